@@ -1,0 +1,60 @@
+/* builder.h - offline index build: JSON Lines corpus -> IDXDIR with N shards.
+ *
+ * Streaming and bounded in memory: documents are read a line at a time,
+ * partitioned by xxh64(id) % shards, inverted in memory per shard until
+ * mem_budget is reached, then spilled as sorted runs to temporary files in
+ * IDXDIR/.build/; the runs are merged into each shard's LMDB postings, and a
+ * final pass merges the shards' vocabularies to write the global document
+ * frequencies into every shard (format.h). Peak memory is about mem_budget
+ * plus LMDB's page cache, independent of the corpus size (the per-document
+ * norms arrays, 16 bytes a document, are the only part that grows).
+ *
+ * A bad line (invalid JSON, missing/empty/non-string "id", duplicate id,
+ * non-string title/body) is reported as "FILE:LINE: reason": with
+ * on_error = IDX_ON_ERROR_SKIP it is counted in stats.skipped and reported
+ * through the progress callback's warning hook; with IDX_ON_ERROR_FAIL the
+ * build stops with FN_EPARSE / FN_EDUP and the message in eb, and IDXDIR is
+ * left without index.json (never half-published).
+ */
+#ifndef FUNNEL_INDEX_BUILDER_H
+#define FUNNEL_INDEX_BUILDER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "analyzer.h"
+#include "fn_error.h"
+
+enum idx_on_error { IDX_ON_ERROR_SKIP = 0, IDX_ON_ERROR_FAIL = 1 };
+
+typedef struct idx_build_stats {
+    uint64_t lines;         /* lines read */
+    uint64_t docs;          /* documents indexed */
+    uint64_t skipped;       /* bad lines skipped */
+    uint64_t bytes_read;    /* of the input */
+    uint64_t terms;         /* distinct terms, whole index */
+    uint64_t postings;      /* total postings, whole index */
+    uint64_t index_bytes;   /* size of all data.mdb files at the end */
+    double seconds;
+} idx_build_stats;
+
+typedef struct idx_build_opts {
+    const char *input;              /* path of the JSON Lines corpus ("-" = stdin) */
+    const char *out_dir;            /* IDXDIR; created; must not already hold an index */
+    uint32_t shards;                /* >= 1 */
+    enum idx_on_error on_error;
+    idx_analyzer_opts analyzer;     /* zeroed = defaults */
+    const char *codec;              /* NULL = "varint" */
+    size_t mem_budget;              /* bytes for in-memory postings; 0 = 256 MiB */
+    /* Optional progress: called about every 0.5 s and at the end (final = 1). */
+    void (*progress)(void *ud, const idx_build_stats *st, const char *phase, int final);
+    /* Optional: called for every skipped bad line with "FILE:LINE: reason". */
+    void (*warning)(void *ud, const char *msg);
+    void *ud;
+} idx_build_opts;
+
+/* Build the index. Returns 0 and fills *stats (may be NULL), or an error code
+ * with the message in eb. */
+int idx_build(const idx_build_opts *opts, idx_build_stats *stats, fn_errbuf *eb);
+
+#endif

@@ -1,0 +1,100 @@
+/* format.h - the on-disk layout of a Funnel index (schema version 1).
+ *
+ * An index directory IDXDIR holds one LMDB environment per shard:
+ *
+ *   IDXDIR/index.json         {"schema":1,"shards":N,"docs":D,"created":T,...} (informational)
+ *   IDXDIR/shard-000/data.mdb ... IDXDIR/shard-(N-1)/data.mdb
+ *
+ * A document goes to shard  xxh64(id, seed 0) % N  and gets the next shard-local
+ * document number (0, 1, 2, ... in corpus order). Every shard stores the GLOBAL
+ * statistics (document count, per-term document frequency, average field
+ * lengths) so that a BM25 score does not depend on how the corpus was split.
+ *
+ * Named databases (keys fixed-width big-endian where numeric, so LMDB's byte
+ * order is numeric order; values little-endian):
+ *
+ *   meta      text key -> text value (decimal numbers, %.17g doubles):
+ *               schema, shard, shards, docs (this shard), docs_total (global),
+ *               sumlen_title, sumlen_body (global token counts),
+ *               avglen_title, avglen_body (global), terms (this shard's vocabulary),
+ *               codec ("varint"), block_size (128), analyzer (idx_analyzer_describe),
+ *               created (unix seconds)
+ *   terms     term bytes (analyzed, <= 255 bytes) -> idx_term_rec (16 bytes)
+ *   postings  u32be termid | u32be block number -> posting block (below)
+ *   docs      u32be doc -> stored fields: the document's JSON object, compact
+ *               (all corpus fields, unknown ones included)
+ *   ids       external id bytes -> u32le doc
+ *   norms     "title" -> u32le[docs] token counts; "body" -> u32le[docs];
+ *             "keys" -> u64le[docs] xxh64(id) (the shard-independent tie-break)
+ *
+ * Term ids are the rank of the term in this shard's sorted vocabulary, so
+ * postings keys are written in order (MDB_APPEND).
+ *
+ * Posting block value: idx_block_hdr (12 bytes) followed by three arrays, each
+ * encoded with the index codec (codec.h) for n values, back to back:
+ *   doc gaps   (docs[0] - first_doc = 0, then docs[i] - docs[i-1])
+ *   tf_title   (term frequency in the title field; may be 0)
+ *   tf_body    (term frequency in the body field; may be 0; tf_title+tf_body >= 1)
+ * A term with df postings has ceil(df / block_size) blocks, all full but the last.
+ */
+#ifndef FUNNEL_INDEX_FORMAT_H
+#define FUNNEL_INDEX_FORMAT_H
+
+#include <stdint.h>
+#include <string.h>
+
+#define IDX_SCHEMA_VERSION 1
+#define IDX_MAX_TERM_BYTES 255
+#define IDX_MAX_DBS 16
+/* Address space, not disk: LMDB maps this much but only writes what it uses. */
+#define IDX_MAP_SIZE (1ULL << 40)
+
+#define IDX_DB_META "meta"
+#define IDX_DB_TERMS "terms"
+#define IDX_DB_POSTINGS "postings"
+#define IDX_DB_DOCS "docs"
+#define IDX_DB_IDS "ids"
+#define IDX_DB_NORMS "norms"
+
+enum idx_field { IDX_FIELD_TITLE = 0, IDX_FIELD_BODY = 1, IDX_NFIELDS = 2 };
+
+typedef struct idx_term_rec {
+    uint32_t termid;    /* rank in this shard's sorted vocabulary */
+    uint32_t df;        /* documents in THIS shard containing the term */
+    uint32_t gdf;       /* documents in the WHOLE index containing the term */
+    uint32_t nblocks;   /* ceil(df / block_size) */
+} idx_term_rec;         /* stored as 4 x u32le */
+
+typedef struct idx_block_hdr {
+    uint32_t n;          /* postings in this block, 1..block_size */
+    uint32_t first_doc;
+    uint32_t last_doc;
+} idx_block_hdr;         /* stored as 3 x u32le */
+
+/* ---- byte order helpers (inline defs) ---- */
+static inline void idx_put_u32be(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+}
+static inline uint32_t idx_get_u32be(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+static inline void idx_put_u32le(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
+}
+static inline uint32_t idx_get_u32le(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+static inline void idx_put_u64le(uint8_t *p, uint64_t v)
+{
+    idx_put_u32le(p, (uint32_t)v); idx_put_u32le(p + 4, (uint32_t)(v >> 32));
+}
+static inline uint64_t idx_get_u64le(const uint8_t *p)
+{
+    return (uint64_t)idx_get_u32le(p) | ((uint64_t)idx_get_u32le(p + 4) << 32);
+}
+
+#endif

@@ -1,0 +1,107 @@
+/* search.h - read side of a shard index: open it, search it, fetch documents.
+ *
+ * idx_reader_t: one opened shard directory (read-only LMDB environment,
+ * MDB_RDONLY | MDB_NOTLS, so any thread can use it). Shared by all threads.
+ *
+ * idx_searcher_t: per-thread search state (its own analyzer, scratch arrays
+ * and a read transaction per query). Not thread-safe; create one per worker
+ * thread. Results live in the searcher and are valid until its next
+ * idx_search() call or its destruction.
+ *
+ * Scoring (stage "selection"): BM25F over title and body with GLOBAL
+ * statistics from the index metadata, so a document scores the same whatever
+ * the number of shards:
+ *
+ *   tfn(t,d) = sum_f w_f * tf_f(t,d) / (1 - b_f + b_f * len_f(d) / avglen_f)
+ *   idf(t)   = ln(1 + (N - gdf(t) + 0.5) / (gdf(t) + 0.5))
+ *   score(d) = sum_t qw(t) * idf(t) * tfn * (k1 + 1) / (k1 + tfn)
+ *
+ * qw(t) = number of times t occurs in the analyzed query. Terms are summed in
+ * query order (first occurrence), so floating point sums are identical on
+ * every shard. Candidate selection is exhaustive document-at-a-time OR over
+ * all query terms (dynamic pruning comes later behind the same API).
+ * Ordering everywhere: score descending, then key (xxh64 of the external id)
+ * ascending - identical across shard counts.
+ */
+#ifndef FUNNEL_INDEX_SEARCH_H
+#define FUNNEL_INDEX_SEARCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fn_error.h"
+
+typedef struct idx_reader idx_reader_t;       /* opaque, shared */
+typedef struct idx_searcher idx_searcher_t;   /* opaque, per thread */
+
+typedef struct idx_bm25_params {
+    double k1;        /* 1.2 */
+    double b[2];      /* per field: title, body */
+    double w[2];      /* field weights: title, body */
+} idx_bm25_params;
+
+/* Defaults (tuned on cranfield/npl/cisi, see docs/evaluation.md). */
+void idx_bm25_defaults(idx_bm25_params *p);
+
+typedef struct idx_index_info {
+    uint32_t schema, shard, shards;
+    uint64_t docs, docs_total, terms;
+    double avglen[2];
+    char analyzer[256];
+    char codec[32];
+} idx_index_info;
+
+/* Open a shard directory read-only. Returns 0, -ENOENT, FN_EFORMAT,
+ * FN_EVERSION (message in eb). */
+int idx_reader_open(const char *dir, idx_reader_t **out, fn_errbuf *eb);
+void idx_reader_close(idx_reader_t *r);
+const idx_index_info *idx_reader_info(const idx_reader_t *r);
+
+typedef struct idx_term_explain {
+    const char *term;       /* analyzed form */
+    uint32_t qw;            /* occurrences in the query */
+    uint64_t gdf;
+    double idf;
+    double contribution;    /* share of this hit's score */
+    uint32_t tf[2];
+} idx_term_explain;
+
+typedef struct idx_hit {
+    uint32_t doc;           /* shard-local doc number */
+    uint64_t key;           /* xxh64(external id) */
+    double score;
+    const char *id;         /* stored fields: NUL-terminated, owned by the searcher */
+    const char *title;      /* "" if none */
+    const char *url;        /* "" if none */
+    idx_term_explain *terms;/* explain only: nterms entries (query terms) */
+} idx_hit;
+
+typedef struct idx_results {
+    idx_hit *hits;          /* best first */
+    size_t nhits;
+    uint64_t matches;       /* documents matching at least one query term */
+    const char *const *terms; /* distinct analyzed query terms, query order */
+    size_t nterms;
+    uint64_t time_us;
+} idx_results;
+
+typedef struct idx_query {
+    const char *text;       /* raw query text */
+    size_t k;               /* top-k to return (>= 1) */
+    int explain;            /* fill idx_hit.terms */
+    const idx_bm25_params *bm25; /* NULL = defaults */
+} idx_query;
+
+int idx_searcher_create(idx_reader_t *r, idx_searcher_t **out, fn_errbuf *eb);
+void idx_searcher_destroy(idx_searcher_t *s);
+
+/* Run one query. Returns 0 and fills *res (owned by s, valid until the next
+ * call), or an error (FN_EINVAL for k == 0; LMDB/FN_EFORMAT codes on a damaged
+ * index; -ENOMEM). A query with no indexable terms succeeds with 0 hits. */
+int idx_search(idx_searcher_t *s, const idx_query *q, idx_results *res, fn_errbuf *eb);
+
+/* Fetch a document's stored JSON by external id (for `funnel` debugging and
+ * tests). *json is malloc'd; caller frees. FN_ENOTFOUND if absent. */
+int idx_reader_get_doc(idx_reader_t *r, const char *id, char **json, fn_errbuf *eb);
+
+#endif
