@@ -1,0 +1,1 @@
+/* analyzer.c: work in progress */

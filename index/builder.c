@@ -1,0 +1,1 @@
+/* builder.c: work in progress */

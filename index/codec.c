@@ -1,0 +1,1 @@
+/* codec.c: work in progress */

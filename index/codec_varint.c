@@ -1,0 +1,1 @@
+/* codec_varint.c: work in progress */

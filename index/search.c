@@ -1,0 +1,1 @@
+/* search.c: work in progress */

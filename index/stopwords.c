@@ -1,0 +1,1 @@
+/* stopwords.c: work in progress */
