@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# test.sh - README's second command: builds and runs the whole test suite.
+#   1. release-style build (build/) + every meson test (unit + integration),
+#   2. ASan+UBSan build (build-asan/) + the same suite,
+#   3. the servers under valgrind for one integration run (tests/valgrind/run.sh).
+# Ends with one line "N passed, N failed" (counted over all three).
+# .ci/run calls exactly this.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash ops/scripts/deps.sh || { echo "0 passed, 1 failed"; exit 1; }
+
+passed=0; failed=0
+count() {   # count results of a meson build dir's last test run
+  local log=$1/meson-logs/testlog.json
+  [ -f "$log" ] || { failed=$((failed + 1)); return; }
+  read -r p f < <(/usr/bin/python3 - "$log" <<'PY'
+import json, sys
+p = f = 0
+for line in open(sys.argv[1]):
+    r = json.loads(line).get("result")
+    if r in ("OK", "EXPECTEDFAIL", "SKIP"): p += 1
+    else: f += 1
+print(p, f)
+PY
+)
+  passed=$((passed + p)); failed=$((failed + f))
+}
+
+suite() {   # suite BUILDDIR [meson setup args...]
+  local dir=$1; shift
+  echo "== $dir: build"
+  if [ ! -f "$dir/build.ninja" ]; then
+    meson setup "$dir" "$@" >/dev/null || { failed=$((failed + 1)); return; }
+  fi
+  ninja -C "$dir" || { failed=$((failed + 1)); return; }
+  echo "== $dir: test"
+  meson test -C "$dir" --print-errorlogs --num-processes 2 2>&1 | tail -n 40
+  count "$dir"
+}
+
+suite build
+# LSan is left on; UBSan aborts on the first report so that it fails the test.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+suite build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+unset ASAN_OPTIONS UBSAN_OPTIONS
+
+echo "== valgrind: servers in one integration run"
+if bash tests/valgrind/run.sh build; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
