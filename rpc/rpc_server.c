@@ -1,0 +1,512 @@
+/* rpc_server.c - asynchronous gRPC server on a libuv loop (see rpc_server.h).
+ *
+ * One completion queue bridged into the loop (uvg_bridge). One request is
+ * kept armed per registered method plus one generic request for unknown
+ * methods (without it they hang until the deadline: field guide pitfall 1).
+ * Every tag is a struct whose first member is a uvg_tag, so the bridge can
+ * dispatch it on the loop thread.
+ */
+#include "rpc_server.h"
+
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/slice.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/time.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fn_log.h"
+#include "health.pb-c.h"
+#include "pbbuf.h"
+#include "uvg_bridge.h"
+
+#define HEALTH_PATH "/grpc.health.v1.Health/Check"
+#define DEFAULT_MAX_MSG (4u * 1024 * 1024)
+
+typedef struct srv_method {
+    rpc_method m;
+    void *handle;                 /* grpc_server_register_method() */
+} srv_method;
+
+struct rpc_server {
+    uv_loop_t *loop;
+    uvg_bridge bridge;
+    grpc_server *server;
+    srv_method *methods;          /* user methods + the health check */
+    size_t nmethods;
+    int port;
+    int serving;
+    int stopping;                 /* rpc_server_stop() called */
+    int server_gone;              /* grpc_server_destroy() done */
+    int bridge_closing;           /* uvg_bridge_shutdown() called */
+    size_t async_inflight;        /* rpc_async_unary calls not yet completed */
+    uvg_tag shutdown_tag;
+    void (*done)(void *ud);
+    void *done_ud;
+};
+
+typedef enum { CALL_REQUESTED, CALL_HANDLING, CALL_SENDING } call_phase;
+
+struct rpc_call {
+    uvg_tag tag;                  /* first member: the CQ tag */
+    rpc_server_t *s;
+    call_phase phase;
+    int method;                   /* index into s->methods; -1 = generic */
+    grpc_call *call;
+    gpr_timespec deadline;
+    grpc_metadata_array req_md;
+    grpc_byte_buffer *req_payload;
+    grpc_call_details gdetails;   /* generic requests only */
+    ProtobufCMessage *req;
+    grpc_byte_buffer *resp_payload;
+    grpc_slice details;
+    int cancelled;
+};
+
+static void on_call_event(uvg_tag *t, int ok);
+static void maybe_close_bridge(rpc_server_t *s);
+
+/* ---- per-call state ------------------------------------------------------ */
+
+static rpc_call_t *call_new(rpc_server_t *s, int method)
+{
+    rpc_call_t *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->tag.on_done = on_call_event;
+    c->s = s;
+    c->phase = CALL_REQUESTED;
+    c->method = method;
+    c->details = grpc_empty_slice();
+    grpc_metadata_array_init(&c->req_md);
+    if (method < 0) grpc_call_details_init(&c->gdetails);
+    return c;
+}
+
+static void call_free(rpc_call_t *c)
+{
+    if (c->call) grpc_call_unref(c->call);
+    grpc_metadata_array_destroy(&c->req_md);
+    if (c->method < 0) grpc_call_details_destroy(&c->gdetails);
+    if (c->req_payload) grpc_byte_buffer_destroy(c->req_payload);
+    if (c->resp_payload) grpc_byte_buffer_destroy(c->resp_payload);
+    if (c->req) protobuf_c_message_free_unpacked(c->req, NULL);
+    grpc_slice_unref(c->details);
+    free(c);
+}
+
+/* Arm one request for method i (-1 = unknown methods). */
+static void arm(rpc_server_t *s, int i)
+{
+    rpc_call_t *c = call_new(s, i);
+    if (!c) {
+        FN_ERROR("rpc: out of memory arming a request");
+        return;
+    }
+    grpc_call_error e;
+    if (i >= 0)
+        e = grpc_server_request_registered_call(s->server, s->methods[i].handle, &c->call,
+                                                &c->deadline, &c->req_md, &c->req_payload,
+                                                s->bridge.cq, s->bridge.cq, &c->tag);
+    else
+        e = grpc_server_request_call(s->server, &c->call, &c->gdetails, &c->req_md,
+                                     s->bridge.cq, s->bridge.cq, &c->tag);
+    if (e != GRPC_CALL_OK) {
+        /* Nothing was queued (pitfall 13): free right away. */
+        FN_ERROR("rpc: request_call: %s", grpc_call_error_to_string(e));
+        call_free(c);
+    }
+}
+
+/* ---- replies ------------------------------------------------------------- */
+
+void rpc_call_reply(rpc_call_t *c, grpc_status_code code, const char *details,
+                    const ProtobufCMessage *resp)
+{
+    if (resp && code == GRPC_STATUS_OK) c->resp_payload = pb_to_byte_buffer(resp);
+    grpc_slice_unref(c->details);
+    c->details = details ? grpc_slice_from_copied_string(details) : grpc_empty_slice();
+
+    grpc_op ops[4];
+    memset(ops, 0, sizeof ops);     /* flags/reserved must be 0 (pitfall 12) */
+    size_t n = 0;
+    ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    if (c->resp_payload) {
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n++].data.send_message.send_message = c->resp_payload;
+    }
+    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[n].data.send_status_from_server.status = code;
+    ops[n++].data.send_status_from_server.status_details = &c->details;
+    ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
+    c->phase = CALL_SENDING;
+    grpc_call_error e = grpc_call_start_batch(c->call, ops, n, &c->tag, NULL);
+    if (e != GRPC_CALL_OK) {
+        FN_ERROR("rpc: start_batch(reply): %s", grpc_call_error_to_string(e));
+        call_free(c);
+    }
+}
+
+int64_t rpc_call_ms_left(const rpc_call_t *c)
+{
+    gpr_timespec d = gpr_convert_clock_type(c->deadline, GPR_CLOCK_MONOTONIC);
+    if (gpr_time_cmp(d, gpr_inf_future(GPR_CLOCK_MONOTONIC)) == 0) return INT64_MAX;
+    return ms_until(d);
+}
+
+gpr_timespec rpc_call_deadline(const rpc_call_t *c)
+{
+    return gpr_convert_clock_type(c->deadline, GPR_CLOCK_MONOTONIC);
+}
+
+/* ---- built-in health check ---------------------------------------------- */
+
+static void health_check(rpc_call_t *call, const ProtobufCMessage *req, void *ud)
+{
+    rpc_server_t *s = ud;
+    const Grpc__Health__V1__HealthCheckRequest *hr =
+        (const Grpc__Health__V1__HealthCheckRequest *)req;
+    if (hr->service && hr->service[0]) {
+        /* Known services are the "/pkg.Service/" prefixes of our methods. */
+        size_t sl = strlen(hr->service);
+        int known = 0;
+        for (size_t i = 0; i < s->nmethods && !known; i++) {
+            const char *p = s->methods[i].m.path;
+            known = p[0] == '/' && strncmp(p + 1, hr->service, sl) == 0 && p[1 + sl] == '/';
+        }
+        if (!known) {
+            rpc_call_reply(call, GRPC_STATUS_NOT_FOUND, "unknown service", NULL);
+            return;
+        }
+    }
+    Grpc__Health__V1__HealthCheckResponse resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+    resp.status = s->serving && !s->stopping
+                      ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+                      : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+    rpc_call_reply(call, GRPC_STATUS_OK, NULL, &resp.base);
+}
+
+/* ---- CQ events (loop thread) -------------------------------------------- */
+
+static void on_request(rpc_call_t *c)
+{
+    rpc_server_t *s = c->s;
+    if (!s->stopping) arm(s, c->method);      /* keep one armed per method */
+
+    if (c->method < 0) {
+        char msg[600];
+        char *m = grpc_slice_to_c_string(c->gdetails.method);
+        snprintf(msg, sizeof msg, "unknown method %s", m);
+        gpr_free(m);
+        rpc_call_reply(c, GRPC_STATUS_UNIMPLEMENTED, msg, NULL);
+        return;
+    }
+    const rpc_method *m = &s->methods[c->method].m;
+    c->req = pb_from_byte_buffer(m->req_desc, c->req_payload);
+    if (c->req_payload) {
+        grpc_byte_buffer_destroy(c->req_payload);
+        c->req_payload = NULL;
+    }
+    if (!c->req) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "cannot parse %s", m->req_desc->name);
+        rpc_call_reply(c, GRPC_STATUS_INVALID_ARGUMENT, msg, NULL);
+        return;
+    }
+    c->phase = CALL_HANDLING;
+    m->handler(c, c->req, m->ud);
+}
+
+static void on_call_event(uvg_tag *t, int ok)
+{
+    rpc_call_t *c = (rpc_call_t *)t;
+    switch (c->phase) {
+    case CALL_REQUESTED:
+        if (!ok) { call_free(c); return; }   /* server shutting down */
+        on_request(c);
+        return;
+    case CALL_SENDING:
+        if (c->cancelled) FN_DEBUG("rpc: call cancelled (deadline or peer)");
+        call_free(c);
+        return;
+    case CALL_HANDLING:
+        break;
+    }
+    FN_ERROR("rpc: unexpected CQ event in phase %d", (int)c->phase);
+}
+
+/* ---- start / stop -------------------------------------------------------- */
+
+int rpc_server_start(uv_loop_t *loop, const rpc_server_opts *o, rpc_server_t **out,
+                     fn_errbuf *eb)
+{
+    *out = NULL;
+    if (!o || !o->addr || (o->nmethods && !o->methods))
+        return fn_seterr(eb, FN_EINVAL, "rpc_server_start: bad options");
+    for (size_t i = 0; i < o->nmethods; i++)
+        if (!o->methods[i].path || o->methods[i].path[0] != '/' || !o->methods[i].req_desc ||
+            !o->methods[i].handler)
+            return fn_seterr(eb, FN_EINVAL, "rpc_server_start: bad method %zu", i);
+
+    rpc_server_t *s = calloc(1, sizeof *s);
+    if (!s) return fn_seterr(eb, -ENOMEM, "out of memory");
+    s->methods = calloc(o->nmethods + 1, sizeof *s->methods);
+    if (!s->methods) {
+        free(s);
+        return fn_seterr(eb, -ENOMEM, "out of memory");
+    }
+    s->loop = loop;
+    s->serving = 1;
+    for (size_t i = 0; i < o->nmethods; i++) s->methods[s->nmethods++].m = o->methods[i];
+    int has_health = 0;
+    for (size_t i = 0; i < s->nmethods; i++)
+        has_health |= strcmp(s->methods[i].m.path, HEALTH_PATH) == 0;
+    if (!has_health)
+        s->methods[s->nmethods++].m = (rpc_method){
+            HEALTH_PATH, &grpc__health__v1__health_check_request__descriptor, health_check, s};
+
+    grpc_init();   /* our own ref, dropped when the server is freed */
+
+    size_t maxmsg = o->max_message_bytes ? o->max_message_bytes : DEFAULT_MAX_MSG;
+    if (maxmsg > INT32_MAX) maxmsg = INT32_MAX;
+    grpc_arg args[2] = {
+        /* SO_REUSEPORT on would let a second server "bind" a busy port. */
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ALLOW_REUSEPORT, .value.integer = 0},
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+         .value.integer = (int)maxmsg},
+    };
+    grpc_channel_args cargs = {.num_args = 2, .args = args};
+    s->server = grpc_server_create(&cargs, NULL);
+    /* Methods must be registered before start (pitfall 3). */
+    for (size_t i = 0; i < s->nmethods; i++) {
+        s->methods[i].handle = grpc_server_register_method(
+            s->server, s->methods[i].m.path, NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+        if (!s->methods[i].handle) {
+            grpc_server_destroy(s->server);   /* legal: no listener yet */
+            int rc = fn_seterr(eb, FN_EINVAL, "cannot register method %s (duplicate?)",
+                               s->methods[i].m.path);
+            goto fail_server;
+        }
+    }
+    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+    s->port = grpc_server_add_http2_port(s->server, o->addr, creds);
+    grpc_server_credentials_release(creds);
+    if (s->port == 0) {
+        grpc_server_destroy(s->server);       /* legal: never got a listener */
+        fn_seterr(eb, FN_EINVAL, "cannot listen on %s (bad address or port in use)", o->addr);
+        goto fail_server;
+    }
+    if (uvg_bridge_init(&s->bridge, loop) != 0) {
+        /* Started-less server with a listener: shutdown is still required. */
+        fn_seterr(eb, FN_ERPC, "cannot set up the completion queue bridge");
+        goto fail_bridge;
+    }
+    s->bridge.data = s;
+    grpc_server_register_completion_queue(s->server, s->bridge.cq, NULL);
+    grpc_server_start(s->server);
+    if (uvg_bridge_start(&s->bridge) != 0) {
+        /* Cannot happen in practice (thread creation); no clean way back. */
+        fn_seterr(eb, FN_ERPC, "cannot start the completion queue thread");
+        abort();
+    }
+    for (size_t i = 0; i < s->nmethods; i++) arm(s, (int)i);
+    arm(s, -1);
+    *out = s;
+    return 0;
+
+fail_bridge: {
+        /* Shut the never-started server down synchronously on a private CQ. */
+        grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
+        grpc_server_shutdown_and_notify(s->server, cq, s);
+        grpc_completion_queue_pluck(cq, s, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        grpc_server_destroy(s->server);
+        grpc_completion_queue_shutdown(cq);
+        grpc_completion_queue_destroy(cq);
+    }
+fail_server:
+    free(s->methods);
+    free(s);
+    grpc_shutdown();
+    return eb && eb->msg[0] ? FN_EINVAL : FN_ERPC;
+}
+
+int rpc_server_port(const rpc_server_t *s) { return s->port; }
+
+void rpc_server_set_serving(rpc_server_t *s, int serving) { s->serving = serving != 0; }
+
+static void on_bridge_closed(uvg_bridge *b)
+{
+    rpc_server_t *s = b->data;
+    void (*done)(void *) = s->done;
+    void *ud = s->done_ud;
+    free(s->methods);
+    free(s);
+    grpc_shutdown();
+    if (done) done(ud);
+}
+
+/* The CQ may go only when nothing can post to it any more: the server is
+ * destroyed and every async client call has completed. */
+static void maybe_close_bridge(rpc_server_t *s)
+{
+    if (!s->server_gone || s->async_inflight > 0 || s->bridge_closing) return;
+    s->bridge_closing = 1;
+    uvg_bridge_shutdown(&s->bridge, on_bridge_closed);
+}
+
+static void on_server_shutdown(uvg_tag *t, int ok)
+{
+    (void)ok;
+    rpc_server_t *s = (rpc_server_t *)((char *)t - offsetof(rpc_server_t, shutdown_tag));
+    grpc_server_destroy(s->server);
+    s->server = NULL;
+    s->server_gone = 1;
+    maybe_close_bridge(s);
+}
+
+void rpc_server_stop(rpc_server_t *s, void (*done)(void *ud), void *ud)
+{
+    if (s->stopping) return;
+    s->stopping = 1;
+    s->serving = 0;
+    s->done = done;
+    s->done_ud = ud;
+    /* Armed requests complete with ok=0; the tag comes once in-flight calls
+     * have finished. */
+    s->shutdown_tag.on_done = on_server_shutdown;
+    grpc_server_shutdown_and_notify(s->server, s->bridge.cq, &s->shutdown_tag);
+}
+
+/* ---- outgoing async unary calls ----------------------------------------- */
+
+typedef struct async_call {
+    uvg_tag tag;                  /* first member: the CQ tag */
+    rpc_server_t *s;
+    grpc_call *call;
+    const ProtobufCMessageDescriptor *resp_desc;
+    rpc_async_cb cb;
+    void *ud;
+    grpc_byte_buffer *send_bb, *recv_bb;
+    grpc_metadata_array initial_md, trailing_md;
+    grpc_status_code status;
+    grpc_slice details;
+    const char *error_string;
+} async_call;
+
+static void async_free(async_call *a)
+{
+    grpc_metadata_array_destroy(&a->initial_md);
+    grpc_metadata_array_destroy(&a->trailing_md);
+    if (a->send_bb) grpc_byte_buffer_destroy(a->send_bb);
+    if (a->recv_bb) grpc_byte_buffer_destroy(a->recv_bb);
+    grpc_slice_unref(a->details);
+    gpr_free((void *)a->error_string);
+    if (a->call) grpc_call_unref(a->call);
+    free(a);
+}
+
+static void on_async_done(uvg_tag *t, int ok)
+{
+    (void)ok;   /* always 1 for a batch holding RECV_STATUS_ON_CLIENT */
+    async_call *a = (async_call *)t;
+    rpc_server_t *s = a->s;
+    grpc_status_code code = a->status;
+    ProtobufCMessage *resp = NULL;
+    char msg[512];
+    size_t dl = GRPC_SLICE_LENGTH(a->details);
+    if (dl >= sizeof msg) dl = sizeof msg - 1;
+    memcpy(msg, GRPC_SLICE_START_PTR(a->details), dl);
+    msg[dl] = '\0';
+    if (code == GRPC_STATUS_OK) {
+        resp = pb_from_byte_buffer(a->resp_desc, a->recv_bb);
+        if (!resp) {
+            code = GRPC_STATUS_INTERNAL;
+            snprintf(msg, sizeof msg, "cannot parse %s", a->resp_desc->name);
+        }
+    } else if (msg[0] == '\0') {
+        snprintf(msg, sizeof msg, "%s", status_code_name(code));
+    }
+    rpc_async_cb cb = a->cb;
+    void *ud = a->ud;
+    async_free(a);
+    cb(ud, code, code == GRPC_STATUS_OK ? NULL : msg, resp);
+    s->async_inflight--;
+    maybe_close_bridge(s);
+}
+
+int rpc_async_unary(rpc_server_t *s, grpc_channel *ch, const char *method,
+                    const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
+                    gpr_timespec deadline, rpc_async_cb cb, void *ud)
+{
+    if (s->bridge_closing || !ch || !method || !req || !resp_desc || !cb) return FN_ERPC;
+    async_call *a = calloc(1, sizeof *a);
+    if (!a) return FN_ERPC;
+    a->tag.on_done = on_async_done;
+    a->s = s;
+    a->resp_desc = resp_desc;
+    a->cb = cb;
+    a->ud = ud;
+    a->details = grpc_empty_slice();
+    grpc_metadata_array_init(&a->initial_md);
+    grpc_metadata_array_init(&a->trailing_md);
+    /* The method slice only needs to live through create_call. */
+    grpc_slice mslice = grpc_slice_from_copied_string(method);
+    a->call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, s->bridge.cq, mslice,
+                                       NULL, deadline, NULL);
+    grpc_slice_unref(mslice);
+    if (!a->call) {
+        async_free(a);
+        return FN_ERPC;
+    }
+    a->send_bb = pb_to_byte_buffer(req);
+
+    grpc_op ops[6];
+    memset(ops, 0, sizeof ops);
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = a->send_bb;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    /* Without RECV_INITIAL_METADATA errors surface as deadlines (pitfall 2). */
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &a->initial_md;
+    ops[4].op = GRPC_OP_RECV_MESSAGE;
+    ops[4].data.recv_message.recv_message = &a->recv_bb;
+    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[5].data.recv_status_on_client.trailing_metadata = &a->trailing_md;
+    ops[5].data.recv_status_on_client.status = &a->status;
+    ops[5].data.recv_status_on_client.status_details = &a->details;
+    ops[5].data.recv_status_on_client.error_string = &a->error_string;
+    grpc_call_error e = grpc_call_start_batch(a->call, ops, 6, &a->tag, NULL);
+    if (e != GRPC_CALL_OK) {
+        FN_ERROR("rpc: start_batch(%s): %s", method, grpc_call_error_to_string(e));
+        async_free(a);
+        return FN_ERPC;
+    }
+    s->async_inflight++;
+    return 0;
+}
+
+grpc_channel *rpc_channel_create(const char *target)
+{
+    /* Loopback peers restart quickly: keep the reconnect backoff short so a
+     * restarted shard is used again within a second. */
+    grpc_arg args[4] = {
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+         .value.integer = 100},
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
+         .value.integer = 100},
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
+         .value.integer = 1000},
+        /* Shard replies with large k can exceed the 4 MiB default. */
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+         .value.integer = 64 * 1024 * 1024},
+    };
+    grpc_channel_args cargs = {.num_args = 4, .args = args};
+    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+    grpc_channel *ch = grpc_channel_create(target, creds, &cargs);
+    grpc_channel_credentials_release(creds);   /* the channel holds its own ref */
+    return ch;
+}

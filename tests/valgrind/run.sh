@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# run.sh BUILDDIR - one integration run with every server under valgrind memcheck.
+# Builds a 3-shard Cranfield index, starts the cluster with each daemon wrapped
+# in valgrind (FUNNEL_WRAPPER), sends normal, explain, batch and malformed
+# queries, kills nothing, brings the cluster down with SIGTERM and then checks
+# every server's log: 0 errors and no definite, indirect or possible leaks.
+set -uo pipefail
+B=$(cd "${1:-build}" && pwd)
+HERE=$(cd "$(dirname "$0")" && pwd)
+SRC=$(cd "$HERE/../.." && pwd)
+F=$B/ops/funnel
+T=$(mktemp -d /tmp/funnel-vg.XXXXXX)
+trap '"$F" cluster down --dir "$T/run" >/dev/null 2>&1; rm -rf "$T"' EXIT
+DATA=$SRC/ops/sample/cranfield
+
+"$F" index build --input "$DATA/corpus.jsonl" --shards 3 --out "$T/idx" >/dev/null || { echo "index build failed"; exit 1; }
+export FUNNEL_WRAPPER="valgrind --suppressions=$HERE/grpc-absl.supp --leak-check=full --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99 --num-callers=30 --log-file=$T/vg-%p.log"
+export FUNNEL_UP_TIMEOUT_S=120
+ADDR=$("$F" cluster up --index "$T/idx" --dir "$T/run") || { echo "cluster up failed"; tail -n 30 "$T"/run/*.log; exit 1; }
+unset FUNNEL_WRAPPER
+echo "cluster under valgrind at $ADDR"
+"$F" search --server "$ADDR" --deadline-ms 20000 "boundary layer" --k 5 >/dev/null || { echo "search failed"; exit 1; }
+"$F" search --server "$ADDR" --deadline-ms 20000 --explain --json "heat transfer" >/dev/null || { echo "explain search failed"; exit 1; }
+"$F" search --server "$ADDR" --deadline-ms 20000 "" >/dev/null 2>&1 && { echo "empty query was accepted"; exit 1; }
+head -n 40 "$DATA/queries.tsv" > "$T/q.tsv"
+"$F" search --server "$ADDR" --deadline-ms 60000 --queries "$T/q.tsv" --k 100 --run-out "$T/run.trec" 2>/dev/null || { echo "batch failed"; exit 1; }
+"$F" cluster down --dir "$T/run" >/dev/null
+sleep 1
+status=0
+n=0
+for log in "$T"/vg-*.log; do
+  [ -f "$log" ] || continue
+  n=$((n + 1))
+  cmd=$(grep -m1 'Command:' "$log" | sed 's/.*Command: //' | awk '{print $1}' | xargs -r basename)
+  errs=$(grep -m1 'ERROR SUMMARY' "$log" | sed 's/.*ERROR SUMMARY: \([0-9]*\).*/\1/')
+  def=$(grep -m1 'definitely lost:' "$log" | sed 's/.*definitely lost: \([0-9,]*\) bytes.*/\1/')
+  ind=$(grep -m1 'indirectly lost:' "$log" | sed 's/.*indirectly lost: \([0-9,]*\) bytes.*/\1/')
+  pos=$(grep -m1 'possibly lost:' "$log" | sed 's/.*possibly lost: \([0-9,]*\) bytes.*/\1/')
+  leaks_ok=$(grep -q 'All heap blocks were freed' "$log" && echo yes || echo no)
+  echo "$cmd: errors=${errs:-?} definitely=${def:-0} indirectly=${ind:-0} possibly=${pos:-0} all_freed=$leaks_ok"
+  if [ "${errs:-x}" != 0 ]; then status=1; fi
+  if [ "$leaks_ok" = no ] && { [ "${def:-0}" != 0 ] || [ "${ind:-0}" != 0 ] || [ "${pos:-0}" != 0 ]; }; then status=1; fi
+  grep -q 'ERROR SUMMARY' "$log" || { echo "  (no summary: process did not exit cleanly)"; status=1; }
+done
+[ "$n" -ge 4 ] || { echo "expected 4 valgrind logs (1 coordinator + 3 shards), got $n"; status=1; }
+[ $status -eq 0 ] && echo "valgrind: clean" || echo "valgrind: FAILED"
+exit $status
