@@ -11,6 +11,7 @@
 #include "analyzer.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,27 +42,41 @@ struct idx_analyzer {
     uint32_t *sw_slots;             /* 0 = empty, else offset+1 into sw_pool (len byte first) */
     size_t sw_mask, sw_count;
 
+    /* Stemming dominates analysis time and word frequencies are Zipfian: a
+     * direct-mapped cache of recent (token -> stem) pairs, made on first use. */
+    struct stem_slot *cache;
+
     char *tok;                      /* max_tok + 8 bytes: the current token */
     utf8proc_int32_t *ubuf;         /* UTF-32 scratch for non-ASCII segments */
     size_t ucap;
+};
+
+#define CACHE_SLOTS 8192               /* 512 KiB a stemming analyzer */
+#define CACHE_MAX 30                   /* longer tokens are stemmed every time */
+
+struct stem_slot {
+    uint8_t tlen, slen;                /* tlen 0 = empty */
+    char t[CACHE_MAX + 1], s[CACHE_MAX + 1];
 };
 
 /* Bytes that may belong to an ASCII token: 1 = alnum, 2 = apostrophe. */
 static unsigned char ascii_class[128];
 static unsigned char ascii_lower[128];
 
-static void init_tables(void)
+static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
+
+static void build_tables(void)
 {
-    /* Idempotent and the same every time, so a race is harmless; a flag
-     * avoids redoing it for every analyzer. */
-    static volatile int done;
-    if (done) return;
     for (int c = 0; c < 128; c++) {
         int alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
         ascii_class[c] = alnum ? 1 : (c == '\'' ? 2 : 0);
         ascii_lower[c] = (unsigned char)((c >= 'A' && c <= 'Z') ? c + 32 : c);
     }
-    done = 1;
+}
+
+static void init_tables(void)
+{
+    pthread_once(&tables_once, build_tables);   /* analyzers are made per thread */
 }
 
 /* ---- stopword set ---- */
@@ -73,15 +88,20 @@ static uint32_t hash_bytes(const char *s, size_t n)
     return h;
 }
 
-static int sw_contains(const idx_analyzer_t *a, const char *w, size_t len)
+static int sw_contains_h(const idx_analyzer_t *a, const char *w, size_t len, uint32_t h)
 {
     if (!a->sw_slots || len > 255) return 0;
-    for (size_t i = hash_bytes(w, len) & a->sw_mask;; i = (i + 1) & a->sw_mask) {
+    for (size_t i = h & a->sw_mask;; i = (i + 1) & a->sw_mask) {
         uint32_t s = a->sw_slots[i];
         if (!s) return 0;
         const char *e = a->sw_pool + s - 1;
         if ((unsigned char)e[0] == len && memcmp(e + 1, w, len) == 0) return 1;
     }
+}
+
+static int sw_contains(const idx_analyzer_t *a, const char *w, size_t len)
+{
+    return sw_contains_h(a, w, len, hash_bytes(w, len));
 }
 
 static int sw_grow(idx_analyzer_t *a)
@@ -147,12 +167,29 @@ static int emit(run *r, size_t len)
     uint32_t pos = r->pos++;
     if (len > a->max_tok) return 0;             /* skipped, position still used */
     if (r->raw) return r->cb(r->ud, a->tok, len, pos);
-    if (sw_contains(a, a->tok, len)) return 0;
+    uint32_t h = hash_bytes(a->tok, len);
+    if (sw_contains_h(a, a->tok, len, h)) return 0;
     if (!a->stem) return r->cb(r->ud, a->tok, len, pos);
+
+    struct stem_slot *slot = NULL;
+    if (len <= CACHE_MAX) {
+        if (!a->cache) a->cache = calloc(CACHE_SLOTS, sizeof *a->cache);
+        if (a->cache) {                 /* no cache is only slower */
+            slot = &a->cache[(h ^ (h >> 13)) & (CACHE_SLOTS - 1)];
+            if (slot->tlen == len && memcmp(slot->t, a->tok, len) == 0)
+                return r->cb(r->ud, slot->s, slot->slen, pos);
+        }
+    }
     const sb_symbol *s = sb_stemmer_stem(a->stem, (const sb_symbol *)a->tok, (int)len);
     if (!s) return -ENOMEM;
     int sl = sb_stemmer_length(a->stem);
     if (sl <= 0) return 0;
+    if (slot && sl <= CACHE_MAX) {
+        slot->tlen = (uint8_t)len;
+        slot->slen = (uint8_t)sl;
+        memcpy(slot->t, a->tok, len);
+        memcpy(slot->s, s, (size_t)sl);
+    }
     return r->cb(r->ud, (const char *)s, (size_t)sl, pos);
 }
 
@@ -373,6 +410,7 @@ void idx_analyzer_destroy(idx_analyzer_t *a)
     if (a->stem) sb_stemmer_delete(a->stem);
     free(a->sw_pool);
     free(a->sw_slots);
+    free(a->cache);
     free(a->tok);
     free(a->ubuf);
     free(a);

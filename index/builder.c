@@ -1,1 +1,1052 @@
-/* builder.c: work in progress */
+/* builder.c - JSON Lines corpus -> IDXDIR with N LMDB shards (builder.h, format.h).
+ *
+ * Phases:
+ *   1. invert: read a line at a time, validate, route to shard xxh64(id) % N,
+ *      store the document (docs, ids) and its norms, and add its postings to
+ *      the shard's in-memory inversion. When the inversions of all shards
+ *      together reach mem_budget they are spilled as sorted runs to
+ *      IDXDIR/.build/ (and once more at the end of the input).
+ *   2. merge: one pass over every shard's runs in global term order. For each
+ *      term, each shard concatenates its runs' postings (later runs hold larger
+ *      doc numbers) into blocks written with MDB_APPEND; the sum of the shards'
+ *      df is the global df, written into every shard's terms record.
+ *   3. finish: norms and meta per shard, sync, then IDXDIR/index.json last.
+ *
+ * Run file record: u8 term length (0 = end), term bytes, varint n, then n
+ * varint triples (doc gap - the first one absolute -, tf_title, tf_body).
+ */
+#include "builder.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <dirent.h>
+#include <xxhash.h>
+
+#include "codec.h"
+#include "format.h"
+
+#define MAX_ID_BYTES 511                 /* LMDB's key size limit */
+#define DOCS_PER_TXN 10000
+#define MERGE_TXN_BYTES (64u << 20)      /* bound LMDB's dirty pages while merging */
+#define RUN_BUF (64u << 10)
+#define MAX_OPEN_RUNS 256                /* stay well under the fd limit while merging */
+
+/* ---- small helpers ---- */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* LMDB reports system errors as positive errno values. */
+static int mdb_code(int rc) { return rc > 0 ? -rc : rc; }
+
+static size_t put_varint(uint8_t *p, uint32_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) { p[n++] = (uint8_t)(v | 0x80); v >>= 7; }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+static int term_cmp(const char *a, size_t al, const char *b, size_t bl)
+{
+    /* LMDB's default key order: memcmp on the common prefix, shorter first. */
+    int c = memcmp(a, b, al < bl ? al : bl);
+    if (c) return c;
+    return al < bl ? -1 : al > bl ? 1 : 0;
+}
+
+/* ---- arena for term bytes ---- */
+
+typedef struct arena_chunk { struct arena_chunk *next; size_t used, cap; char data[]; } arena_chunk;
+typedef struct arena { arena_chunk *head; size_t bytes; } arena;
+
+static char *arena_dup(arena *a, const char *s, size_t len)
+{
+    if (!a->head || a->head->cap - a->head->used < len) {
+        size_t cap = len > (64u << 10) ? len : (64u << 10);
+        arena_chunk *c = malloc(sizeof *c + cap);
+        if (!c) return NULL;
+        c->next = a->head; c->used = 0; c->cap = cap;
+        a->head = c;
+        a->bytes += sizeof *c + cap;
+    }
+    char *p = a->head->data + a->head->used;
+    memcpy(p, s, len);
+    a->head->used += len;
+    return p;
+}
+
+static void arena_free(arena *a)
+{
+    for (arena_chunk *c = a->head, *n; c; c = n) { n = c->next; free(c); }
+    a->head = NULL; a->bytes = 0;
+}
+
+/* ---- string -> index hash table (open addressing, linear probing) ---- */
+
+typedef struct strkey { uint64_t h; const char *s; uint32_t len; } strkey;
+
+typedef struct strtab {
+    uint32_t *slots;        /* index + 1; 0 = empty */
+    size_t nslots;          /* power of two */
+    strkey *keys;
+    size_t n, kcap;
+    arena ar;
+} strtab;
+
+static int strtab_grow(strtab *t)
+{
+    size_t ns = t->nslots ? t->nslots * 2 : 1024;
+    uint32_t *slots = calloc(ns, sizeof *slots);
+    if (!slots) return -ENOMEM;
+    for (size_t i = 0; i < t->n; i++) {
+        size_t j = (size_t)t->keys[i].h & (ns - 1);
+        while (slots[j]) j = (j + 1) & (ns - 1);
+        slots[j] = (uint32_t)i + 1;
+    }
+    free(t->slots);
+    t->slots = slots;
+    t->nslots = ns;
+    return 0;
+}
+
+/* Find or insert; *idx gets the key's index, *isnew whether it was added. */
+static int strtab_intern(strtab *t, const char *s, size_t len, uint32_t *idx, int *isnew)
+{
+    if ((t->n + 1) * 2 > t->nslots) {
+        int rc = strtab_grow(t);
+        if (rc) return rc;
+    }
+    uint64_t h = XXH64(s, len, 0);
+    size_t j = (size_t)h & (t->nslots - 1);
+    while (t->slots[j]) {
+        const strkey *k = &t->keys[t->slots[j] - 1];
+        if (k->h == h && k->len == len && memcmp(k->s, s, len) == 0) {
+            *idx = t->slots[j] - 1;
+            *isnew = 0;
+            return 0;
+        }
+        j = (j + 1) & (t->nslots - 1);
+    }
+    if (t->n == t->kcap) {
+        size_t nc = t->kcap ? t->kcap * 2 : 256;
+        strkey *nk = realloc(t->keys, nc * sizeof *nk);
+        if (!nk) return -ENOMEM;
+        t->keys = nk;
+        t->kcap = nc;
+    }
+    const char *copy = arena_dup(&t->ar, s, len);
+    if (!copy) return -ENOMEM;
+    t->keys[t->n] = (strkey){ h, copy, (uint32_t)len };
+    t->slots[j] = (uint32_t)t->n + 1;
+    *idx = (uint32_t)t->n++;
+    *isnew = 1;
+    return 0;
+}
+
+/* Forget the keys, keep the memory (per-document table). */
+static void strtab_clear(strtab *t)
+{
+    if (t->n) memset(t->slots, 0, t->nslots * sizeof *t->slots);
+    t->n = 0;
+    for (arena_chunk *c = t->ar.head; c; c = c->next) c->used = 0;
+    /* keep only the newest chunk so a huge document does not pin memory */
+    if (t->ar.head && t->ar.head->next) {
+        arena_chunk *keep = t->ar.head;
+        t->ar.head = keep->next;
+        arena_free(&t->ar);
+        keep->next = NULL;
+        t->ar.head = keep;
+        t->ar.bytes = sizeof *keep + keep->cap;
+    }
+}
+
+static void strtab_free(strtab *t)
+{
+    free(t->slots);
+    free(t->keys);
+    arena_free(&t->ar);
+    memset(t, 0, sizeof *t);
+}
+
+static size_t strtab_bytes(const strtab *t)
+{
+    return t->nslots * sizeof *t->slots + t->kcap * sizeof *t->keys + t->ar.bytes;
+}
+
+/* ---- per-shard state ---- */
+
+typedef struct plist { uint8_t *buf; uint32_t len, cap, n, last_doc; } plist;
+
+typedef struct run_reader {
+    FILE *f;
+    char *vbuf;
+    char term[IDX_MAX_TERM_BYTES + 1];
+    size_t tlen;
+    uint32_t n;        /* postings of the current term */
+    int eof;
+} run_reader;
+
+typedef struct shard {
+    char dir[4096];
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta, terms, postings, docs, ids, norms;
+    uint32_t ndocs, txn_docs;
+    uint32_t *len[IDX_NFIELDS];
+    uint64_t *keys;
+    size_t ncap;
+    /* inversion */
+    strtab inv;
+    plist *pl;
+    size_t plcap;
+    size_t pl_bytes;
+    uint32_t nruns;
+    /* merge */
+    run_reader *rr;
+    uint32_t nterms;
+    uint64_t txn_bytes;
+    uint64_t npostings;
+} shard;
+
+typedef struct doc_tf { uint32_t tf[IDX_NFIELDS]; } doc_tf;
+
+typedef struct builder {
+    const idx_build_opts *o;
+    idx_build_stats st;
+    fn_errbuf *eb;
+    const char *fname;
+    const idx_codec_t *codec;
+    idx_analyzer_t *an;
+    char andesc[256];
+    char builddir[4096];
+    shard *sh;
+    uint32_t nsh;
+    size_t budget;
+    /* per document */
+    strtab dt;
+    doc_tf *dtf;
+    size_t dtfcap;
+    int field;
+    uint32_t flen;
+    uint64_t sumlen[IDX_NFIELDS];
+    double t0, last_progress;
+    int64_t created;
+} builder;
+
+static void progress(builder *b, const char *phase, int final)
+{
+    if (!b->o->progress) return;
+    double t = now_s();
+    if (!final && t - b->last_progress < 0.5) return;
+    b->last_progress = t;
+    b->st.seconds = t - b->t0;
+    b->o->progress(b->o->ud, &b->st, phase, final);
+}
+
+static int open_dbs(shard *s, MDB_txn *txn, unsigned flags)
+{
+    int rc;
+    if ((rc = mdb_dbi_open(txn, IDX_DB_META, flags, &s->meta)) ||
+        (rc = mdb_dbi_open(txn, IDX_DB_TERMS, flags, &s->terms)) ||
+        (rc = mdb_dbi_open(txn, IDX_DB_POSTINGS, flags, &s->postings)) ||
+        (rc = mdb_dbi_open(txn, IDX_DB_DOCS, flags, &s->docs)) ||
+        (rc = mdb_dbi_open(txn, IDX_DB_IDS, flags, &s->ids)) ||
+        (rc = mdb_dbi_open(txn, IDX_DB_NORMS, flags, &s->norms)))
+        return mdb_code(rc);
+    return 0;
+}
+
+static int shard_open(builder *b, uint32_t i)
+{
+    shard *s = &b->sh[i];
+    int rc;
+    snprintf(s->dir, sizeof s->dir, "%s/shard-%03" PRIu32, b->o->out_dir, i);
+    if (mkdir(s->dir, 0755) && errno != EEXIST)
+        return fn_seterr(b->eb, -errno, "mkdir %s: %s", s->dir, strerror(errno));
+    if ((rc = mdb_env_create(&s->env))) goto fail;
+    if ((rc = mdb_env_set_mapsize(s->env, IDX_MAP_SIZE)) ||
+        (rc = mdb_env_set_maxdbs(s->env, IDX_MAX_DBS)) ||
+        (rc = mdb_env_open(s->env, s->dir, MDB_NOSYNC, 0644)))
+        goto fail_env;
+    if ((rc = mdb_txn_begin(s->env, NULL, 0, &s->txn))) goto fail_env;
+    if ((rc = open_dbs(s, s->txn, MDB_CREATE))) goto fail_txn;
+    return 0;
+fail_txn:
+    mdb_txn_abort(s->txn);
+    s->txn = NULL;
+fail_env:
+    mdb_env_close(s->env);
+    s->env = NULL;
+fail:
+    rc = mdb_code(rc);
+    return fn_seterr(b->eb, rc, "%s: lmdb: %s", s->dir, fn_strerror(rc));
+}
+
+static int shard_commit(builder *b, shard *s, int reopen)
+{
+    int rc = mdb_txn_commit(s->txn);
+    s->txn = NULL;
+    if (rc) return fn_seterr(b->eb, mdb_code(rc), "%s: commit: %s", s->dir, mdb_strerror(rc));
+    if (reopen && (rc = mdb_txn_begin(s->env, NULL, 0, &s->txn)))
+        return fn_seterr(b->eb, mdb_code(rc), "%s: txn: %s", s->dir, mdb_strerror(rc));
+    s->txn_docs = 0;
+    s->txn_bytes = 0;
+    return 0;
+}
+
+static void shard_close(shard *s)
+{
+    if (s->txn) mdb_txn_abort(s->txn);
+    s->txn = NULL;
+    if (s->env) mdb_env_close(s->env);
+    s->env = NULL;
+    for (int f = 0; f < IDX_NFIELDS; f++) free(s->len[f]);
+    free(s->keys);
+    for (size_t i = 0; i < s->inv.n; i++) free(s->pl[i].buf);
+    free(s->pl);
+    strtab_free(&s->inv);
+    if (s->rr) {
+        for (uint32_t r = 0; r < s->nruns; r++) {
+            if (s->rr[r].f) fclose(s->rr[r].f);
+            free(s->rr[r].vbuf);
+        }
+        free(s->rr);
+    }
+}
+
+/* ---- phase 1: invert ---- */
+
+static size_t inv_bytes(const builder *b)
+{
+    size_t t = 0;
+    for (uint32_t i = 0; i < b->nsh; i++)
+        t += strtab_bytes(&b->sh[i].inv) + b->sh[i].plcap * sizeof(plist) + b->sh[i].pl_bytes;
+    return t;
+}
+
+static int tok_cb(void *ud, const char *term, size_t len, uint32_t pos)
+{
+    (void)pos;
+    builder *b = ud;
+    if (len == 0 || len > IDX_MAX_TERM_BYTES) return 0;
+    uint32_t idx;
+    int isnew, rc;
+    if ((rc = strtab_intern(&b->dt, term, len, &idx, &isnew))) return rc;
+    if (isnew) {
+        if (idx >= b->dtfcap) {
+            size_t nc = b->dtfcap ? b->dtfcap * 2 : 256;
+            doc_tf *n = realloc(b->dtf, nc * sizeof *n);
+            if (!n) return -ENOMEM;
+            b->dtf = n;
+            b->dtfcap = nc;
+        }
+        memset(&b->dtf[idx], 0, sizeof b->dtf[idx]);
+    }
+    b->dtf[idx].tf[b->field]++;
+    b->flen++;
+    return 0;
+}
+
+static int plist_add(shard *s, uint32_t idx, uint32_t doc, const doc_tf *tf)
+{
+    plist *p = &s->pl[idx];
+    if (p->cap - p->len < 15) {
+        uint32_t nc = p->cap ? p->cap * 2 : 16;
+        uint8_t *nb = realloc(p->buf, nc);
+        if (!nb) return -ENOMEM;
+        s->pl_bytes += nc - p->cap;
+        p->buf = nb;
+        p->cap = nc;
+    }
+    uint32_t gap = p->n ? doc - p->last_doc : doc;
+    p->len += (uint32_t)put_varint(p->buf + p->len, gap);
+    p->len += (uint32_t)put_varint(p->buf + p->len, tf->tf[IDX_FIELD_TITLE]);
+    p->len += (uint32_t)put_varint(p->buf + p->len, tf->tf[IDX_FIELD_BODY]);
+    p->last_doc = doc;
+    p->n++;
+    return 0;
+}
+
+static int invert_doc(shard *s, uint32_t doc, const builder *b)
+{
+    for (size_t i = 0; i < b->dt.n; i++) {
+        uint32_t idx;
+        int isnew, rc;
+        if ((rc = strtab_intern(&s->inv, b->dt.keys[i].s, b->dt.keys[i].len, &idx, &isnew))) return rc;
+        if (isnew) {
+            if (idx >= s->plcap) {
+                size_t nc = s->plcap ? s->plcap * 2 : 4096;
+                plist *n = realloc(s->pl, nc * sizeof *n);
+                if (!n) return -ENOMEM;
+                s->pl = n;
+                s->plcap = nc;
+            }
+            memset(&s->pl[idx], 0, sizeof s->pl[idx]);
+        }
+        if ((rc = plist_add(s, idx, doc, &b->dtf[i]))) return rc;
+    }
+    return 0;
+}
+
+static const strkey *g_sort_keys;   /* qsort has no context argument in C11 */
+static int idx_by_term(const void *a, const void *b)
+{
+    const strkey *x = &g_sort_keys[*(const uint32_t *)a], *y = &g_sort_keys[*(const uint32_t *)b];
+    return term_cmp(x->s, x->len, y->s, y->len);
+}
+
+static int write_varint(FILE *f, uint32_t v)
+{
+    uint8_t tmp[5];
+    size_t n = put_varint(tmp, v);
+    return fwrite(tmp, 1, n, f) == n ? 0 : -1;
+}
+
+static void run_path(const builder *b, uint32_t sh, uint32_t run, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s/s%03" PRIu32 "-r%05" PRIu32 ".run", b->builddir, sh, run);
+}
+
+/* Write one shard's inversion as a sorted run and empty it. */
+static int spill_shard(builder *b, shard *s, uint32_t si)
+{
+    if (s->inv.n == 0) return 0;
+    char path[4200];
+    run_path(b, si, s->nruns, path, sizeof path);
+    uint32_t *order = malloc(s->inv.n * sizeof *order);
+    if (!order) return -ENOMEM;
+    for (size_t i = 0; i < s->inv.n; i++) order[i] = (uint32_t)i;
+    g_sort_keys = s->inv.keys;
+    qsort(order, s->inv.n, sizeof *order, idx_by_term);
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        free(order);
+        return fn_seterr(b->eb, -errno, "%s: %s", path, strerror(errno));
+    }
+    int bad = 0;
+    for (size_t i = 0; i < s->inv.n && !bad; i++) {
+        const strkey *k = &s->inv.keys[order[i]];
+        plist *p = &s->pl[order[i]];
+        uint8_t tl = (uint8_t)k->len;
+        bad |= fwrite(&tl, 1, 1, f) != 1;
+        bad |= fwrite(k->s, 1, k->len, f) != k->len;
+        bad |= write_varint(f, p->n);
+        bad |= fwrite(p->buf, 1, p->len, f) != p->len;
+    }
+    uint8_t zero = 0;
+    bad |= fwrite(&zero, 1, 1, f) != 1;
+    bad |= fclose(f) != 0;
+    free(order);
+    if (bad) return fn_seterr(b->eb, -EIO, "%s: write failed", path);
+    for (size_t i = 0; i < s->inv.n; i++) free(s->pl[i].buf);
+    free(s->pl);
+    s->pl = NULL;
+    s->plcap = 0;
+    s->pl_bytes = 0;
+    strtab_free(&s->inv);
+    s->nruns++;
+    return 0;
+}
+
+static int spill_all(builder *b)
+{
+    for (uint32_t i = 0; i < b->nsh; i++) {
+        int rc = spill_shard(b, &b->sh[i], i);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* A bad line: a warning (skip) or the build's error (fail). */
+static int bad_line(builder *b, int code, uint64_t line, const char *fmt, const char *arg)
+{
+    char reason[300];
+    snprintf(reason, sizeof reason, fmt, arg);
+    if (b->o->on_error == IDX_ON_ERROR_FAIL)
+        return fn_seterr(b->eb, code, "%s:%" PRIu64 ": %s", b->fname, line, reason);
+    b->st.skipped++;
+    if (b->o->warning) {
+        char msg[sizeof(fn_errbuf)];
+        snprintf(msg, sizeof msg, "%s:%" PRIu64 ": %s", b->fname, line, reason);
+        b->o->warning(b->o->ud, msg);
+    }
+    return 0;
+}
+
+static int field_text(json_t *root, const char *name, const char **txt, size_t *len)
+{
+    json_t *v = json_object_get(root, name);
+    *txt = "";
+    *len = 0;
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_string(v)) return -1;
+    *txt = json_string_value(v);
+    *len = json_string_length(v);
+    return 0;
+}
+
+static int grow_norms(shard *s)
+{
+    if (s->ndocs < s->ncap) return 0;
+    size_t nc = s->ncap ? s->ncap * 2 : 1024;
+    for (int f = 0; f < IDX_NFIELDS; f++) {
+        uint32_t *n = realloc(s->len[f], nc * sizeof *n);
+        if (!n) return -ENOMEM;
+        s->len[f] = n;
+    }
+    uint64_t *k = realloc(s->keys, nc * sizeof *k);
+    if (!k) return -ENOMEM;
+    s->keys = k;
+    s->ncap = nc;
+    return 0;
+}
+
+static int add_line(builder *b, const char *line, size_t len, uint64_t lineno)
+{
+    size_t i = 0;
+    while (i < len && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r' || line[i] == '\n')) i++;
+    if (i == len) return 0;    /* blank line: nothing to index, not an error */
+
+    json_error_t jerr;
+    json_t *root = json_loadb(line, len, 0, &jerr);
+    int rc = 0;
+    if (!root) return bad_line(b, FN_EPARSE, lineno, "invalid JSON: %s", jerr.text);
+    if (!json_is_object(root)) { rc = bad_line(b, FN_EPARSE, lineno, "%s", "not a JSON object"); goto out; }
+    json_t *jid = json_object_get(root, "id");
+    if (!jid) { rc = bad_line(b, FN_EPARSE, lineno, "%s", "missing \"id\""); goto out; }
+    if (!json_is_string(jid)) { rc = bad_line(b, FN_EPARSE, lineno, "%s", "\"id\" is not a string"); goto out; }
+    const char *id = json_string_value(jid);
+    size_t idlen = json_string_length(jid);
+    if (idlen == 0) { rc = bad_line(b, FN_EPARSE, lineno, "%s", "empty \"id\""); goto out; }
+    if (idlen > MAX_ID_BYTES) { rc = bad_line(b, FN_EPARSE, lineno, "%s", "\"id\" longer than 511 bytes"); goto out; }
+    const char *txt[IDX_NFIELDS];
+    size_t tlen[IDX_NFIELDS];
+    if (field_text(root, "title", &txt[0], &tlen[0])) { rc = bad_line(b, FN_EPARSE, lineno, "%s", "\"title\" is not a string"); goto out; }
+    if (field_text(root, "body", &txt[1], &tlen[1])) { rc = bad_line(b, FN_EPARSE, lineno, "%s", "\"body\" is not a string"); goto out; }
+
+    uint64_t key = XXH64(id, idlen, 0);
+    uint32_t si = (uint32_t)(key % b->nsh);
+    shard *s = &b->sh[si];
+    if (s->ndocs == UINT32_MAX) { rc = fn_seterr(b->eb, FN_ELIMIT, "%s: shard %" PRIu32 " is full", b->fname, si); goto out; }
+
+    uint8_t dk[4];
+    idx_put_u32be(dk, s->ndocs);
+    uint8_t dv[4];
+    idx_put_u32le(dv, s->ndocs);
+    MDB_val k = { idlen, (void *)id }, v = { 4, dv };
+    rc = mdb_put(s->txn, s->ids, &k, &v, MDB_NOOVERWRITE);
+    if (rc == MDB_KEYEXIST) {
+        char shown[64];
+        snprintf(shown, sizeof shown, "%.40s%s", id, idlen > 40 ? "..." : "");
+        rc = bad_line(b, FN_EDUP, lineno, "duplicate id \"%s\"", shown);
+        goto out;
+    }
+    if (rc) { rc = fn_seterr(b->eb, mdb_code(rc), "%s: ids: %s", s->dir, mdb_strerror(rc)); goto out; }
+
+    char *js = json_dumps(root, JSON_COMPACT);
+    if (!js) { rc = -ENOMEM; goto out; }
+    k = (MDB_val){ 4, dk };
+    v = (MDB_val){ strlen(js), js };
+    rc = mdb_put(s->txn, s->docs, &k, &v, MDB_APPEND);
+    free(js);
+    if (rc) { rc = fn_seterr(b->eb, mdb_code(rc), "%s: docs: %s", s->dir, mdb_strerror(rc)); goto out; }
+
+    if ((rc = grow_norms(s))) goto out;
+    strtab_clear(&b->dt);
+    for (int f = 0; f < IDX_NFIELDS; f++) {
+        b->field = f;
+        b->flen = 0;
+        if (tlen[f] && (rc = idx_analyze(b->an, txt[f], tlen[f], tok_cb, b))) goto out;
+        s->len[f][s->ndocs] = b->flen;
+        b->sumlen[f] += b->flen;
+    }
+    s->keys[s->ndocs] = key;
+    if ((rc = invert_doc(s, s->ndocs, b))) goto out;
+    s->ndocs++;
+    b->st.docs++;
+    if (++s->txn_docs >= DOCS_PER_TXN && (rc = shard_commit(b, s, 1))) goto out;
+    if (inv_bytes(b) >= b->budget) rc = spill_all(b);
+out:
+    json_decref(root);
+    return rc;
+}
+
+static int invert_input(builder *b)
+{
+    FILE *in = strcmp(b->o->input, "-") == 0 ? stdin : fopen(b->o->input, "r");
+    if (!in) return fn_seterr(b->eb, -errno, "%s: %s", b->o->input, strerror(errno));
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int rc = 0;
+    while ((n = getline(&line, &cap, in)) >= 0) {
+        b->st.lines++;
+        b->st.bytes_read += (uint64_t)n;
+        if ((rc = add_line(b, line, (size_t)n, b->st.lines))) break;
+        if ((b->st.lines & 255) == 0) progress(b, "invert", 0);
+    }
+    if (!rc && ferror(in)) rc = fn_seterr(b->eb, -EIO, "%s: read error", b->fname);
+    free(line);
+    if (in != stdin) fclose(in);
+    if (rc == -ENOMEM) fn_seterr(b->eb, rc, "out of memory");
+    return rc;
+}
+
+/* ---- phase 2: merge ---- */
+
+static int rr_read_varint(run_reader *r, uint32_t *v)
+{
+    uint32_t x = 0;
+    for (int shift = 0; shift < 35; shift += 7) {
+        int c = getc_unlocked(r->f);
+        if (c == EOF) return -1;
+        x |= (uint32_t)(c & 0x7f) << shift;
+        if (!(c & 0x80)) { *v = x; return 0; }
+    }
+    return -1;
+}
+
+/* Advance to the next term of the run (the previous one fully consumed). */
+static int rr_next(run_reader *r)
+{
+    int c = getc_unlocked(r->f);
+    if (c == EOF) return -1;
+    if (c == 0) { r->eof = 1; return 0; }
+    r->tlen = (size_t)c;
+    if (fread(r->term, 1, r->tlen, r->f) != r->tlen) return -1;
+    return rr_read_varint(r, &r->n);
+}
+
+typedef struct blockw {
+    uint32_t docs[IDX_BLOCK_SIZE], tf[IDX_NFIELDS][IDX_BLOCK_SIZE];
+    uint32_t n, nblocks, df, termid, last;
+    uint8_t *buf;
+} blockw;
+
+static int block_flush(builder *b, shard *s, blockw *w)
+{
+    if (!w->n) return 0;
+    uint32_t gaps[IDX_BLOCK_SIZE];
+    gaps[0] = 0;
+    for (uint32_t i = 1; i < w->n; i++) gaps[i] = w->docs[i] - w->docs[i - 1];
+    uint8_t *p = w->buf;
+    idx_put_u32le(p, w->n);
+    idx_put_u32le(p + 4, w->docs[0]);
+    idx_put_u32le(p + 8, w->docs[w->n - 1]);
+    size_t len = 12;
+    len += b->codec->encode(gaps, w->n, p + len);
+    len += b->codec->encode(w->tf[0], w->n, p + len);
+    len += b->codec->encode(w->tf[1], w->n, p + len);
+    uint8_t key[8];
+    idx_put_u32be(key, w->termid);
+    idx_put_u32be(key + 4, w->nblocks);
+    MDB_val k = { 8, key }, v = { len, p };
+    int rc = mdb_put(s->txn, s->postings, &k, &v, MDB_APPEND);
+    if (rc) return fn_seterr(b->eb, mdb_code(rc), "%s: postings: %s", s->dir, mdb_strerror(rc));
+    s->txn_bytes += len + 16;
+    w->nblocks++;
+    w->n = 0;
+    return 0;
+}
+
+/* Stream the current term's postings of run r into the block writer. */
+static int merge_run_term(builder *b, shard *s, run_reader *r, blockw *w)
+{
+    uint32_t doc = 0;
+    for (uint32_t i = 0; i < r->n; i++) {
+        uint32_t gap, t0, t1;
+        if (rr_read_varint(r, &gap) || rr_read_varint(r, &t0) || rr_read_varint(r, &t1))
+            return fn_seterr(b->eb, FN_EFORMAT, "%s: truncated run file", b->builddir);
+        doc = i ? doc + gap : gap;
+        if (w->df && doc <= w->last)
+            return fn_seterr(b->eb, FN_EFORMAT, "%s: run postings out of order", b->builddir);
+        w->docs[w->n] = doc;
+        w->tf[0][w->n] = t0;
+        w->tf[1][w->n] = t1;
+        w->n++;
+        w->df++;
+        w->last = doc;
+        if (w->n == IDX_BLOCK_SIZE) {
+            int rc = block_flush(b, s, w);
+            if (rc) return rc;
+        }
+    }
+    return 0;
+}
+
+static int put_term(builder *b, shard *s, const char *term, size_t tlen, const idx_term_rec *t)
+{
+    uint8_t v[16];
+    idx_put_u32le(v, t->termid);
+    idx_put_u32le(v + 4, t->df);
+    idx_put_u32le(v + 8, t->gdf);
+    idx_put_u32le(v + 12, t->nblocks);
+    MDB_val k = { tlen, (void *)term }, val = { 16, v };
+    int rc = mdb_put(s->txn, s->terms, &k, &val, MDB_APPEND);
+    if (rc) return fn_seterr(b->eb, mdb_code(rc), "%s: terms: %s", s->dir, mdb_strerror(rc));
+    s->txn_bytes += tlen + 32;
+    return 0;
+}
+
+static int open_run(builder *b, uint32_t si, uint32_t r, run_reader *rr);
+static int compact_runs(builder *b, uint32_t si, uint32_t limit);
+
+static int merge_all(builder *b)
+{
+    int rc = 0;
+    blockw *w = calloc(b->nsh, sizeof *w);
+    if (!w) return -ENOMEM;
+    size_t maxb = 12 + 3 * b->codec->max_bytes(IDX_BLOCK_SIZE);
+    for (uint32_t i = 0; i < b->nsh; i++) {
+        if (!(w[i].buf = malloc(maxb))) { rc = -ENOMEM; goto out; }
+    }
+    uint32_t limit = MAX_OPEN_RUNS / b->nsh ? MAX_OPEN_RUNS / b->nsh : 1;
+    for (uint32_t i = 0; i < b->nsh; i++)
+        if ((rc = compact_runs(b, i, limit))) goto out;
+    for (uint32_t i = 0; i < b->nsh; i++) {
+        shard *s = &b->sh[i];
+        if (!s->nruns) continue;
+        if (!(s->rr = calloc(s->nruns, sizeof *s->rr))) { rc = -ENOMEM; goto out; }
+        for (uint32_t r = 0; r < s->nruns; r++)
+            if ((rc = open_run(b, i, r, &s->rr[r]))) goto out;
+    }
+    char term[IDX_MAX_TERM_BYTES + 1];
+    for (;;) {
+        /* the smallest current term over all runs of all shards */
+        const run_reader *min = NULL;
+        for (uint32_t i = 0; i < b->nsh; i++)
+            for (uint32_t r = 0; r < b->sh[i].nruns; r++) {
+                const run_reader *rr = &b->sh[i].rr[r];
+                if (!rr->eof && (!min || term_cmp(rr->term, rr->tlen, min->term, min->tlen) < 0)) min = rr;
+            }
+        if (!min) break;
+        size_t tlen = min->tlen;
+        memcpy(term, min->term, tlen);
+        uint32_t gdf = 0;
+        for (uint32_t i = 0; i < b->nsh; i++) {
+            shard *s = &b->sh[i];
+            w[i].df = w[i].nblocks = w[i].n = 0;
+            w[i].termid = s->nterms;
+            for (uint32_t r = 0; r < s->nruns; r++) {
+                run_reader *rr = &s->rr[r];
+                if (rr->eof || term_cmp(rr->term, rr->tlen, term, tlen) != 0) continue;
+                if ((rc = merge_run_term(b, s, rr, &w[i]))) goto out;
+                if (rr_next(rr)) { rc = fn_seterr(b->eb, FN_EFORMAT, "%s: bad run file", b->builddir); goto out; }
+            }
+            if ((rc = block_flush(b, s, &w[i]))) goto out;
+            gdf += w[i].df;
+        }
+        for (uint32_t i = 0; i < b->nsh; i++) {
+            shard *s = &b->sh[i];
+            if (!w[i].df) continue;
+            idx_term_rec t = { s->nterms, w[i].df, gdf, w[i].nblocks };
+            if ((rc = put_term(b, s, term, tlen, &t))) goto out;
+            s->nterms++;
+            s->npostings += w[i].df;
+            if (s->txn_bytes >= MERGE_TXN_BYTES && (rc = shard_commit(b, s, 1))) goto out;
+        }
+        b->st.terms++;
+        b->st.postings += gdf;
+        if ((b->st.terms & 1023) == 0) progress(b, "merge", 0);
+    }
+out:
+    for (uint32_t i = 0; i < b->nsh; i++) free(w[i].buf);
+    free(w);
+    return rc;
+}
+
+static int open_run(builder *b, uint32_t si, uint32_t r, run_reader *rr)
+{
+    char path[4200];
+    run_path(b, si, r, path, sizeof path);
+    memset(rr, 0, sizeof *rr);
+    if (!(rr->f = fopen(path, "rb"))) return fn_seterr(b->eb, -errno, "%s: %s", path, strerror(errno));
+    if ((rr->vbuf = malloc(RUN_BUF))) setvbuf(rr->f, rr->vbuf, _IOFBF, RUN_BUF);
+    if (rr_next(rr)) return fn_seterr(b->eb, FN_EFORMAT, "%s: bad run file", path);
+    return 0;
+}
+
+static void close_run(run_reader *rr)
+{
+    if (rr->f) fclose(rr->f);
+    free(rr->vbuf);
+    memset(rr, 0, sizeof *rr);
+}
+
+/* Merge n consecutive runs into one run file (used only when there are too
+ * many runs to keep open at once). */
+static int merge_runs_to_file(builder *b, run_reader *rr, uint32_t n, FILE *out)
+{
+    for (;;) {
+        const run_reader *min = NULL;
+        for (uint32_t r = 0; r < n; r++)
+            if (!rr[r].eof && (!min || term_cmp(rr[r].term, rr[r].tlen, min->term, min->tlen) < 0)) min = &rr[r];
+        if (!min) break;
+        char term[IDX_MAX_TERM_BYTES + 1];
+        size_t tlen = min->tlen;
+        memcpy(term, min->term, tlen);
+        uint32_t total = 0;
+        for (uint32_t r = 0; r < n; r++)
+            if (!rr[r].eof && term_cmp(rr[r].term, rr[r].tlen, term, tlen) == 0) total += rr[r].n;
+        uint8_t tl = (uint8_t)tlen;
+        int bad = fwrite(&tl, 1, 1, out) != 1 || fwrite(term, 1, tlen, out) != tlen || write_varint(out, total);
+        uint32_t prev = 0, k = 0;
+        for (uint32_t r = 0; r < n && !bad; r++) {
+            run_reader *x = &rr[r];
+            if (x->eof || term_cmp(x->term, x->tlen, term, tlen) != 0) continue;
+            uint32_t doc = 0;
+            for (uint32_t i = 0; i < x->n && !bad; i++) {
+                uint32_t gap, t0, t1;
+                if (rr_read_varint(x, &gap) || rr_read_varint(x, &t0) || rr_read_varint(x, &t1))
+                    return fn_seterr(b->eb, FN_EFORMAT, "%s: truncated run file", b->builddir);
+                doc = i ? doc + gap : gap;
+                bad |= write_varint(out, k ? doc - prev : doc) || write_varint(out, t0) || write_varint(out, t1);
+                prev = doc;
+                k++;
+            }
+            if (rr_next(x)) return fn_seterr(b->eb, FN_EFORMAT, "%s: bad run file", b->builddir);
+        }
+        if (bad) return fn_seterr(b->eb, -EIO, "%s: write failed", b->builddir);
+    }
+    uint8_t zero = 0;
+    if (fwrite(&zero, 1, 1, out) != 1) return fn_seterr(b->eb, -EIO, "%s: write failed", b->builddir);
+    return 0;
+}
+
+/* Reduce a shard's runs to at most `limit` by merging groups of them. */
+static int compact_runs(builder *b, uint32_t si, uint32_t limit)
+{
+    shard *s = &b->sh[si];
+    while (s->nruns > limit) {
+        uint32_t g = (s->nruns + limit - 1) / limit;
+        if (g > MAX_OPEN_RUNS) g = MAX_OPEN_RUNS;
+        uint32_t nout = (s->nruns + g - 1) / g;
+        run_reader *rr = calloc(g, sizeof *rr);
+        if (!rr) return -ENOMEM;
+        int rc = 0;
+        for (uint32_t o = 0; o < nout && !rc; o++) {
+            uint32_t lo = o * g, hi = lo + g < s->nruns ? lo + g : s->nruns;
+            char tmp[4200], path[4200];
+            snprintf(tmp, sizeof tmp, "%s/s%03" PRIu32 "-merge.tmp", b->builddir, si);
+            FILE *out = fopen(tmp, "wb");
+            if (!out) { rc = fn_seterr(b->eb, -errno, "%s: %s", tmp, strerror(errno)); break; }
+            for (uint32_t r = lo; r < hi && !rc; r++) rc = open_run(b, si, r, &rr[r - lo]);
+            if (!rc) rc = merge_runs_to_file(b, rr, hi - lo, out);
+            for (uint32_t r = lo; r < hi; r++) {
+                close_run(&rr[r - lo]);
+                run_path(b, si, r, path, sizeof path);
+                unlink(path);
+            }
+            if (fclose(out) && !rc) rc = fn_seterr(b->eb, -EIO, "%s: write failed", tmp);
+            run_path(b, si, o, path, sizeof path);
+            if (!rc && rename(tmp, path)) rc = fn_seterr(b->eb, -errno, "%s: %s", path, strerror(errno));
+        }
+        free(rr);
+        if (rc) return rc;
+        s->nruns = nout;
+    }
+    return 0;
+}
+
+/* ---- phase 3: finish ---- */
+
+static int put_meta(shard *s, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int put_meta(shard *s, const char *key, const char *fmt, ...)
+{
+    char v[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(v, sizeof v, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof v) return FN_EINVAL;
+    MDB_val k = { strlen(key), (void *)key }, val = { (size_t)n, v };
+    return mdb_code(mdb_put(s->txn, s->meta, &k, &val, 0));
+}
+
+static int put_norm(shard *s, const char *name, const void *data, size_t bytes)
+{
+    MDB_val k = { strlen(name), (void *)name }, v = { bytes, NULL };
+    int rc = mdb_put(s->txn, s->norms, &k, &v, MDB_RESERVE);
+    if (rc) return mdb_code(rc);
+    if (bytes) memcpy(v.mv_data, data, bytes);
+    return 0;
+}
+
+static int finish_shard(builder *b, uint32_t si)
+{
+    shard *s = &b->sh[si];
+    int rc;
+    uint64_t total = b->st.docs;
+    double avg[IDX_NFIELDS];
+    for (int f = 0; f < IDX_NFIELDS; f++) avg[f] = total ? (double)b->sumlen[f] / (double)total : 0.0;
+
+    /* norms: little-endian on disk whatever the host */
+    size_t n = s->ndocs;
+    uint8_t *tmp = malloc(n ? n * 8 : 1);
+    if (!tmp) return -ENOMEM;
+    static const char *const fname[IDX_NFIELDS] = { "title", "body" };
+    rc = 0;
+    for (int f = 0; f < IDX_NFIELDS && !rc; f++) {
+        for (size_t i = 0; i < n; i++) idx_put_u32le(tmp + 4 * i, s->len[f][i]);
+        rc = put_norm(s, fname[f], tmp, n * 4);
+    }
+    if (!rc) {
+        for (size_t i = 0; i < n; i++) idx_put_u64le(tmp + 8 * i, s->keys[i]);
+        rc = put_norm(s, "keys", tmp, n * 8);
+    }
+    free(tmp);
+    if (rc) return fn_seterr(b->eb, rc, "%s: norms: %s", s->dir, fn_strerror(rc));
+
+    if ((rc = put_meta(s, "schema", "%d", IDX_SCHEMA_VERSION)) ||
+        (rc = put_meta(s, "shard", "%" PRIu32, si)) ||
+        (rc = put_meta(s, "shards", "%" PRIu32, b->nsh)) ||
+        (rc = put_meta(s, "docs", "%" PRIu32, s->ndocs)) ||
+        (rc = put_meta(s, "docs_total", "%" PRIu64, total)) ||
+        (rc = put_meta(s, "sumlen_title", "%" PRIu64, b->sumlen[0])) ||
+        (rc = put_meta(s, "sumlen_body", "%" PRIu64, b->sumlen[1])) ||
+        (rc = put_meta(s, "avglen_title", "%.17g", avg[0])) ||
+        (rc = put_meta(s, "avglen_body", "%.17g", avg[1])) ||
+        (rc = put_meta(s, "terms", "%" PRIu32, s->nterms)) ||
+        (rc = put_meta(s, "codec", "%s", b->codec->name)) ||
+        (rc = put_meta(s, "block_size", "%d", IDX_BLOCK_SIZE)) ||
+        (rc = put_meta(s, "analyzer", "%s", b->andesc)) ||
+        (rc = put_meta(s, "created", "%" PRId64, b->created)))
+        return fn_seterr(b->eb, rc, "%s: meta: %s", s->dir, fn_strerror(rc));
+    if ((rc = shard_commit(b, s, 0))) return rc;
+    if ((rc = mdb_env_sync(s->env, 1))) return fn_seterr(b->eb, mdb_code(rc), "%s: sync: %s", s->dir, mdb_strerror(rc));
+    mdb_env_close(s->env);
+    s->env = NULL;
+    char path[4200];
+    struct stat stt;
+    snprintf(path, sizeof path, "%s/data.mdb", s->dir);
+    if (stat(path, &stt) == 0) b->st.index_bytes += (uint64_t)stt.st_size;
+    return 0;
+}
+
+static int write_index_json(builder *b)
+{
+    char path[4200], tmp[4200];
+    snprintf(path, sizeof path, "%s/index.json", b->o->out_dir);
+    snprintf(tmp, sizeof tmp, "%s/.index.json.tmp", b->o->out_dir);
+    json_t *j = json_pack("{s:i, s:I, s:I, s:I, s:I, s:I, s:s, s:s, s:i, s:I}",
+                          "schema", IDX_SCHEMA_VERSION, "shards", (json_int_t)b->nsh,
+                          "docs", (json_int_t)b->st.docs, "created", (json_int_t)b->created,
+                          "terms", (json_int_t)b->st.terms, "postings", (json_int_t)b->st.postings,
+                          "analyzer", b->andesc, "codec", b->codec->name,
+                          "block_size", IDX_BLOCK_SIZE, "skipped", (json_int_t)b->st.skipped);
+    if (!j) return -ENOMEM;
+    int rc = json_dump_file(j, tmp, JSON_INDENT(2) | JSON_SORT_KEYS);
+    json_decref(j);
+    if (rc) return fn_seterr(b->eb, -EIO, "%s: write failed", tmp);
+    int fd = open(tmp, O_RDONLY);
+    if (fd >= 0) { fsync(fd); close(fd); }
+    if (rename(tmp, path)) return fn_seterr(b->eb, -errno, "%s: %s", path, strerror(errno));
+    return 0;
+}
+
+static void remove_builddir(builder *b)
+{
+    DIR *d = opendir(b->builddir);
+    if (!d) return;
+    struct dirent *e;
+    char path[4400];
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        snprintf(path, sizeof path, "%s/%s", b->builddir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+    rmdir(b->builddir);
+}
+
+int idx_build(const idx_build_opts *opts, idx_build_stats *stats, fn_errbuf *eb)
+{
+    if (eb) eb->msg[0] = '\0';
+    if (!opts || !opts->input || !opts->out_dir || opts->shards < 1)
+        return fn_seterr(eb, FN_EINVAL, "idx_build: input, out_dir and shards >= 1 are required");
+    builder b;
+    memset(&b, 0, sizeof b);
+    b.o = opts;
+    b.eb = eb;
+    b.nsh = opts->shards;
+    b.fname = strcmp(opts->input, "-") == 0 ? "<stdin>" : opts->input;
+    b.budget = opts->mem_budget ? opts->mem_budget : (256u << 20);
+    b.t0 = b.last_progress = now_s();
+    b.created = (int64_t)time(NULL);
+    int rc;
+
+    b.codec = idx_codec_find(opts->codec ? opts->codec : "varint");
+    if (!b.codec) return fn_seterr(eb, FN_EINVAL, "unknown codec \"%s\"", opts->codec);
+    if ((rc = idx_analyzer_create(&opts->analyzer, &b.an, eb))) return rc;
+    if (idx_analyzer_describe(b.an, b.andesc, sizeof b.andesc) >= sizeof b.andesc) {
+        rc = fn_seterr(eb, FN_EINVAL, "analyzer description too long");
+        goto fail_an;
+    }
+
+    if (mkdir(opts->out_dir, 0755) && errno != EEXIST) {
+        rc = fn_seterr(eb, -errno, "mkdir %s: %s", opts->out_dir, strerror(errno));
+        goto fail_an;
+    }
+    {
+        char p[4200];
+        struct stat st;
+        snprintf(p, sizeof p, "%s/index.json", opts->out_dir);
+        int has = stat(p, &st) == 0;
+        snprintf(p, sizeof p, "%s/shard-000", opts->out_dir);
+        has |= stat(p, &st) == 0;
+        if (has) {
+            rc = fn_seterr(eb, FN_EINVAL, "%s already holds an index", opts->out_dir);
+            goto fail_an;
+        }
+    }
+    snprintf(b.builddir, sizeof b.builddir, "%s/.build", opts->out_dir);
+    if (mkdir(b.builddir, 0755) && errno != EEXIST) {
+        rc = fn_seterr(eb, -errno, "mkdir %s: %s", b.builddir, strerror(errno));
+        goto fail_an;
+    }
+    if (!(b.sh = calloc(b.nsh, sizeof *b.sh))) { rc = -ENOMEM; goto fail_dir; }
+    for (uint32_t i = 0; i < b.nsh; i++)
+        if ((rc = shard_open(&b, i))) goto fail_shards;
+
+    if ((rc = invert_input(&b))) goto fail_shards;
+    if ((rc = spill_all(&b))) goto fail_shards;
+    strtab_free(&b.dt);
+    free(b.dtf);
+    b.dtf = NULL;
+    progress(&b, "merge", 0);
+    if ((rc = merge_all(&b))) goto fail_shards;
+    progress(&b, "finish", 0);
+    for (uint32_t i = 0; i < b.nsh; i++)
+        if ((rc = finish_shard(&b, i))) goto fail_shards;
+    remove_builddir(&b);
+    if ((rc = write_index_json(&b))) goto fail_shards;
+    b.st.seconds = now_s() - b.t0;
+    progress(&b, "done", 1);
+    if (stats) *stats = b.st;
+fail_shards:
+    for (uint32_t i = 0; i < b.nsh; i++) shard_close(&b.sh[i]);
+    free(b.sh);
+fail_dir:
+    remove_builddir(&b);
+fail_an:
+    strtab_free(&b.dt);
+    free(b.dtf);
+    idx_analyzer_destroy(b.an);
+    if (rc == -ENOMEM && eb && !eb->msg[0]) fn_seterr(eb, rc, "out of memory");
+    return rc;
+}

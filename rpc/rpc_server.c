@@ -8,6 +8,7 @@
  */
 #include "rpc_server.h"
 
+#include <errno.h>
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpc/slice.h>
@@ -43,6 +44,7 @@ struct rpc_server {
     int server_gone;              /* grpc_server_destroy() done */
     int bridge_closing;           /* uvg_bridge_shutdown() called */
     size_t async_inflight;        /* rpc_async_unary calls not yet completed */
+    size_t handling;              /* calls handed to a handler, not replied yet */
     uvg_tag shutdown_tag;
     void (*done)(void *ud);
     void *done_ud;
@@ -129,6 +131,8 @@ void rpc_call_reply(rpc_call_t *c, grpc_status_code code, const char *details,
     grpc_slice_unref(c->details);
     c->details = details ? grpc_slice_from_copied_string(details) : grpc_empty_slice();
 
+    rpc_server_t *s = c->s;
+    if (c->phase == CALL_HANDLING) s->handling--;
     grpc_op ops[4];
     memset(ops, 0, sizeof ops);     /* flags/reserved must be 0 (pitfall 12) */
     size_t n = 0;
@@ -148,6 +152,7 @@ void rpc_call_reply(rpc_call_t *c, grpc_status_code code, const char *details,
         FN_ERROR("rpc: start_batch(reply): %s", grpc_call_error_to_string(e));
         call_free(c);
     }
+    maybe_close_bridge(s);
 }
 
 int64_t rpc_call_ms_left(const rpc_call_t *c)
@@ -217,6 +222,7 @@ static void on_request(rpc_call_t *c)
         return;
     }
     c->phase = CALL_HANDLING;
+    s->handling++;
     m->handler(c, c->req, m->ud);
 }
 
@@ -269,6 +275,7 @@ int rpc_server_start(uv_loop_t *loop, const rpc_server_opts *o, rpc_server_t **o
             HEALTH_PATH, &grpc__health__v1__health_check_request__descriptor, health_check, s};
 
     grpc_init();   /* our own ref, dropped when the server is freed */
+    int rc = 0;
 
     size_t maxmsg = o->max_message_bytes ? o->max_message_bytes : DEFAULT_MAX_MSG;
     if (maxmsg > INT32_MAX) maxmsg = INT32_MAX;
@@ -286,8 +293,8 @@ int rpc_server_start(uv_loop_t *loop, const rpc_server_opts *o, rpc_server_t **o
             s->server, s->methods[i].m.path, NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
         if (!s->methods[i].handle) {
             grpc_server_destroy(s->server);   /* legal: no listener yet */
-            int rc = fn_seterr(eb, FN_EINVAL, "cannot register method %s (duplicate?)",
-                               s->methods[i].m.path);
+            rc = fn_seterr(eb, FN_EINVAL, "cannot register method %s (duplicate?)",
+                           s->methods[i].m.path);
             goto fail_server;
         }
     }
@@ -296,20 +303,21 @@ int rpc_server_start(uv_loop_t *loop, const rpc_server_opts *o, rpc_server_t **o
     grpc_server_credentials_release(creds);
     if (s->port == 0) {
         grpc_server_destroy(s->server);       /* legal: never got a listener */
-        fn_seterr(eb, FN_EINVAL, "cannot listen on %s (bad address or port in use)", o->addr);
+        rc = fn_seterr(eb, FN_EINVAL, "cannot listen on %s (bad address or port in use)",
+                       o->addr);
         goto fail_server;
     }
     if (uvg_bridge_init(&s->bridge, loop) != 0) {
-        /* Started-less server with a listener: shutdown is still required. */
-        fn_seterr(eb, FN_ERPC, "cannot set up the completion queue bridge");
+        rc = fn_seterr(eb, FN_ERPC, "cannot set up the completion queue bridge");
         goto fail_bridge;
     }
     s->bridge.data = s;
     grpc_server_register_completion_queue(s->server, s->bridge.cq, NULL);
     grpc_server_start(s->server);
     if (uvg_bridge_start(&s->bridge) != 0) {
-        /* Cannot happen in practice (thread creation); no clean way back. */
-        fn_seterr(eb, FN_ERPC, "cannot start the completion queue thread");
+        /* Thread creation failed: out of resources, and the started server
+         * cannot be torn down without the poller. Give up loudly. */
+        FN_ERROR("rpc: cannot start the completion queue thread");
         abort();
     }
     for (size_t i = 0; i < s->nmethods; i++) arm(s, (int)i);
@@ -318,19 +326,23 @@ int rpc_server_start(uv_loop_t *loop, const rpc_server_opts *o, rpc_server_t **o
     return 0;
 
 fail_bridge: {
-        /* Shut the never-started server down synchronously on a private CQ. */
-        grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
+        /* A server with a listener must be shut down before destroy
+         * (pitfall 4): do it synchronously on a private CQ. */
+        grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
+        grpc_server_register_completion_queue(s->server, cq, NULL);
+        grpc_server_start(s->server);
         grpc_server_shutdown_and_notify(s->server, cq, s);
-        grpc_completion_queue_pluck(cq, s, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
         grpc_server_destroy(s->server);
         grpc_completion_queue_shutdown(cq);
+        while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type
+               != GRPC_QUEUE_SHUTDOWN) {}
         grpc_completion_queue_destroy(cq);
     }
 fail_server:
     free(s->methods);
     free(s);
     grpc_shutdown();
-    return eb && eb->msg[0] ? FN_EINVAL : FN_ERPC;
+    return rc;
 }
 
 int rpc_server_port(const rpc_server_t *s) { return s->port; }
@@ -349,10 +361,13 @@ static void on_bridge_closed(uvg_bridge *b)
 }
 
 /* The CQ may go only when nothing can post to it any more: the server is
- * destroyed and every async client call has completed. */
+ * destroyed, every async client call has completed and every handler has
+ * replied. (A call cancelled by its deadline no longer holds up the server
+ * shutdown, but its late reply still starts a batch on our CQ.) */
 static void maybe_close_bridge(rpc_server_t *s)
 {
-    if (!s->server_gone || s->async_inflight > 0 || s->bridge_closing) return;
+    if (!s->server_gone || s->async_inflight > 0 || s->handling > 0 || s->bridge_closing)
+        return;
     s->bridge_closing = 1;
     uvg_bridge_shutdown(&s->bridge, on_bridge_closed);
 }
@@ -492,11 +507,11 @@ int rpc_async_unary(rpc_server_t *s, grpc_channel *ch, const char *method,
 grpc_channel *rpc_channel_create(const char *target)
 {
     /* Loopback peers restart quickly: keep the reconnect backoff short so a
-     * restarted shard is used again within a second. */
-    grpc_arg args[4] = {
+     * restarted shard is used again within a second. NOT
+     * GRPC_ARG_MIN_RECONNECT_BACKOFF_MS: in 1.51 it also becomes the connect
+     * timeout, and 100 ms made connects fail under load (valgrind). */
+    grpc_arg args[3] = {
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
-         .value.integer = 100},
-        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
          .value.integer = 100},
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
          .value.integer = 1000},
@@ -504,7 +519,7 @@ grpc_channel *rpc_channel_create(const char *target)
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
          .value.integer = 64 * 1024 * 1024},
     };
-    grpc_channel_args cargs = {.num_args = 4, .args = args};
+    grpc_channel_args cargs = {.num_args = 3, .args = args};
     grpc_channel_credentials *creds = grpc_insecure_credentials_create();
     grpc_channel *ch = grpc_channel_create(target, creds, &cargs);
     grpc_channel_credentials_release(creds);   /* the channel holds its own ref */

@@ -1,0 +1,671 @@
+/* coord.c - the coordinator's request path: validate, fan out under one
+ * deadline, merge exactly, answer (partial when shards are missing).
+ *
+ * Lifetimes: a `search` lives from the Search handler until its reply; it
+ * owns the unpacked shard responses, and the SearchResponse it builds only
+ * borrows from them (strings, TermExplain messages) plus a per-request arena
+ * for the arrays, so one free pass releases everything after the reply is
+ * serialized by rpc_call_reply().
+ */
+#include "coord.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <grpc/support/time.h>
+
+#include "fn_log.h"
+#include "funnel.pb-c.h"
+#include "health.pb-c.h"
+#include "merge.h"
+#include "pbbuf.h"
+#include "rpc_client.h"
+#include "rpc_server.h"
+
+#define PROBE_DEADLINE_MS 1000
+
+/* ---- small arena: every response array comes from here, freed at once ---- */
+
+typedef struct ablk { struct ablk *next; max_align_t data[]; } ablk;
+typedef struct arena { ablk *head; int oom; } arena;
+
+static void *ar_alloc(arena *a, size_t n)
+{
+    ablk *b = calloc(1, sizeof *b + (n ? n : 1));
+    if (!b) { a->oom = 1; return NULL; }
+    b->next = a->head;
+    a->head = b;
+    return b->data;
+}
+
+static void ar_free(arena *a)
+{
+    while (a->head) { ablk *n = a->head->next; free(a->head); a->head = n; }
+}
+
+/* ---- state ---- */
+
+typedef struct backend {
+    const char *addr;            /* borrowed from the topology */
+    uint32_t shard, replica;
+    grpc_channel *ch;
+    int healthy;                 /* -1 unknown, 0 no, 1 yes */
+    uint64_t last_seen_ms;       /* uv_now of the last health evidence */
+    char last_err[160];
+    int probe_inflight;
+    uint64_t calls, failures;
+    int warned_mismatch;
+} backend;
+
+struct coord {
+    uv_loop_t *loop;
+    coord_opts o;
+    rpc_server_t *srv;
+    rpc_method methods[2];
+    backend *backends;           /* all replicas, shard-major */
+    uint32_t *first;             /* first[s] = index of shard s's first replica */
+    uint32_t *rr;                /* round-robin position per shard */
+    uint32_t nbackends;
+    uv_timer_t timer;
+    uint64_t start_ms;
+    uint64_t requests, errors;
+    size_t inflight_req;         /* searches waiting for shards */
+    size_t inflight_out;         /* outgoing calls (shard searches + probes) */
+    int stopping, server_stopping;
+    void (*done)(void *);
+    void *done_ud;
+};
+
+struct search;
+
+typedef struct shard_slot {
+    struct search *s;
+    uint32_t shard;
+    uint32_t tries;
+    backend *b;                  /* replica of the current / last attempt */
+    grpc_status_code code;
+    char msg[320];
+    Funnel__V1__ShardSearchResponse *resp;
+} shard_slot;
+
+typedef struct search {
+    coord_t *c;
+    rpc_call_t *call;
+    const Funnel__V1__SearchRequest *req;
+    uint32_t k;
+    uint64_t t0_ns;
+    gpr_timespec deadline;       /* for shard calls: earlier than the client's */
+    size_t pending;
+    Funnel__V1__ShardSearchRequest sreq;
+    uint32_t nslots;
+    shard_slot slots[];
+} search;
+
+static void maybe_finish_stop(coord_t *c);
+
+/* ---- replies and counters ---- */
+
+static void reply(coord_t *c, rpc_call_t *call, grpc_status_code code, const char *details,
+                  const ProtobufCMessage *resp)
+{
+    if (code != GRPC_STATUS_OK) c->errors++;
+    rpc_call_reply(call, code, details, resp);
+}
+
+/* ---- shard calls ---- */
+
+static void on_shard_done(void *ud, grpc_status_code code, const char *details,
+                          ProtobufCMessage *resp);
+
+/* Round robin over the shard's replicas, skipping ones a probe or call saw
+ * down (unless all are). */
+static backend *pick_replica(coord_t *c, uint32_t shard)
+{
+    const coord_shard_conf *sc = &c->o.topo->shards[shard];
+    backend *base = &c->backends[c->first[shard]];
+    uint32_t start = c->rr[shard]++ % sc->nreplicas;
+    for (uint32_t i = 0; i < sc->nreplicas; i++) {
+        backend *b = &base[(start + i) % sc->nreplicas];
+        if (b->healthy != 0) return b;
+    }
+    return &base[start];
+}
+
+static int start_shard_call(shard_slot *sl)
+{
+    search *s = sl->s;
+    coord_t *c = s->c;
+    sl->tries++;
+    sl->b->calls++;
+    int rc = rpc_async_unary(c->srv, sl->b->ch, RPC_METHOD_SHARD_SEARCH,
+                             &s->sreq.base, &funnel__v1__shard_search_response__descriptor,
+                             s->deadline, on_shard_done, sl);
+    if (rc == 0) c->inflight_out++;
+    return rc;
+}
+
+static void finish_search(search *s);
+
+static void slot_done(shard_slot *sl)
+{
+    search *s = sl->s;
+    if (--s->pending == 0) finish_search(s);
+}
+
+static void on_shard_done(void *ud, grpc_status_code code, const char *details,
+                          ProtobufCMessage *resp)
+{
+    shard_slot *sl = ud;
+    search *s = sl->s;
+    coord_t *c = s->c;
+    backend *b = sl->b;
+    c->inflight_out--;
+    sl->code = code;
+    if (code == GRPC_STATUS_OK) {
+        sl->resp = (Funnel__V1__ShardSearchResponse *)resp;
+        b->healthy = 1;
+        b->last_seen_ms = uv_now(c->loop);
+        if (sl->resp->shards && (sl->resp->shards != c->o.topo->nshards ||
+                                 sl->resp->shard != sl->shard) && !b->warned_mismatch) {
+            b->warned_mismatch = 1;
+            FN_WARN("%s is configured as shard %u of %u but says it is shard %u of %u",
+                    b->addr, sl->shard, c->o.topo->nshards, sl->resp->shard, sl->resp->shards);
+        }
+        slot_done(sl);
+        return;
+    }
+    b->failures++;
+    size_t used = strlen(sl->msg);   /* a retry appends to the first attempt's message */
+    int w = snprintf(sl->msg + used, sizeof sl->msg - used, "%s%s: %s", used ? "; then " : "",
+                     b->addr, details && *details ? details : rpc_status_name(code));
+    (void)w;   /* truncation is fine: it is a message for people */
+    if (code == GRPC_STATUS_UNAVAILABLE) {
+        b->healthy = 0;
+        snprintf(b->last_err, sizeof b->last_err, "UNAVAILABLE: %s", details ? details : "");
+    }
+    FN_DEBUG("shard %u replica %s: %s %s", sl->shard, b->addr, rpc_status_name(code),
+             details ? details : "");
+    /* One retry on another replica, only for UNAVAILABLE (the call did not
+     * reach a server, so it is safe) and only while time is left. */
+    const coord_shard_conf *sc = &c->o.topo->shards[sl->shard];
+    if (code == GRPC_STATUS_UNAVAILABLE && sl->tries < 2 && sc->nreplicas > 1 &&
+        !c->stopping && ms_until(s->deadline) >= 1) {
+        backend *base = &c->backends[c->first[sl->shard]];
+        sl->b = &base[(b->replica + 1) % sc->nreplicas];
+        if (start_shard_call(sl) == 0) return;
+        sl->code = GRPC_STATUS_INTERNAL;
+    }
+    slot_done(sl);
+}
+
+/* ---- the response ---- */
+
+static Funnel__V1__StageInfo *stage(arena *a, const char *name, int ran, uint64_t time_us,
+                                    uint64_t in, uint64_t out, const char *note)
+{
+    Funnel__V1__StageInfo *st = ar_alloc(a, sizeof *st);
+    if (!st) return NULL;
+    funnel__v1__stage_info__init(st);
+    st->name = (char *)name;
+    st->ran = ran;
+    st->time_us = time_us;
+    st->count_in = in;
+    st->count_out = out;
+    if (note) st->note = (char *)note;
+    return st;
+}
+
+static const char *const later_stages[] = { "stage1", "stage2", "blender", "filter" };
+#define NOT_BUILT "not built yet"
+
+/* Fill resp for s. Returns 0, or -ENOMEM. */
+static int build_response(search *s, arena *a, Funnel__V1__SearchResponse *resp,
+                          Funnel__V1__Coverage *cov)
+{
+    coord_t *c = s->c;
+    uint32_t n = s->nslots;
+    uint64_t docs_total = 0, sel_time = 0, merged_in = 0;
+    int have_terms = 0;
+
+    funnel__v1__search_response__init(resp);
+    funnel__v1__coverage__init(cov);
+    resp->coverage = cov;
+    cov->shards_asked = n;
+
+    resp->failures = ar_alloc(a, n * sizeof *resp->failures);
+    coord_merge_list *lists = ar_alloc(a, n * sizeof *lists);
+    uint32_t **perms = ar_alloc(a, n * sizeof *perms);
+    if (a->oom) return -ENOMEM;
+
+    for (uint32_t i = 0; i < n; i++) {
+        shard_slot *sl = &s->slots[i];
+        if (sl->code != GRPC_STATUS_OK || !sl->resp) {
+            Funnel__V1__ShardFailure *f = ar_alloc(a, sizeof *f);
+            if (!f) return -ENOMEM;
+            funnel__v1__shard_failure__init(f);
+            f->shard = sl->shard;
+            f->address = (char *)(sl->b ? sl->b->addr : "");
+            f->status = (char *)rpc_status_name(sl->code);
+            f->message = sl->msg;
+            resp->failures[resp->n_failures++] = f;
+            cov->shards_failed++;
+            continue;
+        }
+        const Funnel__V1__ShardSearchResponse *r = sl->resp;
+        cov->shards_answered++;
+        cov->docs_searched += r->docs;
+        if (!docs_total) docs_total = r->docs_total;
+        resp->total_matches += r->matches;
+        if (r->time_us > sel_time) sel_time = r->time_us;
+        if (!have_terms) {
+            have_terms = 1;
+            resp->n_terms = r->n_terms;
+            resp->terms = r->terms;
+        }
+        merged_in += r->n_hits;
+        coord_merge_item *items = ar_alloc(a, r->n_hits * sizeof *items);
+        if (!items) return -ENOMEM;
+        for (size_t h = 0; h < r->n_hits; h++) {
+            items[h].score = r->hits[h]->score;
+            items[h].key = r->hits[h]->key;
+        }
+        lists[i] = (coord_merge_list){ items, r->n_hits };
+        /* Shards return sorted lists; a buggy one must not break exactness. */
+        if (!coord_merge_is_sorted(items, r->n_hits)) {
+            if (!sl->b->warned_mismatch) {
+                sl->b->warned_mismatch = 1;
+                FN_WARN("%s returned hits out of order; sorting them", sl->b->addr);
+            }
+            perms[i] = ar_alloc(a, r->n_hits * sizeof *perms[i]);
+            if (!perms[i]) return -ENOMEM;
+            for (size_t h = 0; h < r->n_hits; h++) perms[i][h] = (uint32_t)h;
+            if (coord_merge_sort(items, perms[i], r->n_hits)) return -ENOMEM;
+        }
+    }
+    cov->docs_total = docs_total;
+    resp->partial = cov->shards_failed > 0;
+
+    /* The exact merge: global ranks [page*k, page*k + k). */
+    uint64_t t_merge = uv_hrtime();
+    size_t skip = (size_t)s->req->page * s->k;
+    coord_merge_ref *refs = ar_alloc(a, s->k * sizeof *refs);
+    if (!refs) return -ENOMEM;
+    int merr = 0;
+    size_t got = coord_merge(lists, n, skip, s->k, refs, &merr);
+    if (merr) return merr;
+    uint64_t merge_us = (uv_hrtime() - t_merge) / 1000;
+
+    resp->hits = ar_alloc(a, (got ? got : 1) * sizeof *resp->hits);
+    Funnel__V1__Hit *hits = ar_alloc(a, (got ? got : 1) * sizeof *hits);
+    if (a->oom) return -ENOMEM;
+    int explain = s->req->explain;
+    for (size_t i = 0; i < got; i++) {
+        shard_slot *sl = &s->slots[refs[i].list];
+        uint32_t pos = perms[refs[i].list] ? perms[refs[i].list][refs[i].pos] : refs[i].pos;
+        const Funnel__V1__ShardHit *sh = sl->resp->hits[pos];
+        Funnel__V1__Hit *h = &hits[i];
+        funnel__v1__hit__init(h);
+        h->id = sh->id;
+        h->title = sh->title;
+        h->url = sh->url;
+        h->score = sh->score;
+        h->shard = sl->shard;
+        if (explain) {
+            h->n_terms = sh->n_terms;
+            h->terms = sh->terms;
+            size_t ns = 1 + sizeof later_stages / sizeof later_stages[0];
+            h->stages = ar_alloc(a, ns * sizeof *h->stages);
+            Funnel__V1__StageScore *ss = ar_alloc(a, ns * sizeof *ss);
+            if (a->oom) return -ENOMEM;
+            for (size_t j = 0; j < ns; j++) {
+                funnel__v1__stage_score__init(&ss[j]);
+                ss[j].stage = (char *)(j == 0 ? "selection" : later_stages[j - 1]);
+                ss[j].ran = j == 0;
+                ss[j].score = j == 0 ? sh->score : 0.0;
+                h->stages[j] = &ss[j];
+            }
+            h->n_stages = ns;
+        }
+        resp->hits[i] = h;
+    }
+    resp->n_hits = got;
+
+    /* Funnel order: selection, stage1 (shards), merge, stage2, blender, filter. */
+    uint64_t window = (uint64_t)(s->req->page + 1) * s->k;
+    uint64_t merged_out = merged_in < window ? merged_in : window;
+    resp->stages = ar_alloc(a, 6 * sizeof *resp->stages);
+    if (!resp->stages) return -ENOMEM;
+    size_t ns = 0;
+    resp->stages[ns++] = stage(a, "selection", 1, sel_time, cov->docs_searched,
+                               resp->total_matches, "BM25F on the shards");
+    resp->stages[ns++] = stage(a, "stage1", 0, 0, 0, 0, NOT_BUILT);
+    resp->stages[ns++] = stage(a, "merge", 1, merge_us, merged_in, merged_out, NULL);
+    resp->stages[ns++] = stage(a, "stage2", 0, 0, 0, 0, NOT_BUILT);
+    resp->stages[ns++] = stage(a, "blender", 0, 0, 0, 0, NOT_BUILT);
+    resp->stages[ns++] = stage(a, "filter", 0, 0, 0, 0, NOT_BUILT);
+    if (a->oom) return -ENOMEM;
+    resp->n_stages = ns;
+    resp->request_id = s->req->request_id;
+    (void)c;
+    return 0;
+}
+
+static void free_search(search *s)
+{
+    for (uint32_t i = 0; i < s->nslots; i++)
+        if (s->slots[i].resp)
+            protobuf_c_message_free_unpacked(&s->slots[i].resp->base, NULL);
+    free(s);
+}
+
+static void finish_search(search *s)
+{
+    coord_t *c = s->c;
+    arena a = { NULL, 0 };
+    Funnel__V1__SearchResponse resp;
+    Funnel__V1__Coverage cov;
+    int rc = build_response(s, &a, &resp, &cov);
+    if (rc == 0) {
+        resp.took_us = (uv_hrtime() - s->t0_ns) / 1000;
+        FN_DEBUG("search '%s' k=%u page=%u: %zu hits, %u/%u shards, %" PRIu64 " us",
+                 s->req->query, s->k, s->req->page, resp.n_hits,
+                 cov.shards_answered, cov.shards_asked, (uint64_t)resp.took_us);
+        reply(c, s->call, GRPC_STATUS_OK, NULL, &resp.base);
+    } else {
+        reply(c, s->call, GRPC_STATUS_RESOURCE_EXHAUSTED, "coordinator out of memory", NULL);
+    }
+    ar_free(&a);
+    free_search(s);
+    c->inflight_req--;
+    maybe_finish_stop(c);
+}
+
+/* ---- handlers ---- */
+
+static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *ud)
+{
+    coord_t *c = ud;
+    const Funnel__V1__SearchRequest *req = (const Funnel__V1__SearchRequest *)msg;
+    uint64_t t0 = uv_hrtime();
+    c->requests++;
+    if (c->stopping) {
+        reply(c, call, GRPC_STATUS_UNAVAILABLE, "coordinator is shutting down", NULL);
+        return;
+    }
+    uint32_t k;
+    fn_errbuf eb;
+    if (coord_validate_search(req, &c->o.limits, &k, &eb) != 0) {
+        reply(c, call, GRPC_STATUS_INVALID_ARGUMENT, eb.msg, NULL);
+        return;
+    }
+    uint32_t n = c->o.topo->nshards;
+    search *s = calloc(1, sizeof *s + n * sizeof s->slots[0]);
+    if (!s) {
+        reply(c, call, GRPC_STATUS_RESOURCE_EXHAUSTED, "coordinator out of memory", NULL);
+        return;
+    }
+    s->c = c;
+    s->call = call;
+    s->req = req;
+    s->k = k;
+    s->t0_ns = t0;
+    s->nslots = n;
+    funnel__v1__shard_search_request__init(&s->sreq);
+    s->sreq.query = req->query;
+    s->sreq.k = (req->page + 1) * k;
+    s->sreq.explain = req->explain;
+
+    /* One deadline for all shards, earlier than the client's by our budget
+     * (at least 10% of what is left) so a stalled shard cannot make us late. */
+    gpr_timespec now = gpr_now(GPR_CLOCK_MONOTONIC);
+    int64_t left_us;
+    if (rpc_call_ms_left(call) == INT64_MAX) {
+        left_us = c->o.default_deadline_ms * 1000;
+    } else {
+        gpr_timespec cd = gpr_convert_clock_type(rpc_call_deadline(call), GPR_CLOCK_MONOTONIC);
+        gpr_timespec d = gpr_time_sub(cd, now);
+        left_us = d.tv_sec * 1000000 + d.tv_nsec / 1000;
+    }
+    int64_t reserve_us = c->o.budget_ms * 1000;
+    if (left_us / 10 > reserve_us) reserve_us = left_us / 10;
+    int64_t shard_us = left_us - reserve_us;
+    s->deadline = gpr_time_add(now, gpr_time_from_micros(shard_us > 0 ? shard_us : 0, GPR_TIMESPAN));
+
+    c->inflight_req++;
+    s->pending = n + 1;   /* +1: no finish while still fanning out */
+    for (uint32_t i = 0; i < n; i++) {
+        shard_slot *sl = &s->slots[i];
+        sl->s = s;
+        sl->shard = i;
+        sl->b = pick_replica(c, i);
+        if (shard_us <= 0) {
+            sl->code = GRPC_STATUS_DEADLINE_EXCEEDED;
+            snprintf(sl->msg, sizeof sl->msg,
+                     "no time left for shard calls (client deadline in %" PRId64 " us)", left_us);
+            s->pending--;
+            continue;
+        }
+        if (start_shard_call(sl) != 0) {
+            sl->code = GRPC_STATUS_INTERNAL;
+            snprintf(sl->msg, sizeof sl->msg, "could not start the call");
+            s->pending--;
+        }
+    }
+    if (--s->pending == 0) finish_search(s);
+}
+
+static void handle_status(rpc_call_t *call, const ProtobufCMessage *msg, void *ud)
+{
+    coord_t *c = ud;
+    (void)msg;
+    Funnel__V1__StatusResponse r;
+    funnel__v1__status_response__init(&r);
+    r.role = (char *)"coordinator";
+    r.pid = (uint32_t)getpid();
+    r.uptime_ms = uv_now(c->loop) - c->start_ms;
+    r.requests = c->requests;
+    r.errors = c->errors;
+    r.shards = c->o.topo->nshards;
+    Funnel__V1__ProcessStatus *ps = calloc(c->nbackends, sizeof *ps);
+    Funnel__V1__ProcessStatus **pp = calloc(c->nbackends, sizeof *pp);
+    char (*detail)[256] = calloc(c->nbackends, sizeof *detail);
+    if (!ps || !pp || !detail) {
+        reply(c, call, GRPC_STATUS_RESOURCE_EXHAUSTED, "coordinator out of memory", NULL);
+        goto out;
+    }
+    uint64_t now = uv_now(c->loop);
+    for (uint32_t i = 0; i < c->nbackends; i++) {
+        backend *b = &c->backends[i];
+        funnel__v1__process_status__init(&ps[i]);
+        ps[i].role = (char *)"shard";
+        ps[i].address = (char *)b->addr;
+        ps[i].healthy = b->healthy == 1;
+        if (b->healthy < 0)
+            snprintf(detail[i], sizeof detail[i], "shard %u replica %u: not checked yet; calls %" PRIu64 " failed %" PRIu64,
+                     b->shard, b->replica, b->calls, b->failures);
+        else
+            snprintf(detail[i], sizeof detail[i], "shard %u replica %u: %s %" PRIu64 " ms ago%s%s; calls %" PRIu64 " failed %" PRIu64,
+                     b->shard, b->replica, b->healthy ? "healthy" : "unhealthy",
+                     now - b->last_seen_ms, b->healthy ? "" : ": ",
+                     b->healthy ? "" : b->last_err, b->calls, b->failures);
+        ps[i].detail = detail[i];
+        pp[i] = &ps[i];
+    }
+    r.n_backends = c->nbackends;
+    r.backends = pp;
+    /* Admin calls are not searches: they count in neither requests nor errors. */
+    rpc_call_reply(call, GRPC_STATUS_OK, NULL, &r.base);
+out:
+    free(detail);
+    free(pp);
+    free(ps);
+}
+
+/* ---- health probes ---- */
+
+typedef struct probe_ctx { backend *b; coord_t *c; } probe_ctx;
+
+static void on_probe_done(void *ud, grpc_status_code code, const char *details,
+                          ProtobufCMessage *resp)
+{
+    probe_ctx *p = ud;
+    coord_t *c = p->c;
+    backend *b = p->b;
+    free(p);
+    c->inflight_out--;
+    b->probe_inflight = 0;
+    b->last_seen_ms = uv_now(c->loop);
+    if (code == GRPC_STATUS_OK) {
+        Grpc__Health__V1__HealthCheckResponse *hr = (Grpc__Health__V1__HealthCheckResponse *)resp;
+        int ok = hr->status == GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+        b->healthy = ok;
+        if (!ok) snprintf(b->last_err, sizeof b->last_err, "health status %d", (int)hr->status);
+        protobuf_c_message_free_unpacked(resp, NULL);
+    } else {
+        b->healthy = 0;
+        snprintf(b->last_err, sizeof b->last_err, "%s: %s", rpc_status_name(code),
+                 details ? details : "");
+    }
+    maybe_finish_stop(c);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    coord_t *c = t->data;
+    if (c->stopping) return;
+    static const Grpc__Health__V1__HealthCheckRequest req_init = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+    Grpc__Health__V1__HealthCheckRequest req = req_init;
+    int64_t ms = c->o.health_interval_ms < PROBE_DEADLINE_MS ? c->o.health_interval_ms : PROBE_DEADLINE_MS;
+    for (uint32_t i = 0; i < c->nbackends; i++) {
+        backend *b = &c->backends[i];
+        if (b->probe_inflight) continue;
+        probe_ctx *p = malloc(sizeof *p);
+        if (!p) return;
+        p->b = b;
+        p->c = c;
+        if (rpc_async_unary(c->srv, b->ch, RPC_METHOD_HEALTH_CHECK, &req.base,
+                            &grpc__health__v1__health_check_response__descriptor,
+                            deadline_after_ms(ms), on_probe_done, p) == 0) {
+            b->probe_inflight = 1;
+            c->inflight_out++;
+        } else {
+            free(p);
+        }
+    }
+}
+
+/* ---- start / stop ---- */
+
+static void free_coord(coord_t *c)
+{
+    for (uint32_t i = 0; i < c->nbackends; i++)
+        if (c->backends[i].ch) grpc_channel_destroy(c->backends[i].ch);
+    free(c->backends);
+    free(c->first);
+    free(c->rr);
+    free(c);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    coord_t *c = h->data;
+    void (*done)(void *) = c->done;
+    void *ud = c->done_ud;
+    free_coord(c);
+    if (done) done(ud);
+}
+
+static void on_server_stopped(void *ud)
+{
+    coord_t *c = ud;
+    c->srv = NULL;
+    uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+}
+
+/* The server goes last: its completion queue carries our outgoing calls. */
+static void maybe_finish_stop(coord_t *c)
+{
+    if (!c->stopping || c->server_stopping || c->inflight_req || c->inflight_out) return;
+    c->server_stopping = 1;
+    rpc_server_stop(c->srv, on_server_stopped, c);
+}
+
+void coord_stop(coord_t *c, void (*done)(void *ud), void *ud)
+{
+    c->done = done;
+    c->done_ud = ud;
+    c->stopping = 1;
+    rpc_server_set_serving(c->srv, 0);
+    uv_timer_stop(&c->timer);
+    FN_INFO("stopping: %zu searches and %zu shard calls in flight",
+            c->inflight_req, c->inflight_out);
+    maybe_finish_stop(c);
+}
+
+int coord_port(const coord_t *c)
+{
+    return rpc_server_port(c->srv);
+}
+
+int coord_start(uv_loop_t *loop, const coord_opts *o, coord_t **out, fn_errbuf *eb)
+{
+    int rc;
+    const coord_topology *t = o->topo;
+    if (!t || t->nshards == 0) return fn_seterr(eb, FN_EINVAL, "empty topology");
+    coord_t *c = calloc(1, sizeof *c);
+    if (!c) return fn_seterr(eb, -ENOMEM, "out of memory");
+    c->loop = loop;
+    c->o = *o;
+    c->start_ms = uv_now(loop);
+    for (uint32_t s = 0; s < t->nshards; s++) c->nbackends += t->shards[s].nreplicas;
+    c->backends = calloc(c->nbackends, sizeof *c->backends);
+    c->first = calloc(t->nshards, sizeof *c->first);
+    c->rr = calloc(t->nshards, sizeof *c->rr);
+    if (!c->backends || !c->first || !c->rr) {
+        rc = fn_seterr(eb, -ENOMEM, "out of memory");
+        goto fail_alloc;
+    }
+    uint32_t bi = 0;
+    for (uint32_t s = 0; s < t->nshards; s++) {
+        c->first[s] = bi;
+        for (uint32_t r = 0; r < t->shards[s].nreplicas; r++, bi++) {
+            backend *b = &c->backends[bi];
+            b->addr = t->shards[s].replicas[r];
+            b->shard = s;
+            b->replica = r;
+            b->healthy = -1;
+            b->ch = rpc_channel_create(b->addr);
+            if (!b->ch) {
+                rc = fn_seterr(eb, FN_EINVAL, "cannot create a channel to %s", b->addr);
+                goto fail_alloc;
+            }
+        }
+    }
+    c->methods[0] = (rpc_method){ RPC_METHOD_SEARCH, &funnel__v1__search_request__descriptor,
+                                  handle_search, c };
+    c->methods[1] = (rpc_method){ RPC_METHOD_ADMIN_STATUS, &funnel__v1__status_request__descriptor,
+                                  handle_status, c };
+    rpc_server_opts so = { o->listen, c->methods, 2, 0 };
+    rc = rpc_server_start(loop, &so, &c->srv, eb);
+    if (rc != 0) goto fail_alloc;
+    rc = uv_timer_init(loop, &c->timer);
+    if (rc != 0) {
+        /* Cannot happen on Linux; the server would need an async stop here. */
+        fn_seterr(eb, rc, "uv_timer_init: %s", uv_strerror(rc));
+        abort();
+    }
+    c->timer.data = c;
+    if (o->health_interval_ms > 0)
+        uv_timer_start(&c->timer, on_timer, 0, (uint64_t)o->health_interval_ms);
+    rpc_server_set_serving(c->srv, 1);
+    *out = c;
+    return 0;
+
+fail_alloc:
+    free_coord(c);
+    return rc;
+}

@@ -1,0 +1,42 @@
+/* coord.h - the coordinator service: Search/Search, Admin/Status and Health
+ * on one rpc_server, fanning each search out to one replica of every shard.
+ *
+ * Everything runs on the loop thread (see rpc_server.h); the coordinator has
+ * no locks and no worker threads: its own work (validation, merge, response
+ * building) is small and bounded by max_window.
+ */
+#ifndef FUNNEL_COORD_COORD_H
+#define FUNNEL_COORD_COORD_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "fn_error.h"
+#include "topology.h"
+#include "validate.h"
+
+typedef struct coord coord_t;   /* opaque */
+
+typedef struct coord_opts {
+    const coord_topology *topo;     /* borrowed; must outlive the coordinator */
+    const char *listen;             /* "127.0.0.1:0" picks a free port */
+    int64_t default_deadline_ms;    /* used when the client sent no deadline */
+    int64_t budget_ms;              /* reserved for our own work, at least */
+    coord_limits limits;
+    int64_t health_interval_ms;     /* shard health probes; 0 = none */
+} coord_opts;
+
+/** Start serving on loop. Returns 0 and *out, or FN_EINVAL / -ENOMEM with a
+ *  message in eb (e.g. the listen address is in use). */
+int coord_start(uv_loop_t *loop, const coord_opts *o, coord_t **out, fn_errbuf *eb);
+
+/** The bound port. */
+int coord_port(const coord_t *c);
+
+/** Graceful stop: Health turns NOT_SERVING, new searches get UNAVAILABLE,
+ *  searches in flight finish (each by its deadline at the latest), then the
+ *  server, channels and timer go away, c is freed and done(ud) runs on the
+ *  loop thread. Call once. */
+void coord_stop(coord_t *c, void (*done)(void *ud), void *ud);
+
+#endif

@@ -1,0 +1,31 @@
+/* validate.h - checks on a client's SearchRequest before any fan-out. */
+#ifndef FUNNEL_COORD_VALIDATE_H
+#define FUNNEL_COORD_VALIDATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fn_error.h"
+#include "funnel.pb-c.h"
+
+#define COORD_DEFAULT_K          10
+#define COORD_MAX_REQUEST_ID     128
+
+typedef struct coord_limits {
+    uint32_t max_window;        /* max (page+1)*k */
+    size_t max_query_bytes;
+} coord_limits;
+
+/** 1 if s[0..n) is well-formed UTF-8 (no overlongs, surrogates or > U+10FFFF). */
+int coord_utf8_valid(const char *s, size_t n);
+
+/** 1 if s (valid UTF-8) holds only white space (ASCII or Unicode Z*). */
+int coord_is_blank(const char *s, size_t n);
+
+/** Validate req against lim. On success returns 0 and sets *k_out to the
+ *  effective page size (k, or COORD_DEFAULT_K for 0). Otherwise returns
+ *  FN_EINVAL with a message naming the field ("query: ...") in eb. */
+int coord_validate_search(const Funnel__V1__SearchRequest *req, const coord_limits *lim,
+                          uint32_t *k_out, fn_errbuf *eb);
+
+#endif

@@ -1,0 +1,39 @@
+/* main.c - the funnel CLI: dispatch to the ops_cmd_* commands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "fn_log.h"
+#include "ops.h"
+
+static const char usage[] =
+    "usage: funnel <command> [options]     (funnel <command> --help for details)\n"
+    "\n"
+    "  index build    build an index from a JSON Lines corpus\n"
+    "  cluster up     start a local cluster (coordinator + one process per shard)\n"
+    "  cluster status show the cluster's processes and their health\n"
+    "  cluster down   stop the cluster\n"
+    "  search         run one query, or a batch of queries into a TREC run file\n"
+    "  eval           score a TREC run against qrels (ndcg@10 map mrr p@10 r@100 r@1000)\n"
+    "\n"
+    "Exit status: 0 ok, 1 failure, 2 usage error.\n";
+
+int main(int argc, char **argv)
+{
+    fn_log_init("funnel", FN_LOG_WARN);
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return OPS_EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(usage, stdout);
+        return OPS_EXIT_OK;
+    }
+    if (strcmp(cmd, "index") == 0) return ops_cmd_index(argc - 1, argv + 1);
+    if (strcmp(cmd, "cluster") == 0) return ops_cmd_cluster(argc - 1, argv + 1);
+    if (strcmp(cmd, "search") == 0) return ops_cmd_search(argc - 1, argv + 1);
+    if (strcmp(cmd, "eval") == 0) return ops_cmd_eval(argc - 1, argv + 1);
+    fprintf(stderr, "funnel: unknown command '%s'\n", cmd);
+    fputs(usage, stderr);
+    return OPS_EXIT_USAGE;
+}

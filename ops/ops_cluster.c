@@ -1,0 +1,706 @@
+/* ops_cluster.c - `funnel cluster up|status|down`: a local cluster of one
+ * coordinator and one funnel-shard per index shard, on loopback.
+ *
+ * RUNDIR holds everything about a running cluster (absolute paths are passed
+ * to the daemons so that status/down work from any working directory):
+ *   shard-N.pid  shard-N.addr  shard-N.log        one set per shard N (0-based)
+ *   coordinator.pid  coordinator.addr  coordinator.log
+ *   topology.conf    "shard N ADDR" lines read by the coordinator
+ *   cluster.json     summary: index, pids, addresses, logs
+ *
+ * `up` never forks after gRPC is initialised: it starts the shards, waits for
+ * their address files, starts the coordinator, and only then initialises gRPC
+ * to health-check everything. The processes are our children while `up` runs
+ * (so an early exit is noticed with waitpid), then get re-parented to init.
+ */
+#include "ops.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rpc_client.h"
+
+#define UP_TIMEOUT_S 30
+#define DOWN_TIMEOUT_S 10
+
+static const char cluster_usage[] =
+    "usage: funnel cluster up --index IDXDIR --dir RUNDIR [--timeout-s S]\n"
+    "       funnel cluster status --dir RUNDIR\n"
+    "       funnel cluster down --dir RUNDIR\n"
+    "\n"
+    "up      starts one funnel-shard per IDXDIR/shard-NNN and one funnel-coordinator\n"
+    "        on free 127.0.0.1 ports, waits until all answer Health/Check SERVING\n"
+    "        (at most S seconds, default 30), and prints the coordinator address\n"
+    "        (also in RUNDIR/coordinator.addr). Daemons are found next to funnel\n"
+    "        (../shard, ../coordinator, same dir) or in PATH; FUNNEL_SHARD_BIN and\n"
+    "        FUNNEL_COORDINATOR_BIN override, FUNNEL_WRAPPER prefixes a command\n"
+    "        (e.g. \"valgrind --leak-check=full\").\n"
+    "status  one line per process: role, shard, address, pid, alive, health;\n"
+    "        exit 0 only when every process is alive and SERVING.\n"
+    "down    SIGTERM every process, SIGKILL after 10 s; exit 0 even if already down.\n";
+
+typedef struct proc {
+    const char *role;           /* "shard" | "coordinator" */
+    int shard;                  /* -1 for the coordinator */
+    pid_t pid;
+    char addr[256];
+    char addr_file[PATH_MAX];
+    char pid_file[PATH_MAX];
+    char log_file[PATH_MAX];
+} proc;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* snprintf without -Wformat-truncation: our paths are bounded by PATH_MAX and
+ * a truncated message is acceptable. */
+static void sfmt(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void sfmt(char *buf, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, cap, fmt, ap);
+    va_end(ap);
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void proc_paths(proc *p, const char *rundir, const char *role, int shard)
+{
+    char base[64];
+    p->role = role;
+    p->shard = shard;
+    p->pid = 0;
+    p->addr[0] = '\0';
+    if (shard >= 0) snprintf(base, sizeof base, "shard-%d", shard);
+    else snprintf(base, sizeof base, "coordinator");
+    snprintf(p->addr_file, sizeof p->addr_file, "%s/%s.addr", rundir, base);
+    snprintf(p->pid_file, sizeof p->pid_file, "%s/%s.pid", rundir, base);
+    snprintf(p->log_file, sizeof p->log_file, "%s/%s.log", rundir, base);
+}
+
+static void proc_name(const proc *p, char *buf, size_t cap)
+{
+    if (p->shard >= 0) snprintf(buf, cap, "shard %d", p->shard);
+    else snprintf(buf, cap, "coordinator");
+}
+
+/* ------------------------------------------------------------ helpers ---- */
+
+int ops_index_shards(const char *idxdir, uint32_t *shards, fn_errbuf *eb)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/index.json", idxdir);
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    if (!root) {
+        if (access(path, F_OK) != 0)
+            return fn_seterr(eb, -ENOENT, "%s: no index here (missing index.json)", idxdir);
+        return fn_seterr(eb, FN_EFORMAT, "%s:%d: %s", path, je.line, je.text);
+    }
+    json_t *s = json_object_get(root, "shards");
+    int rc = 0;
+    if (!json_is_integer(s) || json_integer_value(s) < 1 || json_integer_value(s) > 100000)
+        rc = fn_seterr(eb, FN_EFORMAT, "%s: \"shards\" is missing or not a positive integer", path);
+    else
+        *shards = (uint32_t)json_integer_value(s);
+    json_decref(root);
+    return rc;
+}
+
+int ops_topology_write(const char *path, const char *const *addrs, uint32_t n)
+{
+    size_t cap = 128;
+    for (uint32_t i = 0; i < n; i++) cap += strlen(addrs[i]) + 32;
+    char *buf = malloc(cap);
+    if (!buf) return -ENOMEM;
+    size_t len = (size_t)snprintf(buf, cap, "# written by funnel cluster up\n");
+    for (uint32_t i = 0; i < n; i++)
+        len += (size_t)snprintf(buf + len, cap - len, "shard %u %s\n", i, addrs[i]);
+    int rc = ops_write_atomic(path, buf);
+    free(buf);
+    return rc;
+}
+
+int ops_pid_alive(pid_t pid, const char *marker)
+{
+    if (pid <= 0 || kill(pid, 0) != 0) return 0;
+    char path[64], buf[8192];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        char *rp = strrchr(buf, ')');            /* "pid (comm) S ..." */
+        if (rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X')) return 0;
+    }
+    if (!marker) return 1;
+    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+    f = fopen(path, "r");
+    if (!f) return 1;                            /* no /proc: trust kill() */
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    for (size_t i = 0; i < n; i++)
+        if (buf[i] == '\0') buf[i] = ' ';
+    buf[n] = '\0';
+    return strstr(buf, marker) != NULL;
+}
+
+/* Print the last lines of a log, to explain why a process failed. */
+static void log_tail(const char *path, int lines)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "  (no log at %s)\n", path);
+        return;
+    }
+    char buf[4096];
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    long start = size > (long)sizeof buf - 1 ? size - (long)sizeof buf + 1 : 0;
+    fseek(f, start, SEEK_SET);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    while (n > 0 && buf[n - 1] == '\n') buf[--n] = '\0';
+    char *p = buf + n;
+    int seen = 0;
+    while (p > buf && seen < lines) {
+        p--;
+        if (*p == '\n') seen++;
+    }
+    if (*p == '\n') p++;
+    fprintf(stderr, "  last lines of %s:\n", path);
+    for (char *line = strtok(p, "\n"); line; line = strtok(NULL, "\n"))
+        fprintf(stderr, "  | %s\n", line);
+}
+
+static int write_pid(const proc *p)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%d\n", (int)p->pid);
+    return ops_write_atomic(p->pid_file, buf);
+}
+
+static pid_t read_pid(const char *path)
+{
+    char buf[32];
+    if (ops_read_small(path, buf, sizeof buf) != 0) return 0;
+    char *end;
+    long v = strtol(buf, &end, 10);
+    return (*end || v <= 0 || v > INT32_MAX) ? 0 : (pid_t)v;
+}
+
+/* Start argv (with the optional wrapper words first) as a daemon in its own
+ * session, stdout/stderr to log. Returns the pid or -errno. */
+static pid_t spawn(char **wrapper, size_t nwrap, char *const *argv, const char *log)
+{
+    size_t n = 0;
+    while (argv[n]) n++;
+    char **full = calloc(nwrap + n + 1, sizeof *full);
+    if (!full) return -ENOMEM;
+    for (size_t i = 0; i < nwrap; i++) full[i] = wrapper[i];
+    for (size_t i = 0; i < n; i++) full[nwrap + i] = argv[i];
+    int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int e = errno;
+        free(full);
+        return -e;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        setsid();
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull >= 0) dup2(devnull, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execvp(full[0], full);
+        dprintf(2, "funnel: cannot execute %s: %s\n", full[0], strerror(errno));
+        _exit(127);
+    }
+    int e = errno;
+    close(fd);
+    free(full);
+    return pid < 0 ? -e : pid;
+}
+
+/* Has our child p exited? Fills why. */
+static int child_exited(proc *p, char *why, size_t cap)
+{
+    int status;
+    if (p->pid <= 0) return 0;
+    if (waitpid(p->pid, &status, WNOHANG) != p->pid) return 0;
+    if (WIFEXITED(status)) snprintf(why, cap, "exited with status %d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status)) snprintf(why, cap, "killed by signal %d", WTERMSIG(status));
+    else snprintf(why, cap, "stopped");
+    p->pid = 0;
+    return 1;
+}
+
+static void stop_all(proc *ps, size_t n, double grace_s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ps[i].pid > 0 && ops_pid_alive(ps[i].pid, ps[i].addr_file)) {
+            kill(ps[i].pid, SIGTERM);
+            kill(ps[i].pid, SIGCONT);            /* a stopped process must run to exit */
+        } else {
+            ps[i].pid = 0;
+        }
+    double until = now_s() + grace_s;
+    for (;;) {
+        int left = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (ps[i].pid <= 0) continue;
+            waitpid(ps[i].pid, NULL, WNOHANG);   /* reap if it is our child */
+            if (ops_pid_alive(ps[i].pid, ps[i].addr_file)) left++;
+            else ps[i].pid = 0;
+        }
+        if (!left || now_s() >= until) break;
+        sleep_ms(50);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (ps[i].pid > 0) {
+            char name[32];
+            proc_name(&ps[i], name, sizeof name);
+            fprintf(stderr, "funnel cluster: %s (pid %d) did not stop in %.0f s: SIGKILL\n",
+                    name, (int)ps[i].pid, grace_s);
+            kill(ps[i].pid, SIGKILL);
+            for (int k = 0; k < 40 && ops_pid_alive(ps[i].pid, NULL); k++) {
+                waitpid(ps[i].pid, NULL, WNOHANG);
+                sleep_ms(25);
+            }
+        }
+    for (size_t i = 0; i < n; i++) {
+        unlink(ps[i].pid_file);
+        unlink(ps[i].addr_file);
+    }
+}
+
+/* Make dir (and parents). 0 or -errno. */
+static int mkdirs(const char *dir)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s", dir) >= (int)sizeof tmp) return -ENAMETOOLONG;
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -errno;
+            *p = '/';
+        }
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -errno;
+    return 0;
+}
+
+/* Collect the processes recorded in RUNDIR (coordinator first, shards in order). */
+static int load_procs(const char *rundir, proc **out, size_t *n)
+{
+    DIR *d = opendir(rundir);
+    if (!d) return -errno;
+    int max_shard = -1;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        int k, len = 0;
+        if (sscanf(e->d_name, "shard-%d.pid%n", &k, &len) == 1 && len > 0 &&
+            e->d_name[len] == '\0' && k >= 0 && k < 100000 && k > max_shard)
+            max_shard = k;
+    }
+    closedir(d);
+    proc *ps = calloc((size_t)max_shard + 2, sizeof *ps);
+    if (!ps) return -ENOMEM;
+    size_t cnt = 0;
+    proc_paths(&ps[cnt], rundir, "coordinator", -1);
+    if (access(ps[cnt].pid_file, F_OK) == 0) cnt++;
+    for (int k = 0; k <= max_shard; k++) {
+        proc_paths(&ps[cnt], rundir, "shard", k);
+        if (access(ps[cnt].pid_file, F_OK) == 0) cnt++;
+    }
+    for (size_t i = 0; i < cnt; i++) {
+        ps[i].pid = read_pid(ps[i].pid_file);
+        if (ops_read_small(ps[i].addr_file, ps[i].addr, sizeof ps[i].addr) != 0) ps[i].addr[0] = '\0';
+    }
+    *out = ps;
+    *n = cnt;
+    return 0;
+}
+
+static int write_cluster_json(const char *rundir, const char *idxdir, const proc *ps, size_t n)
+{
+    json_t *root = json_object(), *shards = json_array();
+    json_object_set_new(root, "index", json_string(idxdir));
+    json_object_set_new(root, "shards", shards);
+    for (size_t i = 0; i < n; i++) {
+        json_t *o = json_object();
+        json_object_set_new(o, "role", json_string(ps[i].role));
+        if (ps[i].shard >= 0) json_object_set_new(o, "shard", json_integer(ps[i].shard));
+        json_object_set_new(o, "pid", json_integer(ps[i].pid));
+        json_object_set_new(o, "address", json_string(ps[i].addr));
+        json_object_set_new(o, "log", json_string(ps[i].log_file));
+        if (ps[i].shard >= 0) json_array_append_new(shards, o);
+        else json_object_set_new(root, "coordinator", o);
+    }
+    char *text = json_dumps(root, JSON_INDENT(2));
+    json_decref(root);
+    if (!text) return -ENOMEM;
+    char path[PATH_MAX];
+    sfmt(path, sizeof path, "%s/cluster.json", rundir);
+    size_t len = strlen(text);
+    char *withnl = realloc(text, len + 2);
+    if (!withnl) {
+        free(text);
+        return -ENOMEM;
+    }
+    memcpy(withnl + len, "\n", 2);
+    int rc = ops_write_atomic(path, withnl);
+    free(withnl);
+    return rc;
+}
+
+/* ----------------------------------------------------------------- up ---- */
+
+/* Wait for p's address file. 0, or -1 with why filled (timeout / exit). */
+static int wait_addr(proc *p, double deadline, char *why, size_t cap)
+{
+    for (;;) {
+        if (ops_read_small(p->addr_file, p->addr, sizeof p->addr) == 0 && ops_addr_valid(p->addr))
+            return 0;
+        if (child_exited(p, why, cap)) return -1;
+        if (now_s() >= deadline) {
+            sfmt(why, cap, "no address in %s before the timeout", p->addr_file);
+            return -1;
+        }
+        sleep_ms(20);
+    }
+}
+
+static int wait_healthy(proc *p, double deadline, char *why, size_t cap)
+{
+    rpc_client_t *c = rpc_client_create(p->addr);
+    if (!c) {
+        snprintf(why, cap, "out of memory");
+        return -1;
+    }
+    int rc = -1;
+    for (;;) {
+        if (rpc_health_check(c, 1000)) {
+            rc = 0;
+            break;
+        }
+        if (child_exited(p, why, cap)) break;
+        if (now_s() >= deadline) {
+            snprintf(why, cap, "not SERVING at %s", p->addr);
+            break;
+        }
+        sleep_ms(50);
+    }
+    rpc_client_destroy(c);
+    return rc;
+}
+
+static int cluster_up(int argc, char **argv)
+{
+    static const struct option lo[] = {{"index", required_argument, 0, 'i'},
+                                       {"dir", required_argument, 0, 'd'},
+                                       {"timeout-s", required_argument, 0, 't'},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+    const char *idx_arg = NULL, *dir_arg = NULL;
+    double timeout_s = UP_TIMEOUT_S;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        switch (c) {
+        case 'i': idx_arg = optarg; break;
+        case 'd': dir_arg = optarg; break;
+        case 't': timeout_s = atof(optarg); break;
+        case 'h': fputs(cluster_usage, stdout); return OPS_EXIT_OK;
+        default: fputs(cluster_usage, stderr); return OPS_EXIT_USAGE;
+        }
+    }
+    if (!idx_arg || !dir_arg || optind != argc || timeout_s <= 0) {
+        fprintf(stderr, "funnel cluster up: --index and --dir are required\n");
+        fputs(cluster_usage, stderr);
+        return OPS_EXIT_USAGE;
+    }
+
+    fn_errbuf eb = {{0}};
+    char self[PATH_MAX], shard_bin[PATH_MAX], coord_bin[PATH_MAX];
+    if (ops_self_dir(self, sizeof self) != 0) self[0] = '\0';
+    int rc = ops_find_daemon(self, "shard", "funnel-shard", "FUNNEL_SHARD_BIN", shard_bin,
+                             sizeof shard_bin, &eb);
+    if (rc == 0)
+        rc = ops_find_daemon(self, "coordinator", "funnel-coordinator", "FUNNEL_COORDINATOR_BIN",
+                             coord_bin, sizeof coord_bin, &eb);
+    if (rc != 0) {
+        fprintf(stderr, "funnel cluster up: %s\n", fn_errmsg(&eb, rc));
+        return OPS_EXIT_FAIL;
+    }
+
+    char idxdir[PATH_MAX], rundir[PATH_MAX];
+    uint32_t nshards = 0;
+    if (!realpath(idx_arg, idxdir)) {
+        fprintf(stderr, "funnel cluster up: %s: %s\n", idx_arg, strerror(errno));
+        return OPS_EXIT_FAIL;
+    }
+    if ((rc = ops_index_shards(idxdir, &nshards, &eb)) != 0) {
+        fprintf(stderr, "funnel cluster up: %s\n", fn_errmsg(&eb, rc));
+        return OPS_EXIT_FAIL;
+    }
+    for (uint32_t i = 0; i < nshards; i++) {
+        char sd[PATH_MAX + 32];
+        struct stat st;
+        snprintf(sd, sizeof sd, "%s/shard-%03u", idxdir, i);
+        if (stat(sd, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            fprintf(stderr, "funnel cluster up: %s: missing (index.json says %u shards)\n", sd, nshards);
+            return OPS_EXIT_FAIL;
+        }
+    }
+    if ((rc = mkdirs(dir_arg)) != 0 || !realpath(dir_arg, rundir)) {
+        fprintf(stderr, "funnel cluster up: %s: %s\n", dir_arg, strerror(rc ? -rc : errno));
+        return OPS_EXIT_FAIL;
+    }
+
+    /* Refuse to start a second cluster over a live one. */
+    proc *old = NULL;
+    size_t nold = 0;
+    if (load_procs(rundir, &old, &nold) == 0) {
+        for (size_t i = 0; i < nold; i++)
+            if (ops_pid_alive(old[i].pid, old[i].addr_file)) {
+                fprintf(stderr, "funnel cluster up: a cluster is already running in %s "
+                        "(pid %d); run funnel cluster down --dir %s first\n",
+                        rundir, (int)old[i].pid, dir_arg);
+                free(old);
+                return OPS_EXIT_FAIL;
+            }
+        for (size_t i = 0; i < nold; i++) unlink(old[i].pid_file);
+        free(old);
+    }
+
+    char **wrap = NULL;
+    size_t nwrap = 0;
+    if (ops_words_split(getenv("FUNNEL_WRAPPER"), &wrap, &nwrap) != 0) return OPS_EXIT_FAIL;
+
+    size_t nprocs = nshards + 1;
+    proc *ps = calloc(nprocs, sizeof *ps);
+    const char **addrs = calloc(nshards, sizeof *addrs);
+    if (!ps || !addrs) {
+        free(ps);
+        free(addrs);
+        ops_words_free(wrap);
+        return OPS_EXIT_FAIL;
+    }
+    for (uint32_t i = 0; i < nshards; i++) proc_paths(&ps[i], rundir, "shard", (int)i);
+    proc *coord = &ps[nshards];
+    proc_paths(coord, rundir, "coordinator", -1);
+    for (size_t i = 0; i < nprocs; i++) unlink(ps[i].addr_file);
+
+    char why[512] = "";
+    proc *bad = NULL;
+    int grpc_up = 0;
+    double deadline = now_s() + timeout_s;
+
+    /* 1. shards */
+    for (uint32_t i = 0; i < nshards; i++) {
+        char sd[PATH_MAX + 32];
+        snprintf(sd, sizeof sd, "%s/shard-%03u", idxdir, i);
+        char *av[] = {shard_bin, "--index", sd, "--listen", "127.0.0.1:0",
+                      "--addr-file", ps[i].addr_file, NULL};
+        pid_t pid = spawn(wrap, nwrap, av, ps[i].log_file);
+        if (pid < 0) {
+            bad = &ps[i];
+            sfmt(why, sizeof why, "cannot start %s: %s", shard_bin, strerror((int)-pid));
+            goto fail;
+        }
+        ps[i].pid = pid;
+        write_pid(&ps[i]);
+    }
+    for (uint32_t i = 0; i < nshards; i++)
+        if (wait_addr(&ps[i], deadline, why, sizeof why) != 0) {
+            bad = &ps[i];
+            goto fail;
+        }
+
+    /* 2. topology + coordinator */
+    char topo[PATH_MAX + 32];
+    snprintf(topo, sizeof topo, "%s/topology.conf", rundir);
+    for (uint32_t i = 0; i < nshards; i++) addrs[i] = ps[i].addr;
+    if ((rc = ops_topology_write(topo, addrs, nshards)) != 0) {
+        bad = coord;
+        sfmt(why, sizeof why, "cannot write %s: %s", topo, fn_strerror(rc));
+        goto fail;
+    }
+    {
+        char *av[] = {coord_bin, "--topology", topo, "--listen", "127.0.0.1:0",
+                      "--addr-file", coord->addr_file, NULL};
+        pid_t pid = spawn(wrap, nwrap, av, coord->log_file);
+        if (pid < 0) {
+            bad = coord;
+            sfmt(why, sizeof why, "cannot start %s: %s", coord_bin, strerror((int)-pid));
+            goto fail;
+        }
+        coord->pid = pid;
+        write_pid(coord);
+    }
+    if (wait_addr(coord, deadline, why, sizeof why) != 0) {
+        bad = coord;
+        goto fail;
+    }
+
+    /* 3. health: only now is it safe to start gRPC (no fork after this). */
+    rpc_init();
+    grpc_up = 1;
+    for (size_t i = 0; i < nprocs; i++)
+        if (wait_healthy(&ps[i], deadline, why, sizeof why) != 0) {
+            bad = &ps[i];
+            goto fail;
+        }
+    rpc_shutdown();
+    grpc_up = 0;
+
+    if ((rc = write_cluster_json(rundir, idxdir, ps, nprocs)) != 0)
+        fprintf(stderr, "funnel cluster up: warning: cannot write cluster.json: %s\n", fn_strerror(rc));
+    printf("%s\n", coord->addr);
+    fflush(stdout);
+    free(addrs);
+    free(ps);
+    ops_words_free(wrap);
+    return OPS_EXIT_OK;
+
+fail:
+    if (grpc_up) rpc_shutdown();
+    {
+        char name[32];
+        proc_name(bad, name, sizeof name);
+        fprintf(stderr, "funnel cluster up: %s failed: %s\n", name, why);
+        log_tail(bad->log_file, 15);
+        fprintf(stderr, "funnel cluster up: stopping what was started\n");
+    }
+    stop_all(ps, nprocs, 3.0);
+    free(addrs);
+    free(ps);
+    ops_words_free(wrap);
+    return OPS_EXIT_FAIL;
+}
+
+/* ------------------------------------------------------ status / down ---- */
+
+static int dir_only(const char *what, int argc, char **argv, const char **dir)
+{
+    static const struct option lo[] = {{"dir", required_argument, 0, 'd'},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+    int c;
+    *dir = NULL;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        switch (c) {
+        case 'd': *dir = optarg; break;
+        case 'h': fputs(cluster_usage, stdout); return OPS_EXIT_OK;
+        default: fputs(cluster_usage, stderr); return OPS_EXIT_USAGE;
+        }
+    }
+    if (!*dir || optind != argc) {
+        fprintf(stderr, "funnel cluster %s: --dir is required\n", what);
+        fputs(cluster_usage, stderr);
+        return OPS_EXIT_USAGE;
+    }
+    return -1;
+}
+
+static int cluster_status(int argc, char **argv)
+{
+    const char *dir_arg;
+    int rc = dir_only("status", argc, argv, &dir_arg);
+    if (rc >= 0) return rc;
+    char rundir[PATH_MAX];
+    proc *ps = NULL;
+    size_t n = 0;
+    if (!realpath(dir_arg, rundir) || load_procs(rundir, &ps, &n) != 0 || n == 0) {
+        fprintf(stderr, "funnel cluster status: no cluster in %s\n", dir_arg);
+        free(ps);
+        return OPS_EXIT_FAIL;
+    }
+    rpc_init();
+    int all_ok = 1;
+    printf("%-12s %-6s %-22s %-8s %-6s %s\n", "ROLE", "SHARD", "ADDRESS", "PID", "ALIVE", "HEALTH");
+    for (size_t i = 0; i < n; i++) {
+        int alive = ops_pid_alive(ps[i].pid, ps[i].addr_file);
+        int healthy = 0;
+        if (alive && ps[i].addr[0]) {
+            rpc_client_t *c = rpc_client_create(ps[i].addr);
+            if (c) {
+                healthy = rpc_health_check(c, 1000);
+                rpc_client_destroy(c);
+            }
+        }
+        char shard[16] = "-";
+        if (ps[i].shard >= 0) snprintf(shard, sizeof shard, "%d", ps[i].shard);
+        printf("%-12s %-6s %-22s %-8d %-6s %s\n", ps[i].role, shard,
+               ps[i].addr[0] ? ps[i].addr : "-", (int)ps[i].pid, alive ? "yes" : "no",
+               healthy ? "SERVING" : (alive ? "NOT_SERVING" : "DOWN"));
+        all_ok = all_ok && alive && healthy;
+    }
+    fflush(stdout);
+    rpc_shutdown();
+    free(ps);
+    return all_ok ? OPS_EXIT_OK : OPS_EXIT_FAIL;
+}
+
+static int cluster_down(int argc, char **argv)
+{
+    const char *dir_arg;
+    int rc = dir_only("down", argc, argv, &dir_arg);
+    if (rc >= 0) return rc;
+    char rundir[PATH_MAX];
+    proc *ps = NULL;
+    size_t n = 0;
+    if (!realpath(dir_arg, rundir) || load_procs(rundir, &ps, &n) != 0 || n == 0) {
+        fprintf(stderr, "funnel cluster down: nothing running in %s\n", dir_arg);
+        free(ps);
+        return OPS_EXIT_OK;
+    }
+    size_t running = 0;
+    for (size_t i = 0; i < n; i++) running += ops_pid_alive(ps[i].pid, ps[i].addr_file);
+    stop_all(ps, n, DOWN_TIMEOUT_S);
+    char path[PATH_MAX + 16];
+    sfmt(path, sizeof path, "%s/cluster.json", rundir);
+    unlink(path);
+    fprintf(stderr, "funnel cluster down: stopped %zu of %zu processes\n", running, n);
+    free(ps);
+    return OPS_EXIT_OK;
+}
+
+int ops_cmd_cluster(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        fputs(cluster_usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? OPS_EXIT_USAGE : OPS_EXIT_OK;
+    }
+    if (strcmp(argv[1], "up") == 0) return cluster_up(argc - 1, argv + 1);
+    if (strcmp(argv[1], "status") == 0) return cluster_status(argc - 1, argv + 1);
+    if (strcmp(argv[1], "down") == 0) return cluster_down(argc - 1, argv + 1);
+    fprintf(stderr, "funnel cluster: unknown sub-command '%s'\n", argv[1]);
+    fputs(cluster_usage, stderr);
+    return OPS_EXIT_USAGE;
+}

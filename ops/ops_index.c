@@ -1,0 +1,198 @@
+/* ops_index.c - `funnel index build`: idx_build with progress and a summary. */
+#include "ops.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "builder.h"
+
+static const char index_usage[] =
+    "usage: funnel index build --input corpus.jsonl --shards N --out IDXDIR\n"
+    "                          [--on-error skip|fail] [--mem-mb M]\n"
+    "                          [--stemmer english|none|ALGO] [--stopwords english|none|FILE]\n"
+    "\n"
+    "Builds an index of N shards from a JSON Lines corpus (one document a line:\n"
+    "\"id\" required and unique, \"title\", \"body\", other fields stored).\n"
+    "  --input FILE      corpus (\"-\" = stdin)\n"
+    "  --shards N        number of shards (>= 1)\n"
+    "  --out IDXDIR      output directory (must not already hold an index)\n"
+    "  --on-error MODE   skip (default): report bad lines as FILE:LINE: reason and\n"
+    "                    go on; fail: stop at the first bad line\n"
+    "  --mem-mb M        memory for in-memory postings before spilling (default 256)\n"
+    "  --stemmer S       Snowball stemmer name or none (default english)\n"
+    "  --stopwords W     english (default), none, or a file with one word a line\n"
+    "Exit status: 0 ok, 1 build failed, 2 usage error.\n";
+
+typedef struct progress_state {
+    int tty;
+    uint64_t input_size;        /* 0 = unknown (stdin, pipe) */
+    double last_line;           /* monotonic seconds of the last non-TTY line */
+    int line_dirty;             /* a TTY progress line is on screen */
+} progress_state;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void on_progress(void *ud, const idx_build_stats *st, const char *phase, int final)
+{
+    progress_state *ps = ud;
+    double rate = st->seconds > 0 ? (double)st->docs / st->seconds : 0.0;
+    char eta[32] = "?";
+    if (ps->input_size > 0 && st->bytes_read > 0 && st->bytes_read < ps->input_size &&
+        st->seconds > 0) {
+        double left = st->seconds * (double)(ps->input_size - st->bytes_read) / (double)st->bytes_read;
+        snprintf(eta, sizeof eta, "%.0fs", left);
+    } else if (ps->input_size > 0 && st->bytes_read >= ps->input_size) {
+        snprintf(eta, sizeof eta, "0s");
+    }
+    if (ps->tty) {
+        fprintf(stderr, "\r\033[K%s: %llu docs, %.0f docs/s, %llu skipped, ETA %s",
+                phase ? phase : "", (unsigned long long)st->docs, rate,
+                (unsigned long long)st->skipped, eta);
+        ps->line_dirty = 1;
+        if (final) {
+            fputc('\n', stderr);
+            ps->line_dirty = 0;
+        }
+        fflush(stderr);
+        return;
+    }
+    double t = now_s();
+    if (!final && t - ps->last_line < 5.0) return;
+    ps->last_line = t;
+    fprintf(stderr, "%s: %llu docs, %.0f docs/s, %llu skipped, ETA %s\n",
+            phase ? phase : "", (unsigned long long)st->docs, rate,
+            (unsigned long long)st->skipped, eta);
+}
+
+static void on_warning(void *ud, const char *msg)
+{
+    progress_state *ps = ud;
+    if (ps->line_dirty) {
+        fputs("\r\033[K", stderr);
+        ps->line_dirty = 0;
+    }
+    fprintf(stderr, "%s\n", msg);
+}
+
+static void human_size(uint64_t b, char *buf, size_t cap)
+{
+    static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)b;
+    int u = 0;
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(buf, cap, u ? "%.1f %s" : "%.0f %s", v, unit[u]);
+}
+
+static int parse_u32(const char *s, uint32_t *out)
+{
+    char *end;
+    unsigned long v = strtoul(s, &end, 10);
+    if (!*s || *end || v > UINT32_MAX || s[0] == '-') return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+static int index_build(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"input", required_argument, 0, 'i'},   {"shards", required_argument, 0, 's'},
+        {"out", required_argument, 0, 'o'},     {"on-error", required_argument, 0, 'e'},
+        {"mem-mb", required_argument, 0, 'm'},  {"stemmer", required_argument, 0, 'S'},
+        {"stopwords", required_argument, 0, 'W'}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    idx_build_opts o;
+    memset(&o, 0, sizeof o);
+    uint32_t mem_mb = 0;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        switch (c) {
+        case 'i': o.input = optarg; break;
+        case 'o': o.out_dir = optarg; break;
+        case 's':
+            if (parse_u32(optarg, &o.shards) || o.shards == 0) {
+                fprintf(stderr, "funnel index build: --shards must be a positive integer\n");
+                return OPS_EXIT_USAGE;
+            }
+            break;
+        case 'e':
+            if (strcmp(optarg, "skip") == 0) o.on_error = IDX_ON_ERROR_SKIP;
+            else if (strcmp(optarg, "fail") == 0) o.on_error = IDX_ON_ERROR_FAIL;
+            else {
+                fprintf(stderr, "funnel index build: --on-error must be skip or fail\n");
+                return OPS_EXIT_USAGE;
+            }
+            break;
+        case 'm':
+            if (parse_u32(optarg, &mem_mb) || mem_mb == 0 || mem_mb > 1024 * 1024) {
+                fprintf(stderr, "funnel index build: --mem-mb must be 1..1048576\n");
+                return OPS_EXIT_USAGE;
+            }
+            break;
+        case 'S': o.analyzer.stemmer = optarg; break;
+        case 'W': o.analyzer.stopwords = optarg; break;
+        case 'h': fputs(index_usage, stdout); return OPS_EXIT_OK;
+        default: fputs(index_usage, stderr); return OPS_EXIT_USAGE;
+        }
+    }
+    if (optind != argc || !o.input || !o.out_dir || !o.shards) {
+        fprintf(stderr, "funnel index build: --input, --shards and --out are required%s\n",
+                optind != argc ? " (and no positional arguments)" : "");
+        fputs(index_usage, stderr);
+        return OPS_EXIT_USAGE;
+    }
+    o.mem_budget = (size_t)mem_mb << 20;
+
+    progress_state ps = {.tty = isatty(2), .last_line = now_s()};
+    struct stat st;
+    if (strcmp(o.input, "-") != 0 && stat(o.input, &st) == 0 && S_ISREG(st.st_mode))
+        ps.input_size = (uint64_t)st.st_size;
+    o.progress = on_progress;
+    o.warning = on_warning;
+    o.ud = &ps;
+
+    idx_build_stats stats;
+    memset(&stats, 0, sizeof stats);
+    fn_errbuf eb = {{0}};
+    int rc = idx_build(&o, &stats, &eb);
+    if (ps.line_dirty) fputc('\n', stderr);
+    if (rc != 0) {
+        fprintf(stderr, "funnel index build: %s\n", fn_errmsg(&eb, rc));
+        return OPS_EXIT_FAIL;
+    }
+    char size[32];
+    human_size(stats.index_bytes, size, sizeof size);
+    printf("indexed %llu docs, skipped %llu, %llu terms, %.2f s, %.0f docs/s, index %s (%llu bytes) in %s\n",
+           (unsigned long long)stats.docs, (unsigned long long)stats.skipped,
+           (unsigned long long)stats.terms, stats.seconds,
+           stats.seconds > 0 ? (double)stats.docs / stats.seconds : 0.0, size,
+           (unsigned long long)stats.index_bytes, o.out_dir);
+    return OPS_EXIT_OK;
+}
+
+int ops_cmd_index(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        fputs(index_usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? OPS_EXIT_USAGE : OPS_EXIT_OK;
+    }
+    if (strcmp(argv[1], "build") != 0) {
+        fprintf(stderr, "funnel index: unknown sub-command '%s'\n", argv[1]);
+        fputs(index_usage, stderr);
+        return OPS_EXIT_USAGE;
+    }
+    return index_build(argc - 1, argv + 1);
+}

@@ -1,0 +1,344 @@
+/* ops_search.c - `funnel search`: one query (ranked list, --json, --explain)
+ * or a batch from queries.tsv into a TREC run file. */
+#include "ops.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "funnel.pb-c.h"
+#include "rpc_client.h"
+
+#define DEFAULT_DEADLINE_MS 10000
+
+static const char search_usage[] =
+    "usage: funnel search --server ADDR \"query text\" [--k 10] [--page P] [--json]\n"
+    "                     [--explain] [--deadline-ms N]\n"
+    "       funnel search --server ADDR --queries queries.tsv --run-out run.trec\n"
+    "                     [--k 1000] [--concurrency C] [--tag T] [--deadline-ms N]\n"
+    "\n"
+    "One query: prints \"rank score id title\" lines and a footer with the coverage\n"
+    "(shards that answered / were asked, partial) and the time taken.\n"
+    "  --k K            hits per page (default 10)\n"
+    "  --page P         0-based page (default 0)\n"
+    "  --json           print the whole SearchResponse as JSON\n"
+    "  --explain        per-hit stage scores and per-term contributions, stages\n"
+    "  --deadline-ms N  gRPC deadline (default 10000)\n"
+    "Batch: reads qid<TAB>text lines, runs C queries at a time (default 4) and\n"
+    "writes \"qid Q0 docid rank score tag\" lines in query order (tag default funnel).\n"
+    "Exit status: 0 ok, 1 the server answered an error (printed as\n"
+    "\"error: STATUS: message\") or a batch query failed, 2 usage error.\n";
+
+typedef struct search_args {
+    const char *server;
+    const char *queries;
+    const char *run_out;
+    const char *tag;
+    uint32_t k, page, concurrency;
+    int k_set;
+    int json, explain;
+    int64_t deadline_ms;
+} search_args;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int parse_u32(const char *s, uint32_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (!*s || *end || s[0] == '-' || errno || v > UINT32_MAX) return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+/* ------------------------------------------------------------- single ---- */
+
+static void print_explain_hit(const Funnel__V1__Hit *h)
+{
+    if (h->n_stages) {
+        printf("        stages:");
+        for (size_t s = 0; s < h->n_stages; s++) {
+            const Funnel__V1__StageScore *ss = h->stages[s];
+            if (ss->ran) printf(" %s=%.6g", ss->stage, ss->score);
+            else printf(" %s=(not run)", ss->stage);
+        }
+        printf("\n");
+    }
+    if (h->n_terms) {
+        printf("        %-20s %8s %10s %8s %6s %6s %12s\n", "term", "qweight", "df", "idf",
+               "tf_t", "tf_b", "contribution");
+        for (size_t t = 0; t < h->n_terms; t++) {
+            const Funnel__V1__TermExplain *te = h->terms[t];
+            printf("        %-20s %8g %10llu %8.4f %6u %6u %12.6f\n", te->term, (double)te->query_weight,
+                   (unsigned long long)te->df, te->idf, te->tf_title, te->tf_body, te->contribution);
+        }
+    }
+}
+
+static void print_response(const Funnel__V1__SearchResponse *r, const search_args *a)
+{
+    printf("%4s  %-12s  %-16s  %s\n", "rank", "score", "id", "title");
+    for (size_t i = 0; i < r->n_hits; i++) {
+        const Funnel__V1__Hit *h = r->hits[i];
+        printf("%4zu  %-12.6f  %-16s  %s\n", (size_t)a->page * (a->k ? a->k : 10) + i + 1,
+               h->score, h->id, h->title);
+        if (a->explain) print_explain_hit(h);
+    }
+    if (a->explain && r->n_stages) {
+        printf("\nstages:\n  %-10s %-4s %10s %10s %10s  %s\n", "name", "ran", "time_us", "in",
+               "out", "note");
+        for (size_t s = 0; s < r->n_stages; s++) {
+            const Funnel__V1__StageInfo *st = r->stages[s];
+            printf("  %-10s %-4s %10llu %10llu %10llu  %s\n", st->name, st->ran ? "yes" : "no",
+                   (unsigned long long)st->time_us, (unsigned long long)st->count_in,
+                   (unsigned long long)st->count_out, st->note);
+        }
+    }
+    if (a->explain && r->n_terms) {
+        printf("terms:");
+        for (size_t t = 0; t < r->n_terms; t++) printf(" %s", r->terms[t]);
+        printf("\n");
+    }
+    const Funnel__V1__Coverage *cv = r->coverage;
+    printf("-- %zu hits, %llu matches; coverage %u/%u shards", r->n_hits,
+           (unsigned long long)r->total_matches, cv ? cv->shards_answered : 0,
+           cv ? cv->shards_asked : 0);
+    if (cv && cv->docs_total)
+        printf(" (%llu/%llu docs)", (unsigned long long)cv->docs_searched,
+               (unsigned long long)cv->docs_total);
+    printf("%s; took %.1f ms\n", r->partial ? ", PARTIAL" : "", r->took_us / 1000.0);
+    for (size_t f = 0; f < r->n_failures; f++) {
+        const Funnel__V1__ShardFailure *sf = r->failures[f];
+        printf("   shard %u (%s): %s: %s\n", sf->shard, sf->address, sf->status, sf->message);
+    }
+}
+
+static int search_one(rpc_client_t *c, const char *query, const search_args *a)
+{
+    Funnel__V1__SearchRequest req = FUNNEL__V1__SEARCH_REQUEST__INIT;
+    req.query = (char *)query;
+    req.k = a->k;
+    req.page = a->page;
+    req.explain = a->explain;
+    ProtobufCMessage *resp = NULL;
+    rpc_status st;
+    memset(&st, 0, sizeof st);
+    grpc_status_code code = rpc_client_call(c, RPC_METHOD_SEARCH, &req.base,
+                                            &funnel__v1__search_response__descriptor,
+                                            a->deadline_ms, &resp, &st);
+    if (code != GRPC_STATUS_OK) {
+        fprintf(stderr, "error: %s: %s\n", rpc_status_name(code), st.message);
+        return OPS_EXIT_FAIL;
+    }
+    if (a->json) {
+        json_t *j = ops_pb_to_json(resp);
+        char *text = j ? json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(17)) : NULL;
+        if (text) printf("%s\n", text);
+        free(text);
+        json_decref(j);
+        if (!text) {
+            protobuf_c_message_free_unpacked(resp, NULL);
+            fprintf(stderr, "error: out of memory\n");
+            return OPS_EXIT_FAIL;
+        }
+    } else {
+        print_response((const Funnel__V1__SearchResponse *)resp, a);
+    }
+    protobuf_c_message_free_unpacked(resp, NULL);
+    return OPS_EXIT_OK;
+}
+
+/* -------------------------------------------------------------- batch ---- */
+
+typedef struct batch {
+    rpc_client_t *client;
+    const search_args *args;
+    ops_query *q;
+    size_t n;
+    atomic_size_t next;
+    Funnel__V1__SearchResponse **resp;  /* per query; NULL = failed */
+    atomic_size_t partial, failed;
+    pthread_mutex_t err_lock;
+} batch;
+
+static void *batch_worker(void *ud)
+{
+    batch *b = ud;
+    for (;;) {
+        size_t i = atomic_fetch_add(&b->next, 1);
+        if (i >= b->n) break;
+        Funnel__V1__SearchRequest req = FUNNEL__V1__SEARCH_REQUEST__INIT;
+        req.query = b->q[i].text;
+        req.k = b->args->k;
+        req.page = b->args->page;
+        ProtobufCMessage *resp = NULL;
+        rpc_status st;
+        memset(&st, 0, sizeof st);
+        grpc_status_code code = rpc_client_call(b->client, RPC_METHOD_SEARCH, &req.base,
+                                                &funnel__v1__search_response__descriptor,
+                                                b->args->deadline_ms, &resp, &st);
+        if (code != GRPC_STATUS_OK) {
+            atomic_fetch_add(&b->failed, 1);
+            pthread_mutex_lock(&b->err_lock);
+            fprintf(stderr, "query %s: error: %s: %s\n", b->q[i].qid, rpc_status_name(code), st.message);
+            pthread_mutex_unlock(&b->err_lock);
+            continue;
+        }
+        b->resp[i] = (Funnel__V1__SearchResponse *)resp;
+        if (b->resp[i]->partial) atomic_fetch_add(&b->partial, 1);
+    }
+    return NULL;
+}
+
+static int search_batch(rpc_client_t *c, const search_args *a)
+{
+    int ret = OPS_EXIT_FAIL;
+    fn_errbuf eb = {{0}};
+    ops_query *q = NULL;
+    size_t n = 0;
+    int rc = ops_queries_load(a->queries, &q, &n, &eb);
+    if (rc != 0) {
+        fprintf(stderr, "funnel search: %s\n", fn_errmsg(&eb, rc));
+        return OPS_EXIT_FAIL;
+    }
+    FILE *out = fopen(a->run_out, "w");
+    if (!out) {
+        fprintf(stderr, "funnel search: %s: %s\n", a->run_out, strerror(errno));
+        goto fail_queries;
+    }
+    batch b = {.client = c, .args = a, .q = q, .n = n};
+    atomic_init(&b.next, 0);
+    atomic_init(&b.partial, 0);
+    atomic_init(&b.failed, 0);
+    pthread_mutex_init(&b.err_lock, NULL);
+    b.resp = calloc(n ? n : 1, sizeof *b.resp);
+    uint32_t nt = a->concurrency;
+    if (nt > n && n > 0) nt = (uint32_t)n;
+    pthread_t *th = calloc(nt ? nt : 1, sizeof *th);
+    if (!b.resp || !th) {
+        fprintf(stderr, "funnel search: out of memory\n");
+        goto fail_mem;
+    }
+    double t0 = now_s();
+    uint32_t started = 0;
+    for (; started < nt; started++)
+        if (pthread_create(&th[started], NULL, batch_worker, &b) != 0) break;
+    if (started == 0) batch_worker(&b);
+    for (uint32_t i = 0; i < started; i++) pthread_join(th[i], NULL);
+    double secs = now_s() - t0;
+
+    size_t lines = 0;
+    for (size_t i = 0; i < n; i++) {
+        const Funnel__V1__SearchResponse *r = b.resp[i];
+        if (!r) continue;
+        for (size_t h = 0; h < r->n_hits; h++) {
+            /* %.9g keeps distinct doubles distinct enough not to invent ties. */
+            fprintf(out, "%s Q0 %s %zu %.9g %s\n", q[i].qid, r->hits[h]->id,
+                    (size_t)a->page * a->k + h + 1, r->hits[h]->score, a->tag);
+            lines++;
+        }
+    }
+    int werr = ferror(out);
+    size_t failed = atomic_load(&b.failed);
+    fprintf(stderr, "queries %zu, %.1f QPS (%.2f s, concurrency %u), %zu lines to %s, "
+            "%zu partial responses, %zu failures\n", n, secs > 0 ? (double)n / secs : 0.0, secs,
+            nt, lines, a->run_out, atomic_load(&b.partial), failed);
+    if (werr) fprintf(stderr, "funnel search: %s: write error\n", a->run_out);
+    ret = (failed || werr) ? OPS_EXIT_FAIL : OPS_EXIT_OK;
+fail_mem:
+    for (size_t i = 0; b.resp && i < n; i++)
+        if (b.resp[i]) protobuf_c_message_free_unpacked(&b.resp[i]->base, NULL);
+    free(b.resp);
+    free(th);
+    pthread_mutex_destroy(&b.err_lock);
+    if (fclose(out) != 0) ret = OPS_EXIT_FAIL;
+fail_queries:
+    ops_queries_free(q, n);
+    return ret;
+}
+
+/* --------------------------------------------------------------- main ---- */
+
+int ops_cmd_search(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"server", required_argument, 0, 's'},   {"k", required_argument, 0, 'k'},
+        {"page", required_argument, 0, 'p'},     {"json", no_argument, 0, 'j'},
+        {"explain", no_argument, 0, 'e'},        {"deadline-ms", required_argument, 0, 'd'},
+        {"queries", required_argument, 0, 'q'},  {"run-out", required_argument, 0, 'o'},
+        {"concurrency", required_argument, 0, 'c'}, {"tag", required_argument, 0, 't'},
+        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
+    search_args a = {.k = 10, .concurrency = 4, .tag = "funnel", .deadline_ms = DEFAULT_DEADLINE_MS};
+    uint32_t v;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        switch (c) {
+        case 's': a.server = optarg; break;
+        case 'k':
+            if (parse_u32(optarg, &a.k)) goto bad_num;
+            a.k_set = 1;
+            break;
+        case 'p': if (parse_u32(optarg, &a.page)) goto bad_num; break;
+        case 'j': a.json = 1; break;
+        case 'e': a.explain = 1; break;
+        case 'd':
+            if (parse_u32(optarg, &v) || v == 0) goto bad_num;
+            a.deadline_ms = v;
+            break;
+        case 'q': a.queries = optarg; break;
+        case 'o': a.run_out = optarg; break;
+        case 'c':
+            if (parse_u32(optarg, &a.concurrency) || a.concurrency == 0 || a.concurrency > 1024)
+                goto bad_num;
+            break;
+        case 't': a.tag = optarg; break;
+        case 'h': fputs(search_usage, stdout); return OPS_EXIT_OK;
+        default: fputs(search_usage, stderr); return OPS_EXIT_USAGE;
+        }
+    }
+    if (!a.server) {
+        fprintf(stderr, "funnel search: --server is required\n");
+        fputs(search_usage, stderr);
+        return OPS_EXIT_USAGE;
+    }
+    if (a.queries || a.run_out) {
+        if (!a.queries || !a.run_out || optind != argc) {
+            fprintf(stderr, "funnel search: batch mode needs --queries and --run-out and no query text\n");
+            return OPS_EXIT_USAGE;
+        }
+        if (!a.k_set) a.k = 1000;
+    } else if (optind != argc - 1) {
+        fprintf(stderr, "funnel search: give exactly one query text (quote it) or --queries\n");
+        fputs(search_usage, stderr);
+        return OPS_EXIT_USAGE;
+    }
+
+    rpc_init();
+    rpc_client_t *client = rpc_client_create(a.server);
+    int ret = OPS_EXIT_FAIL;
+    if (!client) {
+        fprintf(stderr, "funnel search: out of memory\n");
+    } else {
+        ret = a.queries ? search_batch(client, &a) : search_one(client, argv[optind], &a);
+        rpc_client_destroy(client);
+    }
+    rpc_shutdown();
+    return ret;
+
+bad_num:
+    fprintf(stderr, "funnel search: bad number for --%s: '%s'\n",
+            c == 'k' ? "k" : c == 'p' ? "page" : c == 'd' ? "deadline-ms" : "concurrency", optarg);
+    return OPS_EXIT_USAGE;
+}

@@ -1,0 +1,204 @@
+/* ops_util.c - small helpers of the funnel CLI: daemon lookup, queries.tsv,
+ * small files. */
+#include "ops.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int is_exec(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode) && access(p, X_OK) == 0;
+}
+
+static int put(char *out, size_t cap, const char *fmt, const char *a, const char *b, const char *c)
+{
+    int n = snprintf(out, cap, fmt, a, b, c);
+    return (n < 0 || (size_t)n >= cap) ? FN_ELIMIT : 0;
+}
+
+int ops_find_daemon(const char *self_dir, const char *subdir, const char *name,
+                    const char *env_var, char *out, size_t cap, fn_errbuf *eb)
+{
+    const char *env = env_var ? getenv(env_var) : NULL;
+    if (env && *env) {
+        if (strlen(env) >= cap) return fn_seterr(eb, FN_ELIMIT, "%s: path too long", env_var);
+        strcpy(out, env);
+        return 0;
+    }
+    if (self_dir && *self_dir) {
+        if (put(out, cap, "%s/../%s/%s", self_dir, subdir, name) == 0 && is_exec(out)) return 0;
+        if (put(out, cap, "%s/%s%s", self_dir, name, "") == 0 && is_exec(out)) return 0;
+    }
+    const char *path = getenv("PATH");
+    while (path && *path) {
+        const char *colon = strchr(path, ':');
+        size_t len = colon ? (size_t)(colon - path) : strlen(path);
+        char dir[PATH_MAX];
+        if (len > 0 && len < sizeof dir) {
+            memcpy(dir, path, len);
+            dir[len] = '\0';
+            if (put(out, cap, "%s/%s%s", dir, name, "") == 0 && is_exec(out)) return 0;
+        }
+        path = colon ? colon + 1 : NULL;
+    }
+    out[0] = '\0';
+    return fn_seterr(eb, FN_ENOTFOUND,
+                     "cannot find %s (looked in %s/../%s, next to funnel and in PATH; set %s)",
+                     name, self_dir ? self_dir : "?", subdir, env_var ? env_var : "PATH");
+}
+
+int ops_self_dir(char *out, size_t cap)
+{
+    ssize_t n = readlink("/proc/self/exe", out, cap - 1);
+    if (n < 0) return -errno;
+    if ((size_t)n >= cap - 1) return -ENAMETOOLONG;
+    out[n] = '\0';
+    char *slash = strrchr(out, '/');
+    if (slash == out) slash[1] = '\0';
+    else if (slash) *slash = '\0';
+    return 0;
+}
+
+int ops_words_split(const char *s, char ***words, size_t *n)
+{
+    size_t cap = 4, cnt = 0;
+    char **w = calloc(cap + 1, sizeof *w);
+    if (!w) return -ENOMEM;
+    while (s && *s) {
+        while (*s == ' ' || *s == '\t') s++;
+        if (!*s) break;
+        const char *e = s;
+        while (*e && *e != ' ' && *e != '\t') e++;
+        if (cnt == cap) {
+            char **nw = realloc(w, (2 * cap + 1) * sizeof *w);
+            if (!nw) goto fail;
+            w = nw;
+            cap *= 2;
+        }
+        w[cnt] = strndup(s, (size_t)(e - s));
+        if (!w[cnt]) goto fail;
+        w[++cnt] = NULL;
+        s = e;
+    }
+    w[cnt] = NULL;
+    *words = w;
+    *n = cnt;
+    return 0;
+fail:
+    ops_words_free(w);
+    return -ENOMEM;
+}
+
+void ops_words_free(char **words)
+{
+    if (!words) return;
+    for (char **p = words; *p; p++) free(*p);
+    free(words);
+}
+
+void ops_queries_free(ops_query *q, size_t n)
+{
+    if (!q) return;
+    for (size_t i = 0; i < n; i++) {
+        free(q[i].qid);
+        free(q[i].text);
+    }
+    free(q);
+}
+
+int ops_queries_load(const char *path, ops_query **out, size_t *nout, fn_errbuf *eb)
+{
+    int rc = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) return fn_seterr(eb, -errno, "%s: %s", path, strerror(errno));
+    ops_query *q = NULL;
+    size_t n = 0, cap = 0, lineno = 0;
+    char *line = NULL;
+    size_t lcap = 0;
+    ssize_t len;
+    while ((len = getline(&line, &lcap, f)) >= 0) {
+        lineno++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
+        if (strspn(line, " \t") == (size_t)len) continue;
+        char *tab = strchr(line, '\t');
+        if (!tab) {
+            rc = fn_seterr(eb, FN_EPARSE, "%s:%zu: no tab between qid and text", path, lineno);
+            goto fail;
+        }
+        *tab = '\0';
+        char *text = tab + 1;
+        char *tab2 = strchr(text, '\t');   /* optional query vector: not used here */
+        if (tab2) *tab2 = '\0';
+        if (!*line || strspn(text, " ") == strlen(text)) {
+            rc = fn_seterr(eb, FN_EPARSE, "%s:%zu: empty %s", path, lineno, *line ? "text" : "qid");
+            goto fail;
+        }
+        if (n == cap) {
+            size_t ncap = cap ? 2 * cap : 64;
+            ops_query *nq = realloc(q, ncap * sizeof *nq);
+            if (!nq) { rc = -ENOMEM; goto fail; }
+            q = nq;
+            cap = ncap;
+        }
+        q[n].qid = strdup(line);
+        q[n].text = strdup(text);
+        n++;
+        if (!q[n - 1].qid || !q[n - 1].text) { rc = -ENOMEM; goto fail; }
+    }
+    if (ferror(f)) { rc = fn_seterr(eb, -EIO, "%s: read error", path); goto fail; }
+    free(line);
+    fclose(f);
+    *out = q;
+    *nout = n;
+    return 0;
+fail:
+    free(line);
+    fclose(f);
+    ops_queries_free(q, n);
+    return rc;
+}
+
+int ops_read_small(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return -errno;
+    size_t n = fread(buf, 1, cap - 1, f);
+    int full = !feof(f) && fgetc(f) != EOF;
+    fclose(f);
+    if (full) return FN_ELIMIT;
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' ' || buf[n - 1] == '\r' || buf[n - 1] == '\t'))
+        n--;
+    buf[n] = '\0';
+    return 0;
+}
+
+int ops_write_atomic(const char *path, const char *content)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) return -ENAMETOOLONG;
+    FILE *f = fopen(tmp, "w");
+    if (!f) return -errno;
+    int ok = fputs(content, f) >= 0;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        int e = errno ? errno : EIO;
+        unlink(tmp);
+        return -e;
+    }
+    return 0;
+}
+
+int ops_addr_valid(const char *addr)
+{
+    const char *colon = addr ? strrchr(addr, ':') : NULL;
+    if (!colon || colon == addr || !colon[1]) return 0;
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    return *end == '\0' && port > 0 && port < 65536;
+}

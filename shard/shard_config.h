@@ -1,0 +1,49 @@
+/* shard_config.h - funnel-shard settings: defaults, key=value config file,
+ * command-line flags (flags override the file). */
+#ifndef FUNNEL_SHARD_CONFIG_H
+#define FUNNEL_SHARD_CONFIG_H
+
+#include <stdint.h>
+
+#include "fn_error.h"
+#include "search.h"
+
+#define SHARD_DEFAULT_LISTEN  "127.0.0.1:0"
+#define SHARD_DEFAULT_THREADS 4
+#define SHARD_DEFAULT_MAX_K   10000
+#define SHARD_MAX_THREADS     256
+#define SHARD_MAX_QUERY_BYTES 65536
+
+typedef struct shard_config {
+    char index_dir[4096];       /* --index: IDXDIR/shard-NNN (required) */
+    char listen[256];           /* --listen */
+    char addr_file[4096];       /* --addr-file ("" = none) */
+    char config_file[4096];     /* --config ("" = none) */
+    unsigned threads;           /* --threads: search worker threads */
+    uint32_t max_k;             /* --max-k */
+    int log_level;              /* enum fn_log_level */
+    idx_bm25_params bm25;       /* bm25.k1, bm25.b_title, ... */
+    int help;                   /* --help was given */
+} shard_config;
+
+/* Fill with defaults (bm25 = idx_bm25_defaults()). */
+void shard_config_defaults(shard_config *c);
+
+/* Apply one setting by key ("index", "max-k" or "max_k", "bm25.k1", ...).
+ * Returns 0, or FN_EINVAL (unknown key / bad value; message in eb). */
+int shard_config_set(shard_config *c, const char *key, const char *value, fn_errbuf *eb);
+
+/* Read a key=value file ('#' comments, blank lines ignored) into c.
+ * Returns 0, -errno (cannot open) or FN_EPARSE ("FILE:LINE: reason" in eb). */
+int shard_config_load_file(shard_config *c, const char *path, fn_errbuf *eb);
+
+/* Defaults, then --config FILE if given, then the other flags. Flags take
+ * "--key value" or "--key=value". Returns 0 (check c->help) or FN_EINVAL /
+ * FN_EPARSE / -errno with the message in eb. Also checks that --index is
+ * set unless --help was given. */
+int shard_config_from_args(shard_config *c, int argc, char **argv, fn_errbuf *eb);
+
+/* The usage text. */
+const char *shard_config_usage(void);
+
+#endif

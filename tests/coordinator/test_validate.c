@@ -1,0 +1,68 @@
+/* test_validate.c - coordinator/validate.c: INVALID_ARGUMENT cases name the field. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "validate.h"
+
+static const coord_limits lim = { .max_window = 100, .max_query_bytes = 16 };
+
+static int check(const char *q, uint32_t k, uint32_t page, const char *rid, uint32_t *kout,
+                 fn_errbuf *eb)
+{
+    Funnel__V1__SearchRequest r = FUNNEL__V1__SEARCH_REQUEST__INIT;
+    r.query = (char *)q;
+    r.k = k;
+    r.page = page;
+    r.request_id = (char *)rid;
+    return coord_validate_search(&r, &lim, kout, eb);
+}
+
+static void expect_bad(const char *q, uint32_t k, uint32_t page, const char *rid, const char *field)
+{
+    uint32_t kk = 77;
+    fn_errbuf eb = {{0}};
+    cr_assert_eq(check(q, k, page, rid, &kk, &eb), FN_EINVAL, "accepted q='%s' k=%u page=%u", q, k, page);
+    cr_assert_eq(strncmp(eb.msg, field, strlen(field)), 0, "'%s' does not start with '%s'", eb.msg, field);
+    cr_assert_eq(kk, 77u, "k_out must not change on error");
+}
+
+Test(validate, good_requests)
+{
+    uint32_t k = 0;
+    fn_errbuf eb = {{0}};
+    cr_assert_eq(check("hello", 0, 0, "", &k, &eb), 0, "%s", eb.msg);
+    cr_assert_eq(k, COORD_DEFAULT_K);
+    cr_assert_eq(check("  caf\xc3\xa9 ", 5, 19, "r1", &k, &eb), 0, "%s", eb.msg);   /* (19+1)*5 = 100 */
+    cr_assert_eq(k, 5u);
+    cr_assert_eq(check("0123456789abcdef", 100, 0, NULL, &k, &eb), 0, "%s", eb.msg); /* exactly 16 bytes */
+}
+
+Test(validate, bad_requests_name_the_field)
+{
+    char rid[COORD_MAX_REQUEST_ID + 2];
+    memset(rid, 'r', sizeof rid - 1);
+    rid[sizeof rid - 1] = '\0';
+    expect_bad("", 0, 0, "", "query:");
+    expect_bad(" \t\n ", 0, 0, "", "query: must not be blank");
+    expect_bad("\xe3\x80\x80\xc2\xa0", 0, 0, "", "query: must not be blank");   /* U+3000, U+00A0 */
+    expect_bad("0123456789abcdefg", 0, 0, "", "query: 17 bytes");
+    expect_bad("bad \xff utf8", 0, 0, "", "query: not valid UTF-8");
+    expect_bad("x", 101, 0, "", "k:");
+    expect_bad("x", 10, 10, "", "page:");
+    expect_bad("x", 0, 10, "", "page:");          /* default k counts too */
+    expect_bad("x", 1u << 31, 4, "", "k:");
+    expect_bad("x", 1, 0xffffffffu, "", "page:"); /* no 32-bit overflow */
+    expect_bad("x", 1, 0, rid, "request_id:");
+}
+
+Test(validate, utf8)
+{
+    cr_assert(coord_utf8_valid("", 0));
+    cr_assert(coord_utf8_valid("\xf0\x9f\x98\x80", 4));            /* U+1F600 */
+    cr_assert_not(coord_utf8_valid("\xc0\xaf", 2));                /* overlong '/' */
+    cr_assert_not(coord_utf8_valid("\xe0\x80\xaf", 3));            /* overlong */
+    cr_assert_not(coord_utf8_valid("\xed\xa0\x80", 3));            /* surrogate */
+    cr_assert_not(coord_utf8_valid("\xf4\x90\x80\x80", 4));        /* > U+10FFFF */
+    cr_assert_not(coord_utf8_valid("\xe2\x82", 2));                /* truncated */
+    cr_assert_not(coord_utf8_valid("\x80", 1));                    /* lone continuation */
+}

@@ -1,0 +1,125 @@
+/* test_codec.c - every registered postings codec round-trips, respects
+ * max_bytes, and refuses truncated or corrupt input without over-reading. */
+#include <criterion/criterion.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+
+static uint32_t next_u32(void)
+{
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;   /* xorshift64 */
+    return (uint32_t)(rng >> 32);
+}
+
+/* Values of every magnitude: small gaps, byte boundaries, up to UINT32_MAX. */
+static uint32_t sample(void)
+{
+    static const uint32_t edges[] = { 0, 1, 127, 128, 16383, 16384, 2097151, 2097152,
+                                      268435455, 268435456, UINT32_MAX - 1, UINT32_MAX };
+    uint32_t r = next_u32();
+    switch (r % 4) {
+    case 0: return edges[next_u32() % (sizeof edges / sizeof edges[0])];
+    case 1: return next_u32() % 128;
+    case 2: return next_u32() >> (next_u32() % 32);
+    default: return next_u32();
+    }
+}
+
+Test(codec, registry)
+{
+    const idx_codec_t *const *all = idx_codec_all();
+    cr_assert_not_null(all[0]);
+    cr_assert_eq(idx_codec_find("varint"), idx_codec_find("varint"));
+    cr_assert_not_null(idx_codec_find("varint"));
+    cr_assert_str_eq(idx_codec_find("varint")->name, "varint");
+    cr_assert_null(idx_codec_find("nope"));
+    cr_assert_null(idx_codec_find(NULL));
+    for (size_t i = 0; all[i]; i++)
+        cr_assert_eq(idx_codec_find(all[i]->name), all[i]);
+}
+
+Test(codec, roundtrip_all)
+{
+    uint32_t in[IDX_BLOCK_SIZE], out[IDX_BLOCK_SIZE];
+    for (const idx_codec_t *const *c = idx_codec_all(); *c; c++) {
+        const idx_codec_t *k = *c;
+        for (size_t n = 0; n <= IDX_BLOCK_SIZE; n++) {
+            for (int round = 0; round < 20; round++) {
+                for (size_t i = 0; i < n; i++) in[i] = sample();
+                if (round == 0) for (size_t i = 0; i < n; i++) in[i] = UINT32_MAX;
+                size_t cap = k->max_bytes(n);
+                /* Exactly cap bytes on the heap so ASan catches an overrun. */
+                uint8_t *buf = malloc(cap ? cap : 1);
+                cr_assert_not_null(buf);
+                size_t w = k->encode(in, n, buf);
+                cr_assert_leq(w, cap, "%s n=%zu wrote %zu > max %zu", k->name, n, w, cap);
+                uint8_t *exact = malloc(w ? w : 1);
+                memcpy(exact, buf, w);
+                memset(out, 0xAB, sizeof out);
+                size_t r = k->decode(exact, w, n, out);
+                cr_assert_eq(r, w, "%s n=%zu consumed %zu of %zu", k->name, n, r, w);
+                cr_assert_arr_eq(in, out, n * sizeof in[0], "%s n=%zu", k->name, n);
+                /* Truncated by any amount: 0, and no read past avail. */
+                if (n > 0) {
+                    for (size_t cut = 0; cut < w; cut += 1 + cut / 4) {
+                        uint8_t *t = malloc(cut ? cut : 1);
+                        memcpy(t, exact, cut);
+                        cr_assert_eq(k->decode(t, cut, n, out), 0,
+                                     "%s n=%zu truncated to %zu", k->name, n, cut);
+                        free(t);
+                    }
+                }
+                free(exact);
+                free(buf);
+            }
+        }
+    }
+}
+
+Test(codec, concatenated_arrays)
+{
+    /* Posting blocks are several arrays back to back: decode must stop at
+     * the end of its own array. */
+    uint32_t a[50], b[70], out[IDX_BLOCK_SIZE];
+    for (const idx_codec_t *const *c = idx_codec_all(); *c; c++) {
+        const idx_codec_t *k = *c;
+        for (size_t i = 0; i < 50; i++) a[i] = sample();
+        for (size_t i = 0; i < 70; i++) b[i] = sample();
+        uint8_t *buf = malloc(k->max_bytes(50) + k->max_bytes(70));
+        size_t wa = k->encode(a, 50, buf);
+        size_t wb = k->encode(b, 70, buf + wa);
+        size_t ra = k->decode(buf, wa + wb, 50, out);
+        cr_assert_eq(ra, wa);
+        cr_assert_arr_eq(a, out, sizeof a);
+        size_t rb = k->decode(buf + ra, wa + wb - ra, 70, out);
+        cr_assert_eq(rb, wb);
+        cr_assert_arr_eq(b, out, sizeof b);
+        free(buf);
+    }
+}
+
+Test(codec, varint_bytes_and_corruption)
+{
+    const idx_codec_t *k = idx_codec_find("varint");
+    uint8_t buf[16];
+    uint32_t v = 300, out[2];
+    cr_assert_eq(k->encode(&v, 1, buf), 2);
+    cr_assert_eq(buf[0], 0xAC);
+    cr_assert_eq(buf[1], 0x02);
+    v = UINT32_MAX;
+    cr_assert_eq(k->encode(&v, 1, buf), 5);
+    cr_assert_eq(buf[4], 0x0F);
+    /* A fifth byte with more than 4 payload bits, or a sixth byte: corrupt. */
+    const uint8_t over[] = { 0xFF, 0xFF, 0xFF, 0xFF, 0x1F };
+    cr_assert_eq(k->decode(over, sizeof over, 1, out), 0);
+    const uint8_t six[] = { 0x80, 0x80, 0x80, 0x80, 0x80, 0x00 };
+    cr_assert_eq(k->decode(six, sizeof six, 1, out), 0);
+    /* Non-canonical but in range (0 padded to 5 bytes) still decodes. */
+    const uint8_t pad[] = { 0x81, 0x80, 0x80, 0x80, 0x00 };
+    cr_assert_eq(k->decode(pad, sizeof pad, 1, out), 5);
+    cr_assert_eq(out[0], 1);
+}

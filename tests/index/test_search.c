@@ -1,0 +1,289 @@
+/* test_search.c - BM25F scores against hand computation, ordering, explain,
+ * edge cases, and shard-count independence on cranfield (search.h). */
+#define _XOPEN_SOURCE 700 /* nftw */
+#include <criterion/criterion.h>
+#include <ftw.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <xxhash.h>
+
+#include "builder.h"
+#include "search.h"
+
+static char tmpdir[256];
+
+static void setup(void)
+{
+    strcpy(tmpdir, "/tmp/test_search.XXXXXX");
+    cr_assert_not_null(mkdtemp(tmpdir));
+}
+
+static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb; (void)flag; (void)ftw;
+    return remove(p);
+}
+
+static void teardown(void)
+{
+    nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Build `text` (or the file `input` if text is NULL) into tmpdir/name.idx. */
+static void build(const char *text, const char *input, uint32_t shards, const char *name, int plain)
+{
+    char in[512], out[512];
+    if (text) {
+        snprintf(in, sizeof in, "%s/%s.jsonl", tmpdir, name);
+        FILE *f = fopen(in, "w");
+        cr_assert_not_null(f);
+        fputs(text, f);
+        fclose(f);
+        input = in;
+    }
+    snprintf(out, sizeof out, "%s/%s.idx", tmpdir, name);
+    idx_build_opts o;
+    memset(&o, 0, sizeof o);
+    o.input = input;
+    o.out_dir = out;
+    o.shards = shards;
+    o.on_error = IDX_ON_ERROR_FAIL;
+    if (plain) o.analyzer.stemmer = "none";
+    fn_errbuf eb = { { 0 } };
+    idx_build_stats st;
+    cr_assert_eq(idx_build(&o, &st, &eb), 0, "%s", eb.msg);
+}
+
+typedef struct opened { idx_reader_t *r; idx_searcher_t *s; } opened;
+
+static opened open_shard(const char *name, uint32_t shard)
+{
+    char p[600];
+    snprintf(p, sizeof p, "%s/%s.idx/shard-%03u", tmpdir, name, shard);
+    opened o;
+    fn_errbuf eb = { { 0 } };
+    cr_assert_eq(idx_reader_open(p, &o.r, &eb), 0, "%s", eb.msg);
+    cr_assert_eq(idx_searcher_create(o.r, &o.s, &eb), 0, "%s", eb.msg);
+    return o;
+}
+
+static void close_shard(opened *o)
+{
+    idx_searcher_destroy(o->s);
+    idx_reader_close(o->r);
+}
+
+static const char *animals =
+    "{\"id\":\"d1\",\"title\":\"cat\",\"body\":\"cat dog\",\"url\":\"u1\"}\n"
+    "{\"id\":\"d2\",\"title\":\"dog\",\"body\":\"dog dog bird\"}\n"
+    "{\"id\":\"d3\",\"title\":\"\",\"body\":\"cat bird bird fish\"}\n"
+    "{\"id\":\"d4\",\"title\":\"fish\",\"body\":\"fish\"}\n";
+
+TestSuite(search, .init = setup, .fini = teardown);
+
+Test(search, bm25f_matches_hand_computation)
+{
+    build(animals, NULL, 1, "animals", 1);
+    opened o = open_shard("animals", 0);
+    idx_results res;
+    fn_errbuf eb = { { 0 } };
+
+    /* N = 4, avglen title = 3/4, body = 10/4; k1 1.2, b .75/.75, w 2/1.
+     * "cat": gdf 2 -> idf = ln(1 + 2.5/2.5) = ln 2.
+     * d1: title tf 1 len 1, body tf 1 len 2; d3: body tf 1 len 4. */
+    double idf = log(2.0);
+    double tfn1 = 2.0 * 1 / (0.25 + 0.75 * 1 / 0.75) + 1.0 * 1 / (0.25 + 0.75 * 2 / 2.5);
+    double tfn3 = 1.0 / (0.25 + 0.75 * 4 / 2.5);
+    double s1 = idf * tfn1 * 2.2 / (1.2 + tfn1);
+    double s3 = idf * tfn3 * 2.2 / (1.2 + tfn3);
+    idx_query q = { .text = "Cat", .k = 10 };
+    cr_assert_eq(idx_search(o.s, &q, &res, &eb), 0, "%s", eb.msg);
+    cr_assert_eq(res.matches, 2);
+    cr_assert_eq(res.nhits, 2);
+    cr_assert_eq(res.nterms, 1);
+    cr_assert_str_eq(res.terms[0], "cat");
+    cr_assert_str_eq(res.hits[0].id, "d1");
+    cr_assert_str_eq(res.hits[0].title, "cat");
+    cr_assert_str_eq(res.hits[0].url, "u1");
+    cr_assert_float_eq(res.hits[0].score, s1, 1e-12);
+    cr_assert_str_eq(res.hits[1].id, "d3");
+    cr_assert_str_eq(res.hits[1].title, "");
+    cr_assert_str_eq(res.hits[1].url, "");
+    cr_assert_float_eq(res.hits[1].score, s3, 1e-12);
+    cr_assert_eq(res.hits[1].key, XXH64("d3", 2, 0));
+
+    /* explicit parameters and a repeated query term (qw = 2):
+     * "dog dog bird" on d2: dog title tf 1 (len 1), body tf 2 (len 3); bird body tf 1. */
+    idx_bm25_params p = { .k1 = 2.0, .b = { 0.5, 0.3 }, .w = { 3.0, 1.0 } };
+    double tdog = 3.0 * 1 / (0.5 + 0.5 * 1 / 0.75) + 1.0 * 2 / (0.7 + 0.3 * 3 / 2.5);
+    double tbird = 1.0 / (0.7 + 0.3 * 3 / 2.5);
+    double s2 = 2 * idf * tdog * 3.0 / (2.0 + tdog) + idf * tbird * 3.0 / (2.0 + tbird);
+    idx_query q2 = { .text = "dog, DOG bird!", .k = 1, .explain = 1, .bm25 = &p };
+    cr_assert_eq(idx_search(o.s, &q2, &res, &eb), 0, "%s", eb.msg);
+    cr_assert_eq(res.matches, 3);          /* d1, d2, d3 */
+    cr_assert_eq(res.nhits, 1);
+    cr_assert_eq(res.nterms, 2);
+    cr_assert_str_eq(res.terms[0], "dog");
+    cr_assert_str_eq(res.terms[1], "bird");
+    cr_assert_str_eq(res.hits[0].id, "d2");
+    cr_assert_float_eq(res.hits[0].score, s2, 1e-12);
+    const idx_term_explain *x = res.hits[0].terms;
+    cr_assert_not_null(x);
+    cr_assert_str_eq(x[0].term, "dog");
+    cr_assert_eq(x[0].qw, 2);
+    cr_assert_eq(x[0].gdf, 2);
+    cr_assert_eq(x[0].tf[0], 1);
+    cr_assert_eq(x[0].tf[1], 2);
+    cr_assert_float_eq(x[0].idf, idf, 1e-12);
+    cr_assert_eq(x[1].tf[0], 0);
+    cr_assert_eq(x[1].tf[1], 1);
+    cr_assert_float_eq(x[0].contribution + x[1].contribution, res.hits[0].score, 1e-12);
+    close_shard(&o);
+}
+
+Test(search, explain_sums_and_k_larger_than_matches)
+{
+    build(animals, NULL, 1, "animals", 1);
+    opened o = open_shard("animals", 0);
+    idx_results res;
+    fn_errbuf eb = { { 0 } };
+    idx_query q = { .text = "fish cat bird unknownword", .k = 100, .explain = 1 };
+    cr_assert_eq(idx_search(o.s, &q, &res, &eb), 0, "%s", eb.msg);
+    cr_assert_eq(res.matches, 4);
+    cr_assert_eq(res.nhits, 4, "k > matches returns every match");
+    cr_assert_eq(res.nterms, 4);
+    for (size_t h = 0; h < res.nhits; h++) {
+        double sum = 0;
+        for (size_t t = 0; t < res.nterms; t++) {
+            const idx_term_explain *x = &res.hits[h].terms[t];
+            cr_assert_str_eq(x->term, res.terms[t]);
+            if (x->tf[0] + x->tf[1] == 0) cr_assert_eq(x->contribution, 0.0);
+            else cr_assert_gt(x->contribution, 0.0);
+            sum += x->contribution;
+        }
+        cr_assert_eq(res.hits[h].terms[3].gdf, 0);
+        cr_assert_float_eq(sum, res.hits[h].score, 1e-12);
+        if (h) cr_assert_geq(res.hits[h - 1].score, res.hits[h].score);
+    }
+    /* only stopwords: no terms, no hits, not an error */
+    idx_query qs = { .text = "the and of a", .k = 10 };
+    cr_assert_eq(idx_search(o.s, &qs, &res, &eb), 0, "%s", eb.msg);
+    cr_assert_eq(res.nhits, 0);
+    cr_assert_eq(res.nterms, 0);
+    cr_assert_eq(res.matches, 0);
+    idx_query qz = { .text = "cat", .k = 0 };
+    cr_assert_eq(idx_search(o.s, &qz, &res, &eb), FN_EINVAL);
+    close_shard(&o);
+}
+
+Test(search, ties_are_ordered_by_key)
+{
+    char corpus[2048];
+    size_t off = 0;
+    for (int i = 0; i < 12; i++)
+        off += (size_t)sprintf(corpus + off, "{\"id\":\"x%d\",\"title\":\"zebra\",\"body\":\"stripes\"}\n", i);
+    off += (size_t)sprintf(corpus + off, "{\"id\":\"y\",\"title\":\"zebra zebra\",\"body\":\"stripes\"}\n");
+    build(corpus, NULL, 1, "ties", 1);
+    opened o = open_shard("ties", 0);
+    idx_results res;
+    fn_errbuf eb = { { 0 } };
+    idx_query q = { .text = "zebra", .k = 5 };
+    cr_assert_eq(idx_search(o.s, &q, &res, &eb), 0, "%s", eb.msg);
+    cr_assert_eq(res.matches, 13);
+    cr_assert_eq(res.nhits, 5);
+    cr_assert_str_eq(res.hits[0].id, "y");
+    /* the 12 tied documents: the 4 smallest keys, ascending */
+    uint64_t keys[12];
+    for (int i = 0; i < 12; i++) {
+        char id[8];
+        snprintf(id, sizeof id, "x%d", i);
+        keys[i] = XXH64(id, strlen(id), 0);
+    }
+    for (int a = 0; a < 12; a++)
+        for (int b = a + 1; b < 12; b++)
+            if (keys[b] < keys[a]) { uint64_t t = keys[a]; keys[a] = keys[b]; keys[b] = t; }
+    for (int h = 1; h < 5; h++) {
+        cr_assert_eq(res.hits[h].score, res.hits[1].score);
+        cr_assert_eq(res.hits[h].key, keys[h - 1], "hit %d", h);
+        cr_assert_eq(XXH64(res.hits[h].id, strlen(res.hits[h].id), 0), res.hits[h].key);
+    }
+    close_shard(&o);
+}
+
+/* ---- shard-count independence on a real collection ---- */
+
+typedef struct scored { double score; uint64_t key; char id[32]; } scored;
+
+static int scored_cmp(const void *a, const void *b)
+{
+    const scored *x = a, *y = b;
+    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    return x->key < y->key ? -1 : x->key > y->key ? 1 : 0;
+}
+
+/* All matches of q over every shard of name, merged in the global order. */
+static size_t search_all(const char *name, uint32_t shards, const char *text, scored *out, size_t cap)
+{
+    size_t n = 0;
+    for (uint32_t s = 0; s < shards; s++) {
+        opened o = open_shard(name, s);
+        idx_results res;
+        fn_errbuf eb = { { 0 } };
+        idx_query q = { .text = text, .k = cap };
+        cr_assert_eq(idx_search(o.s, &q, &res, &eb), 0, "%s", eb.msg);
+        cr_assert_eq(res.nhits, res.matches);
+        for (size_t h = 0; h < res.nhits; h++) {
+            cr_assert_lt(n, cap);
+            out[n].score = res.hits[h].score;
+            out[n].key = res.hits[h].key;
+            snprintf(out[n].id, sizeof out[n].id, "%s", res.hits[h].id);
+            n++;
+        }
+        close_shard(&o);
+    }
+    qsort(out, n, sizeof *out, scored_cmp);
+    return n;
+}
+
+Test(search, scores_do_not_depend_on_shard_count, .timeout = 120)
+{
+    const char *data = getenv("FUNNEL_DATA");
+    cr_assert_not_null(data, "FUNNEL_DATA must point at shared/data");
+    char corpus[1024], queries[1024];
+    snprintf(corpus, sizeof corpus, "%s/cranfield/corpus.jsonl", data);
+    snprintf(queries, sizeof queries, "%s/cranfield/queries.tsv", data);
+    build(NULL, corpus, 1, "cran1", 0);
+    build(NULL, corpus, 3, "cran3", 0);
+
+    FILE *f = fopen(queries, "r");
+    cr_assert_not_null(f);
+    size_t cap = 2000;
+    scored *a = malloc(cap * sizeof *a), *b = malloc(cap * sizeof *b);
+    char line[4096];
+    int nq = 0;
+    size_t total = 0;
+    while (nq < 40 && fgets(line, sizeof line, f)) {
+        char *text = strchr(line, '\t');
+        if (!text) continue;
+        text++;
+        size_t na = search_all("cran1", 1, text, a, cap);
+        size_t nb = search_all("cran3", 3, text, b, cap);
+        cr_assert_eq(na, nb, "query %d: match counts differ", nq);
+        cr_assert_gt(na, 0);
+        /* every document: same score, bit for bit, same global order */
+        for (size_t i = 0; i < na; i++) {
+            cr_assert_str_eq(a[i].id, b[i].id, "query %d rank %zu", nq, i);
+            cr_assert_eq(a[i].score, b[i].score, "query %d %s: %.17g vs %.17g", nq, a[i].id, a[i].score, b[i].score);
+        }
+        total += na;
+        nq++;
+    }
+    fclose(f);
+    free(a);
+    free(b);
+    cr_assert_eq(nq, 40);
+    cr_assert_gt(total, 1000);
+}

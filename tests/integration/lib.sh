@@ -1,0 +1,71 @@
+# lib.sh - shared by the integration scripts (sourced, not run).
+#
+# Scripts are called as:  bash SCRIPT FUNNEL FUNNEL_SHARD FUNNEL_COORDINATOR
+# with FUNNEL_DATA = the shared data directory. Every script works in its own
+# temporary directory and ALWAYS stops the clusters it started (trap).
+set -uo pipefail
+
+FUNNEL=${1:?usage: SCRIPT FUNNEL SHARD_BIN COORDINATOR_BIN}
+export FUNNEL_SHARD_BIN=${2:?shard binary}
+export FUNNEL_COORDINATOR_BIN=${3:?coordinator binary}
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+DATA=${FUNNEL_DATA:-$HERE/../../../shared/data}
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+T=$(mktemp -d "${TMPDIR:-/tmp}/funnel-it.XXXXXX")
+RUNDIRS=()
+
+for b in "$FUNNEL" "$FUNNEL_SHARD_BIN" "$FUNNEL_COORDINATOR_BIN"; do
+    [ -x "$b" ] || { echo "SKIP: $b is not built"; exit 77; }
+done
+[ -f "$DATA/cranfield/corpus.jsonl" ] || { echo "SKIP: no data in $DATA"; exit 77; }
+
+cleanup() {
+    local rc=$?
+    for r in "${RUNDIRS[@]}"; do
+        if [ $rc -ne 0 ]; then
+            for log in "$r"/*.log; do
+                [ -f "$log" ] || continue
+                echo "---- last lines of $log"
+                tail -n 15 "$log"
+            done
+        fi
+        "$FUNNEL" cluster down --dir "$r" >/dev/null 2>&1
+    done
+    rm -rf "$T"
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+fail() { echo "FAIL: $*"; exit 1; }
+ok() { echo "ok: $*"; }
+
+# build_index NAME SHARDS [COLLECTION] -> prints the index dir
+build_index() {
+    local out=$T/$1 coll=${3:-cranfield}
+    "$FUNNEL" index build --input "$DATA/$coll/corpus.jsonl" --shards "$2" --out "$out" >"$T/$1.build.log" 2>&1 \
+        || { cat "$T/$1.build.log"; fail "index build $1"; }
+    echo "$out"
+}
+
+# cluster_up IDXDIR RUNDIR -> prints the coordinator address
+cluster_up() {
+    RUNDIRS+=("$2")
+    "$FUNNEL" cluster up --index "$1" --dir "$2" 2>"$T/up.err" || { cat "$T/up.err" >&2; return 1; }
+}
+
+# json_get FILE EXPR: evaluate a python expression over the parsed JSON `r`
+json_get() {
+    "$PY" -c 'import json,sys; r=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
+}
+
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+
+# pid_running PID: alive and not a zombie (after `down`, init may reap late)
+pid_running() {
+    [ -r "/proc/$1/stat" ] || return 1
+    local st
+    st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)
+    [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
