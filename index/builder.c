@@ -403,10 +403,9 @@ static int invert_doc(shard *s, uint32_t doc, const builder *b)
     return 0;
 }
 
-static const strkey *g_sort_keys;   /* qsort has no context argument in C11 */
-static int idx_by_term(const void *a, const void *b)
+static int key_by_term(const void *a, const void *b)
 {
-    const strkey *x = &g_sort_keys[*(const uint32_t *)a], *y = &g_sort_keys[*(const uint32_t *)b];
+    const strkey *x = *(const strkey *const *)a, *y = *(const strkey *const *)b;
     return term_cmp(x->s, x->len, y->s, y->len);
 }
 
@@ -428,11 +427,10 @@ static int spill_shard(builder *b, shard *s, uint32_t si)
     if (s->inv.n == 0) return 0;
     char path[4200];
     run_path(b, si, s->nruns, path, sizeof path);
-    uint32_t *order = malloc(s->inv.n * sizeof *order);
+    const strkey **order = malloc(s->inv.n * sizeof *order);
     if (!order) return -ENOMEM;
-    for (size_t i = 0; i < s->inv.n; i++) order[i] = (uint32_t)i;
-    g_sort_keys = s->inv.keys;
-    qsort(order, s->inv.n, sizeof *order, idx_by_term);
+    for (size_t i = 0; i < s->inv.n; i++) order[i] = &s->inv.keys[i];
+    qsort(order, s->inv.n, sizeof *order, key_by_term);
     FILE *f = fopen(path, "wb");
     if (!f) {
         free(order);
@@ -440,8 +438,8 @@ static int spill_shard(builder *b, shard *s, uint32_t si)
     }
     int bad = 0;
     for (size_t i = 0; i < s->inv.n && !bad; i++) {
-        const strkey *k = &s->inv.keys[order[i]];
-        plist *p = &s->pl[order[i]];
+        const strkey *k = order[i];
+        plist *p = &s->pl[k - s->inv.keys];
         uint8_t tl = (uint8_t)k->len;
         bad |= fwrite(&tl, 1, 1, f) != 1;
         bad |= fwrite(k->s, 1, k->len, f) != k->len;

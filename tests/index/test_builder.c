@@ -2,6 +2,7 @@
  * partitioning and bad-line handling (builder.h, format.h). */
 #define _XOPEN_SOURCE 700 /* nftw */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <ftw.h>
 #include <jansson.h>
 #include <lmdb.h>
@@ -171,6 +172,11 @@ Test(builder, single_shard_meta_terms_and_docs)
     json_decref(o);
     free(js);
     cr_assert_eq(idx_reader_get_doc(r, "zzz", &js, &eb), FN_ENOTFOUND);
+    idx_reader_t *none = NULL;
+    char nop[600];
+    snprintf(nop, sizeof nop, "%s/one.idx/shard-001", tmpdir);
+    cr_assert_eq(idx_reader_open(nop, &none, &eb), -ENOENT);
+    cr_assert_null(none);
     cr_assert_null(js);
     idx_reader_close(r);
 

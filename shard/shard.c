@@ -1,0 +1,408 @@
+/* shard.c - see shard.h. */
+#include "shard.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <grpc/support/time.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fn_log.h"
+#include "funnel.pb-c.h"
+#include "rpc_client.h"   /* method paths */
+#include "rpc_server.h"
+
+/* A fixed pool of searchers (one per worker thread); a running search
+ * borrows one. The condvar only matters if other code also uses the libuv
+ * pool and more searches run than there are searchers. */
+typedef struct searcher_pool {
+    uv_mutex_t mu;
+    uv_cond_t cv;
+    idx_searcher_t **free;
+    size_t nfree, n;
+} searcher_pool;
+
+struct shard {
+    uv_loop_t *loop;
+    shard_config cfg;
+    idx_reader_t *reader;
+    searcher_pool pool;
+    rpc_server_t *rpc;
+    uint64_t requests, errors;
+    uint64_t started_ms;
+    int stopping;
+    void (*done)(void *ud);
+    void *done_ud;
+};
+
+/* One Shard/Search on its way through the thread pool. */
+typedef struct search_job {
+    uv_work_t work;
+    shard_t *s;
+    rpc_call_t *call;
+    gpr_timespec deadline;        /* monotonic */
+    char *query;
+    uint32_t k;
+    int explain;
+    /* results, filled on the worker thread */
+    int rc;
+    grpc_status_code code;
+    char msg[512];
+    Funnel__V1__ShardSearchResponse resp;
+} search_job;
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static char *xstrdup(const char *s)
+{
+    size_t n = strlen(s ? s : "");
+    char *p = malloc(n + 1);
+    if (p) memcpy(p, s ? s : "", n + 1);
+    return p;
+}
+
+/* ---- searcher pool -------------------------------------------------------- */
+
+static int pool_init(searcher_pool *p, idx_reader_t *r, size_t n, fn_errbuf *eb)
+{
+    memset(p, 0, sizeof *p);
+    p->free = calloc(n, sizeof *p->free);
+    if (!p->free) return fn_seterr(eb, -ENOMEM, "out of memory");
+    if (uv_mutex_init(&p->mu) != 0) {
+        free(p->free);
+        return fn_seterr(eb, -ENOMEM, "cannot create a mutex");
+    }
+    if (uv_cond_init(&p->cv) != 0) {
+        uv_mutex_destroy(&p->mu);
+        free(p->free);
+        return fn_seterr(eb, -ENOMEM, "cannot create a condition variable");
+    }
+    for (size_t i = 0; i < n; i++) {
+        int rc = idx_searcher_create(r, &p->free[i], eb);
+        if (rc) {
+            for (size_t j = 0; j < i; j++) idx_searcher_destroy(p->free[j]);
+            uv_cond_destroy(&p->cv);
+            uv_mutex_destroy(&p->mu);
+            free(p->free);
+            return rc;
+        }
+    }
+    p->n = p->nfree = n;
+    return 0;
+}
+
+static void pool_destroy(searcher_pool *p)
+{
+    for (size_t i = 0; i < p->nfree; i++) idx_searcher_destroy(p->free[i]);
+    uv_cond_destroy(&p->cv);
+    uv_mutex_destroy(&p->mu);
+    free(p->free);
+}
+
+static idx_searcher_t *pool_get(searcher_pool *p)
+{
+    uv_mutex_lock(&p->mu);
+    while (p->nfree == 0) uv_cond_wait(&p->cv, &p->mu);
+    idx_searcher_t *se = p->free[--p->nfree];
+    uv_mutex_unlock(&p->mu);
+    return se;
+}
+
+static void pool_put(searcher_pool *p, idx_searcher_t *se)
+{
+    uv_mutex_lock(&p->mu);
+    p->free[p->nfree++] = se;
+    uv_cond_signal(&p->cv);
+    uv_mutex_unlock(&p->mu);
+}
+
+/* ---- building / freeing the response (protobuf-c structs we own) --------- */
+
+static void resp_free(Funnel__V1__ShardSearchResponse *r)
+{
+    for (size_t i = 0; i < r->n_hits; i++) {
+        Funnel__V1__ShardHit *h = r->hits[i];
+        if (!h) continue;
+        free(h->id);
+        free(h->title);
+        free(h->url);
+        for (size_t t = 0; t < h->n_terms; t++) {
+            if (h->terms[t]) free(h->terms[t]->term);
+            free(h->terms[t]);
+        }
+        free(h->terms);
+        free(h);
+    }
+    free(r->hits);
+    for (size_t i = 0; i < r->n_terms; i++) free(r->terms[i]);
+    free(r->terms);
+    funnel__v1__shard_search_response__init(r);
+}
+
+/* Copy the searcher's results (valid only until its next search) into r. */
+static int resp_fill(Funnel__V1__ShardSearchResponse *r, const idx_results *res, int explain)
+{
+    r->matches = res->matches;
+    r->time_us = res->time_us;
+    if (res->nterms) {
+        r->terms = calloc(res->nterms, sizeof *r->terms);
+        if (!r->terms) return -ENOMEM;
+        for (size_t i = 0; i < res->nterms; i++, r->n_terms++)
+            if (!(r->terms[i] = xstrdup(res->terms[i]))) return -ENOMEM;
+    }
+    if (res->nhits) {
+        r->hits = calloc(res->nhits, sizeof *r->hits);
+        if (!r->hits) return -ENOMEM;
+    }
+    for (size_t i = 0; i < res->nhits; i++) {
+        const idx_hit *in = &res->hits[i];
+        Funnel__V1__ShardHit *h = malloc(sizeof *h);
+        if (!h) return -ENOMEM;
+        funnel__v1__shard_hit__init(h);
+        r->hits[r->n_hits++] = h;
+        h->doc = in->doc;
+        h->score = in->score;
+        h->key = in->key;
+        h->id = xstrdup(in->id);
+        h->title = xstrdup(in->title);
+        h->url = xstrdup(in->url);
+        if (!h->id || !h->title || !h->url) return -ENOMEM;
+        if (explain && in->terms && res->nterms) {
+            h->terms = calloc(res->nterms, sizeof *h->terms);
+            if (!h->terms) return -ENOMEM;
+            for (size_t t = 0; t < res->nterms; t++) {
+                const idx_term_explain *te = &in->terms[t];
+                Funnel__V1__TermExplain *x = malloc(sizeof *x);
+                if (!x) return -ENOMEM;
+                funnel__v1__term_explain__init(x);
+                h->terms[h->n_terms++] = x;
+                if (!(x->term = xstrdup(te->term))) return -ENOMEM;
+                x->query_weight = (float)te->qw;
+                x->df = te->gdf;
+                x->idf = te->idf;
+                x->contribution = te->contribution;
+                x->tf_title = te->tf[0];
+                x->tf_body = te->tf[1];
+            }
+        }
+    }
+    return 0;
+}
+
+/* ---- Shard/Search --------------------------------------------------------- */
+
+static void search_work(uv_work_t *w)   /* worker thread */
+{
+    search_job *j = w->data;
+    shard_t *s = j->s;
+    /* The client has given up already: its reply would be dropped. */
+    if (gpr_time_cmp(gpr_now(GPR_CLOCK_MONOTONIC), j->deadline) >= 0) {
+        j->code = GRPC_STATUS_DEADLINE_EXCEEDED;
+        snprintf(j->msg, sizeof j->msg, "deadline passed before the search started");
+        return;
+    }
+    idx_searcher_t *se = pool_get(&s->pool);
+    idx_query q = {.text = j->query, .k = j->k, .explain = j->explain, .bm25 = &s->cfg.bm25};
+    idx_results res;
+    fn_errbuf eb = {{0}};
+    int rc = idx_search(se, &q, &res, &eb);
+    if (rc == 0) rc = resp_fill(&j->resp, &res, j->explain);
+    pool_put(&s->pool, se);
+    if (rc != 0) {
+        j->code = rc == FN_EINVAL ? GRPC_STATUS_INVALID_ARGUMENT : GRPC_STATUS_INTERNAL;
+        snprintf(j->msg, sizeof j->msg, "search failed: %s", fn_errmsg(&eb, rc));
+        resp_free(&j->resp);
+        return;
+    }
+    const idx_index_info *info = idx_reader_info(s->reader);
+    j->resp.docs = info->docs;
+    j->resp.docs_total = info->docs_total;
+    j->resp.shard = info->shard;
+    j->resp.shards = info->shards;
+    j->code = GRPC_STATUS_OK;
+}
+
+static void search_done(uv_work_t *w, int status)   /* loop thread */
+{
+    search_job *j = w->data;
+    shard_t *s = j->s;
+    if (status != 0) {   /* UV_ECANCELED: never ran */
+        j->code = GRPC_STATUS_CANCELLED;
+        snprintf(j->msg, sizeof j->msg, "search cancelled: %s", uv_strerror(status));
+    }
+    if (j->code != GRPC_STATUS_OK) {
+        s->errors++;
+        FN_DEBUG("search '%s' k=%u: %s", j->query, j->k, j->msg);
+        rpc_call_reply(j->call, j->code, j->msg, NULL);
+    } else {
+        FN_DEBUG("search '%s' k=%u: %zu hits, %llu matches, %llu us", j->query, j->k,
+                 j->resp.n_hits, (unsigned long long)j->resp.matches,
+                 (unsigned long long)j->resp.time_us);
+        rpc_call_reply(j->call, GRPC_STATUS_OK, NULL, &j->resp.base);
+    }
+    resp_free(&j->resp);
+    free(j->query);
+    free(j);
+}
+
+static int is_blank(const char *q)
+{
+    for (; *q; q++)
+        if (!isspace((unsigned char)*q)) return 0;
+    return 1;
+}
+
+static void reject(shard_t *s, rpc_call_t *call, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void reject(shard_t *s, rpc_call_t *call, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    s->errors++;
+    rpc_call_reply(call, GRPC_STATUS_INVALID_ARGUMENT, msg, NULL);
+}
+
+static void handle_search(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
+{
+    shard_t *s = ud;
+    const Funnel__V1__ShardSearchRequest *req = (const Funnel__V1__ShardSearchRequest *)m;
+    s->requests++;
+    size_t qlen = strlen(req->query);
+    if (qlen == 0 || is_blank(req->query)) {
+        reject(s, call, "query: must not be empty");
+        return;
+    }
+    if (qlen > SHARD_MAX_QUERY_BYTES) {
+        reject(s, call, "query: %zu bytes, more than the limit of %d", qlen,
+               SHARD_MAX_QUERY_BYTES);
+        return;
+    }
+    if (req->k == 0) {
+        reject(s, call, "k: must be at least 1");
+        return;
+    }
+    if (req->k > s->cfg.max_k) {
+        reject(s, call, "k: %u is more than max-k %u", (unsigned)req->k, (unsigned)s->cfg.max_k);
+        return;
+    }
+
+    search_job *j = calloc(1, sizeof *j);
+    char *q = xstrdup(req->query);
+    if (!j || !q) {
+        free(j);
+        free(q);
+        s->errors++;
+        rpc_call_reply(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+        return;
+    }
+    j->s = s;
+    j->call = call;
+    j->deadline = rpc_call_deadline(call);
+    j->query = q;
+    j->k = req->k;
+    j->explain = req->explain;
+    funnel__v1__shard_search_response__init(&j->resp);
+    j->work.data = j;
+    int rc = uv_queue_work(s->loop, &j->work, search_work, search_done);
+    if (rc != 0) {
+        s->errors++;
+        rpc_call_reply(call, GRPC_STATUS_INTERNAL, uv_strerror(rc), NULL);
+        free(j->query);
+        free(j);
+    }
+}
+
+/* ---- Admin/Status ----------------------------------------------------------- */
+
+static void handle_status(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
+{
+    (void)m;
+    shard_t *s = ud;
+    const idx_index_info *info = idx_reader_info(s->reader);
+    Funnel__V1__StatusResponse r = FUNNEL__V1__STATUS_RESPONSE__INIT;
+    r.role = "shard";
+    r.pid = (uint32_t)getpid();
+    r.uptime_ms = mono_ms() - s->started_ms;
+    r.requests = s->requests;
+    r.errors = s->errors;
+    r.shard = info->shard;
+    r.shards = info->shards;
+    r.docs = info->docs;
+    r.index_dir = s->cfg.index_dir;
+    rpc_call_reply(call, GRPC_STATUS_OK, NULL, &r.base);
+}
+
+/* ---- start / stop ------------------------------------------------------------ */
+
+int shard_start(uv_loop_t *loop, const shard_config *cfg, shard_t **out, fn_errbuf *eb)
+{
+    *out = NULL;
+    shard_t *s = calloc(1, sizeof *s);
+    if (!s) return fn_seterr(eb, -ENOMEM, "out of memory");
+    s->loop = loop;
+    s->cfg = *cfg;
+    s->started_ms = mono_ms();
+
+    int rc = idx_reader_open(cfg->index_dir, &s->reader, eb);
+    if (rc) goto fail_free;
+    if ((rc = pool_init(&s->pool, s->reader, cfg->threads ? cfg->threads : 1, eb)) != 0)
+        goto fail_reader;
+
+    rpc_method methods[] = {
+        {RPC_METHOD_SHARD_SEARCH, &funnel__v1__shard_search_request__descriptor,
+         handle_search, s},
+        {RPC_METHOD_ADMIN_STATUS, &funnel__v1__status_request__descriptor, handle_status, s},
+    };
+    rpc_server_opts o = {.addr = cfg->listen, .methods = methods, .nmethods = 2};
+    if ((rc = rpc_server_start(loop, &o, &s->rpc, eb)) != 0) goto fail_pool;
+    *out = s;
+    return 0;
+
+fail_pool:
+    pool_destroy(&s->pool);
+fail_reader:
+    idx_reader_close(s->reader);
+fail_free:
+    free(s);
+    return rc;
+}
+
+int shard_port(const shard_t *s) { return rpc_server_port(s->rpc); }
+const idx_index_info *shard_info(const shard_t *s) { return idx_reader_info(s->reader); }
+uint64_t shard_requests(const shard_t *s) { return s->requests; }
+uint64_t shard_errors(const shard_t *s) { return s->errors; }
+
+static void on_rpc_stopped(void *ud)
+{
+    shard_t *s = ud;
+    /* Every search has been answered, so no worker holds a searcher. */
+    pool_destroy(&s->pool);
+    idx_reader_close(s->reader);
+    void (*done)(void *) = s->done;
+    void *dud = s->done_ud;
+    free(s);
+    if (done) done(dud);
+}
+
+void shard_stop(shard_t *s, void (*done)(void *ud), void *ud)
+{
+    if (s->stopping) return;
+    s->stopping = 1;
+    s->done = done;
+    s->done_ud = ud;
+    rpc_server_set_serving(s->rpc, 0);
+    rpc_server_stop(s->rpc, on_rpc_stopped, s);
+}

@@ -1,0 +1,289 @@
+/* test_shard.c - the shard service in-process: a tiny index built with
+ * idx_build, a shard on its own uv loop thread, calls through rpc_client. */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "builder.h"
+#include "funnel.pb-c.h"
+#include "rpc_client.h"
+#include "shard.h"
+
+static char tmpdir[256];
+static char shard_dir[400];
+
+typedef struct tshard {
+    pthread_t th;
+    uv_loop_t loop;
+    uv_async_t stop_async;
+    shard_config cfg;
+    shard_t *sh;
+    int start_rc, ready, stopped, loop_close_rc;
+    char err[512];
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    char target[64];
+} tshard;
+
+static void on_stopped(void *ud) { ((tshard *)ud)->stopped = 1; }
+
+static void on_stop_async(uv_async_t *a)
+{
+    tshard *t = a->data;
+    shard_stop(t->sh, on_stopped, t);
+    uv_close((uv_handle_t *)a, NULL);
+}
+
+static void *shard_main(void *arg)
+{
+    tshard *t = arg;
+    uv_loop_init(&t->loop);
+    uv_async_init(&t->loop, &t->stop_async, on_stop_async);
+    t->stop_async.data = t;
+    fn_errbuf eb = {{0}};
+    int rc = shard_start(&t->loop, &t->cfg, &t->sh, &eb);
+    pthread_mutex_lock(&t->mu);
+    t->start_rc = rc;
+    snprintf(t->err, sizeof t->err, "%s", fn_errmsg(&eb, rc));
+    if (rc == 0) snprintf(t->target, sizeof t->target, "127.0.0.1:%d", shard_port(t->sh));
+    t->ready = 1;
+    pthread_cond_signal(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+    if (rc != 0) uv_close((uv_handle_t *)&t->stop_async, NULL);
+    uv_run(&t->loop, UV_RUN_DEFAULT);
+    t->loop_close_rc = uv_loop_close(&t->loop);
+    return NULL;
+}
+
+static int tshard_start(tshard *t, const shard_config *cfg)
+{
+    memset(t, 0, sizeof *t);
+    t->cfg = *cfg;
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_cond_init(&t->cv, NULL);
+    pthread_create(&t->th, NULL, shard_main, t);
+    pthread_mutex_lock(&t->mu);
+    while (!t->ready) pthread_cond_wait(&t->cv, &t->mu);
+    pthread_mutex_unlock(&t->mu);
+    if (t->start_rc != 0) pthread_join(t->th, NULL);
+    return t->start_rc;
+}
+
+static void tshard_stop(tshard *t)
+{
+    uv_async_send(&t->stop_async);
+    pthread_join(t->th, NULL);
+    cr_assert(t->stopped);
+    cr_assert_eq(t->loop_close_rc, 0, "handles left on the loop");
+}
+
+static const char *corpus[] = {
+    "{\"id\":\"d1\",\"title\":\"wing slipstream\",\"body\":\"experimental study of a wing in a propeller slipstream\",\"url\":\"http://x/d1\"}",
+    "{\"id\":\"d2\",\"title\":\"boundary layer\",\"body\":\"laminar boundary layer on a flat plate\"}",
+    "{\"id\":\"d3\",\"title\":\"heat transfer\",\"body\":\"heat transfer in a turbulent boundary layer with suction\"}",
+    "{\"id\":\"d4\",\"title\":\"supersonic flow\",\"body\":\"supersonic flow past a wing at high angle of attack\"}",
+    "{\"id\":\"d5\",\"title\":\"shock waves\",\"body\":\"shock wave boundary layer interaction\"}",
+};
+
+static void build_index(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/funnel-test-shard-XXXXXX");
+    cr_assert_not_null(mkdtemp(tmpdir));
+    char in[300], out[300];
+    snprintf(in, sizeof in, "%s/corpus.jsonl", tmpdir);
+    snprintf(out, sizeof out, "%s/idx", tmpdir);
+    FILE *f = fopen(in, "w");
+    for (size_t i = 0; i < sizeof corpus / sizeof *corpus; i++) fprintf(f, "%s\n", corpus[i]);
+    fclose(f);
+    idx_build_opts o;
+    memset(&o, 0, sizeof o);
+    o.input = in;
+    o.out_dir = out;
+    o.shards = 1;
+    fn_errbuf eb = {{0}};
+    int rc = idx_build(&o, NULL, &eb);
+    cr_assert_eq(rc, 0, "idx_build: %s", fn_errmsg(&eb, rc));
+    snprintf(shard_dir, sizeof shard_dir, "%s/shard-000", out);
+}
+
+static void setup(void)
+{
+    rpc_init();
+    build_index();
+}
+
+static void teardown(void)
+{
+    rpc_shutdown();
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", tmpdir);
+}
+
+TestSuite(shard, .init = setup, .fini = teardown, .timeout = 60);
+
+static void base_cfg(shard_config *c)
+{
+    shard_config_defaults(c);
+    snprintf(c->index_dir, sizeof c->index_dir, "%s", shard_dir);
+    c->threads = 2;
+    c->max_k = 100;
+}
+
+static grpc_status_code search(rpc_client_t *c, const char *q, uint32_t k, int explain,
+                               Funnel__V1__ShardSearchResponse **out, rpc_status *st)
+{
+    Funnel__V1__ShardSearchRequest req = FUNNEL__V1__SHARD_SEARCH_REQUEST__INIT;
+    req.query = (char *)q;
+    req.k = k;
+    req.explain = explain;
+    ProtobufCMessage *resp = NULL;
+    grpc_status_code code = rpc_client_call(c, RPC_METHOD_SHARD_SEARCH, &req.base,
+                                            &funnel__v1__shard_search_response__descriptor,
+                                            5000, &resp, st);
+    *out = (Funnel__V1__ShardSearchResponse *)resp;
+    return code;
+}
+
+Test(shard, search_returns_ranked_hits)
+{
+    shard_config cfg;
+    base_cfg(&cfg);
+    tshard t;
+    cr_assert_eq(tshard_start(&t, &cfg), 0, "%s", t.err);
+    rpc_client_t *c = rpc_client_create(t.target);
+    Funnel__V1__ShardSearchResponse *r;
+    rpc_status st;
+    cr_assert_eq(search(c, "boundary layer", 10, 0, &r, &st), GRPC_STATUS_OK, "%s", st.message);
+    cr_assert_eq(r->docs, 5);
+    cr_assert_eq(r->docs_total, 5);
+    cr_assert_eq(r->shards, 1);
+    cr_assert_eq(r->matches, 3, "d2, d3, d5 contain boundary/layer");
+    cr_assert_eq(r->n_hits, 3);
+    cr_assert_str_eq(r->hits[0]->id, "d2", "title + body match ranks first");
+    for (size_t i = 1; i < r->n_hits; i++)
+        cr_assert_geq(r->hits[i - 1]->score, r->hits[i]->score);
+    cr_assert_geq(r->n_terms, 2);
+    cr_assert_str_eq(r->hits[0]->title, "boundary layer");
+    cr_assert_eq(r->hits[0]->n_terms, 0, "no explain asked");
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+
+    /* k limits the hits, matches still counts all. */
+    cr_assert_eq(search(c, "boundary layer", 1, 1, &r, &st), GRPC_STATUS_OK, "%s", st.message);
+    cr_assert_eq(r->n_hits, 1);
+    cr_assert_eq(r->matches, 3);
+    cr_assert_gt(r->hits[0]->n_terms, 0, "explain fills per-term details");
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+
+    cr_assert_eq(search(c, "wing", 10, 0, &r, &st), GRPC_STATUS_OK);
+    cr_assert_eq(r->n_hits, 2);
+    int saw_url = 0;
+    for (size_t i = 0; i < r->n_hits; i++)
+        saw_url |= strcmp(r->hits[i]->url, "http://x/d1") == 0;
+    cr_assert(saw_url, "stored url comes back");
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+
+    cr_assert_eq(search(c, "zzzunknownzzz", 10, 0, &r, &st), GRPC_STATUS_OK);
+    cr_assert_eq(r->n_hits, 0);
+    cr_assert_eq(r->matches, 0);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    rpc_client_destroy(c);
+    tshard_stop(&t);
+}
+
+Test(shard, validation_errors_name_the_field)
+{
+    shard_config cfg;
+    base_cfg(&cfg);
+    tshard t;
+    cr_assert_eq(tshard_start(&t, &cfg), 0, "%s", t.err);
+    rpc_client_t *c = rpc_client_create(t.target);
+    Funnel__V1__ShardSearchResponse *r;
+    rpc_status st;
+    cr_assert_eq(search(c, "", 10, 0, &r, &st), GRPC_STATUS_INVALID_ARGUMENT);
+    cr_assert(strncmp(st.message, "query:", 6) == 0, "%s", st.message);
+    cr_assert_eq(search(c, "  \t ", 10, 0, &r, &st), GRPC_STATUS_INVALID_ARGUMENT);
+    cr_assert(strncmp(st.message, "query:", 6) == 0, "%s", st.message);
+    cr_assert_eq(search(c, "wing", 0, 0, &r, &st), GRPC_STATUS_INVALID_ARGUMENT);
+    cr_assert(strncmp(st.message, "k:", 2) == 0, "%s", st.message);
+    cr_assert_eq(search(c, "wing", 101, 0, &r, &st), GRPC_STATUS_INVALID_ARGUMENT);
+    cr_assert_str_eq(st.message, "k: 101 is more than max-k 100");
+    cr_assert_eq(search(c, "wing", 100, 0, &r, &st), GRPC_STATUS_OK);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+
+    /* Admin/Status counts them. */
+    Funnel__V1__StatusRequest sreq = FUNNEL__V1__STATUS_REQUEST__INIT;
+    ProtobufCMessage *resp;
+    cr_assert_eq(rpc_client_call(c, RPC_METHOD_ADMIN_STATUS, &sreq.base,
+                                 &funnel__v1__status_response__descriptor, 5000, &resp, &st),
+                 GRPC_STATUS_OK, "%s", st.message);
+    Funnel__V1__StatusResponse *sr = (Funnel__V1__StatusResponse *)resp;
+    cr_assert_str_eq(sr->role, "shard");
+    cr_assert_eq(sr->pid, (uint32_t)getpid());
+    cr_assert_eq(sr->requests, 5);
+    cr_assert_eq(sr->errors, 4);
+    cr_assert_eq(sr->docs, 5);
+    cr_assert_eq(sr->shards, 1);
+    cr_assert_str_eq(sr->index_dir, shard_dir);
+    protobuf_c_message_free_unpacked(resp, NULL);
+    cr_assert_eq(rpc_health_check(c, 5000), 1);
+    rpc_client_destroy(c);
+    tshard_stop(&t);
+}
+
+typedef struct load_arg {
+    const char *target;
+    int ok;
+} load_arg;
+
+static void *load(void *p)
+{
+    load_arg *a = p;
+    rpc_client_t *c = rpc_client_create(a->target);
+    static const char *qs[] = {"wing", "boundary layer", "heat", "supersonic wing", "shock"};
+    static const size_t want[] = {2, 3, 1, 2, 1};
+    for (int i = 0; i < 40; i++) {
+        Funnel__V1__ShardSearchResponse *r;
+        rpc_status st;
+        if (search(c, qs[i % 5], 10, i % 2, &r, &st) == GRPC_STATUS_OK) {
+            a->ok += r->n_hits == want[i % 5];
+            protobuf_c_message_free_unpacked(&r->base, NULL);
+        }
+    }
+    rpc_client_destroy(c);
+    return NULL;
+}
+
+Test(shard, concurrent_searches_agree)
+{
+    shard_config cfg;
+    base_cfg(&cfg);
+    tshard t;
+    cr_assert_eq(tshard_start(&t, &cfg), 0, "%s", t.err);
+    pthread_t th[6];
+    load_arg la[6];
+    for (int i = 0; i < 6; i++) {
+        la[i] = (load_arg){t.target, 0};
+        pthread_create(&th[i], NULL, load, &la[i]);
+    }
+    for (int i = 0; i < 6; i++) {
+        pthread_join(th[i], NULL);
+        cr_assert_eq(la[i].ok, 40, "client %d: %d/40 correct", i, la[i].ok);
+    }
+    tshard_stop(&t);
+}
+
+Test(shard, bad_index_dir_fails_to_start)
+{
+    shard_config cfg;
+    base_cfg(&cfg);
+    snprintf(cfg.index_dir, sizeof cfg.index_dir, "%s/nope", tmpdir);
+    tshard t;
+    cr_assert_neq(tshard_start(&t, &cfg), 0);
+    cr_assert(strstr(t.err, "nope") != NULL, "message names the directory: %s", t.err);
+    cr_assert_eq(t.loop_close_rc, 0);
+}

@@ -1,0 +1,137 @@
+/* test_shard_config.c - defaults, config file, flags overriding the file. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fn_log.h"
+#include "shard_config.h"
+
+static char path[64];
+
+static void write_file(const char *text)
+{
+    snprintf(path, sizeof path, "/tmp/funnel-shard-cfg-XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+}
+
+static void cleanup(void)
+{
+    if (path[0]) unlink(path);
+}
+
+TestSuite(shard_config, .fini = cleanup);
+
+Test(shard_config, defaults)
+{
+    shard_config c;
+    char *argv[] = {"funnel-shard", "--index", "/x/shard-000", NULL};
+    fn_errbuf eb = {{0}};
+    cr_assert_eq(shard_config_from_args(&c, 3, argv, &eb), 0, "%s", eb.msg);
+    cr_assert_str_eq(c.index_dir, "/x/shard-000");
+    cr_assert_str_eq(c.listen, "127.0.0.1:0");
+    cr_assert_eq(c.threads, 4);
+    cr_assert_eq(c.max_k, 10000);
+    cr_assert_eq(c.log_level, FN_LOG_INFO);
+    cr_assert_str_eq(c.addr_file, "");
+    idx_bm25_params d;
+    idx_bm25_defaults(&d);
+    cr_assert_eq(c.bm25.k1, d.k1);
+    cr_assert_eq(c.bm25.b[1], d.b[1]);
+}
+
+Test(shard_config, index_is_required_unless_help)
+{
+    shard_config c;
+    fn_errbuf eb = {{0}};
+    char *argv[] = {"funnel-shard", "--threads", "2", NULL};
+    cr_assert_eq(shard_config_from_args(&c, 3, argv, &eb), FN_EINVAL);
+    cr_assert(strstr(eb.msg, "--index") != NULL, "%s", eb.msg);
+    char *help[] = {"funnel-shard", "--help", NULL};
+    cr_assert_eq(shard_config_from_args(&c, 2, help, &eb), 0);
+    cr_assert(c.help);
+}
+
+Test(shard_config, file_then_flags_override)
+{
+    write_file("# shard settings\n"
+               "index = /idx/shard-001\n"
+               "threads=8\n"
+               "max_k = 500   # trailing comment\n"
+               "\n"
+               "bm25.k1 = 0.9\n"
+               "bm25.b_title = 0.3\n"
+               "bm25.b_body=0.8\n"
+               "bm25.w_title = 3\n"
+               "bm25.w_body = 1.5\n"
+               "log-level = debug\n");
+    shard_config c;
+    fn_errbuf eb = {{0}};
+    /* --threads before --config on the command line still wins. */
+    char *argv[] = {"funnel-shard", "--threads", "2", "--config", path,
+                    "--listen=0.0.0.0:7001", NULL};
+    cr_assert_eq(shard_config_from_args(&c, 6, argv, &eb), 0, "%s", eb.msg);
+    cr_assert_str_eq(c.index_dir, "/idx/shard-001");
+    cr_assert_eq(c.threads, 2);
+    cr_assert_eq(c.max_k, 500);
+    cr_assert_str_eq(c.listen, "0.0.0.0:7001");
+    cr_assert_float_eq(c.bm25.k1, 0.9, 1e-12);
+    cr_assert_float_eq(c.bm25.b[0], 0.3, 1e-12);
+    cr_assert_float_eq(c.bm25.b[1], 0.8, 1e-12);
+    cr_assert_float_eq(c.bm25.w[0], 3.0, 1e-12);
+    cr_assert_float_eq(c.bm25.w[1], 1.5, 1e-12);
+    cr_assert_eq(c.log_level, FN_LOG_DEBUG);
+}
+
+Test(shard_config, file_errors_have_line_numbers)
+{
+    write_file("index = /x\n\nthreads = many\n");
+    shard_config c;
+    shard_config_defaults(&c);
+    fn_errbuf eb = {{0}};
+    cr_assert_eq(shard_config_load_file(&c, path, &eb), FN_EPARSE);
+    char want[128];
+    snprintf(want, sizeof want, "%s:3: threads:", path);
+    cr_assert(strncmp(eb.msg, want, strlen(want)) == 0, "%s", eb.msg);
+
+    write_file("index /x\n");
+    cr_assert_eq(shard_config_load_file(&c, path, &eb), FN_EPARSE);
+    cr_assert(strstr(eb.msg, ":1: expected key = value") != NULL, "%s", eb.msg);
+
+    write_file("colour = blue\n");
+    cr_assert_eq(shard_config_load_file(&c, path, &eb), FN_EPARSE);
+    cr_assert(strstr(eb.msg, "unknown key 'colour'") != NULL, "%s", eb.msg);
+
+    cr_assert_lt(shard_config_load_file(&c, "/nonexistent/cfg", &eb), 0);
+}
+
+Test(shard_config, bad_values_rejected)
+{
+    shard_config c;
+    shard_config_defaults(&c);
+    fn_errbuf eb = {{0}};
+    cr_assert_eq(shard_config_set(&c, "threads", "0", &eb), FN_EINVAL);
+    cr_assert_eq(shard_config_set(&c, "threads", "-3", &eb), FN_EINVAL);
+    cr_assert_eq(shard_config_set(&c, "threads", "257", &eb), FN_EINVAL);
+    cr_assert_eq(shard_config_set(&c, "max-k", "0", &eb), FN_EINVAL);
+    cr_assert_eq(shard_config_set(&c, "max-k", "10x", &eb), FN_EINVAL);
+    cr_assert_eq(shard_config_set(&c, "bm25.b_body", "1.5", &eb), FN_EINVAL);
+    cr_assert_eq(shard_config_set(&c, "bm25.k1", "0", &eb), FN_EINVAL);
+    cr_assert_eq(shard_config_set(&c, "bm25.k1", "nan", &eb), FN_EINVAL);
+    cr_assert_eq(shard_config_set(&c, "log-level", "loud", &eb), FN_EINVAL);
+    cr_assert_eq(shard_config_set(&c, "listen", "7000", &eb), FN_EINVAL);
+    cr_assert_eq(c.threads, 4, "unchanged after errors");
+
+    char *argv[] = {"funnel-shard", "--index", "/x", "--threads", NULL};
+    cr_assert_eq(shard_config_from_args(&c, 4, argv, &eb), FN_EINVAL);
+    cr_assert(strstr(eb.msg, "needs a value") != NULL, "%s", eb.msg);
+    char *argv2[] = {"funnel-shard", "--index", "/x", "--bogus", "1", NULL};
+    cr_assert_eq(shard_config_from_args(&c, 5, argv2, &eb), FN_EINVAL);
+    cr_assert(strstr(eb.msg, "bogus") != NULL, "%s", eb.msg);
+    char *argv3[] = {"funnel-shard", "stray", NULL};
+    cr_assert_eq(shard_config_from_args(&c, 2, argv3, &eb), FN_EINVAL);
+}
