@@ -92,17 +92,17 @@ static void proc_paths(proc *p, const char *rundir, const char *role, int shard)
     p->shard = shard;
     p->pid = 0;
     p->addr[0] = '\0';
-    if (shard >= 0) snprintf(base, sizeof base, "shard-%d", shard);
-    else snprintf(base, sizeof base, "coordinator");
-    snprintf(p->addr_file, sizeof p->addr_file, "%s/%s.addr", rundir, base);
-    snprintf(p->pid_file, sizeof p->pid_file, "%s/%s.pid", rundir, base);
-    snprintf(p->log_file, sizeof p->log_file, "%s/%s.log", rundir, base);
+    if (shard >= 0) sfmt(base, sizeof base, "shard-%d", shard);
+    else sfmt(base, sizeof base, "coordinator");
+    sfmt(p->addr_file, sizeof p->addr_file, "%s/%s.addr", rundir, base);
+    sfmt(p->pid_file, sizeof p->pid_file, "%s/%s.pid", rundir, base);
+    sfmt(p->log_file, sizeof p->log_file, "%s/%s.log", rundir, base);
 }
 
 static void proc_name(const proc *p, char *buf, size_t cap)
 {
-    if (p->shard >= 0) snprintf(buf, cap, "shard %d", p->shard);
-    else snprintf(buf, cap, "coordinator");
+    if (p->shard >= 0) sfmt(buf, cap, "shard %d", p->shard);
+    else sfmt(buf, cap, "coordinator");
 }
 
 /* ------------------------------------------------------------ helpers ---- */
@@ -110,7 +110,7 @@ static void proc_name(const proc *p, char *buf, size_t cap)
 int ops_index_shards(const char *idxdir, uint32_t *shards, fn_errbuf *eb)
 {
     char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/index.json", idxdir);
+    sfmt(path, sizeof path, "%s/index.json", idxdir);
     json_error_t je;
     json_t *root = json_load_file(path, 0, &je);
     if (!root) {
@@ -146,7 +146,7 @@ int ops_pid_alive(pid_t pid, const char *marker)
 {
     if (pid <= 0 || kill(pid, 0) != 0) return 0;
     char path[64], buf[8192];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    sfmt(path, sizeof path, "/proc/%d/stat", (int)pid);
     FILE *f = fopen(path, "r");
     if (f) {
         size_t n = fread(buf, 1, sizeof buf - 1, f);
@@ -156,7 +156,7 @@ int ops_pid_alive(pid_t pid, const char *marker)
         if (rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X')) return 0;
     }
     if (!marker) return 1;
-    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+    sfmt(path, sizeof path, "/proc/%d/cmdline", (int)pid);
     f = fopen(path, "r");
     if (!f) return 1;                            /* no /proc: trust kill() */
     size_t n = fread(buf, 1, sizeof buf - 1, f);
@@ -199,7 +199,7 @@ static void log_tail(const char *path, int lines)
 static int write_pid(const proc *p)
 {
     char buf[32];
-    snprintf(buf, sizeof buf, "%d\n", (int)p->pid);
+    sfmt(buf, sizeof buf, "%d\n", (int)p->pid);
     return ops_write_atomic(p->pid_file, buf);
 }
 
@@ -252,9 +252,9 @@ static int child_exited(proc *p, char *why, size_t cap)
     int status;
     if (p->pid <= 0) return 0;
     if (waitpid(p->pid, &status, WNOHANG) != p->pid) return 0;
-    if (WIFEXITED(status)) snprintf(why, cap, "exited with status %d", WEXITSTATUS(status));
-    else if (WIFSIGNALED(status)) snprintf(why, cap, "killed by signal %d", WTERMSIG(status));
-    else snprintf(why, cap, "stopped");
+    if (WIFEXITED(status)) sfmt(why, cap, "exited with status %d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status)) sfmt(why, cap, "killed by signal %d", WTERMSIG(status));
+    else sfmt(why, cap, "stopped");
     p->pid = 0;
     return 1;
 }
@@ -302,7 +302,8 @@ static void stop_all(proc *ps, size_t n, double grace_s)
 static int mkdirs(const char *dir)
 {
     char tmp[PATH_MAX];
-    if (snprintf(tmp, sizeof tmp, "%s", dir) >= (int)sizeof tmp) return -ENAMETOOLONG;
+    if (strlen(dir) >= sizeof tmp) return -ENAMETOOLONG;
+    memcpy(tmp, dir, strlen(dir) + 1);
     for (char *p = tmp + 1; *p; p++)
         if (*p == '/') {
             *p = '\0';
@@ -398,7 +399,7 @@ static int wait_healthy(proc *p, double deadline, char *why, size_t cap)
 {
     rpc_client_t *c = rpc_client_create(p->addr);
     if (!c) {
-        snprintf(why, cap, "out of memory");
+        sfmt(why, cap, "out of memory");
         return -1;
     }
     int rc = -1;
@@ -409,7 +410,7 @@ static int wait_healthy(proc *p, double deadline, char *why, size_t cap)
         }
         if (child_exited(p, why, cap)) break;
         if (now_s() >= deadline) {
-            snprintf(why, cap, "not SERVING at %s", p->addr);
+            sfmt(why, cap, "not SERVING at %s", p->addr);
             break;
         }
         sleep_ms(50);
@@ -470,7 +471,7 @@ static int cluster_up(int argc, char **argv)
     for (uint32_t i = 0; i < nshards; i++) {
         char sd[PATH_MAX + 32];
         struct stat st;
-        snprintf(sd, sizeof sd, "%s/shard-%03u", idxdir, i);
+        sfmt(sd, sizeof sd, "%s/shard-%03u", idxdir, i);
         if (stat(sd, &st) != 0 || !S_ISDIR(st.st_mode)) {
             fprintf(stderr, "funnel cluster up: %s: missing (index.json says %u shards)\n", sd, nshards);
             return OPS_EXIT_FAIL;
@@ -523,7 +524,7 @@ static int cluster_up(int argc, char **argv)
     /* 1. shards */
     for (uint32_t i = 0; i < nshards; i++) {
         char sd[PATH_MAX + 32];
-        snprintf(sd, sizeof sd, "%s/shard-%03u", idxdir, i);
+        sfmt(sd, sizeof sd, "%s/shard-%03u", idxdir, i);
         char *av[] = {shard_bin, "--index", sd, "--listen", "127.0.0.1:0",
                       "--addr-file", ps[i].addr_file, NULL};
         pid_t pid = spawn(wrap, nwrap, av, ps[i].log_file);
@@ -543,7 +544,7 @@ static int cluster_up(int argc, char **argv)
 
     /* 2. topology + coordinator */
     char topo[PATH_MAX + 32];
-    snprintf(topo, sizeof topo, "%s/topology.conf", rundir);
+    sfmt(topo, sizeof topo, "%s/topology.conf", rundir);
     for (uint32_t i = 0; i < nshards; i++) addrs[i] = ps[i].addr;
     if ((rc = ops_topology_write(topo, addrs, nshards)) != 0) {
         bad = coord;
@@ -655,7 +656,7 @@ static int cluster_status(int argc, char **argv)
             }
         }
         char shard[16] = "-";
-        if (ps[i].shard >= 0) snprintf(shard, sizeof shard, "%d", ps[i].shard);
+        if (ps[i].shard >= 0) sfmt(shard, sizeof shard, "%d", ps[i].shard);
         printf("%-12s %-6s %-22s %-8d %-6s %s\n", ps[i].role, shard,
                ps[i].addr[0] ? ps[i].addr : "-", (int)ps[i].pid, alive ? "yes" : "no",
                healthy ? "SERVING" : (alive ? "NOT_SERVING" : "DOWN"));

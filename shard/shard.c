@@ -200,17 +200,26 @@ static int resp_fill(Funnel__V1__ShardSearchResponse *r, const idx_results *res,
 
 /* ---- Shard/Search --------------------------------------------------------- */
 
+static int deadline_passed(search_job *j)
+{
+    if (gpr_time_cmp(gpr_now(GPR_CLOCK_MONOTONIC), j->deadline) < 0) return 0;
+    j->code = GRPC_STATUS_DEADLINE_EXCEEDED;
+    snprintf(j->msg, sizeof j->msg, "deadline passed before the search started");
+    return 1;
+}
+
 static void search_work(uv_work_t *w)   /* worker thread */
 {
     search_job *j = w->data;
     shard_t *s = j->s;
-    /* The client has given up already: its reply would be dropped. */
-    if (gpr_time_cmp(gpr_now(GPR_CLOCK_MONOTONIC), j->deadline) >= 0) {
-        j->code = GRPC_STATUS_DEADLINE_EXCEEDED;
-        snprintf(j->msg, sizeof j->msg, "deadline passed before the search started");
+    /* The client has given up already: its reply would be dropped. Checked
+     * again after waiting for a searcher. */
+    if (deadline_passed(j)) return;
+    idx_searcher_t *se = pool_get(&s->pool);
+    if (deadline_passed(j)) {
+        pool_put(&s->pool, se);
         return;
     }
-    idx_searcher_t *se = pool_get(&s->pool);
     idx_query q = {.text = j->query, .k = j->k, .explain = j->explain, .bm25 = &s->cfg.bm25};
     idx_results res;
     fn_errbuf eb = {{0}};

@@ -2,16 +2,16 @@
 # funnel-shard under valgrind: build a 2-shard cranfield index, serve shard 0,
 # drive it with python3-grpcio (200 concurrent searches, every error path),
 # SIGTERM, then require exit 0 and no definite/indirect/possible leaks.
-#   valgrind_shard.sh FUNNEL_SHARD FUNNEL_CLI DATA_DIR
+#   valgrind_shard.sh FUNNEL_SHARD MKINDEX DATA_DIR   (MKINDEX = tests/shard/mkindex.c)
 set -euo pipefail
-SHARD=$1 CLI=$2 DATA=$3
+SHARD=$1 MKINDEX=$2 DATA=$3
 HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=$(cd "$HERE/../.." && pwd)
 TMP=$(mktemp -d /tmp/funnel-vg-shard-XXXXXX)
 PID=
 cleanup() { [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; rm -rf "$TMP"; }
 trap cleanup EXIT
-"$CLI" index build --input "$DATA/cranfield/corpus.jsonl" --shards 2 --out "$TMP/idx" >/dev/null 2>&1
+"$MKINDEX" "$DATA/cranfield/corpus.jsonl" 2 "$TMP/idx" >/dev/null
 valgrind --suppressions="$SRC/tests/valgrind/grpc-absl.supp" --leak-check=full \
   --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible \
   --error-exitcode=99 --log-file="$TMP/vg.log" \
