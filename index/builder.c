@@ -957,19 +957,60 @@ static int write_index_json(builder *b)
     return 0;
 }
 
-static void remove_builddir(builder *b)
+/* Remove the files directly inside dir, then dir itself. Only for the
+ * directories a build writes (run files; data.mdb/lock.mdb), which never hold
+ * subdirectories. Returns 0 or -errno (e.g. -ENOTEMPTY: something else was
+ * put there, which is left alone). */
+static int remove_flat_dir(const char *dir)
 {
-    DIR *d = opendir(b->builddir);
-    if (!d) return;
+    DIR *d = opendir(dir);
+    if (!d) return errno == ENOENT ? 0 : -errno;
     struct dirent *e;
     char path[4400];
     while ((e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
-        snprintf(path, sizeof path, "%s/%s", b->builddir, e->d_name);
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         unlink(path);
     }
     closedir(d);
-    rmdir(b->builddir);
+    return rmdir(dir) ? -errno : 0;
+}
+
+static void remove_builddir(builder *b)
+{
+    if (b->builddir[0]) remove_flat_dir(b->builddir);
+}
+
+/* "shard-" followed by digits only: a directory a build writes. */
+static int is_shard_name(const char *n)
+{
+    if (strncmp(n, "shard-", 6) != 0 || !n[6]) return 0;
+    for (n += 6; *n; n++)
+        if (*n < '0' || *n > '9') return 0;
+    return 1;
+}
+
+/* Remove everything a build writes into out_dir (every shard-NNN, .build,
+ * the index.json temporary): used on an unpublished out_dir before building
+ * into it, and after a failed build. Anything else in out_dir is kept. */
+static int remove_build_output(const char *out_dir, fn_errbuf *eb)
+{
+    char path[4400];
+    int rc, ret = 0;
+    DIR *d = opendir(out_dir);
+    if (!d) return errno == ENOENT ? 0 : fn_seterr(eb, -errno, "%s: %s", out_dir, strerror(errno));
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!is_shard_name(e->d_name) && strcmp(e->d_name, ".build") != 0) continue;
+        snprintf(path, sizeof path, "%s/%s", out_dir, e->d_name);
+        if ((rc = remove_flat_dir(path)) && !ret)
+            ret = fn_seterr(eb, rc, "cannot remove %s (an earlier, unfinished build): %s", path, strerror(-rc));
+    }
+    closedir(d);
+    snprintf(path, sizeof path, "%s/.index.json.tmp", out_dir);
+    if (unlink(path) && errno != ENOENT && !ret)
+        ret = fn_seterr(eb, -errno, "cannot remove %s: %s", path, strerror(errno));
+    return ret;
 }
 
 int idx_build(const idx_build_opts *opts, idx_build_stats *stats, fn_errbuf *eb)
@@ -996,26 +1037,29 @@ int idx_build(const idx_build_opts *opts, idx_build_stats *stats, fn_errbuf *eb)
         goto fail_an;
     }
 
-    if (mkdir(opts->out_dir, 0755) && errno != EEXIST) {
+    int created_out = mkdir(opts->out_dir, 0755) == 0;
+    if (!created_out && errno != EEXIST) {
         rc = fn_seterr(eb, -errno, "mkdir %s: %s", opts->out_dir, strerror(errno));
         goto fail_an;
     }
     {
+        /* index.json is written last: with it the index is published and
+         * never overwritten; without it whatever a build left there is an
+         * unfinished (failed or killed) build, cleaned and rebuilt */
         char p[4200];
         struct stat st;
         snprintf(p, sizeof p, "%s/index.json", opts->out_dir);
-        int has = stat(p, &st) == 0;
-        snprintf(p, sizeof p, "%s/shard-000", opts->out_dir);
-        has |= stat(p, &st) == 0;
-        if (has) {
-            rc = fn_seterr(eb, FN_EINVAL, "%s already holds an index", opts->out_dir);
+        if (stat(p, &st) == 0) {
+            rc = fn_seterr(eb, FN_EINVAL, "%s already holds a published index (index.json); "
+                           "remove it or build into another directory", opts->out_dir);
             goto fail_an;
         }
+        if ((rc = remove_build_output(opts->out_dir, eb))) goto fail_an;
     }
     snprintf(b.builddir, sizeof b.builddir, "%s/.build", opts->out_dir);
     if (mkdir(b.builddir, 0755) && errno != EEXIST) {
         rc = fn_seterr(eb, -errno, "mkdir %s: %s", b.builddir, strerror(errno));
-        goto fail_an;
+        goto fail_dir;
     }
     if (!(b.sh = calloc(b.nsh, sizeof *b.sh))) { rc = -ENOMEM; goto fail_dir; }
     for (uint32_t i = 0; i < b.nsh; i++)
@@ -1041,6 +1085,13 @@ fail_shards:
     free(b.sh);
 fail_dir:
     remove_builddir(&b);
+    if (rc) {
+        /* nothing half-built stays behind (shards closed above); keep the
+         * build's error message, not a cleanup one */
+        fn_errbuf ignore;
+        remove_build_output(opts->out_dir, &ignore);
+        if (created_out) rmdir(opts->out_dir);
+    }
 fail_an:
     strtab_free(&b.dt);
     free(b.dtf);

@@ -390,6 +390,15 @@ static int cursor_next(idx_searcher_t *s, cursor *c)
     return load_block(s, c);
 }
 
+static double qweight(uint32_t qw)
+{
+    const char *e = getenv("FN_K3");   /* EXPERIMENT: remove */
+    if (!e) return (double)qw;
+    double k3 = atof(e);
+    if (k3 <= 0) return 1.0;
+    return (k3 + 1.0) * qw / (k3 + qw);
+}
+
 /* BM25F share of one term for document d (search.h). Used by both scoring and
  * explain so that explain's contributions add up to the score exactly. */
 static inline double term_score(const idx_reader_t *r, const idx_bm25_params *p, double qidf,
@@ -553,7 +562,7 @@ int idx_search(idx_searcher_t *s, const idx_query *q, idx_results *res, fn_errbu
             uint32_t tf[IDX_NFIELDS] = { c->tf[0][c->pos], c->tf[1][c->pos] };
             stf[2 * i] = tf[0];
             stf[2 * i + 1] = tf[1];
-            score += term_score(r, bp, (double)s->qt[i].qw * s->qt[i].idf, d, tf);
+            score += term_score(r, bp, qweight(s->qt[i].qw) * s->qt[i].idf, d, tf);
             if ((rc = cursor_next(s, c))) goto out;
             if (c->done) active--;
         }
@@ -616,7 +625,7 @@ int idx_search(idx_searcher_t *s, const idx_query *q, idx_results *res, fn_errbu
                 x->idf = s->qt[i].idf;
                 x->tf[0] = tf[2 * i];
                 x->tf[1] = tf[2 * i + 1];
-                x->contribution = term_score(r, bp, (double)s->qt[i].qw * s->qt[i].idf, e->doc, x->tf);
+                x->contribution = term_score(r, bp, qweight(s->qt[i].qw) * s->qt[i].idf, e->doc, x->tf);
             }
         }
     }

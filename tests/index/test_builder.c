@@ -2,6 +2,7 @@
  * partitioning and bad-line handling (builder.h, format.h). */
 #define _XOPEN_SOURCE 700 /* nftw */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <jansson.h>
@@ -360,4 +361,95 @@ Test(builder, empty_title_body_and_spill)
         cr_assert_eq(a.nblocks, (a.df + 127) / 128);
         cr_assert_eq(a.nblocks, b.nblocks);
     }
+}
+
+static int count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
+    closedir(d);
+    return n;
+}
+
+Test(builder, failed_build_leaves_nothing_behind)
+{
+    idx_build_stats st;
+    warnings w = { 0 };
+    fn_errbuf eb = { { 0 } };
+    /* the duplicate comes after documents went into several shards */
+    const char *c = "{\"id\":\"x\",\"body\":\"one\"}\n{\"id\":\"y\",\"body\":\"two\"}\n{\"id\":\"z\"}\n"
+                    "{\"id\":\"w\"}\n{\"id\":\"x\",\"title\":\"dup\"}\n";
+    char out[512];
+    snprintf(out, sizeof out, "%s/gone.idx", tmpdir);
+    cr_assert_eq(build(c, 3, IDX_ON_ERROR_FAIL, "gone", &st, &w, &eb), FN_EDUP, "%s", eb.msg);
+    cr_assert(strstr(eb.msg, "gone.jsonl:5: ") != NULL, "the build's error is kept: %s", eb.msg);
+    cr_assert_not(exists(out), "an output directory the build created is removed on failure");
+
+    /* an existing output directory stays, emptied of the build's files only */
+    cr_assert_eq(mkdir(out, 0755), 0);
+    char keep[600];
+    snprintf(keep, sizeof keep, "%s/notes.txt", out);
+    write_file(keep, "mine\n");
+    cr_assert_eq(build(c, 3, IDX_ON_ERROR_FAIL, "gone", &st, &w, &eb), FN_EDUP, "%s", eb.msg);
+    cr_assert(exists(out));
+    cr_assert(exists(keep), "files the build did not write are left alone");
+    cr_assert_eq(count_entries(out), 1, "no shard-NNN, .build or index.json left");
+}
+
+Test(builder, unpublished_out_dir_is_cleaned_and_reused)
+{
+    /* what a build killed midway leaves: shards without index.json, run files */
+    char out[512], p[700];
+    snprintf(out, sizeof out, "%s/again.idx", tmpdir);
+    cr_assert_eq(mkdir(out, 0755), 0);
+    const char *dirs[] = { "shard-000", "shard-001", "shard-007", ".build" };
+    for (int i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s/%s", out, dirs[i]);
+        cr_assert_eq(mkdir(p, 0755), 0);
+    }
+    snprintf(p, sizeof p, "%s/shard-000/data.mdb", out);
+    write_file(p, "not an lmdb file");
+    snprintf(p, sizeof p, "%s/.build/s000-r00000.run", out);
+    write_file(p, "junk");
+    snprintf(p, sizeof p, "%s/.index.json.tmp", out);
+    write_file(p, "{");
+
+    idx_build_stats st;
+    warnings w = { 0 };
+    fn_errbuf eb = { { 0 } };
+    cr_assert_eq(build(small_corpus, 2, IDX_ON_ERROR_FAIL, "again", &st, &w, &eb), 0, "%s", eb.msg);
+    cr_assert_eq(st.docs, 4);
+    snprintf(p, sizeof p, "%s/index.json", out);
+    cr_assert(exists(p));
+    snprintf(p, sizeof p, "%s/shard-007", out);
+    cr_assert_not(exists(p), "stale shards of the unfinished build are removed");
+    snprintf(p, sizeof p, "%s/.index.json.tmp", out);
+    cr_assert_not(exists(p));
+    /* index.json, shard-000, shard-001 */
+    cr_assert_eq(count_entries(out), 3);
+    uint64_t docs = 0;
+    for (int s = 0; s < 2; s++) {
+        snprintf(p, sizeof p, "%s/shard-%03d", out, s);
+        idx_reader_t *r;
+        cr_assert_eq(idx_reader_open(p, &r, &eb), 0, "%s", eb.msg);
+        docs += idx_reader_info(r)->docs;
+        cr_assert_eq(idx_reader_info(r)->docs_total, 4);
+        idx_reader_close(r);
+    }
+    cr_assert_eq(docs, 4);
+
+    /* now it is published: a second build is refused and changes nothing */
+    cr_assert_eq(build("{\"id\":\"q\"}\n", 1, IDX_ON_ERROR_FAIL, "again", &st, &w, &eb), FN_EINVAL);
+    cr_assert(strstr(eb.msg, "published index") != NULL, "%s", eb.msg);
+    snprintf(p, sizeof p, "%s/shard-001", out);
+    cr_assert(exists(p), "a refused build does not touch the published index");
+    snprintf(p, sizeof p, "%s/shard-000", out);
+    idx_reader_t *r;
+    cr_assert_eq(idx_reader_open(p, &r, &eb), 0, "%s", eb.msg);
+    cr_assert_eq(idx_reader_info(r)->docs_total, 4);
+    idx_reader_close(r);
 }

@@ -13,16 +13,17 @@ DATA=${FUNNEL_DATA:-$HERE/../../../shared/data}
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 T=$(mktemp -d "${TMPDIR:-/tmp}/funnel-it.XXXXXX")
-RUNDIRS=()
 
 for b in "$FUNNEL" "$FUNNEL_SHARD_BIN" "$FUNNEL_COORDINATOR_BIN"; do
     [ -x "$b" ] || { echo "SKIP: $b is not built"; exit 77; }
 done
 [ -f "$DATA/cranfield/corpus.jsonl" ] || { echo "SKIP: no data in $DATA"; exit 77; }
 
+# Every directory under $T that holds pid or log files is a cluster to stop (found
+# by looking: cluster_up runs in a $(...) subshell and cannot record it).
 cleanup() {
-    local rc=$?
-    for r in "${RUNDIRS[@]}"; do
+    local rc=$? r
+    for r in $(find "$T" \( -name '*.pid' -o -name '*.log' \) -printf '%h\n' 2>/dev/null | sort -u); do
         if [ $rc -ne 0 ]; then
             for log in "$r"/*.log; do
                 [ -f "$log" ] || continue
@@ -51,7 +52,6 @@ build_index() {
 
 # cluster_up IDXDIR RUNDIR -> prints the coordinator address
 cluster_up() {
-    RUNDIRS+=("$2")
     "$FUNNEL" cluster up --index "$1" --dir "$2" 2>"$T/up.err" || { cat "$T/up.err" >&2; return 1; }
 }
 

@@ -27,7 +27,6 @@ ok "index build reports and skips/fails on bad lines"
 # cluster up with a shard binary that dies: exit 1, names the process, no leftovers
 I=$(build_index idx 2) || exit 1
 R=$T/run-bad
-RUNDIRS+=("$R")
 FUNNEL_SHARD_BIN=/bin/false "$FUNNEL" cluster up --index "$I" --dir "$R" >"$T/out" 2>"$T/err"
 [ $? -eq 1 ] || fail "cluster up with a failing shard should exit 1"
 grep -q "shard 0 failed" "$T/err" || { cat "$T/err"; fail "failing process not named"; }

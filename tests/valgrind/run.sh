@@ -15,8 +15,8 @@ DATA=$SRC/ops/sample/cranfield
 
 "$F" index build --input "$DATA/corpus.jsonl" --shards 3 --out "$T/idx" >/dev/null || { echo "index build failed"; exit 1; }
 export FUNNEL_WRAPPER="valgrind --suppressions=$HERE/grpc-absl.supp --leak-check=full --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99 --num-callers=30 --log-file=$T/vg-%p.log"
-export FUNNEL_UP_TIMEOUT_S=120
-ADDR=$("$F" cluster up --index "$T/idx" --dir "$T/run") || { echo "cluster up failed"; tail -n 30 "$T"/run/*.log; exit 1; }
+
+ADDR=$("$F" cluster up --index "$T/idx" --dir "$T/run" --timeout-s 120) || { echo "cluster up failed"; tail -n 30 "$T"/run/*.log; exit 1; }
 unset FUNNEL_WRAPPER
 echo "cluster under valgrind at $ADDR"
 "$F" search --server "$ADDR" --deadline-ms 20000 "boundary layer" --k 5 >/dev/null || { echo "search failed"; exit 1; }
