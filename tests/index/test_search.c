@@ -287,3 +287,41 @@ Test(search, scores_do_not_depend_on_shard_count, .timeout = 120)
     cr_assert_eq(nq, 40);
     cr_assert_gt(total, 1000);
 }
+
+/* Stored fields come from a scanner of the stored JSON (with jansson as the
+ * fallback for \u escapes, which the stored form keeps only for control
+ * characters, as in z3): escapes, nesting, key order, non-string values. */
+Test(search, hit_fields_from_stored_json)
+{
+    const char *c =
+        "{\"body\":\"zebra\",\"extra\":{\"title\":\"inner\",\"a\":[1,\"}]\",{\"url\":\"no\"}],\"n\":null},"
+        "\"url\":\"http://x/\\\"q\\\"\",\"title\":\"Tab\\there \\\\ \\/ caf\xc3\xa9\",\"id\":\"z1\"}\n"
+        "{\"id\":\"z2\",\"title\":null,\"url\":7,\"body\":\"zebra zebra\",\"k\":[true,false,-1.5e3]}\n"
+        "{\"id\":\"z3\",\"title\":\"\\u00e9t\\u00e9\\u0001 \\ud83d\\ude00\",\"body\":\"zebra zebra zebra\",\"url\":\"u\"}\n";
+    build(c, NULL, 1, "fields", 1);
+    opened o = open_shard("fields", 0);
+    idx_results res;
+    fn_errbuf eb = { { 0 } };
+    idx_query q = { .text = "zebra", .k = 10 };
+    cr_assert_eq(idx_search(o.s, &q, &res, &eb), 0, "%s", eb.msg);
+    cr_assert_eq(res.nhits, 3);
+    int seen = 0;
+    for (size_t h = 0; h < res.nhits; h++) {
+        const idx_hit *x = &res.hits[h];
+        if (!strcmp(x->id, "z1")) {
+            cr_assert_str_eq(x->title, "Tab\there \\ / caf\xc3\xa9");
+            cr_assert_str_eq(x->url, "http://x/\"q\"");
+            seen |= 1;
+        } else if (!strcmp(x->id, "z2")) {
+            cr_assert_str_eq(x->title, "");
+            cr_assert_str_eq(x->url, "", "a non-string url reads as empty");
+            seen |= 2;
+        } else if (!strcmp(x->id, "z3")) {
+            cr_assert_str_eq(x->title, "\xc3\xa9t\xc3\xa9\x01 \xf0\x9f\x98\x80");
+            cr_assert_str_eq(x->url, "u");
+            seen |= 4;
+        }
+    }
+    cr_assert_eq(seen, 7);
+    close_shard(&o);
+}
