@@ -70,6 +70,9 @@ void ops_queries_free(ops_query *q, size_t n);
 /* ---- small files (ops_util.c) ---- */
 
 /** Read a small text file, trailing whitespace trimmed. 0, -errno or FN_ELIMIT. */
+/* mkdir -p dir. 0 or -errno. */
+int ops_mkdirs(const char *dir);
+
 int ops_read_small(const char *path, char *buf, size_t cap);
 /** Write content to path through path.tmp + rename. 0 or -errno. */
 int ops_write_atomic(const char *path, const char *content);

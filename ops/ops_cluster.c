@@ -298,22 +298,6 @@ static void stop_all(proc *ps, size_t n, double grace_s)
     }
 }
 
-/* Make dir (and parents). 0 or -errno. */
-static int mkdirs(const char *dir)
-{
-    char tmp[PATH_MAX];
-    if (strlen(dir) >= sizeof tmp) return -ENAMETOOLONG;
-    memcpy(tmp, dir, strlen(dir) + 1);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -errno;
-            *p = '/';
-        }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -errno;
-    return 0;
-}
-
 /* Collect the processes recorded in RUNDIR (coordinator first, shards in order). */
 static int load_procs(const char *rundir, proc **out, size_t *n)
 {
@@ -477,7 +461,7 @@ static int cluster_up(int argc, char **argv)
             return OPS_EXIT_FAIL;
         }
     }
-    if ((rc = mkdirs(dir_arg)) != 0 || !realpath(dir_arg, rundir)) {
+    if ((rc = ops_mkdirs(dir_arg)) != 0 || !realpath(dir_arg, rundir)) {
         fprintf(stderr, "funnel cluster up: %s: %s\n", dir_arg, strerror(rc ? -rc : errno));
         return OPS_EXIT_FAIL;
     }

@@ -2,6 +2,7 @@
 #include "ops.h"
 
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,6 +156,20 @@ static int index_build(int argc, char **argv)
         return OPS_EXIT_USAGE;
     }
     o.mem_budget = (size_t)mem_mb << 20;
+
+    /* The builder creates --out itself (and refuses a published index there);
+     * its parents are ours to make, as `mkdir -p` would. */
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", o.out_dir);
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent) {
+        *slash = '\0';
+        int mrc = ops_mkdirs(parent);
+        if (mrc != 0) {
+            fprintf(stderr, "funnel index build: cannot create %s: %s\n", parent, fn_strerror(mrc));
+            return OPS_EXIT_FAIL;
+        }
+    }
 
     progress_state ps = {.tty = isatty(2), .last_line = now_s()};
     struct stat st;

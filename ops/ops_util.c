@@ -202,3 +202,19 @@ int ops_addr_valid(const char *addr)
     long port = strtol(colon + 1, &end, 10);
     return *end == '\0' && port > 0 && port < 65536;
 }
+
+/* Make dir (and parents). 0 or -errno. */
+int ops_mkdirs(const char *dir)
+{
+    char tmp[PATH_MAX];
+    if (strlen(dir) >= sizeof tmp) return -ENAMETOOLONG;
+    memcpy(tmp, dir, strlen(dir) + 1);
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -errno;
+            *p = '/';
+        }
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -errno;
+    return 0;
+}
