@@ -91,12 +91,19 @@ Test(search, bm25f_matches_hand_computation)
     idx_results res;
     fn_errbuf eb = { { 0 } };
 
-    /* N = 4, avglen title = 3/4, body = 10/4; k1 1.2, b .75/.75, w 2/1.
+    /* N = 4, avglen title = 3/4, body = 10/4; defaults k1 1.2, b .75/.6, w 2/1.
      * "cat": gdf 2 -> idf = ln(1 + 2.5/2.5) = ln 2.
      * d1: title tf 1 len 1, body tf 1 len 2; d3: body tf 1 len 4. */
+    idx_bm25_params def;
+    idx_bm25_defaults(&def);
+    cr_assert_eq(def.k1, 1.2);
+    cr_assert_eq(def.b[0], 0.75);
+    cr_assert_eq(def.b[1], 0.6);
+    cr_assert_eq(def.w[0], 2.0);
+    cr_assert_eq(def.w[1], 1.0);
     double idf = log(2.0);
-    double tfn1 = 2.0 * 1 / (0.25 + 0.75 * 1 / 0.75) + 1.0 * 1 / (0.25 + 0.75 * 2 / 2.5);
-    double tfn3 = 1.0 / (0.25 + 0.75 * 4 / 2.5);
+    double tfn1 = 2.0 * 1 / (0.25 + 0.75 * 1 / 0.75) + 1.0 * 1 / (0.4 + 0.6 * 2 / 2.5);
+    double tfn3 = 1.0 / (0.4 + 0.6 * 4 / 2.5);
     double s1 = idf * tfn1 * 2.2 / (1.2 + tfn1);
     double s3 = idf * tfn3 * 2.2 / (1.2 + tfn3);
     idx_query q = { .text = "Cat", .k = 10 };
