@@ -23,4 +23,5 @@ for c in ${COLLECTIONS:-cranfield npl cisi}; do
   echo -n "funnel  (funnel eval):  "; "$F" eval --qrels "$DATA/$c/qrels.trec" --run "$T/$c.run" | tr '\t\n' '= ' ; echo
 done
 echo "== xapian BM25 (same analyzer settings, same evaluator)"
-/usr/bin/python3 "$SRC/tests/bench/xapian_baseline.py" ${COLLECTIONS:-cranfield npl cisi}
+COLS=${COLLECTIONS:-cranfield npl cisi}
+/usr/bin/python3 "$SRC/tests/bench/xapian_baseline.py" --data "$DATA" --collections "${COLS// /,}"
