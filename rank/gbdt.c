@@ -1,0 +1,1 @@
+/* gbdt.c: being written */

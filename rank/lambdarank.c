@@ -1,0 +1,1 @@
+/* lambdarank.c: being written */

@@ -1,0 +1,1 @@
+/* logreg.c: being written */

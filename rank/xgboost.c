@@ -1,0 +1,1 @@
+/* xgboost.c: being written */
