@@ -1,5 +1,5 @@
-/* shard_config.h - funnel-shard settings: defaults, key=value config file,
- * command-line flags (flags override the file). */
+/* shard_config.h - funnel-shard settings: defaults, key=value config file
+ * and command-line flags (flags override the file); format: fn_config.h. */
 #ifndef FUNNEL_SHARD_CONFIG_H
 #define FUNNEL_SHARD_CONFIG_H
 

@@ -135,3 +135,48 @@ Test(shard_config, bad_values_rejected)
     char *argv3[] = {"funnel-shard", "stray", NULL};
     cr_assert_eq(shard_config_from_args(&c, 2, argv3, &eb), FN_EINVAL);
 }
+
+/* Find ops/configs/NAME from the working directory upwards (meson test runs
+ * in the source or the build directory, both under the source root). */
+static int find_example(const char *name, char *out, size_t cap)
+{
+    char dir[4096];
+    if (!getcwd(dir, sizeof dir)) return -1;
+    for (;;) {
+        snprintf(out, cap, "%s/ops/configs/%s", dir, name);
+        if (access(out, R_OK) == 0) return 0;
+        char *slash = strrchr(dir, '/');
+        if (!slash || slash == dir) return -1;
+        *slash = '\0';
+    }
+}
+
+Test(shard_config, example_file_has_every_key_and_the_defaults)
+{
+    char ex[4200];
+    cr_assert_eq(find_example("shard.conf", ex, sizeof ex), 0,
+                 "ops/configs/shard.conf not found above the working directory");
+    shard_config c, d;
+    shard_config_defaults(&c);
+    shard_config_defaults(&d);
+    /* start from other values so that every key must be in the file */
+    c.threads = 99;
+    c.max_k = 1;
+    c.log_level = FN_LOG_ERROR;
+    c.bm25.k1 = c.bm25.b[0] = c.bm25.b[1] = c.bm25.w[0] = c.bm25.w[1] = 0.123;
+    fn_errbuf eb = {{0}};
+    cr_assert_eq(shard_config_load_file(&c, ex, &eb), 0, "%s", eb.msg);
+    cr_assert_str_eq(c.index_dir, "/var/lib/funnel/idx/shard-000");
+    cr_assert(strchr(c.listen, ':') != NULL);
+    cr_assert_eq(c.threads, d.threads);
+    cr_assert_eq(c.max_k, d.max_k);
+    cr_assert_eq(c.log_level, d.log_level);
+    /* the example documents idx_bm25_defaults(): keep them in step */
+    cr_assert_float_eq(c.bm25.k1, d.bm25.k1, 1e-12, "bm25.k1 %g, default %g", c.bm25.k1, d.bm25.k1);
+    for (int f = 0; f < 2; f++) {
+        cr_assert_float_eq(c.bm25.b[f], d.bm25.b[f], 1e-12, "bm25.b[%d] %g, default %g", f,
+                           c.bm25.b[f], d.bm25.b[f]);
+        cr_assert_float_eq(c.bm25.w[f], d.bm25.w[f], 1e-12, "bm25.w[%d] %g, default %g", f,
+                           c.bm25.w[f], d.bm25.w[f]);
+    }
+}

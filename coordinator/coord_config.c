@@ -1,0 +1,127 @@
+/* coord_config.c - see coord_config.h. */
+#include "coord_config.h"
+
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "fn_config.h"
+#include "fn_log.h"
+
+void coord_config_defaults(coord_config *c)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->listen, sizeof c->listen, "%s", COORD_DEFAULT_LISTEN);
+    c->default_deadline_ms = COORD_DEFAULT_DEADLINE_MS;
+    c->budget_ms = COORD_DEFAULT_BUDGET_MS;
+    c->max_window = COORD_DEFAULT_MAX_WINDOW;
+    c->max_query_bytes = COORD_DEFAULT_MAX_QUERY_BYTES;
+    c->health_interval_ms = COORD_DEFAULT_HEALTH_INTERVAL_MS;
+    c->log_level = FN_LOG_INFO;
+}
+
+static int set_str(char *dst, size_t cap, const char *name, const char *v, fn_errbuf *eb)
+{
+    size_t n = strlen(v);
+    if (n >= cap) return fn_seterr(eb, FN_EINVAL, "%s: value too long", name);
+    memcpy(dst, v, n + 1);
+    return 0;
+}
+
+/* The numeric settings and their ranges. */
+static const struct num_key {
+    const char *name;
+    size_t off;
+    int64_t min, max;
+} num_keys[] = {
+    { "default-deadline-ms", offsetof(coord_config, default_deadline_ms), 1, 3600000 },
+    { "budget-ms", offsetof(coord_config, budget_ms), 0, 600000 },
+    { "max-window", offsetof(coord_config, max_window), 1, 1000000 },
+    { "max-query-bytes", offsetof(coord_config, max_query_bytes), 1, 1 << 20 },
+    { "health-interval-ms", offsetof(coord_config, health_interval_ms), 0, 3600000 },
+};
+
+int coord_config_set(coord_config *c, const char *key, const char *v, fn_errbuf *eb)
+{
+    if (fn_config_key_is(key, "topology")) {
+        if (!*v) return fn_seterr(eb, FN_EINVAL, "topology: must not be empty");
+        return set_str(c->topology, sizeof c->topology, "topology", v, eb);
+    }
+    /* The address is checked when the server binds it (exit status 1). */
+    if (fn_config_key_is(key, "listen")) return set_str(c->listen, sizeof c->listen, "listen", v, eb);
+    if (fn_config_key_is(key, "addr-file"))
+        return set_str(c->addr_file, sizeof c->addr_file, "addr-file", v, eb);
+    if (fn_config_key_is(key, "config"))
+        return set_str(c->config_file, sizeof c->config_file, "config", v, eb);
+    if (fn_config_key_is(key, "log-level")) {
+        int l = fn_log_level_parse(v);
+        if (l < 0) return fn_seterr(eb, FN_EINVAL, "log-level: '%s' is not debug|info|warn|error", v);
+        c->log_level = l;
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof num_keys / sizeof num_keys[0]; i++) {
+        const struct num_key *k = &num_keys[i];
+        if (!fn_config_key_is(key, k->name)) continue;
+        unsigned long u;
+        if (fn_parse_ulong(v, (unsigned long)k->min, (unsigned long)k->max, &u) != 0)
+            return fn_seterr(eb, FN_EINVAL, "%s: '%s' is not a number in %" PRId64 "..%" PRId64,
+                             k->name, v, k->min, k->max);
+        *(int64_t *)((char *)c + k->off) = (int64_t)u;
+        return 0;
+    }
+    return fn_seterr(eb, FN_EINVAL, "unknown key '%s'", key);
+}
+
+static int set_cb(void *ud, const char *key, const char *value, fn_errbuf *eb)
+{
+    return coord_config_set(ud, key, value, eb);
+}
+
+/* A file naming another file would only confuse: refuse it. */
+static int file_set_cb(void *ud, const char *key, const char *value, fn_errbuf *eb)
+{
+    if (fn_config_key_is(key, "config"))
+        return fn_seterr(eb, FN_EINVAL, "'%s' is not allowed in a config file", key);
+    return coord_config_set(ud, key, value, eb);
+}
+
+int coord_config_load_file(coord_config *c, const char *path, fn_errbuf *eb)
+{
+    return fn_config_load_file(path, file_set_cb, c, eb);
+}
+
+int coord_config_from_args(coord_config *c, int argc, char **argv, fn_errbuf *eb)
+{
+    coord_config_defaults(c);
+    int rc = fn_config_from_args(argc, argv, "config", set_cb, c, eb);
+    if (rc == FN_CONFIG_HELP) {
+        c->help = 1;
+        return 0;
+    }
+    if (rc) return rc;
+    if (!c->topology[0]) return fn_seterr(eb, FN_EINVAL, "--topology FILE is required");
+    return 0;
+}
+
+const char *coord_config_usage(void)
+{
+    return
+"usage: funnel-coordinator --topology FILE [options]\n"
+"Serves funnel.v1.Search/Search, Admin/Status and grpc.health.v1.Health/Check;\n"
+"fans each search out to one replica of every shard and merges the results.\n"
+"\n"
+"  --topology FILE          shard map (required); lines 'shard N ADDR [ADDR...]', '#' comments\n"
+"  --listen ADDR            listen address (default 127.0.0.1:0 = any free port)\n"
+"  --addr-file PATH         write \"127.0.0.1:PORT\\n\" there (atomically) once listening\n"
+"  --default-deadline-ms N  deadline when the client sent none (default 5000)\n"
+"  --budget-ms N            time kept for the coordinator's own work: shard calls end\n"
+"                           max(N, 10% of the time left) before the client's deadline (default 20)\n"
+"  --max-window N           largest (page+1)*k a request may ask for (default 10000)\n"
+"  --max-query-bytes N      longest query in bytes (default 4096)\n"
+"  --health-interval-ms N   probe every shard replica this often; 0 = never (default 1000)\n"
+"  --log-level LEVEL        debug|info|warn|error (default info)\n"
+"  --config FILE            key = value file with the same keys (without --); flags override it\n"
+"  --help                   this text\n"
+"Flags take '--key value' or '--key=value'.\n";
+}

@@ -1,0 +1,51 @@
+/* coord_config.h - funnel-coordinator settings: defaults, key=value config
+ * file, command-line flags (flags override the file). Format: fn_config.h. */
+#ifndef FUNNEL_COORD_CONFIG_H
+#define FUNNEL_COORD_CONFIG_H
+
+#include <stdint.h>
+
+#include "fn_error.h"
+
+#define COORD_DEFAULT_LISTEN             "127.0.0.1:0"
+#define COORD_DEFAULT_DEADLINE_MS        5000
+#define COORD_DEFAULT_BUDGET_MS          20
+#define COORD_DEFAULT_MAX_WINDOW         10000
+#define COORD_DEFAULT_MAX_QUERY_BYTES    4096
+#define COORD_DEFAULT_HEALTH_INTERVAL_MS 1000
+
+typedef struct coord_config {
+    char topology[4096];          /* --topology FILE (required) */
+    char listen[256];             /* --listen HOST:PORT */
+    char addr_file[4096];         /* --addr-file ("" = none) */
+    char config_file[4096];       /* --config ("" = none) */
+    int64_t default_deadline_ms;  /* --default-deadline-ms, 1..3600000 */
+    int64_t budget_ms;            /* --budget-ms, 0..600000 */
+    int64_t max_window;           /* --max-window, 1..1000000 */
+    int64_t max_query_bytes;      /* --max-query-bytes, 1..1048576 */
+    int64_t health_interval_ms;   /* --health-interval-ms, 0..3600000 (0 = never) */
+    int log_level;                /* enum fn_log_level */
+    int help;                     /* --help was given */
+} coord_config;
+
+/** Fill with the defaults above (no topology, log level info). */
+void coord_config_defaults(coord_config *c);
+
+/** Apply one setting by key ("budget-ms" or "budget_ms", ...). Returns 0, or
+ *  FN_EINVAL (unknown key / bad value; "KEY: ..." in eb) leaving c as it was. */
+int coord_config_set(coord_config *c, const char *key, const char *value, fn_errbuf *eb);
+
+/** Read a key=value file into c ('config' itself is refused there).
+ *  Returns 0, -errno (cannot open) or FN_EPARSE ("FILE:LINE: reason"). */
+int coord_config_load_file(coord_config *c, const char *path, fn_errbuf *eb);
+
+/** Defaults, then --config FILE if given, then the other flags ("--key value"
+ *  or "--key=value"). Returns 0 (check c->help) or FN_EINVAL / FN_EPARSE /
+ *  -errno with the message in eb. Checks that a topology is set unless
+ *  --help was given. */
+int coord_config_from_args(coord_config *c, int argc, char **argv, fn_errbuf *eb);
+
+/** The usage text (static). */
+const char *coord_config_usage(void);
+
+#endif

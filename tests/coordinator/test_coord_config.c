@@ -1,0 +1,211 @@
+/* test_coord_config.c - funnel-coordinator settings: defaults, flags, the
+ * config file (flags override it), errors, and the example files in
+ * ops/configs ($FUNNEL_CONFIGS, set by tests/coordinator/meson.build). */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "coord_config.h"
+#include "fn_log.h"
+#include "topology.h"
+
+static char path[64];
+
+static void write_file(const char *text)
+{
+    if (path[0]) unlink(path);
+    snprintf(path, sizeof path, "/tmp/funnel-coord-cfg-XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+}
+
+static void cleanup(void)
+{
+    if (path[0]) unlink(path);
+    path[0] = '\0';
+}
+
+TestSuite(coord_config, .fini = cleanup);
+
+Test(coord_config, defaults)
+{
+    coord_config c;
+    char *argv[] = {"funnel-coordinator", "--topology", "/etc/t.conf", NULL};
+    fn_errbuf eb = {{0}};
+    cr_assert_eq(coord_config_from_args(&c, 3, argv, &eb), 0, "%s", eb.msg);
+    cr_assert_str_eq(c.topology, "/etc/t.conf");
+    cr_assert_str_eq(c.listen, "127.0.0.1:0");
+    cr_assert_str_eq(c.addr_file, "");
+    cr_assert_str_eq(c.config_file, "");
+    cr_assert_eq(c.default_deadline_ms, 5000);
+    cr_assert_eq(c.budget_ms, 20);
+    cr_assert_eq(c.max_window, 10000);
+    cr_assert_eq(c.max_query_bytes, 4096);
+    cr_assert_eq(c.health_interval_ms, 1000);
+    cr_assert_eq(c.log_level, FN_LOG_INFO);
+    cr_assert_not(c.help);
+}
+
+Test(coord_config, every_flag)
+{
+    coord_config c;
+    char *argv[] = {"funnel-coordinator", "--topology=/t", "--listen", "0.0.0.0:7000",
+                    "--addr-file", "/run/a", "--default-deadline-ms", "250", "--budget-ms=0",
+                    "--max-window", "77", "--max-query-bytes", "1048576",
+                    "--health_interval_ms", "0", "--log-level", "debug", NULL};
+    fn_errbuf eb = {{0}};
+    cr_assert_eq(coord_config_from_args(&c, 17, argv, &eb), 0, "%s", eb.msg);
+    cr_assert_str_eq(c.topology, "/t");
+    cr_assert_str_eq(c.listen, "0.0.0.0:7000");
+    cr_assert_str_eq(c.addr_file, "/run/a");
+    cr_assert_eq(c.default_deadline_ms, 250);
+    cr_assert_eq(c.budget_ms, 0);
+    cr_assert_eq(c.max_window, 77);
+    cr_assert_eq(c.max_query_bytes, 1 << 20);
+    cr_assert_eq(c.health_interval_ms, 0);
+    cr_assert_eq(c.log_level, FN_LOG_DEBUG);
+}
+
+Test(coord_config, topology_required_unless_help)
+{
+    coord_config c;
+    fn_errbuf eb = {{0}};
+    char *argv[] = {"funnel-coordinator", "--budget-ms", "5", NULL};
+    cr_assert_eq(coord_config_from_args(&c, 3, argv, &eb), FN_EINVAL);
+    cr_assert_str_eq(eb.msg, "--topology FILE is required");
+    char *help[] = {"funnel-coordinator", "--help", NULL};
+    cr_assert_eq(coord_config_from_args(&c, 2, help, &eb), 0);
+    cr_assert(c.help);
+    cr_assert_not_null(strstr(coord_config_usage(), "--config FILE"));
+}
+
+Test(coord_config, file_then_flags_override)
+{
+    write_file("# coordinator\n"
+               "topology = /etc/funnel/topology.conf\n"
+               "listen=0.0.0.0:7000\n"
+               "budget_ms = 40   # trailing comment\n"
+               "\n"
+               "max-window = 500\n"
+               "health-interval-ms = 250\n"
+               "log-level = warn\n");
+    coord_config c;
+    fn_errbuf eb = {{0}};
+    /* --budget-ms before --config on the command line still wins */
+    char *argv[] = {"funnel-coordinator", "--budget-ms", "7", "--config", path,
+                    "--listen=127.0.0.1:7100", NULL};
+    cr_assert_eq(coord_config_from_args(&c, 6, argv, &eb), 0, "%s", eb.msg);
+    cr_assert_str_eq(c.config_file, path);
+    cr_assert_str_eq(c.topology, "/etc/funnel/topology.conf");
+    cr_assert_str_eq(c.listen, "127.0.0.1:7100");
+    cr_assert_eq(c.budget_ms, 7);
+    cr_assert_eq(c.max_window, 500);
+    cr_assert_eq(c.health_interval_ms, 250);
+    cr_assert_eq(c.log_level, FN_LOG_WARN);
+    cr_assert_eq(c.default_deadline_ms, 5000, "keys in neither keep the default");
+}
+
+Test(coord_config, file_errors_have_line_numbers)
+{
+    coord_config c;
+    coord_config_defaults(&c);
+    fn_errbuf eb = {{0}};
+    write_file("topology = /t\n\nmax-window = 0\n");
+    cr_assert_eq(coord_config_load_file(&c, path, &eb), FN_EPARSE);
+    char want[256];
+    snprintf(want, sizeof want, "%s:3: max-window: '0' is not a number in 1..1000000", path);
+    cr_assert_str_eq(eb.msg, want);
+
+    write_file("topology /t\n");
+    cr_assert_eq(coord_config_load_file(&c, path, &eb), FN_EPARSE);
+    cr_assert_not_null(strstr(eb.msg, ":1: expected key = value"), "%s", eb.msg);
+
+    write_file("shards = 3\n");
+    cr_assert_eq(coord_config_load_file(&c, path, &eb), FN_EPARSE);
+    cr_assert_not_null(strstr(eb.msg, ":1: unknown key 'shards'"), "%s", eb.msg);
+
+    write_file("config = /etc/other.conf\n");
+    cr_assert_eq(coord_config_load_file(&c, path, &eb), FN_EPARSE);
+    cr_assert_not_null(strstr(eb.msg, ":1: 'config' is not allowed"), "%s", eb.msg);
+
+    cr_assert_lt(coord_config_load_file(&c, "/nonexistent/coord.conf", &eb), 0);
+    cr_assert_not_null(strstr(eb.msg, "/nonexistent/coord.conf"), "%s", eb.msg);
+}
+
+Test(coord_config, bad_values_rejected)
+{
+    coord_config c;
+    coord_config_defaults(&c);
+    fn_errbuf eb = {{0}};
+    cr_assert_eq(coord_config_set(&c, "default-deadline-ms", "0", &eb), FN_EINVAL);
+    cr_assert_eq(coord_config_set(&c, "default-deadline-ms", "3600001", &eb), FN_EINVAL);
+    cr_assert_eq(coord_config_set(&c, "budget-ms", "-1", &eb), FN_EINVAL);
+    cr_assert_str_eq(eb.msg, "budget-ms: '-1' is not a number in 0..600000");
+    cr_assert_eq(coord_config_set(&c, "budget-ms", "600001", &eb), FN_EINVAL);
+    cr_assert_eq(coord_config_set(&c, "max-window", "1000001", &eb), FN_EINVAL);
+    cr_assert_eq(coord_config_set(&c, "max-query-bytes", "1048577", &eb), FN_EINVAL);
+    cr_assert_eq(coord_config_set(&c, "max-query-bytes", "", &eb), FN_EINVAL);
+    cr_assert_eq(coord_config_set(&c, "health-interval-ms", "1s", &eb), FN_EINVAL);
+    cr_assert_eq(coord_config_set(&c, "log-level", "loud", &eb), FN_EINVAL);
+    cr_assert_str_eq(eb.msg, "log-level: 'loud' is not debug|info|warn|error");
+    cr_assert_eq(coord_config_set(&c, "topology", "", &eb), FN_EINVAL);
+    cr_assert_eq(coord_config_set(&c, "bogus", "1", &eb), FN_EINVAL);
+    cr_assert_str_eq(eb.msg, "unknown key 'bogus'");
+    coord_config d;
+    coord_config_defaults(&d);
+    cr_assert_eq(memcmp(&c, &d, sizeof c), 0, "unchanged after errors");
+
+    char *a1[] = {"funnel-coordinator", "--topology", "/t", "--max-window", NULL};
+    cr_assert_eq(coord_config_from_args(&c, 4, a1, &eb), FN_EINVAL);
+    cr_assert_str_eq(eb.msg, "--max-window needs a value");
+    char *a2[] = {"funnel-coordinator", "--topology", "/t", "stray", NULL};
+    cr_assert_eq(coord_config_from_args(&c, 4, a2, &eb), FN_EINVAL);
+    cr_assert_str_eq(eb.msg, "unexpected argument 'stray'");
+}
+
+static const char *configs_dir(void)
+{
+    const char *d = getenv("FUNNEL_CONFIGS");
+    cr_assert_not_null(d, "FUNNEL_CONFIGS is not set");
+    return d;
+}
+
+Test(coord_config, example_coordinator_conf)
+{
+    char ex[4200];
+    snprintf(ex, sizeof ex, "%s/coordinator.conf", configs_dir());
+    coord_config c, d;
+    coord_config_defaults(&d);
+    /* start from other values so that every key must be in the file */
+    memset(&c, 0, sizeof c);
+    c.log_level = FN_LOG_ERROR;
+    fn_errbuf eb = {{0}};
+    cr_assert_eq(coord_config_load_file(&c, ex, &eb), 0, "%s", eb.msg);
+    cr_assert_str_eq(c.topology, "/etc/funnel/topology.conf");
+    cr_assert_not_null(strchr(c.listen, ':'));
+    cr_assert_eq(c.default_deadline_ms, d.default_deadline_ms);
+    cr_assert_eq(c.budget_ms, d.budget_ms);
+    cr_assert_eq(c.max_window, d.max_window);
+    cr_assert_eq(c.max_query_bytes, d.max_query_bytes);
+    cr_assert_eq(c.health_interval_ms, d.health_interval_ms);
+    cr_assert_eq(c.log_level, d.log_level);
+}
+
+Test(coord_config, example_topology_conf)
+{
+    char ex[4200];
+    snprintf(ex, sizeof ex, "%s/topology.conf", configs_dir());
+    coord_topology t;
+    fn_errbuf eb = {{0}};
+    cr_assert_eq(coord_topology_load(ex, &t, &eb), 0, "%s", eb.msg);
+    cr_assert_eq(t.nshards, 3);
+    uint32_t replicated = 0;
+    for (uint32_t s = 0; s < t.nshards; s++)
+        if (t.shards[s].nreplicas == 2) replicated++;
+    cr_assert_eq(replicated, 1, "one shard with two replicas");
+    coord_topology_free(&t);
+}
