@@ -14,6 +14,10 @@ static const char usage[] =
     "  cluster down   stop the cluster\n"
     "  search         run one query, or a batch of queries into a TREC run file\n"
     "  eval           score a TREC run against qrels (ndcg@10 map mrr p@10 r@100 r@1000)\n"
+    "  train          train a ranking model (LambdaMART, binary GBDT, logistic regression)\n"
+    "  predict        score SVMlight/LETOR rows with a model\n"
+    "  model          import-xgboost m.json --out MODEL | info MODEL\n"
+    "  rank-eval      NDCG@k and MAP of scores against SVMlight/LETOR labels\n"
     "\n"
     "Exit status: 0 ok, 1 failure, 2 usage error.\n";
 
@@ -33,6 +37,10 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "cluster") == 0) return ops_cmd_cluster(argc - 1, argv + 1);
     if (strcmp(cmd, "search") == 0) return ops_cmd_search(argc - 1, argv + 1);
     if (strcmp(cmd, "eval") == 0) return ops_cmd_eval(argc - 1, argv + 1);
+    if (strcmp(cmd, "train") == 0) return ops_cmd_train(argc - 1, argv + 1);
+    if (strcmp(cmd, "predict") == 0) return ops_cmd_predict(argc - 1, argv + 1);
+    if (strcmp(cmd, "model") == 0) return ops_cmd_model(argc - 1, argv + 1);
+    if (strcmp(cmd, "rank-eval") == 0) return ops_cmd_rank_eval(argc - 1, argv + 1);
     fprintf(stderr, "funnel: unknown command '%s'\n", cmd);
     fputs(usage, stderr);
     return OPS_EXIT_USAGE;

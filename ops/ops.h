@@ -23,6 +23,11 @@ int ops_cmd_index(int argc, char **argv);
 int ops_cmd_cluster(int argc, char **argv);
 int ops_cmd_search(int argc, char **argv);
 int ops_cmd_eval(int argc, char **argv);
+/* learning to rank (ops_rank.c, docs/ltr.md) */
+int ops_cmd_train(int argc, char **argv);
+int ops_cmd_predict(int argc, char **argv);
+int ops_cmd_model(int argc, char **argv);
+int ops_cmd_rank_eval(int argc, char **argv);
 
 /* ---- locating the daemons (ops_util.c) ---- */
 

@@ -33,8 +33,8 @@ bench_funnel() {   # corpus label
   size=$(du -sb "$T/idx-$label" | awk '{print $1}')
   ADDR=$("$F" cluster up --index "$T/idx-$label" --dir "$T/run")
   local q10 q1000
-  q10=$("$F" search --server "$ADDR" --queries "$Q" --k 10 --concurrency 4 --run-out "$T/r10-$label" 2>&1 | grep -o 'qps=[0-9.]*' | cut -d= -f2)
-  q1000=$("$F" search --server "$ADDR" --queries "$Q" --k 1000 --concurrency 4 --run-out "$T/r1000-$label" 2>&1 | grep -o 'qps=[0-9.]*' | cut -d= -f2)
+  q10=$("$F" search --server "$ADDR" --queries "$Q" --k 10 --concurrency 4 --run-out "$T/r10-$label" 2>&1 | grep -o '[0-9.]* QPS' | awk '{print $1}')
+  q1000=$("$F" search --server "$ADDR" --queries "$Q" --k 1000 --concurrency 4 --run-out "$T/r1000-$label" 2>&1 | grep -o '[0-9.]* QPS' | awk '{print $1}')
   "$F" cluster down --dir "$T/run" >/dev/null
   echo "funnel $label: docs=$docs build_s=$secs docs_per_s=$(awk -v d=$docs -v s=$secs 'BEGIN{printf "%.0f", d/s}') peak_rss_mib=$((rss / 1024)) index_mib=$((size / 1048576)) qps_k10=$q10 qps_k1000=$q1000"
 }

@@ -1,0 +1,109 @@
+/* model_int.h - rank_model internals shared by model.c (building, files) and
+ * score.c (compiled scoring layouts). Not a public interface: only rank/ and
+ * the scoring benchmark include it. */
+#ifndef FUNNEL_RANK_MODEL_INT_H
+#define FUNNEL_RANK_MODEL_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model.h"
+
+typedef struct rank_tree {
+    rank_node *nodes;
+    size_t n;
+    size_t depth;       /* edges on the longest root-to-leaf path */
+} rank_tree;
+
+/* Flattened struct-of-arrays layout for trees of any shape. Internal nodes of
+ * all trees in one array; a child >= 0 is an internal node, < 0 is leaf ~c. */
+typedef struct rank_flat {
+    int32_t *feature;
+    float *threshold;
+    int32_t *child;      /* [2*i] left, [2*i+1] right */
+    uint8_t *missing_left;
+    double *leaf;
+    int32_t *root;       /* per tree: internal node index, or ~leaf for a stump */
+} rank_flat;
+
+/* Perfect (padded) binary trees for depth <= RANK_PERFECT_MAX_DEPTH: tree t
+ * has depth[t] levels, internal node i's children are 2i+1 / 2i+2 and leaf j
+ * is reached as node 2^D - 1 + j. Padding nodes test feature 0 and lead to
+ * copies of the same leaf value, so their outcome does not matter. fword =
+ * feature | (missing goes right) << 31. */
+#define RANK_PERFECT_MAX_DEPTH 8
+typedef struct rank_perfect {
+    int32_t *fword;
+    float *threshold;
+    double *leaf;
+    size_t *node_off;    /* per tree: first internal node */
+    size_t *leaf_off;    /* per tree: first leaf */
+    uint8_t *depth;      /* per tree */
+    /* Trees of depth <= 6 again, 64-byte aligned, 64 entries a tree: [0..31]
+     * nodes 0..30 (levels 0-4), [32..63] nodes 31..62 (level 5), so that a
+     * level is one in-register permute (vpermt2d) of two 16-lane vectors. */
+    int32_t *tab_fw;
+    float *tab_th;
+} rank_perfect;
+
+/* QuickScorer layout (trees with <= 64 leaves, any shape): leaves numbered
+ * left to right; internal node k clears its left subtree's leaves (mask[k])
+ * when the document goes right; the exit leaf is the lowest set bit. Per tree
+ * the nodes whose missing values go left come first (x >= t), then those
+ * whose missing values go right (!(x < t)): the ANDs commute, so grouping
+ * lets each group use one compare predicate. Features are renumbered to the
+ * columns the model uses (col[c]) so that a transposed block stays small. */
+#define RANK_QS_MAX_COLS 512
+typedef struct rank_qs {
+    int32_t *fcol;       /* compact column of each node */
+    float *threshold;
+    uint64_t *mask;
+    double *leaf;        /* 64 a tree */
+    size_t *off;         /* per tree + 1: first node */
+    uint32_t *nleft;     /* per tree: nodes in the missing-left group */
+    int32_t *col;        /* compact column -> feature */
+    size_t ncols;
+} rank_qs;
+
+struct rank_model {
+    enum rank_model_kind kind;
+    char objective[32];
+    size_t nfeatures;
+    double base_score;
+    char **names;        /* nfeatures entries or NULL */
+    rank_tree *trees;
+    size_t ntrees, cap;
+    double *weights;     /* linear */
+    double bias;
+    int finalized;
+    int method;          /* rank_score_method chosen by finalize */
+    rank_flat flat;
+    rank_perfect perfect; /* fword == NULL when some tree is too deep */
+    rank_qs qs;          /* mask == NULL when unavailable */
+};
+
+/* Scoring methods, for the benchmark and the tests (all give identical
+ * results: leaves are added in tree order in double precision). */
+enum rank_score_method {
+    RANK_SCORE_AUTO = 0,
+    RANK_SCORE_NAIVE,     /* pointer chasing over rank_node, one document at a time */
+    RANK_SCORE_FLAT,      /* SoA nodes, blocks of documents tree-major, branchy */
+    RANK_SCORE_PERFECT,   /* padded perfect trees, branch-free, scalar */
+    RANK_SCORE_AVX512,    /* padded perfect trees, 16 documents per AVX-512 vector, gathers */
+    RANK_SCORE_AVX512T,   /* as AVX512, node tables in registers (permutes) for depth <= 6 */
+    RANK_SCORE_QS,        /* QuickScorer-style leaf bitvectors, 16 documents a vector (AVX-512) */
+    RANK_SCORE_NMETHODS
+};
+
+const char *rank_score_method_name(int method);
+/* 1 if method can score m on this CPU. */
+int rank_score_method_available(const rank_model_t *m, int method);
+/* rank_model_score with a given method (must be available). */
+void rank_model_score_method(const rank_model_t *m, int method, const float *X, size_t n,
+                             size_t stride, double *out);
+
+/* score.c: build / free the compiled layouts (finalize). */
+int rank_score_compile(rank_model_t *m);
+void rank_score_release(rank_model_t *m);
+
+#endif

@@ -1,0 +1,434 @@
+/* test_model.c - model building, text format round trip, strict parsing with
+ * FILE:LINE errors, and every scoring method against a reference traversal on
+ * random trees (NaN included), from several threads at once. */
+#define _POSIX_C_SOURCE 200809L
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "model.h"
+#include "model_int.h"
+
+static char dir[256];
+
+static void setup(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/test_model_XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+}
+
+static void teardown(void)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(model, .init = setup, .fini = teardown);
+
+static uint64_t rng_state = 88172645463325252ULL;
+static uint64_t rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+static double urand(void) { return (double)(rnd() >> 11) / 9007199254740992.0; }
+
+/* Thresholds come from a small grid so that documents hit them exactly. */
+static float grid(void) { return (float)((int)(rnd() % 21) - 10) / 4.0f; }
+
+/* Random tree of depth <= maxd (shape random); returns node count. */
+static size_t gen_node(rank_node *nodes, size_t *n, unsigned d, unsigned maxd, size_t nf)
+{
+    size_t i = (*n)++;
+    if (d == maxd || (d > 0 && urand() < 0.25)) {
+        nodes[i] = (rank_node){.feature = -1, .left = -1, .right = -1, .value = urand() * 2 - 1};
+        return i;
+    }
+    nodes[i].feature = (int32_t)(rnd() % nf);
+    nodes[i].threshold = grid();
+    nodes[i].missing_left = rnd() & 1;
+    nodes[i].value = 0;
+    int32_t l = (int32_t)gen_node(nodes, n, d + 1, maxd, nf);
+    int32_t r = (int32_t)gen_node(nodes, n, d + 1, maxd, nf);
+    nodes[i].left = l;
+    nodes[i].right = r;
+    return i;
+}
+
+typedef struct ref_model {
+    rank_node *nodes[64];
+    size_t n[64];
+    size_t ntrees;
+    double base;
+} ref_model;
+
+/* Reference: recursive descent written from the documented semantics. */
+static double ref_tree(const rank_node *nodes, size_t i, const float *x)
+{
+    const rank_node *nd = &nodes[i];
+    if (nd->feature < 0)
+        return nd->value;
+    float v = x[nd->feature];
+    int left = isnan(v) ? nd->missing_left : v < nd->threshold;
+    return ref_tree(nodes, (size_t)(left ? nd->left : nd->right), x);
+}
+
+static double ref_score(const ref_model *r, const float *x)
+{
+    double s = r->base;
+    for (size_t t = 0; t < r->ntrees; t++)
+        s += ref_tree(r->nodes[t], 0, x);
+    return s;
+}
+
+static rank_model_t *random_model(ref_model *ref, size_t ntrees, unsigned maxd, size_t nf)
+{
+    rank_model_t *m;
+    cr_assert_eq(rank_model_new(RANK_MODEL_TREES, "lambdarank", nf, &m), 0);
+    ref->ntrees = ntrees;
+    ref->base = 0.25;
+    rank_model_set_base_score(m, ref->base);
+    for (size_t t = 0; t < ntrees; t++) {
+        ref->nodes[t] = calloc((size_t)2 << maxd, sizeof(rank_node));
+        ref->n[t] = 0;
+        gen_node(ref->nodes[t], &ref->n[t], 0, t == 3 ? 0 : maxd, nf); /* tree 3 is a stump */
+        cr_assert_eq(rank_model_add_tree(m, ref->nodes[t], ref->n[t]), 0);
+    }
+    cr_assert_eq(rank_model_finalize(m), 0);
+    return m;
+}
+
+static void free_ref(ref_model *ref)
+{
+    for (size_t t = 0; t < ref->ntrees; t++)
+        free(ref->nodes[t]);
+}
+
+static float *random_docs(size_t n, size_t stride)
+{
+    float *X = malloc(n * stride * sizeof(float));
+    for (size_t i = 0; i < n * stride; i++) {
+        double u = urand();
+        X[i] = u < 0.15 ? NAN : u < 0.5 ? grid() : (float)(urand() * 6 - 3);
+    }
+    return X;
+}
+
+static void check_all_methods(unsigned maxd)
+{
+    ref_model ref;
+    const size_t nf = 7, stride = 9, n = 203; /* not a multiple of the block */
+    rank_model_t *m = random_model(&ref, 40, maxd, nf);
+    float *X = random_docs(n, stride);
+    double *want = malloc(n * sizeof(double)), *got = malloc(n * sizeof(double));
+    for (size_t r = 0; r < n; r++)
+        want[r] = ref_score(&ref, X + r * stride);
+    int tried = 0;
+    for (int meth = RANK_SCORE_AUTO; meth < RANK_SCORE_NMETHODS; meth++) {
+        if (!rank_score_method_available(m, meth))
+            continue;
+        tried++;
+        for (size_t r = 0; r < n; r++)
+            got[r] = NAN;
+        rank_model_score_method(m, meth, X, n, stride, got);
+        for (size_t r = 0; r < n; r++)
+            cr_assert_eq(got[r], want[r], "depth %u method %s row %zu: %.17g != %.17g", maxd,
+                         rank_score_method_name(meth), r, got[r], want[r]);
+        /* short batches and offsets */
+        rank_model_score_method(m, meth, X + 5 * stride, 3, stride, got);
+        for (size_t r = 0; r < 3; r++)
+            cr_assert_eq(got[r], want[5 + r]);
+    }
+    cr_assert_geq(tried, maxd <= RANK_PERFECT_MAX_DEPTH ? 4 : 3, "methods tried: %d", tried);
+    if (maxd > RANK_PERFECT_MAX_DEPTH)
+        cr_assert_not(rank_score_method_available(m, RANK_SCORE_PERFECT));
+    rank_model_score(m, X, n, stride, got);
+    cr_assert_eq(memcmp(got, want, n * sizeof(double)), 0);
+    free(X);
+    free(want);
+    free(got);
+    rank_model_free(m);
+    free_ref(&ref);
+}
+
+Test(model, scoring_methods_match_reference)
+{
+    check_all_methods(1);
+    check_all_methods(3);
+    check_all_methods(6);
+    check_all_methods(8);
+    check_all_methods(11); /* too deep to pad: FLAT */
+}
+
+Test(model, nan_follows_missing_direction)
+{
+    rank_node t[3] = {
+        {.feature = 1, .threshold = 0.5f, .left = 1, .right = 2, .missing_left = 0},
+        {.feature = -1, .value = 1.0},
+        {.feature = -1, .value = 2.0},
+    };
+    rank_model_t *m;
+    cr_assert_eq(rank_model_new(RANK_MODEL_TREES, "binary", 2, &m), 0);
+    cr_assert_eq(rank_model_add_tree(m, t, 3), 0);
+    t[0].missing_left = 1;
+    cr_assert_eq(rank_model_add_tree(m, t, 3), 0);
+    cr_assert_eq(rank_model_finalize(m), 0);
+    float X[8] = {0, NAN, 0, 0.4f, 0, 0.5f, NAN, NAN};
+    for (int meth = RANK_SCORE_AUTO; meth < RANK_SCORE_NMETHODS; meth++) {
+        if (!rank_score_method_available(m, meth))
+            continue;
+        double out[4];
+        rank_model_score_method(m, meth, X, 4, 2, out);
+        cr_assert_eq(out[0], 2.0 + 1.0, "%s", rank_score_method_name(meth)); /* NaN: right, then left */
+        cr_assert_eq(out[1], 2.0);          /* 0.4 < 0.5: left twice */
+        cr_assert_eq(out[2], 4.0);          /* x == threshold goes right */
+        cr_assert_eq(out[3], 3.0);
+    }
+    cr_assert_eq(rank_model_max_depth(m), 1);
+    cr_assert_eq(rank_model_nleaves(m), 4);
+    rank_model_free(m);
+}
+
+Test(model, add_tree_rejects_bad_structure)
+{
+    rank_model_t *m;
+    cr_assert_eq(rank_model_new(RANK_MODEL_TREES, "lambdarank", 3, &m), 0);
+    rank_node cyc[3] = {
+        {.feature = 0, .left = 1, .right = 2},
+        {.feature = 1, .left = 2, .right = 1},
+        {.feature = -1},
+    };
+    cr_assert_eq(rank_model_add_tree(m, cyc, 3), FN_EINVAL);
+    rank_node range[3] = {{.feature = 0, .left = 1, .right = 3}, {.feature = -1}, {.feature = -1}};
+    cr_assert_eq(rank_model_add_tree(m, range, 3), FN_EINVAL);
+    rank_node feat[3] = {{.feature = 3, .left = 1, .right = 2}, {.feature = -1}, {.feature = -1}};
+    cr_assert_eq(rank_model_add_tree(m, feat, 3), FN_EINVAL);
+    rank_node orphan[4] = {{.feature = 0, .left = 1, .right = 2}, {.feature = -1}, {.feature = -1}, {.feature = -1}};
+    cr_assert_eq(rank_model_add_tree(m, orphan, 4), FN_EINVAL);
+    rank_node root_child[3] = {{.feature = 0, .left = 0, .right = 2}, {.feature = -1}, {.feature = -1}};
+    cr_assert_eq(rank_model_add_tree(m, root_child, 3), FN_EINVAL);
+    cr_assert_eq(rank_model_add_tree(m, orphan, 3), 0);
+    cr_assert_eq(rank_model_ntrees(m), 1);
+    rank_model_free(m);
+    cr_assert_eq(rank_model_new(RANK_MODEL_TREES, "nonsense", 3, &m), FN_EINVAL);
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    cr_assert_eq(fread(b, 1, (size_t)n, f), (size_t)n);
+    b[n] = 0;
+    fclose(f);
+    return b;
+}
+
+Test(model, round_trip_trees)
+{
+    ref_model ref;
+    rank_model_t *m = random_model(&ref, 30, 6, 12);
+    const char *names[12] = {"bm25_title", "bm25 body", NULL, "pagerank"};
+    /* names must be set before finalize: build a second model with names */
+    rank_model_free(m);
+    cr_assert_eq(rank_model_new(RANK_MODEL_TREES, "lambdarank", 12, &m), 0);
+    rank_model_set_base_score(m, 0.1 + 0.2); /* not representable in %.9g */
+    cr_assert_eq(rank_model_set_feature_names(m, names, 12), 0);
+    for (size_t t = 0; t < ref.ntrees; t++)
+        cr_assert_eq(rank_model_add_tree(m, ref.nodes[t], ref.n[t]), 0);
+    cr_assert_eq(rank_model_finalize(m), 0);
+
+    char p1[300], p2[300];
+    snprintf(p1, sizeof(p1), "%s/a.model", dir);
+    snprintf(p2, sizeof(p2), "%s/b.model", dir);
+    fn_errbuf eb = {{0}};
+    cr_assert_eq(rank_model_save(m, p1, &eb), 0, "%s", eb.msg);
+    rank_model_t *l;
+    cr_assert_eq(rank_model_load(p1, &l, &eb), 0, "%s", eb.msg);
+    cr_assert_eq(rank_model_save(l, p2, &eb), 0, "%s", eb.msg);
+    char *a = slurp(p1), *b = slurp(p2);
+    cr_assert_str_eq(a, b);
+    cr_assert(strncmp(a, "funnel-model 1\nkind trees\nobjective lambdarank\nfeatures 12\n", 57) == 0, "%s", a);
+    free(a);
+    free(b);
+
+    cr_assert_eq(rank_model_ntrees(l), 30);
+    cr_assert_eq(rank_model_base_score(l), 0.1 + 0.2);
+    cr_assert_str_eq(rank_model_feature_name(l, 1), "bm25 body");
+    cr_assert_null(rank_model_feature_name(l, 2));
+    cr_assert_eq(rank_model_feature_index(l, "pagerank"), 3);
+    cr_assert_eq(rank_model_feature_index(l, "nope"), -1);
+    cr_assert_eq(rank_model_max_depth(l), rank_model_max_depth(m));
+    for (size_t t = 0; t < 30; t++) {
+        size_t n1, n2;
+        const rank_node *x = rank_model_tree(m, t, &n1), *y = rank_model_tree(l, t, &n2);
+        cr_assert_eq(n1, n2);
+        for (size_t i = 0; i < n1; i++) {
+            cr_assert_eq(x[i].feature, y[i].feature);
+            cr_assert_eq(x[i].value, y[i].value, "leaf values bit-exact");
+            cr_assert_eq(x[i].threshold, y[i].threshold);
+        }
+    }
+    float *X = random_docs(100, 12);
+    double s1[100], s2[100];
+    rank_model_score(m, X, 100, 12, s1);
+    rank_model_score(l, X, 100, 12, s2);
+    cr_assert_eq(memcmp(s1, s2, sizeof(s1)), 0, "identical scores after a round trip");
+    free(X);
+    rank_model_free(m);
+    rank_model_free(l);
+    free_ref(&ref);
+}
+
+Test(model, round_trip_linear)
+{
+    rank_model_t *m;
+    cr_assert_eq(rank_model_new(RANK_MODEL_LINEAR, "logistic", 4, &m), 0);
+    double w[4] = {0.5, 0, -1.0 / 3.0, 2e-300};
+    cr_assert_eq(rank_model_set_linear(m, w, -0.125), 0);
+    cr_assert_eq(rank_model_finalize(m), 0);
+    char p1[300];
+    snprintf(p1, sizeof(p1), "%s/lin.model", dir);
+    fn_errbuf eb = {{0}};
+    cr_assert_eq(rank_model_save(m, p1, &eb), 0, "%s", eb.msg);
+    rank_model_t *l;
+    cr_assert_eq(rank_model_load(p1, &l, &eb), 0, "%s", eb.msg);
+    cr_assert_eq(rank_model_kind(l), RANK_MODEL_LINEAR);
+    cr_assert_str_eq(rank_model_objective(l), "logistic");
+    float X[8] = {1, 5, 3, 0, NAN, 1, 1, 1};
+    double a[2], b[2];
+    rank_model_score(m, X, 2, 4, a);
+    rank_model_score(l, X, 2, 4, b);
+    cr_assert_eq(a[0], -0.125 + 0.5 - 1.0);
+    cr_assert_eq(memcmp(a, b, sizeof(a)), 0);
+    cr_assert_float_eq(b[1], -0.125 - 1.0 / 3.0 + 2e-300, 1e-15, "NaN counts as 0");
+    char *text = slurp(p1);
+    cr_assert(strstr(text, "weight 1 ") == NULL, "zero weights are omitted");
+    cr_assert(strstr(text, "\nbias -0.125\n") != NULL, "%s", text);
+    free(text);
+    rank_model_free(m);
+    rank_model_free(l);
+}
+
+/* The load must fail with code and "FILE:LINE:" prefix. */
+static void bad_model(const char *text, int code, int line, const char *what)
+{
+    char p[300];
+    snprintf(p, sizeof(p), "%s/bad.model", dir);
+    FILE *f = fopen(p, "w");
+    fputs(text, f);
+    fclose(f);
+    rank_model_t *m = (rank_model_t *)1;
+    fn_errbuf eb = {{0}};
+    int rc = rank_model_load(p, &m, &eb);
+    cr_assert_eq(rc, code, "%s: rc %d (%s)", what, rc, eb.msg);
+    cr_assert_null(m);
+    char want[400];
+    snprintf(want, sizeof(want), "%s:%d:", p, line);
+    cr_assert(strncmp(eb.msg, want, strlen(want)) == 0, "%s: got \"%s\" want prefix \"%s\"", what, eb.msg, want);
+}
+
+#define HDR "funnel-model 1\nkind trees\nobjective lambdarank\nfeatures 3\nbase_score 0\n"
+
+Test(model, malformed_files)
+{
+    bad_model("funnel-model 2\nkind trees\n", FN_EVERSION, 1, "version");
+    bad_model("hello\n", FN_EPARSE, 1, "magic");
+    bad_model("funnel-model 1\nkind forest\n", FN_EPARSE, 2, "kind");
+    bad_model("funnel-model 1\nkind trees\nobjective rank\n", FN_EPARSE, 3, "objective");
+    bad_model("funnel-model 1\nkind trees\nobjective binary\nfeatures x\n", FN_EPARSE, 4, "features");
+    bad_model(HDR "trees 1\ntree 0 nodes 3\nnode 0 split 0 0.5 1 2 L\nnode 1 leaf 1\nnode 2 leaf 2\n", FN_EPARSE, 11,
+              "no end");
+    bad_model(HDR "trees 1\ntree 0 nodes 3\nnode 0 split 3 0.5 1 2 L\nnode 1 leaf 1\nnode 2 leaf 2\nend\n",
+              FN_EPARSE, 8, "feature out of range");
+    bad_model(HDR "trees 1\ntree 0 nodes 3\nnode 0 split 0 0.5 1 5 L\nnode 1 leaf 1\nnode 2 leaf 2\nend\n",
+              FN_EPARSE, 8, "child out of range");
+    bad_model(HDR "trees 1\ntree 0 nodes 3\nnode 0 split 0 0.5 1 2 X\nnode 1 leaf 1\nnode 2 leaf 2\nend\n",
+              FN_EPARSE, 8, "missing flag");
+    bad_model(HDR "trees 1\ntree 0 nodes 3\nnode 0 split 0 0.5x 1 2 L\nnode 1 leaf 1\nnode 2 leaf 2\nend\n",
+              FN_EPARSE, 8, "threshold junk");
+    bad_model(HDR "trees 1\ntree 0 nodes 3\nnode 0 split 0 0.5 1 2 L\nnode 1 leaf nan\nnode 2 leaf 2\nend\n",
+              FN_EPARSE, 9, "leaf nan");
+    bad_model(HDR "trees 1\ntree 0 nodes 3\nnode 0 split 0 0.5 1 2 L\nnode 2 leaf 1\nnode 1 leaf 2\nend\n",
+              FN_EPARSE, 9, "node order");
+    /* cycle: node 1 -> 3 -> 1, node 2 is a leaf; reported at node 1's line */
+    bad_model(HDR "trees 1\ntree 0 nodes 5\nnode 0 split 0 0.5 1 2 L\nnode 1 split 1 1 3 4 R\n"
+                  "node 2 leaf 2\nnode 3 split 2 1 1 4 L\nnode 4 leaf 1\nend\n",
+              FN_EPARSE, 11, "two parents / cycle");
+    bad_model(HDR "trees 2\ntree 0 nodes 1\nnode 0 leaf 1\nend\n", FN_EPARSE, 9, "tree count");
+    bad_model(HDR "trees 1\ntree 0 nodes 1\nnode 0 leaf 1\nend\ntrees 2\n", FN_EPARSE, 10, "after end");
+    bad_model(HDR "trees 1\ntree 0 nodes 1\nnode 0 leaf 1 2\nend\n", FN_EPARSE, 8, "extra token");
+    bad_model("funnel-model 1\nkind linear\nobjective logistic\nfeatures 2\nbase_score 0\nbias 0\n"
+              "weight 1 1\nweight 0 2\nend\n",
+              FN_EPARSE, 8, "weights out of order");
+
+    /* comments and blank lines are fine */
+    char p[300];
+    snprintf(p, sizeof(p), "%s/ok.model", dir);
+    FILE *f = fopen(p, "w");
+    fputs("# trained by hand\n" HDR "\ntrees 1\ntree 0 nodes 1\n  node 0 leaf 1.5\nend\n", f);
+    fclose(f);
+    rank_model_t *m;
+    fn_errbuf eb = {{0}};
+    cr_assert_eq(rank_model_load(p, &m, &eb), 0, "%s", eb.msg);
+    double s;
+    float x[3] = {0, 0, 0};
+    rank_model_score(m, x, 1, 3, &s);
+    cr_assert_eq(s, 1.5);
+    rank_model_free(m);
+    cr_assert_eq(rank_model_load("/nonexistent/m", &m, &eb), -ENOENT);
+}
+
+typedef struct thr_arg {
+    const rank_model_t *m;
+    const float *X;
+    size_t n, stride;
+    double *out;
+} thr_arg;
+
+static void *score_thread(void *a)
+{
+    thr_arg *t = a;
+    for (int rep = 0; rep < 20; rep++)
+        rank_model_score(t->m, t->X, t->n, t->stride, t->out);
+    return NULL;
+}
+
+Test(model, concurrent_scoring_is_identical)
+{
+    ref_model ref;
+    rank_model_t *m = random_model(&ref, 50, 6, 10);
+    const size_t n = 1000;
+    float *X = random_docs(n, 10);
+    double *want = malloc(n * sizeof(double));
+    rank_model_score(m, X, n, 10, want);
+    for (size_t r = 0; r < n; r += 97)
+        cr_assert_eq(want[r], ref_score(&ref, X + r * 10));
+    enum { T = 6 };
+    pthread_t th[T];
+    thr_arg args[T];
+    for (int i = 0; i < T; i++) {
+        args[i] = (thr_arg){m, X, n, 10, malloc(n * sizeof(double))};
+        cr_assert_eq(pthread_create(&th[i], NULL, score_thread, &args[i]), 0);
+    }
+    for (int i = 0; i < T; i++) {
+        pthread_join(th[i], NULL);
+        cr_assert_eq(memcmp(args[i].out, want, n * sizeof(double)), 0, "thread %d", i);
+        free(args[i].out);
+    }
+    free(X);
+    free(want);
+    rank_model_free(m);
+    free_ref(&ref);
+}
