@@ -24,7 +24,8 @@
  *   trees 100                      (trees only)
  *   tree 0 nodes 63
  *   node 0 split 12 0.455 1 2 L    (id, feature, threshold, left, right, missing L|R; goes left if x < threshold)
- *   node 1 leaf 0.0123             (values printed with %.9g: float-exact)
+ *   node 1 leaf 0.0123             (thresholds printed with %.9g, float-exact; leaf values,
+ *                                  base_score, bias and weights with %.17g, double-exact)
  *   ...
  *   bias -0.12                     (linear only)
  *   weight 3 0.5                   (linear only: feature, value; absent = 0)
