@@ -65,6 +65,34 @@ typedef struct rank_qs {
     size_t ncols;
 } rank_qs;
 
+/* Byte-code QuickScorer (RapidScorer-style, trees with <= 64 leaves): each
+ * (feature, missing direction) pair the model uses is a compact column. A
+ * document's value is replaced by its rank among the feature's sorted unique
+ * thresholds (code = #thresholds <= x, NaN -> 0 or 255 by missing
+ * direction), so "x >= t_j" is exactly "code > j" and one byte compare covers
+ * 64 documents. Leaf bitvectors are kept transposed: register b holds leaf
+ * byte b of 64 documents, and a node touches only the bytes its left subtree
+ * covers (one for all but the top nodes). Entries are grouped per tree by
+ * byte. Needs <= 255 unique thresholds per feature, no NaN threshold. */
+typedef struct rank_qs8_feat {
+    int32_t feature;
+    uint32_t tab_off;    /* Eytzinger table (1-based, 2^levels floats, NaN padded) in tab */
+    uint8_t levels;
+    int16_t col_l, col_r; /* compact column coding NaN as 0 / as 255, or -1 */
+} rank_qs8_feat;
+
+typedef struct rank_qs8 {
+    uint16_t *ecol;      /* per entry: compact column */
+    uint32_t *ej;        /* threshold rank j, replicated in all 4 bytes */
+    uint32_t *ekeep;     /* leaves of the byte kept when the node is false, x4 */
+    size_t *eoff;        /* [t*8 + b] first entry of tree t, byte b; ntrees*8+1 */
+    uint8_t *nbytes;     /* per tree: leaf bytes in use */
+    double *leaf;        /* 64 a tree */
+    float *tab;          /* 64-byte aligned */
+    rank_qs8_feat *feat;
+    size_t nfeat, ncols;
+} rank_qs8;
+
 struct rank_model {
     enum rank_model_kind kind;
     char objective[32];
@@ -80,6 +108,7 @@ struct rank_model {
     rank_flat flat;
     rank_perfect perfect; /* fword == NULL when some tree is too deep */
     rank_qs qs;          /* mask == NULL when unavailable */
+    rank_qs8 qs8;        /* ecol == NULL when unavailable */
 };
 
 /* Scoring methods, for the benchmark and the tests (all give identical
@@ -92,6 +121,7 @@ enum rank_score_method {
     RANK_SCORE_AVX512,    /* padded perfect trees, 16 documents per AVX-512 vector, gathers */
     RANK_SCORE_AVX512T,   /* as AVX512, node tables in registers (permutes) for depth <= 6 */
     RANK_SCORE_QS,        /* QuickScorer-style leaf bitvectors, 16 documents a vector (AVX-512) */
+    RANK_SCORE_QS8,       /* QuickScorer on byte codes, 64 documents a vector (AVX-512 BW+VBMI) */
     RANK_SCORE_NMETHODS
 };
 

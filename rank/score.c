@@ -1,7 +1,25 @@
 /* score.c - compiled scoring layouts and batch scoring.
  *
  * Methods (model_int.h), fastest first as measured by tests/bench/score_bench
- * (docs/ltr.md has the table):
+ * (500 documents x 500 trees, max depth 6, one thread, AMD EPYC with AVX-512
+ * BW/VBMI, 2 shared cores; medians of 300 calls, ms; noisy to ~10%):
+ *
+ *   model kind              naive  flat  perfect avx512 avx512t  qs   qs8
+ *   complete (64 leaves)    18.1   11.7   2.69    1.36   0.80   0.81  0.47
+ *   sparse (~18 leaves)      8.9    6.2   2.33    1.20   0.72   0.41  0.32
+ *   trained (ours, ~55 lv.) 15.5   13.9   2.68    1.39   0.81   0.89  0.48
+ *   (earlier: real XGBoost depth-6 model, ~17 leaves: qs 0.37)
+ * QS8 spends ~0.07 ms of that coding 300 features for 500 documents.
+ *
+ *   QS8      QuickScorer over byte codes (model_int.h rank_qs8): each value
+ *            becomes its rank among its feature's thresholds once per block,
+ *            then one byte compare tests a node for 64 documents and leaf
+ *            bitvectors are kept transposed by byte, so a node costs ~3
+ *            vector ops per 64 documents instead of 3 per 16 (QS). Needs
+ *            <= 255 unique thresholds per feature (histogram training and
+ *            XGBoost's hist give <= 256 bins) and <= 64 leaves a tree.
+ *   QS       QuickScorer with 64-bit leaf masks, 16 documents a vector.
+ *   AVX512T  padded depth-6 trees with node tables in registers (permutes).
  *   AVX512   trees padded to perfect binary trees (depth <= 8), 64 documents
  *            a block as 4 vectors of 16 lanes, tree-major over the block;
  *            each level is gather(feature word) + gather(threshold) +
@@ -39,8 +57,24 @@ const char *rank_score_method_name(int method)
     case RANK_SCORE_AVX512: return "avx512";
     case RANK_SCORE_AVX512T: return "avx512t";
     case RANK_SCORE_QS: return "qs";
+    case RANK_SCORE_QS8: return "qs8";
     default: return "?";
     }
+}
+
+static int cpu_avx512_bytes(void)
+{
+#ifdef HAVE_AVX512_CODE
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                         __builtin_cpu_supports("avx512vbmi") ? 1 : 0;
+    }
+    return cached;
+#else
+    return 0;
+#endif
 }
 
 static int cpu_avx512(void)
@@ -69,6 +103,7 @@ int rank_score_method_available(const rank_model_t *m, int method)
     case RANK_SCORE_AVX512:
     case RANK_SCORE_AVX512T: return m->perfect.fword != NULL && cpu_avx512();
     case RANK_SCORE_QS: return m->qs.mask != NULL && cpu_avx512();
+    case RANK_SCORE_QS8: return m->qs8.ecol != NULL && cpu_avx512_bytes();
     default: return 0;
     }
 }
@@ -99,6 +134,15 @@ void rank_score_release(rank_model_t *m)
     free(m->qs.nleft);
     free(m->qs.col);
     memset(&m->qs, 0, sizeof(m->qs));
+    free(m->qs8.ecol);
+    free(m->qs8.ej);
+    free(m->qs8.ekeep);
+    free(m->qs8.eoff);
+    free(m->qs8.nbytes);
+    free(m->qs8.leaf);
+    free(m->qs8.tab);
+    free(m->qs8.feat);
+    memset(&m->qs8, 0, sizeof(m->qs8));
     memset(&m->flat, 0, sizeof(m->flat));
     memset(&m->perfect, 0, sizeof(m->perfect));
 }
@@ -313,6 +357,185 @@ out:
     return rc;
 }
 
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* In-order fill of a 1-based Eytzinger array from sorted s[]. */
+static size_t eytz_fill(float *e, size_t i, size_t P, const float *s, size_t k)
+{
+    if (i >= P)
+        return k;
+    k = eytz_fill(e, 2 * i, P, s, k);
+    e[i] = s[k++];
+    return eytz_fill(e, 2 * i + 1, P, s, k);
+}
+
+static int compile_qs8(rank_model_t *m)
+{
+    rank_qs8 *q = &m->qs8;
+    size_t nf = m->nfeatures, ni = 0, maxn = 0;
+    for (size_t t = 0; t < m->ntrees; t++) {
+        const rank_tree *tr = &m->trees[t];
+        size_t nl = 0;
+        for (size_t i = 0; i < tr->n; i++) {
+            nl += tr->nodes[i].feature < 0;
+            if (tr->nodes[i].feature >= 0 && isnan(tr->nodes[i].threshold))
+                return 0; /* "x < NaN" is never true: no rank can express it */
+        }
+        if (nl > 64)
+            return 0;
+        ni += tr->n - nl;
+        if (tr->n > maxn)
+            maxn = tr->n;
+    }
+    int rc = -ENOMEM;
+    /* per feature: thresholds (sorted, unique), flags for the missing directions used */
+    size_t *cnt = calloc(nf + 1, sizeof(size_t)), *start = calloc(nf + 2, sizeof(size_t));
+    float *th = malloc((ni + 1) * sizeof(float));
+    uint8_t *dirs = calloc(nf + 1, 1);
+    int32_t *fidx = malloc((nf + 1) * sizeof(int32_t));
+    unsigned *lo = malloc((maxn + 1) * sizeof(unsigned)), *hi = malloc((maxn + 1) * sizeof(unsigned));
+    size_t *fill = NULL;
+    if (!cnt || !start || !th || !dirs || !fidx || !lo || !hi)
+        goto out;
+    for (size_t t = 0; t < m->ntrees; t++)
+        for (size_t i = 0; i < m->trees[t].n; i++) {
+            const rank_node *x = &m->trees[t].nodes[i];
+            if (x->feature >= 0) {
+                cnt[x->feature]++;
+                dirs[x->feature] |= x->missing_left ? 1 : 2;
+            }
+        }
+    for (size_t f = 0; f < nf; f++)
+        start[f + 1] = start[f] + cnt[f];
+    fill = calloc(nf + 1, sizeof(size_t));
+    if (!fill)
+        goto out;
+    for (size_t t = 0; t < m->ntrees; t++)
+        for (size_t i = 0; i < m->trees[t].n; i++) {
+            const rank_node *x = &m->trees[t].nodes[i];
+            if (x->feature >= 0)
+                th[start[x->feature] + fill[x->feature]++] = x->threshold;
+        }
+    size_t tabn = 0, ncols = 0, nfeat = 0;
+    for (size_t f = 0; f < nf; f++) {
+        fidx[f] = -1;
+        if (!cnt[f])
+            continue;
+        float *a = th + start[f];
+        qsort(a, cnt[f], sizeof(float), cmp_float);
+        size_t u = 0;
+        for (size_t i = 0; i < cnt[f]; i++)
+            if (u == 0 || !(a[i] == a[u - 1]))
+                a[u++] = a[i];
+        cnt[f] = u;
+        if (u > 255) { /* codes would not fit a byte: unavailable */
+            rc = 0;
+            goto out;
+        }
+        size_t P = 2;
+        while (P < u + 1)
+            P *= 2;
+        fidx[f] = (int32_t)nfeat++;
+        tabn += P < 128 ? 128 : P; /* the scorer loads up to 128 floats as tables */
+        ncols += (dirs[f] & 1) + ((dirs[f] >> 1) & 1);
+    }
+    if (ncols > RANK_QS_MAX_COLS) {
+        rc = 0;
+        goto out;
+    }
+    q->feat = malloc((nfeat + 1) * sizeof(rank_qs8_feat));
+    q->tab = aligned_alloc(64, (tabn + 16) * sizeof(float));
+    q->ecol = malloc((ni * 8 + 1) * sizeof(uint16_t));
+    q->ej = malloc((ni * 8 + 1) * sizeof(uint32_t));
+    q->ekeep = malloc((ni * 8 + 1) * sizeof(uint32_t));
+    q->eoff = malloc((m->ntrees * 8 + 1) * sizeof(size_t));
+    q->nbytes = malloc(m->ntrees + 1);
+    q->leaf = calloc((m->ntrees + 1) * 64, sizeof(double));
+    if (!q->feat || !q->tab || !q->ecol || !q->ej || !q->ekeep || !q->eoff || !q->nbytes || !q->leaf)
+        goto out;
+    int16_t *coll = (int16_t *)malloc((nf + 1) * 2 * sizeof(int16_t));
+    if (!coll)
+        goto out;
+    size_t to = 0, c = 0;
+    for (size_t f = 0; f < nf; f++) {
+        coll[2 * f] = coll[2 * f + 1] = -1;
+        if (fidx[f] < 0)
+            continue;
+        rank_qs8_feat *F = &q->feat[fidx[f]];
+        size_t u = cnt[f], P = 2, L = 1;
+        while (P < u + 1) {
+            P *= 2;
+            L++;
+        }
+        size_t T = P < 128 ? 128 : P;
+        float *e = q->tab + to;
+        for (size_t i = 0; i < T; i++)
+            e[i] = NAN;
+        float s[256];
+        for (size_t i = 0; i < P - 1; i++)
+            s[i] = i < u ? th[start[f] + i] : NAN;
+        eytz_fill(e, 1, P, s, 0);
+        F->feature = (int32_t)f;
+        F->tab_off = (uint32_t)to;
+        F->levels = (uint8_t)L;
+        F->col_l = (dirs[f] & 1) ? (int16_t)c++ : -1;
+        F->col_r = (dirs[f] & 2) ? (int16_t)c++ : -1;
+        coll[2 * f] = F->col_l;
+        coll[2 * f + 1] = F->col_r;
+        to += T;
+    }
+    q->nfeat = nfeat;
+    q->ncols = ncols;
+    size_t k = 0;
+    for (size_t t = 0; t < m->ntrees; t++) {
+        const rank_tree *tr = &m->trees[t];
+        unsigned nl = qs_walk(tr, 0, 0, lo, hi, q->leaf + t * 64);
+        q->nbytes[t] = (uint8_t)((nl + 7) / 8);
+        for (unsigned b = 0; b < 8; b++) {
+            q->eoff[t * 8 + b] = k;
+            for (size_t i = 0; i < tr->n; i++) {
+                const rank_node *x = &tr->nodes[i];
+                if (x->feature < 0)
+                    continue;
+                uint64_t left = (hi[i] - lo[i] == 64) ? ~0ULL : ((1ULL << (hi[i] - lo[i])) - 1) << lo[i];
+                uint8_t keep = (uint8_t)(~left >> (8 * b));
+                if (keep == 0xff)
+                    continue;
+                const float *a = th + start[x->feature];
+                size_t j = 0; /* rank of the threshold among the unique ones */
+                while (!(a[j] == x->threshold))
+                    j++;
+                q->ecol[k] = (uint16_t)coll[2 * x->feature + (x->missing_left ? 0 : 1)];
+                q->ej[k] = (uint32_t)j * 0x01010101u;
+                q->ekeep[k] = (uint32_t)keep * 0x01010101u;
+                k++;
+            }
+        }
+    }
+    q->eoff[m->ntrees * 8] = k;
+    free(coll);
+    rc = 0;
+out:
+    if (rc || !q->eoff) { /* failed or unavailable: leave ecol == NULL */
+        free(q->ecol);
+        q->ecol = NULL;
+    }
+    free(cnt);
+    free(start);
+    free(th);
+    free(dirs);
+    free(fidx);
+    free(lo);
+    free(hi);
+    free(fill);
+    return rc;
+}
+
 int rank_score_compile(rank_model_t *m)
 {
     rank_score_release(m);
@@ -325,18 +548,22 @@ int rank_score_compile(rank_model_t *m)
         rc = compile_perfect(m);
     if (rc == 0)
         rc = compile_qs(m);
+    if (rc == 0)
+        rc = compile_qs8(m);
     if (rc) {
         rank_score_release(m);
         return rc;
     }
-    /* Measured on 500 docs (score_bench, AMD EPYC, AVX-512): QS costs ~26 ns
-     * per internal node, AVX512T ~270 ns per padded tree level; QS wins on
-     * trained trees (XGBoost depth 6: ~17 leaves a tree, 0.37 vs 0.80 ms),
-     * they tie on complete depth-6 trees. */
+    /* score_bench figures (top of this file): QS8 is fastest on every model
+     * kind we measured; otherwise QS costs ~26 ns per internal node and
+     * AVX512T ~270 ns per padded tree level (500 docs), QS winning on sparse
+     * trees and tying on complete ones. */
     size_t nodes = m->qs.mask ? m->qs.off[m->ntrees] : 0, levels = 0;
     for (size_t t = 0; t < m->ntrees; t++)
         levels += m->trees[t].depth;
-    if (m->qs.mask && cpu_avx512() && (!m->perfect.fword || nodes <= 10 * levels))
+    if (m->qs8.ecol && cpu_avx512_bytes())
+        m->method = RANK_SCORE_QS8;
+    else if (m->qs.mask && cpu_avx512() && (!m->perfect.fword || nodes <= 10 * levels))
         m->method = RANK_SCORE_QS;
     else if (m->perfect.fword && cpu_avx512())
         m->method = RANK_SCORE_AVX512T;
@@ -678,6 +905,141 @@ static void score_qs(const rank_model_t *m, const float *X, size_t n, size_t str
         memcpy(out + b, tmp, bn * sizeof(double));
     }
 }
+/* Per 64-document block: (1) code every compact column: gather x for 16
+ * documents at a time, Eytzinger descent over the feature's thresholds (the
+ * first 7 levels are in-register permutes, deeper ones gathers), pack the
+ * ranks to bytes; (2) per tree, per leaf byte b, apply the tree's entries for
+ * b: one byte compare for 64 documents, then clear the node's left leaves in
+ * byte b where the node is false; (3) exit leaf = lowest set bit (first
+ * non-zero byte, then a 128-entry byte table), gather its value. */
+#define Q8_BLOCK 64
+
+__attribute__((target("avx512f,avx512bw,avx512vbmi")))
+static void score_qs8(const rank_model_t *m, const float *X, size_t n, size_t stride, double *out)
+{
+    const rank_qs8 *q = &m->qs8;
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i one = _mm512_set1_epi32(1), ones = _mm512_set1_epi32(-1);
+    const __m512i c32 = _mm512_set1_epi32(32), c255 = _mm512_set1_epi32(255);
+    /* tz[v] for v = a single bit, indexed by v & 127 (v = 128 -> 0) */
+    static const uint8_t tzt[128] __attribute__((aligned(64))) = {
+        [0] = 7, [1] = 0, [2] = 1, [4] = 2, [8] = 3, [16] = 4, [32] = 5, [64] = 6};
+    const __m512i tz0 = _mm512_load_si512(tzt), tz1 = _mm512_load_si512(tzt + 64);
+    /* codes: xc[c * 64 + d], at most RANK_QS_MAX_COLS * 64 bytes of stack */
+    uint8_t xc[q->ncols * Q8_BLOCK + 64] __attribute__((aligned(64)));
+    uint8_t ib[Q8_BLOCK] __attribute__((aligned(64)));
+    for (size_t b = 0; b < n; b += Q8_BLOCK) {
+        size_t bn = n - b < Q8_BLOCK ? n - b : Q8_BLOCK;
+        const float *Xb = X + b * stride;
+        __m512i ro[4];
+        for (int v = 0; v < 4; v++) {
+            __m512i r = _mm512_add_epi32(lane, _mm512_set1_epi32(v * 16));
+            __mmask16 valid = _mm512_cmplt_epi32_mask(r, _mm512_set1_epi32((int)bn));
+            r = _mm512_maskz_mov_epi32(valid, r); /* lanes past the end read row 0 */
+            ro[v] = _mm512_mullo_epi32(r, _mm512_set1_epi32((int)stride));
+        }
+        for (size_t fi = 0; fi < q->nfeat; fi++) {
+            const rank_qs8_feat *F = &q->feat[fi];
+            const float *e = q->tab + F->tab_off;
+            unsigned L = F->levels;
+            __m512 t0 = _mm512_load_ps(e), t1 = _mm512_load_ps(e + 16);
+            __m512 t2 = _mm512_load_ps(e + 32), t3 = _mm512_load_ps(e + 48);
+            __m512 t4 = _mm512_load_ps(e + 64), t5 = _mm512_load_ps(e + 80);
+            __m512 t6 = _mm512_load_ps(e + 96), t7 = _mm512_load_ps(e + 112);
+            __m512 x[4];
+            __m512i i[4];
+            for (int v = 0; v < 4; v++) {
+                x[v] = _mm512_i32gather_ps(_mm512_add_epi32(ro[v], _mm512_set1_epi32(F->feature)), Xb, 4);
+                i[v] = one;
+            }
+            for (unsigned lv = 0; lv < L; lv++)
+                for (int v = 0; v < 4; v++) {
+                    __m512 ev;
+                    if (lv < 5)
+                        ev = _mm512_permutex2var_ps(t0, i[v], t1);
+                    else if (lv == 5)
+                        ev = _mm512_permutex2var_ps(t2, i[v], t3);
+                    else if (lv == 6)
+                        ev = _mm512_mask_blend_ps(_mm512_test_epi32_mask(i[v], c32),
+                                                  _mm512_permutex2var_ps(t4, i[v], t5),
+                                                  _mm512_permutex2var_ps(t6, i[v], t7));
+                    else
+                        ev = _mm512_i32gather_ps(i[v], e, 4);
+                    __mmask16 k = _mm512_cmp_ps_mask(ev, x[v], _CMP_LE_OQ); /* NaN on either side: no */
+                    __m512i i2 = _mm512_add_epi32(i[v], i[v]);
+                    i[v] = _mm512_mask_add_epi32(i2, k, i2, one);
+                }
+            __m512i P = _mm512_set1_epi32(1 << L);
+            for (int v = 0; v < 4; v++) {
+                __m512i code = _mm512_sub_epi32(i[v], P); /* #thresholds <= x; NaN: 0 */
+                if (F->col_l >= 0)
+                    _mm_store_si128((__m128i *)(xc + (size_t)F->col_l * Q8_BLOCK + v * 16),
+                                    _mm512_cvtepi32_epi8(code));
+                if (F->col_r >= 0) {
+                    code = _mm512_mask_mov_epi32(code, _mm512_cmp_ps_mask(x[v], x[v], _CMP_UNORD_Q), c255);
+                    _mm_store_si128((__m128i *)(xc + (size_t)F->col_r * Q8_BLOCK + v * 16),
+                                    _mm512_cvtepi32_epi8(code));
+                }
+            }
+        }
+        __m512d acc[8];
+        for (int g = 0; g < 8; g++)
+            acc[g] = _mm512_set1_pd(m->base_score);
+        for (size_t t = 0; t < m->ntrees; t++) {
+            __m512i B0 = ones, B1 = ones, B2 = ones, B3 = ones, B4 = ones, B5 = ones, B6 = ones, B7 = ones;
+            const size_t *eo = q->eoff + t * 8;
+            unsigned nb = q->nbytes[t];
+#define Q8_APPLY(BB, bi)                                                                             \
+    for (size_t k = eo[bi], ke = eo[(bi) + 1]; k < ke; k++) {                                          \
+        __m512i xv = _mm512_load_si512(xc + (size_t)q->ecol[k] * Q8_BLOCK);                           \
+        __mmask64 f = _mm512_cmpgt_epu8_mask(xv, _mm512_set1_epi32((int)q->ej[k]));                  \
+        /* BB &= ~(false & ~keep) */                                                                 \
+        BB = _mm512_ternarylogic_epi32(BB, _mm512_movm_epi8(f), _mm512_set1_epi32((int)q->ekeep[k]), 0xB0); \
+    }
+            switch (nb) {
+            case 8: Q8_APPLY(B7, 7) /* fall through */
+            case 7: Q8_APPLY(B6, 6) /* fall through */
+            case 6: Q8_APPLY(B5, 5) /* fall through */
+            case 5: Q8_APPLY(B4, 4) /* fall through */
+            case 4: Q8_APPLY(B3, 3) /* fall through */
+            case 3: Q8_APPLY(B2, 2) /* fall through */
+            case 2: Q8_APPLY(B1, 1) /* fall through */
+            default: Q8_APPLY(B0, 0)
+            }
+#undef Q8_APPLY
+            /* lowest set bit: bytes from the highest in use down, the last non-zero wins */
+            __m512i idx = _mm512_setzero_si512();
+#define Q8_TZ(BB, bi)                                                                                \
+    do {                                                                                             \
+        __mmask64 nz_ = _mm512_test_epi8_mask(BB, BB);                                                \
+        __m512i low_ = _mm512_and_si512(BB, _mm512_sub_epi8(_mm512_setzero_si512(), BB));            \
+        __m512i tz_ = _mm512_permutex2var_epi8(tz0, low_, tz1);                                       \
+        idx = _mm512_mask_add_epi8(idx, nz_, tz_, _mm512_set1_epi8(8 * (bi)));                        \
+    } while (0)
+            switch (nb) {
+            case 8: Q8_TZ(B7, 7); /* fall through */
+            case 7: Q8_TZ(B6, 6); /* fall through */
+            case 6: Q8_TZ(B5, 5); /* fall through */
+            case 5: Q8_TZ(B4, 4); /* fall through */
+            case 4: Q8_TZ(B3, 3); /* fall through */
+            case 3: Q8_TZ(B2, 2); /* fall through */
+            case 2: Q8_TZ(B1, 1); /* fall through */
+            default: Q8_TZ(B0, 0);
+            }
+#undef Q8_TZ
+            _mm512_store_si512(ib, idx);
+            const double *leaf = q->leaf + t * 64;
+            for (int g = 0; g < 8; g++) {
+                __m512i li = _mm512_cvtepu8_epi64(_mm_loadl_epi64((const __m128i *)(ib + g * 8)));
+                acc[g] = _mm512_add_pd(acc[g], _mm512_i64gather_pd(li, leaf, 8));
+            }
+        }
+        double tmp[Q8_BLOCK];
+        for (int g = 0; g < 8; g++)
+            _mm512_storeu_pd(tmp + g * 8, acc[g]);
+        memcpy(out + b, tmp, bn * sizeof(double));
+    }
+}
 #endif
 
 void rank_model_score_method(const rank_model_t *m, int method, const float *X, size_t n, size_t stride,
@@ -714,7 +1076,14 @@ void rank_model_score_method(const rank_model_t *m, int method, const float *X, 
             score_qs(m, X, n, stride, out);
             break;
         }
-        score_perfect(m, X, n, stride, out);
+        score_flat(m, X, n, stride, out);
+        break;
+    case RANK_SCORE_QS8:
+        if (stride <= INT32_MAX / Q8_BLOCK) {
+            score_qs8(m, X, n, stride, out);
+            break;
+        }
+        score_flat(m, X, n, stride, out); /* qs8 does not need padded trees */
         break;
     case RANK_SCORE_AVX512T:
         if (stride <= INT32_MAX / TBLOCK) {

@@ -197,6 +197,107 @@ Test(model, nan_follows_missing_direction)
     rank_model_free(m);
 }
 
+/* QS8 codes values by their rank among a feature's thresholds: check the edges
+ * of that mapping (x == threshold, -0.0 vs 0.0, infinities, NaN both ways,
+ * thresholds +-inf), a feature with 255 distinct thresholds (the most a byte
+ * code allows, deepest Eytzinger descent) and that 256 make QS8 unavailable
+ * while every other method still agrees. */
+static void check_qs8_edges(size_t nthr, int want_qs8)
+{
+    const size_t nf = 3, stride = 3, n = 700;
+    rank_model_t *m;
+    cr_assert_eq(rank_model_new(RANK_MODEL_TREES, "lambdarank", nf, &m), 0);
+    rank_model_set_base_score(m, -0.5);
+    ref_model ref = {.ntrees = 0, .base = -0.5};
+    float thr[300];
+    cr_assert_leq(nthr, 300);
+    for (size_t i = 0; i < nthr; i++)
+        thr[i] = (float)i - (float)(nthr / 2);
+    thr[0] = -INFINITY;
+    thr[1] = INFINITY;
+    thr[2] = -0.0f; /* equal to the 0.0 already in the list */
+    for (size_t t = 0; t < 60; t++) {
+        rank_node *nd = calloc(7, sizeof(rank_node));
+        for (int i = 0; i < 3; i++) /* root and two children: feature 0 mostly, all thresholds used */
+            nd[i] = (rank_node){.feature = i == 2 ? (int32_t)(t % nf) : 0,
+                                .threshold = thr[(t * 3 + (size_t)i * 7 + t / 5) % nthr],
+                                .left = i == 0 ? 1 : 2 * i + 1, .right = i == 0 ? 2 : 2 * i + 2,
+                                .missing_left = (uint8_t)((t + (size_t)i) & 1)};
+        nd[1].left = 3, nd[1].right = 4, nd[2].left = 5, nd[2].right = 6;
+        for (int i = 3; i < 7; i++)
+            nd[i] = (rank_node){.feature = -1, .left = -1, .right = -1, .value = urand() - 0.5};
+        cr_assert_eq(rank_model_add_tree(m, nd, 7), 0);
+        ref.nodes[ref.ntrees] = nd;
+        ref.n[ref.ntrees++] = 7;
+        if (ref.ntrees == 64)
+            break;
+    }
+    /* every threshold at least once on feature 0 */
+    for (size_t i = 0; i < nthr; i += 1) {
+        rank_node nd[3] = {{.feature = 0, .threshold = thr[i], .left = 1, .right = 2, .missing_left = (uint8_t)(i & 1)},
+                           {.feature = -1, .value = 0.25 * (double)(i % 5)},
+                           {.feature = -1, .value = -0.125}};
+        cr_assert_eq(rank_model_add_tree(m, nd, 3), 0);
+    }
+    cr_assert_eq(rank_model_finalize(m), 0);
+    float *X = malloc(n * stride * sizeof(float));
+    for (size_t r = 0; r < n; r++)
+        for (size_t f = 0; f < nf; f++) {
+            size_t u = rnd() % 8;
+            X[r * stride + f] = u == 0 ? NAN : u == 1 ? INFINITY : u == 2 ? -INFINITY : u == 3 ? -0.0f
+                              : u < 6 ? thr[rnd() % nthr] : (float)(urand() * (double)nthr) - (float)(nthr / 2);
+        }
+    double *want = malloc(n * sizeof(double)), *got = malloc(n * sizeof(double));
+    for (size_t r = 0; r < n; r++) {
+        want[r] = ref_score(&ref, X + r * stride);
+        for (size_t i = 0; i < nthr; i++) { /* the single-split trees */
+            float v = X[r * stride];
+            int left = isnan(v) ? (int)(i & 1) : v < thr[i];
+            want[r] += left ? 0.25 * (double)(i % 5) : -0.125;
+        }
+    }
+#if defined(__x86_64__) && defined(__GNUC__)
+    int cpu = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+              __builtin_cpu_supports("avx512vbmi");
+#else
+    int cpu = 0;
+#endif
+    cr_assert_eq(rank_score_method_available(m, RANK_SCORE_QS8) != 0, want_qs8 && cpu, "%zu thresholds", nthr);
+    for (int meth = RANK_SCORE_AUTO; meth < RANK_SCORE_NMETHODS; meth++) {
+        if (!rank_score_method_available(m, meth))
+            continue;
+        rank_model_score_method(m, meth, X, n, stride, got);
+        for (size_t r = 0; r < n; r++)
+            cr_assert_eq(got[r], want[r], "%zu thresholds, method %s row %zu (x0 %g): %.17g != %.17g", nthr,
+                         rank_score_method_name(meth), r, X[r * stride], got[r], want[r]);
+    }
+    free(X);
+    free(want);
+    free(got);
+    rank_model_free(m);
+    free_ref(&ref);
+}
+
+Test(model, qs8_threshold_ranks_are_exact)
+{
+    /* -0.0 and 0.0 are one threshold: n listed values give n - 1 unique */
+    check_qs8_edges(20, 1);
+    check_qs8_edges(256, 1); /* 255 unique */
+    check_qs8_edges(257, 0); /* 256 unique: no byte code */
+}
+
+Test(model, qs8_is_auto_choice_on_avx512_byte_cpus)
+{
+    ref_model ref;
+    rank_model_t *m = random_model(&ref, 40, 6, 7);
+    if (rank_score_method_available(m, RANK_SCORE_QS8))
+        cr_assert_eq(m->method, RANK_SCORE_QS8);
+    else /* no AVX-512 BW/VBMI here: some other exact method */
+        cr_assert_neq(m->method, RANK_SCORE_QS8);
+    rank_model_free(m);
+    free_ref(&ref);
+}
+
 Test(model, add_tree_rejects_bad_structure)
 {
     rank_model_t *m;
