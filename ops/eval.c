@@ -5,6 +5,7 @@
  * sort plus at most 1000 binary searches a query.
  */
 #include "eval.h"
+#include "fn_io.h"
 
 #include <errno.h>
 #include <math.h>
@@ -253,53 +254,45 @@ void ops_eval_qrels_free(ops_qrels *q)
     free(q);
 }
 
+typedef struct load_ctx {
+    const char *path;
+    void *into;             /* ops_qrels or ops_run */
+    fn_errbuf *eb;
+} load_ctx;
+
+/* qrels line: "qid iter docid grade"; blank lines are skipped. */
+static int qrels_line(void *ud, char *line, size_t len, size_t lineno)
+{
+    load_ctx *c = ud;
+    (void)len;
+    char *fl[4];
+    size_t nf = split(line, fl, 4);
+    if (nf == 0) return 0;
+    if (nf != 4)
+        return fn_seterr(c->eb, FN_EPARSE, "%s:%zu: expected 4 fields (qid iter docid grade), got %zu",
+                         c->path, lineno, nf);
+    char *end;
+    errno = 0;
+    long g = strtol(fl[3], &end, 10);
+    if (*end || errno)
+        return fn_seterr(c->eb, FN_EPARSE, "%s:%zu: grade \"%s\" is not an integer", c->path, lineno, fl[3]);
+    return qrels_add(c->into, fl[0], fl[2], g, lineno);
+}
+
 int ops_eval_load_qrels(const char *path, ops_qrels **out, fn_errbuf *eb)
 {
     *out = NULL;
-    FILE *f = fopen(path, "r");
-    if (!f) return fn_seterr(eb, -errno, "%s: %s", path, strerror(errno));
     ops_qrels *q = calloc(1, sizeof *q);
-    char *line = NULL;
-    size_t lcap = 0, lineno = 0;
-    int rc = 0;
-    if (!q) { rc = -ENOMEM; goto fail; }
-    for (;;) {
-        errno = 0;
-        ssize_t got = getline(&line, &lcap, f);
-        if (got < 0) {
-            if (ferror(f)) rc = fn_seterr(eb, errno ? -errno : -EIO, "%s: read error", path);
-            break;
-        }
-        lineno++;
-        char *fl[4];
-        size_t nf = split(line, fl, 4);
-        if (nf == 0) continue;
-        if (nf != 4) {
-            rc = fn_seterr(eb, FN_EPARSE, "%s:%zu: expected 4 fields (qid iter docid grade), got %zu",
-                           path, lineno, nf);
-            break;
-        }
-        char *end;
-        errno = 0;
-        long g = strtol(fl[3], &end, 10);
-        if (*end || errno) {
-            rc = fn_seterr(eb, FN_EPARSE, "%s:%zu: grade \"%s\" is not an integer", path, lineno, fl[3]);
-            break;
-        }
-        if ((rc = qrels_add(q, fl[0], fl[2], g, lineno))) break;
+    if (!q) return -ENOMEM;
+    load_ctx c = { .path = path, .into = q, .eb = eb };
+    int rc = fn_read_lines(path, qrels_line, &c, eb);
+    if (rc) {
+        ops_eval_qrels_free(q);
+        return rc;
     }
-    if (rc) goto fail;
-    free(line);
-    fclose(f);
     qrels_finish(q);
     *out = q;
     return 0;
-
-fail:
-    free(line);
-    fclose(f);
-    ops_eval_qrels_free(q);
-    return rc;
 }
 
 /* ---- run ---- */
@@ -349,51 +342,38 @@ int ops_eval_run_add(ops_run *r, const char *qid, const char *docid, double scor
     return 0;
 }
 
+/* run line: "qid Q0 docid rank score [tag]"; blank lines are skipped. */
+static int run_line(void *ud, char *line, size_t len, size_t lineno)
+{
+    load_ctx *c = ud;
+    (void)len;
+    char *fl[5];
+    size_t nf = split(line, fl, 5);
+    if (nf == 0) return 0;
+    if (nf < 5)
+        return fn_seterr(c->eb, FN_EPARSE,
+                         "%s:%zu: expected at least 5 fields (qid Q0 docid rank score), got %zu",
+                         c->path, lineno, nf);
+    char *end;
+    double s = strtod(fl[4], &end);
+    if (*end || end == fl[4] || isnan(s))
+        return fn_seterr(c->eb, FN_EPARSE, "%s:%zu: score \"%s\" is not a number", c->path, lineno, fl[4]);
+    return ops_eval_run_add(c->into, fl[0], fl[2], s);
+}
+
 int ops_eval_load_run(const char *path, ops_run **out, fn_errbuf *eb)
 {
     *out = NULL;
-    FILE *f = fopen(path, "r");
-    if (!f) return fn_seterr(eb, -errno, "%s: %s", path, strerror(errno));
     ops_run *r = NULL;
-    char *line = NULL;
-    size_t lcap = 0, lineno = 0;
     int rc = ops_eval_run_new(&r);
-    if (rc) goto fail;
-    for (;;) {
-        errno = 0;
-        ssize_t got = getline(&line, &lcap, f);
-        if (got < 0) {
-            if (ferror(f)) rc = fn_seterr(eb, errno ? -errno : -EIO, "%s: read error", path);
-            break;
-        }
-        lineno++;
-        char *fl[5];
-        size_t nf = split(line, fl, 5);
-        if (nf == 0) continue;
-        if (nf < 5) {
-            rc = fn_seterr(eb, FN_EPARSE, "%s:%zu: expected at least 5 fields (qid Q0 docid rank score), got %zu",
-                           path, lineno, nf);
-            break;
-        }
-        char *end;
-        double s = strtod(fl[4], &end);
-        if (*end || end == fl[4] || isnan(s)) {
-            rc = fn_seterr(eb, FN_EPARSE, "%s:%zu: score \"%s\" is not a number", path, lineno, fl[4]);
-            break;
-        }
-        if ((rc = ops_eval_run_add(r, fl[0], fl[2], s))) break;
+    if (rc) return rc;
+    load_ctx c = { .path = path, .into = r, .eb = eb };
+    if ((rc = fn_read_lines(path, run_line, &c, eb))) {
+        ops_eval_run_free(r);
+        return rc;
     }
-    if (rc) goto fail;
-    free(line);
-    fclose(f);
     *out = r;
     return 0;
-
-fail:
-    free(line);
-    fclose(f);
-    ops_eval_run_free(r);
-    return rc;
 }
 
 /* ---- evaluation ---- */

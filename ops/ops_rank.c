@@ -70,6 +70,23 @@ static int report(const char *cmd, const char *path, const fn_errbuf *eb, int rc
     return OPS_EXIT_FAIL;
 }
 
+/* --help (c == 'h') prints usage to stdout and succeeds; any other getopt
+ * result is a usage error. */
+static int help_or_usage(int c, const char *usage)
+{
+    fputs(usage, c == 'h' ? stdout : stderr);
+    return c == 'h' ? OPS_EXIT_OK : OPS_EXIT_USAGE;
+}
+
+/* Usage error for missing required options or stray positional arguments. */
+static int missing_args(const char *cmd, const char *required, int stray, const char *usage)
+{
+    fprintf(stderr, "funnel %s: %s required%s\n", cmd, required,
+            stray ? " (and no positional arguments)" : "");
+    fputs(usage, stderr);
+    return OPS_EXIT_USAGE;
+}
+
 /* Data options shared by train, predict and rank-eval. */
 typedef struct data_opts {
     const char *group_file;
@@ -341,15 +358,11 @@ int ops_cmd_train(int argc, char **argv)
             if (parse_double(optarg, 0, 1e300, &lp.tol)) TRAIN_USAGE_ERR("--tol must be >= 0");
             break;
         case O_NOINT: lp.fit_intercept = 0; break;
-        case 'h': fputs(train_usage, stdout); return OPS_EXIT_OK;
-        default: fputs(train_usage, stderr); return OPS_EXIT_USAGE;
+        default: return help_or_usage(c, train_usage);
         }
     }
     if (optind != argc || !data || !out || !obj) {
-        fprintf(stderr, "funnel train: --data, --objective and --out are required%s\n",
-                optind != argc ? " (and no positional arguments)" : "");
-        fputs(train_usage, stderr);
-        return OPS_EXIT_USAGE;
+        return missing_args("train", "--data, --objective and --out are", optind != argc, train_usage);
     }
     enum rank_objective objective;
     if (strcmp(obj, "lambdarank") == 0) objective = RANK_OBJ_LAMBDARANK;
@@ -521,15 +534,11 @@ int ops_cmd_predict(int argc, char **argv)
         case O_DATA: data = optarg; break;
         case O_OUT: outp = optarg; break;
         case O_PROBA: proba = 1; break;
-        case 'h': fputs(predict_usage, stdout); return OPS_EXIT_OK;
-        default: fputs(predict_usage, stderr); return OPS_EXIT_USAGE;
+        default: return help_or_usage(c, predict_usage);
         }
     }
     if (optind != argc || !mpath || !data) {
-        fprintf(stderr, "funnel predict: --model and --data are required%s\n",
-                optind != argc ? " (and no positional arguments)" : "");
-        fputs(predict_usage, stderr);
-        return OPS_EXIT_USAGE;
+        return missing_args("predict", "--model and --data are", optind != argc, predict_usage);
     }
     int ret = OPS_EXIT_FAIL;
     fn_errbuf eb = {{0}};
@@ -626,8 +635,7 @@ static int model_import(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "ho:", lo, NULL)) != -1) {
         switch (c) {
         case 'o': out = optarg; break;
-        case 'h': fputs(model_usage, stdout); return OPS_EXIT_OK;
-        default: fputs(model_usage, stderr); return OPS_EXIT_USAGE;
+        default: return help_or_usage(c, model_usage);
         }
     }
     if (argc - optind != 1 || !out) {
@@ -789,15 +797,11 @@ int ops_cmd_rank_eval(int argc, char **argv)
                 return OPS_EXIT_USAGE;
             }
             break;
-        case 'h': fputs(rank_eval_usage, stdout); return OPS_EXIT_OK;
-        default: fputs(rank_eval_usage, stderr); return OPS_EXIT_USAGE;
+        default: return help_or_usage(c, rank_eval_usage);
         }
     }
     if (optind != argc || !data || !scores) {
-        fprintf(stderr, "funnel rank-eval: --data and --scores are required%s\n",
-                optind != argc ? " (and no positional arguments)" : "");
-        fputs(rank_eval_usage, stderr);
-        return OPS_EXIT_USAGE;
+        return missing_args("rank-eval", "--data and --scores are", optind != argc, rank_eval_usage);
     }
     /* --k: comma-separated positive cut-offs. */
     unsigned ks[32];

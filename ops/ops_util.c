@@ -1,6 +1,7 @@
 /* ops_util.c - small helpers of the funnel CLI: daemon lookup, queries.tsv,
  * small files. */
 #include "ops.h"
+#include "fn_io.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -112,56 +113,50 @@ void ops_queries_free(ops_query *q, size_t n)
     free(q);
 }
 
+typedef struct queries_ctx {
+    const char *path;
+    ops_query *q;
+    size_t n, cap;
+    fn_errbuf *eb;
+} queries_ctx;
+
+/* queries.tsv line: "qid<TAB>text[<TAB>vector]"; blank lines are skipped. */
+static int query_line(void *ud, char *line, size_t len, size_t lineno)
+{
+    queries_ctx *c = ud;
+    if (strspn(line, " \t") == len) return 0;
+    char *tab = strchr(line, '\t');
+    if (!tab) return fn_seterr(c->eb, FN_EPARSE, "%s:%zu: no tab between qid and text", c->path, lineno);
+    *tab = '\0';
+    char *text = tab + 1;
+    char *tab2 = strchr(text, '\t');   /* optional query vector: not used here */
+    if (tab2) *tab2 = '\0';
+    if (!*line || strspn(text, " ") == strlen(text))
+        return fn_seterr(c->eb, FN_EPARSE, "%s:%zu: empty %s", c->path, lineno, *line ? "text" : "qid");
+    if (c->n == c->cap) {
+        size_t ncap = c->cap ? 2 * c->cap : 64;
+        ops_query *nq = realloc(c->q, ncap * sizeof *nq);
+        if (!nq) return -ENOMEM;
+        c->q = nq;
+        c->cap = ncap;
+    }
+    ops_query *e = &c->q[c->n++];
+    e->qid = strdup(line);
+    e->text = strdup(text);
+    return e->qid && e->text ? 0 : -ENOMEM;
+}
+
 int ops_queries_load(const char *path, ops_query **out, size_t *nout, fn_errbuf *eb)
 {
-    int rc = 0;
-    FILE *f = fopen(path, "r");
-    if (!f) return fn_seterr(eb, -errno, "%s: %s", path, strerror(errno));
-    ops_query *q = NULL;
-    size_t n = 0, cap = 0, lineno = 0;
-    char *line = NULL;
-    size_t lcap = 0;
-    ssize_t len;
-    while ((len = getline(&line, &lcap, f)) >= 0) {
-        lineno++;
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
-        if (strspn(line, " \t") == (size_t)len) continue;
-        char *tab = strchr(line, '\t');
-        if (!tab) {
-            rc = fn_seterr(eb, FN_EPARSE, "%s:%zu: no tab between qid and text", path, lineno);
-            goto fail;
-        }
-        *tab = '\0';
-        char *text = tab + 1;
-        char *tab2 = strchr(text, '\t');   /* optional query vector: not used here */
-        if (tab2) *tab2 = '\0';
-        if (!*line || strspn(text, " ") == strlen(text)) {
-            rc = fn_seterr(eb, FN_EPARSE, "%s:%zu: empty %s", path, lineno, *line ? "text" : "qid");
-            goto fail;
-        }
-        if (n == cap) {
-            size_t ncap = cap ? 2 * cap : 64;
-            ops_query *nq = realloc(q, ncap * sizeof *nq);
-            if (!nq) { rc = -ENOMEM; goto fail; }
-            q = nq;
-            cap = ncap;
-        }
-        q[n].qid = strdup(line);
-        q[n].text = strdup(text);
-        n++;
-        if (!q[n - 1].qid || !q[n - 1].text) { rc = -ENOMEM; goto fail; }
+    queries_ctx c = { .path = path, .eb = eb };
+    int rc = fn_read_lines(path, query_line, &c, eb);
+    if (rc) {
+        ops_queries_free(c.q, c.n);
+        return rc;
     }
-    if (ferror(f)) { rc = fn_seterr(eb, -EIO, "%s: read error", path); goto fail; }
-    free(line);
-    fclose(f);
-    *out = q;
-    *nout = n;
+    *out = c.q;
+    *nout = c.n;
     return 0;
-fail:
-    free(line);
-    fclose(f);
-    ops_queries_free(q, n);
-    return rc;
 }
 
 int ops_read_small(const char *path, char *buf, size_t cap)

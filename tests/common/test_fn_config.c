@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "testutil.h"
 #include "fn_config.h"
 
 static char path[64];
@@ -13,11 +14,7 @@ static char path[64];
 static void write_file(const char *text)
 {
     if (path[0]) unlink(path);
-    snprintf(path, sizeof path, "/tmp/funnel-fn-config-XXXXXX");
-    int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-    close(fd);
+    tu_write_temp(path, sizeof path, "/tmp/funnel-fn-config-XXXXXX", text);
 }
 
 static void cleanup(void)

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "testutil.h"
 #include "coord_config.h"
 #include "fn_log.h"
 #include "topology.h"
@@ -16,11 +17,7 @@ static char path[64];
 static void write_file(const char *text)
 {
     if (path[0]) unlink(path);
-    snprintf(path, sizeof path, "/tmp/funnel-coord-cfg-XXXXXX");
-    int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-    close(fd);
+    tu_write_temp(path, sizeof path, "/tmp/funnel-coord-cfg-XXXXXX", text);
 }
 
 static void cleanup(void)

@@ -1,10 +1,8 @@
 /* test_builder.c - idx_build: layout, metadata, global stats, stored fields,
  * partitioning and bad-line handling (builder.h, format.h). */
-#define _XOPEN_SOURCE 700 /* nftw */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <jansson.h>
 #include <lmdb.h>
 #include <stdio.h>
@@ -17,32 +15,18 @@
 #include "builder.h"
 #include "format.h"
 #include "search.h"
+#include "testutil.h"
 
 static char tmpdir[256];
 
 static void setup(void)
 {
-    strcpy(tmpdir, "/tmp/test_builder.XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
-}
-
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb; (void)flag; (void)ftw;
-    return remove(p);
+    tu_mkdtemp(tmpdir, sizeof tmpdir, "/tmp/test_builder.XXXXXX");
 }
 
 static void teardown(void)
 {
-    nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f);
-    fputs(text, f);
-    fclose(f);
+    tu_rmtree(tmpdir);
 }
 
 typedef struct warnings { int n; char msg[8][512]; } warnings;
@@ -60,7 +44,7 @@ static int build(const char *corpus_text, uint32_t shards, enum idx_on_error mod
     char in[512], out[512];
     snprintf(in, sizeof in, "%s/%s.jsonl", tmpdir, name);
     snprintf(out, sizeof out, "%s/%s.idx", tmpdir, name);
-    write_file(in, corpus_text);
+    tu_write_file(in, corpus_text);
     idx_build_opts o;
     memset(&o, 0, sizeof o);
     o.input = in;
@@ -393,7 +377,7 @@ Test(builder, failed_build_leaves_nothing_behind)
     cr_assert_eq(mkdir(out, 0755), 0);
     char keep[600];
     snprintf(keep, sizeof keep, "%s/notes.txt", out);
-    write_file(keep, "mine\n");
+    tu_write_file(keep, "mine\n");
     cr_assert_eq(build(c, 3, IDX_ON_ERROR_FAIL, "gone", &st, &w, &eb), FN_EDUP, "%s", eb.msg);
     cr_assert(exists(out));
     cr_assert(exists(keep), "files the build did not write are left alone");
@@ -412,11 +396,11 @@ Test(builder, unpublished_out_dir_is_cleaned_and_reused)
         cr_assert_eq(mkdir(p, 0755), 0);
     }
     snprintf(p, sizeof p, "%s/shard-000/data.mdb", out);
-    write_file(p, "not an lmdb file");
+    tu_write_file(p, "not an lmdb file");
     snprintf(p, sizeof p, "%s/.build/s000-r00000.run", out);
-    write_file(p, "junk");
+    tu_write_file(p, "junk");
     snprintf(p, sizeof p, "%s/.index.json.tmp", out);
-    write_file(p, "{");
+    tu_write_file(p, "{");
 
     idx_build_stats st;
     warnings w = { 0 };

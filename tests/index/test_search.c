@@ -1,8 +1,6 @@
 /* test_search.c - BM25F scores against hand computation, ordering, explain,
  * edge cases, and shard-count independence on cranfield (search.h). */
-#define _XOPEN_SOURCE 700 /* nftw */
 #include <criterion/criterion.h>
-#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,24 +10,18 @@
 
 #include "builder.h"
 #include "search.h"
+#include "testutil.h"
 
 static char tmpdir[256];
 
 static void setup(void)
 {
-    strcpy(tmpdir, "/tmp/test_search.XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
-}
-
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb; (void)flag; (void)ftw;
-    return remove(p);
+    tu_mkdtemp(tmpdir, sizeof tmpdir, "/tmp/test_search.XXXXXX");
 }
 
 static void teardown(void)
 {
-    nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    tu_rmtree(tmpdir);
 }
 
 /* Build `text` (or the file `input` if text is NULL) into tmpdir/name.idx. */
@@ -38,10 +30,7 @@ static void build(const char *text, const char *input, uint32_t shards, const ch
     char in[512], out[512];
     if (text) {
         snprintf(in, sizeof in, "%s/%s.jsonl", tmpdir, name);
-        FILE *f = fopen(in, "w");
-        cr_assert_not_null(f);
-        fputs(text, f);
-        fclose(f);
+        tu_write_file(in, text);
         input = in;
     }
     snprintf(out, sizeof out, "%s/%s.idx", tmpdir, name);

@@ -11,20 +11,18 @@
 #include <unistd.h>
 
 #include "ops.h"
+#include "testutil.h"
 
 static char tmp[PATH_MAX];
 
 static void setup(void)
 {
-    snprintf(tmp, sizeof tmp, "/tmp/test_ops_cluster.XXXXXX");
-    cr_assert_not_null(mkdtemp(tmp));
+    tu_mkdtemp(tmp, sizeof tmp, "/tmp/test_ops_cluster.XXXXXX");
 }
 
 static void teardown(void)
 {
-    char cmd[PATH_MAX + 16];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(tu_rmtree(tmp), 0);
 }
 
 TestSuite(ops_cluster, .init = setup, .fini = teardown);

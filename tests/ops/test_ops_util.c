@@ -10,30 +10,25 @@
 #include <unistd.h>
 
 #include "ops.h"
+#include "testutil.h"
 
 static char tmp[PATH_MAX];
 
 static void setup(void)
 {
-    snprintf(tmp, sizeof tmp, "/tmp/test_ops_util.XXXXXX");
-    cr_assert_not_null(mkdtemp(tmp));
+    tu_mkdtemp(tmp, sizeof tmp, "/tmp/test_ops_util.XXXXXX");
 }
 
 static void teardown(void)
 {
-    char cmd[PATH_MAX + 16];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(tu_rmtree(tmp), 0);
 }
 
 static void write_file(const char *rel, const char *content, mode_t mode)
 {
     char p[PATH_MAX + 64];
     snprintf(p, sizeof p, "%s/%s", tmp, rel);
-    FILE *f = fopen(p, "w");
-    cr_assert_not_null(f, "%s", p);
-    fputs(content, f);
-    fclose(f);
+    tu_write_file(p, content);
     chmod(p, mode);
 }
 

@@ -9,20 +9,18 @@
 #include <unistd.h>
 
 #include "dataset.h"
+#include "testutil.h"
 
 static char dir[256];
 
 static void setup(void)
 {
-    snprintf(dir, sizeof(dir), "/tmp/test_dataset_XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    tu_mkdtemp(dir, sizeof dir, "/tmp/test_dataset_XXXXXX");
 }
 
 static void teardown(void)
 {
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(tu_rmtree(dir), 0);
 }
 
 /* Write dir/name with text; returns the path (static buffer rotation). */
@@ -32,10 +30,7 @@ static const char *wfile(const char *name, const char *text)
     static int k;
     char *p = paths[k++ & 3];
     snprintf(p, 300, "%s/%s", dir, name);
-    FILE *f = fopen(p, "w");
-    cr_assert_not_null(f);
-    fputs(text, f);
-    fclose(f);
+    tu_write_file(p, text);
     return p;
 }
 

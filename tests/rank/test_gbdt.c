@@ -10,23 +10,11 @@
 #include <unistd.h>
 
 #include "metrics.h"
+#include "rank_testdata.h"
+#include "testutil.h"
 #include "train.h"
 
 /* ---- helpers ---- */
-
-static rank_dataset mkdata(size_t rows, size_t nf, const float *X, const float *label)
-{
-    rank_dataset d;
-    memset(&d, 0, sizeof d);
-    d.rows = rows;
-    d.nfeatures = nf;
-    d.X = malloc(rows * nf * sizeof *d.X);
-    d.label = malloc(rows * sizeof *d.label);
-    cr_assert(d.X && d.label);
-    memcpy(d.X, X, rows * nf * sizeof *d.X);
-    memcpy(d.label, label, rows * sizeof *d.label);
-    return d;
-}
 
 static void one_query(rank_dataset *d)
 {
@@ -43,16 +31,10 @@ static void freedata(rank_dataset *d)
     free(d->group);
 }
 
-static const char *data_dir(void)
-{
-    const char *d = getenv("FUNNEL_DATA");
-    return d ? d : "../shared/data";
-}
-
 static void load_rank(const char *name, size_t nf, rank_dataset *d)
 {
     char path[1024];
-    snprintf(path, sizeof path, "%s/lightgbm-lambdarank/%s", data_dir(), name);
+    snprintf(path, sizeof path, "%s/lightgbm-lambdarank/%s", tu_data_dir(), name);
     rank_dataset_opts o = { 0 };
     o.nfeatures = nf;
     fn_errbuf eb = { { 0 } };
@@ -69,15 +51,8 @@ static char *model_text(const rank_model_t *m)
     fn_errbuf eb = { { 0 } };
     int rc = rank_model_save(m, path, &eb);
     cr_assert_eq(rc, 0, "%s", fn_errmsg(&eb, rc));
-    FILE *f = fopen(path, "rb");
-    cr_assert(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = 0;
-    fclose(f);
+    char *s = tu_read_file(path, NULL);
+    cr_assert_not_null(s);
     unlink(path);
     return s;
 }
@@ -111,7 +86,7 @@ static const float KY[8] = { 0, 0, 0, 0, 1, 1, 1, 1 };
 
 Test(gbdt, known_first_split_binary)
 {
-    rank_dataset d = mkdata(8, 3, KX, KY);
+    rank_dataset d = rt_dataset(8, 3, KX, KY);
     rank_gbdt_params p;
     rank_gbdt_defaults(&p);
     p.objective = RANK_OBJ_BINARY;
@@ -137,7 +112,7 @@ Test(gbdt, known_first_split_binary)
 
 Test(gbdt, known_first_split_lambdarank)
 {
-    rank_dataset d = mkdata(8, 3, KX, KY);
+    rank_dataset d = rt_dataset(8, 3, KX, KY);
     one_query(&d);
     rank_gbdt_params p;
     rank_gbdt_defaults(&p);
@@ -217,7 +192,7 @@ Test(gbdt, histogram_split_equals_exact_split)
     }
     for (size_t r = 0; r < R; r++)
         y[r] = (X[r * NF + 1] + 0.5f * X[r * NF + 3] + (float)(r % 3)) > 5.0f;
-    rank_dataset d = mkdata(R, NF, X, y);
+    rank_dataset d = rt_dataset(R, NF, X, y);
     rank_gbdt_params p;
     rank_gbdt_defaults(&p);
     p.objective = RANK_OBJ_BINARY;
@@ -287,7 +262,7 @@ Test(gbdt, binary_reduces_logloss)
         y[r] = X[r * NF + 0] + X[r * NF + 2] > 1.0f;     /* separable, not axis-aligned */
     }
     X[5] = NAN;     /* a missing value: scores as 0 */
-    rank_dataset d = mkdata(R, NF, X, y);
+    rank_dataset d = rt_dataset(R, NF, X, y);
     rank_gbdt_params p;
     rank_gbdt_defaults(&p);
     p.objective = RANK_OBJ_BINARY;
@@ -319,7 +294,7 @@ Test(gbdt, binary_reduces_logloss)
 
 Test(gbdt, rejects_bad_input)
 {
-    rank_dataset d = mkdata(8, 3, KX, KY);
+    rank_dataset d = rt_dataset(8, 3, KX, KY);
     rank_gbdt_params p;
     rank_gbdt_defaults(&p);
     rank_model_t *m = (rank_model_t *)&p;
@@ -530,7 +505,7 @@ Test(gbdt, binary_early_stopping_on_logloss)
         s = s * 6364136223846793005ULL + 1442695040888963407ULL;
         y[r] = ((s >> 11) * 0x1.0p-53) < X[r * NF];    /* noisy: overfits */
     }
-    rank_dataset tr = mkdata(R / 2, NF, X, y), va = mkdata(R / 2, NF, X + R / 2 * NF, y + R / 2);
+    rank_dataset tr = rt_dataset(R / 2, NF, X, y), va = rt_dataset(R / 2, NF, X + R / 2 * NF, y + R / 2);
     rank_gbdt_params p;
     rank_gbdt_defaults(&p);
     p.objective = RANK_OBJ_BINARY;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "metrics.h"
+#include "rank_testdata.h"
 #include "train.h"
 
 static double logloss1(double y, double z)
@@ -39,26 +40,13 @@ static void weights_of(const rank_model_t *m, size_t nf, double *w, double *bias
     free(x);
 }
 
-static rank_dataset mk(size_t rows, size_t nf, const float *X, const float *y)
-{
-    rank_dataset d;
-    memset(&d, 0, sizeof d);
-    d.rows = rows;
-    d.nfeatures = nf;
-    d.X = malloc(rows * nf * sizeof *d.X);
-    d.label = malloc(rows * sizeof *d.label);
-    memcpy(d.X, X, rows * nf * sizeof *d.X);
-    memcpy(d.label, y, rows * sizeof *d.label);
-    return d;
-}
-
 Test(logreg, one_dimension_matches_brute_force)
 {
     /* no intercept, one feature: minimise a 1-D convex function by golden
      * section search and compare */
     const float X[8] = { -2, -1, -0.5f, 0.3f, 0.5f, 1, 1.5f, 2 };
     const float y[8] = { 0, 0, 1, 0, 1, 1, 0, 1 };
-    rank_dataset d = mk(8, 1, X, y);
+    rank_dataset d = rt_dataset(8, 1, X, y);
     rank_logreg_params p;
     rank_logreg_defaults(&p);
     p.C = 2.0;
@@ -110,7 +98,7 @@ Test(logreg, gradient_vanishes_with_intercept)
         y[r] = u < 1 / (1 + exp(-z));
     }
     X[7 * NF + 2] = NAN;
-    rank_dataset d = mk(R, NF, X, y);
+    rank_dataset d = rt_dataset(R, NF, X, y);
     rank_logreg_params p;
     rank_logreg_defaults(&p);
     p.C = 0.5;
@@ -158,7 +146,7 @@ Test(logreg, separable_data_stays_finite)
 {
     const float X[6] = { -3, -2, -1, 1, 2, 3 };
     const float y[6] = { 0, 0, 0, 1, 1, 1 };
-    rank_dataset d = mk(6, 1, X, y);
+    rank_dataset d = rt_dataset(6, 1, X, y);
     rank_logreg_params p;
     rank_logreg_defaults(&p);
     p.C = 100;

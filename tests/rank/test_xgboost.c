@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "dataset.h"
+#include "testutil.h"
 #include "metrics.h"
 #include "model.h"
 #include "xgboost.h"
@@ -32,15 +33,12 @@ static void setup(void)
     const char *data = getenv("FUNNEL_DATA");
     cr_assert_not_null(data, "FUNNEL_DATA not set");
     snprintf(data_dir, sizeof(data_dir), "%s/lightgbm-lambdarank", data);
-    snprintf(dir, sizeof(dir), "/tmp/test_xgboost_XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    tu_mkdtemp(dir, sizeof dir, "/tmp/test_xgboost_XXXXXX");
 }
 
 static void teardown(void)
 {
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(tu_rmtree(dir), 0);
 }
 
 TestSuite(xgboost, .init = setup, .fini = teardown, .timeout = 110);

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "testutil.h"
 #include "fn_log.h"
 #include "shard_config.h"
 
@@ -12,16 +13,14 @@ static char path[64];
 
 static void write_file(const char *text)
 {
-    snprintf(path, sizeof path, "/tmp/funnel-shard-cfg-XXXXXX");
-    int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-    close(fd);
+    if (path[0]) unlink(path);
+    tu_write_temp(path, sizeof path, "/tmp/funnel-shard-cfg-XXXXXX", text);
 }
 
 static void cleanup(void)
 {
     if (path[0]) unlink(path);
+    path[0] = '\0';
 }
 
 TestSuite(shard_config, .fini = cleanup);

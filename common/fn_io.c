@@ -1,0 +1,33 @@
+/* fn_io.c - see fn_io.h. */
+#include "fn_io.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+int fn_read_lines(const char *path, fn_line_fn fn, void *ud, fn_errbuf *eb)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return fn_seterr(eb, -errno, "%s: %s", path, strerror(errno));
+    char *line = NULL;
+    size_t cap = 0, lineno = 0;
+    int rc = 0;
+    for (;;) {
+        errno = 0;
+        ssize_t len = getline(&line, &cap, f);
+        if (len < 0) {
+            /* getline sets errno for ENOMEM as well as for read errors */
+            if (ferror(f) || errno == ENOMEM)
+                rc = fn_seterr(eb, errno ? -errno : -EIO, "%s: read error", path);
+            break;
+        }
+        lineno++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
+        if ((rc = fn(ud, line, (size_t)len, lineno)) != 0) break;
+    }
+    free(line);
+    fclose(f);
+    return rc;
+}

@@ -1,0 +1,21 @@
+/* fn_io.h - reading text files a line at a time, with line numbers for
+ * "FILE:LINE: reason" messages. */
+#ifndef FUNNEL_FN_IO_H
+#define FUNNEL_FN_IO_H
+
+#include <stddef.h>
+
+#include "fn_error.h"
+
+/* Called once per line. `line` has its "\n" / "\r\n" ending removed, is
+ * writable, and belongs to fn_read_lines (valid only during the call); len is
+ * its length, lineno counts from 1. Return 0 to go on; anything else stops
+ * the reading and becomes fn_read_lines' result. */
+typedef int (*fn_line_fn)(void *ud, char *line, size_t len, size_t lineno);
+
+/* Call fn for every line of path (any length). Returns 0 at end of file,
+ * fn's nonzero result, or a negative errno with "PATH: reason" in eb when
+ * path cannot be opened or read. */
+int fn_read_lines(const char *path, fn_line_fn fn, void *ud, fn_errbuf *eb);
+
+#endif
