@@ -88,6 +88,7 @@ typedef struct rank_qs8 {
     size_t *eoff;        /* [t*8 + b] first entry of tree t, byte b; ntrees*8+1 */
     uint8_t *nbytes;     /* per tree: leaf bytes in use */
     double *leaf;        /* 64 a tree */
+    uint8_t *plane;      /* 512 a tree, 64-byte aligned: byte p of leaf l at [64 p + l] */
     float *tab;          /* 64-byte aligned */
     rank_qs8_feat *feat;
     size_t nfeat, ncols;

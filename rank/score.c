@@ -2,20 +2,31 @@
  *
  * Methods (model_int.h), fastest first as measured by tests/bench/score_bench
  * (500 documents x 500 trees, max depth 6, one thread, AMD EPYC with AVX-512
- * BW/VBMI, 2 shared cores; medians of 300 calls, ms; noisy to ~10%):
+ * BW/VBMI, 2 shared cores; medians of 1000 calls (--reps 1000), ms; noisy to ~10%):
  *
  *   model kind              naive  flat  perfect avx512 avx512t  qs   qs8
- *   complete (64 leaves)    18.1   11.7   2.69    1.36   0.80   0.81  0.47
- *   sparse (~18 leaves)      8.9    6.2   2.33    1.20   0.72   0.41  0.32
- *   trained (ours, ~55 lv.) 15.5   13.9   2.68    1.39   0.81   0.89  0.48
+ *   complete (64 leaves)    17.3   11.2   2.69    1.38   0.82   0.82  0.23
+ *   sparse (~18 leaves)      9.0    6.3   2.33    1.18   0.73   0.38  0.11
+ *   trained (ours, ~55 lv.) 13.2    9.7   2.65    1.36   0.81   0.71  0.23
  *   (earlier: real XGBoost depth-6 model, ~17 leaves: qs 0.37)
- * QS8 spends ~0.07 ms of that coding 300 features for 500 documents.
+ * QS8 history (trained model): 0.48 ms with a gather per tree and 8
+ * documents for the leaf values and a gather per feature and 16 documents for
+ * coding; 0.34 after the byte-plane leaf lookup (gathers cost ~17 cycles each
+ * on this CPU, 0.16 ms in all); 0.23 after the transposed block load. Coding
+ * the ~200 features the trained model uses now costs ~0.045 ms of the 0.23
+ * (measured with the tree loop skipped).
  *
  *   QS8      QuickScorer over byte codes (model_int.h rank_qs8): each value
  *            becomes its rank among its feature's thresholds once per block,
  *            then one byte compare tests a node for 64 documents and leaf
  *            bitvectors are kept transposed by byte, so a node costs ~3
- *            vector ops per 64 documents instead of 3 per 16 (QS). Needs
+ *            vector ops per 64 documents instead of 3 per 16 (QS). Rows
+ *            are loaded 16 features at a time and transposed in registers
+ *            (only chunks holding a feature the model uses); leaf values come
+ *            from per-tree byte planes (8 vpermb + a 24-unpack transpose for
+ *            64 documents) rather than gathers. Stack: ncols * 64 bytes of
+ *            codes (<= 32 KiB, RANK_QS_MAX_COLS) + 4 KiB of transposed
+ *            floats + ~1 KiB; nothing allocated. Needs
  *            <= 255 unique thresholds per feature (histogram training and
  *            XGBoost's hist give <= 256 bins) and <= 64 leaves a tree.
  *   QS       QuickScorer with 64-bit leaf masks, 16 documents a vector.
@@ -140,6 +151,7 @@ void rank_score_release(rank_model_t *m)
     free(m->qs8.eoff);
     free(m->qs8.nbytes);
     free(m->qs8.leaf);
+    free(m->qs8.plane);
     free(m->qs8.tab);
     free(m->qs8.feat);
     memset(&m->qs8, 0, sizeof(m->qs8));
@@ -456,7 +468,9 @@ static int compile_qs8(rank_model_t *m)
     q->eoff = malloc((m->ntrees * 8 + 1) * sizeof(size_t));
     q->nbytes = malloc(m->ntrees + 1);
     q->leaf = calloc((m->ntrees + 1) * 64, sizeof(double));
-    if (!q->feat || !q->tab || !q->ecol || !q->ej || !q->ekeep || !q->eoff || !q->nbytes || !q->leaf)
+    q->plane = aligned_alloc(64, (m->ntrees + 1) * 512);
+    if (!q->feat || !q->tab || !q->ecol || !q->ej || !q->ekeep || !q->eoff || !q->nbytes || !q->leaf ||
+        !q->plane)
         goto out;
     int16_t *coll = (int16_t *)malloc((nf + 1) * 2 * sizeof(int16_t));
     if (!coll)
@@ -518,6 +532,14 @@ static int compile_qs8(rank_model_t *m)
         }
     }
     q->eoff[m->ntrees * 8] = k;
+    /* leaf byte planes: plane[t*512 + p*64 + l] = byte p of leaf l's double */
+    for (size_t t = 0; t < m->ntrees; t++)
+        for (unsigned l = 0; l < 64; l++) {
+            uint8_t by[8];
+            memcpy(by, &q->leaf[t * 64 + l], 8);
+            for (unsigned p = 0; p < 8; p++)
+                q->plane[t * 512 + p * 64 + l] = by[p];
+        }
     free(coll);
     rc = 0;
 out:
@@ -905,81 +927,157 @@ static void score_qs(const rank_model_t *m, const float *X, size_t n, size_t str
         memcpy(out + b, tmp, bn * sizeof(double));
     }
 }
-/* Per 64-document block: (1) code every compact column: gather x for 16
- * documents at a time, Eytzinger descent over the feature's thresholds (the
- * first 7 levels are in-register permutes, deeper ones gathers), pack the
- * ranks to bytes; (2) per tree, per leaf byte b, apply the tree's entries for
- * b: one byte compare for 64 documents, then clear the node's left leaves in
- * byte b where the node is false; (3) exit leaf = lowest set bit (first
- * non-zero byte, then a 128-entry byte table), gather its value. */
+/* Per 64-document block: (1) code every compact column: transpose the
+ * block's rows 16 features at a time (q8_transpose), Eytzinger descent over
+ * the feature's thresholds for 16 documents a vector (the first 7 levels are
+ * in-register permutes, deeper ones gathers), pack the ranks to bytes; (2) per
+ * tree, per leaf byte b, apply the tree's entries for b: one byte compare for
+ * 64 documents, then clear the node's left leaves in byte b where the node is
+ * false; (3) exit leaf = lowest set bit (last non-zero byte from the top, then
+ * a 128-entry trailing-zero table), its double assembled from the tree's 8
+ * leaf byte planes. */
 #define Q8_BLOCK 64
+
+
+/* xt[f * 64 + d] = X[row d][c0 + f] for f < 16, d < 64
+ * (rows past bn repeat row 0, features >= nf read as 0 and are never used):
+ * 64 row loads and four 16 x 16 in-register transposes instead of a gather
+ * per feature and 16 documents. */
+__attribute__((target("avx512f,avx512bw,avx512vbmi")))
+static inline void q8_transpose(const float *Xb, size_t stride, size_t bn, size_t c0, size_t nf, float *xt)
+{
+    __mmask16 km = nf - c0 >= 16 ? 0xffff : (__mmask16)((1u << (nf - c0)) - 1);
+    for (size_t g = 0; g < Q8_BLOCK / 16; g++) {
+        __m512 r[16], t[16];
+        for (size_t k = 0; k < 16; k++) {
+            size_t row = g * 16 + k;
+            r[k] = _mm512_maskz_loadu_ps(km, Xb + (row < bn ? row : 0) * stride + c0);
+        }
+        for (int k = 0; k < 8; k++) {
+            t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+            t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+        }
+        /* r[4 a + j], 128-bit lane l: column 4 l + j of rows 4 a .. 4 a + 3 */
+        for (int a = 0; a < 4; a++) {
+            __m512d p = _mm512_castps_pd(t[4 * a]), q2 = _mm512_castps_pd(t[4 * a + 2]);
+            __m512d p1 = _mm512_castps_pd(t[4 * a + 1]), q3 = _mm512_castps_pd(t[4 * a + 3]);
+            r[4 * a] = _mm512_castpd_ps(_mm512_unpacklo_pd(p, q2));
+            r[4 * a + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(p, q2));
+            r[4 * a + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(p1, q3));
+            r[4 * a + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(p1, q3));
+        }
+        for (int j = 0; j < 4; j++) {
+            __m512 s0 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88), s1 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xdd);
+            __m512 s2 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x88);
+            __m512 s3 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xdd);
+            _mm512_store_ps(xt + (0 + j) * Q8_BLOCK + g * 16, _mm512_shuffle_f32x4(s0, s2, 0x88));
+            _mm512_store_ps(xt + (4 + j) * Q8_BLOCK + g * 16, _mm512_shuffle_f32x4(s1, s3, 0x88));
+            _mm512_store_ps(xt + (8 + j) * Q8_BLOCK + g * 16, _mm512_shuffle_f32x4(s0, s2, 0xdd));
+            _mm512_store_ps(xt + (12 + j) * Q8_BLOCK + g * 16, _mm512_shuffle_f32x4(s1, s3, 0xdd));
+        }
+    }
+}
+
+/* One Eytzinger level for 16 documents: i = 2 i + (threshold ev <= x). */
+__attribute__((target("avx512f,avx512bw,avx512vbmi")))
+static inline __m512i q8_descend(__m512i i, __m512 x, __m512 ev)
+{
+    __mmask16 k = _mm512_cmp_ps_mask(ev, x, _CMP_LE_OQ); /* NaN on either side: no */
+    __m512i i2 = _mm512_add_epi32(i, i);
+    return _mm512_mask_sub_epi32(i2, k, i2, _mm512_set1_epi32(-1));
+}
 
 __attribute__((target("avx512f,avx512bw,avx512vbmi")))
 static void score_qs8(const rank_model_t *m, const float *X, size_t n, size_t stride, double *out)
 {
     const rank_qs8 *q = &m->qs8;
-    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512i one = _mm512_set1_epi32(1), ones = _mm512_set1_epi32(-1);
     const __m512i c32 = _mm512_set1_epi32(32), c255 = _mm512_set1_epi32(255);
-    /* tz[v] for v = a single bit, indexed by v & 127 (v = 128 -> 0) */
+    /* trailing zeros of a non-zero byte v, indexed by v & 127 (vpermi2b
+     * ignores bit 7; v = 128 -> entry 0 = 7) */
     static const uint8_t tzt[128] __attribute__((aligned(64))) = {
-        [0] = 7, [1] = 0, [2] = 1, [4] = 2, [8] = 3, [16] = 4, [32] = 5, [64] = 6};
+        7, 0, 1, 0, 2, 0, 1, 0, 3, 0, 1, 0, 2, 0, 1, 0, 4, 0, 1, 0, 2, 0, 1, 0, 3, 0, 1, 0, 2, 0, 1, 0,
+        5, 0, 1, 0, 2, 0, 1, 0, 3, 0, 1, 0, 2, 0, 1, 0, 4, 0, 1, 0, 2, 0, 1, 0, 3, 0, 1, 0, 2, 0, 1, 0,
+        6, 0, 1, 0, 2, 0, 1, 0, 3, 0, 1, 0, 2, 0, 1, 0, 4, 0, 1, 0, 2, 0, 1, 0, 3, 0, 1, 0, 2, 0, 1, 0,
+        5, 0, 1, 0, 2, 0, 1, 0, 3, 0, 1, 0, 2, 0, 1, 0, 4, 0, 1, 0, 2, 0, 1, 0, 3, 0, 1, 0, 2, 0, 1, 0,
+    };
     const __m512i tz0 = _mm512_load_si512(tzt), tz1 = _mm512_load_si512(tzt + 64);
     /* codes: xc[c * 64 + d], at most RANK_QS_MAX_COLS * 64 bytes of stack */
     uint8_t xc[q->ncols * Q8_BLOCK + 64] __attribute__((aligned(64)));
-    uint8_t ib[Q8_BLOCK] __attribute__((aligned(64)));
+    float xt[16 * Q8_BLOCK] __attribute__((aligned(64))); /* 16 features x 64 documents, 4 KiB */
     for (size_t b = 0; b < n; b += Q8_BLOCK) {
         size_t bn = n - b < Q8_BLOCK ? n - b : Q8_BLOCK;
         const float *Xb = X + b * stride;
-        __m512i ro[4];
-        for (int v = 0; v < 4; v++) {
-            __m512i r = _mm512_add_epi32(lane, _mm512_set1_epi32(v * 16));
-            __mmask16 valid = _mm512_cmplt_epi32_mask(r, _mm512_set1_epi32((int)bn));
-            r = _mm512_maskz_mov_epi32(valid, r); /* lanes past the end read row 0 */
-            ro[v] = _mm512_mullo_epi32(r, _mm512_set1_epi32((int)stride));
-        }
+        int chunk = -1;
         for (size_t fi = 0; fi < q->nfeat; fi++) {
             const rank_qs8_feat *F = &q->feat[fi];
-            const float *e = q->tab + F->tab_off;
-            unsigned L = F->levels;
-            __m512 t0 = _mm512_load_ps(e), t1 = _mm512_load_ps(e + 16);
-            __m512 t2 = _mm512_load_ps(e + 32), t3 = _mm512_load_ps(e + 48);
-            __m512 t4 = _mm512_load_ps(e + 64), t5 = _mm512_load_ps(e + 80);
-            __m512 t6 = _mm512_load_ps(e + 96), t7 = _mm512_load_ps(e + 112);
-            __m512 x[4];
-            __m512i i[4];
-            for (int v = 0; v < 4; v++) {
-                x[v] = _mm512_i32gather_ps(_mm512_add_epi32(ro[v], _mm512_set1_epi32(F->feature)), Xb, 4);
-                i[v] = one;
+            if (F->feature >> 4 != chunk) { /* features ascend: each chunk once */
+                chunk = F->feature >> 4;
+                q8_transpose(Xb, stride, bn, (size_t)chunk * 16, m->nfeatures, xt);
             }
-            for (unsigned lv = 0; lv < L; lv++)
-                for (int v = 0; v < 4; v++) {
-                    __m512 ev;
-                    if (lv < 5)
-                        ev = _mm512_permutex2var_ps(t0, i[v], t1);
-                    else if (lv == 5)
-                        ev = _mm512_permutex2var_ps(t2, i[v], t3);
-                    else if (lv == 6)
-                        ev = _mm512_mask_blend_ps(_mm512_test_epi32_mask(i[v], c32),
-                                                  _mm512_permutex2var_ps(t4, i[v], t5),
-                                                  _mm512_permutex2var_ps(t6, i[v], t7));
-                    else
-                        ev = _mm512_i32gather_ps(i[v], e, 4);
-                    __mmask16 k = _mm512_cmp_ps_mask(ev, x[v], _CMP_LE_OQ); /* NaN on either side: no */
-                    __m512i i2 = _mm512_add_epi32(i[v], i[v]);
-                    i[v] = _mm512_mask_add_epi32(i2, k, i2, one);
-                }
+            const float *xf = xt + (F->feature & 15) * Q8_BLOCK;
+            const float *e = q->tab + F->tab_off;
+            unsigned L = F->levels, lv = 0;
+            __m512 x0 = _mm512_load_ps(xf), x1 = _mm512_load_ps(xf + 16);
+            __m512 x2 = _mm512_load_ps(xf + 32), x3 = _mm512_load_ps(xf + 48);
+            __m512i i0 = one, i1 = one, i2 = one, i3 = one;
+#define Q8_LEVEL(EV)                                                                                 \
+    do {                                                                                             \
+        i0 = q8_descend(i0, x0, EV(i0));                                                             \
+        i1 = q8_descend(i1, x1, EV(i1));                                                             \
+        i2 = q8_descend(i2, x2, EV(i2));                                                             \
+        i3 = q8_descend(i3, x3, EV(i3));                                                             \
+    } while (0)
+            {
+                __m512 t0 = _mm512_load_ps(e), t1 = _mm512_load_ps(e + 16);
+#define Q8_EV01(ii) _mm512_permutex2var_ps(t0, ii, t1)
+                for (; lv < L && lv < 5; lv++)
+                    Q8_LEVEL(Q8_EV01);
+#undef Q8_EV01
+            }
+            if (lv < L) {
+                __m512 t2 = _mm512_load_ps(e + 32), t3 = _mm512_load_ps(e + 48);
+#define Q8_EV23(ii) _mm512_permutex2var_ps(t2, ii, t3)
+                Q8_LEVEL(Q8_EV23);
+#undef Q8_EV23
+                lv++;
+            }
+            if (lv < L) {
+                __m512 t4 = _mm512_load_ps(e + 64), t5 = _mm512_load_ps(e + 80);
+                __m512 t6 = _mm512_load_ps(e + 96), t7 = _mm512_load_ps(e + 112);
+#define Q8_EV47(ii)                                                                                  \
+    _mm512_mask_blend_ps(_mm512_test_epi32_mask(ii, c32), _mm512_permutex2var_ps(t4, ii, t5),         \
+                         _mm512_permutex2var_ps(t6, ii, t7))
+                Q8_LEVEL(Q8_EV47);
+#undef Q8_EV47
+                lv++;
+            }
+#define Q8_EVG(ii) _mm512_i32gather_ps(ii, e, 4)
+            for (; lv < L; lv++)
+                Q8_LEVEL(Q8_EVG);
+#undef Q8_EVG
+#undef Q8_LEVEL
             __m512i P = _mm512_set1_epi32(1 << L);
-            for (int v = 0; v < 4; v++) {
-                __m512i code = _mm512_sub_epi32(i[v], P); /* #thresholds <= x; NaN: 0 */
-                if (F->col_l >= 0)
-                    _mm_store_si128((__m128i *)(xc + (size_t)F->col_l * Q8_BLOCK + v * 16),
-                                    _mm512_cvtepi32_epi8(code));
-                if (F->col_r >= 0) {
-                    code = _mm512_mask_mov_epi32(code, _mm512_cmp_ps_mask(x[v], x[v], _CMP_UNORD_Q), c255);
-                    _mm_store_si128((__m128i *)(xc + (size_t)F->col_r * Q8_BLOCK + v * 16),
-                                    _mm512_cvtepi32_epi8(code));
-                }
+            /* code = #thresholds <= x (NaN: 0) */
+            __m512i k0 = _mm512_sub_epi32(i0, P), k1 = _mm512_sub_epi32(i1, P);
+            __m512i k2 = _mm512_sub_epi32(i2, P), k3 = _mm512_sub_epi32(i3, P);
+            if (F->col_l >= 0) {
+                uint8_t *d = xc + (size_t)F->col_l * Q8_BLOCK;
+                _mm_store_si128((__m128i *)d, _mm512_cvtepi32_epi8(k0));
+                _mm_store_si128((__m128i *)(d + 16), _mm512_cvtepi32_epi8(k1));
+                _mm_store_si128((__m128i *)(d + 32), _mm512_cvtepi32_epi8(k2));
+                _mm_store_si128((__m128i *)(d + 48), _mm512_cvtepi32_epi8(k3));
+            }
+            if (F->col_r >= 0) { /* NaN: 255 */
+                uint8_t *d = xc + (size_t)F->col_r * Q8_BLOCK;
+                k0 = _mm512_mask_mov_epi32(k0, _mm512_cmp_ps_mask(x0, x0, _CMP_UNORD_Q), c255);
+                k1 = _mm512_mask_mov_epi32(k1, _mm512_cmp_ps_mask(x1, x1, _CMP_UNORD_Q), c255);
+                k2 = _mm512_mask_mov_epi32(k2, _mm512_cmp_ps_mask(x2, x2, _CMP_UNORD_Q), c255);
+                k3 = _mm512_mask_mov_epi32(k3, _mm512_cmp_ps_mask(x3, x3, _CMP_UNORD_Q), c255);
+                _mm_store_si128((__m128i *)d, _mm512_cvtepi32_epi8(k0));
+                _mm_store_si128((__m128i *)(d + 16), _mm512_cvtepi32_epi8(k1));
+                _mm_store_si128((__m128i *)(d + 32), _mm512_cvtepi32_epi8(k2));
+                _mm_store_si128((__m128i *)(d + 48), _mm512_cvtepi32_epi8(k3));
             }
         }
         __m512d acc[8];
@@ -1007,36 +1105,67 @@ static void score_qs8(const rank_model_t *m, const float *X, size_t n, size_t st
             default: Q8_APPLY(B0, 0)
             }
 #undef Q8_APPLY
-            /* lowest set bit: bytes from the highest in use down, the last non-zero wins */
-            __m512i idx = _mm512_setzero_si512();
-#define Q8_TZ(BB, bi)                                                                                \
+            /* exit leaf = lowest set bit: from the highest byte in use down, the
+             * last non-zero byte wins (its value and 8 * its index), then one
+             * trailing-zero lookup */
+            __m512i sel = B0, off = _mm512_setzero_si512();
+#define Q8_SEL(BB, bi)                                                                               \
     do {                                                                                             \
         __mmask64 nz_ = _mm512_test_epi8_mask(BB, BB);                                                \
-        __m512i low_ = _mm512_and_si512(BB, _mm512_sub_epi8(_mm512_setzero_si512(), BB));            \
-        __m512i tz_ = _mm512_permutex2var_epi8(tz0, low_, tz1);                                       \
-        idx = _mm512_mask_add_epi8(idx, nz_, tz_, _mm512_set1_epi8(8 * (bi)));                        \
+        sel = _mm512_mask_mov_epi8(sel, nz_, BB);                                                     \
+        off = _mm512_mask_mov_epi8(off, nz_, _mm512_set1_epi8(8 * (bi)));                            \
     } while (0)
             switch (nb) {
-            case 8: Q8_TZ(B7, 7); /* fall through */
-            case 7: Q8_TZ(B6, 6); /* fall through */
-            case 6: Q8_TZ(B5, 5); /* fall through */
-            case 5: Q8_TZ(B4, 4); /* fall through */
-            case 4: Q8_TZ(B3, 3); /* fall through */
-            case 3: Q8_TZ(B2, 2); /* fall through */
-            case 2: Q8_TZ(B1, 1); /* fall through */
-            default: Q8_TZ(B0, 0);
+            case 8: sel = B7; off = _mm512_set1_epi8(56); Q8_SEL(B6, 6); /* fall through */
+            case 7: if (nb == 7) { sel = B6; off = _mm512_set1_epi8(48); } Q8_SEL(B5, 5); /* fall through */
+            case 6: if (nb == 6) { sel = B5; off = _mm512_set1_epi8(40); } Q8_SEL(B4, 4); /* fall through */
+            case 5: if (nb == 5) { sel = B4; off = _mm512_set1_epi8(32); } Q8_SEL(B3, 3); /* fall through */
+            case 4: if (nb == 4) { sel = B3; off = _mm512_set1_epi8(24); } Q8_SEL(B2, 2); /* fall through */
+            case 3: if (nb == 3) { sel = B2; off = _mm512_set1_epi8(16); } Q8_SEL(B1, 1); /* fall through */
+            case 2: if (nb == 2) { sel = B1; off = _mm512_set1_epi8(8); } Q8_SEL(B0, 0); /* fall through */
+            default: break;
             }
-#undef Q8_TZ
-            _mm512_store_si512(ib, idx);
-            const double *leaf = q->leaf + t * 64;
-            for (int g = 0; g < 8; g++) {
-                __m512i li = _mm512_cvtepu8_epi64(_mm_loadl_epi64((const __m128i *)(ib + g * 8)));
-                acc[g] = _mm512_add_pd(acc[g], _mm512_i64gather_pd(li, leaf, 8));
-            }
+#undef Q8_SEL
+            /* the exit leaf's bit is never cleared, so sel != 0 */
+            __m512i idx = _mm512_add_epi8(_mm512_permutex2var_epi8(tz0, sel, tz1), off);
+            /* leaf values without gathers: byte p of the exit leaf's double for
+             * all 64 documents is one vpermb of the tree's byte plane p; a 3-stage
+             * unpack transpose makes doubles. acc[k] ends up holding documents
+             * 16 L + 2 k + s at qword 2 L + s. */
+            const __m512i *pl = (const __m512i *)(q->plane + t * 512);
+            __m512i p0 = _mm512_permutexvar_epi8(idx, _mm512_load_si512(pl + 0));
+            __m512i p1 = _mm512_permutexvar_epi8(idx, _mm512_load_si512(pl + 1));
+            __m512i p2 = _mm512_permutexvar_epi8(idx, _mm512_load_si512(pl + 2));
+            __m512i p3 = _mm512_permutexvar_epi8(idx, _mm512_load_si512(pl + 3));
+            __m512i p4 = _mm512_permutexvar_epi8(idx, _mm512_load_si512(pl + 4));
+            __m512i p5 = _mm512_permutexvar_epi8(idx, _mm512_load_si512(pl + 5));
+            __m512i p6 = _mm512_permutexvar_epi8(idx, _mm512_load_si512(pl + 6));
+            __m512i p7 = _mm512_permutexvar_epi8(idx, _mm512_load_si512(pl + 7));
+            __m512i a0 = _mm512_unpacklo_epi8(p0, p1), a1 = _mm512_unpackhi_epi8(p0, p1);
+            __m512i a2 = _mm512_unpacklo_epi8(p2, p3), a3 = _mm512_unpackhi_epi8(p2, p3);
+            __m512i a4 = _mm512_unpacklo_epi8(p4, p5), a5 = _mm512_unpackhi_epi8(p4, p5);
+            __m512i a6 = _mm512_unpacklo_epi8(p6, p7), a7 = _mm512_unpackhi_epi8(p6, p7);
+            __m512i c0 = _mm512_unpacklo_epi16(a0, a2), c1 = _mm512_unpackhi_epi16(a0, a2);
+            __m512i c2 = _mm512_unpacklo_epi16(a1, a3), c3 = _mm512_unpackhi_epi16(a1, a3);
+            __m512i d0 = _mm512_unpacklo_epi16(a4, a6), d1 = _mm512_unpackhi_epi16(a4, a6);
+            __m512i d2 = _mm512_unpacklo_epi16(a5, a7), d3 = _mm512_unpackhi_epi16(a5, a7);
+            acc[0] = _mm512_add_pd(acc[0], _mm512_castsi512_pd(_mm512_unpacklo_epi32(c0, d0)));
+            acc[1] = _mm512_add_pd(acc[1], _mm512_castsi512_pd(_mm512_unpackhi_epi32(c0, d0)));
+            acc[2] = _mm512_add_pd(acc[2], _mm512_castsi512_pd(_mm512_unpacklo_epi32(c1, d1)));
+            acc[3] = _mm512_add_pd(acc[3], _mm512_castsi512_pd(_mm512_unpackhi_epi32(c1, d1)));
+            acc[4] = _mm512_add_pd(acc[4], _mm512_castsi512_pd(_mm512_unpacklo_epi32(c2, d2)));
+            acc[5] = _mm512_add_pd(acc[5], _mm512_castsi512_pd(_mm512_unpackhi_epi32(c2, d2)));
+            acc[6] = _mm512_add_pd(acc[6], _mm512_castsi512_pd(_mm512_unpacklo_epi32(c3, d3)));
+            acc[7] = _mm512_add_pd(acc[7], _mm512_castsi512_pd(_mm512_unpackhi_epi32(c3, d3)));
         }
-        double tmp[Q8_BLOCK];
-        for (int g = 0; g < 8; g++)
-            _mm512_storeu_pd(tmp + g * 8, acc[g]);
+        double tmp[Q8_BLOCK], acck[8][8];
+        for (int k = 0; k < 8; k++)
+            _mm512_storeu_pd(acck[k], acc[k]);
+        for (int k = 0; k < 8; k++)
+            for (int l = 0; l < 4; l++) {
+                tmp[16 * l + 2 * k] = acck[k][2 * l];
+                tmp[16 * l + 2 * k + 1] = acck[k][2 * l + 1];
+            }
         memcpy(out + b, tmp, bn * sizeof(double));
     }
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "model.h"
@@ -284,6 +285,79 @@ Test(model, qs8_threshold_ranks_are_exact)
     check_qs8_edges(20, 1);
     check_qs8_edges(256, 1); /* 255 unique */
     check_qs8_edges(257, 0); /* 256 unique: no byte code */
+}
+
+/* Wide models for QS8's block load (rows transposed 16 features at a time,
+ * only chunks holding a used feature, the last chunk masked to nfeatures) and
+ * its leaf lookup (byte planes of the leaf doubles): features spread over three
+ * chunks with gaps, complete depth-6 trees (64 leaves, all 8 leaf bytes) mixed
+ * with random shapes, leaf values with awkward bit patterns, a partial last
+ * block, and X allocated to end exactly at the last row's last feature so an
+ * over-read trips ASan. */
+Test(model, qs8_wide_models_match_reference)
+{
+    const size_t nf = 45, stride = 47, n = 64 * 3 + 29;
+    static const int32_t used[] = {0, 2, 3, 15, 16, 17, 30, 31, 33, 40, 44}; /* none in 4..14 */
+    const size_t nused = sizeof used / sizeof used[0];
+    static const double odd[] = {-0.0, 4.9e-324, -2.2250738585072014e-308, 1e300, -1.0 / 3.0, 0x1.fffffffffffffp-1};
+    ref_model ref = {.ntrees = 64, .base = -1.0 / 7.0};
+    rank_model_t *m;
+    cr_assert_eq(rank_model_new(RANK_MODEL_TREES, "lambdarank", nf, &m), 0);
+    rank_model_set_base_score(m, ref.base);
+    for (size_t t = 0; t < ref.ntrees; t++) {
+        rank_node *nd = calloc(128, sizeof(rank_node));
+        size_t nn = 0;
+        if (t % 2 == 0) { /* complete depth 6, BFS order */
+            for (size_t i = 0; i < 63; i++)
+                nd[i] = (rank_node){.feature = 0, .threshold = grid(), .left = (int32_t)(2 * i + 1),
+                                    .right = (int32_t)(2 * i + 2), .missing_left = rnd() & 1};
+            for (size_t i = 63; i < 127; i++)
+                nd[i] = (rank_node){.feature = -1, .left = -1, .right = -1,
+                                    .value = rnd() % 4 == 0 ? odd[rnd() % 6] : urand() * 2 - 1};
+            nn = 127;
+        } else {
+            gen_node(nd, &nn, 0, 6, nf);
+        }
+        for (size_t i = 0; i < nn; i++)
+            if (nd[i].feature >= 0)
+                nd[i].feature = used[rnd() % nused];
+        cr_assert_eq(rank_model_add_tree(m, nd, nn), 0);
+        ref.nodes[t] = nd;
+        ref.n[t] = nn;
+    }
+    cr_assert_eq(rank_model_finalize(m), 0);
+    /* X ends right before a PROT_NONE page: any read past the last row's
+     * nf-th feature faults (ASan does not see vector intrinsic loads) */
+    size_t total = (n - 1) * stride + nf, pg = (size_t)sysconf(_SC_PAGESIZE);
+    size_t span = (total * sizeof(float) + pg - 1) / pg * pg + pg;
+    char *map = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(map, MAP_FAILED);
+    cr_assert_eq(mprotect(map + span - pg, pg, PROT_NONE), 0);
+    float *X = (float *)(map + span - pg) - total;
+    for (size_t i = 0; i < total; i++) {
+        double u = urand();
+        X[i] = u < 0.15 ? NAN : u < 0.6 ? grid() : (float)(urand() * 6 - 3);
+    }
+    double *want = malloc(n * sizeof(double)), *got = malloc(n * sizeof(double));
+    for (size_t r = 0; r < n; r++)
+        want[r] = ref_score(&ref, X + r * stride);
+    for (int meth = RANK_SCORE_AUTO; meth < RANK_SCORE_NMETHODS; meth++) {
+        if (!rank_score_method_available(m, meth))
+            continue;
+        for (size_t start = 0; start < 2; start++) { /* whole batch; one ending mid-block */
+            size_t cnt = start ? n - 70 : n;
+            rank_model_score_method(m, meth, X + start * 70 * stride, cnt, stride, got);
+            for (size_t r = 0; r < cnt; r++)
+                cr_assert(memcmp(&got[r], &want[start * 70 + r], sizeof(double)) == 0,
+                          "method %s row %zu: %.17g != %.17g", rank_score_method_name(meth), start * 70 + r,
+                          got[r], want[start * 70 + r]);
+        }
+    }
+    munmap(map, span);
+    free(want);
+    free(got);
+    rank_model_free(m);
+    free_ref(&ref);
 }
 
 Test(model, qs8_is_auto_choice_on_avx512_byte_cpus)
