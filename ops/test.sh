@@ -3,27 +3,28 @@
 #   1. release-style build (build/) + every meson test (unit + integration),
 #   2. ASan+UBSan build (build-asan/) + the same suite,
 #   3. the servers under valgrind for one integration run (tests/valgrind/run.sh).
-# Ends with one line "N passed, N failed" (counted over all three).
+# Ends with one line "N passed, N failed, N skipped" (counted over all three).
 # .ci/run calls exactly this.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash ops/scripts/deps.sh || { echo "0 passed, 1 failed"; exit 1; }
 
-passed=0; failed=0
+passed=0; failed=0; skipped=0
 count() {   # count results of a meson build dir's last test run
   local log=$1/meson-logs/testlog.json
   [ -f "$log" ] || { failed=$((failed + 1)); return; }
-  read -r p f < <(/usr/bin/python3 - "$log" <<'PY'
+  read -r p f s < <(/usr/bin/python3 - "$log" <<'PY'
 import json, sys
-p = f = 0
+p = f = s = 0
 for line in open(sys.argv[1]):
     r = json.loads(line).get("result")
-    if r in ("OK", "EXPECTEDFAIL", "SKIP"): p += 1
+    if r in ("OK", "EXPECTEDFAIL"): p += 1
+    elif r == "SKIP": s += 1
     else: f += 1
-print(p, f)
+print(p, f, s)
 PY
 )
-  passed=$((passed + p)); failed=$((failed + f))
+  passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
 }
 
 suite() {   # suite BUILDDIR [meson setup args...]
@@ -48,5 +49,5 @@ unset ASAN_OPTIONS UBSAN_OPTIONS
 echo "== valgrind: servers in one integration run"
 if bash tests/valgrind/run.sh build; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

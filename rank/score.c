@@ -76,7 +76,7 @@ const char *rank_score_method_name(int method)
 static int cpu_avx512_bytes(void)
 {
 #ifdef HAVE_AVX512_CODE
-    static int cached = -1;
+    static _Atomic int cached = -1;   /* computed once per process; atomic so concurrent first calls are well defined */
     if (cached < 0) {
         __builtin_cpu_init();
         cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
@@ -91,8 +91,8 @@ static int cpu_avx512_bytes(void)
 static int cpu_avx512(void)
 {
 #ifdef HAVE_AVX512_CODE
-    static int cached = -1;
-    if (cached < 0) { /* benign race: every thread computes the same value */
+    static _Atomic int cached = -1;   /* computed once per process; atomic so concurrent first calls are well defined */
+    if (cached < 0) {
         __builtin_cpu_init();
         cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") ? 1 : 0;
     }

@@ -5,7 +5,8 @@ set -euo pipefail
 PKGS=(build-essential pkg-config meson ninja-build
       libgrpc-dev protobuf-c-compiler libprotobuf-c-dev libuv1-dev liblmdb-dev lmdb-utils
       libcriterion-dev libstemmer-dev libutf8proc-dev libxxhash-dev libjansson-dev
-      valgrind python3 python3-grpcio python3-protobuf python3-numpy python3-xapian wamerican)
+      valgrind time python3 python3-grpcio python3-protobuf python3-numpy python3-xapian wamerican
+      python3-xgboost python3-sklearn)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
