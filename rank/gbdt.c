@@ -42,6 +42,7 @@
 #include <string.h>
 
 #include "metrics.h"
+#include "rank_int.h"
 #include "train.h"
 
 void rank_gbdt_defaults(rank_gbdt_params *p)
@@ -959,12 +960,6 @@ static void ndcg_eval_free(ndcg_eval *e)
     free(e->tmp);
 }
 
-static int cmp_float_desc(const void *a, const void *b)
-{
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x < y) - (x > y);
-}
-
 static int ndcg_eval_init(ndcg_eval *e, const rank_dataset *d)
 {
     memset(e, 0, sizeof *e);
@@ -984,48 +979,11 @@ static int ndcg_eval_init(ndcg_eval *e, const rank_dataset *d)
     }
     for (size_t q = 0; q < nq; q++) {
         size_t b = d->group[q], n = d->group[q + 1] - b;
-        memcpy(lab, d->label + b, n * sizeof *lab);
-        qsort(lab, n, sizeof *lab, cmp_float_desc);
-        for (int j = 0; j < 4; j++) {
-            size_t top = NDCG_KS[j] < n ? NDCG_KS[j] : n;
-            double idcg = 0;
-            for (size_t r = 0; r < top; r++)
-                idcg += (exp2(lab[r]) - 1.0) / log2((double)r + 2.0);
-            e->idcg[q * 4 + j] = idcg;
-        }
+        for (int j = 0; j < 4; j++)
+            e->idcg[q * 4 + j] = rank__ideal_dcg(d->label + b, n, NDCG_KS[j], lab);
     }
     free(lab);
     return 0;
-}
-
-/* stable sort of 0..n-1 by s descending (ties by index) */
-static void order_desc(const double *s, size_t n, size_t *o, size_t *tmp)
-{
-    for (size_t i = 0; i < n; i++)
-        o[i] = i;
-    for (size_t i = 1; i < n && n <= 32; i++) {
-        size_t v = o[i], j = i;
-        while (j > 0 && s[o[j - 1]] < s[v]) {
-            o[j] = o[j - 1];
-            j--;
-        }
-        o[j] = v;
-    }
-    if (n <= 32)
-        return;
-    for (size_t w = 1; w < n; w *= 2) {
-        for (size_t lo = 0; lo < n; lo += 2 * w) {
-            size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
-            size_t a = lo, c = mid, k = lo;
-            while (a < mid && c < hi)
-                tmp[k++] = s[o[c]] > s[o[a]] ? o[c++] : o[a++];
-            while (a < mid)
-                tmp[k++] = o[a++];
-            while (c < hi)
-                tmp[k++] = o[c++];
-        }
-        memcpy(o, tmp, n * sizeof *o);
-    }
 }
 
 static void ndcg_eval_run(ndcg_eval *e, const double *scores, double m[4])
@@ -1039,7 +997,7 @@ static void ndcg_eval_run(ndcg_eval *e, const double *scores, double m[4])
                 sum[j] += 1.0;
             continue;
         }
-        order_desc(scores + b, n, e->order, e->tmp);
+        rank__order_desc(scores + b, n, e->order, e->tmp);
         for (int j = 0; j < 4; j++) {
             double idcg = e->idcg[q * 4 + j];
             if (idcg <= 0) {

@@ -22,61 +22,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rank_int.h"
 #include "train.h"
 
 /* Most queries are short; a fixed buffer avoids malloc in the common case. */
 #define SMALL_QUERY 256
-
-static void sort_by_score(const double *scores, size_t n, size_t *order)
-{
-    /* insertion sort for short lists, merge sort otherwise: stable, so ties
-     * keep row order (as LightGBM's stable_sort and our NDCG metric). */
-    for (size_t i = 0; i < n; i++)
-        order[i] = i;
-    if (n <= 64) {
-        for (size_t i = 1; i < n; i++) {
-            size_t v = order[i], j = i;
-            while (j > 0 && scores[order[j - 1]] < scores[v]) {
-                order[j] = order[j - 1];
-                j--;
-            }
-            order[j] = v;
-        }
-        return;
-    }
-    size_t *tmp = malloc(n * sizeof *tmp);
-    if (!tmp) {     /* fall back to insertion sort: slow but correct */
-        for (size_t i = 1; i < n; i++) {
-            size_t v = order[i], j = i;
-            while (j > 0 && scores[order[j - 1]] < scores[v]) {
-                order[j] = order[j - 1];
-                j--;
-            }
-            order[j] = v;
-        }
-        return;
-    }
-    for (size_t w = 1; w < n; w *= 2) {
-        for (size_t lo = 0; lo < n; lo += 2 * w) {
-            size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
-            size_t a = lo, b = mid, o = lo;
-            while (a < mid && b < hi)
-                tmp[o++] = scores[order[b]] > scores[order[a]] ? order[b++] : order[a++];
-            while (a < mid)
-                tmp[o++] = order[a++];
-            while (b < hi)
-                tmp[o++] = order[b++];
-        }
-        memcpy(order, tmp, n * sizeof *order);
-    }
-    free(tmp);
-}
-
-static int cmp_label_desc(const void *a, const void *b)
-{
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x < y) - (x > y);
-}
 
 int rank_lambda_gradients(const float *labels, const double *scores, size_t n, unsigned k,
                           double *grad, double *hess)
@@ -87,46 +37,30 @@ int rank_lambda_gradients(const float *labels, const double *scores, size_t n, u
         return 0;
     size_t kk = (k == 0 || k > n) ? n : k;
 
-    size_t order_buf[SMALL_QUERY];
+    size_t order_buf[SMALL_QUERY], tmp_buf[SMALL_QUERY];
     float lab_buf[SMALL_QUERY];
     double gain_buf[SMALL_QUERY], disc_buf[SMALL_QUERY];
-    size_t *order = order_buf;
+    size_t *order = order_buf, *tmp = tmp_buf;
     float *lab = lab_buf;
     double *gain = gain_buf, *disc = disc_buf;
     void *heap = NULL;
     if (n > SMALL_QUERY) {
-        heap = malloc(n * (sizeof *order + sizeof *lab + 2 * sizeof(double)));
+        heap = malloc(n * (2 * sizeof *order + sizeof *lab + 2 * sizeof(double)));
         if (!heap)
             return -ENOMEM;
         order = heap;
-        gain = (double *)(order + n);
+        tmp = order + n;
+        gain = (double *)(tmp + n);
         disc = gain + n;
         lab = (float *)(disc + n);
     }
 
-    /* ideal DCG@k */
-    memcpy(lab, labels, n * sizeof *lab);
-    if (n <= 64) {
-        for (size_t i = 1; i < n; i++) {
-            float v = lab[i];
-            size_t j = i;
-            while (j > 0 && lab[j - 1] < v) {
-                lab[j] = lab[j - 1];
-                j--;
-            }
-            lab[j] = v;
-        }
-    } else {
-        qsort(lab, n, sizeof *lab, cmp_label_desc);
-    }
-    double idcg = 0.0;
-    for (size_t r = 0; r < kk; r++)
-        idcg += (exp2(lab[r]) - 1.0) / log2(2.0 + (double)r);
+    double idcg = rank__ideal_dcg(labels, n, kk, lab);
     if (idcg <= 0.0)        /* no relevant document: nothing to order */
         goto out;
     double inv_idcg = 1.0 / idcg;
 
-    sort_by_score(scores, n, order);
+    rank__order_desc(scores, n, order, tmp);
     for (size_t r = 0; r < n; r++) {
         gain[r] = exp2(labels[order[r]]) - 1.0;
         disc[r] = 1.0 / log2(2.0 + (double)r);

@@ -11,44 +11,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct scored {
-    double s;
-    size_t i;
-} scored;
-
-/* Descending score, NaN last, ties by row order. */
-static int cmp_scored(const void *a, const void *b)
-{
-    const scored *x = a, *y = b;
-    int xn = isnan(x->s), yn = isnan(y->s);
-    if (xn != yn)
-        return xn - yn;
-    if (!xn && x->s != y->s)
-        return x->s > y->s ? -1 : 1;
-    return x->i < y->i ? -1 : (x->i > y->i);
-}
-
-static int cmp_label_desc(const void *a, const void *b)
-{
-    float x = *(const float *)a, y = *(const float *)b;
-    return x > y ? -1 : (x < y);
-}
+#include "rank_int.h"
 
 /* Small queries are the norm; stack buffers avoid malloc for them. */
 #define STACK_N 256
 
-/* Sort rows of one query by score into order[n]; returns the buffer used. */
-static scored *rank_rows(const double *scores, size_t n, scored *stackbuf)
+/* Rows of one query in rank order (rank_int.h): from the stack buffer when
+ * it fits (2 * STACK_N entries: order + merge scratch), else malloc'd.
+ * NULL on out-of-memory; release with order_free(order, stack). */
+static size_t *query_order(const double *scores, size_t n, size_t *stack)
 {
-    scored *o = n <= STACK_N ? stackbuf : malloc(n * sizeof(*o));
-    if (!o)
-        return NULL;
-    for (size_t i = 0; i < n; i++) {
-        o[i].s = scores[i];
-        o[i].i = i;
-    }
-    qsort(o, n, sizeof(*o), cmp_scored);
+    size_t *o = n <= STACK_N ? stack : malloc(2 * n * sizeof *o);
+    if (o)
+        rank__order_desc(scores, n, o, o + n);
     return o;
+}
+
+static void order_free(size_t *o, const size_t *stack)
+{
+    if (o != stack)
+        free(o);
 }
 
 double rank_ndcg_query(const float *labels, const double *scores, size_t n, unsigned k)
@@ -60,25 +42,20 @@ double rank_ndcg_query(const float *labels, const double *scores, size_t n, unsi
     float *l = n <= STACK_N ? lstack : malloc(n * sizeof(float));
     if (!l)
         return NAN;
-    memcpy(l, labels, n * sizeof(float));
-    qsort(l, n, sizeof(float), cmp_label_desc);
-    double idcg = 0;
-    for (size_t r = 0; r < top; r++)
-        idcg += (exp2(l[r]) - 1.0) / log2((double)r + 2.0);
+    double idcg = rank__ideal_dcg(labels, n, top, l);
     if (l != lstack)
         free(l);
     if (idcg <= 0)
         return 1.0;
 
-    scored sstack[STACK_N];
-    scored *o = rank_rows(scores, n, sstack);
+    size_t ostack[2 * STACK_N];
+    size_t *o = query_order(scores, n, ostack);
     if (!o)
         return NAN;
     double dcg = 0;
     for (size_t r = 0; r < top; r++)
-        dcg += (exp2(labels[o[r].i]) - 1.0) / log2((double)r + 2.0);
-    if (o != sstack)
-        free(o);
+        dcg += (exp2(labels[o[r]]) - 1.0) / log2((double)r + 2.0);
+    order_free(o, ostack);
     return dcg / idcg;
 }
 
@@ -102,19 +79,18 @@ double rank_ndcg(const rank_dataset *d, const double *scores, unsigned k)
 
 static double ap_query(const float *labels, const double *scores, size_t n)
 {
-    scored sstack[STACK_N];
-    scored *o = rank_rows(scores, n, sstack);
+    size_t ostack[2 * STACK_N];
+    size_t *o = query_order(scores, n, ostack);
     if (!o)
         return NAN;
     double hits = 0, sum = 0;
     for (size_t r = 0; r < n; r++) {
-        if (labels[o[r].i] > 0) {
+        if (labels[o[r]] > 0) {
             hits += 1;
             sum += hits / (double)(r + 1);
         }
     }
-    if (o != sstack)
-        free(o);
+    order_free(o, ostack);
     return hits > 0 ? sum / hits : 1.0;
 }
 
