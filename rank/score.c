@@ -691,6 +691,28 @@ static void score_perfect(const rank_model_t *m, const float *X, size_t n, size_
 #ifdef HAVE_AVX512_CODE
 #define NV (BLOCK / 16)
 
+/* The perfect-tree methods end every tree the same way: lane i sits at heap
+ * index idx (internal nodes 0..2^D-2), so its leaf is idx - (2^D - 1). */
+__attribute__((target("avx512f")))
+static inline void add_exit_leaves(__m512i idx, unsigned D, const double *leaf, __m512d *lo, __m512d *hi)
+{
+    __m512i li = _mm512_sub_epi32(idx, _mm512_set1_epi32((1 << D) - 1));
+    *lo = _mm512_add_pd(*lo, _mm512_i32gather_pd(_mm512_castsi512_si256(li), leaf, 8));
+    *hi = _mm512_add_pd(*hi, _mm512_i32gather_pd(_mm512_extracti64x4_epi64(li, 1), leaf, 8));
+}
+
+/* Write the first bn of nv x 16 per-document sums to out. */
+__attribute__((target("avx512f")))
+static inline void store_sums(const __m512d *lo, const __m512d *hi, int nv, size_t bn, double *out)
+{
+    double acc[8 * 16];   /* nv <= 8 (TBLOCK / 16) */
+    for (int v = 0; v < nv; v++) {
+        _mm512_storeu_pd(acc + v * 16, lo[v]);
+        _mm512_storeu_pd(acc + v * 16 + 8, hi[v]);
+    }
+    memcpy(out, acc, bn * sizeof(double));
+}
+
 __attribute__((target("avx512f")))
 static void score_avx512(const rank_model_t *m, const float *X, size_t n, size_t stride, double *out)
 {
@@ -747,20 +769,10 @@ static void score_avx512(const rank_model_t *m, const float *X, size_t n, size_t
                 }
             }
             const double *leaf = p->leaf + p->leaf_off[t];
-            __m512i base = _mm512_set1_epi32((1 << D) - 1);
-            for (int v = 0; v < NV; v++) {
-                __m512i li = _mm512_sub_epi32(idx[v], base);
-                acclo[v] = _mm512_add_pd(acclo[v], _mm512_i32gather_pd(_mm512_castsi512_si256(li), leaf, 8));
-                acchi[v] = _mm512_add_pd(acchi[v],
-                                         _mm512_i32gather_pd(_mm512_extracti64x4_epi64(li, 1), leaf, 8));
-            }
+            for (int v = 0; v < NV; v++)
+                add_exit_leaves(idx[v], D, leaf, &acclo[v], &acchi[v]);
         }
-        double acc[BLOCK];
-        for (int v = 0; v < NV; v++) {
-            _mm512_storeu_pd(acc + v * 16, acclo[v]);
-            _mm512_storeu_pd(acc + v * 16 + 8, acchi[v]);
-        }
-        memcpy(out + b, acc, bn * sizeof(double));
+        store_sums(acclo, acchi, NV, bn, out + b);
     }
 }
 
@@ -780,6 +792,7 @@ static void score_avx512(const rank_model_t *m, const float *X, size_t n, size_t
 #define TBLOCK 128
 #endif
 #define TNV (TBLOCK / 16)
+_Static_assert(TNV <= 8, "store_sums() holds at most 8 vectors");
 
 __attribute__((target("avx512f")))
 static void score_avx512t(const rank_model_t *m, const float *X, size_t n, size_t stride, double *out)
@@ -840,20 +853,10 @@ static void score_avx512t(const rank_model_t *m, const float *X, size_t n, size_
                 }
             }
             const double *leaf = p->leaf + p->leaf_off[t];
-            __m512i base = _mm512_set1_epi32((1 << D) - 1);
-            for (int v = 0; v < TNV; v++) {
-                __m512i li = _mm512_sub_epi32(idx[v], base);
-                acclo[v] = _mm512_add_pd(acclo[v], _mm512_i32gather_pd(_mm512_castsi512_si256(li), leaf, 8));
-                acchi[v] = _mm512_add_pd(acchi[v],
-                                         _mm512_i32gather_pd(_mm512_extracti64x4_epi64(li, 1), leaf, 8));
-            }
+            for (int v = 0; v < TNV; v++)
+                add_exit_leaves(idx[v], D, leaf, &acclo[v], &acchi[v]);
         }
-        double acc[TBLOCK];
-        for (int v = 0; v < TNV; v++) {
-            _mm512_storeu_pd(acc + v * 16, acclo[v]);
-            _mm512_storeu_pd(acc + v * 16 + 8, acchi[v]);
-        }
-        memcpy(out + b, acc, bn * sizeof(double));
+        store_sums(acclo, acchi, TNV, bn, out + b);
     }
 }
 
