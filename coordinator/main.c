@@ -17,6 +17,7 @@
 #include "coord_config.h"
 #include "fn_error.h"
 #include "fn_log.h"
+#include "fn_version.h"
 #include "rpc_client.h"
 
 static int write_addr_file(const char *path, int port)
@@ -62,6 +63,11 @@ static void on_signal(uv_signal_t *h, int signum)
 
 int main(int argc, char **argv)
 {
+    /* before the flags and the config file: --version always answers */
+    if (fn_version_requested(argc, argv)) {
+        fn_version_print(stdout, "funnel-coordinator");
+        return 0;
+    }
     coord_config cfg;
     fn_errbuf eb = {{0}};
     int rc = coord_config_from_args(&cfg, argc, argv, &eb);

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "fn_log.h"
+#include "fn_version.h"
 #include "ops.h"
 
 static const char usage[] =
@@ -19,6 +20,8 @@ static const char usage[] =
     "  model          import-xgboost m.json --out MODEL | info MODEL\n"
     "  rank-eval      NDCG@k and MAP of scores against SVMlight/LETOR labels\n"
     "\n"
+    "  --version      print the version, git id and index schema, exit 0\n"
+    "\n"
     "Exit status: 0 ok, 1 failure, 2 usage error.\n";
 
 int main(int argc, char **argv)
@@ -31,6 +34,10 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
         fputs(usage, stdout);
+        return OPS_EXIT_OK;
+    }
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        fn_version_print(stdout, "funnel");
         return OPS_EXIT_OK;
     }
     if (strcmp(cmd, "index") == 0) return ops_cmd_index(argc - 1, argv + 1);

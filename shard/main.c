@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "fn_log.h"
+#include "fn_version.h"
 #include "rpc_client.h"
 #include "shard.h"
 #include "shard_config.h"
@@ -83,6 +84,11 @@ static void on_signal(uv_signal_t *h, int sig)
 
 int main(int argc, char **argv)
 {
+    /* before the flags and the config file: --version always answers */
+    if (fn_version_requested(argc, argv)) {
+        fn_version_print(stdout, "funnel-shard");
+        return 0;
+    }
     shard_config cfg;
     fn_errbuf eb = {{0}};
     int rc = shard_config_from_args(&cfg, argc, argv, &eb);
