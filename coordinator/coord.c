@@ -6,8 +6,14 @@
  * borrows from them (strings, TermExplain messages) plus a per-request arena
  * for the arrays, so one free pass releases everything after the reply is
  * serialized by rpc_call_reply().
+ *
+ * Every replica has a circuit breaker (docs/architecture.md, "The breaker"):
+ * closed = called; open = not called, probed every down-probe interval;
+ * half-open = a probe answered again, one trial search call decides. A shard
+ * whose replicas are all open is reported failed without being called.
  */
 #include "coord.h"
+#include "coord_config.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -25,8 +31,6 @@
 #include "pbbuf.h"
 #include "rpc_client.h"
 #include "rpc_server.h"
-
-#define PROBE_DEADLINE_MS 1000
 
 /* ---- small arena: every response array comes from here, freed at once ---- */
 
@@ -49,27 +53,42 @@ static void ar_free(arena *a)
 
 /* ---- state ---- */
 
+typedef enum { BR_CLOSED, BR_OPEN, BR_HALF_OPEN } br_state;
+static const char *const br_name[] = { "closed", "open", "half-open" };
+
 typedef struct backend {
     const char *addr;            /* borrowed from the topology */
     uint32_t shard, replica;
     grpc_channel *ch;
-    int healthy;                 /* -1 unknown, 0 no, 1 yes */
-    uint64_t last_seen_ms;       /* uv_now of the last health evidence */
+    /* circuit breaker */
+    br_state state;
+    uint64_t since_ms;           /* uv_now when the state was entered */
+    uint64_t down_ms;            /* start of the current outage (left closed) */
+    uint64_t back_ms;            /* when it last came back, if came_back */
+    uint64_t hold_until_ms;      /* open: stays open until then (backoff) */
+    uint32_t flaps;              /* quick re-opens in a row: the backoff exponent */
+    uint32_t consec_fail;        /* counted search failures in a row */
+    int came_back, trial, ok_seen;
+    uint64_t last_ok_ms;         /* last OK probe or call, if ok_seen */
+    uint64_t last_err_ms;        /* when last_err was set, if last_err[0] */
     char last_err[160];
-    int probe_inflight;
-    uint64_t calls, failures;
+    /* probes */
+    int probe_inflight, probed;
+    uint64_t probe_ms;           /* start of the last probe */
+    uint64_t calls, failures, skipped;
     int warned_mismatch;
 } backend;
 
 struct coord {
     uv_loop_t *loop;
-    coord_opts o;
+    coord_opts o;                /* breaker fields with their defaults filled in */
     rpc_server_t *srv;
     rpc_method methods[2];
     backend *backends;           /* all replicas, shard-major */
     uint32_t *first;             /* first[s] = index of shard s's first replica */
     uint32_t *rr;                /* round-robin position per shard */
     uint32_t nbackends;
+    int64_t down_probe_ms;       /* min(down_probe_interval_ms, health_interval_ms) */
     uv_timer_t timer;
     uint64_t start_ms;
     uint64_t requests, errors;
@@ -86,8 +105,10 @@ typedef struct shard_slot {
     struct search *s;
     uint32_t shard;
     uint32_t tries;
+    int trial;                   /* the current attempt is b's half-open trial */
     backend *b;                  /* replica of the current / last attempt */
     grpc_status_code code;
+    uint16_t detail_at;          /* msg + detail_at = the last attempt's details */
     char msg[320];
     Funnel__V1__ShardSearchResponse *resp;
 } shard_slot;
@@ -99,6 +120,7 @@ typedef struct search {
     uint32_t k;
     uint64_t t0_ns;
     gpr_timespec deadline;       /* for shard calls: earlier than the client's */
+    int64_t shard_ms;            /* time the shard calls were given */
     size_t pending;
     Funnel__V1__ShardSearchRequest sreq;
     uint32_t nslots;
@@ -116,35 +138,205 @@ static void reply(coord_t *c, rpc_call_t *call, grpc_status_code code, const cha
     rpc_call_reply(call, code, details, resp);
 }
 
+/* ---- circuit breaker ---- */
+
+/* Failures that say something about the replica. INVALID_ARGUMENT and
+ * RESOURCE_EXHAUSTED say something about the request; they are neutral. */
+static int counts_against(grpc_status_code code)
+{
+    return code == GRPC_STATUS_UNAVAILABLE || code == GRPC_STATUS_DEADLINE_EXCEEDED ||
+           code == GRPC_STATUS_INTERNAL || code == GRPC_STATUS_DATA_LOSS ||
+           code == GRPC_STATUS_UNKNOWN;
+}
+
+/* Worth one more try on another replica: the call never reached a server
+ * (UNAVAILABLE) or that replica's data is bad (INTERNAL, DATA_LOSS). */
+static int retryable(grpc_status_code code)
+{
+    return code == GRPC_STATUS_UNAVAILABLE || code == GRPC_STATUS_INTERNAL ||
+           code == GRPC_STATUS_DATA_LOSS;
+}
+
+/* The request itself was refused; no replica would answer differently. */
+static int refusal(grpc_status_code code)
+{
+    return code == GRPC_STATUS_INVALID_ARGUMENT || code == GRPC_STATUS_RESOURCE_EXHAUSTED;
+}
+
+static void set_err(backend *b, uint64_t now, const char *what, grpc_status_code code,
+                    const char *details)
+{
+    snprintf(b->last_err, sizeof b->last_err, "%s %s%s%s", what, rpc_status_name(code),
+             details && *details ? ": " : "", details ? details : "");
+    b->last_err_ms = now;
+}
+
+/* Hold after the n-th quick re-open in a row: backoff * 2^(n-1), capped. */
+static uint64_t hold_ms(const coord_t *c, uint32_t flaps)
+{
+    uint64_t h = (uint64_t)c->o.breaker_backoff_ms, max = (uint64_t)c->o.breaker_max_backoff_ms;
+    for (uint32_t i = 1; i < flaps && h < max; i++) h *= 2;
+    return h < max ? h : max;
+}
+
+/* Open b. flap: a trial call just failed. Leaving closed within
+ * max-backoff of coming back is a flap too: either way the replica stays
+ * open for a growing hold, so a replica that keeps failing right after it
+ * comes back costs one degraded query per hold, not one per probe. */
+static void br_open(coord_t *c, backend *b, uint64_t now, int flap, const char *why)
+{
+    br_state prev = b->state;
+    if (prev == BR_CLOSED) {
+        b->down_ms = now;
+        flap = flap || (b->came_back && now - b->back_ms < (uint64_t)c->o.breaker_max_backoff_ms);
+        if (!flap) b->flaps = 0;
+    }
+    if (flap) b->flaps++;
+    uint64_t hold = flap ? hold_ms(c, b->flaps) : 0;
+    /* Without probes only time lets a replica be tried again. */
+    if (c->o.health_interval_ms == 0 && hold < (uint64_t)c->o.breaker_backoff_ms)
+        hold = (uint64_t)c->o.breaker_backoff_ms;
+    b->hold_until_ms = now + hold;
+    b->state = BR_OPEN;
+    b->since_ms = now;
+    b->consec_fail = 0;
+    if (hold)
+        FN_WARN("shard %u replica %s marked down%s: %s; not tried again for %.1f s", b->shard,
+                b->addr, prev == BR_CLOSED ? "" : " again", why, (double)hold / 1000.0);
+    else
+        FN_WARN("shard %u replica %s marked down%s: %s", b->shard, b->addr,
+                prev == BR_CLOSED ? "" : " again", why);
+}
+
+static void br_half_open(coord_t *c, backend *b, uint64_t now, const char *why)
+{
+    (void)c;
+    b->state = BR_HALF_OPEN;
+    b->since_ms = now;
+    FN_INFO("shard %u replica %s %s after %.1f s down; trying one search call", b->shard, b->addr,
+            why, (double)(now - b->down_ms) / 1000.0);
+}
+
+static void br_close(coord_t *c, backend *b, uint64_t now)
+{
+    (void)c;
+    b->state = BR_CLOSED;
+    b->since_ms = now;
+    b->came_back = 1;
+    b->back_ms = now;
+    b->consec_fail = 0;
+    FN_INFO("shard %u replica %s back up after %.1f s", b->shard, b->addr,
+            (double)(now - b->down_ms) / 1000.0);
+}
+
+/* The outcome of a search call on b (trial: it was b's half-open trial;
+ * shard_ms: the time the call had). */
+static void br_call_done(coord_t *c, backend *b, int trial, grpc_status_code code,
+                         const char *details, int64_t shard_ms)
+{
+    uint64_t now = uv_now(c->loop);
+    if (trial) b->trial = 0;
+    if (code == GRPC_STATUS_OK) {
+        b->ok_seen = 1;
+        b->last_ok_ms = now;
+        b->consec_fail = 0;
+        if (trial && b->state == BR_HALF_OPEN) br_close(c, b, now);
+        return;
+    }
+    /* A deadline shorter than a probe's says more about the client's
+     * deadline than about the shard: such a miss does not count. */
+    if (!counts_against(code) ||
+        (code == GRPC_STATUS_DEADLINE_EXCEEDED && shard_ms < c->o.probe_deadline_ms))
+        return;
+    b->consec_fail++;
+    set_err(b, now, "search", code, details);
+    char why[224];
+    if (trial && b->state == BR_HALF_OPEN) {
+        snprintf(why, sizeof why, "its trial call failed: %s", b->last_err);
+        br_open(c, b, now, 1, why);
+    } else if (b->state == BR_CLOSED && b->consec_fail >= c->o.breaker_failures) {
+        snprintf(why, sizeof why, "%u failed search call%s in a row, the last: %s", b->consec_fail,
+                 b->consec_fail == 1 ? "" : "s", b->last_err);
+        br_open(c, b, now, 0, why);
+    }
+}
+
+/* The replica for a shard call, or NULL when every replica (but `not`) is
+ * open or half-open with its one trial call in flight. A half-open replica
+ * with its trial slot free goes first (*trial = 1), so that it can prove
+ * itself even while other replicas are fine; then closed ones, round robin. */
+static backend *pick_replica(coord_t *c, uint32_t shard, const backend *not, int *trial)
+{
+    const coord_shard_conf *sc = &c->o.topo->shards[shard];
+    backend *base = &c->backends[c->first[shard]], *closed = NULL;
+    uint32_t n = sc->nreplicas, start = c->rr[shard]++ % n;
+    uint64_t now = uv_now(c->loop);
+    *trial = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        backend *b = &base[(start + i) % n];
+        if (b == not) continue;
+        if (b->state == BR_OPEN && c->o.health_interval_ms == 0 && now >= b->hold_until_ms)
+            br_half_open(c, b, now, "is due for a try (no probes)");
+        if (b->state == BR_HALF_OPEN && !b->trial) {
+            *trial = 1;
+            return b;
+        }
+        if (b->state == BR_CLOSED && !closed) closed = b;
+    }
+    return closed;
+}
+
+/* Why a shard was not called, for its `failures` entry. */
+static void explain_skip(coord_t *c, shard_slot *sl)
+{
+    const coord_shard_conf *sc = &c->o.topo->shards[sl->shard];
+    backend *base = &c->backends[c->first[sl->shard]];
+    uint64_t now = uv_now(c->loop);
+    int trials = 0;
+    for (uint32_t r = 0; r < sc->nreplicas; r++) trials += base[r].state == BR_HALF_OPEN;
+    size_t cap = sizeof sl->msg;
+    int w = snprintf(sl->msg, cap, "not called: every replica is marked down%s (",
+                     trials ? " or busy with its trial call" : "");
+    for (uint32_t r = 0; r < sc->nreplicas; r++) {
+        backend *b = &base[r];
+        b->skipped++;
+        if (w < 0 || (size_t)w >= cap) continue;   /* truncated: a message for people */
+        if (b->state == BR_HALF_OPEN)
+            w += snprintf(sl->msg + w, cap - (size_t)w, "%s%s: answers probes again, its trial call is in flight",
+                          r ? "; " : "", b->addr);
+        else
+            w += snprintf(sl->msg + w, cap - (size_t)w, "%s%s: %s, %" PRIu64 " ms ago", r ? "; " : "",
+                          b->addr, b->last_err[0] ? b->last_err : "down",
+                          now - (b->last_err[0] ? b->last_err_ms : b->since_ms));
+    }
+    if (w >= 0 && (size_t)w < cap) snprintf(sl->msg + w, cap - (size_t)w, ")");
+    sl->detail_at = 0;
+}
+
 /* ---- shard calls ---- */
 
 static void on_shard_done(void *ud, grpc_status_code code, const char *details,
                           ProtobufCMessage *resp);
 
-/* Round robin over the shard's replicas, skipping ones a probe or call saw
- * down (unless all are). */
-static backend *pick_replica(coord_t *c, uint32_t shard)
-{
-    const coord_shard_conf *sc = &c->o.topo->shards[shard];
-    backend *base = &c->backends[c->first[shard]];
-    uint32_t start = c->rr[shard]++ % sc->nreplicas;
-    for (uint32_t i = 0; i < sc->nreplicas; i++) {
-        backend *b = &base[(start + i) % sc->nreplicas];
-        if (b->healthy != 0) return b;
-    }
-    return &base[start];
-}
-
-static int start_shard_call(shard_slot *sl)
+/* Call b for sl. Returns 0, or nonzero (nothing started; trial released). */
+static int start_shard_call(shard_slot *sl, backend *b, int trial)
 {
     search *s = sl->s;
     coord_t *c = s->c;
+    sl->b = b;
+    sl->trial = trial;
+    if (trial) b->trial = 1;
     sl->tries++;
-    sl->b->calls++;
-    int rc = rpc_async_unary(c->srv, sl->b->ch, RPC_METHOD_SHARD_SEARCH,
+    b->calls++;
+    int rc = rpc_async_unary(c->srv, b->ch, RPC_METHOD_SHARD_SEARCH,
                              &s->sreq.base, &funnel__v1__shard_search_response__descriptor,
                              s->deadline, on_shard_done, sl);
-    if (rc == 0) c->inflight_out++;
+    if (rc == 0) {
+        c->inflight_out++;
+    } else {
+        if (trial) b->trial = 0;
+        sl->trial = 0;
+    }
     return rc;
 }
 
@@ -156,6 +348,17 @@ static void slot_done(shard_slot *sl)
     if (--s->pending == 0) finish_search(s);
 }
 
+/* Append "ADDR: details" (after "; then " for a retry) to sl->msg. */
+static void note_attempt(shard_slot *sl, const char *addr, const char *details)
+{
+    size_t used = strlen(sl->msg);
+    int w = snprintf(sl->msg + used, sizeof sl->msg - used, "%s%s: ", used ? "; then " : "", addr);
+    if (w < 0 || (size_t)w >= sizeof sl->msg - used) return;   /* truncated: a message for people */
+    used += (size_t)w;
+    sl->detail_at = (uint16_t)used;
+    snprintf(sl->msg + used, sizeof sl->msg - used, "%s", details);
+}
+
 static void on_shard_done(void *ud, grpc_status_code code, const char *details,
                           ProtobufCMessage *resp)
 {
@@ -163,12 +366,13 @@ static void on_shard_done(void *ud, grpc_status_code code, const char *details,
     search *s = sl->s;
     coord_t *c = s->c;
     backend *b = sl->b;
+    int trial = sl->trial;
+    sl->trial = 0;
     c->inflight_out--;
     sl->code = code;
+    br_call_done(c, b, trial, code, details, s->shard_ms);
     if (code == GRPC_STATUS_OK) {
         sl->resp = (Funnel__V1__ShardSearchResponse *)resp;
-        b->healthy = 1;
-        b->last_seen_ms = uv_now(c->loop);
         if (sl->resp->shards && (sl->resp->shards != c->o.topo->nshards ||
                                  sl->resp->shard != sl->shard) && !b->warned_mismatch) {
             b->warned_mismatch = 1;
@@ -179,25 +383,18 @@ static void on_shard_done(void *ud, grpc_status_code code, const char *details,
         return;
     }
     b->failures++;
-    size_t used = strlen(sl->msg);   /* a retry appends to the first attempt's message */
-    int w = snprintf(sl->msg + used, sizeof sl->msg - used, "%s%s: %s", used ? "; then " : "",
-                     b->addr, details && *details ? details : rpc_status_name(code));
-    (void)w;   /* truncation is fine: it is a message for people */
-    if (code == GRPC_STATUS_UNAVAILABLE) {
-        b->healthy = 0;
-        snprintf(b->last_err, sizeof b->last_err, "UNAVAILABLE: %s", details ? details : "");
-    }
+    note_attempt(sl, b->addr, details && *details ? details : rpc_status_name(code));
     FN_DEBUG("shard %u replica %s: %s %s", sl->shard, b->addr, rpc_status_name(code),
              details ? details : "");
-    /* One retry on another replica, only for UNAVAILABLE (the call did not
-     * reach a server, so it is safe) and only while time is left. */
-    const coord_shard_conf *sc = &c->o.topo->shards[sl->shard];
-    if (code == GRPC_STATUS_UNAVAILABLE && sl->tries < 2 && sc->nreplicas > 1 &&
-        !c->stopping && ms_until(s->deadline) >= 1) {
-        backend *base = &c->backends[c->first[sl->shard]];
-        sl->b = &base[(b->replica + 1) % sc->nreplicas];
-        if (start_shard_call(sl) == 0) return;
-        sl->code = GRPC_STATUS_INTERNAL;
+    /* One retry on another replica that is not open, while time is left. */
+    if (retryable(code) && sl->tries < 2 && !c->stopping && ms_until(s->deadline) >= 1) {
+        int t;
+        backend *alt = pick_replica(c, sl->shard, b, &t);
+        if (alt) {
+            if (start_shard_call(sl, alt, t) == 0) return;
+            note_attempt(sl, alt->addr, "could not start the call");
+            sl->code = GRPC_STATUS_INTERNAL;
+        }
     }
     slot_done(sl);
 }
@@ -365,6 +562,23 @@ static void free_search(search *s)
 static void finish_search(search *s)
 {
     coord_t *c = s->c;
+    /* Shards validate requests too. If every shard that answered refused
+     * this one, the request is the problem: say so rather than OK, 0 hits.
+     * (All shards failing for other reasons stays OK + partial.) */
+    const shard_slot *refused = NULL;
+    int answered = 0;
+    for (uint32_t i = 0; i < s->nslots; i++) {
+        const shard_slot *sl = &s->slots[i];
+        if (sl->code == GRPC_STATUS_OK && sl->resp) answered = 1;
+        else if (refusal(sl->code) && !refused) refused = sl;
+    }
+    if (!answered && refused) {
+        reply(c, s->call, refused->code, refused->msg + refused->detail_at, NULL);
+        free_search(s);
+        c->inflight_req--;
+        maybe_finish_stop(c);
+        return;
+    }
     arena a = { NULL, 0 };
     Funnel__V1__SearchResponse resp;
     Funnel__V1__Coverage cov;
@@ -435,13 +649,15 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     int64_t shard_us = left_us - reserve_us;
     s->deadline = gpr_time_add(now, gpr_time_from_micros(shard_us > 0 ? shard_us : 0, GPR_TIMESPAN));
 
+    s->shard_ms = shard_us / 1000;
+
     c->inflight_req++;
     s->pending = n + 1;   /* +1: no finish while still fanning out */
     for (uint32_t i = 0; i < n; i++) {
         shard_slot *sl = &s->slots[i];
         sl->s = s;
         sl->shard = i;
-        sl->b = pick_replica(c, i);
+        sl->b = &c->backends[c->first[i]];   /* named in failures if none is called */
         if (shard_us <= 0) {
             sl->code = GRPC_STATUS_DEADLINE_EXCEEDED;
             snprintf(sl->msg, sizeof sl->msg,
@@ -449,9 +665,17 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
             s->pending--;
             continue;
         }
-        if (start_shard_call(sl) != 0) {
+        int trial;
+        backend *b = pick_replica(c, i, NULL, &trial);
+        if (!b) {   /* fail fast: waiting for a replica known to be down helps no one */
+            sl->code = GRPC_STATUS_UNAVAILABLE;
+            explain_skip(c, sl);
+            s->pending--;
+            continue;
+        }
+        if (start_shard_call(sl, b, trial) != 0) {
             sl->code = GRPC_STATUS_INTERNAL;
-            snprintf(sl->msg, sizeof sl->msg, "could not start the call");
+            note_attempt(sl, b->addr, "could not start the call");
             s->pending--;
         }
     }
@@ -472,7 +696,7 @@ static void handle_status(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     r.shards = c->o.topo->nshards;
     Funnel__V1__ProcessStatus *ps = calloc(c->nbackends, sizeof *ps);
     Funnel__V1__ProcessStatus **pp = calloc(c->nbackends, sizeof *pp);
-    char (*detail)[256] = calloc(c->nbackends, sizeof *detail);
+    char (*detail)[512] = calloc(c->nbackends, sizeof *detail);
     if (!ps || !pp || !detail) {
         reply(c, call, GRPC_STATUS_RESOURCE_EXHAUSTED, "coordinator out of memory", NULL);
         goto out;
@@ -483,16 +707,30 @@ static void handle_status(rpc_call_t *call, const ProtobufCMessage *msg, void *u
         funnel__v1__process_status__init(&ps[i]);
         ps[i].role = (char *)"shard";
         ps[i].address = (char *)b->addr;
-        ps[i].healthy = b->healthy == 1;
-        if (b->healthy < 0)
-            snprintf(detail[i], sizeof detail[i], "shard %u replica %u: not checked yet; calls %" PRIu64 " failed %" PRIu64,
-                     b->shard, b->replica, b->calls, b->failures);
-        else
-            snprintf(detail[i], sizeof detail[i], "shard %u replica %u: %s %" PRIu64 " ms ago%s%s; calls %" PRIu64 " failed %" PRIu64,
-                     b->shard, b->replica, b->healthy ? "healthy" : "unhealthy",
-                     now - b->last_seen_ms, b->healthy ? "" : ": ",
-                     b->healthy ? "" : b->last_err, b->calls, b->failures);
-        ps[i].detail = detail[i];
+        ps[i].healthy = b->state == BR_CLOSED && b->ok_seen;
+        char *d = detail[i];
+        size_t cap = sizeof detail[i];
+        int w = snprintf(d, cap, "shard %u replica %u: %s for %.1f s", b->shard, b->replica,
+                         br_name[b->state], (double)(now - b->since_ms) / 1000.0);
+        /* every snprintf below appends within cap (w stays < cap) */
+#define APPEND(...) do { if (w >= 0 && (size_t)w < cap) w += snprintf(d + w, cap - (size_t)w, __VA_ARGS__); } while (0)
+        if (b->state == BR_CLOSED && !b->ok_seen) {
+            APPEND(b->last_err[0] ? ", no OK answer yet" : ", not checked yet");
+        } else if (b->state == BR_CLOSED) {
+            APPEND(" (healthy), last OK %" PRIu64 " ms ago", now - b->last_ok_ms);
+        } else if (b->state == BR_OPEN) {
+            APPEND(" (down, not called): %s (%" PRIu64 " ms ago)", b->last_err, now - b->last_err_ms);
+            if (b->hold_until_ms > now)
+                APPEND("; held %.1f s more after %u quick failure%s", (double)(b->hold_until_ms - now) / 1000.0,
+                       b->flaps, b->flaps == 1 ? "" : "s");
+        } else {
+            APPEND(" (answers probes again; %s)", b->trial ? "trial call in flight" : "next search call is its trial");
+        }
+        if (b->state != BR_OPEN && b->last_err[0])
+            APPEND("; last error %" PRIu64 " ms ago: %s", now - b->last_err_ms, b->last_err);
+        APPEND("; calls %" PRIu64 " failed %" PRIu64 " skipped %" PRIu64, b->calls, b->failures, b->skipped);
+#undef APPEND
+        ps[i].detail = d;
         pp[i] = &ps[i];
     }
     r.n_backends = c->nbackends;
@@ -509,6 +747,14 @@ out:
 
 typedef struct probe_ctx { backend *b; coord_t *c; } probe_ctx;
 
+static const char *serving_name(int st)
+{
+    static const char *const names[] = { "UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN" };
+    return st >= 0 && st < 4 ? names[st] : "status?";
+}
+
+/* A probe failure opens a replica; a success lets an open one (past its
+ * hold) be tried again. Probes run for replicas in every state. */
 static void on_probe_done(void *ud, grpc_status_code code, const char *details,
                           ProtobufCMessage *resp)
 {
@@ -518,39 +764,55 @@ static void on_probe_done(void *ud, grpc_status_code code, const char *details,
     free(p);
     c->inflight_out--;
     b->probe_inflight = 0;
-    b->last_seen_ms = uv_now(c->loop);
+    uint64_t now = uv_now(c->loop);
+    int ok = 0;
     if (code == GRPC_STATUS_OK) {
         Grpc__Health__V1__HealthCheckResponse *hr = (Grpc__Health__V1__HealthCheckResponse *)resp;
-        int ok = hr->status == GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
-        b->healthy = ok;
-        if (!ok) snprintf(b->last_err, sizeof b->last_err, "health status %d", (int)hr->status);
+        ok = hr->status == GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+        if (!ok) {
+            snprintf(b->last_err, sizeof b->last_err, "probe %s", serving_name((int)hr->status));
+            b->last_err_ms = now;
+        }
         protobuf_c_message_free_unpacked(resp, NULL);
     } else {
-        b->healthy = 0;
-        snprintf(b->last_err, sizeof b->last_err, "%s: %s", rpc_status_name(code),
-                 details ? details : "");
+        set_err(b, now, "probe", code, details);
+    }
+    if (ok) {
+        b->ok_seen = 1;
+        b->last_ok_ms = now;
+        if (b->state == BR_OPEN && now >= b->hold_until_ms)
+            br_half_open(c, b, now, "answers its probe again");
+    } else if (b->state != BR_OPEN) {
+        br_open(c, b, now, 0, b->last_err);
     }
     maybe_finish_stop(c);
 }
 
+/* Ticks every down-probe interval: replicas that are open or half-open are
+ * probed at each tick (if their last probe has ended: one to a stopped
+ * process only ends at its deadline), closed ones every health interval. */
 static void on_timer(uv_timer_t *t)
 {
     coord_t *c = t->data;
     if (c->stopping) return;
     static const Grpc__Health__V1__HealthCheckRequest req_init = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
     Grpc__Health__V1__HealthCheckRequest req = req_init;
-    int64_t ms = c->o.health_interval_ms < PROBE_DEADLINE_MS ? c->o.health_interval_ms : PROBE_DEADLINE_MS;
+    uint64_t now = uv_now(c->loop);
     for (uint32_t i = 0; i < c->nbackends; i++) {
         backend *b = &c->backends[i];
         if (b->probe_inflight) continue;
+        int64_t every = b->state == BR_CLOSED ? c->o.health_interval_ms : c->down_probe_ms;
+        if (b->probed && now - b->probe_ms < (uint64_t)every) continue;
         probe_ctx *p = malloc(sizeof *p);
         if (!p) return;
         p->b = b;
         p->c = c;
         if (rpc_async_unary(c->srv, b->ch, RPC_METHOD_HEALTH_CHECK, &req.base,
                             &grpc__health__v1__health_check_response__descriptor,
-                            deadline_after_ms(ms), on_probe_done, p) == 0) {
+                            deadline_after_ms(c->o.probe_deadline_ms), on_probe_done, p) == 0) {
             b->probe_inflight = 1;
+            b->probed = 1;
+            b->probe_ms = now;
             c->inflight_out++;
         } else {
             free(p);
@@ -621,6 +883,16 @@ int coord_start(uv_loop_t *loop, const coord_opts *o, coord_t **out, fn_errbuf *
     c->loop = loop;
     c->o = *o;
     c->start_ms = uv_now(loop);
+    coord_opts *co = &c->o;
+    if (co->probe_deadline_ms <= 0) co->probe_deadline_ms = COORD_DEFAULT_PROBE_DEADLINE_MS;
+    if (co->down_probe_interval_ms <= 0) co->down_probe_interval_ms = COORD_DEFAULT_DOWN_PROBE_MS;
+    if (co->breaker_failures == 0) co->breaker_failures = COORD_DEFAULT_BREAKER_FAILURES;
+    if (co->breaker_backoff_ms <= 0) co->breaker_backoff_ms = COORD_DEFAULT_BREAKER_BACKOFF_MS;
+    if (co->breaker_max_backoff_ms <= 0) co->breaker_max_backoff_ms = COORD_DEFAULT_BREAKER_MAX_BACKOFF_MS;
+    if (co->breaker_max_backoff_ms < co->breaker_backoff_ms) co->breaker_max_backoff_ms = co->breaker_backoff_ms;
+    c->down_probe_ms = co->down_probe_interval_ms;
+    if (co->health_interval_ms > 0 && co->health_interval_ms < c->down_probe_ms)
+        c->down_probe_ms = co->health_interval_ms;
     for (uint32_t s = 0; s < t->nshards; s++) c->nbackends += t->shards[s].nreplicas;
     c->backends = calloc(c->nbackends, sizeof *c->backends);
     c->first = calloc(t->nshards, sizeof *c->first);
@@ -637,7 +909,8 @@ int coord_start(uv_loop_t *loop, const coord_opts *o, coord_t **out, fn_errbuf *
             b->addr = t->shards[s].replicas[r];
             b->shard = s;
             b->replica = r;
-            b->healthy = -1;
+            b->state = BR_CLOSED;   /* innocent until a probe or calls say otherwise */
+            b->since_ms = c->start_ms;
             b->ch = rpc_channel_create(b->addr);
             if (!b->ch) {
                 rc = fn_seterr(eb, FN_EINVAL, "cannot create a channel to %s", b->addr);
@@ -660,7 +933,7 @@ int coord_start(uv_loop_t *loop, const coord_opts *o, coord_t **out, fn_errbuf *
     }
     c->timer.data = c;
     if (o->health_interval_ms > 0)
-        uv_timer_start(&c->timer, on_timer, 0, (uint64_t)o->health_interval_ms);
+        uv_timer_start(&c->timer, on_timer, 0, (uint64_t)c->down_probe_ms);
     rpc_server_set_serving(c->srv, 1);
     *out = c;
     return 0;

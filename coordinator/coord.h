@@ -24,6 +24,12 @@ typedef struct coord_opts {
     int64_t budget_ms;              /* reserved for our own work, at least */
     coord_limits limits;
     int64_t health_interval_ms;     /* shard health probes; 0 = none */
+    /* Circuit breaker per replica; 0 = the COORD_DEFAULT_* in coord_config.h. */
+    int64_t probe_deadline_ms;      /* a probe fails after this */
+    int64_t down_probe_interval_ms; /* probe period of replicas marked down */
+    uint32_t breaker_failures;      /* failed search calls in a row that open it */
+    int64_t breaker_backoff_ms;     /* hold after a failed trial, doubling ... */
+    int64_t breaker_max_backoff_ms; /* ... up to this */
 } coord_opts;
 
 /** Start serving on loop. Returns 0 and *out, or FN_EINVAL / -ENOMEM with a

@@ -18,6 +18,11 @@ void coord_config_defaults(coord_config *c)
     c->max_window = COORD_DEFAULT_MAX_WINDOW;
     c->max_query_bytes = COORD_DEFAULT_MAX_QUERY_BYTES;
     c->health_interval_ms = COORD_DEFAULT_HEALTH_INTERVAL_MS;
+    c->probe_deadline_ms = COORD_DEFAULT_PROBE_DEADLINE_MS;
+    c->down_probe_interval_ms = COORD_DEFAULT_DOWN_PROBE_MS;
+    c->breaker_failures = COORD_DEFAULT_BREAKER_FAILURES;
+    c->breaker_backoff_ms = COORD_DEFAULT_BREAKER_BACKOFF_MS;
+    c->breaker_max_backoff_ms = COORD_DEFAULT_BREAKER_MAX_BACKOFF_MS;
     c->log_level = FN_LOG_INFO;
 }
 
@@ -40,6 +45,11 @@ static const struct num_key {
     { "max-window", offsetof(coord_config, max_window), 1, 1000000 },
     { "max-query-bytes", offsetof(coord_config, max_query_bytes), 1, 1 << 20 },
     { "health-interval-ms", offsetof(coord_config, health_interval_ms), 0, 3600000 },
+    { "probe-deadline-ms", offsetof(coord_config, probe_deadline_ms), 1, 60000 },
+    { "down-probe-interval-ms", offsetof(coord_config, down_probe_interval_ms), 1, 3600000 },
+    { "breaker-failures", offsetof(coord_config, breaker_failures), 1, 1000 },
+    { "breaker-backoff-ms", offsetof(coord_config, breaker_backoff_ms), 1, 3600000 },
+    { "breaker-max-backoff-ms", offsetof(coord_config, breaker_max_backoff_ms), 1, 3600000 },
 };
 
 int coord_config_set(coord_config *c, const char *key, const char *v, fn_errbuf *eb)
@@ -101,6 +111,9 @@ int coord_config_from_args(coord_config *c, int argc, char **argv, fn_errbuf *eb
     }
     if (rc) return rc;
     if (!c->topology[0]) return fn_seterr(eb, FN_EINVAL, "--topology FILE is required");
+    if (c->breaker_max_backoff_ms < c->breaker_backoff_ms)
+        return fn_seterr(eb, FN_EINVAL, "breaker-max-backoff-ms: %" PRId64 " is less than breaker-backoff-ms %" PRId64,
+                         c->breaker_max_backoff_ms, c->breaker_backoff_ms);
     return 0;
 }
 
@@ -120,6 +133,14 @@ const char *coord_config_usage(void)
 "  --max-window N           largest (page+1)*k a request may ask for (default 10000)\n"
 "  --max-query-bytes N      longest query in bytes (default 4096)\n"
 "  --health-interval-ms N   probe every shard replica this often; 0 = never (default 1000)\n"
+"  --probe-deadline-ms N    a probe not answered within N ms fails (default 500); a search\n"
+"                           call's DEADLINE_EXCEEDED counts against a replica only if it had N ms\n"
+"  --down-probe-interval-ms N  probe replicas marked down this often (default 250, at most\n"
+"                           the health interval), so a recovered shard rejoins quickly\n"
+"  --breaker-failures N     failed search calls in a row that mark a replica down (default 3)\n"
+"  --breaker-backoff-ms N   a replica that fails again soon after coming back stays down at\n"
+"                           least N ms, doubled at each such failure (default 1000)\n"
+"  --breaker-max-backoff-ms N  the longest such hold, ms (default 30000)\n"
 "  --log-level LEVEL        debug|info|warn|error (default info)\n"
 "  --config FILE            key = value file with the same keys (without --); flags override it\n"
 "  --help                   this text\n"

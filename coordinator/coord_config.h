@@ -13,6 +13,12 @@
 #define COORD_DEFAULT_MAX_WINDOW         10000
 #define COORD_DEFAULT_MAX_QUERY_BYTES    4096
 #define COORD_DEFAULT_HEALTH_INTERVAL_MS 1000
+/* Circuit breaker (coord.c, docs/architecture.md "The breaker"). */
+#define COORD_DEFAULT_PROBE_DEADLINE_MS  500
+#define COORD_DEFAULT_DOWN_PROBE_MS      250
+#define COORD_DEFAULT_BREAKER_FAILURES   3
+#define COORD_DEFAULT_BREAKER_BACKOFF_MS 1000
+#define COORD_DEFAULT_BREAKER_MAX_BACKOFF_MS 30000
 
 typedef struct coord_config {
     char topology[4096];          /* --topology FILE (required) */
@@ -24,6 +30,11 @@ typedef struct coord_config {
     int64_t max_window;           /* --max-window, 1..1000000 */
     int64_t max_query_bytes;      /* --max-query-bytes, 1..1048576 */
     int64_t health_interval_ms;   /* --health-interval-ms, 0..3600000 (0 = never) */
+    int64_t probe_deadline_ms;    /* --probe-deadline-ms, 1..60000 */
+    int64_t down_probe_interval_ms; /* --down-probe-interval-ms, 1..3600000 */
+    int64_t breaker_failures;     /* --breaker-failures, 1..1000 */
+    int64_t breaker_backoff_ms;   /* --breaker-backoff-ms, 1..3600000 */
+    int64_t breaker_max_backoff_ms; /* --breaker-max-backoff-ms, 1..3600000, >= backoff */
     int log_level;                /* enum fn_log_level */
     int help;                     /* --help was given */
 } coord_config;
@@ -42,7 +53,7 @@ int coord_config_load_file(coord_config *c, const char *path, fn_errbuf *eb);
 /** Defaults, then --config FILE if given, then the other flags ("--key value"
  *  or "--key=value"). Returns 0 (check c->help) or FN_EINVAL / FN_EPARSE /
  *  -errno with the message in eb. Checks that a topology is set unless
- *  --help was given. */
+ *  --help was given, and that breaker-max-backoff-ms >= breaker-backoff-ms. */
 int coord_config_from_args(coord_config *c, int argc, char **argv, fn_errbuf *eb);
 
 /** The usage text (static). */

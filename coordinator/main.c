@@ -103,6 +103,9 @@ int main(int argc, char **argv)
         .budget_ms = budget,
         .limits = { .max_window = (uint32_t)cfg.max_window, .max_query_bytes = (size_t)cfg.max_query_bytes },
         .health_interval_ms = cfg.health_interval_ms,
+        .probe_deadline_ms = cfg.probe_deadline_ms, .down_probe_interval_ms = cfg.down_probe_interval_ms,
+        .breaker_failures = (uint32_t)cfg.breaker_failures, .breaker_backoff_ms = cfg.breaker_backoff_ms,
+        .breaker_max_backoff_ms = cfg.breaker_max_backoff_ms,
     };
     if (coord_start(&loop, &co, &a.coord, &eb) != 0) {
         FN_ERROR("cannot start: %s", eb.msg);

@@ -55,6 +55,7 @@ def shard_handler(shard):
         return r
     return search
 
+serving = [1] * NSHARDS   # what each fake's Health/Check answers (1 SERVING, 2 NOT_SERVING)
 servers, ports = [], []
 for s in range(NSHARDS):
     srv = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
@@ -64,7 +65,7 @@ for s in range(NSHARDS):
             response_serializer=ShardResp.SerializeToString)})
     hh = grpc.method_handlers_generic_handler("grpc.health.v1.Health", {
         "Check": grpc.unary_unary_rpc_method_handler(
-            lambda r, c: HResp(status=1), request_deserializer=HReq.FromString,
+            lambda r, c, s=s: HResp(status=serving[s]), request_deserializer=HReq.FromString,
             response_serializer=HResp.SerializeToString)})
     srv.add_generic_rpc_handlers((h, hh))
     ports.append(srv.add_insecure_port("127.0.0.1:0"))
@@ -79,7 +80,9 @@ with open(topo, "w") as f:
 addr_file = os.path.join(tmp, "addr")
 vg_log = os.path.join(tmp, "vg.log")
 cmd = [exe, "--topology", topo, "--addr-file", addr_file, "--budget-ms", "50",
-       "--health-interval-ms", "100", "--log-level", "info"]
+       "--health-interval-ms", "100", "--log-level", "info", "--probe-deadline-ms", "500",
+       "--down-probe-interval-ms", "50", "--breaker-failures", "3", "--breaker-backoff-ms", "1000",
+       "--breaker-max-backoff-ms", "30000"]
 if use_vg:
     supp = "/work/shared/examples/grpc-c-core/scripts/grpc-absl.supp"
     cmd = ["valgrind", "--leak-check=full", "--show-leak-kinds=definite,indirect,possible",
@@ -131,6 +134,39 @@ with grpc.insecure_channel(addr) as ch:
           and all(b.healthy for b in st.backends),
           f"status: requests={st.requests} errors={st.errors} backends="
           + "; ".join(f"{b.address} {b.healthy} {b.detail}" for b in st.backends))
+
+    # the breaker: a NOT_SERVING shard is marked down and skipped at once, then comes back
+    def detail(i):
+        return status(StatusReq(), timeout=5).backends[i].detail
+    def wait_detail(i, want, secs):
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < secs:
+            d = detail(i)
+            if want in d:
+                return d
+            time.sleep(0.02)
+        return detail(i)
+    serving[1] = 2
+    d = wait_detail(1, ": open for", 10)
+    check(": open for" in d and "probe NOT_SERVING" in d, f"NOT_SERVING shard marked down: {d}")
+    t0 = time.monotonic()
+    r = search(SearchRequest(query="hello", k=5), timeout=5)
+    dt = time.monotonic() - t0
+    check(r.partial and r.coverage.shards_answered == 1 and [f.shard for f in r.failures] == [1]
+          and r.failures[0].status == "UNAVAILABLE" and r.failures[0].message.startswith("not called: ")
+          and dt < 0.5, f"down shard skipped in {dt*1000:.0f} ms: "
+          + "; ".join(f"{f.shard} {f.status} {f.message}" for f in r.failures))
+    serving[1] = 1
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 10:
+        r = search(SearchRequest(query="hello", k=5), timeout=5)
+        if not r.partial:
+            break
+        time.sleep(0.02)
+    check(not r.partial and r.coverage.shards_answered == 2,
+          f"back after {1000 * (time.monotonic() - t0):.0f} ms: partial={r.partial}")
+    d = wait_detail(1, ": closed for", 5)
+    check(": closed for" in d, f"closed again: {d}")
 
 time.sleep(1.2)   # let the stalled python handlers finish
 proc.send_signal(signal.SIGTERM)

@@ -1,7 +1,10 @@
 /* test_coord.c - the coordinator in-process against fake shard servers on
  * the same libuv loop (real gRPC over loopback): exact merge across shards,
  * partial coverage when a shard fails, stalls past the deadline or is down,
- * replica failover, INVALID_ARGUMENT, Admin/Status and Health. */
+ * replica failover, INVALID_ARGUMENT, Admin/Status and Health, and the
+ * per-replica circuit breaker (open replicas are not called, probes bring
+ * them back, INTERNAL is retried elsewhere, flapping replicas are held off,
+ * shard refusals reach the client). */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,9 +17,9 @@
 #include "rpc_server.h"
 
 #define NDOCS 40
-#define MAXF 4
+#define MAXF 6
 
-enum fake_mode { FAKE_OK, FAKE_FAIL, FAKE_STALL };
+enum fake_mode { FAKE_OK, FAKE_FAIL, FAKE_STALL, FAKE_INVALID, FAKE_EXHAUSTED };
 
 /* The test corpus: doc d lives on shard d % nshards; few distinct scores so
  * ties (broken by key) are common. */
@@ -37,6 +40,9 @@ typedef struct harness {
     uv_loop_t loop;
     uv_thread_t thread;
     uv_async_t stop;
+    uv_async_t poke;             /* applies poke_* to a fake on the loop thread */
+    uv_sem_t poked;
+    int poke_fake, poke_mode, poke_serving;
     fake fakes[MAXF];
     int nfakes, fakes_left;
     coord_topology topo;
@@ -109,6 +115,10 @@ static void fake_search(rpc_call_t *call, const ProtobufCMessage *msg, void *ud)
     f->calls++;
     if (f->mode == FAKE_FAIL) {
         rpc_call_reply(call, GRPC_STATUS_INTERNAL, "fake shard broke", NULL);
+    } else if (f->mode == FAKE_INVALID) {
+        rpc_call_reply(call, GRPC_STATUS_INVALID_ARGUMENT, "query: 300 terms, more than the limit of 256", NULL);
+    } else if (f->mode == FAKE_EXHAUSTED) {
+        rpc_call_reply(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "reply: over the 64 MiB cap", NULL);
     } else if (f->mode == FAKE_STALL) {
         stall *s = calloc(1, sizeof *s);
         s->call = call;
@@ -137,7 +147,27 @@ static void on_coord_stopped(void *ud)
 static void on_stop(uv_async_t *a)
 {
     (void)a;
+    uv_close((uv_handle_t *)&H.poke, NULL);
     coord_stop(H.coord, on_coord_stopped, NULL);
+}
+
+static void on_poke(uv_async_t *a)
+{
+    (void)a;
+    fake *f = &H.fakes[H.poke_fake];
+    f->mode = H.poke_mode;
+    rpc_server_set_serving(f->srv, H.poke_serving);
+    uv_sem_post(&H.poked);
+}
+
+/* Change fake i's search mode and Health answer (on the loop thread). */
+static void set_fake(int i, int mode, int serving)
+{
+    H.poke_fake = i;
+    H.poke_mode = mode;
+    H.poke_serving = serving;
+    uv_async_send(&H.poke);
+    uv_sem_wait(&H.poked);
 }
 
 static void loop_main(void *arg)
@@ -146,32 +176,45 @@ static void loop_main(void *arg)
     uv_run(&H.loop, UV_RUN_DEFAULT);
 }
 
-/* Start nfakes fake shards with the given modes and a coordinator whose
- * topology is built by topo_fmt: "%d"/"%s" patterns are filled by build(). */
-static void start(int nfakes, const int *modes, const char *topo_text_extra, int64_t budget_ms)
+/* A fake shard server: which shard it serves, how it answers searches, and
+ * whether its Health/Check says SERVING. */
+typedef struct fake_spec { int shard, mode, serving; } fake_spec;
+
+/* Start the fakes and a coordinator over them: shard s's replicas are the
+ * fakes with shard s, in order; topo_text_extra goes in front of shard 0's
+ * (e.g. a dead address), or is the whole topology when there are no fakes.
+ * bo: breaker settings (NULL = the coordinator's defaults). */
+static void start_ex(const fake_spec *sp, int nfakes, uint32_t nshards, const char *topo_text_extra,
+                     int64_t budget_ms, const coord_opts *bo)
 {
     memset(&H, 0, sizeof H);
     rpc_init();
     cr_assert_eq(uv_loop_init(&H.loop), 0);
     H.nfakes = nfakes;
     static rpc_method fm[MAXF];
-    char topo[1024] = "# test topology\n";
     for (int i = 0; i < nfakes; i++) {
         fake *f = &H.fakes[i];
-        f->mode = modes[i];
-        f->shard = (uint32_t)i;
-        f->nshards = (uint32_t)nfakes;
+        f->mode = sp[i].mode;
+        f->shard = (uint32_t)sp[i].shard;
+        f->nshards = nshards;
         f->stall_ms = 1500;
         fm[i] = (rpc_method){ RPC_METHOD_SHARD_SEARCH, &funnel__v1__shard_search_request__descriptor,
                               fake_search, f };
         rpc_server_opts so = { "127.0.0.1:0", &fm[i], 1, 0 };
         fn_errbuf eb = {{0}};
         cr_assert_eq(rpc_server_start(&H.loop, &so, &f->srv, &eb), 0, "%s", eb.msg);
-        char line[128];
-        /* shard 0 gets the extra replicas (e.g. a dead one) in front */
-        snprintf(line, sizeof line, "shard %d %s127.0.0.1:%d\n", i,
-                 i == 0 && topo_text_extra ? topo_text_extra : "", rpc_server_port(f->srv));
+        rpc_server_set_serving(f->srv, sp[i].serving);
+    }
+    char topo[1024] = "# test topology\n";
+    for (uint32_t s = 0; s < nshards && nfakes; s++) {
+        char line[256];
+        int w = snprintf(line, sizeof line, "shard %u%s%s", s, s == 0 && topo_text_extra ? " " : "",
+                         s == 0 && topo_text_extra ? topo_text_extra : "");
+        for (int i = 0; i < nfakes; i++)
+            if ((uint32_t)sp[i].shard == s)
+                w += snprintf(line + w, sizeof line - (size_t)w, " 127.0.0.1:%d", rpc_server_port(H.fakes[i].srv));
         strcat(topo, line);
+        strcat(topo, "\n");
     }
     if (nfakes == 0 && topo_text_extra) strcat(topo, topo_text_extra);
     fn_errbuf eb = {{0}};
@@ -181,12 +224,29 @@ static void start(int nfakes, const int *modes, const char *topo_text_extra, int
         .budget_ms = budget_ms, .limits = { .max_window = 1000, .max_query_bytes = 64 },
         .health_interval_ms = 200,
     };
+    if (bo) {
+        o.probe_deadline_ms = bo->probe_deadline_ms;
+        o.down_probe_interval_ms = bo->down_probe_interval_ms;
+        o.breaker_failures = bo->breaker_failures;
+        o.breaker_backoff_ms = bo->breaker_backoff_ms;
+        o.breaker_max_backoff_ms = bo->breaker_max_backoff_ms;
+    }
     cr_assert_eq(coord_start(&H.loop, &o, &H.coord, &eb), 0, "%s", eb.msg);
     snprintf(H.addr, sizeof H.addr, "127.0.0.1:%d", coord_port(H.coord));
     cr_assert_eq(uv_async_init(&H.loop, &H.stop, on_stop), 0);
+    cr_assert_eq(uv_async_init(&H.loop, &H.poke, on_poke), 0);
+    cr_assert_eq(uv_sem_init(&H.poked, 0), 0);
     cr_assert_eq(uv_thread_create(&H.thread, loop_main, NULL), 0);
     H.client = rpc_client_create(H.addr);
     cr_assert_not_null(H.client);
+}
+
+/* nfakes fakes, fake i serving shard i of nfakes. */
+static void start(int nfakes, const int *modes, const char *topo_text_extra, int64_t budget_ms)
+{
+    fake_spec sp[MAXF] = {{ 0, 0, 0 }};
+    for (int i = 0; i < nfakes; i++) sp[i] = (fake_spec){ i, modes[i], 1 };
+    start_ex(sp, nfakes, (uint32_t)nfakes, topo_text_extra, budget_ms, NULL);
 }
 
 static void stop(void)
@@ -195,6 +255,7 @@ static void stop(void)
     uv_async_send(&H.stop);
     uv_thread_join(&H.thread);
     cr_assert_eq(uv_loop_close(&H.loop), 0, "handles left on the loop");
+    uv_sem_destroy(&H.poked);
     coord_topology_free(&H.topo);
     rpc_shutdown();
 }
@@ -431,5 +492,246 @@ Test(coord, invalid_arguments)
         cr_assert(strstr(st.message, cases[i].field), "case %zu: '%s'", i, st.message);
     }
     cr_assert_eq(H.fakes[0].calls, 0, "invalid requests never reach a shard");
+    stop();
+}
+
+/* ---- the circuit breaker ---- */
+
+static Funnel__V1__StatusResponse *get_status(void)
+{
+    Funnel__V1__StatusRequest sr = FUNNEL__V1__STATUS_REQUEST__INIT;
+    ProtobufCMessage *m = NULL;
+    rpc_status st;
+    cr_assert_eq(rpc_client_call(H.client, RPC_METHOD_ADMIN_STATUS, &sr.base,
+                                 &funnel__v1__status_response__descriptor, 3000, &m, &st),
+                 GRPC_STATUS_OK, "%s", st.message);
+    return (Funnel__V1__StatusResponse *)m;
+}
+
+/* Wait until backend i's Status detail contains want; returns the ms waited. */
+static double wait_detail(size_t i, const char *want, int64_t max_ms)
+{
+    uint64_t t0 = uv_hrtime();
+    char last[512] = "";
+    for (;;) {
+        Funnel__V1__StatusResponse *s = get_status();
+        cr_assert_gt(s->n_backends, i);
+        snprintf(last, sizeof last, "%s", s->backends[i]->detail);
+        protobuf_c_message_free_unpacked(&s->base, NULL);
+        double ms = (double)(uv_hrtime() - t0) / 1e6;
+        if (strstr(last, want)) return ms;
+        cr_assert_lt(ms, (double)max_ms, "backend %zu never showed '%s'; last: %s", i, want, last);
+        uv_sleep(10);
+    }
+}
+
+static void fake_addr(int i, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "127.0.0.1:%d", rpc_server_port(H.fakes[i].srv));
+}
+
+Test(coord, marked_down_replica_is_not_called)
+{
+    fake_spec sp[] = { { 0, FAKE_OK, 1 }, { 1, FAKE_OK, 0 } };   /* shard 1: NOT_SERVING */
+    start_ex(sp, 2, 2, NULL, 20, NULL);
+    wait_detail(1, ": open for", 2000);
+    cr_assert_eq(H.fakes[1].calls, 0);
+    char a[64], want[128];
+    fake_addr(1, a, sizeof a);
+    snprintf(want, sizeof want, "not called: every replica is marked down (%s: probe NOT_SERVING, ", a);
+    for (int i = 0; i < 5; i++) {
+        rpc_status st;
+        uint64_t t0 = uv_hrtime();
+        Funnel__V1__SearchResponse *r = search("hello", 10, 0, 0, 3000, &st);
+        double ms = (double)(uv_hrtime() - t0) / 1e6;
+        cr_assert_not_null(r, "%s", st.message);
+        cr_assert_lt(ms, 500.0, "a skipped shard must not be waited for (%.0f ms)", ms);
+        cr_assert(r->partial);
+        check_hits(r, 2, 1, 0, 10);
+        cr_assert_eq(r->coverage->shards_answered, 1);
+        cr_assert_eq(r->coverage->shards_failed, 1);
+        cr_assert_eq(r->n_failures, 1);
+        cr_assert_eq(r->failures[0]->shard, 1);
+        cr_assert_str_eq(r->failures[0]->status, "UNAVAILABLE");
+        cr_assert_str_eq(r->failures[0]->address, a);
+        cr_assert(strstr(r->failures[0]->message, want) == r->failures[0]->message, "%s",
+                  r->failures[0]->message);
+        protobuf_c_message_free_unpacked(&r->base, NULL);
+    }
+    cr_assert_eq(H.fakes[1].calls, 0, "an open replica is not called");
+    Funnel__V1__StatusResponse *s = get_status();
+    cr_assert_not(s->backends[1]->healthy);
+    cr_assert(strstr(s->backends[1]->detail, "probe NOT_SERVING") &&
+              strstr(s->backends[1]->detail, "skipped 5"), "%s", s->backends[1]->detail);
+    cr_assert(s->backends[0]->healthy, "%s", s->backends[0]->detail);
+    cr_assert(strstr(s->backends[0]->detail, ": closed for"), "%s", s->backends[0]->detail);
+    protobuf_c_message_free_unpacked(&s->base, NULL);
+    stop();
+}
+
+Test(coord, probe_success_brings_replica_back)
+{
+    fake_spec sp[] = { { 0, FAKE_OK, 1 }, { 1, FAKE_OK, 0 } };
+    start_ex(sp, 2, 2, NULL, 20, NULL);
+    wait_detail(1, ": open for", 2000);
+    set_fake(1, FAKE_OK, 1);
+    /* probes of open replicas run every min(250 ms, health interval 200 ms) */
+    uint64_t t0 = uv_hrtime();
+    rpc_status st;
+    Funnel__V1__SearchResponse *r = NULL;
+    for (;;) {
+        r = search("hello", 10, 0, 0, 3000, &st);
+        cr_assert_not_null(r, "%s", st.message);
+        if (!r->partial) break;
+        cr_assert(strstr(r->failures[0]->message, "not called"), "%s", r->failures[0]->message);
+        protobuf_c_message_free_unpacked(&r->base, NULL);
+        cr_assert_lt((double)(uv_hrtime() - t0) / 1e6, 2000.0, "replica not back within 2 s");
+        uv_sleep(5);
+    }
+    double ms = (double)(uv_hrtime() - t0) / 1e6;
+    check_hits(r, 2, -1, 0, 10);
+    cr_assert_eq(r->coverage->shards_answered, 2);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    cr_assert_lt(ms, 1000.0, "back after %.0f ms", ms);
+    cr_assert_eq(H.fakes[1].calls, 1, "the first call after the probe is the trial, and it closes the breaker");
+    wait_detail(1, ": closed for", 1000);
+    /* ... and it gets traffic again */
+    for (int i = 0; i < 3; i++) {
+        r = search("hello", 10, 0, 0, 3000, &st);
+        cr_assert_not_null(r, "%s", st.message);
+        cr_assert_not(r->partial);
+        protobuf_c_message_free_unpacked(&r->base, NULL);
+    }
+    cr_assert_eq(H.fakes[1].calls, 4);
+    stop();
+}
+
+Test(coord, internal_is_retried_on_a_healthy_replica)
+{
+    /* shard 0: a replica whose index is broken (INTERNAL, health still
+     * SERVING) and a good one; shard 1: one good replica */
+    fake_spec sp[] = { { 0, FAKE_FAIL, 1 }, { 0, FAKE_OK, 1 }, { 1, FAKE_OK, 1 } };
+    start_ex(sp, 3, 2, NULL, 20, NULL);
+    rpc_status st;
+    for (int i = 0; i < 8; i++) {
+        Funnel__V1__SearchResponse *r = search("hello", 10, 0, 0, 3000, &st);
+        cr_assert_not_null(r, "%s", st.message);
+        cr_assert_not(r->partial, "query %d: %s", i, r->n_failures ? r->failures[0]->message : "");
+        check_hits(r, 2, -1, 0, 10);
+        protobuf_c_message_free_unpacked(&r->base, NULL);
+    }
+    cr_assert_geq(H.fakes[0].calls, 1, "round robin reached the broken replica");
+    cr_assert_eq(H.fakes[1].calls, 8, "every query got shard 0's answer from the good replica");
+    Funnel__V1__StatusResponse *s = get_status();
+    cr_assert(strstr(s->backends[0]->detail, "search INTERNAL: fake shard broke"), "%s",
+              s->backends[0]->detail);
+    protobuf_c_message_free_unpacked(&s->base, NULL);
+
+    /* DATA_LOSS is retried too; INVALID_ARGUMENT is not (the request is the
+     * problem), and it leaves the breaker alone. */
+    set_fake(0, FAKE_INVALID, 1);
+    set_fake(1, FAKE_INVALID, 1);
+    int before = H.fakes[0].calls + H.fakes[1].calls;
+    Funnel__V1__SearchResponse *r = search("hello", 10, 0, 0, 3000, &st);
+    cr_assert_not_null(r, "%s", st.message);
+    cr_assert(r->partial);
+    cr_assert_eq(r->n_failures, 1);
+    cr_assert_str_eq(r->failures[0]->status, "INVALID_ARGUMENT");
+    cr_assert_eq(H.fakes[0].calls + H.fakes[1].calls, before + 1, "INVALID_ARGUMENT is not retried");
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    stop();
+}
+
+Test(coord, shard_refusals_reach_the_client)
+{
+    fake_spec sp[] = { { 0, FAKE_INVALID, 1 }, { 1, FAKE_INVALID, 1 } };
+    start_ex(sp, 2, 2, NULL, 20, NULL);
+    rpc_status st;
+    /* every shard refuses: the client gets INVALID_ARGUMENT, not OK + 0 hits */
+    for (int i = 0; i < 4; i++) {
+        cr_assert_null(search("hello", 10, 0, 0, 3000, &st));
+        cr_assert_eq(st.code, GRPC_STATUS_INVALID_ARGUMENT, "%s", rpc_status_name(st.code));
+        cr_assert_str_eq(st.message, "query: 300 terms, more than the limit of 256");
+    }
+    cr_assert_eq(H.fakes[0].calls, 4);
+    cr_assert_eq(H.fakes[1].calls, 4);
+    /* refusals do not mark replicas down */
+    Funnel__V1__StatusResponse *s = get_status();
+    for (int i = 0; i < 2; i++)
+        cr_assert(strstr(s->backends[i]->detail, ": closed for"), "%s", s->backends[i]->detail);
+    protobuf_c_message_free_unpacked(&s->base, NULL);
+
+    /* one refuses, the other fails for another reason: still the refusal */
+    set_fake(1, FAKE_FAIL, 1);
+    cr_assert_null(search("hello", 10, 0, 0, 3000, &st));
+    cr_assert_eq(st.code, GRPC_STATUS_INVALID_ARGUMENT);
+    /* RESOURCE_EXHAUSTED likewise */
+    set_fake(0, FAKE_EXHAUSTED, 1);
+    set_fake(1, FAKE_EXHAUSTED, 1);
+    cr_assert_null(search("hello", 10, 0, 0, 3000, &st));
+    cr_assert_eq(st.code, GRPC_STATUS_RESOURCE_EXHAUSTED, "%s", rpc_status_name(st.code));
+    cr_assert_str_eq(st.message, "reply: over the 64 MiB cap");
+    /* one shard answers: OK, partial, the refusal in failures */
+    set_fake(1, FAKE_OK, 1);
+    Funnel__V1__SearchResponse *r = search("hello", 10, 0, 0, 3000, &st);
+    cr_assert_not_null(r, "%s", st.message);
+    cr_assert(r->partial);
+    check_hits(r, 2, 0, 0, 10);
+    cr_assert_str_eq(r->failures[0]->status, "RESOURCE_EXHAUSTED");
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    /* every shard fails for infrastructure reasons: OK, 0 hits (as before) */
+    set_fake(0, FAKE_FAIL, 1);
+    set_fake(1, FAKE_FAIL, 1);
+    r = search("hello", 10, 0, 0, 3000, &st);
+    cr_assert_not_null(r, "%s", st.message);
+    cr_assert(r->partial);
+    cr_assert_eq(r->n_hits, 0);
+    cr_assert_eq(r->n_failures, 2);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    stop();
+}
+
+Test(coord, flapping_replica_is_held_off)
+{
+    /* shard 1 answers probes but stalls every search: each time a probe
+     * lets it back, its trial call fails and it stays down twice as long. */
+    fake_spec sp[] = { { 0, FAKE_OK, 1 }, { 1, FAKE_STALL, 1 } };
+    coord_opts bo = { .probe_deadline_ms = 100, .down_probe_interval_ms = 50, .breaker_failures = 1,
+                      .breaker_backoff_ms = 400, .breaker_max_backoff_ms = 3200 };
+    start_ex(sp, 2, 2, NULL, 20, &bo);
+    rpc_status st;
+    int slow = 0, fast = 0;
+    double t_slow[16];
+    uint64_t t0 = uv_hrtime();
+    while ((double)(uv_hrtime() - t0) / 1e6 < 3000.0) {
+        uint64_t q0 = uv_hrtime();
+        Funnel__V1__SearchResponse *r = search("hello", 10, 0, 0, 250, &st);
+        double ms = (double)(uv_hrtime() - q0) / 1e6;
+        cr_assert_not_null(r, "%s", st.message);
+        cr_assert(r->partial);
+        cr_assert_eq(r->n_failures, 1);
+        if (ms > 150.0) {   /* waited for the stalled shard (its deadline is 225 ms) */
+            cr_assert_str_eq(r->failures[0]->status, "DEADLINE_EXCEEDED");
+            if (slow < 16) t_slow[slow] = (double)(q0 - t0) / 1e6;
+            slow++;
+        } else {
+            cr_assert(strstr(r->failures[0]->message, "not called"), "%.0f ms: %s", ms, r->failures[0]->message);
+            fast++;
+        }
+        protobuf_c_message_free_unpacked(&r->base, NULL);
+        uv_sleep(2);
+    }
+    /* Without the hold it would be tried after every probe (~ every 300 ms).
+     * With it: at about 0, 0.3, 1.0, 2.1 s (holds of 0.4, 0.8, 1.6 s). */
+    char times[256] = "";
+    for (int i = 0; i < slow && i < 16; i++)
+        snprintf(times + strlen(times), sizeof times - strlen(times), " %.0f", t_slow[i]);
+    cr_assert_geq(slow, 2, "slow queries at:%s", times);
+    cr_assert_leq(slow, 5, "slow queries at:%s ms", times);
+    cr_assert_gt(fast, 20);
+    Funnel__V1__StatusResponse *s = get_status();
+    cr_assert(strstr(s->backends[1]->detail, "quick failure"), "%s", s->backends[1]->detail);
+    protobuf_c_message_free_unpacked(&s->base, NULL);
+    cr_log_info("flapping replica: %d slow queries (at%s ms), %d fast", slow, times, fast);
     stop();
 }

@@ -43,6 +43,11 @@ Test(coord_config, defaults)
     cr_assert_eq(c.max_window, 10000);
     cr_assert_eq(c.max_query_bytes, 4096);
     cr_assert_eq(c.health_interval_ms, 1000);
+    cr_assert_eq(c.probe_deadline_ms, 500);
+    cr_assert_eq(c.down_probe_interval_ms, 250);
+    cr_assert_eq(c.breaker_failures, 3);
+    cr_assert_eq(c.breaker_backoff_ms, 1000);
+    cr_assert_eq(c.breaker_max_backoff_ms, 30000);
     cr_assert_eq(c.log_level, FN_LOG_INFO);
     cr_assert_not(c.help);
 }
@@ -65,6 +70,25 @@ Test(coord_config, every_flag)
     cr_assert_eq(c.max_query_bytes, 1 << 20);
     cr_assert_eq(c.health_interval_ms, 0);
     cr_assert_eq(c.log_level, FN_LOG_DEBUG);
+}
+
+Test(coord_config, breaker_flags)
+{
+    coord_config c;
+    char *argv[] = {"funnel-coordinator", "--topology=/t", "--probe-deadline-ms", "300",
+                    "--down-probe-interval-ms=100", "--breaker-failures", "5",
+                    "--breaker_backoff_ms", "200", "--breaker-max-backoff-ms", "200", NULL};
+    fn_errbuf eb = {{0}};
+    cr_assert_eq(coord_config_from_args(&c, 11, argv, &eb), 0, "%s", eb.msg);
+    cr_assert_eq(c.probe_deadline_ms, 300);
+    cr_assert_eq(c.down_probe_interval_ms, 100);
+    cr_assert_eq(c.breaker_failures, 5);
+    cr_assert_eq(c.breaker_backoff_ms, 200);
+    cr_assert_eq(c.breaker_max_backoff_ms, 200);
+
+    char *bad[] = {"funnel-coordinator", "--topology=/t", "--breaker-backoff-ms", "50000", NULL};
+    cr_assert_eq(coord_config_from_args(&c, 4, bad, &eb), FN_EINVAL);
+    cr_assert_str_eq(eb.msg, "breaker-max-backoff-ms: 30000 is less than breaker-backoff-ms 50000");
 }
 
 Test(coord_config, topology_required_unless_help)
@@ -147,6 +171,14 @@ Test(coord_config, bad_values_rejected)
     cr_assert_eq(coord_config_set(&c, "max-query-bytes", "1048577", &eb), FN_EINVAL);
     cr_assert_eq(coord_config_set(&c, "max-query-bytes", "", &eb), FN_EINVAL);
     cr_assert_eq(coord_config_set(&c, "health-interval-ms", "1s", &eb), FN_EINVAL);
+    cr_assert_eq(coord_config_set(&c, "probe-deadline-ms", "0", &eb), FN_EINVAL);
+    cr_assert_eq(coord_config_set(&c, "probe-deadline-ms", "60001", &eb), FN_EINVAL);
+    cr_assert_str_eq(eb.msg, "probe-deadline-ms: '60001' is not a number in 1..60000");
+    cr_assert_eq(coord_config_set(&c, "down-probe-interval-ms", "0", &eb), FN_EINVAL);
+    cr_assert_eq(coord_config_set(&c, "breaker-failures", "0", &eb), FN_EINVAL);
+    cr_assert_eq(coord_config_set(&c, "breaker-failures", "1001", &eb), FN_EINVAL);
+    cr_assert_eq(coord_config_set(&c, "breaker-backoff-ms", "0", &eb), FN_EINVAL);
+    cr_assert_eq(coord_config_set(&c, "breaker-max-backoff-ms", "3600001", &eb), FN_EINVAL);
     cr_assert_eq(coord_config_set(&c, "log-level", "loud", &eb), FN_EINVAL);
     cr_assert_str_eq(eb.msg, "log-level: 'loud' is not debug|info|warn|error");
     cr_assert_eq(coord_config_set(&c, "topology", "", &eb), FN_EINVAL);
@@ -189,6 +221,11 @@ Test(coord_config, example_coordinator_conf)
     cr_assert_eq(c.max_window, d.max_window);
     cr_assert_eq(c.max_query_bytes, d.max_query_bytes);
     cr_assert_eq(c.health_interval_ms, d.health_interval_ms);
+    cr_assert_eq(c.probe_deadline_ms, d.probe_deadline_ms);
+    cr_assert_eq(c.down_probe_interval_ms, d.down_probe_interval_ms);
+    cr_assert_eq(c.breaker_failures, d.breaker_failures);
+    cr_assert_eq(c.breaker_backoff_ms, d.breaker_backoff_ms);
+    cr_assert_eq(c.breaker_max_backoff_ms, d.breaker_max_backoff_ms);
     cr_assert_eq(c.log_level, d.log_level);
 }
 
