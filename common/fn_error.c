@@ -18,6 +18,7 @@ const char *fn_strerror(int code)
     case FN_ELIMIT: return "limit exceeded";
     case FN_EPARSE: return "parse error";
     case FN_ERPC: return "rpc failed";
+    case FN_ECORRUPT: return "data damaged (checksum mismatch)";
     default: break;
     }
     if (code <= MDB_KEYEXIST && code >= MDB_LAST_ERRCODE) return mdb_strerror(code);

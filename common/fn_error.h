@@ -25,7 +25,8 @@
 #define FN_ELIMIT   (FN_EBASE - 6)  /* a configured limit was exceeded */
 #define FN_EPARSE   (FN_EBASE - 7)  /* cannot parse text input (JSON, TSV, config) */
 #define FN_ERPC     (FN_EBASE - 8)  /* an RPC failed; details in the errbuf */
-#define FN_ELAST    (FN_EBASE - 9)
+#define FN_ECORRUPT (FN_EBASE - 9)  /* stored data failed a checksum or changed under us */
+#define FN_ELAST    (FN_EBASE - 10)
 
 /* A caller-owned buffer for a one-line message. */
 typedef struct fn_errbuf {

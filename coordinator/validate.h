@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "fn_error.h"
+#include "fn_query.h"
 #include "funnel.pb-c.h"
 
 #define COORD_DEFAULT_K          10
@@ -14,13 +15,8 @@
 typedef struct coord_limits {
     uint32_t max_window;        /* max (page+1)*k */
     size_t max_query_bytes;
+    uint32_t max_query_words;   /* 0 = FN_QUERY_DEFAULT_MAX_WORDS */
 } coord_limits;
-
-/** 1 if s[0..n) is well-formed UTF-8 (no overlongs, surrogates or > U+10FFFF). */
-int coord_utf8_valid(const char *s, size_t n);
-
-/** 1 if s (valid UTF-8) holds only white space (ASCII or Unicode Z*). */
-int coord_is_blank(const char *s, size_t n);
 
 /** Validate req against lim. On success returns 0 and sets *k_out to the
  *  effective page size (k, or COORD_DEFAULT_K for 0). Otherwise returns

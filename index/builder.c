@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 #include <dirent.h>
@@ -34,6 +35,7 @@
 
 #include "codec.h"
 #include "format.h"
+#include "integrity.h"
 
 #define MAX_ID_BYTES 511                 /* LMDB's key size limit */
 #define DOCS_PER_TXN 10000
@@ -205,7 +207,7 @@ typedef struct shard {
     char dir[4096];
     MDB_env *env;
     MDB_txn *txn;
-    MDB_dbi meta, terms, postings, docs, ids, norms;
+    MDB_dbi meta, terms, postings, docs, ids, norms, source;
     uint32_t ndocs, txn_docs;
     uint32_t *len[IDX_NFIELDS];
     uint64_t *keys;
@@ -266,9 +268,50 @@ static int open_dbs(shard *s, MDB_txn *txn, unsigned flags)
         (rc = mdb_dbi_open(txn, IDX_DB_POSTINGS, flags, &s->postings)) ||
         (rc = mdb_dbi_open(txn, IDX_DB_DOCS, flags, &s->docs)) ||
         (rc = mdb_dbi_open(txn, IDX_DB_IDS, flags, &s->ids)) ||
-        (rc = mdb_dbi_open(txn, IDX_DB_NORMS, flags, &s->norms)))
+        (rc = mdb_dbi_open(txn, IDX_DB_NORMS, flags, &s->norms)) ||
+        (rc = mdb_dbi_open(txn, IDX_DB_SOURCE, flags, &s->source)))
         return mdb_code(rc);
     return 0;
+}
+
+/* A write to path failed with errno e (0 if unknown: EIO); what (may be NULL)
+ * says which step. Returns -e, the real errno. A full disk (ENOSPC) or quota
+ * (EDQUOT) is said plainly, with the space left on the filesystem holding
+ * out_dir:
+ *   IDXDIR/.build/s000-r00001.run: no space left on device (0 MiB free on the
+ *   filesystem holding IDXDIR; the build needs more disk)
+ * LMDB reports a short write (how a full disk often shows) as EIO, so an EIO
+ * with under 1 MiB left is reported as a full disk too, naming the EIO. */
+static int write_failed(builder *b, const char *path, const char *what, int e)
+{
+    if (e <= 0) e = EIO;
+    struct statvfs fs;
+    int known = statvfs(b->o->out_dir, &fs) == 0;
+    unsigned long long avail = known ? (unsigned long long)fs.f_bavail * fs.f_frsize : 0;
+    int full = e == ENOSPC || e == EDQUOT || (e == EIO && known && avail < (1u << 20));
+    if (!full)
+        return fn_seterr(b->eb, -e, "%s: %s%s%s", path, what ? what : "write failed", ": ", strerror(e));
+    char space[64];
+    if (!known) snprintf(space, sizeof space, "free space unknown");
+    else if (avail >= (1u << 20)) snprintf(space, sizeof space, "%llu MiB free", avail >> 20);
+    else snprintf(space, sizeof space, "%llu KiB free", avail >> 10);
+    return fn_seterr(b->eb, -e, "%s: %s%s%s (%s%s on the filesystem holding %s; the build needs more disk%s)",
+                     path, what ? what : "", what ? ": " : "",
+                     e == EDQUOT ? "disk quota exceeded" : "no space left on device",
+                     e == EIO ? "LMDB's short write, reported as Input/output error; " : "", space,
+                     b->o->out_dir, e == EDQUOT ? " or a larger quota" : "");
+}
+
+/* An LMDB commit/sync failed with rc: a positive errno is a failed write to
+ * the shard's data.mdb (write_failed); LMDB's own codes keep their message. */
+static int lmdb_failed(builder *b, const shard *s, const char *what, int rc)
+{
+    if (rc > 0) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/data.mdb", s->dir);
+        return write_failed(b, path, what, rc);
+    }
+    return fn_seterr(b->eb, rc, "%s: %s: %s", s->dir, what, mdb_strerror(rc));
 }
 
 static int shard_open(builder *b, uint32_t i)
@@ -281,7 +324,9 @@ static int shard_open(builder *b, uint32_t i)
     if ((rc = mdb_env_create(&s->env))) goto fail;
     if ((rc = mdb_env_set_mapsize(s->env, IDX_MAP_SIZE)) ||
         (rc = mdb_env_set_maxdbs(s->env, IDX_MAX_DBS)) ||
-        (rc = mdb_env_open(s->env, s->dir, MDB_NOSYNC, 0644)))
+        /* MDB_NOLOCK: the build is the env's only user, and a lock file is
+         * mmap'd: on a full disk touching it is SIGBUS, not an error */
+        (rc = mdb_env_open(s->env, s->dir, MDB_NOSYNC | MDB_NOLOCK, 0644)))
         goto fail_env;
     if ((rc = mdb_txn_begin(s->env, NULL, 0, &s->txn))) goto fail_env;
     if ((rc = open_dbs(s, s->txn, MDB_CREATE))) goto fail_txn;
@@ -293,6 +338,7 @@ fail_env:
     mdb_env_close(s->env);
     s->env = NULL;
 fail:
+    if (rc == ENOSPC || rc == EDQUOT) return write_failed(b, s->dir, "lmdb", rc);
     rc = mdb_code(rc);
     return fn_seterr(b->eb, rc, "%s: lmdb: %s", s->dir, fn_strerror(rc));
 }
@@ -301,7 +347,7 @@ static int shard_commit(builder *b, shard *s, int reopen)
 {
     int rc = mdb_txn_commit(s->txn);
     s->txn = NULL;
-    if (rc) return fn_seterr(b->eb, mdb_code(rc), "%s: commit: %s", s->dir, mdb_strerror(rc));
+    if (rc) return lmdb_failed(b, s, "commit", rc);
     if (reopen && (rc = mdb_txn_begin(s->env, NULL, 0, &s->txn)))
         return fn_seterr(b->eb, mdb_code(rc), "%s: txn: %s", s->dir, mdb_strerror(rc));
     s->txn_docs = 0;
@@ -448,9 +494,10 @@ static int spill_shard(builder *b, shard *s, uint32_t si)
     }
     uint8_t zero = 0;
     bad |= fwrite(&zero, 1, 1, f) != 1;
-    bad |= fclose(f) != 0;
+    int err = bad ? errno : 0;   /* the failed write's: ENOSPC, EDQUOT, EIO */
+    if (fclose(f) != 0 && !bad) { bad = 1; err = errno; }
     free(order);
-    if (bad) return fn_seterr(b->eb, -EIO, "%s: write failed", path);
+    if (bad) return write_failed(b, path, NULL, err);
     for (size_t i = 0; i < s->inv.n; i++) free(s->pl[i].buf);
     free(s->pl);
     s->pl = NULL;
@@ -514,6 +561,44 @@ static int grow_norms(shard *s)
     return 0;
 }
 
+/* The two stored forms of a document (format.h): the record responses need
+ * (id, title, url) in `docs`, and the whole JSON object in `source`. */
+static int put_doc(builder *b, shard *s, json_t *root, const uint8_t dk[4], const char *id,
+                   size_t idlen, const char *title, size_t titlelen)
+{
+    json_t *ju = json_object_get(root, "url");
+    const char *url = json_is_string(ju) ? json_string_value(ju) : "";
+    size_t urllen = json_is_string(ju) ? json_string_length(ju) : 0;
+    uint32_t doc = idx_get_u32be(dk);
+    if (titlelen > UINT32_MAX || urllen > UINT32_MAX) return fn_seterr(b->eb, FN_ELIMIT, "%s: field too long", s->dir);
+    size_t n = IDX_DOC_HDR + idlen + titlelen + urllen;
+    MDB_val k = { 4, (void *)dk }, v = { n, NULL };
+    int rc = mdb_put(s->txn, s->docs, &k, &v, MDB_APPEND | MDB_RESERVE);
+    if (rc) return fn_seterr(b->eb, mdb_code(rc), "%s: docs: %s", s->dir, mdb_strerror(rc));
+    uint8_t *p = v.mv_data;
+    idx_put_u32le(p + 4, (uint32_t)idlen);
+    idx_put_u32le(p + 8, (uint32_t)titlelen);
+    idx_put_u32le(p + 12, (uint32_t)urllen);
+    memcpy(p + IDX_DOC_HDR, id, idlen);
+    if (titlelen) memcpy(p + IDX_DOC_HDR + idlen, title, titlelen);
+    if (urllen) memcpy(p + IDX_DOC_HDR + idlen + titlelen, url, urllen);
+    idx_put_u32le(p, idx_sum32(p + 4, n - 4, doc));
+
+    char *js = json_dumps(root, JSON_COMPACT);
+    if (!js) return -ENOMEM;
+    size_t jn = strlen(js);
+    v = (MDB_val){ 4 + jn, NULL };
+    rc = mdb_put(s->txn, s->source, &k, &v, MDB_APPEND | MDB_RESERVE);
+    if (rc == 0) {
+        memcpy((uint8_t *)v.mv_data + 4, js, jn);
+        idx_put_u32le(v.mv_data, idx_sum32(js, jn, doc));
+    }
+    free(js);
+    if (rc) return fn_seterr(b->eb, mdb_code(rc), "%s: source: %s", s->dir, mdb_strerror(rc));
+    s->txn_bytes += n + jn + 40;
+    return 0;
+}
+
 static int add_line(builder *b, const char *line, size_t len, uint64_t lineno)
 {
     size_t i = 0;
@@ -544,9 +629,10 @@ static int add_line(builder *b, const char *line, size_t len, uint64_t lineno)
 
     uint8_t dk[4];
     idx_put_u32be(dk, s->ndocs);
-    uint8_t dv[4];
+    uint8_t dv[IDX_ID_REC_BYTES];
     idx_put_u32le(dv, s->ndocs);
-    MDB_val k = { idlen, (void *)id }, v = { 4, dv };
+    idx_put_u32le(dv + 4, idx_sum32(dv, 4, idx_key_seed(id, idlen)));
+    MDB_val k = { idlen, (void *)id }, v = { IDX_ID_REC_BYTES, dv };
     rc = mdb_put(s->txn, s->ids, &k, &v, MDB_NOOVERWRITE);
     if (rc == MDB_KEYEXIST) {
         char shown[64];
@@ -556,13 +642,7 @@ static int add_line(builder *b, const char *line, size_t len, uint64_t lineno)
     }
     if (rc) { rc = fn_seterr(b->eb, mdb_code(rc), "%s: ids: %s", s->dir, mdb_strerror(rc)); goto out; }
 
-    char *js = json_dumps(root, JSON_COMPACT);
-    if (!js) { rc = -ENOMEM; goto out; }
-    k = (MDB_val){ 4, dk };
-    v = (MDB_val){ strlen(js), js };
-    rc = mdb_put(s->txn, s->docs, &k, &v, MDB_APPEND);
-    free(js);
-    if (rc) { rc = fn_seterr(b->eb, mdb_code(rc), "%s: docs: %s", s->dir, mdb_strerror(rc)); goto out; }
+    if ((rc = put_doc(b, s, root, dk, id, idlen, txt[0], tlen[0]))) goto out;
 
     if ((rc = grow_norms(s))) goto out;
     strtab_clear(&b->dt);
@@ -643,13 +723,14 @@ static int block_flush(builder *b, shard *s, blockw *w)
     gaps[0] = 0;
     for (uint32_t i = 1; i < w->n; i++) gaps[i] = w->docs[i] - w->docs[i - 1];
     uint8_t *p = w->buf;
-    idx_put_u32le(p, w->n);
-    idx_put_u32le(p + 4, w->docs[0]);
-    idx_put_u32le(p + 8, w->docs[w->n - 1]);
-    size_t len = 12;
+    idx_put_u32le(p + 4, w->n);
+    idx_put_u32le(p + 8, w->docs[0]);
+    idx_put_u32le(p + 12, w->docs[w->n - 1]);
+    size_t len = IDX_BLOCK_HDR;
     len += b->codec->encode(gaps, w->n, p + len);
     len += b->codec->encode(w->tf[0], w->n, p + len);
     len += b->codec->encode(w->tf[1], w->n, p + len);
+    idx_put_u32le(p, idx_sum32(p + 4, len - 4, (uint64_t)w->termid << 32 | w->nblocks));
     uint8_t key[8];
     idx_put_u32be(key, w->termid);
     idx_put_u32be(key + 4, w->nblocks);
@@ -689,12 +770,13 @@ static int merge_run_term(builder *b, shard *s, run_reader *r, blockw *w)
 
 static int put_term(builder *b, shard *s, const char *term, size_t tlen, const idx_term_rec *t)
 {
-    uint8_t v[16];
+    uint8_t v[IDX_TERM_REC_BYTES];
     idx_put_u32le(v, t->termid);
     idx_put_u32le(v + 4, t->df);
     idx_put_u32le(v + 8, t->gdf);
     idx_put_u32le(v + 12, t->nblocks);
-    MDB_val k = { tlen, (void *)term }, val = { 16, v };
+    idx_put_u32le(v + 16, idx_sum32(v, 16, idx_key_seed(term, tlen)));
+    MDB_val k = { tlen, (void *)term }, val = { IDX_TERM_REC_BYTES, v };
     int rc = mdb_put(s->txn, s->terms, &k, &val, MDB_APPEND);
     if (rc) return fn_seterr(b->eb, mdb_code(rc), "%s: terms: %s", s->dir, mdb_strerror(rc));
     s->txn_bytes += tlen + 32;
@@ -709,7 +791,7 @@ static int merge_all(builder *b)
     int rc = 0;
     blockw *w = calloc(b->nsh, sizeof *w);
     if (!w) return -ENOMEM;
-    size_t maxb = 12 + 3 * b->codec->max_bytes(IDX_BLOCK_SIZE);
+    size_t maxb = IDX_BLOCK_HDR + 3 * b->codec->max_bytes(IDX_BLOCK_SIZE);
     for (uint32_t i = 0; i < b->nsh; i++) {
         if (!(w[i].buf = malloc(maxb))) { rc = -ENOMEM; goto out; }
     }
@@ -788,7 +870,7 @@ static void close_run(run_reader *rr)
 
 /* Merge n consecutive runs into one run file (used only when there are too
  * many runs to keep open at once). */
-static int merge_runs_to_file(builder *b, run_reader *rr, uint32_t n, FILE *out)
+static int merge_runs_to_file(builder *b, run_reader *rr, uint32_t n, FILE *out, const char *path)
 {
     for (;;) {
         const run_reader *min = NULL;
@@ -819,10 +901,10 @@ static int merge_runs_to_file(builder *b, run_reader *rr, uint32_t n, FILE *out)
             }
             if (rr_next(x)) return fn_seterr(b->eb, FN_EFORMAT, "%s: bad run file", b->builddir);
         }
-        if (bad) return fn_seterr(b->eb, -EIO, "%s: write failed", b->builddir);
+        if (bad) return write_failed(b, path, NULL, errno);
     }
     uint8_t zero = 0;
-    if (fwrite(&zero, 1, 1, out) != 1) return fn_seterr(b->eb, -EIO, "%s: write failed", b->builddir);
+    if (fwrite(&zero, 1, 1, out) != 1) return write_failed(b, path, NULL, errno);
     return 0;
 }
 
@@ -844,13 +926,13 @@ static int compact_runs(builder *b, uint32_t si, uint32_t limit)
             FILE *out = fopen(tmp, "wb");
             if (!out) { rc = fn_seterr(b->eb, -errno, "%s: %s", tmp, strerror(errno)); break; }
             for (uint32_t r = lo; r < hi && !rc; r++) rc = open_run(b, si, r, &rr[r - lo]);
-            if (!rc) rc = merge_runs_to_file(b, rr, hi - lo, out);
+            if (!rc) rc = merge_runs_to_file(b, rr, hi - lo, out, tmp);
             for (uint32_t r = lo; r < hi; r++) {
                 close_run(&rr[r - lo]);
                 run_path(b, si, r, path, sizeof path);
                 unlink(path);
             }
-            if (fclose(out) && !rc) rc = fn_seterr(b->eb, -EIO, "%s: write failed", tmp);
+            if (fclose(out) && !rc) rc = write_failed(b, tmp, NULL, errno);
             run_path(b, si, o, path, sizeof path);
             if (!rc && rename(tmp, path)) rc = fn_seterr(b->eb, -errno, "%s: %s", path, strerror(errno));
         }
@@ -878,10 +960,11 @@ static int put_meta(shard *s, const char *key, const char *fmt, ...)
 
 static int put_norm(shard *s, const char *name, const void *data, size_t bytes)
 {
-    MDB_val k = { strlen(name), (void *)name }, v = { bytes, NULL };
+    MDB_val k = { strlen(name), (void *)name }, v = { 4 + bytes, NULL };
     int rc = mdb_put(s->txn, s->norms, &k, &v, MDB_RESERVE);
     if (rc) return mdb_code(rc);
-    if (bytes) memcpy(v.mv_data, data, bytes);
+    if (bytes) memcpy((uint8_t *)v.mv_data + 4, data, bytes);
+    idx_put_u32le(v.mv_data, idx_sum32(data, bytes, 0));
     return 0;
 }
 
@@ -925,14 +1008,21 @@ static int finish_shard(builder *b, uint32_t si)
         (rc = put_meta(s, "analyzer", "%s", b->andesc)) ||
         (rc = put_meta(s, "created", "%" PRId64, b->created)))
         return fn_seterr(b->eb, rc, "%s: meta: %s", s->dir, fn_strerror(rc));
+    uint32_t msum;
+    if ((rc = idx_meta_sum(s->txn, s->meta, &msum)) || (rc = put_meta(s, "meta_sum", "%08" PRIx32, msum)))
+        return fn_seterr(b->eb, rc, "%s: meta: %s", s->dir, fn_strerror(rc));
     if ((rc = shard_commit(b, s, 0))) return rc;
-    if ((rc = mdb_env_sync(s->env, 1))) return fn_seterr(b->eb, mdb_code(rc), "%s: sync: %s", s->dir, mdb_strerror(rc));
+    if ((rc = mdb_env_sync(s->env, 1))) return lmdb_failed(b, s, "sync", rc);
     mdb_env_close(s->env);
     s->env = NULL;
+    /* The file is sealed from here on: record its checksum (integrity.h). */
     char path[4200];
-    struct stat stt;
     snprintf(path, sizeof path, "%s/data.mdb", s->dir);
-    if (stat(path, &stt) == 0) b->st.index_bytes += (uint64_t)stt.st_size;
+    uint64_t hash, bytes;
+    if ((rc = idx_file_hash(path, &hash, &bytes, b->eb)) ||
+        (rc = idx_checksum_write(s->dir, hash, bytes, b->eb)))
+        return rc;
+    b->st.index_bytes += bytes;
     return 0;
 }
 
@@ -948,11 +1038,17 @@ static int write_index_json(builder *b)
                           "analyzer", b->andesc, "codec", b->codec->name,
                           "block_size", IDX_BLOCK_SIZE, "skipped", (json_int_t)b->st.skipped);
     if (!j) return -ENOMEM;
+    errno = 0;
     int rc = json_dump_file(j, tmp, JSON_INDENT(2) | JSON_SORT_KEYS);
+    int err = errno;   /* fopen's, fwrite's or fclose's */
     json_decref(j);
-    if (rc) return fn_seterr(b->eb, -EIO, "%s: write failed", tmp);
+    if (rc) return write_failed(b, tmp, NULL, err);
     int fd = open(tmp, O_RDONLY);
-    if (fd >= 0) { fsync(fd); close(fd); }
+    if (fd >= 0) {
+        rc = fsync(fd) ? errno : 0;   /* some filesystems report a full disk only here */
+        close(fd);
+        if (rc) return write_failed(b, tmp, "fsync", rc);
+    }
     if (rename(tmp, path)) return fn_seterr(b->eb, -errno, "%s: %s", path, strerror(errno));
     return 0;
 }

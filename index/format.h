@@ -1,14 +1,22 @@
-/* format.h - the on-disk layout of a Funnel index (schema version 1).
+/* format.h - the on-disk layout of a Funnel index (schema version 2).
  *
  * An index directory IDXDIR holds one LMDB environment per shard:
  *
- *   IDXDIR/index.json         {"schema":1,"shards":N,"docs":D,"created":T,...} (informational)
- *   IDXDIR/shard-000/data.mdb ... IDXDIR/shard-(N-1)/data.mdb
+ *   IDXDIR/index.json          {"schema":2,"shards":N,"docs":D,"created":T,...} (informational)
+ *   IDXDIR/shard-000/data.mdb  ... IDXDIR/shard-(N-1)/data.mdb
+ *   IDXDIR/shard-NNN/checksum  "funnel-checksum 1\nxxh3-64 <16 hex>\nbytes <size>\n": the
+ *                              whole data.mdb as the build sealed it (verified at open)
  *
  * A document goes to shard  xxh64(id, seed 0) % N  and gets the next shard-local
  * document number (0, 1, 2, ... in corpus order). Every shard stores the GLOBAL
  * statistics (document count, per-term document frequency, average field
  * lengths) so that a BM25 score does not depend on how the corpus was split.
+ *
+ * Integrity (schema 2): every value a query reads carries a 32-bit checksum,
+ * idx_sum32() = low 32 bits of XXH3-64 seeded with what the value is stored
+ * under, so damage to a value, or a value found under the wrong key, is
+ * detected on read. The data file as a whole is checked against `checksum`
+ * when a shard opens it.
  *
  * Named databases (keys fixed-width big-endian where numeric, so LMDB's byte
  * order is numeric order; values little-endian):
@@ -18,32 +26,42 @@
  *               sumlen_title, sumlen_body (global token counts),
  *               avglen_title, avglen_body (global), terms (this shard's vocabulary),
  *               codec ("varint"), block_size (128), analyzer (idx_analyzer_describe),
- *               created (unix seconds)
- *   terms     term bytes (analyzed, <= 255 bytes) -> idx_term_rec (16 bytes)
+ *               created (unix seconds), and
+ *               meta_sum: 8 hex digits, idx_meta_sum over every other entry
+ *   terms     term bytes (analyzed, <= 255 bytes) -> idx_term_rec (20 bytes):
+ *               u32le termid, df, gdf, nblocks, sum = idx_sum32(16 bytes, XXH3-64(term))
  *   postings  u32be termid | u32be block number -> posting block (below)
- *   docs      u32be doc -> stored fields: the document's JSON object, compact
- *               (all corpus fields, unknown ones included)
- *   ids       external id bytes -> u32le doc
- *   norms     "title" -> u32le[docs] token counts; "body" -> u32le[docs];
- *             "keys" -> u64le[docs] xxh64(id) (the shard-independent tie-break)
+ *   docs      u32be doc -> the fields responses need, a binary record:
+ *               u32le sum | u32le id_len | u32le title_len | u32le url_len | id | title | url
+ *               sum = idx_sum32(the bytes after it, doc)
+ *   source    u32be doc -> u32le sum | the document's JSON object, compact (all
+ *               corpus fields, unknown ones included); sum = idx_sum32(json, doc)
+ *   ids       external id bytes -> u32le doc | u32le sum = idx_sum32(4 doc bytes, XXH3-64(id))
+ *   norms     "title" -> u32le sum | u32le[docs] token counts; "body" -> same;
+ *             "keys" -> u32le sum | u64le[docs] xxh64(id) (the shard-independent tie-break);
+ *             sum = idx_sum32(array, 0)
  *
  * Term ids are the rank of the term in this shard's sorted vocabulary, so
  * postings keys are written in order (MDB_APPEND).
  *
- * Posting block value: idx_block_hdr (12 bytes) followed by three arrays, each
- * encoded with the index codec (codec.h) for n values, back to back:
+ * Posting block value: u32le sum | u32le n | u32le first_doc | u32le last_doc
+ * (IDX_BLOCK_HDR bytes), then three arrays, each encoded with the index codec
+ * (codec.h) for n values, back to back:
  *   doc gaps   (docs[0] - first_doc = 0, then docs[i] - docs[i-1])
  *   tf_title   (term frequency in the title field; may be 0)
  *   tf_body    (term frequency in the body field; may be 0; tf_title+tf_body >= 1)
+ * sum = idx_sum32(the bytes after it, termid << 32 | block).
  * A term with df postings has ceil(df / block_size) blocks, all full but the last.
  */
 #ifndef FUNNEL_INDEX_FORMAT_H
 #define FUNNEL_INDEX_FORMAT_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <xxhash.h>
 
-#define IDX_SCHEMA_VERSION 1
+#define IDX_SCHEMA_VERSION 2
 #define IDX_MAX_TERM_BYTES 255
 #define IDX_MAX_DBS 16
 /* Address space, not disk: LMDB maps this much but only writes what it uses. */
@@ -55,6 +73,13 @@
 #define IDX_DB_DOCS "docs"
 #define IDX_DB_IDS "ids"
 #define IDX_DB_NORMS "norms"
+#define IDX_DB_SOURCE "source"
+#define IDX_CHECKSUM_FILE "checksum"
+
+#define IDX_TERM_REC_BYTES 20
+#define IDX_BLOCK_HDR 16
+#define IDX_DOC_HDR 16
+#define IDX_ID_REC_BYTES 8
 
 enum idx_field { IDX_FIELD_TITLE = 0, IDX_FIELD_BODY = 1, IDX_NFIELDS = 2 };
 
@@ -63,13 +88,13 @@ typedef struct idx_term_rec {
     uint32_t df;        /* documents in THIS shard containing the term */
     uint32_t gdf;       /* documents in the WHOLE index containing the term */
     uint32_t nblocks;   /* ceil(df / block_size) */
-} idx_term_rec;         /* stored as 4 x u32le */
+} idx_term_rec;         /* stored as 4 x u32le + the checksum */
 
 typedef struct idx_block_hdr {
     uint32_t n;          /* postings in this block, 1..block_size */
     uint32_t first_doc;
     uint32_t last_doc;
-} idx_block_hdr;         /* stored as 3 x u32le */
+} idx_block_hdr;         /* stored as 3 x u32le after the checksum */
 
 /* ---- byte order helpers (inline defs) ---- */
 static inline void idx_put_u32be(uint8_t *p, uint32_t v)
@@ -95,6 +120,18 @@ static inline void idx_put_u64le(uint8_t *p, uint64_t v)
 static inline uint64_t idx_get_u64le(const uint8_t *p)
 {
     return (uint64_t)idx_get_u32le(p) | ((uint64_t)idx_get_u32le(p + 4) << 32);
+}
+
+/* The checksum of every stored value (see above). */
+static inline uint32_t idx_sum32(const void *p, size_t n, uint64_t seed)
+{
+    return (uint32_t)XXH3_64bits_withSeed(p, n, seed);
+}
+
+/* Seed for values whose key is text (terms, ids). */
+static inline uint64_t idx_key_seed(const void *key, size_t n)
+{
+    return XXH3_64bits(key, n);
 }
 
 #endif

@@ -51,11 +51,22 @@ typedef struct idx_index_info {
     char codec[32];
 } idx_index_info;
 
-/* Open a shard directory read-only. Returns 0, -ENOENT, FN_EFORMAT,
- * FN_EVERSION (message in eb). */
+/* Open a shard directory read-only. First the whole data.mdb is checked
+ * against SHARDDIR/checksum (integrity.h; skipped with IDX_OPEN_QUICK), then
+ * LMDB's metadata against the file size, then the meta entries and norms
+ * against their checksums. Returns 0, -ENOENT, FN_ECORRUPT (damaged: the
+ * message says where), FN_EFORMAT, FN_EVERSION (message in eb). */
+#define IDX_OPEN_QUICK 1u
 int idx_reader_open(const char *dir, idx_reader_t **out, fn_errbuf *eb);
+int idx_reader_open_ex(const char *dir, unsigned flags, idx_reader_t **out, fn_errbuf *eb);
 void idx_reader_close(idx_reader_t *r);
 const idx_index_info *idx_reader_info(const idx_reader_t *r);
+const char *idx_reader_dir(const idx_reader_t *r);
+
+/* Has data.mdb changed on disk (size or modification time) since it was
+ * opened? A sealed index never changes, so any change means damage: 0 or
+ * FN_ECORRUPT with the reason. Costs one fstat; idx_search calls it. */
+int idx_reader_check(const idx_reader_t *r, fn_errbuf *eb);
 
 typedef struct idx_term_explain {
     const char *term;       /* analyzed form */
@@ -73,7 +84,8 @@ typedef struct idx_hit {
     const char *id;         /* stored fields: NUL-terminated, owned by the searcher */
     const char *title;      /* "" if none */
     const char *url;        /* "" if none */
-    idx_term_explain *terms;/* explain only: nterms entries (query terms) */
+    idx_term_explain *terms;/* explain only, and only for the first explain_hits
+                               hits: nterms entries (query terms); else NULL */
 } idx_hit;
 
 typedef struct idx_results {
@@ -88,7 +100,10 @@ typedef struct idx_results {
 typedef struct idx_query {
     const char *text;       /* raw query text */
     size_t k;               /* top-k to return (>= 1) */
-    int explain;            /* fill idx_hit.terms */
+    int explain;            /* fill idx_hit.terms ... */
+    size_t explain_hits;    /* ... for this many hits at most (0 = all) */
+    uint32_t max_terms;     /* refuse more distinct analyzed terms (0 = no limit) */
+    uint64_t deadline_ns;   /* CLOCK_MONOTONIC ns; stop with -ETIMEDOUT after it (0 = none) */
     const idx_bm25_params *bm25; /* NULL = defaults */
 } idx_query;
 
@@ -96,12 +111,21 @@ int idx_searcher_create(idx_reader_t *r, idx_searcher_t **out, fn_errbuf *eb);
 void idx_searcher_destroy(idx_searcher_t *s);
 
 /* Run one query. Returns 0 and fills *res (owned by s, valid until the next
- * call), or an error (FN_EINVAL for k == 0; LMDB/FN_EFORMAT codes on a damaged
- * index; -ENOMEM). A query with no indexable terms succeeds with 0 hits. */
+ * call), or an error: FN_EINVAL for k == 0; FN_ELIMIT for more than
+ * max_terms terms ("query: ... (max-query-terms)" in eb); -ETIMEDOUT past
+ * the deadline; a damage code (idx_is_damage() in integrity.h: a checksum
+ * failed, the file changed or was truncated) with what was damaged in eb;
+ * -ENOMEM. A query with no indexable terms succeeds with 0 hits. */
 int idx_search(idx_searcher_t *s, const idx_query *q, idx_results *res, fn_errbuf *eb);
 
-/* Fetch a document's stored JSON by external id (for `funnel` debugging and
- * tests). *json is malloc'd; caller frees. FN_ENOTFOUND if absent. */
+/* The caller is done with the last results: scratch memory that a large
+ * query grew (k = 10000, explain) is given back, so a burst of large
+ * queries does not leave the process bigger. Optional; cheap. */
+void idx_searcher_release(idx_searcher_t *s);
+
+/* Fetch a document's stored JSON (the `source` db) by external id (for
+ * `funnel` debugging and tests). *json is malloc'd; caller frees.
+ * FN_ENOTFOUND if absent; damage codes as idx_search. */
 int idx_reader_get_doc(idx_reader_t *r, const char *id, char **json, fn_errbuf *eb);
 
 #endif

@@ -1,7 +1,6 @@
 /* shard.c - see shard.h. */
 #include "shard.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <grpc/support/time.h>
@@ -11,8 +10,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fn_arena.h"
 #include "fn_log.h"
+#include "fn_query.h"
 #include "funnel.pb-c.h"
+#include "integrity.h"
 #include "rpc_client.h"   /* method paths */
 #include "rpc_server.h"
 
@@ -35,6 +37,12 @@ struct shard {
     uint64_t requests, errors;
     uint64_t started_ms;
     int stopping;
+    /* Set when a read found the index damaged (a checksum failed, the file
+     * changed or was truncated): from then on Health says NOT_SERVING and
+     * every search is refused with DATA_LOSS until the shard is restarted
+     * on a good index. Loop thread only. */
+    int broken;
+    char broken_reason[512];
     void (*done)(void *ud);
     void *done_ud;
 };
@@ -48,11 +56,13 @@ typedef struct search_job {
     char *query;
     uint32_t k;
     int explain;
+    uint32_t explain_hits;
     /* results, filled on the worker thread */
-    int rc;
+    int damaged;                  /* the index failed a check: stop serving */
     grpc_status_code code;
     char msg[512];
-    Funnel__V1__ShardSearchResponse resp;
+    Funnel__V1__ShardSearchResponse resp;   /* its parts live in `mem` */
+    fn_arena mem;                 /* everything this request allocates */
 } search_job;
 
 static uint64_t mono_ms(void)
@@ -125,67 +135,44 @@ static void pool_put(searcher_pool *p, idx_searcher_t *se)
     uv_mutex_unlock(&p->mu);
 }
 
-/* ---- building / freeing the response (protobuf-c structs we own) --------- */
-
-static void resp_free(Funnel__V1__ShardSearchResponse *r)
-{
-    for (size_t i = 0; i < r->n_hits; i++) {
-        Funnel__V1__ShardHit *h = r->hits[i];
-        if (!h) continue;
-        free(h->id);
-        free(h->title);
-        free(h->url);
-        for (size_t t = 0; t < h->n_terms; t++) {
-            if (h->terms[t]) free(h->terms[t]->term);
-            free(h->terms[t]);
-        }
-        free(h->terms);
-        free(h);
-    }
-    free(r->hits);
-    for (size_t i = 0; i < r->n_terms; i++) free(r->terms[i]);
-    free(r->terms);
-    funnel__v1__shard_search_response__init(r);
-}
+/* ---- building the response: every part in the request's arena ----------- */
 
 /* Copy the searcher's results (valid only until its next search) into r. */
-static int resp_fill(Funnel__V1__ShardSearchResponse *r, const idx_results *res, int explain)
+static int resp_fill(Funnel__V1__ShardSearchResponse *r, fn_arena *a, const idx_results *res, int explain)
 {
     r->matches = res->matches;
     r->time_us = res->time_us;
     if (res->nterms) {
-        r->terms = calloc(res->nterms, sizeof *r->terms);
-        if (!r->terms) return -ENOMEM;
+        if (!(r->terms = fn_arena_alloc(a, res->nterms * sizeof *r->terms))) return -ENOMEM;
         for (size_t i = 0; i < res->nterms; i++, r->n_terms++)
-            if (!(r->terms[i] = xstrdup(res->terms[i]))) return -ENOMEM;
+            if (!(r->terms[i] = fn_arena_strdup(a, res->terms[i]))) return -ENOMEM;
     }
     if (res->nhits) {
-        r->hits = calloc(res->nhits, sizeof *r->hits);
-        if (!r->hits) return -ENOMEM;
-    }
-    for (size_t i = 0; i < res->nhits; i++) {
-        const idx_hit *in = &res->hits[i];
-        Funnel__V1__ShardHit *h = malloc(sizeof *h);
-        if (!h) return -ENOMEM;
-        funnel__v1__shard_hit__init(h);
-        r->hits[r->n_hits++] = h;
-        h->doc = in->doc;
-        h->score = in->score;
-        h->key = in->key;
-        h->id = xstrdup(in->id);
-        h->title = xstrdup(in->title);
-        h->url = xstrdup(in->url);
-        if (!h->id || !h->title || !h->url) return -ENOMEM;
-        if (explain && in->terms && res->nterms) {
-            h->terms = calloc(res->nterms, sizeof *h->terms);
-            if (!h->terms) return -ENOMEM;
+        r->hits = fn_arena_alloc(a, res->nhits * sizeof *r->hits);
+        Funnel__V1__ShardHit *hits = fn_arena_alloc(a, res->nhits * sizeof *hits);
+        if (!r->hits || !hits) return -ENOMEM;
+        for (size_t i = 0; i < res->nhits; i++) {
+            const idx_hit *in = &res->hits[i];
+            Funnel__V1__ShardHit *h = &hits[i];
+            funnel__v1__shard_hit__init(h);
+            r->hits[r->n_hits++] = h;
+            h->doc = in->doc;
+            h->score = in->score;
+            h->key = in->key;
+            h->id = fn_arena_strdup(a, in->id);
+            h->title = fn_arena_strdup(a, in->title);
+            h->url = fn_arena_strdup(a, in->url);
+            if (!h->id || !h->title || !h->url) return -ENOMEM;
+            if (!explain || !in->terms || !res->nterms) continue;
+            h->terms = fn_arena_alloc(a, res->nterms * sizeof *h->terms);
+            Funnel__V1__TermExplain *xs = fn_arena_alloc(a, res->nterms * sizeof *xs);
+            if (!h->terms || !xs) return -ENOMEM;
             for (size_t t = 0; t < res->nterms; t++) {
                 const idx_term_explain *te = &in->terms[t];
-                Funnel__V1__TermExplain *x = malloc(sizeof *x);
-                if (!x) return -ENOMEM;
+                Funnel__V1__TermExplain *x = &xs[t];
                 funnel__v1__term_explain__init(x);
                 h->terms[h->n_terms++] = x;
-                if (!(x->term = xstrdup(te->term))) return -ENOMEM;
+                x->term = r->terms[t];   /* same strings, query order */
                 x->query_weight = (float)te->qw;
                 x->df = te->gdf;
                 x->idf = te->idf;
@@ -208,6 +195,19 @@ static int deadline_passed(search_job *j)
     return 1;
 }
 
+/* Monotonic ns of the call's deadline (0 = none), on CLOCK_MONOTONIC as
+ * idx_query wants it (gpr's monotonic clock has its own epoch). */
+static uint64_t deadline_ns(gpr_timespec d)
+{
+    if (gpr_time_cmp(d, gpr_inf_future(GPR_CLOCK_MONOTONIC)) == 0) return 0;
+    gpr_timespec left = gpr_time_sub(d, gpr_now(GPR_CLOCK_MONOTONIC));
+    int64_t ns = left.tv_sec * 1000000000LL + left.tv_nsec;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t base = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec;
+    return (uint64_t)(base + (ns > 0 ? ns : 1));
+}
+
 static void search_work(uv_work_t *w)   /* worker thread */
 {
     search_job *j = w->data;
@@ -220,24 +220,66 @@ static void search_work(uv_work_t *w)   /* worker thread */
         pool_put(&s->pool, se);
         return;
     }
-    idx_query q = {.text = j->query, .k = j->k, .explain = j->explain, .bm25 = &s->cfg.bm25};
+    idx_query q = {.text = j->query, .k = j->k, .explain = j->explain,
+                   .explain_hits = j->explain_hits, .max_terms = s->cfg.max_query_terms,
+                   .deadline_ns = deadline_ns(j->deadline), .bm25 = &s->cfg.bm25};
     idx_results res;
     fn_errbuf eb = {{0}};
     int rc = idx_search(se, &q, &res, &eb);
-    if (rc == 0) rc = resp_fill(&j->resp, &res, j->explain);
+    if (rc == 0) rc = resp_fill(&j->resp, &j->mem, &res, j->explain);
+    idx_searcher_release(se);
     pool_put(&s->pool, se);
-    if (rc != 0) {
-        j->code = rc == FN_EINVAL ? GRPC_STATUS_INVALID_ARGUMENT : GRPC_STATUS_INTERNAL;
-        snprintf(j->msg, sizeof j->msg, "search failed: %s", fn_errmsg(&eb, rc));
-        resp_free(&j->resp);
+    if (rc == 0) {
+        const idx_index_info *info = idx_reader_info(s->reader);
+        j->resp.docs = info->docs;
+        j->resp.docs_total = info->docs_total;
+        j->resp.shard = info->shard;
+        j->resp.shards = info->shards;
+        /* the reply's size is bounded: k * (id + title + url) could still be large */
+        size_t bytes = protobuf_c_message_get_packed_size(&j->resp.base);
+        if (bytes > s->cfg.max_reply_bytes) {
+            j->code = GRPC_STATUS_RESOURCE_EXHAUSTED;
+            snprintf(j->msg, sizeof j->msg, "reply: %zu bytes, over the limit of %llu bytes "
+                     "(max-reply-bytes): ask for fewer hits", bytes,
+                     (unsigned long long)s->cfg.max_reply_bytes);
+            return;
+        }
+        j->code = GRPC_STATUS_OK;
         return;
     }
-    const idx_index_info *info = idx_reader_info(s->reader);
-    j->resp.docs = info->docs;
-    j->resp.docs_total = info->docs_total;
-    j->resp.shard = info->shard;
-    j->resp.shards = info->shards;
-    j->code = GRPC_STATUS_OK;
+    if (rc == FN_EINVAL || rc == FN_ELIMIT) {
+        j->code = GRPC_STATUS_INVALID_ARGUMENT;
+    } else if (rc == -ETIMEDOUT) {
+        j->code = GRPC_STATUS_DEADLINE_EXCEEDED;
+    } else if (rc == -ENOMEM) {
+        j->code = GRPC_STATUS_RESOURCE_EXHAUSTED;
+    } else if (idx_is_damage(rc)) {
+        j->code = GRPC_STATUS_DATA_LOSS;
+        j->damaged = 1;
+    } else {
+        j->code = GRPC_STATUS_INTERNAL;
+    }
+    snprintf(j->msg, sizeof j->msg, "%s", fn_errmsg(&eb, rc));
+}
+
+/* A read found the index damaged: stop serving it (loop thread). */
+static void mark_broken(shard_t *s, const char *why)
+{
+    if (s->broken) return;
+    s->broken = 1;
+    snprintf(s->broken_reason, sizeof s->broken_reason, "%s", why);
+    if (!s->stopping) rpc_server_set_serving(s->rpc, 0);
+    FN_ERROR("index damaged, NOT_SERVING until restarted on a good index: %s", why);
+}
+
+static void job_free(search_job *j)
+{
+    /* a large request's memory goes back to the system, not just to malloc */
+    int big = fn_arena_held(&j->mem) > (4u << 20);
+    fn_arena_free(&j->mem);
+    free(j->query);
+    free(j);
+    if (big) fn_mem_release();
 }
 
 static void search_done(uv_work_t *w, int status)   /* loop thread */
@@ -248,6 +290,7 @@ static void search_done(uv_work_t *w, int status)   /* loop thread */
         j->code = GRPC_STATUS_CANCELLED;
         snprintf(j->msg, sizeof j->msg, "search cancelled: %s", uv_strerror(status));
     }
+    if (j->damaged) mark_broken(s, j->msg);
     if (j->code != GRPC_STATUS_OK) {
         s->errors++;
         FN_DEBUG("search '%s' k=%u: %s", j->query, j->k, j->msg);
@@ -258,16 +301,7 @@ static void search_done(uv_work_t *w, int status)   /* loop thread */
                  (unsigned long long)j->resp.time_us);
         rpc_call_reply(j->call, GRPC_STATUS_OK, NULL, &j->resp.base);
     }
-    resp_free(&j->resp);
-    free(j->query);
-    free(j);
-}
-
-static int is_blank(const char *q)
-{
-    for (; *q; q++)
-        if (!isspace((unsigned char)*q)) return 0;
-    return 1;
+    job_free(j);
 }
 
 static void reject(shard_t *s, rpc_call_t *call, const char *fmt, ...)
@@ -289,14 +323,19 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
     shard_t *s = ud;
     const Funnel__V1__ShardSearchRequest *req = (const Funnel__V1__ShardSearchRequest *)m;
     s->requests++;
-    size_t qlen = strlen(req->query);
-    if (qlen == 0 || is_blank(req->query)) {
-        reject(s, call, "query: must not be empty");
+    if (s->broken) {
+        s->errors++;
+        char msg[600];
+        snprintf(msg, sizeof msg, "shard not serving: index damaged: %s", s->broken_reason);
+        rpc_call_reply(call, GRPC_STATUS_DATA_LOSS, msg, NULL);
         return;
     }
-    if (qlen > SHARD_MAX_QUERY_BYTES) {
-        reject(s, call, "query: %zu bytes, more than the limit of %d", qlen,
-               SHARD_MAX_QUERY_BYTES);
+    /* the same checks as the coordinator's (common/fn_query.c), with this
+     * shard's own limits: a shard called directly is no weaker */
+    fn_query_limits ql = { s->cfg.max_query_bytes, s->cfg.max_query_words };
+    fn_errbuf qeb;
+    if (fn_query_check(req->query, &ql, &qeb) != 0) {
+        reject(s, call, "%s", qeb.msg);
         return;
     }
     if (req->k == 0) {
@@ -310,6 +349,7 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
 
     search_job *j = calloc(1, sizeof *j);
     char *q = xstrdup(req->query);
+    if (j) fn_arena_init(&j->mem);
     if (!j || !q) {
         free(j);
         free(q);
@@ -323,14 +363,16 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
     j->query = q;
     j->k = req->k;
     j->explain = req->explain;
+    uint32_t cap = s->cfg.max_explain_hits;
+    j->explain_hits = req->explain_hits && req->explain_hits < cap ? req->explain_hits : cap;
+    if (j->explain && j->explain_hits == 0) j->explain = 0;   /* max-explain-hits 0: explain off */
     funnel__v1__shard_search_response__init(&j->resp);
     j->work.data = j;
     int rc = uv_queue_work(s->loop, &j->work, search_work, search_done);
     if (rc != 0) {
         s->errors++;
         rpc_call_reply(call, GRPC_STATUS_INTERNAL, uv_strerror(rc), NULL);
-        free(j->query);
-        free(j);
+        job_free(j);
     }
 }
 
@@ -365,7 +407,7 @@ int shard_start(uv_loop_t *loop, const shard_config *cfg, shard_t **out, fn_errb
     s->cfg = *cfg;
     s->started_ms = mono_ms();
 
-    int rc = idx_reader_open(cfg->index_dir, &s->reader, eb);
+    int rc = idx_reader_open_ex(cfg->index_dir, cfg->verify_quick ? IDX_OPEN_QUICK : 0, &s->reader, eb);
     if (rc) goto fail_free;
     if ((rc = pool_init(&s->pool, s->reader, cfg->threads ? cfg->threads : 1, eb)) != 0)
         goto fail_reader;

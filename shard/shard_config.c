@@ -1,12 +1,14 @@
 /* shard_config.c - see shard_config.h. */
 #include "shard_config.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fn_config.h"
 #include "fn_log.h"
+#include "fn_query.h"
 
 void shard_config_defaults(shard_config *c)
 {
@@ -14,6 +16,11 @@ void shard_config_defaults(shard_config *c)
     snprintf(c->listen, sizeof c->listen, "%s", SHARD_DEFAULT_LISTEN);
     c->threads = SHARD_DEFAULT_THREADS;
     c->max_k = SHARD_DEFAULT_MAX_K;
+    c->max_query_bytes = FN_QUERY_DEFAULT_MAX_BYTES;
+    c->max_query_words = FN_QUERY_DEFAULT_MAX_WORDS;
+    c->max_query_terms = FN_QUERY_DEFAULT_MAX_TERMS;
+    c->max_explain_hits = SHARD_DEFAULT_MAX_EXPLAIN_HITS;
+    c->max_reply_bytes = SHARD_DEFAULT_MAX_REPLY_BYTES;
     c->log_level = FN_LOG_INFO;
     idx_bm25_defaults(&c->bm25);
 }
@@ -49,6 +56,32 @@ int shard_config_set(shard_config *c, const char *key, const char *v, fn_errbuf 
         if (fn_parse_ulong(v, 1, 1000000, &u))
             return fn_seterr(eb, FN_EINVAL, "max-k: want 1..1000000, got '%s'", v);
         c->max_k = (uint32_t)u;
+        return 0;
+    }
+    static const struct { const char *key; unsigned long lo, hi; size_t off; } caps[] = {
+        { "max-query-bytes", 1, 1u << 20, offsetof(shard_config, max_query_bytes) },
+        { "max-query-words", 1, 100000, offsetof(shard_config, max_query_words) },
+        { "max-query-terms", 1, 100000, offsetof(shard_config, max_query_terms) },
+        { "max-explain-hits", 0, 1000000, offsetof(shard_config, max_explain_hits) },
+    };
+    for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++) {
+        if (!fn_config_key_is(key, caps[i].key)) continue;
+        if (fn_parse_ulong(v, caps[i].lo, caps[i].hi, &u))
+            return fn_seterr(eb, FN_EINVAL, "%s: want %lu..%lu, got '%s'", caps[i].key, caps[i].lo,
+                             caps[i].hi, v);
+        *(uint32_t *)((char *)c + caps[i].off) = (uint32_t)u;
+        return 0;
+    }
+    if (fn_config_key_is(key, "max-reply-bytes")) {
+        if (fn_parse_ulong(v, 4096, 1ul << 30, &u))
+            return fn_seterr(eb, FN_EINVAL, "max-reply-bytes: want 4096..1073741824, got '%s'", v);
+        c->max_reply_bytes = u;
+        return 0;
+    }
+    if (fn_config_key_is(key, "verify-on-open")) {
+        if (strcmp(v, "full") && strcmp(v, "quick"))
+            return fn_seterr(eb, FN_EINVAL, "verify-on-open: want full|quick, got '%s'", v);
+        c->verify_quick = strcmp(v, "quick") == 0;
         return 0;
     }
     if (fn_config_key_is(key, "log-level")) {
@@ -108,6 +141,12 @@ const char *shard_config_usage(void)
            "  --addr-file PATH   write \"HOST:PORT\\n\" there (atomically) once listening\n"
            "  --threads N        search worker threads (default 4)\n"
            "  --max-k N          largest k accepted (default 10000)\n"
+           "  --max-query-bytes N  longest query text (default 4096)\n"
+           "  --max-query-words N  most words in a query's text (default 256)\n"
+           "  --max-query-terms N  most distinct terms after analysis (default 64)\n"
+           "  --max-explain-hits N hits that get per-term explain details (default 100)\n"
+           "  --max-reply-bytes N  larger replies are refused with RESOURCE_EXHAUSTED (default 32 MiB)\n"
+           "  --verify-on-open M   full: hash all of data.mdb before serving (default); quick: skip it\n"
            "  --config FILE      key=value file with the same keys (flags override it);\n"
            "                     also bm25.k1, bm25.b_title, bm25.b_body, bm25.w_title, bm25.w_body\n"
            "  --log-level L      debug|info|warn|error (default info)\n"

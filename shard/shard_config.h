@@ -12,7 +12,8 @@
 #define SHARD_DEFAULT_THREADS 4
 #define SHARD_DEFAULT_MAX_K   10000
 #define SHARD_MAX_THREADS     256
-#define SHARD_MAX_QUERY_BYTES 65536
+#define SHARD_DEFAULT_MAX_EXPLAIN_HITS 100
+#define SHARD_DEFAULT_MAX_REPLY_BYTES  (32u << 20)
 
 typedef struct shard_config {
     char index_dir[4096];       /* --index: IDXDIR/shard-NNN (required) */
@@ -21,6 +22,14 @@ typedef struct shard_config {
     char config_file[4096];     /* --config ("" = none) */
     unsigned threads;           /* --threads: search worker threads */
     uint32_t max_k;             /* --max-k */
+    /* Bounds on the work and memory one request can cause (issue 6); the
+     * coordinator's defaults are the same or smaller. */
+    uint32_t max_query_bytes;   /* --max-query-bytes (FN_QUERY_DEFAULT_MAX_BYTES) */
+    uint32_t max_query_words;   /* --max-query-words: words in the raw text */
+    uint32_t max_query_terms;   /* --max-query-terms: distinct terms after analysis */
+    uint32_t max_explain_hits;  /* --max-explain-hits: hits that get per-term explain */
+    uint64_t max_reply_bytes;   /* --max-reply-bytes: larger replies are refused */
+    int verify_quick;           /* --verify-on-open quick: skip the whole-file hash */
     int log_level;              /* enum fn_log_level */
     idx_bm25_params bm25;       /* bm25.k1, bm25.b_title, ... */
     int help;                   /* --help was given */

@@ -57,12 +57,12 @@ Test(validate, bad_requests_name_the_field)
 
 Test(validate, utf8)
 {
-    cr_assert(coord_utf8_valid("", 0));
-    cr_assert(coord_utf8_valid("\xf0\x9f\x98\x80", 4));            /* U+1F600 */
-    cr_assert_not(coord_utf8_valid("\xc0\xaf", 2));                /* overlong '/' */
-    cr_assert_not(coord_utf8_valid("\xe0\x80\xaf", 3));            /* overlong */
-    cr_assert_not(coord_utf8_valid("\xed\xa0\x80", 3));            /* surrogate */
-    cr_assert_not(coord_utf8_valid("\xf4\x90\x80\x80", 4));        /* > U+10FFFF */
-    cr_assert_not(coord_utf8_valid("\xe2\x82", 2));                /* truncated */
-    cr_assert_not(coord_utf8_valid("\x80", 1));                    /* lone continuation */
+    cr_assert(fn_utf8_valid("", 0));
+    cr_assert(fn_utf8_valid("\xf0\x9f\x98\x80", 4));            /* U+1F600 */
+    cr_assert_not(fn_utf8_valid("\xc0\xaf", 2));                /* overlong '/' */
+    cr_assert_not(fn_utf8_valid("\xe0\x80\xaf", 3));            /* overlong */
+    cr_assert_not(fn_utf8_valid("\xed\xa0\x80", 3));            /* surrogate */
+    cr_assert_not(fn_utf8_valid("\xf4\x90\x80\x80", 4));        /* > U+10FFFF */
+    cr_assert_not(fn_utf8_valid("\xe2\x82", 2));                /* truncated */
+    cr_assert_not(fn_utf8_valid("\x80", 1));                    /* lone continuation */
 }

@@ -79,8 +79,10 @@ static int read_term(const char *shard_dir, const char *term, idx_term_rec *rec,
     MDB_val k = { strlen(term), (void *)term }, v;
     int rc = mdb_get(txn, terms, &k, &v);
     if (rc == 0) {
-        cr_assert_eq(v.mv_size, 16);
+        cr_assert_eq(v.mv_size, IDX_TERM_REC_BYTES);
         const uint8_t *p = v.mv_data;
+        cr_assert_eq(idx_get_u32le(p + 16), idx_sum32(p, 16, idx_key_seed(term, strlen(term))),
+                     "term record checksum");
         rec->termid = idx_get_u32le(p);
         rec->df = idx_get_u32le(p + 4);
         rec->gdf = idx_get_u32le(p + 8);
@@ -133,7 +135,7 @@ Test(builder, single_shard_meta_terms_and_docs)
     idx_reader_t *r;
     cr_assert_eq(idx_reader_open(p, &r, &eb), 0, "%s", eb.msg);
     const idx_index_info *in = idx_reader_info(r);
-    cr_assert_eq(in->schema, 1);
+    cr_assert_eq(in->schema, IDX_SCHEMA_VERSION);
     cr_assert_eq(in->shard, 0);
     cr_assert_eq(in->shards, 1);
     cr_assert_eq(in->docs, 4);

@@ -1,0 +1,56 @@
+/* fn_arena.h - per-request memory: a bump allocator whose memory is given
+ * back all at once when the request is done.
+ *
+ * A request that builds thousands of small objects (protobuf hits, strings)
+ * allocates them here instead of one malloc each, and fn_arena_free() (or
+ * fn_arena_reset()) returns every chunk in one pass, so one large request
+ * cannot leave the process bigger than it was (issue 6). Chunks grow
+ * geometrically from 4 KiB to 1 MiB; an allocation larger than a chunk gets a
+ * chunk of its own. Chunks of 128 KiB and more are mmap'd by glibc once
+ * fn_mem_server_tune() has run, so freeing them unmaps them.
+ *
+ * Not thread-safe: one arena per request (or per worker). Memory is 16-byte
+ * aligned and NOT zeroed unless fn_arena_calloc is used.
+ */
+#ifndef FUNNEL_FN_ARENA_H
+#define FUNNEL_FN_ARENA_H
+
+#include <stddef.h>
+
+typedef struct fn_arena_chunk fn_arena_chunk;
+
+typedef struct fn_arena {
+    fn_arena_chunk *head;   /* newest chunk first */
+    size_t held;            /* bytes of all chunks */
+    size_t next;            /* size of the next ordinary chunk */
+    int oom;                /* an allocation failed (sticky until reset) */
+} fn_arena;
+
+#define FN_ARENA_INIT { NULL, 0, 0, 0 }
+
+void fn_arena_init(fn_arena *a);
+/* n bytes (n == 0 gives a valid unique pointer); NULL (and a->oom) when out of memory. */
+void *fn_arena_alloc(fn_arena *a, size_t n);
+/* count * size zeroed bytes; NULL on overflow or out of memory. */
+void *fn_arena_calloc(fn_arena *a, size_t count, size_t size);
+/* NUL-terminated copy of s[0..n); s may be NULL when n == 0. */
+char *fn_arena_strndup(fn_arena *a, const char *s, size_t n);
+char *fn_arena_strdup(fn_arena *a, const char *s);
+/* Bytes the arena holds now (for accounting and tests). */
+size_t fn_arena_held(const fn_arena *a);
+/* Forget every allocation; keeps only the first, smallest chunk for reuse. */
+void fn_arena_reset(fn_arena *a);
+/* Give every chunk back; the arena is empty and reusable. */
+void fn_arena_free(fn_arena *a);
+
+/* Process-wide malloc policy for long-running servers, called once at start
+ * (glibc; a no-op elsewhere): allocations of 128 KiB and more are mmap'd and
+ * unmapped when freed (glibc otherwise raises that threshold after the first
+ * large free, and big freed buffers then stay in the heap for good), and free
+ * memory at the top of the heap is returned early. */
+void fn_mem_server_tune(void);
+/* Return free heap memory to the system (malloc_trim). Costs a walk over
+ * the heap: call after an unusually large request, not after every one. */
+void fn_mem_release(void);
+
+#endif

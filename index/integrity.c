@@ -1,0 +1,198 @@
+/* integrity.c - see integrity.h. */
+#include "integrity.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "format.h"
+
+#define HASH_CHUNK (1u << 20)
+
+int idx_file_hash(const char *path, uint64_t *hash, uint64_t *bytes, fn_errbuf *eb)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return fn_seterr(eb, -errno, "%s: %s", path, strerror(errno));
+    int rc = 0;
+    uint8_t *buf = malloc(HASH_CHUNK);
+    XXH3_state_t *st = XXH3_createState();
+    if (!buf || !st) { rc = fn_seterr(eb, -ENOMEM, "out of memory"); goto out; }
+    XXH3_64bits_reset(st);
+    uint64_t off = 0;
+    for (;;) {
+        ssize_t n = pread(fd, buf, HASH_CHUNK, (off_t)off);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            rc = fn_seterr(eb, -errno, "%s: read: %s", path, strerror(errno));
+            goto out;
+        }
+        if (n == 0) break;
+        XXH3_64bits_update(st, buf, (size_t)n);
+        off += (uint64_t)n;
+    }
+    *hash = XXH3_64bits_digest(st);
+    *bytes = off;
+out:
+    XXH3_freeState(st);
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+int idx_checksum_write(const char *shard_dir, uint64_t hash, uint64_t bytes, fn_errbuf *eb)
+{
+    char path[4200], tmp[4200];
+    snprintf(path, sizeof path, "%s/%s", shard_dir, IDX_CHECKSUM_FILE);
+    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", shard_dir, IDX_CHECKSUM_FILE);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return fn_seterr(eb, -errno, "%s: %s", tmp, strerror(errno));
+    int bad = fprintf(f, "funnel-checksum 1\nxxh3-64 %016" PRIx64 "\nbytes %" PRIu64 "\n", hash, bytes) < 0;
+    bad |= fflush(f) != 0;
+    bad |= fsync(fileno(f)) != 0;
+    int e = errno;
+    bad |= fclose(f) != 0;
+    if (bad) {
+        if (!e) e = errno ? errno : EIO;
+        unlink(tmp);
+        return fn_seterr(eb, -e, "%s: %s", tmp, strerror(e));
+    }
+    if (rename(tmp, path)) {
+        e = errno;
+        unlink(tmp);
+        return fn_seterr(eb, -e, "%s: %s", path, strerror(e));
+    }
+    return 0;
+}
+
+int idx_checksum_read(const char *shard_dir, uint64_t *hash, uint64_t *bytes, fn_errbuf *eb)
+{
+    char path[4200], text[256];
+    snprintf(path, sizeof path, "%s/%s", shard_dir, IDX_CHECKSUM_FILE);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        if (errno == ENOENT)
+            return fn_seterr(eb, FN_EFORMAT, "%s: missing: the index was not built completely "
+                             "(or by a build before schema 2)", path);
+        return fn_seterr(eb, -errno, "%s: %s", path, strerror(errno));
+    }
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    char hex[17];
+    uint64_t b;
+    int used = 0;
+    if (sscanf(text, "funnel-checksum 1\nxxh3-64 %16[0-9a-f]\nbytes %" SCNu64 "\n%n", hex, &b, &used) != 2 ||
+        strlen(hex) != 16 || (size_t)used != n)
+        return fn_seterr(eb, FN_EFORMAT, "%s: not a funnel checksum file", path);
+    *hash = strtoull(hex, NULL, 16);
+    *bytes = b;
+    return 0;
+}
+
+int idx_verify_file(const char *shard_dir, fn_errbuf *eb)
+{
+    uint64_t want, want_bytes, got, got_bytes;
+    int rc = idx_checksum_read(shard_dir, &want, &want_bytes, eb);
+    if (rc) return rc;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/data.mdb", shard_dir);
+    if ((rc = idx_file_hash(path, &got, &got_bytes, eb))) return rc;
+    if (got_bytes != want_bytes)
+        return fn_seterr(eb, FN_ECORRUPT, "%s: %" PRIu64 " bytes, but the build wrote %" PRIu64
+                         ": the file was truncated or changed after the build", path, got_bytes, want_bytes);
+    if (got != want)
+        return fn_seterr(eb, FN_ECORRUPT, "%s: content does not match its checksum "
+                         "(xxh3-64 %016" PRIx64 ", built as %016" PRIx64 "): the file is damaged",
+                         path, got, want);
+    return 0;
+}
+
+int idx_meta_sum(MDB_txn *txn, MDB_dbi meta, uint32_t *out)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(txn, meta, &c);
+    if (rc) return rc > 0 ? -rc : rc;
+    XXH3_state_t *st = XXH3_createState();
+    if (!st) { mdb_cursor_close(c); return -ENOMEM; }
+    XXH3_64bits_reset(st);
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (k.mv_size == 8 && memcmp(k.mv_data, "meta_sum", 8) == 0) continue;
+        uint8_t len[8];
+        idx_put_u32le(len, (uint32_t)k.mv_size);
+        idx_put_u32le(len + 4, (uint32_t)v.mv_size);
+        XXH3_64bits_update(st, len, 8);
+        XXH3_64bits_update(st, k.mv_data, k.mv_size);
+        XXH3_64bits_update(st, v.mv_data, v.mv_size);
+    }
+    mdb_cursor_close(c);
+    *out = (uint32_t)XXH3_64bits_digest(st);
+    XXH3_freeState(st);
+    if (rc != MDB_NOTFOUND) return rc > 0 ? -rc : rc;
+    return 0;
+}
+
+int idx_is_damage(int rc)
+{
+    return rc == FN_ECORRUPT || rc == FN_EFORMAT || rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND ||
+           rc == MDB_INVALID || rc == MDB_BAD_TXN || rc == MDB_BAD_VALSIZE || rc == MDB_VERSION_MISMATCH;
+}
+
+/* ---- SIGBUS guard ---- */
+
+static _Thread_local idx_guard *guard_top;
+static struct sigaction guard_old;
+static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
+static int guard_err;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+    (void)uc;
+    for (idx_guard *g = guard_top; g; g = g->prev) {
+        const char *a = si->si_addr;
+        if (a >= g->lo && a < g->hi) {
+            g->fault = si->si_addr;
+            guard_top = g->prev;
+            siglongjmp(g->jb, 1);
+        }
+    }
+    /* Not ours: put the previous disposition back and return, so the access
+     * faults again and gets it (by default, a core dump). */
+    sigaction(sig, &guard_old, NULL);
+    if (guard_old.sa_handler == SIG_IGN) signal(sig, SIG_DFL);
+}
+
+static void guard_install(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_sigbus;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGBUS, &sa, &guard_old) != 0) guard_err = -errno;
+}
+
+int idx_guard_enter(idx_guard *g, const void *map, size_t len)
+{
+    pthread_once(&guard_once, guard_install);
+    if (guard_err) return guard_err;
+    g->lo = map;
+    g->hi = (const char *)map + len;
+    g->fault = NULL;
+    g->prev = guard_top;
+    guard_top = g;
+    return 0;
+}
+
+void idx_guard_leave(idx_guard *g)
+{
+    /* after a jump the handler has already unlinked g */
+    if (guard_top == g) guard_top = g->prev;
+}

@@ -1,0 +1,75 @@
+/* integrity.h - whole-file and metadata checksums of a shard directory, and
+ * the guard that turns a SIGBUS on an index mapping into an error.
+ *
+ * A shard's data.mdb is sealed when the build finishes: nothing writes it
+ * again (a serving shard opens it read-only, new builds go to new
+ * directories). So the build records a checksum of the whole file in
+ * SHARDDIR/checksum, and a reader can prove at open that it reads exactly
+ * what was built. Damage that happens later is caught by the per-value
+ * checksums (format.h), by idx_reader_check() (the file changed size or
+ * mtime) and, for a file truncated under a running reader, by the guard.
+ */
+#ifndef FUNNEL_INDEX_INTEGRITY_H
+#define FUNNEL_INDEX_INTEGRITY_H
+
+#include <lmdb.h>
+#include <setjmp.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fn_error.h"
+
+/* XXH3-64 of a whole file, read with pread (never mapped, so a short file
+ * cannot fault). *bytes is its size. Returns 0 or -errno with the path. */
+int idx_file_hash(const char *path, uint64_t *hash, uint64_t *bytes, fn_errbuf *eb);
+
+/* Write / read SHARDDIR/checksum (written atomically: temporary + rename). */
+int idx_checksum_write(const char *shard_dir, uint64_t hash, uint64_t bytes, fn_errbuf *eb);
+int idx_checksum_read(const char *shard_dir, uint64_t *hash, uint64_t *bytes, fn_errbuf *eb);
+
+/* Hash SHARDDIR/data.mdb and compare with SHARDDIR/checksum. 0, FN_ECORRUPT
+ * ("...: data.mdb does not match its checksum: damaged"), FN_EFORMAT (no or
+ * bad checksum file) or -errno, with the message in eb. */
+int idx_verify_file(const char *shard_dir, fn_errbuf *eb);
+
+/* The checksum of the meta database: every entry but "meta_sum", in key
+ * order (format.h). */
+int idx_meta_sum(MDB_txn *txn, MDB_dbi meta, uint32_t *out);
+
+/* Is rc an error that means the stored index is damaged (as opposed to a
+ * bad request, a deadline or memory)? FN_ECORRUPT, FN_EFORMAT and LMDB's
+ * MDB_CORRUPTED / MDB_PAGE_NOTFOUND / MDB_INVALID / MDB_BAD_TXN. */
+int idx_is_damage(int rc);
+
+/* ---- SIGBUS guard ----
+ *
+ * Reading a mapped file that was truncated under the reader raises SIGBUS.
+ * Code that reads the map runs inside a guard, in a wrapper that has no
+ * local state of its own to lose:
+ *
+ *     idx_guard g;
+ *     if (idx_guard_enter(&g, map, mapsize) == 0) {
+ *         if (sigsetjmp(g.jb, 0) != 0)
+ *             return ... the map faulted: clean up (no locks are held), report ...;
+ *     }   (if enter failed, the read runs unguarded)
+ *     rc = read_the_map(...);
+ *     idx_guard_leave(&g);
+ *
+ * The handler jumps back only for a fault inside [map, map + mapsize) on a
+ * thread with an active guard; any other SIGBUS gets the default action (a
+ * core dump), so real bugs are not hidden. Guards nest per thread. The mask
+ * is not saved (sigsetjmp(.., 0)): the handler runs with SA_NODEFER, so
+ * SIGBUS is never left blocked. */
+typedef struct idx_guard {
+    sigjmp_buf jb;
+    const char *lo, *hi;
+    struct idx_guard *prev;
+    const void *volatile fault;   /* where the fault happened */
+} idx_guard;
+
+/* Installs the process-wide handler on first use. Returns 0, or -errno if
+ * sigaction failed (then the caller must not sigsetjmp: run unguarded). */
+int idx_guard_enter(idx_guard *g, const void *map, size_t len);
+void idx_guard_leave(idx_guard *g);
+
+#endif

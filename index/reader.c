@@ -1,0 +1,474 @@
+/* reader.c - opening a shard read-only and decoding its stored values
+ * (search.h, reader_int.h).
+ *
+ * Opening proves the file is what the build wrote before LMDB maps it: the
+ * whole data.mdb is hashed with pread and compared with SHARDDIR/checksum
+ * (unless IDX_OPEN_QUICK), then LMDB's own metadata is checked against the
+ * file size (a truncated file would otherwise fault on first use), then the
+ * meta entries and the norms arrays are checked against their checksums.
+ * The norms (16 bytes a document) are copied out of the map so they outlive
+ * the open transaction; everything else is read inside a query's read
+ * transaction and its own guard.
+ */
+#include "reader_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "integrity.h"
+
+/* ---- decoders ---- */
+
+int idx_term_decode(const idx_reader_t *r, const char *term, size_t len, const MDB_val *v,
+                    idx_term_rec *out, fn_errbuf *eb)
+{
+    if (v->mv_size != IDX_TERM_REC_BYTES)
+        return fn_seterr(eb, FN_ECORRUPT, "term \"%.*s\": record of %zu bytes, expected %d",
+                         (int)(len > 64 ? 64 : len), term, v->mv_size, IDX_TERM_REC_BYTES);
+    const uint8_t *p = v->mv_data;
+    if (idx_get_u32le(p + 16) != idx_sum32(p, 16, idx_key_seed(term, len)))
+        return fn_seterr(eb, FN_ECORRUPT, "term \"%.*s\": record checksum mismatch",
+                         (int)(len > 64 ? 64 : len), term);
+    out->termid = idx_get_u32le(p);
+    out->df = idx_get_u32le(p + 4);
+    out->gdf = idx_get_u32le(p + 8);
+    out->nblocks = idx_get_u32le(p + 12);
+    uint64_t need = r ? ((uint64_t)out->df + r->block_size - 1) / r->block_size : out->nblocks;
+    if (out->df == 0 || out->gdf < out->df || out->nblocks != need ||
+        (r && (out->df > r->info.docs || out->termid >= r->info.terms)))
+        return fn_seterr(eb, FN_ECORRUPT, "term \"%.*s\": inconsistent record (df %u, gdf %u, blocks %u)",
+                         (int)(len > 64 ? 64 : len), term, out->df, out->gdf, out->nblocks);
+    return 0;
+}
+
+int idx_term_get(const idx_reader_t *r, MDB_txn *txn, const char *term, size_t len,
+                 idx_term_rec *out, fn_errbuf *eb)
+{
+    MDB_val k = { len, (void *)term }, v;
+    int rc = mdb_get(txn, r->terms, &k, &v);
+    if (rc == MDB_NOTFOUND) return FN_ENOTFOUND;
+    if (rc) return fn_seterr(eb, idx_mdb_code(rc), "terms: %s", mdb_strerror(rc));
+    return idx_term_decode(r, term, len, &v, out, eb);
+}
+
+int idx_block_decode(const idx_reader_t *r, uint32_t termid, uint32_t block, const MDB_val *v,
+                     uint32_t *docs, uint32_t *tf_title, uint32_t *tf_body, uint32_t *n_out,
+                     fn_errbuf *eb)
+{
+    const uint8_t *p = v->mv_data;
+    if (v->mv_size < IDX_BLOCK_HDR ||
+        idx_get_u32le(p) != idx_sum32(p + 4, v->mv_size - 4, (uint64_t)termid << 32 | block))
+        return fn_seterr(eb, FN_ECORRUPT, "postings of term id %u, block %u: checksum mismatch",
+                         termid, block);
+    uint32_t n = idx_get_u32le(p + 4), first = idx_get_u32le(p + 8), last = idx_get_u32le(p + 12);
+    if (n == 0 || n > r->block_size)
+        return fn_seterr(eb, FN_ECORRUPT, "postings of term id %u, block %u: %u postings", termid, block, n);
+    size_t off = IDX_BLOCK_HDR, used;
+    uint32_t *dst[3] = { docs, tf_title, tf_body };
+    for (int a = 0; a < 3; a++) {
+        used = r->codec->decode(p + off, v->mv_size - off, n, dst[a]);
+        if (!used)
+            return fn_seterr(eb, FN_ECORRUPT, "postings of term id %u, block %u: cannot decode", termid, block);
+        off += used;
+    }
+    /* gaps: 0 first, then >= 1; every posting has a term frequency */
+    uint64_t d = first;
+    int bad = docs[0] != 0;
+    for (uint32_t i = 0; i < n; i++) {
+        bad |= i && docs[i] == 0;
+        d += docs[i];
+        bad |= (uint64_t)tf_title[i] + tf_body[i] == 0;
+        docs[i] = (uint32_t)d;
+    }
+    if (bad || d != last || last >= r->info.docs)
+        return fn_seterr(eb, FN_ECORRUPT, "postings of term id %u, block %u: bad document numbers",
+                         termid, block);
+    *n_out = n;
+    return 0;
+}
+
+int idx_block_get(const idx_reader_t *r, MDB_txn *txn, uint32_t termid, uint32_t block,
+                  uint32_t *docs, uint32_t *tf_title, uint32_t *tf_body, uint32_t *n,
+                  fn_errbuf *eb)
+{
+    uint8_t key[8];
+    idx_put_u32be(key, termid);
+    idx_put_u32be(key + 4, block);
+    MDB_val k = { 8, key }, v;
+    int rc = mdb_get(txn, r->postings, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return fn_seterr(eb, FN_ECORRUPT, "postings of term id %u, block %u: missing", termid, block);
+    if (rc) return fn_seterr(eb, idx_mdb_code(rc), "postings: %s", mdb_strerror(rc));
+    return idx_block_decode(r, termid, block, &v, docs, tf_title, tf_body, n, eb);
+}
+
+int idx_doc_decode(uint32_t doc, const MDB_val *v, idx_doc_rec *out, fn_errbuf *eb)
+{
+    const uint8_t *p = v->mv_data;
+    if (v->mv_size < IDX_DOC_HDR || idx_get_u32le(p) != idx_sum32(p + 4, v->mv_size - 4, doc))
+        return fn_seterr(eb, FN_ECORRUPT, "stored record of doc %u: checksum mismatch", doc);
+    uint64_t a = idx_get_u32le(p + 4), b = idx_get_u32le(p + 8), c = idx_get_u32le(p + 12);
+    if (a == 0 || IDX_DOC_HDR + a + b + c != v->mv_size)
+        return fn_seterr(eb, FN_ECORRUPT, "stored record of doc %u: bad field lengths", doc);
+    out->id = (const char *)p + IDX_DOC_HDR;
+    out->title = out->id + a;
+    out->url = out->title + b;
+    out->id_len = (uint32_t)a;
+    out->title_len = (uint32_t)b;
+    out->url_len = (uint32_t)c;
+    return 0;
+}
+
+int idx_doc_get(const idx_reader_t *r, MDB_txn *txn, uint32_t doc, idx_doc_rec *out, fn_errbuf *eb)
+{
+    uint8_t dk[4];
+    idx_put_u32be(dk, doc);
+    MDB_val k = { 4, dk }, v;
+    int rc = mdb_get(txn, r->docs, &k, &v);
+    if (rc == MDB_NOTFOUND) return fn_seterr(eb, FN_ECORRUPT, "stored record of doc %u: missing", doc);
+    if (rc) return fn_seterr(eb, idx_mdb_code(rc), "docs: %s", mdb_strerror(rc));
+    return idx_doc_decode(doc, &v, out, eb);
+}
+
+int idx_source_get(const idx_reader_t *r, MDB_txn *txn, uint32_t doc, const char **json,
+                   size_t *len, fn_errbuf *eb)
+{
+    uint8_t dk[4];
+    idx_put_u32be(dk, doc);
+    MDB_val k = { 4, dk }, v;
+    int rc = mdb_get(txn, r->source, &k, &v);
+    if (rc == MDB_NOTFOUND) return fn_seterr(eb, FN_ECORRUPT, "source of doc %u: missing", doc);
+    if (rc) return fn_seterr(eb, idx_mdb_code(rc), "source: %s", mdb_strerror(rc));
+    const uint8_t *p = v.mv_data;
+    if (v.mv_size < 4 || idx_get_u32le(p) != idx_sum32(p + 4, v.mv_size - 4, doc))
+        return fn_seterr(eb, FN_ECORRUPT, "source of doc %u: checksum mismatch", doc);
+    *json = (const char *)p + 4;
+    *len = v.mv_size - 4;
+    return 0;
+}
+
+int idx_id_decode(const idx_reader_t *r, const char *id, size_t len, const MDB_val *v,
+                  uint32_t *doc, fn_errbuf *eb)
+{
+    const uint8_t *p = v->mv_data;
+    if (v->mv_size != IDX_ID_REC_BYTES || idx_get_u32le(p + 4) != idx_sum32(p, 4, idx_key_seed(id, len)))
+        return fn_seterr(eb, FN_ECORRUPT, "id \"%.*s\": record checksum mismatch",
+                         (int)(len > 64 ? 64 : len), id);
+    *doc = idx_get_u32le(p);
+    if (*doc >= r->info.docs)
+        return fn_seterr(eb, FN_ECORRUPT, "id \"%.*s\": doc %u out of range", (int)(len > 64 ? 64 : len),
+                         id, *doc);
+    return 0;
+}
+
+int idx_id_get(const idx_reader_t *r, MDB_txn *txn, const char *id, size_t len, uint32_t *doc,
+               fn_errbuf *eb)
+{
+    MDB_val k = { len, (void *)id }, v;
+    int rc = mdb_get(txn, r->ids, &k, &v);
+    if (rc == MDB_NOTFOUND) return FN_ENOTFOUND;
+    if (rc) return fn_seterr(eb, idx_mdb_code(rc), "ids: %s", mdb_strerror(rc));
+    return idx_id_decode(r, id, len, &v, doc, eb);
+}
+
+/* ---- open ---- */
+
+static int meta_get(MDB_txn *txn, MDB_dbi dbi, const char *key, char *buf, size_t cap)
+{
+    MDB_val k = { strlen(key), (void *)key }, v;
+    int rc = mdb_get(txn, dbi, &k, &v);
+    if (rc) return rc == MDB_NOTFOUND ? FN_EFORMAT : idx_mdb_code(rc);
+    if (v.mv_size >= cap || memchr(v.mv_data, '\0', v.mv_size)) return FN_EFORMAT;
+    memcpy(buf, v.mv_data, v.mv_size);
+    buf[v.mv_size] = '\0';
+    return 0;
+}
+
+static int meta_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t *out)
+{
+    char buf[64], *end;
+    int rc = meta_get(txn, dbi, key, buf, sizeof buf);
+    if (rc) return rc;
+    errno = 0;
+    unsigned long long v = strtoull(buf, &end, 10);
+    if (errno || end == buf || *end || buf[0] == '-') return FN_EFORMAT;
+    *out = v;
+    return 0;
+}
+
+static int meta_double(MDB_txn *txn, MDB_dbi dbi, const char *key, double *out)
+{
+    char buf[64], *end;
+    int rc = meta_get(txn, dbi, key, buf, sizeof buf);
+    if (rc) return rc;
+    *out = strtod(buf, &end);
+    if (end == buf || *end || !(*out >= 0.0)) return FN_EFORMAT;
+    return 0;
+}
+
+static int load_norm(MDB_txn *txn, MDB_dbi dbi, const char *key, size_t width, uint64_t n, void **out)
+{
+    MDB_val k = { strlen(key), (void *)key }, v;
+    int rc = mdb_get(txn, dbi, &k, &v);
+    if (rc) return rc == MDB_NOTFOUND ? FN_EFORMAT : idx_mdb_code(rc);
+    if (v.mv_size != 4 + n * width) return FN_EFORMAT;
+    const uint8_t *p = v.mv_data;
+    if (idx_get_u32le(p) != idx_sum32(p + 4, n * width, 0)) return FN_ECORRUPT;
+    p += 4;
+    void *a = malloc(n ? n * width : 1);
+    if (!a) return -ENOMEM;
+    for (uint64_t i = 0; i < n; i++) {
+        if (width == 4) ((uint32_t *)a)[i] = idx_get_u32le(p + 4 * i);
+        else ((uint64_t *)a)[i] = idx_get_u64le(p + 8 * i);
+    }
+    *out = a;
+    return 0;
+}
+
+/* Everything after mdb_env_open; runs inside the caller's guard. */
+static int open_txn(idx_reader_t *r, fn_errbuf *eb)
+{
+    const char *dir = r->dir, *what = "missing database";
+    MDB_txn *txn = NULL;
+    int rc = mdb_txn_begin(r->env, NULL, MDB_RDONLY, &txn);
+    if (rc) return fn_seterr(eb, idx_mdb_code(rc), "%s: %s", dir, mdb_strerror(rc));
+    if ((rc = mdb_dbi_open(txn, IDX_DB_META, 0, &r->meta)) ||
+        (rc = mdb_dbi_open(txn, IDX_DB_TERMS, 0, &r->terms)) ||
+        (rc = mdb_dbi_open(txn, IDX_DB_POSTINGS, 0, &r->postings)) ||
+        (rc = mdb_dbi_open(txn, IDX_DB_DOCS, 0, &r->docs)) ||
+        (rc = mdb_dbi_open(txn, IDX_DB_IDS, 0, &r->ids)) ||
+        (rc = mdb_dbi_open(txn, IDX_DB_NORMS, 0, &r->norms))) {
+        if (rc == MDB_NOTFOUND) rc = FN_EFORMAT;
+        goto fail;
+    }
+    idx_index_info *in = &r->info;
+    uint64_t v;
+    what = "meta schema";
+    if ((rc = meta_u64(txn, r->meta, "schema", &v))) goto fail;
+    if (v != IDX_SCHEMA_VERSION) {
+        rc = fn_seterr(eb, FN_EVERSION, "%s: index schema %" PRIu64 ", this build reads schema %d: "
+                       "rebuild the index with this version's `funnel index build`",
+                       dir, v, IDX_SCHEMA_VERSION);
+        goto fail_msg;
+    }
+    /* the source db is new in schema 2: open it after the version check so
+     * an old index gets the message above */
+    if ((rc = mdb_dbi_open(txn, IDX_DB_SOURCE, 0, &r->source))) {
+        if (rc == MDB_NOTFOUND) rc = FN_EFORMAT;
+        goto fail;
+    }
+    in->schema = (uint32_t)v;
+    what = "meta";
+    char sumtxt[16];
+    uint32_t msum;
+    if ((rc = meta_get(txn, r->meta, "meta_sum", sumtxt, sizeof sumtxt)) ||
+        (rc = idx_meta_sum(txn, r->meta, &msum)))
+        goto fail;
+    if (strtoul(sumtxt, NULL, 16) != msum || strlen(sumtxt) != 8) {
+        rc = fn_seterr(eb, FN_ECORRUPT, "%s: meta: checksum mismatch: the index is damaged", dir);
+        goto fail_msg;
+    }
+    if ((rc = meta_u64(txn, r->meta, "shard", &v))) goto fail;
+    in->shard = (uint32_t)v;
+    if ((rc = meta_u64(txn, r->meta, "shards", &v))) goto fail;
+    in->shards = (uint32_t)v;
+    if ((rc = meta_u64(txn, r->meta, "docs", &in->docs)) ||
+        (rc = meta_u64(txn, r->meta, "docs_total", &in->docs_total)) ||
+        (rc = meta_u64(txn, r->meta, "terms", &in->terms)) ||
+        (rc = meta_double(txn, r->meta, "avglen_title", &in->avglen[IDX_FIELD_TITLE])) ||
+        (rc = meta_double(txn, r->meta, "avglen_body", &in->avglen[IDX_FIELD_BODY])) ||
+        (rc = meta_get(txn, r->meta, "analyzer", in->analyzer, sizeof in->analyzer)) ||
+        (rc = meta_get(txn, r->meta, "codec", in->codec, sizeof in->codec)) ||
+        (rc = meta_u64(txn, r->meta, "block_size", &v)))
+        goto fail;
+    if (in->docs > UINT32_MAX || in->docs > in->docs_total || v == 0 || v > IDX_BLOCK_SIZE ||
+        in->shards == 0 || in->shard >= in->shards || in->terms > UINT32_MAX) {
+        rc = FN_EFORMAT;
+        goto fail;
+    }
+    r->block_size = (uint32_t)v;
+    if (!(r->codec = idx_codec_find(in->codec))) {
+        rc = fn_seterr(eb, FN_EFORMAT, "%s: unknown postings codec \"%s\"", dir, in->codec);
+        goto fail_msg;
+    }
+    what = "norms";
+    if ((rc = load_norm(txn, r->norms, "title", 4, in->docs, (void **)&r->len[IDX_FIELD_TITLE])) ||
+        (rc = load_norm(txn, r->norms, "body", 4, in->docs, (void **)&r->len[IDX_FIELD_BODY])) ||
+        (rc = load_norm(txn, r->norms, "keys", 8, in->docs, (void **)&r->keys)))
+        goto fail;
+    /* committing a read txn keeps the dbi handles open for later txns */
+    rc = mdb_txn_commit(txn);
+    if (rc) return fn_seterr(eb, idx_mdb_code(rc), "%s: %s", dir, mdb_strerror(rc));
+    return 0;
+fail:
+    rc = idx_mdb_code(rc);
+    fn_seterr(eb, rc, "%s: %s: %s%s", dir, what, fn_strerror(rc),
+              idx_is_damage(rc) ? ": the index is damaged" : "");
+fail_msg:
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+static int open_guarded(idx_reader_t *r, fn_errbuf *eb)
+{
+    idx_guard g;
+    if (idx_guard_enter(&g, r->map, r->mapsize) == 0) {
+        if (sigsetjmp(g.jb, 0) != 0)
+            return fn_seterr(eb, FN_ECORRUPT, "%s: data.mdb: reading it faulted (SIGBUS): the file "
+                             "was truncated", r->dir);
+    }
+    int rc = open_txn(r, eb);
+    idx_guard_leave(&g);
+    return rc;
+}
+
+int idx_reader_open_ex(const char *dir, unsigned flags, idx_reader_t **out, fn_errbuf *eb)
+{
+    if (eb) eb->msg[0] = '\0';
+    *out = NULL;
+    char path[4200];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    if (stat(path, &st)) return fn_seterr(eb, -ENOENT, "%s: no index here", dir);
+    if (strlen(dir) >= sizeof ((idx_reader_t *)0)->dir)
+        return fn_seterr(eb, FN_EINVAL, "%s: path too long", dir);
+    int rc;
+    if (!(flags & IDX_OPEN_QUICK) && (rc = idx_verify_file(dir, eb)) != 0) {
+        /* a schema-1 index has no checksum file: say which version it is */
+        if (rc == FN_EFORMAT) {
+            fn_errbuf veb;
+            idx_reader_t *old;
+            int orc = idx_reader_open_ex(dir, flags | IDX_OPEN_QUICK, &old, &veb);
+            if (orc == FN_EVERSION) { if (eb) *eb = veb; return orc; }
+            if (orc == 0) idx_reader_close(old);
+        }
+        return rc;
+    }
+
+    idx_reader_t *r = calloc(1, sizeof *r);
+    if (!r) return fn_seterr(eb, -ENOMEM, "out of memory");
+    snprintf(r->dir, sizeof r->dir, "%s", dir);
+    r->fd = -1;
+    if ((rc = mdb_env_create(&r->env))) {
+        free(r);
+        return fn_seterr(eb, idx_mdb_code(rc), "%s: %s", dir, mdb_strerror(rc));
+    }
+    if ((rc = mdb_env_set_maxdbs(r->env, IDX_MAX_DBS)) ||
+        /* only what the file holds: LMDB grows it to the used size, and a
+         * small mapping keeps readers valgrind-friendly */
+        (rc = mdb_env_set_mapsize(r->env, (size_t)st.st_size)) ||
+        (rc = mdb_env_open(r->env, dir, MDB_RDONLY | MDB_NOTLS, 0644))) {
+        rc = idx_mdb_code(rc);
+        fn_seterr(eb, rc, "%s: open: %s%s", dir, fn_strerror(rc),
+                  idx_is_damage(rc) ? ": the index is damaged" : "");
+        goto fail;
+    }
+    /* LMDB maps as much as its metadata says the file holds; a shorter file
+     * would fault (SIGBUS) on the first read past its end. */
+    MDB_envinfo ei;
+    MDB_stat ms;
+    struct stat fst;
+    if ((rc = mdb_env_get_fd(r->env, &r->fd)) || (rc = mdb_env_info(r->env, &ei)) ||
+        (rc = mdb_env_stat(r->env, &ms))) {
+        rc = fn_seterr(eb, idx_mdb_code(rc), "%s: %s", dir, mdb_strerror(rc));
+        goto fail;
+    }
+    if (fstat(r->fd, &fst)) {
+        rc = fn_seterr(eb, -errno, "%s: %s", path, strerror(errno));
+        goto fail;
+    }
+    uint64_t need = ((uint64_t)ei.me_last_pgno + 1) * ms.ms_psize;
+    if ((uint64_t)fst.st_size < need) {
+        rc = fn_seterr(eb, FN_ECORRUPT, "%s: %lld bytes, but LMDB's metadata references %" PRIu64
+                       " bytes: the file is truncated", path, (long long)fst.st_size, need);
+        goto fail;
+    }
+    r->size = fst.st_size;
+    r->mtime = fst.st_mtim;
+    r->map = ei.me_mapaddr;
+    r->mapsize = ei.me_mapsize;
+    if ((rc = open_guarded(r, eb))) goto fail;
+    *out = r;
+    return 0;
+fail:
+    idx_reader_close(r);
+    return rc;
+}
+
+int idx_reader_open(const char *dir, idx_reader_t **out, fn_errbuf *eb)
+{
+    return idx_reader_open_ex(dir, 0, out, eb);
+}
+
+void idx_reader_close(idx_reader_t *r)
+{
+    if (!r) return;
+    if (r->env) mdb_env_close(r->env);
+    free(r->len[0]);
+    free(r->len[1]);
+    free(r->keys);
+    free(r);
+}
+
+const idx_index_info *idx_reader_info(const idx_reader_t *r) { return &r->info; }
+const char *idx_reader_dir(const idx_reader_t *r) { return r->dir; }
+
+int idx_reader_check(const idx_reader_t *r, fn_errbuf *eb)
+{
+    struct stat st;
+    if (fstat(r->fd, &st))
+        return fn_seterr(eb, FN_ECORRUPT, "%s/data.mdb: cannot stat: %s", r->dir, strerror(errno));
+    if (st.st_size != r->size)
+        return fn_seterr(eb, FN_ECORRUPT, "%s/data.mdb changed size on disk while open "
+                         "(%lld -> %lld bytes): something wrote or truncated the index",
+                         r->dir, (long long)r->size, (long long)st.st_size);
+    if (st.st_mtim.tv_sec != r->mtime.tv_sec || st.st_mtim.tv_nsec != r->mtime.tv_nsec)
+        return fn_seterr(eb, FN_ECORRUPT, "%s/data.mdb was modified on disk while open: "
+                         "something wrote into the index", r->dir);
+    return 0;
+}
+
+static int get_doc(idx_reader_t *r, MDB_txn *txn, const char *id, char **json, fn_errbuf *eb)
+{
+    uint32_t doc;
+    int rc = idx_id_get(r, txn, id, strlen(id), &doc, eb);
+    if (rc == FN_ENOTFOUND) return fn_seterr(eb, rc, "no document with id \"%.200s\"", id);
+    if (rc) return rc;
+    const char *src;
+    size_t len;
+    if ((rc = idx_source_get(r, txn, doc, &src, &len, eb))) return rc;
+    char *s = malloc(len + 1);
+    if (!s) return fn_seterr(eb, -ENOMEM, "out of memory");
+    memcpy(s, src, len);
+    s[len] = '\0';
+    *json = s;
+    return 0;
+}
+
+int idx_reader_get_doc(idx_reader_t *r, const char *id, char **json, fn_errbuf *eb)
+{
+    if (eb) eb->msg[0] = '\0';
+    *json = NULL;
+    int rc = idx_reader_check(r, eb);
+    if (rc) return rc;
+    MDB_txn *txn;
+    if ((rc = mdb_txn_begin(r->env, NULL, MDB_RDONLY, &txn)))
+        return fn_seterr(eb, idx_mdb_code(rc), "txn: %s", mdb_strerror(rc));
+    idx_guard g;
+    if (idx_guard_enter(&g, r->map, r->mapsize) == 0) {
+        if (sigsetjmp(g.jb, 0) != 0) {
+            mdb_txn_abort(txn);
+            return fn_seterr(eb, FN_ECORRUPT, "%s/data.mdb: reading it faulted (SIGBUS): the file "
+                             "was truncated while open", r->dir);
+        }
+    }
+    rc = get_doc(r, txn, id, json, eb);
+    idx_guard_leave(&g);
+    mdb_txn_abort(txn);
+    return rc;
+}

@@ -1,0 +1,73 @@
+/* reader_int.h - the opened shard (idx_reader) and the decoders of every
+ * stored value, shared inside index/ by search.c and verify.c.
+ *
+ * Every decoder checks the value's checksum (format.h) and its shape before
+ * trusting a byte of it, and says what was damaged in eb. Pointers they
+ * return point into LMDB's map: valid until the read transaction ends, and
+ * reading them must happen inside an idx_guard (integrity.h).
+ */
+#ifndef FUNNEL_INDEX_READER_INT_H
+#define FUNNEL_INDEX_READER_INT_H
+
+#include <lmdb.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "codec.h"
+#include "format.h"
+#include "search.h"
+
+struct idx_reader {
+    char dir[4096];
+    MDB_env *env;
+    MDB_dbi meta, terms, postings, docs, ids, norms, source;
+    idx_index_info info;
+    const idx_codec_t *codec;
+    uint32_t block_size;
+    uint32_t *len[IDX_NFIELDS];   /* copies of the norms (checked at open) */
+    uint64_t *keys;
+    int fd;                       /* data.mdb, LMDB's descriptor */
+    off_t size;                   /* data.mdb as opened ... */
+    struct timespec mtime;        /* ... and its modification time */
+    const char *map;              /* LMDB's map of data.mdb */
+    size_t mapsize;
+};
+
+/* LMDB reports system errors as positive errno values. */
+static inline int idx_mdb_code(int rc) { return rc > 0 ? -rc : rc; }
+
+/* Term record of `term` (len bytes). 0, FN_ENOTFOUND, FN_ECORRUPT or an LMDB code. */
+int idx_term_get(const idx_reader_t *r, MDB_txn *txn, const char *term, size_t len,
+                 idx_term_rec *out, fn_errbuf *eb);
+/* Check a term record value found under `term`. */
+int idx_term_decode(const idx_reader_t *r, const char *term, size_t len, const MDB_val *v,
+                    idx_term_rec *out, fn_errbuf *eb);
+
+/* Posting block `block` of term `termid`: n (1..block_size) absolute doc
+ * numbers (ascending, < docs) and both fields' frequencies. */
+int idx_block_get(const idx_reader_t *r, MDB_txn *txn, uint32_t termid, uint32_t block,
+                  uint32_t *docs, uint32_t *tf_title, uint32_t *tf_body, uint32_t *n,
+                  fn_errbuf *eb);
+int idx_block_decode(const idx_reader_t *r, uint32_t termid, uint32_t block, const MDB_val *v,
+                     uint32_t *docs, uint32_t *tf_title, uint32_t *tf_body, uint32_t *n,
+                     fn_errbuf *eb);
+
+/* The stored record of doc (id, title, url; not NUL-terminated). */
+typedef struct idx_doc_rec {
+    const char *id, *title, *url;
+    uint32_t id_len, title_len, url_len;
+} idx_doc_rec;
+int idx_doc_get(const idx_reader_t *r, MDB_txn *txn, uint32_t doc, idx_doc_rec *out, fn_errbuf *eb);
+int idx_doc_decode(uint32_t doc, const MDB_val *v, idx_doc_rec *out, fn_errbuf *eb);
+
+/* The JSON source of doc (not NUL-terminated). */
+int idx_source_get(const idx_reader_t *r, MDB_txn *txn, uint32_t doc, const char **json,
+                   size_t *len, fn_errbuf *eb);
+
+/* Doc number of external id; 0, FN_ENOTFOUND, FN_ECORRUPT or an LMDB code. */
+int idx_id_get(const idx_reader_t *r, MDB_txn *txn, const char *id, size_t len, uint32_t *doc,
+               fn_errbuf *eb);
+int idx_id_decode(const idx_reader_t *r, const char *id, size_t len, const MDB_val *v,
+                  uint32_t *doc, fn_errbuf *eb);
+
+#endif
