@@ -124,7 +124,7 @@ void fn_mem_server_tune(void)
 {
 #if defined(__GLIBC__)
     mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-    mallopt(M_TRIM_THRESHOLD, 1024 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 128 * 1024);
 #endif
 }
 

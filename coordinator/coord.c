@@ -24,6 +24,7 @@
 
 #include <grpc/support/time.h>
 
+#include "fn_arena.h"
 #include "fn_log.h"
 #include "funnel.pb-c.h"
 #include "health.pb-c.h"
@@ -32,24 +33,9 @@
 #include "rpc_client.h"
 #include "rpc_server.h"
 
-/* ---- small arena: every response array comes from here, freed at once ---- */
-
-typedef struct ablk { struct ablk *next; max_align_t data[]; } ablk;
-typedef struct arena { ablk *head; int oom; } arena;
-
-static void *ar_alloc(arena *a, size_t n)
-{
-    ablk *b = calloc(1, sizeof *b + (n ? n : 1));
-    if (!b) { a->oom = 1; return NULL; }
-    b->next = a->head;
-    a->head = b;
-    return b->data;
-}
-
-static void ar_free(arena *a)
-{
-    while (a->head) { ablk *n = a->head->next; free(a->head); a->head = n; }
-}
+/* Every allocation of a search (the unpacked shard replies, the response's
+ * arrays) comes from its arena and goes back at once (common/fn_arena.h). */
+static void *ar_alloc(fn_arena *a, size_t n) { return fn_arena_calloc(a, 1, n); }
 
 /* ---- state ---- */
 
@@ -69,6 +55,7 @@ typedef struct backend {
     uint32_t flaps;              /* quick re-opens in a row: the backoff exponent */
     uint32_t consec_fail;        /* counted search failures in a row */
     int came_back, trial, ok_seen;
+    int answered;                /* a probe or call got an answer from it once */
     uint64_t last_ok_ms;         /* last OK probe or call, if ok_seen */
     uint64_t last_err_ms;        /* when last_err was set, if last_err[0] */
     char last_err[160];
@@ -123,6 +110,8 @@ typedef struct search {
     int64_t shard_ms;            /* time the shard calls were given */
     size_t pending;
     Funnel__V1__ShardSearchRequest sreq;
+    fn_arena mem;                /* all of this search's memory but itself */
+    ProtobufCAllocator pba;      /* unpacks shard replies into mem */
     uint32_t nslots;
     shard_slot slots[];
 } search;
@@ -237,7 +226,7 @@ static void br_call_done(coord_t *c, backend *b, int trial, grpc_status_code cod
     uint64_t now = uv_now(c->loop);
     if (trial) b->trial = 0;
     if (code == GRPC_STATUS_OK) {
-        b->ok_seen = 1;
+        b->ok_seen = b->answered = 1;
         b->last_ok_ms = now;
         b->consec_fail = 0;
         if (trial && b->state == BR_HALF_OPEN) br_close(c, b, now);
@@ -328,9 +317,9 @@ static int start_shard_call(shard_slot *sl, backend *b, int trial)
     if (trial) b->trial = 1;
     sl->tries++;
     b->calls++;
-    int rc = rpc_async_unary(c->srv, b->ch, RPC_METHOD_SHARD_SEARCH,
-                             &s->sreq.base, &funnel__v1__shard_search_response__descriptor,
-                             s->deadline, on_shard_done, sl);
+    int rc = rpc_async_unary_in(c->srv, b->ch, RPC_METHOD_SHARD_SEARCH,
+                                &s->sreq.base, &funnel__v1__shard_search_response__descriptor,
+                                s->deadline, &s->pba, on_shard_done, sl);
     if (rc == 0) {
         c->inflight_out++;
     } else {
@@ -401,7 +390,7 @@ static void on_shard_done(void *ud, grpc_status_code code, const char *details,
 
 /* ---- the response ---- */
 
-static Funnel__V1__StageInfo *stage(arena *a, const char *name, int ran, uint64_t time_us,
+static Funnel__V1__StageInfo *stage(fn_arena *a, const char *name, int ran, uint64_t time_us,
                                     uint64_t in, uint64_t out, const char *note)
 {
     Funnel__V1__StageInfo *st = ar_alloc(a, sizeof *st);
@@ -420,7 +409,7 @@ static const char *const later_stages[] = { "stage1", "stage2", "blender", "filt
 #define NOT_BUILT "not built yet"
 
 /* Fill resp for s. Returns 0, or -ENOMEM. */
-static int build_response(search *s, arena *a, Funnel__V1__SearchResponse *resp,
+static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *resp,
                           Funnel__V1__Coverage *cov)
 {
     coord_t *c = s->c;
@@ -499,7 +488,15 @@ static int build_response(search *s, arena *a, Funnel__V1__SearchResponse *resp,
     resp->hits = ar_alloc(a, (got ? got : 1) * sizeof *resp->hits);
     Funnel__V1__Hit *hits = ar_alloc(a, (got ? got : 1) * sizeof *hits);
     if (a->oom) return -ENOMEM;
-    int explain = s->req->explain;
+    /* explain is bounded: details for the first max_explain_hits global
+     * ranks only (each shard explained its own top that many, which holds
+     * every one of them) */
+    size_t nexpl = 0;
+    if (s->req->explain && skip < c->o.limits.max_explain_hits) {
+        nexpl = c->o.limits.max_explain_hits - skip;
+        if (nexpl > got) nexpl = got;
+    }
+    resp->explained_hits = (uint32_t)nexpl;
     for (size_t i = 0; i < got; i++) {
         shard_slot *sl = &s->slots[refs[i].list];
         uint32_t pos = perms[refs[i].list] ? perms[refs[i].list][refs[i].pos] : refs[i].pos;
@@ -511,7 +508,7 @@ static int build_response(search *s, arena *a, Funnel__V1__SearchResponse *resp,
         h->url = sh->url;
         h->score = sh->score;
         h->shard = sl->shard;
-        if (explain) {
+        if (i < nexpl) {
             h->n_terms = sh->n_terms;
             h->terms = sh->terms;
             size_t ns = 1 + sizeof later_stages / sizeof later_stages[0];
@@ -547,16 +544,17 @@ static int build_response(search *s, arena *a, Funnel__V1__SearchResponse *resp,
     if (a->oom) return -ENOMEM;
     resp->n_stages = ns;
     resp->request_id = s->req->request_id;
-    (void)c;
     return 0;
 }
 
 static void free_search(search *s)
 {
-    for (uint32_t i = 0; i < s->nslots; i++)
-        if (s->slots[i].resp)
-            protobuf_c_message_free_unpacked(&s->slots[i].resp->base, NULL);
+    /* the shard replies were unpacked into mem: one pass frees them */
+    int big = fn_arena_held(&s->mem) > (4u << 20);
+    fn_arena_free(&s->mem);
     free(s);
+    /* a large search's memory goes back to the system, not just to malloc */
+    if (big) fn_mem_release();
 }
 
 static void finish_search(search *s)
@@ -579,20 +577,25 @@ static void finish_search(search *s)
         maybe_finish_stop(c);
         return;
     }
-    arena a = { NULL, 0 };
     Funnel__V1__SearchResponse resp;
     Funnel__V1__Coverage cov;
-    int rc = build_response(s, &a, &resp, &cov);
-    if (rc == 0) {
+    int rc = build_response(s, &s->mem, &resp, &cov);
+    size_t bytes = rc == 0 ? protobuf_c_message_get_packed_size(&resp.base) : 0;
+    if (rc != 0) {
+        reply(c, s->call, GRPC_STATUS_RESOURCE_EXHAUSTED, "coordinator out of memory", NULL);
+    } else if (bytes > c->o.limits.max_reply_bytes) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "reply: %zu bytes, over the limit of %" PRIu64
+                 " bytes (max-reply-bytes): ask for fewer hits (k) or without explain",
+                 bytes, c->o.limits.max_reply_bytes);
+        reply(c, s->call, GRPC_STATUS_RESOURCE_EXHAUSTED, msg, NULL);
+    } else {
         resp.took_us = (uv_hrtime() - s->t0_ns) / 1000;
         FN_DEBUG("search '%s' k=%u page=%u: %zu hits, %u/%u shards, %" PRIu64 " us",
                  s->req->query, s->k, s->req->page, resp.n_hits,
                  cov.shards_answered, cov.shards_asked, (uint64_t)resp.took_us);
         reply(c, s->call, GRPC_STATUS_OK, NULL, &resp.base);
-    } else {
-        reply(c, s->call, GRPC_STATUS_RESOURCE_EXHAUSTED, "coordinator out of memory", NULL);
     }
-    ar_free(&a);
     free_search(s);
     c->inflight_req--;
     maybe_finish_stop(c);
@@ -632,6 +635,9 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     s->sreq.query = req->query;
     s->sreq.k = (req->page + 1) * k;
     s->sreq.explain = req->explain;
+    s->sreq.explain_hits = c->o.limits.max_explain_hits;
+    fn_arena_init(&s->mem);
+    pb_arena_allocator(&s->pba, &s->mem);
 
     /* One deadline for all shards, earlier than the client's by our budget
      * (at least 10% of what is left) so a stalled shard cannot make us late. */
@@ -766,7 +772,12 @@ static void on_probe_done(void *ud, grpc_status_code code, const char *details,
     b->probe_inflight = 0;
     uint64_t now = uv_now(c->loop);
     int ok = 0;
+    /* Until a replica has answered once, a probe that times out may just be
+     * a slow first connection (a loaded machine, valgrind): it does not
+     * mark the replica down (its failed search calls still can). */
+    int first_contact = !b->answered && code == GRPC_STATUS_DEADLINE_EXCEEDED;
     if (code == GRPC_STATUS_OK) {
+        b->answered = 1;
         Grpc__Health__V1__HealthCheckResponse *hr = (Grpc__Health__V1__HealthCheckResponse *)resp;
         ok = hr->status == GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
         if (!ok) {
@@ -782,7 +793,7 @@ static void on_probe_done(void *ud, grpc_status_code code, const char *details,
         b->last_ok_ms = now;
         if (b->state == BR_OPEN && now >= b->hold_until_ms)
             br_half_open(c, b, now, "answers its probe again");
-    } else if (b->state != BR_OPEN) {
+    } else if (b->state != BR_OPEN && !first_contact) {
         br_open(c, b, now, 0, b->last_err);
     }
     maybe_finish_stop(c);
@@ -882,6 +893,9 @@ int coord_start(uv_loop_t *loop, const coord_opts *o, coord_t **out, fn_errbuf *
     if (!c) return fn_seterr(eb, -ENOMEM, "out of memory");
     c->loop = loop;
     c->o = *o;
+    /* zero limits (a zero-initialised coord_opts) mean the defaults */
+    if (!c->o.limits.max_explain_hits) c->o.limits.max_explain_hits = COORD_DEFAULT_EXPLAIN_HITS;
+    if (!c->o.limits.max_reply_bytes) c->o.limits.max_reply_bytes = COORD_DEFAULT_REPLY_BYTES;
     c->start_ms = uv_now(loop);
     coord_opts *co = &c->o;
     if (co->probe_deadline_ms <= 0) co->probe_deadline_ms = COORD_DEFAULT_PROBE_DEADLINE_MS;

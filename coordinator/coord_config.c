@@ -17,6 +17,9 @@ void coord_config_defaults(coord_config *c)
     c->budget_ms = COORD_DEFAULT_BUDGET_MS;
     c->max_window = COORD_DEFAULT_MAX_WINDOW;
     c->max_query_bytes = COORD_DEFAULT_MAX_QUERY_BYTES;
+    c->max_query_words = COORD_DEFAULT_MAX_QUERY_WORDS;
+    c->max_explain_hits = COORD_DEFAULT_MAX_EXPLAIN_HITS;
+    c->max_reply_bytes = COORD_DEFAULT_MAX_REPLY_BYTES;
     c->health_interval_ms = COORD_DEFAULT_HEALTH_INTERVAL_MS;
     c->probe_deadline_ms = COORD_DEFAULT_PROBE_DEADLINE_MS;
     c->down_probe_interval_ms = COORD_DEFAULT_DOWN_PROBE_MS;
@@ -44,6 +47,9 @@ static const struct num_key {
     { "budget-ms", offsetof(coord_config, budget_ms), 0, 600000 },
     { "max-window", offsetof(coord_config, max_window), 1, 1000000 },
     { "max-query-bytes", offsetof(coord_config, max_query_bytes), 1, 1 << 20 },
+    { "max-query-words", offsetof(coord_config, max_query_words), 1, 100000 },
+    { "max-explain-hits", offsetof(coord_config, max_explain_hits), 1, 1000000 },
+    { "max-reply-bytes", offsetof(coord_config, max_reply_bytes), 4096, 1 << 30 },
     { "health-interval-ms", offsetof(coord_config, health_interval_ms), 0, 3600000 },
     { "probe-deadline-ms", offsetof(coord_config, probe_deadline_ms), 1, 60000 },
     { "down-probe-interval-ms", offsetof(coord_config, down_probe_interval_ms), 1, 3600000 },

@@ -6,12 +6,16 @@
 #include <stdint.h>
 
 #include "fn_error.h"
+#include "validate.h"
 
 #define COORD_DEFAULT_LISTEN             "127.0.0.1:0"
 #define COORD_DEFAULT_DEADLINE_MS        5000
 #define COORD_DEFAULT_BUDGET_MS          20
 #define COORD_DEFAULT_MAX_WINDOW         10000
 #define COORD_DEFAULT_MAX_QUERY_BYTES    4096
+#define COORD_DEFAULT_MAX_QUERY_WORDS    256
+#define COORD_DEFAULT_MAX_EXPLAIN_HITS   COORD_DEFAULT_EXPLAIN_HITS   /* validate.h */
+#define COORD_DEFAULT_MAX_REPLY_BYTES    COORD_DEFAULT_REPLY_BYTES
 #define COORD_DEFAULT_HEALTH_INTERVAL_MS 1000
 /* Circuit breaker (coord.c, docs/architecture.md "The breaker"). */
 #define COORD_DEFAULT_PROBE_DEADLINE_MS  500
@@ -29,6 +33,9 @@ typedef struct coord_config {
     int64_t budget_ms;            /* --budget-ms, 0..600000 */
     int64_t max_window;           /* --max-window, 1..1000000 */
     int64_t max_query_bytes;      /* --max-query-bytes, 1..1048576 */
+    int64_t max_query_words;      /* --max-query-words, 1..100000 */
+    int64_t max_explain_hits;     /* --max-explain-hits, 1..1000000 */
+    int64_t max_reply_bytes;      /* --max-reply-bytes, 4096..1073741824 */
     int64_t health_interval_ms;   /* --health-interval-ms, 0..3600000 (0 = never) */
     int64_t probe_deadline_ms;    /* --probe-deadline-ms, 1..60000 */
     int64_t down_probe_interval_ms; /* --down-probe-interval-ms, 1..3600000 */

@@ -16,6 +16,7 @@
 #include "coord.h"
 #include "coord_config.h"
 #include "fn_error.h"
+#include "fn_arena.h"
 #include "fn_log.h"
 #include "fn_version.h"
 #include "rpc_client.h"
@@ -80,6 +81,8 @@ int main(int argc, char **argv)
         return 0;
     }
     fn_log_init("coordinator", (enum fn_log_level)cfg.log_level);
+    /* large per-request buffers go back to the system when freed (fn_arena.h) */
+    fn_mem_server_tune();
     const char *topo_path = cfg.topology, *addr_file = cfg.addr_file[0] ? cfg.addr_file : NULL;
     int64_t budget = cfg.budget_ms;
 
@@ -101,7 +104,10 @@ int main(int argc, char **argv)
     coord_opts co = {
         .topo = &topo, .listen = cfg.listen, .default_deadline_ms = cfg.default_deadline_ms,
         .budget_ms = budget,
-        .limits = { .max_window = (uint32_t)cfg.max_window, .max_query_bytes = (size_t)cfg.max_query_bytes },
+        .limits = { .max_window = (uint32_t)cfg.max_window, .max_query_bytes = (size_t)cfg.max_query_bytes,
+                    .max_query_words = (uint32_t)cfg.max_query_words,
+                    .max_explain_hits = (uint32_t)cfg.max_explain_hits,
+                    .max_reply_bytes = (uint64_t)cfg.max_reply_bytes },
         .health_interval_ms = cfg.health_interval_ms,
         .probe_deadline_ms = cfg.probe_deadline_ms, .down_probe_interval_ms = cfg.down_probe_interval_ms,
         .breaker_failures = (uint32_t)cfg.breaker_failures, .breaker_backoff_ms = cfg.breaker_backoff_ms,

@@ -11,11 +11,15 @@
 
 #define COORD_DEFAULT_K          10
 #define COORD_MAX_REQUEST_ID     128
+#define COORD_DEFAULT_EXPLAIN_HITS 100
+#define COORD_DEFAULT_REPLY_BYTES  (16u << 20)
 
 typedef struct coord_limits {
     uint32_t max_window;        /* max (page+1)*k */
     size_t max_query_bytes;
     uint32_t max_query_words;   /* 0 = FN_QUERY_DEFAULT_MAX_WORDS */
+    uint32_t max_explain_hits;  /* global ranks that get explain details (0 = 100) */
+    uint64_t max_reply_bytes;   /* larger responses get RESOURCE_EXHAUSTED (0 = 16 MiB) */
 } coord_limits;
 
 /** Validate req against lim. On success returns 0 and sets *k_out to the

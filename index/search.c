@@ -111,7 +111,7 @@ fail:
  * megabytes for good. Small arrays stay for the next query. */
 static void searcher_trim(idx_searcher_t *s)
 {
-    enum { KEEP = 256u << 10 };
+    enum { KEEP = 64u << 10 };
     if (s->hcap * sizeof *s->heap > KEEP) FREE_SCRATCH(s->heap, s->hcap);
     if (s->htfcap * sizeof *s->htf > KEEP) FREE_SCRATCH(s->htf, s->htfcap);
     if (s->hitcap * sizeof *s->hits > KEEP) FREE_SCRATCH(s->hits, s->hitcap);

@@ -402,6 +402,7 @@ typedef struct async_call {
     rpc_server_t *s;
     grpc_call *call;
     const ProtobufCMessageDescriptor *resp_desc;
+    ProtobufCAllocator *alloc;
     rpc_async_cb cb;
     void *ud;
     grpc_byte_buffer *send_bb, *recv_bb;
@@ -436,7 +437,7 @@ static void on_async_done(uvg_tag *t, int ok)
     memcpy(msg, GRPC_SLICE_START_PTR(a->details), dl);
     msg[dl] = '\0';
     if (code == GRPC_STATUS_OK) {
-        resp = pb_from_byte_buffer(a->resp_desc, a->recv_bb);
+        resp = pb_from_byte_buffer_in(a->resp_desc, a->recv_bb, a->alloc);
         if (!resp) {
             code = GRPC_STATUS_INTERNAL;
             snprintf(msg, sizeof msg, "cannot parse %s", a->resp_desc->name);
@@ -456,12 +457,20 @@ int rpc_async_unary(rpc_server_t *s, grpc_channel *ch, const char *method,
                     const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
                     gpr_timespec deadline, rpc_async_cb cb, void *ud)
 {
+    return rpc_async_unary_in(s, ch, method, req, resp_desc, deadline, NULL, cb, ud);
+}
+
+int rpc_async_unary_in(rpc_server_t *s, grpc_channel *ch, const char *method,
+                       const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
+                       gpr_timespec deadline, ProtobufCAllocator *alloc, rpc_async_cb cb, void *ud)
+{
     if (s->bridge_closing || !ch || !method || !req || !resp_desc || !cb) return FN_ERPC;
     async_call *a = calloc(1, sizeof *a);
     if (!a) return FN_ERPC;
     a->tag.on_done = on_async_done;
     a->s = s;
     a->resp_desc = resp_desc;
+    a->alloc = alloc;
     a->cb = cb;
     a->ud = ud;
     a->details = grpc_empty_slice();

@@ -89,6 +89,13 @@ int rpc_async_unary(rpc_server_t *s, grpc_channel *ch, const char *method,
                     const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
                     gpr_timespec deadline, rpc_async_cb cb, void *ud);
 
+/* The same, with the reply unpacked through alloc (e.g. pb_arena_allocator):
+ * then the callback must not free resp; it lives as long as the allocator's
+ * memory. alloc must stay valid until cb has run. */
+int rpc_async_unary_in(rpc_server_t *s, grpc_channel *ch, const char *method,
+                       const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
+                       gpr_timespec deadline, ProtobufCAllocator *alloc, rpc_async_cb cb, void *ud);
+
 /* An insecure channel to target with sane reconnect backoff for loopback. */
 grpc_channel *rpc_channel_create(const char *target);
 

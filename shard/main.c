@@ -9,6 +9,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "fn_arena.h"
 #include "fn_log.h"
 #include "fn_version.h"
 #include "rpc_client.h"
@@ -101,6 +102,8 @@ int main(int argc, char **argv)
         return 0;
     }
     fn_log_init("shard", (enum fn_log_level)cfg.log_level);
+    /* large per-request buffers go back to the system when freed (fn_arena.h) */
+    fn_mem_server_tune();
 
     /* libuv reads this once, at the first uv_queue_work: one pool thread per
      * searcher. */

@@ -275,7 +275,7 @@ static void mark_broken(shard_t *s, const char *why)
 static void job_free(search_job *j)
 {
     /* a large request's memory goes back to the system, not just to malloc */
-    int big = fn_arena_held(&j->mem) > (4u << 20);
+    int big = fn_arena_held(&j->mem) > (1u << 20);
     fn_arena_free(&j->mem);
     free(j->query);
     free(j);
@@ -363,9 +363,8 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
     j->query = q;
     j->k = req->k;
     j->explain = req->explain;
-    uint32_t cap = s->cfg.max_explain_hits;
+    uint32_t cap = s->cfg.max_explain_hits ? s->cfg.max_explain_hits : SHARD_DEFAULT_MAX_EXPLAIN_HITS;
     j->explain_hits = req->explain_hits && req->explain_hits < cap ? req->explain_hits : cap;
-    if (j->explain && j->explain_hits == 0) j->explain = 0;   /* max-explain-hits 0: explain off */
     funnel__v1__shard_search_response__init(&j->resp);
     j->work.data = j;
     int rc = uv_queue_work(s->loop, &j->work, search_work, search_done);

@@ -62,7 +62,7 @@ int shard_config_set(shard_config *c, const char *key, const char *v, fn_errbuf 
         { "max-query-bytes", 1, 1u << 20, offsetof(shard_config, max_query_bytes) },
         { "max-query-words", 1, 100000, offsetof(shard_config, max_query_words) },
         { "max-query-terms", 1, 100000, offsetof(shard_config, max_query_terms) },
-        { "max-explain-hits", 0, 1000000, offsetof(shard_config, max_explain_hits) },
+        { "max-explain-hits", 1, 1000000, offsetof(shard_config, max_explain_hits) },
     };
     for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++) {
         if (!fn_config_key_is(key, caps[i].key)) continue;

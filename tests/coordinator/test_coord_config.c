@@ -220,6 +220,9 @@ Test(coord_config, example_coordinator_conf)
     cr_assert_eq(c.budget_ms, d.budget_ms);
     cr_assert_eq(c.max_window, d.max_window);
     cr_assert_eq(c.max_query_bytes, d.max_query_bytes);
+    cr_assert_eq(c.max_query_words, d.max_query_words);
+    cr_assert_eq(c.max_explain_hits, d.max_explain_hits);
+    cr_assert_eq(c.max_reply_bytes, d.max_reply_bytes);
     cr_assert_eq(c.health_interval_ms, d.health_interval_ms);
     cr_assert_eq(c.probe_deadline_ms, d.probe_deadline_ms);
     cr_assert_eq(c.down_probe_interval_ms, d.down_probe_interval_ms);

@@ -163,6 +163,9 @@ Test(shard_config, example_file_has_every_key_and_the_defaults)
     c.max_k = 1;
     c.log_level = FN_LOG_ERROR;
     c.bm25.k1 = c.bm25.b[0] = c.bm25.b[1] = c.bm25.w[0] = c.bm25.w[1] = 0.123;
+    c.max_query_bytes = c.max_query_words = c.max_query_terms = c.max_explain_hits = 7;
+    c.max_reply_bytes = 7;
+    c.verify_quick = 1;
     fn_errbuf eb = {{0}};
     cr_assert_eq(shard_config_load_file(&c, ex, &eb), 0, "%s", eb.msg);
     cr_assert_str_eq(c.index_dir, "/var/lib/funnel/idx/shard-000");
@@ -170,6 +173,12 @@ Test(shard_config, example_file_has_every_key_and_the_defaults)
     cr_assert_eq(c.threads, d.threads);
     cr_assert_eq(c.max_k, d.max_k);
     cr_assert_eq(c.log_level, d.log_level);
+    cr_assert_eq(c.max_query_bytes, d.max_query_bytes);
+    cr_assert_eq(c.max_query_words, d.max_query_words);
+    cr_assert_eq(c.max_query_terms, d.max_query_terms);
+    cr_assert_eq(c.max_explain_hits, d.max_explain_hits);
+    cr_assert_eq(c.max_reply_bytes, d.max_reply_bytes);
+    cr_assert_eq(c.verify_quick, d.verify_quick);
     /* the example documents idx_bm25_defaults(): keep them in step */
     cr_assert_float_eq(c.bm25.k1, d.bm25.k1, 1e-12, "bm25.k1 %g, default %g", c.bm25.k1, d.bm25.k1);
     for (int f = 0; f < 2; f++) {

@@ -1,0 +1,170 @@
+#!/usr/bin/python3
+"""Issue 6, acceptance 1: one request must not be able to take the cluster
+down. Against a running cluster (RUNDIR from `funnel cluster up`):
+
+  1. warm up with the collection's queries, then measure every process's RSS;
+  2. a "normal" client runs the queries at k=10 for a few seconds: its p99;
+  3. the same client again while another sends 10 amplification requests
+     (4 KB queries, k=10000, explain; to the coordinator and straight to a
+     shard): each must get a bounded reply or a clean refusal within 100 ms;
+     the normal client's p99 must stay within 2x (plus 2 ms of scheduler
+     noise on a 2-core machine) of step 2's;
+  4. a second after the burst, every process's RSS is within 10% of step 1.
+
+usage: amplification.py RUNDIR PROTO_DIR QUERIES.TSV CORPUS.JSONL
+Prints the figures; exit 0 when every check holds."""
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+
+import grpc
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import funnel_pb as pb  # noqa: E402
+
+rundir, proto_dir, queries_tsv, corpus = sys.argv[1:5]
+pb.load(proto_dir)
+
+failures = 0
+
+
+def check(cond, what):
+    global failures
+    print(("ok: " if cond else "FAIL: ") + what, flush=True)
+    failures += 0 if cond else 1
+
+
+def addr(name):
+    return open(os.path.join(rundir, name + ".addr")).read().strip()
+
+
+procs = {"coordinator": int(open(os.path.join(rundir, "coordinator.pid")).read())}
+for f in sorted(os.listdir(rundir)):
+    if f.startswith("shard-") and f.endswith(".pid"):
+        procs[f[:-4]] = int(open(os.path.join(rundir, f)).read())
+
+queries = [line.split("\t")[1].strip() for line in open(queries_tsv) if "\t" in line]
+
+# Query texts that try to amplify. Words come from the corpus so that they
+# match many documents.
+vocab = []
+seen = set()
+for line in open(corpus):
+    for w in (json.loads(line).get("body") or "").lower().split():
+        if w.isalpha() and len(w) >= 9 and w not in seen:
+            seen.add(w)
+            vocab.append(w)
+    if len(vocab) >= 400:
+        break
+
+
+def text(words):
+    s = ""
+    for w in words:
+        if len(s) + len(w) + 1 > 4096:
+            break
+        s += (" " if s else "") + w
+    return s
+
+
+many_words = text(vocab[i % 40] for i in range(2000))              # > max-query-words
+many_terms = text(vocab[i] for i in range(0, 250))                  # > max-query-terms after analysis
+heavy = text(vocab[i % 60] for i in range(250))                     # within every limit: work
+print("amplification texts: %d bytes/%d words, %d bytes/%d words, %d bytes/%d words" % (
+    len(many_words), len(many_words.split()), len(many_terms), len(many_terms.split()),
+    len(heavy), len(heavy.split())))
+
+coord = grpc.insecure_channel(addr("coordinator"))
+shard0 = grpc.insecure_channel(addr("shard-0"))
+
+
+def search(ch, q, k, explain=False, timeout=5.0):
+    t = time.perf_counter()
+    body, err = pb.call_raw(ch, pb.SEARCH, pb.M.SearchRequest(query=q, k=k, explain=explain), timeout)
+    return (time.perf_counter() - t) * 1000, body, err
+
+
+# 1. warm-up, then the memory baseline
+for _ in range(2):
+    for q in queries:
+        search(coord, q, 10)
+        search(coord, q, 100, explain=True)
+time.sleep(0.5)
+rss0 = {n: pb.rss_kb(p) for n, p in procs.items()}
+
+
+def normal_client(secs, out):
+    end = time.perf_counter() + secs
+    i = 0
+    while time.perf_counter() < end:
+        ms, body, err = search(coord, queries[i % len(queries)], 10)
+        out.append(ms if err is None else float("inf"))
+        i += 1
+
+
+def p99(xs):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(0.99 * len(xs)))]
+
+
+SECS = 4.0
+base = []
+normal_client(SECS, base)
+
+amp = []
+
+
+def amplifier():
+    time.sleep(0.3)
+    reqs = [
+        ("coordinator", coord, pb.SEARCH, pb.M.SearchRequest(query=heavy, k=10000, explain=True)),
+        ("shard-0", shard0, pb.SHARD_SEARCH, pb.M.ShardSearchRequest(query=heavy, k=10000, explain=True)),
+        ("coordinator", coord, pb.SEARCH, pb.M.SearchRequest(query=many_words, k=10000, explain=True)),
+        ("shard-0", shard0, pb.SHARD_SEARCH, pb.M.ShardSearchRequest(query=many_words, k=10000, explain=True)),
+        ("coordinator", coord, pb.SEARCH, pb.M.SearchRequest(query=many_terms, k=10000, explain=True)),
+        ("shard-0", shard0, pb.SHARD_SEARCH, pb.M.ShardSearchRequest(query=many_terms, k=10000, explain=True)),
+        ("coordinator", coord, pb.SEARCH, pb.M.SearchRequest(query=heavy, k=10000, page=0, explain=True)),
+        ("shard-0", shard0, pb.SHARD_SEARCH, pb.M.ShardSearchRequest(query=heavy, k=10000, explain=True,
+                                                                      explain_hits=100000)),
+        ("coordinator", coord, pb.SEARCH, pb.M.SearchRequest(query=heavy, k=5000, page=1, explain=True)),
+        ("coordinator", coord, pb.SEARCH, pb.M.SearchRequest(query=heavy, k=10000, explain=True)),
+    ]
+    for who, ch, method, req in reqs:
+        t = time.perf_counter()
+        body, err = pb.call_raw(ch, method, req, 5.0)
+        ms = (time.perf_counter() - t) * 1000
+        amp.append((who, ms, len(body) if body is not None else None,
+                    None if err is None else (err.code().name, err.details())))
+        time.sleep(0.3)
+
+
+burst = []
+th = threading.Thread(target=amplifier)
+th.start()
+normal_client(SECS, burst)
+th.join()
+
+for who, ms, size, err in amp:
+    if err:
+        print("  %-11s refused in %6.1f ms: %s: %s" % (who, ms, err[0], err[1]))
+        check(err[0] in ("INVALID_ARGUMENT", "RESOURCE_EXHAUSTED") and ms <= 100,
+              "%s: a clean refusal within 100 ms" % who)
+    else:
+        print("  %-11s answered in %5.1f ms: %d bytes" % (who, ms, size))
+        check(ms <= 100 and size <= 16 << 20, "%s: a bounded reply (<= 16 MiB) within 100 ms" % who)
+
+b99, u99 = p99(base), p99(burst)
+print("normal client: %d requests alone, p50 %.2f ms p99 %.2f ms; %d during the burst, p50 %.2f ms p99 %.2f ms"
+      % (len(base), statistics.median(base), b99, len(burst), statistics.median(burst), u99))
+check(all(x != float("inf") for x in base + burst), "the normal client had no errors")
+check(u99 <= 2 * b99 + 2.0, "p99 during the burst %.2f ms <= 2 x %.2f ms (+2 ms)" % (u99, b99))
+
+time.sleep(1.0)
+for n, p in procs.items():
+    (r0, a0), (r1, a1) = rss0[n], pb.rss_kb(p)
+    print("  %-11s RSS %6d -> %6d KiB (anon %6d -> %6d KiB)" % (n, r0, r1, a0, a1))
+    check(r1 <= r0 * 1.10, "%s: RSS back within 10%% of its level before the burst" % n)
+sys.exit(1 if failures else 0)
