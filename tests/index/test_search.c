@@ -1,6 +1,7 @@
 /* test_search.c - BM25F scores against hand computation, ordering, explain,
  * edge cases, and shard-count independence on cranfield (search.h). */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -284,9 +285,9 @@ Test(search, scores_do_not_depend_on_shard_count, .timeout = 120)
     cr_assert_gt(total, 1000);
 }
 
-/* Stored fields come from a scanner of the stored JSON (with jansson as the
- * fallback for \u escapes, which the stored form keeps only for control
- * characters, as in z3): escapes, nesting, key order, non-string values. */
+/* Stored fields come from the compact record the builder writes (schema 2),
+ * taken from the JSON values: escapes, nesting, key order and non-string
+ * values must come back exactly as the corpus had them. */
 Test(search, hit_fields_from_stored_json)
 {
     const char *c =
@@ -319,5 +320,55 @@ Test(search, hit_fields_from_stored_json)
         }
     }
     cr_assert_eq(seen, 7);
+    close_shard(&o);
+}
+
+/* The bounds one request's work is held to (issue 6): distinct terms,
+ * explained hits, the deadline. */
+Test(search, limits_terms_explain_hits_and_deadline)
+{
+    build(animals, NULL, 1, "animals", 1);
+    opened o = open_shard("animals", 0);
+    idx_results res;
+    fn_errbuf eb = { { 0 } };
+    idx_query q = { .text = "fish cat bird dog", .k = 10, .max_terms = 3 };
+    cr_assert_eq(idx_search(o.s, &q, &res, &eb), FN_ELIMIT);
+    cr_assert_str_eq(eb.msg, "query: 4 distinct terms after analysis, over the limit of 3 (max-query-terms)");
+    idx_query q3 = { .text = "fish fish cat cat bird", .k = 10, .max_terms = 3 };
+    cr_assert_eq(idx_search(o.s, &q3, &res, &eb), 0, "repeats count once: %s", eb.msg);
+
+    idx_query qe = { .text = "fish cat bird", .k = 10, .explain = 1, .explain_hits = 2 };
+    cr_assert_eq(idx_search(o.s, &qe, &res, &eb), 0, "%s", eb.msg);
+    cr_assert_eq(res.nhits, 4);
+    cr_assert_not_null(res.hits[0].terms);
+    cr_assert_not_null(res.hits[1].terms);
+    cr_assert_null(res.hits[2].terms, "past explain_hits");
+    cr_assert_null(res.hits[3].terms);
+
+    idx_query qd = { .text = "fish", .k = 10, .deadline_ns = 1 };   /* long past */
+    cr_assert_eq(idx_search(o.s, &qd, &res, &eb), 0, "the deadline is checked every 4096 documents: "
+                 "a 4-document shard finishes: %s", eb.msg);
+    close_shard(&o);
+}
+
+Test(search, deadline_stops_a_long_search)
+{
+    /* 20000 documents sharing one term: past the first check */
+    char in[512];
+    snprintf(in, sizeof in, "%s/many.jsonl", tmpdir);
+    FILE *f = fopen(in, "w");
+    cr_assert_not_null(f);
+    for (int i = 0; i < 20000; i++) fprintf(f, "{\"id\":\"m%d\",\"body\":\"zebra %d\"}\n", i, i);
+    fclose(f);
+    build(NULL, in, 1, "many", 1);
+    opened o = open_shard("many", 0);
+    idx_results res;
+    fn_errbuf eb = { { 0 } };
+    idx_query q = { .text = "zebra", .k = 10, .deadline_ns = 1 };
+    cr_assert_eq(idx_search(o.s, &q, &res, &eb), -ETIMEDOUT);
+    cr_assert(strstr(eb.msg, "deadline") != NULL, "%s", eb.msg);
+    idx_query q2 = { .text = "zebra", .k = 10 };
+    cr_assert_eq(idx_search(o.s, &q2, &res, &eb), 0, "the searcher is usable again: %s", eb.msg);
+    cr_assert_eq(res.matches, 20000);
     close_shard(&o);
 }

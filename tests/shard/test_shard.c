@@ -287,3 +287,97 @@ Test(shard, bad_index_dir_fails_to_start)
     cr_assert(strstr(t.err, "nope") != NULL, "message names the directory: %s", t.err);
     cr_assert_eq(t.loop_close_rc, 0);
 }
+
+/* A shard called directly is as strict as the coordinator (common/fn_query.c)
+ * and bounds the work of one request: words, distinct terms, explain hits,
+ * reply size. */
+Test(shard, limits_apply_to_direct_calls)
+{
+    shard_config cfg;
+    base_cfg(&cfg);
+    cfg.max_query_bytes = 64;
+    cfg.max_query_words = 6;
+    cfg.max_query_terms = 3;
+    cfg.max_explain_hits = 1;
+    tshard t;
+    cr_assert_eq(tshard_start(&t, &cfg), 0, "%s", t.err);
+    rpc_client_t *c = rpc_client_create(t.target);
+    Funnel__V1__ShardSearchResponse *r;
+    rpc_status st;
+    static const struct { const char *q, *msg; } bad[] = {
+        { "\xe3\x80\x80\xe3\x80\x80", "query: must not be blank" },            /* U+3000 only */
+        { "wing \xff", "query: not valid UTF-8" },
+        { "wing wing wing wing wing wing wing wing wing wing wing wing wing", "query: 64 bytes" },
+        { "a b c d e f g", "query: more than 6 words (max-query-words)" },
+        { "wing boundary heat shock", "query: 4 distinct terms after analysis, over the limit of 3 (max-query-terms)" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char q[80];
+        snprintf(q, sizeof q, "%s", bad[i].q);
+        if (strncmp(bad[i].msg, "query: 64", 9) == 0) { memset(q, 'w', 65); q[65] = '\0'; }
+        cr_assert_eq(search(c, q, 10, 0, &r, &st), GRPC_STATUS_INVALID_ARGUMENT, "accepted '%s'", q);
+        cr_assert(strncmp(st.message, bad[i].msg, strlen(bad[i].msg)) == 0 ||
+                  (strncmp(bad[i].msg, "query: 64", 9) == 0 && strstr(st.message, "max-query-bytes")),
+                  "'%s': got '%s'", q, st.message);
+    }
+    /* a repeated word is one term: allowed */
+    cr_assert_eq(search(c, "wing wing boundary", 10, 1, &r, &st), GRPC_STATUS_OK, "%s", st.message);
+    cr_assert_geq(r->n_hits, 2);
+    cr_assert_gt(r->hits[0]->n_terms, 0, "the first hit is explained");
+    for (size_t i = 1; i < r->n_hits; i++)
+        cr_assert_eq(r->hits[i]->n_terms, 0, "hit %zu is past max-explain-hits", i);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    rpc_client_destroy(c);
+    tshard_stop(&t);
+
+    /* a reply over max-reply-bytes is refused, naming the cap */
+    base_cfg(&cfg);
+    cfg.max_reply_bytes = 100;
+    cr_assert_eq(tshard_start(&t, &cfg), 0, "%s", t.err);
+    c = rpc_client_create(t.target);
+    cr_assert_eq(search(c, "boundary layer", 10, 0, &r, &st), GRPC_STATUS_RESOURCE_EXHAUSTED);
+    cr_assert(strstr(st.message, "max-reply-bytes") != NULL, "%s", st.message);
+    cr_assert_eq(search(c, "heat", 10, 0, &r, &st), GRPC_STATUS_OK, "a small reply still fits: %s", st.message);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    rpc_client_destroy(c);
+    tshard_stop(&t);
+}
+
+/* A shard whose index changes under it (a sealed file never does) stops
+ * serving it: DATA_LOSS naming the damage, Health NOT_SERVING, and later
+ * searches refused without reading the file. */
+Test(shard, damaged_index_turns_not_serving)
+{
+    shard_config cfg;
+    base_cfg(&cfg);
+    tshard t;
+    cr_assert_eq(tshard_start(&t, &cfg), 0, "%s", t.err);
+    rpc_client_t *c = rpc_client_create(t.target);
+    Funnel__V1__ShardSearchResponse *r;
+    rpc_status st;
+    cr_assert_eq(search(c, "wing", 10, 0, &r, &st), GRPC_STATUS_OK, "%s", st.message);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    cr_assert_eq(rpc_health_check(c, 5000), 1);
+
+    char path[600];
+    snprintf(path, sizeof path, "%s/data.mdb", shard_dir);
+    FILE *f = fopen(path, "r+b");
+    cr_assert_not_null(f);
+    cr_assert_eq(fseek(f, 100, SEEK_SET), 0);
+    int ch = fgetc(f);
+    cr_assert_eq(fseek(f, 100, SEEK_SET), 0);
+    fputc(ch ^ 0x5a, f);
+    fclose(f);
+
+    cr_assert_eq(search(c, "wing", 10, 0, &r, &st), GRPC_STATUS_DATA_LOSS, "%s", st.message);
+    cr_assert(strstr(st.message, "data.mdb") != NULL, "%s", st.message);
+    cr_assert_eq(rpc_health_check(c, 5000), 0, "NOT_SERVING after damage");
+    cr_assert_eq(search(c, "heat", 10, 0, &r, &st), GRPC_STATUS_DATA_LOSS);
+    cr_assert(strstr(st.message, "not serving") != NULL, "%s", st.message);
+    rpc_client_destroy(c);
+    tshard_stop(&t);
+
+    /* and a restart refuses the damaged file, naming it */
+    cr_assert_neq(tshard_start(&t, &cfg), 0);
+    cr_assert(strstr(t.err, "checksum") != NULL || strstr(t.err, "damaged") != NULL, "%s", t.err);
+}

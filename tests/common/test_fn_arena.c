@@ -1,0 +1,57 @@
+/* test_fn_arena.c - the per-request arena (common/fn_arena.c). */
+#include <criterion/criterion.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "fn_arena.h"
+
+Test(fn_arena, allocations_are_aligned_distinct_and_usable)
+{
+    fn_arena a;
+    fn_arena_init(&a);
+    char *prev = NULL;
+    for (size_t i = 0; i < 5000; i++) {
+        size_t n = (i * 37) % 300;
+        char *p = fn_arena_alloc(&a, n);
+        cr_assert_not_null(p);
+        cr_assert_eq((uintptr_t)p % 16, 0, "alignment");
+        memset(p, (int)i, n);
+        cr_assert_neq(p, prev);
+        prev = p;
+    }
+    cr_assert_not(a.oom);
+    cr_assert_gt(fn_arena_held(&a), 5000 * 100);
+    fn_arena_free(&a);
+    cr_assert_eq(fn_arena_held(&a), 0);
+}
+
+Test(fn_arena, big_allocations_get_their_own_chunk_and_all_go_back)
+{
+    fn_arena a = FN_ARENA_INIT;
+    char *small = fn_arena_alloc(&a, 10);
+    char *big = fn_arena_alloc(&a, 3u << 20);
+    char *small2 = fn_arena_alloc(&a, 10);
+    cr_assert(small && big && small2);
+    memset(big, 1, 3u << 20);
+    cr_assert_eq(small2, small + 16, "the current chunk stays in use after a big allocation");
+    cr_assert_geq(fn_arena_held(&a), 3u << 20);
+    fn_arena_reset(&a);
+    cr_assert_leq(fn_arena_held(&a), 4096, "reset keeps at most the first small chunk");
+    cr_assert_not_null(fn_arena_alloc(&a, 100));
+    fn_arena_free(&a);
+    cr_assert_eq(fn_arena_held(&a), 0);
+}
+
+Test(fn_arena, calloc_strdup_and_overflow)
+{
+    fn_arena a;
+    fn_arena_init(&a);
+    int *z = fn_arena_calloc(&a, 100, sizeof *z);
+    for (int i = 0; i < 100; i++) cr_assert_eq(z[i], 0);
+    cr_assert_str_eq(fn_arena_strdup(&a, "funnel"), "funnel");
+    cr_assert_str_eq(fn_arena_strdup(&a, NULL), "");
+    cr_assert_str_eq(fn_arena_strndup(&a, "abcdef", 3), "abc");
+    cr_assert_null(fn_arena_calloc(&a, SIZE_MAX / 2, 4));
+    cr_assert(a.oom);
+    fn_arena_free(&a);
+}
