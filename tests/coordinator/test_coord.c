@@ -6,9 +6,13 @@
  * them back, INTERNAL is retried elsewhere, flapping replicas are held off,
  * shard refusals reach the client). */
 #include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "coord.h"
@@ -182,10 +186,11 @@ typedef struct fake_spec { int shard, mode, serving; } fake_spec;
 
 /* Start the fakes and a coordinator over them: shard s's replicas are the
  * fakes with shard s, in order; topo_text_extra goes in front of shard 0's
- * (e.g. a dead address), or is the whole topology when there are no fakes.
- * bo: breaker settings (NULL = the coordinator's defaults). */
+ * (e.g. a dead address), or is the whole topology when there are no fakes;
+ * topo_tail adds lines for shards without fakes. bo: breaker settings
+ * (NULL = the coordinator's defaults). */
 static void start_ex(const fake_spec *sp, int nfakes, uint32_t nshards, const char *topo_text_extra,
-                     int64_t budget_ms, const coord_opts *bo)
+                     const char *topo_tail, int64_t budget_ms, const coord_opts *bo)
 {
     memset(&H, 0, sizeof H);
     rpc_init();
@@ -209,14 +214,18 @@ static void start_ex(const fake_spec *sp, int nfakes, uint32_t nshards, const ch
     for (uint32_t s = 0; s < nshards && nfakes; s++) {
         char line[256];
         int w = snprintf(line, sizeof line, "shard %u%s%s", s, s == 0 && topo_text_extra ? " " : "",
-                         s == 0 && topo_text_extra ? topo_text_extra : "");
+                         s == 0 && topo_text_extra ? topo_text_extra : ""), any = 0;
         for (int i = 0; i < nfakes; i++)
-            if ((uint32_t)sp[i].shard == s)
+            if ((uint32_t)sp[i].shard == s) {
                 w += snprintf(line + w, sizeof line - (size_t)w, " 127.0.0.1:%d", rpc_server_port(H.fakes[i].srv));
+                any = 1;
+            }
+        if (!any) continue;
         strcat(topo, line);
         strcat(topo, "\n");
     }
     if (nfakes == 0 && topo_text_extra) strcat(topo, topo_text_extra);
+    if (topo_tail) strcat(topo, topo_tail);
     fn_errbuf eb = {{0}};
     cr_assert_eq(coord_topology_parse(topo, strlen(topo), "test", &H.topo, &eb), 0, "%s", eb.msg);
     coord_opts o = {
@@ -246,7 +255,7 @@ static void start(int nfakes, const int *modes, const char *topo_text_extra, int
 {
     fake_spec sp[MAXF] = {{ 0, 0, 0 }};
     for (int i = 0; i < nfakes; i++) sp[i] = (fake_spec){ i, modes[i], 1 };
-    start_ex(sp, nfakes, (uint32_t)nfakes, topo_text_extra, budget_ms, NULL);
+    start_ex(sp, nfakes, (uint32_t)nfakes, topo_text_extra, NULL, budget_ms, NULL);
 }
 
 static void stop(void)
@@ -533,7 +542,7 @@ static void fake_addr(int i, char *buf, size_t cap)
 Test(coord, marked_down_replica_is_not_called)
 {
     fake_spec sp[] = { { 0, FAKE_OK, 1 }, { 1, FAKE_OK, 0 } };   /* shard 1: NOT_SERVING */
-    start_ex(sp, 2, 2, NULL, 20, NULL);
+    start_ex(sp, 2, 2, NULL, NULL, 20, NULL);
     wait_detail(1, ": open for", 2000);
     cr_assert_eq(H.fakes[1].calls, 0);
     char a[64], want[128];
@@ -572,7 +581,7 @@ Test(coord, marked_down_replica_is_not_called)
 Test(coord, probe_success_brings_replica_back)
 {
     fake_spec sp[] = { { 0, FAKE_OK, 1 }, { 1, FAKE_OK, 0 } };
-    start_ex(sp, 2, 2, NULL, 20, NULL);
+    start_ex(sp, 2, 2, NULL, NULL, 20, NULL);
     wait_detail(1, ": open for", 2000);
     set_fake(1, FAKE_OK, 1);
     /* probes of open replicas run every min(250 ms, health interval 200 ms) */
@@ -611,7 +620,7 @@ Test(coord, internal_is_retried_on_a_healthy_replica)
     /* shard 0: a replica whose index is broken (INTERNAL, health still
      * SERVING) and a good one; shard 1: one good replica */
     fake_spec sp[] = { { 0, FAKE_FAIL, 1 }, { 0, FAKE_OK, 1 }, { 1, FAKE_OK, 1 } };
-    start_ex(sp, 3, 2, NULL, 20, NULL);
+    start_ex(sp, 3, 2, NULL, NULL, 20, NULL);
     rpc_status st;
     for (int i = 0; i < 8; i++) {
         Funnel__V1__SearchResponse *r = search("hello", 10, 0, 0, 3000, &st);
@@ -645,7 +654,7 @@ Test(coord, internal_is_retried_on_a_healthy_replica)
 Test(coord, shard_refusals_reach_the_client)
 {
     fake_spec sp[] = { { 0, FAKE_INVALID, 1 }, { 1, FAKE_INVALID, 1 } };
-    start_ex(sp, 2, 2, NULL, 20, NULL);
+    start_ex(sp, 2, 2, NULL, NULL, 20, NULL);
     rpc_status st;
     /* every shard refuses: the client gets INVALID_ARGUMENT, not OK + 0 hits */
     for (int i = 0; i < 4; i++) {
@@ -698,7 +707,7 @@ Test(coord, flapping_replica_is_held_off)
     fake_spec sp[] = { { 0, FAKE_OK, 1 }, { 1, FAKE_STALL, 1 } };
     coord_opts bo = { .probe_deadline_ms = 100, .down_probe_interval_ms = 50, .breaker_failures = 1,
                       .breaker_backoff_ms = 400, .breaker_max_backoff_ms = 3200 };
-    start_ex(sp, 2, 2, NULL, 20, &bo);
+    start_ex(sp, 2, 2, NULL, NULL, 20, &bo);
     rpc_status st;
     int slow = 0, fast = 0;
     double t_slow[16];
@@ -733,5 +742,62 @@ Test(coord, flapping_replica_is_held_off)
     cr_assert(strstr(s->backends[1]->detail, "quick failure"), "%s", s->backends[1]->detail);
     protobuf_c_message_free_unpacked(&s->base, NULL);
     cr_log_info("flapping replica: %d slow queries (at%s ms), %d fast", slow, times, fast);
+    stop();
+}
+
+/* A port whose kernel accepts connections for a process that never reads
+ * them: what a SIGSTOPped shard looks like to a client. Returns the fd. */
+static int mute_listener(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(fd, 64), 0);
+    socklen_t len = sizeof a;
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+Test(coord, stopped_from_the_start_is_marked_down_by_its_calls)
+{
+    /* Probe timeouts before a replica ever answered do not mark it down (a
+     * first connection can be slow); failed search calls do. */
+    int port;
+    int fd = mute_listener(&port);
+    fake_spec sp[] = { { 0, FAKE_OK, 1 } };
+    char tail[64];
+    snprintf(tail, sizeof tail, "shard 1 127.0.0.1:%d\n", port);
+    coord_opts bo = { .probe_deadline_ms = 100, .down_probe_interval_ms = 50, .breaker_failures = 3 };
+    start_ex(sp, 1, 2, NULL, tail, 20, &bo);
+
+    uv_sleep(400);   /* a few probes time out */
+    Funnel__V1__StatusResponse *st0 = get_status();
+    cr_assert(strstr(st0->backends[1]->detail, ": closed for") &&
+              strstr(st0->backends[1]->detail, "probe DEADLINE_EXCEEDED"), "%s", st0->backends[1]->detail);
+    cr_assert_not(st0->backends[1]->healthy);
+    protobuf_c_message_free_unpacked(&st0->base, NULL);
+    rpc_status st;
+    for (int i = 0; i < 3; i++) {   /* each waits for the mute shard: 270 ms >= the probe deadline */
+        uint64_t t0 = uv_hrtime();
+        Funnel__V1__SearchResponse *r = search("hello", 10, 0, 0, 300, &st);
+        double ms = (double)(uv_hrtime() - t0) / 1e6;
+        cr_assert_not_null(r, "%s", st.message);
+        cr_assert(r->partial);
+        cr_assert_str_eq(r->failures[0]->status, "DEADLINE_EXCEEDED", "call %d: %s", i, r->failures[0]->message);
+        cr_assert_gt(ms, 200.0);
+        protobuf_c_message_free_unpacked(&r->base, NULL);
+    }
+    wait_detail(1, ": open for", 1000);
+    uint64_t t0 = uv_hrtime();
+    Funnel__V1__SearchResponse *r = search("hello", 10, 0, 0, 300, &st);
+    double ms = (double)(uv_hrtime() - t0) / 1e6;
+    cr_assert_not_null(r, "%s", st.message);
+    cr_assert(strstr(r->failures[0]->message, "not called"), "%s", r->failures[0]->message);
+    cr_assert_lt(ms, 150.0);
+    check_hits(r, 2, 1, 0, 10);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    close(fd);   /* first: gRPC's cleanup would wait for the pending connect */
     stop();
 }
