@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # (b) With one of 3 shards killed (SIGKILL), every query still answers, with
-# coverage 2/3 and partial=true.
+# coverage 2/3 and partial=true, and the coordinator's log says the shard
+# went down (one line).
 source "$(dirname "$0")/lib.sh"
 
 I3=$(build_index idx3 3) || exit 1
@@ -34,6 +35,12 @@ for name in sorted(os.listdir(sys.argv[1])):
 sys.exit(1 if bad else 0)
 PY
 ok "$n queries with shard 1 killed: coverage 2/3, partial=true"
+
+# the coordinator's log says so, once (its probe marked the replica down)
+L=$R/coordinator.log
+grep -E 'WARN shard 1 replica 127\.0\.0\.1:[0-9]+ marked down: ' "$L" >/dev/null || { cat "$L"; fail "no 'marked down' line in the coordinator's log"; }
+[ "$(grep -c 'shard 1 replica' "$L")" -eq 1 ] || { cat "$L"; fail "more than one log line about shard 1"; }
+ok "coordinator log: $(grep -m1 'shard 1 replica' "$L" | sed 's/.* WARN //')"
 
 # status tells which process is gone, and exits non-zero
 if "$FUNNEL" cluster status --dir "$R" >"$T/status.out"; then fail "status exit 0 with a dead shard"; fi
