@@ -1,4 +1,5 @@
 /* integrity.c - see integrity.h. */
+#define _GNU_SOURCE /* REG_RIP: the faulting instruction of a SIGSEGV */
 #include "integrity.h"
 
 #include <errno.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ucontext.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -142,41 +144,102 @@ int idx_meta_sum(MDB_txn *txn, MDB_dbi meta, uint32_t *out)
 int idx_is_damage(int rc)
 {
     return rc == FN_ECORRUPT || rc == FN_EFORMAT || rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND ||
-           rc == MDB_INVALID || rc == MDB_BAD_TXN || rc == MDB_BAD_VALSIZE || rc == MDB_VERSION_MISMATCH;
+           rc == MDB_INVALID || rc == MDB_BAD_TXN || rc == MDB_BAD_VALSIZE || rc == MDB_VERSION_MISMATCH ||
+           /* a sealed index never changes: LMDB seeing a database's flags or the
+            * map size change, or a tree deeper than it can be, is damage */
+           rc == MDB_INCOMPATIBLE || rc == MDB_BAD_DBI || rc == MDB_MAP_RESIZED || rc == MDB_CURSOR_FULL;
+}
+
+int idx_map_of(const void *inside, const char **start, size_t *len)
+{
+    FILE *f = fopen("/proc/self/maps", "re");
+    if (!f) return -errno;
+    uintptr_t a = (uintptr_t)inside;
+    char line[512];
+    int rc = -ENOENT, bol = 1;
+    while (fgets(line, sizeof line, f)) {
+        /* only the start of a line holds the range (a long path spans reads) */
+        int at_bol = bol;
+        bol = strchr(line, '\n') != NULL;
+        unsigned long long lo, hi;
+        if (!at_bol || sscanf(line, "%llx-%llx", &lo, &hi) != 2) continue;
+        if (a >= lo && a < hi) {
+            *start = (const char *)(uintptr_t)lo;
+            *len = (size_t)(hi - lo);
+            rc = 0;
+            break;
+        }
+    }
+    fclose(f);
+    return rc;
 }
 
 /* ---- SIGBUS guard ---- */
 
+/* LMDB trusts its pages: a damaged one can make it dereference NULL (a node
+ * flagged F_DUPDATA in a database that has no duplicates) or read a little
+ * past the map (a node offset or key size). A SIGSEGV under a guard is
+ * taken for such damage only when the faulting instruction is LMDB's, or the
+ * address is just past a guarded map; anything else is a bug and dies. */
+#define PAST_MAP (256u << 10)
+
 static _Thread_local idx_guard *guard_top;
-static struct sigaction guard_old;
+static struct sigaction guard_old_bus, guard_old_segv;
 static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
 static int guard_err;
+static const char *lmdb_text;     /* LMDB's code: the mapping holding mdb_get */
+static size_t lmdb_text_len;
 
-static void on_sigbus(int sig, siginfo_t *si, void *uc)
+static int pc_in_lmdb(void *uc)
 {
+    uintptr_t pc = 0;
+#if defined(__x86_64__)
+    pc = (uintptr_t)((ucontext_t *)uc)->uc_mcontext.gregs[REG_RIP];
+#elif defined(__aarch64__)
+    pc = (uintptr_t)((ucontext_t *)uc)->uc_mcontext.pc;
+#else
     (void)uc;
+#endif
+    return lmdb_text && pc >= (uintptr_t)lmdb_text && pc - (uintptr_t)lmdb_text < lmdb_text_len;
+}
+
+static void on_fault(int sig, siginfo_t *si, void *uc)
+{
+    uintptr_t a = (uintptr_t)si->si_addr;
+    int in_lmdb = sig == SIGSEGV && pc_in_lmdb(uc);
     for (idx_guard *g = guard_top; g; g = g->prev) {
-        const char *a = si->si_addr;
-        if (a >= g->lo && a < g->hi) {
+        uintptr_t lo = (uintptr_t)g->lo, hi = (uintptr_t)g->hi;
+        int in_map = a >= lo && a < hi;
+        int ours = sig == SIGBUS ? in_map : in_lmdb || in_map || (a >= hi && a - hi < PAST_MAP);
+        if (ours) {
             g->fault = si->si_addr;
+            g->sig = sig;
             guard_top = g->prev;
             siglongjmp(g->jb, 1);
         }
     }
     /* Not ours: put the previous disposition back and return, so the access
      * faults again and gets it (by default, a core dump). */
-    sigaction(sig, &guard_old, NULL);
-    if (guard_old.sa_handler == SIG_IGN) signal(sig, SIG_DFL);
+    const struct sigaction *old = sig == SIGBUS ? &guard_old_bus : &guard_old_segv;
+    sigaction(sig, old, NULL);
+    if (!(old->sa_flags & SA_SIGINFO) && old->sa_handler == SIG_IGN) signal(sig, SIG_DFL);
 }
 
 static void guard_install(void)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = on_sigbus;
+    sa.sa_sigaction = on_fault;
     sa.sa_flags = SA_SIGINFO | SA_NODEFER;
     sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGBUS, &sa, &guard_old) != 0) guard_err = -errno;
+    const char *text;
+    size_t len;
+    if (idx_map_of((const void *)(uintptr_t)&mdb_get, &text, &len) == 0) {
+        lmdb_text = text;
+        lmdb_text_len = len;
+    }
+    if (sigaction(SIGBUS, &sa, &guard_old_bus) != 0 || sigaction(SIGSEGV, &sa, &guard_old_segv) != 0)
+        guard_err = -errno;
 }
 
 int idx_guard_enter(idx_guard *g, const void *map, size_t len)
@@ -184,8 +247,10 @@ int idx_guard_enter(idx_guard *g, const void *map, size_t len)
     pthread_once(&guard_once, guard_install);
     if (guard_err) return guard_err;
     g->lo = map;
-    g->hi = (const char *)map + len;
+    g->hi = len == IDX_GUARD_ANY ? (const char *)UINTPTR_MAX : (const char *)map + len;
     g->fault = NULL;
+    g->sig = 0;
+    g->lmdb_assert[0] = '\0';
     g->prev = guard_top;
     guard_top = g;
     return 0;
@@ -195,4 +260,23 @@ void idx_guard_leave(idx_guard *g)
 {
     /* after a jump the handler has already unlinked g */
     if (guard_top == g) guard_top = g->prev;
+}
+
+const char *idx_guard_what(const idx_guard *g)
+{
+    static _Thread_local char buf[256];
+    if (g->sig == SIGBUS) return "reading it faulted (SIGBUS): the file was truncated";
+    if (g->sig == SIGSEGV) return "LMDB faulted (SIGSEGV) on a damaged page";
+    snprintf(buf, sizeof buf, "LMDB stopped at a damaged page (%s)", g->lmdb_assert);
+    return buf;
+}
+
+void idx_lmdb_assert(MDB_env *env, const char *msg)
+{
+    (void)env;
+    idx_guard *g = guard_top;
+    if (!g) return;
+    snprintf(g->lmdb_assert, sizeof g->lmdb_assert, "%s", msg);
+    guard_top = g->prev;
+    siglongjmp(g->jb, 1);
 }

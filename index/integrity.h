@@ -38,10 +38,12 @@ int idx_meta_sum(MDB_txn *txn, MDB_dbi meta, uint32_t *out);
 
 /* Is rc an error that means the stored index is damaged (as opposed to a
  * bad request, a deadline or memory)? FN_ECORRUPT, FN_EFORMAT and LMDB's
- * MDB_CORRUPTED / MDB_PAGE_NOTFOUND / MDB_INVALID / MDB_BAD_TXN. */
+ * MDB_CORRUPTED / MDB_PAGE_NOTFOUND / MDB_INVALID / MDB_BAD_TXN /
+ * MDB_BAD_VALSIZE / MDB_VERSION_MISMATCH / MDB_INCOMPATIBLE / MDB_BAD_DBI /
+ * MDB_MAP_RESIZED / MDB_CURSOR_FULL. */
 int idx_is_damage(int rc);
 
-/* ---- SIGBUS guard ----
+/* ---- SIGBUS (and SIGSEGV) guard ----
  *
  * Reading a mapped file that was truncated under the reader raises SIGBUS.
  * Code that reads the map runs inside a guard, in a wrapper that has no
@@ -57,19 +59,49 @@ int idx_is_damage(int rc);
  *
  * The handler jumps back only for a fault inside [map, map + mapsize) on a
  * thread with an active guard; any other SIGBUS gets the default action (a
- * core dump), so real bugs are not hidden. Guards nest per thread. The mask
+ * core dump), so real bugs are not hidden. A damaged page can also make
+ * LMDB itself fault (SIGSEGV: a NULL sub-cursor for a node wrongly flagged
+ * as holding duplicates, an offset past the map): under a guard, a SIGSEGV
+ * whose instruction is in LMDB's code, or whose address is within 256 KiB
+ * past the map, jumps back too (if LMDB is linked statically, "LMDB's code"
+ * is the whole program's). Guards nest per thread. The mask
  * is not saved (sigsetjmp(.., 0)): the handler runs with SA_NODEFER, so
- * SIGBUS is never left blocked. */
+ * SIGBUS is never left blocked.
+ *
+ * LMDB also checks some page invariants with assertions that abort() the
+ * process; on a damaged file they fire. idx_lmdb_assert (set on an env with
+ * mdb_env_set_assert) jumps back to the thread's innermost guard instead,
+ * with LMDB's message in `lmdb_assert`. idx_guard_what() says which it was. */
 typedef struct idx_guard {
     sigjmp_buf jb;
     const char *lo, *hi;
     struct idx_guard *prev;
     const void *volatile fault;   /* where the fault happened */
+    volatile int sig;             /* SIGBUS or SIGSEGV; 0: ... */
+    char lmdb_assert[200];        /* ... LMDB's failed assertion */
 } idx_guard;
+
+/* The mapping of this process that contains `inside`: its start and length
+ * (from /proc/self/maps). LMDB does not tell where it mapped a file
+ * (mdb_env_info's me_mapaddr is only set with MDB_FIXEDMAP), but every value
+ * of a read-only environment points into that map. 0, -ENOENT or -errno. */
+int idx_map_of(const void *inside, const char **start, size_t *len);
 
 /* Installs the process-wide handler on first use. Returns 0, or -errno if
  * sigaction failed (then the caller must not sigsetjmp: run unguarded). */
 int idx_guard_enter(idx_guard *g, const void *map, size_t len);
+/* len for a guard of any address (map NULL): only while nothing but LMDB
+ * reads a mapped file and the map's place is not known yet */
+#define IDX_GUARD_ANY SIZE_MAX
 void idx_guard_leave(idx_guard *g);
+
+/* After a jump back: "reading it faulted (SIGBUS): the file was truncated",
+ * "LMDB faulted (SIGSEGV) on a damaged page" or "LMDB stopped at a damaged
+ * page (<assertion>)". */
+const char *idx_guard_what(const idx_guard *g);
+
+/* MDB_assert_func: jump to the innermost guard; without one, return (and
+ * LMDB aborts, as it would have). */
+void idx_lmdb_assert(MDB_env *env, const char *msg);
 
 #endif

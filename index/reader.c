@@ -15,25 +15,53 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <utf8proc.h>
 
 #include "integrity.h"
 
 /* ---- decoders ---- */
 
+const char *idx_show(const void *p, size_t n, char *buf, size_t cap)
+{
+    const uint8_t *s = p;
+    size_t o = 0, i = 0, lim = n > 64 ? 64 : n;
+    while (i < lim && o + 5 < cap) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t l = utf8proc_iterate(s + i, (utf8proc_ssize_t)(lim - i), &cp);
+        if (l > 0 && cp >= 0x20 && cp != 0x7f && cp != '"' && cp != '\\' && o + (size_t)l < cap) {
+            memcpy(buf + o, s + i, (size_t)l);
+            o += (size_t)l;
+            i += (size_t)l;
+        } else {
+            o += (size_t)snprintf(buf + o, cap - o, "\\x%02x", s[i]);
+            i++;
+        }
+    }
+    if (n > lim && o + 4 < cap) o += (size_t)snprintf(buf + o, cap - o, "...");
+    buf[o < cap ? o : cap - 1] = '\0';
+    return buf;
+}
+
 int idx_term_decode(const idx_reader_t *r, const char *term, size_t len, const MDB_val *v,
                     idx_term_rec *out, fn_errbuf *eb)
 {
     if (v->mv_size != IDX_TERM_REC_BYTES)
-        return fn_seterr(eb, FN_ECORRUPT, "term \"%.*s\": record of %zu bytes, expected %d",
-                         (int)(len > 64 ? 64 : len), term, v->mv_size, IDX_TERM_REC_BYTES);
+        return fn_seterr(eb, FN_ECORRUPT, "term \"%s\": record of %zu bytes, expected %d",
+                         IDX_SHOW(term, len), v->mv_size, IDX_TERM_REC_BYTES);
     const uint8_t *p = v->mv_data;
+    if (r && !idx_in_map(r, p, v->mv_size))
+        return fn_seterr(eb, FN_ECORRUPT, "term \"%s\": record lies outside the file: a page is damaged",
+                         IDX_SHOW(term, len));
     if (idx_get_u32le(p + 16) != idx_sum32(p, 16, idx_key_seed(term, len)))
-        return fn_seterr(eb, FN_ECORRUPT, "term \"%.*s\": record checksum mismatch",
-                         (int)(len > 64 ? 64 : len), term);
+        return fn_seterr(eb, FN_ECORRUPT, "term \"%s\": record checksum mismatch",
+                         IDX_SHOW(term, len));
     out->termid = idx_get_u32le(p);
     out->df = idx_get_u32le(p + 4);
     out->gdf = idx_get_u32le(p + 8);
@@ -41,9 +69,55 @@ int idx_term_decode(const idx_reader_t *r, const char *term, size_t len, const M
     uint64_t need = r ? ((uint64_t)out->df + r->block_size - 1) / r->block_size : out->nblocks;
     if (out->df == 0 || out->gdf < out->df || out->nblocks != need ||
         (r && (out->df > r->info.docs || out->termid >= r->info.terms)))
-        return fn_seterr(eb, FN_ECORRUPT, "term \"%.*s\": inconsistent record (df %u, gdf %u, blocks %u)",
-                         (int)(len > 64 ? 64 : len), term, out->df, out->gdf, out->nblocks);
+        return fn_seterr(eb, FN_ECORRUPT, "term \"%s\": inconsistent record (df %u, gdf %u, blocks %u)",
+                         IDX_SHOW(term, len), out->df, out->gdf, out->nblocks);
     return 0;
+}
+
+/* mdb_get did not find `term`. Term ids are ranks in key order, so the term
+ * is really absent only if the records just below and just above it (each
+ * proved intact by its checksum, which binds it to its key) have consecutive
+ * ids, or the term sorts before the first or after the last one. A damaged
+ * key or branch page that hid a present term fails this. */
+static int term_absent(const idx_reader_t *r, MDB_txn *txn, const char *term, size_t len, fn_errbuf *eb)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(txn, r->terms, &c);
+    if (rc) return fn_seterr(eb, idx_mdb_code(rc), "terms: %s", mdb_strerror(rc));
+    MDB_val k = { len, (void *)term }, v;
+    idx_term_rec prev = { 0 }, next = { 0 };
+    int has_prev = 0, has_next = 0, order_ok = 1;
+    rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    if (rc == 0) {
+        has_next = 1;
+        if (!idx_in_map(r, k.mv_data, k.mv_size)) goto damaged;
+        order_ok = idx_key_cmp(k.mv_data, k.mv_size, term, len) > 0;
+        if ((rc = idx_term_decode(r, k.mv_data, k.mv_size, &v, &next, eb))) goto out;
+        rc = mdb_cursor_get(c, &k, &v, MDB_PREV);
+    } else if (rc == MDB_NOTFOUND) {
+        rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+    }
+    if (rc == 0) {
+        has_prev = 1;
+        if (!idx_in_map(r, k.mv_data, k.mv_size)) goto damaged;
+        order_ok &= idx_key_cmp(k.mv_data, k.mv_size, term, len) < 0;
+        if ((rc = idx_term_decode(r, k.mv_data, k.mv_size, &v, &prev, eb))) goto out;
+    } else if (rc != MDB_NOTFOUND) {
+        rc = fn_seterr(eb, idx_mdb_code(rc), "terms: %s", mdb_strerror(rc));
+        goto out;
+    }
+    int ok = has_prev ? (has_next ? prev.termid + 1 == next.termid : prev.termid + 1 == r->info.terms)
+                      : (has_next ? next.termid == 0 : r->info.terms == 0);
+    if (ok && order_ok) {
+        rc = FN_ENOTFOUND;
+        goto out;
+    }
+damaged:
+    rc = fn_seterr(eb, FN_ECORRUPT, "term \"%s\": not found, but the terms around it do not prove "
+                   "it absent: the terms B-tree is damaged", IDX_SHOW(term, len));
+out:
+    mdb_cursor_close(c);
+    return rc;
 }
 
 int idx_term_get(const idx_reader_t *r, MDB_txn *txn, const char *term, size_t len,
@@ -51,7 +125,7 @@ int idx_term_get(const idx_reader_t *r, MDB_txn *txn, const char *term, size_t l
 {
     MDB_val k = { len, (void *)term }, v;
     int rc = mdb_get(txn, r->terms, &k, &v);
-    if (rc == MDB_NOTFOUND) return FN_ENOTFOUND;
+    if (rc == MDB_NOTFOUND) return term_absent(r, txn, term, len, eb);
     if (rc) return fn_seterr(eb, idx_mdb_code(rc), "terms: %s", mdb_strerror(rc));
     return idx_term_decode(r, term, len, &v, out, eb);
 }
@@ -61,6 +135,9 @@ int idx_block_decode(const idx_reader_t *r, uint32_t termid, uint32_t block, con
                      fn_errbuf *eb)
 {
     const uint8_t *p = v->mv_data;
+    if (!idx_in_map(r, p, v->mv_size))
+        return fn_seterr(eb, FN_ECORRUPT, "postings of term id %u, block %u: value lies outside the "
+                         "file: a page is damaged", termid, block);
     if (v->mv_size < IDX_BLOCK_HDR ||
         idx_get_u32le(p) != idx_sum32(p + 4, v->mv_size - 4, (uint64_t)termid << 32 | block))
         return fn_seterr(eb, FN_ECORRUPT, "postings of term id %u, block %u: checksum mismatch",
@@ -132,6 +209,9 @@ int idx_doc_get(const idx_reader_t *r, MDB_txn *txn, uint32_t doc, idx_doc_rec *
     int rc = mdb_get(txn, r->docs, &k, &v);
     if (rc == MDB_NOTFOUND) return fn_seterr(eb, FN_ECORRUPT, "stored record of doc %u: missing", doc);
     if (rc) return fn_seterr(eb, idx_mdb_code(rc), "docs: %s", mdb_strerror(rc));
+    if (!idx_in_map(r, v.mv_data, v.mv_size))
+        return fn_seterr(eb, FN_ECORRUPT, "stored record of doc %u: lies outside the file: a page is "
+                         "damaged", doc);
     return idx_doc_decode(doc, &v, out, eb);
 }
 
@@ -145,6 +225,8 @@ int idx_source_get(const idx_reader_t *r, MDB_txn *txn, uint32_t doc, const char
     if (rc == MDB_NOTFOUND) return fn_seterr(eb, FN_ECORRUPT, "source of doc %u: missing", doc);
     if (rc) return fn_seterr(eb, idx_mdb_code(rc), "source: %s", mdb_strerror(rc));
     const uint8_t *p = v.mv_data;
+    if (!idx_in_map(r, p, v.mv_size))
+        return fn_seterr(eb, FN_ECORRUPT, "source of doc %u: lies outside the file: a page is damaged", doc);
     if (v.mv_size < 4 || idx_get_u32le(p) != idx_sum32(p + 4, v.mv_size - 4, doc))
         return fn_seterr(eb, FN_ECORRUPT, "source of doc %u: checksum mismatch", doc);
     *json = (const char *)p + 4;
@@ -156,13 +238,12 @@ int idx_id_decode(const idx_reader_t *r, const char *id, size_t len, const MDB_v
                   uint32_t *doc, fn_errbuf *eb)
 {
     const uint8_t *p = v->mv_data;
-    if (v->mv_size != IDX_ID_REC_BYTES || idx_get_u32le(p + 4) != idx_sum32(p, 4, idx_key_seed(id, len)))
-        return fn_seterr(eb, FN_ECORRUPT, "id \"%.*s\": record checksum mismatch",
-                         (int)(len > 64 ? 64 : len), id);
+    if (v->mv_size != IDX_ID_REC_BYTES || !idx_in_map(r, p, v->mv_size) || idx_get_u32le(p + 4) != idx_sum32(p, 4, idx_key_seed(id, len)))
+        return fn_seterr(eb, FN_ECORRUPT, "id \"%s\": record checksum mismatch",
+                         IDX_SHOW(id, len));
     *doc = idx_get_u32le(p);
     if (*doc >= r->info.docs)
-        return fn_seterr(eb, FN_ECORRUPT, "id \"%.*s\": doc %u out of range", (int)(len > 64 ? 64 : len),
-                         id, *doc);
+        return fn_seterr(eb, FN_ECORRUPT, "id \"%s\": doc %u out of range", IDX_SHOW(id, len), *doc);
     return 0;
 }
 
@@ -177,6 +258,12 @@ int idx_id_get(const idx_reader_t *r, MDB_txn *txn, const char *id, size_t len, 
 }
 
 /* ---- open ---- */
+
+/* fn_strerror does not name LMDB's own codes (MDB_INVALID, ...) */
+static const char *errname(int rc)
+{
+    return rc >= MDB_KEYEXIST && rc <= MDB_LAST_ERRCODE ? mdb_strerror(rc) : fn_strerror(rc);
+}
 
 static int meta_get(MDB_txn *txn, MDB_dbi dbi, const char *key, char *buf, size_t cap)
 {
@@ -296,22 +383,64 @@ static int open_txn(idx_reader_t *r, fn_errbuf *eb)
         rc = fn_seterr(eb, FN_EFORMAT, "%s: unknown postings codec \"%s\"", dir, in->codec);
         goto fail_msg;
     }
-    what = "norms";
-    if ((rc = load_norm(txn, r->norms, "title", 4, in->docs, (void **)&r->len[IDX_FIELD_TITLE])) ||
-        (rc = load_norm(txn, r->norms, "body", 4, in->docs, (void **)&r->len[IDX_FIELD_BODY])) ||
-        (rc = load_norm(txn, r->norms, "keys", 8, in->docs, (void **)&r->keys)))
-        goto fail;
+    what = "norms \"title\"";
+    if ((rc = load_norm(txn, r->norms, "title", 4, in->docs, (void **)&r->len[IDX_FIELD_TITLE]))) goto fail;
+    what = "norms \"body\"";
+    if ((rc = load_norm(txn, r->norms, "body", 4, in->docs, (void **)&r->len[IDX_FIELD_BODY]))) goto fail;
+    what = "norms \"keys\"";
+    if ((rc = load_norm(txn, r->norms, "keys", 8, in->docs, (void **)&r->keys))) goto fail;
     /* committing a read txn keeps the dbi handles open for later txns */
     rc = mdb_txn_commit(txn);
     if (rc) return fn_seterr(eb, idx_mdb_code(rc), "%s: %s", dir, mdb_strerror(rc));
     return 0;
 fail:
     rc = idx_mdb_code(rc);
-    fn_seterr(eb, rc, "%s: %s: %s%s", dir, what, fn_strerror(rc),
+    fn_seterr(eb, rc, "%s: %s: %s%s", dir, what, errname(rc),
               idx_is_damage(rc) ? ": the index is damaged" : "");
 fail_msg:
     mdb_txn_abort(txn);
     return rc;
+}
+
+/* Where LMDB mapped data.mdb: the guard's range and the decoders' bounds.
+ * mdb_env_info's me_mapaddr is NULL unless MDB_FIXEDMAP, so find the mapping
+ * that holds the main database's first key; the pages that read are inside
+ * the size the caller has just checked. */
+static int first_key(idx_reader_t *r, MDB_val *k)
+{
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_cursor *c;
+    MDB_val v;
+    int rc = mdb_txn_begin(r->env, NULL, MDB_RDONLY, &txn);
+    if (rc) return rc;
+    if ((rc = mdb_dbi_open(txn, NULL, 0, &dbi)) == 0 && (rc = mdb_cursor_open(txn, dbi, &c)) == 0) {
+        rc = mdb_cursor_get(c, k, &v, MDB_FIRST);
+        mdb_cursor_close(c);
+    }
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+static int find_map(idx_reader_t *r, size_t mapsize, fn_errbuf *eb)
+{
+    MDB_val k = { 0, NULL };
+    int rc = first_key(r, &k);
+    if (rc == MDB_NOTFOUND)
+        return fn_seterr(eb, FN_EFORMAT, "%s: LMDB's main database is empty: not an index, or damaged", r->dir);
+    if (rc) {
+        rc = idx_mdb_code(rc);
+        return fn_seterr(eb, rc, "%s: %s%s", r->dir, errname(rc),
+                         idx_is_damage(rc) ? ": the index is damaged" : "");
+    }
+    const char *start;
+    size_t len;
+    if ((rc = idx_map_of(k.mv_data, &start, &len)))
+        return fn_seterr(eb, rc, "%s/data.mdb: cannot find LMDB's map of it in /proc/self/maps: %s", r->dir,
+                         fn_strerror(rc));
+    r->map = start;
+    r->mapsize = len < mapsize ? len : mapsize;
+    return 0;
 }
 
 static int open_guarded(idx_reader_t *r, fn_errbuf *eb)
@@ -319,13 +448,14 @@ static int open_guarded(idx_reader_t *r, fn_errbuf *eb)
     idx_guard g;
     if (idx_guard_enter(&g, r->map, r->mapsize) == 0) {
         if (sigsetjmp(g.jb, 0) != 0)
-            return fn_seterr(eb, FN_ECORRUPT, "%s: data.mdb: reading it faulted (SIGBUS): the file "
-                             "was truncated", r->dir);
+            return fn_seterr(eb, FN_ECORRUPT, "%s: data.mdb: %s", r->dir, idx_guard_what(&g));
     }
     int rc = open_txn(r, eb);
     idx_guard_leave(&g);
     return rc;
 }
+
+static int open_env_guarded(idx_reader_t *r, const struct stat *st, fn_errbuf *eb);
 
 int idx_reader_open_ex(const char *dir, unsigned flags, idx_reader_t **out, fn_errbuf *eb)
 {
@@ -358,15 +488,47 @@ int idx_reader_open_ex(const char *dir, unsigned flags, idx_reader_t **out, fn_e
         free(r);
         return fn_seterr(eb, idx_mdb_code(rc), "%s: %s", dir, mdb_strerror(rc));
     }
+    /* LMDB's assertions on damaged pages jump back to our guards (integrity.h) */
+    mdb_env_set_assert(r->env, idx_lmdb_assert);
+    if ((rc = open_env_guarded(r, &st, eb)) || (rc = open_guarded(r, eb))) goto fail;
+    *out = r;
+    return 0;
+fail:
+    idx_reader_close(r);
+    /* Damage can also fail an open with codes of its own (a meta page that
+     * asks for an impossible map: ENOMEM, EINVAL): without the whole-file
+     * check so far, it tells damage from the rest. */
+    fn_errbuf veb;
+    if (!idx_is_damage(rc) && rc != FN_EVERSION && (flags & IDX_OPEN_QUICK) &&
+        idx_verify_file(dir, &veb) == FN_ECORRUPT) {
+        fn_errbuf first = { { 0 } };
+        if (eb) first = *eb;
+        return fn_seterr(eb, FN_ECORRUPT, "%s; %s", first.msg[0] ? first.msg : errname(rc), veb.msg);
+    }
+    return rc;
+}
+
+/* mdb_env_open up to knowing where the map is; runs inside the caller's
+ * guard. */
+static int open_env(idx_reader_t *r, const struct stat *st, fn_errbuf *eb)
+{
+    const char *dir = r->dir;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    int rc;
     if ((rc = mdb_env_set_maxdbs(r->env, IDX_MAX_DBS)) ||
         /* only what the file holds: LMDB grows it to the used size, and a
          * small mapping keeps readers valgrind-friendly */
-        (rc = mdb_env_set_mapsize(r->env, (size_t)st.st_size)) ||
+        (rc = mdb_env_set_mapsize(r->env, (size_t)st->st_size)) ||
         (rc = mdb_env_open(r->env, dir, MDB_RDONLY | MDB_NOTLS, 0644))) {
         rc = idx_mdb_code(rc);
-        fn_seterr(eb, rc, "%s: open: %s%s", dir, fn_strerror(rc),
-                  idx_is_damage(rc) ? ": the index is damaged" : "");
-        goto fail;
+        /* LMDB's two meta pages are the least an LMDB file holds; shorter
+         * (e.g. 0 bytes) gives odd errors (EBADF, ENOENT) */
+        if (!idx_is_damage(rc) && (uint64_t)st->st_size < 2 * (uint64_t)sysconf(_SC_PAGESIZE))
+            return fn_seterr(eb, FN_ECORRUPT, "%s: %lld bytes: too short for an LMDB file: the file is "
+                             "truncated", path, (long long)st->st_size);
+        return fn_seterr(eb, rc, "%s: open: %s%s", dir, errname(rc),
+                         idx_is_damage(rc) ? ": the index is damaged" : "");
     }
     /* LMDB maps as much as its metadata says the file holds; a shorter file
      * would fault (SIGBUS) on the first read past its end. */
@@ -374,29 +536,31 @@ int idx_reader_open_ex(const char *dir, unsigned flags, idx_reader_t **out, fn_e
     MDB_stat ms;
     struct stat fst;
     if ((rc = mdb_env_get_fd(r->env, &r->fd)) || (rc = mdb_env_info(r->env, &ei)) ||
-        (rc = mdb_env_stat(r->env, &ms))) {
-        rc = fn_seterr(eb, idx_mdb_code(rc), "%s: %s", dir, mdb_strerror(rc));
-        goto fail;
-    }
-    if (fstat(r->fd, &fst)) {
-        rc = fn_seterr(eb, -errno, "%s: %s", path, strerror(errno));
-        goto fail;
-    }
+        (rc = mdb_env_stat(r->env, &ms)))
+        return fn_seterr(eb, idx_mdb_code(rc), "%s: %s", dir, mdb_strerror(rc));
+    if (fstat(r->fd, &fst)) return fn_seterr(eb, -errno, "%s: %s", path, strerror(errno));
     uint64_t need = ((uint64_t)ei.me_last_pgno + 1) * ms.ms_psize;
-    if ((uint64_t)fst.st_size < need) {
-        rc = fn_seterr(eb, FN_ECORRUPT, "%s: %lld bytes, but LMDB's metadata references %" PRIu64
-                       " bytes: the file is truncated", path, (long long)fst.st_size, need);
-        goto fail;
-    }
+    if ((uint64_t)fst.st_size < need)
+        return fn_seterr(eb, FN_ECORRUPT, "%s: %lld bytes, but LMDB's metadata references %" PRIu64
+                         " bytes: the file is truncated", path, (long long)fst.st_size, need);
     r->size = fst.st_size;
     r->mtime = fst.st_mtim;
-    r->map = ei.me_mapaddr;
-    r->mapsize = ei.me_mapsize;
-    if ((rc = open_guarded(r, eb))) goto fail;
-    *out = r;
-    return 0;
-fail:
-    idx_reader_close(r);
+    return find_map(r, ei.me_mapsize, eb);
+}
+
+/* open_env inside a guard of any address: until the map is known, a damaged
+ * meta page (a wrong page size) can make LMDB itself read past the end of
+ * the file, and nothing but LMDB reads a mapped file here. */
+static int open_env_guarded(idx_reader_t *r, const struct stat *st, fn_errbuf *eb)
+{
+    idx_guard g;
+    if (idx_guard_enter(&g, NULL, IDX_GUARD_ANY) == 0) {
+        if (sigsetjmp(g.jb, 0) != 0)
+            return fn_seterr(eb, FN_ECORRUPT, "%s: data.mdb: LMDB's metadata is damaged: opening it, %s", r->dir,
+                             g.sig == SIGBUS ? "LMDB read past the end of the file (SIGBUS)" : idx_guard_what(&g));
+    }
+    int rc = open_env(r, st, eb);
+    idx_guard_leave(&g);
     return rc;
 }
 
@@ -463,8 +627,7 @@ int idx_reader_get_doc(idx_reader_t *r, const char *id, char **json, fn_errbuf *
     if (idx_guard_enter(&g, r->map, r->mapsize) == 0) {
         if (sigsetjmp(g.jb, 0) != 0) {
             mdb_txn_abort(txn);
-            return fn_seterr(eb, FN_ECORRUPT, "%s/data.mdb: reading it faulted (SIGBUS): the file "
-                             "was truncated while open", r->dir);
+            return fn_seterr(eb, FN_ECORRUPT, "%s/data.mdb: %s (while open)", r->dir, idx_guard_what(&g));
         }
     }
     rc = get_doc(r, txn, id, json, eb);

@@ -11,6 +11,7 @@
 
 #include <lmdb.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include "codec.h"
@@ -36,7 +37,32 @@ struct idx_reader {
 /* LMDB reports system errors as positive errno values. */
 static inline int idx_mdb_code(int rc) { return rc > 0 ? -rc : rc; }
 
-/* Term record of `term` (len bytes). 0, FN_ENOTFOUND, FN_ECORRUPT or an LMDB code. */
+/* Do n bytes at p lie inside the map? A damaged page can give a value whose
+ * size or place runs past the end of the file; reading it would fault
+ * outside the guarded range (SIGSEGV), so decoders check this first. */
+static inline int idx_in_map(const idx_reader_t *r, const void *p, size_t n)
+{
+    const char *c = p;
+    return c >= r->map && (size_t)(c - r->map) <= r->mapsize && n <= r->mapsize - (size_t)(c - r->map);
+}
+
+/* A stored key (a term, an id: possibly damaged bytes) for a message: at
+ * most 64 bytes, UTF-8 kept, anything else (and quotes) as \xHH. buf: 260
+ * bytes is enough. IDX_SHOW uses a buffer of its own per use. */
+const char *idx_show(const void *p, size_t n, char *buf, size_t cap);
+#define IDX_SHOW(p, n) idx_show((p), (n), (char[260]){ 0 }, 260)
+
+/* LMDB's default key order: bytes, then the shorter first. */
+static inline int idx_key_cmp(const void *a, size_t al, const void *b, size_t bl)
+{
+    int c = memcmp(a, b, al < bl ? al : bl);
+    return c ? c : (al > bl) - (al < bl);
+}
+
+/* Term record of `term` (len bytes). 0, FN_ENOTFOUND, FN_ECORRUPT or an LMDB code.
+ * FN_ENOTFOUND is proved, not just LMDB's word: a damaged key or branch page
+ * would otherwise make a present term look absent and a query silently lose
+ * it (see term_absent in reader.c). */
 int idx_term_get(const idx_reader_t *r, MDB_txn *txn, const char *term, size_t len,
                  idx_term_rec *out, fn_errbuf *eb);
 /* Check a term record value found under `term`. */

@@ -410,8 +410,8 @@ static int run_guarded(idx_searcher_t *s, const idx_query *q, const idx_bm25_par
     idx_guard g;
     if (idx_guard_enter(&g, s->r->map, s->r->mapsize) == 0) {
         if (sigsetjmp(g.jb, 0) != 0)
-            return fn_seterr(s->eb, FN_ECORRUPT, "%s/data.mdb: reading it faulted (SIGBUS): the "
-                             "file was truncated while open", s->r->dir);
+            return fn_seterr(s->eb, FN_ECORRUPT, "%s/data.mdb: %s (while open)", s->r->dir,
+                             idx_guard_what(&g));
     }
     int rc = run_query(s, q, bp, res);
     idx_guard_leave(&g);

@@ -10,6 +10,7 @@ static const char usage[] =
     "usage: funnel <command> [options]     (funnel <command> --help for details)\n"
     "\n"
     "  index build    build an index from a JSON Lines corpus\n"
+    "  index verify   check an index offline: checksums, structure, global statistics\n"
     "  cluster up     start a local cluster (coordinator + one process per shard)\n"
     "  cluster status show the cluster's processes and their health\n"
     "  cluster down   stop the cluster\n"

@@ -1,0 +1,703 @@
+/* test_verify.c - a damaged index is refused, reported or detected, never
+ * served differently and never a signal (issue 6, item 2): idx_reader_open,
+ * idx_search with IDX_OPEN_QUICK, idx_reader_get_doc and idx_verify on
+ * cranfield with each kind of damage aimed at it (tests/index/damage.h).
+ *
+ * For every damaged copy: a full open fails with a damage code and a message;
+ * a quick open either fails the same way or every query of a fixed set
+ * (cranfield's first queries plus ones that read the damaged value) answers
+ * exactly as the undamaged index did (same ids, scores bit for bit) or with a
+ * damage code; idx_verify says DAMAGED and names the kind of value.
+ * Criterion runs each test in its own process: a signal fails the test.
+ */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "builder.h"
+#include "damage.h"
+#include "integrity.h"
+#include "reader_int.h"
+#include "search.h"
+#include "testutil.h"
+#include "verify.h"
+
+#define K 100
+#define NQ 40                /* cranfield queries in every set */
+
+static char tmpdir[256];
+
+static void setup(void) { tu_mkdtemp(tmpdir, sizeof tmpdir, "/tmp/test_verify.XXXXXX"); }
+static void teardown(void) { tu_rmtree(tmpdir); }
+
+TestSuite(verify, .init = setup, .fini = teardown, .timeout = 240);
+
+/* ---- building and copying ---- */
+
+static void build_cran(const char *name, uint32_t shards, char *out, size_t cap)
+{
+    char corpus[1024];
+    snprintf(corpus, sizeof corpus, "%s/cranfield/corpus.jsonl", tu_data_dir());
+    snprintf(out, cap, "%s/%s", tmpdir, name);
+    idx_build_opts o;
+    memset(&o, 0, sizeof o);
+    o.input = corpus;
+    o.out_dir = out;
+    o.shards = shards;
+    o.on_error = IDX_ON_ERROR_FAIL;
+    fn_errbuf eb = { { 0 } };
+    idx_build_stats st;
+    cr_assert_eq(idx_build(&o, &st, &eb), 0, "%s", eb.msg);
+}
+
+static void copy_file(const char *src, const char *dst)
+{
+    size_t n;
+    char *data = tu_read_file(src, &n);
+    cr_assert_not_null(data, "read %s", src);
+    FILE *f = fopen(dst, "wb");
+    cr_assert_not_null(f, "write %s", dst);
+    cr_assert_eq(fwrite(data, 1, n, f), n);
+    cr_assert_eq(fclose(f), 0);
+    free(data);
+}
+
+/* A fresh undamaged copy of shard directory src as tmpdir/name. */
+static void copy_shard(const char *src, const char *name, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/%s", tmpdir, name);
+    tu_rmtree(out);
+    cr_assert_eq(mkdir(out, 0755), 0, "mkdir %s", out);
+    char a[1200], b[1200];
+    snprintf(a, sizeof a, "%s/data.mdb", src);
+    snprintf(b, sizeof b, "%s/data.mdb", out);
+    copy_file(a, b);
+    snprintf(a, sizeof a, "%s/checksum", src);
+    snprintf(b, sizeof b, "%s/checksum", out);
+    copy_file(a, b);
+}
+
+static void data_path(const char *dir, char *out, size_t cap) { snprintf(out, cap, "%s/data.mdb", dir); }
+
+static uint64_t file_size(const char *dir)
+{
+    char p[1200];
+    struct stat st;
+    data_path(dir, p, sizeof p);
+    cr_assert_eq(stat(p, &st), 0);
+    return (uint64_t)st.st_size;
+}
+
+/* ---- aiming ---- */
+
+typedef struct want_key { const void *key; size_t klen; uint64_t off, len; int found; } want_key;
+
+static int match_key(void *ud, uint64_t off, uint64_t len, const void *key, size_t klen)
+{
+    want_key *w = ud;
+    if (klen != w->klen || memcmp(key, w->key, klen) != 0) return 0;
+    w->off = off;
+    w->len = len;
+    w->found = 1;
+    return 1;
+}
+
+/* Where the value (or key) stored under key lies in dir/data.mdb. */
+static void locate(const char *dir, const char *db, int keys, const void *key, size_t klen, uint64_t *off,
+                   uint64_t *len)
+{
+    want_key w = { key, klen, 0, 0, 0 };
+    char err[512];
+    cr_assert_eq(dmg_locate(dir, db, keys, match_key, &w, err, sizeof err), 0, "%s", err);
+    cr_assert(w.found, "%s: no such key in %s", dir, db);
+    *off = w.off;
+    *len = w.len;
+}
+
+static void locate_doc(const char *dir, const char *db, uint32_t doc, uint64_t *off, uint64_t *len)
+{
+    uint8_t k[4];
+    idx_put_u32be(k, doc);
+    locate(dir, db, 0, k, 4, off, len);
+}
+
+static void flip(const char *dir, uint64_t off, uint64_t count)
+{
+    char p[1200];
+    data_path(dir, p, sizeof p);
+    cr_assert_eq(dmg_flip(p, off, count, 0xff), 0, "flip %s at %" PRIu64, p, off);
+}
+
+static uint32_t termid_of(const char *dir, const char *term)
+{
+    uint64_t off, len;
+    locate(dir, IDX_DB_TERMS, 0, term, strlen(term), &off, &len);
+    char p[1200];
+    data_path(dir, p, sizeof p);
+    int fd = open(p, O_RDONLY);
+    uint8_t rec[IDX_TERM_REC_BYTES];
+    cr_assert_eq(pread(fd, rec, sizeof rec, (off_t)off), (ssize_t)sizeof rec);
+    close(fd);
+    return idx_get_u32le(rec);
+}
+
+/* ---- queries and answers ---- */
+
+typedef struct qset { char *text[NQ + 8]; size_t n; } qset;
+
+static void qset_load(qset *qs)
+{
+    char path[1024], line[4096];
+    snprintf(path, sizeof path, "%s/cranfield/queries.tsv", tu_data_dir());
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "%s", path);
+    qs->n = 0;
+    while (qs->n < NQ && fgets(line, sizeof line, f)) {
+        char *t = strchr(line, '\t');
+        if (!t) continue;
+        t[strcspn(t, "\r\n")] = '\0';
+        qs->text[qs->n++] = strdup(t + 1);
+    }
+    fclose(f);
+    cr_assert_eq(qs->n, NQ);
+}
+
+static void qset_add(qset *qs, const char *text)
+{
+    cr_assert_lt(qs->n, sizeof qs->text / sizeof qs->text[0]);
+    qs->text[qs->n++] = strdup(text);
+}
+
+typedef struct answer { size_t n; char *id[K]; double score[K]; uint32_t doc[K]; } answer;
+
+/* The undamaged index's answers to qs. */
+static answer *baseline(const char *dir, const qset *qs)
+{
+    answer *a = calloc(qs->n, sizeof *a);
+    idx_reader_t *r;
+    idx_searcher_t *s;
+    fn_errbuf eb = { { 0 } };
+    cr_assert_eq(idx_reader_open(dir, &r, &eb), 0, "%s", eb.msg);
+    cr_assert_eq(idx_searcher_create(r, &s, &eb), 0, "%s", eb.msg);
+    for (size_t i = 0; i < qs->n; i++) {
+        idx_query q = { .text = qs->text[i], .k = K };
+        idx_results res;
+        cr_assert_eq(idx_search(s, &q, &res, &eb), 0, "%s", eb.msg);
+        a[i].n = res.nhits;
+        for (size_t h = 0; h < res.nhits; h++) {
+            a[i].id[h] = strdup(res.hits[h].id);
+            a[i].score[h] = res.hits[h].score;
+            a[i].doc[h] = res.hits[h].doc;
+        }
+    }
+    idx_searcher_destroy(s);
+    idx_reader_close(r);
+    return a;
+}
+
+/* ---- one damaged copy ---- */
+
+typedef struct outcome {
+    int full_rc, quick_rc, verify_rc;
+    char full_msg[512], quick_msg[512], verify_line[1500];
+    size_t same, damage;          /* quick-open queries: identical answers, damage codes */
+    char first_damage[512];
+} outcome;
+
+static void on_report(void *ud, const idx_verify_report *rep)
+{
+    outcome *o = ud;
+    if (!rep->summary) snprintf(o->verify_line, sizeof o->verify_line, "%s", rep->line);
+}
+
+/* Everything the brief promises about a damaged copy, asserted; what each
+ * part said is returned (and printed) for the kind-specific checks. */
+static void run_case(const char *label, const char *dir, const qset *qs, const answer *base, outcome *o)
+{
+    memset(o, 0, sizeof *o);
+    fn_errbuf eb = { { 0 } };
+    idx_reader_t *r = NULL;
+
+    o->full_rc = idx_reader_open(dir, &r, &eb);
+    snprintf(o->full_msg, sizeof o->full_msg, "%s", eb.msg);
+    cr_assert(idx_is_damage(o->full_rc), "%s: full open: rc %d (%s) - expected a damage code", label,
+              o->full_rc, eb.msg);
+    cr_assert(eb.msg[0], "%s: full open: no message", label);
+    cr_assert_null(r);
+
+    eb.msg[0] = '\0';
+    o->quick_rc = idx_reader_open_ex(dir, IDX_OPEN_QUICK, &r, &eb);
+    snprintf(o->quick_msg, sizeof o->quick_msg, "%s", eb.msg);
+    if (o->quick_rc) {
+        cr_assert(idx_is_damage(o->quick_rc), "%s: quick open: rc %d (%s) - expected a damage code", label,
+                  o->quick_rc, eb.msg);
+        cr_assert(eb.msg[0], "%s: quick open: no message", label);
+    } else {
+        idx_searcher_t *s;
+        cr_assert_eq(idx_searcher_create(r, &s, &eb), 0, "%s: %s", label, eb.msg);
+        for (size_t i = 0; i < qs->n; i++) {
+            idx_query q = { .text = qs->text[i], .k = K };
+            idx_results res;
+            eb.msg[0] = '\0';
+            int rc = idx_search(s, &q, &res, &eb);
+            if (rc) {
+                cr_assert(idx_is_damage(rc), "%s: query %zu: rc %d (%s) - expected OK or a damage code", label,
+                          i, rc, eb.msg);
+                cr_assert(eb.msg[0], "%s: query %zu: damage without a message", label, i);
+                if (!o->damage++) snprintf(o->first_damage, sizeof o->first_damage, "%s", eb.msg);
+                continue;
+            }
+            const answer *a = &base[i];
+            cr_assert_eq(res.nhits, a->n, "%s: query %zu answered OK with %zu hits, undamaged %zu", label, i,
+                         res.nhits, a->n);
+            for (size_t h = 0; h < a->n; h++) {
+                cr_assert_str_eq(res.hits[h].id, a->id[h], "%s: query %zu rank %zu: OK but a different hit",
+                                 label, i, h);
+                cr_assert(memcmp(&res.hits[h].score, &a->score[h], sizeof(double)) == 0,
+                          "%s: query %zu rank %zu: OK but score %.17g, undamaged %.17g", label, i, h,
+                          res.hits[h].score, a->score[h]);
+            }
+            o->same++;
+        }
+        idx_searcher_destroy(s);
+        idx_reader_close(r);
+    }
+
+    eb.msg[0] = '\0';
+    o->verify_rc = idx_verify(dir, on_report, o, &eb);
+    cr_assert_eq(o->verify_rc, FN_ECORRUPT, "%s: verify rc %d (%s)", label, o->verify_rc, eb.msg);
+    cr_assert(strstr(o->verify_line, ": DAMAGED: "), "%s: verify said \"%s\"", label, o->verify_line);
+    fprintf(stderr, "[%s] open: %s | quick: %s | queries: %zu same, %zu damage%s%s | verify: %s\n", label,
+            o->full_msg, o->quick_rc ? o->quick_msg : "ok", o->same, o->damage,
+            o->damage ? " - " : "", o->first_damage, o->verify_line);
+}
+
+static void common_init(const char *name, uint32_t shards, char *idx, size_t cap, char *shard0, size_t cap0)
+{
+    build_cran(name, shards, idx, cap);
+    snprintf(shard0, cap0, "%s/shard-000", idx);
+}
+
+/* ---- tests ---- */
+
+Test(verify, undamaged_index_verifies_ok)
+{
+    char idx[600], sh[700];
+    common_init("ok", 3, idx, sizeof idx, sh, sizeof sh);
+    outcome o;
+    memset(&o, 0, sizeof o);
+    fn_errbuf eb = { { 0 } };
+    cr_assert_eq(idx_verify(idx, NULL, NULL, &eb), 0, "%s", eb.msg);
+    cr_assert_eq(idx_verify(sh, on_report, &o, &eb), 0, "%s", eb.msg);
+    cr_assert(strncmp(o.verify_line, "shard-000: ok (", 15) == 0, "%s", o.verify_line);
+    cr_assert(strstr(o.verify_line, "checksum ok)"), "%s", o.verify_line);
+}
+
+Test(verify, truncated_file)
+{
+    char idx[600], sh[700], d[1200], p[1300];
+    common_init("trunc", 1, idx, sizeof idx, sh, sizeof sh);
+    qset qs;
+    qset_load(&qs);
+    answer *base = baseline(sh, &qs);
+    uint64_t size = file_size(sh);
+    const uint64_t sizes[] = { 0, 4096, 8192, size / 2, size - 4096, size - 1 };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        char label[64];
+        snprintf(label, sizeof label, "truncate to %" PRIu64, sizes[i]);
+        copy_shard(sh, "case", d, sizeof d);
+        data_path(d, p, sizeof p);
+        cr_assert_eq(truncate(p, (off_t)sizes[i]), 0);
+        outcome o;
+        run_case(label, d, &qs, base, &o);
+        cr_assert(strstr(o.full_msg, "truncated"), "%s: %s", label, o.full_msg);
+        cr_assert_neq(o.quick_rc, 0, "%s: a quick open of a truncated file must fail", label);
+        cr_assert(strstr(o.verify_line, "truncated"), "%s: %s", label, o.verify_line);
+    }
+}
+
+Test(verify, posting_block)
+{
+    char idx[600], sh[700], d[1200];
+    common_init("post", 1, idx, sizeof idx, sh, sizeof sh);
+    qset qs;
+    qset_load(&qs);
+    qset_add(&qs, "flow");
+    answer *base = baseline(sh, &qs);
+    uint32_t tid = termid_of(sh, "flow");
+    for (uint32_t block = 0; block < 3; block++) {
+        for (int where = 0; where < 3; where++) {   /* checksum, header, encoded data */
+            char label[64];
+            snprintf(label, sizeof label, "postings flow/%u byte %s", block,
+                     where == 0 ? "0" : where == 1 ? "5" : "middle");
+            copy_shard(sh, "case", d, sizeof d);
+            uint8_t key[8];
+            idx_put_u32be(key, tid);
+            idx_put_u32be(key + 4, block);
+            uint64_t off, len;
+            locate(d, IDX_DB_POSTINGS, 0, key, 8, &off, &len);
+            flip(d, off + (where == 0 ? 0 : where == 1 ? 5 : len / 2), 1);
+            outcome o;
+            run_case(label, d, &qs, base, &o);
+            cr_assert_eq(o.quick_rc, 0, "%s: %s", label, o.quick_msg);
+            cr_assert_gt(o.damage, 0, "%s: no query noticed", label);
+            cr_assert(strstr(o.first_damage, "postings of term id"), "%s: %s", label, o.first_damage);
+            cr_assert(strstr(o.verify_line, "DAMAGED: postings of term \"flow\""), "%s: %s", label,
+                      o.verify_line);
+        }
+    }
+}
+
+Test(verify, term_record_and_key)
+{
+    char idx[600], sh[700], d[1200];
+    common_init("term", 1, idx, sizeof idx, sh, sizeof sh);
+    qset qs;
+    qset_load(&qs);
+    qset_add(&qs, "heat");
+    qset_add(&qs, "pressure distribution");
+    answer *base = baseline(sh, &qs);
+    static const char *const terms[] = { "heat", "pressur", "distribut" };
+    for (size_t t = 0; t < 3; t++) {
+        for (int part = 0; part < 3; part++) {   /* value byte 2, value checksum, the key */
+            char label[64];
+            snprintf(label, sizeof label, "term %s %s", terms[t],
+                     part == 0 ? "record" : part == 1 ? "checksum" : "key");
+            copy_shard(sh, "case", d, sizeof d);
+            uint64_t off, len;
+            locate(d, IDX_DB_TERMS, part == 2, terms[t], strlen(terms[t]), &off, &len);
+            flip(d, off + (part == 0 ? 2 : part == 1 ? 17 : 0), 1);
+            outcome o;
+            run_case(label, d, &qs, base, &o);
+            cr_assert_eq(o.quick_rc, 0, "%s: %s", label, o.quick_msg);
+            cr_assert_gt(o.damage, 0, "%s: no query noticed", label);
+            cr_assert(strstr(o.verify_line, "term \""), "%s: %s", label, o.verify_line);
+        }
+    }
+}
+
+Test(verify, doc_record)
+{
+    char idx[600], sh[700], d[1200];
+    common_init("doc", 1, idx, sizeof idx, sh, sizeof sh);
+    qset qs;
+    qset_load(&qs);
+    answer *base = baseline(sh, &qs);
+    for (int which = 0; which < 3; which++) {   /* top hit of query 0, 2nd of query 1, 5th of query 2 */
+        uint32_t doc = base[which].doc[which == 2 ? 4 : which];
+        for (int where = 0; where < 2; where++) {
+            char label[64];
+            snprintf(label, sizeof label, "docs doc %u byte %s", doc, where ? "middle" : "6");
+            copy_shard(sh, "case", d, sizeof d);
+            uint64_t off, len;
+            locate_doc(d, IDX_DB_DOCS, doc, &off, &len);
+            flip(d, off + (where ? len / 2 : 6), 1);
+            outcome o;
+            run_case(label, d, &qs, base, &o);
+            cr_assert_eq(o.quick_rc, 0, "%s: %s", label, o.quick_msg);
+            cr_assert_gt(o.damage, 0, "%s: no query noticed", label);
+            cr_assert(strstr(o.first_damage, "stored record of doc"), "%s: %s", label, o.first_damage);
+            cr_assert(strstr(o.verify_line, "stored record of doc"), "%s: %s", label, o.verify_line);
+        }
+    }
+}
+
+/* source and ids are read by idx_reader_get_doc (and verify), not by searches */
+Test(verify, source_and_id_records)
+{
+    char idx[600], sh[700], d[1200];
+    common_init("src", 1, idx, sizeof idx, sh, sizeof sh);
+    qset qs;
+    qset_load(&qs);
+    answer *base = baseline(sh, &qs);
+    uint32_t doc = base[0].doc[0];
+    const char *id = base[0].id[0];
+    for (int db = 0; db < 2; db++) {
+        char label[64];
+        snprintf(label, sizeof label, "%s of doc %u", db ? "id" : "source", doc);
+        copy_shard(sh, "case", d, sizeof d);
+        uint64_t off, len;
+        if (db) locate(d, IDX_DB_IDS, 0, id, strlen(id), &off, &len);
+        else locate_doc(d, IDX_DB_SOURCE, doc, &off, &len);
+        flip(d, off + (db ? 1 : len / 2), 1);
+        outcome o;
+        run_case(label, d, &qs, base, &o);
+        cr_assert_eq(o.quick_rc, 0, "%s: %s", label, o.quick_msg);
+        cr_assert(strstr(o.verify_line, db ? "id \"" : "source of doc"), "%s: %s", label, o.verify_line);
+        idx_reader_t *r;
+        fn_errbuf eb = { { 0 } };
+        cr_assert_eq(idx_reader_open_ex(d, IDX_OPEN_QUICK, &r, &eb), 0, "%s", eb.msg);
+        char *json = NULL;
+        int rc = idx_reader_get_doc(r, id, &json, &eb);
+        cr_assert_eq(rc, FN_ECORRUPT, "%s: get_doc rc %d (%s)", label, rc, eb.msg);
+        cr_assert(strstr(eb.msg, db ? "record checksum mismatch" : "checksum mismatch"), "%s: %s", label, eb.msg);
+        cr_assert_null(json);
+        idx_reader_close(r);
+    }
+}
+
+Test(verify, norms_and_meta)
+{
+    char idx[600], sh[700], d[1200];
+    common_init("norms", 1, idx, sizeof idx, sh, sizeof sh);
+    qset qs;
+    qset_load(&qs);
+    answer *base = baseline(sh, &qs);
+    static const char *const what[][2] = { { IDX_DB_NORMS, "title" }, { IDX_DB_NORMS, "body" },
+                                           { IDX_DB_NORMS, "keys" },  { IDX_DB_META, "avglen_body" },
+                                           { IDX_DB_META, "docs_total" }, { IDX_DB_META, "meta_sum" },
+                                           { IDX_DB_META, "schema" } };
+    for (size_t i = 0; i < sizeof what / sizeof what[0]; i++) {
+        char label[64];
+        snprintf(label, sizeof label, "%s %s", what[i][0], what[i][1]);
+        copy_shard(sh, "case", d, sizeof d);
+        uint64_t off, len;
+        locate(d, what[i][0], 0, what[i][1], strlen(what[i][1]), &off, &len);
+        flip(d, off + (len > 100 ? 4 + 4 * 50 : 0), 1);
+        outcome o;
+        run_case(label, d, &qs, base, &o);
+        cr_assert_neq(o.quick_rc, 0, "%s: a quick open must check %s", label, what[i][0]);
+        cr_assert(strstr(o.quick_msg, what[i][0]), "%s: %s", label, o.quick_msg);
+        cr_assert(strstr(o.verify_line, what[i][0]), "%s: %s", label, o.verify_line);
+    }
+}
+
+/* LMDB's own structures: page headers, and bytes anywhere */
+Test(verify, page_headers_and_random_bytes, .timeout = 400)
+{
+    char idx[600], sh[700], d[1200], p[1300];
+    common_init("rand", 1, idx, sizeof idx, sh, sizeof sh);
+    qset qs;
+    qset_load(&qs);
+    answer *base = baseline(sh, &qs);
+    uint64_t size = file_size(sh), pages = size / 4096;
+    size_t quick_ok = 0, noticed = 0;
+    /* the first bytes of pages: flags, counts and pointers of LMDB's pages */
+    for (uint64_t pg = 0; pg < pages; pg += pages / 23 + 1) {
+        for (int at = 0; at < 24; at += 5) {
+            char label[64];
+            snprintf(label, sizeof label, "page %" PRIu64 " header byte %d", pg, at);
+            copy_shard(sh, "case", d, sizeof d);
+            flip(d, pg * 4096 + (uint64_t)at, 1);
+            outcome o;
+            run_case(label, d, &qs, base, &o);
+            quick_ok += o.quick_rc == 0;
+            noticed += o.damage > 0;
+        }
+    }
+    /* 1, 8, 64 and 2000 random bytes, several seeds (FUNNEL_DAMAGE_SEEDS=N
+     * for a longer run by hand) */
+    static const uint64_t counts[] = { 1, 8, 64, 2000 };
+    uint64_t seeds = getenv("FUNNEL_DAMAGE_SEEDS") ? strtoull(getenv("FUNNEL_DAMAGE_SEEDS"), NULL, 10) : 10;
+    for (size_t c = 0; c < 4; c++) {
+        for (uint64_t seed = 1; seed <= seeds; seed++) {
+            char label[64];
+            snprintf(label, sizeof label, "random %" PRIu64 " bytes seed %" PRIu64, counts[c], seed);
+            copy_shard(sh, "case", d, sizeof d);
+            data_path(d, p, sizeof p);
+            cr_assert_eq(dmg_random(p, seed, counts[c], 0, size, NULL), 0);
+            outcome o;
+            run_case(label, d, &qs, base, &o);
+            quick_ok += o.quick_rc == 0;
+            noticed += o.damage > 0;
+        }
+    }
+    fprintf(stderr, "page/random cases: %zu opened quick, %zu of them noticed by a query\n", quick_ok, noticed);
+}
+
+/* An index without a checksum file (a build before schema 2, or one that
+ * did not finish) and a schema-1 index are refused with a message. */
+Test(verify, old_schema_refused)
+{
+    char idx[600], sh[700], p[1300];
+    common_init("old", 1, idx, sizeof idx, sh, sizeof sh);
+    snprintf(p, sizeof p, "%s/checksum", sh);
+    cr_assert_eq(unlink(p), 0);
+    idx_reader_t *r = NULL;
+    fn_errbuf eb = { { 0 } };
+    int rc = idx_reader_open(sh, &r, &eb);
+    cr_assert_eq(rc, FN_EFORMAT, "rc %d: %s", rc, eb.msg);
+    cr_assert(strstr(eb.msg, "checksum: missing"), "%s", eb.msg);
+    cr_assert_eq(idx_verify(idx, NULL, NULL, &eb), FN_ECORRUPT, "%s", eb.msg);
+
+    /* meta schema = 1 (written with LMDB, as a schema-1 build would have) */
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, IDX_MAX_DBS);
+    cr_assert_eq(mdb_env_open(env, sh, MDB_NOLOCK, 0644), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, IDX_DB_META, 0, &dbi), 0);
+    MDB_val k = { 6, "schema" }, v = { 1, "1" };
+    cr_assert_eq(mdb_put(txn, dbi, &k, &v, 0), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    rc = idx_reader_open(sh, &r, &eb);
+    cr_assert_eq(rc, FN_EVERSION, "rc %d: %s", rc, eb.msg);
+    cr_assert(strstr(eb.msg, "index schema 1") && strstr(eb.msg, "rebuild"), "%s", eb.msg);
+    outcome o;
+    memset(&o, 0, sizeof o);
+    rc = idx_verify(sh, on_report, &o, &eb);
+    cr_assert_eq(rc, FN_EVERSION, "rc %d: %s", rc, eb.msg);
+    cr_assert(strstr(o.verify_line, "UNREADABLE: index schema 1"), "%s", o.verify_line);
+}
+
+/* The file changes under an open reader. */
+Test(verify, changed_under_an_open_reader)
+{
+    char idx[600], sh[700], p[1300];
+    common_init("live", 1, idx, sizeof idx, sh, sizeof sh);
+    data_path(sh, p, sizeof p);
+    uint64_t size = file_size(sh);
+    idx_reader_t *r;
+    idx_searcher_t *s;
+    fn_errbuf eb = { { 0 } };
+    idx_results res;
+    idx_query q = { .text = "heat transfer", .k = 10 };
+
+    /* mtime only (same bytes, same size) */
+    cr_assert_eq(idx_reader_open_ex(sh, IDX_OPEN_QUICK, &r, &eb), 0, "%s", eb.msg);
+    cr_assert_eq(idx_searcher_create(r, &s, &eb), 0, "%s", eb.msg);
+    cr_assert_eq(idx_search(s, &q, &res, &eb), 0, "%s", eb.msg);
+    struct timespec ts[2] = { { 1000000000, 0 }, { 1000000000, 0 } };
+    cr_assert_eq(utimensat(AT_FDCWD, p, ts, 0), 0);
+    int rc = idx_search(s, &q, &res, &eb);
+    cr_assert_eq(rc, FN_ECORRUPT, "rc %d: %s", rc, eb.msg);
+    cr_assert(strstr(eb.msg, "modified on disk while open"), "%s", eb.msg);
+    char *json;
+    cr_assert_eq(idx_reader_get_doc(r, "1", &json, &eb), FN_ECORRUPT, "%s", eb.msg);
+    idx_searcher_destroy(s);
+    idx_reader_close(r);
+
+    /* truncated to half with ftruncate */
+    cr_assert_eq(idx_reader_open_ex(sh, IDX_OPEN_QUICK, &r, &eb), 0, "%s", eb.msg);
+    cr_assert_eq(idx_searcher_create(r, &s, &eb), 0, "%s", eb.msg);
+    cr_assert_eq(idx_search(s, &q, &res, &eb), 0, "%s", eb.msg);
+    int fd = open(p, O_RDWR);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(ftruncate(fd, (off_t)(size / 2)), 0);
+    rc = idx_search(s, &q, &res, &eb);
+    cr_assert_eq(rc, FN_ECORRUPT, "rc %d: %s", rc, eb.msg);
+    cr_assert(strstr(eb.msg, "changed size on disk while open"), "%s", eb.msg);
+
+    /* the guard covers LMDB's map: a read past the new end comes back as a
+     * jump, not a SIGBUS (the per-query fstat above answers first; this is
+     * what catches a truncation in the middle of a query) */
+    cr_assert_not_null(r->map, "the reader does not know where data.mdb is mapped");
+    cr_assert_geq(r->mapsize, size);
+    volatile int faulted = 0;
+    idx_guard g;
+    cr_assert_eq(idx_guard_enter(&g, r->map, r->mapsize), 0);
+    if (sigsetjmp(g.jb, 0) == 0) {
+        volatile char c = r->map[size - 1];
+        (void)c;
+        idx_guard_leave(&g);
+    } else {
+        faulted = 1;
+    }
+    cr_assert(faulted, "reading past the end of a truncated map did not fault into the guard");
+    cr_assert_eq(ftruncate(fd, (off_t)size), 0);   /* back to size, zeros in the second half */
+    close(fd);
+    rc = idx_search(s, &q, &res, &eb);
+    cr_assert_eq(rc, FN_ECORRUPT, "rc %d: %s", rc, eb.msg);   /* the mtime changed */
+    idx_searcher_destroy(s);
+    idx_reader_close(r);
+}
+
+/* verify of a whole index: a damaged shard is named, the others are still
+ * checked, and the global statistics are checked across shards. */
+Test(verify, whole_index)
+{
+    char idx[600], sh[700], p[1300];
+    common_init("whole", 3, idx, sizeof idx, sh, sizeof sh);
+    /* shard 1: a posting block of "flow" */
+    char s1[800];
+    snprintf(s1, sizeof s1, "%s/shard-001", idx);
+    uint8_t key[8];
+    idx_put_u32be(key, termid_of(s1, "flow"));
+    idx_put_u32be(key + 4, 0);
+    uint64_t off, len;
+    locate(s1, IDX_DB_POSTINGS, 0, key, 8, &off, &len);
+    flip(s1, off + len / 2, 1);
+    outcome o;
+    memset(&o, 0, sizeof o);
+    fn_errbuf eb = { { 0 } };
+    int rc = idx_verify(idx, on_report, &o, &eb);
+    cr_assert_eq(rc, FN_ECORRUPT);
+    cr_assert(strstr(eb.msg, "shard-001: postings of term \"flow\", block 0: checksum mismatch"), "%s", eb.msg);
+    cr_assert(strncmp(o.verify_line, "shard-002: ok", 13) == 0, "the shard after the damaged one: %s",
+              o.verify_line);
+
+    /* a term whose gdf differs between shards (each shard intact by itself:
+     * the record rewritten with its checksum, the file checksum renewed) */
+    char s2[800];
+    snprintf(s2, sizeof s2, "%s/shard-002", idx);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_val k = { 4, "flow" }, v;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, IDX_MAX_DBS);
+    cr_assert_eq(mdb_env_open(env, s2, MDB_NOLOCK, 0644), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, IDX_DB_TERMS, 0, &dbi), 0);
+    cr_assert_eq(mdb_get(txn, dbi, &k, &v), 0);
+    uint8_t rec[IDX_TERM_REC_BYTES];
+    memcpy(rec, v.mv_data, sizeof rec);
+    idx_put_u32le(rec + 8, idx_get_u32le(rec + 8) + 1);
+    idx_put_u32le(rec + 16, idx_sum32(rec, 16, idx_key_seed("flow", 4)));
+    v = (MDB_val){ sizeof rec, rec };
+    cr_assert_eq(mdb_put(txn, dbi, &k, &v, 0), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    uint64_t hash, bytes;
+    snprintf(p, sizeof p, "%s/data.mdb", s2);
+    cr_assert_eq(idx_file_hash(p, &hash, &bytes, &eb), 0);
+    cr_assert_eq(idx_checksum_write(s2, hash, bytes, &eb), 0);
+    memset(&o, 0, sizeof o);
+    cr_assert_eq(idx_verify(s2, on_report, &o, &eb), 0, "shard-002 by itself: %s", eb.msg);
+    rc = idx_verify(idx, NULL, NULL, &eb);
+    cr_assert_eq(rc, FN_ECORRUPT);
+    cr_assert(strstr(eb.msg, "shard-001: postings of term \"flow\""), "%s", eb.msg);
+    /* shard 1 repaired (a copy from a fresh build of the same corpus) */
+    char again[600];
+    build_cran("again", 3, again, sizeof again);
+    char src[800], dst[1300];
+    snprintf(src, sizeof src, "%s/shard-001/data.mdb", again);
+    snprintf(dst, sizeof dst, "%s/data.mdb", s1);
+    copy_file(src, dst);
+    snprintf(src, sizeof src, "%s/shard-001/checksum", again);
+    snprintf(dst, sizeof dst, "%s/checksum", s1);
+    copy_file(src, dst);
+    rc = idx_verify(idx, on_report, &o, &eb);
+    cr_assert_eq(rc, FN_ECORRUPT);
+    cr_assert(strstr(eb.msg, "global statistics inconsistent: term \"flow\": gdf"), "%s", eb.msg);
+    cr_assert(strstr(o.verify_line, "shard-002: ok"), "%s", o.verify_line);
+
+    /* a shard of another index in its place: its meta says another shard number */
+    snprintf(src, sizeof src, "%s/shard-000/data.mdb", again);
+    snprintf(dst, sizeof dst, "%s/data.mdb", s2);
+    copy_file(src, dst);
+    snprintf(src, sizeof src, "%s/shard-000/checksum", again);
+    snprintf(dst, sizeof dst, "%s/checksum", s2);
+    copy_file(src, dst);
+    rc = idx_verify(idx, NULL, NULL, &eb);
+    cr_assert_eq(rc, FN_ECORRUPT);
+    cr_assert(strstr(eb.msg, "shard-002: meta says shard 0 of 3"), "%s", eb.msg);
+
+    /* a shard directory missing altogether */
+    snprintf(p, sizeof p, "%s/shard-001", idx);
+    tu_rmtree(p);
+    rc = idx_verify(idx, NULL, NULL, &eb);
+    cr_assert_eq(rc, FN_ECORRUPT);
+    cr_assert(strstr(eb.msg, "shard-001: missing"), "%s", eb.msg);
+}
