@@ -544,7 +544,7 @@ static int verify_index(const char *dir, json_t *ij, uint32_t n, idx_verify_cb c
         goto out;
     }
     uint32_t damaged = 0, unreadable = 0;
-    char first[600] = "";
+    char first[800] = "";
     for (uint32_t i = 0; i < n; i++) {
         vshard *s = &vs[i];
         snprintf(s->name, sizeof s->name, "shard-%03u", i);
@@ -638,7 +638,7 @@ int idx_verify(const char *path, idx_verify_cb cb, void *ud, fn_errbuf *eb)
         size_t len = strlen(vs->dir);
         while (len > 1 && vs->dir[len - 1] == '/') vs->dir[--len] = '\0';
         const char *base = strrchr(vs->dir, '/');
-        snprintf(vs->name, sizeof vs->name, "%s", base ? base + 1 : vs->dir);
+        snprintf(vs->name, sizeof vs->name, "%.255s", base ? base + 1 : vs->dir);
         check_shard(vs);
         report_shard(vs, cb, ud);
         int rc = !vs->rc ? 0 : fn_seterr(eb, idx_is_damage(vs->rc) ? FN_ECORRUPT : vs->rc, "%s: %s", vs->name,

@@ -203,6 +203,19 @@ static answer *baseline(const char *dir, const qset *qs)
     return a;
 }
 
+static void answers_free(answer *a, const qset *qs)
+{
+    for (size_t i = 0; i < qs->n; i++)
+        for (size_t h = 0; h < a[i].n; h++) free(a[i].id[h]);
+    free(a);
+}
+
+static void qset_free(qset *qs)
+{
+    for (size_t i = 0; i < qs->n; i++) free(qs->text[i]);
+    qs->n = 0;
+}
+
 /* ---- one damaged copy ---- */
 
 typedef struct outcome {
@@ -322,6 +335,8 @@ Test(verify, truncated_file)
         cr_assert_neq(o.quick_rc, 0, "%s: a quick open of a truncated file must fail", label);
         cr_assert(strstr(o.verify_line, "truncated"), "%s: %s", label, o.verify_line);
     }
+    answers_free(base, &qs);
+    qset_free(&qs);
 }
 
 Test(verify, posting_block)
@@ -354,6 +369,8 @@ Test(verify, posting_block)
                       o.verify_line);
         }
     }
+    answers_free(base, &qs);
+    qset_free(&qs);
 }
 
 Test(verify, term_record_and_key)
@@ -382,6 +399,8 @@ Test(verify, term_record_and_key)
             cr_assert(strstr(o.verify_line, "term \""), "%s: %s", label, o.verify_line);
         }
     }
+    answers_free(base, &qs);
+    qset_free(&qs);
 }
 
 Test(verify, doc_record)
@@ -408,6 +427,8 @@ Test(verify, doc_record)
             cr_assert(strstr(o.verify_line, "stored record of doc"), "%s: %s", label, o.verify_line);
         }
     }
+    answers_free(base, &qs);
+    qset_free(&qs);
 }
 
 /* source and ids are read by idx_reader_get_doc (and verify), not by searches */
@@ -442,6 +463,8 @@ Test(verify, source_and_id_records)
         cr_assert_null(json);
         idx_reader_close(r);
     }
+    answers_free(base, &qs);
+    qset_free(&qs);
 }
 
 Test(verify, norms_and_meta)
@@ -468,6 +491,8 @@ Test(verify, norms_and_meta)
         cr_assert(strstr(o.quick_msg, what[i][0]), "%s: %s", label, o.quick_msg);
         cr_assert(strstr(o.verify_line, what[i][0]), "%s: %s", label, o.verify_line);
     }
+    answers_free(base, &qs);
+    qset_free(&qs);
 }
 
 /* LMDB's own structures: page headers, and bytes anywhere */
@@ -511,6 +536,8 @@ Test(verify, page_headers_and_random_bytes, .timeout = 400)
         }
     }
     fprintf(stderr, "page/random cases: %zu opened quick, %zu of them noticed by a query\n", quick_ok, noticed);
+    answers_free(base, &qs);
+    qset_free(&qs);
 }
 
 /* An index without a checksum file (a build before schema 2, or one that

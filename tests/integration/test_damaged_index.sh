@@ -33,6 +33,11 @@ trap my_cleanup EXIT
 I=$(build_index idx3 3) || exit 1
 "$FUNNEL" index verify "$I" >"$T/verify.out" || { cat "$T/verify.out"; fail "verify of the undamaged index"; }
 tail -n 1 "$T/verify.out"
+# the command line: usage errors exit 2, a path that is no index 1
+"$FUNNEL" index --help | grep -q 'funnel index verify IDXDIR|SHARDDIR' || fail "funnel index --help lacks verify"
+"$FUNNEL" index verify >/dev/null 2>&1; [ $? -eq 2 ] || fail "funnel index verify without a path: not exit 2"
+"$FUNNEL" index verify "$T/nothing" >/dev/null 2>"$T/v.err"; [ $? -eq 1 ] || fail "verify of no index: not exit 1"
+grep -q 'No such file' "$T/v.err" || fail "verify of no index: $(cat "$T/v.err")"
 S1=$I/shard-001
 C=$T/case            # the damaged copy of shard-001
 F=$C/data.mdb
@@ -163,6 +168,12 @@ for d in postings:keep-mtime trunc-half; do
     [ "${d#*:}" = keep-mtime ] && restore_mtime
     "${CHK[@]}" check-coord "$A" "$Q" "$T/base-coord.json" 1 "D  $d (cluster)" "$(cat "$T/run/shard-1.addr")" \
         "$T/run/shard-1.log" "$(cat "$T/run/shard-1.pid")" || fail "D $d"
+    # the whole index, offline: shard 1 named, the others checked, exit 1
+    "$FUNNEL" index verify "$T/cidx" >"$T/v.out"
+    rc=$?
+    [ "$rc" -eq 1 ] && grep -q '^shard-001: DAMAGED: ' "$T/v.out" && grep -q '^shard-002: ok (' "$T/v.out" &&
+        grep -q '^index: DAMAGED (1 of 3 shards)$' "$T/v.out" || { cat "$T/v.out"; fail "D $d: verify exit $rc"; }
+    echo "     verify: $(grep '^shard-001' "$T/v.out" | cut -c1-150)"
     "$FUNNEL" cluster down --dir "$T/run" >/dev/null 2>&1
     C=$T/case F=$T/case/data.mdb
 done
