@@ -163,8 +163,15 @@ check(all(x != float("inf") for x in base + burst), "the normal client had no er
 check(u99 <= 2 * b99 + 2.0, "p99 during the burst %.2f ms <= 2 x %.2f ms (+2 ms)" % (u99, b99))
 
 time.sleep(1.0)
+# A sanitizer's allocator keeps freed memory in quarantine on purpose: RSS
+# says nothing about the servers' own memory there (shown, not checked).
+sanitized = os.environ.get("FUNNEL_SANITIZE", "none") not in ("", "none")
 for n, p in procs.items():
     (r0, a0), (r1, a1) = rss0[n], pb.rss_kb(p)
     print("  %-11s RSS %6d -> %6d KiB (anon %6d -> %6d KiB)" % (n, r0, r1, a0, a1))
+    if sanitized:
+        continue
     check(r1 <= r0 * 1.10, "%s: RSS back within 10%% of its level before the burst" % n)
+if sanitized:
+    print("RSS not checked: a sanitizer build (%s) keeps freed memory" % os.environ["FUNNEL_SANITIZE"])
 sys.exit(1 if failures else 0)
