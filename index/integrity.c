@@ -2,6 +2,7 @@
 #define _GNU_SOURCE /* REG_RIP: the faulting instruction of a SIGSEGV */
 #include "integrity.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -234,7 +235,10 @@ static void guard_install(void)
     sigemptyset(&sa.sa_mask);
     const char *text;
     size_t len;
-    if (idx_map_of((const void *)(uintptr_t)&mdb_get, &text, &len) == 0) {
+    /* dlsym: LMDB's own code, not a PLT stub of a non-PIE program */
+    void *fn = dlsym(RTLD_DEFAULT, "mdb_get");
+    if (!fn) fn = (void *)(uintptr_t)&mdb_get;
+    if (idx_map_of(fn, &text, &len) == 0) {
         lmdb_text = text;
         lmdb_text_len = len;
     }

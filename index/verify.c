@@ -83,7 +83,8 @@ typedef struct walk {
     uint64_t *tfsum;        /* per doc and field: the postings' term frequencies, added up */
     /* where the walk is, for a fault's message */
     const char *at;         /* "meta", "postings", "terms", "docs" */
-    MDB_val term;
+    char term[IDX_MAX_TERM_BYTES];  /* a copy: after a fault the map is not to be read */
+    size_t term_len;
     uint32_t block, doc;
     uint32_t docs[IDX_BLOCK_SIZE], tf[IDX_NFIELDS][IDX_BLOCK_SIZE];
 } walk;
@@ -161,7 +162,8 @@ static int walk_terms(walk *w)
                              "the terms B-tree is damaged", IDX_SHOW(k.mv_data, k.mv_size),
                              lrc ? mdb_strerror(lrc) : "it finds another one");
         w->at = "postings";
-        w->term = k;
+        w->term_len = k.mv_size;
+        memcpy(w->term, k.mv_data, k.mv_size);
         if ((rc = walk_blocks(w, &k, &tr))) return rc;
         w->at = "terms";
         pk = k;
@@ -304,7 +306,7 @@ static int walk_guarded(walk *w)
         if (sigsetjmp(g.jb, 0) != 0) {
             if (w->at[0] == 'p')
                 return fn_seterr(w->eb, FN_ECORRUPT, "postings of term \"%s\", block %u: %s",
-                                 IDX_SHOW(w->term.mv_data, w->term.mv_size), w->block, idx_guard_what(&g));
+                                 IDX_SHOW(w->term, w->term_len), w->block, idx_guard_what(&g));
             if (w->at[0] == 'd')
                 return fn_seterr(w->eb, FN_ECORRUPT, "records of doc %u (docs, ids, source): %s", w->doc,
                                  idx_guard_what(&g));
