@@ -21,7 +21,7 @@ const char *fn_strerror(int code)
     case FN_ECORRUPT: return "data damaged (checksum mismatch)";
     default: break;
     }
-    if (code <= MDB_KEYEXIST && code >= MDB_LAST_ERRCODE) return mdb_strerror(code);
+    if (code >= MDB_KEYEXIST && code <= MDB_LAST_ERRCODE) return mdb_strerror(code);
     if (code < 0 && code > -4096) return strerror(-code);
     return "unknown error";
 }

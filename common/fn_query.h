@@ -15,9 +15,9 @@
 #include "fn_error.h"
 
 #define FN_QUERY_DEFAULT_MAX_BYTES 4096
-#define FN_QUERY_DEFAULT_MAX_WORDS 256
+#define FN_QUERY_DEFAULT_MAX_WORDS 1024
 /* Distinct terms after analysis; enforced where the analyzer runs (shards). */
-#define FN_QUERY_DEFAULT_MAX_TERMS 64
+#define FN_QUERY_DEFAULT_MAX_TERMS 256
 
 typedef struct fn_query_limits {
     size_t max_bytes;       /* longest query text, bytes */

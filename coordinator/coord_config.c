@@ -138,7 +138,7 @@ const char *coord_config_usage(void)
 "                           max(N, 10% of the time left) before the client's deadline (default 20)\n"
 "  --max-window N           largest (page+1)*k a request may ask for (default 10000)\n"
 "  --max-query-bytes N      longest query in bytes (default 4096)\n"
-"  --max-query-words N      most words in a query (default 256)\n"
+"  --max-query-words N      most words in a query (default 1024)\n"
 "  --max-explain-hits N     explain details for this many global ranks (default 100)\n"
 "  --max-reply-bytes N      larger responses get RESOURCE_EXHAUSTED (default 16777216)\n"
 "  --health-interval-ms N   probe every shard replica this often; 0 = never (default 1000)\n"

@@ -520,7 +520,11 @@ static int open_env(idx_reader_t *r, const struct stat *st, fn_errbuf *eb)
         /* only what the file holds: LMDB grows it to the used size, and a
          * small mapping keeps readers valgrind-friendly */
         (rc = mdb_env_set_mapsize(r->env, (size_t)st->st_size)) ||
-        (rc = mdb_env_open(r->env, dir, MDB_RDONLY | MDB_NOTLS, 0644))) {
+        /* NOLOCK: a sealed index has no writer, so readers need no lock
+         * file and the directory may be read-only; NORDAHEAD: a query
+         * touches a few scattered pages, and read-ahead would map (and
+         * count in RSS) the neighbours it never reads */
+        (rc = mdb_env_open(r->env, dir, MDB_RDONLY | MDB_NOTLS | MDB_NOLOCK | MDB_NORDAHEAD, 0644))) {
         rc = idx_mdb_code(rc);
         /* LMDB's two meta pages are the least an LMDB file holds; shorter
          * (e.g. 0 bytes) gives odd errors (EBADF, ENOENT) */

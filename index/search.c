@@ -58,7 +58,7 @@ typedef struct qterm {
     int found;
 } qterm;
 
-typedef struct hent { double score; uint64_t key; uint32_t doc, slot; } hent;
+typedef struct hent { double score; uint64_t key; uint32_t doc; } hent;
 
 struct idx_searcher {
     idx_reader_t *r;
@@ -70,8 +70,8 @@ struct idx_searcher {
     const char **tptr; size_t tptrcap;
     cursor *cur; size_t curcap;
     hent *heap; size_t hcap;
-    uint32_t *htf; size_t htfcap;  /* explain: per heap slot nq*2 tfs */
-    uint32_t *scratch_tf; size_t stfcap;
+    uint32_t *htf; size_t htfcap;  /* explain: nq*2 tfs per explained hit */
+    uint32_t (*xdoc)[2]; size_t xdoccap;  /* explain: (doc, hit) sorted by doc */
     idx_hit *hits; size_t hitcap;
     idx_term_explain *expl; size_t explcap;
     char *sbuf; size_t slen, scap;
@@ -114,6 +114,7 @@ static void searcher_trim(idx_searcher_t *s)
     enum { KEEP = 64u << 10 };
     if (s->hcap * sizeof *s->heap > KEEP) FREE_SCRATCH(s->heap, s->hcap);
     if (s->htfcap * sizeof *s->htf > KEEP) FREE_SCRATCH(s->htf, s->htfcap);
+    if (s->xdoccap * sizeof *s->xdoc > KEEP) FREE_SCRATCH(s->xdoc, s->xdoccap);
     if (s->hitcap * sizeof *s->hits > KEEP) FREE_SCRATCH(s->hits, s->hitcap);
     if (s->explcap * sizeof *s->expl > KEEP) FREE_SCRATCH(s->expl, s->explcap);
     if (s->scap > KEEP) FREE_SCRATCH(s->sbuf, s->scap);
@@ -132,7 +133,7 @@ void idx_searcher_destroy(idx_searcher_t *s)
     free(s->cur);
     free(s->heap);
     free(s->htf);
-    free(s->scratch_tf);
+    free(s->xdoc);
     free(s->hits);
     free(s->expl);
     free(s->sbuf);
@@ -269,6 +270,58 @@ static uint64_t mono_ns(void)
     return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
+static int xdoc_cmp(const void *a, const void *b)
+{
+    const uint32_t *x = a, *y = b;
+    return x[0] < y[0] ? -1 : x[0] > y[0];
+}
+
+/* Explain: the field frequencies of every query term in the first nexpl
+ * hits (s->heap, sorted), into s->htf (nq * 2 per hit). The search itself
+ * keeps no per-document frequencies (that would cost k x terms memory for
+ * a few explained hits), so each term's postings are walked again up to the
+ * largest explained document: explain costs about one more pass over the
+ * query's postings, and memory only for what is explained. */
+static int explain_tfs(idx_searcher_t *s, size_t nexpl)
+{
+    size_t nq = s->nq;
+    if (grow((void **)&s->htf, &s->htfcap, nexpl * nq * 2, sizeof *s->htf) ||
+        grow((void **)&s->xdoc, &s->xdoccap, nexpl, sizeof *s->xdoc))
+        return -ENOMEM;
+    memset(s->htf, 0, nexpl * nq * 2 * sizeof *s->htf);
+    for (size_t h = 0; h < nexpl; h++) {
+        s->xdoc[h][0] = s->heap[h].doc;
+        s->xdoc[h][1] = (uint32_t)h;
+    }
+    qsort(s->xdoc, nexpl, sizeof *s->xdoc, xdoc_cmp);
+    uint32_t maxdoc = s->xdoc[nexpl - 1][0];
+    for (size_t i = 0; i < nq; i++) {
+        cursor *c = &s->cur[i];
+        if (!s->qt[i].found) continue;
+        size_t x = 0;
+        c->doc = 0;
+        for (c->block = 0; c->block < c->nblocks && x < nexpl; c->block++) {
+            int rc = load_block(s, c);
+            if (rc) return rc;
+            for (uint32_t p = 0; p < c->n && x < nexpl; ) {
+                uint32_t d = c->docs[p], want = s->xdoc[x][0];
+                if (d < want) p++;
+                else if (d > want) x++;
+                else {
+                    uint32_t *tf = s->htf + (size_t)s->xdoc[x][1] * nq * 2 + 2 * i;
+                    tf[0] = c->tf[0][p];
+                    tf[1] = c->tf[1][p];
+                    p++;
+                    x++;
+                }
+            }
+            c->doc = c->docs[c->n - 1];
+            if (c->doc >= maxdoc) break;
+        }
+    }
+    return 0;
+}
+
 /* The query proper; runs inside idx_search's guard and read transaction. */
 static int run_query(idx_searcher_t *s, const idx_query *q, const idx_bm25_params *bp, idx_results *res)
 {
@@ -276,9 +329,7 @@ static int run_query(idx_searcher_t *s, const idx_query *q, const idx_bm25_param
     fn_errbuf *eb = s->eb;
     size_t nq = s->nq;
     int rc;
-    if (grow((void **)&s->cur, &s->curcap, nq + 1, sizeof *s->cur) ||
-        grow((void **)&s->scratch_tf, &s->stfcap, 2 * nq + 2, sizeof *s->scratch_tf))
-        return -ENOMEM;
+    if (grow((void **)&s->cur, &s->curcap, nq + 1, sizeof *s->cur)) return -ENOMEM;
     /* look the terms up; idf from the global df */
     double N = (double)r->info.docs_total;
     size_t active = 0;
@@ -314,10 +365,8 @@ static int run_query(idx_searcher_t *s, const idx_query *q, const idx_bm25_param
     if (kk == 0) kk = 1;
     if (grow((void **)&s->heap, &s->hcap, kk, sizeof *s->heap)) return -ENOMEM;
     int explain = q->explain && nq;
-    if (explain && grow((void **)&s->htf, &s->htfcap, kk * nq * 2, sizeof *s->htf)) return -ENOMEM;
     size_t nh = 0;
     uint64_t matches = 0;
-    uint32_t *stf = s->scratch_tf;
     while (active) {
         /* the deadline is checked every 4096 documents: a few hundred us */
         if (q->deadline_ns && (matches & 4095) == 4095 && mono_ns() > q->deadline_ns)
@@ -329,28 +378,19 @@ static int run_query(idx_searcher_t *s, const idx_query *q, const idx_bm25_param
         double score = 0.0;
         for (size_t i = 0; i < nq; i++) {
             cursor *c = &s->cur[i];
-            if (c->done || c->doc != d) {
-                stf[2 * i] = stf[2 * i + 1] = 0;
-                continue;
-            }
+            if (c->done || c->doc != d) continue;
             uint32_t tf[IDX_NFIELDS] = { c->tf[0][c->pos], c->tf[1][c->pos] };
-            stf[2 * i] = tf[0];
-            stf[2 * i + 1] = tf[1];
             score += term_score(r, bp, (double)s->qt[i].qw * s->qt[i].idf, d, tf);
             if ((rc = cursor_next(s, c))) return rc;
             if (c->done) active--;
         }
         matches++;
-        hent e = { score, r->keys[d], d, 0 };
+        hent e = { score, r->keys[d], d };
         if (nh < kk) {
-            e.slot = (uint32_t)nh;
             s->heap[nh] = e;
-            if (explain) memcpy(s->htf + (size_t)e.slot * nq * 2, stf, nq * 2 * sizeof *stf);
             sift_up(s->heap, nh++);
         } else if (better(&e, &s->heap[0])) {
-            e.slot = s->heap[0].slot;
             s->heap[0] = e;
-            if (explain) memcpy(s->htf + (size_t)e.slot * nq * 2, stf, nq * 2 * sizeof *stf);
             sift_down(s->heap, nh, 0);
         }
     }
@@ -358,6 +398,7 @@ static int run_query(idx_searcher_t *s, const idx_query *q, const idx_bm25_param
 
     /* results: stored fields, and explain for the first explain_hits */
     size_t nexpl = !explain ? 0 : q->explain_hits && q->explain_hits < nh ? q->explain_hits : nh;
+    if (nexpl && (rc = explain_tfs(s, nexpl))) return rc;
     if (grow((void **)&s->hits, &s->hitcap, nh + 1, sizeof *s->hits) ||
         grow((void **)&s->offs, &s->offscap, nh + 1, sizeof *s->offs) ||
         (nexpl && grow((void **)&s->expl, &s->explcap, nexpl * nq, sizeof *s->expl)))
@@ -378,7 +419,7 @@ static int run_query(idx_searcher_t *s, const idx_query *q, const idx_bm25_param
             return -ENOMEM;
         if (h < nexpl) {
             hit->terms = s->expl + h * nq;
-            const uint32_t *tf = s->htf + (size_t)e->slot * nq * 2;
+            const uint32_t *tf = s->htf + h * nq * 2;
             for (size_t i = 0; i < nq; i++) {
                 idx_term_explain *x = &hit->terms[i];
                 x->term = s->tptr[i];

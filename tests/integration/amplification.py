@@ -11,7 +11,10 @@ down. Against a running cluster (RUNDIR from `funnel cluster up`):
      noise on a 2-core machine) of step 2's;
   4. a second after the burst, every process's RSS is within 10% of step 1.
 
-usage: amplification.py RUNDIR PROTO_DIR QUERIES.TSV CORPUS.JSONL
+  5. the limits refuse no real query: every query of the judged collections
+     (cranfield, npl, cisi: up to 335 words, 116 distinct terms) is answered.
+
+usage: amplification.py RUNDIR PROTO_DIR QUERIES.TSV CORPUS.JSONL [DATA_DIR]
 Prints the figures; exit 0 when every check holds."""
 import json
 import os
@@ -54,10 +57,10 @@ vocab = []
 seen = set()
 for line in open(corpus):
     for w in (json.loads(line).get("body") or "").lower().split():
-        if w.isalpha() and len(w) >= 9 and w not in seen:
+        if w.isalpha() and 6 <= len(w) <= 8 and w not in seen:
             seen.add(w)
             vocab.append(w)
-    if len(vocab) >= 400:
+    if len(vocab) >= 2000:
         break
 
 
@@ -70,9 +73,9 @@ def text(words):
     return s
 
 
-many_words = text(vocab[i % 40] for i in range(2000))              # > max-query-words
-many_terms = text(vocab[i] for i in range(0, 250))                  # > max-query-terms after analysis
-heavy = text(vocab[i % 60] for i in range(250))                     # within every limit: work
+many_words = text("abcdefghijklmnopqrstuvwxyz"[i % 26] for i in range(3000))   # > max-query-words
+many_terms = text(vocab)                                                       # > max-query-terms
+heavy = text(vocab[i % 200] for i in range(600))                               # within every limit: work
 print("amplification texts: %d bytes/%d words, %d bytes/%d words, %d bytes/%d words" % (
     len(many_words), len(many_words.split()), len(many_terms), len(many_terms.split()),
     len(heavy), len(heavy.split())))
@@ -147,14 +150,18 @@ th.start()
 normal_client(SECS, burst)
 th.join()
 
+# A sanitizer build runs the servers 2-3x slower: the time bound scales with
+# it (the 100 ms of the issue applies to the normal build).
+sanitized = os.environ.get("FUNNEL_SANITIZE", "none") not in ("", "none")
+LIMIT_MS = 300 if sanitized else 100
 for who, ms, size, err in amp:
     if err:
         print("  %-11s refused in %6.1f ms: %s: %s" % (who, ms, err[0], err[1]))
-        check(err[0] in ("INVALID_ARGUMENT", "RESOURCE_EXHAUSTED") and ms <= 100,
-              "%s: a clean refusal within 100 ms" % who)
+        check(err[0] in ("INVALID_ARGUMENT", "RESOURCE_EXHAUSTED") and ms <= LIMIT_MS,
+              "%s: a clean refusal within %d ms" % (who, LIMIT_MS))
     else:
         print("  %-11s answered in %5.1f ms: %d bytes" % (who, ms, size))
-        check(ms <= 100 and size <= 16 << 20, "%s: a bounded reply (<= 16 MiB) within 100 ms" % who)
+        check(ms <= LIMIT_MS and size <= 16 << 20, "%s: a bounded reply (<= 16 MiB) within %d ms" % (who, LIMIT_MS))
 
 b99, u99 = p99(base), p99(burst)
 print("normal client: %d requests alone, p50 %.2f ms p99 %.2f ms; %d during the burst, p50 %.2f ms p99 %.2f ms"
@@ -165,7 +172,6 @@ check(u99 <= 2 * b99 + 2.0, "p99 during the burst %.2f ms <= 2 x %.2f ms (+2 ms)
 time.sleep(1.0)
 # A sanitizer's allocator keeps freed memory in quarantine on purpose: RSS
 # says nothing about the servers' own memory there (shown, not checked).
-sanitized = os.environ.get("FUNNEL_SANITIZE", "none") not in ("", "none")
 for n, p in procs.items():
     (r0, a0), (r1, a1) = rss0[n], pb.rss_kb(p)
     print("  %-11s RSS %6d -> %6d KiB (anon %6d -> %6d KiB)" % (n, r0, r1, a0, a1))
@@ -174,4 +180,16 @@ for n, p in procs.items():
     check(r1 <= r0 * 1.10, "%s: RSS back within 10%% of its level before the burst" % n)
 if sanitized:
     print("RSS not checked: a sanitizer build (%s) keeps freed memory" % os.environ["FUNNEL_SANITIZE"])
+if len(sys.argv) > 5:
+    refused = total = 0
+    for c in ("cranfield", "npl", "cisi"):
+        for line in open(os.path.join(sys.argv[5], c, "queries.tsv")):
+            if "\t" not in line:
+                continue
+            total += 1
+            ms, body, err = search(coord, line.split("\t", 1)[1].strip(), 10)
+            if err is not None:
+                refused += 1
+                print("  %s query refused: %s: %s" % (c, err.code().name, err.details()))
+    check(refused == 0, "all %d judged queries of cranfield, npl and cisi are accepted" % total)
 sys.exit(1 if failures else 0)

@@ -11,6 +11,6 @@ command -v protoc-c >/dev/null || { echo "SKIP: needs protoc-c"; exit 77; }
 I=$(build_index npl3 3 npl) || exit 1
 R=$T/run
 cluster_up "$I" "$R" >/dev/null || fail "cluster up"
-"$PY" "$HERE/amplification.py" "$R" "$HERE/../../proto" "$DATA/npl/queries.tsv" "$DATA/npl/corpus.jsonl" \
+"$PY" "$HERE/amplification.py" "$R" "$HERE/../../proto" "$DATA/npl/queries.tsv" "$DATA/npl/corpus.jsonl" "$DATA" \
     || fail "amplification checks"
 ok "amplification requests bounded; p99 and RSS held"
