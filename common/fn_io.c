@@ -31,3 +31,15 @@ int fn_read_lines(const char *path, fn_line_fn fn, void *ud, fn_errbuf *eb)
     fclose(f);
     return rc;
 }
+
+void fn_format_bytes(uint64_t bytes, char *buf, size_t cap)
+{
+    static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+    double v = (double)bytes;
+    int u = 0;
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(buf, cap, u ? "%.1f %s" : "%.0f %s", v, unit[u]);
+}

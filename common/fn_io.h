@@ -4,6 +4,7 @@
 #define FUNNEL_FN_IO_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "fn_error.h"
 
@@ -17,5 +18,8 @@ typedef int (*fn_line_fn)(void *ud, char *line, size_t len, size_t lineno);
  * fn's nonzero result, or a negative errno with "PATH: reason" in eb when
  * path cannot be opened or read. */
 int fn_read_lines(const char *path, fn_line_fn fn, void *ud, fn_errbuf *eb);
+
+/* "797.4 MiB", "12 B": a byte count for people (binary units). */
+void fn_format_bytes(uint64_t bytes, char *buf, size_t cap);
 
 #endif

@@ -19,6 +19,7 @@
 #include <xxhash.h>
 
 #include "integrity.h"
+#include "fn_io.h"
 #include "reader_int.h"
 
 #define MAX_SHARDS 100000
@@ -58,18 +59,6 @@ static int set_problem(vshard *vs, int rc, const char *fmt, ...)
     if (!vs->problem.msg[0]) snprintf(vs->problem.msg, sizeof vs->problem.msg, "%s", fn_strerror(rc));
     vs->rc = rc;
     return rc;
-}
-
-static void human_size(uint64_t b, char *buf, size_t cap)
-{
-    static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-    double v = (double)b;
-    int u = 0;
-    while (v >= 1024 && u < 4) {
-        v /= 1024;
-        u++;
-    }
-    snprintf(buf, cap, u ? "%.1f %s" : "%.0f %s", v, unit[u]);
 }
 
 /* ---- one shard: the walk ---- */
@@ -382,7 +371,7 @@ static void report_shard(const vshard *vs, idx_verify_cb cb, void *ud)
         rep.docs = vs->r->info.docs;
         rep.terms = vs->r->info.terms;
         rep.postings = vs->postings;
-        human_size(vs->bytes, size, sizeof size);
+        fn_format_bytes(vs->bytes, size, sizeof size);
         snprintf(line, sizeof line, "%s: ok (%" PRIu64 " docs, %" PRIu64 " terms, %" PRIu64 " postings, %s, "
                  "checksum ok)", vs->name, rep.docs, rep.terms, rep.postings, size);
     }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "builder.h"
+#include "fn_io.h"
 #include "verify.h"
 
 static const char index_usage[] =
@@ -96,18 +97,6 @@ static void on_warning(void *ud, const char *msg)
         ps->line_dirty = 0;
     }
     fprintf(stderr, "%s\n", msg);
-}
-
-static void human_size(uint64_t b, char *buf, size_t cap)
-{
-    static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    double v = (double)b;
-    int u = 0;
-    while (v >= 1024 && u < 4) {
-        v /= 1024;
-        u++;
-    }
-    snprintf(buf, cap, u ? "%.1f %s" : "%.0f %s", v, unit[u]);
 }
 
 static int parse_u32(const char *s, uint32_t *out)
@@ -202,7 +191,7 @@ static int index_build(int argc, char **argv)
         return OPS_EXIT_FAIL;
     }
     char size[32];
-    human_size(stats.index_bytes, size, sizeof size);
+    fn_format_bytes(stats.index_bytes, size, sizeof size);
     printf("indexed %llu docs, skipped %llu, %llu terms, %.2f s, %.0f docs/s, index %s (%llu bytes) in %s\n",
            (unsigned long long)stats.docs, (unsigned long long)stats.skipped,
            (unsigned long long)stats.terms, stats.seconds,

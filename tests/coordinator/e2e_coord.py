@@ -11,7 +11,7 @@ from concurrent import futures
 
 try:
     import grpc
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    import google.protobuf  # noqa: F401
 except ImportError as e:   # meson: 77 = skipped
     print("SKIP: needs python3-grpcio and python3-protobuf:", e)
     sys.exit(77)
@@ -19,19 +19,15 @@ except ImportError as e:   # meson: 77 = skipped
 exe, proto_dir = sys.argv[1], sys.argv[2]
 use_vg = "--valgrind" in sys.argv
 tmp = tempfile.mkdtemp(prefix="coord-e2e-")
-desc = os.path.join(tmp, "funnel.desc")
-subprocess.check_call(["protoc-c", "--proto_path=" + proto_dir, "--descriptor_set_out=" + desc,
-                       "funnel.proto", "health.proto"])
-fds = descriptor_pb2.FileDescriptorSet.FromString(open(desc, "rb").read())
-pool = descriptor_pool.DescriptorPool()
-for f in fds.file:
-    pool.Add(f)
-fac = message_factory.MessageFactory(pool)
-M = lambda n: fac.GetPrototype(pool.FindMessageTypeByName(n))
-SearchRequest, SearchResponse = M("funnel.v1.SearchRequest"), M("funnel.v1.SearchResponse")
-ShardReq, ShardResp = M("funnel.v1.ShardSearchRequest"), M("funnel.v1.ShardSearchResponse")
-StatusReq, StatusResp = M("funnel.v1.StatusRequest"), M("funnel.v1.StatusResponse")
-HReq, HResp = M("grpc.health.v1.HealthCheckRequest"), M("grpc.health.v1.HealthCheckResponse")
+# message classes from the real protos (shared with the integration tests)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+import funnel_pb  # noqa: E402
+funnel_pb.load(proto_dir)
+P = funnel_pb.M
+SearchRequest, SearchResponse = P.SearchRequest, P.SearchResponse
+ShardReq, ShardResp = P.ShardSearchRequest, P.ShardSearchResponse
+StatusReq, StatusResp = P.StatusRequest, P.StatusResponse
+HReq, HResp = P.HealthCheckRequest, P.HealthCheckResponse
 
 failures = 0
 def check(cond, what):
