@@ -307,6 +307,100 @@ out:
     return rc;
 }
 
+/* Feature names as the header line gives them: [A-Za-z0-9_.]+ (what a model
+ * file and the servers' registry accept unchanged). */
+static int header_name_ok(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '_' && *s != '.')
+            return 0;
+    return 1;
+}
+
+/* If line (NUL-terminated, not yet cut at '#') is a "# features: N1 N2 ..."
+ * header, return 1 and, when names != NULL, its names (malloc'd) in *names /
+ * *n; 0 if it is not a header; FN_EPARSE / -ENOMEM with eb set. */
+static int parse_header(const char *path, size_t lineno, const char *line, char ***names, size_t *n,
+                        fn_errbuf *eb)
+{
+    const char *s = line;
+    while (is_blank((unsigned char)*s))
+        s++;
+    if (*s != '#')
+        return 0;
+    s++;
+    while (is_blank((unsigned char)*s))
+        s++;
+    if (strncmp(s, "features:", 9) != 0)
+        return 0;
+    s += 9;
+    if (!names)
+        return 1;
+    char **nm = NULL;
+    size_t cnt = 0, cap = 0;
+    int rc = 1;
+    for (;;) {
+        while (is_blank((unsigned char)*s))
+            s++;
+        if (!*s)
+            break;
+        const char *e = s;
+        while (*e && !is_blank((unsigned char)*e))
+            e++;
+        char *w = strndup(s, (size_t)(e - s));
+        if (!w)
+            goto oom;
+        if (!header_name_ok(w)) {
+            rc = fn_seterr(eb, FN_EPARSE, "%s:%zu: bad feature name \"%s\" in the features header (want [A-Za-z0-9_.]+)",
+                           path, lineno, w);
+            free(w);
+            goto out;
+        }
+        for (size_t i = 0; i < cnt; i++)
+            if (strcmp(nm[i], w) == 0) {
+                rc = fn_seterr(eb, FN_EPARSE, "%s:%zu: feature name \"%s\" appears twice in the features header (%zu and %zu)",
+                               path, lineno, w, i + 1, cnt + 1);
+                free(w);
+                goto out;
+            }
+        if (cnt == cap) {
+            size_t nc = cap ? cap * 2 : 64;
+            char **nn = realloc(nm, nc * sizeof *nn);
+            if (!nn) {
+                free(w);
+                goto oom;
+            }
+            nm = nn;
+            cap = nc;
+        }
+        nm[cnt++] = w;
+        s = e;
+    }
+    if (cnt == 0) {
+        rc = fn_seterr(eb, FN_EPARSE, "%s:%zu: the features header names no feature", path, lineno);
+        goto out;
+    }
+    *names = nm;
+    *n = cnt;
+    return 1;
+oom:
+    rc = fn_seterr(eb, -ENOMEM, "%s: out of memory", path);
+out:
+    for (size_t i = 0; i < cnt; i++)
+        free(nm[i]);
+    free(nm);
+    return rc;
+}
+
+static void free_names(char **names, size_t n)
+{
+    for (size_t i = 0; names && i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
 int rank_dataset_load(const char *path, const rank_dataset_opts *opts, rank_dataset *out, fn_errbuf *eb)
 {
     static const rank_dataset_opts defaults = {0};
@@ -336,6 +430,11 @@ int rank_dataset_load(const char *path, const rank_dataset_opts *opts, rank_data
     int any_feature = 0;
     const uint32_t base = opts->zero_based ? 0 : 1;
     char *cur_qid = NULL;
+    /* "# features: ..." on line 1 names the columns (a names file wins) */
+    char **hnames = NULL;
+    size_t nhnames = 0;
+    int have_header = 0;
+    size_t maxid_line = 0;
 
     size_t lineno = 0;
     char *p = buf;
@@ -345,6 +444,34 @@ int rank_dataset_load(const char *path, const rank_dataset_opts *opts, rank_data
         if (nl)
             *nl = '\0';
         lineno++;
+        if (lineno == 1) {
+            rc = parse_header(path, lineno, p, opts->names_file ? NULL : &hnames, &nhnames, eb);
+            if (rc < 0)
+                goto fail;
+            have_header = rc == 1;
+            rc = 0;
+        } else if (parse_header(path, lineno, p, NULL, NULL, eb) == 1) {
+            /* A later header (files concatenated) must agree with line 1's. */
+            char **again = NULL;
+            size_t nagain = 0;
+            int same = have_header;
+            if (!opts->names_file) {
+                rc = parse_header(path, lineno, p, &again, &nagain, eb);
+                if (rc != 1)
+                    goto fail;
+                same = have_header && nagain == nhnames;
+                for (size_t i = 0; same && i < nagain; i++)
+                    same = strcmp(again[i], hnames[i]) == 0;
+                free_names(again, nagain);
+            }
+            if (!same) {
+                rc = fn_seterr(eb, FN_EPARSE, "%s:%zu: a features header %s", path, lineno,
+                               have_header ? "that differs from line 1's" : "must be the first line");
+                goto fail;
+            }
+            p = next;
+            continue;
+        }
         char *h = strchr(p, '#');
         if (h)
             *h = '\0';
@@ -468,8 +595,10 @@ int rank_dataset_load(const char *path, const rank_dataset_opts *opts, rank_data
             fid[nent] = id - base;
             val[nent] = v;
             nent++;
-            if (id > maxid || !any_feature)
+            if (id > maxid || !any_feature) {
                 maxid = id > maxid ? id : maxid;
+                maxid_line = lineno;
+            }
             any_feature = 1;
             s = skip_blank(e);
         }
@@ -483,7 +612,28 @@ int rank_dataset_load(const char *path, const rank_dataset_opts *opts, rank_data
     GROW(rowoff, rows + 1, rowcap, oom);
     rowoff[rows] = nent;
 
-    size_t nf = opts->nfeatures ? opts->nfeatures : (any_feature ? (size_t)(maxid - base) + 1 : 0);
+    size_t ncols = any_feature ? (size_t)(maxid - base) + 1 : 0;
+    if (have_header && hnames) {
+        /* The header must describe the data's columns: a different count
+         * means it belongs to another file (or the file was cut). An empty
+         * file takes its width from the header. */
+        if (rows > 0 && ncols != nhnames) {
+            if (ncols > nhnames)
+                rc = fn_seterr(eb, FN_EPARSE, "%s:1: the features header names %zu features but the data has %zu "
+                               "columns (feature id %u on line %zu)", path, nhnames, ncols, maxid, maxid_line);
+            else
+                rc = fn_seterr(eb, FN_EPARSE, "%s:1: the features header names %zu features but the data has "
+                               "only %zu columns", path, nhnames, ncols);
+            goto fail;
+        }
+        if (opts->nfeatures && opts->nfeatures < nhnames) {
+            rc = fn_seterr(eb, FN_EPARSE, "%s:1: the features header names %zu features, more than the %zu wanted",
+                           path, nhnames, opts->nfeatures);
+            goto fail;
+        }
+        ncols = nhnames;
+    }
+    size_t nf = opts->nfeatures ? opts->nfeatures : ncols;
     out->rows = rows;
     out->nfeatures = nf;
     out->label = label;
@@ -533,6 +683,14 @@ int rank_dataset_load(const char *path, const rank_dataset_opts *opts, rank_data
         rc = load_names(opts->names_file, out, opts->nfeatures, eb);
         if (rc)
             goto fail;
+    } else if (hnames) {
+        out->feature_names = calloc(nf ? nf : 1, sizeof(char *));
+        if (!out->feature_names)
+            goto oom;
+        for (size_t i = 0; i < nhnames; i++) {
+            out->feature_names[i] = hnames[i];
+            hnames[i] = NULL;
+        }
     }
     rc = 0;
     goto done;
@@ -542,6 +700,7 @@ oom:
 fail:
     rank_dataset_free(out);
 done:
+    free_names(hnames, nhnames);
     if (seen.slot) {
         for (size_t i = 0; i < seen.cap; i++)
             free(seen.slot[i]);
@@ -575,4 +734,49 @@ void rank_dataset_free(rank_dataset *d)
     free(d->X);
     free(d->label);
     memset(d, 0, sizeof(*d));
+}
+
+int rank_dataset_subset(const rank_dataset *d, const size_t *queries, size_t nq, rank_dataset *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!d || (nq && !queries))
+        return FN_EINVAL;
+    size_t rows = 0, F = d->nfeatures;
+    for (size_t k = 0; k < nq; k++) {
+        if (queries[k] >= d->nqueries)
+            return FN_EINVAL;
+        rows += d->group[queries[k] + 1] - d->group[queries[k]];
+    }
+    out->rows = rows;
+    out->nfeatures = F;
+    out->nqueries = nq;
+    out->X = malloc((rows ? rows : 1) * (F ? F : 1) * sizeof(float));
+    out->label = malloc((rows ? rows : 1) * sizeof(float));
+    out->group = malloc((nq + 1) * sizeof(size_t));
+    if (!out->X || !out->label || !out->group)
+        goto oom;
+    if (d->qids && !(out->qids = calloc(nq ? nq : 1, sizeof(char *))))
+        goto oom;
+    if (d->feature_names) {
+        if (!(out->feature_names = calloc(F ? F : 1, sizeof(char *))))
+            goto oom;
+        for (size_t i = 0; i < F; i++)
+            if (d->feature_names[i] && !(out->feature_names[i] = strdup(d->feature_names[i])))
+                goto oom;
+    }
+    size_t r = 0;
+    out->group[0] = 0;
+    for (size_t k = 0; k < nq; k++) {
+        size_t b = d->group[queries[k]], e = d->group[queries[k] + 1];
+        memcpy(out->X + r * F, d->X + b * F, (e - b) * F * sizeof(float));
+        memcpy(out->label + r, d->label + b, (e - b) * sizeof(float));
+        r += e - b;
+        out->group[k + 1] = r;
+        if (out->qids && d->qids[queries[k]] && !(out->qids[k] = strdup(d->qids[queries[k]])))
+            goto oom;
+    }
+    return 0;
+oom:
+    rank_dataset_free(out);
+    return -ENOMEM;
 }

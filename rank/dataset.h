@@ -6,7 +6,16 @@
  * the LightGBM/XGBoost layout where query groups come from a separate file
  * (`FILE.query`: one group size a line) instead of qid: tokens.
  * Optional feature names: a file with one name a line (line i names feature i
- * in file numbering).
+ * in file numbering), or a header on the file's first line,
+ *
+ *   # features: bm25f bm25_title tf_body ...
+ *
+ * naming the columns in order ([A-Za-z0-9_.]+ each, no duplicates; the first
+ * name is column 0, i.e. feature id 1 in a 1-based file). Other tools read it
+ * as a comment. A names file wins over the header. The header must name as
+ * many features as the data has columns (its largest feature id), or loading
+ * fails with "FILE:1: ..."; a repeated identical header (concatenated files)
+ * is skipped, a different one is an error.
  *
  * Storage: dense row-major float matrix X[rows][nfeatures]; a feature absent
  * from a sparse row is NaN ("missing", as XGBoost treats it). Our own models
@@ -43,8 +52,15 @@ typedef struct rank_dataset_opts {
 /* Load path into *out (caller frees with rank_dataset_free). Errors:
  * -errno (cannot open), FN_EPARSE ("FILE:LINE: reason" in eb: bad label,
  * bad fid:value, non-increasing ids, qid: rows of one query not contiguous,
- * group sizes that do not add up to the row count). opts may be NULL. */
+ * group sizes that do not add up to the row count, a bad features header).
+ * opts may be NULL. */
 int rank_dataset_load(const char *path, const rank_dataset_opts *opts, rank_dataset *out, fn_errbuf *eb);
 void rank_dataset_free(rank_dataset *d);
+
+/* The queries queries[0..nq) of d (indices into d's groups, in that order)
+ * as a new dataset with copies of their rows, qids and d's feature names.
+ * Used to hold queries out: nothing of the other queries is copied. Returns
+ * 0, FN_EINVAL (an index out of range) or -ENOMEM. */
+int rank_dataset_subset(const rank_dataset *d, const size_t *queries, size_t nq, rank_dataset *out);
 
 #endif

@@ -183,6 +183,130 @@ Test(dataset, errors_with_line_numbers)
     expect_error("1 1:1\n1 1:1\n", "0\n2\n", 1, "zero group");
 }
 
+/* "# features: ..." on line 1 names the columns (the feature registry's
+ * training files); a names file wins over it. */
+Test(dataset, features_header)
+{
+    const char *p = wfile("h.txt",
+                          "# features: bm25f tf_body cover.title\n"
+                          "2 qid:1 1:3.5 2:1 3:0.5 # doc 7\n"
+                          "# a plain comment\n"
+                          "0 qid:1 1:1.25 2:0 3:0\n"
+                          "1 qid:2 1:2 3:1\n");
+    rank_dataset d;
+    fn_errbuf eb = {{0}};
+    cr_assert_eq(rank_dataset_load(p, NULL, &d, &eb), 0, "%s", eb.msg);
+    cr_assert_eq(d.rows, 3);
+    cr_assert_eq(d.nqueries, 2);
+    cr_assert_eq(d.nfeatures, 3);
+    cr_assert_not_null(d.feature_names);
+    cr_assert_str_eq(d.feature_names[0], "bm25f");
+    cr_assert_str_eq(d.feature_names[1], "tf_body");
+    cr_assert_str_eq(d.feature_names[2], "cover.title");
+    cr_assert_float_eq(d.X[0], 3.5f, 0);
+    cr_assert(isnan(d.X[7]));
+    rank_dataset_free(&d);
+
+    /* a wider requested width keeps the names and pads unnamed columns */
+    rank_dataset_opts w = {.nfeatures = 5};
+    cr_assert_eq(rank_dataset_load(p, &w, &d, &eb), 0, "%s", eb.msg);
+    cr_assert_eq(d.nfeatures, 5);
+    cr_assert_str_eq(d.feature_names[2], "cover.title");
+    cr_assert_null(d.feature_names[3]);
+    rank_dataset_free(&d);
+
+    /* the names file wins */
+    const char *n = wfile("h.names", "a\nb\nc\n");
+    rank_dataset_opts o = {.names_file = n};
+    cr_assert_eq(rank_dataset_load(p, &o, &d, &eb), 0, "%s", eb.msg);
+    cr_assert_str_eq(d.feature_names[0], "a");
+    rank_dataset_free(&d);
+
+    /* zero-based ids: the first name is still column 0 */
+    const char *z = wfile("hz.txt", "#features: x y\n1 qid:1 0:1 1:2\n");
+    rank_dataset_opts zo = {.zero_based = 1};
+    cr_assert_eq(rank_dataset_load(z, &zo, &d, &eb), 0, "%s", eb.msg);
+    cr_assert_eq(d.nfeatures, 2);
+    cr_assert_str_eq(d.feature_names[1], "y");
+    cr_assert_float_eq(d.X[1], 2.0f, 0);
+    rank_dataset_free(&d);
+
+    /* a header alone: no rows, its width */
+    const char *e = wfile("he.txt", "# features: a b\n");
+    cr_assert_eq(rank_dataset_load(e, NULL, &d, &eb), 0, "%s", eb.msg);
+    cr_assert_eq(d.rows, 0);
+    cr_assert_eq(d.nfeatures, 2);
+    rank_dataset_free(&d);
+
+    /* concatenated files repeat the same header: skipped */
+    const char *c = wfile("hc.txt", "# features: a b\n1 qid:1 1:1 2:2\n# features: a b\n0 qid:2 1:3 2:4\n");
+    cr_assert_eq(rank_dataset_load(c, NULL, &d, &eb), 0, "%s", eb.msg);
+    cr_assert_eq(d.rows, 2);
+    cr_assert_eq(d.nqueries, 2);
+    rank_dataset_free(&d);
+
+    /* "# feature" (no colon) and "#features" elsewhere in a comment are plain comments */
+    const char *q = wfile("hq.txt", "# feature list below\n1 qid:1 1:1 # features: x\n");
+    cr_assert_eq(rank_dataset_load(q, NULL, &d, &eb), 0, "%s", eb.msg);
+    cr_assert_null(d.feature_names);
+    rank_dataset_free(&d);
+}
+
+Test(dataset, features_header_errors)
+{
+    expect_error("# features: a b c\n1 qid:1 1:1 2:2\n", NULL, 1, "fewer columns than names");
+    expect_error("# features: a b\n1 qid:1 1:1 2:2\n0 qid:1 1:1 3:1\n", NULL, 1, "more columns than names");
+    expect_error("# features: a b-c\n1 qid:1 1:1 2:2\n", NULL, 1, "bad name");
+    expect_error("# features: a b a\n1 qid:1 1:1 2:2 3:3\n", NULL, 1, "duplicate name");
+    expect_error("# features:\n1 qid:1 1:1\n", NULL, 1, "no names");
+    expect_error("1 qid:1 1:1 2:2\n# features: a b\n", NULL, 2, "header not first");
+    expect_error("# features: a b\n1 qid:1 1:1 2:2\n# features: a c\n", NULL, 3, "second header differs");
+    /* the message names the line with the widest row */
+    rank_dataset d;
+    fn_errbuf eb = {{0}};
+    const char *p = wfile("hw.txt", "# features: a b\n1 qid:1 1:1\n0 qid:1 1:1 7:1\n");
+    cr_assert_eq(rank_dataset_load(p, NULL, &d, &eb), FN_EPARSE);
+    cr_assert(strstr(eb.msg, "names 2 features but the data has 7 columns (feature id 7 on line 3)"), "%s", eb.msg);
+    /* a requested width below the header's */
+    const char *h = wfile("hn.txt", "# features: a b c\n1 qid:1 1:1 2:2 3:3\n");
+    rank_dataset_opts w = {.nfeatures = 2};
+    cr_assert_eq(rank_dataset_load(h, &w, &d, &eb), FN_EPARSE);
+    cr_assert(strstr(eb.msg, "hn.txt:") != NULL, "%s", eb.msg);
+}
+
+/* Held-out subsets copy only their own queries' rows. */
+Test(dataset, subset_by_query)
+{
+    const char *p = wfile("s.txt",
+                          "# features: a b\n"
+                          "1 qid:q1 1:1 2:10\n0 qid:q1 1:2 2:20\n"
+                          "2 qid:q2 1:3 2:30\n"
+                          "0 qid:q3 1:4 2:40\n1 qid:q3 1:5 2:50\n0 qid:q3 1:6\n");
+    rank_dataset d, s;
+    fn_errbuf eb = {{0}};
+    cr_assert_eq(rank_dataset_load(p, NULL, &d, &eb), 0, "%s", eb.msg);
+    size_t pick[] = {2, 0};
+    cr_assert_eq(rank_dataset_subset(&d, pick, 2, &s), 0);
+    cr_assert_eq(s.rows, 5);
+    cr_assert_eq(s.nqueries, 2);
+    cr_assert_eq(s.group[1], 3);
+    cr_assert_eq(s.group[2], 5);
+    cr_assert_str_eq(s.qids[0], "q3");
+    cr_assert_str_eq(s.qids[1], "q1");
+    cr_assert_str_eq(s.feature_names[1], "b");
+    cr_assert_float_eq(s.X[0], 4.0f, 0);
+    cr_assert(isnan(s.X[5]));
+    cr_assert_float_eq(s.X[6], 1.0f, 0);
+    cr_assert_float_eq(s.label[4], 0.0f, 0);
+    rank_dataset_free(&s);
+    size_t bad[] = {3};
+    cr_assert_eq(rank_dataset_subset(&d, bad, 1, &s), FN_EINVAL);
+    cr_assert_eq(rank_dataset_subset(&d, NULL, 0, &s), 0);
+    cr_assert_eq(s.rows, 0);
+    rank_dataset_free(&s);
+    rank_dataset_free(&d);
+}
+
 Test(dataset, missing_file)
 {
     rank_dataset d;
