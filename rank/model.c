@@ -186,6 +186,70 @@ int rank_model_set_linear(rank_model_t *m, const double *weights, double bias)
     return 0;
 }
 
+int rank_model_set_linear_part(rank_model_t *m, const double *weights)
+{
+    if (!m || m->kind != RANK_MODEL_TREES || m->finalized)
+        return FN_EINVAL;
+    double *w = NULL;
+    if (weights) {
+        if (!(w = calloc(m->nfeatures ? m->nfeatures : 1, sizeof(double))))
+            return -ENOMEM;
+        for (size_t i = 0; i < m->nfeatures; i++) {
+            if (!isfinite(weights[i])) {
+                free(w);
+                return FN_EINVAL;
+            }
+            w[i] = weights[i];
+        }
+    }
+    free(m->weights);
+    m->weights = w;
+    return 0;
+}
+
+/* Sparse (column, weight) list of a tree model's linear part. */
+static int compile_linear_part(rank_model_t *m)
+{
+    free(m->lin_col);
+    free(m->lin_w);
+    m->lin_col = NULL;
+    m->lin_w = NULL;
+    m->nlin = 0;
+    if (m->kind != RANK_MODEL_TREES || !m->weights)
+        return 0;
+    size_t k = 0;
+    for (size_t i = 0; i < m->nfeatures; i++)
+        k += m->weights[i] != 0;
+    if (!k)
+        return 0;
+    m->lin_col = malloc(k * sizeof *m->lin_col);
+    m->lin_w = malloc(k * sizeof *m->lin_w);
+    if (!m->lin_col || !m->lin_w)
+        return -ENOMEM;
+    for (size_t i = 0; i < m->nfeatures; i++)
+        if (m->weights[i] != 0) {
+            m->lin_col[m->nlin] = (uint32_t)i;
+            m->lin_w[m->nlin++] = m->weights[i];
+        }
+    return 0;
+}
+
+void rank__score_add_linear(const rank_model_t *m, const float *X, size_t n, size_t stride, double *out)
+{
+    if (!m->nlin)
+        return;
+    for (size_t r = 0; r < n; r++) {
+        const float *x = X + r * stride;
+        double s = out[r];
+        for (size_t k = 0; k < m->nlin; k++) {
+            float v = x[m->lin_col[k]];
+            if (!isnan(v)) /* missing counts as 0, as in linear models */
+                s += m->lin_w[k] * (double)v;
+        }
+        out[r] = s;
+    }
+}
+
 /* Names must survive "feature I NAME" lines unchanged. */
 static int valid_name(const char *s)
 {
@@ -235,7 +299,9 @@ int rank_model_finalize(rank_model_t *m)
         if (!m->weights)
             return -ENOMEM;
     }
-    int rc = rank_score_compile(m);
+    int rc = compile_linear_part(m);
+    if (rc == 0)
+        rc = rank_score_compile(m);
     if (rc)
         return rc;
     m->finalized = 1;
@@ -255,6 +321,8 @@ void rank_model_free(rank_model_t *m)
             free(m->names[i]);
     free(m->names);
     free(m->weights);
+    free(m->lin_col);
+    free(m->lin_w);
     free(m);
 }
 
@@ -264,6 +332,21 @@ const char *rank_model_objective(const rank_model_t *m) { return m->objective; }
 size_t rank_model_nfeatures(const rank_model_t *m) { return m->nfeatures; }
 size_t rank_model_ntrees(const rank_model_t *m) { return m->ntrees; }
 double rank_model_base_score(const rank_model_t *m) { return m->base_score; }
+
+double rank_model_bias(const rank_model_t *m) { return m->kind == RANK_MODEL_LINEAR ? m->bias : 0.0; }
+
+double rank_model_weight(const rank_model_t *m, size_t i)
+{
+    return (m->weights && i < m->nfeatures) ? m->weights[i] : 0.0;
+}
+
+size_t rank_model_nweights(const rank_model_t *m)
+{
+    size_t k = 0;
+    for (size_t i = 0; m->weights && i < m->nfeatures; i++)
+        k += m->weights[i] != 0;
+    return k;
+}
 
 size_t rank_model_max_depth(const rank_model_t *m)
 {
@@ -348,10 +431,11 @@ int rank_model_save(const rank_model_t *m, const char *path, fn_errbuf *eb)
         }
     } else {
         fprintf(f, "bias %.17g\n", m->bias);
-        for (size_t i = 0; i < m->nfeatures; i++)
-            if (m->weights && m->weights[i] != 0)
-                fprintf(f, "weight %zu %.17g\n", i, m->weights[i]);
     }
+    /* linear models' weights, or a tree model's linear part */
+    for (size_t i = 0; i < m->nfeatures; i++)
+        if (m->weights && m->weights[i] != 0)
+            fprintf(f, "weight %zu %.17g\n", i, m->weights[i]);
     fprintf(f, "end\n");
     int bad = ferror(f);
     bad |= fflush(f) != 0;
@@ -489,6 +573,7 @@ int rank_model_load(const char *path, rank_model_t **out, fn_errbuf *eb)
     size_t *nline = NULL;
     char **names = NULL;
     size_t nf = 0;
+    double *w = NULL, bias = 0;
 
     if (!next_line(&r) || r.ntok != 2 || strcmp(r.tok[0], "funnel-model") != 0)
         PERR("%s:%zu: not a funnel model (want \"funnel-model %d\")", path, r.lineno, RANK_MODEL_VERSION);
@@ -603,42 +688,35 @@ int rank_model_load(const char *path, rank_model_t **out, fn_errbuf *eb)
                 goto fail;
         }
     } else {
-        double bias;
         v = expect(&r, "bias", 2);
         if (!v || parse_double(v, &bias))
             PERR("%s:%zu: want \"bias VALUE\"", path, r.lineno);
-        double *w = calloc(nf ? nf : 1, sizeof(double));
-        if (!w)
-            goto oom;
-        long lastw = -1;
-        for (;;) {
-            if (!next_line(&r)) {
-                free(w);
-                PERR("%s:%zu: unexpected end of file (want end)", path, r.lineno);
-            }
-            if (strcmp(r.tok[0], "weight"))
-                break;
-            size_t i;
-            double val;
-            if (r.ntok != 3 || parse_size(r.tok[1], &i) || i >= nf || (long)i <= lastw ||
-                parse_double(r.tok[2], &val)) {
-                free(w);
-                PERR("%s:%zu: want \"weight I VALUE\" with I increasing and < %zu", path, r.lineno, nf);
-            }
-            lastw = (long)i;
-            w[i] = val;
+    }
+    /* weight lines: a linear model's weights, a tree model's linear part */
+    if (!(w = calloc(nf ? nf : 1, sizeof(double))))
+        goto oom;
+    long lastw = -1;
+    for (;;) {
+        if (!next_line(&r)) {
+            r.lineno++;
+            PERR("%s:%zu: unexpected end of file (want end)", path, r.lineno);
         }
+        if (strcmp(r.tok[0], "weight"))
+            break;
+        size_t i;
+        double val;
+        if (r.ntok != 3 || parse_size(r.tok[1], &i) || i >= nf || (long)i <= lastw ||
+            parse_double(r.tok[2], &val))
+            PERR("%s:%zu: want \"weight I VALUE\" with I increasing and < %zu", path, r.lineno, nf);
+        lastw = (long)i;
+        w[i] = val;
+    }
+    if (kind == RANK_MODEL_LINEAR)
         rc = rank_model_set_linear(m, w, bias);
-        free(w);
-        if (rc)
-            goto fail;
-        goto at_end; /* the line after the weights is already read */
-    }
-    if (!next_line(&r)) {
-        r.lineno++;
-        PERR("%s:%zu: unexpected end of file (want end)", path, r.lineno);
-    }
-at_end:
+    else
+        rc = rank_model_set_linear_part(m, lastw >= 0 ? w : NULL);
+    if (rc)
+        goto fail;
     if (r.ntok != 1 || strcmp(r.tok[0], "end"))
         PERR("%s:%zu: unexpected \"%s\" (want end)", path, r.lineno, r.tok[0]);
     if (next_line(&r))
@@ -660,6 +738,7 @@ done:
         for (size_t i = 0; i < nf; i++)
             free(names[i]);
     free(names);
+    free(w);
     free(nodes);
     free(nline);
     free(r.line);

@@ -5,9 +5,13 @@
  *
  * Kinds:
  *   RANK_MODEL_TREES   additive tree ensemble (LambdaMART, pointwise GBDT,
- *                      imported XGBoost): score = base_score + sum of leaves.
- *                      Binary objectives report the raw margin; callers apply
- *                      rank_sigmoid() for a probability.
+ *                      imported XGBoost) with an optional linear part:
+ *                      score = base_score + sum of leaves + sum_i w_i * x_i
+ *                      (x_i NaN counts as 0). The linear part carries a base
+ *                      margin (e.g. BM25F the trees were trained on top of);
+ *                      0 trees and weight 1 on one feature is that feature's
+ *                      order exactly. Binary objectives report the raw margin;
+ *                      callers apply rank_sigmoid() for a probability.
  *   RANK_MODEL_LINEAR  w . x + bias (logistic regression: margin as above).
  *
  * Missing values (NaN) follow each split's default direction. Models trained
@@ -28,7 +32,8 @@
  *                                  base_score, bias and weights with %.17g, double-exact)
  *   ...
  *   bias -0.12                     (linear only)
- *   weight 3 0.5                   (linear only: feature, value; absent = 0)
+ *   weight 3 0.5                   (feature, value; absent = 0; linear models, and
+ *                                  trees after the last tree: the linear part)
  *   end
  */
 #ifndef FUNNEL_RANK_MODEL_H
@@ -65,6 +70,9 @@ int rank_model_add_tree(rank_model_t *m, const rank_node *nodes, size_t n);
 void rank_model_set_base_score(rank_model_t *m, double base);
 /* Linear models: weights[nfeatures] copied. */
 int rank_model_set_linear(rank_model_t *m, const double *weights, double bias);
+/* Tree models: the linear part, weights[nfeatures] copied (finite; zeros are
+ * not stored). NULL removes it. FN_EINVAL on other kinds. */
+int rank_model_set_linear_part(rank_model_t *m, const double *weights);
 /* Optional names (copied); NULL entries allowed. */
 int rank_model_set_feature_names(rank_model_t *m, const char *const *names, size_t n);
 /* Finish building: compiles the fast scoring layout. Call once, before scoring. */
@@ -83,6 +91,12 @@ size_t rank_model_ntrees(const rank_model_t *m);
 size_t rank_model_max_depth(const rank_model_t *m);
 size_t rank_model_nleaves(const rank_model_t *m);
 double rank_model_base_score(const rank_model_t *m);
+/* Linear models' bias (0 for trees). */
+double rank_model_bias(const rank_model_t *m);
+/* Weight of column i (linear models: the weights; trees: the linear part); 0 if none. */
+double rank_model_weight(const rank_model_t *m, size_t i);
+/* Number of nonzero weights. */
+size_t rank_model_nweights(const rank_model_t *m);
 const char *rank_model_feature_name(const rank_model_t *m, size_t i);  /* NULL if unnamed */
 /* Column of a named feature, or -1. For callers that map their named features once. */
 long rank_model_feature_index(const rank_model_t *m, const char *name);

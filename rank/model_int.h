@@ -102,8 +102,13 @@ struct rank_model {
     char **names;        /* nfeatures entries or NULL */
     rank_tree *trees;
     size_t ntrees, cap;
-    double *weights;     /* linear */
+    double *weights;     /* linear models: the weights; trees: the linear part (NULL = none) */
     double bias;
+    /* trees: the nonzero weights as (column, weight) in column order, added
+     * after the trees' sum by rank__score_add_linear (built by finalize) */
+    uint32_t *lin_col;
+    double *lin_w;
+    size_t nlin;
     int finalized;
     int method;          /* rank_score_method chosen by finalize */
     rank_flat flat;
@@ -132,6 +137,12 @@ int rank_score_method_available(const rank_model_t *m, int method);
 /* rank_model_score with a given method (must be available). */
 void rank_model_score_method(const rank_model_t *m, int method, const float *X, size_t n,
                              size_t stride, double *out);
+
+/* model.c: adds a tree model's linear part to out[0..n) (scores of the trees):
+ * out[r] += w_i * x_i for each nonzero weight in column order, NaN x_i
+ * counting as 0. Called once at the end of every scoring method, so all
+ * methods stay bit-identical. No-op for models without a linear part. */
+void rank__score_add_linear(const rank_model_t *m, const float *X, size_t n, size_t stride, double *out);
 
 /* score.c: build / free the compiled layouts (finalize). */
 int rank_score_compile(rank_model_t *m);

@@ -1229,6 +1229,7 @@ void rank_model_score_method(const rank_model_t *m, int method, const float *X, 
         score_naive(m, X, n, stride, out);
         break;
     }
+    rank__score_add_linear(m, X, n, stride, out);
 }
 
 void rank_model_score(const rank_model_t *m, const float *X, size_t n, size_t stride, double *out)

@@ -496,6 +496,159 @@ Test(model, round_trip_linear)
     rank_model_free(l);
 }
 
+/* Tree models with a linear part: score = base + trees + sum w_i x_i (NaN as
+ * 0), added in column order after the trees by every method, so all methods
+ * agree bit for bit with the reference computed in the same order. */
+static void check_linear_part(unsigned maxd, size_t ntrees)
+{
+    ref_model ref;
+    const size_t nf = 7, stride = 9, n = 203;
+    const double w[7] = {0, 0.5, 0, -1.0 / 3.0, 0, 0, 2.5e-3};
+    rank_model_t *m0 = random_model(&ref, ntrees, maxd, nf), *m;
+    /* the same trees again, plus the linear part (set before finalize) */
+    cr_assert_eq(rank_model_new(RANK_MODEL_TREES, "lambdarank", nf, &m), 0);
+    rank_model_set_base_score(m, ref.base);
+    for (size_t t = 0; t < ref.ntrees; t++)
+        cr_assert_eq(rank_model_add_tree(m, ref.nodes[t], ref.n[t]), 0);
+    cr_assert_eq(rank_model_set_linear_part(m, w), 0);
+    cr_assert_eq(rank_model_finalize(m), 0);
+    cr_assert_eq(rank_model_nweights(m), 3);
+    cr_assert_eq(rank_model_weight(m, 3), -1.0 / 3.0);
+    cr_assert_eq(rank_model_weight(m, 2), 0.0);
+    cr_assert_eq(rank_model_weight(m0, 3), 0.0);
+    float *X = random_docs(n, stride);
+    double *want = malloc(n * sizeof(double)), *got = malloc(n * sizeof(double)), *trees = malloc(n * sizeof(double));
+    rank_model_score(m0, X, n, stride, trees);
+    for (size_t r = 0; r < n; r++) {
+        const float *x = X + r * stride;
+        double sc = ref_score(&ref, x);
+        cr_assert_eq(sc, trees[r]);
+        for (size_t i = 0; i < nf; i++)
+            if (w[i] != 0 && !isnan(x[i]))
+                sc += w[i] * (double)x[i];
+        want[r] = sc;
+    }
+    int tried = 0;
+    for (int meth = RANK_SCORE_AUTO; meth < RANK_SCORE_NMETHODS; meth++) {
+        if (!rank_score_method_available(m, meth))
+            continue;
+        tried++;
+        rank_model_score_method(m, meth, X, n, stride, got);
+        for (size_t r = 0; r < n; r++)
+            cr_assert_eq(got[r], want[r], "depth %u, %zu trees, method %s row %zu: %.17g != %.17g", maxd, ntrees,
+                         rank_score_method_name(meth), r, got[r], want[r]);
+    }
+    cr_assert_geq(tried, 2);
+    /* round trip: byte-identical file, bit-identical scores */
+    char p1[300], p2[300];
+    snprintf(p1, sizeof(p1), "%s/lp1.model", dir);
+    snprintf(p2, sizeof(p2), "%s/lp2.model", dir);
+    fn_errbuf eb = {{0}};
+    cr_assert_eq(rank_model_save(m, p1, &eb), 0, "%s", eb.msg);
+    rank_model_t *l;
+    cr_assert_eq(rank_model_load(p1, &l, &eb), 0, "%s", eb.msg);
+    cr_assert_eq(rank_model_save(l, p2, &eb), 0, "%s", eb.msg);
+    char *a = slurp(p1), *b = slurp(p2);
+    cr_assert_str_eq(a, b);
+    cr_assert(strstr(a, "\nweight 1 0.5\nweight 3 -0.33333333333333331\nweight 6 0.0025000000000000001\nend\n"),
+              "%s", a);
+    free(a);
+    free(b);
+    cr_assert_eq(rank_model_nweights(l), 3);
+    rank_model_score(l, X, n, stride, got);
+    cr_assert_eq(memcmp(got, want, n * sizeof(double)), 0);
+    free(X);
+    free(want);
+    free(got);
+    free(trees);
+    rank_model_free(m);
+    rank_model_free(m0);
+    rank_model_free(l);
+    free_ref(&ref);
+}
+
+Test(model, linear_part_scores_trees_plus_weights)
+{
+    check_linear_part(3, 40);
+    check_linear_part(6, 64);
+    check_linear_part(11, 20); /* too deep to pad: FLAT */
+    check_linear_part(2, 1);
+}
+
+/* "Keep the base order": 0 trees and weight 1 on one column score exactly
+ * that column (NaN as 0), by every method and after a round trip. */
+Test(model, zero_trees_weight_one_is_the_feature)
+{
+    const size_t nf = 4, n = 150;
+    rank_model_t *m;
+    cr_assert_eq(rank_model_new(RANK_MODEL_TREES, "lambdarank", nf, &m), 0);
+    const char *names[4] = {"x", "bm25f", "y", NULL};
+    cr_assert_eq(rank_model_set_feature_names(m, names, 4), 0);
+    double w[4] = {0, 1, 0, 0};
+    cr_assert_eq(rank_model_set_linear_part(m, w), 0);
+    cr_assert_eq(rank_model_finalize(m), 0);
+    cr_assert_eq(rank_model_ntrees(m), 0);
+    float *X = random_docs(n, nf);
+    X[nf * 7 + 1] = 3.4028235e38f;
+    X[nf * 8 + 1] = -1e-40f; /* subnormal */
+    double got[150];
+    char p[300];
+    snprintf(p, sizeof(p), "%s/base.model", dir);
+    fn_errbuf eb = {{0}};
+    cr_assert_eq(rank_model_save(m, p, &eb), 0, "%s", eb.msg);
+    rank_model_t *l;
+    cr_assert_eq(rank_model_load(p, &l, &eb), 0, "%s", eb.msg);
+    char *text = slurp(p);
+    cr_assert_str_eq(text, "funnel-model 1\nkind trees\nobjective lambdarank\nfeatures 4\nfeature 0 x\n"
+                           "feature 1 bm25f\nfeature 2 y\nbase_score 0\ntrees 0\nweight 1 1\nend\n");
+    free(text);
+    for (int which = 0; which < 2; which++) {
+        const rank_model_t *mm = which ? l : m;
+        for (int meth = RANK_SCORE_AUTO; meth < RANK_SCORE_NMETHODS; meth++) {
+            if (!rank_score_method_available(mm, meth))
+                continue;
+            rank_model_score_method(mm, meth, X, n, nf, got);
+            for (size_t r = 0; r < n; r++) {
+                float v = X[r * nf + 1];
+                cr_assert_eq(got[r], isnan(v) ? 0.0 : (double)v, "%s row %zu", rank_score_method_name(meth), r);
+            }
+        }
+    }
+    cr_assert_eq(rank_model_feature_index(l, "bm25f"), 1);
+    /* 0 trees, no weights: the base score */
+    rank_model_t *c;
+    cr_assert_eq(rank_model_new(RANK_MODEL_TREES, "lambdarank", nf, &c), 0);
+    rank_model_set_base_score(c, -2.5);
+    cr_assert_eq(rank_model_finalize(c), 0);
+    rank_model_score(c, X, n, nf, got);
+    for (size_t r = 0; r < n; r++)
+        cr_assert_eq(got[r], -2.5);
+    free(X);
+    rank_model_free(m);
+    rank_model_free(l);
+    rank_model_free(c);
+}
+
+Test(model, linear_part_api_errors)
+{
+    rank_model_t *m;
+    double w[2] = {1, NAN};
+    cr_assert_eq(rank_model_new(RANK_MODEL_LINEAR, "logistic", 2, &m), 0);
+    cr_assert_eq(rank_model_set_linear_part(m, w), FN_EINVAL, "linear models have weights already");
+    rank_model_free(m);
+    cr_assert_eq(rank_model_new(RANK_MODEL_TREES, "lambdarank", 2, &m), 0);
+    cr_assert_eq(rank_model_set_linear_part(m, w), FN_EINVAL, "NaN weight");
+    w[1] = 0;
+    cr_assert_eq(rank_model_set_linear_part(m, w), 0);
+    cr_assert_eq(rank_model_set_linear_part(m, NULL), 0, "removes it");
+    cr_assert_eq(rank_model_nweights(m), 0);
+    cr_assert_eq(rank_model_set_linear_part(m, w), 0);
+    cr_assert_eq(rank_model_finalize(m), 0);
+    cr_assert_eq(rank_model_set_linear_part(m, w), FN_EINVAL, "after finalize");
+    cr_assert_eq(rank_model_nweights(m), 1);
+    rank_model_free(m);
+}
+
 /* The load must fail with code and "FILE:LINE:" prefix. */
 static void bad_model(const char *text, int code, int line, const char *what)
 {
@@ -547,6 +700,15 @@ Test(model, malformed_files)
     bad_model("funnel-model 1\nkind linear\nobjective logistic\nfeatures 2\nbase_score 0\nbias 0\n"
               "weight 1 1\nweight 0 2\nend\n",
               FN_EPARSE, 8, "weights out of order");
+    bad_model(HDR "trees 1\ntree 0 nodes 1\nnode 0 leaf 1\nweight 2 1\nweight 1 1\nend\n", FN_EPARSE, 10,
+              "tree model: weights out of order");
+    bad_model(HDR "trees 0\nweight 3 1\nend\n", FN_EPARSE, 7, "tree model: weight column out of range");
+    bad_model(HDR "trees 0\nweight 0 nan\nend\n", FN_EPARSE, 7, "tree model: NaN weight");
+    bad_model(HDR "trees 0\nweight 0 1 2\nend\n", FN_EPARSE, 7, "tree model: extra token");
+    bad_model(HDR "weight 0 1\ntrees 0\nend\n", FN_EPARSE, 6, "weights before the trees");
+    bad_model(HDR "trees 1\nweight 0 1\ntree 0 nodes 1\nnode 0 leaf 1\nend\n", FN_EPARSE, 7,
+              "weights between trees");
+    bad_model(HDR "trees 0\nweight 0 1\n", FN_EPARSE, 8, "tree model: no end after the weights");
 
     /* comments and blank lines are fine */
     char p[300];
