@@ -34,6 +34,8 @@
  * Binary objective: labels > 0 positive; base_score = log(p/(1-p)) of the
  * training positive rate (LightGBM's boost_from_average; 0 when p is 0 or 1).
  * Lambdarank: base_score 0, gradients from rank_lambda_gradients per query.
+ * Base margin (p->base_weight != 0): initial scores add base_weight *
+ * x[base_feature] and the model gets that weight as its linear part.
  */
 #include <errno.h>
 #include <math.h>
@@ -1050,6 +1052,9 @@ int rank_train_gbdt(const rank_dataset *train, const rank_dataset *valid,
         !(p->row_subsample > 0 && p->row_subsample <= 1) ||
         !(p->feature_subsample > 0 && p->feature_subsample <= 1) || p->lambda_l2 < 0)
         return fn_seterr(eb, FN_EINVAL, "train: bad parameters (learning rate, bins, subsample or l2)");
+    if (!isfinite(p->base_weight) || (p->base_weight != 0 && p->base_feature >= train->nfeatures))
+        return fn_seterr(eb, FN_EINVAL, "train: bad base margin (feature %zu of %zu, weight %g)",
+                         p->base_feature, train->nfeatures, p->base_weight);
 
     const size_t N = train->rows, F = train->nfeatures;
     const size_t NV = valid ? valid->rows : 0;
@@ -1109,10 +1114,12 @@ int rank_train_gbdt(const rank_dataset *train, const rank_dataset *valid,
             base = log(pr / (1.0 - pr));
         }
     }
+    const double bw = p->base_weight;
+    const size_t bf = p->base_feature;
     for (size_t r = 0; r < N; r++)
-        score[r] = base;
+        score[r] = base + (bw != 0 ? bw * xval(train->X[r * F + bf]) : 0.0);
     for (size_t r = 0; r < NV; r++)
-        vscore[r] = base;
+        vscore[r] = base + (bw != 0 ? bw * xval(valid->X[r * valid->nfeatures + bf]) : 0.0);
 
     uint64_t rng = p->seed;
     double best_metric = 0;
@@ -1235,6 +1242,17 @@ int rank_train_gbdt(const rank_dataset *train, const rank_dataset *valid,
             fn_seterr(eb, rc, "train: cannot add tree %zu", i);
             goto fail;
         }
+    if (bw != 0) {
+        double *w = calloc(F, sizeof *w);
+        if (w)
+            w[bf] = bw;
+        rc = w ? rank_model_set_linear_part(m, w) : -ENOMEM;
+        free(w);
+        if (rc) {
+            fn_seterr(eb, rc, "train: cannot set the base margin");
+            goto fail;
+        }
+    }
     if (train->feature_names &&
         (rc = rank_model_set_feature_names(m, (const char *const *)train->feature_names, F))) {
         fn_seterr(eb, rc, "train: cannot set feature names");

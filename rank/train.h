@@ -39,6 +39,12 @@ typedef struct rank_gbdt_params {
     unsigned early_stopping;    /* rounds without validation improvement before stopping; 0 = off */
     uint64_t seed;              /* 1 */
     unsigned threads;           /* 1 */
+    /* Base margin: every score starts at base_weight * x[base_feature] (NaN
+     * as 0) on top of the usual initial score, so the trees fit what that
+     * feature (BM25F) misses; the model carries "weight base_feature
+     * base_weight" as its linear part, so scoring adds it back. 0 = off. */
+    size_t base_feature;        /* column */
+    double base_weight;         /* 0 (off) */
 } rank_gbdt_params;
 
 void rank_gbdt_defaults(rank_gbdt_params *p);

@@ -1,0 +1,876 @@
+/* guard.c - guarded model selection by inner cross-validation (guard.h).
+ *
+ * Work plan: the training queries are shuffled (seeded) and dealt into K
+ * inner folds; for each fold the other folds' queries are copied into an
+ * inner training set (rank_dataset_subset: bins, base weight and trees see
+ * nothing else) and the fold's queries into a held-out set. Tasks are the
+ * (setting, fold) pairs; a task trains one model and scores its held-out
+ * queries for every interpolation strength of that setting. Tasks write
+ * disjoint slots of one (candidate x query) table, so running them on any
+ * number of threads gives the same table, the same choice and the same
+ * model. Statistics and the choice are computed from the table afterwards.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "guard.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "metrics.h"
+
+/* The grid. Strong regularisation throughout: few shallow trees, a small
+ * learning rate, leaves of at least max(20, 1% of the rows) documents, L2 10
+ * on leaf values, half the features and 80% of the queries per tree, 64
+ * bins. Alphas are powers of two, so scaling the leaves is exact. */
+typedef struct gsetting {
+    unsigned depth, trees;
+    double lr;
+} gsetting;
+
+static const gsetting GRID[] = {
+    {2, 50, 0.05},
+    {3, 100, 0.05},
+    {4, 100, 0.05},
+};
+#define NGRID (sizeof GRID / sizeof GRID[0])
+static const double ALPHAS[] = {0.25, 0.5, 1.0};
+#define NALPHA (sizeof ALPHAS / sizeof ALPHAS[0])
+
+/* Logistic regression: C over standardised features. */
+static const double CGRID[] = {0.001, 0.01, 0.1, 1.0, 10.0};
+#define NCGRID (sizeof CGRID / sizeof CGRID[0])
+
+#define GUARD_NDCG_K 10
+
+void rank_guard_defaults(rank_guard_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->objective = RANK_OBJ_LAMBDARANK;
+    p->inner_folds = 5;
+    p->seed = 1;
+    p->threads = 2;
+    p->min_t = 2.5;
+}
+
+static uint64_t splitmix64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static inline double xv(float v)
+{
+    return isnan(v) ? 0.0 : (double)v;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---------------------------------------------------------------- base weight */
+
+typedef struct wfit {
+    const rank_dataset *d;
+    size_t col;
+    enum rank_objective obj;
+    unsigned k;
+    double b0;              /* binary: logit of the positive rate */
+    double *sc, *g, *h;     /* max query length */
+} wfit;
+
+/* d/dw of the loss at w (increasing in w: the loss is convex along w * x). */
+static int wfit_deriv(wfit *f, double w, double *out)
+{
+    const rank_dataset *d = f->d;
+    const size_t F = d->nfeatures;
+    double sum = 0;
+    if (f->obj == RANK_OBJ_LAMBDARANK) {
+        for (size_t q = 0; q < d->nqueries; q++) {
+            size_t b = d->group[q], n = d->group[q + 1] - b;
+            for (size_t i = 0; i < n; i++)
+                f->sc[i] = w * xv(d->X[(b + i) * F + f->col]);
+            int rc = rank_lambda_gradients(d->label + b, f->sc, n, f->k, f->g, f->h);
+            if (rc)
+                return rc;
+            for (size_t i = 0; i < n; i++)
+                sum += f->g[i] * xv(d->X[(b + i) * F + f->col]);
+        }
+    } else {
+        for (size_t r = 0; r < d->rows; r++) {
+            double x = xv(d->X[r * F + f->col]);
+            sum += (rank_sigmoid(f->b0 + w * x) - (d->label[r] > 0 ? 1.0 : 0.0)) * x;
+        }
+    }
+    *out = sum;
+    return 0;
+}
+
+int rank_base_weight_fit(const rank_dataset *d, size_t col, enum rank_objective obj, unsigned ndcg_k, double *w0)
+{
+    *w0 = 0;
+    if (!d || col >= d->nfeatures || d->rows == 0 ||
+        (obj != RANK_OBJ_LAMBDARANK && obj != RANK_OBJ_BINARY) || (obj == RANK_OBJ_LAMBDARANK && !d->nqueries))
+        return FN_EINVAL;
+    const size_t F = d->nfeatures;
+    double s1 = 0, s2 = 0;
+    for (size_t r = 0; r < d->rows; r++) {
+        double x = xv(d->X[r * F + col]);
+        s1 += x;
+        s2 += x * x;
+    }
+    double mean = s1 / (double)d->rows, var = s2 / (double)d->rows - mean * mean;
+    if (!(var > 0) || !isfinite(var))
+        return 0; /* constant: no margin */
+    size_t maxn = 1;
+    for (size_t q = 0; q < d->nqueries; q++)
+        if (d->group[q + 1] - d->group[q] > maxn)
+            maxn = d->group[q + 1] - d->group[q];
+    wfit f = {.d = d, .col = col, .obj = obj, .k = ndcg_k};
+    if (obj == RANK_OBJ_BINARY) {
+        size_t pos = 0;
+        for (size_t r = 0; r < d->rows; r++)
+            pos += d->label[r] > 0;
+        if (pos > 0 && pos < d->rows) {
+            double pr = (double)pos / (double)d->rows;
+            f.b0 = log(pr / (1.0 - pr));
+        }
+    }
+    f.sc = malloc(maxn * sizeof(double));
+    f.g = malloc(maxn * sizeof(double));
+    f.h = malloc(maxn * sizeof(double));
+    int rc = -ENOMEM;
+    if (!f.sc || !f.g || !f.h)
+        goto out;
+    /* g(w) = dL/dw is increasing. Bracket the root on a decade grid from
+     * 1/sd(x), then refine log(w) by regula falsi (Illinois) to 1e-4. */
+    const double scale = 1.0 / sqrt(var);
+    double a = log(scale), b, ga, gb;
+    if ((rc = wfit_deriv(&f, exp(a), &ga)))
+        goto out;
+    const double step = ga < 0 ? log(10.0) : -log(10.0);
+    int found = 0;
+    for (int i = 0; i < 6 && !found; i++) {
+        b = a + step;
+        if ((rc = wfit_deriv(&f, exp(b), &gb)))
+            goto out;
+        if ((ga < 0) != (gb < 0))
+            found = 1;
+        else {
+            a = b;
+            ga = gb;
+        }
+    }
+    if (!found) {
+        /* no root within 1e-6..1e6 / sd: the derivative stays negative (the
+         * feature separates the labels: the largest weight) or positive
+         * (it does not help even a little: no margin) */
+        *w0 = ga < 0 ? exp(a) : 0.0;
+        goto out;
+    }
+    if (a > b) { /* a below the root, b above it */
+        double t = a;
+        a = b;
+        b = t;
+        t = ga;
+        ga = gb;
+        gb = t;
+    }
+    int side = 0;
+    for (int it = 0; it < 40 && b - a > 1e-4; it++) {
+        double c = (a * gb - b * ga) / (gb - ga), gc;
+        if (!(c > a && c < b))
+            c = 0.5 * (a + b);
+        if ((rc = wfit_deriv(&f, exp(c), &gc)))
+            goto out;
+        if (gc < 0) {
+            a = c;
+            ga = gc;
+            if (side == -1)
+                gb *= 0.5;
+            side = -1;
+        } else {
+            b = c;
+            gb = gc;
+            if (side == 1)
+                ga *= 0.5;
+            side = 1;
+        }
+        if (gc == 0) {
+            a = b = c;
+            break;
+        }
+    }
+    *w0 = exp(0.5 * (a + b));
+    rc = 0;
+out:
+    free(f.sc);
+    free(f.g);
+    free(f.h);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- models */
+
+/* m with every leaf multiplied by alpha (base margin and names kept). */
+static int scaled_copy(const rank_model_t *m, double alpha, rank_model_t **out)
+{
+    size_t nf = rank_model_nfeatures(m);
+    rank_model_t *c = NULL;
+    rank_node *nodes = NULL;
+    double *w = calloc(nf ? nf : 1, sizeof *w);
+    const char **names = calloc(nf ? nf : 1, sizeof *names);
+    int rc = -ENOMEM;
+    if (!w || !names)
+        goto out;
+    if ((rc = rank_model_new(RANK_MODEL_TREES, rank_model_objective(m), nf, &c)))
+        goto out;
+    rank_model_set_base_score(c, rank_model_base_score(m));
+    for (size_t t = 0; t < rank_model_ntrees(m); t++) {
+        size_t n;
+        const rank_node *src = rank_model_tree(m, t, &n);
+        rank_node *nn = realloc(nodes, n * sizeof *nn);
+        if (!nn) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        nodes = nn;
+        for (size_t i = 0; i < n; i++) {
+            nodes[i] = src[i];
+            if (nodes[i].feature < 0)
+                nodes[i].value *= alpha;
+        }
+        if ((rc = rank_model_add_tree(c, nodes, n)))
+            goto out;
+    }
+    int named = 0;
+    for (size_t i = 0; i < nf; i++) {
+        w[i] = rank_model_weight(m, i);
+        names[i] = rank_model_feature_name(m, i);
+        named |= names[i] != NULL;
+    }
+    if (rank_model_nweights(m) && (rc = rank_model_set_linear_part(c, w)))
+        goto out;
+    if (named && (rc = rank_model_set_feature_names(c, names, nf)))
+        goto out;
+    if ((rc = rank_model_finalize(c)))
+        goto out;
+    *out = c;
+    c = NULL;
+out:
+    rank_model_free(c);
+    free(nodes);
+    free(w);
+    free(names);
+    return rc;
+}
+
+/* "Keep the base order": 0 trees, weight 1 on the base column. */
+static int base_model(const rank_dataset *d, size_t col, rank_model_t **out)
+{
+    rank_model_t *m = NULL;
+    double *w = calloc(d->nfeatures, sizeof *w);
+    int rc = w ? rank_model_new(RANK_MODEL_TREES, "lambdarank", d->nfeatures, &m) : -ENOMEM;
+    if (rc == 0) {
+        w[col] = 1.0;
+        rc = rank_model_set_linear_part(m, w);
+    }
+    if (rc == 0 && d->feature_names)
+        rc = rank_model_set_feature_names(m, (const char *const *)d->feature_names, d->nfeatures);
+    if (rc == 0)
+        rc = rank_model_finalize(m);
+    free(w);
+    if (rc) {
+        rank_model_free(m);
+        return rc;
+    }
+    *out = m;
+    return 0;
+}
+
+static void tree_params(const rank_dataset *tr, const gsetting *s, const rank_guard_params *p, double w0,
+                        rank_gbdt_params *gp)
+{
+    rank_gbdt_defaults(gp);
+    gp->objective = RANK_OBJ_LAMBDARANK;
+    gp->trees = s->trees;
+    gp->max_depth = s->depth;
+    gp->learning_rate = s->lr;
+    size_t ml = tr->rows / 100;
+    gp->min_leaf = (unsigned)(ml > 20 ? (ml > 100000 ? 100000 : ml) : 20);
+    gp->lambda_l2 = 10.0;
+    gp->feature_subsample = 0.5;
+    gp->row_subsample = 0.8;
+    gp->max_bins = 64;
+    gp->ndcg_k = GUARD_NDCG_K;
+    gp->seed = p->seed;
+    gp->threads = 1;
+    gp->base_feature = p->base_feature;
+    gp->base_weight = w0;
+}
+
+/* Logistic regression on standardised columns, returned in raw units: w_i =
+ * w'_i / sd_i, bias = b' - sum w'_i mu_i / sd_i, so it scores raw rows
+ * (NaN as 0, the same as in training). */
+static int train_logistic_std(const rank_dataset *d, double C, rank_model_t **out, fn_errbuf *eb)
+{
+    const size_t N = d->rows, F = d->nfeatures;
+    double *mu = calloc(F, sizeof *mu), *sd = calloc(F, sizeof *sd), *w = calloc(F, sizeof *w);
+    rank_dataset s;
+    memset(&s, 0, sizeof s);
+    s.rows = N;
+    s.nfeatures = F;
+    s.X = malloc((N ? N : 1) * F * sizeof *s.X);
+    s.label = d->label; /* borrowed: not freed below */
+    rank_model_t *m = NULL, *r = NULL;
+    int rc = -ENOMEM;
+    if (!mu || !sd || !w || !s.X) {
+        fn_seterr(eb, rc, "guard: out of memory");
+        goto out;
+    }
+    for (size_t f = 0; f < F; f++) {
+        double a = 0, b = 0;
+        for (size_t i = 0; i < N; i++) {
+            double x = xv(d->X[i * F + f]);
+            a += x;
+            b += x * x;
+        }
+        mu[f] = N ? a / (double)N : 0;
+        double var = N ? b / (double)N - mu[f] * mu[f] : 0;
+        sd[f] = var > 1e-24 * (1 + mu[f] * mu[f]) ? sqrt(var) : 0;
+        for (size_t i = 0; i < N; i++)
+            s.X[i * F + f] = sd[f] > 0 ? (float)((xv(d->X[i * F + f]) - mu[f]) / sd[f]) : 0.0f;
+    }
+    rank_logreg_params lp;
+    rank_logreg_defaults(&lp);
+    lp.C = C;
+    if ((rc = rank_train_logistic(&s, &lp, &m, eb)))
+        goto out;
+    double bias = rank_model_bias(m) + rank_model_base_score(m);
+    for (size_t f = 0; f < F; f++) {
+        double ws = rank_model_weight(m, f);
+        w[f] = sd[f] > 0 ? ws / sd[f] : 0;
+        if (sd[f] > 0)
+            bias -= ws * mu[f] / sd[f];
+    }
+    if ((rc = rank_model_new(RANK_MODEL_LINEAR, "logistic", F, &r)) || (rc = rank_model_set_linear(r, w, bias)) ||
+        (d->feature_names &&
+         (rc = rank_model_set_feature_names(r, (const char *const *)d->feature_names, F))) ||
+        (rc = rank_model_finalize(r))) {
+        fn_seterr(eb, rc, "guard: cannot build the logistic model");
+        goto out;
+    }
+    *out = r;
+    r = NULL;
+out:
+    rank_model_free(m);
+    rank_model_free(r);
+    free(s.X);
+    free(mu);
+    free(sd);
+    free(w);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- inner CV */
+
+struct gctx;
+typedef struct gctx {
+    const rank_dataset *d;          /* grouped (logistic without groups: one row a group) */
+    const rank_guard_params *p;
+    unsigned K;
+    size_t nq;
+    rank_dataset *tr, *ho;          /* [K] */
+    size_t **hoq;                   /* [K] global query of each held-out query */
+    size_t *nho;                    /* [K] */
+    double *w0;                     /* [K] */
+    double *val;                    /* [ncand * nq]: NDCG@10 (lambdarank) or summed log-loss (logistic) */
+    size_t ncand;
+    double w0all;                   /* on all the data */
+    /* tasks: the base weights of the folds and of all the data, then the
+     * (setting, fold) trainings */
+    int (*fn)(struct gctx *, size_t, fn_errbuf *);
+    size_t ntasks, next;
+    pthread_mutex_t mu;
+    int rc;
+    size_t rc_task;
+    fn_errbuf eb;
+} gctx;
+
+static int run_one(gctx *c, size_t task, fn_errbuf *eb)
+{
+    const rank_guard_params *p = c->p;
+    /* the largest settings first, so that the last tasks to finish are short */
+    size_t s = c->ntasks / c->K - 1 - task / c->K, k = task % c->K;
+    const rank_dataset *tr = &c->tr[k], *ho = &c->ho[k];
+    rank_model_t *m = NULL, *ma = NULL;
+    double *sc = malloc((ho->rows ? ho->rows : 1) * sizeof *sc);
+    int rc = -ENOMEM;
+    if (!sc)
+        goto out;
+    if (p->objective == RANK_OBJ_LOGISTIC) {
+        if ((rc = train_logistic_std(tr, CGRID[s], &m, eb)))
+            goto out;
+        rank_model_score(m, ho->X, ho->rows, ho->nfeatures, sc);
+        for (size_t j = 0; j < c->nho[k]; j++) {
+            double sum = 0;
+            for (size_t r = ho->group[j]; r < ho->group[j + 1]; r++) {
+                double z = sc[r], y = ho->label[r] > 0 ? 1.0 : 0.0;
+                /* log(1 + e^-|z|) + max(z, 0) - y z: log-loss of a margin, stable */
+                sum += log1p(exp(-fabs(z))) + (z > 0 ? z : 0) - y * z;
+            }
+            c->val[s * c->nq + c->hoq[k][j]] = sum;
+        }
+        rc = 0;
+        goto out;
+    }
+    rank_gbdt_params gp;
+    tree_params(tr, &GRID[s], p, c->w0[k], &gp);
+    if ((rc = rank_train_gbdt(tr, NULL, &gp, NULL, NULL, &m, eb)))
+        goto out;
+    for (size_t a = 0; a < NALPHA; a++) {
+        const rank_model_t *use = m;
+        if (ALPHAS[a] != 1.0) {
+            if ((rc = scaled_copy(m, ALPHAS[a], &ma))) {
+                fn_seterr(eb, rc, "guard: out of memory");
+                goto out;
+            }
+            use = ma;
+        }
+        rank_model_score(use, ho->X, ho->rows, ho->nfeatures, sc);
+        size_t cand = 1 + s * NALPHA + a;
+        for (size_t j = 0; j < c->nho[k]; j++) {
+            size_t b = ho->group[j], n = ho->group[j + 1] - b;
+            c->val[cand * c->nq + c->hoq[k][j]] = rank_ndcg_query(ho->label + b, sc + b, n, GUARD_NDCG_K);
+        }
+        rank_model_free(ma);
+        ma = NULL;
+    }
+    rc = 0;
+out:
+    rank_model_free(m);
+    rank_model_free(ma);
+    free(sc);
+    if (rc && !eb->msg[0])
+        fn_seterr(eb, rc, "guard: %s", fn_strerror(rc));
+    return rc;
+}
+
+static int fit_one(gctx *c, size_t task, fn_errbuf *eb)
+{
+    const rank_dataset *d = task < c->K ? &c->tr[task] : c->d;
+    double *w = task < c->K ? &c->w0[task] : &c->w0all;
+    int rc = rank_base_weight_fit(d, c->p->base_feature, RANK_OBJ_LAMBDARANK, GUARD_NDCG_K, w);
+    if (rc)
+        fn_seterr(eb, rc, "guard: cannot fit the base weight: %s", fn_strerror(rc));
+    return rc;
+}
+
+static void *worker(void *arg)
+{
+    gctx *c = arg;
+    for (;;) {
+        pthread_mutex_lock(&c->mu);
+        size_t t = c->next < c->ntasks && !c->rc ? c->next++ : SIZE_MAX;
+        pthread_mutex_unlock(&c->mu);
+        if (t == SIZE_MAX)
+            return NULL;
+        fn_errbuf eb = {{0}};
+        int rc = c->fn(c, t, &eb);
+        if (rc) {
+            pthread_mutex_lock(&c->mu);
+            if (!c->rc || t < c->rc_task) { /* report the first task's error, whatever the timing */
+                c->rc = rc;
+                c->rc_task = t;
+                c->eb = eb;
+            }
+            pthread_mutex_unlock(&c->mu);
+        }
+    }
+}
+
+static void run_tasks(gctx *c, int (*fn)(gctx *, size_t, fn_errbuf *), size_t ntasks, unsigned threads)
+{
+    pthread_t th[64];
+    unsigned started = 0;
+    c->fn = fn;
+    c->ntasks = ntasks;
+    c->next = 0;
+    if (threads > 64)
+        threads = 64;
+    pthread_mutex_init(&c->mu, NULL);
+    for (unsigned i = 1; i < threads && i < c->ntasks; i++) {
+        if (pthread_create(&th[started], NULL, worker, c) != 0)
+            break; /* fewer threads: same result, slower */
+        started++;
+    }
+    worker(c);
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    pthread_mutex_destroy(&c->mu);
+}
+
+/* ---------------------------------------------------------------- driver */
+
+void rank_guard_report_free(rank_guard_report *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; r->cand && i < r->ncand; i++)
+        free(r->cand[i].fold);
+    free(r->cand);
+    memset(r, 0, sizeof *r);
+}
+
+/* Queries whose documents do not all share one label: the others score the
+ * same under every candidate and would only dilute the t statistic. */
+static int informative(const rank_dataset *d, size_t q)
+{
+    for (size_t r = d->group[q] + 1; r < d->group[q + 1]; r++)
+        if (d->label[r] != d->label[d->group[q]])
+            return 1;
+    return 0;
+}
+
+int rank_guard_train(const rank_dataset *din, const rank_guard_params *p, rank_guard_report *rep,
+                     rank_model_t **out, fn_errbuf *eb)
+{
+    *out = NULL;
+    if (rep)
+        memset(rep, 0, sizeof *rep);
+    double t0 = now_s();
+    if (!din || !p || din->rows == 0 || din->nfeatures == 0)
+        return fn_seterr(eb, FN_EINVAL, "guard: empty training data");
+    const int logistic = p->objective == RANK_OBJ_LOGISTIC;
+    if (!logistic && p->objective != RANK_OBJ_LAMBDARANK)
+        return fn_seterr(eb, FN_EINVAL, "guard: the objective must be lambdarank or logistic");
+    if (!logistic && din->nqueries == 0)
+        return fn_seterr(eb, FN_EINVAL, "guard: lambdarank needs query groups (qid: or a .query file)");
+    if (!logistic && p->base_feature >= din->nfeatures)
+        return fn_seterr(eb, FN_EINVAL, "guard: base feature column %zu is beyond the %zu features",
+                         p->base_feature, din->nfeatures);
+    if (!(p->min_t >= 0) || !isfinite(p->min_t))
+        return fn_seterr(eb, FN_EINVAL, "guard: bad min_t");
+
+    /* logistic data without groups: every row its own group, so that one
+     * code path deals rows or queries into folds */
+    rank_dataset dg = *din;
+    size_t *rowgroups = NULL;
+    if (din->nqueries == 0) {
+        if (!(rowgroups = malloc((din->rows + 1) * sizeof *rowgroups)))
+            return fn_seterr(eb, -ENOMEM, "guard: out of memory");
+        for (size_t r = 0; r <= din->rows; r++)
+            rowgroups[r] = r;
+        dg.nqueries = din->rows;
+        dg.group = rowgroups;
+        dg.qids = NULL;
+    }
+    const rank_dataset *d = &dg;
+    const size_t nq = d->nqueries;
+    unsigned K = p->inner_folds ? p->inner_folds : 5;
+    if (K < 2 || K > nq) {
+        free(rowgroups);
+        return fn_seterr(eb, FN_EINVAL, "guard: %u inner folds need 2 <= folds <= %zu %s", K, nq,
+                         din->nqueries ? "queries" : "rows");
+    }
+    const size_t nsettings = logistic ? NCGRID : NGRID;
+    const size_t ncand = logistic ? NCGRID : 1 + NGRID * NALPHA;
+
+    gctx c;
+    memset(&c, 0, sizeof c);
+    c.d = d;
+    c.p = p;
+    c.K = K;
+    c.nq = nq;
+    c.ncand = ncand;
+    size_t *fold = malloc(nq * sizeof *fold), *perm = malloc(nq * sizeof *perm);
+    size_t *sel = malloc(nq * sizeof *sel);
+    c.tr = calloc(K, sizeof *c.tr);
+    c.ho = calloc(K, sizeof *c.ho);
+    c.hoq = calloc(K, sizeof *c.hoq);
+    c.nho = calloc(K, sizeof *c.nho);
+    c.w0 = calloc(K, sizeof *c.w0);
+    c.val = calloc(ncand * nq, sizeof *c.val);
+    double *colsum = NULL;
+    rank_model_t *m = NULL, *mfinal = NULL;
+    rank_guard_report r;
+    memset(&r, 0, sizeof r);
+    int rc = -ENOMEM;
+    if (!fold || !perm || !sel || !c.tr || !c.ho || !c.hoq || !c.nho || !c.w0 || !c.val)
+        goto oom;
+
+    /* inner folds: a seeded shuffle of the queries dealt round-robin */
+    uint64_t rng = p->seed ^ 0x6775617264ULL; /* "guard" */
+    for (size_t q = 0; q < nq; q++)
+        perm[q] = q;
+    for (size_t i = nq; i > 1; i--) {
+        size_t j = (size_t)(splitmix64(&rng) % i);
+        size_t x = perm[i - 1];
+        perm[i - 1] = perm[j];
+        perm[j] = x;
+    }
+    for (size_t i = 0; i < nq; i++)
+        fold[perm[i]] = i % K;
+    for (unsigned k = 0; k < K; k++) {
+        size_t n = 0;
+        for (size_t q = 0; q < nq; q++)
+            if (fold[q] != k)
+                sel[n++] = q;
+        if ((rc = rank_dataset_subset(d, sel, n, &c.tr[k])))
+            goto oom;
+        n = 0;
+        for (size_t q = 0; q < nq; q++)
+            if (fold[q] == k)
+                sel[n++] = q;
+        if (!(c.hoq[k] = malloc((n ? n : 1) * sizeof **c.hoq)))
+            goto oom;
+        memcpy(c.hoq[k], sel, n * sizeof *sel);
+        c.nho[k] = n;
+        if ((rc = rank_dataset_subset(d, sel, n, &c.ho[k])))
+            goto oom;
+    }
+    unsigned threads = p->threads ? p->threads : 1;
+    if (!logistic) {
+        run_tasks(&c, fit_one, K + 1, threads);
+        if (c.rc) {
+            rc = c.rc;
+            fn_seterr(eb, rc, "%s", c.eb.msg);
+            goto fail;
+        }
+    }
+    /* candidate 0 (lambdarank): the base order, no training involved */
+    if (!logistic) {
+        size_t maxn = 1;
+        for (size_t q = 0; q < nq; q++)
+            if (d->group[q + 1] - d->group[q] > maxn)
+                maxn = d->group[q + 1] - d->group[q];
+        if (!(colsum = malloc(maxn * sizeof *colsum)))
+            goto oom;
+        for (size_t q = 0; q < nq; q++) {
+            size_t b = d->group[q], n = d->group[q + 1] - b;
+            for (size_t i = 0; i < n; i++)
+                colsum[i] = xv(d->X[(b + i) * d->nfeatures + p->base_feature]);
+            c.val[q] = rank_ndcg_query(d->label + b, colsum, n, GUARD_NDCG_K);
+        }
+    }
+    run_tasks(&c, run_one, nsettings * K, threads);
+    if (c.rc) {
+        rc = c.rc;
+        fn_seterr(eb, rc, "%s", c.eb.msg);
+        goto fail;
+    }
+
+    /* statistics */
+    r.objective = p->objective;
+    r.rows = din->rows;
+    r.nqueries = din->nqueries;
+    r.nfeatures = d->nfeatures;
+    r.folds = K;
+    r.seed = p->seed;
+    r.min_t = p->min_t;
+    r.base_feature = p->base_feature;
+    r.ncand = ncand;
+    if (!(r.cand = calloc(ncand, sizeof *r.cand)))
+        goto oom;
+    for (size_t i = 0; i < ncand; i++)
+        if (!(r.cand[i].fold = calloc(K, sizeof *r.cand[i].fold)))
+            goto oom;
+    for (size_t q = 0; q < nq && !logistic; q++)
+        r.ninformative += (size_t)informative(d, q);
+    for (size_t ci = 0; ci < ncand; ci++) {
+        rank_guard_cand *cd = &r.cand[ci];
+        const double *v = c.val + ci * nq;
+        if (logistic) {
+            snprintf(cd->name, sizeof cd->name, "C=%g", CGRID[ci]);
+        } else if (ci == 0) {
+            snprintf(cd->name, sizeof cd->name, "base");
+        } else {
+            const gsetting *s = &GRID[(ci - 1) / NALPHA];
+            snprintf(cd->name, sizeof cd->name, "lm-d%u-t%u-a%g", s->depth, s->trees, ALPHAS[(ci - 1) % NALPHA]);
+        }
+        double totn = 0;
+        for (unsigned k = 0; k < K; k++) {
+            double sum = 0, cnt = 0;
+            for (size_t j = 0; j < c.nho[k]; j++) {
+                size_t q = c.hoq[k][j];
+                sum += v[q];
+                cnt += logistic ? (double)(d->group[q + 1] - d->group[q]) : 1.0;
+            }
+            cd->fold[k] = cnt > 0 ? sum / cnt : 0;
+            totn += cnt;
+        }
+        /* the overall mean in query order, so it does not depend on the fold layout's summation order */
+        double all = 0;
+        for (size_t q = 0; q < nq; q++)
+            all += v[q];
+        cd->mean = totn > 0 ? all / totn : 0;
+    }
+    size_t chosen = 0;
+    if (logistic) {
+        for (size_t ci = 1; ci < ncand; ci++)
+            if (r.cand[ci].mean < r.cand[chosen].mean)
+                chosen = ci;
+    } else {
+        const rank_guard_cand *b = &r.cand[0];
+        for (size_t ci = 1; ci < ncand; ci++) {
+            rank_guard_cand *cd = &r.cand[ci];
+            const double *v = c.val + ci * nq, *v0 = c.val;
+            cd->delta = cd->mean - b->mean;
+            for (unsigned k = 0; k < K; k++)
+                cd->wins += cd->fold[k] > b->fold[k];
+            double s1 = 0, s2 = 0;
+            size_t n = 0;
+            for (size_t q = 0; q < nq; q++) {
+                if (!informative(d, q))
+                    continue;
+                double x = v[q] - v0[q];
+                s1 += x;
+                s2 += x * x;
+                n++;
+            }
+            cd->t = 0;
+            if (n >= 2) {
+                double mean = s1 / (double)n, var = (s2 - s1 * mean) / (double)(n - 1);
+                if (var > 1e-30)
+                    cd->t = mean / sqrt(var / (double)n);
+                else if (mean > 0)
+                    cd->t = INFINITY;
+            }
+            cd->eligible = cd->mean > b->mean && 2 * cd->wins > K && cd->t >= p->min_t;
+            if (cd->eligible && (chosen == 0 || cd->mean > r.cand[chosen].mean))
+                chosen = ci;
+        }
+    }
+    r.chosen = chosen;
+
+    /* the choice, retrained on all the data */
+    if (logistic) {
+        if ((rc = train_logistic_std(din, CGRID[chosen], &mfinal, eb)))
+            goto fail;
+    } else {
+        r.base_weight = c.w0all;
+        if (chosen == 0) {
+            if ((rc = base_model(din, p->base_feature, &mfinal))) {
+                fn_seterr(eb, rc, "guard: cannot build the base model");
+                goto fail;
+            }
+        } else {
+            size_t s = (chosen - 1) / NALPHA;
+            double alpha = ALPHAS[(chosen - 1) % NALPHA];
+            rank_gbdt_params gp;
+            tree_params(din, &GRID[s], p, r.base_weight, &gp);
+            gp.threads = p->threads ? p->threads : 1; /* one training left: split it instead */
+            if ((rc = rank_train_gbdt(din, NULL, &gp, NULL, NULL, &m, eb)))
+                goto fail;
+            if (alpha == 1.0) {
+                mfinal = m;
+                m = NULL;
+            } else if ((rc = scaled_copy(m, alpha, &mfinal))) {
+                fn_seterr(eb, rc, "guard: out of memory");
+                goto fail;
+            }
+        }
+    }
+    r.seconds = now_s() - t0;
+    *out = mfinal;
+    mfinal = NULL;
+    if (rep) {
+        *rep = r;
+        memset(&r, 0, sizeof r);
+    }
+    rc = 0;
+    goto fail;
+oom:
+    rc = fn_seterr(eb, -ENOMEM, "guard: out of memory");
+fail:
+    rank_guard_report_free(&r);
+    rank_model_free(m);
+    rank_model_free(mfinal);
+    for (unsigned k = 0; c.tr && k < K; k++)
+        rank_dataset_free(&c.tr[k]);
+    for (unsigned k = 0; c.ho && k < K; k++)
+        rank_dataset_free(&c.ho[k]);
+    for (unsigned k = 0; c.hoq && k < K; k++)
+        free(c.hoq[k]);
+    free(c.tr);
+    free(c.ho);
+    free(c.hoq);
+    free(c.nho);
+    free(c.w0);
+    free(c.val);
+    free(colsum);
+    free(fold);
+    free(perm);
+    free(sel);
+    free(rowgroups);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- report */
+
+void rank_guard_report_print(const rank_guard_report *r, const char *const *names, FILE *f)
+{
+    const int logistic = r->objective == RANK_OBJ_LOGISTIC;
+    if (logistic) {
+        fprintf(f, "guard: logistic, %zu rows", r->rows);
+        if (r->nqueries)
+            fprintf(f, " (%zu queries)", r->nqueries);
+        fprintf(f, ", %zu features, standardised; %u inner folds by %s (seed %llu); rule: lowest mean "
+                   "log-loss\n",
+                r->nfeatures, r->folds, r->nqueries ? "query" : "row", (unsigned long long)r->seed);
+    } else {
+        const char *bn = names ? names[r->base_feature] : NULL;
+        fprintf(f, "guard: lambdarank, %zu queries (%zu informative), %zu rows, %zu features; base %s "
+                   "(column %zu), margin weight %.6g\n",
+                r->nqueries, r->ninformative, r->rows, r->nfeatures, bn ? bn : "-", r->base_feature,
+                r->base_weight);
+        fprintf(f, "guard: %u inner folds by query (seed %llu); eligible: mean > base, beats base on > %u/2 "
+                   "folds, paired t >= %.2f\n",
+                r->folds, (unsigned long long)r->seed, r->folds, r->min_t);
+    }
+    fprintf(f, "guard: %-18s %8s", "candidate", logistic ? "logloss" : "ndcg@10");
+    if (!logistic)
+        fprintf(f, " %8s %5s %6s", "vs base", "wins", "t");
+    for (unsigned k = 0; k < r->folds; k++)
+        fprintf(f, "  fold %-2u", k + 1);
+    fputc('\n', f);
+    for (size_t i = 0; i < r->ncand; i++) {
+        const rank_guard_cand *c = &r->cand[i];
+        fprintf(f, "guard: %-18s %8.4f", c->name, c->mean);
+        if (!logistic) {
+            if (i == 0)
+                fprintf(f, " %8s %5s %6s", "", "", "");
+            else
+                fprintf(f, " %+8.4f %3u/%-1u %6.2f", c->delta, c->wins, r->folds, c->t);
+        }
+        for (unsigned k = 0; k < r->folds; k++)
+            fprintf(f, "  %7.4f", c->fold[k]);
+        fprintf(f, "%s\n", i == r->chosen ? "  <- chosen" : (!logistic && c->eligible) ? "  eligible" : "");
+    }
+    const rank_guard_cand *ch = &r->cand[r->chosen];
+    if (logistic) {
+        fprintf(f, "guard: chose %s (lowest mean log-loss %.4f); retrained on all %zu rows (%.2f s)\n", ch->name,
+                ch->mean, r->rows, r->seconds);
+    } else if (r->chosen == 0) {
+        size_t best = r->ncand > 1 ? 1 : 0;
+        for (size_t i = 2; i < r->ncand; i++)
+            if (r->cand[i].mean > r->cand[best].mean)
+                best = i;
+        fprintf(f, "guard: chose base: no candidate is eligible");
+        if (best)
+            fprintf(f, " (best mean: %s %+.4f, %u/%u folds, t %.2f)", r->cand[best].name, r->cand[best].delta,
+                    r->cand[best].wins, r->folds, r->cand[best].t);
+        fprintf(f, "; the base order, 0 trees (%.2f s)\n", r->seconds);
+    } else {
+        fprintf(f, "guard: chose %s: %+.4f over base, %u/%u folds, t %.2f; retrained on all %zu queries (%.2f s)\n",
+                ch->name, ch->delta, ch->wins, r->folds, ch->t, r->nqueries, r->seconds);
+    }
+}
