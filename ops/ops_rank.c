@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "dataset.h"
+#include "guard.h"
 #include "metrics.h"
 #include "model.h"
 #include "train.h"
@@ -191,11 +192,27 @@ static const char train_usage[] =
     "  --max-iter N         optimizer iterations (200)\n"
     "  --tol X              gradient-norm tolerance (1e-8)\n"
     "  --no-intercept       no bias term\n"
+    "Base margin (lambdarank, binary):\n"
+    "  --base-feature NAME  start every score at W * NAME (a named column, or a\n"
+    "                       feature id): the trees fit what it misses; the model\n"
+    "                       keeps 'weight NAME W' (default with --guard: bm25f)\n"
+    "  --base-weight W      W (default: fitted on the training data)\n"
+    "Guarded selection (lambdarank, logistic; docs/ltr.md):\n"
+    "  --guard              choose the model by inner cross-validation by query on\n"
+    "                       --data only: lambdarank keeps the base order unless a\n"
+    "                       regularised LambdaMART over the base margin beats it on\n"
+    "                       the mean, on most inner folds and with paired t >=\n"
+    "                       --guard-min-t; logistic picks C. The report goes to\n"
+    "                       stderr. Settings flags (--trees, --C, ...) are refused.\n"
+    "  --inner-folds K      inner folds (5)\n"
+    "  --guard-min-t T      paired t a model needs against the base order (2.5)\n"
+    "  --threads T          with --guard: trainings run in parallel (default 2)\n"
     "Data:\n"
     "  --group FILE         group sizes for --data (default FILE.query if present)\n"
     "  --valid-group FILE   group sizes for --valid\n"
     "  --zero-based         feature ids start at 0 (default 1, as LETOR/XGBoost)\n"
-    "  --names FILE         feature names, one a line, stored in the model\n"
+    "  --names FILE         feature names, one a line, stored in the model (a\n"
+    "                       '# features: NAME ...' first line does the same)\n"
     "Exit status: 0 ok, 1 bad data or training failed, 2 usage error.\n";
 
 typedef struct train_log {
@@ -237,6 +254,49 @@ static int on_round(void *ud, unsigned round, const double train_metric[4], cons
     return 0;
 }
 
+/* Column of a feature given by name (the data's names) or, failing that, by
+ * feature id in file numbering; -1 with a message if neither. */
+static long resolve_feature(const rank_dataset *d, const char *data, const char *what, int zero_based)
+{
+    for (size_t i = 0; d->feature_names && i < d->nfeatures; i++)
+        if (d->feature_names[i] && strcmp(d->feature_names[i], what) == 0) return (long)i;
+    unsigned id;
+    if (parse_uint(what, UINT_MAX, &id) == 0) {
+        size_t base = zero_based ? 0 : 1;
+        if (id >= base && id - base < d->nfeatures) return (long)(id - base);
+    }
+    fprintf(stderr, "funnel train: error: %s: no feature named '%s'", data, what);
+    if (d->feature_names) {
+        size_t named = 0;
+        for (size_t i = 0; i < d->nfeatures; i++) named += d->feature_names[i] != NULL;
+        fprintf(stderr, " (it names %zu:", named);
+        for (size_t i = 0, k = 0; i < d->nfeatures && k < 8; i++)
+            if (d->feature_names[i]) fprintf(stderr, "%s %s", k++ ? "," : "", d->feature_names[i]);
+        fprintf(stderr, "%s)", named > 8 ? ", ..." : "");
+    } else {
+        fprintf(stderr, " (it has no feature names)");
+    }
+    fprintf(stderr, "; --base-feature takes a name or a feature id 1..%zu\n", d->nfeatures);
+    return -1;
+}
+
+/* Training and validation files with names must name the same columns:
+ * positions are what the model sees. */
+static int same_names(const rank_dataset *a, const char *pa, const rank_dataset *b, const char *pb)
+{
+    if (!a->feature_names || !b->feature_names) return 1;
+    size_t n = a->nfeatures < b->nfeatures ? a->nfeatures : b->nfeatures;
+    for (size_t i = 0; i < n; i++) {
+        const char *x = a->feature_names[i], *y = b->feature_names[i];
+        if (x && y && strcmp(x, y) != 0) {
+            fprintf(stderr, "funnel train: error: %s names column %zu '%s' but %s names it '%s'\n", pb,
+                    i + 1, y, pa, x);
+            return 0;
+        }
+    }
+    return 1;
+}
+
 #define TRAIN_USAGE_ERR(...)                              \
     do {                                                  \
         fprintf(stderr, "funnel train: " __VA_ARGS__);    \
@@ -249,7 +309,8 @@ int ops_cmd_train(int argc, char **argv)
     enum {
         O_DATA = 1, O_VALID, O_OBJ, O_OUT, O_TREES, O_DEPTH, O_LEAVES, O_LR, O_MINLEAF,
         O_MCW, O_L2, O_MINGAIN, O_SUB, O_COL, O_BINS, O_NDCGK, O_ES, O_SEED, O_THREADS,
-        O_EVERY, O_C, O_MAXITER, O_TOL, O_NOINT, O_VGROUP
+        O_EVERY, O_C, O_MAXITER, O_TOL, O_NOINT, O_VGROUP, O_GUARD, O_BASEF, O_BASEW, O_IFOLDS,
+        O_MINT
     };
     static const struct option lo[] = {
         {"data", required_argument, 0, O_DATA},      {"valid", required_argument, 0, O_VALID},
@@ -266,6 +327,10 @@ int ops_cmd_train(int argc, char **argv)
         {"every", required_argument, 0, O_EVERY},    {"C", required_argument, 0, O_C},
         {"max-iter", required_argument, 0, O_MAXITER}, {"tol", required_argument, 0, O_TOL},
         {"no-intercept", no_argument, 0, O_NOINT},   {"valid-group", required_argument, 0, O_VGROUP},
+        {"guard", no_argument, 0, O_GUARD},          {"base-feature", required_argument, 0, O_BASEF},
+        {"base-weight", required_argument, 0, O_BASEW},
+        {"inner-folds", required_argument, 0, O_IFOLDS},
+        {"guard-min-t", required_argument, 0, O_MINT},
         DATA_OPTIONS,                                {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     const char *data = NULL, *valid_path = NULL, *out = NULL, *obj = NULL, *vgroup = NULL;
@@ -276,11 +341,32 @@ int ops_cmd_train(int argc, char **argv)
     rank_logreg_defaults(&lp);
     unsigned every = 10;
     int depth_set = 0, leaves_set = 0;
-    int c;
+    int guard = 0, threads_set = 0;
+    const char *settings_flag = NULL;   /* a settings flag --guard refuses */
+    const char *base_feature = NULL;
+    double base_weight = NAN;           /* NaN: fitted */
+    rank_guard_params grp;
+    rank_guard_defaults(&grp);
+    int c, li = -1;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", lo, &li)) != -1) {
         if (data_opt(&dopt, c)) continue;
+        if ((c >= O_TREES && c <= O_ES) || (c >= O_C && c <= O_NOINT)) settings_flag = lo[li].name;
+        li = -1;
         switch (c) {
+        case O_GUARD: guard = 1; break;
+        case O_BASEF: base_feature = optarg; break;
+        case O_BASEW:
+            if (parse_double(optarg, -1e300, 1e300, &base_weight))
+                TRAIN_USAGE_ERR("--base-weight must be a number");
+            break;
+        case O_IFOLDS:
+            if (parse_uint(optarg, 1000, &grp.inner_folds) || grp.inner_folds < 2)
+                TRAIN_USAGE_ERR("--inner-folds must be 2..1000");
+            break;
+        case O_MINT:
+            if (parse_double(optarg, 0, 1e300, &grp.min_t)) TRAIN_USAGE_ERR("--guard-min-t must be >= 0");
+            break;
         case O_DATA: data = optarg; break;
         case O_VALID: valid_path = optarg; break;
         case O_VGROUP: vgroup = optarg; break;
@@ -343,6 +429,7 @@ int ops_cmd_train(int argc, char **argv)
         case O_THREADS:
             if (parse_uint(optarg, 1024, &gp.threads) || !gp.threads)
                 TRAIN_USAGE_ERR("--threads must be 1..1024");
+            threads_set = 1;
             break;
         case O_EVERY:
             if (parse_uint(optarg, UINT_MAX, &every)) TRAIN_USAGE_ERR("--every must be >= 0");
@@ -370,6 +457,23 @@ int ops_cmd_train(int argc, char **argv)
     else if (strcmp(obj, "logistic") == 0) objective = RANK_OBJ_LOGISTIC;
     else TRAIN_USAGE_ERR("--objective must be lambdarank, binary or logistic");
     if (gp.early_stopping && !valid_path) TRAIN_USAGE_ERR("--early-stopping needs --valid");
+    if (guard) {
+        if (objective == RANK_OBJ_BINARY)
+            TRAIN_USAGE_ERR("--guard works with --objective lambdarank or logistic");
+        if (settings_flag)
+            TRAIN_USAGE_ERR("--guard chooses the settings itself: drop --%s", settings_flag);
+        if (!isnan(base_weight)) TRAIN_USAGE_ERR("--guard fits the base weight itself: drop --base-weight");
+        if (objective == RANK_OBJ_LOGISTIC && base_feature)
+            TRAIN_USAGE_ERR("--base-feature is for lambdarank (logistic --guard chooses C only)");
+        if (!base_feature) base_feature = "bm25f";
+        grp.objective = objective;
+        grp.seed = gp.seed;
+        if (threads_set) grp.threads = gp.threads;
+    } else if (base_feature && objective == RANK_OBJ_LOGISTIC) {
+        TRAIN_USAGE_ERR("--base-feature is for tree models (lambdarank, binary)");
+    } else if (!isnan(base_weight) && !base_feature) {
+        TRAIN_USAGE_ERR("--base-weight needs --base-feature");
+    }
     gp.objective = objective;
     /* --leaves alone bounds the tree by leaves only (LightGBM's num_leaves). */
     if (leaves_set && !depth_set) gp.max_depth = 0;
@@ -378,6 +482,8 @@ int ops_cmd_train(int argc, char **argv)
     fn_errbuf eb = {{0}};
     rank_dataset tr, va;
     rank_model_t *model = NULL;
+    rank_guard_report grd;
+    memset(&grd, 0, sizeof grd);
     int have_valid = 0;
     double t0 = now_s();
     if (load_data("train", data, dopt.group_file, &dopt, 0, &tr) != 0) goto fail;
@@ -392,7 +498,11 @@ int ops_cmd_train(int argc, char **argv)
             rank_dataset_free(&tr);
             if (load_data("train", data, dopt.group_file, &dopt, w, &tr) != 0) goto fail_valid;
         }
+        if (!same_names(&tr, data, &va, valid_path)) goto fail_valid;
     }
+    long base_col = -1;
+    if (base_feature && (base_col = resolve_feature(&tr, data, base_feature, dopt.zero_based)) < 0)
+        goto fail_valid;
     if (objective == RANK_OBJ_LAMBDARANK && tr.nqueries == 0) {
         fprintf(stderr, "funnel train: error: %s: lambdarank needs query groups (qid: tokens, "
                         "%s.query or --group)\n", data, data);
@@ -411,8 +521,27 @@ int ops_cmd_train(int argc, char **argv)
 
     train_log tl = {.obj = objective, .every = every, .trees = gp.trees, .has_valid = have_valid};
     double t1 = now_s();
-    int rc;
-    if (objective == RANK_OBJ_LOGISTIC)
+    int rc = 0;
+    if (!guard && base_col >= 0) {
+        gp.base_feature = (size_t)base_col;
+        gp.base_weight = base_weight;
+        if (isnan(base_weight) &&
+            (rc = rank_base_weight_fit(&tr, (size_t)base_col, objective, gp.ndcg_k, &gp.base_weight)) != 0) {
+            fprintf(stderr, "funnel train: error: cannot fit the base weight: %s\n", fn_strerror(rc));
+            goto fail_valid;
+        }
+        printf("base margin: %s (column %ld) x %.9g\n", base_feature, base_col, gp.base_weight);
+        fflush(stdout);
+        if (gp.base_weight == 0) gp.base_feature = 0;
+    }
+    if (guard) {
+        if (base_col >= 0) grp.base_feature = (size_t)base_col;
+        rc = rank_guard_train(&tr, &grp, &grd, &model, &eb);
+        if (rc == 0) {
+            rank_guard_report_print(&grd, (const char *const *)tr.feature_names, stderr);
+            fflush(stderr);
+        }
+    } else if (objective == RANK_OBJ_LOGISTIC)
         rc = rank_train_logistic(&tr, &lp, &model, &eb);
     else
         /* Without a callback the trainer skips the per-round training
@@ -453,7 +582,13 @@ int ops_cmd_train(int argc, char **argv)
     putchar('\n');
     free(sc);
     free(vs);
-    if (objective == RANK_OBJ_LOGISTIC)
+    if (guard && objective == RANK_OBJ_LOGISTIC)
+        printf("done: guard chose %s (logistic, %zu features), training %.3f s, wrote %s\n",
+               grd.cand[grd.chosen].name, rank_model_nfeatures(model), train_s, out);
+    else if (guard)
+        printf("done: guard chose %s (lambdarank, %zu trees + %zu weights), training %.3f s, wrote %s\n",
+               grd.cand[grd.chosen].name, ntr, rank_model_nweights(model), train_s, out);
+    else if (objective == RANK_OBJ_LOGISTIC)
         printf("done: %s, %zu features, training %.3f s, wrote %s\n", objective_name(objective),
                rank_model_nfeatures(model), train_s, out);
     else
@@ -464,6 +599,7 @@ int ops_cmd_train(int argc, char **argv)
 fail_model:
     rank_model_free(model);
 fail_valid:
+    rank_guard_report_free(&grd);
     if (have_valid) rank_dataset_free(&va);
 fail_train:
     rank_dataset_free(&tr);
@@ -480,8 +616,9 @@ static const char predict_usage[] =
     "Scores every row of FILE (SVMlight/LETOR) with MODEL and prints one score a\n"
     "line (%.9g): the raw margin, or with --proba the probability (sigmoid) of a\n"
     "binary or logistic model. Feature ids are taken as the model's columns\n"
-    "(1-based unless --zero-based). With --names, and a model that stores feature\n"
-    "names, columns are matched by name instead.\n"
+    "(1-based unless --zero-based). When the model stores feature names and the\n"
+    "data has them too (a '# features: ...' first line, or --names), columns are\n"
+    "matched by name instead; model features the data lacks score as missing.\n"
     "  --out FILE   write the scores there instead of stdout\n"
     "Exit status: 0 ok, 1 bad data or model, 2 usage error.\n";
 
@@ -559,16 +696,30 @@ int ops_cmd_predict(int argc, char **argv)
         goto fail_model;
     }
     size_t nf = rank_model_nfeatures(m);
-    int by_name = dopt.names_file && nf > 0 && rank_model_feature_name(m, 0) != NULL;
-    if (load_data_width("predict", data, dopt.group_file, &dopt, by_name ? 0 : nf, &d) != 0)
-        goto fail_model;
+    int model_named = 0;
+    for (size_t i = 0; i < nf && !model_named; i++) model_named = rank_model_feature_name(m, i) != NULL;
+    /* Names on both sides (the model's, and the data's header or --names):
+     * columns are matched by name; otherwise by position. */
+    if (load_data("predict", data, dopt.group_file, &dopt, 0, &d) != 0) goto fail_model;
     const float *X = d.X;
     size_t stride = d.nfeatures;
-    if (by_name && d.feature_names) {
+    if (model_named && d.feature_names) {
         if ((rc = remap_by_name(m, &d, &Xn)) != 0) {
             fprintf(stderr, "funnel predict: error: %s\n", fn_strerror(rc));
             goto fail_data;
         }
+        size_t missing = 0;
+        for (size_t j = 0; j < nf; j++) {
+            const char *name = rank_model_feature_name(m, j);
+            int found = 0;
+            for (size_t k = 0; name && k < d.nfeatures && !found; k++)
+                found = d.feature_names[k] && strcmp(d.feature_names[k], name) == 0;
+            if (name && !found && missing++ < 8)
+                fprintf(stderr, "%s%s", missing == 1 ? "funnel predict: warning: features of the model "
+                                                       "the data does not name (scored as missing): " : ", ",
+                        name);
+        }
+        if (missing) fprintf(stderr, "%s\n", missing > 8 ? ", ..." : "");
         X = Xn;
         stride = nf;
     } else if (stride < nf) {
@@ -621,7 +772,9 @@ static const char model_usage[] =
     "gbtree; rank:*, binary:logistic, reg:logistic, reg:squarederror) into the\n"
     "funnel model format; feature fN becomes column N (file id N+1 for 1-based\n"
     "data, as XGBoost reads LIBSVM files). info prints kind, objective,\n"
-    "features, trees, max depth, leaves, base score and named features.\n"
+    "features, trees, max depth, leaves, base score, named features, the count\n"
+    "of nonzero weights and, for tree models, each weight of the linear part\n"
+    "(\"weight<TAB>COLUMN<TAB>NAME<TAB>VALUE\", column 0-based).\n"
     "Exit status: 0 ok, 1 unreadable or unsupported model, 2 usage error.\n";
 
 static int model_import(int argc, char **argv)
@@ -684,6 +837,15 @@ static int model_info(int argc, char **argv)
         printf("leaves\t%zu\n", rank_model_nleaves(m));
     }
     printf("base_score\t%.9g\n", rank_model_base_score(m));
+    /* a tree model's linear part (base margin), one line a weight; linear
+     * models (thousands of hashed columns) only get the count */
+    printf("weights\t%zu\n", rank_model_nweights(m));
+    for (size_t i = 0; trees && i < nf; i++) {
+        double w = rank_model_weight(m, i);
+        if (w == 0) continue;
+        const char *name = rank_model_feature_name(m, i);
+        printf("weight\t%zu\t%s\t%.17g\n", i, name ? name : "-", w);
+    }
     rank_model_free(m);
     return OPS_EXIT_OK;
 }

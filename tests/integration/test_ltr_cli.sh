@@ -117,6 +117,104 @@ seq 1 300 | sed 's/^/f/' >"$T/names"
 cmp -s "$T/pn1" "$T/pn2" || fail "by-name scoring differs"
 ok "feature names stored and matched"
 
+# ---- '# features:' header: names travel into the model; predict matches by name ----
+# Synthetic queries (python's seeded random: the same file everywhere): bm25f
+# sees the utility through noise; with SIG > 0 column 'extra' carries what
+# bm25f misses, the other columns are noise.
+gen() {  # NQ SIG SEED [rev: columns written in reverse order]
+    "$PY" -c '
+import math, random, sys
+nq, sig, seed = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+rev = len(sys.argv) > 4 and sys.argv[4] == "rev"
+random.seed(seed)
+names = ["bm25f", "extra"] + ["noise%d" % i for i in range(10)]
+order = list(range(len(names)))[::-1] if rev else list(range(len(names)))
+print("# features: " + " ".join(names[i] for i in order))
+sd = math.sqrt(1 + sig * sig + 0.09)
+for q in range(nq):
+    for d in range(40):
+        z1, z2 = random.gauss(0, 1), random.gauss(0, 1)
+        u = z1 + sig * z2 + 0.3 * random.gauss(0, 1)
+        lab = 2 if u > 1.75 * sd else 1 if u > 1.2 * sd else 0
+        x = [round(8 + 2 * (z1 + 0.6 * random.gauss(0, 1)), 3), round(z2, 3)] + \
+            [round(random.gauss(0, 1), 3) for _ in range(10)]
+        print("%d qid:%d %s # doc %d" % (lab, q, " ".join("%d:%g" % (k + 1, x[i]) for k, i in enumerate(order)), d))
+' "$@"
+}
+gen 100 0.6 1 >"$T/sig.svm" && gen 100 0.6 2 >"$T/sigte.svm" && gen 100 0.6 2 rev >"$T/sigrev.svm" \
+    && gen 100 0 3 >"$T/noise.svm" || fail "generating data"
+"$FUNNEL" train --data "$T/sig.svm" --objective lambdarank --trees 10 --depth 3 --every 0 --out "$T/hdr.model" \
+    >/dev/null 2>&1 || fail "train on a file with a features header"
+"$FUNNEL" model info "$T/hdr.model" | grep -qx 'named_features	12' || fail "header names not stored"
+grep -qx 'feature 1 extra' "$T/hdr.model" || fail "header name of column 1"
+"$FUNNEL" predict --model "$T/hdr.model" --data "$T/sigte.svm" >"$T/ph1" || fail "predict a file with a header"
+"$FUNNEL" predict --model "$T/hdr.model" --data "$T/sigrev.svm" >"$T/ph2" || fail "predict reversed columns"
+cmp -s "$T/ph1" "$T/ph2" || fail "columns in another order are not matched by name"
+head -n 1 "$T/sigte.svm" | sed 's/ noise9$//' >"$T/short.svm"; tail -n +2 "$T/sigte.svm" >>"$T/short.svm"
+"$FUNNEL" train --data "$T/short.svm" --objective lambdarank --out "$T/x" >/dev/null 2>"$T/err"
+rc=$?; [ $rc -eq 1 ] || fail "header with 11 names for 12 columns: exit $rc, want 1"
+grep -q "short.svm:1: the features header names 11 features but the data has 12 columns" "$T/err" \
+    || { cat "$T/err"; fail "header count message"; }
+ok "features header: names stored, predict matches columns by name, count mismatch is FILE:1"
+
+# ---- base margin: the model carries 'weight COLUMN W' and model info shows it ----
+"$FUNNEL" train --data "$T/sig.svm" --objective lambdarank --base-feature bm25f --base-weight 0.5 --trees 5 \
+    --depth 2 --every 0 --out "$T/bm.model" >"$T/bm.out" 2>&1 || { cat "$T/bm.out"; fail "train --base-feature"; }
+grep -q '^base margin: bm25f (column 0) x 0.5$' "$T/bm.out" || { cat "$T/bm.out"; fail "base margin line"; }
+[ "$(tail -n 2 "$T/bm.model" | tr '\n' ' ')" = 'weight 0 0.5 end ' ] || fail "base margin weight in the model"
+"$FUNNEL" model info "$T/bm.model" | grep -qx 'weight	0	bm25f	0.5' || fail "model info: linear part"
+ok "base margin: $(grep '^done' "$T/bm.out")"
+
+# ---- --guard: inner CV by query; the report on stderr ----
+"$FUNNEL" train --data "$T/sig.svm" --objective lambdarank --guard --out "$T/g.model" >"$T/g.out" 2>"$T/g.err" \
+    || { cat "$T/g.out" "$T/g.err"; fail "train --guard"; }
+grep -q '^guard: base  ' "$T/g.err" && grep -q '^guard: lm-d2-t50-a0.25 ' "$T/g.err" \
+    && [ "$(grep -c '^guard: lm-' "$T/g.err")" -eq 9 ] || { cat "$T/g.err"; fail "guard report: candidates"; }
+grep -q '^guard: chose lm-' "$T/g.err" || { cat "$T/g.err"; fail "signal beyond bm25f: the guard should use it"; }
+grep -q '^done: guard chose lm-' "$T/g.out" || { cat "$T/g.out"; fail "guard summary"; }
+"$FUNNEL" predict --model "$T/g.model" --data "$T/sigte.svm" >"$T/pg" || fail "predict guarded model"
+"$FUNNEL" rank-eval --data "$T/sigte.svm" --scores "$T/pg" >"$T/eg" || fail "rank-eval guarded"
+tail -n +2 "$T/sigte.svm" | cut -d' ' -f3 | sed 's/^1://' >"$T/pbase"
+"$FUNNEL" rank-eval --data "$T/sigte.svm" --scores "$T/pbase" >"$T/eb" || fail "rank-eval base"
+G10=$(awk '$1=="ndcg@10"{print $2}' "$T/eg"); B10=$(awk '$1=="ndcg@10"{print $2}' "$T/eb")
+awk -v g="$G10" -v b="$B10" 'BEGIN{exit !(g > b + 0.02)}' || fail "held out: guard $G10 vs bm25f $B10"
+# the same seed, one thread: the same model
+"$FUNNEL" train --data "$T/sig.svm" --objective lambdarank --guard --threads 1 --out "$T/g1.model" >/dev/null 2>&1 \
+    || fail "train --guard --threads 1"
+cmp -s "$T/g.model" "$T/g1.model" || fail "guarded model differs with --threads 1"
+ok "guard with signal: $(grep '^guard: chose' "$T/g.err" | cut -d: -f2 | cut -d';' -f1); held out ndcg@10 $G10 vs bm25f $B10"
+
+"$FUNNEL" train --data "$T/noise.svm" --objective lambdarank --guard --seed 3 --out "$T/n.model" >"$T/n.out" 2>"$T/n.err" \
+    || { cat "$T/n.out" "$T/n.err"; fail "train --guard on noise"; }
+grep -q '^guard: chose base: no candidate is eligible' "$T/n.err" || { cat "$T/n.err"; fail "noise: base order expected"; }
+[ "$(tail -n 3 "$T/n.model" | tr '\n' ' ')" = 'trees 0 weight 0 1 end ' ] || fail "noise: the base-order model"
+"$FUNNEL" predict --model "$T/n.model" --data "$T/noise.svm" >"$T/pn" || fail "predict base-order model"
+# (scores are the float column printed with %.9g: 8.123 comes back as 8.12300014)
+tail -n +2 "$T/noise.svm" | cut -d' ' -f3 | sed 's/^1://' | paste - "$T/pn" \
+    | awk 'sprintf("%.6g", $1) != sprintf("%.6g", $2) {bad++} END{exit bad}' \
+    || fail "the base-order model does not reproduce bm25f"
+"$FUNNEL" rank-eval --data "$T/noise.svm" --scores "$T/pn" --digits 17 >"$T/en1" \
+    && tail -n +2 "$T/noise.svm" | cut -d' ' -f3 | sed 's/^1://' >"$T/pnb" \
+    && "$FUNNEL" rank-eval --data "$T/noise.svm" --scores "$T/pnb" --digits 17 >"$T/en2" && cmp -s "$T/en1" "$T/en2" \
+    || fail "the base-order model ranks differently from bm25f"
+ok "guard on noise keeps the bm25f order exactly ($(wc -l <"$T/pn") rows)"
+
+"$FUNNEL" train --data "$TR" --objective lambdarank --guard --base-feature 100 --out "$T/gl.model" >"$T/gl.out" 2>"$T/gl.err" \
+    || { cat "$T/gl.out" "$T/gl.err"; fail "guard on rank.train"; }
+grep -q '^guard: lambdarank, 201 queries' "$T/gl.err" || { cat "$T/gl.err"; fail "guard on rank.train: report"; }
+"$FUNNEL" train --data "$T/sig.svm" --objective logistic --guard --out "$T/gq.model" >"$T/gq.out" 2>"$T/gq.err" \
+    || { cat "$T/gq.out" "$T/gq.err"; fail "logistic --guard"; }
+grep -q '^guard: chose C=' "$T/gq.err" && "$FUNNEL" model info "$T/gq.model" | grep -qx 'kind	linear' \
+    || { cat "$T/gq.err"; fail "logistic --guard: C and a linear model"; }
+expect2 "$FUNNEL" train --data "$T/sig.svm" --objective lambdarank --guard --trees 5 --out "$T/x"
+expect2 "$FUNNEL" train --data "$T/sig.svm" --objective binary --guard --out "$T/x"
+expect2 "$FUNNEL" train --data "$T/sig.svm" --objective lambdarank --guard --inner-folds 1 --out "$T/x"
+expect2 "$FUNNEL" train --data "$T/sig.svm" --objective lambdarank --base-weight 2 --out "$T/x"
+"$FUNNEL" train --data "$TR" --objective lambdarank --guard --out "$T/x" >/dev/null 2>"$T/err"
+[ $? -eq 1 ] && grep -q "no feature named 'bm25f' (it has no feature names)" "$T/err" || { cat "$T/err"; fail "no bm25f"; }
+[ ! -e "$T/x" ] || fail "a refused --guard wrote a model"
+ok "guard on rank.train ($(grep '^guard: chose' "$T/gl.err" | cut -d' ' -f3)), logistic ($(grep '^guard: chose' "$T/gq.err" | cut -d' ' -f3)), usage errors"
+
 # ---- XGBoost import: predictions within 1e-5 of XGBoost's ----
 if ! "$PY" -c 'import xgboost, sklearn' 2>/dev/null; then
     echo "SKIP: python3-xgboost / python3-sklearn not installed"
