@@ -20,6 +20,8 @@ static const char usage[] =
     "  predict        score SVMlight/LETOR rows with a model\n"
     "  model          import-xgboost m.json --out MODEL | info MODEL\n"
     "  rank-eval      NDCG@k and MAP of scores against SVMlight/LETOR labels\n"
+    "  clicks         simulate: simulated users' clicks on logged pages (impressions)\n"
+    "  traindata      training data (SVMlight/LETOR) from impressions and clicks\n"
     "\n"
     "  --version      print the version, git id and index schema, exit 0\n"
     "\n"
@@ -49,6 +51,8 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "predict") == 0) return ops_cmd_predict(argc - 1, argv + 1);
     if (strcmp(cmd, "model") == 0) return ops_cmd_model(argc - 1, argv + 1);
     if (strcmp(cmd, "rank-eval") == 0) return ops_cmd_rank_eval(argc - 1, argv + 1);
+    if (strcmp(cmd, "clicks") == 0) return ops_cmd_clicks(argc - 1, argv + 1);
+    if (strcmp(cmd, "traindata") == 0) return ops_cmd_traindata(argc - 1, argv + 1);
     fprintf(stderr, "funnel: unknown command '%s'\n", cmd);
     fputs(usage, stderr);
     return OPS_EXIT_USAGE;

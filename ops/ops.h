@@ -28,6 +28,9 @@ int ops_cmd_train(int argc, char **argv);
 int ops_cmd_predict(int argc, char **argv);
 int ops_cmd_model(int argc, char **argv);
 int ops_cmd_rank_eval(int argc, char **argv);
+/* engagement logs (ops_engage.c, docs/engagement.md) */
+int ops_cmd_clicks(int argc, char **argv);
+int ops_cmd_traindata(int argc, char **argv);
 
 /* ---- locating the daemons (ops_util.c) ---- */
 
@@ -109,5 +112,144 @@ int ops_pid_alive(pid_t pid, const char *marker);
  * @return a new reference (json_decref), NULL on out-of-memory
  */
 json_t *ops_pb_to_json(const ProtobufCMessage *m);
+
+/* ---- engagement: simulated users and training data from impressions and
+ * clicks (ops_engage.c; formats, models and label rules in docs/engagement.md) ---- */
+
+/* Positions in impressions and clicks are 1..OPS_ENGAGE_MAX_POSITION. */
+#define OPS_ENGAGE_MAX_POSITION 1000000u
+
+/* How bad impression/click lines are handled. With skip_bad 0 the first one
+ * is the error (FN_EPARSE, "FILE:LINE: reason" in eb); with skip_bad 1 each
+ * is passed to warn ("FILE:LINE: reason", may be NULL), counted in skipped
+ * and left out. */
+typedef void (*ops_engage_warn_fn)(void *ud, const char *msg);
+typedef struct ops_engage_input {
+    int skip_bad;
+    ops_engage_warn_fn warn;
+    void *ud;
+    size_t skipped;             /* out: bad lines left out */
+} ops_engage_input;
+
+/* -- simulated users -- */
+
+#define OPS_SIM_LEVELS 5        /* relevance levels 0..4 (grades are mapped onto them) */
+enum { OPS_SIM_CASCADE = 0, OPS_SIM_PBM = 1 };
+
+typedef struct ops_sim_params {
+    int model;                              /* OPS_SIM_CASCADE or OPS_SIM_PBM */
+    double click[OPS_SIM_LEVELS];           /* P(click | examined, level) */
+    double stop[OPS_SIM_LEVELS];            /* cascade: P(stop | clicked, level) */
+    double eta;                             /* pbm: P(examine position p) = p^-eta */
+    double dwell_median[OPS_SIM_LEVELS];    /* seconds; dwell = median * exp(sigma * N(0,1)) */
+    double dwell_sigma;
+    double scan_s;                          /* seconds per result read (click times only) */
+} ops_sim_params;
+
+/** The documented defaults (docs/engagement.md), model cascade. */
+void ops_sim_defaults(ops_sim_params *p);
+
+/** The seed of one simulated session: a function of (seed, request id) only. */
+uint64_t ops_sim_seed(uint64_t seed, const char *request_id);
+
+/** Relevance level 0..4 of a qrels grade when the largest grade is max_grade
+ * (>= 1): round(4 * grade / max_grade), grade clamped to [0, max_grade]. */
+unsigned ops_sim_level(long grade, long max_grade);
+
+typedef struct ops_sim_click {
+    size_t hit;                 /* index on the page (0 = top) */
+    double dwell;               /* seconds, rounded to 0.1 */
+    double offset_s;            /* click time - impression time */
+} ops_sim_click;
+
+/**
+ * @brief One simulated user on one page of n hits, top first: levels[i] is
+ * hit i's level (0..4), positions[i] its position. Deterministic in seed.
+ * @param[out] clicks room for n; filled in click order
+ * @return the number of clicks
+ */
+size_t ops_sim_session(const ops_sim_params *p, const unsigned char *levels,
+                       const uint32_t *positions, size_t n, uint64_t seed, ops_sim_click *clicks);
+
+/* Graded judgments: TREC qrels "qid iter docid grade" (eval.h's format). */
+typedef struct ops_grades ops_grades;
+/** 0, -errno, FN_EPARSE ("FILE:LINE: reason" in eb) or -ENOMEM. */
+int ops_grades_load(const char *path, ops_grades **out, fn_errbuf *eb);
+/** The grade of (qid, docid); 0 when not judged. qid is qidlen bytes. */
+long ops_grades_get(const ops_grades *g, const char *qid, size_t qidlen, const char *docid);
+/** Is any document of qid judged? */
+int ops_grades_has_query(const ops_grades *g, const char *qid, size_t qidlen);
+/** The largest grade in the file (at least 1). */
+long ops_grades_max(const ops_grades *g);
+void ops_grades_free(ops_grades *g);
+
+typedef struct ops_sim_stats {
+    size_t impressions;         /* impression lines simulated */
+    size_t sessions;
+    size_t clicks;
+    size_t silent;              /* sessions without a click */
+    size_t unjudged;            /* impressions of a query without judgments */
+} ops_sim_stats;
+
+/**
+ * @brief Simulate `sessions` users on every impression of the files: click
+ * lines to clicks_out; with sessions > 1 the impressions, once per session
+ * with request id "ID/k" (k = 1..sessions), to impressions_out (required
+ * then; with sessions == 1 it may be NULL, else gets the lines unchanged).
+ * max_grade 0 = ops_grades_max(g). A repeated request id is a bad line.
+ * @return 0, FN_EPARSE (bad line, see ops_engage_input), -errno, -ENOMEM
+ */
+int ops_clicks_simulate(const ops_sim_params *p, const ops_grades *g, long max_grade,
+                        uint64_t seed, unsigned sessions, const char *const *impressions,
+                        size_t nimpressions, FILE *clicks_out, FILE *impressions_out,
+                        ops_engage_input *in, ops_sim_stats *st, fn_errbuf *eb);
+
+/* -- training data -- */
+
+typedef struct ops_engage_log ops_engage_log;     /* impressions joined with clicks */
+int ops_engage_log_new(ops_engage_log **out);
+void ops_engage_log_free(ops_engage_log *lg);
+/** Add an impressions file (JSON Lines). 0, FN_EPARSE, -errno, -ENOMEM. */
+int ops_engage_load_impressions(ops_engage_log *lg, const char *path, ops_engage_input *in,
+                                fn_errbuf *eb);
+/** Add a clicks file; every click must join an impression loaded before. */
+int ops_engage_load_clicks(ops_engage_log *lg, const char *path, ops_engage_input *in,
+                           fn_errbuf *eb);
+
+enum { OPS_TD_POINTWISE = 0, OPS_TD_PAIRWISE = 1 };
+enum { OPS_TD_PROP_DATA = 0, OPS_TD_PROP_PBM = 1, OPS_TD_PROP_NONE = 2 };
+
+typedef struct ops_traindata_opts {
+    int mode;                   /* OPS_TD_POINTWISE or OPS_TD_PAIRWISE */
+    double min_dwell;           /* a click with dwell >= this is satisfied (10 s) */
+    int propensity;             /* pointwise: OPS_TD_PROP_* (data) */
+    double eta;                 /* propensity pbm: p^-eta (1) */
+    double clip;                /* propensities below this count as this (0.1) */
+    double smoothing;           /* pseudo-examinations without a satisfied click (1) */
+    double cuts[4];             /* label = number of cuts <= rate */
+} ops_traindata_opts;
+
+void ops_traindata_defaults(ops_traindata_opts *o);
+
+typedef struct ops_traindata_stats {
+    size_t impressions, clicks, clicks_no_dwell, duplicate_clicks;
+    size_t queries, rows;
+    size_t features;            /* columns named in the header */
+    size_t feature_lists;       /* distinct "features" lists in the impressions */
+    size_t no_vector;           /* (query, doc) pairs left out: no feature vector */
+    size_t labels[16];          /* rows by label (the last counts 15 and above) */
+    size_t prefs, pairs_kept, pairs_tied, pairs_cycle;   /* pairwise */
+    double propensity[10];      /* the propensities of positions 1..10 used */
+} ops_traindata_stats;
+
+/**
+ * @brief Write SVMlight/LETOR rows from lg to out: "# features: ..." first
+ * (the union of the impressions' names, up to the last column a row has),
+ * "# qid N = STRING" for the non-numeric query ids that have rows, then
+ * "LABEL qid:N i:v ... # DOCID" rows grouped by query, queries by N.
+ * @return 0, FN_EINVAL (no feature vectors; message in eb), -EIO, -ENOMEM
+ */
+int ops_traindata_write(const ops_engage_log *lg, const ops_traindata_opts *o, FILE *out,
+                        ops_traindata_stats *st, fn_errbuf *eb);
 
 #endif
