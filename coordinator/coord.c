@@ -17,15 +17,20 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <grpc/support/time.h>
 
 #include "fn_arena.h"
 #include "fn_log.h"
+#include "feature_registry.h"
+#include "stage.h"
+#include "stage2.h"
 #include "funnel.pb-c.h"
 #include "health.pb-c.h"
 #include "merge.h"
@@ -68,9 +73,12 @@ typedef struct backend {
 
 struct coord {
     uv_loop_t *loop;
-    coord_opts o;                /* breaker fields with their defaults filled in */
+    coord_opts o;
+    rank_ranker *stage2;         /* the stage-2 model (loop thread; NULL = none) */
+    const char *fnames[64];      /* the registry's names: every column */
+    size_t nfnames;                /* breaker fields with their defaults filled in */
     rpc_server_t *srv;
-    rpc_method methods[2];
+    rpc_method methods[3];
     backend *backends;           /* all replicas, shard-major */
     uint32_t *first;             /* first[s] = index of shard s's first replica */
     uint32_t *rr;                /* round-robin position per shard */
@@ -110,6 +118,8 @@ typedef struct search {
     int64_t shard_ms;            /* time the shard calls were given */
     size_t pending;
     Funnel__V1__ShardSearchRequest sreq;
+    uint32_t win[3];             /* effective selection_k, stage1_k, stage2_k (global) */
+    int mode;                    /* the request's FeatureMode */
     fn_arena mem;                /* all of this search's memory but itself */
     ProtobufCAllocator pba;      /* unpacks shard replies into mem */
     uint32_t nslots;
@@ -390,6 +400,16 @@ static void on_shard_done(void *ud, grpc_status_code code, const char *details,
 
 /* ---- the response ---- */
 
+static char *ar_strdup(fn_arena *a, const char *s) { return fn_arena_strdup(a, s); }
+
+/* A shard's part of a global window: ceil(w x overprovision / shards). */
+static uint32_t per_shard(uint32_t w, double ovp, uint32_t nshards)
+{
+    if (nshards <= 1) return w;
+    double x = ceil((double)w * ovp / nshards);
+    return x >= w ? w : (uint32_t)x;
+}
+
 static Funnel__V1__StageInfo *stage(fn_arena *a, const char *name, int ran, uint64_t time_us,
                                     uint64_t in, uint64_t out, const char *note)
 {
@@ -415,7 +435,7 @@ static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *re
     coord_t *c = s->c;
     uint32_t n = s->nslots;
     uint64_t docs_total = 0, sel_time = 0, merged_in = 0;
-    int have_terms = 0;
+    int have_terms = 0, features_ok = 1;
 
     funnel__v1__search_response__init(resp);
     funnel__v1__coverage__init(cov);
@@ -443,6 +463,16 @@ static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *re
         }
         const Funnel__V1__ShardSearchResponse *r = sl->resp;
         cov->shards_answered++;
+        if (r->n_feature_names && !coord_features_match(r->feature_names, r->n_feature_names)) {
+            features_ok = 0;
+            if (!sl->b->warned_mismatch) {
+                sl->b->warned_mismatch = 1;
+                FN_WARN("%s sends features this coordinator does not know (another build?): "
+                        "stage 2 will not run on them", sl->b->addr);
+            }
+        }
+        for (size_t h = 0; h < r->n_hits && features_ok; h++)
+            if (s->sreq.features && r->hits[h]->n_features != r->n_feature_names) features_ok = 0;
         cov->docs_searched += r->docs;
         if (!docs_total) docs_total = r->docs_total;
         resp->total_matches += r->matches;
@@ -475,74 +505,175 @@ static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *re
     cov->docs_total = docs_total;
     resp->partial = cov->shards_failed > 0;
 
-    /* The exact merge: global ranks [page*k, page*k + k). */
+    /* The exact merge by stage-1 score: the first W global ranks, W = the
+     * stage-2 window or the page's end, whichever is further. */
     uint64_t t_merge = uv_hrtime();
-    size_t skip = (size_t)s->req->page * s->k;
-    coord_merge_ref *refs = ar_alloc(a, s->k * sizeof *refs);
-    if (!refs) return -ENOMEM;
-    int merr = 0;
-    size_t got = coord_merge(lists, n, skip, s->k, refs, &merr);
-    if (merr) return merr;
-    uint64_t merge_us = (uv_hrtime() - t_merge) / 1000;
-
-    resp->hits = ar_alloc(a, (got ? got : 1) * sizeof *resp->hits);
-    Funnel__V1__Hit *hits = ar_alloc(a, (got ? got : 1) * sizeof *hits);
+    size_t page_end = (size_t)(s->req->page + 1) * s->k;
+    size_t want = s->mode ? s->k : (s->win[2] > page_end ? s->win[2] : page_end);
+    coord_merge_ref *refs = ar_alloc(a, (want ? want : 1) * sizeof *refs);
+    const Funnel__V1__ShardHit **mh = ar_alloc(a, (want ? want : 1) * sizeof *mh);
+    uint32_t *mshard = ar_alloc(a, (want ? want : 1) * sizeof *mshard);
     if (a->oom) return -ENOMEM;
-    /* explain is bounded: details for the first max_explain_hits global
-     * ranks only (each shard explained its own top that many, which holds
-     * every one of them) */
-    size_t nexpl = 0;
-    if (s->req->explain && skip < c->o.limits.max_explain_hits) {
-        nexpl = c->o.limits.max_explain_hits - skip;
-        if (nexpl > got) nexpl = got;
-    }
-    resp->explained_hits = (uint32_t)nexpl;
+    int merr = 0;
+    size_t got = coord_merge(lists, n, 0, want, refs, &merr);
+    if (merr) return merr;
     for (size_t i = 0; i < got; i++) {
         shard_slot *sl = &s->slots[refs[i].list];
         uint32_t pos = perms[refs[i].list] ? perms[refs[i].list][refs[i].pos] : refs[i].pos;
-        const Funnel__V1__ShardHit *sh = sl->resp->hits[pos];
-        Funnel__V1__Hit *h = &hits[i];
+        mh[i] = sl->resp->hits[pos];
+        mshard[i] = sl->shard;
+    }
+    uint64_t merge_us = (uv_hrtime() - t_merge) / 1000;
+
+    /* stage 2 over the window (none for a selection-features request) */
+    const rank_ranker *model = s->req->skip_models || s->mode ? NULL : c->stage2;
+    size_t window = s->mode == FUNNEL__V1__FEATURE_MODE__FEATURES_SELECTION ? 0
+                  : s->mode == FUNNEL__V1__FEATURE_MODE__FEATURES_WINDOW ? got : s->win[2];
+    int want_rows = (model || s->req->explain || s->mode == FUNNEL__V1__FEATURE_MODE__FEATURES_WINDOW) &&
+                    features_ok;
+    coord_stage2_out st2;
+    int rc = coord_stage2(a, mh, got, window, model, want_rows, &st2);
+    if (rc) return rc;
+    if (model && !st2.ran && !features_ok)
+        snprintf(st2.acct.note, sizeof st2.acct.note,
+                 "not run: the shards' features do not match this coordinator's (%s); merge order kept",
+                 rank_ranker_describe(model));
+    else if (!model && !s->mode)
+        snprintf(st2.acct.note, sizeof st2.acct.note, "no model%s: merge order kept",
+                 s->req->skip_models ? " (skip_models)" : "");
+    else if (s->mode)
+        snprintf(st2.acct.note, sizeof st2.acct.note, "features request: merge order kept");
+
+    /* the page (a features request returns its k candidates instead) */
+    size_t from = s->mode ? 0 : (size_t)s->req->page * s->k;
+    size_t to = s->mode ? got : (page_end < got ? page_end : got);
+    size_t npage = to > from ? to - from : 0;
+    resp->hits = ar_alloc(a, (npage ? npage : 1) * sizeof *resp->hits);
+    Funnel__V1__Hit *hits = ar_alloc(a, (npage ? npage : 1) * sizeof *hits);
+    if (a->oom) return -ENOMEM;
+    /* explain is bounded: details for the first max_explain_hits global
+     * ranks only (each shard explained its own top that many) */
+    size_t nexpl = 0;
+    if (s->req->explain && from < c->o.limits.max_explain_hits) {
+        nexpl = c->o.limits.max_explain_hits - from;
+        if (nexpl > npage) nexpl = npage;
+    }
+    resp->explained_hits = (uint32_t)nexpl;
+    int stage1_ran = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (s->slots[i].resp && s->slots[i].resp->n_stages > 1 && s->slots[i].resp->stages[1]->ran)
+            stage1_ran = 1;
+    size_t nfeat = s->mode == FUNNEL__V1__FEATURE_MODE__FEATURES_SELECTION ? idx_features_cheap()
+                   : st2.rows ? st2.ncols : 0;
+    if (nfeat && (s->mode || nexpl)) {
+        size_t nreg;
+        const idx_feature_def *reg = idx_features(&nreg);
+        resp->feature_names = ar_alloc(a, nfeat * sizeof *resp->feature_names);
+        if (!resp->feature_names) return -ENOMEM;
+        for (size_t f = 0; f < nfeat; f++) resp->feature_names[f] = (char *)reg[f].name;
+        resp->n_feature_names = nfeat;
+    }
+    for (size_t p = from; p < to; p++) {
+        size_t e = st2.order[p];
+        const Funnel__V1__ShardHit *sh = mh[e];
+        Funnel__V1__Hit *h = &hits[p - from];
         funnel__v1__hit__init(h);
         h->id = sh->id;
         h->title = sh->title;
         h->url = sh->url;
-        h->score = sh->score;
-        h->shard = sl->shard;
-        if (i < nexpl) {
+        h->score = st2.score[p];
+        h->shard = mshard[e];
+        int in_window = p < st2.window && st2.ran;
+        int expl = p - from < nexpl;
+        /* the score at every stage that ran; with explain the others too */
+        size_t ns = 0, cap = 3 + sizeof later_stages / sizeof later_stages[0];
+        h->stages = ar_alloc(a, cap * sizeof *h->stages);
+        Funnel__V1__StageScore *ss = ar_alloc(a, cap * sizeof *ss);
+        if (a->oom) return -ENOMEM;
+        const char *names[] = { "selection", "stage1", "stage2", "blender", "filter" };
+        /* a shard that reports no stages (an older build) sent its selection
+         * score as the score */
+        const Funnel__V1__ShardSearchResponse *sr = s->slots[mshard[e]].resp;   /* slot i = shard i */
+        double sel_score = sr->n_stages ? sh->selection_score : sh->score;
+        double scores[] = { sel_score, sh->stage1_score, st2.score[p], 0, 0 };
+        int ran[] = { 1, stage1_ran, in_window, 0, 0 };
+        for (size_t j = 0; j < 5; j++) {
+            if (!ran[j] && !expl) continue;
+            funnel__v1__stage_score__init(&ss[ns]);
+            ss[ns].stage = (char *)names[j];
+            ss[ns].ran = ran[j];
+            ss[ns].score = ran[j] ? scores[j] : 0.0;
+            h->stages[ns] = &ss[ns];
+            ns++;
+        }
+        h->n_stages = ns;
+        if (expl) {
             h->n_terms = sh->n_terms;
             h->terms = sh->terms;
-            size_t ns = 1 + sizeof later_stages / sizeof later_stages[0];
-            h->stages = ar_alloc(a, ns * sizeof *h->stages);
-            Funnel__V1__StageScore *ss = ar_alloc(a, ns * sizeof *ss);
-            if (a->oom) return -ENOMEM;
-            for (size_t j = 0; j < ns; j++) {
-                funnel__v1__stage_score__init(&ss[j]);
-                ss[j].stage = (char *)(j == 0 ? "selection" : later_stages[j - 1]);
-                ss[j].ran = j == 0;
-                ss[j].score = j == 0 ? sh->score : 0.0;
-                h->stages[j] = &ss[j];
-            }
-            h->n_stages = ns;
         }
-        resp->hits[i] = h;
+        if (resp->n_feature_names && (s->mode || expl)) {
+            if (s->mode == FUNNEL__V1__FEATURE_MODE__FEATURES_SELECTION) {
+                h->features = sh->features;
+                h->n_features = sh->n_features < nfeat ? sh->n_features : nfeat;
+            } else if (st2.rows) {
+                h->features = st2.rows + e * st2.ncols;
+                h->n_features = st2.ncols;
+            }
+        }
+        resp->hits[p - from] = h;
     }
-    resp->n_hits = got;
+    resp->n_hits = npage;
 
     /* Funnel order: selection, stage1 (shards), merge, stage2, blender, filter. */
-    uint64_t window = (uint64_t)(s->req->page + 1) * s->k;
-    uint64_t merged_out = merged_in < window ? merged_in : window;
+    uint64_t sel_out = 0, s1_in = 0, s1_out = 0, s1_time = 0;
+    const char *s1_note = "";
+    for (uint32_t i = 0; i < n; i++) {
+        const Funnel__V1__ShardSearchResponse *r = s->slots[i].resp;
+        if (!r || s->slots[i].code != GRPC_STATUS_OK) continue;
+        if (r->n_stages < 2) {   /* an older shard: its matches were its candidates */
+            sel_out += r->matches;
+            continue;
+        }
+        sel_out += r->stages[0]->count_out;
+        s1_in += r->stages[1]->count_in;
+        s1_out += r->stages[1]->count_out;
+        if (r->stages[1]->time_us > s1_time) s1_time = r->stages[1]->time_us;
+        if (!*s1_note && r->stages[1]->note) s1_note = r->stages[1]->note;
+    }
     resp->stages = ar_alloc(a, 6 * sizeof *resp->stages);
     if (!resp->stages) return -ENOMEM;
-    size_t ns = 0;
-    resp->stages[ns++] = stage(a, "selection", 1, sel_time, cov->docs_searched,
-                               resp->total_matches, "BM25F on the shards");
-    resp->stages[ns++] = stage(a, "stage1", 0, 0, 0, 0, NOT_BUILT);
-    resp->stages[ns++] = stage(a, "merge", 1, merge_us, merged_in, merged_out, NULL);
-    resp->stages[ns++] = stage(a, "stage2", 0, 0, 0, 0, NOT_BUILT);
-    resp->stages[ns++] = stage(a, "blender", 0, 0, 0, 0, NOT_BUILT);
-    resp->stages[ns++] = stage(a, "filter", 0, 0, 0, 0, NOT_BUILT);
+    size_t nst = 0;
+    resp->stages[nst++] = stage(a, "selection", 1, sel_time, cov->docs_searched, sel_out,
+                                "BM25F + static signals on the shards");
+    if (!*s1_note) s1_note = "no model reported by the shards: selection order kept";
+    resp->stages[nst++] = stage(a, "stage1", stage1_ran, s1_time, s1_in, s1_out, s1_note);
+    resp->stages[nst++] = stage(a, "merge", 1, merge_us, merged_in, got, NULL);
+    resp->stages[nst++] = stage(a, "stage2", st2.ran, st2.acct.time_us, st2.acct.count_in,
+                                st2.acct.count_out, ar_strdup(a, st2.acct.note));
+    resp->stages[nst++] = stage(a, "blender", 0, 0, 0, 0, NOT_BUILT);
+    resp->stages[nst++] = stage(a, "filter", 0, 0, 0, 0, NOT_BUILT);
     if (a->oom) return -ENOMEM;
-    resp->n_stages = ns;
+    resp->n_stages = nst;
+    if (s->req->explain) {
+        /* the shard stages, shard by shard */
+        for (int st = 0; st < 2; st++) {
+            Funnel__V1__StageInfo *si = resp->stages[st];
+            si->shards = ar_alloc(a, n * sizeof *si->shards);
+            Funnel__V1__ShardStage *ps = ar_alloc(a, n * sizeof *ps);
+            if (a->oom) return -ENOMEM;
+            for (uint32_t i = 0; i < n; i++) {
+                const Funnel__V1__ShardSearchResponse *r = s->slots[i].resp;
+                if (!r || s->slots[i].code != GRPC_STATUS_OK || r->n_stages < 2) continue;
+                Funnel__V1__ShardStage *x = &ps[si->n_shards];
+                funnel__v1__shard_stage__init(x);
+                x->shard = s->slots[i].shard;
+                x->time_us = r->stages[st]->time_us;
+                x->count_in = r->stages[st]->count_in;
+                x->count_out = r->stages[st]->count_out;
+                si->shards[si->n_shards++] = x;
+            }
+        }
+    }
     resp->request_id = s->req->request_id;
     return 0;
 }
@@ -633,9 +764,33 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     s->nslots = n;
     funnel__v1__shard_search_request__init(&s->sreq);
     s->sreq.query = req->query;
-    s->sreq.k = (req->page + 1) * k;
     s->sreq.explain = req->explain;
     s->sreq.explain_hits = c->o.limits.max_explain_hits;
+    /* the funnel's windows: global budgets a request may only lower; each
+     * shard gets its share times the overprovision, and enough for the page */
+    const uint32_t cfgw[3] = { c->o.selection_k, c->o.stage1_k, c->o.stage2_k };
+    const uint32_t reqw[3] = { req->selection_k, req->stage1_k, req->stage2_k };
+    for (int w = 0; w < 3; w++) s->win[w] = reqw[w] && reqw[w] < cfgw[w] ? reqw[w] : cfgw[w];
+    s->mode = (int)req->features;
+    uint32_t page_end = (req->page + 1) * k;
+    int stage2 = c->stage2 && !req->skip_models && !s->mode;
+    uint32_t s1 = per_shard(s->win[1], c->o.overprovision, n);
+    uint32_t sel = per_shard(s->win[0], c->o.overprovision, n);
+    if (s->mode) s1 = k;                       /* a features request: k candidates from each */
+    else if (!stage2) s1 = page_end;           /* nothing re-ranks after stage 1: the page is enough */
+    else if (s1 < page_end) s1 = page_end;
+    if (sel < s1) sel = s1;
+    if (sel > c->o.limits.max_window) sel = c->o.limits.max_window;
+    if (s1 > sel) s1 = sel;
+    s->sreq.k = s1;
+    s->sreq.selection_k = sel;
+    s->sreq.user_terms = req->user_terms;
+    s->sreq.now = req->now ? req->now : (int64_t)time(NULL);
+    s->sreq.skip_stage1 = req->skip_models;
+    s->sreq.features = s->mode == FUNNEL__V1__FEATURE_MODE__FEATURES_SELECTION ? 1
+                     : (s->mode || req->explain || stage2) ? 2 : 0;
+    /* explain alone needs features for the explained ranks only */
+    s->sreq.feature_hits = !stage2 && !s->mode && req->explain ? c->o.limits.max_explain_hits : 0;
     fn_arena_init(&s->mem);
     pb_arena_allocator(&s->pba, &s->mem);
 
@@ -688,6 +843,135 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     if (--s->pending == 0) finish_search(s);
 }
 
+/* ---- Admin/PushModel ---- */
+
+typedef struct push_ctx {
+    coord_t *c;
+    rpc_call_t *call;
+    size_t pending, ok, total;
+    char failed[700];
+    char desc[256];
+} push_ctx;
+
+static void push_finish(push_ctx *p)
+{
+    coord_t *c = p->c;
+    if (p->ok == p->total) {
+        Funnel__V1__PushModelResponse r = FUNNEL__V1__PUSH_MODEL_RESPONSE__INIT;
+        r.model = p->desc;
+        r.replicas = (uint32_t)p->ok;
+        FN_INFO("stage-1 model %s pushed to all %zu shard replicas", p->desc, p->total);
+        rpc_call_reply(p->call, GRPC_STATUS_OK, NULL, &r.base);
+    } else {
+        char msg[1000];
+        snprintf(msg, sizeof msg, "stage-1 model reached %zu of %zu shard replicas (those keep it); "
+                 "not: %s", p->ok, p->total, p->failed);
+        FN_WARN("%s", msg);
+        rpc_call_reply(p->call, GRPC_STATUS_UNAVAILABLE, msg, NULL);
+    }
+    free(p);
+    c->inflight_req--;
+    maybe_finish_stop(c);
+}
+
+typedef struct push_leg { push_ctx *p; backend *b; } push_leg;
+
+static void on_push_done(void *ud, grpc_status_code code, const char *details, ProtobufCMessage *resp)
+{
+    push_leg *leg = ud;
+    push_ctx *p = leg->p;
+    coord_t *c = p->c;
+    c->inflight_out--;
+    if (code == GRPC_STATUS_OK) {
+        p->ok++;
+        protobuf_c_message_free_unpacked(resp, NULL);
+    } else {
+        size_t used = strlen(p->failed);
+        snprintf(p->failed + used, sizeof p->failed - used, "%s%s: %s %s", used ? "; " : "",
+                 leg->b->addr, rpc_status_name(code), details ? details : "");
+    }
+    free(leg);
+    if (--p->pending == 0) push_finish(p);
+}
+
+static void handle_push(rpc_call_t *call, const ProtobufCMessage *msg, void *ud)
+{
+    coord_t *c = ud;
+    const Funnel__V1__PushModelRequest *req = (const Funnel__V1__PushModelRequest *)msg;
+    if (c->stopping) {
+        rpc_call_reply(call, GRPC_STATUS_UNAVAILABLE, "coordinator is shutting down", NULL);
+        return;
+    }
+    if (req->stage != 1 && req->stage != 2) {
+        rpc_call_reply(call, GRPC_STATUS_INVALID_ARGUMENT, "stage: want 1 or 2", NULL);
+        return;
+    }
+    const char *name = req->name && *req->name ? req->name : "pushed model";
+    rank_ranker *rk = NULL;
+    fn_errbuf eb = {{0}};
+    if (req->model.len) {
+        /* a stage-1 model may use the cheap features only: checked here, so a
+         * model the shards would refuse reaches none of them */
+        unsigned char allowed[64];
+        size_t nreg;
+        const idx_feature_def *reg = idx_features(&nreg);
+        for (size_t i = 0; i < c->nfnames; i++) allowed[i] = req->stage == 2 || reg[i].cost == IDX_FEAT_CHEAP;
+        int rc = rank_ranker_parse((const char *)req->model.data, req->model.len, name, c->fnames,
+                                   allowed, c->nfnames, &rk, &eb);
+        if (rc) {
+            FN_WARN("stage-%u model push refused: %s", (unsigned)req->stage, fn_errmsg(&eb, rc));
+            rpc_call_reply(call, GRPC_STATUS_INVALID_ARGUMENT, fn_errmsg(&eb, rc), NULL);
+            return;
+        }
+    }
+    if (req->stage == 2) {
+        rank_ranker *old = c->stage2;
+        c->stage2 = rk;   /* loop thread: searches finishing from now on use it */
+        rank_ranker_unref(old);
+        FN_INFO("stage-2 model now %s (push)", rk ? rank_ranker_describe(rk) : "none");
+        Funnel__V1__PushModelResponse r = FUNNEL__V1__PUSH_MODEL_RESPONSE__INIT;
+        r.model = (char *)(rk ? rank_ranker_describe(rk) : "none");
+        rpc_call_reply(call, GRPC_STATUS_OK, NULL, &r.base);
+        return;
+    }
+    /* stage 1: on to every replica of every shard */
+    push_ctx *p = calloc(1, sizeof *p);
+    if (!p) {
+        rank_ranker_unref(rk);
+        rpc_call_reply(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "coordinator out of memory", NULL);
+        return;
+    }
+    p->c = c;
+    p->call = call;
+    p->total = c->nbackends;
+    snprintf(p->desc, sizeof p->desc, "%s", rk ? rank_ranker_describe(rk) : "none");
+    rank_ranker_unref(rk);
+    c->inflight_req++;
+    p->pending = 1;   /* no finish while still sending */
+    for (uint32_t i = 0; i < c->nbackends; i++) {
+        backend *b = &c->backends[i];
+        push_leg *leg = malloc(sizeof *leg);
+        int rc = leg ? 0 : -1;
+        if (leg) {
+            leg->p = p;
+            leg->b = b;
+            rc = rpc_async_unary(c->srv, b->ch, RPC_METHOD_ADMIN_PUSH_MODEL, &req->base,
+                                 &funnel__v1__push_model_response__descriptor, deadline_after_ms(10000),
+                                 on_push_done, leg);
+        }
+        if (rc == 0) {
+            c->inflight_out++;
+            p->pending++;
+        } else {
+            free(leg);
+            size_t used = strlen(p->failed);
+            snprintf(p->failed + used, sizeof p->failed - used, "%s%s: could not start the call",
+                     used ? "; " : "", b->addr);
+        }
+    }
+    if (--p->pending == 0) push_finish(p);
+}
+
 static void handle_status(rpc_call_t *call, const ProtobufCMessage *msg, void *ud)
 {
     coord_t *c = ud;
@@ -700,6 +984,7 @@ static void handle_status(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     r.requests = c->requests;
     r.errors = c->errors;
     r.shards = c->o.topo->nshards;
+    r.stage2_model = (char *)(c->stage2 ? rank_ranker_describe(c->stage2) : "");
     Funnel__V1__ProcessStatus *ps = calloc(c->nbackends, sizeof *ps);
     Funnel__V1__ProcessStatus **pp = calloc(c->nbackends, sizeof *pp);
     char (*detail)[512] = calloc(c->nbackends, sizeof *detail);
@@ -835,6 +1120,7 @@ static void on_timer(uv_timer_t *t)
 
 static void free_coord(coord_t *c)
 {
+    rank_ranker_unref(c->stage2);
     for (uint32_t i = 0; i < c->nbackends; i++)
         if (c->backends[i].ch) grpc_channel_destroy(c->backends[i].ch);
     free(c->backends);
@@ -898,6 +1184,20 @@ int coord_start(uv_loop_t *loop, const coord_opts *o, coord_t **out, fn_errbuf *
     if (!c->o.limits.max_reply_bytes) c->o.limits.max_reply_bytes = COORD_DEFAULT_REPLY_BYTES;
     c->start_ms = uv_now(loop);
     coord_opts *co = &c->o;
+    if (!co->selection_k) co->selection_k = COORD_DEFAULT_SELECTION_K;
+    if (!co->stage1_k) co->stage1_k = COORD_DEFAULT_STAGE1_K;
+    if (!co->stage2_k) co->stage2_k = COORD_DEFAULT_STAGE2_K;
+    if (!(co->overprovision >= 1)) co->overprovision = COORD_DEFAULT_OVERPROVISION;
+    size_t nreg;
+    const idx_feature_def *reg = idx_features(&nreg);
+    c->nfnames = nreg < 64 ? nreg : 64;
+    for (size_t i = 0; i < c->nfnames; i++) c->fnames[i] = reg[i].name;
+    if (co->stage2_model && *co->stage2_model &&
+        (rc = rank_ranker_load(co->stage2_model, c->fnames, NULL, c->nfnames, &c->stage2, eb))) {
+        free(c);
+        return rc;
+    }
+    co->stage2_model = NULL;   /* the caller's string; the ranker keeps its own copy */
     if (co->probe_deadline_ms <= 0) co->probe_deadline_ms = COORD_DEFAULT_PROBE_DEADLINE_MS;
     if (co->down_probe_interval_ms <= 0) co->down_probe_interval_ms = COORD_DEFAULT_DOWN_PROBE_MS;
     if (co->breaker_failures == 0) co->breaker_failures = COORD_DEFAULT_BREAKER_FAILURES;
@@ -936,7 +1236,9 @@ int coord_start(uv_loop_t *loop, const coord_opts *o, coord_t **out, fn_errbuf *
                                   handle_search, c };
     c->methods[1] = (rpc_method){ RPC_METHOD_ADMIN_STATUS, &funnel__v1__status_request__descriptor,
                                   handle_status, c };
-    rpc_server_opts so = { o->listen, c->methods, 2, 0 };
+    c->methods[2] = (rpc_method){ RPC_METHOD_ADMIN_PUSH_MODEL, &funnel__v1__push_model_request__descriptor,
+                                  handle_push, c };
+    rpc_server_opts so = { o->listen, c->methods, 3, 0 };
     rc = rpc_server_start(loop, &so, &c->srv, eb);
     if (rc != 0) goto fail_alloc;
     rc = uv_timer_init(loop, &c->timer);

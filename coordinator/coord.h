@@ -30,6 +30,11 @@ typedef struct coord_opts {
     uint32_t breaker_failures;      /* failed search calls in a row that open it */
     int64_t breaker_backoff_ms;     /* hold after a failed trial, doubling ... */
     int64_t breaker_max_backoff_ms; /* ... up to this */
+    /* The funnel (docs/ranking.md): global windows, 0 = COORD_DEFAULT_*; a
+     * shard's share is ceil(window x overprovision / shards). */
+    uint32_t selection_k, stage1_k, stage2_k;
+    double overprovision;           /* 0 = COORD_DEFAULT_OVERPROVISION */
+    const char *stage2_model;       /* a model file, or NULL: merge order */
 } coord_opts;
 
 /** Start serving on loop. Returns 0 and *out, or FN_EINVAL / -ENOMEM with a

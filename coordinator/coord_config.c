@@ -20,6 +20,10 @@ void coord_config_defaults(coord_config *c)
     c->max_query_words = COORD_DEFAULT_MAX_QUERY_WORDS;
     c->max_explain_hits = COORD_DEFAULT_MAX_EXPLAIN_HITS;
     c->max_reply_bytes = COORD_DEFAULT_MAX_REPLY_BYTES;
+    c->selection_k = COORD_DEFAULT_SELECTION_K;
+    c->stage1_k = COORD_DEFAULT_STAGE1_K;
+    c->stage2_k = COORD_DEFAULT_STAGE2_K;
+    c->overprovision = COORD_DEFAULT_OVERPROVISION;
     c->health_interval_ms = COORD_DEFAULT_HEALTH_INTERVAL_MS;
     c->probe_deadline_ms = COORD_DEFAULT_PROBE_DEADLINE_MS;
     c->down_probe_interval_ms = COORD_DEFAULT_DOWN_PROBE_MS;
@@ -50,6 +54,9 @@ static const struct num_key {
     { "max-query-words", offsetof(coord_config, max_query_words), 1, 100000 },
     { "max-explain-hits", offsetof(coord_config, max_explain_hits), 1, 1000000 },
     { "max-reply-bytes", offsetof(coord_config, max_reply_bytes), 4096, 1 << 30 },
+    { "selection-k", offsetof(coord_config, selection_k), 1, 1000000 },
+    { "stage1-k", offsetof(coord_config, stage1_k), 1, 1000000 },
+    { "stage2-k", offsetof(coord_config, stage2_k), 1, 100000 },
     { "health-interval-ms", offsetof(coord_config, health_interval_ms), 0, 3600000 },
     { "probe-deadline-ms", offsetof(coord_config, probe_deadline_ms), 1, 60000 },
     { "down-probe-interval-ms", offsetof(coord_config, down_probe_interval_ms), 1, 3600000 },
@@ -70,6 +77,15 @@ int coord_config_set(coord_config *c, const char *key, const char *v, fn_errbuf 
         return set_str(c->addr_file, sizeof c->addr_file, "addr-file", v, eb);
     if (fn_config_key_is(key, "config"))
         return set_str(c->config_file, sizeof c->config_file, "config", v, eb);
+    if (fn_config_key_is(key, "stage2-model"))
+        return set_str(c->stage2_model, sizeof c->stage2_model, "stage2-model", v, eb);
+    if (fn_config_key_is(key, "overprovision")) {
+        double d;
+        if (fn_parse_double(v, 1, 100, &d) != 0)
+            return fn_seterr(eb, FN_EINVAL, "overprovision: '%s' is not a number in 1..100", v);
+        c->overprovision = d;
+        return 0;
+    }
     if (fn_config_key_is(key, "log-level")) {
         int l = fn_log_level_parse(v);
         if (l < 0) return fn_seterr(eb, FN_EINVAL, "log-level: '%s' is not debug|info|warn|error", v);
@@ -141,6 +157,11 @@ const char *coord_config_usage(void)
 "  --max-query-words N      most words in a query (default 1024)\n"
 "  --max-explain-hits N     explain details for this many global ranks (default 100)\n"
 "  --max-reply-bytes N      larger responses get RESOURCE_EXHAUSTED (default 16777216)\n"
+"  --selection-k N          candidates selected, all shards together (default 5000)\n"
+"  --stage1-k N             kept by the shards' stage-1 models, all together (default 1000)\n"
+"  --stage2-k N             the window the stage-2 model re-ranks (default 500)\n"
+"  --overprovision X        a shard's share of a window is ceil(window x X / shards) (default 1.5)\n"
+"  --stage2-model FILE      the stage-2 model (default none: merge order)\n"
 "  --health-interval-ms N   probe every shard replica this often; 0 = never (default 1000)\n"
 "  --probe-deadline-ms N    a probe not answered within N ms fails (default 500); a search\n"
 "                           call's DEADLINE_EXCEEDED counts against a replica only if it had N ms\n"

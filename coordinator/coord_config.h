@@ -36,6 +36,11 @@ typedef struct coord_config {
     int64_t max_query_words;      /* --max-query-words, 1..100000 */
     int64_t max_explain_hits;     /* --max-explain-hits, 1..1000000 */
     int64_t max_reply_bytes;      /* --max-reply-bytes, 4096..1073741824 */
+    int64_t selection_k;          /* --selection-k: global window of selection candidates */
+    int64_t stage1_k;             /* --stage1-k: kept by the shards' stage-1 models */
+    int64_t stage2_k;             /* --stage2-k: the window stage 2 re-ranks */
+    double overprovision;         /* --overprovision: a shard's share x this, >= 1 */
+    char stage2_model[4096];      /* --stage2-model FILE ("" = none) */
     int64_t health_interval_ms;   /* --health-interval-ms, 0..3600000 (0 = never) */
     int64_t probe_deadline_ms;    /* --probe-deadline-ms, 1..60000 */
     int64_t down_probe_interval_ms; /* --down-probe-interval-ms, 1..3600000 */

@@ -112,6 +112,9 @@ int main(int argc, char **argv)
         .probe_deadline_ms = cfg.probe_deadline_ms, .down_probe_interval_ms = cfg.down_probe_interval_ms,
         .breaker_failures = (uint32_t)cfg.breaker_failures, .breaker_backoff_ms = cfg.breaker_backoff_ms,
         .breaker_max_backoff_ms = cfg.breaker_max_backoff_ms,
+        .selection_k = (uint32_t)cfg.selection_k, .stage1_k = (uint32_t)cfg.stage1_k,
+        .stage2_k = (uint32_t)cfg.stage2_k, .overprovision = cfg.overprovision,
+        .stage2_model = cfg.stage2_model,
     };
     if (coord_start(&loop, &co, &a.coord, &eb) != 0) {
         FN_ERROR("cannot start: %s", eb.msg);

@@ -23,6 +23,7 @@
 #include <jansson.h>
 #include <stdarg.h>
 #include <lmdb.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,10 +208,13 @@ typedef struct shard {
     char dir[4096];
     MDB_env *env;
     MDB_txn *txn;
-    MDB_dbi meta, terms, postings, docs, ids, norms, source;
+    MDB_dbi meta, terms, postings, docs, ids, norms, source, positions;
     uint32_t ndocs, txn_docs;
     uint32_t *len[IDX_NFIELDS];
     uint64_t *keys;
+    float *pop;                 /* static signals (format.h "norms") */
+    int64_t *pub;
+    uint16_t *urld;
     size_t ncap;
     /* inversion */
     strtab inv;
@@ -245,6 +249,12 @@ typedef struct builder {
     size_t dtfcap;
     int field;
     uint32_t flen;
+    /* the document's tokens as (term index, field, position), in text order;
+     * grouped per term into dpos (title positions, then body positions) */
+    uint32_t (*toks)[3];
+    size_t ntoks, tokcap;
+    uint32_t *dpos, *dposoff;
+    size_t dposcap, dposoffcap;
     uint64_t sumlen[IDX_NFIELDS];
     double t0, last_progress;
     int64_t created;
@@ -269,7 +279,8 @@ static int open_dbs(shard *s, MDB_txn *txn, unsigned flags)
         (rc = mdb_dbi_open(txn, IDX_DB_DOCS, flags, &s->docs)) ||
         (rc = mdb_dbi_open(txn, IDX_DB_IDS, flags, &s->ids)) ||
         (rc = mdb_dbi_open(txn, IDX_DB_NORMS, flags, &s->norms)) ||
-        (rc = mdb_dbi_open(txn, IDX_DB_SOURCE, flags, &s->source)))
+        (rc = mdb_dbi_open(txn, IDX_DB_SOURCE, flags, &s->source)) ||
+        (rc = mdb_dbi_open(txn, IDX_DB_POSITIONS, flags, &s->positions)))
         return mdb_code(rc);
     return 0;
 }
@@ -363,6 +374,9 @@ static void shard_close(shard *s)
     s->env = NULL;
     for (int f = 0; f < IDX_NFIELDS; f++) free(s->len[f]);
     free(s->keys);
+    free(s->pop);
+    free(s->pub);
+    free(s->urld);
     for (size_t i = 0; i < s->inv.n; i++) free(s->pl[i].buf);
     free(s->pl);
     strtab_free(&s->inv);
@@ -405,24 +419,83 @@ static int tok_cb(void *ud, const char *term, size_t len, uint32_t pos)
     }
     b->dtf[idx].tf[b->field]++;
     b->flen++;
+    if (b->ntoks == b->tokcap) {
+        size_t nc = b->tokcap ? b->tokcap * 2 : 1024;
+        uint32_t (*nt)[3] = realloc(b->toks, nc * sizeof *nt);
+        if (!nt) return -ENOMEM;
+        b->toks = nt;
+        b->tokcap = nc;
+    }
+    b->toks[b->ntoks][0] = idx;
+    b->toks[b->ntoks][1] = (uint32_t)b->field;
+    b->toks[b->ntoks][2] = pos;
+    b->ntoks++;
     return 0;
 }
 
-static int plist_add(shard *s, uint32_t idx, uint32_t doc, const doc_tf *tf)
+/* Group the document's token positions by term: dpos[dposoff[i] ..] holds
+ * term i's title positions then its body positions, ascending (a counting
+ * sort by term keeps text order, and the title is analyzed first). */
+static int group_positions(builder *b)
+{
+    size_t nt = b->dt.n;
+    if (nt + 1 > b->dposoffcap) {
+        size_t nc = b->dposoffcap ? b->dposoffcap : 256;
+        while (nc < nt + 1) nc *= 2;
+        uint32_t *no = realloc(b->dposoff, nc * sizeof *no);
+        if (!no) return -ENOMEM;
+        b->dposoff = no;
+        b->dposoffcap = nc;
+    }
+    if (b->ntoks > b->dposcap) {
+        size_t nc = b->dposcap ? b->dposcap : 1024;
+        while (nc < b->ntoks) nc *= 2;
+        uint32_t *np = realloc(b->dpos, nc * sizeof *np);
+        if (!np) return -ENOMEM;
+        b->dpos = np;
+        b->dposcap = nc;
+    }
+    uint32_t off = 0;
+    for (size_t i = 0; i < nt; i++) {
+        b->dposoff[i] = off;
+        off += b->dtf[i].tf[0] + b->dtf[i].tf[1];
+    }
+    b->dposoff[nt] = off;
+    for (size_t t = 0; t < b->ntoks; t++) b->dpos[b->dposoff[b->toks[t][0]]++] = b->toks[t][2];
+    for (size_t i = 0; i < nt; i++) b->dposoff[i] -= b->dtf[i].tf[0] + b->dtf[i].tf[1];
+    return 0;
+}
+
+/* One posting in the in-memory list (and in run files): doc gap, tf_title,
+ * tf_body, then the tf_title title positions and the tf_body body positions,
+ * each field's as gaps from the previous one (the first from 0). */
+static int plist_add(shard *s, uint32_t idx, uint32_t doc, const doc_tf *tf, const uint32_t *pos)
 {
     plist *p = &s->pl[idx];
-    if (p->cap - p->len < 15) {
-        uint32_t nc = p->cap ? p->cap * 2 : 16;
+    uint64_t npos = (uint64_t)tf->tf[IDX_FIELD_TITLE] + tf->tf[IDX_FIELD_BODY];
+    uint64_t need = 15 + 5 * npos;
+    if (need > UINT32_MAX - p->len) return -ENOMEM;
+    if (p->cap - p->len < need) {
+        uint64_t nc = p->cap ? p->cap : 16;
+        while (nc - p->len < need) nc *= 2;
+        if (nc > UINT32_MAX) return -ENOMEM;
         uint8_t *nb = realloc(p->buf, nc);
         if (!nb) return -ENOMEM;
         s->pl_bytes += nc - p->cap;
         p->buf = nb;
-        p->cap = nc;
+        p->cap = (uint32_t)nc;
     }
     uint32_t gap = p->n ? doc - p->last_doc : doc;
     p->len += (uint32_t)put_varint(p->buf + p->len, gap);
     p->len += (uint32_t)put_varint(p->buf + p->len, tf->tf[IDX_FIELD_TITLE]);
     p->len += (uint32_t)put_varint(p->buf + p->len, tf->tf[IDX_FIELD_BODY]);
+    for (int f = 0, k = 0; f < IDX_NFIELDS; f++) {
+        uint32_t prev = 0;
+        for (uint32_t i = 0; i < tf->tf[f]; i++, k++) {
+            p->len += (uint32_t)put_varint(p->buf + p->len, pos[k] - prev);
+            prev = pos[k];
+        }
+    }
     p->last_doc = doc;
     p->n++;
     return 0;
@@ -444,7 +517,7 @@ static int invert_doc(shard *s, uint32_t doc, const builder *b)
             }
             memset(&s->pl[idx], 0, sizeof s->pl[idx]);
         }
-        if ((rc = plist_add(s, idx, doc, &b->dtf[i]))) return rc;
+        if ((rc = plist_add(s, idx, doc, &b->dtf[i], b->dpos + b->dposoff[i]))) return rc;
     }
     return 0;
 }
@@ -557,6 +630,15 @@ static int grow_norms(shard *s)
     uint64_t *k = realloc(s->keys, nc * sizeof *k);
     if (!k) return -ENOMEM;
     s->keys = k;
+    float *pp = realloc(s->pop, nc * sizeof *pp);
+    if (!pp) return -ENOMEM;
+    s->pop = pp;
+    int64_t *pb = realloc(s->pub, nc * sizeof *pb);
+    if (!pb) return -ENOMEM;
+    s->pub = pb;
+    uint16_t *ud = realloc(s->urld, nc * sizeof *ud);
+    if (!ud) return -ENOMEM;
+    s->urld = ud;
     s->ncap = nc;
     return 0;
 }
@@ -599,6 +681,36 @@ static int put_doc(builder *b, shard *s, json_t *root, const uint8_t dk[4], cons
     return 0;
 }
 
+/* The static signals of a document (format.h): popularity (a number >= 0,
+ * 0 if absent), published_at (unix seconds, IDX_NO_TIME if absent) and the
+ * url's path depth. NULL, or why the line is bad. */
+typedef struct doc_attrs { double popularity; int64_t published_at; uint16_t url_depth; } doc_attrs;
+
+static const char *doc_attrs_get(json_t *root, doc_attrs *a)
+{
+    a->popularity = 0;
+    a->published_at = IDX_NO_TIME;
+    a->url_depth = 0;
+    json_t *v = json_object_get(root, "popularity");
+    if (v && !json_is_null(v)) {
+        if (!json_is_number(v)) return "\"popularity\" is not a number";
+        a->popularity = json_number_value(v);
+        if (!(a->popularity >= 0) || !isfinite(a->popularity) || a->popularity > 3.4e38)
+            return "\"popularity\" must be a finite number >= 0";
+    }
+    v = json_object_get(root, "published_at");
+    if (v && !json_is_null(v)) {
+        if (!json_is_number(v)) return "\"published_at\" is not a number (unix seconds)";
+        double t = json_number_value(v);
+        if (!isfinite(t) || t < -1e15 || t > 1e15) return "\"published_at\" is out of range";
+        a->published_at = (int64_t)floor(t);
+    }
+    /* a url that is not a string is kept in the source and reads as "" */
+    v = json_object_get(root, "url");
+    if (json_is_string(v)) a->url_depth = idx_url_depth(json_string_value(v));
+    return NULL;
+}
+
 static int add_line(builder *b, const char *line, size_t len, uint64_t lineno)
 {
     size_t i = 0;
@@ -621,6 +733,9 @@ static int add_line(builder *b, const char *line, size_t len, uint64_t lineno)
     size_t tlen[IDX_NFIELDS];
     if (field_text(root, "title", &txt[0], &tlen[0])) { rc = bad_line(b, FN_EPARSE, lineno, "%s", "\"title\" is not a string"); goto out; }
     if (field_text(root, "body", &txt[1], &tlen[1])) { rc = bad_line(b, FN_EPARSE, lineno, "%s", "\"body\" is not a string"); goto out; }
+    doc_attrs attrs;
+    const char *why = doc_attrs_get(root, &attrs);
+    if (why) { rc = bad_line(b, FN_EPARSE, lineno, "%s", why); goto out; }
 
     uint64_t key = XXH64(id, idlen, 0);
     uint32_t si = (uint32_t)(key % b->nsh);
@@ -646,6 +761,7 @@ static int add_line(builder *b, const char *line, size_t len, uint64_t lineno)
 
     if ((rc = grow_norms(s))) goto out;
     strtab_clear(&b->dt);
+    b->ntoks = 0;
     for (int f = 0; f < IDX_NFIELDS; f++) {
         b->field = f;
         b->flen = 0;
@@ -653,7 +769,11 @@ static int add_line(builder *b, const char *line, size_t len, uint64_t lineno)
         s->len[f][s->ndocs] = b->flen;
         b->sumlen[f] += b->flen;
     }
+    if ((rc = group_positions(b))) goto out;
     s->keys[s->ndocs] = key;
+    s->pop[s->ndocs] = (float)attrs.popularity;
+    s->pub[s->ndocs] = attrs.published_at;
+    s->urld[s->ndocs] = attrs.url_depth;
     if ((rc = invert_doc(s, s->ndocs, b))) goto out;
     s->ndocs++;
     b->st.docs++;
@@ -713,7 +833,11 @@ static int rr_next(run_reader *r)
 typedef struct blockw {
     uint32_t docs[IDX_BLOCK_SIZE], tf[IDX_NFIELDS][IDX_BLOCK_SIZE];
     uint32_t n, nblocks, df, termid, last;
-    uint8_t *buf;
+    uint64_t cf[IDX_NFIELDS];   /* this shard's collection frequencies of the term */
+    uint32_t *pos;              /* the block's position gaps, posting by posting */
+    size_t npos, poscap;
+    uint8_t *buf, *pbuf;
+    size_t pbufcap;
 } blockw;
 
 static int block_flush(builder *b, shard *s, blockw *w)
@@ -737,9 +861,30 @@ static int block_flush(builder *b, shard *s, blockw *w)
     MDB_val k = { 8, key }, v = { len, p };
     int rc = mdb_put(s->txn, s->postings, &k, &v, MDB_APPEND);
     if (rc) return fn_seterr(b->eb, mdb_code(rc), "%s: postings: %s", s->dir, mdb_strerror(rc));
-    s->txn_bytes += len + 16;
+    /* the block's positions, under the same key (format.h) */
+    size_t pmax = IDX_POS_HDR + (w->npos / IDX_BLOCK_SIZE + 1) * b->codec->max_bytes(IDX_BLOCK_SIZE);
+    if (pmax > w->pbufcap) {
+        uint8_t *nb = realloc(w->pbuf, pmax);
+        if (!nb) return -ENOMEM;
+        w->pbuf = nb;
+        w->pbufcap = pmax;
+    }
+    uint8_t *q = w->pbuf;
+    if (w->npos > UINT32_MAX) return fn_seterr(b->eb, FN_ELIMIT, "%s: too many positions in a block", s->dir);
+    idx_put_u32le(q + 4, (uint32_t)w->npos);
+    size_t plen = IDX_POS_HDR;
+    for (size_t i = 0; i < w->npos; i += IDX_BLOCK_SIZE) {
+        size_t c = w->npos - i < IDX_BLOCK_SIZE ? w->npos - i : IDX_BLOCK_SIZE;
+        plen += b->codec->encode(w->pos + i, c, q + plen);
+    }
+    idx_put_u32le(q, idx_sum32(q + 4, plen - 4, (uint64_t)w->termid << 32 | w->nblocks));
+    v = (MDB_val){ plen, q };
+    rc = mdb_put(s->txn, s->positions, &k, &v, MDB_APPEND);
+    if (rc) return fn_seterr(b->eb, mdb_code(rc), "%s: positions: %s", s->dir, mdb_strerror(rc));
+    s->txn_bytes += len + plen + 32;
     w->nblocks++;
     w->n = 0;
+    w->npos = 0;
     return 0;
 }
 
@@ -754,9 +899,23 @@ static int merge_run_term(builder *b, shard *s, run_reader *r, blockw *w)
         doc = i ? doc + gap : gap;
         if (w->df && doc <= w->last)
             return fn_seterr(b->eb, FN_EFORMAT, "%s: run postings out of order", b->builddir);
+        uint64_t np = (uint64_t)t0 + t1;
+        if (w->npos + np > w->poscap) {
+            size_t nc = w->poscap ? w->poscap : 1024;
+            while (nc < w->npos + np) nc *= 2;
+            uint32_t *n = realloc(w->pos, nc * sizeof *n);
+            if (!n) return -ENOMEM;
+            w->pos = n;
+            w->poscap = nc;
+        }
+        for (uint64_t j = 0; j < np; j++)
+            if (rr_read_varint(r, &w->pos[w->npos++]))
+                return fn_seterr(b->eb, FN_EFORMAT, "%s: truncated run file", b->builddir);
         w->docs[w->n] = doc;
         w->tf[0][w->n] = t0;
         w->tf[1][w->n] = t1;
+        w->cf[0] += t0;
+        w->cf[1] += t1;
         w->n++;
         w->df++;
         w->last = doc;
@@ -775,7 +934,9 @@ static int put_term(builder *b, shard *s, const char *term, size_t tlen, const i
     idx_put_u32le(v + 4, t->df);
     idx_put_u32le(v + 8, t->gdf);
     idx_put_u32le(v + 12, t->nblocks);
-    idx_put_u32le(v + 16, idx_sum32(v, 16, idx_key_seed(term, tlen)));
+    idx_put_u64le(v + 16, t->gcf[0]);
+    idx_put_u64le(v + 24, t->gcf[1]);
+    idx_put_u32le(v + 32, idx_sum32(v, 32, idx_key_seed(term, tlen)));
     MDB_val k = { tlen, (void *)term }, val = { IDX_TERM_REC_BYTES, v };
     int rc = mdb_put(s->txn, s->terms, &k, &val, MDB_APPEND);
     if (rc) return fn_seterr(b->eb, mdb_code(rc), "%s: terms: %s", s->dir, mdb_strerror(rc));
@@ -818,9 +979,12 @@ static int merge_all(builder *b)
         size_t tlen = min->tlen;
         memcpy(term, min->term, tlen);
         uint32_t gdf = 0;
+        uint64_t gcf[IDX_NFIELDS] = { 0, 0 };
         for (uint32_t i = 0; i < b->nsh; i++) {
             shard *s = &b->sh[i];
             w[i].df = w[i].nblocks = w[i].n = 0;
+            w[i].npos = 0;
+            w[i].cf[0] = w[i].cf[1] = 0;
             w[i].termid = s->nterms;
             for (uint32_t r = 0; r < s->nruns; r++) {
                 run_reader *rr = &s->rr[r];
@@ -830,11 +994,15 @@ static int merge_all(builder *b)
             }
             if ((rc = block_flush(b, s, &w[i]))) goto out;
             gdf += w[i].df;
+            gcf[0] += w[i].cf[0];
+            gcf[1] += w[i].cf[1];
         }
+        /* every shard gets every term, with its GLOBAL statistics, also
+         * where it has no postings (df 0): features such as the language
+         * model's smoothing need them for any query term on any shard */
         for (uint32_t i = 0; i < b->nsh; i++) {
             shard *s = &b->sh[i];
-            if (!w[i].df) continue;
-            idx_term_rec t = { s->nterms, w[i].df, gdf, w[i].nblocks };
+            idx_term_rec t = { s->nterms, w[i].df, gdf, w[i].nblocks, { gcf[0], gcf[1] } };
             if ((rc = put_term(b, s, term, tlen, &t))) goto out;
             s->nterms++;
             s->npostings += w[i].df;
@@ -845,7 +1013,11 @@ static int merge_all(builder *b)
         if ((b->st.terms & 1023) == 0) progress(b, "merge", 0);
     }
 out:
-    for (uint32_t i = 0; i < b->nsh; i++) free(w[i].buf);
+    for (uint32_t i = 0; i < b->nsh; i++) {
+        free(w[i].buf);
+        free(w[i].pbuf);
+        free(w[i].pos);
+    }
     free(w);
     return rc;
 }
@@ -896,6 +1068,12 @@ static int merge_runs_to_file(builder *b, run_reader *rr, uint32_t n, FILE *out,
                     return fn_seterr(b->eb, FN_EFORMAT, "%s: truncated run file", b->builddir);
                 doc = i ? doc + gap : gap;
                 bad |= write_varint(out, k ? doc - prev : doc) || write_varint(out, t0) || write_varint(out, t1);
+                for (uint64_t j = 0; j < (uint64_t)t0 + t1 && !bad; j++) {   /* positions, as they are */
+                    uint32_t pg;
+                    if (rr_read_varint(x, &pg))
+                        return fn_seterr(b->eb, FN_EFORMAT, "%s: truncated run file", b->builddir);
+                    bad |= write_varint(out, pg);
+                }
                 prev = doc;
                 k++;
             }
@@ -989,6 +1167,23 @@ static int finish_shard(builder *b, uint32_t si)
     if (!rc) {
         for (size_t i = 0; i < n; i++) idx_put_u64le(tmp + 8 * i, s->keys[i]);
         rc = put_norm(s, "keys", tmp, n * 8);
+    }
+    /* static signals */
+    if (!rc) {
+        for (size_t i = 0; i < n; i++) {
+            uint32_t bits;
+            memcpy(&bits, &s->pop[i], 4);
+            idx_put_u32le(tmp + 4 * i, bits);
+        }
+        rc = put_norm(s, "popularity", tmp, n * 4);
+    }
+    if (!rc) {
+        for (size_t i = 0; i < n; i++) idx_put_u64le(tmp + 8 * i, (uint64_t)s->pub[i]);
+        rc = put_norm(s, "published_at", tmp, n * 8);
+    }
+    if (!rc) {
+        for (size_t i = 0; i < n; i++) { tmp[2 * i] = (uint8_t)s->urld[i]; tmp[2 * i + 1] = (uint8_t)(s->urld[i] >> 8); }
+        rc = put_norm(s, "url_depth", tmp, n * 2);
     }
     free(tmp);
     if (rc) return fn_seterr(b->eb, rc, "%s: norms: %s", s->dir, fn_strerror(rc));
@@ -1166,6 +1361,11 @@ int idx_build(const idx_build_opts *opts, idx_build_stats *stats, fn_errbuf *eb)
     strtab_free(&b.dt);
     free(b.dtf);
     b.dtf = NULL;
+    free(b.toks);
+    free(b.dpos);
+    free(b.dposoff);
+    b.toks = NULL;
+    b.dpos = b.dposoff = NULL;
     progress(&b, "merge", 0);
     if ((rc = merge_all(&b))) goto fail_shards;
     progress(&b, "finish", 0);
@@ -1191,6 +1391,9 @@ fail_dir:
 fail_an:
     strtab_free(&b.dt);
     free(b.dtf);
+    free(b.toks);
+    free(b.dpos);
+    free(b.dposoff);
     idx_analyzer_destroy(b.an);
     if (rc == -ENOMEM && eb && !eb->msg[0]) fn_seterr(eb, rc, "out of memory");
     return rc;

@@ -1,8 +1,8 @@
-/* format.h - the on-disk layout of a Funnel index (schema version 2).
+/* format.h - the on-disk layout of a Funnel index (schema version 3).
  *
  * An index directory IDXDIR holds one LMDB environment per shard:
  *
- *   IDXDIR/index.json          {"schema":2,"shards":N,"docs":D,"created":T,...} (informational)
+ *   IDXDIR/index.json          {"schema":3,"shards":N,"docs":D,"created":T,...} (informational)
  *   IDXDIR/shard-000/data.mdb  ... IDXDIR/shard-(N-1)/data.mdb
  *   IDXDIR/shard-NNN/checksum  "funnel-checksum 1\nxxh3-64 <16 hex>\nbytes <size>\n": the
  *                              whole data.mdb as the build sealed it (verified at open)
@@ -28,17 +28,24 @@
  *               codec ("varint"), block_size (128), analyzer (idx_analyzer_describe),
  *               created (unix seconds), and
  *               meta_sum: 8 hex digits, idx_meta_sum over every other entry
- *   terms     term bytes (analyzed, <= 255 bytes) -> idx_term_rec (20 bytes):
- *               u32le termid, df, gdf, nblocks, sum = idx_sum32(16 bytes, XXH3-64(term))
+ *   terms     term bytes (analyzed, <= 255 bytes) -> idx_term_rec (36 bytes):
+ *               u32le termid, df, gdf, nblocks, u64le cf_title, cf_body (GLOBAL
+ *               collection frequencies: the term's occurrences in that field over
+ *               the whole index), u32le sum = idx_sum32(32 bytes, XXH3-64(term))
  *   postings  u32be termid | u32be block number -> posting block (below)
  *   docs      u32be doc -> the fields responses need, a binary record:
  *               u32le sum | u32le id_len | u32le title_len | u32le url_len | id | title | url
  *               sum = idx_sum32(the bytes after it, doc)
  *   source    u32be doc -> u32le sum | the document's JSON object, compact (all
  *               corpus fields, unknown ones included); sum = idx_sum32(json, doc)
+ *   positions u32be termid | u32be block number -> the block's term positions (below)
  *   ids       external id bytes -> u32le doc | u32le sum = idx_sum32(4 doc bytes, XXH3-64(id))
  *   norms     "title" -> u32le sum | u32le[docs] token counts; "body" -> same;
  *             "keys" -> u32le sum | u64le[docs] xxh64(id) (the shard-independent tie-break);
+ *             static signals of the documents (features.h):
+ *             "popularity" -> u32le sum | f32le[docs] (the corpus field, >= 0; 0 if absent),
+ *             "published_at" -> u32le sum | i64le[docs] unix seconds (IDX_NO_TIME if absent),
+ *             "url_depth" -> u32le sum | u16le[docs] path segments of the url (idx_url_depth);
  *             sum = idx_sum32(array, 0)
  *
  * Term ids are the rank of the term in this shard's sorted vocabulary, so
@@ -52,6 +59,15 @@
  *   tf_body    (term frequency in the body field; may be 0; tf_title+tf_body >= 1)
  * sum = idx_sum32(the bytes after it, termid << 32 | block).
  * A term with df postings has ceil(df / block_size) blocks, all full but the last.
+ *
+ * Positions value (same key as its posting block): u32le sum | u32le count,
+ * then `count` values coded with the index codec in chunks of at most
+ * block_size values: for each posting of the block in order, its tf_title
+ * title positions then its tf_body body positions, each field's as gaps from
+ * the previous position of that field (the first from 0), so count = sum of
+ * (tf_title + tf_body) over the block. A position counts every token of the
+ * field, stopwords included, from 0. sum = idx_sum32(the bytes after it,
+ * termid << 32 | block).
  */
 #ifndef FUNNEL_INDEX_FORMAT_H
 #define FUNNEL_INDEX_FORMAT_H
@@ -61,7 +77,7 @@
 #include <string.h>
 #include <xxhash.h>
 
-#define IDX_SCHEMA_VERSION 2
+#define IDX_SCHEMA_VERSION 3
 #define IDX_MAX_TERM_BYTES 255
 #define IDX_MAX_DBS 16
 /* Address space, not disk: LMDB maps this much but only writes what it uses. */
@@ -74,9 +90,12 @@
 #define IDX_DB_IDS "ids"
 #define IDX_DB_NORMS "norms"
 #define IDX_DB_SOURCE "source"
+#define IDX_DB_POSITIONS "positions"
 #define IDX_CHECKSUM_FILE "checksum"
 
-#define IDX_TERM_REC_BYTES 20
+#define IDX_TERM_REC_BYTES 36
+#define IDX_POS_HDR 8
+#define IDX_NO_TIME INT64_MIN     /* published_at of a document without one */
 #define IDX_BLOCK_HDR 16
 #define IDX_DOC_HDR 16
 #define IDX_ID_REC_BYTES 8
@@ -88,7 +107,8 @@ typedef struct idx_term_rec {
     uint32_t df;        /* documents in THIS shard containing the term */
     uint32_t gdf;       /* documents in the WHOLE index containing the term */
     uint32_t nblocks;   /* ceil(df / block_size) */
-} idx_term_rec;         /* stored as 4 x u32le + the checksum */
+    uint64_t gcf[2];    /* occurrences in title / body in the WHOLE index */
+} idx_term_rec;         /* stored as 4 x u32le, 2 x u64le, the checksum */
 
 typedef struct idx_block_hdr {
     uint32_t n;          /* postings in this block, 1..block_size */
@@ -126,6 +146,29 @@ static inline uint64_t idx_get_u64le(const uint8_t *p)
 static inline uint32_t idx_sum32(const void *p, size_t n, uint64_t seed)
 {
     return (uint32_t)XXH3_64bits_withSeed(p, n, seed);
+}
+
+/* Path segments of a url: "http://x.org/a/b/c.html?q" -> 3, "x.org" -> 0,
+ * "/a/" -> 1. Empty segments do not count; the query and fragment are not
+ * part of the path. */
+static inline uint16_t idx_url_depth(const char *url)
+{
+    const char *p = strstr(url, "://");
+    p = p ? p + 3 : url;
+    if (p == url && *p != '/') {         /* no scheme: "host/path" or "path" */
+        const char *slash = strchr(p, '/');
+        if (!slash) return 0;
+        p = slash;
+    } else if (p != url) {               /* skip the host */
+        while (*p && *p != '/' && *p != '?' && *p != '#') p++;
+    }
+    unsigned depth = 0;
+    int in_seg = 0;
+    for (; *p && *p != '?' && *p != '#'; p++) {
+        if (*p == '/') in_seg = 0;
+        else if (!in_seg) { in_seg = 1; depth++; }
+    }
+    return (uint16_t)(depth > 65535 ? 65535 : depth);
 }
 
 /* Seed for values whose key is text (terms, ids). */

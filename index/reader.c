@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -59,15 +60,18 @@ int idx_term_decode(const idx_reader_t *r, const char *term, size_t len, const M
     if (r && !idx_in_map(r, p, v->mv_size))
         return fn_seterr(eb, FN_ECORRUPT, "term \"%s\": record lies outside the file: a page is damaged",
                          IDX_SHOW(term, len));
-    if (idx_get_u32le(p + 16) != idx_sum32(p, 16, idx_key_seed(term, len)))
+    if (idx_get_u32le(p + 32) != idx_sum32(p, 32, idx_key_seed(term, len)))
         return fn_seterr(eb, FN_ECORRUPT, "term \"%s\": record checksum mismatch",
                          IDX_SHOW(term, len));
     out->termid = idx_get_u32le(p);
     out->df = idx_get_u32le(p + 4);
     out->gdf = idx_get_u32le(p + 8);
     out->nblocks = idx_get_u32le(p + 12);
+    out->gcf[0] = idx_get_u64le(p + 16);
+    out->gcf[1] = idx_get_u64le(p + 24);
     uint64_t need = r ? ((uint64_t)out->df + r->block_size - 1) / r->block_size : out->nblocks;
-    if (out->df == 0 || out->gdf < out->df || out->nblocks != need ||
+    if (out->gdf == 0 || out->gdf < out->df || out->nblocks != need ||
+        out->gcf[0] + out->gcf[1] < out->gdf ||
         (r && (out->df > r->info.docs || out->termid >= r->info.terms)))
         return fn_seterr(eb, FN_ECORRUPT, "term \"%s\": inconsistent record (df %u, gdf %u, blocks %u)",
                          IDX_SHOW(term, len), out->df, out->gdf, out->nblocks);
@@ -182,6 +186,93 @@ int idx_block_get(const idx_reader_t *r, MDB_txn *txn, uint32_t termid, uint32_t
         return fn_seterr(eb, FN_ECORRUPT, "postings of term id %u, block %u: missing", termid, block);
     if (rc) return fn_seterr(eb, idx_mdb_code(rc), "postings: %s", mdb_strerror(rc));
     return idx_block_decode(r, termid, block, &v, docs, tf_title, tf_body, n, eb);
+}
+
+int idx_block_peek(const idx_reader_t *r, MDB_txn *txn, uint32_t termid, uint32_t block,
+                   uint32_t *first, uint32_t *last, fn_errbuf *eb)
+{
+    uint8_t key[8];
+    idx_put_u32be(key, termid);
+    idx_put_u32be(key + 4, block);
+    MDB_val k = { 8, key }, v;
+    int rc = mdb_get(txn, r->postings, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return fn_seterr(eb, FN_ECORRUPT, "postings of term id %u, block %u: missing", termid, block);
+    if (rc) return fn_seterr(eb, idx_mdb_code(rc), "postings: %s", mdb_strerror(rc));
+    const uint8_t *p = v.mv_data;
+    if (!idx_in_map(r, p, v.mv_size))
+        return fn_seterr(eb, FN_ECORRUPT, "postings of term id %u, block %u: value lies outside the "
+                         "file: a page is damaged", termid, block);
+    if (v.mv_size < IDX_BLOCK_HDR ||
+        idx_get_u32le(p) != idx_sum32(p + 4, v.mv_size - 4, (uint64_t)termid << 32 | block))
+        return fn_seterr(eb, FN_ECORRUPT, "postings of term id %u, block %u: checksum mismatch",
+                         termid, block);
+    *first = idx_get_u32le(p + 8);
+    *last = idx_get_u32le(p + 12);
+    if (*first > *last || *last >= r->info.docs)
+        return fn_seterr(eb, FN_ECORRUPT, "postings of term id %u, block %u: bad document numbers",
+                         termid, block);
+    return 0;
+}
+
+int idx_positions_get(const idx_reader_t *r, MDB_txn *txn, uint32_t termid, uint32_t block,
+                      const uint32_t *tf_title, const uint32_t *tf_body, uint32_t n,
+                      uint32_t **pos, size_t *cap, fn_errbuf *eb)
+{
+    uint8_t key[8];
+    idx_put_u32be(key, termid);
+    idx_put_u32be(key + 4, block);
+    MDB_val k = { 8, key }, v;
+    int rc = mdb_get(txn, r->positions, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return fn_seterr(eb, FN_ECORRUPT, "positions of term id %u, block %u: missing", termid, block);
+    if (rc) return fn_seterr(eb, idx_mdb_code(rc), "positions: %s", mdb_strerror(rc));
+    const uint8_t *p = v.mv_data;
+    if (!idx_in_map(r, p, v.mv_size) || v.mv_size < IDX_POS_HDR ||
+        idx_get_u32le(p) != idx_sum32(p + 4, v.mv_size - 4, (uint64_t)termid << 32 | block))
+        return fn_seterr(eb, FN_ECORRUPT, "positions of term id %u, block %u: checksum mismatch",
+                         termid, block);
+    uint64_t want = 0;
+    for (uint32_t i = 0; i < n; i++) want += (uint64_t)tf_title[i] + tf_body[i];
+    uint32_t count = idx_get_u32le(p + 4);
+    if (count != want)
+        return fn_seterr(eb, FN_ECORRUPT, "positions of term id %u, block %u: %u positions, the "
+                         "postings say %llu", termid, block, count, (unsigned long long)want);
+    if (count > *cap) {
+        size_t nc = *cap ? *cap : 256;
+        while (nc < count) nc *= 2;
+        uint32_t *np = realloc(*pos, nc * sizeof *np);
+        if (!np) return fn_seterr(eb, -ENOMEM, "out of memory");
+        *pos = np;
+        *cap = nc;
+    }
+    size_t off = IDX_POS_HDR;
+    for (uint32_t i = 0; i < count; i += r->block_size) {
+        uint32_t c = count - i < r->block_size ? count - i : r->block_size;
+        size_t used = r->codec->decode(p + off, v.mv_size - off, c, *pos + i);
+        if (!used)
+            return fn_seterr(eb, FN_ECORRUPT, "positions of term id %u, block %u: cannot decode",
+                             termid, block);
+        off += used;
+    }
+    if (off != v.mv_size)
+        return fn_seterr(eb, FN_ECORRUPT, "positions of term id %u, block %u: trailing bytes", termid, block);
+    /* gaps -> positions, per posting and field */
+    uint32_t *q = *pos;
+    for (uint32_t i = 0; i < n; i++) {
+        for (int f = 0; f < 2; f++) {
+            uint32_t tf = f ? tf_body[i] : tf_title[i];
+            uint64_t at = 0;
+            for (uint32_t j = 0; j < tf; j++, q++) {
+                at += *q;
+                if (at > UINT32_MAX || (j && *q == 0))
+                    return fn_seterr(eb, FN_ECORRUPT, "positions of term id %u, block %u: not ascending",
+                                     termid, block);
+                *q = (uint32_t)at;
+            }
+        }
+    }
+    return 0;
 }
 
 int idx_doc_decode(uint32_t doc, const MDB_val *v, idx_doc_rec *out, fn_errbuf *eb)
@@ -310,8 +401,9 @@ static int load_norm(MDB_txn *txn, MDB_dbi dbi, const char *key, size_t width, u
     void *a = malloc(n ? n * width : 1);
     if (!a) return -ENOMEM;
     for (uint64_t i = 0; i < n; i++) {
-        if (width == 4) ((uint32_t *)a)[i] = idx_get_u32le(p + 4 * i);
-        else ((uint64_t *)a)[i] = idx_get_u64le(p + 8 * i);
+        if (width == 4) ((uint32_t *)a)[i] = idx_get_u32le(p + 4 * i);   /* f32 arrays too: same bits */
+        else if (width == 8) ((uint64_t *)a)[i] = idx_get_u64le(p + 8 * i);
+        else ((uint16_t *)a)[i] = (uint16_t)(p[2 * i] | p[2 * i + 1] << 8);
     }
     *out = a;
     return 0;
@@ -343,9 +435,10 @@ static int open_txn(idx_reader_t *r, fn_errbuf *eb)
                        dir, v, IDX_SCHEMA_VERSION);
         goto fail_msg;
     }
-    /* the source db is new in schema 2: open it after the version check so
-     * an old index gets the message above */
-    if ((rc = mdb_dbi_open(txn, IDX_DB_SOURCE, 0, &r->source))) {
+    /* source (schema 2) and positions (3) are newer: open them after the
+     * version check so an old index gets the message above */
+    if ((rc = mdb_dbi_open(txn, IDX_DB_SOURCE, 0, &r->source)) ||
+        (rc = mdb_dbi_open(txn, IDX_DB_POSITIONS, 0, &r->positions))) {
         if (rc == MDB_NOTFOUND) rc = FN_EFORMAT;
         goto fail;
     }
@@ -389,6 +482,18 @@ static int open_txn(idx_reader_t *r, fn_errbuf *eb)
     if ((rc = load_norm(txn, r->norms, "body", 4, in->docs, (void **)&r->len[IDX_FIELD_BODY]))) goto fail;
     what = "norms \"keys\"";
     if ((rc = load_norm(txn, r->norms, "keys", 8, in->docs, (void **)&r->keys))) goto fail;
+    what = "norms \"popularity\"";
+    if ((rc = load_norm(txn, r->norms, "popularity", 4, in->docs, (void **)&r->pop))) goto fail;
+    what = "norms \"published_at\"";
+    if ((rc = load_norm(txn, r->norms, "published_at", 8, in->docs, (void **)&r->pub))) goto fail;
+    what = "norms \"url_depth\"";
+    if ((rc = load_norm(txn, r->norms, "url_depth", 2, in->docs, (void **)&r->urld))) goto fail;
+    for (uint64_t d = 0; d < in->docs; d++)
+        if (!(r->pop[d] >= 0) || !isfinite(r->pop[d])) { rc = FN_ECORRUPT; goto fail; }
+    what = "meta";
+    if ((rc = meta_u64(txn, r->meta, "sumlen_title", &r->sumlen[IDX_FIELD_TITLE])) ||
+        (rc = meta_u64(txn, r->meta, "sumlen_body", &r->sumlen[IDX_FIELD_BODY])))
+        goto fail;
     /* committing a read txn keeps the dbi handles open for later txns */
     rc = mdb_txn_commit(txn);
     if (rc) return fn_seterr(eb, idx_mdb_code(rc), "%s: %s", dir, mdb_strerror(rc));
@@ -580,6 +685,9 @@ void idx_reader_close(idx_reader_t *r)
     free(r->len[0]);
     free(r->len[1]);
     free(r->keys);
+    free(r->pop);
+    free(r->pub);
+    free(r->urld);
     free(r);
 }
 

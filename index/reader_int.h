@@ -21,12 +21,16 @@
 struct idx_reader {
     char dir[4096];
     MDB_env *env;
-    MDB_dbi meta, terms, postings, docs, ids, norms, source;
+    MDB_dbi meta, terms, postings, docs, ids, norms, source, positions;
     idx_index_info info;
     const idx_codec_t *codec;
     uint32_t block_size;
     uint32_t *len[IDX_NFIELDS];   /* copies of the norms (checked at open) */
     uint64_t *keys;
+    float *pop;                   /* static signals (format.h "norms"), checked at open */
+    int64_t *pub;
+    uint16_t *urld;
+    uint64_t sumlen[IDX_NFIELDS]; /* global token counts per field (meta) */
     int fd;                       /* data.mdb, LMDB's descriptor */
     off_t size;                   /* data.mdb as opened ... */
     struct timespec mtime;        /* ... and its modification time */
@@ -77,6 +81,19 @@ int idx_block_get(const idx_reader_t *r, MDB_txn *txn, uint32_t termid, uint32_t
 int idx_block_decode(const idx_reader_t *r, uint32_t termid, uint32_t block, const MDB_val *v,
                      uint32_t *docs, uint32_t *tf_title, uint32_t *tf_body, uint32_t *n,
                      fn_errbuf *eb);
+
+/* A posting block's first and last document, checked against the block's
+ * checksum but not decoded: lets a walk skip blocks it does not need. */
+int idx_block_peek(const idx_reader_t *r, MDB_txn *txn, uint32_t termid, uint32_t block,
+                   uint32_t *first, uint32_t *last, fn_errbuf *eb);
+
+/* The positions of posting block (termid, block) whose n postings have the
+ * given frequencies: absolute positions into *pos (grown as needed; caller
+ * frees), posting by posting, each its title positions then its body
+ * positions, ascending within each field. */
+int idx_positions_get(const idx_reader_t *r, MDB_txn *txn, uint32_t termid, uint32_t block,
+                      const uint32_t *tf_title, const uint32_t *tf_body, uint32_t n,
+                      uint32_t **pos, size_t *cap, fn_errbuf *eb);
 
 /* The stored record of doc (id, title, url; not NUL-terminated). */
 typedef struct idx_doc_rec {

@@ -1,11 +1,12 @@
-/* search.c - postings cursors, BM25F and exhaustive DAAT top-k (search.h).
+/* search.c - postings cursors, the selection score and exhaustive DAAT top-k,
+ * stored fields and explain (search.h). Features are in features.c.
  *
  * The reader and the decoders of stored values are in reader.c. Everything a
  * query reads from LMDB (term records, posting blocks, stored records) is
- * read inside the searcher's per-query read transaction, checked against its
- * checksum, and decoded or copied before that transaction is reset; the
- * whole query runs inside an idx_guard so a data file truncated under us
- * turns into an error instead of a SIGBUS.
+ * read inside the searcher's per-call read transaction, checked against its
+ * checksum, and decoded or copied before that transaction is reset; every
+ * call runs inside an idx_guard so a data file truncated under us turns into
+ * an error instead of a SIGBUS.
  */
 #include "search.h"
 
@@ -25,6 +26,7 @@
 #include "format.h"
 #include "integrity.h"
 #include "reader_int.h"
+#include "search_int.h"
 
 /* Chosen with tests/bench/bm25_grid over cranfield, npl and cisi (one set for
  * all three, docs/evaluation.md): the centre of the plateau k1 1.0-1.4,
@@ -39,44 +41,15 @@ void idx_bm25_defaults(idx_bm25_params *p)
     p->w[IDX_FIELD_BODY] = 1.0;
 }
 
+void idx_select_defaults(idx_select_params *p)
+{
+    p->w_popularity = 0;
+    p->w_freshness = 0;
+    p->half_life_days = 30;
+    p->w_user = 0;
+}
+
 /* ---- searcher ---- */
-
-typedef struct cursor {
-    uint32_t termid, nblocks, block;
-    uint32_t pos, n;
-    uint32_t doc;          /* current document; valid unless done */
-    int done;
-    uint32_t docs[IDX_BLOCK_SIZE];
-    uint32_t tf[IDX_NFIELDS][IDX_BLOCK_SIZE];
-} cursor;
-
-typedef struct qterm {
-    size_t off;            /* into tbuf */
-    uint32_t len, qw;
-    uint64_t gdf;
-    double idf;
-    int found;
-} qterm;
-
-typedef struct hent { double score; uint64_t key; uint32_t doc; } hent;
-
-struct idx_searcher {
-    idx_reader_t *r;
-    idx_analyzer_t *an;
-    MDB_txn *txn;            /* reset between queries */
-    fn_errbuf *eb;           /* the running query's */
-    char *tbuf; size_t tlen, tcap;
-    qterm *qt; size_t nq, qcap;
-    const char **tptr; size_t tptrcap;
-    cursor *cur; size_t curcap;
-    hent *heap; size_t hcap;
-    uint32_t *htf; size_t htfcap;  /* explain: nq*2 tfs per explained hit */
-    uint32_t (*xdoc)[2]; size_t xdoccap;  /* explain: (doc, hit) sorted by doc */
-    idx_hit *hits; size_t hitcap;
-    idx_term_explain *expl; size_t explcap;
-    char *sbuf; size_t slen, scap;
-    size_t (*offs)[3]; size_t offscap;
-};
 
 int idx_searcher_create(idx_reader_t *r, idx_searcher_t **out, fn_errbuf *eb)
 {
@@ -115,6 +88,9 @@ static void searcher_trim(idx_searcher_t *s)
     if (s->hcap * sizeof *s->heap > KEEP) FREE_SCRATCH(s->heap, s->hcap);
     if (s->htfcap * sizeof *s->htf > KEEP) FREE_SCRATCH(s->htf, s->htfcap);
     if (s->xdoccap * sizeof *s->xdoc > KEEP) FREE_SCRATCH(s->xdoc, s->xdoccap);
+    if (s->poscap * sizeof *s->pos > KEEP) FREE_SCRATCH(s->pos, s->poscap);
+    if (s->poffcap * sizeof *s->poff > KEEP) FREE_SCRATCH(s->poff, s->poffcap);
+    if (s->bposcap * sizeof *s->bpos > KEEP) FREE_SCRATCH(s->bpos, s->bposcap);
     if (s->hitcap * sizeof *s->hits > KEEP) FREE_SCRATCH(s->hits, s->hitcap);
     if (s->explcap * sizeof *s->expl > KEEP) FREE_SCRATCH(s->expl, s->explcap);
     if (s->scap > KEEP) FREE_SCRATCH(s->sbuf, s->scap);
@@ -129,11 +105,15 @@ void idx_searcher_destroy(idx_searcher_t *s)
     idx_analyzer_destroy(s->an);
     free(s->tbuf);
     free(s->qt);
+    free(s->qseq);
     free(s->tptr);
     free(s->cur);
     free(s->heap);
     free(s->htf);
     free(s->xdoc);
+    free(s->pos);
+    free(s->poff);
+    free(s->bpos);
     free(s->hits);
     free(s->expl);
     free(s->sbuf);
@@ -141,7 +121,7 @@ void idx_searcher_destroy(idx_searcher_t *s)
     free(s);
 }
 
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
+int idx_grow(void **p, size_t *cap, size_t need, size_t elem)
 {
     if (need <= *cap) return 0;
     size_t nc = *cap ? *cap : 16;
@@ -152,25 +132,36 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem)
     *cap = nc;
     return 0;
 }
+#define grow idx_grow
 
-/* Query analysis: distinct terms in first-occurrence order, qw = count. */
+/* Query analysis: distinct terms in first-occurrence order, qw = count; the
+ * query's occurrences (term, position) in order, for phrases. User interest
+ * terms come after the query's, as terms of their own. */
 static int qtok_cb(void *ud, const char *term, size_t len, uint32_t pos)
 {
-    (void)pos;
     idx_searcher_t *s = ud;
     if (len == 0 || len > IDX_MAX_TERM_BYTES) return 0;
-    for (size_t i = 0; i < s->nq; i++)
-        if (s->qt[i].len == len && memcmp(s->tbuf + s->qt[i].off, term, len) == 0) {
-            s->qt[i].qw++;
-            return 0;
-        }
-    if (grow((void **)&s->qt, &s->qcap, s->nq + 1, sizeof *s->qt) ||
-        grow((void **)&s->tbuf, &s->tcap, s->tlen + len + 1, 1))
-        return -ENOMEM;
-    memcpy(s->tbuf + s->tlen, term, len);
-    s->tbuf[s->tlen + len] = '\0';
-    s->qt[s->nq++] = (qterm){ .off = s->tlen, .len = (uint32_t)len, .qw = 1 };
-    s->tlen += len + 1;
+    size_t from = s->parsing_user ? s->nq : 0, i;
+    for (i = from; i < s->nq + s->nu; i++)
+        if (s->qt[i].len == len && memcmp(s->tbuf + s->qt[i].off, term, len) == 0) break;
+    if (i == s->nq + s->nu) {
+        if (grow((void **)&s->qt, &s->qcap, i + 1, sizeof *s->qt) ||
+            grow((void **)&s->tbuf, &s->tcap, s->tlen + len + 1, 1))
+            return -ENOMEM;
+        memcpy(s->tbuf + s->tlen, term, len);
+        s->tbuf[s->tlen + len] = '\0';
+        s->qt[i] = (qterm){ .off = s->tlen, .len = (uint32_t)len, .user = s->parsing_user };
+        s->tlen += len + 1;
+        if (s->parsing_user) s->nu++;
+        else s->nq++;
+    }
+    s->qt[i].qw++;
+    if (!s->parsing_user) {
+        if (grow((void **)&s->qseq, &s->qseqcap, s->nseq + 1, sizeof *s->qseq)) return -ENOMEM;
+        s->qseq[s->nseq][0] = (uint32_t)i;
+        s->qseq[s->nseq][1] = pos;
+        s->nseq++;
+    }
     return 0;
 }
 
@@ -202,19 +193,30 @@ static int cursor_next(idx_searcher_t *s, cursor *c)
     return load_block(s, c);
 }
 
-/* BM25F share of one term for document d (search.h). Used by both scoring and
- * explain so that explain's contributions add up to the score exactly. */
-static inline double term_score(const idx_reader_t *r, const idx_bm25_params *p, double qidf,
-                                uint32_t d, const uint32_t tf[IDX_NFIELDS])
+/* Move c to the first document >= d (or done), skipping whole blocks by
+ * their last document. */
+static int cursor_seek(idx_searcher_t *s, cursor *c, uint32_t d)
 {
-    double tfn = 0.0;
-    for (int f = 0; f < IDX_NFIELDS; f++) {
-        if (!tf[f]) continue;
-        double norm = 1.0 - p->b[f] + p->b[f] * (double)r->len[f][d] / r->info.avglen[f];
-        tfn += p->w[f] * (double)tf[f] / norm;
+    if (c->done || c->doc >= d) return 0;
+    if (c->docs[c->n - 1] < d) {
+        uint32_t prev_last = c->docs[c->n - 1];
+        for (;;) {
+            if (++c->block >= c->nblocks) { c->done = 1; return 0; }
+            uint32_t first, last;
+            int rc = idx_block_peek(s->r, s->txn, c->termid, c->block, &first, &last, s->eb);
+            if (rc) return rc;
+            if (first <= prev_last)
+                return fn_seterr(s->eb, FN_ECORRUPT, "postings of term id %u, block %u: out of order",
+                                 c->termid, c->block);
+            if (last >= d) break;
+            prev_last = last;
+        }
+        c->doc = prev_last;   /* load_block checks the new block starts after it */
+        int rc = load_block(s, c);
+        if (rc) return rc;
     }
-    if (tfn <= 0.0) return 0.0;
-    return qidf * tfn * (p->k1 + 1.0) / (p->k1 + tfn);
+    while (c->doc < d) c->doc = c->docs[++c->pos];
+    return 0;
 }
 
 /* a ranks before b: score descending, then key ascending */
@@ -276,77 +278,126 @@ static int xdoc_cmp(const void *a, const void *b)
     return x[0] < y[0] ? -1 : x[0] > y[0];
 }
 
-/* Explain: the field frequencies of every query term in the first nexpl
- * hits (s->heap, sorted), into s->htf (nq * 2 per hit). The search itself
- * keeps no per-document frequencies (that would cost k x terms memory for
- * a few explained hits), so each term's postings are walked again up to the
- * largest explained document: explain costs about one more pass over the
- * query's postings, and memory only for what is explained. */
-static int explain_tfs(idx_searcher_t *s, size_t nexpl)
+int idx_cand_terms(idx_searcher_t *s, const uint32_t *docs, size_t n, size_t nterms, int want_pos)
 {
-    size_t nq = s->nq;
-    if (grow((void **)&s->htf, &s->htfcap, nexpl * nq * 2, sizeof *s->htf) ||
-        grow((void **)&s->xdoc, &s->xdoccap, nexpl, sizeof *s->xdoc))
+    if (!n || !nterms) return 0;
+    const idx_reader_t *r = s->r;
+    if (grow((void **)&s->htf, &s->htfcap, n * nterms * 2, sizeof *s->htf) ||
+        grow((void **)&s->xdoc, &s->xdoccap, n, sizeof *s->xdoc) ||
+        (want_pos && grow((void **)&s->poff, &s->poffcap, n * nterms * 2, sizeof *s->poff)) ||
+        grow((void **)&s->cur, &s->curcap, 1, sizeof *s->cur))
         return -ENOMEM;
-    memset(s->htf, 0, nexpl * nq * 2 * sizeof *s->htf);
-    for (size_t h = 0; h < nexpl; h++) {
-        s->xdoc[h][0] = s->heap[h].doc;
+    memset(s->htf, 0, n * nterms * 2 * sizeof *s->htf);
+    if (want_pos) memset(s->poff, 0, n * nterms * 2 * sizeof *s->poff);
+    for (size_t h = 0; h < n; h++) {
+        s->xdoc[h][0] = docs[h];
         s->xdoc[h][1] = (uint32_t)h;
     }
-    qsort(s->xdoc, nexpl, sizeof *s->xdoc, xdoc_cmp);
-    uint32_t maxdoc = s->xdoc[nexpl - 1][0];
-    for (size_t i = 0; i < nq; i++) {
-        cursor *c = &s->cur[i];
-        if (!s->qt[i].found) continue;
+    qsort(s->xdoc, n, sizeof *s->xdoc, xdoc_cmp);
+    uint32_t maxdoc = s->xdoc[n - 1][0];
+    size_t npos = 0;
+    cursor *c = &s->cur[0];
+    for (size_t t = 0; t < nterms; t++) {
+        const qterm *q = &s->qt[t];
+        if (!q->found) continue;
+        memset(c, 0, offsetof(cursor, docs));
+        c->termid = q->termid;
+        c->nblocks = q->nblocks;
         size_t x = 0;
-        c->doc = 0;
-        for (c->block = 0; c->block < c->nblocks && x < nexpl; c->block++) {
-            int rc = load_block(s, c);
+        uint32_t prev_last = 0;
+        for (c->block = 0; c->block < c->nblocks && x < n; c->block++) {
+            /* skip blocks that hold none of the documents: the header says
+             * where a block ends (checked against its checksum) */
+            uint32_t first, last;
+            int rc = idx_block_peek(r, s->txn, c->termid, c->block, &first, &last, s->eb);
             if (rc) return rc;
-            for (uint32_t p = 0; p < c->n && x < nexpl; ) {
+            if (c->block && first <= prev_last)
+                return fn_seterr(s->eb, FN_ECORRUPT, "postings of term id %u, block %u: out of order",
+                                 c->termid, c->block);
+            prev_last = last;
+            while (x < n && s->xdoc[x][0] < first) x++;
+            if (x == n || s->xdoc[x][0] > last) continue;
+            uint32_t bn;
+            if ((rc = idx_block_get(r, s->txn, c->termid, c->block, c->docs, c->tf[0], c->tf[1], &bn, s->eb)))
+                return rc;
+            c->n = bn;
+            uint32_t *bp = NULL;
+            if (want_pos) {
+                if ((rc = idx_positions_get(r, s->txn, c->termid, c->block, c->tf[0], c->tf[1], bn,
+                                            &s->bpos, &s->bposcap, s->eb)))
+                    return rc;
+                bp = s->bpos;
+            }
+            uint32_t boff = 0;
+            for (uint32_t p = 0; p < bn && x < n;) {
                 uint32_t d = c->docs[p], want = s->xdoc[x][0];
-                if (d < want) p++;
-                else if (d > want) x++;
-                else {
-                    uint32_t *tf = s->htf + (size_t)s->xdoc[x][1] * nq * 2 + 2 * i;
+                if (d < want) {
+                    boff += c->tf[0][p] + c->tf[1][p];
+                    p++;
+                } else if (d > want) {
+                    x++;
+                } else {
+                    size_t i = s->xdoc[x][1];
+                    uint32_t *tf = s->htf + (i * nterms + t) * 2;
                     tf[0] = c->tf[0][p];
                     tf[1] = c->tf[1][p];
+                    if (want_pos) {
+                        uint32_t np = tf[0] + tf[1];
+                        if (grow((void **)&s->pos, &s->poscap, npos + np, sizeof *s->pos)) return -ENOMEM;
+                        memcpy(s->pos + npos, bp + boff, np * sizeof *s->pos);
+                        s->poff[(i * nterms + t) * 2] = (uint32_t)npos;
+                        s->poff[(i * nterms + t) * 2 + 1] = (uint32_t)(npos + tf[0]);
+                        npos += np;
+                    }
+                    boff += c->tf[0][p] + c->tf[1][p];
                     p++;
                     x++;
                 }
             }
-            c->doc = c->docs[c->n - 1];
-            if (c->doc >= maxdoc) break;
+            if (last >= maxdoc) break;
         }
     }
     return 0;
 }
 
-/* The query proper; runs inside idx_search's guard and read transaction. */
-static int run_query(idx_searcher_t *s, const idx_query *q, const idx_bm25_params *bp, idx_results *res)
+typedef struct run_args {
+    const idx_query *q;
+    idx_results *res;
+} run_args;
+
+/* The selection proper; runs inside idx_search's guard and read transaction. */
+static int run_query(idx_searcher_t *s, void *ud)
 {
+    run_args *a = ud;
+    const idx_query *q = a->q;
+    idx_results *res = a->res;
     const idx_reader_t *r = s->r;
+    const idx_bm25_params *bp = &s->bm25;
+    const idx_select_params *sp = &s->sel;
     fn_errbuf *eb = s->eb;
-    size_t nq = s->nq;
+    size_t nq = s->nq, nt = s->nq + s->nu;
     int rc;
-    if (grow((void **)&s->cur, &s->curcap, nq + 1, sizeof *s->cur)) return -ENOMEM;
+    if (grow((void **)&s->cur, &s->curcap, nt + 1, sizeof *s->cur)) return -ENOMEM;
     /* look the terms up; idf from the global df */
     double N = (double)r->info.docs_total;
     size_t active = 0;
-    for (size_t i = 0; i < nq; i++) {
+    for (size_t i = 0; i < nt; i++) {
         qterm *t = &s->qt[i];
         cursor *c = &s->cur[i];
         memset(c, 0, offsetof(cursor, docs));
         c->done = 1;
         t->found = 0;
         t->gdf = 0;
+        t->gcf[0] = t->gcf[1] = 0;
         idx_term_rec tr;
         rc = idx_term_get(r, s->txn, s->tbuf + t->off, t->len, &tr, eb);
         if (rc == 0) {
-            c->termid = tr.termid;
-            c->nblocks = tr.nblocks;
+            c->termid = t->termid = tr.termid;
+            c->nblocks = t->nblocks = tr.nblocks;
             t->gdf = tr.gdf;
-            t->found = 1;
+            t->gcf[0] = tr.gcf[0];
+            t->gcf[1] = tr.gcf[1];
+            t->found = tr.df > 0;   /* every shard knows every term; postings only where df > 0 */
         } else if (rc != FN_ENOTFOUND) {
             return rc;
         }
@@ -356,15 +407,17 @@ static int run_query(idx_searcher_t *s, const idx_query *q, const idx_bm25_param
             c->done = 0;
             c->block = 0;
             if ((rc = load_block(s, c))) return rc;
-            active++;
+            if (i < nq) active++;
         }
     }
+    double user_w = sp->w_user;
+    double half_life = sp->half_life_days > 0 ? sp->half_life_days * 86400.0 : 30 * 86400.0;
+    int statics = sp->w_popularity != 0 || sp->w_freshness != 0;
 
-    /* exhaustive DAAT OR */
+    /* exhaustive DAAT OR over the query terms; interest terms only add */
     size_t kk = q->k < r->info.docs ? q->k : (size_t)r->info.docs;
     if (kk == 0) kk = 1;
     if (grow((void **)&s->heap, &s->hcap, kk, sizeof *s->heap)) return -ENOMEM;
-    int explain = q->explain && nq;
     size_t nh = 0;
     uint64_t matches = 0;
     while (active) {
@@ -380,9 +433,27 @@ static int run_query(idx_searcher_t *s, const idx_query *q, const idx_bm25_param
             cursor *c = &s->cur[i];
             if (c->done || c->doc != d) continue;
             uint32_t tf[IDX_NFIELDS] = { c->tf[0][c->pos], c->tf[1][c->pos] };
-            score += term_score(r, bp, (double)s->qt[i].qw * s->qt[i].idf, d, tf);
+            score += idx_term_bm25f(r, bp, (double)s->qt[i].qw * s->qt[i].idf, d, tf);
             if ((rc = cursor_next(s, c))) return rc;
             if (c->done) active--;
+        }
+        if (user_w != 0) {
+            double u = 0.0;
+            for (size_t i = nq; i < nt; i++) {
+                cursor *c = &s->cur[i];
+                if ((rc = cursor_seek(s, c, d))) return rc;
+                if (c->done || c->doc != d) continue;
+                uint32_t tf[IDX_NFIELDS] = { c->tf[0][c->pos], c->tf[1][c->pos] };
+                u += idx_term_bm25f(r, bp, (double)s->qt[i].qw * s->qt[i].idf, d, tf);
+            }
+            score += user_w * u;
+        }
+        if (statics) {
+            score += sp->w_popularity * log1p((double)r->pop[d]);
+            if (sp->w_freshness != 0 && r->pub[d] != IDX_NO_TIME) {
+                double age = (double)(s->now - r->pub[d]);
+                score += sp->w_freshness * exp2(-(age > 0 ? age : 0) / half_life);
+            }
         }
         matches++;
         hent e = { score, r->keys[d], d };
@@ -396,47 +467,14 @@ static int run_query(idx_searcher_t *s, const idx_query *q, const idx_bm25_param
     }
     qsort(s->heap, nh, sizeof *s->heap, hent_cmp);
 
-    /* results: stored fields, and explain for the first explain_hits */
-    size_t nexpl = !explain ? 0 : q->explain_hits && q->explain_hits < nh ? q->explain_hits : nh;
-    if (nexpl && (rc = explain_tfs(s, nexpl))) return rc;
-    if (grow((void **)&s->hits, &s->hitcap, nh + 1, sizeof *s->hits) ||
-        grow((void **)&s->offs, &s->offscap, nh + 1, sizeof *s->offs) ||
-        (nexpl && grow((void **)&s->expl, &s->explcap, nexpl * nq, sizeof *s->expl)))
-        return -ENOMEM;
+    /* results; stored fields and explain come after (run_select) */
+    if (grow((void **)&s->hits, &s->hitcap, nh + 1, sizeof *s->hits)) return -ENOMEM;
     for (size_t h = 0; h < nh; h++) {
-        const hent *e = &s->heap[h];
         idx_hit *hit = &s->hits[h];
         memset(hit, 0, sizeof *hit);
-        hit->doc = e->doc;
-        hit->key = e->key;
-        hit->score = e->score;
-        idx_doc_rec dr;
-        if ((rc = idx_doc_get(r, s->txn, e->doc, &dr, eb))) return rc;
-        size_t *o = s->offs[h];
-        if ((o[0] = sbuf_add(s, dr.id, dr.id_len)) == (size_t)-1 ||
-            (o[1] = sbuf_add(s, dr.title, dr.title_len)) == (size_t)-1 ||
-            (o[2] = sbuf_add(s, dr.url, dr.url_len)) == (size_t)-1)
-            return -ENOMEM;
-        if (h < nexpl) {
-            hit->terms = s->expl + h * nq;
-            const uint32_t *tf = s->htf + h * nq * 2;
-            for (size_t i = 0; i < nq; i++) {
-                idx_term_explain *x = &hit->terms[i];
-                x->term = s->tptr[i];
-                x->qw = s->qt[i].qw;
-                x->gdf = s->qt[i].gdf;
-                x->idf = s->qt[i].idf;
-                x->tf[0] = tf[2 * i];
-                x->tf[1] = tf[2 * i + 1];
-                x->contribution = term_score(r, bp, (double)s->qt[i].qw * s->qt[i].idf, e->doc, x->tf);
-            }
-        }
-    }
-    /* sbuf may have moved while growing: set the pointers last */
-    for (size_t h = 0; h < nh; h++) {
-        s->hits[h].id = s->sbuf + s->offs[h][0];
-        s->hits[h].title = s->sbuf + s->offs[h][1];
-        s->hits[h].url = s->sbuf + s->offs[h][2];
+        hit->doc = s->heap[h].doc;
+        hit->key = s->heap[h].key;
+        hit->score = s->heap[h].score;
     }
     res->hits = s->hits;
     res->nhits = nh;
@@ -444,18 +482,91 @@ static int run_query(idx_searcher_t *s, const idx_query *q, const idx_bm25_param
     return 0;
 }
 
-/* run_query inside a guard: the wrapper keeps no state of its own, so
- * nothing is lost when a SIGBUS jumps back here. */
-static int run_guarded(idx_searcher_t *s, const idx_query *q, const idx_bm25_params *bp, idx_results *res)
+/* Per-term explain of hits[0, n): their frequencies from a second walk over
+ * the postings (the search itself keeps no per-document frequencies). */
+static int explain_hits(idx_searcher_t *s, idx_hit *hits, size_t n)
 {
+    size_t nq = s->nq;
+    if (!n || !nq) return 0;
+    if (grow((void **)&s->expl, &s->explcap, n * nq, sizeof *s->expl)) return -ENOMEM;
+    uint32_t *docs = malloc(n * sizeof *docs);
+    if (!docs) return -ENOMEM;
+    for (size_t h = 0; h < n; h++) docs[h] = hits[h].doc;
+    int rc = idx_cand_terms(s, docs, n, nq, 0);
+    free(docs);
+    if (rc) return rc;
+    for (size_t h = 0; h < n; h++) {
+        idx_hit *hit = &hits[h];
+        hit->terms = s->expl + h * nq;
+        const uint32_t *tf = s->htf + h * nq * 2;
+        for (size_t i = 0; i < nq; i++) {
+            idx_term_explain *x = &hit->terms[i];
+            x->term = s->tptr[i];
+            x->qw = s->qt[i].qw;
+            x->gdf = s->qt[i].gdf;
+            x->idf = s->qt[i].idf;
+            x->tf[0] = tf[2 * i];
+            x->tf[1] = tf[2 * i + 1];
+            x->contribution = idx_term_bm25f(s->r, &s->bm25, (double)s->qt[i].qw * s->qt[i].idf,
+                                             hit->doc, x->tf);
+        }
+    }
+    return 0;
+}
+
+/* Stored fields of hits[0, n) into sbuf; pointers set last (sbuf moves). */
+static int fetch_fields(idx_searcher_t *s, idx_hit *hits, size_t n)
+{
+    if (grow((void **)&s->offs, &s->offscap, n + 1, sizeof *s->offs)) return -ENOMEM;
+    for (size_t h = 0; h < n; h++) {
+        idx_doc_rec dr;
+        int rc = idx_doc_get(s->r, s->txn, hits[h].doc, &dr, s->eb);
+        if (rc) return rc;
+        size_t *o = s->offs[h];
+        if ((o[0] = sbuf_add(s, dr.id, dr.id_len)) == (size_t)-1 ||
+            (o[1] = sbuf_add(s, dr.title, dr.title_len)) == (size_t)-1 ||
+            (o[2] = sbuf_add(s, dr.url, dr.url_len)) == (size_t)-1)
+            return -ENOMEM;
+    }
+    for (size_t h = 0; h < n; h++) {
+        hits[h].id = s->sbuf + s->offs[h][0];
+        hits[h].title = s->sbuf + s->offs[h][1];
+        hits[h].url = s->sbuf + s->offs[h][2];
+    }
+    return 0;
+}
+
+static int run_select(idx_searcher_t *s, void *ud)
+{
+    run_args *a = ud;
+    const idx_query *q = a->q;
+    idx_results *res = a->res;
+    int rc = run_query(s, ud);
+    if (rc == 0 && q->explain) {
+        size_t n = q->explain_hits && q->explain_hits < res->nhits ? q->explain_hits : res->nhits;
+        rc = explain_hits(s, res->hits, n);
+    }
+    if (rc == 0 && !q->no_fields) rc = fetch_fields(s, res->hits, res->nhits);
+    return rc;
+}
+
+int idx_searcher_run(idx_searcher_t *s, int (*fn)(idx_searcher_t *s, void *ud), void *ud)
+{
+    /* a sealed file that changed under us is damaged: do not read it */
+    int rc = idx_reader_check(s->r, s->eb);
+    if (rc) return rc;
+    if ((rc = mdb_txn_renew(s->txn))) return fn_seterr(s->eb, idx_mdb_code(rc), "txn: %s", mdb_strerror(rc));
     idx_guard g;
     if (idx_guard_enter(&g, s->r->map, s->r->mapsize) == 0) {
-        if (sigsetjmp(g.jb, 0) != 0)
+        if (sigsetjmp(g.jb, 0) != 0) {
+            mdb_txn_reset(s->txn);
             return fn_seterr(s->eb, FN_ECORRUPT, "%s/data.mdb: %s (while open)", s->r->dir,
                              idx_guard_what(&g));
+        }
     }
-    int rc = run_query(s, q, bp, res);
+    rc = fn(s, ud);
     idx_guard_leave(&g);
+    mdb_txn_reset(s->txn);
     return rc;
 }
 
@@ -465,32 +576,39 @@ int idx_search(idx_searcher_t *s, const idx_query *q, idx_results *res, fn_errbu
     memset(res, 0, sizeof *res);
     if (!q || !q->text || q->k == 0) return fn_seterr(eb, FN_EINVAL, "query text and k >= 1 are required");
     uint64_t t0 = mono_ns();
-    const idx_reader_t *r = s->r;
-    idx_bm25_params defp;
-    const idx_bm25_params *bp = q->bm25;
-    if (!bp) { idx_bm25_defaults(&defp); bp = &defp; }
+    if (q->bm25) s->bm25 = *q->bm25;
+    else idx_bm25_defaults(&s->bm25);
+    if (q->sel) s->sel = *q->sel;
+    else idx_select_defaults(&s->sel);
+    s->now = q->now ? q->now : (int64_t)time(NULL);
     fn_errbuf local;
     s->eb = eb ? eb : &local;
 
-    s->nq = 0;
+    s->nq = s->nu = s->nseq = 0;
     s->tlen = 0;
     s->slen = 0;
+    s->parsing_user = 0;
     int rc = idx_analyze(s->an, q->text, strlen(q->text), qtok_cb, s);
+    if (!rc && q->user_terms && s->sel.w_user != 0) {
+        s->parsing_user = 1;
+        rc = idx_analyze(s->an, q->user_terms, strlen(q->user_terms), qtok_cb, s);
+        s->parsing_user = 0;
+    }
     if (rc) return fn_seterr(eb, rc < 0 ? rc : -ENOMEM, "query analysis failed");
     size_t nq = s->nq;
     if (q->max_terms && nq > q->max_terms)
         return fn_seterr(eb, FN_ELIMIT, "query: %zu distinct terms after analysis, over the limit "
                          "of %u (max-query-terms)", nq, (unsigned)q->max_terms);
+    if (q->max_terms && s->nu > q->max_terms)
+        return fn_seterr(eb, FN_ELIMIT, "user_terms: %zu distinct terms after analysis, over the "
+                         "limit of %u (max-query-terms)", s->nu, (unsigned)q->max_terms);
     if (grow((void **)&s->tptr, &s->tptrcap, nq + 1, sizeof *s->tptr)) return -ENOMEM;
     for (size_t i = 0; i < nq; i++) s->tptr[i] = s->tbuf + s->qt[i].off;
     res->terms = s->tptr;
     res->nterms = nq;
 
-    /* a sealed file that changed under us is damaged: do not read it */
-    if ((rc = idx_reader_check(r, eb))) return rc;
-    if ((rc = mdb_txn_renew(s->txn))) return fn_seterr(eb, idx_mdb_code(rc), "txn: %s", mdb_strerror(rc));
-    rc = run_guarded(s, q, bp, res);
-    mdb_txn_reset(s->txn);
+    run_args a = { q, res };
+    rc = idx_searcher_run(s, run_select, &a);
     res->time_us = (mono_ns() - t0) / 1000;
     if (rc) {
         res->hits = NULL;
@@ -500,6 +618,45 @@ int idx_search(idx_searcher_t *s, const idx_query *q, idx_results *res, fn_errbu
         return rc;
     }
     return 0;
+}
+
+typedef struct fetch_args { idx_hit *hits; size_t n; } fetch_args;
+
+static int run_fetch(idx_searcher_t *s, void *ud)
+{
+    fetch_args *a = ud;
+    return fetch_fields(s, a->hits, a->n);
+}
+
+typedef struct hits_args { idx_hit *hits; size_t n; } hits_args;
+
+static int run_explain(idx_searcher_t *s, void *ud)
+{
+    hits_args *a = ud;
+    return explain_hits(s, a->hits, a->n);
+}
+
+int idx_explain_hits(idx_searcher_t *s, idx_hit *hits, size_t n, fn_errbuf *eb)
+{
+    if (eb) eb->msg[0] = '\0';
+    fn_errbuf local;
+    s->eb = eb ? eb : &local;
+    hits_args a = { hits, n };
+    int rc = idx_searcher_run(s, run_explain, &a);
+    if (rc && eb && !eb->msg[0]) fn_seterr(eb, rc, "explain: %s", fn_strerror(rc));
+    return rc;
+}
+
+int idx_fetch_fields(idx_searcher_t *s, idx_hit *hits, size_t n, fn_errbuf *eb)
+{
+    if (eb) eb->msg[0] = '\0';
+    fn_errbuf local;
+    s->eb = eb ? eb : &local;
+    s->slen = 0;
+    fetch_args a = { hits, n };
+    int rc = idx_searcher_run(s, run_fetch, &a);
+    if (rc && eb && !eb->msg[0]) fn_seterr(eb, rc, "fetch: %s", fn_strerror(rc));
+    return rc;
 }
 
 /* Called by the owner once it has copied the results (they live in the

@@ -43,6 +43,23 @@ typedef struct idx_bm25_params {
 /* Defaults (tuned on cranfield/npl/cisi, see docs/evaluation.md). */
 void idx_bm25_defaults(idx_bm25_params *p);
 
+/* The selection score (the funnel's first stage, docs/ranking.md):
+ *   BM25F(query terms)
+ *   + w_popularity x ln(1 + popularity)
+ *   + w_freshness  x 2^(-age / half_life)        (0 for a document without published_at)
+ *   + w_user       x BM25F(the user's interest terms)
+ * A document must match a query term; interest terms only add to its score.
+ * Every shard of a cluster must use the same values. */
+typedef struct idx_select_params {
+    double w_popularity;
+    double w_freshness;
+    double half_life_days;      /* > 0 */
+    double w_user;
+} idx_select_params;
+
+/* All weights 0 (plain BM25F), half life 30 days. */
+void idx_select_defaults(idx_select_params *p);
+
 typedef struct idx_index_info {
     uint32_t schema, shard, shards;
     uint64_t docs, docs_total, terms;
@@ -80,8 +97,9 @@ typedef struct idx_term_explain {
 typedef struct idx_hit {
     uint32_t doc;           /* shard-local doc number */
     uint64_t key;           /* xxh64(external id) */
-    double score;
-    const char *id;         /* stored fields: NUL-terminated, owned by the searcher */
+    double score;           /* the selection score */
+    const char *id;         /* stored fields: NUL-terminated, owned by the searcher;
+                               NULL with idx_query.no_fields until idx_fetch_fields */
     const char *title;      /* "" if none */
     const char *url;        /* "" if none */
     idx_term_explain *terms;/* explain only, and only for the first explain_hits
@@ -105,6 +123,10 @@ typedef struct idx_query {
     uint32_t max_terms;     /* refuse more distinct analyzed terms (0 = no limit) */
     uint64_t deadline_ns;   /* CLOCK_MONOTONIC ns; stop with -ETIMEDOUT after it (0 = none) */
     const idx_bm25_params *bm25; /* NULL = defaults */
+    const idx_select_params *sel; /* NULL = idx_select_defaults */
+    const char *user_terms; /* a user's interest terms (text, analyzed like the query); NULL = none */
+    int64_t now;            /* request time, unix seconds (freshness); 0 = the clock */
+    int no_fields;          /* selection only: leave id/title/url NULL (idx_fetch_fields later) */
 } idx_query;
 
 int idx_searcher_create(idx_reader_t *r, idx_searcher_t **out, fn_errbuf *eb);
@@ -117,6 +139,15 @@ void idx_searcher_destroy(idx_searcher_t *s);
  * failed, the file changed or was truncated) with what was damaged in eb;
  * -ENOMEM. A query with no indexable terms succeeds with 0 hits. */
 int idx_search(idx_searcher_t *s, const idx_query *q, idx_results *res, fn_errbuf *eb);
+
+/* Stored fields (id, title, url) of hits[0, n) - hits of the searcher's
+ * last idx_search, in any order - into those hits. Valid until the next
+ * idx_search. Damage codes as idx_search. */
+int idx_fetch_fields(idx_searcher_t *s, idx_hit *hits, size_t n, fn_errbuf *eb);
+
+/* Per-term explain (idx_hit.terms) of hits[0, n) - hits of the last
+ * idx_search, in any order. Valid until the next idx_search. */
+int idx_explain_hits(idx_searcher_t *s, idx_hit *hits, size_t n, fn_errbuf *eb);
 
 /* The caller is done with the last results: scratch memory that a large
  * query grew (k = 10000, explain) is given back, so a burst of large

@@ -76,6 +76,8 @@ typedef struct walk {
     size_t term_len;
     uint32_t block, doc;
     uint32_t docs[IDX_BLOCK_SIZE], tf[IDX_NFIELDS][IDX_BLOCK_SIZE];
+    uint32_t *pos;          /* a block's positions */
+    size_t poscap;
 } walk;
 
 /* What follows "..., block B: " in a decoder's message. */
@@ -89,7 +91,7 @@ static const char *block_tail(const char *msg)
 static int walk_blocks(walk *w, const MDB_val *term, const idx_term_rec *tr)
 {
     const idx_reader_t *r = w->r;
-    uint64_t sum = 0;
+    uint64_t sum = 0, cf[IDX_NFIELDS] = { 0, 0 };
     uint32_t last = 0;
     for (uint32_t b = 0; b < tr->nblocks; b++) {
         uint32_t n;
@@ -110,13 +112,23 @@ static int walk_blocks(walk *w, const MDB_val *term, const idx_term_rec *tr)
         for (uint32_t i = 0; i < n; i++) {
             w->tfsum[2 * (size_t)w->docs[i]] += w->tf[0][i];
             w->tfsum[2 * (size_t)w->docs[i] + 1] += w->tf[1][i];
+            cf[0] += w->tf[0][i];
+            cf[1] += w->tf[1][i];
         }
+        /* the block's positions: their checksum, count and order */
+        if ((rc = idx_positions_get(r, w->txn, tr->termid, b, w->tf[0], w->tf[1], n, &w->pos, &w->poscap, &beb)))
+            return fn_seterr(w->eb, rc, "positions of term \"%s\", block %u: %s",
+                             IDX_SHOW(term->mv_data, term->mv_size), b, block_tail(fn_errmsg(&beb, rc)));
         last = w->docs[n - 1];
         sum += n;
     }
     if (sum != tr->df)
         return fn_seterr(w->eb, FN_ECORRUPT, "postings of term \"%s\": %" PRIu64 " postings, but its "
                          "record says df %u", IDX_SHOW(term->mv_data, term->mv_size), sum, tr->df);
+    if (cf[0] > tr->gcf[0] || cf[1] > tr->gcf[1])
+        return fn_seterr(w->eb, FN_ECORRUPT, "term \"%s\": this shard alone has %" PRIu64 " / %" PRIu64
+                         " occurrences in titles / bodies, more than the whole index's %" PRIu64 " / %" PRIu64,
+                         IDX_SHOW(term->mv_data, term->mv_size), cf[0], cf[1], tr->gcf[0], tr->gcf[1]);
     w->vs->postings += sum;
     w->vs->blocks += tr->nblocks;
     return 0;
@@ -169,6 +181,11 @@ static int walk_terms(walk *w)
     if (ms.ms_entries != w->vs->blocks)
         return fn_seterr(w->eb, FN_ECORRUPT, "postings: %zu blocks stored, but the term records account "
                          "for %" PRIu64, ms.ms_entries, w->vs->blocks);
+    if ((rc = mdb_stat(w->txn, r->positions, &ms)))
+        return fn_seterr(w->eb, idx_mdb_code(rc), "positions: %s", mdb_strerror(rc));
+    if (ms.ms_entries != w->vs->blocks)
+        return fn_seterr(w->eb, FN_ECORRUPT, "positions: %zu blocks stored, but the postings have %" PRIu64,
+                         ms.ms_entries, w->vs->blocks);
     return 0;
 }
 
@@ -350,6 +367,7 @@ static int check_shard(vshard *vs)
         rc = fn_seterr(&eb, idx_mdb_code(rc), "txn: %s", mdb_strerror(rc));
     }
     free(w.tfsum);
+    free(w.pos);
     if (rc) return set_problem(vs, rc, "%s", eb.msg);
     if (frc)
         return set_problem(vs, frc, "%s; every stored value checks out, so the damage is in space no "
@@ -412,17 +430,24 @@ static int merge_terms(merge *m)
                 min = &m->k[i];
         if (!min) break;
         MDB_val term = *min;   /* stays valid: every txn is open until the end */
-        uint64_t sumdf = 0;
-        uint32_t gdf = 0, first = UINT32_MAX;
+        uint64_t sumdf = 0, gcf[IDX_NFIELDS] = { 0, 0 };
+        uint32_t gdf = 0, first = UINT32_MAX, have = 0;
         for (uint32_t i = 0; i < m->n; i++) {
             if (!m->live[i] || idx_key_cmp(m->k[i].mv_data, m->k[i].mv_size, term.mv_data, term.mv_size) != 0)
                 continue;
             idx_term_rec tr;
             if ((rc = idx_term_decode(m->vs[i].r, term.mv_data, term.mv_size, &m->v[i], &tr, m->eb)))
                 return rc;
+            have++;
             if (first == UINT32_MAX) {
                 first = i;
                 gdf = tr.gdf;
+                gcf[0] = tr.gcf[0];
+                gcf[1] = tr.gcf[1];
+            } else if (tr.gcf[0] != gcf[0] || tr.gcf[1] != gcf[1]) {
+                return fn_seterr(m->eb, FN_ECORRUPT, "term \"%s\": collection frequencies differ between "
+                                 "%s and %s", IDX_SHOW(term.mv_data, term.mv_size), m->vs[first].name,
+                                 m->vs[i].name);
             } else if (tr.gdf != gdf) {
                 return fn_seterr(m->eb, FN_ECORRUPT, "term \"%s\": gdf %u on %s, but %u on %s",
                                  IDX_SHOW(term.mv_data, term.mv_size), gdf, m->vs[first].name, tr.gdf,
@@ -434,6 +459,10 @@ static int merge_terms(merge *m)
                 return fn_seterr(m->eb, idx_mdb_code(rc), "%s: terms: %s", m->vs[i].name, mdb_strerror(rc));
             m->live[i] = rc == 0;
         }
+        /* every shard has every term (format.h), with or without postings */
+        if (m->all && have != m->n)
+            return fn_seterr(m->eb, FN_ECORRUPT, "term \"%s\": on %u of the %u shards; every shard has "
+                             "every term", IDX_SHOW(term.mv_data, term.mv_size), have, m->n);
         if (m->all ? sumdf != gdf : sumdf > gdf)
             return fn_seterr(m->eb, FN_ECORRUPT, "term \"%s\": gdf %u, but the shards' df add up to %" PRIu64,
                              IDX_SHOW(term.mv_data, term.mv_size), gdf, sumdf);

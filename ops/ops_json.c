@@ -3,6 +3,7 @@
  * field list. */
 #include "ops.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,8 +20,9 @@ static json_t *scalar(const ProtobufCFieldDescriptor *f, const void *p)
     case PROTOBUF_C_TYPE_SFIXED64: return json_integer((json_int_t)*(const int64_t *)p);
     case PROTOBUF_C_TYPE_UINT64:
     case PROTOBUF_C_TYPE_FIXED64:  return json_integer((json_int_t)*(const uint64_t *)p);
-    case PROTOBUF_C_TYPE_FLOAT:    return json_real(*(const float *)p);
-    case PROTOBUF_C_TYPE_DOUBLE:   return json_real(*(const double *)p);
+    /* JSON has no NaN or infinity (a missing feature is NaN): null */
+    case PROTOBUF_C_TYPE_FLOAT:    return isfinite(*(const float *)p) ? json_real(*(const float *)p) : json_null();
+    case PROTOBUF_C_TYPE_DOUBLE:   return isfinite(*(const double *)p) ? json_real(*(const double *)p) : json_null();
     case PROTOBUF_C_TYPE_BOOL:     return json_boolean(*(const protobuf_c_boolean *)p);
     case PROTOBUF_C_TYPE_ENUM: {
         int v = *(const int *)p;

@@ -14,7 +14,9 @@
 #include "fn_log.h"
 #include "fn_query.h"
 #include "funnel.pb-c.h"
+#include "feature_registry.h"
 #include "integrity.h"
+#include "stage1.h"
 #include "rpc_client.h"   /* method paths */
 #include "rpc_server.h"
 
@@ -43,6 +45,13 @@ struct shard {
      * on a good index. Loop thread only. */
     int broken;
     char broken_reason[512];
+    /* The stage-1 model: workers take a reference under the mutex, a push
+     * swaps it; a search keeps the model it started with. */
+    uv_mutex_t model_mu;
+    rank_ranker *stage1;
+    const char *fnames[64];       /* the registry's names (shard columns) */
+    unsigned char fcheap[64];     /* which of them stage 1 may use */
+    size_t nfnames;
     void (*done)(void *ud);
     void *done_ud;
 };
@@ -54,7 +63,11 @@ typedef struct search_job {
     rpc_call_t *call;
     gpr_timespec deadline;        /* monotonic */
     char *query;
-    uint32_t k;
+    char *user_terms;
+    uint32_t k, selection_k;
+    int64_t now;
+    int features, skip_stage1;
+    uint32_t feature_hits;
     int explain;
     uint32_t explain_hits;
     /* results, filled on the worker thread */
@@ -137,9 +150,26 @@ static void pool_put(searcher_pool *p, idx_searcher_t *se)
 
 /* ---- building the response: every part in the request's arena ----------- */
 
-/* Copy the searcher's results (valid only until its next search) into r. */
-static int resp_fill(Funnel__V1__ShardSearchResponse *r, fn_arena *a, const idx_results *res, int explain)
+static Funnel__V1__StageInfo *stage_info(fn_arena *a, const rank_stage_acct *ac)
 {
+    Funnel__V1__StageInfo *st = fn_arena_alloc(a, sizeof *st);
+    if (!st) return NULL;
+    funnel__v1__stage_info__init(st);
+    st->name = (char *)ac->name;
+    st->ran = ac->ran;
+    st->time_us = ac->time_us;
+    st->count_in = ac->count_in;
+    st->count_out = ac->count_out;
+    st->note = fn_arena_strdup(a, ac->note);
+    return st->note ? st : NULL;
+}
+
+/* Copy the funnel's results (valid only until the searcher's next search)
+ * into r: every part in the request's arena. */
+static int resp_fill(Funnel__V1__ShardSearchResponse *r, fn_arena *a, const shard_funnel_out *fo,
+                     const char *const *fnames, int explain, const char *model)
+{
+    const idx_results *res = &fo->sel;
     r->matches = res->matches;
     r->time_us = res->time_us;
     if (res->nterms) {
@@ -147,22 +177,37 @@ static int resp_fill(Funnel__V1__ShardSearchResponse *r, fn_arena *a, const idx_
         for (size_t i = 0; i < res->nterms; i++, r->n_terms++)
             if (!(r->terms[i] = fn_arena_strdup(a, res->terms[i]))) return -ENOMEM;
     }
-    if (res->nhits) {
-        r->hits = fn_arena_alloc(a, res->nhits * sizeof *r->hits);
-        Funnel__V1__ShardHit *hits = fn_arena_alloc(a, res->nhits * sizeof *hits);
+    r->stages = fn_arena_alloc(a, 2 * sizeof *r->stages);
+    if (!r->stages) return -ENOMEM;
+    for (int i = 0; i < 2; i++)
+        if (!(r->stages[r->n_stages++] = stage_info(a, &fo->acct[i]))) return -ENOMEM;
+    r->stage1_model = (char *)(model ? model : "");
+    if (fo->rows) {
+        r->feature_names = (char **)fnames;   /* static registry names */
+        r->n_feature_names = fo->ncols;
+    }
+    if (fo->n) {
+        r->hits = fn_arena_alloc(a, fo->n * sizeof *r->hits);
+        Funnel__V1__ShardHit *hits = fn_arena_alloc(a, fo->n * sizeof *hits);
         if (!r->hits || !hits) return -ENOMEM;
-        for (size_t i = 0; i < res->nhits; i++) {
-            const idx_hit *in = &res->hits[i];
+        for (size_t i = 0; i < fo->n; i++) {
+            const idx_hit *in = &fo->hits[i];
             Funnel__V1__ShardHit *h = &hits[i];
             funnel__v1__shard_hit__init(h);
             r->hits[r->n_hits++] = h;
             h->doc = in->doc;
-            h->score = in->score;
+            h->selection_score = in->score;
+            h->stage1_score = fo->stage1_score[i];
+            h->score = fo->stage1_score[i];
             h->key = in->key;
             h->id = fn_arena_strdup(a, in->id);
             h->title = fn_arena_strdup(a, in->title);
             h->url = fn_arena_strdup(a, in->url);
             if (!h->id || !h->title || !h->url) return -ENOMEM;
+            if (fo->rows && i < fo->nrows) {
+                h->features = (float *)(fo->rows + i * fo->stride);   /* the arena's rows */
+                h->n_features = fo->ncols;
+            }
             if (!explain || !in->terms || !res->nterms) continue;
             h->terms = fn_arena_alloc(a, res->nterms * sizeof *h->terms);
             Funnel__V1__TermExplain *xs = fn_arena_alloc(a, res->nterms * sizeof *xs);
@@ -183,6 +228,23 @@ static int resp_fill(Funnel__V1__ShardSearchResponse *r, fn_arena *a, const idx_
         }
     }
     return 0;
+}
+
+static rank_ranker *model_get(shard_t *s)
+{
+    uv_mutex_lock(&s->model_mu);
+    rank_ranker *m = rank_ranker_ref(s->stage1);
+    uv_mutex_unlock(&s->model_mu);
+    return m;
+}
+
+static void model_set(shard_t *s, rank_ranker *m)
+{
+    uv_mutex_lock(&s->model_mu);
+    rank_ranker *old = s->stage1;
+    s->stage1 = m;
+    uv_mutex_unlock(&s->model_mu);
+    rank_ranker_unref(old);
 }
 
 /* ---- Shard/Search --------------------------------------------------------- */
@@ -220,13 +282,24 @@ static void search_work(uv_work_t *w)   /* worker thread */
         pool_put(&s->pool, se);
         return;
     }
-    idx_query q = {.text = j->query, .k = j->k, .explain = j->explain,
-                   .explain_hits = j->explain_hits, .max_terms = s->cfg.max_query_terms,
-                   .deadline_ns = deadline_ns(j->deadline), .bm25 = &s->cfg.bm25};
-    idx_results res;
+    shard_funnel_req rq = {
+        .q = {.text = j->query, .k = j->selection_k, .max_terms = s->cfg.max_query_terms,
+              .deadline_ns = deadline_ns(j->deadline), .bm25 = &s->cfg.bm25, .sel = &s->cfg.sel,
+              .user_terms = j->user_terms, .now = j->now},
+        .k = j->k, .features = j->features, .feature_hits = j->feature_hits,
+        .skip_stage1 = j->skip_stage1,
+        .explain = j->explain, .explain_hits = j->explain_hits,
+    };
+    rank_ranker *model = model_get(s);
+    shard_funnel_out fo;
     fn_errbuf eb = {{0}};
-    int rc = idx_search(se, &q, &res, &eb);
-    if (rc == 0) rc = resp_fill(&j->resp, &j->mem, &res, j->explain);
+    int rc = shard_funnel_run(se, &rq, model, &j->mem, &fo, &eb);
+    if (rc == 0) {
+        fo.acct[0].count_in = idx_reader_info(s->reader)->docs;
+        const char *mdesc = model ? fn_arena_strdup(&j->mem, rank_ranker_describe(model)) : NULL;
+        rc = resp_fill(&j->resp, &j->mem, &fo, s->fnames, j->explain, mdesc);
+    }
+    rank_ranker_unref(model);
     idx_searcher_release(se);
     pool_put(&s->pool, se);
     if (rc == 0) {
@@ -278,6 +351,7 @@ static void job_free(search_job *j)
     int big = fn_arena_held(&j->mem) > (1u << 20);
     fn_arena_free(&j->mem);
     free(j->query);
+    free(j->user_terms);
     free(j);
     if (big) fn_mem_release();
 }
@@ -347,12 +421,32 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
         return;
     }
 
+    if (req->user_terms && *req->user_terms) {
+        fn_query_limits ul = { s->cfg.max_query_bytes, s->cfg.max_query_words };
+        if (fn_query_check(req->user_terms, &ul, &qeb) != 0) {
+            reject(s, call, "user_terms:%s", strchr(qeb.msg, ':') ? strchr(qeb.msg, ':') + 1 : qeb.msg);
+            return;
+        }
+    }
+    if (req->features > 2) {
+        reject(s, call, "features: %u is not 0, 1 or 2", (unsigned)req->features);
+        return;
+    }
+    uint32_t selk = req->selection_k ? req->selection_k : req->k;
+    if (selk < req->k) selk = req->k;
+    if (selk > s->cfg.max_k) {
+        reject(s, call, "selection_k: %u is more than max-k %u", (unsigned)selk, (unsigned)s->cfg.max_k);
+        return;
+    }
+
     search_job *j = calloc(1, sizeof *j);
     char *q = xstrdup(req->query);
+    char *ut = req->user_terms && *req->user_terms ? xstrdup(req->user_terms) : NULL;
     if (j) fn_arena_init(&j->mem);
-    if (!j || !q) {
+    if (!j || !q || (req->user_terms && *req->user_terms && !ut)) {
         free(j);
         free(q);
+        free(ut);
         s->errors++;
         rpc_call_reply(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
         return;
@@ -361,7 +455,13 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
     j->call = call;
     j->deadline = rpc_call_deadline(call);
     j->query = q;
+    j->user_terms = ut;
     j->k = req->k;
+    j->selection_k = selk;
+    j->now = req->now;
+    j->features = (int)req->features;
+    j->feature_hits = req->feature_hits;
+    j->skip_stage1 = req->skip_stage1;
     j->explain = req->explain;
     uint32_t cap = s->cfg.max_explain_hits ? s->cfg.max_explain_hits : SHARD_DEFAULT_MAX_EXPLAIN_HITS;
     j->explain_hits = req->explain_hits && req->explain_hits < cap ? req->explain_hits : cap;
@@ -392,6 +492,44 @@ static void handle_status(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
     r.shards = info->shards;
     r.docs = info->docs;
     r.index_dir = s->cfg.index_dir;
+    rank_ranker *model = model_get(s);
+    r.stage1_model = (char *)(model ? rank_ranker_describe(model) : "");
+    rpc_call_reply(call, GRPC_STATUS_OK, NULL, &r.base);
+    rank_ranker_unref(model);
+}
+
+/* ---- Admin/PushModel: replace the stage-1 model ------------------------------ */
+
+static void handle_push(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
+{
+    shard_t *s = ud;
+    const Funnel__V1__PushModelRequest *req = (const Funnel__V1__PushModelRequest *)m;
+    if (req->stage != 1) {
+        rpc_call_reply(call, GRPC_STATUS_INVALID_ARGUMENT, "stage: a shard runs stage 1 only", NULL);
+        return;
+    }
+    const char *name = req->name && *req->name ? req->name : "pushed model";
+    Funnel__V1__PushModelResponse r = FUNNEL__V1__PUSH_MODEL_RESPONSE__INIT;
+    if (req->model.len == 0) {
+        model_set(s, NULL);
+        FN_INFO("stage-1 model removed (push): selection order from now on");
+        r.model = (char *)"none";
+        rpc_call_reply(call, GRPC_STATUS_OK, NULL, &r.base);
+        return;
+    }
+    rank_ranker *rk;
+    fn_errbuf eb = {{0}};
+    int rc = rank_ranker_parse((const char *)req->model.data, req->model.len, name, s->fnames,
+                               s->fcheap, s->nfnames, &rk, &eb);
+    if (rc) {
+        FN_WARN("stage-1 model push refused: %s", fn_errmsg(&eb, rc));
+        rpc_call_reply(call, GRPC_STATUS_INVALID_ARGUMENT, fn_errmsg(&eb, rc), NULL);
+        return;
+    }
+    model_set(s, rk);
+    FN_INFO("stage-1 model now %s (push)", rank_ranker_describe(rk));
+    r.model = (char *)rank_ranker_describe(rk);
+    r.replicas = 1;
     rpc_call_reply(call, GRPC_STATUS_OK, NULL, &r.base);
 }
 
@@ -406,8 +544,23 @@ int shard_start(uv_loop_t *loop, const shard_config *cfg, shard_t **out, fn_errb
     s->cfg = *cfg;
     s->started_ms = mono_ms();
 
-    int rc = idx_reader_open_ex(cfg->index_dir, cfg->verify_quick ? IDX_OPEN_QUICK : 0, &s->reader, eb);
-    if (rc) goto fail_free;
+    if (uv_mutex_init(&s->model_mu) != 0) {
+        free(s);
+        return fn_seterr(eb, -ENOMEM, "cannot create a mutex");
+    }
+    size_t nreg;
+    const idx_feature_def *reg = idx_features(&nreg);
+    s->nfnames = idx_features_shard();
+    for (size_t i = 0; i < s->nfnames && i < 64; i++) {
+        s->fnames[i] = reg[i].name;
+        s->fcheap[i] = reg[i].cost == IDX_FEAT_CHEAP;
+    }
+    int rc = 0;
+    if (cfg->stage1_model[0] &&
+        (rc = rank_ranker_load(cfg->stage1_model, s->fnames, s->fcheap, s->nfnames, &s->stage1, eb)))
+        goto fail_mu;
+    rc = idx_reader_open_ex(cfg->index_dir, cfg->verify_quick ? IDX_OPEN_QUICK : 0, &s->reader, eb);
+    if (rc) goto fail_model;
     if ((rc = pool_init(&s->pool, s->reader, cfg->threads ? cfg->threads : 1, eb)) != 0)
         goto fail_reader;
 
@@ -415,8 +568,9 @@ int shard_start(uv_loop_t *loop, const shard_config *cfg, shard_t **out, fn_errb
         {RPC_METHOD_SHARD_SEARCH, &funnel__v1__shard_search_request__descriptor,
          handle_search, s},
         {RPC_METHOD_ADMIN_STATUS, &funnel__v1__status_request__descriptor, handle_status, s},
+        {RPC_METHOD_ADMIN_PUSH_MODEL, &funnel__v1__push_model_request__descriptor, handle_push, s},
     };
-    rpc_server_opts o = {.addr = cfg->listen, .methods = methods, .nmethods = 2};
+    rpc_server_opts o = {.addr = cfg->listen, .methods = methods, .nmethods = 3};
     if ((rc = rpc_server_start(loop, &o, &s->rpc, eb)) != 0) goto fail_pool;
     *out = s;
     return 0;
@@ -425,7 +579,10 @@ fail_pool:
     pool_destroy(&s->pool);
 fail_reader:
     idx_reader_close(s->reader);
-fail_free:
+fail_model:
+    rank_ranker_unref(s->stage1);
+fail_mu:
+    uv_mutex_destroy(&s->model_mu);
     free(s);
     return rc;
 }
@@ -441,6 +598,8 @@ static void on_rpc_stopped(void *ud)
     /* Every search has been answered, so no worker holds a searcher. */
     pool_destroy(&s->pool);
     idx_reader_close(s->reader);
+    rank_ranker_unref(s->stage1);
+    uv_mutex_destroy(&s->model_mu);
     void (*done)(void *) = s->done;
     void *dud = s->done_ud;
     free(s);

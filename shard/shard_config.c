@@ -23,6 +23,7 @@ void shard_config_defaults(shard_config *c)
     c->max_reply_bytes = SHARD_DEFAULT_MAX_REPLY_BYTES;
     c->log_level = FN_LOG_INFO;
     idx_bm25_defaults(&c->bm25);
+    idx_select_defaults(&c->sel);
 }
 
 static int set_str(char *dst, size_t cap, const char *key, const char *v, fn_errbuf *eb)
@@ -82,6 +83,21 @@ int shard_config_set(shard_config *c, const char *key, const char *v, fn_errbuf 
         if (strcmp(v, "full") && strcmp(v, "quick"))
             return fn_seterr(eb, FN_EINVAL, "verify-on-open: want full|quick, got '%s'", v);
         c->verify_quick = strcmp(v, "quick") == 0;
+        return 0;
+    }
+    if (fn_config_key_is(key, "stage1-model")) return set_str(c->stage1_model, sizeof c->stage1_model, key, v, eb);
+    static const struct { const char *key; double lo, hi; size_t off; } sels[] = {
+        { "selection.w_popularity", -1000, 1000, offsetof(shard_config, sel.w_popularity) },
+        { "selection.w_freshness", -1000, 1000, offsetof(shard_config, sel.w_freshness) },
+        { "selection.half_life_days", 1e-6, 1e6, offsetof(shard_config, sel.half_life_days) },
+        { "selection.w_user", -1000, 1000, offsetof(shard_config, sel.w_user) },
+    };
+    for (size_t i = 0; i < sizeof sels / sizeof sels[0]; i++) {
+        if (!fn_config_key_is(key, sels[i].key)) continue;
+        if (fn_parse_double(v, sels[i].lo, sels[i].hi, &d) != 0)
+            return fn_seterr(eb, FN_EINVAL, "%s: want a number in [%g, %g], got '%s'", sels[i].key,
+                             sels[i].lo, sels[i].hi, v);
+        *(double *)((char *)c + sels[i].off) = d;
         return 0;
     }
     if (fn_config_key_is(key, "log-level")) {
@@ -147,6 +163,9 @@ const char *shard_config_usage(void)
            "  --max-explain-hits N hits that get per-term explain details (default 100)\n"
            "  --max-reply-bytes N  larger replies are refused with RESOURCE_EXHAUSTED (default 32 MiB)\n"
            "  --verify-on-open M   full: hash all of data.mdb before serving (default); quick: skip it\n"
+           "  --stage1-model FILE  the stage-1 model (rank/ model file over cheap features; default none)\n"
+           "  --selection.w_popularity W, --selection.w_freshness W, --selection.half_life_days D,\n"
+           "  --selection.w_user W  static signals and personalisation in the selection score (default 0)\n"
            "  --config FILE      key=value file with the same keys (flags override it);\n"
            "                     also bm25.k1, bm25.b_title, bm25.b_body, bm25.w_title, bm25.w_body\n"
            "  --log-level L      debug|info|warn|error (default info)\n"

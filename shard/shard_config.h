@@ -32,6 +32,8 @@ typedef struct shard_config {
     int verify_quick;           /* --verify-on-open quick: skip the whole-file hash */
     int log_level;              /* enum fn_log_level */
     idx_bm25_params bm25;       /* bm25.k1, bm25.b_title, ... */
+    idx_select_params sel;      /* selection.w_popularity, ... (docs/ranking.md) */
+    char stage1_model[4096];    /* --stage1-model FILE ("" = none: selection order) */
     int help;                   /* --help was given */
 } shard_config;
 

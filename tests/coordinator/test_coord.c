@@ -342,11 +342,15 @@ Test(coord, all_shards_exact_merge_and_pages)
         cr_assert(sel && sel->ran && sel->time_us == 102 && sel->count_out == NDOCS);
         cr_assert(mg && mg->ran);
         const char *off[] = { "stage1", "stage2", "blender", "filter" };
+        const char *why[] = { "no model", "no model", "not built yet", "not built yet" };
         for (int i = 0; i < 4; i++) {
             const Funnel__V1__StageInfo *s = find_stage(r, off[i]);
-            cr_assert(s && !s->ran && strstr(s->note, "not built yet"), "%s", off[i]);
+            cr_assert(s && !s->ran && strstr(s->note, why[i]), "%s: %s", off[i], s ? s->note : "");
         }
-        cr_assert_eq(r->hits[0]->n_stages, 0, "no per-hit stages without explain");
+        /* every hit carries its score at every stage that ran: here selection only */
+        cr_assert_eq(r->hits[0]->n_stages, 1);
+        cr_assert_str_eq(r->hits[0]->stages[0]->stage, "selection");
+        cr_assert_eq(r->hits[0]->stages[0]->score, r->hits[0]->score);
         protobuf_c_message_free_unpacked(&r->base, NULL);
     }
     /* k = 0 means 10 */

@@ -81,12 +81,14 @@ static int read_term(const char *shard_dir, const char *term, idx_term_rec *rec,
     if (rc == 0) {
         cr_assert_eq(v.mv_size, IDX_TERM_REC_BYTES);
         const uint8_t *p = v.mv_data;
-        cr_assert_eq(idx_get_u32le(p + 16), idx_sum32(p, 16, idx_key_seed(term, strlen(term))),
+        cr_assert_eq(idx_get_u32le(p + 32), idx_sum32(p, 32, idx_key_seed(term, strlen(term))),
                      "term record checksum");
         rec->termid = idx_get_u32le(p);
         rec->df = idx_get_u32le(p + 4);
         rec->gdf = idx_get_u32le(p + 8);
         rec->nblocks = idx_get_u32le(p + 12);
+        rec->gcf[0] = idx_get_u64le(p + 16);
+        rec->gcf[1] = idx_get_u64le(p + 24);
     }
     if (meta_key) {
         MDB_val mk = { strlen(meta_key), (void *)meta_key }, mv;
@@ -173,6 +175,8 @@ Test(builder, single_shard_meta_terms_and_docs)
     cr_assert_eq(t.df, 2);
     cr_assert_eq(t.gdf, 2);
     cr_assert_eq(t.nblocks, 1);
+    cr_assert_eq(t.gcf[0], 1, "apple once in a title");
+    cr_assert_eq(t.gcf[1], 3, "apple three times in bodies");
     cr_assert_str_eq(val, "7");
     /* term ids are ranks in the sorted vocabulary */
     cr_assert_eq(t.termid, 0);
@@ -223,6 +227,7 @@ Test(builder, shards_partition_by_xxh64_and_share_global_stats)
         idx_term_rec t;
         cr_assert_eq(read_term(p, "odd", &t, NULL, NULL), 0);
         cr_assert_eq(t.gdf, 30, "every shard stores the global df");
+        cr_assert_eq(t.nblocks, (t.df + 127) / 128, "a shard without postings of a term still has its record");
         sum_df += t.df;
     }
     cr_assert_eq(sum_docs, 60);

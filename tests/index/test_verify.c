@@ -742,7 +742,7 @@ Test(verify, whole_index)
     uint8_t rec[IDX_TERM_REC_BYTES];
     memcpy(rec, v.mv_data, sizeof rec);
     idx_put_u32le(rec + 8, idx_get_u32le(rec + 8) + 1);
-    idx_put_u32le(rec + 16, idx_sum32(rec, 16, idx_key_seed("flow", 4)));
+    idx_put_u32le(rec + 32, idx_sum32(rec, 32, idx_key_seed("flow", 4)));
     v = (MDB_val){ sizeof rec, rec };
     cr_assert_eq(mdb_put(txn, dbi, &k, &v, 0), 0);
     cr_assert_eq(mdb_txn_commit(txn), 0);

@@ -1,0 +1,230 @@
+/* features.c - the feature registry and its extractors (feature_registry.h,
+ * formulas in docs/ranking.md).
+ *
+ * All statistics are GLOBAL (document count, document and collection
+ * frequencies, average lengths: format.h), so a document's features do not
+ * depend on how the corpus is split, like its BM25F score.
+ */
+#include "feature_registry.h"
+#include "feature_cols.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "reader_int.h"
+#include "search_int.h"
+
+/* ---- extractors ---- */
+
+static const uint32_t *positions(const idx_searcher_t *s, size_t i, size_t t, int f, uint32_t *n)
+{
+    size_t nq = s->nq;
+    *n = s->htf[(i * nq + t) * 2 + f];
+    return s->pos + s->poff[(i * nq + t) * 2 + f];
+}
+
+static int has(const uint32_t *p, uint32_t n, uint32_t x)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (p[mid] < x) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < n && p[lo] == x;
+}
+
+/* Occurrences of the whole query, in order and at the query's distances
+ * (stopwords included), in field f of candidate i. */
+static double phrase(const idx_searcher_t *s, size_t i, int f)
+{
+    if (s->nseq < 2) return 0;
+    uint32_t n0;
+    const uint32_t *p0 = positions(s, i, s->qseq[0][0], f, &n0);
+    double count = 0;
+    for (uint32_t a = 0; a < n0; a++) {
+        int all = 1;
+        for (size_t j = 1; j < s->nseq && all; j++) {
+            int64_t want = (int64_t)p0[a] + (int64_t)s->qseq[j][1] - (int64_t)s->qseq[0][1];
+            uint32_t nj;
+            const uint32_t *pj = positions(s, i, s->qseq[j][0], f, &nj);
+            all = want >= 0 && want <= UINT32_MAX && has(pj, nj, (uint32_t)want);
+        }
+        count += all;
+    }
+    return count;
+}
+
+/* Adjacent query-term pairs (different terms) found in order within 3
+ * tokens in field f of candidate i. */
+static double bigrams(const idx_searcher_t *s, size_t i, int f)
+{
+    double count = 0;
+    for (size_t j = 0; j + 1 < s->nseq; j++) {
+        uint32_t ta = s->qseq[j][0], tb = s->qseq[j + 1][0];
+        if (ta == tb) continue;
+        uint32_t na, nb;
+        const uint32_t *pa = positions(s, i, ta, f, &na), *pb = positions(s, i, tb, f, &nb);
+        int found = 0;
+        for (uint32_t a = 0, b = 0; a < na && b < nb && !found;) {
+            if (pb[b] <= pa[a]) b++;
+            else if (pb[b] - pa[a] <= 3) found = 1;
+            else a++;
+        }
+        count += found;
+    }
+    return count;
+}
+
+/* The smallest body window holding a position of every query term present
+ * in the body of candidate i; *m = how many such terms. */
+static double prox_window(const idx_searcher_t *s, size_t i, uint32_t *m)
+{
+    size_t nq = s->nq;
+    uint32_t cur[256], cnt[256];
+    const uint32_t *lists[256];
+    size_t k = 0;
+    for (size_t t = 0; t < nq && k < 256; t++) {
+        uint32_t n;
+        const uint32_t *p = positions(s, i, t, 1, &n);
+        if (!n) continue;
+        lists[k] = p;
+        cnt[k] = n;
+        cur[k] = 0;
+        k++;
+    }
+    *m = (uint32_t)k;
+    if (k < 2) return NAN;
+    /* advance the list holding the window's minimum until one runs out */
+    uint64_t best = UINT64_MAX;
+    for (;;) {
+        uint32_t lo = UINT32_MAX, hi = 0;
+        size_t at = 0;
+        for (size_t j = 0; j < k; j++) {
+            uint32_t v = lists[j][cur[j]];
+            if (v < lo) { lo = v; at = j; }
+            if (v > hi) hi = v;
+        }
+        if ((uint64_t)hi - lo + 1 < best) best = (uint64_t)hi - lo + 1;
+        if (++cur[at] >= cnt[at]) break;
+    }
+    return (double)best;
+}
+
+typedef struct feat_args {
+    const idx_hit *hits;
+    size_t n;
+    int full;
+    float *out;
+    size_t stride;
+} feat_args;
+
+static int compute(idx_searcher_t *s, void *ud)
+{
+    feat_args *a = ud;
+    const idx_reader_t *r = s->r;
+    size_t nq = s->nq, n = a->n;
+    uint32_t *docs = malloc((n ? n : 1) * sizeof *docs);
+    if (!docs) return -ENOMEM;
+    for (size_t i = 0; i < n; i++) docs[i] = a->hits[i].doc;
+    int rc = idx_cand_terms(s, docs, n, nq, a->full);
+    free(docs);
+    if (rc) return rc;
+
+    const double N = (double)r->info.docs_total;
+    const idx_bm25_params *bp = &s->bm25;
+    static const double k1b = 0.9, bb = 0.4;
+    double mu[IDX_NFIELDS], pc[IDX_NFIELDS];
+    for (int f = 0; f < IDX_NFIELDS; f++) mu[f] = fmax(1.0, 4.0 * r->info.avglen[f]);
+    uint32_t qfound = 0;
+    for (size_t t = 0; t < nq; t++) qfound += s->qt[t].gdf > 0;
+
+    for (size_t i = 0; i < n; i++) {
+        float *row = a->out + i * a->stride;
+        uint32_t d = a->hits[i].doc;
+        const uint32_t *tf = s->htf + i * nq * 2;
+        double len[IDX_NFIELDS] = { r->len[0][d], r->len[1][d] };
+        double v[F_NSHARD];
+        memset(v, 0, sizeof v);
+        double idf_min = INFINITY, idf_max = 0;
+        uint32_t cov[IDX_NFIELDS] = { 0, 0 }, cov_any = 0;
+        for (size_t t = 0; t < nq; t++) {
+            const qterm *q = &s->qt[t];
+            if (q->gdf == 0) continue;   /* not in the index: contributes to no model */
+            double qw = q->qw;
+            const uint32_t *tft = tf + 2 * t;
+            v[F_BM25F] += idx_term_bm25f(r, bp, qw * q->idf, d, tft);
+            double idf_dfr = log2((N + 1.0) / ((double)q->gdf + 0.5));
+            double idf_tfidf = log((N + 1.0) / (double)q->gdf);
+            for (int f = 0; f < IDX_NFIELDS; f++) {
+                double x = tft[f];
+                double avg = r->info.avglen[f] > 0 ? r->info.avglen[f] : 1.0;
+                /* language model over every query term the index knows */
+                pc[f] = ((double)q->gcf[f] + 0.5) / ((double)r->sumlen[f] + 1.0);
+                v[f ? F_LM_B : F_LM_T] += qw * log((x + mu[f] * pc[f]) / (len[f] + mu[f]));
+                if (x == 0) continue;
+                double b1 = bp->b[f];
+                v[f ? F_BM25_B : F_BM25_T] += qw * q->idf * x * (bp->k1 + 1.0) /
+                                              (x + bp->k1 * (1.0 - b1 + b1 * len[f] / avg));
+                v[f ? F_BM25B_B : F_BM25B_T] += qw * q->idf * x * (k1b + 1.0) /
+                                                (x + k1b * (1.0 - bb + bb * len[f] / avg));
+                double tfn = len[f] > 0 ? x * log2(1.0 + avg / len[f]) : 0;
+                v[f ? F_DFR_B : F_DFR_T] += qw * tfn / (tfn + 1.0) * idf_dfr;
+                v[f ? F_TFIDF_B : F_TFIDF_T] += qw * (1.0 + log(x)) * idf_tfidf;
+                v[f ? F_TF_B : F_TF_T] += x;
+                cov[f]++;
+            }
+            if (tft[0] + tft[1]) {
+                cov_any++;
+                v[F_IDF_SUM] += q->idf;
+                if (q->idf > idf_max) idf_max = q->idf;
+                if (q->idf < idf_min) idf_min = q->idf;
+            }
+        }
+        double nqd = nq ? (double)nq : 1.0;
+        v[F_SEL] = a->hits[i].score;
+        v[F_COV_T] = cov[0] / nqd;
+        v[F_COV_B] = cov[1] / nqd;
+        v[F_COV_ANY] = cov_any / nqd;
+        v[F_IDF_MAX] = cov_any ? idf_max : 0;
+        v[F_IDF_MIN] = cov_any ? idf_min : 0;
+        v[F_LEN_T] = len[0];
+        v[F_LEN_B] = len[1];
+        v[F_POP] = log1p((double)r->pop[d]);
+        v[F_AGE] = r->pub[d] == IDX_NO_TIME ? NAN : (double)(s->now - r->pub[d]) / 86400.0;
+        v[F_URLD] = r->urld[d];
+        v[F_QLEN] = (double)nq;
+        v[F_QFOUND] = qfound;
+        size_t ncols = F_NCHEAP;
+        if (a->full) {
+            uint32_t m;
+            double win = prox_window(s, i, &m);
+            v[F_PHRASE_T] = phrase(s, i, 0);
+            v[F_PHRASE_B] = phrase(s, i, 1);
+            v[F_PROXWIN_B] = win;
+            v[F_PROXRATIO_B] = m >= 2 ? m / win : 0;
+            v[F_BIGRAM_T] = bigrams(s, i, 0);
+            v[F_BIGRAM_B] = bigrams(s, i, 1);
+            ncols = F_NSHARD;
+        }
+        for (size_t c = 0; c < ncols; c++) row[c] = (float)v[c];
+    }
+    return 0;
+}
+
+int idx_features_compute(idx_searcher_t *s, const idx_hit *hits, size_t n, int full, float *out,
+                         size_t stride, fn_errbuf *eb)
+{
+    if (eb) eb->msg[0] = '\0';
+    if (stride < (full ? (size_t)F_NSHARD : (size_t)F_NCHEAP))
+        return fn_seterr(eb, FN_EINVAL, "idx_features_compute: stride %zu too small", stride);
+    if (!n) return 0;
+    fn_errbuf local;
+    s->eb = eb ? eb : &local;
+    feat_args a = { hits, n, full, out, stride };
+    int rc = idx_searcher_run(s, compute, &a);
+    if (rc && eb && !eb->msg[0]) fn_seterr(eb, rc, "features: %s", fn_strerror(rc));
+    return rc;
+}
