@@ -18,7 +18,9 @@ static const char usage[] =
     "  eval           score a TREC run against qrels (ndcg@10 map mrr p@10 r@100 r@1000)\n"
     "  train          train a ranking model (LambdaMART, binary GBDT, logistic regression)\n"
     "  predict        score SVMlight/LETOR rows with a model\n"
-    "  model          import-xgboost m.json --out MODEL | info MODEL\n"
+    "  model          import-xgboost m.json --out MODEL | info MODEL | push (to a cluster)\n"
+    "  features       training data from a running cluster (candidates + feature vectors)\n"
+    "  cv             k-fold cross-validation of the funnel through a live cluster\n"
     "  rank-eval      NDCG@k and MAP of scores against SVMlight/LETOR labels\n"
     "  clicks         simulate: simulated users' clicks on logged pages (impressions)\n"
     "  traindata      training data (SVMlight/LETOR) from impressions and clicks\n"
@@ -52,6 +54,8 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "model") == 0) return ops_cmd_model(argc - 1, argv + 1);
     if (strcmp(cmd, "rank-eval") == 0) return ops_cmd_rank_eval(argc - 1, argv + 1);
     if (strcmp(cmd, "clicks") == 0) return ops_cmd_clicks(argc - 1, argv + 1);
+    if (strcmp(cmd, "features") == 0) return ops_cmd_features(argc - 1, argv + 1);
+    if (strcmp(cmd, "cv") == 0) return ops_cmd_cv(argc - 1, argv + 1);
     if (strcmp(cmd, "traindata") == 0) return ops_cmd_traindata(argc - 1, argv + 1);
     fprintf(stderr, "funnel: unknown command '%s'\n", cmd);
     fputs(usage, stderr);

@@ -30,6 +30,15 @@ int ops_cmd_model(int argc, char **argv);
 int ops_cmd_rank_eval(int argc, char **argv);
 /* engagement logs (ops_engage.c, docs/engagement.md) */
 int ops_cmd_clicks(int argc, char **argv);
+int ops_cmd_features(int argc, char **argv);
+int ops_cmd_cv(int argc, char **argv);
+/* `funnel model push` (ops_funnel.c), dispatched by ops_cmd_model. */
+int ops_model_push_cmd(int argc, char **argv);
+/* The two steps `funnel cv` repeats (ops_funnel.c). desc may be NULL. */
+int ops_features_write(const char *server, const char *queries, const char *qrels, int stage,
+                       uint32_t window, int64_t deadline_ms, const char *out_path, fn_errbuf *eb);
+int ops_model_push(const char *server, int stage, const char *path, int64_t deadline_ms, char *desc,
+                   size_t cap, fn_errbuf *eb);
 int ops_cmd_traindata(int argc, char **argv);
 
 /* ---- locating the daemons (ops_util.c) ---- */

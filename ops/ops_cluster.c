@@ -37,6 +37,8 @@
 
 static const char cluster_usage[] =
     "usage: funnel cluster up --index IDXDIR --dir RUNDIR [--timeout-s S]\n"
+    "                         [--stage1-model M1] [--stage2-model M2]\n"
+    "                         [--shard-config F] [--coordinator-config F]\n"
     "       funnel cluster status --dir RUNDIR\n"
     "       funnel cluster down --dir RUNDIR\n"
     "\n"
@@ -46,7 +48,9 @@ static const char cluster_usage[] =
     "        (also in RUNDIR/coordinator.addr). Daemons are found next to funnel\n"
     "        (../shard, ../coordinator, same dir) or in PATH; FUNNEL_SHARD_BIN and\n"
     "        FUNNEL_COORDINATOR_BIN override, FUNNEL_WRAPPER prefixes a command\n"
-    "        (e.g. \"valgrind --leak-check=full\").\n"
+    "        (e.g. \"valgrind --leak-check=full\"). --stage1-model / --stage2-model\n"
+    "        load the funnel's models (docs/ranking.md); --shard-config and\n"
+    "        --coordinator-config pass a key=value file to every daemon of that kind.\n"
     "status  one line per process: role, shard, address, pid, alive, health;\n"
     "        exit 0 only when every process is alive and SERVING.\n"
     "down    SIGTERM every process, SIGKILL after 10 s; exit 0 even if already down.\n";
@@ -408,9 +412,15 @@ static int cluster_up(int argc, char **argv)
     static const struct option lo[] = {{"index", required_argument, 0, 'i'},
                                        {"dir", required_argument, 0, 'd'},
                                        {"timeout-s", required_argument, 0, 't'},
+                                       {"stage1-model", required_argument, 0, '1'},
+                                       {"stage2-model", required_argument, 0, '2'},
+                                       {"shard-config", required_argument, 0, 's'},
+                                       {"coordinator-config", required_argument, 0, 'c'},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
     const char *idx_arg = NULL, *dir_arg = NULL;
+    const char *m1 = NULL, *m2 = NULL, *shard_conf = NULL, *coord_conf = NULL;
+    char m1abs[PATH_MAX], m2abs[PATH_MAX], sconf[PATH_MAX], cconf[PATH_MAX];
     double timeout_s = UP_TIMEOUT_S;
     int c;
     optind = 1;
@@ -419,6 +429,10 @@ static int cluster_up(int argc, char **argv)
         case 'i': idx_arg = optarg; break;
         case 'd': dir_arg = optarg; break;
         case 't': timeout_s = atof(optarg); break;
+        case '1': m1 = optarg; break;
+        case '2': m2 = optarg; break;
+        case 's': shard_conf = optarg; break;
+        case 'c': coord_conf = optarg; break;
         case 'h': fputs(cluster_usage, stdout); return OPS_EXIT_OK;
         default: fputs(cluster_usage, stderr); return OPS_EXIT_USAGE;
         }
@@ -441,6 +455,23 @@ static int cluster_up(int argc, char **argv)
         fprintf(stderr, "funnel cluster up: %s\n", fn_errmsg(&eb, rc));
         return OPS_EXIT_FAIL;
     }
+
+    /* the daemons run elsewhere (their own working directory is ours, but
+     * absolute paths keep RUNDIR/cluster.json meaningful) */
+    const char *files[4] = { m1, m2, shard_conf, coord_conf };
+    char *abs[4] = { m1abs, m2abs, sconf, cconf };
+    for (int f = 0; f < 4; f++) {
+        if (!files[f]) continue;
+        if (!realpath(files[f], abs[f])) {
+            fprintf(stderr, "funnel cluster up: %s: %s\n", files[f], strerror(errno));
+            return OPS_EXIT_FAIL;
+        }
+        files[f] = abs[f];
+    }
+    m1 = files[0];
+    m2 = files[1];
+    shard_conf = files[2];
+    coord_conf = files[3];
 
     char idxdir[PATH_MAX], rundir[PATH_MAX];
     uint32_t nshards = 0;
@@ -509,8 +540,12 @@ static int cluster_up(int argc, char **argv)
     for (uint32_t i = 0; i < nshards; i++) {
         char sd[PATH_MAX + 32];
         sfmt(sd, sizeof sd, "%s/shard-%03u", idxdir, i);
-        char *av[] = {shard_bin, "--index", sd, "--listen", "127.0.0.1:0",
-                      "--addr-file", ps[i].addr_file, NULL};
+        char *av[16] = {shard_bin, "--index", sd, "--listen", "127.0.0.1:0",
+                        "--addr-file", ps[i].addr_file, NULL};
+        int na = 7;
+        if (shard_conf) { av[na++] = "--config"; av[na++] = (char *)shard_conf; }
+        if (m1) { av[na++] = "--stage1-model"; av[na++] = (char *)m1; }
+        av[na] = NULL;
         pid_t pid = spawn(wrap, nwrap, av, ps[i].log_file);
         if (pid < 0) {
             bad = &ps[i];
@@ -536,8 +571,12 @@ static int cluster_up(int argc, char **argv)
         goto fail;
     }
     {
-        char *av[] = {coord_bin, "--topology", topo, "--listen", "127.0.0.1:0",
-                      "--addr-file", coord->addr_file, NULL};
+        char *av[16] = {coord_bin, "--topology", topo, "--listen", "127.0.0.1:0",
+                        "--addr-file", coord->addr_file, NULL};
+        int na = 7;
+        if (coord_conf) { av[na++] = "--config"; av[na++] = (char *)coord_conf; }
+        if (m2) { av[na++] = "--stage2-model"; av[na++] = (char *)m2; }
+        av[na] = NULL;
         pid_t pid = spawn(wrap, nwrap, av, coord->log_file);
         if (pid < 0) {
             bad = coord;

@@ -767,6 +767,7 @@ fail:
 static const char model_usage[] =
     "usage: funnel model import-xgboost m.json --out MODEL\n"
     "       funnel model info MODEL\n"
+    "       funnel model push --server ADDR --stage 1|2 (--model MODEL | --none)\n"
     "\n"
     "import-xgboost converts an XGBoost JSON model (Booster.save_model(\"m.json\"),\n"
     "gbtree; rank:*, binary:logistic, reg:logistic, reg:squarederror) into the\n"
@@ -858,6 +859,7 @@ int ops_cmd_model(int argc, char **argv)
     }
     if (strcmp(argv[1], "import-xgboost") == 0) return model_import(argc - 1, argv + 1);
     if (strcmp(argv[1], "info") == 0) return model_info(argc - 1, argv + 1);
+    if (strcmp(argv[1], "push") == 0) return ops_model_push_cmd(argc - 1, argv + 1);
     fprintf(stderr, "funnel model: unknown sub-command '%s'\n", argv[1]);
     fputs(model_usage, stderr);
     return OPS_EXIT_USAGE;
