@@ -94,6 +94,25 @@ typedef struct rank_qs8 {
     size_t nfeat, ncols;
 } rank_qs8;
 
+/* QS8AVX2 (AVX2 only): QS8's codes cut into windows of 15 thresholds, code_w
+ * = min(max(code - 15 w, 0), 15) and NaN -> 0x80, so that a node is one
+ * 16-entry byte table lookup (vpshufb, which gives 0 for 0x80) of its
+ * window's codes: lut[code_w] = the leaves of the entry's byte to clear.
+ * Nodes whose missing values go right are mirrored (children swapped, test
+ * inverted) so that NaN never clears and one column serves both directions;
+ * leaves are numbered in that mirrored order. Needs the QS8 layout (its
+ * thresholds tables code the values) and <= RANK_QS_MAX_COLS windows. */
+typedef struct rank_qsa2 {
+    uint8_t *lut;        /* 16 per entry, 16-byte aligned */
+    uint16_t *coff;      /* per entry: window column * 64 (block of 64 documents) */
+    size_t *eoff;        /* [t*8 + b] first entry of tree t, byte b; ntrees*8+1 */
+    uint8_t *nbytes;     /* per tree: leaf bytes in use */
+    double *leaf;        /* 64 a tree */
+    uint16_t *fcol;      /* per QS8 feature: its first window column */
+    uint8_t *fnwin;      /* per QS8 feature: windows */
+    size_t ncols;
+} rank_qsa2;
+
 struct rank_model {
     enum rank_model_kind kind;
     char objective[32];
@@ -111,10 +130,12 @@ struct rank_model {
     size_t nlin;
     int finalized;
     int method;          /* rank_score_method chosen by finalize */
+    unsigned cpu;        /* RANK_CPU_* the methods may use (finalize: detected, lowered by FUNNEL_SCORE_CPU) */
     rank_flat flat;
     rank_perfect perfect; /* fword == NULL when some tree is too deep */
     rank_qs qs;          /* mask == NULL when unavailable */
     rank_qs8 qs8;        /* ecol == NULL when unavailable */
+    rank_qsa2 qsa2;      /* lut == NULL when unavailable */
 };
 
 /* Scoring methods, for the benchmark and the tests (all give identical
@@ -128,8 +149,18 @@ enum rank_score_method {
     RANK_SCORE_AVX512T,   /* as AVX512, node tables in registers (permutes) for depth <= 6 */
     RANK_SCORE_QS,        /* QuickScorer-style leaf bitvectors, 16 documents a vector (AVX-512) */
     RANK_SCORE_QS8,       /* QuickScorer on byte codes, 64 documents a vector (AVX-512 BW+VBMI) */
+    RANK_SCORE_QS8AVX2,   /* QS8's codes in 4-bit windows, a node = one byte shuffle, 32 documents a vector (AVX2) */
     RANK_SCORE_NMETHODS
 };
+
+/* CPU features scoring may use. finalize stores the detected ones in
+ * rank_model.cpu, lowered by the environment variable FUNNEL_SCORE_CPU =
+ * avx512 (no BW/VBMI methods), avx2 (no AVX-512), portable (no SIMD) so that
+ * tests and benchmarks can see what another CPU would pick; any other
+ * non-empty value counts as portable. */
+enum { RANK_CPU_AVX2 = 1, RANK_CPU_AVX512 = 2, RANK_CPU_AVX512_BYTES = 4 };
+/* "avx512bw+vbmi", "avx512", "avx2" or "portable": the best level in cpu. */
+const char *rank_score_cpu_name(unsigned cpu);
 
 const char *rank_score_method_name(int method);
 /* 1 if method can score m on this CPU. */

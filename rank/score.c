@@ -15,6 +15,19 @@
  * on this CPU, 0.16 ms in all); 0.23 after the transposed block load. Coding
  * the ~200 features the trained model uses now costs ~0.045 ms of the 0.23
  * (measured with the tree loop skipped).
+ * Later machine (Intel Xeon, Emerald Rapids, AVX-512 BW/VBMI, 2 shared vCPUs;
+ * --reps 1000, median of 3 runs, ms; QS8AVX2 forced, it runs on AVX2 alone):
+ *   model kind              naive  flat  perfect avx512 avx512t  qs   qs8  qs8avx2
+ *   complete (64 leaves)    30.7  18.6   2.34    0.97   0.62   0.84  0.29  0.455
+ *   sparse (~18 leaves)     15.2  11.0   2.05    0.86   0.49   0.31  0.16  0.303
+ *   trained (ours, ~55 lv.) 17.2  15.2   2.36    0.97   0.61   0.73  0.30  0.449
+ *   (naive and flat swing by 1.5x with the other tenants' load; the rest ~5%)
+ * QS8AVX2 history (complete): 0.52 ms with a compare, or, and per node and
+ * a blend-based exit leaf; the same after the byte transpose + tzcnt exit
+ * and the window codes + vpshufb (so the per-entry loop, ~3 cycles for 64
+ * documents, is not bound by vector ops alone); ~0.45 after pairing entries
+ * (two lookups OR-ed, one andnot). 128-document blocks (codes out of L1)
+ * and 32-document ones (twice the per-entry loads) were both slower.
  *
  *   QS8      QuickScorer over byte codes (model_int.h rank_qs8): each value
  *            becomes its rank among its feature's thresholds once per block,
@@ -29,6 +42,18 @@
  *            floats + ~1 KiB; nothing allocated. Needs
  *            <= 255 unique thresholds per feature (histogram training and
  *            XGBoost's hist give <= 256 bins) and <= 64 leaves a tree.
+ *   QS8AVX2  the same QuickScorer for CPUs with AVX2 but no AVX-512
+ *            (model_int.h rank_qsa2): QS8's codes cut into windows of 15
+ *            thresholds (4-bit codes, NaN 0x80) so that a node is one
+ *            vpshufb of its window's codes through a 16-byte table (the
+ *            leaves to clear where the node is false) and one andnot, for 32
+ *            documents; missing-right nodes are mirrored so NaN never
+ *            clears. 64 documents a block (two vectors), leaf bytes
+ *            transposed to one 64-bit word per document, exit leaf by tzcnt,
+ *            leaf values added by scalar loads in tree order (gathers are
+ *            slow on many AVX2 CPUs; coding uses them only for features with
+ *            > 63 thresholds). Stack: ncols * 64 bytes of codes (<= 32 KiB)
+ *            + 10 KiB. No AVX-512 instruction (target("avx2,bmi")).
  *   QS       QuickScorer with 64-bit leaf masks, 16 documents a vector.
  *   AVX512T  padded depth-6 trees with node tables in registers (permutes).
  *   AVX512   trees padded to perfect binary trees (depth <= 8), 64 documents
@@ -57,6 +82,9 @@
 #include "model_int.h"
 
 #define BLOCK 64
+#ifndef A2_BLOCK
+#define A2_BLOCK 64 /* documents a block in QS8AVX2 (two vectors of byte codes) */
+#endif
 
 const char *rank_score_method_name(int method)
 {
@@ -69,37 +97,59 @@ const char *rank_score_method_name(int method)
     case RANK_SCORE_AVX512T: return "avx512t";
     case RANK_SCORE_QS: return "qs";
     case RANK_SCORE_QS8: return "qs8";
+    case RANK_SCORE_QS8AVX2: return "qs8avx2";
     default: return "?";
     }
 }
 
-static int cpu_avx512_bytes(void)
+/* Features of this CPU (RANK_CPU_*), detected once per process; atomic so
+ * concurrent first calls are well defined. */
+static unsigned cpu_detect(void)
 {
 #ifdef HAVE_AVX512_CODE
-    static _Atomic int cached = -1;   /* computed once per process; atomic so concurrent first calls are well defined */
+    static _Atomic int cached = -1;
     if (cached < 0) {
         __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                         __builtin_cpu_supports("avx512vbmi") ? 1 : 0;
+        unsigned c = 0;
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi"))
+            c |= RANK_CPU_AVX2; /* QS8AVX2 also uses tzcnt (BMI1, on every AVX2 CPU) */
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd"))
+            c |= RANK_CPU_AVX512;
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512vbmi"))
+            c |= RANK_CPU_AVX512_BYTES;
+        cached = (int)c;
     }
-    return cached;
+    return (unsigned)cached;
 #else
     return 0;
 #endif
 }
 
-static int cpu_avx512(void)
+/* Detected features lowered by FUNNEL_SCORE_CPU (model_int.h), read when a
+ * model is finalized so that a test can set it for one model. */
+static unsigned cpu_effective(void)
 {
-#ifdef HAVE_AVX512_CODE
-    static _Atomic int cached = -1;   /* computed once per process; atomic so concurrent first calls are well defined */
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") ? 1 : 0;
-    }
-    return cached;
-#else
-    return 0;
-#endif
+    unsigned c = cpu_detect();
+    const char *e = getenv("FUNNEL_SCORE_CPU");
+    if (!e || !*e || !strcmp(e, "native"))
+        return c;
+    if (!strcmp(e, "avx512"))
+        return c & (RANK_CPU_AVX2 | RANK_CPU_AVX512);
+    if (!strcmp(e, "avx2"))
+        return c & RANK_CPU_AVX2;
+    return 0; /* "portable", or a value we do not know: the safe choice */
+}
+
+const char *rank_score_cpu_name(unsigned cpu)
+{
+    if (cpu & RANK_CPU_AVX512_BYTES)
+        return "avx512bw+vbmi";
+    if (cpu & RANK_CPU_AVX512)
+        return "avx512";
+    if (cpu & RANK_CPU_AVX2)
+        return "avx2";
+    return "portable";
 }
 
 int rank_score_method_available(const rank_model_t *m, int method)
@@ -112,9 +162,10 @@ int rank_score_method_available(const rank_model_t *m, int method)
     case RANK_SCORE_FLAT: return 1;
     case RANK_SCORE_PERFECT: return m->perfect.fword != NULL;
     case RANK_SCORE_AVX512:
-    case RANK_SCORE_AVX512T: return m->perfect.fword != NULL && cpu_avx512();
-    case RANK_SCORE_QS: return m->qs.mask != NULL && cpu_avx512();
-    case RANK_SCORE_QS8: return m->qs8.ecol != NULL && cpu_avx512_bytes();
+    case RANK_SCORE_AVX512T: return m->perfect.fword != NULL && (m->cpu & RANK_CPU_AVX512);
+    case RANK_SCORE_QS: return m->qs.mask != NULL && (m->cpu & RANK_CPU_AVX512);
+    case RANK_SCORE_QS8: return m->qs8.ecol != NULL && (m->cpu & RANK_CPU_AVX512_BYTES);
+    case RANK_SCORE_QS8AVX2: return m->qsa2.lut != NULL && (m->cpu & RANK_CPU_AVX2);
     default: return 0;
     }
 }
@@ -155,6 +206,14 @@ void rank_score_release(rank_model_t *m)
     free(m->qs8.tab);
     free(m->qs8.feat);
     memset(&m->qs8, 0, sizeof(m->qs8));
+    free(m->qsa2.lut);
+    free(m->qsa2.coff);
+    free(m->qsa2.eoff);
+    free(m->qsa2.nbytes);
+    free(m->qsa2.leaf);
+    free(m->qsa2.fcol);
+    free(m->qsa2.fnwin);
+    memset(&m->qsa2, 0, sizeof(m->qsa2));
     memset(&m->flat, 0, sizeof(m->flat));
     memset(&m->perfect, 0, sizeof(m->perfect));
 }
@@ -558,9 +617,128 @@ out:
     return rc;
 }
 
+/* In-order walk with nodes whose missing values go right mirrored (their
+ * right child first): leaf numbers and each node's first-child leaf range. */
+static unsigned qa2_walk(const rank_tree *tr, size_t i, unsigned next, unsigned *lo, unsigned *hi, double *leaf)
+{
+    const rank_node *x = &tr->nodes[i];
+    if (x->feature < 0) {
+        if (leaf)
+            leaf[next] = x->value;
+        return next + 1;
+    }
+    size_t first = (size_t)(x->missing_left ? x->left : x->right);
+    size_t second = (size_t)(x->missing_left ? x->right : x->left);
+    lo[i] = next;
+    next = qa2_walk(tr, first, next, lo, hi, leaf);
+    hi[i] = next;
+    return qa2_walk(tr, second, next, lo, hi, leaf);
+}
+
+/* Bits of leaves [lo, hi) that fall in leaf byte b. */
+static uint8_t qa2_bits(unsigned lo, unsigned hi, unsigned b)
+{
+    if (hi <= 8 * b || lo >= 8 * b + 8)
+        return 0;
+    unsigned a = lo > 8 * b ? lo - 8 * b : 0, z = hi < 8 * b + 8 ? hi - 8 * b : 8;
+    return (uint8_t)(((1u << z) - 1) & ~((1u << a) - 1));
+}
+
+static int compile_qsa2(rank_model_t *m)
+{
+    const rank_qs8 *q8 = &m->qs8;
+    rank_qsa2 *q = &m->qsa2;
+    if (!q8->ecol)
+        return 0; /* its coding tables are ours */
+    size_t maxn = 0, nent = 0, nf = q8->nfeat;
+    for (size_t t = 0; t < m->ntrees; t++)
+        if (m->trees[t].n > maxn)
+            maxn = m->trees[t].n;
+    int rc = -ENOMEM;
+    float *th = malloc((nf * 255 + 1) * sizeof(float)); /* per QS8 feature: its sorted thresholds */
+    int32_t *fidx = malloc((m->nfeatures + 1) * sizeof(int32_t));
+    unsigned *lo = malloc((maxn + 1) * sizeof(unsigned)), *hi = malloc((maxn + 1) * sizeof(unsigned));
+    q->fcol = malloc((nf + 1) * sizeof(uint16_t));
+    q->fnwin = malloc(nf + 1);
+    if (!th || !fidx || !lo || !hi || !q->fcol || !q->fnwin)
+        goto out;
+    q->ncols = 0;
+    for (size_t fi = 0; fi < nf; fi++) {
+        const rank_qs8_feat *F = &q8->feat[fi];
+        const float *e = q8->tab + F->tab_off;
+        size_t u = 0;
+        for (size_t k = 1; k < ((size_t)1 << F->levels); k++)
+            if (!isnan(e[k]))
+                th[fi * 255 + u++] = e[k];
+        qsort(th + fi * 255, u, sizeof(float), cmp_float);
+        fidx[F->feature] = (int32_t)fi;
+        q->fcol[fi] = (uint16_t)q->ncols;
+        q->fnwin[fi] = (uint8_t)((u + 14) / 15);
+        q->ncols += q->fnwin[fi];
+        if (q->ncols > RANK_QS_MAX_COLS) { /* codes would not fit the stack */
+            rc = 0;
+            goto out;
+        }
+    }
+    for (size_t t = 0; t < m->ntrees; t++) {
+        const rank_tree *tr = &m->trees[t];
+        qa2_walk(tr, 0, 0, lo, hi, NULL);
+        for (size_t i = 0; i < tr->n; i++)
+            for (unsigned b = 0; tr->nodes[i].feature >= 0 && b < 8; b++)
+                nent += qa2_bits(lo[i], hi[i], b) != 0;
+    }
+    q->lut = aligned_alloc(16, (nent + 1) * 16);
+    q->coff = malloc((nent + 1) * sizeof(uint16_t));
+    q->eoff = malloc((m->ntrees * 8 + 1) * sizeof(size_t));
+    q->nbytes = malloc(m->ntrees + 1);
+    q->leaf = calloc((m->ntrees + 1) * 64, sizeof(double));
+    if (!q->lut || !q->coff || !q->eoff || !q->nbytes || !q->leaf)
+        goto out;
+    size_t k = 0;
+    for (size_t t = 0; t < m->ntrees; t++) {
+        const rank_tree *tr = &m->trees[t];
+        unsigned nl = qa2_walk(tr, 0, 0, lo, hi, q->leaf + t * 64);
+        q->nbytes[t] = (uint8_t)((nl + 7) / 8);
+        for (unsigned b = 0; b < 8; b++) {
+            q->eoff[t * 8 + b] = k;
+            for (size_t i = 0; i < tr->n; i++) {
+                const rank_node *x = &tr->nodes[i];
+                uint8_t clear = x->feature >= 0 ? qa2_bits(lo[i], hi[i], b) : 0;
+                if (!clear)
+                    continue;
+                size_t fi = (size_t)fidx[x->feature];
+                const float *a = th + fi * 255;
+                size_t j = 0; /* rank of the threshold among the unique ones */
+                while (!(a[j] == x->threshold))
+                    j++;
+                unsigned jj = (unsigned)(j % 15);
+                /* clear where the first child is not taken: x >= t (code_w >
+                 * jj), or for a mirrored node x < t (code_w <= jj) */
+                for (unsigned c = 0; c < 16; c++)
+                    q->lut[16 * k + c] = (x->missing_left ? c > jj : c <= jj) ? clear : 0;
+                q->coff[k] = (uint16_t)((q->fcol[fi] + j / 15) * A2_BLOCK);
+                k++;
+            }
+        }
+    }
+    q->eoff[m->ntrees * 8] = k;
+    rc = 0;
+out:
+    if (rc || !q->eoff) { /* failed or unavailable: leave lut == NULL */
+        free(q->lut);
+        q->lut = NULL;
+    }
+    free(th);
+    free(fidx);
+    free(lo);
+    free(hi);
+    return rc;
+}
+
 int rank_score_compile(rank_model_t *m)
 {
     rank_score_release(m);
+    m->cpu = cpu_effective();
     if (m->kind != RANK_MODEL_TREES) {
         m->method = RANK_SCORE_NAIVE;
         return 0;
@@ -572,22 +750,28 @@ int rank_score_compile(rank_model_t *m)
         rc = compile_qs(m);
     if (rc == 0)
         rc = compile_qs8(m);
+    if (rc == 0)
+        rc = compile_qsa2(m);
     if (rc) {
         rank_score_release(m);
         return rc;
     }
     /* score_bench figures (top of this file): QS8 is fastest on every model
-     * kind we measured; otherwise QS costs ~26 ns per internal node and
-     * AVX512T ~270 ns per padded tree level (500 docs), QS winning on sparse
-     * trees and tying on complete ones. */
+     * kind we measured, then QS8AVX2 (ahead of the AVX-512F methods too, so
+     * it serves AVX-512 CPUs without VBMI); otherwise QS costs ~26 ns per
+     * internal node and AVX512T ~270 ns per padded tree level (500 docs), QS
+     * winning on sparse trees and tying on complete ones. */
     size_t nodes = m->qs.mask ? m->qs.off[m->ntrees] : 0, levels = 0;
     for (size_t t = 0; t < m->ntrees; t++)
         levels += m->trees[t].depth;
-    if (m->qs8.ecol && cpu_avx512_bytes())
+    unsigned cpu = m->cpu;
+    if (m->qs8.ecol && (cpu & RANK_CPU_AVX512_BYTES))
         m->method = RANK_SCORE_QS8;
-    else if (m->qs.mask && cpu_avx512() && (!m->perfect.fword || nodes <= 10 * levels))
+    else if (m->qsa2.lut && (cpu & RANK_CPU_AVX2))
+        m->method = RANK_SCORE_QS8AVX2;
+    else if (m->qs.mask && (cpu & RANK_CPU_AVX512) && (!m->perfect.fword || nodes <= 10 * levels))
         m->method = RANK_SCORE_QS;
-    else if (m->perfect.fword && cpu_avx512())
+    else if (m->perfect.fword && (cpu & RANK_CPU_AVX512))
         m->method = RANK_SCORE_AVX512T;
     else if (m->perfect.fword)
         m->method = RANK_SCORE_PERFECT;
@@ -1172,6 +1356,262 @@ static void score_qs8(const rank_model_t *m, const float *X, size_t n, size_t st
         memcpy(out + b, tmp, bn * sizeof(double));
     }
 }
+
+/* ---- QS8AVX2: the QS8 byte codes and entries with AVX2 only ----
+ * Per 64-document block: (1) transpose the rows 8 features at a time and code
+ * every compact column by an Eytzinger descent, 8 documents a vector (levels
+ * 0-5 in-register permutes, deeper ones gathers), codes stored ^ 0x80 for
+ * signed byte compares; (2) per tree and leaf byte, 32 documents a vector:
+ * B &= (J > code) | keep, i.e. compare, or, and per node (AVX2 has no
+ * ternary logic); (3) exit leaf = lowest set bit (first non-zero byte by
+ * blends, then a nibble table) as a byte index, kept for A2_TREES trees;
+ * (4) per document the leaf values of those trees are added in tree order
+ * with scalar loads (no gathers: they are slow on many AVX2 CPUs). */
+#define A2_NV (A2_BLOCK / 32)
+#ifndef A2_TREES
+#define A2_TREES 16 /* trees whose leaf vectors are kept (8 KiB) before adding leaf values */
+#endif
+
+/* xt[f * A2_BLOCK + 8 v + i] = X[row][c0 + f] for f < 8, where vector v of
+ * 32-document group g = v / 4, k = v % 4, holds rows 32 g + 4 k + (0..3) and
+ * 32 g + 16 + 4 k + (0..3): packing four such vectors of int32 codes with
+ * packus (which interleaves 128-bit lanes) then gives bytes in document
+ * order. Rows past bn repeat row 0; features >= nf read as 0 (never used). */
+__attribute__((target("avx2")))
+static inline void a2_transpose(const float *Xb, size_t stride, size_t bn, size_t c0, size_t nf, float *xt)
+{
+    int partial = nf - c0 < 8;
+    __m256i km = _mm256_cmpgt_epi32(_mm256_set1_epi32(partial ? (int)(nf - c0) : 8),
+                                    _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    for (size_t v = 0; v < A2_BLOCK / 8; v++) {
+        size_t g = v / 4, k = v % 4;
+        __m256 r[8];
+        for (size_t i = 0; i < 8; i++) {
+            size_t row = 32 * g + (i < 4 ? 4 * k + i : 16 + 4 * k + i - 4);
+            const float *p = Xb + (row < bn ? row : 0) * stride + c0;
+            r[i] = partial ? _mm256_maskload_ps(p, km) : _mm256_loadu_ps(p);
+        }
+        __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+        __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+        __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+        __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+        float *o = xt + 8 * v;
+        _mm256_store_ps(o + 0 * A2_BLOCK, _mm256_permute2f128_ps(u0, u4, 0x20));
+        _mm256_store_ps(o + 1 * A2_BLOCK, _mm256_permute2f128_ps(u1, u5, 0x20));
+        _mm256_store_ps(o + 2 * A2_BLOCK, _mm256_permute2f128_ps(u2, u6, 0x20));
+        _mm256_store_ps(o + 3 * A2_BLOCK, _mm256_permute2f128_ps(u3, u7, 0x20));
+        _mm256_store_ps(o + 4 * A2_BLOCK, _mm256_permute2f128_ps(u0, u4, 0x31));
+        _mm256_store_ps(o + 5 * A2_BLOCK, _mm256_permute2f128_ps(u1, u5, 0x31));
+        _mm256_store_ps(o + 6 * A2_BLOCK, _mm256_permute2f128_ps(u2, u6, 0x31));
+        _mm256_store_ps(o + 7 * A2_BLOCK, _mm256_permute2f128_ps(u3, u7, 0x31));
+    }
+}
+
+/* One Eytzinger level for 8 documents: i = 2 i + (threshold ev <= x). */
+__attribute__((target("avx2")))
+static inline __m256i a2_descend(__m256i i, __m256 x, __m256 ev)
+{
+    __m256 le = _mm256_cmp_ps(ev, x, _CMP_LE_OQ); /* NaN on either side: no */
+    return _mm256_sub_epi32(_mm256_add_epi32(i, i), _mm256_castps_si256(le));
+}
+
+/* Codes of one feature for the block (xf: A2_BLOCK / 8 vectors in
+ * a2_transpose order; all of them descend together, as each level is a
+ * chain of dependent permute, compare, add): code[g] = #thresholds <= x (0
+ * for NaN) and nan[g] = 0xff where x is NaN, for 32-document group g. */
+#define A2_XV (A2_BLOCK / 8)
+__attribute__((target("avx2")))
+static inline void a2_code(const rank_qs8_feat *F, const float *e, const float *xf, __m256i *code, __m256i *nan)
+{
+    unsigned L = F->levels, lv = 0;
+    __m256i i[A2_XV];
+    for (int v = 0; v < A2_XV; v++)
+        i[v] = _mm256_set1_epi32(1);
+#define A2_LEVEL(EV)                                                                                 \
+    for (int v = 0; v < A2_XV; v++)                                                                  \
+        i[v] = a2_descend(i[v], _mm256_load_ps(xf + 8 * v), EV(i[v]))
+    {
+        __m256 t0 = _mm256_load_ps(e);
+#define A2_EV0(ii) _mm256_permutevar8x32_ps(t0, ii)
+        for (; lv < L && lv < 3; lv++)
+            A2_LEVEL(A2_EV0);
+#undef A2_EV0
+    }
+    if (lv < L) {
+        __m256 t1 = _mm256_load_ps(e + 8);
+#define A2_EV1(ii) _mm256_permutevar8x32_ps(t1, ii)
+        A2_LEVEL(A2_EV1);
+#undef A2_EV1
+        lv++;
+    }
+    if (lv < L) {
+        __m256 t2 = _mm256_load_ps(e + 16), t3 = _mm256_load_ps(e + 24);
+#define A2_EV2(ii)                                                                                   \
+    _mm256_blendv_ps(_mm256_permutevar8x32_ps(t2, ii), _mm256_permutevar8x32_ps(t3, ii),             \
+                     _mm256_castsi256_ps(_mm256_slli_epi32(ii, 28)))
+        A2_LEVEL(A2_EV2);
+#undef A2_EV2
+        lv++;
+    }
+    if (lv < L) {
+        __m256 t4 = _mm256_load_ps(e + 32), t5 = _mm256_load_ps(e + 40);
+        __m256 t6 = _mm256_load_ps(e + 48), t7 = _mm256_load_ps(e + 56);
+#define A2_EV3(ii)                                                                                   \
+    _mm256_blendv_ps(                                                                                \
+        _mm256_blendv_ps(_mm256_permutevar8x32_ps(t4, ii), _mm256_permutevar8x32_ps(t5, ii),         \
+                         _mm256_castsi256_ps(_mm256_slli_epi32(ii, 28))),                             \
+        _mm256_blendv_ps(_mm256_permutevar8x32_ps(t6, ii), _mm256_permutevar8x32_ps(t7, ii),         \
+                         _mm256_castsi256_ps(_mm256_slli_epi32(ii, 28))),                             \
+        _mm256_castsi256_ps(_mm256_slli_epi32(ii, 27)))
+        A2_LEVEL(A2_EV3);
+#undef A2_EV3
+        lv++;
+    }
+#define A2_EVG(ii) _mm256_i32gather_ps(e, ii, 4)
+    for (; lv < L; lv++) /* > 63 thresholds */
+        A2_LEVEL(A2_EVG);
+#undef A2_EVG
+#undef A2_LEVEL
+    __m256i P = _mm256_set1_epi32(1 << L);
+    for (int g = 0; g < A2_NV; g++) { /* packed to bytes in document order */
+        const float *x = xf + 32 * g;
+        __m256i k01 = _mm256_packus_epi32(_mm256_sub_epi32(i[4 * g], P), _mm256_sub_epi32(i[4 * g + 1], P));
+        __m256i k23 = _mm256_packus_epi32(_mm256_sub_epi32(i[4 * g + 2], P), _mm256_sub_epi32(i[4 * g + 3], P));
+        code[g] = _mm256_packus_epi16(k01, k23);
+        __m256 x0 = _mm256_load_ps(x), x1 = _mm256_load_ps(x + 8), x2 = _mm256_load_ps(x + 16), x3 = _mm256_load_ps(x + 24);
+        __m256i n01 = _mm256_packs_epi32(_mm256_castps_si256(_mm256_cmp_ps(x0, x0, _CMP_UNORD_Q)),
+                                         _mm256_castps_si256(_mm256_cmp_ps(x1, x1, _CMP_UNORD_Q)));
+        __m256i n23 = _mm256_packs_epi32(_mm256_castps_si256(_mm256_cmp_ps(x2, x2, _CMP_UNORD_Q)),
+                                         _mm256_castps_si256(_mm256_cmp_ps(x3, x3, _CMP_UNORD_Q)));
+        nan[g] = _mm256_packs_epi16(n01, n23);
+    }
+}
+
+__attribute__((target("avx2,bmi")))
+static void score_qs8avx2(const rank_model_t *m, const float *X, size_t n, size_t stride, double *out)
+{
+    const rank_qs8 *q8 = &m->qs8;
+    const rank_qsa2 *q = &m->qsa2;
+    const __m256i zero = _mm256_setzero_si256(), ones = _mm256_set1_epi32(-1);
+    const __m256i c15 = _mm256_set1_epi8(15), c80 = _mm256_set1_epi8((char)0x80);
+    /* window codes: xc[c * A2_BLOCK + d], at most RANK_QS_MAX_COLS * A2_BLOCK bytes of stack */
+    uint8_t xc[q->ncols * A2_BLOCK + 32] __attribute__((aligned(32)));
+    float xt[8 * A2_BLOCK] __attribute__((aligned(32)));
+    uint64_t qw[A2_TREES * A2_BLOCK] __attribute__((aligned(32)));
+    __m256i bs[8][A2_NV];
+    double acc[A2_BLOCK];
+    for (size_t b0 = 0; b0 < n; b0 += A2_BLOCK) {
+        size_t bn = n - b0 < A2_BLOCK ? n - b0 : A2_BLOCK;
+        const float *Xb = X + b0 * stride;
+        int chunk = -1;
+        for (size_t fi = 0; fi < q8->nfeat; fi++) {
+            const rank_qs8_feat *F = &q8->feat[fi];
+            if (F->feature >> 3 != chunk) { /* features ascend: each chunk once */
+                chunk = F->feature >> 3;
+                a2_transpose(Xb, stride, bn, (size_t)chunk * 8, m->nfeatures, xt);
+            }
+            const float *xf = xt + (F->feature & 7) * A2_BLOCK;
+            __m256i code[A2_NV], nan[A2_NV];
+            a2_code(F, q8->tab + F->tab_off, xf, code, nan);
+            for (size_t g = 0; g < A2_NV; g++) {
+                __m256i nn = _mm256_and_si256(nan[g], c80);
+                uint8_t *d = xc + (size_t)q->fcol[fi] * A2_BLOCK + 32 * g;
+                for (unsigned w = 0; w < q->fnwin[fi]; w++, d += A2_BLOCK) {
+                    __m256i cw = _mm256_min_epu8(_mm256_subs_epu8(code[g], _mm256_set1_epi8((char)(15 * w))), c15);
+                    _mm256_store_si256((__m256i *)d, _mm256_or_si256(cw, nn));
+                }
+            }
+        }
+        for (size_t p = 0; p < A2_BLOCK; p++)
+            acc[p] = m->base_score;
+        for (size_t t0 = 0; t0 < m->ntrees; t0 += A2_TREES) {
+            size_t tn = m->ntrees - t0 < A2_TREES ? m->ntrees - t0 : A2_TREES;
+            for (size_t tt = 0; tt < tn; tt++) {
+                size_t t = t0 + tt;
+                const size_t *eo = q->eoff + t * 8;
+                unsigned nb = q->nbytes[t];
+                for (unsigned b = 0; b < nb; b++) {
+                    __m256i B[A2_NV];
+                    for (int v = 0; v < A2_NV; v++)
+                        B[v] = ones;
+                    size_t k = eo[b], ke = eo[b + 1];
+                    for (; k + 2 <= ke; k += 2) {
+                        __m256i lut = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)(q->lut + 16 * k)));
+                        __m256i lut2 = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)(q->lut + 16 * k + 16)));
+                        const uint8_t *c = xc + q->coff[k], *c2 = xc + q->coff[k + 1];
+                        for (int v = 0; v < A2_NV; v++)
+                            B[v] = _mm256_andnot_si256(
+                                _mm256_or_si256(_mm256_shuffle_epi8(lut, _mm256_load_si256((const __m256i *)(c + 32 * v))),
+                                _mm256_shuffle_epi8(lut2, _mm256_load_si256((const __m256i *)(c2 + 32 * v)))), B[v]);
+                    }
+                    if (k < ke) {
+                        __m256i lut = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)(q->lut + 16 * k)));
+                        const uint8_t *c = xc + q->coff[k];
+                        for (int v = 0; v < A2_NV; v++)
+                            B[v] = _mm256_andnot_si256(
+                                _mm256_shuffle_epi8(lut, _mm256_load_si256((const __m256i *)(c + 32 * v))), B[v]);
+                    }
+                    for (int v = 0; v < A2_NV; v++)
+                        bs[b][v] = B[v];
+                }
+                for (unsigned b = nb; b < 8; b++)
+                    for (int v = 0; v < A2_NV; v++)
+                        bs[b][v] = zero;
+                /* per document its 64-bit leaf vector, by a 3-stage byte
+                 * transpose: position p of 32 holds document
+                 * 2 (p / 4) + (p & 1) + 16 ((p / 2) & 1) */
+                for (int v = 0; v < A2_NV; v++) {
+                    __m256i a0 = _mm256_unpacklo_epi8(bs[0][v], bs[1][v]), a1 = _mm256_unpackhi_epi8(bs[0][v], bs[1][v]);
+                    __m256i a2 = _mm256_unpacklo_epi8(bs[2][v], bs[3][v]), a3 = _mm256_unpackhi_epi8(bs[2][v], bs[3][v]);
+                    __m256i a4 = _mm256_unpacklo_epi8(bs[4][v], bs[5][v]), a5 = _mm256_unpackhi_epi8(bs[4][v], bs[5][v]);
+                    __m256i a6 = _mm256_unpacklo_epi8(bs[6][v], bs[7][v]), a7 = _mm256_unpackhi_epi8(bs[6][v], bs[7][v]);
+                    __m256i c0 = _mm256_unpacklo_epi16(a0, a2), c1 = _mm256_unpackhi_epi16(a0, a2);
+                    __m256i c2 = _mm256_unpacklo_epi16(a1, a3), c3 = _mm256_unpackhi_epi16(a1, a3);
+                    __m256i d0 = _mm256_unpacklo_epi16(a4, a6), d1 = _mm256_unpackhi_epi16(a4, a6);
+                    __m256i d2 = _mm256_unpacklo_epi16(a5, a7), d3 = _mm256_unpackhi_epi16(a5, a7);
+                    __m256i *w = (__m256i *)(qw + tt * A2_BLOCK + 32 * v);
+                    _mm256_store_si256(w + 0, _mm256_unpacklo_epi32(c0, d0));
+                    _mm256_store_si256(w + 1, _mm256_unpackhi_epi32(c0, d0));
+                    _mm256_store_si256(w + 2, _mm256_unpacklo_epi32(c1, d1));
+                    _mm256_store_si256(w + 3, _mm256_unpackhi_epi32(c1, d1));
+                    _mm256_store_si256(w + 4, _mm256_unpacklo_epi32(c2, d2));
+                    _mm256_store_si256(w + 5, _mm256_unpackhi_epi32(c2, d2));
+                    _mm256_store_si256(w + 6, _mm256_unpacklo_epi32(c3, d3));
+                    _mm256_store_si256(w + 7, _mm256_unpackhi_epi32(c3, d3));
+                }
+            }
+            /* leaf values in tree order, by position: the exit leaf is the
+             * lowest set bit (never cleared, so the word is not 0) */
+            for (size_t p = 0; p < A2_BLOCK; p += 8) {
+                double s0 = acc[p], s1 = acc[p + 1], s2 = acc[p + 2], s3 = acc[p + 3];
+                double s4 = acc[p + 4], s5 = acc[p + 5], s6 = acc[p + 6], s7 = acc[p + 7];
+                const double *lf = q->leaf + t0 * 64;
+                const uint64_t *w = qw + p;
+                for (size_t tt = 0; tt < tn; tt++, lf += 64, w += A2_BLOCK) {
+                    s0 += lf[__builtin_ctzll(w[0])];
+                    s1 += lf[__builtin_ctzll(w[1])];
+                    s2 += lf[__builtin_ctzll(w[2])];
+                    s3 += lf[__builtin_ctzll(w[3])];
+                    s4 += lf[__builtin_ctzll(w[4])];
+                    s5 += lf[__builtin_ctzll(w[5])];
+                    s6 += lf[__builtin_ctzll(w[6])];
+                    s7 += lf[__builtin_ctzll(w[7])];
+                }
+                acc[p] = s0, acc[p + 1] = s1, acc[p + 2] = s2, acc[p + 3] = s3;
+                acc[p + 4] = s4, acc[p + 5] = s5, acc[p + 6] = s6, acc[p + 7] = s7;
+            }
+        }
+        for (size_t p = 0; p < A2_BLOCK; p++) {
+            size_t d = (p & ~(size_t)31) + 2 * ((p & 31) / 4) + (p & 1) + 16 * ((p / 2) & 1);
+            if (d < bn)
+                out[b0 + d] = acc[p];
+        }
+    }
+}
 #endif
 
 void rank_model_score_method(const rank_model_t *m, int method, const float *X, size_t n, size_t stride,
@@ -1216,6 +1656,9 @@ void rank_model_score_method(const rank_model_t *m, int method, const float *X, 
             break;
         }
         score_flat(m, X, n, stride, out); /* qs8 does not need padded trees */
+        break;
+    case RANK_SCORE_QS8AVX2: /* no lane offsets: any stride */
+        score_qs8avx2(m, X, n, stride, out);
         break;
     case RANK_SCORE_AVX512T:
         if (stride <= INT32_MAX / TBLOCK) {

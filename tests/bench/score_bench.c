@@ -16,7 +16,10 @@
  * scoring method, the median / p10 / p90 time of one call (N documents,
  * single thread) over R repetitions and the speed-up over the naive
  * pointer-chasing baseline. A benchmark, not a test: nothing is asserted
- * except that every method returns the same scores. */
+ * except that every method returns the same scores. FUNNEL_SCORE_CPU=avx2
+ * (or avx512, portable) shows what a CPU without AVX-512 would run:
+ * the methods it lacks print as not available and "auto" is its choice;
+ * --method NAME times one method (and naive). */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdint.h>
@@ -174,9 +177,10 @@ static int bench(rank_model_t *m, const char *label, const rank_dataset *d, size
         for (size_t f = 0; f < stride; f++)
             X[r * stride + f] = f < d->nfeatures ? d->X[(r % d->rows) * d->nfeatures + f] : NAN;
     printf("\n[%s] %zu documents x %zu trees (max depth %zu, %zu leaves), %zu features, %zu reps, "
-           "single thread; auto method: %s\n",
+           "single thread; cpu: %s%s; auto method: %s\n",
            label, ndocs, rank_model_ntrees(m), rank_model_max_depth(m), rank_model_nleaves(m),
-           rank_model_nfeatures(m), reps, rank_score_method_name(m->method));
+           rank_model_nfeatures(m), reps, rank_score_cpu_name(m->cpu),
+           getenv("FUNNEL_SCORE_CPU") ? " (FUNNEL_SCORE_CPU)" : "", rank_score_method_name(m->method));
     rank_model_score_method(m, RANK_SCORE_NAIVE, X, ndocs, stride, ref);
     printf("%-8s %10s %10s %10s %8s %12s\n", "method", "median_ms", "p10_ms", "p90_ms", "x_naive", "ns/doc/tree");
     double naive_med = 0;

@@ -1,9 +1,11 @@
 /* test_model.c - model building, text format round trip, strict parsing with
  * FILE:LINE errors, and every scoring method against a reference traversal on
- * random trees (NaN included), from several threads at once. */
+ * random trees (NaN included), from several threads at once; the CPU override
+ * (FUNNEL_SCORE_CPU) and what auto picks under it. */
 #define _POSIX_C_SOURCE 200809L
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -257,13 +259,13 @@ static void check_qs8_edges(size_t nthr, int want_qs8)
             want[r] += left ? 0.25 * (double)(i % 5) : -0.125;
         }
     }
-#if defined(__x86_64__) && defined(__GNUC__)
-    int cpu = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-              __builtin_cpu_supports("avx512vbmi");
-#else
-    int cpu = 0;
-#endif
-    cr_assert_eq(rank_score_method_available(m, RANK_SCORE_QS8) != 0, want_qs8 && cpu, "%zu thresholds", nthr);
+    /* m->cpu: this CPU's features as FUNNEL_SCORE_CPU (the meson test
+     * model_avx2 sets it) leaves them */
+    cr_assert_eq(rank_score_method_available(m, RANK_SCORE_QS8) != 0,
+                 want_qs8 && (m->cpu & RANK_CPU_AVX512_BYTES), "%zu thresholds", nthr);
+    /* 255 unique thresholds on feature 0 are 17 windows of 15 */
+    cr_assert_eq(rank_score_method_available(m, RANK_SCORE_QS8AVX2) != 0,
+                 want_qs8 && (m->cpu & RANK_CPU_AVX2), "%zu thresholds", nthr);
     for (int meth = RANK_SCORE_AUTO; meth < RANK_SCORE_NMETHODS; meth++) {
         if (!rank_score_method_available(m, meth))
             continue;
@@ -366,10 +368,140 @@ Test(model, qs8_is_auto_choice_on_avx512_byte_cpus)
     rank_model_t *m = random_model(&ref, 40, 6, 7);
     if (rank_score_method_available(m, RANK_SCORE_QS8))
         cr_assert_eq(m->method, RANK_SCORE_QS8);
-    else /* no AVX-512 BW/VBMI here: some other exact method */
+    else if (rank_score_method_available(m, RANK_SCORE_QS8AVX2)) /* AVX2, no AVX-512 BW/VBMI */
+        cr_assert_eq(m->method, RANK_SCORE_QS8AVX2);
+    else /* no AVX2 either: some other exact method */
         cr_assert_neq(m->method, RANK_SCORE_QS8);
     rank_model_free(m);
     free_ref(&ref);
+}
+
+/* FUNNEL_SCORE_CPU lowers what finalize may pick: with avx2 this machine
+ * chooses as an AVX2-only CPU would (QS8AVX2, no AVX-512 method available),
+ * with portable a scalar method; it cannot raise what the CPU has. */
+static void check_cpu_override(const char *val, unsigned cpu_mask, int want)
+{
+    ref_model ref, ref0;
+    const size_t nf = 9, stride = 11, n = 77;
+    cr_assert_eq(setenv("FUNNEL_SCORE_CPU", val, 1), 0);
+    rank_model_t *m = random_model(&ref, 40, 6, nf);
+    cr_assert_eq(unsetenv("FUNNEL_SCORE_CPU"), 0);
+    rank_model_t *native = random_model(&ref0, 0, 6, nf); /* finalized without the override */
+    cr_assert_eq(m->cpu & ~cpu_mask, 0, "%s: cpu %s", val, rank_score_cpu_name(m->cpu));
+    cr_assert_eq(m->cpu, native->cpu & cpu_mask, "%s: a lower level, never a higher one", val);
+    if (want == RANK_SCORE_QS8AVX2 && !(native->cpu & RANK_CPU_AVX2))
+        want = RANK_SCORE_PERFECT; /* this CPU has no AVX2 */
+    cr_assert_eq(m->method, want, "%s: auto picked %s", val, rank_score_method_name(m->method));
+    for (int meth = RANK_SCORE_AVX512; meth <= RANK_SCORE_QS8; meth++)
+        if (!(cpu_mask & (RANK_CPU_AVX512 | RANK_CPU_AVX512_BYTES)))
+            cr_assert_not(rank_score_method_available(m, meth), "%s: %s", val, rank_score_method_name(meth));
+    float *X = random_docs(n, stride);
+    double *got = malloc(n * sizeof(double));
+    rank_model_score(m, X, n, stride, got);
+    for (size_t r = 0; r < n; r++)
+        cr_assert_eq(got[r], ref_score(&ref, X + r * stride), "%s row %zu", val, r);
+    free(X);
+    free(got);
+    rank_model_free(m);
+    rank_model_free(native);
+    free_ref(&ref);
+}
+
+Test(model, cpu_override_picks_what_that_cpu_would)
+{
+    check_cpu_override("avx2", RANK_CPU_AVX2, RANK_SCORE_QS8AVX2);
+    check_cpu_override("portable", 0, RANK_SCORE_PERFECT);
+    check_cpu_override("avx-2", 0, RANK_SCORE_PERFECT); /* unknown: the safe choice */
+    check_cpu_override("avx512", RANK_CPU_AVX2 | RANK_CPU_AVX512, RANK_SCORE_QS8AVX2);
+}
+
+/* QS8AVX2's layout: window codes (15 thresholds a window, so features with
+ * many thresholds span several columns), mirrored missing-right nodes, 64-
+ * document blocks. Every method against the reference on thresholds at float
+ * extremes (+-FLT_MAX, subnormals, +-0, +-inf), documents at, just below and
+ * just above them, NaN, +-inf, batch sizes 1..70 and 64 k + 1, narrow and
+ * wide rows (stride > features). */
+static float edge_value(const float *thr, size_t nthr)
+{
+    size_t u = rnd() % 10;
+    float t = thr[rnd() % nthr];
+    return u == 0 ? NAN : u == 1 ? INFINITY : u == 2 ? -INFINITY : u < 5 ? t
+         : u == 5 ? nextafterf(t, -INFINITY) : u == 6 ? nextafterf(t, INFINITY) : u == 7 ? -0.0f
+         : (float)(urand() * 8 - 4);
+}
+
+static void check_window_codes(size_t nf, size_t stride, size_t nthr_per_feature)
+{
+    float thr[128];
+    size_t nthr = nthr_per_feature;
+    cr_assert_leq(nthr, 128);
+    static const float ext[] = {FLT_MAX, -FLT_MAX, FLT_MIN, -FLT_MIN, 1e-45f, -1e-45f, 0.0f, -0.0f,
+                                INFINITY, -INFINITY, 1.0f, -1.0f};
+    for (size_t i = 0; i < nthr; i++)
+        thr[i] = i < sizeof ext / sizeof ext[0] ? ext[i] : (float)(urand() * 8 - 4);
+    ref_model ref = {.ntrees = 64, .base = 0.75};
+    rank_model_t *m;
+    cr_assert_eq(rank_model_new(RANK_MODEL_TREES, "lambdarank", nf, &m), 0);
+    rank_model_set_base_score(m, ref.base);
+    for (size_t t = 0; t < ref.ntrees; t++) {
+        rank_node *nd = calloc(128, sizeof(rank_node));
+        size_t nn = 0;
+        if (t % 3 == 0) { /* complete depth 6 */
+            for (size_t i = 0; i < 63; i++)
+                nd[i] = (rank_node){.feature = 0, .left = (int32_t)(2 * i + 1), .right = (int32_t)(2 * i + 2)};
+            for (size_t i = 63; i < 127; i++)
+                nd[i] = (rank_node){.feature = -1, .left = -1, .right = -1, .value = urand() * 2 - 1};
+            nn = 127;
+        } else {
+            gen_node(nd, &nn, 0, 6, nf);
+        }
+        for (size_t i = 0; i < nn; i++)
+            if (nd[i].feature >= 0) {
+                nd[i].feature = (int32_t)(rnd() % nf);
+                nd[i].threshold = thr[rnd() % nthr];
+                nd[i].missing_left = rnd() & 1;
+            }
+        cr_assert_eq(rank_model_add_tree(m, nd, nn), 0);
+        ref.nodes[t] = nd;
+        ref.n[t] = nn;
+    }
+    cr_assert_eq(rank_model_finalize(m), 0);
+    if (m->cpu & RANK_CPU_AVX2)
+        cr_assert(rank_score_method_available(m, RANK_SCORE_QS8AVX2), "nf %zu, %zu thresholds", nf, nthr);
+    const size_t n = 64 * 3 + 1;
+    float *X = malloc(n * stride * sizeof(float));
+    for (size_t i = 0; i < n * stride; i++)
+        X[i] = edge_value(thr, nthr);
+    double *want = malloc(n * sizeof(double)), *got = malloc((n + 1) * sizeof(double));
+    for (size_t r = 0; r < n; r++)
+        want[r] = ref_score(&ref, X + r * stride);
+    for (int meth = RANK_SCORE_AUTO; meth < RANK_SCORE_NMETHODS; meth++) {
+        if (!rank_score_method_available(m, meth))
+            continue;
+        for (size_t cnt = 1; cnt <= n; cnt = cnt < 70 ? cnt + 1 : cnt + 61) {
+            size_t off = (cnt * 7) % (n - cnt + 1);
+            got[cnt] = 12345.0; /* must stay */
+            rank_model_score_method(m, meth, X + off * stride, cnt, stride, got);
+            for (size_t r = 0; r < cnt; r++)
+                cr_assert(memcmp(&got[r], &want[off + r], sizeof(double)) == 0,
+                          "nf %zu method %s batch %zu row %zu: %.17g != %.17g", nf, rank_score_method_name(meth),
+                          cnt, off + r, got[r], want[off + r]);
+            cr_assert_eq(got[cnt], 12345.0, "method %s wrote past the batch", rank_score_method_name(meth));
+        }
+    }
+    free(X);
+    free(want);
+    free(got);
+    rank_model_free(m);
+    free_ref(&ref);
+}
+
+Test(model, window_codes_match_reference)
+{
+    check_window_codes(1, 1, 12);    /* one feature, the float extremes only */
+    check_window_codes(3, 5, 40);    /* 3 windows a feature */
+    check_window_codes(70, 73, 100); /* wide rows, 7 windows a feature */
+    check_window_codes(9, 9, 128);
 }
 
 Test(model, add_tree_rejects_bad_structure)
