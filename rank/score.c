@@ -18,16 +18,20 @@
  * Later machine (Intel Xeon, Emerald Rapids, AVX-512 BW/VBMI, 2 shared vCPUs;
  * --reps 1000, median of 3 runs, ms; QS8AVX2 forced, it runs on AVX2 alone):
  *   model kind              naive  flat  perfect avx512 avx512t  qs   qs8  qs8avx2
- *   complete (64 leaves)    30.7  18.6   2.34    0.97   0.62   0.84  0.29  0.455
- *   sparse (~18 leaves)     15.2  11.0   2.05    0.86   0.49   0.31  0.16  0.303
- *   trained (ours, ~55 lv.) 17.2  15.2   2.36    0.97   0.61   0.73  0.30  0.449
- *   (naive and flat swing by 1.5x with the other tenants' load; the rest ~5%)
+ *   complete (64 leaves)    30.7  18.6   2.34    0.97   0.62   0.84  0.29  0.445
+ *   sparse (~18 leaves)     15.2  11.0   2.05    0.86   0.49   0.31  0.16  0.239
+ *   trained (ours, ~55 lv.) 17.2  15.2   2.36    0.97   0.61   0.73  0.30  0.431
+ *   (naive and flat swing by 1.5x with the other tenants' load, the rest
+ *   ~5-10%; qs8avx2 from a later run, --method qs8avx2)
  * QS8AVX2 history (complete): 0.52 ms with a compare, or, and per node and
  * a blend-based exit leaf; the same after the byte transpose + tzcnt exit
  * and the window codes + vpshufb (so the per-entry loop, ~3 cycles for 64
  * documents, is not bound by vector ops alone); ~0.45 after pairing entries
- * (two lookups OR-ed, one andnot). 128-document blocks (codes out of L1)
- * and 32-document ones (twice the per-entry loads) were both slower.
+ * (two lookups OR-ed, one andnot); ~0.42 with the exit leaf as a byte from
+ * a prefix-zero chain (42 vector ops for 32 documents) instead of the
+ * transpose + tzcnt (8-byte words, one more op per document). 128-document
+ * blocks (codes out of L1) and 32-document ones (twice the per-entry loads)
+ * were both slower.
  *
  *   QS8      QuickScorer over byte codes (model_int.h rank_qs8): each value
  *            becomes its rank among its feature's thresholds once per block,
@@ -48,9 +52,10 @@
  *            vpshufb of its window's codes through a 16-byte table (the
  *            leaves to clear where the node is false) and one andnot, for 32
  *            documents; missing-right nodes are mirrored so NaN never
- *            clears. 64 documents a block (two vectors), leaf bytes
- *            transposed to one 64-bit word per document, exit leaf by tzcnt,
- *            leaf values added by scalar loads in tree order (gathers are
+ *            clears. 64 documents a block (two vectors); exit leaf = first
+ *            non-zero leaf byte (a running "all zero so far" mask) and its
+ *            trailing zeros (nibble tables), as a byte per document; leaf
+ *            values added by scalar loads in tree order (gathers are
  *            slow on many AVX2 CPUs; coding uses them only for features with
  *            > 63 thresholds). Stack: ncols * 64 bytes of codes (<= 32 KiB)
  *            + 10 KiB. No AVX-512 instruction (target("avx2,bmi")).
@@ -1369,7 +1374,7 @@ static void score_qs8(const rank_model_t *m, const float *X, size_t n, size_t st
  * with scalar loads (no gathers: they are slow on many AVX2 CPUs). */
 #define A2_NV (A2_BLOCK / 32)
 #ifndef A2_TREES
-#define A2_TREES 16 /* trees whose leaf vectors are kept (8 KiB) before adding leaf values */
+#define A2_TREES 16 /* trees whose exit leaves are kept before adding leaf values */
 #endif
 
 /* xt[f * A2_BLOCK + 8 v + i] = X[row][c0 + f] for f < 8, where vector v of
@@ -1497,11 +1502,17 @@ static void score_qs8avx2(const rank_model_t *m, const float *X, size_t n, size_
     const rank_qs8 *q8 = &m->qs8;
     const rank_qsa2 *q = &m->qsa2;
     const __m256i zero = _mm256_setzero_si256(), ones = _mm256_set1_epi32(-1);
+    /* trailing zeros of a nibble, 8 for none (vpminub picks the other half) */
+    const __m256i tzlo = _mm256_setr_epi8(8, 0, 1, 0, 2, 0, 1, 0, 3, 0, 1, 0, 2, 0, 1, 0,
+                                          8, 0, 1, 0, 2, 0, 1, 0, 3, 0, 1, 0, 2, 0, 1, 0);
+    const __m256i tzhi = _mm256_setr_epi8(8, 4, 5, 4, 6, 4, 5, 4, 7, 4, 5, 4, 6, 4, 5, 4,
+                                          8, 4, 5, 4, 6, 4, 5, 4, 7, 4, 5, 4, 6, 4, 5, 4);
+    const __m256i nib = _mm256_set1_epi8(0x0f);
     const __m256i c15 = _mm256_set1_epi8(15), c80 = _mm256_set1_epi8((char)0x80);
     /* window codes: xc[c * A2_BLOCK + d], at most RANK_QS_MAX_COLS * A2_BLOCK bytes of stack */
     uint8_t xc[q->ncols * A2_BLOCK + 32] __attribute__((aligned(32)));
     float xt[8 * A2_BLOCK] __attribute__((aligned(32)));
-    uint64_t qw[A2_TREES * A2_BLOCK] __attribute__((aligned(32)));
+    uint8_t ix[A2_TREES * A2_BLOCK] __attribute__((aligned(32)));
     __m256i bs[8][A2_NV];
     double acc[A2_BLOCK];
     for (size_t b0 = 0; b0 < n; b0 += A2_BLOCK) {
@@ -1558,58 +1569,45 @@ static void score_qs8avx2(const rank_model_t *m, const float *X, size_t n, size_
                     for (int v = 0; v < A2_NV; v++)
                         bs[b][v] = B[v];
                 }
-                for (unsigned b = nb; b < 8; b++)
-                    for (int v = 0; v < A2_NV; v++)
-                        bs[b][v] = zero;
-                /* per document its 64-bit leaf vector, by a 3-stage byte
-                 * transpose: position p of 32 holds document
-                 * 2 (p / 4) + (p & 1) + 16 ((p / 2) & 1) */
+                /* exit leaf = lowest set bit: the first non-zero byte (sel,
+                 * found with P = "all bytes so far are zero") and its
+                 * trailing zeros by two nibble tables */
                 for (int v = 0; v < A2_NV; v++) {
-                    __m256i a0 = _mm256_unpacklo_epi8(bs[0][v], bs[1][v]), a1 = _mm256_unpackhi_epi8(bs[0][v], bs[1][v]);
-                    __m256i a2 = _mm256_unpacklo_epi8(bs[2][v], bs[3][v]), a3 = _mm256_unpackhi_epi8(bs[2][v], bs[3][v]);
-                    __m256i a4 = _mm256_unpacklo_epi8(bs[4][v], bs[5][v]), a5 = _mm256_unpackhi_epi8(bs[4][v], bs[5][v]);
-                    __m256i a6 = _mm256_unpacklo_epi8(bs[6][v], bs[7][v]), a7 = _mm256_unpackhi_epi8(bs[6][v], bs[7][v]);
-                    __m256i c0 = _mm256_unpacklo_epi16(a0, a2), c1 = _mm256_unpackhi_epi16(a0, a2);
-                    __m256i c2 = _mm256_unpacklo_epi16(a1, a3), c3 = _mm256_unpackhi_epi16(a1, a3);
-                    __m256i d0 = _mm256_unpacklo_epi16(a4, a6), d1 = _mm256_unpackhi_epi16(a4, a6);
-                    __m256i d2 = _mm256_unpacklo_epi16(a5, a7), d3 = _mm256_unpackhi_epi16(a5, a7);
-                    __m256i *w = (__m256i *)(qw + tt * A2_BLOCK + 32 * v);
-                    _mm256_store_si256(w + 0, _mm256_unpacklo_epi32(c0, d0));
-                    _mm256_store_si256(w + 1, _mm256_unpackhi_epi32(c0, d0));
-                    _mm256_store_si256(w + 2, _mm256_unpacklo_epi32(c1, d1));
-                    _mm256_store_si256(w + 3, _mm256_unpackhi_epi32(c1, d1));
-                    _mm256_store_si256(w + 4, _mm256_unpacklo_epi32(c2, d2));
-                    _mm256_store_si256(w + 5, _mm256_unpackhi_epi32(c2, d2));
-                    _mm256_store_si256(w + 6, _mm256_unpacklo_epi32(c3, d3));
-                    _mm256_store_si256(w + 7, _mm256_unpackhi_epi32(c3, d3));
+                    __m256i sel = bs[0][v], P = _mm256_cmpeq_epi8(bs[0][v], zero), cnt = P;
+                    for (unsigned b = 1; b < nb; b++) {
+                        sel = _mm256_or_si256(sel, _mm256_and_si256(bs[b][v], P));
+                        if (b + 1 < nb) {
+                            P = _mm256_and_si256(P, _mm256_cmpeq_epi8(bs[b][v], zero));
+                            cnt = _mm256_add_epi8(cnt, P);
+                        }
+                    }
+                    __m256i off = _mm256_slli_epi16(_mm256_sub_epi8(zero, cnt), 3); /* <= 56: no carry */
+                    __m256i lo = _mm256_and_si256(sel, nib), hi = _mm256_and_si256(_mm256_srli_epi16(sel, 4), nib);
+                    __m256i tz = _mm256_min_epu8(_mm256_shuffle_epi8(tzlo, lo), _mm256_shuffle_epi8(tzhi, hi));
+                    _mm256_store_si256((__m256i *)(ix + tt * A2_BLOCK + 32 * v), _mm256_add_epi8(tz, off));
                 }
             }
-            /* leaf values in tree order, by position: the exit leaf is the
-             * lowest set bit (never cleared, so the word is not 0) */
-            for (size_t p = 0; p < A2_BLOCK; p += 8) {
-                double s0 = acc[p], s1 = acc[p + 1], s2 = acc[p + 2], s3 = acc[p + 3];
-                double s4 = acc[p + 4], s5 = acc[p + 5], s6 = acc[p + 6], s7 = acc[p + 7];
+            /* leaf values in tree order, 8 documents at a time */
+            for (size_t d = 0; d < A2_BLOCK; d += 8) {
+                double s0 = acc[d], s1 = acc[d + 1], s2 = acc[d + 2], s3 = acc[d + 3];
+                double s4 = acc[d + 4], s5 = acc[d + 5], s6 = acc[d + 6], s7 = acc[d + 7];
                 const double *lf = q->leaf + t0 * 64;
-                const uint64_t *w = qw + p;
-                for (size_t tt = 0; tt < tn; tt++, lf += 64, w += A2_BLOCK) {
-                    s0 += lf[__builtin_ctzll(w[0])];
-                    s1 += lf[__builtin_ctzll(w[1])];
-                    s2 += lf[__builtin_ctzll(w[2])];
-                    s3 += lf[__builtin_ctzll(w[3])];
-                    s4 += lf[__builtin_ctzll(w[4])];
-                    s5 += lf[__builtin_ctzll(w[5])];
-                    s6 += lf[__builtin_ctzll(w[6])];
-                    s7 += lf[__builtin_ctzll(w[7])];
+                const uint8_t *p = ix + d;
+                for (size_t tt = 0; tt < tn; tt++, lf += 64, p += A2_BLOCK) {
+                    s0 += lf[p[0]];
+                    s1 += lf[p[1]];
+                    s2 += lf[p[2]];
+                    s3 += lf[p[3]];
+                    s4 += lf[p[4]];
+                    s5 += lf[p[5]];
+                    s6 += lf[p[6]];
+                    s7 += lf[p[7]];
                 }
-                acc[p] = s0, acc[p + 1] = s1, acc[p + 2] = s2, acc[p + 3] = s3;
-                acc[p + 4] = s4, acc[p + 5] = s5, acc[p + 6] = s6, acc[p + 7] = s7;
+                acc[d] = s0, acc[d + 1] = s1, acc[d + 2] = s2, acc[d + 3] = s3;
+                acc[d + 4] = s4, acc[d + 5] = s5, acc[d + 6] = s6, acc[d + 7] = s7;
             }
         }
-        for (size_t p = 0; p < A2_BLOCK; p++) {
-            size_t d = (p & ~(size_t)31) + 2 * ((p & 31) / 4) + (p & 1) + 16 * ((p / 2) & 1);
-            if (d < bn)
-                out[b0 + d] = acc[p];
-        }
+        memcpy(out + b0, acc, bn * sizeof(double));
     }
 }
 #endif
