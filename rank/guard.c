@@ -4,8 +4,9 @@
  * inner folds; for each fold the other folds' queries are copied into an
  * inner training set (rank_dataset_subset: bins, base weight and trees see
  * nothing else) and the fold's queries into a held-out set. Tasks are the
- * (setting, fold) pairs; a task trains one model and scores its held-out
- * queries for every interpolation strength of that setting. Tasks write
+ * (setting, fold) pairs; a task trains one model (trees or linear) and
+ * scores its held-out queries for every interpolation strength of that
+ * setting. Tasks write
  * disjoint slots of one (candidate x query) table, so running them on any
  * number of threads gives the same table, the same choice and the same
  * model. Statistics and the choice are computed from the table afterwards.
@@ -21,6 +22,7 @@
 #include <time.h>
 
 #include "metrics.h"
+#include "rank_int.h"
 
 /* The grid. Strong regularisation throughout: few shallow trees, a small
  * learning rate, leaves of at least max(20, 1% of the rows) documents, L2 10
@@ -39,6 +41,12 @@ static const gsetting GRID[] = {
 #define NGRID (sizeof GRID / sizeof GRID[0])
 static const double ALPHAS[] = {0.25, 0.5, 1.0};
 #define NALPHA (sizeof ALPHAS / sizeof ALPHAS[0])
+
+/* Linear candidates: NDCG-weighted pairwise logistic loss over standardised
+ * features on top of the fixed base margin, L2 LIN_L2[i] per training query
+ * (the pair weights of a query sum to about 1 at most). */
+static const double LIN_L2[] = {1.0, 0.1};
+#define NLIN (sizeof LIN_L2 / sizeof LIN_L2[0])
 
 /* Logistic regression: C over standardised features. */
 static const double CGRID[] = {0.001, 0.01, 0.1, 1.0, 10.0};
@@ -380,6 +388,268 @@ out:
     return rc;
 }
 
+/* The linear candidate: scores w0 * base + v . z with z the standardised
+ * features (missing as 0) and v fitted, base's own v fixed at 0, by Newton's
+ * method (steps by conjugate gradients) on the convex loss
+ *   sum over pairs c_ij log(1 + exp(-(s_i - s_j))) + lambda/2 |v|^2
+ * where the pairs and c_ij are LambdaMART's at the base order (label_i >
+ * label_j, one of the two in the base's top 10, c_ij = |dNDCG@10| of
+ * swapping them): fixed weights, so a true convex function and not a
+ * moving target. Returned as a 0-tree model whose linear part is w0 on the
+ * base plus v / sd on the others (base_score the centring), which scores
+ * raw rows. */
+static int train_linear_rank(const rank_dataset *d, size_t base, double w0, double l2_per_query, rank_model_t **out,
+                             fn_errbuf *eb)
+{
+    const size_t N = d->rows, F = d->nfeatures, K10 = GUARD_NDCG_K;
+    double *mu = calloc(F, sizeof *mu), *sd = calloc(F, sizeof *sd);
+    size_t maxn = 1;
+    for (size_t q = 0; q < d->nqueries; q++)
+        if (d->group[q + 1] - d->group[q] > maxn)
+            maxn = d->group[q + 1] - d->group[q];
+    double *sc = malloc(maxn * sizeof *sc), *gain = malloc(maxn * sizeof *gain), *disc = malloc(maxn * sizeof *disc);
+    size_t *order = malloc(maxn * sizeof *order), *otmp = malloc(maxn * sizeof *otmp);
+    float *lab = malloc(maxn * sizeof *lab);
+    /* pair p's nonzero z_hi - z_lo: Dv/Df[Dp[p] .. Dp[p+1]) (sparse data:
+     * documents that both lack a feature differ by 0 in it) */
+    float *Dv = NULL;
+    uint32_t *Df = NULL;
+    size_t *Dp = NULL, nnz = 0, ncap = 0;
+    double *pc = NULL, *pm = NULL, *ps = NULL;
+    size_t np = 0, pcap = 0;
+    double *v = calloc(F, sizeof *v), *g = calloc(F, sizeof *g), *hw = NULL;
+    double *step = calloc(F, sizeof *step), *vn = calloc(F, sizeof *vn), *w = calloc(F, sizeof *w);
+    double *cr = calloc(F, sizeof *cr), *cd = calloc(F, sizeof *cd), *Hd = calloc(F, sizeof *Hd);
+    rank_model_t *m = NULL;
+    int rc = -ENOMEM;
+    if (!mu || !sd || !sc || !gain || !disc || !order || !otmp || !lab || !v || !g || !step || !vn || !w || !cr ||
+        !cd || !Hd)
+        goto oom;
+    for (size_t f = 0; f < F; f++) {
+        double a = 0, b = 0;
+        for (size_t i = 0; i < N; i++) {
+            double x = xv(d->X[i * F + f]);
+            a += x;
+            b += x * x;
+        }
+        mu[f] = a / (double)N;
+        double var = b / (double)N - mu[f] * mu[f];
+        sd[f] = f != base && var > 1e-24 * (1 + mu[f] * mu[f]) ? sqrt(var) : 0; /* base: fixed, not fitted */
+    }
+    for (size_t q = 0; q < d->nqueries; q++) {
+        size_t b0 = d->group[q], n = d->group[q + 1] - b0;
+        if (n < 2)
+            continue;
+        const float *L = d->label + b0;
+        double idcg = rank__ideal_dcg(L, n, K10, lab);
+        if (idcg <= 0)
+            continue;
+        for (size_t i = 0; i < n; i++)
+            sc[i] = xv(d->X[(b0 + i) * F + base]);
+        rank__order_desc(sc, n, order, otmp);
+        for (size_t r = 0; r < n; r++) {
+            gain[r] = exp2(L[order[r]]) - 1.0;
+            disc[r] = 1.0 / log2(2.0 + (double)r);
+        }
+        for (size_t a = 0; a < K10 && a + 1 < n; a++)
+            for (size_t bq = a + 1; bq < n; bq++) {
+                size_t da = order[a], db = order[bq];
+                if (L[da] == L[db])
+                    continue;
+                size_t hi = L[da] > L[db] ? da : db, lo = hi == da ? db : da;
+                if (np + 1 >= pcap) {
+                    size_t nc = pcap ? 2 * pcap : 4096;
+                    double *n1 = realloc(pc, nc * sizeof *n1);
+                    if (n1)
+                        pc = n1;
+                    double *n2 = realloc(pm, nc * sizeof *n2);
+                    if (n2)
+                        pm = n2;
+                    size_t *n3 = realloc(Dp, nc * sizeof *n3);
+                    if (n3)
+                        Dp = n3;
+                    if (!n1 || !n2 || !n3)
+                        goto oom;
+                    pcap = nc;
+                }
+                if (nnz + F > ncap) {
+                    size_t nc = ncap ? 2 * ncap : 4096 * (F + 1);
+                    while (nc < nnz + F)
+                        nc *= 2;
+                    float *nv = realloc(Dv, nc * sizeof *nv);
+                    if (nv)
+                        Dv = nv;
+                    uint32_t *nf = realloc(Df, nc * sizeof *nf);
+                    if (nf)
+                        Df = nf;
+                    if (!nv || !nf)
+                        goto oom;
+                    ncap = nc;
+                }
+                const float *xh = d->X + (b0 + hi) * F, *xl = d->X + (b0 + lo) * F;
+                Dp[np] = nnz;
+                for (size_t f = 0; f < F; f++) {
+                    float z = sd[f] > 0 ? (float)((xv(xh[f]) - xv(xl[f])) / sd[f]) : 0.0f;
+                    if (z != 0) {
+                        Dv[nnz] = z;
+                        Df[nnz++] = (uint32_t)f;
+                    }
+                }
+                pc[np] = fabs(gain[a] - gain[bq]) * fabs(disc[a] - disc[bq]) / idcg;
+                pm[np] = w0 * (xv(xh[base]) - xv(xl[base]));
+                np++;
+                Dp[np] = nnz;
+            }
+    }
+    if (!(ps = malloc((np ? np : 1) * sizeof *ps)) || !(hw = malloc((np ? np : 1) * sizeof *hw)))
+        goto oom;
+    const double lambda = l2_per_query * (double)(d->nqueries ? d->nqueries : 1);
+    /* loss at v, margins into ps */
+#define LOSS(vv, out)                                                                       \
+    do {                                                                                    \
+        double J_ = 0;                                                                      \
+        for (size_t p_ = 0; p_ < np; p_++) {                                                \
+            double s_ = pm[p_];                                                             \
+            for (size_t e_ = Dp[p_]; e_ < Dp[p_ + 1]; e_++)                                 \
+                s_ += (vv)[Df[e_]] * Dv[e_];                                                \
+            ps[p_] = s_;                                                                    \
+            J_ += pc[p_] * (s_ > 0 ? log1p(exp(-s_)) : -s_ + log1p(exp(s_)));               \
+        }                                                                                   \
+        for (size_t f_ = 0; f_ < F; f_++)                                                   \
+            J_ += 0.5 * lambda * (vv)[f_] * (vv)[f_];                                       \
+        (out) = J_;                                                                         \
+    } while (0)
+    double J;
+    LOSS(v, J);
+    for (int it = 0; it < 30; it++) {
+        /* gradient, and the pairs' curvature for the Hessian-vector products */
+        memset(g, 0, F * sizeof *g);
+        double gmax = 0, gn = 0;
+        for (size_t pp = 0; pp < np; pp++) {
+            double sg = 1.0 / (1.0 + exp(ps[pp])); /* sigma(-s) */
+            double gw = -pc[pp] * sg;
+            hw[pp] = pc[pp] * sg * (1.0 - sg);
+            for (size_t e = Dp[pp]; e < Dp[pp + 1]; e++)
+                g[Df[e]] += gw * Dv[e];
+        }
+        for (size_t f = 0; f < F; f++) {
+            g[f] += lambda * v[f];
+            gn += g[f] * g[f];
+            if (fabs(g[f]) > gmax)
+                gmax = fabs(g[f]);
+        }
+        if (gmax < 1e-10 * (1 + lambda))
+            break;
+        /* Newton step by conjugate gradients on H step = -g (H = sum hw d d^T +
+         * lambda I, positive definite), to 1% of |g| */
+        memset(step, 0, F * sizeof *step);
+        for (size_t f = 0; f < F; f++)
+            cr[f] = cd[f] = -g[f];
+        double rr = gn;
+        for (size_t cgi = 0; cgi < 50 && rr > 1e-4 * gn; cgi++) {
+            memset(Hd, 0, F * sizeof *Hd);
+            for (size_t pp = 0; pp < np; pp++) {
+                double t = 0;
+                for (size_t e = Dp[pp]; e < Dp[pp + 1]; e++)
+                    t += Dv[e] * cd[Df[e]];
+                t *= hw[pp];
+                for (size_t e = Dp[pp]; e < Dp[pp + 1]; e++)
+                    Hd[Df[e]] += t * Dv[e];
+            }
+            double dHd = 0;
+            for (size_t f = 0; f < F; f++) {
+                Hd[f] += lambda * cd[f];
+                dHd += cd[f] * Hd[f];
+            }
+            if (!(dHd > 0))
+                break;
+            double a = rr / dHd, rn = 0;
+            for (size_t f = 0; f < F; f++) {
+                step[f] += a * cd[f];
+                cr[f] -= a * Hd[f];
+                rn += cr[f] * cr[f];
+            }
+            for (size_t f = 0; f < F; f++)
+                cd[f] = cr[f] + rn / rr * cd[f];
+            rr = rn;
+        }
+        double slope = 0, smax = 0;
+        for (size_t f = 0; f < F; f++) {
+            slope += g[f] * step[f];
+            if (fabs(step[f]) > smax)
+                smax = fabs(step[f]);
+        }
+        if (!(slope < 0) || smax < 1e-12)
+            break;
+        double t = 1.0, Jn = J;
+        int okstep = 0;
+        for (int ls = 0; ls < 40; ls++, t *= 0.5) {
+            for (size_t f = 0; f < F; f++)
+                vn[f] = v[f] + t * step[f];
+            LOSS(vn, Jn);
+            if (Jn <= J + 1e-4 * t * slope) {
+                okstep = 1;
+                break;
+            }
+        }
+        if (!okstep)
+            break;
+        memcpy(v, vn, F * sizeof *v);
+        double dJ = J - Jn;
+        J = Jn;
+        if (dJ <= 1e-12 * (fabs(J) + 1e-300))
+            break;
+    }
+#undef LOSS
+    double bias = 0;
+    for (size_t f = 0; f < F; f++) {
+        w[f] = sd[f] > 0 ? v[f] / sd[f] : 0;
+        bias -= w[f] * mu[f];
+    }
+    w[base] = w0;
+    if ((rc = rank_model_new(RANK_MODEL_TREES, "lambdarank", F, &m)))
+        goto fail;
+    rank_model_set_base_score(m, bias);
+    if ((rc = rank_model_set_linear_part(m, w)) ||
+        (d->feature_names && (rc = rank_model_set_feature_names(m, (const char *const *)d->feature_names, F))) ||
+        (rc = rank_model_finalize(m)))
+        goto fail;
+    *out = m;
+    m = NULL;
+    rc = 0;
+    goto done;
+oom:
+    rc = -ENOMEM;
+fail:
+    fn_seterr(eb, rc, "guard: linear model: %s", fn_strerror(rc));
+done:
+    rank_model_free(m);
+    free(mu);
+    free(sd);
+    free(sc);
+    free(gain);
+    free(disc);
+    free(order);
+    free(otmp);
+    free(lab);
+    free(Dv);
+    free(Df);
+    free(Dp);
+    free(pc);
+    free(pm);
+    free(ps);
+    free(v);
+    free(g);
+    free(hw);
+    free(cr);
+    free(cd);
+    free(Hd);
+    free(step);
+    free(vn);
+    free(w);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- inner CV */
 
 struct gctx;
@@ -408,8 +678,10 @@ typedef struct gctx {
 static int run_one(gctx *c, size_t task, fn_errbuf *eb)
 {
     const rank_guard_params *p = c->p;
-    /* the largest settings first, so that the last tasks to finish are short */
-    size_t s = c->ntasks / c->K - 1 - task / c->K, k = task % c->K;
+    /* the largest tree settings first and the (cheap) linear ones last, so
+     * that the last tasks to finish are short */
+    size_t pos = task / c->K, k = task % c->K;
+    size_t s = p->objective == RANK_OBJ_LOGISTIC ? NCGRID - 1 - pos : pos < NGRID ? NGRID - 1 - pos : pos;
     const rank_dataset *tr = &c->tr[k], *ho = &c->ho[k];
     rank_model_t *m = NULL, *ma = NULL;
     double *sc = malloc((ho->rows ? ho->rows : 1) * sizeof *sc);
@@ -428,6 +700,18 @@ static int run_one(gctx *c, size_t task, fn_errbuf *eb)
                 sum += log1p(exp(-fabs(z))) + (z > 0 ? z : 0) - y * z;
             }
             c->val[s * c->nq + c->hoq[k][j]] = sum;
+        }
+        rc = 0;
+        goto out;
+    }
+    if (s >= NGRID) { /* linear */
+        if ((rc = train_linear_rank(tr, p->base_feature, c->w0[k], LIN_L2[s - NGRID], &m, eb)))
+            goto out;
+        rank_model_score(m, ho->X, ho->rows, ho->nfeatures, sc);
+        size_t cand = 1 + NGRID * NALPHA + (s - NGRID);
+        for (size_t j = 0; j < c->nho[k]; j++) {
+            size_t b = ho->group[j], n = ho->group[j + 1] - b;
+            c->val[cand * c->nq + c->hoq[k][j]] = rank_ndcg_query(ho->label + b, sc + b, n, GUARD_NDCG_K);
         }
         rc = 0;
         goto out;
@@ -581,8 +865,8 @@ int rank_guard_train(const rank_dataset *din, const rank_guard_params *p, rank_g
         return fn_seterr(eb, FN_EINVAL, "guard: %u inner folds need 2 <= folds <= %zu %s", K, nq,
                          din->nqueries ? "queries" : "rows");
     }
-    const size_t nsettings = logistic ? NCGRID : NGRID;
-    const size_t ncand = logistic ? NCGRID : 1 + NGRID * NALPHA;
+    const size_t nsettings = logistic ? NCGRID : NGRID + NLIN;
+    const size_t ncand = logistic ? NCGRID : 1 + NGRID * NALPHA + NLIN;
 
     gctx c;
     memset(&c, 0, sizeof c);
@@ -692,9 +976,11 @@ int rank_guard_train(const rank_dataset *din, const rank_guard_params *p, rank_g
             snprintf(cd->name, sizeof cd->name, "C=%g", CGRID[ci]);
         } else if (ci == 0) {
             snprintf(cd->name, sizeof cd->name, "base");
-        } else {
+        } else if (ci - 1 < NGRID * NALPHA) {
             const gsetting *s = &GRID[(ci - 1) / NALPHA];
             snprintf(cd->name, sizeof cd->name, "lm-d%u-t%u-a%g", s->depth, s->trees, ALPHAS[(ci - 1) % NALPHA]);
+        } else {
+            snprintf(cd->name, sizeof cd->name, "lin-l2-%g", LIN_L2[ci - 1 - NGRID * NALPHA]);
         }
         double totn = 0;
         for (unsigned k = 0; k < K; k++) {
@@ -762,6 +1048,10 @@ int rank_guard_train(const rank_dataset *din, const rank_guard_params *p, rank_g
                 fn_seterr(eb, rc, "guard: cannot build the base model");
                 goto fail;
             }
+        } else if (chosen > NGRID * NALPHA) {
+            if ((rc = train_linear_rank(din, p->base_feature, r.base_weight, LIN_L2[chosen - 1 - NGRID * NALPHA],
+                                        &mfinal, eb)))
+                goto fail;
         } else {
             size_t s = (chosen - 1) / NALPHA;
             double alpha = ALPHAS[(chosen - 1) % NALPHA];

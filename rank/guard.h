@@ -11,6 +11,8 @@
  *               score w0 * base, w0 fitted on the training queries) over all
  *               features, a small grid of strongly regularised settings, each
  *               at interpolation strengths alpha (base margin + alpha * trees);
+ *               linear models over standardised features on top of the same
+ *               margin (the base's weight fixed), two L2 strengths;
  *   evaluation  every training query is held out once (inner folds, seeded);
  *               its NDCG@10 under each candidate trained without it;
  *   rule        a candidate other than "base" is eligible only if its mean

@@ -169,9 +169,10 @@ ok "base margin: $(grep '^done' "$T/bm.out")"
 "$FUNNEL" train --data "$T/sig.svm" --objective lambdarank --guard --out "$T/g.model" >"$T/g.out" 2>"$T/g.err" \
     || { cat "$T/g.out" "$T/g.err"; fail "train --guard"; }
 grep -q '^guard: base  ' "$T/g.err" && grep -q '^guard: lm-d2-t50-a0.25 ' "$T/g.err" \
-    && [ "$(grep -c '^guard: lm-' "$T/g.err")" -eq 9 ] || { cat "$T/g.err"; fail "guard report: candidates"; }
-grep -q '^guard: chose lm-' "$T/g.err" || { cat "$T/g.err"; fail "signal beyond bm25f: the guard should use it"; }
-grep -q '^done: guard chose lm-' "$T/g.out" || { cat "$T/g.out"; fail "guard summary"; }
+    && [ "$(grep -c '^guard: lm-' "$T/g.err")" -eq 9 ] && [ "$(grep -c '^guard: lin-l2-' "$T/g.err")" -eq 2 ] \
+    || { cat "$T/g.err"; fail "guard report: candidates"; }
+grep -Eq '^guard: chose (lm|lin)-' "$T/g.err" || { cat "$T/g.err"; fail "signal beyond bm25f: the guard should use it"; }
+grep -Eq '^done: guard chose (lm|lin)-' "$T/g.out" || { cat "$T/g.out"; fail "guard summary"; }
 "$FUNNEL" predict --model "$T/g.model" --data "$T/sigte.svm" >"$T/pg" || fail "predict guarded model"
 "$FUNNEL" rank-eval --data "$T/sigte.svm" --scores "$T/pg" >"$T/eg" || fail "rank-eval guarded"
 tail -n +2 "$T/sigte.svm" | cut -d' ' -f3 | sed 's/^1://' >"$T/pbase"
