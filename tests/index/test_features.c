@@ -1,0 +1,192 @@
+/* test_features.c - every feature of the registry (index/feature_registry.c)
+ * against a value worked out by hand on a three-document corpus, and the
+ * registry's own rules (stable, unique names; cheap / full / window order). */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "builder.h"
+#include "feature_registry.h"
+#include "search.h"
+#include "testutil.h"
+
+static char tmpdir[256];
+
+static void setup(void) { tu_mkdtemp(tmpdir, sizeof tmpdir, "/tmp/test_features.XXXXXX"); }
+static void teardown(void) { tu_rmtree(tmpdir); }
+
+TestSuite(features, .init = setup, .fini = teardown);
+
+/* Body token positions (stopwords count, "the on with a" are stopwords):
+ *   d1 title "cat dog"          -> cat@0 dog@1          (2 indexed tokens)
+ *   d1 body  "the cat sat on the mat with a dog"
+ *                               -> cat@1 sat@2 mat@5 dog@8 (4 indexed)
+ *   d2 title "fish"             -> fish@0               (1)
+ *   d2 body  "dog cat dog"      -> dog@0 cat@1 dog@2    (3)
+ *   d3 body  "bird"             -> bird@0               (1)
+ * N = 3; title tokens 3 (avg 1), body tokens 8 (avg 8/3).
+ * cat: df 2, cf title 1, cf body 2; dog: df 2, cf title 1, cf body 3. */
+static const char *corpus =
+    "{\"id\":\"d1\",\"title\":\"cat dog\",\"body\":\"the cat sat on the mat with a dog\","
+    "\"popularity\":9,\"published_at\":864000,\"url\":\"http://x.org/a/b?q=1\"}\n"
+    "{\"id\":\"d2\",\"title\":\"fish\",\"body\":\"dog cat dog\"}\n"
+    "{\"id\":\"d3\",\"body\":\"bird\"}\n";
+
+static double col(const float *row, const char *name)
+{
+    long c = idx_feature_find(name);
+    cr_assert_geq(c, 0, "no feature %s", name);
+    return row[c];
+}
+
+#define NEAR(row, name, want) \
+    cr_assert_float_eq(col(row, name), (double)(want), 1e-4 * (1 + fabs((double)(want))), "%s: %.7g, by hand %.7g", name, col(row, name), (double)(want))
+
+static double bm25(double tf, double len, double avg, double idf, double k1, double b)
+{
+    return tf ? idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len / avg)) : 0;
+}
+
+Test(features, every_feature_by_hand)
+{
+    char in[512], out[512], shard[600];
+    snprintf(in, sizeof in, "%s/c.jsonl", tmpdir);
+    snprintf(out, sizeof out, "%s/idx", tmpdir);
+    tu_write_file(in, corpus);
+    idx_build_opts o;
+    memset(&o, 0, sizeof o);
+    o.input = in;
+    o.out_dir = out;
+    o.shards = 1;
+    o.on_error = IDX_ON_ERROR_FAIL;
+    o.analyzer.stemmer = "none";
+    fn_errbuf eb = {{0}};
+    cr_assert_eq(idx_build(&o, NULL, &eb), 0, "%s", eb.msg);
+    snprintf(shard, sizeof shard, "%s/shard-000", out);
+    idx_reader_t *r;
+    idx_searcher_t *s;
+    cr_assert_eq(idx_reader_open(shard, &r, &eb), 0, "%s", eb.msg);
+    cr_assert_eq(idx_searcher_create(r, &s, &eb), 0, "%s", eb.msg);
+    idx_query q = { .text = "cat dog", .k = 10, .now = 20 * 86400 };
+    idx_results res;
+    cr_assert_eq(idx_search(s, &q, &res, &eb), 0, "%s", eb.msg);
+    cr_assert_eq(res.nhits, 2);
+    const idx_hit *h1 = !strcmp(res.hits[0].id, "d1") ? &res.hits[0] : &res.hits[1];
+    const idx_hit *h2 = h1 == &res.hits[0] ? &res.hits[1] : &res.hits[0];
+    idx_hit hits[2] = { *h1, *h2 };
+    size_t stride = idx_features_shard();
+    float rows[2][64];
+    cr_assert_eq(idx_features_compute(s, hits, 2, 1, &rows[0][0], 64, &eb), 0, "%s", eb.msg);
+    (void)stride;
+    const float *a = rows[0], *b = rows[1];
+
+    const double N = 3, avgT = 1, avgB = 8.0 / 3;
+    const double idf = log(1 + (N - 2 + 0.5) / (2 + 0.5));   /* both terms: df 2 */
+    const double k1 = 1.2, bT = 0.75, bB = 0.6;
+    /* BM25F: tfn = 2 tf_title / normT + tf_body / normB */
+    double n1T = 1 - bT + bT * 2 / avgT, n1B = 1 - bB + bB * 4 / avgB;
+    double n2B = 1 - bB + bB * 3 / avgB;   /* d2 has no query term in its title */
+    double tfn1 = 2 * 1 / n1T + 1 / n1B;            /* cat and dog alike in d1 */
+    double bm25f1 = 2 * idf * tfn1 * (k1 + 1) / (k1 + tfn1);
+    double tfn2c = 1 / n2B, tfn2d = 2 / n2B;        /* d2: cat once, dog twice, body only */
+    double bm25f2 = idf * tfn2c * (k1 + 1) / (k1 + tfn2c) + idf * tfn2d * (k1 + 1) / (k1 + tfn2d);
+    NEAR(a, "bm25f", bm25f1);
+    NEAR(b, "bm25f", bm25f2);
+    NEAR(a, "sel_score", bm25f1);   /* no static weights */
+    NEAR(a, "bm25_title", 2 * bm25(1, 2, avgT, idf, k1, bT));
+    NEAR(a, "bm25_body", 2 * bm25(1, 4, avgB, idf, k1, bB));
+    NEAR(b, "bm25_title", 0);
+    NEAR(b, "bm25_body", bm25(1, 3, avgB, idf, k1, bB) + bm25(2, 3, avgB, idf, k1, bB));
+    NEAR(a, "bm25b_body", 2 * bm25(1, 4, avgB, idf, 0.9, 0.4));
+    NEAR(b, "bm25b_body", bm25(1, 3, avgB, idf, 0.9, 0.4) + bm25(2, 3, avgB, idf, 0.9, 0.4));
+    NEAR(a, "bm25b_title", 2 * bm25(1, 2, avgT, idf, 0.9, 0.4));
+    /* Dirichlet LM, mu = 4 x avglen, p = (cf + 0.5) / (tokens + 1) */
+    double muT = 4 * avgT, muB = 4 * avgB;
+    double pcT = 1.5 / 4, pcB_cat = 2.5 / 9, pcB_dog = 3.5 / 9;
+    NEAR(a, "lm_title", 2 * log((1 + muT * pcT) / (2 + muT)));
+    NEAR(b, "lm_title", 2 * log((0 + muT * pcT) / (1 + muT)));
+    NEAR(a, "lm_body", log((1 + muB * pcB_cat) / (4 + muB)) + log((1 + muB * pcB_dog) / (4 + muB)));
+    NEAR(b, "lm_body", log((1 + muB * pcB_cat) / (3 + muB)) + log((2 + muB * pcB_dog) / (3 + muB)));
+    /* DFR InL2: tfn = tf log2(1 + avg / len); tfn / (tfn + 1) log2((N + 1) / (df + 0.5)) */
+    double idfd = log2(4 / 2.5);
+    double t1B = log2(1 + avgB / 4), t2c = log2(1 + avgB / 3), t2d = 2 * log2(1 + avgB / 3);
+    NEAR(a, "dfr_body", 2 * t1B / (t1B + 1) * idfd);
+    NEAR(b, "dfr_body", (t2c / (t2c + 1) + t2d / (t2d + 1)) * idfd);
+    double t1T = log2(1 + avgT / 2);
+    NEAR(a, "dfr_title", 2 * t1T / (t1T + 1) * idfd);
+    /* TF-IDF: (1 + ln tf) ln((N + 1) / df) */
+    double lidf = log(4.0 / 2);
+    NEAR(a, "tfidf_title", 2 * lidf);
+    NEAR(a, "tfidf_body", 2 * lidf);
+    NEAR(b, "tfidf_body", lidf + (1 + log(2)) * lidf);
+    NEAR(a, "tf_title", 2);
+    NEAR(a, "tf_body", 2);
+    NEAR(b, "tf_title", 0);
+    NEAR(b, "tf_body", 3);
+    NEAR(a, "cov_title", 1);
+    NEAR(b, "cov_title", 0);
+    NEAR(b, "cov_body", 1);
+    NEAR(b, "cov_any", 1);
+    NEAR(a, "idf_sum", 2 * idf);
+    NEAR(a, "idf_max", idf);
+    NEAR(a, "idf_min", idf);
+    NEAR(a, "len_title", 2);
+    NEAR(a, "len_body", 4);
+    NEAR(b, "len_title", 1);
+    NEAR(b, "len_body", 3);
+    NEAR(a, "pop_log", log(10));
+    NEAR(b, "pop_log", 0);
+    NEAR(a, "age_days", 10);                       /* now = day 20, published day 10 */
+    cr_assert(isnan(col(b, "age_days")), "no published_at: missing");
+    NEAR(a, "url_depth", 2);                       /* /a/b */
+    NEAR(b, "url_depth", 0);
+    NEAR(a, "q_len", 2);
+    NEAR(a, "q_found", 2);
+    /* positions */
+    NEAR(a, "phrase_title", 1);                    /* cat@0 dog@1 */
+    NEAR(a, "phrase_body", 0);                     /* cat@1 ... dog@8 */
+    NEAR(b, "phrase_body", 1);                     /* dog@0 cat@1 dog@2: "cat dog" at 1 */
+    NEAR(a, "bigrams_title", 1);
+    NEAR(a, "bigrams_body", 0);                    /* 7 tokens apart: over 3 */
+    NEAR(b, "bigrams_body", 1);
+    NEAR(a, "prox_window_body", 8);                /* positions 1..8 */
+    NEAR(a, "prox_ratio_body", 2.0 / 8);
+    NEAR(b, "prox_window_body", 2);                /* 0..1 or 1..2 */
+    NEAR(b, "prox_ratio_body", 1);
+
+    /* the window features, over these two rows */
+    float w[2][64];
+    memcpy(w[0], a, sizeof w[0]);
+    memcpy(w[1], b, sizeof w[1]);
+    idx_features_window(&w[0][0], 2, 64);
+    double best = bm25f1 > bm25f2 ? bm25f1 : bm25f2;
+    NEAR(w[0], "w_bm25f_rel", bm25f1 / best);
+    NEAR(w[1], "w_bm25f_rel", bm25f2 / best);
+    NEAR(w[0], "w_bm25f_rank", bm25f1 >= bm25f2 ? 1 : 2);
+    double lmbest = fmax(col(a, "lm_body"), col(b, "lm_body"));
+    NEAR(w[1], "w_lm_body_gap", col(b, "lm_body") - lmbest);
+
+    idx_searcher_destroy(s);
+    idx_reader_close(r);
+}
+
+Test(features, registry_names_are_unique_and_ordered_by_cost)
+{
+    size_t n;
+    const idx_feature_def *reg = idx_features(&n);
+    cr_assert_eq(n, idx_features_all());
+    cr_assert_lt(idx_features_cheap(), idx_features_shard());
+    cr_assert_lt(idx_features_shard(), idx_features_all());
+    for (size_t i = 0; i < n; i++) {
+        enum idx_feature_cost want = i < idx_features_cheap() ? IDX_FEAT_CHEAP
+                                   : i < idx_features_shard() ? IDX_FEAT_FULL : IDX_FEAT_WINDOW;
+        cr_assert_eq(reg[i].cost, want, "%s", reg[i].name);
+        cr_assert_eq(idx_feature_find(reg[i].name), (long)i);
+        for (const char *p = reg[i].name; *p; p++)
+            cr_assert(strchr("abcdefghijklmnopqrstuvwxyz0123456789_", *p), "%s: a name the training files can carry", reg[i].name);
+        cr_assert_not_null(reg[i].what);
+    }
+    cr_assert_eq(idx_feature_find("bm25f"), IDX_F_BM25F);
+    cr_assert_eq(idx_feature_find("nope"), -1);
+}
