@@ -30,6 +30,7 @@
 #include "fn_log.h"
 #include "feature_registry.h"
 #include "stage.h"
+#include "impressions.h"
 #include "stage2.h"
 #include "funnel.pb-c.h"
 #include "health.pb-c.h"
@@ -75,6 +76,7 @@ struct coord {
     uv_loop_t *loop;
     coord_opts o;
     rank_ranker *stage2;         /* the stage-2 model (loop thread; NULL = none) */
+    coord_implog *implog;        /* the impression log, or NULL */
     const char *fnames[64];      /* the registry's names: every column */
     size_t nfnames;                /* breaker fields with their defaults filled in */
     rpc_server_t *srv;
@@ -529,8 +531,8 @@ static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *re
     const rank_ranker *model = s->req->skip_models || s->mode ? NULL : c->stage2;
     size_t window = s->mode == FUNNEL__V1__FEATURE_MODE__FEATURES_SELECTION ? 0
                   : s->mode == FUNNEL__V1__FEATURE_MODE__FEATURES_WINDOW ? got : s->win[2];
-    int want_rows = (model || s->req->explain || s->mode == FUNNEL__V1__FEATURE_MODE__FEATURES_WINDOW) &&
-                    features_ok;
+    int want_rows = (model || s->req->explain || s->mode == FUNNEL__V1__FEATURE_MODE__FEATURES_WINDOW ||
+                     (c->implog && !s->mode)) && features_ok;
     coord_stage2_out st2;
     int rc = coord_stage2(a, mh, got, window, model, want_rows, &st2);
     if (rc) return rc;
@@ -623,6 +625,20 @@ static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *re
         resp->hits[p - from] = h;
     }
     resp->n_hits = npage;
+    if (c->implog && !s->mode && npage) {
+        /* the page as shown, with each hit's stage-2 features (engagement loop) */
+        char **ids = ar_alloc(a, npage * sizeof *ids);
+        double *sc = ar_alloc(a, npage * sizeof *sc);
+        const float **rows = ar_alloc(a, npage * sizeof *rows);
+        if (a->oom) return -ENOMEM;
+        for (size_t i = 0; i < npage; i++) {
+            ids[i] = resp->hits[i]->id;
+            sc[i] = resp->hits[i]->score;
+            rows[i] = st2.rows ? st2.rows + (size_t)st2.order[from + i] * st2.ncols : NULL;
+        }
+        coord_implog_write(c->implog, s->req, npage, ids, sc, st2.rows ? rows : NULL, c->fnames,
+                           st2.rows ? st2.ncols : 0, (uint32_t)from + 1);
+    }
 
     /* Funnel order: selection, stage1 (shards), merge, stage2, blender, filter. */
     uint64_t sel_out = 0, s1_in = 0, s1_out = 0, s1_time = 0;
@@ -791,6 +807,11 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
                      : (s->mode || req->explain || stage2) ? 2 : 0;
     /* explain alone needs features for the explained ranks only */
     s->sreq.feature_hits = !stage2 && !s->mode && req->explain ? c->o.limits.max_explain_hits : 0;
+    if (c->implog && !stage2 && !s->mode) {
+        /* the impression log records the shown page's features */
+        s->sreq.features = 2;
+        if (s->sreq.feature_hits < page_end) s->sreq.feature_hits = page_end;
+    }
     fn_arena_init(&s->mem);
     pb_arena_allocator(&s->pba, &s->mem);
 
@@ -1121,6 +1142,7 @@ static void on_timer(uv_timer_t *t)
 static void free_coord(coord_t *c)
 {
     rank_ranker_unref(c->stage2);
+    coord_implog_close(c->implog);
     for (uint32_t i = 0; i < c->nbackends; i++)
         if (c->backends[i].ch) grpc_channel_destroy(c->backends[i].ch);
     free(c->backends);
@@ -1198,6 +1220,14 @@ int coord_start(uv_loop_t *loop, const coord_opts *o, coord_t **out, fn_errbuf *
         return rc;
     }
     co->stage2_model = NULL;   /* the caller's string; the ranker keeps its own copy */
+    if (co->impressions_log && *co->impressions_log &&
+        (rc = coord_implog_open(co->impressions_log, co->impressions_max_bytes, co->impressions_keep,
+                                &c->implog, eb))) {
+        rank_ranker_unref(c->stage2);
+        free(c);
+        return rc;
+    }
+    co->impressions_log = NULL;
     if (co->probe_deadline_ms <= 0) co->probe_deadline_ms = COORD_DEFAULT_PROBE_DEADLINE_MS;
     if (co->down_probe_interval_ms <= 0) co->down_probe_interval_ms = COORD_DEFAULT_DOWN_PROBE_MS;
     if (co->breaker_failures == 0) co->breaker_failures = COORD_DEFAULT_BREAKER_FAILURES;

@@ -35,6 +35,10 @@ typedef struct coord_opts {
     uint32_t selection_k, stage1_k, stage2_k;
     double overprovision;           /* 0 = COORD_DEFAULT_OVERPROVISION */
     const char *stage2_model;       /* a model file, or NULL: merge order */
+    /* The impression log (coordinator/impressions.h); NULL = off. */
+    const char *impressions_log;
+    uint64_t impressions_max_bytes; /* rotate past this; 0 = never */
+    unsigned impressions_keep;      /* rotated files kept */
 } coord_opts;
 
 /** Start serving on loop. Returns 0 and *out, or FN_EINVAL / -ENOMEM with a

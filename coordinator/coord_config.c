@@ -24,6 +24,8 @@ void coord_config_defaults(coord_config *c)
     c->stage1_k = COORD_DEFAULT_STAGE1_K;
     c->stage2_k = COORD_DEFAULT_STAGE2_K;
     c->overprovision = COORD_DEFAULT_OVERPROVISION;
+    c->impressions_max_bytes = 256 << 20;
+    c->impressions_keep = 5;
     c->health_interval_ms = COORD_DEFAULT_HEALTH_INTERVAL_MS;
     c->probe_deadline_ms = COORD_DEFAULT_PROBE_DEADLINE_MS;
     c->down_probe_interval_ms = COORD_DEFAULT_DOWN_PROBE_MS;
@@ -57,6 +59,8 @@ static const struct num_key {
     { "selection-k", offsetof(coord_config, selection_k), 1, 1000000 },
     { "stage1-k", offsetof(coord_config, stage1_k), 1, 1000000 },
     { "stage2-k", offsetof(coord_config, stage2_k), 1, 100000 },
+    { "impressions-max-bytes", offsetof(coord_config, impressions_max_bytes), 0, 1ll << 40 },
+    { "impressions-keep", offsetof(coord_config, impressions_keep), 1, 1000 },
     { "health-interval-ms", offsetof(coord_config, health_interval_ms), 0, 3600000 },
     { "probe-deadline-ms", offsetof(coord_config, probe_deadline_ms), 1, 60000 },
     { "down-probe-interval-ms", offsetof(coord_config, down_probe_interval_ms), 1, 3600000 },
@@ -77,6 +81,8 @@ int coord_config_set(coord_config *c, const char *key, const char *v, fn_errbuf 
         return set_str(c->addr_file, sizeof c->addr_file, "addr-file", v, eb);
     if (fn_config_key_is(key, "config"))
         return set_str(c->config_file, sizeof c->config_file, "config", v, eb);
+    if (fn_config_key_is(key, "impressions-log"))
+        return set_str(c->impressions_log, sizeof c->impressions_log, "impressions-log", v, eb);
     if (fn_config_key_is(key, "stage2-model"))
         return set_str(c->stage2_model, sizeof c->stage2_model, "stage2-model", v, eb);
     if (fn_config_key_is(key, "overprovision")) {
@@ -162,6 +168,9 @@ const char *coord_config_usage(void)
 "  --stage2-k N             the window the stage-2 model re-ranks (default 500)\n"
 "  --overprovision X        a shard's share of a window is ceil(window x X / shards) (default 1.5)\n"
 "  --stage2-model FILE      the stage-2 model (default none: merge order)\n"
+"  --impressions-log FILE   log every page shown, with its features (JSON Lines; default off)\n"
+"  --impressions-max-bytes N  rotate the log past N bytes (default 268435456; 0 = never)\n"
+"  --impressions-keep N     rotated logs kept: FILE.1 .. FILE.N (default 5)\n"
 "  --health-interval-ms N   probe every shard replica this often; 0 = never (default 1000)\n"
 "  --probe-deadline-ms N    a probe not answered within N ms fails (default 500); a search\n"
 "                           call's DEADLINE_EXCEEDED counts against a replica only if it had N ms\n"

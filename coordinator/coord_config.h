@@ -41,6 +41,9 @@ typedef struct coord_config {
     int64_t stage2_k;             /* --stage2-k: the window stage 2 re-ranks */
     double overprovision;         /* --overprovision: a shard's share x this, >= 1 */
     char stage2_model[4096];      /* --stage2-model FILE ("" = none) */
+    char impressions_log[4096];   /* --impressions-log FILE ("" = off) */
+    int64_t impressions_max_bytes;/* --impressions-max-bytes: rotate past this (0 = never) */
+    int64_t impressions_keep;     /* --impressions-keep: rotated files kept */
     int64_t health_interval_ms;   /* --health-interval-ms, 0..3600000 (0 = never) */
     int64_t probe_deadline_ms;    /* --probe-deadline-ms, 1..60000 */
     int64_t down_probe_interval_ms; /* --down-probe-interval-ms, 1..3600000 */

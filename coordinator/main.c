@@ -115,6 +115,8 @@ int main(int argc, char **argv)
         .selection_k = (uint32_t)cfg.selection_k, .stage1_k = (uint32_t)cfg.stage1_k,
         .stage2_k = (uint32_t)cfg.stage2_k, .overprovision = cfg.overprovision,
         .stage2_model = cfg.stage2_model,
+        .impressions_log = cfg.impressions_log, .impressions_max_bytes = (uint64_t)cfg.impressions_max_bytes,
+        .impressions_keep = (unsigned)cfg.impressions_keep,
     };
     if (coord_start(&loop, &co, &a.coord, &eb) != 0) {
         FN_ERROR("cannot start: %s", eb.msg);

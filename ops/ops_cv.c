@@ -35,6 +35,8 @@ static const char cv_usage[] =
     "usage: funnel cv --index IDX --queries Q --qrels R [--folds 5] [--seed S]\n"
     "                 [--dir RUNDIR] [--k 1000] [--stage1 logistic|none]\n"
     "                 [--stage1-window N] [--stage2-window N] [--keep]\n"
+    "                 [--labels qrels|clicks] [--sessions 20] [--click-model cascade|pbm]\n"
+    "                 [--stage2-k N]\n"
     "\n"
     "K-fold cross-validation by query of the funnel through a live cluster on IDX\n"
     "(started in RUNDIR, default a temporary directory, and stopped at the end):\n"
@@ -44,7 +46,13 @@ static const char cv_usage[] =
     "fold's queries with and without them (the same cluster's BM25F).\n"
     "Prints per fold and overall NDCG@10, MAP, MRR for BM25F and the funnel, and\n"
     "funnel recall: of the judged-relevant documents in BM25F's top 10, the share\n"
-    "that reaches the stage-2 window. --keep keeps RUNDIR's training files,\n"
+    "that reaches the stage-2 window. --labels clicks trains the stage-2 model on\n"
+    "simulated clicks instead of the judgments (the engagement loop: the training\n"
+    "queries' BM25F pages logged as impressions, --sessions simulated users each\n"
+    "with `funnel clicks simulate`, `funnel traindata --mode pointwise`); its\n"
+    "model re-ranks the top 10 it learnt from (--stage2-k sets the coordinator's\n"
+    "stage-2 window; default 10 with clicks, the coordinator's own otherwise).\n"
+    "--keep keeps RUNDIR's training files,\n"
     "models and runs. Exit status: 0 ok, 1 failure, 2 usage.\n";
 
 typedef struct cv_args {
@@ -53,6 +61,10 @@ typedef struct cv_args {
     uint64_t seed;
     uint32_t k, w1, w2;
     int stage1, keep;
+    int clicks;                 /* stage-2 labels from simulated clicks, not the qrels */
+    unsigned sessions;
+    const char *click_model;
+    uint32_t stage2_k;          /* the coordinator's stage-2 window (0 = its default) */
 } cv_args;
 
 static uint64_t splitmix(uint64_t *x)
@@ -91,6 +103,26 @@ static int run_self(char *const *args, const char *out_path, const char *log_pat
         return -1;
     }
     return 0;
+}
+
+/* Copy path's bytes from offset on into out (the lines a fold added to the
+ * impression log). */
+static int copy_tail(const char *path, off_t offset, const char *out, char *why, size_t cap)
+{
+    FILE *in = fopen(path, "rb"), *o = fopen(out, "wb");
+    int rc = 0;
+    if (!in || !o || fseeko(in, offset, SEEK_SET) != 0) {
+        snprintf(why, cap, "%.500s: %s", !in ? path : out, strerror(errno));
+        rc = -1;
+    } else {
+        char buf[65536];
+        size_t n;
+        while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+            if (fwrite(buf, 1, n, o) != n) { snprintf(why, cap, "%.500s: write failed", out); rc = -1; break; }
+    }
+    if (in) fclose(in);
+    if (o && fclose(o) != 0 && !rc) { snprintf(why, cap, "%.500s: write failed", out); rc = -1; }
+    return rc;
 }
 
 static int write_queries(const char *path, const ops_query *q, const size_t *idx, size_t n)
@@ -237,11 +269,20 @@ static int cv_run(const cv_args *a, char *why, size_t cap)
         if (!mkdtemp(dir)) { snprintf(why, cap, "mkdtemp: %s", strerror(errno)); free(order); goto out_data; }
     }
     char run_dir[PATH_MAX + 8], log[PATH_MAX + 16], addr_path[PATH_MAX + 32], addr[256] = "";
+    char implog[PATH_MAX + 32], cconf[PATH_MAX + 32];
     snprintf(run_dir, sizeof run_dir, "%s/run", dir);
     snprintf(log, sizeof log, "%s/cv.log", dir);
     snprintf(addr_path, sizeof addr_path, "%s/coordinator.addr", run_dir);
+    snprintf(implog, sizeof implog, "%s/impressions.jsonl", dir);
+    snprintf(cconf, sizeof cconf, "%s/coordinator.conf", dir);
     {
-        char *args[] = { "cluster", "up", "--index", (char *)a->index, "--dir", run_dir, NULL };
+        FILE *cf = fopen(cconf, "w");
+        if (!cf) { snprintf(why, cap, "%.900s: %s", cconf, strerror(errno)); free(order); goto out_dir; }
+        if (a->clicks) fprintf(cf, "impressions-log = %s\nimpressions-max-bytes = 0\n", implog);
+        if (a->stage2_k) fprintf(cf, "stage2-k = %u\n", a->stage2_k);
+        fclose(cf);
+        char *args[] = { "cluster", "up", "--index", (char *)a->index, "--dir", run_dir,
+                         "--coordinator-config", cconf, NULL };
         if (run_self(args, "/dev/null", log, why, cap)) { free(order); goto out_dir; }
     }
     if (ops_read_small(addr_path, addr, sizeof addr) != 0) {
@@ -289,7 +330,35 @@ static int cv_run(const cv_args *a, char *why, size_t cap)
                 }
             }
         }
-        if (!rc) {
+        if (!rc && a->clicks) {
+            /* the engagement loop: the training queries' pages as a BM25F
+             * cluster shows them, simulated users, clicks -> training data */
+            char imp[PATH_MAX + 64], imp_n[PATH_MAX + 64], clk[PATH_MAX + 64], run[PATH_MAX + 64];
+            snprintf(imp, sizeof imp, "%s/fold%u.impressions.jsonl", dir, f + 1);
+            snprintf(imp_n, sizeof imp_n, "%s/fold%u.impressions.sessions.jsonl", dir, f + 1);
+            snprintf(clk, sizeof clk, "%s/fold%u.clicks.jsonl", dir, f + 1);
+            snprintf(run, sizeof run, "%s/fold%u.bm25.trec", dir, f + 1);
+            struct stat before;
+            if (stat(implog, &before) != 0) before.st_size = 0;
+            char seed[32], sess[16];
+            snprintf(seed, sizeof seed, "%llu", (unsigned long long)a->seed);
+            snprintf(sess, sizeof sess, "%u", a->sessions);
+            char *sargs[] = { "search", "--server", addr, "--queries", tq, "--k", "10", "--skip-models",
+                              "--concurrency", "1", "--run-out", run, NULL };
+            char *cargs[] = { "clicks", "simulate", "--impressions", imp, "--qrels", (char *)a->qrels, "--model",
+                              (char *)a->click_model, "--seed", seed, "--sessions", sess, "--impressions-out",
+                              imp_n, "--out", clk, NULL };
+            char *targs[] = { "traindata", "--impressions", imp_n, "--clicks", clk, "--mode", "pointwise",
+                              "--out", s2, NULL };
+            char *args[] = { "train", "--data", s2, "--objective", "lambdarank", "--guard", "--out", m2, NULL };
+            if (run_self(sargs, "/dev/null", log, why, cap) || copy_tail(implog, before.st_size, imp, why, cap) ||
+                run_self(cargs, "/dev/null", log, why, cap) || run_self(targs, "/dev/null", log, why, cap) ||
+                run_self(args, "/dev/null", log, why, cap) ||
+                ops_model_push(addr, 2, m2, 30000, desc2, sizeof desc2, &eb)) {
+                if (eb.msg[0]) snprintf(why, cap, "fold %u: stage-2 push: %s", f + 1, eb.msg);
+                rc = -1;
+            }
+        } else if (!rc) {
             if (ops_features_write(addr, tq, a->qrels, 2, a->w2, 30000, s2, &eb)) {
                 snprintf(why, cap, "fold %u: stage-2 features: %s", f + 1, eb.msg);
                 rc = -1;
@@ -372,8 +441,12 @@ int ops_cmd_cv(int argc, char **argv)
         {"seed", required_argument, 0, 's'},  {"dir", required_argument, 0, 'd'},
         {"k", required_argument, 0, 'k'},     {"stage1", required_argument, 0, '1'},
         {"stage1-window", required_argument, 0, 'a'}, {"stage2-window", required_argument, 0, 'b'},
-        {"keep", no_argument, 0, 'K'},        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    cv_args a = { .folds = 5, .seed = 1, .k = 1000, .w1 = 200, .w2 = 500, .stage1 = 1 };
+        {"keep", no_argument, 0, 'K'},        {"labels", required_argument, 0, 'L'},
+        {"sessions", required_argument, 0, 'n'}, {"click-model", required_argument, 0, 'm'},
+        {"stage2-k", required_argument, 0, 'W'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    cv_args a = { .folds = 5, .seed = 1, .k = 1000, .w1 = 200, .w2 = 500, .stage1 = 1, .sessions = 20,
+                  .click_model = "cascade" };
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -393,6 +466,14 @@ int ops_cmd_cv(int argc, char **argv)
         case 'a': a.w1 = (uint32_t)strtoul(optarg, NULL, 10); break;
         case 'b': a.w2 = (uint32_t)strtoul(optarg, NULL, 10); break;
         case 'K': a.keep = 1; break;
+        case 'L':
+            if (strcmp(optarg, "clicks") == 0) a.clicks = 1;
+            else if (strcmp(optarg, "qrels") == 0) a.clicks = 0;
+            else { fputs(cv_usage, stderr); return OPS_EXIT_USAGE; }
+            break;
+        case 'n': a.sessions = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 'W': a.stage2_k = (uint32_t)strtoul(optarg, NULL, 10); break;
+        case 'm': a.click_model = optarg; break;
         case 'h': fputs(cv_usage, stdout); return OPS_EXIT_OK;
         default: fputs(cv_usage, stderr); return OPS_EXIT_USAGE;
         }
@@ -403,6 +484,9 @@ int ops_cmd_cv(int argc, char **argv)
         fputs(cv_usage, stderr);
         return OPS_EXIT_USAGE;
     }
+    /* a click-trained model has only seen the pages users were shown: it
+     * re-ranks those ranks, not documents from deep in the window */
+    if (a.clicks && !a.stage2_k) a.stage2_k = 10;
     char why[1024] = "";
     if (cv_run(&a, why, sizeof why) != 0) {
         fprintf(stderr, "funnel cv: %s\n", why);

@@ -19,7 +19,7 @@
 static const char search_usage[] =
     "usage: funnel search --server ADDR \"query text\" [--k 10] [--page P] [--json]\n"
     "                     [--explain] [--deadline-ms N]\n"
-    "       funnel search --server ADDR --queries queries.tsv --run-out run.trec\n"
+    "       funnel search --server ADDR --queries queries.tsv --run-out run.trec [--skip-models]\n"
     "                     [--k 1000] [--concurrency C] [--tag T] [--deadline-ms N]\n"
     "\n"
     "One query: prints \"rank score id title\" lines and a footer with the coverage\n"
@@ -28,6 +28,8 @@ static const char search_usage[] =
     "  --page P         0-based page (default 0)\n"
     "  --json           print the whole SearchResponse as JSON\n"
     "  --explain        per-hit stage scores and per-term contributions, stages\n"
+    "  --skip-models    the selection order only (BM25F + static signals), no\n"
+    "                   stage-1 or stage-2 model: the baseline of an evaluation\n"
     "  --deadline-ms N  gRPC deadline (default 10000)\n"
     "Batch: reads qid<TAB>text lines, runs C queries at a time (default 4) and\n"
     "writes \"qid Q0 docid rank score tag\" lines in query order (tag default funnel).\n"
@@ -41,7 +43,7 @@ typedef struct search_args {
     const char *tag;
     uint32_t k, page, concurrency;
     int k_set;
-    int json, explain;
+    int json, explain, skip_models;
     int64_t deadline_ms;
 } search_args;
 
@@ -131,6 +133,7 @@ static int search_one(rpc_client_t *c, const char *query, const search_args *a)
     req.k = a->k;
     req.page = a->page;
     req.explain = a->explain;
+    req.skip_models = a->skip_models;
     ProtobufCMessage *resp = NULL;
     rpc_status st;
     memset(&st, 0, sizeof st);
@@ -182,6 +185,9 @@ static void *batch_worker(void *ud)
         req.query = b->q[i].text;
         req.k = b->args->k;
         req.page = b->args->page;
+        /* the qid travels as the request id: an impression log joins on it */
+        req.request_id = strlen(b->q[i].qid) <= 128 ? b->q[i].qid : NULL;
+        req.skip_models = b->args->skip_models;
         ProtobufCMessage *resp = NULL;
         rpc_status st;
         memset(&st, 0, sizeof st);
@@ -276,6 +282,7 @@ int ops_cmd_search(int argc, char **argv)
         {"server", required_argument, 0, 's'},   {"k", required_argument, 0, 'k'},
         {"page", required_argument, 0, 'p'},     {"json", no_argument, 0, 'j'},
         {"explain", no_argument, 0, 'e'},        {"deadline-ms", required_argument, 0, 'd'},
+        {"skip-models", no_argument, 0, 'S'},
         {"queries", required_argument, 0, 'q'},  {"run-out", required_argument, 0, 'o'},
         {"concurrency", required_argument, 0, 'c'}, {"tag", required_argument, 0, 't'},
         {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
@@ -293,6 +300,7 @@ int ops_cmd_search(int argc, char **argv)
         case 'p': if (parse_u32(optarg, &a.page)) goto bad_num; break;
         case 'j': a.json = 1; break;
         case 'e': a.explain = 1; break;
+        case 'S': a.skip_models = 1; break;
         case 'd':
             if (parse_u32(optarg, &v) || v == 0) goto bad_num;
             a.deadline_ms = v;
