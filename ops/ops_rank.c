@@ -205,7 +205,9 @@ static const char train_usage[] =
     "                       --guard-min-t; logistic picks C. The report goes to\n"
     "                       stderr. Settings flags (--trees, --C, ...) are refused.\n"
     "  --inner-folds K      inner folds (5)\n"
-    "  --guard-min-t T      paired t a model needs against the base order (2.5)\n"
+    "  --guard-min-t T      paired t a model needs against the base order (2.0)\n"
+    "  --train-depth N      lambdarank models train on each query's top N documents\n"
+    "                       by the base feature (100; 0 = all); scored on all\n"
     "  --threads T          with --guard: trainings run in parallel (default 2)\n"
     "Data:\n"
     "  --group FILE         group sizes for --data (default FILE.query if present)\n"
@@ -310,7 +312,7 @@ int ops_cmd_train(int argc, char **argv)
         O_DATA = 1, O_VALID, O_OBJ, O_OUT, O_TREES, O_DEPTH, O_LEAVES, O_LR, O_MINLEAF,
         O_MCW, O_L2, O_MINGAIN, O_SUB, O_COL, O_BINS, O_NDCGK, O_ES, O_SEED, O_THREADS,
         O_EVERY, O_C, O_MAXITER, O_TOL, O_NOINT, O_VGROUP, O_GUARD, O_BASEF, O_BASEW, O_IFOLDS,
-        O_MINT
+        O_MINT, O_TDEPTH
     };
     static const struct option lo[] = {
         {"data", required_argument, 0, O_DATA},      {"valid", required_argument, 0, O_VALID},
@@ -331,6 +333,7 @@ int ops_cmd_train(int argc, char **argv)
         {"base-weight", required_argument, 0, O_BASEW},
         {"inner-folds", required_argument, 0, O_IFOLDS},
         {"guard-min-t", required_argument, 0, O_MINT},
+        {"train-depth", required_argument, 0, O_TDEPTH},
         DATA_OPTIONS,                                {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     const char *data = NULL, *valid_path = NULL, *out = NULL, *obj = NULL, *vgroup = NULL;
@@ -341,7 +344,7 @@ int ops_cmd_train(int argc, char **argv)
     rank_logreg_defaults(&lp);
     unsigned every = 10;
     int depth_set = 0, leaves_set = 0;
-    int guard = 0, threads_set = 0;
+    int guard = 0, threads_set = 0, tdepth_set = 0;
     const char *settings_flag = NULL;   /* a settings flag --guard refuses */
     const char *base_feature = NULL;
     double base_weight = NAN;           /* NaN: fitted */
@@ -367,6 +370,13 @@ int ops_cmd_train(int argc, char **argv)
         case O_MINT:
             if (parse_double(optarg, 0, 1e300, &grp.min_t)) TRAIN_USAGE_ERR("--guard-min-t must be >= 0");
             break;
+        case O_TDEPTH: {
+            unsigned td;
+            if (parse_uint(optarg, UINT_MAX, &td)) TRAIN_USAGE_ERR("--train-depth must be >= 0");
+            grp.train_depth = td;
+            tdepth_set = 1;
+            break;
+        }
         case O_DATA: data = optarg; break;
         case O_VALID: valid_path = optarg; break;
         case O_VGROUP: vgroup = optarg; break;
@@ -469,6 +479,8 @@ int ops_cmd_train(int argc, char **argv)
         grp.objective = objective;
         grp.seed = gp.seed;
         if (threads_set) grp.threads = gp.threads;
+    } else if (tdepth_set) {
+        TRAIN_USAGE_ERR("--train-depth goes with --guard");
     } else if (base_feature && objective == RANK_OBJ_LOGISTIC) {
         TRAIN_USAGE_ERR("--base-feature is for tree models (lambdarank, binary)");
     } else if (!isnan(base_weight) && !base_feature) {

@@ -168,8 +168,9 @@ ok "base margin: $(grep '^done' "$T/bm.out")"
 # ---- --guard: inner CV by query; the report on stderr ----
 "$FUNNEL" train --data "$T/sig.svm" --objective lambdarank --guard --out "$T/g.model" >"$T/g.out" 2>"$T/g.err" \
     || { cat "$T/g.out" "$T/g.err"; fail "train --guard"; }
-grep -q '^guard: base  ' "$T/g.err" && grep -q '^guard: lm-d2-t50-a0.25 ' "$T/g.err" \
-    && [ "$(grep -c '^guard: lm-' "$T/g.err")" -eq 9 ] && [ "$(grep -c '^guard: lin-l2-' "$T/g.err")" -eq 2 ] \
+grep -q '^guard: base  ' "$T/g.err" && grep -q '^guard: lm-d2-t50  ' "$T/g.err" \
+    && grep -q '^guard: lm-d3-t100-m0.25-a0.25 ' "$T/g.err" \
+    && [ "$(grep -c '^guard: lm-' "$T/g.err")" -eq 8 ] && [ "$(grep -c '^guard: lin-l2-' "$T/g.err")" -eq 2 ] \
     || { cat "$T/g.err"; fail "guard report: candidates"; }
 grep -Eq '^guard: chose (lm|lin)-' "$T/g.err" || { cat "$T/g.err"; fail "signal beyond bm25f: the guard should use it"; }
 grep -Eq '^done: guard chose (lm|lin)-' "$T/g.out" || { cat "$T/g.out"; fail "guard summary"; }

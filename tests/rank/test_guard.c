@@ -621,7 +621,7 @@ Test(guard, lightgbm_lambdarank_data)
     cr_assert_eq(rank_guard_train(&tr, &p, &rep, &m, &eb), 0, "%s", eb.msg);
     char *txt = report_text(&rep, &tr);
     fprintf(stderr, "%s", txt);
-    cr_assert_eq(rep.ncand, 12);
+    cr_assert_eq(rep.ncand, 11);
     cr_assert_eq(rep.nqueries, 201);
     /* the base alone on rank.test, and the chosen model */
     double *st = malloc(te.rows * sizeof *st);
