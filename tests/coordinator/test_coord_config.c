@@ -230,6 +230,17 @@ Test(coord_config, example_coordinator_conf)
     cr_assert_eq(c.breaker_backoff_ms, d.breaker_backoff_ms);
     cr_assert_eq(c.breaker_max_backoff_ms, d.breaker_max_backoff_ms);
     cr_assert_eq(c.log_level, d.log_level);
+    /* the funnel's windows and the impression log's rotation */
+    cr_assert_eq(c.selection_k, d.selection_k);
+    cr_assert_eq(c.stage1_k, d.stage1_k);
+    cr_assert_eq(c.stage2_k, d.stage2_k);
+    cr_assert_float_eq(c.overprovision, d.overprovision, 1e-12, "overprovision %g", c.overprovision);
+    cr_assert_eq(c.impressions_max_bytes, d.impressions_max_bytes);
+    cr_assert_eq(c.impressions_keep, d.impressions_keep);
+    /* the safe defaults: no stage-2 model, no impression log (the example
+     * only shows those keys, commented) */
+    cr_assert_str_eq(c.stage2_model, "");
+    cr_assert_str_eq(c.impressions_log, "");
 }
 
 Test(coord_config, example_topology_conf)

@@ -166,6 +166,7 @@ Test(shard_config, example_file_has_every_key_and_the_defaults)
     c.max_query_bytes = c.max_query_words = c.max_query_terms = c.max_explain_hits = 7;
     c.max_reply_bytes = 7;
     c.verify_quick = 1;
+    c.sel.w_popularity = c.sel.w_freshness = c.sel.half_life_days = c.sel.w_user = 0.123;
     fn_errbuf eb = {{0}};
     cr_assert_eq(shard_config_load_file(&c, ex, &eb), 0, "%s", eb.msg);
     cr_assert_str_eq(c.index_dir, "/var/lib/funnel/idx/shard-000");
@@ -187,4 +188,12 @@ Test(shard_config, example_file_has_every_key_and_the_defaults)
         cr_assert_float_eq(c.bm25.w[f], d.bm25.w[f], 1e-12, "bm25.w[%d] %g, default %g", f,
                            c.bm25.w[f], d.bm25.w[f]);
     }
+    /* the selection score's keys, at idx_select_defaults() */
+    cr_assert_float_eq(c.sel.w_popularity, d.sel.w_popularity, 1e-12, "selection.w_popularity %g", c.sel.w_popularity);
+    cr_assert_float_eq(c.sel.w_freshness, d.sel.w_freshness, 1e-12, "selection.w_freshness %g", c.sel.w_freshness);
+    cr_assert_float_eq(c.sel.half_life_days, d.sel.half_life_days, 1e-12, "selection.half_life_days %g",
+                       c.sel.half_life_days);
+    cr_assert_float_eq(c.sel.w_user, d.sel.w_user, 1e-12, "selection.w_user %g", c.sel.w_user);
+    /* the safe default: no stage-1 model (the example only shows the key, commented) */
+    cr_assert_str_eq(c.stage1_model, "");
 }
