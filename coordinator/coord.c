@@ -511,7 +511,10 @@ static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *re
      * stage-2 window or the page's end, whichever is further. */
     uint64_t t_merge = uv_hrtime();
     size_t page_end = (size_t)(s->req->page + 1) * s->k;
-    size_t want = s->mode ? s->k : (s->win[2] > page_end ? s->win[2] : page_end);
+    /* a window-features request gets the real stage-2 window (its first k) */
+    size_t want = s->mode == FUNNEL__V1__FEATURE_MODE__FEATURES_SELECTION ? s->k
+                : s->mode ? (s->k < s->win[2] ? s->k : s->win[2])
+                : (s->win[2] > page_end ? s->win[2] : page_end);
     coord_merge_ref *refs = ar_alloc(a, (want ? want : 1) * sizeof *refs);
     const Funnel__V1__ShardHit **mh = ar_alloc(a, (want ? want : 1) * sizeof *mh);
     uint32_t *mshard = ar_alloc(a, (want ? want : 1) * sizeof *mshard);
@@ -792,7 +795,9 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     int stage2 = c->stage2 && !req->skip_models && !s->mode;
     uint32_t s1 = per_shard(s->win[1], c->o.overprovision, n);
     uint32_t sel = per_shard(s->win[0], c->o.overprovision, n);
-    if (s->mode) s1 = k;                       /* a features request: k candidates from each */
+    if (s->mode == FUNNEL__V1__FEATURE_MODE__FEATURES_SELECTION)
+        s1 = k;                                /* k selection candidates from each shard */
+    else if (s->mode) ;                        /* the window: stage 1 keeps what it keeps when serving */
     else if (!stage2) s1 = page_end;           /* nothing re-ranks after stage 1: the page is enough */
     else if (s1 < page_end) s1 = page_end;
     if (sel < s1) sel = s1;

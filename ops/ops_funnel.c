@@ -24,8 +24,10 @@ static const char features_usage[] =
     "with their feature vectors and writes SVMlight/LETOR rows for `funnel train`:\n"
     "  --stage 1   the selection's top N candidates (by selection score) with the\n"
     "              cheap features: training data for a stage-1 model\n"
-    "  --stage 2   the stage-2 window's top N (merged stage-1 order) with every\n"
-    "              feature: training data for a stage-2 model\n"
+    "  --stage 2   the stage-2 window as the funnel builds it when serving (each\n"
+    "              shard's stage-1 survivors merged by stage-1 score), its top N\n"
+    "              (at most the coordinator's stage2_k) with every feature:\n"
+    "              training data for a stage-2 model\n"
     "  --window N  candidates per query (default 200 for stage 1, 500 for stage 2)\n"
     "The label is the query's judgment of the document in R (TREC qrels; 0 when\n"
     "unjudged). The first line names the features: \"# features: NAME1 NAME2 ...\";\n"
@@ -52,6 +54,7 @@ static grpc_status_code fetch_features(rpc_client_t *c, const char *qid, const c
     Funnel__V1__SearchRequest req = FUNNEL__V1__SEARCH_REQUEST__INIT;
     req.query = (char *)text;
     req.k = window;
+    if (stage == 2) req.stage2_k = window;   /* lowers the window; never widens it */
     req.request_id = (char *)qid;
     req.features = stage == 1 ? FUNNEL__V1__FEATURE_MODE__FEATURES_SELECTION
                               : FUNNEL__V1__FEATURE_MODE__FEATURES_WINDOW;

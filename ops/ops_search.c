@@ -21,6 +21,7 @@ static const char search_usage[] =
     "                     [--explain] [--deadline-ms N]\n"
     "       funnel search --server ADDR --queries queries.tsv --run-out run.trec [--skip-models]\n"
     "                     [--k 1000] [--concurrency C] [--tag T] [--deadline-ms N]\n"
+    "       (both: [--selection-k N] [--stage1-k N] [--stage2-k N])\n"
     "\n"
     "One query: prints \"rank score id title\" lines and a footer with the coverage\n"
     "(shards that answered / were asked, partial) and the time taken.\n"
@@ -31,6 +32,9 @@ static const char search_usage[] =
     "  --skip-models    the selection order only (BM25F + static signals), no\n"
     "                   stage-1 or stage-2 model: the baseline of an evaluation\n"
     "  --deadline-ms N  gRPC deadline (default 10000)\n"
+    "  --selection-k N, --stage1-k N, --stage2-k N\n"
+    "                   lower the funnel's global windows for these requests\n"
+    "                   (the coordinator's settings are the ceiling)\n"
     "Batch: reads qid<TAB>text lines, runs C queries at a time (default 4) and\n"
     "writes \"qid Q0 docid rank score tag\" lines in query order (tag default funnel).\n"
     "Exit status: 0 ok, 1 the server answered an error (printed as\n"
@@ -44,6 +48,7 @@ typedef struct search_args {
     uint32_t k, page, concurrency;
     int k_set;
     int json, explain, skip_models;
+    uint32_t win[3];   /* selection_k, stage1_k, stage2_k to lower the windows to (0 = the server's) */
     int64_t deadline_ms;
 } search_args;
 
@@ -134,6 +139,9 @@ static int search_one(rpc_client_t *c, const char *query, const search_args *a)
     req.page = a->page;
     req.explain = a->explain;
     req.skip_models = a->skip_models;
+    req.selection_k = a->win[0];
+    req.stage1_k = a->win[1];
+    req.stage2_k = a->win[2];
     ProtobufCMessage *resp = NULL;
     rpc_status st;
     memset(&st, 0, sizeof st);
@@ -188,6 +196,9 @@ static void *batch_worker(void *ud)
         /* the qid travels as the request id: an impression log joins on it */
         req.request_id = strlen(b->q[i].qid) <= 128 ? b->q[i].qid : NULL;
         req.skip_models = b->args->skip_models;
+        req.selection_k = b->args->win[0];
+        req.stage1_k = b->args->win[1];
+        req.stage2_k = b->args->win[2];
         ProtobufCMessage *resp = NULL;
         rpc_status st;
         memset(&st, 0, sizeof st);
@@ -205,6 +216,38 @@ static void *batch_worker(void *ud)
         if (b->resp[i]->partial) atomic_fetch_add(&b->partial, 1);
     }
     return NULL;
+}
+
+/* One stderr line per stage: mean time and documents in -> out over the
+ * answered queries whose response ran it (the stage list, by name). */
+static void print_stage_means(Funnel__V1__SearchResponse *const *resp, size_t n)
+{
+    enum { MAXST = 16 };
+    struct { const char *name; double us, in, out; size_t runs; } st[MAXST];
+    size_t nst = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!resp[i]) continue;
+        for (size_t j = 0; j < resp[i]->n_stages; j++) {
+            const Funnel__V1__StageInfo *si = resp[i]->stages[j];
+            if (!si->ran || !si->name) continue;
+            size_t k = 0;
+            while (k < nst && strcmp(st[k].name, si->name) != 0) k++;
+            if (k == nst) {
+                if (nst == MAXST) continue;
+                st[nst].name = si->name;
+                st[nst].us = st[nst].in = st[nst].out = 0;
+                st[nst].runs = 0;
+                nst++;
+            }
+            st[k].us += (double)si->time_us;
+            st[k].in += (double)si->count_in;
+            st[k].out += (double)si->count_out;
+            st[k].runs++;
+        }
+    }
+    for (size_t k = 0; k < nst; k++)
+        fprintf(stderr, "stage %-10s ran in %zu queries: mean %.0f us, %.0f -> %.0f documents\n", st[k].name,
+                st[k].runs, st[k].us / st[k].runs, st[k].in / st[k].runs, st[k].out / st[k].runs);
 }
 
 static int search_batch(rpc_client_t *c, const search_args *a)
@@ -260,6 +303,7 @@ static int search_batch(rpc_client_t *c, const search_args *a)
     fprintf(stderr, "queries %zu, %.1f QPS (%.2f s, concurrency %u), %zu lines to %s, "
             "%zu partial responses, %zu failures\n", n, secs > 0 ? (double)n / secs : 0.0, secs,
             nt, lines, a->run_out, atomic_load(&b.partial), failed);
+    print_stage_means(b.resp, n);
     if (werr) fprintf(stderr, "funnel search: %s: write error\n", a->run_out);
     ret = (failed || werr) ? OPS_EXIT_FAIL : OPS_EXIT_OK;
 fail_mem:
@@ -283,6 +327,8 @@ int ops_cmd_search(int argc, char **argv)
         {"page", required_argument, 0, 'p'},     {"json", no_argument, 0, 'j'},
         {"explain", no_argument, 0, 'e'},        {"deadline-ms", required_argument, 0, 'd'},
         {"skip-models", no_argument, 0, 'S'},
+        {"selection-k", required_argument, 0, '0'}, {"stage1-k", required_argument, 0, '1'},
+        {"stage2-k", required_argument, 0, '2'},
         {"queries", required_argument, 0, 'q'},  {"run-out", required_argument, 0, 'o'},
         {"concurrency", required_argument, 0, 'c'}, {"tag", required_argument, 0, 't'},
         {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
@@ -301,6 +347,9 @@ int ops_cmd_search(int argc, char **argv)
         case 'j': a.json = 1; break;
         case 'e': a.explain = 1; break;
         case 'S': a.skip_models = 1; break;
+        case '0': case '1': case '2':
+            if (parse_u32(optarg, &a.win[c - '0']) || a.win[c - '0'] == 0) goto bad_num;
+            break;
         case 'd':
             if (parse_u32(optarg, &v) || v == 0) goto bad_num;
             a.deadline_ms = v;
@@ -347,6 +396,7 @@ int ops_cmd_search(int argc, char **argv)
 
 bad_num:
     fprintf(stderr, "funnel search: bad number for --%s: '%s'\n",
-            c == 'k' ? "k" : c == 'p' ? "page" : c == 'd' ? "deadline-ms" : "concurrency", optarg);
+            c == 'k' ? "k" : c == 'p' ? "page" : c == 'd' ? "deadline-ms" : c == '0' ? "selection-k"
+            : c == '1' ? "stage1-k" : c == '2' ? "stage2-k" : "concurrency", optarg);
     return OPS_EXIT_USAGE;
 }

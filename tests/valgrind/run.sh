@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # run.sh BUILDDIR - one integration run with every server under valgrind memcheck.
-# Builds a 3-shard Cranfield index, starts the cluster with each daemon wrapped
-# in valgrind (FUNNEL_WRAPPER), sends normal, explain, batch and malformed
-# queries, kills nothing, brings the cluster down with SIGTERM and then checks
-# every server's log: 0 errors and no definite, indirect or possible leaks.
+# Builds a 3-shard Cranfield index, trains a stage-1 and a stage-2 model, starts
+# the cluster with each daemon wrapped in valgrind (FUNNEL_WRAPPER) and the models
+# loaded, sends normal, explain, batch and malformed queries, pushes models,
+# kills nothing, brings the cluster down with SIGTERM and then checks every
+# server's log: 0 errors and no definite, indirect or possible leaks.
 set -uo pipefail
 B=$(cd "${1:-build}" && pwd)
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -14,14 +15,40 @@ trap '"$F" cluster down --dir "$T/run" >/dev/null 2>&1; rm -rf "$T"' EXIT
 DATA=$SRC/ops/sample/cranfield
 
 "$F" index build --input "$DATA/corpus.jsonl" --shards 3 --out "$T/idx" >/dev/null || { echo "index build failed"; exit 1; }
+# models to serve with (trained on a cluster outside valgrind): a stage-1 GBDT over
+# the cheap features, a stage-2 LambdaMART over every feature, and a second
+# stage-2 model to push while the cluster runs under valgrind
+head -n 60 "$DATA/queries.tsv" > "$T/train.tsv"
+ADDR=$("$F" cluster up --index "$T/idx" --dir "$T/run") || { echo "cluster up failed"; exit 1; }
+"$F" features --server "$ADDR" --queries "$T/train.tsv" --qrels "$DATA/qrels.trec" --stage 1 --out "$T/s1.svm" >/dev/null &&
+"$F" features --server "$ADDR" --queries "$T/train.tsv" --qrels "$DATA/qrels.trec" --stage 2 --window 100 --out "$T/s2.svm" >/dev/null ||
+  { echo "funnel features failed"; exit 1; }
+"$F" cluster down --dir "$T/run" >/dev/null
+"$F" train --data "$T/s1.svm" --objective binary --trees 20 --depth 3 --every 0 --out "$T/m1.model" >/dev/null 2>&1 &&
+"$F" train --data "$T/s2.svm" --objective lambdarank --trees 50 --depth 6 --every 0 --out "$T/m2.model" >/dev/null 2>&1 &&
+"$F" train --data "$T/s2.svm" --objective lambdarank --trees 30 --depth 4 --every 0 --out "$T/m2b.model" >/dev/null 2>&1 ||
+  { echo "funnel train failed"; exit 1; }
 export FUNNEL_WRAPPER="valgrind --suppressions=$HERE/grpc-absl.supp --leak-check=full --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99 --num-callers=30 --log-file=$T/vg-%p.log"
 
-ADDR=$("$F" cluster up --index "$T/idx" --dir "$T/run" --timeout-s 120) || { echo "cluster up failed"; tail -n 30 "$T"/run/*.log; exit 1; }
+ADDR=$("$F" cluster up --index "$T/idx" --dir "$T/run" --timeout-s 120 --stage1-model "$T/m1.model" --stage2-model "$T/m2.model") || { echo "cluster up failed"; tail -n 30 "$T"/run/*.log; exit 1; }
 unset FUNNEL_WRAPPER
 echo "cluster under valgrind at $ADDR"
 "$F" search --server "$ADDR" --deadline-ms 20000 "boundary layer" --k 5 >/dev/null || { echo "search failed"; exit 1; }
 "$F" search --server "$ADDR" --deadline-ms 20000 --explain --json "heat transfer" >/dev/null || { echo "explain search failed"; exit 1; }
 "$F" search --server "$ADDR" --deadline-ms 20000 "" >/dev/null 2>&1 && { echo "empty query was accepted"; exit 1; }
+# both stages ran with their models
+"$F" search --server "$ADDR" --deadline-ms 20000 --json "flow over a flat plate" > "$T/models.json" || { echo "search with models failed"; exit 1; }
+/usr/bin/python3 - "$T/models.json" <<'PY' || exit 1
+import json, sys
+st = {s["name"]: s for s in json.load(open(sys.argv[1]))["stages"]}
+for name in ("stage1", "stage2"):
+    s = st.get(name, {})
+    if not s.get("ran") or "model" in s.get("note", "") and "no model" in s.get("note", ""):
+        sys.exit("%s did not run with its model: %r" % (name, s))
+PY
+"$F" model push --server "$ADDR" --stage 2 --model "$T/m2b.model" >/dev/null || { echo "model push failed"; exit 1; }
+"$F" model push --server "$ADDR" --stage 1 --model "$T/m1.model" >/dev/null || { echo "stage-1 model push failed"; exit 1; }
+"$F" search --server "$ADDR" --deadline-ms 20000 --explain "boundary layer" >/dev/null || { echo "search after push failed"; exit 1; }
 head -n 40 "$DATA/queries.tsv" > "$T/q.tsv"
 "$F" search --server "$ADDR" --deadline-ms 60000 --queries "$T/q.tsv" --k 100 --run-out "$T/run.trec" 2>/dev/null || { echo "batch failed"; exit 1; }
 "$F" cluster down --dir "$T/run" >/dev/null
