@@ -170,8 +170,8 @@ static char *report_text(const rank_guard_report *r, const rank_dataset *d)
 Test(guard, signal_beyond_the_base_is_used)
 {
     rank_dataset tr, te;
-    gen(&tr, 150, 60, 12, 0.8, 1);
-    gen(&te, 300, 60, 12, 0.8, 2);
+    gen(&tr, 100, 40, 10, 0.8, 1);
+    gen(&te, 300, 40, 10, 0.8, 2);
     rank_guard_report rep;
     rank_model_t *m = guard(&tr, 2, 1, &rep);
     char *txt = report_text(&rep, &tr);
@@ -198,9 +198,9 @@ Test(guard, signal_beyond_the_base_is_used)
  * model reproduces it exactly (score == the base feature, NaN as 0). */
 Test(guard, noise_keeps_the_base_order_exactly)
 {
-    for (uint64_t seed = 1; seed <= 3; seed++) {
+    for (uint64_t seed = 1; seed <= 2; seed++) {
         rank_dataset tr;
-        gen(&tr, 120, 50, 12, 0.0, 10 + seed);
+        gen(&tr, 80, 40, 10, 0.0, 10 + seed);
         /* column 1 is noise too when signal is 0 */
         rank_guard_report rep;
         rank_model_t *m = guard(&tr, 2, seed, &rep);
@@ -240,7 +240,7 @@ Test(guard, noise_keeps_the_base_order_exactly)
 Test(guard, deterministic_for_a_seed_and_any_thread_count)
 {
     rank_dataset tr;
-    gen(&tr, 100, 40, 10, 0.6, 5);
+    gen(&tr, 60, 30, 8, 0.6, 5);
     rank_guard_report r1, r2, r3, r4;
     rank_model_t *m1 = guard(&tr, 1, 7, &r1), *m2 = guard(&tr, 2, 7, &r2), *m3 = guard(&tr, 3, 7, &r3);
     rank_model_t *m4 = guard(&tr, 2, 8, &r4);
@@ -282,10 +282,10 @@ Test(guard, deterministic_for_a_seed_and_any_thread_count)
 Test(guard, inner_cv_sees_only_the_given_queries)
 {
     rank_dataset a, b, shared, sa, sb;
-    gen(&shared, 80, 40, 10, 0.5, 21);
+    gen(&shared, 80, 25, 10, 0.5, 21);
     rank_dataset pa, pb;
-    gen(&pa, 40, 40, 10, 0.0, 22);
-    gen(&pb, 40, 40, 10, 2.0, 23);
+    gen(&pa, 40, 25, 10, 0.0, 22);
+    gen(&pb, 40, 25, 10, 2.0, 23);
     /* a = shared queries interleaved with pa's; b = with pb's, another order */
     for (int which = 0; which < 2; which++) {
         rank_dataset *dst = which ? &b : &a, *other = which ? &pb : &pa;
@@ -618,11 +618,18 @@ Test(guard, lightgbm_lambdarank_data)
     p.base_feature = best;
     rank_guard_report rep;
     rank_model_t *m;
-    cr_assert_eq(rank_guard_train(&tr, &p, &rep, &m, &eb), 0, "%s", eb.msg);
-    char *txt = report_text(&rep, &tr);
+    /* the first 120 queries (the sanitizer build is slow; the CLI test runs all 201) */
+    size_t first[120];
+    for (size_t q = 0; q < 120; q++)
+        first[q] = q;
+    rank_dataset sub;
+    cr_assert_eq(rank_dataset_subset(&tr, first, 120, &sub), 0);
+    cr_assert_eq(rank_guard_train(&sub, &p, &rep, &m, &eb), 0, "%s", eb.msg);
+    char *txt = report_text(&rep, &sub);
     fprintf(stderr, "%s", txt);
+    rank_dataset_free(&sub);
     cr_assert_eq(rep.ncand, 11);
-    cr_assert_eq(rep.nqueries, 201);
+    cr_assert_eq(rep.nqueries, 120);
     /* the base alone on rank.test, and the chosen model */
     double *st = malloc(te.rows * sizeof *st);
     for (size_t r = 0; r < te.rows; r++)
