@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@
 #include "feature_registry.h"
 #include "stage.h"
 #include "impressions.h"
+#include "prf.h"
 #include "stage2.h"
 #include "funnel.pb-c.h"
 #include "health.pb-c.h"
@@ -122,6 +124,19 @@ typedef struct search {
     Funnel__V1__ShardSearchRequest sreq;
     uint32_t win[3];             /* effective selection_k, stage1_k, stage2_k (global) */
     int mode;                    /* the request's FeatureMode */
+    rank_ranker *model;          /* the stage-2 model it started with (a reference; NULL = none) */
+    /* the exact merge, done once (before feedback, or by build_response) */
+    int merged;
+    const Funnel__V1__ShardHit **mh;   /* merged entries, best stage-1 score first */
+    uint32_t *mshard;
+    size_t got;
+    uint64_t merged_in, merge_us;
+    /* pseudo-relevance feedback (coordinator/prf.h) */
+    enum { PRF_OFF, PRF_ASKED, PRF_RESCORING, PRF_DONE } prf;
+    double *prf_scores;          /* per merged entry (NaN: not scored), or NULL */
+    size_t prf_pending, prf_window, prf_scored;
+    uint64_t prf_t0, prf_us;
+    char prf_note[200];
     fn_arena mem;                /* all of this search's memory but itself */
     ProtobufCAllocator pba;      /* unpacks shard replies into mem */
     uint32_t nslots;
@@ -430,13 +445,82 @@ static Funnel__V1__StageInfo *stage(fn_arena *a, const char *name, int ran, uint
 static const char *const later_stages[] = { "stage1", "stage2", "blender", "filter" };
 #define NOT_BUILT "not built yet"
 
+/* The entries stage 2 looks at: the window, the whole merge for a
+ * window-features request, none for a selection-features request. */
+static size_t stage2_window(const search *s)
+{
+    if (s->mode == FUNNEL__V1__FEATURE_MODE__FEATURES_SELECTION) return 0;
+    if (s->mode == FUNNEL__V1__FEATURE_MODE__FEATURES_WINDOW) return s->got;
+    return s->win[2] < s->got ? s->win[2] : s->got;
+}
+
+/* The exact merge of the shards' lists by stage-1 score, once: the first W
+ * global ranks, W = the stage-2 window or the page's end, whichever is
+ * further. Returns 0 or -ENOMEM. */
+static int merge_window(search *s)
+{
+    if (s->merged) return 0;
+    fn_arena *a = &s->mem;
+    uint32_t n = s->nslots;
+    uint64_t t_merge = uv_hrtime();
+    coord_merge_list *lists = ar_alloc(a, n * sizeof *lists);
+    uint32_t **perms = ar_alloc(a, n * sizeof *perms);
+    if (a->oom) return -ENOMEM;
+    s->merged_in = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        shard_slot *sl = &s->slots[i];
+        if (sl->code != GRPC_STATUS_OK || !sl->resp) continue;
+        const Funnel__V1__ShardSearchResponse *r = sl->resp;
+        s->merged_in += r->n_hits;
+        coord_merge_item *items = ar_alloc(a, (r->n_hits ? r->n_hits : 1) * sizeof *items);
+        if (!items) return -ENOMEM;
+        for (size_t h = 0; h < r->n_hits; h++) {
+            items[h].score = r->hits[h]->score;
+            items[h].key = r->hits[h]->key;
+        }
+        lists[i] = (coord_merge_list){ items, r->n_hits };
+        /* Shards return sorted lists; a buggy one must not break exactness. */
+        if (!coord_merge_is_sorted(items, r->n_hits)) {
+            if (!sl->b->warned_mismatch) {
+                sl->b->warned_mismatch = 1;
+                FN_WARN("%s returned hits out of order; sorting them", sl->b->addr);
+            }
+            perms[i] = ar_alloc(a, r->n_hits * sizeof *perms[i]);
+            if (!perms[i]) return -ENOMEM;
+            for (size_t h = 0; h < r->n_hits; h++) perms[i][h] = (uint32_t)h;
+            if (coord_merge_sort(items, perms[i], r->n_hits)) return -ENOMEM;
+        }
+    }
+    size_t page_end = (size_t)(s->req->page + 1) * s->k;
+    /* a window-features request gets the real stage-2 window (its first k) */
+    size_t want = s->mode == FUNNEL__V1__FEATURE_MODE__FEATURES_SELECTION ? s->k
+                : s->mode ? (s->k < s->win[2] ? s->k : s->win[2])
+                : (s->win[2] > page_end ? s->win[2] : page_end);
+    coord_merge_ref *refs = ar_alloc(a, (want ? want : 1) * sizeof *refs);
+    s->mh = ar_alloc(a, (want ? want : 1) * sizeof *s->mh);
+    s->mshard = ar_alloc(a, (want ? want : 1) * sizeof *s->mshard);
+    if (a->oom) return -ENOMEM;
+    int merr = 0;
+    s->got = coord_merge(lists, n, 0, want, refs, &merr);
+    if (merr) return merr;
+    for (size_t i = 0; i < s->got; i++) {
+        shard_slot *sl = &s->slots[refs[i].list];
+        uint32_t pos = perms[refs[i].list] ? perms[refs[i].list][refs[i].pos] : refs[i].pos;
+        s->mh[i] = sl->resp->hits[pos];
+        s->mshard[i] = sl->shard;
+    }
+    s->merge_us = (uv_hrtime() - t_merge) / 1000;
+    s->merged = 1;
+    return 0;
+}
+
 /* Fill resp for s. Returns 0, or -ENOMEM. */
 static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *resp,
                           Funnel__V1__Coverage *cov)
 {
     coord_t *c = s->c;
     uint32_t n = s->nslots;
-    uint64_t docs_total = 0, sel_time = 0, merged_in = 0;
+    uint64_t docs_total = 0, sel_time = 0;
     int have_terms = 0, features_ok = 1;
 
     funnel__v1__search_response__init(resp);
@@ -445,8 +529,6 @@ static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *re
     cov->shards_asked = n;
 
     resp->failures = ar_alloc(a, n * sizeof *resp->failures);
-    coord_merge_list *lists = ar_alloc(a, n * sizeof *lists);
-    uint32_t **perms = ar_alloc(a, n * sizeof *perms);
     if (a->oom) return -ENOMEM;
 
     for (uint32_t i = 0; i < n; i++) {
@@ -484,60 +566,25 @@ static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *re
             resp->n_terms = r->n_terms;
             resp->terms = r->terms;
         }
-        merged_in += r->n_hits;
-        coord_merge_item *items = ar_alloc(a, r->n_hits * sizeof *items);
-        if (!items) return -ENOMEM;
-        for (size_t h = 0; h < r->n_hits; h++) {
-            items[h].score = r->hits[h]->score;
-            items[h].key = r->hits[h]->key;
-        }
-        lists[i] = (coord_merge_list){ items, r->n_hits };
-        /* Shards return sorted lists; a buggy one must not break exactness. */
-        if (!coord_merge_is_sorted(items, r->n_hits)) {
-            if (!sl->b->warned_mismatch) {
-                sl->b->warned_mismatch = 1;
-                FN_WARN("%s returned hits out of order; sorting them", sl->b->addr);
-            }
-            perms[i] = ar_alloc(a, r->n_hits * sizeof *perms[i]);
-            if (!perms[i]) return -ENOMEM;
-            for (size_t h = 0; h < r->n_hits; h++) perms[i][h] = (uint32_t)h;
-            if (coord_merge_sort(items, perms[i], r->n_hits)) return -ENOMEM;
-        }
     }
     cov->docs_total = docs_total;
     resp->partial = cov->shards_failed > 0;
 
-    /* The exact merge by stage-1 score: the first W global ranks, W = the
-     * stage-2 window or the page's end, whichever is further. */
-    uint64_t t_merge = uv_hrtime();
+    int rc = merge_window(s);
+    if (rc) return rc;
+    const Funnel__V1__ShardHit **mh = s->mh;
+    const uint32_t *mshard = s->mshard;
+    size_t got = s->got;
+    uint64_t merged_in = s->merged_in, merge_us = s->merge_us;
     size_t page_end = (size_t)(s->req->page + 1) * s->k;
-    /* a window-features request gets the real stage-2 window (its first k) */
-    size_t want = s->mode == FUNNEL__V1__FEATURE_MODE__FEATURES_SELECTION ? s->k
-                : s->mode ? (s->k < s->win[2] ? s->k : s->win[2])
-                : (s->win[2] > page_end ? s->win[2] : page_end);
-    coord_merge_ref *refs = ar_alloc(a, (want ? want : 1) * sizeof *refs);
-    const Funnel__V1__ShardHit **mh = ar_alloc(a, (want ? want : 1) * sizeof *mh);
-    uint32_t *mshard = ar_alloc(a, (want ? want : 1) * sizeof *mshard);
-    if (a->oom) return -ENOMEM;
-    int merr = 0;
-    size_t got = coord_merge(lists, n, 0, want, refs, &merr);
-    if (merr) return merr;
-    for (size_t i = 0; i < got; i++) {
-        shard_slot *sl = &s->slots[refs[i].list];
-        uint32_t pos = perms[refs[i].list] ? perms[refs[i].list][refs[i].pos] : refs[i].pos;
-        mh[i] = sl->resp->hits[pos];
-        mshard[i] = sl->shard;
-    }
-    uint64_t merge_us = (uv_hrtime() - t_merge) / 1000;
 
     /* stage 2 over the window (none for a selection-features request) */
-    const rank_ranker *model = s->req->skip_models || s->mode ? NULL : c->stage2;
-    size_t window = s->mode == FUNNEL__V1__FEATURE_MODE__FEATURES_SELECTION ? 0
-                  : s->mode == FUNNEL__V1__FEATURE_MODE__FEATURES_WINDOW ? got : s->win[2];
+    const rank_ranker *model = s->req->skip_models || s->mode ? NULL : s->model;
+    size_t window = stage2_window(s);
     int want_rows = (model || s->req->explain || s->mode == FUNNEL__V1__FEATURE_MODE__FEATURES_WINDOW ||
                      (c->implog && !s->mode)) && features_ok;
     coord_stage2_out st2;
-    int rc = coord_stage2(a, mh, got, window, model, want_rows, &st2);
+    rc = coord_stage2(a, mh, got, window, s->prf_scores, model, want_rows, &st2);
     if (rc) return rc;
     if (model && !st2.ran && !features_ok)
         snprintf(st2.acct.note, sizeof st2.acct.note,
@@ -643,7 +690,7 @@ static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *re
                            st2.rows ? st2.ncols : 0, (uint32_t)from + 1);
     }
 
-    /* Funnel order: selection, stage1 (shards), merge, stage2, blender, filter. */
+    /* Funnel order: selection, stage1 (shards), merge, feedback, stage2, blender, filter. */
     uint64_t sel_out = 0, s1_in = 0, s1_out = 0, s1_time = 0;
     const char *s1_note = "";
     for (uint32_t i = 0; i < n; i++) {
@@ -659,7 +706,7 @@ static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *re
         if (r->stages[1]->time_us > s1_time) s1_time = r->stages[1]->time_us;
         if (!*s1_note && r->stages[1]->note) s1_note = r->stages[1]->note;
     }
-    resp->stages = ar_alloc(a, 6 * sizeof *resp->stages);
+    resp->stages = ar_alloc(a, 7 * sizeof *resp->stages);
     if (!resp->stages) return -ENOMEM;
     size_t nst = 0;
     resp->stages[nst++] = stage(a, "selection", 1, sel_time, cov->docs_searched, sel_out,
@@ -667,6 +714,9 @@ static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *re
     if (!*s1_note) s1_note = "no model reported by the shards: selection order kept";
     resp->stages[nst++] = stage(a, "stage1", stage1_ran, s1_time, s1_in, s1_out, s1_note);
     resp->stages[nst++] = stage(a, "merge", 1, merge_us, merged_in, got, NULL);
+    resp->stages[nst++] = stage(a, "feedback", s->prf == PRF_DONE, s->prf_us, s->prf_window, s->prf_scored,
+                                s->prf_note[0] ? ar_strdup(a, s->prf_note)
+                                : "not needed: neither the stage-2 model nor the request uses prf_rm3");
     resp->stages[nst++] = stage(a, "stage2", st2.ran, st2.acct.time_us, st2.acct.count_in,
                                 st2.acct.count_out, ar_strdup(a, st2.acct.note));
     resp->stages[nst++] = stage(a, "blender", 0, 0, 0, 0, NOT_BUILT);
@@ -701,15 +751,143 @@ static void free_search(search *s)
 {
     /* the shard replies were unpacked into mem: one pass frees them */
     int big = fn_arena_held(&s->mem) > (4u << 20);
+    rank_ranker_unref(s->model);
     fn_arena_free(&s->mem);
     free(s);
     /* a large search's memory goes back to the system, not just to malloc */
     if (big) fn_mem_release();
 }
 
+/* ---- pseudo-relevance feedback: rescoring the window (coordinator/prf.h) ---- */
+
+typedef struct prf_leg {
+    search *s;
+    shard_slot *sl;
+    size_t n;
+    uint32_t *entry;             /* merged entries this shard scores */
+    Funnel__V1__ShardRescoreRequest req;
+} prf_leg;
+
+static void prf_note_add(search *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void prf_note_add(search *s, const char *fmt, ...)
+{
+    size_t used = strlen(s->prf_note);
+    if (used + 1 >= sizeof s->prf_note) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->prf_note + used, sizeof s->prf_note - used, fmt, ap);
+    va_end(ap);
+}
+
+static void on_rescore_done(void *ud, grpc_status_code code, const char *details, ProtobufCMessage *m)
+{
+    prf_leg *leg = ud;
+    search *s = leg->s;
+    coord_t *c = s->c;
+    c->inflight_out--;
+    const Funnel__V1__ShardRescoreResponse *r = (const Funnel__V1__ShardRescoreResponse *)m;
+    if (code == GRPC_STATUS_OK && r && r->n_scores == leg->n) {
+        for (size_t j = 0; j < leg->n; j++) s->prf_scores[leg->entry[j]] = r->scores[j];
+        s->prf_scored += leg->n;
+    } else {
+        /* its documents keep NaN: the model sees a missing value, the page is not lost */
+        const char *why = code == GRPC_STATUS_OK ? "wrong number of scores"
+                        : details && *details ? details : rpc_status_name(code);
+        prf_note_add(s, "; shard %u (%s): %s: %s", leg->sl->shard, leg->sl->b->addr,
+                     rpc_status_name(code), why);
+        FN_DEBUG("feedback rescoring on %s: %s %s", leg->sl->b->addr, rpc_status_name(code), why);
+    }
+    if (--s->prf_pending == 0) {
+        s->prf = PRF_DONE;
+        s->prf_us = (uv_hrtime() - s->prf_t0) / 1000;
+        finish_search(s);
+    }
+}
+
+/* After the shards answered with feedback: merge, expand the query, ask
+ * each shard that holds window documents to score them for it. Returns 0
+ * when calls are in flight (finish_search runs again when they are done),
+ * nonzero when there is nothing to wait for (the note says why). */
+static int start_prf(search *s)
+{
+    coord_t *c = s->c;
+    fn_arena *a = &s->mem;
+    s->prf = PRF_DONE;
+    s->prf_t0 = uv_hrtime();
+    if (merge_window(s)) {
+        snprintf(s->prf_note, sizeof s->prf_note, "not run: out of memory");
+        return -1;
+    }
+    const Funnel__V1__ShardSearchResponse **resps = ar_alloc(a, s->nslots * sizeof *resps);
+    if (!resps) return -1;
+    for (uint32_t i = 0; i < s->nslots; i++)
+        if (s->slots[i].code == GRPC_STATUS_OK) resps[i] = s->slots[i].resp;
+    coord_prf_query q;
+    if (coord_prf_expand(a, &c->o.prf, resps, s->nslots, &q)) {
+        snprintf(s->prf_note, sizeof s->prf_note, "not run: out of memory");
+        return -1;
+    }
+    size_t w = stage2_window(s);
+    s->prf_window = w;
+    s->prf_scores = ar_alloc(a, (s->got ? s->got : 1) * sizeof *s->prf_scores);
+    if (!s->prf_scores) return -1;
+    for (size_t i = 0; i < s->got; i++) s->prf_scores[i] = NAN;
+    if (!q.n) {
+        snprintf(s->prf_note, sizeof s->prf_note, "not run: no feedback documents");
+        s->prf_us = (uv_hrtime() - s->prf_t0) / 1000;
+        return -1;
+    }
+    snprintf(s->prf_note, sizeof s->prf_note, "RM3: %zu feedback documents, %zu terms, lambda %g",
+             q.fb_docs, q.n, c->o.prf.lambda);
+    /* one call per shard that has window documents, to the replica that sent them */
+    s->prf = PRF_RESCORING;
+    for (uint32_t i = 0; i < s->nslots; i++) {
+        shard_slot *sl = &s->slots[i];
+        size_t cnt = 0;
+        for (size_t e = 0; e < w; e++) cnt += s->mshard[e] == sl->shard;
+        if (!cnt) continue;
+        prf_leg *leg = ar_alloc(a, sizeof *leg);
+        if (!leg || !(leg->entry = ar_alloc(a, cnt * sizeof *leg->entry))) break;
+        leg->s = s;
+        leg->sl = sl;
+        funnel__v1__shard_rescore_request__init(&leg->req);
+        leg->req.terms = q.terms;
+        leg->req.n_terms = q.n;
+        leg->req.weights = q.weights;
+        leg->req.n_weights = q.n;
+        leg->req.docs = ar_alloc(a, cnt * sizeof *leg->req.docs);
+        leg->req.keys = ar_alloc(a, cnt * sizeof *leg->req.keys);
+        if (a->oom) break;
+        for (size_t e = 0; e < w; e++) {
+            if (s->mshard[e] != sl->shard) continue;
+            leg->entry[leg->n] = (uint32_t)e;
+            leg->req.docs[leg->n] = s->mh[e]->doc;
+            leg->req.keys[leg->n] = s->mh[e]->key;
+            leg->n++;
+        }
+        leg->req.n_docs = leg->req.n_keys = leg->n;
+        if (ms_until(s->deadline) < 1 ||
+            rpc_async_unary_in(c->srv, sl->b->ch, RPC_METHOD_SHARD_RESCORE, &leg->req.base,
+                               &funnel__v1__shard_rescore_response__descriptor, s->deadline, &s->pba,
+                               on_rescore_done, leg) != 0) {
+            prf_note_add(s, "; shard %u: %s", sl->shard, ms_until(s->deadline) < 1 ? "no time left" :
+                         "could not start the call");
+            continue;
+        }
+        c->inflight_out++;
+        s->prf_pending++;
+    }
+    if (a->oom) prf_note_add(s, "; out of memory");
+    if (s->prf_pending) return 0;
+    s->prf = PRF_DONE;
+    s->prf_us = (uv_hrtime() - s->prf_t0) / 1000;
+    return -1;
+}
+
 static void finish_search(search *s)
 {
     coord_t *c = s->c;
+    if (s->prf == PRF_ASKED && start_prf(s) == 0) return;   /* back here when rescored */
     /* Shards validate requests too. If every shard that answered refused
      * this one, the request is the problem: say so rather than OK, 0 hits.
      * (All shards failing for other reasons stays OK + partial.) */
@@ -793,6 +971,18 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     s->mode = (int)req->features;
     uint32_t page_end = (req->page + 1) * k;
     int stage2 = c->stage2 && !req->skip_models && !s->mode;
+    /* the search keeps the model it started with, even if one is pushed meanwhile */
+    s->model = stage2 ? rank_ranker_ref(c->stage2) : NULL;
+    /* feedback when the model reads prf_rm3, and for stage-2 training rows */
+    if ((s->model && rank_ranker_uses(s->model, IDX_F_PRF_RM3)) ||
+        s->mode == FUNNEL__V1__FEATURE_MODE__FEATURES_WINDOW) {
+        if (c->o.prf.docs) {
+            s->prf = PRF_ASKED;
+            s->sreq.feedback_docs = c->o.prf.docs;
+        } else {
+            snprintf(s->prf_note, sizeof s->prf_note, "off (prf-docs 0): prf_rm3 is missing");
+        }
+    }
     uint32_t s1 = per_shard(s->win[1], c->o.overprovision, n);
     uint32_t sel = per_shard(s->win[0], c->o.overprovision, n);
     if (s->mode == FUNNEL__V1__FEATURE_MODE__FEATURES_SELECTION)

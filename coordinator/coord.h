@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "fn_error.h"
+#include "prf.h"
 #include "topology.h"
 #include "validate.h"
 
@@ -39,6 +40,7 @@ typedef struct coord_opts {
     const char *impressions_log;
     uint64_t impressions_max_bytes; /* rotate past this; 0 = never */
     unsigned impressions_keep;      /* rotated files kept */
+    coord_prf_params prf;           /* pseudo-relevance feedback; docs 0 = off */
 } coord_opts;
 
 /** Start serving on loop. Returns 0 and *out, or FN_EINVAL / -ENOMEM with a

@@ -26,6 +26,9 @@ void coord_config_defaults(coord_config *c)
     c->overprovision = COORD_DEFAULT_OVERPROVISION;
     c->impressions_max_bytes = 256 << 20;
     c->impressions_keep = 5;
+    c->prf_docs = COORD_DEFAULT_PRF_DOCS;
+    c->prf_terms = COORD_DEFAULT_PRF_TERMS;
+    c->prf_lambda = COORD_DEFAULT_PRF_LAMBDA;
     c->health_interval_ms = COORD_DEFAULT_HEALTH_INTERVAL_MS;
     c->probe_deadline_ms = COORD_DEFAULT_PROBE_DEADLINE_MS;
     c->down_probe_interval_ms = COORD_DEFAULT_DOWN_PROBE_MS;
@@ -61,6 +64,8 @@ static const struct num_key {
     { "stage2-k", offsetof(coord_config, stage2_k), 1, 100000 },
     { "impressions-max-bytes", offsetof(coord_config, impressions_max_bytes), 0, 1ll << 40 },
     { "impressions-keep", offsetof(coord_config, impressions_keep), 1, 1000 },
+    { "prf-docs", offsetof(coord_config, prf_docs), 0, 100 },
+    { "prf-terms", offsetof(coord_config, prf_terms), 1, 1000 },
     { "health-interval-ms", offsetof(coord_config, health_interval_ms), 0, 3600000 },
     { "probe-deadline-ms", offsetof(coord_config, probe_deadline_ms), 1, 60000 },
     { "down-probe-interval-ms", offsetof(coord_config, down_probe_interval_ms), 1, 3600000 },
@@ -90,6 +95,13 @@ int coord_config_set(coord_config *c, const char *key, const char *v, fn_errbuf 
         if (fn_parse_double(v, 1, 100, &d) != 0)
             return fn_seterr(eb, FN_EINVAL, "overprovision: '%s' is not a number in 1..100", v);
         c->overprovision = d;
+        return 0;
+    }
+    if (fn_config_key_is(key, "prf-lambda")) {
+        double d;
+        if (fn_parse_double(v, 0, 1, &d) != 0)
+            return fn_seterr(eb, FN_EINVAL, "prf-lambda: '%s' is not a number in 0..1", v);
+        c->prf_lambda = d;
         return 0;
     }
     if (fn_config_key_is(key, "log-level")) {
@@ -171,6 +183,10 @@ const char *coord_config_usage(void)
 "  --impressions-log FILE   log every page shown, with its features (JSON Lines; default off)\n"
 "  --impressions-max-bytes N  rotate the log past N bytes (default 268435456; 0 = never)\n"
 "  --impressions-keep N     rotated logs kept: FILE.1 .. FILE.N (default 5)\n"
+"  --prf-docs N             pseudo-relevance feedback (feature prf_rm3, computed when the\n"
+"                           stage-2 model uses it): feedback documents (default 10; 0 = off)\n"
+"  --prf-terms N            expansion terms kept (default 50)\n"
+"  --prf-lambda X           the original query's share of the expanded query (default 0.5)\n"
 "  --health-interval-ms N   probe every shard replica this often; 0 = never (default 1000)\n"
 "  --probe-deadline-ms N    a probe not answered within N ms fails (default 500); a search\n"
 "                           call's DEADLINE_EXCEEDED counts against a replica only if it had N ms\n"

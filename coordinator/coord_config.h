@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "fn_error.h"
+#include "prf.h"
 #include "validate.h"
 
 #define COORD_DEFAULT_LISTEN             "127.0.0.1:0"
@@ -44,6 +45,9 @@ typedef struct coord_config {
     char impressions_log[4096];   /* --impressions-log FILE ("" = off) */
     int64_t impressions_max_bytes;/* --impressions-max-bytes: rotate past this (0 = never) */
     int64_t impressions_keep;     /* --impressions-keep: rotated files kept */
+    int64_t prf_docs;             /* --prf-docs: feedback documents (0 = feedback off) */
+    int64_t prf_terms;            /* --prf-terms: expansion terms */
+    double prf_lambda;            /* --prf-lambda: the original query's share, 0..1 */
     int64_t health_interval_ms;   /* --health-interval-ms, 0..3600000 (0 = never) */
     int64_t probe_deadline_ms;    /* --probe-deadline-ms, 1..60000 */
     int64_t down_probe_interval_ms; /* --down-probe-interval-ms, 1..3600000 */

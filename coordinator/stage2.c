@@ -18,7 +18,7 @@ int coord_features_match(char *const *names, size_t n)
 }
 
 int coord_stage2(fn_arena *a, const Funnel__V1__ShardHit *const *hits, size_t got, size_t window,
-                 const rank_ranker *model, int want_rows, coord_stage2_out *out)
+                 const double *prf, const rank_ranker *model, int want_rows, coord_stage2_out *out)
 {
     memset(out, 0, sizeof *out);
     out->acct.name = "stage2";
@@ -50,6 +50,7 @@ int coord_stage2(fn_arena *a, const Funnel__V1__ShardHit *const *hits, size_t go
             size_t have_cols = hits[i]->n_features < nc ? hits[i]->n_features : nc;
             memcpy(row, hits[i]->features, have_cols * sizeof *row);
             for (size_t c = have_cols; c < nc; c++) row[c] = NAN;
+            if (prf) row[IDX_F_PRF_RM3] = (float)prf[i];
         }
         idx_features_window(out->rows, window, nc);
     }

@@ -28,9 +28,10 @@ typedef struct coord_stage2_out {
 /* hits[0, got): the merged list, best stage-1 score first (ties by key).
  * want_rows: assemble feature rows (for a model, explain or a features
  * request); rows need every hit to carry the shard's features. model may be
- * NULL. Returns 0 or -ENOMEM. */
+ * NULL. prf (NULL = none): per merged entry, the prf_rm3 column (NaN where
+ * feedback did not score it). Returns 0 or -ENOMEM. */
 int coord_stage2(fn_arena *a, const Funnel__V1__ShardHit *const *hits, size_t got, size_t window,
-                 const rank_ranker *model, int want_rows, coord_stage2_out *out);
+                 const double *prf, const rank_ranker *model, int want_rows, coord_stage2_out *out);
 
 /* 1 if names[0, n) are the registry's first n feature names (the shard and
  * the coordinator agree on the columns). */

@@ -45,9 +45,12 @@ static const idx_feature_def registry[F_NALL] = {
     [F_W_BM25F_REL] = { "w_bm25f_rel", IDX_FEAT_WINDOW, "bm25f / the largest bm25f of the stage-2 window" },
     [F_W_BM25F_RANK] = { "w_bm25f_rank", IDX_FEAT_WINDOW, "rank by bm25f in the stage-2 window (1 = best)" },
     [F_W_LM_B_GAP] = { "w_lm_body_gap", IDX_FEAT_WINDOW, "lm_body - the largest lm_body of the window" },
+    [F_PRF_RM3] = { "prf_rm3", IDX_FEAT_WINDOW, "BM25F of the RM3-expanded query (pseudo-relevance feedback from the index's best selection candidates); missing without feedback" },
+    [F_PRF_RM3_REL] = { "prf_rm3_rel", IDX_FEAT_WINDOW, "prf_rm3 / the largest prf_rm3 of the window" },
 };
 
 _Static_assert(IDX_F_BM25F == F_BM25F, "the coordinator's bm25f column");
+_Static_assert(IDX_F_PRF_RM3 == F_PRF_RM3, "the coordinator's prf_rm3 column");
 
 const idx_feature_def *idx_features(size_t *n)
 {
@@ -68,11 +71,12 @@ long idx_feature_find(const char *name)
 
 void idx_features_window(float *rows, size_t n, size_t stride)
 {
-    float best = -INFINITY, best_lm = -INFINITY;
+    float best = -INFINITY, best_lm = -INFINITY, best_prf = -INFINITY;
     for (size_t i = 0; i < n; i++) {
         const float *r = rows + i * stride;
         if (r[F_BM25F] > best) best = r[F_BM25F];
         if (r[F_LM_B] > best_lm) best_lm = r[F_LM_B];
+        if (r[F_PRF_RM3] > best_prf) best_prf = r[F_PRF_RM3];   /* NaN never compares greater */
     }
     for (size_t i = 0; i < n; i++) {
         float *r = rows + i * stride;
@@ -82,5 +86,7 @@ void idx_features_window(float *rows, size_t n, size_t stride)
         for (size_t j = 0; j < n; j++) rank += rows[j * stride + F_BM25F] > r[F_BM25F];
         r[F_W_BM25F_RANK] = (float)rank;
         r[F_W_LM_B_GAP] = r[F_LM_B] - best_lm;
+        /* prf_rm3 is the caller's (NaN without feedback); NaN stays NaN */
+        r[F_PRF_RM3_REL] = best_prf > 0 ? r[F_PRF_RM3] / best_prf : isnan(r[F_PRF_RM3]) ? NAN : 0;
     }
 }

@@ -208,6 +208,9 @@ static const char train_usage[] =
     "  --guard-min-t T      paired t a model needs against the base order (2.0)\n"
     "  --train-depth N      lambdarank models train on each query's top N documents\n"
     "                       by the base feature (100; 0 = all); scored on all\n"
+    "  --guard-alt NAME     an alternative ranking score tried alone and\n"
+    "                       interpolated with the base (default: prf_rm3 when the\n"
+    "                       data names it; none = no such candidates)\n"
     "  --threads T          with --guard: trainings run in parallel (default 2)\n"
     "Data:\n"
     "  --group FILE         group sizes for --data (default FILE.query if present)\n"
@@ -312,7 +315,7 @@ int ops_cmd_train(int argc, char **argv)
         O_DATA = 1, O_VALID, O_OBJ, O_OUT, O_TREES, O_DEPTH, O_LEAVES, O_LR, O_MINLEAF,
         O_MCW, O_L2, O_MINGAIN, O_SUB, O_COL, O_BINS, O_NDCGK, O_ES, O_SEED, O_THREADS,
         O_EVERY, O_C, O_MAXITER, O_TOL, O_NOINT, O_VGROUP, O_GUARD, O_BASEF, O_BASEW, O_IFOLDS,
-        O_MINT, O_TDEPTH
+        O_MINT, O_TDEPTH, O_ALT
     };
     static const struct option lo[] = {
         {"data", required_argument, 0, O_DATA},      {"valid", required_argument, 0, O_VALID},
@@ -334,6 +337,7 @@ int ops_cmd_train(int argc, char **argv)
         {"inner-folds", required_argument, 0, O_IFOLDS},
         {"guard-min-t", required_argument, 0, O_MINT},
         {"train-depth", required_argument, 0, O_TDEPTH},
+        {"guard-alt", required_argument, 0, O_ALT},
         DATA_OPTIONS,                                {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     const char *data = NULL, *valid_path = NULL, *out = NULL, *obj = NULL, *vgroup = NULL;
@@ -347,6 +351,7 @@ int ops_cmd_train(int argc, char **argv)
     int guard = 0, threads_set = 0, tdepth_set = 0;
     const char *settings_flag = NULL;   /* a settings flag --guard refuses */
     const char *base_feature = NULL;
+    const char *alt_feature = NULL;     /* --guard-alt; NULL: prf_rm3 if the data names it */
     double base_weight = NAN;           /* NaN: fitted */
     rank_guard_params grp;
     rank_guard_defaults(&grp);
@@ -377,6 +382,7 @@ int ops_cmd_train(int argc, char **argv)
             tdepth_set = 1;
             break;
         }
+        case O_ALT: alt_feature = optarg; break;
         case O_DATA: data = optarg; break;
         case O_VALID: valid_path = optarg; break;
         case O_VGROUP: vgroup = optarg; break;
@@ -479,8 +485,12 @@ int ops_cmd_train(int argc, char **argv)
         grp.objective = objective;
         grp.seed = gp.seed;
         if (threads_set) grp.threads = gp.threads;
+        if (objective == RANK_OBJ_LOGISTIC && alt_feature && strcmp(alt_feature, "none") != 0)
+            TRAIN_USAGE_ERR("--guard-alt is for lambdarank");
     } else if (tdepth_set) {
         TRAIN_USAGE_ERR("--train-depth goes with --guard");
+    } else if (alt_feature) {
+        TRAIN_USAGE_ERR("--guard-alt goes with --guard");
     } else if (base_feature && objective == RANK_OBJ_LOGISTIC) {
         TRAIN_USAGE_ERR("--base-feature is for tree models (lambdarank, binary)");
     } else if (!isnan(base_weight) && !base_feature) {
@@ -545,6 +555,20 @@ int ops_cmd_train(int argc, char **argv)
         printf("base margin: %s (column %ld) x %.9g\n", base_feature, base_col, gp.base_weight);
         fflush(stdout);
         if (gp.base_weight == 0) gp.base_feature = 0;
+    }
+    if (guard && objective == RANK_OBJ_LAMBDARANK) {
+        long alt_col = -1;
+        if (alt_feature && strcmp(alt_feature, "none") != 0) {
+            if ((alt_col = resolve_feature(&tr, data, alt_feature, dopt.zero_based)) < 0) goto fail_valid;
+        } else if (!alt_feature) {
+            for (size_t i = 0; tr.feature_names && i < tr.nfeatures; i++)
+                if (tr.feature_names[i] && strcmp(tr.feature_names[i], "prf_rm3") == 0) alt_col = (long)i;
+        }
+        if (alt_col >= 0 && alt_col == base_col) {
+            fprintf(stderr, "funnel train: error: --guard-alt must not be the base feature\n");
+            goto fail_valid;
+        }
+        if (alt_col >= 0) grp.alt_feature = (size_t)alt_col;
     }
     if (guard) {
         if (base_col >= 0) grp.base_feature = (size_t)base_col;

@@ -55,7 +55,7 @@ static const double LIN_L2[] = {1.0, 0.1};
  * margin are also interpolated towards the base: margin * w0 * base + alpha
  * * trees, alpha a power of two so that scaling the leaves is exact; without
  * a margin scaling the trees would not change their order. */
-enum { GC_BASE, GC_TREES, GC_LINEAR };
+enum { GC_BASE, GC_TREES, GC_LINEAR, GC_ALT };
 typedef struct gcand {
     int kind;
     unsigned setting;   /* GRID index, or LIN_L2 index */
@@ -70,8 +70,11 @@ static const gcand CANDS[] = {
     {GC_TREES, 0, 0.25}, {GC_TREES, 0, 0.5}, {GC_TREES, 0, 1.0},  /* d3-t100, margin */
     {GC_LINEAR, 0, 0},
     {GC_LINEAR, 1, 0},
+    /* the alternative score: alone (alpha 0), and base + alpha * r * alt */
+    {GC_ALT, 0, 0}, {GC_ALT, 0, 0.5}, {GC_ALT, 0, 1.0}, {GC_ALT, 0, 2.0},
 };
 #define NCANDS (sizeof CANDS / sizeof CANDS[0])
+#define NALT 4   /* the GC_ALT entries at CANDS' end */
 
 /* Logistic regression: C over standardised features. */
 static const double CGRID[] = {0.001, 0.01, 0.1, 1.0, 10.0};
@@ -88,6 +91,45 @@ void rank_guard_defaults(rank_guard_params *p)
     p->threads = 2;
     p->min_t = 2.0;
     p->train_depth = 100;
+    p->alt_feature = RANK_GUARD_NO_ALT;
+}
+
+/* r = sum of base / sum of alt over d's rows where both are finite and
+ * alt > 0 (1 if none): puts alt on the base's scale. */
+static double alt_ratio(const rank_dataset *d, size_t base, size_t alt)
+{
+    double sb = 0, sa = 0;
+    for (size_t i = 0; i < d->rows; i++) {
+        float b = d->X[i * d->nfeatures + base], a = d->X[i * d->nfeatures + alt];
+        if (isnan(b) || isnan(a) || a <= 0) continue;
+        sb += b;
+        sa += a;
+    }
+    return sa > 0 && sb > 0 ? sb / sa : 1.0;
+}
+
+/* The linear model wb * base + wa * alt (0 trees). */
+static int alt_model(const rank_dataset *d, size_t base, size_t alt, double wb, double wa, rank_model_t **out)
+{
+    rank_model_t *m = NULL;
+    double *w = calloc(d->nfeatures, sizeof *w);
+    int rc = w ? rank_model_new(RANK_MODEL_TREES, "lambdarank", d->nfeatures, &m) : -ENOMEM;
+    if (rc == 0) {
+        w[base] += wb;
+        w[alt] += wa;
+        rc = rank_model_set_linear_part(m, w);
+    }
+    if (rc == 0 && d->feature_names)
+        rc = rank_model_set_feature_names(m, (const char *const *)d->feature_names, d->nfeatures);
+    if (rc == 0)
+        rc = rank_model_finalize(m);
+    free(w);
+    if (rc) {
+        rank_model_free(m);
+        return rc;
+    }
+    *out = m;
+    return 0;
 }
 
 static uint64_t splitmix64(uint64_t *s)
@@ -930,6 +972,10 @@ int rank_guard_train(const rank_dataset *din, const rank_guard_params *p, rank_g
     if (!logistic && p->base_feature >= din->nfeatures)
         return fn_seterr(eb, FN_EINVAL, "guard: base feature column %zu is beyond the %zu features",
                          p->base_feature, din->nfeatures);
+    if (!logistic && p->alt_feature != RANK_GUARD_NO_ALT &&
+        (p->alt_feature >= din->nfeatures || p->alt_feature == p->base_feature))
+        return fn_seterr(eb, FN_EINVAL, "guard: alternative feature column %zu is beyond the %zu features "
+                         "or is the base", p->alt_feature, din->nfeatures);
     if (!(p->min_t >= 0) || !isfinite(p->min_t))
         return fn_seterr(eb, FN_EINVAL, "guard: bad min_t");
 
@@ -955,7 +1001,8 @@ int rank_guard_train(const rank_dataset *din, const rank_guard_params *p, rank_g
                          din->nqueries ? "queries" : "rows");
     }
     const size_t nsettings = logistic ? NCGRID : NGRID + NLIN;
-    const size_t ncand = logistic ? NCGRID : NCANDS;
+    /* the alternative score's candidates come last: left out without one */
+    const size_t ncand = logistic ? NCGRID : p->alt_feature == RANK_GUARD_NO_ALT ? NCANDS - NALT : NCANDS;
 
     gctx c;
     memset(&c, 0, sizeof c);
@@ -1050,6 +1097,24 @@ int rank_guard_train(const rank_dataset *din, const rank_guard_params *p, rank_g
             c.val[q] = rank_ndcg_query(d->label + b, colsum, n, GUARD_NDCG_K);
         }
     }
+    /* the alternative score's candidates: no training but r, from each
+     * inner fold's training part; held-out queries scored whole */
+    const int have_alt = !logistic && p->alt_feature != RANK_GUARD_NO_ALT;
+    for (unsigned k = 0; have_alt && k < K; k++) {
+        double ratio = alt_ratio(&c.tr[k], p->base_feature, p->alt_feature);
+        for (size_t ci = 0; ci < ncand; ci++) {
+            if (CANDS[ci].kind != GC_ALT) continue;
+            for (size_t j = 0; j < c.nho[k]; j++) {
+                size_t q = c.hoq[k][j], b = d->group[q], n = d->group[q + 1] - b;
+                for (size_t i = 0; i < n; i++) {
+                    double a = xv(d->X[(b + i) * d->nfeatures + p->alt_feature]);
+                    double x = xv(d->X[(b + i) * d->nfeatures + p->base_feature]);
+                    colsum[i] = CANDS[ci].alpha == 0 ? a : x + CANDS[ci].alpha * ratio * a;
+                }
+                c.val[ci * nq + q] = rank_ndcg_query(d->label + b, colsum, n, GUARD_NDCG_K);
+            }
+        }
+    }
     run_tasks(&c, run_one, nsettings * K, threads);
     if (c.rc) {
         rc = c.rc;
@@ -1089,6 +1154,11 @@ int rank_guard_train(const rank_dataset *din, const rank_guard_params *p, rank_g
                          CANDS[ci].alpha);
             else
                 snprintf(cd->name, sizeof cd->name, "lm-d%u-t%u", s->depth, s->trees);
+        } else if (CANDS[ci].kind == GC_ALT) {
+            if (CANDS[ci].alpha == 0)
+                snprintf(cd->name, sizeof cd->name, "alt");
+            else
+                snprintf(cd->name, sizeof cd->name, "base+alt-a%g", CANDS[ci].alpha);
         } else {
             snprintf(cd->name, sizeof cd->name, "lin-l2-%g", LIN_L2[CANDS[ci].setting]);
         }
@@ -1140,7 +1210,8 @@ int rank_guard_train(const rank_dataset *din, const rank_guard_params *p, rank_g
                 else if (mean > 0)
                     cd->t = INFINITY;
             }
-            cd->eligible = cd->mean > b->mean && 2 * cd->wins > K && cd->t >= p->min_t;
+            cd->eligible = cd->mean > b->mean && 2 * cd->wins > K && cd->t >= p->min_t &&
+                           (CANDS[ci].kind != GC_ALT || have_alt);
             if (cd->eligible && (chosen == 0 || cd->mean > r.cand[chosen].mean))
                 chosen = ci;
         }
@@ -1156,6 +1227,14 @@ int rank_guard_train(const rank_dataset *din, const rank_guard_params *p, rank_g
         if (chosen == 0) {
             if ((rc = base_model(din, p->base_feature, &mfinal))) {
                 fn_seterr(eb, rc, "guard: cannot build the base model");
+                goto fail;
+            }
+        } else if (CANDS[chosen].kind == GC_ALT) {
+            double a = CANDS[chosen].alpha;
+            double ratio = alt_ratio(dtop, p->base_feature, p->alt_feature);
+            if ((rc = alt_model(din, p->base_feature, p->alt_feature, a == 0 ? 0.0 : 1.0,
+                                a == 0 ? 1.0 : a * ratio, &mfinal))) {
+                fn_seterr(eb, rc, "guard: cannot build the model");
                 goto fail;
             }
         } else if (CANDS[chosen].kind == GC_LINEAR) {

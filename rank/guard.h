@@ -13,6 +13,10 @@
  *               at interpolation strengths alpha (base margin + alpha * trees);
  *               linear models over standardised features on top of the same
  *               margin (the base's weight fixed), two L2 strengths;
+ *               with an alternative score A (alt_feature, e.g. prf_rm3): A
+ *               alone, and base + a x r x A for a in {0.5, 1, 2}, r = the sum
+ *               of base / the sum of A over the training rows (no learning
+ *               beyond r: interpolations with the BM25 score);
  *   evaluation  every training query is held out once (inner folds, seeded);
  *               its NDCG@10 under each candidate trained without it;
  *   rule        a candidate other than "base" is eligible only if its mean
@@ -50,7 +54,11 @@ typedef struct rank_guard_params {
     double min_t;                   /* 2.0: paired t a candidate needs against base */
     size_t train_depth;             /* 100: lambdarank models train on each query's top N by the
                                        base (held-out queries are scored whole); 0 = all */
+    size_t alt_feature;             /* lambdarank: column of an alternative ranking score (e.g.
+                                       prf_rm3), tried alone and interpolated with the base;
+                                       RANK_GUARD_NO_ALT (default) = none */
 } rank_guard_params;
+#define RANK_GUARD_NO_ALT ((size_t)-1)
 
 void rank_guard_defaults(rank_guard_params *p);
 

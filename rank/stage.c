@@ -144,6 +144,13 @@ void rank_ranker_unref(rank_ranker *r)
 }
 
 const char *rank_ranker_describe(const rank_ranker *r) { return r ? r->desc : "none"; }
+int rank_ranker_uses(const rank_ranker *r, size_t col)
+{
+    for (size_t j = 0; r && j < r->nf; j++)
+        if (r->col[j] == col) return 1;
+    return 0;
+}
+
 const rank_model_t *rank_ranker_model(const rank_ranker *r) { return r->m; }
 
 int rank_ranker_score(const rank_ranker *r, const float *rows, size_t n, size_t stride, double *out)

@@ -16,6 +16,7 @@
 #include "funnel.pb-c.h"
 #include "feature_registry.h"
 #include "integrity.h"
+#include "prf.h"
 #include "stage1.h"
 #include "rpc_client.h"   /* method paths */
 #include "rpc_server.h"
@@ -70,6 +71,7 @@ typedef struct search_job {
     uint32_t feature_hits;
     int explain;
     uint32_t explain_hits;
+    uint32_t feedback_docs;
     /* results, filled on the worker thread */
     int damaged;                  /* the index failed a check: stop serving */
     grpc_status_code code;
@@ -230,6 +232,41 @@ static int resp_fill(Funnel__V1__ShardSearchResponse *r, fn_arena *a, const shar
     return 0;
 }
 
+/* Pseudo-relevance feedback (index/prf.h): the query terms' weights and
+ * the term vectors of the best n selection candidates. */
+static int feedback_fill(Funnel__V1__ShardSearchResponse *r, fn_arena *a, idx_searcher_t *se,
+                         const shard_funnel_out *fo, uint32_t n, fn_errbuf *eb)
+{
+    size_t nq = fo->sel.nterms;
+    if (nq) {
+        if (!(r->term_weights = fn_arena_alloc(a, nq * sizeof *r->term_weights)))
+            return fn_seterr(eb, -ENOMEM, "out of memory");
+        r->n_term_weights = idx_query_weights(se, r->term_weights, nq) == nq ? nq : 0;
+    }
+    if (n > fo->sel.nhits) n = (uint32_t)fo->sel.nhits;
+    if (!n) return 0;
+    uint32_t *docs = fn_arena_alloc(a, n * sizeof *docs);
+    idx_fbdoc *fb = fn_arena_alloc(a, n * sizeof *fb);
+    r->feedback = fn_arena_alloc(a, n * sizeof *r->feedback);
+    Funnel__V1__FeedbackDoc *m = fn_arena_alloc(a, n * sizeof *m);
+    if (!docs || !fb || !r->feedback || !m) return fn_seterr(eb, -ENOMEM, "out of memory");
+    for (uint32_t i = 0; i < n; i++) docs[i] = fo->sel.hits[i].doc;
+    int rc = idx_feedback_docs(se, docs, n, a, fb, eb);
+    if (rc) return rc;
+    for (uint32_t i = 0; i < n; i++) {
+        funnel__v1__feedback_doc__init(&m[i]);
+        m[i].key = fo->sel.hits[i].key;
+        m[i].score = fo->sel.hits[i].score;
+        m[i].length = fb[i].length;
+        m[i].terms = (char **)fb[i].terms;
+        m[i].n_terms = fb[i].nterms;
+        m[i].tf = fb[i].tf;
+        m[i].n_tf = fb[i].nterms;
+        r->feedback[r->n_feedback++] = &m[i];
+    }
+    return 0;
+}
+
 static rank_ranker *model_get(shard_t *s)
 {
     uv_mutex_lock(&s->model_mu);
@@ -299,6 +336,7 @@ static void search_work(uv_work_t *w)   /* worker thread */
         const char *mdesc = model ? fn_arena_strdup(&j->mem, rank_ranker_describe(model)) : NULL;
         rc = resp_fill(&j->resp, &j->mem, &fo, s->fnames, j->explain, mdesc);
     }
+    if (rc == 0 && j->feedback_docs) rc = feedback_fill(&j->resp, &j->mem, se, &fo, j->feedback_docs, &eb);
     rank_ranker_unref(model);
     idx_searcher_release(se);
     pool_put(&s->pool, se);
@@ -432,6 +470,11 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
         reject(s, call, "features: %u is not 0, 1 or 2", (unsigned)req->features);
         return;
     }
+    if (req->feedback_docs > IDX_MAX_FEEDBACK_DOCS) {
+        reject(s, call, "feedback_docs: %u is more than %u", (unsigned)req->feedback_docs,
+               (unsigned)IDX_MAX_FEEDBACK_DOCS);
+        return;
+    }
     uint32_t selk = req->selection_k ? req->selection_k : req->k;
     if (selk < req->k) selk = req->k;
     if (selk > s->cfg.max_k) {
@@ -463,6 +506,7 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
     j->feature_hits = req->feature_hits;
     j->skip_stage1 = req->skip_stage1;
     j->explain = req->explain;
+    j->feedback_docs = req->feedback_docs;
     uint32_t cap = s->cfg.max_explain_hits ? s->cfg.max_explain_hits : SHARD_DEFAULT_MAX_EXPLAIN_HITS;
     j->explain_hits = req->explain_hits && req->explain_hits < cap ? req->explain_hits : cap;
     funnel__v1__shard_search_response__init(&j->resp);
@@ -472,6 +516,151 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
         s->errors++;
         rpc_call_reply(call, GRPC_STATUS_INTERNAL, uv_strerror(rc), NULL);
         job_free(j);
+    }
+}
+
+/* ---- Shard/Rescore: the expanded query of pseudo-relevance feedback -------- */
+
+typedef struct rescore_job {
+    uv_work_t work;
+    shard_t *s;
+    rpc_call_t *call;
+    gpr_timespec deadline;
+    size_t nterms, ndocs;
+    char **terms;
+    double *weights;
+    uint32_t *docs;
+    uint64_t *keys;               /* NULL: not checked */
+    int damaged;
+    grpc_status_code code;
+    char msg[512];
+    Funnel__V1__ShardRescoreResponse resp;
+    fn_arena mem;
+} rescore_job;
+
+static void rescore_work(uv_work_t *w)   /* worker thread */
+{
+    rescore_job *j = w->data;
+    shard_t *s = j->s;
+    if (gpr_time_cmp(gpr_now(GPR_CLOCK_MONOTONIC), j->deadline) >= 0) {
+        j->code = GRPC_STATUS_DEADLINE_EXCEEDED;
+        snprintf(j->msg, sizeof j->msg, "deadline passed before the rescoring started");
+        return;
+    }
+    j->resp.scores = fn_arena_alloc(&j->mem, (j->ndocs ? j->ndocs : 1) * sizeof *j->resp.scores);
+    if (!j->resp.scores) {
+        j->code = GRPC_STATUS_RESOURCE_EXHAUSTED;
+        snprintf(j->msg, sizeof j->msg, "out of memory");
+        return;
+    }
+    idx_searcher_t *se = pool_get(&s->pool);
+    fn_errbuf eb = {{0}};
+    int rc = idx_rescore(se, &s->cfg.bm25, (const char *const *)j->terms, j->weights, j->nterms, j->docs,
+                         j->keys, j->ndocs, j->resp.scores, &eb);
+    idx_searcher_release(se);
+    pool_put(&s->pool, se);
+    if (rc == 0) {
+        j->resp.n_scores = j->ndocs;
+        j->code = GRPC_STATUS_OK;
+        return;
+    }
+    j->code = rc == FN_EINVAL ? GRPC_STATUS_INVALID_ARGUMENT
+            : rc == -ENOMEM ? GRPC_STATUS_RESOURCE_EXHAUSTED
+            : idx_is_damage(rc) ? GRPC_STATUS_DATA_LOSS : GRPC_STATUS_INTERNAL;
+    j->damaged = idx_is_damage(rc);
+    snprintf(j->msg, sizeof j->msg, "%s", fn_errmsg(&eb, rc));
+}
+
+static void rescore_done(uv_work_t *w, int status)   /* loop thread */
+{
+    rescore_job *j = w->data;
+    shard_t *s = j->s;
+    if (status != 0) {
+        j->code = GRPC_STATUS_CANCELLED;
+        snprintf(j->msg, sizeof j->msg, "rescoring cancelled: %s", uv_strerror(status));
+    }
+    if (j->damaged) mark_broken(s, j->msg);
+    if (j->code != GRPC_STATUS_OK) {
+        s->errors++;
+        rpc_call_reply(j->call, j->code, j->msg, NULL);
+    } else {
+        rpc_call_reply(j->call, GRPC_STATUS_OK, NULL, &j->resp.base);
+    }
+    fn_arena_free(&j->mem);
+    free(j);
+}
+
+static void handle_rescore(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
+{
+    shard_t *s = ud;
+    const Funnel__V1__ShardRescoreRequest *req = (const Funnel__V1__ShardRescoreRequest *)m;
+    s->requests++;
+    if (s->broken) {
+        s->errors++;
+        char msg[600];
+        snprintf(msg, sizeof msg, "shard not serving: index damaged: %s", s->broken_reason);
+        rpc_call_reply(call, GRPC_STATUS_DATA_LOSS, msg, NULL);
+        return;
+    }
+    /* the cheap checks here; terms, weights and documents in idx_rescore */
+    if (req->n_terms > IDX_MAX_RESCORE_TERMS) {
+        reject(s, call, "terms: %zu, more than %u", req->n_terms, (unsigned)IDX_MAX_RESCORE_TERMS);
+        return;
+    }
+    if (req->n_weights != req->n_terms) {
+        reject(s, call, "weights: %zu for %zu terms", req->n_weights, req->n_terms);
+        return;
+    }
+    if (req->n_docs > s->cfg.max_k) {
+        reject(s, call, "docs: %zu, more than max-k %u", req->n_docs, (unsigned)s->cfg.max_k);
+        return;
+    }
+    if (req->n_keys && req->n_keys != req->n_docs) {
+        reject(s, call, "keys: %zu for %zu docs", req->n_keys, req->n_docs);
+        return;
+    }
+    for (size_t t = 0; t < req->n_terms; t++)
+        if (!fn_utf8_valid(req->terms[t], strlen(req->terms[t]))) {
+            reject(s, call, "terms[%zu]: not valid UTF-8", t);
+            return;
+        }
+    rescore_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        s->errors++;
+        rpc_call_reply(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+        return;
+    }
+    fn_arena_init(&j->mem);
+    j->s = s;
+    j->call = call;
+    j->deadline = rpc_call_deadline(call);
+    j->nterms = req->n_terms;
+    j->ndocs = req->n_docs;
+    j->terms = fn_arena_alloc(&j->mem, (j->nterms ? j->nterms : 1) * sizeof *j->terms);
+    j->weights = fn_arena_alloc(&j->mem, (j->nterms ? j->nterms : 1) * sizeof *j->weights);
+    j->docs = fn_arena_alloc(&j->mem, (j->ndocs ? j->ndocs : 1) * sizeof *j->docs);
+    j->keys = req->n_keys ? fn_arena_alloc(&j->mem, j->ndocs * sizeof *j->keys) : NULL;
+    int oom = !j->terms || !j->weights || !j->docs || (req->n_keys && !j->keys);
+    for (size_t t = 0; t < j->nterms && !oom; t++)
+        oom = !(j->terms[t] = fn_arena_strdup(&j->mem, req->terms[t]));
+    if (oom) {
+        fn_arena_free(&j->mem);
+        free(j);
+        s->errors++;
+        rpc_call_reply(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+        return;
+    }
+    if (j->nterms) memcpy(j->weights, req->weights, j->nterms * sizeof *j->weights);
+    if (j->ndocs) memcpy(j->docs, req->docs, j->ndocs * sizeof *j->docs);
+    if (j->keys) memcpy(j->keys, req->keys, j->ndocs * sizeof *j->keys);
+    funnel__v1__shard_rescore_response__init(&j->resp);
+    j->work.data = j;
+    int rc = uv_queue_work(s->loop, &j->work, rescore_work, rescore_done);
+    if (rc != 0) {
+        s->errors++;
+        rpc_call_reply(call, GRPC_STATUS_INTERNAL, uv_strerror(rc), NULL);
+        fn_arena_free(&j->mem);
+        free(j);
     }
 }
 
@@ -567,10 +756,12 @@ int shard_start(uv_loop_t *loop, const shard_config *cfg, shard_t **out, fn_errb
     rpc_method methods[] = {
         {RPC_METHOD_SHARD_SEARCH, &funnel__v1__shard_search_request__descriptor,
          handle_search, s},
+        {RPC_METHOD_SHARD_RESCORE, &funnel__v1__shard_rescore_request__descriptor,
+         handle_rescore, s},
         {RPC_METHOD_ADMIN_STATUS, &funnel__v1__status_request__descriptor, handle_status, s},
         {RPC_METHOD_ADMIN_PUSH_MODEL, &funnel__v1__push_model_request__descriptor, handle_push, s},
     };
-    rpc_server_opts o = {.addr = cfg->listen, .methods = methods, .nmethods = 3};
+    rpc_server_opts o = {.addr = cfg->listen, .methods = methods, .nmethods = 4};
     if ((rc = rpc_server_start(loop, &o, &s->rpc, eb)) != 0) goto fail_pool;
     *out = s;
     return 0;

@@ -111,7 +111,8 @@ with grpc.insecure_channel(addr) as ch:
     r = search(SearchRequest(query="hello", k=3, explain=True), timeout=10)
     check(len(r.hits[0].stages) == 5 and r.hits[0].stages[0].ran and not r.hits[0].stages[1].ran,
           "explain stages: " + ",".join(f"{s.stage}={s.ran}" for s in r.hits[0].stages))
-    check([s.name for s in r.stages] == ["selection", "stage1", "merge", "stage2", "blender", "filter"],
+    check([s.name for s in r.stages] == ["selection", "stage1", "merge", "feedback", "stage2", "blender",
+                                        "filter"],
           "stages listed in funnel order")
     # valgrind slows the coordinator's own 10% reserve: give it more time
     stall_s = 1.5 if use_vg else 0.8

@@ -337,13 +337,13 @@ Test(coord, all_shards_exact_merge_and_pages)
         cr_assert_str_eq(r->request_id, "req-42");
         cr_assert_eq(r->n_terms, 2);
         cr_assert_str_eq(r->terms[0], "fake");
-        cr_assert_eq(r->n_stages, 6);
+        cr_assert_eq(r->n_stages, 7);
         const Funnel__V1__StageInfo *sel = find_stage(r, "selection"), *mg = find_stage(r, "merge");
         cr_assert(sel && sel->ran && sel->time_us == 102 && sel->count_out == NDOCS);
         cr_assert(mg && mg->ran);
-        const char *off[] = { "stage1", "stage2", "blender", "filter" };
-        const char *why[] = { "no model", "no model", "not built yet", "not built yet" };
-        for (int i = 0; i < 4; i++) {
+        const char *off[] = { "stage1", "feedback", "stage2", "blender", "filter" };
+        const char *why[] = { "no model", "not needed", "no model", "not built yet", "not built yet" };
+        for (int i = 0; i < 5; i++) {
             const Funnel__V1__StageInfo *s = find_stage(r, off[i]);
             cr_assert(s && !s->ran && strstr(s->note, why[i]), "%s: %s", off[i], s ? s->note : "");
         }

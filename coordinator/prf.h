@@ -1,0 +1,56 @@
+/* prf.h - the coordinator's half of pseudo-relevance feedback: the RM3
+ * expanded query (docs/ranking.md, feature "prf_rm3").
+ *
+ * Feedback: the best `docs` selection candidates of the whole index, by
+ * (selection score desc, key asc) - each shard sends its own best ones with
+ * their term vectors, so the set does not depend on the shard count.
+ * Relevance model RM1 (Lavrenko and Croft 2001, the "RM3" of Abdul-Jaleel
+ * et al. 2004 once interpolated with the query):
+ *
+ *   P(w|R) = sum_D  s(D) / sum_D' s(D')  x  tf(w, D) / |D|
+ *
+ * over the feedback documents D with selection scores s(D); the `terms`
+ * most likely w (ties by byte order) are kept and renormalised, and
+ *
+ *   weight(w) = lambda x qw(w) / sum qw  +  (1 - lambda) x P(w|R)
+ *
+ * with qw the query-term occurrences. A shard scores its documents for the
+ * weighted query with BM25F (index/prf.h). Every sum runs in an order fixed
+ * by the data (documents by rank, terms by bytes), so 1 and N shards give
+ * bit-identical weights.
+ */
+#ifndef FUNNEL_COORD_PRF_H
+#define FUNNEL_COORD_PRF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fn_arena.h"
+#include "funnel.pb-c.h"
+
+typedef struct coord_prf_params {
+    uint32_t docs;      /* feedback documents (10; 0 = feedback off) */
+    uint32_t terms;     /* expansion terms kept (50) */
+    double lambda;      /* the original query's share (0.5) */
+} coord_prf_params;
+
+#define COORD_DEFAULT_PRF_DOCS   10
+#define COORD_DEFAULT_PRF_TERMS  50
+#define COORD_DEFAULT_PRF_LAMBDA 0.5
+
+/* The expanded query: n distinct terms in byte order with their weights. */
+typedef struct coord_prf_query {
+    size_t n;
+    char **terms;
+    double *weights;
+    size_t fb_docs;     /* feedback documents used */
+} coord_prf_query;
+
+/* Expand from the shards' replies resps[0, n) (NULL entries: no reply).
+ * The query terms and their weights come from the first reply that has
+ * them. Arrays live in a. Returns 0 (out->n = 0: nothing to expand with,
+ * e.g. no feedback documents) or -ENOMEM. */
+int coord_prf_expand(fn_arena *a, const coord_prf_params *p,
+                     const Funnel__V1__ShardSearchResponse *const *resps, size_t n, coord_prf_query *out);
+
+#endif
