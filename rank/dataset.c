@@ -614,16 +614,14 @@ int rank_dataset_load(const char *path, const rank_dataset_opts *opts, rank_data
 
     size_t ncols = any_feature ? (size_t)(maxid - base) + 1 : 0;
     if (have_header && hnames) {
-        /* The header must describe the data's columns: a different count
-         * means it belongs to another file (or the file was cut). An empty
-         * file takes its width from the header. */
-        if (rows > 0 && ncols != nhnames) {
-            if (ncols > nhnames)
-                rc = fn_seterr(eb, FN_EPARSE, "%s:1: the features header names %zu features but the data has %zu "
-                               "columns (feature id %u on line %zu)", path, nhnames, ncols, maxid, maxid_line);
-            else
-                rc = fn_seterr(eb, FN_EPARSE, "%s:1: the features header names %zu features but the data has "
-                               "only %zu columns", path, nhnames, ncols);
+        /* The header must name every column of the data: a feature id past
+         * it means the header belongs to another file. Fewer columns are
+         * fine: sparse rows leave missing values out, so the last features
+         * may be missing everywhere (e.g. a feature that did not run). An
+         * empty file takes its width from the header. */
+        if (rows > 0 && ncols > nhnames) {
+            rc = fn_seterr(eb, FN_EPARSE, "%s:1: the features header names %zu features but the data has %zu "
+                           "columns (feature id %u on line %zu)", path, nhnames, ncols, maxid, maxid_line);
             goto fail;
         }
         if (opts->nfeatures && opts->nfeatures < nhnames) {

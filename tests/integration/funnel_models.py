@@ -6,6 +6,8 @@
       the same feature vectors, and the page is in stage-1 order
   funnel_models.py shards ADDR_1SHARD PROTO_DIR QUERIES ADDR_3SHARDS
       the same final ranking (ids and scores) from 1 and 3 shards
+  funnel_models.py rescore SHARD_ADDR PROTO_DIR QUERIES
+      Shard/Rescore and feedback_docs called directly: good and malformed requests
   funnel_models.py push ADDR PROTO_DIR QUERIES FUNNEL MODEL_A MODEL_B SECS
       models pushed in turn under load: no failed query, and every response
       names the new model within 1 s of the push
@@ -82,6 +84,8 @@ elif mode == "shards":
         assert [s.name for s in a.stages if s.ran] == [s.name for s in b.stages if s.ran], \
             "stages differ: %s / %s" % ([s.name for s in a.stages if s.ran], [s.name for s in b.stages if s.ran])
         assert "stage2" in [s.name for s in a.stages if s.ran], "stage 2 did not run: %s" % stage_note(a, "stage2")
+        assert "feedback" in [s.name for s in a.stages if s.ran], \
+            "feedback (prf_rm3) did not run: %s" % stage_note(a, "feedback")
         ia, ib = [h.id for h in a.hits], [h.id for h in b.hits]
         if ia != ib:
             diff += 1
@@ -92,6 +96,42 @@ elif mode == "shards":
         n += len(ia)
     assert diff == 0, "%d of 60 queries ranked differently" % diff
     print("ok: 60 queries x 50 hits (%d): 1 shard and 3 shards rank identically with both models" % n)
+
+elif mode == "rescore":
+    # Shard/Rescore called directly, as an attacker would: every malformed
+    # request is INVALID_ARGUMENT naming the problem; a good one is scored
+    shard = ch
+    r = pb.call(shard, pb.SHARD_SEARCH, pb.M.ShardSearchRequest(query="boundary layer flow", k=5,
+                                                                 feedback_docs=3), pb.M.ShardSearchResponse)
+    assert len(r.feedback) == 3 and all(f.length == sum(f.tf) and len(f.terms) == len(f.tf) for f in r.feedback), \
+        "feedback term vectors: %r" % [(f.length, len(f.terms)) for f in r.feedback]
+    assert list(r.term_weights) == [1] * len(r.terms), "term weights %r" % list(r.term_weights)
+    docs, keys = [h.doc for h in r.hits], [h.key for h in r.hits]
+    good = pb.M.ShardRescoreRequest(terms=["boundari", "layer"], weights=[0.5, 0.5], docs=docs, keys=keys)
+    ok = pb.call(shard, pb.SHARD_RESCORE, good, pb.M.ShardRescoreResponse)
+    assert len(ok.scores) == len(docs) and all(x > 0 for x in ok.scores), "scores %r" % list(ok.scores)
+    bad = [
+        (dict(terms=["a"], weights=[1, 2], docs=docs), "weights"),
+        (dict(terms=["a"] * 1001, weights=[1] * 1001, docs=docs), "terms"),
+        (dict(terms=["a", "a"], weights=[1, 1], docs=docs), "appears twice"),
+        (dict(terms=["a"], weights=[float("nan")], docs=docs), "weights[0]"),
+        (dict(terms=["a"], weights=[-1], docs=docs), "weights[0]"),
+        (dict(terms=[""], weights=[1], docs=docs), "terms[0]"),
+        (dict(terms=["x" * 300], weights=[1], docs=docs), "terms[0]"),
+        (dict(terms=["a"], weights=[1], docs=[10 ** 9]), "out of range"),
+        (dict(terms=["a"], weights=[1], docs=docs[:2], keys=keys[:1]), "keys"),
+        (dict(terms=["a"], weights=[1], docs=docs[:2], keys=[keys[1], keys[0]]), "another key"),
+        (dict(terms=["a"], weights=[1], docs=[docs[0], docs[0]]), "twice"),
+        (dict(terms=["a"], weights=[1], docs=list(range(20000))), "max-k"),
+    ]
+    for kw, want in bad:
+        body, err = pb.call_raw(shard, pb.SHARD_RESCORE, pb.M.ShardRescoreRequest(**kw), 5.0)
+        assert err is not None and err.code() == grpc.StatusCode.INVALID_ARGUMENT and want in err.details(), \
+            "%s: %r" % (want, err and (err.code(), err.details()))
+    body, err = pb.call_raw(shard, pb.SHARD_SEARCH, pb.M.ShardSearchRequest(query="x", k=5, feedback_docs=101), 5.0)
+    assert err is not None and err.code() == grpc.StatusCode.INVALID_ARGUMENT and "feedback_docs" in err.details()
+    print("ok: Shard/Rescore scores %d documents; %d malformed requests (and feedback_docs over 100) refused "
+          "with INVALID_ARGUMENT naming the problem" % (len(docs), len(bad)))
 
 elif mode == "push":
     funnel, ma, mb, secs = sys.argv[5], sys.argv[6], sys.argv[7], float(sys.argv[8])

@@ -24,12 +24,15 @@ _NAMES = {
     "SearchRequest": "funnel.v1.SearchRequest", "SearchResponse": "funnel.v1.SearchResponse",
     "ShardSearchRequest": "funnel.v1.ShardSearchRequest",
     "ShardSearchResponse": "funnel.v1.ShardSearchResponse",
+    "ShardRescoreRequest": "funnel.v1.ShardRescoreRequest",
+    "ShardRescoreResponse": "funnel.v1.ShardRescoreResponse",
     "StatusRequest": "funnel.v1.StatusRequest", "StatusResponse": "funnel.v1.StatusResponse",
     "HealthCheckRequest": "grpc.health.v1.HealthCheckRequest",
     "HealthCheckResponse": "grpc.health.v1.HealthCheckResponse",
 }
 SEARCH = "/funnel.v1.Search/Search"
 SHARD_SEARCH = "/funnel.v1.Shard/Search"
+SHARD_RESCORE = "/funnel.v1.Shard/Rescore"
 STATUS = "/funnel.v1.Admin/Status"
 HEALTH = "/grpc.health.v1.Health/Check"
 

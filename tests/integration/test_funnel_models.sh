@@ -2,7 +2,9 @@
 # The live funnel with models (issue 7, acceptance 5 and 6), on cranfield:
 #  - stage 1: the order and scores a shard gives equal `funnel predict` of the
 #    same model on the same features, offline;
-#  - 1 shard and 3 shards give the same final ranking with both models loaded;
+#  - 1 shard and 3 shards give the same final ranking with both models loaded
+#    (the stage-2 model reads prf_rm3: feedback runs and is shard-independent);
+#  - Shard/Rescore validates what it is given;
 #  - a model naming an unknown feature (or, for stage 1, a positional one) is
 #    refused with a message naming it: by push, and by a shard at start;
 #  - `funnel model push` under load: no failed query, and the responses name
@@ -61,6 +63,7 @@ AA=$("$FUNNEL" cluster up --index "$I1" --dir "$RA" --stage1-model "$T/m1.model"
 AB=$("$FUNNEL" cluster up --index "$I3" --dir "$RB" --stage1-model "$T/m1.model" --stage2-model "$T/m2.model" \
      --coordinator-config "$T/coord.conf" 2>"$T/upb.err") || { cat "$T/upb.err"; fail "cluster up (3 shards, models)"; }
 "$PY" "$HERE/funnel_models.py" shards "$AA" "$HERE/../../proto" "$Q" "$AB" || fail "1 vs 3 shards with models"
+"$PY" "$HERE/funnel_models.py" rescore "$(cat "$RB/shard-0.addr")" "$HERE/../../proto" "$Q" || fail "Shard/Rescore"
 
 # push under load (a short run here; the issue's 60 s by hand: FUNNEL_PUSH_SECS=60)
 "$PY" "$HERE/funnel_models.py" push "$AB" "$HERE/../../proto" "$Q" "$FUNNEL" "$T/m2.model" "$T/m2b.model" \
