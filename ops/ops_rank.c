@@ -205,7 +205,7 @@ static const char train_usage[] =
     "                       --guard-min-t; logistic picks C. The report goes to\n"
     "                       stderr. Settings flags (--trees, --C, ...) are refused.\n"
     "  --inner-folds K      inner folds (5)\n"
-    "  --guard-min-t T      paired t a model needs against the base order (2.0)\n"
+    "  --guard-min-t T      paired t a model needs against the base order (2.5)\n"
     "  --train-depth N      lambdarank models train on each query's top N documents\n"
     "                       by the base feature (100; 0 = all); scored on all\n"
     "  --guard-alt NAME     an alternative ranking score tried alone and\n"

@@ -51,7 +51,7 @@ typedef struct rank_guard_params {
     unsigned inner_folds;           /* 5 (2.. queries) */
     uint64_t seed;                  /* 1: inner folds and the trees' sampling */
     unsigned threads;               /* 2: (setting, fold) trainings run in parallel */
-    double min_t;                   /* 2.0: paired t a candidate needs against base */
+    double min_t;                   /* 2.5: paired t a candidate needs against base */
     size_t train_depth;             /* 100: lambdarank models train on each query's top N by the
                                        base (held-out queries are scored whole); 0 = all */
     size_t alt_feature;             /* lambdarank: column of an alternative ranking score (e.g.
