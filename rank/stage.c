@@ -16,6 +16,7 @@ struct rank_ranker {
     rank_model_t *m;
     size_t nf;           /* the model's features */
     uint32_t *col;       /* model feature j = column col[j] of the rows */
+    unsigned char *used; /* model feature j is read: a split on it or a nonzero weight */
     char desc[256];
 };
 
@@ -24,6 +25,7 @@ static void ranker_free(rank_ranker *r)
     if (!r) return;
     rank_model_free(r->m);
     free(r->col);
+    free(r->used);
     free(r);
 }
 
@@ -33,7 +35,9 @@ int rank_ranker_new(rank_model_t *m, const char *label, const char *const *names
     *out = NULL;
     rank_ranker *r = calloc(1, sizeof *r);
     size_t nf = rank_model_nfeatures(m);
-    if (!r || !(r->col = calloc(nf ? nf : 1, sizeof *r->col))) {
+    if (!r || !(r->col = calloc(nf ? nf : 1, sizeof *r->col)) ||
+        !(r->used = calloc(nf ? nf : 1, sizeof *r->used))) {
+        if (r) free(r->col);
         free(r);
         rank_model_free(m);
         return fn_seterr(eb, -ENOMEM, "out of memory");
@@ -41,6 +45,16 @@ int rank_ranker_new(rank_model_t *m, const char *label, const char *const *names
     r->m = m;
     r->nf = nf;
     atomic_init(&r->refs, 1);
+    /* what the model reads: a model may name features it never splits on
+     * (trained on a file with more columns); a stage skips computing those */
+    for (size_t t = 0; t < rank_model_ntrees(m); t++) {
+        size_t nn;
+        const rank_node *nodes = rank_model_tree(m, t, &nn);
+        for (size_t i = 0; i < nn; i++)
+            if (nodes[i].feature >= 0 && (size_t)nodes[i].feature < nf) r->used[nodes[i].feature] = 1;
+    }
+    for (size_t j = 0; j < nf; j++)
+        if (rank_model_weight(m, j) != 0) r->used[j] = 1;
     /* every feature the model uses must be one this stage computes */
     char bad[400] = "", unusable[400] = "";
     size_t nbad = 0, nunusable = 0, unnamed = 0;
@@ -147,7 +161,7 @@ const char *rank_ranker_describe(const rank_ranker *r) { return r ? r->desc : "n
 int rank_ranker_uses(const rank_ranker *r, size_t col)
 {
     for (size_t j = 0; r && j < r->nf; j++)
-        if (r->col[j] == col) return 1;
+        if (r->used[j] && r->col[j] == col) return 1;
     return 0;
 }
 
@@ -168,19 +182,74 @@ int rank_ranker_score(const rank_ranker *r, const float *rows, size_t n, size_t 
 
 /* ---- the driver ---- */
 
-/* qsort has no context argument: the list being sorted, per thread */
-static _Thread_local const rank_list *tl_list;
-
-static int by_score(const void *a, const void *b)
+/* The stage order: score descending, NaN last (like every other order in
+ * rank/), then key ascending, then the list position - the last makes the
+ * order total, so any sort gives what a stable sort gives. */
+static inline int before(const rank_list *l, size_t i, size_t j)
 {
-    size_t i = *(const size_t *)a, j = *(const size_t *)b;
-    const rank_list *l = tl_list;
     double x = l->score[i], y = l->score[j];
-    /* NaN ranks last, like every other order in rank/ */
     int xn = isnan(x), yn = isnan(y);
-    if (xn != yn) return xn - yn;
-    if (!xn && x != y) return x > y ? -1 : 1;
-    return l->key[i] < l->key[j] ? -1 : l->key[i] > l->key[j];
+    if (xn != yn) return yn;
+    if (!xn && x != y) return x > y;
+    if (l->key[i] != l->key[j]) return l->key[i] < l->key[j];
+    return i < j;
+}
+
+static inline void iswap(size_t *a, size_t *b) { size_t t = *a; *a = *b; *b = t; }
+
+/* Partition idx[0, n) around a median of three: returns p with idx[p] the
+ * pivot, the entries before it before it in the order, those after after. */
+static size_t ipartition(const rank_list *l, size_t *idx, size_t n)
+{
+    size_t m = n / 2;
+    if (before(l, idx[m], idx[0])) iswap(&idx[m], &idx[0]);
+    if (before(l, idx[n - 1], idx[0])) iswap(&idx[n - 1], &idx[0]);
+    if (before(l, idx[n - 1], idx[m])) iswap(&idx[n - 1], &idx[m]);
+    iswap(&idx[0], &idx[m]);
+    size_t i = 0, j = n;
+    for (;;) {
+        while (++i < n && before(l, idx[i], idx[0])) {}
+        while (before(l, idx[0], idx[--j])) {}
+        if (i >= j) break;
+        iswap(&idx[i], &idx[j]);
+    }
+    iswap(&idx[0], &idx[j]);
+    return j;
+}
+
+static void iinsertion(const rank_list *l, size_t *idx, size_t n)
+{
+    for (size_t i = 1; i < n; i++) {
+        size_t x = idx[i], j = i;
+        for (; j > 0 && before(l, x, idx[j - 1]); j--) idx[j] = idx[j - 1];
+        idx[j] = x;
+    }
+}
+
+/* Sort idx[0, n) into the stage order, but only as far as its first keep
+ * entries: those are the best keep, in order; the rest are left unordered.
+ * A stage keeps only its best, so it need not sort the others. */
+static void isort_top(const rank_list *l, size_t *idx, size_t n, size_t keep)
+{
+    while (n > 16) {
+        size_t p = ipartition(l, idx, n);
+        if (keep <= p) {            /* the best keep are all before the pivot */
+            n = p;
+            continue;
+        }
+        /* sort the smaller side by recursion, the other in this loop */
+        if (p < n - p - 1) {
+            isort_top(l, idx, p, p);
+            idx += p + 1;
+            keep -= p + 1;
+            n -= p + 1;
+        } else {
+            isort_top(l, idx + p + 1, n - p - 1, keep - p - 1);
+            n = p;
+            keep = p;
+        }
+    }
+    iinsertion(l, idx, n);
 }
 
 /* Permute l by idx[0, n) (new position p holds old entry idx[p]). */
@@ -209,22 +278,24 @@ static int permute(rank_list *l, const size_t *idx, size_t n)
     return 0;
 }
 
-static int sort_idx(rank_list *l)
+/* Order l's best keep entries (all of them if keep >= n) into its first
+ * keep positions; the entries after those are left in no order. */
+static int sort_idx(rank_list *l, size_t keep)
 {
     if (l->n < 2) return 0;
+    if (keep > l->n) keep = l->n;
     size_t *idx = malloc(l->n * sizeof *idx);
     if (!idx) return -ENOMEM;
     for (size_t i = 0; i < l->n; i++) idx[i] = i;
-    tl_list = l;
-    qsort(idx, l->n, sizeof *idx, by_score);
-    int rc = permute(l, idx, l->n);
+    isort_top(l, idx, l->n, keep);
+    int rc = permute(l, idx, keep);
     free(idx);
     return rc;
 }
 
 void rank_list_sort(rank_list *l)
 {
-    (void)sort_idx(l);
+    (void)sort_idx(l, l->n);
 }
 
 static uint64_t now_us(void)
@@ -245,18 +316,20 @@ int rank_stage_run(rank_list *l, const rank_ranker *ranker, size_t keep, const c
         if (!l->rows) {
             snprintf(acct->note, sizeof acct->note, "no features: %s order kept", kept_order);
         } else {
-            /* the rows of the listed items, in list order */
-            size_t stride = l->stride;
-            float *rows = malloc(l->n * stride * sizeof *rows);
+            /* the rows of the listed items, in list order (usually they
+             * are in list order already: no copy then) */
+            size_t stride = l->stride, ident = 1;
+            for (size_t i = 0; i < l->n && ident; i++) ident = l->item[i] == i;
+            float *rows = ident ? NULL : malloc(l->n * stride * sizeof *rows);
             double *s = malloc(l->n * sizeof *s);
-            if (!rows || !s) {
+            if ((!ident && !rows) || !s) {
                 free(rows);
                 free(s);
                 return -ENOMEM;
             }
-            for (size_t i = 0; i < l->n; i++)
+            for (size_t i = 0; i < l->n && !ident; i++)
                 memcpy(rows + i * stride, l->rows + (size_t)l->item[i] * stride, stride * sizeof *rows);
-            int rc = rank_ranker_score(ranker, rows, l->n, stride, s);
+            int rc = rank_ranker_score(ranker, ident ? l->rows : rows, l->n, stride, s);
             free(rows);
             if (rc) {
                 free(s);
@@ -264,7 +337,7 @@ int rank_stage_run(rank_list *l, const rank_ranker *ranker, size_t keep, const c
             }
             memcpy(l->score, s, l->n * sizeof *s);
             free(s);
-            if ((rc = sort_idx(l))) return rc;
+            if ((rc = sort_idx(l, keep))) return rc;
             acct->ran = 1;
             snprintf(acct->note, sizeof acct->note, "%s", rank_ranker_describe(ranker));
         }

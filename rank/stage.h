@@ -64,8 +64,9 @@ void rank_ranker_unref(rank_ranker *r);           /* NULL-safe; frees at zero */
 /* "NAME (kind, T trees, F features, xxh64 H)", for logs and Admin/Status. */
 const char *rank_ranker_describe(const rank_ranker *r);
 const rank_model_t *rank_ranker_model(const rank_ranker *r);
-/* 1 if the model reads column col (NULL-safe: 0). A stage computes an
- * expensive column only when its model needs it. */
+/* 1 if the model reads column col: a tree splits on it or its linear
+ * weight is nonzero (NULL-safe: 0). A stage computes an expensive column
+ * only when its model needs it. */
 int rank_ranker_uses(const rank_ranker *r, size_t col);
 
 /* Score rows[i * stride] for i < n into out[n]. Thread-safe; allocates a

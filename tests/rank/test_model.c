@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "model.h"
+#include "stage.h"
 #include "model_int.h"
 
 static char dir[256];
@@ -900,4 +901,31 @@ Test(model, concurrent_scoring_is_identical)
     free(want);
     rank_model_free(m);
     free_ref(&ref);
+}
+
+/* A ranker reads a column only if the model does: a split on it or a
+ * nonzero weight (a stage skips computing the others, e.g. prf_rm3). */
+Test(model, ranker_uses_only_what_the_model_reads)
+{
+    const char *cols[5] = {"bm25f", "a", "prf_rm3", "b", "c"};
+    rank_model_t *m;
+    cr_assert_eq(rank_model_new(RANK_MODEL_TREES, "lambdarank", 4, &m), 0);
+    const char *names[4] = {"a", "bm25f", "prf_rm3", "b"};
+    cr_assert_eq(rank_model_set_feature_names(m, names, 4), 0);
+    /* one split on model feature 3 ("b"), weight on 1 ("bm25f"); "a" and prf_rm3 named only */
+    rank_node t[3] = {{3, 0.5f, 1, 2, 1, 0}, {-1, 0, -1, -1, 0, -1.0}, {-1, 0, -1, -1, 0, 1.0}};
+    cr_assert_eq(rank_model_add_tree(m, t, 3), 0);
+    double w[4] = {0, 0.7, 0, 0};
+    cr_assert_eq(rank_model_set_linear_part(m, w), 0);
+    cr_assert_eq(rank_model_finalize(m), 0);
+    rank_ranker *r;
+    fn_errbuf eb = {{0}};
+    cr_assert_eq(rank_ranker_new(m, "t", cols, NULL, 5, &r, &eb), 0, "%s", eb.msg);
+    cr_assert(rank_ranker_uses(r, 0), "bm25f: nonzero weight");
+    cr_assert(rank_ranker_uses(r, 3), "b: a split");
+    cr_assert(!rank_ranker_uses(r, 1), "a: named, never read");
+    cr_assert(!rank_ranker_uses(r, 2), "prf_rm3: named, never read");
+    cr_assert(!rank_ranker_uses(r, 4), "c: not the model's");
+    cr_assert(!rank_ranker_uses(NULL, 0));
+    rank_ranker_unref(r);
 }
