@@ -125,6 +125,8 @@ typedef struct search {
     uint32_t win[3];             /* effective selection_k, stage1_k, stage2_k (global) */
     int mode;                    /* the request's FeatureMode */
     rank_ranker *model;          /* the stage-2 model it started with (a reference; NULL = none) */
+    const char *request_id;      /* the client's, or one made up here (echoed, logged) */
+    char rid[48];
     /* the exact merge, done once (before feedback, or by build_response) */
     int merged;
     const Funnel__V1__ShardHit **mh;   /* merged entries, best stage-1 score first */
@@ -686,7 +688,9 @@ static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *re
             sc[i] = resp->hits[i]->score;
             rows[i] = st2.rows ? st2.rows + (size_t)st2.order[from + i] * st2.ncols : NULL;
         }
-        coord_implog_write(c->implog, s->req, npage, ids, sc, st2.rows ? rows : NULL, c->fnames,
+        Funnel__V1__SearchRequest logged = *s->req;   /* shallow: with the request id it was given */
+        logged.request_id = (char *)s->request_id;
+        coord_implog_write(c->implog, &logged, npage, ids, sc, st2.rows ? rows : NULL, c->fnames,
                            st2.rows ? st2.ncols : 0, (uint32_t)from + 1);
     }
 
@@ -743,7 +747,7 @@ static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *re
             }
         }
     }
-    resp->request_id = s->req->request_id;
+    resp->request_id = (char *)s->request_id;
     return 0;
 }
 
@@ -956,6 +960,15 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     s->c = c;
     s->call = call;
     s->req = req;
+    /* a request without an id gets one: responses and impression lines
+     * can always be joined (pid, then a per-process count) */
+    if (req->request_id && *req->request_id) {
+        s->request_id = req->request_id;
+    } else {
+        static uint64_t next_id;
+        snprintf(s->rid, sizeof s->rid, "c%u-%llu", (unsigned)getpid(), (unsigned long long)++next_id);
+        s->request_id = s->rid;
+    }
     s->k = k;
     s->t0_ns = t0;
     s->nslots = n;

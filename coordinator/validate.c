@@ -27,6 +27,26 @@ int coord_validate_search(const Funnel__V1__SearchRequest *req, const coord_limi
                          rn, COORD_MAX_REQUEST_ID);
     if (!fn_utf8_valid(rid, rn))
         return fn_seterr(eb, FN_EINVAL, "request_id: not valid UTF-8");
+    /* the funnel's fields: the coordinator answers for them itself */
+    if (req->features > FUNNEL__V1__FEATURE_MODE__FEATURES_WINDOW)
+        return fn_seterr(eb, FN_EINVAL, "features: %d is not 0 (none), 1 (selection) or 2 (window)",
+                         (int)req->features);
+    if (req->user_terms && *req->user_terms) {
+        fn_errbuf ueb;
+        if (fn_query_check(req->user_terms, &ql, &ueb) != 0) {
+            const char *why = strchr(ueb.msg, ':');
+            return fn_seterr(eb, FN_EINVAL, "user_terms:%s", why ? why + 1 : ueb.msg);
+        }
+    }
+    const char *user = req->user ? req->user : "";
+    size_t un = strlen(user);
+    if (un > COORD_MAX_REQUEST_ID)
+        return fn_seterr(eb, FN_EINVAL, "user: %zu bytes, over the limit of %d bytes", un, COORD_MAX_REQUEST_ID);
+    if (!fn_utf8_valid(user, un))
+        return fn_seterr(eb, FN_EINVAL, "user: not valid UTF-8");
+    if (req->now < 0)
+        return fn_seterr(eb, FN_EINVAL, "now: %lld is before 1970 (unix seconds; 0 = the coordinator's clock)",
+                         (long long)req->now);
     *k_out = k;
     return 0;
 }

@@ -108,7 +108,11 @@ with grpc.insecure_channel(addr) as ch:
         want = [f"doc{d}" for d in expected[page * 7:page * 7 + 7]]
         check(ids == want and not r.partial and r.coverage.shards_answered == 2,
               f"page {page}: {ids}")
+    check(r.request_id == "e2e", "request_id echoed")
     r = search(SearchRequest(query="hello", k=3, explain=True), timeout=10)
+    r2 = search(SearchRequest(query="hello", k=3), timeout=10)
+    check(r.request_id and r2.request_id and r.request_id != r2.request_id,
+          f"requests without an id get distinct ones: {r.request_id!r} {r2.request_id!r}")
     check(len(r.hits[0].stages) == 5 and r.hits[0].stages[0].ran and not r.hits[0].stages[1].ran,
           "explain stages: " + ",".join(f"{s.stage}={s.ran}" for s in r.hits[0].stages))
     check([s.name for s in r.stages] == ["selection", "stage1", "merge", "feedback", "stage2", "blender",
@@ -130,7 +134,7 @@ with grpc.insecure_channel(addr) as ch:
         check(e.code() == grpc.StatusCode.INVALID_ARGUMENT, f"blank query: {e.code().name} {e.details()!r}")
     time.sleep(0.3)
     st = status(StatusReq(), timeout=5)
-    check(st.role == "coordinator" and st.requests == 6 and st.errors == 1 and len(st.backends) == 2
+    check(st.role == "coordinator" and st.requests == 7 and st.errors == 1 and len(st.backends) == 2
           and all(b.healthy for b in st.backends),
           f"status: requests={st.requests} errors={st.errors} backends="
           + "; ".join(f"{b.address} {b.healthy} {b.detail}" for b in st.backends))

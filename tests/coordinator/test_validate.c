@@ -66,3 +66,38 @@ Test(validate, utf8)
     cr_assert_not(fn_utf8_valid("\xe2\x82", 2));                /* truncated */
     cr_assert_not(fn_utf8_valid("\x80", 1));                    /* lone continuation */
 }
+
+/* The funnel's request fields are checked by the coordinator itself. */
+Test(validate, funnel_fields)
+{
+    uint32_t k;
+    fn_errbuf eb = {{0}};
+    Funnel__V1__SearchRequest r = FUNNEL__V1__SEARCH_REQUEST__INIT;
+    r.query = "x";
+    r.features = 3;
+    cr_assert_eq(coord_validate_search(&r, &lim, &k, &eb), FN_EINVAL);
+    cr_assert(strstr(eb.msg, "features: 3") == eb.msg, "%s", eb.msg);
+    r.features = 2;
+    cr_assert_eq(coord_validate_search(&r, &lim, &k, &eb), 0, "%s", eb.msg);
+    r.user_terms = "bad \xff";
+    cr_assert_eq(coord_validate_search(&r, &lim, &k, &eb), FN_EINVAL);
+    cr_assert(strstr(eb.msg, "user_terms:") == eb.msg && strstr(eb.msg, "UTF-8"), "%s", eb.msg);
+    r.user_terms = "0123456789abcdefg";   /* 17 bytes, the query limit is 16 */
+    cr_assert_eq(coord_validate_search(&r, &lim, &k, &eb), FN_EINVAL);
+    cr_assert(strstr(eb.msg, "user_terms:") == eb.msg, "%s", eb.msg);
+    r.user_terms = "fish";
+    char user[COORD_MAX_REQUEST_ID + 2];
+    memset(user, 'u', sizeof user - 1);
+    user[sizeof user - 1] = '\0';
+    r.user = user;
+    cr_assert_eq(coord_validate_search(&r, &lim, &k, &eb), FN_EINVAL);
+    cr_assert(strstr(eb.msg, "user:") == eb.msg, "%s", eb.msg);
+    r.user = "\xc0\xaf";
+    cr_assert_eq(coord_validate_search(&r, &lim, &k, &eb), FN_EINVAL);
+    r.user = "u1";
+    r.now = -5;
+    cr_assert_eq(coord_validate_search(&r, &lim, &k, &eb), FN_EINVAL);
+    cr_assert(strstr(eb.msg, "now:") == eb.msg, "%s", eb.msg);
+    r.now = 1700000000;
+    cr_assert_eq(coord_validate_search(&r, &lim, &k, &eb), 0, "%s", eb.msg);
+}
