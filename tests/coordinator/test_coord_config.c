@@ -48,6 +48,9 @@ Test(coord_config, defaults)
     cr_assert_eq(c.breaker_failures, 3);
     cr_assert_eq(c.breaker_backoff_ms, 1000);
     cr_assert_eq(c.breaker_max_backoff_ms, 30000);
+    cr_assert_eq(c.prf_docs, 10);
+    cr_assert_eq(c.prf_terms, 50);
+    cr_assert_float_eq(c.prf_lambda, 0.5, 1e-12);
     cr_assert_eq(c.log_level, FN_LOG_INFO);
     cr_assert_not(c.help);
 }
@@ -179,6 +182,12 @@ Test(coord_config, bad_values_rejected)
     cr_assert_eq(coord_config_set(&c, "breaker-failures", "1001", &eb), FN_EINVAL);
     cr_assert_eq(coord_config_set(&c, "breaker-backoff-ms", "0", &eb), FN_EINVAL);
     cr_assert_eq(coord_config_set(&c, "breaker-max-backoff-ms", "3600001", &eb), FN_EINVAL);
+    cr_assert_eq(coord_config_set(&c, "prf-docs", "101", &eb), FN_EINVAL);
+    cr_assert_str_eq(eb.msg, "prf-docs: '101' is not a number in 0..100");
+    cr_assert_eq(coord_config_set(&c, "prf-terms", "0", &eb), FN_EINVAL);
+    cr_assert_eq(coord_config_set(&c, "prf-lambda", "1.5", &eb), FN_EINVAL);
+    cr_assert_str_eq(eb.msg, "prf-lambda: '1.5' is not a number in 0..1");
+    cr_assert_eq(coord_config_set(&c, "prf-lambda", "nan", &eb), FN_EINVAL);
     cr_assert_eq(coord_config_set(&c, "log-level", "loud", &eb), FN_EINVAL);
     cr_assert_str_eq(eb.msg, "log-level: 'loud' is not debug|info|warn|error");
     cr_assert_eq(coord_config_set(&c, "topology", "", &eb), FN_EINVAL);
@@ -237,6 +246,10 @@ Test(coord_config, example_coordinator_conf)
     cr_assert_float_eq(c.overprovision, d.overprovision, 1e-12, "overprovision %g", c.overprovision);
     cr_assert_eq(c.impressions_max_bytes, d.impressions_max_bytes);
     cr_assert_eq(c.impressions_keep, d.impressions_keep);
+    /* pseudo-relevance feedback */
+    cr_assert_eq(c.prf_docs, d.prf_docs);
+    cr_assert_eq(c.prf_terms, d.prf_terms);
+    cr_assert_float_eq(c.prf_lambda, d.prf_lambda, 1e-12, "prf-lambda %g", c.prf_lambda);
     /* the safe defaults: no stage-2 model, no impression log (the example
      * only shows those keys, commented) */
     cr_assert_str_eq(c.stage2_model, "");
