@@ -138,6 +138,7 @@ typedef struct search {
     double *prf_scores;          /* per merged entry (NaN: not scored), or NULL */
     size_t prf_pending, prf_window, prf_scored;
     uint64_t prf_t0, prf_us;
+    int prf_ran;                 /* rescoring calls were made */
     char prf_note[200];
     fn_arena mem;                /* all of this search's memory but itself */
     ProtobufCAllocator pba;      /* unpacks shard replies into mem */
@@ -718,7 +719,7 @@ static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *re
     if (!*s1_note) s1_note = "no model reported by the shards: selection order kept";
     resp->stages[nst++] = stage(a, "stage1", stage1_ran, s1_time, s1_in, s1_out, s1_note);
     resp->stages[nst++] = stage(a, "merge", 1, merge_us, merged_in, got, NULL);
-    resp->stages[nst++] = stage(a, "feedback", s->prf == PRF_DONE, s->prf_us, s->prf_window, s->prf_scored,
+    resp->stages[nst++] = stage(a, "feedback", s->prf_ran, s->prf_us, s->prf_window, s->prf_scored,
                                 s->prf_note[0] ? ar_strdup(a, s->prf_note)
                                 : "not needed: neither the stage-2 model nor the request uses prf_rm3");
     resp->stages[nst++] = stage(a, "stage2", st2.ran, st2.acct.time_us, st2.acct.count_in,
@@ -880,6 +881,7 @@ static int start_prf(search *s)
         }
         c->inflight_out++;
         s->prf_pending++;
+        s->prf_ran = 1;
     }
     if (a->oom) prf_note_add(s, "; out of memory");
     if (s->prf_pending) return 0;
@@ -987,7 +989,8 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     /* the search keeps the model it started with, even if one is pushed meanwhile */
     s->model = stage2 ? rank_ranker_ref(c->stage2) : NULL;
     /* feedback when the model reads prf_rm3, and for stage-2 training rows */
-    if ((s->model && rank_ranker_uses(s->model, IDX_F_PRF_RM3)) ||
+    if ((s->model && (rank_ranker_uses(s->model, IDX_F_PRF_RM3) ||
+                      rank_ranker_uses(s->model, IDX_F_PRF_RM3_REL))) ||
         s->mode == FUNNEL__V1__FEATURE_MODE__FEATURES_WINDOW) {
         if (c->o.prf.docs) {
             s->prf = PRF_ASKED;
@@ -1008,6 +1011,9 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     if (s1 > sel) s1 = sel;
     s->sreq.k = s1;
     s->sreq.selection_k = sel;
+    /* every shard selects at least its best prf-docs, or the global best
+     * would depend on the shard count */
+    if (s->prf == PRF_ASKED && s->sreq.selection_k < c->o.prf.docs) s->sreq.selection_k = c->o.prf.docs;
     s->sreq.user_terms = req->user_terms;
     s->sreq.now = req->now ? req->now : (int64_t)time(NULL);
     s->sreq.skip_stage1 = req->skip_models;

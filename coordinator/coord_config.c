@@ -65,7 +65,9 @@ static const struct num_key {
     { "impressions-max-bytes", offsetof(coord_config, impressions_max_bytes), 0, 1ll << 40 },
     { "impressions-keep", offsetof(coord_config, impressions_keep), 1, 1000 },
     { "prf-docs", offsetof(coord_config, prf_docs), 0, 100 },
-    { "prf-terms", offsetof(coord_config, prf_terms), 1, 1000 },
+    /* 500: with the query's own terms (a shard allows 256) the expanded
+     * query stays under Shard/Rescore's 1000 */
+    { "prf-terms", offsetof(coord_config, prf_terms), 1, 500 },
     { "health-interval-ms", offsetof(coord_config, health_interval_ms), 0, 3600000 },
     { "probe-deadline-ms", offsetof(coord_config, probe_deadline_ms), 1, 60000 },
     { "down-probe-interval-ms", offsetof(coord_config, down_probe_interval_ms), 1, 3600000 },

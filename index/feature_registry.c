@@ -51,6 +51,7 @@ static const idx_feature_def registry[F_NALL] = {
 
 _Static_assert(IDX_F_BM25F == F_BM25F, "the coordinator's bm25f column");
 _Static_assert(IDX_F_PRF_RM3 == F_PRF_RM3, "the coordinator's prf_rm3 column");
+_Static_assert(IDX_F_PRF_RM3_REL == F_PRF_RM3_REL, "the coordinator's prf_rm3_rel column");
 
 const idx_feature_def *idx_features(size_t *n)
 {

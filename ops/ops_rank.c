@@ -261,7 +261,8 @@ static int on_round(void *ud, unsigned round, const double train_metric[4], cons
 
 /* Column of a feature given by name (the data's names) or, failing that, by
  * feature id in file numbering; -1 with a message if neither. */
-static long resolve_feature(const rank_dataset *d, const char *data, const char *what, int zero_based)
+static long resolve_feature(const rank_dataset *d, const char *data, const char *what, int zero_based,
+                            const char *flag)
 {
     for (size_t i = 0; d->feature_names && i < d->nfeatures; i++)
         if (d->feature_names[i] && strcmp(d->feature_names[i], what) == 0) return (long)i;
@@ -281,7 +282,8 @@ static long resolve_feature(const rank_dataset *d, const char *data, const char 
     } else {
         fprintf(stderr, " (it has no feature names)");
     }
-    fprintf(stderr, "; --base-feature takes a name or a feature id 1..%zu\n", d->nfeatures);
+    fprintf(stderr, "; %s takes a name or a feature id %d..%zu\n", flag, zero_based ? 0 : 1,
+            d->nfeatures - (zero_based ? 1 : 0));
     return -1;
 }
 
@@ -523,7 +525,7 @@ int ops_cmd_train(int argc, char **argv)
         if (!same_names(&tr, data, &va, valid_path)) goto fail_valid;
     }
     long base_col = -1;
-    if (base_feature && (base_col = resolve_feature(&tr, data, base_feature, dopt.zero_based)) < 0)
+    if (base_feature && (base_col = resolve_feature(&tr, data, base_feature, dopt.zero_based, "--base-feature")) < 0)
         goto fail_valid;
     if (objective == RANK_OBJ_LAMBDARANK && tr.nqueries == 0) {
         fprintf(stderr, "funnel train: error: %s: lambdarank needs query groups (qid: tokens, "
@@ -559,10 +561,12 @@ int ops_cmd_train(int argc, char **argv)
     if (guard && objective == RANK_OBJ_LAMBDARANK) {
         long alt_col = -1;
         if (alt_feature && strcmp(alt_feature, "none") != 0) {
-            if ((alt_col = resolve_feature(&tr, data, alt_feature, dopt.zero_based)) < 0) goto fail_valid;
+            if ((alt_col = resolve_feature(&tr, data, alt_feature, dopt.zero_based, "--guard-alt")) < 0)
+                goto fail_valid;
         } else if (!alt_feature) {
             for (size_t i = 0; tr.feature_names && i < tr.nfeatures; i++)
                 if (tr.feature_names[i] && strcmp(tr.feature_names[i], "prf_rm3") == 0) alt_col = (long)i;
+            if (alt_col == base_col) alt_col = -1;   /* the default alt is the base: no alt candidates */
         }
         if (alt_col >= 0 && alt_col == base_col) {
             fprintf(stderr, "funnel train: error: --guard-alt must not be the base feature\n");

@@ -3,6 +3,7 @@
 #include "ops.h"
 
 #include <errno.h>
+#include <math.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -291,10 +292,18 @@ static int search_batch(rpc_client_t *c, const search_args *a)
     for (size_t i = 0; i < n; i++) {
         const Funnel__V1__SearchResponse *r = b.resp[i];
         if (!r) continue;
+        double prev = INFINITY;
         for (size_t h = 0; h < r->n_hits; h++) {
-            /* %.9g keeps distinct doubles distinct enough not to invent ties. */
+            /* Evaluators sort a run by score, so scores must fall with the
+             * rank. Past the stage-2 window a hit's final score is its
+             * stage-1 score, on another scale than the model's: such a score
+             * (and any tie) is lowered just below the line above. Printed
+             * with %.9g, a step of 1e-6 relative stays visible. */
+            double sc = r->hits[h]->score;
+            if (!(sc < prev) && isfinite(prev)) sc = prev - 1e-6 * fmax(1.0, fabs(prev));
+            prev = sc;
             fprintf(out, "%s Q0 %s %zu %.9g %s\n", q[i].qid, r->hits[h]->id,
-                    (size_t)a->page * a->k + h + 1, r->hits[h]->score, a->tag);
+                    (size_t)a->page * a->k + h + 1, sc, a->tag);
             lines++;
         }
     }

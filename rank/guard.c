@@ -355,24 +355,7 @@ out:
 /* "Keep the base order": 0 trees, weight 1 on the base column. */
 static int base_model(const rank_dataset *d, size_t col, rank_model_t **out)
 {
-    rank_model_t *m = NULL;
-    double *w = calloc(d->nfeatures, sizeof *w);
-    int rc = w ? rank_model_new(RANK_MODEL_TREES, "lambdarank", d->nfeatures, &m) : -ENOMEM;
-    if (rc == 0) {
-        w[col] = 1.0;
-        rc = rank_model_set_linear_part(m, w);
-    }
-    if (rc == 0 && d->feature_names)
-        rc = rank_model_set_feature_names(m, (const char *const *)d->feature_names, d->nfeatures);
-    if (rc == 0)
-        rc = rank_model_finalize(m);
-    free(w);
-    if (rc) {
-        rank_model_free(m);
-        return rc;
-    }
-    *out = m;
-    return 0;
+    return alt_model(d, col, col, 1.0, 0.0, out);
 }
 
 static void tree_params(const gsetting *s, const rank_guard_params *p, double w0, rank_gbdt_params *gp)
