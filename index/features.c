@@ -126,53 +126,114 @@ static int compute(idx_searcher_t *s, void *ud)
     feat_args *a = ud;
     const idx_reader_t *r = s->r;
     size_t nq = s->nq, n = a->n;
-    uint32_t *docs = malloc((n ? n : 1) * sizeof *docs);
-    if (!docs) return -ENOMEM;
-    for (size_t i = 0; i < n; i++) docs[i] = a->hits[i].doc;
-    int rc = idx_cand_terms(s, docs, n, nq, a->full);
-    free(docs);
-    if (rc) return rc;
+    /* the selection's candidates come with their frequencies (and where
+     * their positions are): no second walk over the postings */
+    int rec = idx_cand_recorded(s, a->hits, n);
+    int rc;
+    if (rec) {
+        if (a->full && (rc = idx_cand_positions(s, a->hits, n))) return rc;
+    } else {
+        uint32_t *docs = malloc((n ? n : 1) * sizeof *docs);
+        if (!docs) return -ENOMEM;
+        for (size_t i = 0; i < n; i++) docs[i] = a->hits[i].doc;
+        rc = idx_cand_terms(s, docs, n, nq, a->full);
+        free(docs);
+        if (rc) return rc;
+    }
 
     const double N = (double)r->info.docs_total;
     const idx_bm25_params *bp = &s->bm25;
     static const double k1b = 0.9, bb = 0.4;
-    double mu[IDX_NFIELDS], pc[IDX_NFIELDS];
-    for (int f = 0; f < IDX_NFIELDS; f++) mu[f] = fmax(1.0, 4.0 * r->info.avglen[f]);
+    double mu[IDX_NFIELDS], avg[IDX_NFIELDS];
+    for (int f = 0; f < IDX_NFIELDS; f++) {
+        mu[f] = fmax(1.0, 4.0 * r->info.avglen[f]);
+        avg[f] = r->info.avglen[f] > 0 ? r->info.avglen[f] : 1.0;
+    }
     uint32_t qfound = 0;
     for (size_t t = 0; t < nq; t++) qfound += s->qt[t].gdf > 0;
 
+    /* What does not depend on the document, once per query term (the same
+     * expressions as in the loop they came from, so the same bits): the
+     * idfs, mu x p per field; and a table of the language model's term for
+     * a field without the term, which depends on the field's length only.
+     * The table is filled as lengths come up (NaN = not yet). */
+    enum { LMEMO = 1024 };
+    size_t nqa = nq ? nq : 1;
+    double *pt = malloc(nqa * (4 + 2 * LMEMO) * sizeof *pt);
+    if (!pt) return -ENOMEM;
+    double *idf_dfr = pt, *idf_tfidf = pt + nqa, *mupc = pt + 2 * nqa, *memo = pt + 4 * nqa;
+    for (size_t t = 0; t < nq; t++) {
+        const qterm *q = &s->qt[t];
+        idf_dfr[t] = log2((N + 1.0) / ((double)q->gdf + 0.5));
+        idf_tfidf[t] = log((N + 1.0) / (double)q->gdf);
+        for (int f = 0; f < IDX_NFIELDS; f++) {
+            double pc = ((double)q->gcf[f] + 0.5) / ((double)r->sumlen[f] + 1.0);
+            mupc[2 * t + f] = mu[f] * pc;
+        }
+    }
+    for (size_t j = 0; j < nq * 2 * LMEMO; j++) memo[j] = NAN;
+    /* ln(tf) for the usual small frequencies, computed here (not folded
+     * by the compiler, whose ln may round differently from libm's) */
+    enum { NLOG = 64 };
+    double lntf[NLOG];
+    for (uint32_t x = 1; x < NLOG; x++) lntf[x] = log((double)x);
+    lntf[0] = -INFINITY;
+
     for (size_t i = 0; i < n; i++) {
+        /* the candidates are in score order, so their per-document values
+         * are all over memory: ask for a later candidate's in advance */
+        enum { AHEAD = 8 };
+        if (i + AHEAD < n) {
+            uint32_t e = a->hits[i + AHEAD].doc;
+            __builtin_prefetch(&r->len[0][e]);
+            __builtin_prefetch(&r->len[1][e]);
+            __builtin_prefetch(&r->pop[e]);
+            __builtin_prefetch(&r->pub[e]);
+            __builtin_prefetch(&r->urld[e]);
+            if (rec) __builtin_prefetch(s->ctf + (size_t)a->hits[i + AHEAD].cand * nq * 2);
+        }
         float *row = a->out + i * a->stride;
         uint32_t d = a->hits[i].doc;
-        const uint32_t *tf = s->htf + i * nq * 2;
+        const uint32_t *tf = rec ? s->ctf + (size_t)a->hits[i].cand * nq * 2 : s->htf + i * nq * 2;
         double len[IDX_NFIELDS] = { r->len[0][d], r->len[1][d] };
         double v[F_NSHARD];
         memset(v, 0, sizeof v);
         double idf_min = INFINITY, idf_max = 0;
         uint32_t cov[IDX_NFIELDS] = { 0, 0 }, cov_any = 0;
+        double lenmu[IDX_NFIELDS] = { len[0] + mu[0], len[1] + mu[1] };
+        double dfrl[IDX_NFIELDS] = { NAN, NAN };   /* log2(1 + avg / len), when first needed */
         for (size_t t = 0; t < nq; t++) {
             const qterm *q = &s->qt[t];
             if (q->gdf == 0) continue;   /* not in the index: contributes to no model */
             double qw = q->qw;
             const uint32_t *tft = tf + 2 * t;
             v[F_BM25F] += idx_term_bm25f(r, bp, qw * q->idf, d, tft);
-            double idf_dfr = log2((N + 1.0) / ((double)q->gdf + 0.5));
-            double idf_tfidf = log((N + 1.0) / (double)q->gdf);
             for (int f = 0; f < IDX_NFIELDS; f++) {
                 double x = tft[f];
-                double avg = r->info.avglen[f] > 0 ? r->info.avglen[f] : 1.0;
                 /* language model over every query term the index knows */
-                pc[f] = ((double)q->gcf[f] + 0.5) / ((double)r->sumlen[f] + 1.0);
-                v[f ? F_LM_B : F_LM_T] += qw * log((x + mu[f] * pc[f]) / (len[f] + mu[f]));
-                if (x == 0) continue;
+                if (x == 0) {
+                    uint32_t l = r->len[f][d];
+                    double *m = l < LMEMO ? &memo[(2 * t + f) * LMEMO + l] : NULL;
+                    if (!m || isnan(*m)) {
+                        double lm = log((x + mupc[2 * t + f]) / lenmu[f]);
+                        if (m) *m = lm;
+                        v[f ? F_LM_B : F_LM_T] += qw * lm;
+                    } else {
+                        v[f ? F_LM_B : F_LM_T] += qw * *m;
+                    }
+                    continue;
+                }
+                v[f ? F_LM_B : F_LM_T] += qw * log((x + mupc[2 * t + f]) / lenmu[f]);
                 double b1 = bp->b[f];
                 v[f ? F_BM25_B : F_BM25_T] += qw * q->idf * x * (bp->k1 + 1.0) /
-                                              (x + bp->k1 * (1.0 - b1 + b1 * len[f] / avg));
+                                              (x + bp->k1 * (1.0 - b1 + b1 * len[f] / avg[f]));
                 v[f ? F_BM25B_B : F_BM25B_T] += qw * q->idf * x * (k1b + 1.0) /
-                                                (x + k1b * (1.0 - bb + bb * len[f] / avg));
-                double tfn = len[f] > 0 ? x * log2(1.0 + avg / len[f]) : 0;
-                v[f ? F_DFR_B : F_DFR_T] += qw * tfn / (tfn + 1.0) * idf_dfr;
-                v[f ? F_TFIDF_B : F_TFIDF_T] += qw * (1.0 + log(x)) * idf_tfidf;
+                                                (x + k1b * (1.0 - bb + bb * len[f] / avg[f]));
+                if (len[f] > 0 && isnan(dfrl[f])) dfrl[f] = log2(1.0 + avg[f] / len[f]);
+                double tfn = len[f] > 0 ? x * dfrl[f] : 0;
+                v[f ? F_DFR_B : F_DFR_T] += qw * tfn / (tfn + 1.0) * idf_dfr[t];
+                double lx = tft[f] < NLOG ? lntf[tft[f]] : log(x);
+                v[f ? F_TFIDF_B : F_TFIDF_T] += qw * (1.0 + lx) * idf_tfidf[t];
                 v[f ? F_TF_B : F_TF_T] += x;
                 cov[f]++;
             }
@@ -211,6 +272,7 @@ static int compute(idx_searcher_t *s, void *ud)
         }
         for (size_t c = 0; c < ncols; c++) row[c] = (float)v[c];
     }
+    free(pt);
     return 0;
 }
 

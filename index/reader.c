@@ -275,6 +275,28 @@ int idx_positions_get(const idx_reader_t *r, MDB_txn *txn, uint32_t termid, uint
     return 0;
 }
 
+int idx_positions_raw(const idx_reader_t *r, MDB_txn *txn, uint32_t termid, uint32_t block,
+                      const uint8_t **data, size_t *size, uint32_t *count, fn_errbuf *eb)
+{
+    uint8_t key[8];
+    idx_put_u32be(key, termid);
+    idx_put_u32be(key + 4, block);
+    MDB_val k = { 8, key }, v;
+    int rc = mdb_get(txn, r->positions, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return fn_seterr(eb, FN_ECORRUPT, "positions of term id %u, block %u: missing", termid, block);
+    if (rc) return fn_seterr(eb, idx_mdb_code(rc), "positions: %s", mdb_strerror(rc));
+    const uint8_t *p = v.mv_data;
+    if (!idx_in_map(r, p, v.mv_size) || v.mv_size < IDX_POS_HDR ||
+        idx_get_u32le(p) != idx_sum32(p + 4, v.mv_size - 4, (uint64_t)termid << 32 | block))
+        return fn_seterr(eb, FN_ECORRUPT, "positions of term id %u, block %u: checksum mismatch",
+                         termid, block);
+    *count = idx_get_u32le(p + 4);
+    *data = p + IDX_POS_HDR;
+    *size = v.mv_size - IDX_POS_HDR;
+    return 0;
+}
+
 int idx_doc_decode(uint32_t doc, const MDB_val *v, idx_doc_rec *out, fn_errbuf *eb)
 {
     const uint8_t *p = v->mv_data;

@@ -95,6 +95,13 @@ int idx_positions_get(const idx_reader_t *r, MDB_txn *txn, uint32_t termid, uint
                       const uint32_t *tf_title, const uint32_t *tf_body, uint32_t n,
                       uint32_t **pos, size_t *cap, fn_errbuf *eb);
 
+/* The positions value of (termid, block), checked against its checksum,
+ * not decoded: *data and *size are the coded values after the header
+ * (pointing into the map), *count how many values they hold. For readers of
+ * a few postings' positions (idx_cand_positions in search.c). */
+int idx_positions_raw(const idx_reader_t *r, MDB_txn *txn, uint32_t termid, uint32_t block,
+                      const uint8_t **data, size_t *size, uint32_t *count, fn_errbuf *eb);
+
 /* The stored record of doc (id, title, url; not NUL-terminated). */
 typedef struct idx_doc_rec {
     const char *id, *title, *url;

@@ -96,6 +96,11 @@ static void searcher_trim(idx_searcher_t *s)
     if (s->scap > KEEP) FREE_SCRATCH(s->sbuf, s->scap);
     if (s->offscap * sizeof *s->offs > KEEP) FREE_SCRATCH(s->offs, s->offscap);
     if (s->curcap * sizeof *s->cur > KEEP) FREE_SCRATCH(s->cur, s->curcap);
+    if (s->ctfcap * sizeof *s->ctf > KEEP) FREE_SCRATCH(s->ctf, s->ctfcap);
+    if (s->cloccap * sizeof *s->cloc > KEEP) FREE_SCRATCH(s->cloc, s->cloccap);
+    if (s->cdoccap * sizeof *s->cdoc > KEEP) FREE_SCRATCH(s->cdoc, s->cdoccap);
+    if (s->sfreecap * sizeof *s->sfree > KEEP) FREE_SCRATCH(s->sfree, s->sfreecap);
+    s->ncand = 0;   /* the recorded candidates may be gone */
 }
 
 void idx_searcher_destroy(idx_searcher_t *s)
@@ -118,6 +123,10 @@ void idx_searcher_destroy(idx_searcher_t *s)
     free(s->expl);
     free(s->sbuf);
     free(s->offs);
+    free(s->ctf);
+    free(s->cloc);
+    free(s->cdoc);
+    free(s->sfree);
     free(s);
 }
 
@@ -165,6 +174,29 @@ static int qtok_cb(void *ud, const char *term, size_t len, uint32_t pos)
     return 0;
 }
 
+/* idx_term_bm25f of every posting of c's block at once, with the same
+ * operations in the same order (so the same bits). Done a block at a time,
+ * one posting's divisions do not wait for the previous posting's, as they
+ * do in the document-at-a-time loop. Fields without the term are skipped
+ * by selection, not by a branch: their quotient is computed and dropped. */
+static void score_block(const idx_searcher_t *s, cursor *c)
+{
+    const idx_reader_t *r = s->r;
+    const idx_bm25_params *p = &s->bm25;
+    const uint32_t *len0 = r->len[0], *len1 = r->len[1];
+    const double b0 = p->b[0], b1 = p->b[1], w0 = p->w[0], w1 = p->w[1];
+    const double a0 = r->info.avglen[0], a1 = r->info.avglen[1];
+    const double k1 = p->k1, k1p1 = p->k1 + 1.0, qidf = c->qidf;
+    for (uint32_t i = 0; i < c->n; i++) {
+        uint32_t d = c->docs[i], t0 = c->tf[0][i], t1 = c->tf[1][i];
+        double x0 = w0 * (double)t0 / (1.0 - b0 + b0 * (double)len0[d] / a0);
+        double x1 = w1 * (double)t1 / (1.0 - b1 + b1 * (double)len1[d] / a1);
+        double tfn = t0 ? 0.0 + x0 : 0.0;
+        tfn = t1 ? tfn + x1 : tfn;
+        c->share[i] = tfn <= 0.0 ? 0.0 : qidf * tfn * k1p1 / (k1 + tfn);
+    }
+}
+
 static int load_block(idx_searcher_t *s, cursor *c)
 {
     uint32_t n;
@@ -176,8 +208,19 @@ static int load_block(idx_searcher_t *s, cursor *c)
                          c->termid, c->block);
     c->n = n;
     c->pos = 0;
+    c->offpos = c->off = 0;
     c->doc = c->docs[0];
+    if (c->scored) score_block(s, c);
     return 0;
+}
+
+/* Offset of the current posting's positions in its block's positions value:
+ * the tfs before it, summed from where the last call stopped (a block is
+ * walked forward only, so each posting is added once at most). */
+static inline uint32_t cursor_posoff(cursor *c)
+{
+    for (; c->offpos < c->pos; c->offpos++) c->off += c->tf[0][c->offpos] + c->tf[1][c->offpos];
+    return c->off;
 }
 
 static int cursor_next(idx_searcher_t *s, cursor *c)
@@ -225,33 +268,77 @@ static inline int better(const hent *a, const hent *b)
     return a->score > b->score || (a->score == b->score && (a->key < b->key || (a->key == b->key && a->doc < b->doc)));
 }
 
-/* min-heap with the worst entry at the root */
-static void sift_down(hent *h, size_t n, size_t i)
+static inline void hswap(hent *a, hent *b) { hent t = *a; *a = *b; *b = t; }
+
+/* Median of three to the front, for the partitions below. */
+static void hent_pivot(hent *h, size_t n)
 {
+    size_t m = n / 2;
+    if (better(&h[m], &h[0])) hswap(&h[m], &h[0]);
+    if (better(&h[n - 1], &h[0])) hswap(&h[n - 1], &h[0]);
+    if (better(&h[n - 1], &h[m])) hswap(&h[n - 1], &h[m]);
+    hswap(&h[0], &h[m]);   /* the median */
+}
+
+/* Partition h[0, n) around h[0]: returns p with h[p] the pivot, those
+ * before it better, those after it worse (the order is total). */
+static size_t hent_partition(hent *h, size_t n)
+{
+    hent_pivot(h, n);
+    size_t i = 0, j = n;
     for (;;) {
-        size_t l = 2 * i + 1, w = i;
-        if (l < n && better(&h[w], &h[l])) w = l;
-        if (l + 1 < n && better(&h[w], &h[l + 1])) w = l + 1;
-        if (w == i) return;
-        hent t = h[i]; h[i] = h[w]; h[w] = t;
-        i = w;
+        while (++i < n && better(&h[i], &h[0])) {}
+        while (better(&h[0], &h[--j])) {}
+        if (i >= j) break;
+        hswap(&h[i], &h[j]);
+    }
+    hswap(&h[0], &h[j]);
+    return j;
+}
+
+static void hent_insertion(hent *h, size_t n)
+{
+    for (size_t i = 1; i < n; i++) {
+        hent x = h[i];
+        size_t j = i;
+        for (; j > 0 && better(&x, &h[j - 1]); j--) h[j] = h[j - 1];
+        h[j] = x;
     }
 }
 
-static void sift_up(hent *h, size_t i)
+/* Best first (quicksort; a comparison inlined instead of qsort's call). */
+static void hent_sort(hent *h, size_t n)
 {
-    while (i) {
-        size_t p = (i - 1) / 2;
-        if (!better(&h[p], &h[i])) return;
-        hent t = h[i]; h[i] = h[p]; h[p] = t;
-        i = p;
+    while (n > 16) {
+        size_t p = hent_partition(h, n);
+        /* recurse into the smaller side: the stack stays O(log n) */
+        if (p < n - p - 1) {
+            hent_sort(h, p);
+            h += p + 1;
+            n -= p + 1;
+        } else {
+            hent_sort(h + p + 1, n - p - 1);
+            n = p;
+        }
     }
+    hent_insertion(h, n);
 }
 
-static int hent_cmp(const void *a, const void *b)
+/* Put the best k of h[0, n) (k < n) into h[0, k), h[k - 1] the worst of them. */
+static void hent_select(hent *h, size_t n, size_t k)
 {
-    const hent *x = a, *y = b;
-    return better(x, y) ? -1 : better(y, x) ? 1 : 0;
+    while (n > 16) {
+        size_t p = hent_partition(h, n);
+        if (p == k - 1) return;
+        if (p < k - 1) {
+            h += p + 1;
+            n -= p + 1;
+            k -= p + 1;
+        } else {
+            n = p;
+        }
+    }
+    hent_insertion(h, n);
 }
 
 /* Append a NUL-terminated copy of p[0..n) to sbuf; returns its offset or (size_t)-1. */
@@ -349,12 +436,96 @@ int idx_cand_terms(idx_searcher_t *s, const uint32_t *docs, size_t n, size_t nte
                         s->poff[(i * nterms + t) * 2 + 1] = (uint32_t)(npos + tf[0]);
                         npos += np;
                     }
-                    boff += c->tf[0][p] + c->tf[1][p];
-                    p++;
-                    x++;
+                    x++;   /* not p: the next entry may be the same document again */
                 }
             }
             if (last >= maxdoc) break;
+        }
+    }
+    return 0;
+}
+
+int idx_cand_recorded(const idx_searcher_t *s, const idx_hit *hits, size_t n)
+{
+    if (s->cand_nq != s->nq) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (hits[i].cand >= s->ncand || s->cdoc[hits[i].cand] != hits[i].doc) return 0;
+    return 1;
+}
+
+int idx_cand_positions(idx_searcher_t *s, const idx_hit *hits, size_t n)
+{
+    size_t nq = s->nq;
+    if (!n || !nq) return 0;
+    const idx_reader_t *r = s->r;
+    if (grow((void **)&s->htf, &s->htfcap, n * nq * 2, sizeof *s->htf) ||
+        grow((void **)&s->poff, &s->poffcap, n * nq * 2, sizeof *s->poff) ||
+        grow((void **)&s->xdoc, &s->xdoccap, n, sizeof *s->xdoc))
+        return -ENOMEM;
+    memset(s->poff, 0, n * nq * 2 * sizeof *s->poff);
+    size_t npos = 0;
+    for (size_t h = 0; h < n; h++) {
+        memcpy(s->htf + h * nq * 2, s->ctf + (size_t)hits[h].cand * nq * 2, nq * 2 * sizeof *s->htf);
+        s->xdoc[h][0] = hits[h].doc;
+        s->xdoc[h][1] = (uint32_t)h;
+        const uint32_t *tf = s->htf + h * nq * 2;
+        for (size_t t = 0; t < nq; t++) npos += (size_t)tf[2 * t] + tf[2 * t + 1];
+    }
+    if (grow((void **)&s->pos, &s->poscap, npos ? npos : 1, sizeof *s->pos)) return -ENOMEM;
+    /* document order is block order for every term, and offset order
+     * within a block: each positions value is read once, front to back */
+    qsort(s->xdoc, n, sizeof *s->xdoc, xdoc_cmp);
+    npos = 0;
+    for (size_t t = 0; t < nq; t++) {
+        if (!s->qt[t].found) continue;
+        uint32_t termid = s->qt[t].termid, block = UINT32_MAX, count = 0, decoded = 0;
+        const uint8_t *data = NULL;
+        size_t size = 0, used = 0;
+        for (size_t x = 0; x < n; x++) {
+            size_t h = s->xdoc[x][1];
+            const uint32_t *tf = s->htf + (h * nq + t) * 2;
+            uint32_t np = tf[0] + tf[1];
+            if (!np) continue;
+            const uint32_t *loc = s->cloc[(size_t)hits[h].cand * nq + t];
+            int rc;
+            if (loc[0] != block) {
+                block = loc[0];
+                if ((rc = idx_positions_raw(r, s->txn, termid, block, &data, &size, &count, s->eb)))
+                    return rc;
+                used = 0;
+                decoded = 0;
+            }
+            uint64_t end = (uint64_t)loc[1] + np;
+            if (end > count)
+                return fn_seterr(s->eb, FN_ECORRUPT, "positions of term id %u, block %u: %u positions, "
+                                 "a posting needs %llu", termid, block, count, (unsigned long long)end);
+            /* the values come in chunks of block_size: decode up to this posting's last */
+            if (grow((void **)&s->bpos, &s->bposcap, count, sizeof *s->bpos)) return -ENOMEM;
+            while (decoded < end) {
+                uint32_t c = count - decoded < r->block_size ? count - decoded : r->block_size;
+                size_t u = r->codec->decode(data + used, size - used, c, s->bpos + decoded);
+                if (!u)
+                    return fn_seterr(s->eb, FN_ECORRUPT, "positions of term id %u, block %u: cannot decode",
+                                     termid, block);
+                used += u;
+                decoded += c;
+            }
+            /* gaps -> positions, per field */
+            const uint32_t *g = s->bpos + loc[1];
+            uint32_t *out = s->pos + npos;
+            for (int f = 0; f < 2; f++) {
+                uint64_t at = 0;
+                for (uint32_t j = 0; j < tf[f]; j++, g++, out++) {
+                    at += *g;
+                    if (at > UINT32_MAX || (j && *g == 0))
+                        return fn_seterr(s->eb, FN_ECORRUPT, "positions of term id %u, block %u: not "
+                                         "ascending", termid, block);
+                    *out = (uint32_t)at;
+                }
+            }
+            s->poff[(h * nq + t) * 2] = (uint32_t)npos;
+            s->poff[(h * nq + t) * 2 + 1] = (uint32_t)(npos + tf[0]);
+            npos += np;
         }
     }
     return 0;
@@ -406,6 +577,8 @@ static int run_query(idx_searcher_t *s, void *ud)
         if (t->found) {
             c->done = 0;
             c->block = 0;
+            c->scored = i < nq;
+            c->qidf = (double)t->qw * t->idf;
             if ((rc = load_block(s, c))) return rc;
             if (i < nq) active++;
         }
@@ -417,8 +590,25 @@ static int run_query(idx_searcher_t *s, void *ud)
     /* exhaustive DAAT OR over the query terms; interest terms only add */
     size_t kk = q->k < r->info.docs ? q->k : (size_t)r->info.docs;
     if (kk == 0) kk = 1;
-    if (grow((void **)&s->heap, &s->hcap, kk, sizeof *s->heap)) return -ENOMEM;
-    size_t nh = 0;
+    size_t nrec = nq ? nq : 1;
+    /* The candidates so far: a buffer of up to 2 kk; when it is full, the
+     * best kk stay and the worst of them is the bar a document must beat
+     * from then on (amortised O(1) a candidate, where a heap of kk costs
+     * O(log kk)). Each entry has a slot for what the selection read. */
+    size_t cap = 2 * kk;
+    if (grow((void **)&s->heap, &s->hcap, cap, sizeof *s->heap) ||
+        grow((void **)&s->ctf, &s->ctfcap, cap * nrec * 2, sizeof *s->ctf) ||
+        grow((void **)&s->cloc, &s->cloccap, cap * nrec, sizeof *s->cloc) ||
+        grow((void **)&s->cdoc, &s->cdoccap, cap, sizeof *s->cdoc) ||
+        grow((void **)&s->sfree, &s->sfreecap, cap, sizeof *s->sfree))
+        return -ENOMEM;
+    size_t nh = 0, nfree = 0;
+    hent bar = { 0, 0, 0, 0 };
+    int have_bar = 0;
+    for (size_t i = 0; i < cap; i++) {
+        s->sfree[nfree++] = (uint32_t)(cap - 1 - i);
+        s->cdoc[i] = UINT32_MAX;   /* nothing recorded (documents are < UINT32_MAX) */
+    }
     uint64_t matches = 0;
     while (active) {
         /* the deadline is checked every 4096 documents: a few hundred us */
@@ -432,10 +622,7 @@ static int run_query(idx_searcher_t *s, void *ud)
         for (size_t i = 0; i < nq; i++) {
             cursor *c = &s->cur[i];
             if (c->done || c->doc != d) continue;
-            uint32_t tf[IDX_NFIELDS] = { c->tf[0][c->pos], c->tf[1][c->pos] };
-            score += idx_term_bm25f(r, bp, (double)s->qt[i].qw * s->qt[i].idf, d, tf);
-            if ((rc = cursor_next(s, c))) return rc;
-            if (c->done) active--;
+            score += c->share[c->pos];   /* = idx_term_bm25f(..., d, its tfs) */
         }
         if (user_w != 0) {
             double u = 0.0;
@@ -456,16 +643,52 @@ static int run_query(idx_searcher_t *s, void *ud)
             }
         }
         matches++;
-        hent e = { score, r->keys[d], d };
-        if (nh < kk) {
-            s->heap[nh] = e;
-            sift_up(s->heap, nh++);
-        } else if (better(&e, &s->heap[0])) {
-            s->heap[0] = e;
-            sift_down(s->heap, nh, 0);
+        /* below the bar: out, without reading its key */
+        if (have_bar && score < bar.score) goto next;
+        hent e = { score, r->keys[d], d, 0 };
+        if (have_bar && !better(&e, &bar)) goto next;
+        {
+            /* a candidate (for now): keep what the cursors say about it, so
+             * that features need not read the postings again */
+            if (nh == cap) {
+                hent_select(s->heap, nh, kk);
+                for (size_t j = kk; j < nh; j++) s->sfree[nfree++] = s->heap[j].slot;
+                nh = kk;
+                bar = s->heap[kk - 1];
+                have_bar = 1;
+                if (!better(&e, &bar)) goto next;
+            }
+            e.slot = s->sfree[--nfree];
+            uint32_t *tf = s->ctf + (size_t)e.slot * nrec * 2;
+            uint32_t (*loc)[2] = s->cloc + (size_t)e.slot * nrec;
+            for (size_t i = 0; i < nq; i++) {
+                cursor *c = &s->cur[i];
+                if (c->done || c->doc != d) {
+                    tf[2 * i] = tf[2 * i + 1] = 0;
+                    continue;
+                }
+                tf[2 * i] = c->tf[0][c->pos];
+                tf[2 * i + 1] = c->tf[1][c->pos];
+                loc[i][0] = c->block;
+                loc[i][1] = cursor_posoff(c);
+            }
+            s->cdoc[e.slot] = d;
+            s->heap[nh++] = e;
+        }
+next:
+        for (size_t i = 0; i < nq; i++) {
+            cursor *c = &s->cur[i];
+            if (c->done || c->doc != d) continue;
+            if ((rc = cursor_next(s, c))) return rc;
+            if (c->done) active--;
         }
     }
-    qsort(s->heap, nh, sizeof *s->heap, hent_cmp);
+    /* the best kk, best first (the order is total: score, key, doc) */
+    if (nh > kk) {
+        hent_select(s->heap, nh, kk);
+        nh = kk;
+    }
+    hent_sort(s->heap, nh);
 
     /* results; stored fields and explain come after (run_select) */
     if (grow((void **)&s->hits, &s->hitcap, nh + 1, sizeof *s->hits)) return -ENOMEM;
@@ -475,10 +698,13 @@ static int run_query(idx_searcher_t *s, void *ud)
         hit->doc = s->heap[h].doc;
         hit->key = s->heap[h].key;
         hit->score = s->heap[h].score;
+        hit->cand = s->heap[h].slot;
     }
     res->hits = s->hits;
     res->nhits = nh;
     res->matches = matches;
+    s->ncand = cap;   /* slots; cdoc says which hold this query's documents */
+    s->cand_nq = nq;
     return 0;
 }
 
@@ -517,8 +743,17 @@ static int explain_hits(idx_searcher_t *s, idx_hit *hits, size_t n)
 /* Stored fields of hits[0, n) into sbuf; pointers set last (sbuf moves). */
 static int fetch_fields(idx_searcher_t *s, idx_hit *hits, size_t n)
 {
-    if (grow((void **)&s->offs, &s->offscap, n + 1, sizeof *s->offs)) return -ENOMEM;
+    if (grow((void **)&s->offs, &s->offscap, n + 1, sizeof *s->offs) ||
+        grow((void **)&s->xdoc, &s->xdoccap, n ? n : 1, sizeof *s->xdoc))
+        return -ENOMEM;
+    /* in document order: the records lie in key order in the file */
     for (size_t h = 0; h < n; h++) {
+        s->xdoc[h][0] = hits[h].doc;
+        s->xdoc[h][1] = (uint32_t)h;
+    }
+    qsort(s->xdoc, n, sizeof *s->xdoc, xdoc_cmp);
+    for (size_t x = 0; x < n; x++) {
+        size_t h = s->xdoc[x][1];
         idx_doc_rec dr;
         int rc = idx_doc_get(s->r, s->txn, hits[h].doc, &dr, s->eb);
         if (rc) return rc;
@@ -585,6 +820,7 @@ int idx_search(idx_searcher_t *s, const idx_query *q, idx_results *res, fn_errbu
     s->eb = eb ? eb : &local;
 
     s->nq = s->nu = s->nseq = 0;
+    s->ncand = 0;
     s->tlen = 0;
     s->slen = 0;
     s->parsing_user = 0;

@@ -104,6 +104,8 @@ typedef struct idx_hit {
     const char *url;        /* "" if none */
     idx_term_explain *terms;/* explain only, and only for the first explain_hits
                                hits: nterms entries (query terms); else NULL */
+    uint32_t cand;          /* internal: where the selection recorded this hit's term
+                               frequencies (features and explain reuse them) */
 } idx_hit;
 
 typedef struct idx_results {

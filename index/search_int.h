@@ -21,8 +21,15 @@ typedef struct cursor {
     uint32_t pos, n;
     uint32_t doc;          /* current document; valid unless done */
     int done;
+    /* where posting `offpos` of the block starts in the block's positions
+     * value (sum of the tfs before it); advanced lazily, only when a
+     * candidate needs it (cursor_posoff) */
+    uint32_t offpos, off;
+    int scored;            /* load_block fills share[] (query terms of the selection) */
+    double qidf;           /* qw * idf, for share[] */
     uint32_t docs[IDX_BLOCK_SIZE];
     uint32_t tf[IDX_NFIELDS][IDX_BLOCK_SIZE];
+    double share[IDX_BLOCK_SIZE]; /* with `scored`: each posting's idx_term_bm25f */
 } cursor;
 
 typedef struct qterm {
@@ -36,7 +43,8 @@ typedef struct qterm {
     int user;              /* a user interest term, not a query term */
 } qterm;
 
-typedef struct hent { double score; uint64_t key; uint32_t doc; } hent;
+/* slot: where the selection recorded this candidate's frequencies (ctf, cloc) */
+typedef struct hent { double score; uint64_t key; uint32_t doc, slot; } hent;
 
 struct idx_searcher {
     idx_reader_t *r;
@@ -54,6 +62,17 @@ struct idx_searcher {
     int64_t now;
     cursor *cur; size_t curcap;
     hent *heap; size_t hcap;
+    /* What the selection read for its candidates, per heap slot, so that
+     * features need not walk the postings again: ctf[slot][t][f] the query
+     * terms' frequencies, cloc[slot][t] = (posting block, offset of its
+     * positions in that block's positions value), cdoc[slot] the document.
+     * ncand = the slots of the last idx_search (0: none valid); a slot
+     * holds a hit's data when cdoc[hit.cand] == hit.doc (idx_cand_recorded). */
+    uint32_t *ctf; size_t ctfcap;
+    uint32_t (*cloc)[2]; size_t cloccap;
+    uint32_t *cdoc; size_t cdoccap;
+    uint32_t *sfree; size_t sfreecap;     /* free slots */
+    size_t ncand, cand_nq;
     uint32_t *htf; size_t htfcap;         /* candidate tfs: nq*2 per candidate */
     uint32_t (*xdoc)[2]; size_t xdoccap;  /* candidates (doc, index) sorted by doc */
     uint32_t *pos; size_t poscap;         /* candidate positions (features) */
@@ -89,6 +108,17 @@ static inline double idx_term_bm25f(const idx_reader_t *r, const idx_bm25_params
  * the blocks that hold none of the documents. Inside the caller's read
  * transaction and guard. */
 int idx_cand_terms(idx_searcher_t *s, const uint32_t *docs, size_t n, size_t nterms, int want_pos);
+
+/* 1 if every hit of hits[0, n) is a candidate of the searcher's last
+ * selection (idx_hit.cand), so its frequencies are recorded: ctf. */
+int idx_cand_recorded(const idx_searcher_t *s, const idx_hit *hits, size_t n);
+
+/* What idx_cand_terms(want_pos) gives, for hits the selection recorded
+ * (idx_cand_recorded): s->htf and s->poff by hit, positions in s->pos. Reads
+ * only the positions values that hold the hits' positions, each once, and
+ * decodes each only as far as its last hit. Inside the caller's read
+ * transaction and guard. */
+int idx_cand_positions(idx_searcher_t *s, const idx_hit *hits, size_t n);
 
 /* Run fn(s, ud) inside a renewed read transaction and a SIGBUS guard, after
  * checking that data.mdb has not changed on disk. */

@@ -190,3 +190,90 @@ Test(features, registry_names_are_unique_and_ordered_by_cost)
     cr_assert_eq(idx_feature_find("bm25f"), IDX_F_BM25F);
     cr_assert_eq(idx_feature_find("nope"), -1);
 }
+
+/* The selection records its candidates' frequencies and where their
+ * positions are, and the features of those candidates come from there; a
+ * hit it did not record (here: one whose record reference is spoilt) makes
+ * the extractors walk the postings instead. Both give the same bits, cheap
+ * and full, for all candidates, a shuffled subset and repeated hits, on a
+ * real collection (cranfield, a stemming analyzer, titles and bodies). */
+Test(features, recorded_candidates_give_the_features_of_a_fresh_walk, .timeout = 120)
+{
+    const char *data = getenv("FUNNEL_DATA");
+    cr_assert_not_null(data, "FUNNEL_DATA must point at shared/data");
+    char in[1024], out[512], shard[600], queries[1024];
+    snprintf(in, sizeof in, "%s/cranfield/corpus.jsonl", data);
+    snprintf(queries, sizeof queries, "%s/cranfield/queries.tsv", data);
+    snprintf(out, sizeof out, "%s/cran", tmpdir);
+    idx_build_opts o;
+    memset(&o, 0, sizeof o);
+    o.input = in;
+    o.out_dir = out;
+    o.shards = 2;
+    o.on_error = IDX_ON_ERROR_FAIL;
+    fn_errbuf eb = {{0}};
+    cr_assert_eq(idx_build(&o, NULL, &eb), 0, "%s", eb.msg);
+    snprintf(shard, sizeof shard, "%s/shard-001", out);
+    idx_reader_t *r;
+    idx_searcher_t *s;
+    cr_assert_eq(idx_reader_open(shard, &r, &eb), 0, "%s", eb.msg);
+    cr_assert_eq(idx_searcher_create(r, &s, &eb), 0, "%s", eb.msg);
+    size_t stride = idx_features_shard(), cap = 700;
+    float *a = malloc(cap * stride * sizeof *a), *b = malloc(cap * stride * sizeof *b);
+    idx_hit *hits = malloc(cap * sizeof *hits);
+    cr_assert(a && b && hits);
+    FILE *f = fopen(queries, "r");
+    cr_assert_not_null(f);
+    char line[4096];
+    int nq = 0;
+    size_t rows = 0;
+    while (nq < 50 && fgets(line, sizeof line, f)) {
+        char *text = strchr(line, '\t');
+        if (!text) continue;
+        idx_query q = { .text = text + 1, .k = 300 + 7 * (size_t)nq, .now = 1700000000 };
+        idx_results res;
+        cr_assert_eq(idx_search(s, &q, &res, &eb), 0, "%s", eb.msg);
+        /* all the candidates; then every third in reverse order, the first twice */
+        size_t n = res.nhits;
+        memcpy(hits, res.hits, n * sizeof *hits);
+        for (int sub = 0; sub < 2; sub++) {
+            if (sub) {
+                size_t m = 0;
+                for (size_t i = n; i-- > 0;)
+                    if (i % 3 == 0) hits[m++] = res.hits[i];
+                hits[m++] = res.hits[0];
+                n = m;
+            }
+            for (int full = 0; full < 2; full++) {
+                memset(a, 0xa5, n * stride * sizeof *a);
+                memset(b, 0x5a, n * stride * sizeof *b);
+                cr_assert_eq(idx_features_compute(s, hits, n, full, a, stride, &eb), 0, "%s", eb.msg);
+                for (size_t i = 0; i < n; i++) hits[i].cand = UINT32_MAX;   /* not recorded */
+                cr_assert_eq(idx_features_compute(s, hits, n, full, b, stride, &eb), 0, "%s", eb.msg);
+                size_t ncols = full ? stride : idx_features_cheap();
+                for (size_t i = 0; i < n; i++)
+                    cr_assert(memcmp(a + i * stride, b + i * stride, ncols * sizeof *a) == 0,
+                              "query %d (%s) hit %zu, %s features differ", nq, text + 1, i,
+                              full ? "full" : "cheap");
+                rows += n;
+                /* back to the recorded references for the next round */
+                if (!sub) memcpy(hits, res.hits, n * sizeof *hits);
+                else {
+                    size_t m = 0;
+                    for (size_t i = res.nhits; i-- > 0;)
+                        if (i % 3 == 0) hits[m++] = res.hits[i];
+                    hits[m++] = res.hits[0];
+                }
+            }
+        }
+        nq++;
+    }
+    fclose(f);
+    cr_assert_eq(nq, 50);
+    cr_assert_gt(rows, 20000);
+    free(a);
+    free(b);
+    free(hits);
+    idx_searcher_destroy(s);
+    idx_reader_close(r);
+}

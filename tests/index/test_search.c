@@ -372,3 +372,83 @@ Test(search, deadline_stops_a_long_search)
     cr_assert_eq(res.matches, 20000);
     close_shard(&o);
 }
+
+/* ---- the selection's top k at large k (the funnel asks for thousands) ---- */
+
+typedef struct ranked { double score; uint64_t key; uint32_t doc; } ranked;
+
+static int ranked_cmp(const void *a, const void *b)
+{
+    const ranked *x = a, *y = b;
+    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    if (x->key != y->key) return x->key < y->key ? -1 : 1;
+    return x->doc < y->doc ? -1 : x->doc > y->doc;
+}
+
+/* Every k gives exactly the first k of all matches scored and sorted
+ * independently (qsort here, the selection's own buffer, partition and sort
+ * there), with the same bits; and each score is the sum, in query order, of
+ * the per-term shares explain computes one document at a time (the
+ * selection computes them a posting block at a time). */
+Test(search, top_k_at_every_k_equals_exhaustive_scoring, .timeout = 120)
+{
+    const char *data = getenv("FUNNEL_DATA");
+    cr_assert_not_null(data, "FUNNEL_DATA must point at shared/data");
+    char corpus[1024], queries[1024];
+    snprintf(corpus, sizeof corpus, "%s/cranfield/corpus.jsonl", data);
+    snprintf(queries, sizeof queries, "%s/cranfield/queries.tsv", data);
+    build(NULL, corpus, 1, "cranall", 0);
+    opened o = open_shard("cranall", 0);
+    size_t ndocs = idx_reader_info(o.r)->docs;
+    ranked *all = malloc(ndocs * sizeof *all);
+    cr_assert_not_null(all);
+    FILE *f = fopen(queries, "r");
+    cr_assert_not_null(f);
+    char line[4096];
+    int nq = 0;
+    size_t big = 0;
+    fn_errbuf eb = { { 0 } };
+    while (nq < 60 && fgets(line, sizeof line, f)) {
+        char *text = strchr(line, '\t');
+        if (!text) continue;
+        text++;
+        /* all matches, with explain: the per-term shares */
+        idx_results res;
+        idx_query qa = { .text = text, .k = ndocs + 10, .explain = 1 };
+        cr_assert_eq(idx_search(o.s, &qa, &res, &eb), 0, "%s", eb.msg);
+        size_t m = res.nhits;
+        cr_assert_eq(m, res.matches);
+        for (size_t h = 0; h < m; h++) {
+            const idx_hit *x = &res.hits[h];
+            double sum = 0.0;
+            for (size_t t = 0; t < res.nterms; t++) sum += x->terms[t].contribution;
+            cr_assert(sum == x->score, "query %d %s: score %.17g, shares sum to %.17g", nq, x->id,
+                      x->score, sum);
+            all[h] = (ranked){ x->score, x->key, x->doc };
+        }
+        qsort(all, m, sizeof *all, ranked_cmp);
+        for (size_t h = 0; h < m; h++)
+            cr_assert(all[h].doc == res.hits[h].doc, "query %d: rank %zu of all matches", nq, h);
+        if (m > 500) big++;
+        size_t ks[] = { 1, 2, 3, 10, 17, 100, 250, 499, 500, 501, 1000, m > 1 ? m - 1 : 1, m, m + 1 };
+        for (size_t j = 0; j < sizeof ks / sizeof ks[0]; j++) {
+            idx_query q = { .text = text, .k = ks[j] };
+            cr_assert_eq(idx_search(o.s, &q, &res, &eb), 0, "%s", eb.msg);
+            cr_assert_eq(res.matches, m);
+            cr_assert_eq(res.nhits, ks[j] < m ? ks[j] : m, "query %d k %zu", nq, ks[j]);
+            for (size_t h = 0; h < res.nhits; h++) {
+                cr_assert_eq(res.hits[h].doc, all[h].doc, "query %d k %zu rank %zu", nq, ks[j], h);
+                cr_assert_eq(res.hits[h].key, all[h].key);
+                cr_assert(memcmp(&res.hits[h].score, &all[h].score, sizeof all[h].score) == 0,
+                          "query %d k %zu rank %zu: %.17g vs %.17g", nq, ks[j], h, res.hits[h].score,
+                          all[h].score);
+            }
+        }
+        nq++;
+    }
+    fclose(f);
+    free(all);
+    close_shard(&o);
+    cr_assert_eq(nq, 60);
+    cr_assert_gt(big, 10, "queries with more than 500 matches: %zu", big);
+}
