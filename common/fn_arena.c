@@ -1,6 +1,7 @@
 /* fn_arena.c - see fn_arena.h. */
 #include "fn_arena.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,96 @@ struct fn_arena_chunk {
     _Alignas(ARENA_ALIGN) unsigned char data[];
 };
 
+/* ---- the stash: chunks of finished arenas, for the next ones ----
+ *
+ * A server's requests are alike: the chunks one frees, the next allocates
+ * again. A chunk of 128 KiB and more is mmap'd by glibc (fn_mem_server_tune),
+ * so without the stash each request pays a page fault for every 4 KiB it
+ * touches, and an munmap. The stash keeps chunks of STASH_MIN_CHUNK bytes
+ * and more, at most STASH_BYTES in STASH_SLOTS, and gives back any chunk
+ * no arena has taken within STASH_AGE arena frees: a burst of large
+ * requests leaves nothing behind once ordinary traffic goes on, and
+ * nothing larger than STASH_BYTES in any case. Thread-safe. */
+#define STASH_MIN_CHUNK (64u << 10)
+#define STASH_MAX_CHUNK (4u << 20)
+#define STASH_BYTES (16u << 20)
+#define STASH_SLOTS 32
+#define STASH_AGE 256
+
+static struct {
+    pthread_mutex_t mu;
+    fn_arena_chunk *c[STASH_SLOTS];
+    uint64_t at[STASH_SLOTS];     /* clock when stashed */
+    size_t n, bytes;
+    uint64_t clock;               /* arena frees so far */
+} stash = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+/* A stashed chunk of at least `size` bytes (at most twice that), or NULL. */
+static fn_arena_chunk *stash_take(size_t size)
+{
+    if (size < STASH_MIN_CHUNK || size > STASH_MAX_CHUNK) return NULL;
+    fn_arena_chunk *got = NULL;
+    pthread_mutex_lock(&stash.mu);
+    size_t best = stash.n;
+    for (size_t i = 0; i < stash.n; i++)
+        if (stash.c[i]->size >= size && stash.c[i]->size / 2 <= size &&
+            (best == stash.n || stash.c[i]->size < stash.c[best]->size))
+            best = i;
+    if (best < stash.n) {
+        got = stash.c[best];
+        stash.bytes -= got->size;
+        stash.c[best] = stash.c[--stash.n];
+        stash.at[best] = stash.at[stash.n];
+    }
+    pthread_mutex_unlock(&stash.mu);
+    return got;
+}
+
+/* Chunks of one arena: to the stash while it has room, else freed; then
+ * the chunks nobody took in STASH_AGE frees are freed. */
+static void stash_put(fn_arena_chunk *c)
+{
+    fn_arena_chunk *drop = NULL;
+    pthread_mutex_lock(&stash.mu);
+    uint64_t now = ++stash.clock;
+    while (c) {
+        fn_arena_chunk *n = c->next;
+        if (c->size >= STASH_MIN_CHUNK && c->size <= STASH_MAX_CHUNK && stash.n < STASH_SLOTS &&
+            stash.bytes + c->size <= STASH_BYTES) {
+            stash.c[stash.n] = c;
+            stash.at[stash.n++] = now;
+            stash.bytes += c->size;
+        } else {
+            c->next = drop;
+            drop = c;
+        }
+        c = n;
+    }
+    for (size_t i = 0; i < stash.n;) {
+        if (now - stash.at[i] <= STASH_AGE) { i++; continue; }
+        fn_arena_chunk *old = stash.c[i];
+        stash.bytes -= old->size;
+        stash.c[i] = stash.c[--stash.n];
+        stash.at[i] = stash.at[stash.n];
+        old->next = drop;
+        drop = old;
+    }
+    pthread_mutex_unlock(&stash.mu);
+    while (drop) {
+        fn_arena_chunk *n = drop->next;
+        free(drop);
+        drop = n;
+    }
+}
+
+size_t fn_arena_stashed(void)
+{
+    pthread_mutex_lock(&stash.mu);
+    size_t b = stash.bytes;
+    pthread_mutex_unlock(&stash.mu);
+    return b;
+}
+
 void fn_arena_init(fn_arena *a)
 {
     a->head = NULL;
@@ -29,11 +120,13 @@ void fn_arena_init(fn_arena *a)
 static fn_arena_chunk *chunk_new(fn_arena *a, size_t size)
 {
     if (size > SIZE_MAX - sizeof(fn_arena_chunk)) return NULL;
-    fn_arena_chunk *c = malloc(sizeof *c + size);
-    if (!c) return NULL;
-    c->size = size;
+    fn_arena_chunk *c = stash_take(size);
+    if (!c) {
+        if (!(c = malloc(sizeof *c + size))) return NULL;
+        c->size = size;
+    }
     c->used = 0;
-    a->held += size;
+    a->held += c->size;
     return c;
 }
 
@@ -94,14 +187,19 @@ size_t fn_arena_held(const fn_arena *a) { return a->held; }
 
 void fn_arena_reset(fn_arena *a)
 {
-    fn_arena_chunk *c = a->head, *keep = NULL;
+    fn_arena_chunk *c = a->head, *keep = NULL, *give = NULL;
     while (c) {
         fn_arena_chunk *n = c->next;
         /* the oldest ordinary chunk is the smallest: keep it for reuse */
-        if (!n && c->size <= ARENA_FIRST) keep = c;
-        else free(c);
+        if (!n && c->size <= ARENA_FIRST) {
+            keep = c;
+        } else {
+            c->next = give;
+            give = c;
+        }
         c = n;
     }
+    stash_put(give);
     a->head = keep;
     a->held = keep ? keep->size : 0;
     if (keep) keep->used = 0;
@@ -111,12 +209,7 @@ void fn_arena_reset(fn_arena *a)
 
 void fn_arena_free(fn_arena *a)
 {
-    fn_arena_chunk *c = a->head;
-    while (c) {
-        fn_arena_chunk *n = c->next;
-        free(c);
-        c = n;
-    }
+    stash_put(a->head);
     fn_arena_init(a);
 }
 

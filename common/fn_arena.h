@@ -9,8 +9,14 @@
  * chunk of its own. Chunks of 128 KiB and more are mmap'd by glibc once
  * fn_mem_server_tune() has run, so freeing them unmaps them.
  *
- * Not thread-safe: one arena per request (or per worker). Memory is 16-byte
- * aligned and NOT zeroed unless fn_arena_calloc is used.
+ * Chunks of 64 KiB to 4 MiB that an arena gives back wait in a small,
+ * process-wide stash (at most 16 MiB) for the next arena, so that steady
+ * traffic does not map, fault in and unmap the same memory for every request;
+ * a stashed chunk that no arena takes within 256 arena frees is freed, so a
+ * burst of large requests leaves nothing behind once ordinary traffic goes on.
+ *
+ * Not thread-safe: one arena per request (or per worker); the stash is.
+ * Memory is 16-byte aligned and NOT zeroed unless fn_arena_calloc is used.
  */
 #ifndef FUNNEL_FN_ARENA_H
 #define FUNNEL_FN_ARENA_H
@@ -42,6 +48,9 @@ size_t fn_arena_held(const fn_arena *a);
 void fn_arena_reset(fn_arena *a);
 /* Give every chunk back; the arena is empty and reusable. */
 void fn_arena_free(fn_arena *a);
+
+/* Bytes of chunks waiting in the stash (for tests). */
+size_t fn_arena_stashed(void);
 
 /* Process-wide malloc policy for long-running servers, called once at start
  * (glibc; a no-op elsewhere): allocations of 128 KiB and more are mmap'd and

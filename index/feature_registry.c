@@ -4,6 +4,7 @@
 #include "feature_registry.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "feature_cols.h"
@@ -70,9 +71,34 @@ long idx_feature_find(const char *name)
     return -1;
 }
 
+static int float_asc(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* How many of sorted[0, n) (ascending, no NaN) are greater than v. */
+static size_t count_greater(const float *sorted, size_t n, float v)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (sorted[mid] > v) hi = mid;
+        else lo = mid + 1;
+    }
+    return n - lo;
+}
+
 void idx_features_window(float *rows, size_t n, size_t stride)
 {
     float best = -INFINITY, best_lm = -INFINITY, best_prf = -INFINITY;
+    /* the window's bm25f values sorted, for the ranks: n log n, not n^2
+     * (a NaN is greater than nothing and nothing is greater than it) */
+    float *sorted = malloc((n ? n : 1) * sizeof *sorted);
+    size_t nsorted = 0;
+    for (size_t i = 0; i < n && sorted; i++)
+        if (!isnan(rows[i * stride + F_BM25F])) sorted[nsorted++] = rows[i * stride + F_BM25F];
+    if (sorted) qsort(sorted, nsorted, sizeof *sorted, float_asc);
     for (size_t i = 0; i < n; i++) {
         const float *r = rows + i * stride;
         if (r[F_BM25F] > best) best = r[F_BM25F];
@@ -84,10 +110,14 @@ void idx_features_window(float *rows, size_t n, size_t stride)
         r[F_W_BM25F_REL] = best > 0 ? r[F_BM25F] / best : 0;
         /* rank among the window by bm25f: 1 + the rows strictly better */
         size_t rank = 1;
-        for (size_t j = 0; j < n; j++) rank += rows[j * stride + F_BM25F] > r[F_BM25F];
+        if (!sorted)   /* out of memory: count them one by one */
+            for (size_t j = 0; j < n; j++) rank += rows[j * stride + F_BM25F] > r[F_BM25F];
+        else if (!isnan(r[F_BM25F]))
+            rank += count_greater(sorted, nsorted, r[F_BM25F]);
         r[F_W_BM25F_RANK] = (float)rank;
         r[F_W_LM_B_GAP] = r[F_LM_B] - best_lm;
         /* prf_rm3 is the caller's (NaN without feedback); NaN stays NaN */
         r[F_PRF_RM3_REL] = best_prf > 0 ? r[F_PRF_RM3] / best_prf : isnan(r[F_PRF_RM3]) ? NAN : 0;
     }
+    free(sorted);
 }

@@ -84,7 +84,7 @@ fail:
  * megabytes for good. Small arrays stay for the next query. */
 static void searcher_trim(idx_searcher_t *s)
 {
-    enum { KEEP = 64u << 10 };
+    enum { KEEP = 512u << 10 };   /* the funnel's default windows stay under it */
     if (s->hcap * sizeof *s->heap > KEEP) FREE_SCRATCH(s->heap, s->hcap);
     if (s->htfcap * sizeof *s->htf > KEEP) FREE_SCRATCH(s->htf, s->htfcap);
     if (s->xdoccap * sizeof *s->xdoc > KEEP) FREE_SCRATCH(s->xdoc, s->xdoccap);

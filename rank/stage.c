@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fn_arena.h"
+
 struct rank_ranker {
     atomic_int refs;
     rank_model_t *m;
@@ -171,12 +173,19 @@ int rank_ranker_score(const rank_ranker *r, const float *rows, size_t n, size_t 
 {
     if (!n) return 0;
     size_t nf = r->nf ? r->nf : 1;
-    float *X = malloc(n * nf * sizeof *X);
-    if (!X) return -ENOMEM;
+    /* from an arena: its chunk is reused by the next call (fn_arena.h), a
+     * malloc of this size would be mapped and faulted in every time */
+    fn_arena mem;
+    fn_arena_init(&mem);
+    float *X = fn_arena_alloc(&mem, n * nf * sizeof *X);
+    if (!X) {
+        fn_arena_free(&mem);
+        return -ENOMEM;
+    }
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < r->nf; j++) X[i * nf + j] = rows[i * stride + r->col[j]];
     rank_model_score(r->m, X, n, nf, out);
-    free(X);
+    fn_arena_free(&mem);
     return 0;
 }
 

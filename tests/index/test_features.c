@@ -3,6 +3,7 @@
  * registry's own rules (stable, unique names; cheap / full / window order). */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -276,4 +277,34 @@ Test(features, recorded_candidates_give_the_features_of_a_fresh_walk, .timeout =
     free(hits);
     idx_searcher_destroy(s);
     idx_reader_close(r);
+}
+
+/* The window rank by bm25f (1 + the rows strictly better) is counted from a
+ * sorted copy: the same ranks as counting row by row, with ties, -0 and +0,
+ * infinities and NaN (a NaN row is rank 1 and makes no other row worse). */
+Test(features, window_rank_equals_counting_row_by_row)
+{
+    uint64_t x = 0x2545f4914f6cdd1dull;
+    enum { S = 40 };
+    size_t nall = idx_features_all();
+    cr_assert_leq(nall, S);
+    static float rows[700 * S], ref[700];
+    for (size_t n = 0; n <= 700; n += 1 + n / 2) {
+        for (size_t i = 0; i < n; i++) {
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+            static const float odd[] = { 0.0f, -0.0f, INFINITY, -INFINITY, NAN, 3.5f };
+            float v = x % 5 == 0 ? odd[(x >> 8) % 6] : (float)((x >> 16) % 13) * 0.25f;
+            for (size_t c = 0; c < nall; c++) rows[i * S + c] = 1.0f;
+            rows[i * S + IDX_F_BM25F] = v;
+        }
+        for (size_t i = 0; i < n; i++) {
+            size_t rank = 1;
+            for (size_t j = 0; j < n; j++) rank += rows[j * S + IDX_F_BM25F] > rows[i * S + IDX_F_BM25F];
+            ref[i] = (float)rank;
+        }
+        idx_features_window(rows, n, S);
+        long c = idx_feature_find("w_bm25f_rank");
+        for (size_t i = 0; i < n; i++)
+            cr_assert_eq(rows[i * S + c], ref[i], "n %zu row %zu (bm25f %g)", n, i, rows[i * S + IDX_F_BM25F]);
+    }
 }
