@@ -842,8 +842,8 @@ static int start_prf(search *s)
         s->prf_us = (uv_hrtime() - s->prf_t0) / 1000;
         return -1;
     }
-    snprintf(s->prf_note, sizeof s->prf_note, "RM3: %zu feedback documents, %zu terms, lambda %g",
-             q.fb_docs, q.n, c->o.prf.lambda);
+    snprintf(s->prf_note, sizeof s->prf_note, "RM3: %zu feedback documents (softmax temperature %g), "
+             "%zu terms, lambda %g", q.fb_docs, c->o.prf.temperature, q.n, c->o.prf.lambda);
     /* one call per shard that has window documents, to the replica that sent them */
     s->prf = PRF_RESCORING;
     for (uint32_t i = 0; i < s->nslots; i++) {

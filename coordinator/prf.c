@@ -2,6 +2,7 @@
 #include "prf.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,28 +57,42 @@ int coord_prf_expand(fn_arena *a, const coord_prf_params *p,
     qsort(fb, nfb, sizeof *fb, fb_cmp);
     if (nfb > p->docs) nfb = p->docs;
 
-    /* document weights: their selection scores, normalised (uniform if
-     * they do not sum to something positive) */
+    /* document weights: a softmax of their selection scores at
+     * temperature x the best score (the exponent is never positive), or
+     * with temperature 0 the scores themselves; normalised, and uniform if
+     * they do not sum to something positive */
+    double s1 = fb[0].d->score;
+    double *dw = malloc(nfb * sizeof *dw);
+    if (!dw) {
+        free(fb);
+        return -ENOMEM;
+    }
     double ssum = 0.0;
-    for (size_t i = 0; i < nfb; i++) ssum += fb[i].d->score > 0 ? fb[i].d->score : 0.0;
+    for (size_t i = 0; i < nfb; i++) {
+        double sc = fb[i].d->score > 0 ? fb[i].d->score : 0.0;
+        dw[i] = p->temperature > 0 && s1 > 0 ? exp(-(s1 - sc) / (p->temperature * s1)) : sc;
+        ssum += dw[i];
+    }
     size_t npairs = 0;
     for (size_t i = 0; i < nfb; i++)
         if (fb[i].d->length && fb[i].d->n_tf == fb[i].d->n_terms) npairs += fb[i].d->n_terms;
     tw *pw = malloc((npairs ? npairs : 1) * sizeof *pw);
     if (!pw) {
         free(fb);
+        free(dw);
         return -ENOMEM;
     }
     size_t m = 0;
     for (size_t i = 0; i < nfb; i++) {
         const Funnel__V1__FeedbackDoc *d = fb[i].d;
         if (!d->length || d->n_tf != d->n_terms) continue;
-        double wd = ssum > 0 ? (d->score > 0 ? d->score : 0.0) / ssum : 1.0 / (double)nfb;
+        double wd = ssum > 0 ? dw[i] / ssum : 1.0 / (double)nfb;
         for (size_t t = 0; t < d->n_terms; t++)
             pw[m++] = (tw){ d->terms[t], (uint32_t)i, wd * (double)d->tf[t] / (double)d->length };
     }
     out->fb_docs = nfb;
     free(fb);
+    free(dw);
 
     /* P(w|R): the pairs of one term summed in document-rank order */
     qsort(pw, m, sizeof *pw, tw_term_rank);

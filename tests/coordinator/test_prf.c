@@ -29,7 +29,8 @@ static fdoc dc = { 2, 4.0, 2, 1, { "c" }, { 2 } };
 static char *qterms[] = { "a", "q" };
 static uint32_t qw[] = { 1, 3 };
 
-static void expand(int swap, uint32_t docs, uint32_t terms, fn_arena *mem, coord_prf_query *q)
+static void expand_at(int swap, uint32_t docs, uint32_t terms, double lambda, double temp, fn_arena *mem,
+                      coord_prf_query *q)
 {
     static Funnel__V1__FeedbackDoc fa[2], fb[1];
     static Funnel__V1__FeedbackDoc *pa[2], *pb[1];
@@ -50,8 +51,13 @@ static void expand(int swap, uint32_t docs, uint32_t terms, fn_arena *mem, coord
     ra.term_weights = rb.term_weights = qw;
     ra.n_term_weights = rb.n_term_weights = 2;
     const Funnel__V1__ShardSearchResponse *rs[3] = { swap ? &rb : &ra, NULL, swap ? &ra : &rb };
-    coord_prf_params p = { docs, terms, 0.5 };
+    coord_prf_params p = { docs, terms, lambda, temp };
     cr_assert_eq(coord_prf_expand(mem, &p, rs, 3, q), 0);
+}
+
+static void expand(int swap, uint32_t docs, uint32_t terms, fn_arena *mem, coord_prf_query *q)
+{
+    expand_at(swap, docs, terms, 0.5, 0.0, mem, q);   /* linear document weights */
 }
 
 Test(prf, rm3_weights_by_hand)
@@ -77,6 +83,28 @@ Test(prf, rm3_weights_by_hand)
     fn_arena_free(&mem);
 }
 
+/* The default: feedback documents weighted by a softmax of their scores at
+ * 0.1 x the best, lambda 0.7. Scores 4, 4, 2: weights 1, 1, e^-5 over
+ * 2 + e^-5; P(a) = w .5, P(b) = w .5 + w3 .5, P(c) = w + w3 .5 (sum 1). */
+Test(prf, softmax_weights_by_hand)
+{
+    fn_arena mem;
+    fn_arena_init(&mem);
+    coord_prf_query q;
+    expand_at(0, 3, 50, 0.7, 0.1, &mem, &q);
+    double z = 2 + exp(-5.0), w = 1 / z, w3 = exp(-5.0) / z;
+    double pa = w * 0.5, pb = w * 0.5 + w3 * 0.5, pc = w + w3 * 0.5;
+    cr_assert_eq(q.n, 4);
+    const char *want_t[] = { "a", "b", "c", "q" };
+    double want_w[] = { 0.7 * 0.25 + 0.3 * pa, 0.3 * pb, 0.3 * pc, 0.7 * 0.75 };
+    for (size_t i = 0; i < 4; i++) {
+        cr_assert_str_eq(q.terms[i], want_t[i]);
+        cr_assert_float_eq(q.weights[i], want_w[i], 1e-12, "%s: %.15g, by hand %.15g", want_t[i], q.weights[i],
+                           want_w[i]);
+    }
+    fn_arena_free(&mem);
+}
+
 Test(prf, same_query_whatever_the_shard_order)
 {
     fn_arena mem;
@@ -99,7 +127,7 @@ Test(prf, nothing_to_expand_with)
     fn_arena_init(&mem);
     Funnel__V1__ShardSearchResponse r = FUNNEL__V1__SHARD_SEARCH_RESPONSE__INIT;
     const Funnel__V1__ShardSearchResponse *rs[1] = { &r };
-    coord_prf_params p = { 10, 50, 0.5 };
+    coord_prf_params p = { 10, 50, 0.5, 0.1 };
     coord_prf_query q;
     cr_assert_eq(coord_prf_expand(&mem, &p, rs, 1, &q), 0);
     cr_assert_eq(q.n, 0, "no feedback documents: no expanded query");
