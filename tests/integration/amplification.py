@@ -167,7 +167,10 @@ b99, u99 = p99(base), p99(burst)
 print("normal client: %d requests alone, p50 %.2f ms p99 %.2f ms; %d during the burst, p50 %.2f ms p99 %.2f ms"
       % (len(base), statistics.median(base), b99, len(burst), statistics.median(burst), u99))
 check(all(x != float("inf") for x in base + burst), "the normal client had no errors")
-check(u99 <= 2 * b99 + 2.0, "p99 during the burst %.2f ms <= 2 x %.2f ms (+2 ms)" % (u99, b99))
+# ASan makes the heavy requests' allocations several times dearer than the
+# normal client's: the sanitizer build gets a looser ratio
+RATIO, SLACK = (3.0, 5.0) if sanitized else (2.0, 2.0)
+check(u99 <= RATIO * b99 + SLACK, "p99 during the burst %.2f ms <= %g x %.2f ms (+%g ms)" % (u99, RATIO, b99, SLACK))
 
 time.sleep(1.0)
 # A sanitizer's allocator keeps freed memory in quarantine on purpose: RSS
