@@ -179,22 +179,103 @@ static int qtok_cb(void *ud, const char *term, size_t len, uint32_t pos)
  * one posting's divisions do not wait for the previous posting's, as they
  * do in the document-at-a-time loop. Fields without the term are skipped
  * by selection, not by a branch: their quotient is computed and dropped. */
-static void score_block(const idx_searcher_t *s, cursor *c)
+typedef struct share_params {
+    const uint32_t *len0, *len1;
+    double om_b0, om_b1, b0, b1, w0, w1, a0, a1, k1, k1p1, qidf;
+} share_params;
+
+static void share_params_of(const idx_searcher_t *s, const cursor *c, share_params *sp)
 {
     const idx_reader_t *r = s->r;
     const idx_bm25_params *p = &s->bm25;
-    const uint32_t *len0 = r->len[0], *len1 = r->len[1];
-    const double b0 = p->b[0], b1 = p->b[1], w0 = p->w[0], w1 = p->w[1];
-    const double a0 = r->info.avglen[0], a1 = r->info.avglen[1];
-    const double k1 = p->k1, k1p1 = p->k1 + 1.0, qidf = c->qidf;
-    for (uint32_t i = 0; i < c->n; i++) {
+    *sp = (share_params){
+        r->len[0], r->len[1], 1.0 - p->b[0], 1.0 - p->b[1], p->b[0], p->b[1], p->w[0], p->w[1],
+        r->info.avglen[0], r->info.avglen[1], p->k1, p->k1 + 1.0, c->qidf,
+    };
+}
+
+/* noipa (here and on share_avx2): GCC 12.2 at -O1 and up rewrites this
+ * loop's stores to c->share as MEM[0B + offset] (ivopts), then takes the
+ * function for pure and deletes its calls (local-pure-const, dce): every
+ * share would be left unwritten. Callers must see an opaque function. */
+__attribute__((noipa))
+static void share_scalar(const share_params *p, cursor *c, uint32_t from)
+{
+    for (uint32_t i = from; i < c->n; i++) {
         uint32_t d = c->docs[i], t0 = c->tf[0][i], t1 = c->tf[1][i];
-        double x0 = w0 * (double)t0 / (1.0 - b0 + b0 * (double)len0[d] / a0);
-        double x1 = w1 * (double)t1 / (1.0 - b1 + b1 * (double)len1[d] / a1);
+        double x0 = p->w0 * (double)t0 / (p->om_b0 + p->b0 * (double)p->len0[d] / p->a0);
+        double x1 = p->w1 * (double)t1 / (p->om_b1 + p->b1 * (double)p->len1[d] / p->a1);
         double tfn = t0 ? 0.0 + x0 : 0.0;
         tfn = t1 ? tfn + x1 : tfn;
-        c->share[i] = tfn <= 0.0 ? 0.0 : qidf * tfn * k1p1 / (k1 + tfn);
+        c->share[i] = tfn <= 0.0 ? 0.0 : p->qidf * tfn * p->k1p1 / (p->k1 + tfn);
     }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+/* Four postings at a time: the scalar operations lane by lane (no FMA: the
+ * target has none, and -std=c11 contracts nothing), so the same bits.
+ * Document numbers and frequencies under 2^31 (signed conversions and
+ * gather indexes); a group with a larger one goes the scalar way. */
+__attribute__((target("avx2"), noipa))
+static void share_avx2(const share_params *p, cursor *c)
+{
+    const __m256d om0 = _mm256_set1_pd(p->om_b0), om1 = _mm256_set1_pd(p->om_b1);
+    const __m256d b0 = _mm256_set1_pd(p->b0), b1 = _mm256_set1_pd(p->b1);
+    const __m256d w0 = _mm256_set1_pd(p->w0), w1 = _mm256_set1_pd(p->w1);
+    const __m256d a0 = _mm256_set1_pd(p->a0), a1 = _mm256_set1_pd(p->a1);
+    const __m256d k1 = _mm256_set1_pd(p->k1), k1p1 = _mm256_set1_pd(p->k1p1);
+    const __m256d qidf = _mm256_set1_pd(p->qidf), zero = _mm256_setzero_pd();
+    uint32_t i = 0;
+    for (; i + 4 <= c->n; i += 4) {
+        __m128i d = _mm_loadu_si128((const __m128i *)(c->docs + i));
+        __m128i t0 = _mm_loadu_si128((const __m128i *)(c->tf[0] + i));
+        __m128i t1 = _mm_loadu_si128((const __m128i *)(c->tf[1] + i));
+        if (_mm_movemask_ps(_mm_castsi128_ps(_mm_or_si128(d, _mm_or_si128(t0, t1))))) break;
+        __m128i l0 = _mm_i32gather_epi32((const int *)p->len0, d, 4);
+        __m128i l1 = _mm_i32gather_epi32((const int *)p->len1, d, 4);
+        if (_mm_movemask_ps(_mm_castsi128_ps(_mm_or_si128(l0, l1)))) break;
+        __m256d n0 = _mm256_add_pd(om0, _mm256_div_pd(_mm256_mul_pd(b0, _mm256_cvtepi32_pd(l0)), a0));
+        __m256d n1 = _mm256_add_pd(om1, _mm256_div_pd(_mm256_mul_pd(b1, _mm256_cvtepi32_pd(l1)), a1));
+        __m256d x0 = _mm256_div_pd(_mm256_mul_pd(w0, _mm256_cvtepi32_pd(t0)), n0);
+        __m256d x1 = _mm256_div_pd(_mm256_mul_pd(w1, _mm256_cvtepi32_pd(t1)), n1);
+        __m256d has0 = _mm256_castsi256_pd(_mm256_cvtepi32_epi64(_mm_xor_si128(
+            _mm_cmpeq_epi32(t0, _mm_setzero_si128()), _mm_set1_epi32(-1))));
+        __m256d has1 = _mm256_castsi256_pd(_mm256_cvtepi32_epi64(_mm_xor_si128(
+            _mm_cmpeq_epi32(t1, _mm_setzero_si128()), _mm_set1_epi32(-1))));
+        __m256d tfn = _mm256_blendv_pd(zero, _mm256_add_pd(zero, x0), has0);
+        tfn = _mm256_blendv_pd(tfn, _mm256_add_pd(tfn, x1), has1);
+        __m256d sh = _mm256_div_pd(_mm256_mul_pd(_mm256_mul_pd(qidf, tfn), k1p1), _mm256_add_pd(k1, tfn));
+        /* tfn <= 0 ? 0 : sh (ordered compare: a NaN keeps sh, as in C) */
+        __m256d le = _mm256_cmp_pd(tfn, zero, _CMP_LE_OQ);
+        _mm256_storeu_pd(c->share + i, _mm256_blendv_pd(sh, zero, le));
+    }
+    share_scalar(p, c, i);
+}
+
+static int cpu_avx2(void)
+{
+    static int have = -1;   /* a benign race: every thread computes the same */
+    if (have < 0) {
+        __builtin_cpu_init();
+        have = __builtin_cpu_supports("avx2") != 0;
+    }
+    return have;
+}
+#endif
+
+static void score_block(const idx_searcher_t *s, cursor *c)
+{
+    share_params p;
+    share_params_of(s, c, &p);
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (cpu_avx2()) {
+        share_avx2(&p, c);
+        return;
+    }
+#endif
+    share_scalar(&p, c, 0);
 }
 
 static int load_block(idx_searcher_t *s, cursor *c)

@@ -123,3 +123,39 @@ Test(codec, varint_bytes_and_corruption)
     cr_assert_eq(k->decode(pad, sizeof pad, 1, out), 5);
     cr_assert_eq(out[0], 1);
 }
+
+/* Runs of one-byte values (the usual term frequencies and gaps) between
+ * longer ones, at every alignment: the decoder's eight-at-a-time path and
+ * its way back to the byte-at-a-time one, round trips and truncations. */
+Test(codec, runs_of_small_values)
+{
+    uint32_t in[IDX_BLOCK_SIZE], out[IDX_BLOCK_SIZE];
+    for (const idx_codec_t *const *c = idx_codec_all(); *c; c++) {
+        const idx_codec_t *k = *c;
+        for (size_t n = 1; n <= IDX_BLOCK_SIZE; n++) {
+            for (int round = 0; round < 30; round++) {
+                for (size_t i = 0; i < n; i++) {
+                    uint32_t r = next_u32();
+                    in[i] = r % (3 + (size_t)round) == 0 ? sample() : r % 128;
+                }
+                size_t cap = k->max_bytes(n);
+                uint8_t *buf = malloc(cap);
+                cr_assert_not_null(buf);
+                size_t w = k->encode(in, n, buf);
+                uint8_t *exact = malloc(w);
+                memcpy(exact, buf, w);
+                memset(out, 0xAB, sizeof out);
+                cr_assert_eq(k->decode(exact, w, n, out), w, "%s n=%zu round %d", k->name, n, round);
+                cr_assert_arr_eq(in, out, n * sizeof in[0], "%s n=%zu round %d", k->name, n, round);
+                for (size_t cut = 0; cut < w; cut += 1 + cut / 8) {
+                    uint8_t *t = malloc(cut ? cut : 1);
+                    memcpy(t, exact, cut);
+                    cr_assert_eq(k->decode(t, cut, n, out), 0, "%s n=%zu cut %zu", k->name, n, cut);
+                    free(t);
+                }
+                free(exact);
+                free(buf);
+            }
+        }
+    }
+}
