@@ -100,6 +100,7 @@ static void searcher_trim(idx_searcher_t *s)
     if (s->cloccap * sizeof *s->cloc > KEEP) FREE_SCRATCH(s->cloc, s->cloccap);
     if (s->cdoccap * sizeof *s->cdoc > KEEP) FREE_SCRATCH(s->cdoc, s->cdoccap);
     if (s->sfreecap * sizeof *s->sfree > KEEP) FREE_SCRATCH(s->sfree, s->sfreecap);
+    if (s->seencap * sizeof *s->seen > KEEP) FREE_SCRATCH(s->seen, s->seencap);
     s->ncand = 0;   /* the recorded candidates may be gone */
 }
 
@@ -127,6 +128,7 @@ void idx_searcher_destroy(idx_searcher_t *s)
     free(s->cloc);
     free(s->cdoc);
     free(s->sfree);
+    free(s->seen);
     free(s);
 }
 
@@ -612,6 +614,40 @@ int idx_cand_positions(idx_searcher_t *s, const idx_hit *hits, size_t n)
     return 0;
 }
 
+/* Move the non-essential cursor c (pruning, run_query) to its first
+ * document >= d, counting as matches the documents it passes that nobody
+ * has counted yet (s->seen): those the merge did not visit. Only documents
+ * below the merge's position are passed, and the merge has visited every
+ * one of those that an essential list holds. */
+static int ne_advance(idx_searcher_t *s, cursor *c, uint32_t d, uint64_t *counted)
+{
+    uint64_t *seen = s->seen, n = 0;
+    while (!c->done && c->doc < d) {
+        uint32_t p = c->pos;
+        for (; p < c->n && c->docs[p] < d; p++) {
+            uint32_t x = c->docs[p];
+            uint64_t m = 1ull << (x & 63);
+            n += !(seen[x >> 6] & m);
+            seen[x >> 6] |= m;
+        }
+        if (p < c->n) {
+            c->pos = p;
+            c->doc = c->docs[p];
+            break;
+        }
+        c->pos = c->n - 1;
+        c->doc = c->docs[c->n - 1];   /* load_block checks the next block starts after it */
+        if (++c->block >= c->nblocks) {
+            c->done = 1;
+            break;
+        }
+        int rc = load_block(s, c);
+        if (rc) return rc;
+    }
+    *counted += n;
+    return 0;
+}
+
 typedef struct run_args {
     const idx_query *q;
     idx_results *res;
@@ -668,7 +704,42 @@ static int run_query(idx_searcher_t *s, void *ud)
     double half_life = sp->half_life_days > 0 ? sp->half_life_days * 86400.0 : 30 * 86400.0;
     int statics = sp->w_popularity != 0 || sp->w_freshness != 0;
 
-    /* exhaustive DAAT OR over the query terms; interest terms only add */
+    /* Pruning (MaxScore). A term's BM25F share is below ub = qw idf (k1+1)
+     * (tfn / (k1 + tfn) < 1 for k1 > 0 and tfn >= 0). Once there is a bar
+     * (below), the terms of smallest ub whose ubs together stay under it
+     * are non-essential: a document holding only those cannot beat the bar,
+     * so the merge walks the essential lists only, and asks the others
+     * about a document only when its essential shares and their ubs
+     * together could beat it. The documents only non-essential lists hold
+     * are still counted as matches, once each (s->seen). Scores are the
+     * same sums in query order; everything that is not plain BM25F over
+     * the query terms (static signals, interest terms, odd settings) keeps
+     * the exhaustive merge. The bounds carry a relative margin of 1e-9 for
+     * rounding (the sums' own error is under 1e-13). */
+    enum { MAXQ = 256 };
+    double ub[MAXQ], ne_ub = 0;
+    size_t ord[MAXQ], m = 0, np = 0;
+    int prune = nq >= 2 && nq <= MAXQ && (user_w == 0 || nt == nq) && !statics && bp->k1 > 0;
+    for (int f = 0; f < IDX_NFIELDS && prune; f++)
+        prune = bp->w[f] >= 0 && bp->b[f] >= 0 && bp->b[f] <= 1 && r->info.avglen[f] > 0;
+    for (size_t i = 0; i < nq && prune; i++) {
+        if (!s->qt[i].found) continue;
+        if (!(s->cur[i].qidf > 0)) prune = 0;
+        ub[i] = s->cur[i].qidf * (bp->k1 + 1.0) * (1.0 + 1e-9);
+        ord[m++] = i;
+    }
+    if (m < 2) prune = 0;
+    if (prune) {
+        for (size_t i = 1; i < m; i++)   /* by ub, ascending (insertion: a few terms) */
+            for (size_t j = i; j > 0 && ub[ord[j]] < ub[ord[j - 1]]; j--) {
+                size_t t = ord[j]; ord[j] = ord[j - 1]; ord[j - 1] = t;
+            }
+        size_t words = (size_t)r->info.docs / 64 + 1;
+        if (grow((void **)&s->seen, &s->seencap, words, sizeof *s->seen)) return -ENOMEM;
+        memset(s->seen, 0, words * sizeof *s->seen);
+    }
+
+    /* DAAT OR over the (essential) query terms; interest terms only add */
     size_t kk = q->k < r->info.docs ? q->k : (size_t)r->info.docs;
     if (kk == 0) kk = 1;
     size_t nrec = nq ? nq : 1;
@@ -690,20 +761,45 @@ static int run_query(idx_searcher_t *s, void *ud)
         s->sfree[nfree++] = (uint32_t)(cap - 1 - i);
         s->cdoc[i] = UINT32_MAX;   /* nothing recorded (documents are < UINT32_MAX) */
     }
-    uint64_t matches = 0;
+    uint64_t matches = 0, counted = 0;   /* visited by the merge; counted by pruned lists */
     while (active) {
         /* the deadline is checked every 4096 documents: a few hundred us */
         if (q->deadline_ns && (matches & 4095) == 4095 && mono_ns() > q->deadline_ns)
             return fn_seterr(eb, -ETIMEDOUT, "search stopped at the deadline after %" PRIu64
-                             " matching documents", matches);
+                             " matching documents", matches + counted);
         uint32_t d = UINT32_MAX;
         for (size_t i = 0; i < nq; i++)
-            if (!s->cur[i].done && s->cur[i].doc < d) d = s->cur[i].doc;
+            if (!s->cur[i].done && !s->cur[i].ne && s->cur[i].doc < d) d = s->cur[i].doc;
         double score = 0.0;
-        for (size_t i = 0; i < nq; i++) {
-            cursor *c = &s->cur[i];
-            if (c->done || c->doc != d) continue;
-            score += c->share[c->pos];   /* = idx_term_bm25f(..., d, its tfs) */
+        if (prune) s->seen[d >> 6] |= 1ull << (d & 63);
+        if (!np) {
+            for (size_t i = 0; i < nq; i++) {
+                cursor *c = &s->cur[i];
+                if (c->done || c->doc != d) continue;
+                score += c->share[c->pos];   /* = idx_term_bm25f(..., d, its tfs) */
+            }
+        } else {
+            double ess = 0.0;
+            for (size_t i = 0; i < nq; i++) {
+                cursor *c = &s->cur[i];
+                if (!c->ne && !c->done && c->doc == d) ess += c->share[c->pos];
+            }
+            if ((ess + ne_ub) * (1.0 + 1e-9) < bar.score) {   /* cannot beat the bar */
+                matches++;
+                goto next;
+            }
+            for (size_t i = 0; i < nq; i++)
+                if (s->cur[i].ne && (rc = ne_advance(s, &s->cur[i], d, &counted))) return rc;
+            for (size_t i = 0; i < nq; i++) {
+                cursor *c = &s->cur[i];
+                if (c->done || c->doc != d) continue;
+                if (!c->ne) {
+                    score += c->share[c->pos];
+                } else {
+                    uint32_t tf[IDX_NFIELDS] = { c->tf[0][c->pos], c->tf[1][c->pos] };
+                    score += idx_term_bm25f(r, bp, c->qidf, d, tf);   /* = what share[] would hold */
+                }
+            }
         }
         if (user_w != 0) {
             double u = 0.0;
@@ -731,13 +827,14 @@ static int run_query(idx_searcher_t *s, void *ud)
         {
             /* a candidate (for now): keep what the cursors say about it, so
              * that features need not read the postings again */
+            int new_bar = 0;
             if (nh == cap) {
                 hent_select(s->heap, nh, kk);
                 for (size_t j = kk; j < nh; j++) s->sfree[nfree++] = s->heap[j].slot;
                 nh = kk;
                 bar = s->heap[kk - 1];
-                have_bar = 1;
-                if (!better(&e, &bar)) goto next;
+                have_bar = new_bar = 1;
+                if (!better(&e, &bar)) goto rebar;
             }
             e.slot = s->sfree[--nfree];
             uint32_t *tf = s->ctf + (size_t)e.slot * nrec * 2;
@@ -755,15 +852,37 @@ static int run_query(idx_searcher_t *s, void *ud)
             }
             s->cdoc[e.slot] = d;
             s->heap[nh++] = e;
+            if (!have_bar && nh == kk) {
+                /* kk candidates: the worst of them is a bar already */
+                bar = s->heap[0];
+                for (size_t j = 1; j < nh; j++)
+                    if (better(&bar, &s->heap[j])) bar = s->heap[j];
+                have_bar = new_bar = 1;
+            }
+rebar:
+            /* a higher bar: more terms may become non-essential */
+            while (new_bar && prune && np < m && (ne_ub + ub[ord[np]]) * (1.0 + 1e-9) < bar.score) {
+                cursor *c = &s->cur[ord[np]];
+                ne_ub += ub[ord[np]];
+                np++;
+                c->ne = 1;
+                c->scored = 0;   /* its shares are computed when asked for */
+                if (!c->done) active--;
+            }
         }
 next:
         for (size_t i = 0; i < nq; i++) {
             cursor *c = &s->cur[i];
-            if (c->done || c->doc != d) continue;
+            if (c->done || c->ne || c->doc != d) continue;
             if ((rc = cursor_next(s, c))) return rc;
             if (c->done) active--;
         }
     }
+    /* the rest of the non-essential lists: their documents the merge did
+     * not visit are matches too */
+    for (size_t i = 0; i < nq; i++)
+        if (s->cur[i].ne && (rc = ne_advance(s, &s->cur[i], UINT32_MAX, &counted))) return rc;
+    matches += counted;
     /* the best kk, best first (the order is total: score, key, doc) */
     if (nh > kk) {
         hent_select(s->heap, nh, kk);

@@ -26,6 +26,7 @@ typedef struct cursor {
      * candidate needs it (cursor_posoff) */
     uint32_t offpos, off;
     int scored;            /* load_block fills share[] (query terms of the selection) */
+    int ne;                /* non-essential (run_query's pruning): not in the merge */
     double qidf;           /* qw * idf, for share[] */
     uint32_t docs[IDX_BLOCK_SIZE];
     uint32_t tf[IDX_NFIELDS][IDX_BLOCK_SIZE];
@@ -72,6 +73,7 @@ struct idx_searcher {
     uint32_t (*cloc)[2]; size_t cloccap;
     uint32_t *cdoc; size_t cdoccap;
     uint32_t *sfree; size_t sfreecap;     /* free slots */
+    uint64_t *seen; size_t seencap;       /* pruning: documents counted as matches */
     size_t ncand, cand_nq;
     uint32_t *htf; size_t htfcap;         /* candidate tfs: nq*2 per candidate */
     uint32_t (*xdoc)[2]; size_t xdoccap;  /* candidates (doc, index) sorted by doc */

@@ -452,3 +452,73 @@ Test(search, top_k_at_every_k_equals_exhaustive_scoring, .timeout = 120)
     cr_assert_eq(nq, 60);
     cr_assert_gt(big, 10, "queries with more than 500 matches: %zu", big);
 }
+
+/* The same on a generated corpus with a few very common terms (the pruned
+ * lists of the selection), static signals and interest terms (which keep
+ * the exhaustive merge): every k gives the first k of all matches, bit for
+ * bit, and the same match count. */
+Test(search, top_k_equals_all_matches_with_common_terms_and_signals, .timeout = 120)
+{
+    char in[512];
+    snprintf(in, sizeof in, "%s/gen.jsonl", tmpdir);
+    FILE *f = fopen(in, "w");
+    cr_assert_not_null(f);
+    static const char *words[] = { "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta",
+                                   "iota", "kappa", "lambda", "mu", "nu", "xi", "omicron", "pi" };
+    uint64_t x = 0x853c49e6748fea9bull;
+    for (int i = 0; i < 3000; i++) {
+        fprintf(f, "{\"id\":\"g%d\",\"popularity\":%d,\"published_at\":%d,\"title\":\"", i, i % 97,
+                1700000000 - (i % 13) * 86400);
+        for (int w = 0; w < 3; w++) {
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+            fprintf(f, "%s%s", w ? " " : "", words[(x % 16) * (x % 16) / 16]);   /* skewed: common first words */
+        }
+        fprintf(f, "\",\"body\":\"");
+        int len = 5 + (int)(x % 40);
+        for (int w = 0; w < len; w++) {
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+            fprintf(f, "%s%s", w ? " " : "", words[(x % 16) * (x % 16) / 16]);
+        }
+        fprintf(f, "\"}\n");
+    }
+    fclose(f);
+    build(NULL, in, 1, "gen", 1);
+    opened o = open_shard("gen", 0);
+    size_t ndocs = idx_reader_info(o.r)->docs;
+    ranked *all = malloc(ndocs * sizeof *all);
+    cr_assert_not_null(all);
+    static const char *queries[] = { "alpha beta", "alpha pi", "beta gamma delta", "pi omicron xi nu",
+                                     "alpha alpha zeta", "theta", "alpha beta gamma delta epsilon zeta",
+                                     "mu lambda kappa iota alpha" };
+    idx_select_params sig = { .w_popularity = 0.3, .w_freshness = 0.5, .half_life_days = 7, .w_user = 0.7 };
+    fn_errbuf eb = { { 0 } };
+    for (int setting = 0; setting < 3; setting++) {
+        for (size_t qi = 0; qi < sizeof queries / sizeof queries[0]; qi++) {
+            idx_query base = { .text = queries[qi], .now = 1700000000 };
+            if (setting >= 1) base.sel = &sig;
+            if (setting == 2) base.user_terms = "pi xi";
+            idx_results res;
+            idx_query qa = base;
+            qa.k = ndocs + 10;
+            cr_assert_eq(idx_search(o.s, &qa, &res, &eb), 0, "%s", eb.msg);
+            size_t m = res.nhits;
+            cr_assert_eq(m, res.matches);
+            for (size_t h = 0; h < m; h++) all[h] = (ranked){ res.hits[h].score, res.hits[h].key, res.hits[h].doc };
+            size_t ks[] = { 1, 3, 10, 64, 100, 333, 1000, m > 1 ? m - 1 : 1, m };
+            for (size_t j = 0; j < sizeof ks / sizeof ks[0]; j++) {
+                idx_query q = base;
+                q.k = ks[j];
+                cr_assert_eq(idx_search(o.s, &q, &res, &eb), 0, "%s", eb.msg);
+                cr_assert_eq(res.matches, m, "setting %d %s k %zu: matches", setting, queries[qi], ks[j]);
+                cr_assert_eq(res.nhits, ks[j] < m ? ks[j] : m);
+                for (size_t h = 0; h < res.nhits; h++) {
+                    cr_assert_eq(res.hits[h].doc, all[h].doc, "setting %d %s k %zu rank %zu", setting,
+                                 queries[qi], ks[j], h);
+                    cr_assert(memcmp(&res.hits[h].score, &all[h].score, sizeof all[h].score) == 0);
+                }
+            }
+        }
+    }
+    free(all);
+    close_shard(&o);
+}
