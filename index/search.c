@@ -614,6 +614,19 @@ int idx_cand_positions(idx_searcher_t *s, const idx_hit *hits, size_t n)
     return 0;
 }
 
+/* The keys of candidates h[from, to): read in one pass, a few ahead of
+ * use (the keys array is large and the candidates sparse in it: one cache
+ * miss each, overlapped here instead of one at a time in the merge). */
+static void keys_fill(const idx_reader_t *r, hent *h, size_t from, size_t to)
+{
+    enum { AHEAD = 8 };
+    for (size_t j = from; j < to && j < from + AHEAD; j++) __builtin_prefetch(&r->keys[h[j].doc]);
+    for (size_t j = from; j < to; j++) {
+        if (j + AHEAD < to) __builtin_prefetch(&r->keys[h[j + AHEAD].doc]);
+        h[j].key = r->keys[h[j].doc];
+    }
+}
+
 /* Move the non-essential cursor c (pruning, run_query) to its first
  * document >= d, counting as matches the documents it passes that nobody
  * has counted yet (s->seen): those the merge did not visit. Only documents
@@ -754,7 +767,7 @@ static int run_query(idx_searcher_t *s, void *ud)
         grow((void **)&s->cdoc, &s->cdoccap, cap, sizeof *s->cdoc) ||
         grow((void **)&s->sfree, &s->sfreecap, cap, sizeof *s->sfree))
         return -ENOMEM;
-    size_t nh = 0, nfree = 0;
+    size_t nh = 0, nfree = 0, nkey = 0;   /* heap[0, nkey) have their keys */
     hent bar = { 0, 0, 0, 0 };
     int have_bar = 0;
     for (size_t i = 0; i < cap; i++) {
@@ -822,19 +835,29 @@ static int run_query(idx_searcher_t *s, void *ud)
         matches++;
         /* below the bar: out, without reading its key */
         if (have_bar && score < bar.score) goto next;
-        hent e = { score, r->keys[d], d, 0 };
-        if (have_bar && !better(&e, &bar)) goto next;
+        /* a candidate's key (the tie-break) is read later, many at once
+         * (keys_fill), unless its score ties the bar's */
+        hent e = { score, 0, d, 0 };
+        if (have_bar && score == bar.score) {
+            e.key = r->keys[d];
+            if (!better(&e, &bar)) goto next;
+        }
         {
             /* a candidate (for now): keep what the cursors say about it, so
              * that features need not read the postings again */
             int new_bar = 0;
             if (nh == cap) {
+                keys_fill(r, s->heap, nkey, nh);
                 hent_select(s->heap, nh, kk);
                 for (size_t j = kk; j < nh; j++) s->sfree[nfree++] = s->heap[j].slot;
-                nh = kk;
+                nh = nkey = kk;
                 bar = s->heap[kk - 1];
                 have_bar = new_bar = 1;
-                if (!better(&e, &bar)) goto rebar;
+                if (score < bar.score) goto rebar;
+                if (score == bar.score) {
+                    e.key = r->keys[d];
+                    if (!better(&e, &bar)) goto rebar;
+                }
             }
             e.slot = s->sfree[--nfree];
             uint32_t *tf = s->ctf + (size_t)e.slot * nrec * 2;
@@ -854,6 +877,8 @@ static int run_query(idx_searcher_t *s, void *ud)
             s->heap[nh++] = e;
             if (!have_bar && nh == kk) {
                 /* kk candidates: the worst of them is a bar already */
+                keys_fill(r, s->heap, nkey, nh);
+                nkey = nh;
                 bar = s->heap[0];
                 for (size_t j = 1; j < nh; j++)
                     if (better(&bar, &s->heap[j])) bar = s->heap[j];
@@ -884,6 +909,7 @@ next:
         if (s->cur[i].ne && (rc = ne_advance(s, &s->cur[i], UINT32_MAX, &counted))) return rc;
     matches += counted;
     /* the best kk, best first (the order is total: score, key, doc) */
+    keys_fill(r, s->heap, nkey, nh);
     if (nh > kk) {
         hent_select(s->heap, nh, kk);
         nh = kk;
