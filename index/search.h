@@ -18,10 +18,11 @@
  *
  * qw(t) = number of times t occurs in the analyzed query. Terms are summed in
  * query order (first occurrence), so floating point sums are identical on
- * every shard. Candidate selection is exhaustive document-at-a-time OR over
- * all query terms (dynamic pruning comes later behind the same API).
- * Ordering everywhere: score descending, then key (xxh64 of the external id)
- * ascending - identical across shard counts.
+ * every shard. Candidate selection is document-at-a-time OR over the query
+ * terms with MaxScore pruning (plain BM25F only: static signals and interest
+ * terms keep the exhaustive merge); either way the exact top k and the exact
+ * count of matching documents. Ordering everywhere: score descending, then
+ * key (xxh64 of the external id) ascending - identical across shard counts.
  */
 #ifndef FUNNEL_INDEX_SEARCH_H
 #define FUNNEL_INDEX_SEARCH_H
