@@ -761,9 +761,13 @@ static int run_query(idx_searcher_t *s, void *ud)
      * from then on (amortised O(1) a candidate, where a heap of kk costs
      * O(log kk)). Each entry has a slot for what the selection read. */
     size_t cap = 2 * kk;
+    /* Recording costs 16 bytes per candidate slot and query term (a k=10000
+     * query of 200 terms: 64 MB to touch): only when features will be
+     * computed. Without it features walk the postings again: same values. */
+    int record = !q->no_record;
     if (grow((void **)&s->heap, &s->hcap, cap, sizeof *s->heap) ||
-        grow((void **)&s->ctf, &s->ctfcap, cap * nrec * 2, sizeof *s->ctf) ||
-        grow((void **)&s->cloc, &s->cloccap, cap * nrec, sizeof *s->cloc) ||
+        (record && grow((void **)&s->ctf, &s->ctfcap, cap * nrec * 2, sizeof *s->ctf)) ||
+        (record && grow((void **)&s->cloc, &s->cloccap, cap * nrec, sizeof *s->cloc)) ||
         grow((void **)&s->cdoc, &s->cdoccap, cap, sizeof *s->cdoc) ||
         grow((void **)&s->sfree, &s->sfreecap, cap, sizeof *s->sfree))
         return -ENOMEM;
@@ -860,9 +864,9 @@ static int run_query(idx_searcher_t *s, void *ud)
                 }
             }
             e.slot = s->sfree[--nfree];
-            uint32_t *tf = s->ctf + (size_t)e.slot * nrec * 2;
-            uint32_t (*loc)[2] = s->cloc + (size_t)e.slot * nrec;
-            for (size_t i = 0; i < nq; i++) {
+            uint32_t *tf = record ? s->ctf + (size_t)e.slot * nrec * 2 : NULL;
+            uint32_t (*loc)[2] = record ? s->cloc + (size_t)e.slot * nrec : NULL;
+            for (size_t i = 0; record && i < nq; i++) {
                 cursor *c = &s->cur[i];
                 if (c->done || c->doc != d) {
                     tf[2 * i] = tf[2 * i + 1] = 0;
@@ -929,7 +933,7 @@ next:
     res->hits = s->hits;
     res->nhits = nh;
     res->matches = matches;
-    s->ncand = cap;   /* slots; cdoc says which hold this query's documents */
+    s->ncand = record ? cap : 0;   /* slots; cdoc says which hold this query's documents */
     s->cand_nq = nq;
     return 0;
 }

@@ -214,9 +214,14 @@ static int resp_fill(Funnel__V1__ShardSearchResponse *r, fn_arena *a, const shar
             h->terms = fn_arena_alloc(a, res->nterms * sizeof *h->terms);
             Funnel__V1__TermExplain *xs = fn_arena_alloc(a, res->nterms * sizeof *xs);
             if (!h->terms || !xs) return -ENOMEM;
+            /* Only the terms the hit holds: an unmatched term adds nothing,
+             * and listing all of a long query's terms for every explained
+             * hit made explain replies several times larger (the query's
+             * terms are in the response's own `terms`). */
             for (size_t t = 0; t < res->nterms; t++) {
                 const idx_term_explain *te = &in->terms[t];
-                Funnel__V1__TermExplain *x = &xs[t];
+                if (!te->tf[0] && !te->tf[1]) continue;
+                Funnel__V1__TermExplain *x = &xs[h->n_terms];
                 funnel__v1__term_explain__init(x);
                 h->terms[h->n_terms++] = x;
                 x->term = r->terms[t];   /* same strings, query order */

@@ -22,6 +22,11 @@ int shard_funnel_run(idx_searcher_t *se, const shard_funnel_req *rq, const rank_
     q.no_fields = 1;
     q.explain = 0;
     if (!use_model && q.k > rq->k) q.k = rq->k;
+    /* Keeping what the selection read about every candidate pays when
+     * features are computed for many of them; for a few (explain's first
+     * hits among k = 10000) walking their postings again is cheaper. */
+    size_t nfull = rq->features == 2 ? (rq->feature_hits ? rq->feature_hits : q.k) : 0;
+    q.no_record = !use_model && rq->features != 1 && nfull * 4 < q.k;
     int rc = idx_search(se, &q, &out->sel, eb);
     if (rc) return rc;
     size_t nsel = out->sel.nhits;

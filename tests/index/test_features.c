@@ -10,6 +10,7 @@
 #include "builder.h"
 #include "feature_registry.h"
 #include "search.h"
+#include "search_int.h"   /* idx_cand_recorded */
 #include "testutil.h"
 
 static char tmpdir[256];
@@ -233,7 +234,28 @@ Test(features, recorded_candidates_give_the_features_of_a_fresh_walk, .timeout =
         if (!text) continue;
         idx_query q = { .text = text + 1, .k = 300 + 7 * (size_t)nq, .now = 1700000000 };
         idx_results res;
+        /* a search that records nothing selects the same hits, and features
+         * of its hits come from a fresh walk */
+        q.no_record = 1;
         cr_assert_eq(idx_search(s, &q, &res, &eb), 0, "%s", eb.msg);
+        size_t n0 = res.nhits;
+        memcpy(hits, res.hits, n0 * sizeof *hits);
+        cr_assert_eq(idx_cand_recorded(s, hits, n0), n0 == 0, "nothing recorded");
+        if (n0) {
+            cr_assert_eq(idx_features_compute(s, hits, n0 < 20 ? n0 : 20, 1, a, stride, &eb), 0, "%s", eb.msg);
+        }
+        q.no_record = 0;
+        cr_assert_eq(idx_search(s, &q, &res, &eb), 0, "%s", eb.msg);
+        cr_assert_eq(res.nhits, n0);
+        for (size_t i = 0; i < n0; i++)
+            cr_assert(res.hits[i].doc == hits[i].doc && res.hits[i].key == hits[i].key &&
+                      memcmp(&res.hits[i].score, &hits[i].score, sizeof(double)) == 0,
+                      "query %d hit %zu: the same with and without recording", nq, i);
+        if (n0) {
+            cr_assert_eq(idx_features_compute(s, res.hits, n0 < 20 ? n0 : 20, 1, b, stride, &eb), 0, "%s", eb.msg);
+            cr_assert(memcmp(a, b, (n0 < 20 ? n0 : 20) * stride * sizeof *a) == 0,
+                      "query %d: features after a search without recording differ", nq);
+        }
         /* all the candidates; then every third in reverse order, the first twice */
         size_t n = res.nhits;
         memcpy(hits, res.hits, n * sizeof *hits);

@@ -179,6 +179,21 @@ Test(shard, search_returns_ranked_hits)
     cr_assert_gt(r->hits[0]->n_terms, 0, "explain fills per-term details");
     protobuf_c_message_free_unpacked(&r->base, NULL);
 
+    /* A hit's explain lists the query terms it holds, and only those. */
+    cr_assert_eq(search(c, "boundary layer wing", 10, 1, &r, &st), GRPC_STATUS_OK, "%s", st.message);
+    cr_assert_eq(r->n_terms, 3);
+    int partial = 0;
+    for (size_t i = 0; i < r->n_hits; i++) {
+        const Funnel__V1__ShardHit *h = r->hits[i];
+        cr_assert_gt(h->n_terms, 0, "%s: a hit holds at least one term", h->id);
+        for (size_t t = 0; t < h->n_terms; t++)
+            cr_assert_gt(h->terms[t]->tf_title + h->terms[t]->tf_body, 0, "%s: %s listed with tf 0", h->id,
+                         h->terms[t]->term);
+        partial += h->n_terms < r->n_terms;
+    }
+    cr_assert_gt(partial, 0, "some hit lacks a query term and lists fewer terms");
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+
     cr_assert_eq(search(c, "wing", 10, 0, &r, &st), GRPC_STATUS_OK);
     cr_assert_eq(r->n_hits, 2);
     int saw_url = 0;
