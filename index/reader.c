@@ -215,6 +215,40 @@ int idx_block_peek(const idx_reader_t *r, MDB_txn *txn, uint32_t termid, uint32_
     return 0;
 }
 
+int idx_term_lasts(const idx_reader_t *r, MDB_txn *txn, uint32_t termid, uint32_t nblocks,
+                   const uint32_t **lasts, fn_errbuf *eb)
+{
+    *lasts = NULL;
+    if (nblocks < IDX_LASTS_MIN_BLOCKS || !r->lasts || termid >= r->info.terms) return 0;
+    uint32_t *got = atomic_load_explicit(&r->lasts[termid], memory_order_acquire);
+    if (got) {
+        *lasts = got;
+        return 0;
+    }
+    uint32_t *a = malloc((size_t)nblocks * sizeof *a);
+    if (!a) return fn_seterr(eb, -ENOMEM, "out of memory");
+    uint32_t prev_last = 0;
+    for (uint32_t b = 0; b < nblocks; b++) {
+        uint32_t first, last;
+        int rc = idx_block_peek(r, txn, termid, b, &first, &last, eb);
+        if (!rc && b && first <= prev_last)
+            rc = fn_seterr(eb, FN_ECORRUPT, "postings of term id %u, block %u: out of order", termid, b);
+        if (rc) {
+            free(a);
+            return rc;
+        }
+        a[b] = prev_last = last;
+    }
+    uint32_t *none = NULL;
+    if (!atomic_compare_exchange_strong_explicit(&r->lasts[termid], &none, a, memory_order_acq_rel,
+                                                 memory_order_acquire)) {
+        free(a);   /* another searcher kept the same array first */
+        a = none;
+    }
+    *lasts = a;
+    return 0;
+}
+
 int idx_positions_get(const idx_reader_t *r, MDB_txn *txn, uint32_t termid, uint32_t block,
                       const uint32_t *tf_title, const uint32_t *tf_body, uint32_t n,
                       uint32_t **pos, size_t *cap, fn_errbuf *eb)
@@ -618,6 +652,10 @@ int idx_reader_open_ex(const char *dir, unsigned flags, idx_reader_t **out, fn_e
     /* LMDB's assertions on damaged pages jump back to our guards (integrity.h) */
     mdb_env_set_assert(r->env, idx_lmdb_assert);
     if ((rc = open_env_guarded(r, &st, eb)) || (rc = open_guarded(r, eb))) goto fail;
+    if (r->info.terms && !(r->lasts = calloc(r->info.terms, sizeof *r->lasts))) {
+        rc = fn_seterr(eb, -ENOMEM, "out of memory");
+        goto fail;
+    }
     *out = r;
     return 0;
 fail:
@@ -704,6 +742,10 @@ void idx_reader_close(idx_reader_t *r)
 {
     if (!r) return;
     if (r->env) mdb_env_close(r->env);
+    if (r->lasts) {
+        for (uint64_t t = 0; t < r->info.terms; t++) free(atomic_load_explicit(&r->lasts[t], memory_order_relaxed));
+        free(r->lasts);
+    }
     free(r->len[0]);
     free(r->len[1]);
     free(r->keys);

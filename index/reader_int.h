@@ -10,6 +10,7 @@
 #define FUNNEL_INDEX_READER_INT_H
 
 #include <lmdb.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -36,6 +37,11 @@ struct idx_reader {
     struct timespec mtime;        /* ... and its modification time */
     const char *map;              /* LMDB's map of data.mdb */
     size_t mapsize;
+    /* Per term id: the last document of each of its posting blocks, read
+     * on first use (idx_term_lasts) and kept while the reader is open; at
+     * most 4 bytes a block of the shard. Published with an atomic swap, so
+     * searchers on any thread share them. */
+    _Atomic(uint32_t *) *lasts;
 };
 
 /* LMDB reports system errors as positive errno values. */
@@ -86,6 +92,29 @@ int idx_block_decode(const idx_reader_t *r, uint32_t termid, uint32_t block, con
  * checksum but not decoded: lets a walk skip blocks it does not need. */
 int idx_block_peek(const idx_reader_t *r, MDB_txn *txn, uint32_t termid, uint32_t block,
                    uint32_t *first, uint32_t *last, fn_errbuf *eb);
+
+/* Terms of fewer blocks are walked by peeking: their lasts are not kept. */
+#define IDX_LASTS_MIN_BLOCKS 4
+
+/* *lasts = the last document of each of the term's nblocks posting blocks
+ * (ascending), or NULL for a term of fewer than IDX_LASTS_MIN_BLOCKS blocks.
+ * The first call for a term peeks every block (checksums, order) and keeps
+ * the array for the reader's life; later calls return it. A seek then
+ * finds the block holding a document by binary search, and reads only the
+ * blocks it needs. Damage codes as idx_block_peek; -ENOMEM. */
+int idx_term_lasts(const idx_reader_t *r, MDB_txn *txn, uint32_t termid, uint32_t nblocks,
+                   const uint32_t **lasts, fn_errbuf *eb);
+
+/* The first of lasts[from, n) that is >= d (n when none). */
+static inline uint32_t idx_lasts_find(const uint32_t *lasts, uint32_t from, uint32_t n, uint32_t d)
+{
+    while (from < n) {
+        uint32_t mid = from + (n - from) / 2;
+        if (lasts[mid] < d) from = mid + 1;
+        else n = mid;
+    }
+    return from;
+}
 
 /* The positions of posting block (termid, block) whose n postings have the
  * given frequencies: absolute positions into *pos (grown as needed; caller

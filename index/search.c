@@ -326,20 +326,32 @@ static int cursor_seek(idx_searcher_t *s, cursor *c, uint32_t d)
     if (c->done || c->doc >= d) return 0;
     if (c->docs[c->n - 1] < d) {
         uint32_t prev_last = c->docs[c->n - 1];
-        for (;;) {
-            if (++c->block >= c->nblocks) { c->done = 1; return 0; }
-            uint32_t first, last;
-            int rc = idx_block_peek(s->r, s->txn, c->termid, c->block, &first, &last, s->eb);
-            if (rc) return rc;
-            if (first <= prev_last)
-                return fn_seterr(s->eb, FN_ECORRUPT, "postings of term id %u, block %u: out of order",
-                                 c->termid, c->block);
-            if (last >= d) break;
-            prev_last = last;
+        const uint32_t *lasts;
+        int rc = idx_term_lasts(s->r, s->txn, c->termid, c->nblocks, &lasts, s->eb);
+        if (rc) return rc;
+        if (lasts) {
+            /* the kept block ends: the block that can hold d, at once */
+            uint32_t b = idx_lasts_find(lasts, c->block + 1, c->nblocks, d);
+            if (b >= c->nblocks) { c->done = 1; return 0; }
+            c->block = b;
+            prev_last = lasts[b - 1];   /* b > c->block before, so b >= 1 */
+        } else {
+            for (;;) {
+                if (++c->block >= c->nblocks) { c->done = 1; return 0; }
+                uint32_t first, last;
+                if ((rc = idx_block_peek(s->r, s->txn, c->termid, c->block, &first, &last, s->eb))) return rc;
+                if (first <= prev_last)
+                    return fn_seterr(s->eb, FN_ECORRUPT, "postings of term id %u, block %u: out of order",
+                                     c->termid, c->block);
+                if (last >= d) break;
+                prev_last = last;
+            }
         }
         c->doc = prev_last;   /* load_block checks the new block starts after it */
-        int rc = load_block(s, c);
-        if (rc) return rc;
+        if ((rc = load_block(s, c))) return rc;
+        if (lasts && c->docs[c->n - 1] != lasts[c->block])
+            return fn_seterr(s->eb, FN_ECORRUPT, "postings of term id %u, block %u: not the documents its "
+                             "header said", c->termid, c->block);
     }
     while (c->doc < d) c->doc = c->docs[++c->pos];
     return 0;
@@ -475,21 +487,35 @@ int idx_cand_terms(idx_searcher_t *s, const uint32_t *docs, size_t n, size_t nte
         c->nblocks = q->nblocks;
         size_t x = 0;
         uint32_t prev_last = 0;
+        const uint32_t *lasts;
+        int rc = idx_term_lasts(r, s->txn, c->termid, c->nblocks, &lasts, s->eb);
+        if (rc) return rc;
         for (c->block = 0; c->block < c->nblocks && x < n; c->block++) {
             /* skip blocks that hold none of the documents: the header says
-             * where a block ends (checked against its checksum) */
+             * where a block ends (checked against its checksum); a long
+             * list's block ends are kept, and the next block that can hold
+             * the next document is found by binary search */
             uint32_t first, last;
-            int rc = idx_block_peek(r, s->txn, c->termid, c->block, &first, &last, s->eb);
-            if (rc) return rc;
-            if (c->block && first <= prev_last)
-                return fn_seterr(s->eb, FN_ECORRUPT, "postings of term id %u, block %u: out of order",
-                                 c->termid, c->block);
+            if (lasts) {
+                c->block = idx_lasts_find(lasts, c->block, c->nblocks, s->xdoc[x][0]);
+                if (c->block >= c->nblocks) break;
+                first = c->block ? lasts[c->block - 1] + 1 : 0;   /* a bound: no document of the term before */
+                last = lasts[c->block];
+            } else {
+                if ((rc = idx_block_peek(r, s->txn, c->termid, c->block, &first, &last, s->eb))) return rc;
+                if (c->block && first <= prev_last)
+                    return fn_seterr(s->eb, FN_ECORRUPT, "postings of term id %u, block %u: out of order",
+                                     c->termid, c->block);
+            }
             prev_last = last;
             while (x < n && s->xdoc[x][0] < first) x++;
             if (x == n || s->xdoc[x][0] > last) continue;
             uint32_t bn;
             if ((rc = idx_block_get(r, s->txn, c->termid, c->block, c->docs, c->tf[0], c->tf[1], &bn, s->eb)))
                 return rc;
+            if (lasts && (!bn || c->docs[0] < first || c->docs[bn - 1] != last))
+                return fn_seterr(s->eb, FN_ECORRUPT, "postings of term id %u, block %u: not the documents "
+                                 "its header said", c->termid, c->block);
             c->n = bn;
             uint32_t *bp = NULL;
             if (want_pos) {

@@ -10,6 +10,7 @@
 #include <xxhash.h>
 
 #include "builder.h"
+#include "reader_int.h"   /* idx_term_lasts */
 #include "search.h"
 #include "testutil.h"
 
@@ -520,5 +521,56 @@ Test(search, top_k_equals_all_matches_with_common_terms_and_signals, .timeout = 
         }
     }
     free(all);
+    close_shard(&o);
+}
+
+/* A long list's block ends are read once and kept (idx_term_lasts): they are
+ * the blocks' own last documents, ascending, shared by later calls, and a
+ * search for a document lands on the block that can hold it. */
+Test(search, block_ends_of_long_lists_are_kept, .timeout = 120)
+{
+    const char *data = getenv("FUNNEL_DATA");
+    cr_assert_not_null(data, "FUNNEL_DATA must point at shared/data");
+    char corpus[1024];
+    snprintf(corpus, sizeof corpus, "%s/cranfield/corpus.jsonl", data);
+    build(NULL, corpus, 1, "cranl", 0);
+    opened o = open_shard("cranl", 0);
+    MDB_txn *txn;
+    cr_assert_eq(mdb_txn_begin(o.r->env, NULL, MDB_RDONLY, &txn), 0);
+    fn_errbuf eb = { { 0 } };
+    const char *terms[] = { "flow", "pressur", "number", "boundari", "superson", "hyperson", "ablat", "cone" };
+    int long_lists = 0, short_lists = 0;
+    for (size_t t = 0; t < sizeof terms / sizeof *terms; t++) {
+        idx_term_rec rec;
+        int rc = idx_term_get(o.r, txn, terms[t], strlen(terms[t]), &rec, &eb);
+        if (rc == FN_ENOTFOUND) continue;
+        cr_assert_eq(rc, 0, "%s: %s", terms[t], eb.msg);
+        const uint32_t *a, *again;
+        cr_assert_eq(idx_term_lasts(o.r, txn, rec.termid, rec.nblocks, &a, &eb), 0, "%s", eb.msg);
+        if (rec.nblocks < IDX_LASTS_MIN_BLOCKS) {
+            cr_assert_null(a, "%s: %u blocks, nothing kept", terms[t], rec.nblocks);
+            short_lists++;
+            continue;
+        }
+        long_lists++;
+        cr_assert_not_null(a);
+        cr_assert_eq(idx_term_lasts(o.r, txn, rec.termid, rec.nblocks, &again, &eb), 0, "%s", eb.msg);
+        cr_assert_eq(a, again, "%s: the kept array is shared", terms[t]);
+        for (uint32_t b = 0; b < rec.nblocks; b++) {
+            uint32_t first, last;
+            cr_assert_eq(idx_block_peek(o.r, txn, rec.termid, b, &first, &last, &eb), 0, "%s", eb.msg);
+            cr_assert_eq(a[b], last, "%s block %u", terms[t], b);
+            if (b) cr_assert_gt(first, a[b - 1], "%s block %u starts after the one before", terms[t], b);
+        }
+        for (uint32_t d = 0; d <= a[rec.nblocks - 1] + 1; d += 7) {
+            uint32_t b = idx_lasts_find(a, 0, rec.nblocks, d);
+            if (b < rec.nblocks) cr_assert_geq(a[b], d);
+            else cr_assert_lt(a[rec.nblocks - 1], d);
+            if (b > 0) cr_assert_lt(a[b - 1], d, "%s: doc %u, block %u is the first that can hold it", terms[t], d, b);
+        }
+    }
+    cr_assert_gt(long_lists, 0);
+    cr_assert_gt(short_lists, 0);
+    mdb_txn_abort(txn);
     close_shard(&o);
 }
