@@ -13,8 +13,8 @@
 #define COORD_MAX_REQUEST_ID     128
 #define COORD_DEFAULT_EXPLAIN_HITS 100
 /* The funnel's windows (docs/ranking.md: chosen from the recall curve). */
-#define COORD_DEFAULT_SELECTION_K 5000
-#define COORD_DEFAULT_STAGE1_K    1000
+#define COORD_DEFAULT_SELECTION_K 1000
+#define COORD_DEFAULT_STAGE1_K    500
 #define COORD_DEFAULT_STAGE2_K    500
 #define COORD_DEFAULT_OVERPROVISION 1.5
 #define COORD_DEFAULT_REPLY_BYTES  (16u << 20)

@@ -41,7 +41,11 @@ T=$(mktemp -d "$W/cost.XXXXXX")
 trap '"$F" cluster down --dir "$T/run" >/dev/null 2>&1 || true; rm -rf "$T"' EXIT
 head -n "$TRAIN_Q" "$Q" > "$T/train.tsv"
 tail -n 1000 "$Q" > "$T/test.tsv"
-ADDR=$("$F" cluster up --index "$IDX" --dir "$T/run")
+# The coordinator's windows are raised to the curve's largest (a request may only lower them);
+# the full-funnel QPS asks for the coordinator's defaults (coordinator/validate.h) explicitly.
+DEFW=(--selection-k 1000 --stage1-k 500 --stage2-k 500)
+printf 'selection-k = 10000\nstage1-k = 2000\nstage2-k = 1000\n' > "$T/coordinator.conf"
+ADDR=$("$F" cluster up --index "$IDX" --dir "$T/run" --coordinator-config "$T/coordinator.conf")
 
 echo "pseudo-judgments and models from $TRAIN_Q training queries ..." >&2
 "$F" search --server "$ADDR" --queries "$T/train.tsv" --run-out "$T/train-bm25.trec" --k 10 --skip-models 2>/dev/null
@@ -67,10 +71,10 @@ median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] 
 qps warm --skip-models >/dev/null
 for r in $(seq "$ROUNDS"); do
   qps bm25 --skip-models >> "$T/q-bm25"
-  qps full >> "$T/q-full"
+  qps full "${DEFW[@]}" >> "$T/q-full"
 done
 QB=$(median < "$T/q-bm25"); QF=$(median < "$T/q-full")
-echo "docs=$(grep -c . "$C") shards=3 queries=1000 k=10 concurrency=$CONC rounds=$ROUNDS"
+echo "docs=$(grep -c . "$C") shards=3 queries=1000 k=10 concurrency=$CONC rounds=$ROUNDS windows ${DEFW[*]}"
 echo "qps bm25f-only: $(tr '\n' ' ' < "$T/q-bm25")-> median $QB"
 echo "qps full funnel: $(tr '\n' ' ' < "$T/q-full")-> median $QF"
 echo "ratio full/bm25f-only: $(awk -v f="$QF" -v b="$QB" 'BEGIN { printf "%.2f", f / b }') (acceptance >= 0.60)"
@@ -80,11 +84,23 @@ echo "models:"
 "$F" model info "$T/m1.model" | head -3 | sed 's/^/  stage 1: /'
 "$F" model info "$T/m2.model" | head -3 | sed 's/^/  stage 2: /'
 
+# What feedback costs: the same stage 2 trained without the prf_rm3 columns reads neither, so
+# no feedback runs (docs/ranking.md "prf_rm3").
+cols=$(head -n 1 "$T/s2.svm" | tr ' ' '\n' | awk 'NR > 2 && ($1 == "prf_rm3" || $1 == "prf_rm3_rel") { printf "%s%d", s, NR - 2; s = "|" }')
+sed -E "s/ (${cols}):[^ ]+//g" "$T/s2.svm" > "$T/s2-nofb.svm"
+"$F" train --data "$T/s2-nofb.svm" --objective lambdarank --trees "$S2_TREES" --depth 6 --lr 0.05 --threads 2 \
+  --every 0 --out "$T/m2-nofb.model" >/dev/null 2>&1
+"$F" model push --server "$ADDR" --stage 2 --model "$T/m2-nofb.model" >&2
+: > "$T/q-nofb"
+for r in $(seq "$ROUNDS"); do qps nofb "${DEFW[@]}" >> "$T/q-nofb"; done
+QN=$(median < "$T/q-nofb")
+echo "qps full funnel without feedback (stage 2 without prf_rm3 columns ${cols}): $(tr '\n' ' ' < "$T/q-nofb")-> median $QN, ratio $(awk -v f="$QN" -v b="$QB" 'BEGIN { printf "%.2f", f / b }')"
+grep '^stage ' "$T/nofb.err" | sed 's/^/  /'
+"$F" model push --server "$ADDR" --stage 2 --model "$T/m2.model" >&2
+
 echo "recall vs cost (exhaustive BM25F top 10 of the held-out queries in the stage-2 window; first 200 queries):"
 "$F" search --server "$ADDR" --queries "$T/test.tsv" --run-out "$T/test-bm25.trec" --k 10 --skip-models 2>/dev/null
 head -n 200 "$T/test.tsv" > "$T/test200.tsv"
-# (windows above the coordinator's defaults, 5000/1000/500, are lowered to them: a request
-# may only lower its windows)
 printf '  %-11s %-9s %-9s %-50s %-7s %s\n' selection_k stage1_k stage2_k recall QPS "x bm25f-only"
 for w in "1000 200 100" "1000 300 300" "1000 500 200" "1000 500 500" "1500 500 300" "1500 500 500" \
          "2000 500 200" "2000 1000 500" "5000 500 500" "5000 1000 500" "10000 2000 1000"; do
