@@ -995,6 +995,7 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
         if (c->o.prf.docs) {
             s->prf = PRF_ASKED;
             s->sreq.feedback_docs = c->o.prf.docs;
+            s->sreq.feedback_max_df = c->o.prf.max_df;
         } else {
             snprintf(s->prf_note, sizeof s->prf_note, "off (prf-docs 0): prf_rm3 is missing");
         }

@@ -30,6 +30,7 @@ void coord_config_defaults(coord_config *c)
     c->prf_terms = COORD_DEFAULT_PRF_TERMS;
     c->prf_lambda = COORD_DEFAULT_PRF_LAMBDA;
     c->prf_temperature = COORD_DEFAULT_PRF_TEMPERATURE;
+    c->prf_max_df = COORD_DEFAULT_PRF_MAX_DF;
     c->health_interval_ms = COORD_DEFAULT_HEALTH_INTERVAL_MS;
     c->probe_deadline_ms = COORD_DEFAULT_PROBE_DEADLINE_MS;
     c->down_probe_interval_ms = COORD_DEFAULT_DOWN_PROBE_MS;
@@ -112,6 +113,13 @@ int coord_config_set(coord_config *c, const char *key, const char *v, fn_errbuf 
         if (fn_parse_double(v, 0, 100, &d) != 0)
             return fn_seterr(eb, FN_EINVAL, "prf-temperature: '%s' is not a number in 0..100", v);
         c->prf_temperature = d;
+        return 0;
+    }
+    if (fn_config_key_is(key, "prf-max-df")) {
+        double d;
+        if (fn_parse_double(v, 0, 1, &d) != 0)
+            return fn_seterr(eb, FN_EINVAL, "prf-max-df: '%s' is not a number in 0..1", v);
+        c->prf_max_df = d;
         return 0;
     }
     if (fn_config_key_is(key, "log-level")) {
@@ -199,6 +207,8 @@ const char *coord_config_usage(void)
 "  --prf-lambda X           the original query's share of the expanded query (default 0.7)\n"
 "  --prf-temperature X      feedback documents weighted by exp(-(s1 - s) / (X s1)), s1 the\n"
 "                           best score (default 0.1; 0 = weights linear in the scores)\n"
+"  --prf-max-df X           expansion terms only from terms in at most this share of all\n"
+"                           documents (default 0.2; 0 = every term)\n"
 "  --health-interval-ms N   probe every shard replica this often; 0 = never (default 1000)\n"
 "  --probe-deadline-ms N    a probe not answered within N ms fails (default 500); a search\n"
 "                           call's DEADLINE_EXCEEDED counts against a replica only if it had N ms\n"

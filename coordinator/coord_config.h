@@ -49,6 +49,7 @@ typedef struct coord_config {
     int64_t prf_terms;            /* --prf-terms: expansion terms */
     double prf_lambda;            /* --prf-lambda: the original query's share, 0..1 */
     double prf_temperature;       /* --prf-temperature: feedback softmax, x the best score (0 = linear) */
+    double prf_max_df;            /* --prf-max-df: expansion terms in at most this share of documents */
     int64_t health_interval_ms;   /* --health-interval-ms, 0..3600000 (0 = never) */
     int64_t probe_deadline_ms;    /* --probe-deadline-ms, 1..60000 */
     int64_t down_probe_interval_ms; /* --down-probe-interval-ms, 1..3600000 */

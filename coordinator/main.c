@@ -117,7 +117,8 @@ int main(int argc, char **argv)
         .stage2_model = cfg.stage2_model,
         .impressions_log = cfg.impressions_log, .impressions_max_bytes = (uint64_t)cfg.impressions_max_bytes,
         .impressions_keep = (unsigned)cfg.impressions_keep,
-        .prf = {(uint32_t)cfg.prf_docs, (uint32_t)cfg.prf_terms, cfg.prf_lambda, cfg.prf_temperature},
+        .prf = {(uint32_t)cfg.prf_docs, (uint32_t)cfg.prf_terms, cfg.prf_lambda, cfg.prf_temperature,
+                cfg.prf_max_df},
     };
     if (coord_start(&loop, &co, &a.coord, &eb) != 0) {
         FN_ERROR("cannot start: %s", eb.msg);

@@ -39,12 +39,14 @@ typedef struct coord_prf_params {
     uint32_t terms;     /* expansion terms kept (50) */
     double lambda;      /* the original query's share (0.7) */
     double temperature; /* feedback weights: softmax of the scores at temperature x s1 (0.1); 0 = linear */
+    double max_df;      /* expansion terms only from terms in at most this share of the documents (0.2; 0 = all) */
 } coord_prf_params;
 
 #define COORD_DEFAULT_PRF_DOCS   10
 #define COORD_DEFAULT_PRF_TERMS  50
 #define COORD_DEFAULT_PRF_LAMBDA 0.7
 #define COORD_DEFAULT_PRF_TEMPERATURE 0.1
+#define COORD_DEFAULT_PRF_MAX_DF 0.2
 
 /* The expanded query: n distinct terms in byte order with their weights. */
 typedef struct coord_prf_query {

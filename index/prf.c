@@ -48,6 +48,7 @@ typedef struct fb_args {
     size_t n;
     fn_arena *mem;
     idx_fbdoc *out;
+    double max_df;
 } fb_args;
 
 static int analyze_field(idx_searcher_t *s, json_t *root, const char *name, uint32_t doc, bag *b)
@@ -111,24 +112,42 @@ static int run_feedback(idx_searcher_t *s, void *ud)
             o->terms[o->nterms] = t;
             o->tf[o->nterms++] = 1;
         }
+        if (!rc && a->max_df > 0) {
+            /* a dynamic stop list: terms in more than max_df of the documents
+             * are no expansion terms (the length stays the whole bag's) */
+            double cap = a->max_df * (double)r->info.docs_total;
+            size_t keep = 0;
+            for (size_t j = 0; j < o->nterms && !rc; j++) {
+                idx_term_rec tr;
+                int grc = idx_term_get(r, s->txn, o->terms[j], strlen(o->terms[j]), &tr, s->eb);
+                if (grc && grc != FN_ENOTFOUND) rc = grc;
+                else if (grc == FN_ENOTFOUND || (double)tr.gdf <= cap) {
+                    o->terms[keep] = o->terms[j];
+                    o->tf[keep++] = o->tf[j];
+                }
+            }
+            o->nterms = keep;
+        }
     }
     free(b.bytes);
     free(b.t);
     return rc;
 }
 
-int idx_feedback_docs(idx_searcher_t *s, const uint32_t *docs, size_t n, fn_arena *mem,
+int idx_feedback_docs(idx_searcher_t *s, const uint32_t *docs, size_t n, double max_df, fn_arena *mem,
                       idx_fbdoc *out, fn_errbuf *eb)
 {
     if (eb) eb->msg[0] = '\0';
     fn_errbuf local;
     s->eb = eb ? eb : &local;
+    if (!(max_df >= 0 && max_df <= 1))
+        return fn_seterr(eb, FN_EINVAL, "max_df: %g is not a share of the documents in 0..1", max_df);
     for (size_t i = 0; i < n; i++)
         if (docs[i] >= s->r->info.docs)
             return fn_seterr(eb, FN_EINVAL, "doc %u: out of range (the shard has %llu documents)",
                              docs[i], (unsigned long long)s->r->info.docs);
     memset(out, 0, n * sizeof *out);
-    fb_args a = { docs, n, mem, out };
+    fb_args a = { docs, n, mem, out, max_df };
     return n ? idx_searcher_run(s, run_feedback, &a) : 0;
 }
 

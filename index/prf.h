@@ -31,11 +31,13 @@ typedef struct idx_fbdoc {
 } idx_fbdoc;
 
 /* Term vectors of docs[0, n) (shard-local numbers) from their stored
- * source, analyzed as the index was built (title and body). Every array
- * lives in mem. Returns 0, FN_EINVAL (a doc number out of range), -ENOMEM
- * or a damage code (idx_is_damage: a source record that fails its checksum
- * or is not a JSON object). */
-int idx_feedback_docs(idx_searcher_t *s, const uint32_t *docs, size_t n, fn_arena *mem,
+ * source, analyzed as the index was built (title and body). With max_df > 0
+ * a term in more than max_df x all documents (its global df) is left out of
+ * `terms` - a stop list taken from the index - while `length` stays the
+ * whole bag's. Every array lives in mem. Returns 0, FN_EINVAL (a doc number
+ * out of range, max_df not in 0..1), -ENOMEM or a damage code (idx_is_damage:
+ * a source record that fails its checksum or is not a JSON object). */
+int idx_feedback_docs(idx_searcher_t *s, const uint32_t *docs, size_t n, double max_df, fn_arena *mem,
                       idx_fbdoc *out, fn_errbuf *eb);
 
 /* scores[i] = sum over terms t of weights[t] x BM25F share of t in docs[i]

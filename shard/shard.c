@@ -72,6 +72,7 @@ typedef struct search_job {
     int explain;
     uint32_t explain_hits;
     uint32_t feedback_docs;
+    double feedback_max_df;
     /* results, filled on the worker thread */
     int damaged;                  /* the index failed a check: stop serving */
     grpc_status_code code;
@@ -240,7 +241,7 @@ static int resp_fill(Funnel__V1__ShardSearchResponse *r, fn_arena *a, const shar
 /* Pseudo-relevance feedback (index/prf.h): the query terms' weights and
  * the term vectors of the best n selection candidates. */
 static int feedback_fill(Funnel__V1__ShardSearchResponse *r, fn_arena *a, idx_searcher_t *se,
-                         const shard_funnel_out *fo, uint32_t n, fn_errbuf *eb)
+                         const shard_funnel_out *fo, uint32_t n, double max_df, fn_errbuf *eb)
 {
     size_t nq = fo->sel.nterms;
     if (nq) {
@@ -256,7 +257,7 @@ static int feedback_fill(Funnel__V1__ShardSearchResponse *r, fn_arena *a, idx_se
     Funnel__V1__FeedbackDoc *m = fn_arena_alloc(a, n * sizeof *m);
     if (!docs || !fb || !r->feedback || !m) return fn_seterr(eb, -ENOMEM, "out of memory");
     for (uint32_t i = 0; i < n; i++) docs[i] = fo->sel.hits[i].doc;
-    int rc = idx_feedback_docs(se, docs, n, a, fb, eb);
+    int rc = idx_feedback_docs(se, docs, n, max_df, a, fb, eb);
     if (rc) return rc;
     for (uint32_t i = 0; i < n; i++) {
         funnel__v1__feedback_doc__init(&m[i]);
@@ -341,7 +342,7 @@ static void search_work(uv_work_t *w)   /* worker thread */
         const char *mdesc = model ? fn_arena_strdup(&j->mem, rank_ranker_describe(model)) : NULL;
         rc = resp_fill(&j->resp, &j->mem, &fo, s->fnames, j->explain, mdesc);
     }
-    if (rc == 0 && j->feedback_docs) rc = feedback_fill(&j->resp, &j->mem, se, &fo, j->feedback_docs, &eb);
+    if (rc == 0 && j->feedback_docs) rc = feedback_fill(&j->resp, &j->mem, se, &fo, j->feedback_docs, j->feedback_max_df, &eb);
     rank_ranker_unref(model);
     idx_searcher_release(se);
     pool_put(&s->pool, se);
@@ -475,6 +476,10 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
         reject(s, call, "features: %u is not 0, 1 or 2", (unsigned)req->features);
         return;
     }
+    if (!(req->feedback_max_df >= 0 && req->feedback_max_df <= 1)) {
+        reject(s, call, "feedback_max_df: %g is not a share of the documents in 0..1", req->feedback_max_df);
+        return;
+    }
     if (req->feedback_docs > IDX_MAX_FEEDBACK_DOCS) {
         reject(s, call, "feedback_docs: %u is more than %u", (unsigned)req->feedback_docs,
                (unsigned)IDX_MAX_FEEDBACK_DOCS);
@@ -512,6 +517,7 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
     j->skip_stage1 = req->skip_stage1;
     j->explain = req->explain;
     j->feedback_docs = req->feedback_docs;
+    j->feedback_max_df = req->feedback_max_df;
     uint32_t cap = s->cfg.max_explain_hits ? s->cfg.max_explain_hits : SHARD_DEFAULT_MAX_EXPLAIN_HITS;
     j->explain_hits = req->explain_hits && req->explain_hits < cap ? req->explain_hits : cap;
     funnel__v1__shard_search_response__init(&j->resp);

@@ -52,6 +52,9 @@ Test(coord_config, defaults)
     cr_assert_eq(c.prf_terms, 50);
     cr_assert_float_eq(c.prf_lambda, 0.7, 1e-12);
     cr_assert_float_eq(c.prf_temperature, 0.1, 1e-12);
+    cr_assert_float_eq(c.prf_max_df, 0.2, 1e-12);
+    cr_assert_eq(coord_config_set(&c, "prf-max-df", "0", NULL), 0, "0: every term");
+    cr_assert_float_eq(c.prf_max_df, 0.0, 1e-12);
     cr_assert_eq(coord_config_set(&c, "prf-temperature", "0", NULL), 0, "0: linear feedback weights");
     cr_assert_float_eq(c.prf_temperature, 0.0, 1e-12);
     cr_assert_eq(c.log_level, FN_LOG_INFO);
@@ -193,6 +196,8 @@ Test(coord_config, bad_values_rejected)
     cr_assert_eq(coord_config_set(&c, "prf-lambda", "nan", &eb), FN_EINVAL);
     cr_assert_eq(coord_config_set(&c, "prf-temperature", "-1", &eb), FN_EINVAL);
     cr_assert_str_eq(eb.msg, "prf-temperature: '-1' is not a number in 0..100");
+    cr_assert_eq(coord_config_set(&c, "prf-max-df", "1.01", &eb), FN_EINVAL);
+    cr_assert_str_eq(eb.msg, "prf-max-df: '1.01' is not a number in 0..1");
     cr_assert_eq(coord_config_set(&c, "log-level", "loud", &eb), FN_EINVAL);
     cr_assert_str_eq(eb.msg, "log-level: 'loud' is not debug|info|warn|error");
     cr_assert_eq(coord_config_set(&c, "topology", "", &eb), FN_EINVAL);
@@ -256,6 +261,7 @@ Test(coord_config, example_coordinator_conf)
     cr_assert_eq(c.prf_terms, d.prf_terms);
     cr_assert_float_eq(c.prf_lambda, d.prf_lambda, 1e-12, "prf-lambda %g", c.prf_lambda);
     cr_assert_float_eq(c.prf_temperature, d.prf_temperature, 1e-12, "prf-temperature %g", c.prf_temperature);
+    cr_assert_float_eq(c.prf_max_df, d.prf_max_df, 1e-12, "prf-max-df %g", c.prf_max_df);
     /* the safe defaults: no stage-2 model, no impression log (the example
      * only shows those keys, commented) */
     cr_assert_str_eq(c.stage2_model, "");

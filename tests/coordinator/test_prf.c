@@ -51,7 +51,7 @@ static void expand_at(int swap, uint32_t docs, uint32_t terms, double lambda, do
     ra.term_weights = rb.term_weights = qw;
     ra.n_term_weights = rb.n_term_weights = 2;
     const Funnel__V1__ShardSearchResponse *rs[3] = { swap ? &rb : &ra, NULL, swap ? &ra : &rb };
-    coord_prf_params p = { docs, terms, lambda, temp };
+    coord_prf_params p = { docs, terms, lambda, temp, 0 };
     cr_assert_eq(coord_prf_expand(mem, &p, rs, 3, q), 0);
 }
 
@@ -127,7 +127,7 @@ Test(prf, nothing_to_expand_with)
     fn_arena_init(&mem);
     Funnel__V1__ShardSearchResponse r = FUNNEL__V1__SHARD_SEARCH_RESPONSE__INIT;
     const Funnel__V1__ShardSearchResponse *rs[1] = { &r };
-    coord_prf_params p = { 10, 50, 0.5, 0.1 };
+    coord_prf_params p = { 10, 50, 0.5, 0.1, 0 };
     coord_prf_query q;
     cr_assert_eq(coord_prf_expand(&mem, &p, rs, 1, &q), 0);
     cr_assert_eq(q.n, 0, "no feedback documents: no expanded query");

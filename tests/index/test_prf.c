@@ -79,7 +79,7 @@ Test(prf, term_vectors_of_stored_documents)
     fn_arena_init(&mem);
     idx_fbdoc fb[2];
     fn_errbuf eb;
-    cr_assert_eq(idx_feedback_docs(s, docs, 2, &mem, fb, &eb), 0, "%s", eb.msg);
+    cr_assert_eq(idx_feedback_docs(s, docs, 2, 0, &mem, fb, &eb), 0, "%s", eb.msg);
     const char *t1[] = { "cat", "dog", "mat", "sat" };
     uint32_t f1[] = { 2, 2, 1, 1 };
     cr_assert_eq(fb[0].length, 6);
@@ -97,8 +97,28 @@ Test(prf, term_vectors_of_stored_documents)
         cr_assert_eq(fb[1].tf[i], f2[i], "%s", t2[i]);
     }
     uint32_t bad = 3;   /* documents 0..2 */
-    cr_assert_eq(idx_feedback_docs(s, &bad, 1, &mem, fb, &eb), FN_EINVAL);
+    cr_assert_eq(idx_feedback_docs(s, &bad, 1, 0, &mem, fb, &eb), FN_EINVAL);
     cr_assert(strstr(eb.msg, "out of range"), "%s", eb.msg);
+
+    /* max_df: cat and dog are in 2 of the 3 documents, over 0.5 x 3; mat,
+     * sat and fish in 1. The length stays the whole document's. */
+    cr_assert_eq(idx_feedback_docs(s, docs, 2, 0.5, &mem, fb, &eb), 0, "%s", eb.msg);
+    cr_assert_eq(fb[0].length, 6);
+    cr_assert_eq(fb[0].nterms, 2);
+    cr_assert_str_eq(fb[0].terms[0], "mat");
+    cr_assert_str_eq(fb[0].terms[1], "sat");
+    cr_assert_eq(fb[0].tf[0], 1);
+    cr_assert_eq(fb[1].length, 4);
+    cr_assert_eq(fb[1].nterms, 1);
+    cr_assert_str_eq(fb[1].terms[0], "fish");
+    /* 2/3 keeps them all; 1 = no document is over it */
+    cr_assert_eq(idx_feedback_docs(s, docs, 2, 2.0 / 3.0, &mem, fb, &eb), 0, "%s", eb.msg);
+    cr_assert_eq(fb[0].nterms, 4);
+    cr_assert_eq(idx_feedback_docs(s, docs, 2, 1, &mem, fb, &eb), 0, "%s", eb.msg);
+    cr_assert_eq(fb[1].nterms, 3);
+    cr_assert_eq(idx_feedback_docs(s, docs, 2, 1.5, &mem, fb, &eb), FN_EINVAL);
+    cr_assert(strstr(eb.msg, "max_df"), "%s", eb.msg);
+    cr_assert_eq(idx_feedback_docs(s, docs, 2, NAN, &mem, fb, &eb), FN_EINVAL);
     fn_arena_free(&mem);
 }
 

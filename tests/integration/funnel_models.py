@@ -106,6 +106,13 @@ elif mode == "rescore":
     assert len(r.feedback) == 3 and all(f.length == sum(f.tf) and len(f.terms) == len(f.tf) for f in r.feedback), \
         "feedback term vectors: %r" % [(f.length, len(f.terms)) for f in r.feedback]
     assert list(r.term_weights) == [1] * len(r.terms), "term weights %r" % list(r.term_weights)
+    # a stop list from the index: without the terms in over 5% of the documents, a vector is a
+    # strict subset of the whole one, and its length still the whole document's
+    rc = pb.call(shard, pb.SHARD_SEARCH, pb.M.ShardSearchRequest(query="boundary layer flow", k=5, feedback_docs=3,
+                                                                  feedback_max_df=0.05), pb.M.ShardSearchResponse)
+    for whole, capped in zip(r.feedback, rc.feedback):
+        assert capped.length == whole.length and set(capped.terms) < set(whole.terms), \
+            "max_df 0.05: %d of %d terms" % (len(capped.terms), len(whole.terms))
     docs, keys = [h.doc for h in r.hits], [h.key for h in r.hits]
     good = pb.M.ShardRescoreRequest(terms=["boundari", "layer"], weights=[0.5, 0.5], docs=docs, keys=keys)
     ok = pb.call(shard, pb.SHARD_RESCORE, good, pb.M.ShardRescoreResponse)
@@ -130,6 +137,11 @@ elif mode == "rescore":
             "%s: %r" % (want, err and (err.code(), err.details()))
     body, err = pb.call_raw(shard, pb.SHARD_SEARCH, pb.M.ShardSearchRequest(query="x", k=5, feedback_docs=101), 5.0)
     assert err is not None and err.code() == grpc.StatusCode.INVALID_ARGUMENT and "feedback_docs" in err.details()
+    for mdf in (-0.1, 1.5, float("nan")):
+        body, err = pb.call_raw(shard, pb.SHARD_SEARCH,
+                                pb.M.ShardSearchRequest(query="x", k=5, feedback_docs=3, feedback_max_df=mdf), 5.0)
+        assert err is not None and err.code() == grpc.StatusCode.INVALID_ARGUMENT and "feedback_max_df" in \
+            err.details(), "feedback_max_df %r: %r" % (mdf, err)
     print("ok: Shard/Rescore scores %d documents; %d malformed requests (and feedback_docs over 100) refused "
           "with INVALID_ARGUMENT naming the problem" % (len(docs), len(bad)))
 
