@@ -188,6 +188,30 @@ int idx_block_get(const idx_reader_t *r, MDB_txn *txn, uint32_t termid, uint32_t
     return idx_block_decode(r, termid, block, &v, docs, tf_title, tf_body, n, eb);
 }
 
+int idx_block_get_cur(const idx_reader_t *r, MDB_cursor *mc, int next, uint32_t termid, uint32_t block,
+                      uint32_t *docs, uint32_t *tf_title, uint32_t *tf_body, uint32_t *n, fn_errbuf *eb)
+{
+    uint8_t key[8];
+    idx_put_u32be(key, termid);
+    idx_put_u32be(key + 4, block);
+    MDB_val k = { 8, key }, v;
+    int rc = MDB_NOTFOUND;
+    if (next) {
+        /* the next key in the B-tree, without a search from the root; any
+         * other key than the one wanted (a missing block, damage) falls
+         * back to the search, which says what is wrong */
+        MDB_val nk;
+        rc = mdb_cursor_get(mc, &nk, &v, MDB_NEXT);
+        if (rc == 0 && !(nk.mv_size == 8 && idx_in_map(r, nk.mv_data, 8) && memcmp(nk.mv_data, key, 8) == 0))
+            rc = MDB_NOTFOUND;
+    }
+    if (rc) rc = mdb_cursor_get(mc, &k, &v, MDB_SET_KEY);
+    if (rc == MDB_NOTFOUND)
+        return fn_seterr(eb, FN_ECORRUPT, "postings of term id %u, block %u: missing", termid, block);
+    if (rc) return fn_seterr(eb, idx_mdb_code(rc), "postings: %s", mdb_strerror(rc));
+    return idx_block_decode(r, termid, block, &v, docs, tf_title, tf_body, n, eb);
+}
+
 int idx_block_peek(const idx_reader_t *r, MDB_txn *txn, uint32_t termid, uint32_t block,
                    uint32_t *first, uint32_t *last, fn_errbuf *eb)
 {

@@ -88,6 +88,13 @@ int idx_block_decode(const idx_reader_t *r, uint32_t termid, uint32_t block, con
                      uint32_t *docs, uint32_t *tf_title, uint32_t *tf_body, uint32_t *n,
                      fn_errbuf *eb);
 
+/* idx_block_get through an LMDB cursor on the postings: with `next` the
+ * cursor stands on (termid, block - 1) and steps to the next key instead of
+ * searching the B-tree from its root (the blocks of a term are adjacent
+ * keys). The same checks and errors as idx_block_get. */
+int idx_block_get_cur(const idx_reader_t *r, MDB_cursor *mc, int next, uint32_t termid, uint32_t block,
+                      uint32_t *docs, uint32_t *tf_title, uint32_t *tf_body, uint32_t *n, fn_errbuf *eb);
+
 /* A posting block's first and last document, checked against the block's
  * checksum but not decoded: lets a walk skip blocks it does not need. */
 int idx_block_peek(const idx_reader_t *r, MDB_txn *txn, uint32_t termid, uint32_t block,

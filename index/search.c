@@ -107,6 +107,12 @@ static void searcher_trim(idx_searcher_t *s)
 void idx_searcher_destroy(idx_searcher_t *s)
 {
     if (!s) return;
+    for (size_t i = 0; i < s->mccap; i++)
+        if (s->mc[i]) mdb_cursor_close(s->mc[i]);
+    free(s->mc);
+    free(s->mcgen);
+    free(s->mcterm);
+    free(s->mcblock);
     if (s->txn) mdb_txn_abort(s->txn);
     idx_analyzer_destroy(s->an);
     free(s->tbuf);
@@ -280,11 +286,50 @@ static void score_block(const idx_searcher_t *s, cursor *c)
     share_scalar(&p, c, 0);
 }
 
+int idx_cursor_block(idx_searcher_t *s, size_t i, cursor *c)
+{
+    if (i >= s->mccap) {
+        size_t cap = s->mccap ? s->mccap : 8;
+        while (cap <= i) cap *= 2;
+        MDB_cursor **mc = realloc(s->mc, cap * sizeof *mc);
+        if (mc) s->mc = mc;
+        uint64_t *gen = mc ? realloc(s->mcgen, cap * sizeof *gen) : NULL;
+        if (gen) s->mcgen = gen;
+        uint32_t *term = gen ? realloc(s->mcterm, cap * sizeof *term) : NULL;
+        if (term) s->mcterm = term;
+        uint32_t *block = term ? realloc(s->mcblock, cap * sizeof *block) : NULL;
+        if (block) s->mcblock = block;
+        if (!block) return fn_seterr(s->eb, -ENOMEM, "out of memory");
+        for (size_t j = s->mccap; j < cap; j++) {
+            s->mc[j] = NULL;
+            s->mcgen[j] = 0;
+        }
+        s->mccap = cap;
+    }
+    int rc;
+    if (!s->mc[i] || s->mcgen[i] != s->gen) {
+        rc = s->mc[i] ? mdb_cursor_renew(s->txn, s->mc[i]) : mdb_cursor_open(s->txn, s->r->postings, &s->mc[i]);
+        if (rc) return fn_seterr(s->eb, idx_mdb_code(rc), "postings cursor: %s", mdb_strerror(rc));
+        s->mcgen[i] = s->gen;
+        s->mcterm[i] = UINT32_MAX;
+    }
+    int next = s->mcterm[i] == c->termid && c->block > 0 && s->mcblock[i] == c->block - 1;
+    s->mcterm[i] = UINT32_MAX;
+    uint32_t n;
+    if ((rc = idx_block_get_cur(s->r, s->mc[i], next, c->termid, c->block, c->docs, c->tf[0], c->tf[1], &n,
+                                s->eb)))
+        return rc;
+    s->mcterm[i] = c->termid;
+    s->mcblock[i] = c->block;
+    c->n = n;
+    return 0;
+}
+
 static int load_block(idx_searcher_t *s, cursor *c)
 {
-    uint32_t n;
-    int rc = idx_block_get(s->r, s->txn, c->termid, c->block, c->docs, c->tf[0], c->tf[1], &n, s->eb);
+    int rc = idx_cursor_block(s, (size_t)(c - s->cur), c);
     if (rc) return rc;
+    uint32_t n = c->n;
     /* blocks of a term are in ascending document order */
     if (c->block > 0 && c->docs[0] <= c->doc)
         return fn_seterr(s->eb, FN_ECORRUPT, "postings of term id %u, block %u: out of order",
@@ -510,9 +555,8 @@ int idx_cand_terms(idx_searcher_t *s, const uint32_t *docs, size_t n, size_t nte
             prev_last = last;
             while (x < n && s->xdoc[x][0] < first) x++;
             if (x == n || s->xdoc[x][0] > last) continue;
-            uint32_t bn;
-            if ((rc = idx_block_get(r, s->txn, c->termid, c->block, c->docs, c->tf[0], c->tf[1], &bn, s->eb)))
-                return rc;
+            if ((rc = idx_cursor_block(s, 0, c))) return rc;
+            uint32_t bn = c->n;
             if (lasts && (!bn || c->docs[0] < first || c->docs[bn - 1] != last))
                 return fn_seterr(s->eb, FN_ECORRUPT, "postings of term id %u, block %u: not the documents "
                                  "its header said", c->termid, c->block);
@@ -1047,6 +1091,7 @@ int idx_searcher_run(idx_searcher_t *s, int (*fn)(idx_searcher_t *s, void *ud), 
     int rc = idx_reader_check(s->r, s->eb);
     if (rc) return rc;
     if ((rc = mdb_txn_renew(s->txn))) return fn_seterr(s->eb, idx_mdb_code(rc), "txn: %s", mdb_strerror(rc));
+    s->gen++;   /* the postings cursors are renewed when next used */
     idx_guard g;
     if (idx_guard_enter(&g, s->r->map, s->r->mapsize) == 0) {
         if (sigsetjmp(g.jb, 0) != 0) {

@@ -84,7 +84,17 @@ struct idx_searcher {
     idx_term_explain *expl; size_t explcap;
     char *sbuf; size_t slen, scap;
     size_t (*offs)[3]; size_t offscap;
+    /* One LMDB cursor on the postings per cursor slot (cur[i]), so that the
+     * next block of a list is a step, not a search from the B-tree's root:
+     * opened on first use, renewed once per transaction (gen), and where
+     * each stands (mcterm, mcblock) while mcgen == gen. */
+    uint64_t gen;                          /* transactions run */
+    MDB_cursor **mc; uint64_t *mcgen; uint32_t *mcterm, *mcblock; size_t mccap;
 };
+
+/* Block c->block of cursor slot i's list into c (docs, tfs, n), through the
+ * slot's LMDB cursor. Inside the caller's read transaction and guard. */
+int idx_cursor_block(idx_searcher_t *s, size_t i, cursor *c);
 
 int idx_grow(void **p, size_t *cap, size_t need, size_t elem);
 

@@ -7,7 +7,7 @@
  *               [--skip-stage1] [--explain N] [--reps R] [--digest FILE] [--now T]
  *
  * The defaults are what the coordinator asks of each of 3 shards at its
- * default windows with both models loaded: selection_k 2500, k 500, full
+ * default windows with both models loaded: selection_k 500, k 250, full
  * features. --digest writes one line per query: qid, matches, survivors and
  * an XXH3 of every survivor's doc, key, scores, stored fields, feature row
  * and explain (binary, so equal digests mean equal bits). Prints the mean
@@ -44,7 +44,7 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *dir = argv[1], *qpath = argv[2], *model = NULL, *digest = NULL;
-    unsigned sel = 2500, k = 500, features = 2, explain = 0, reps = 1;
+    unsigned sel = 500, k = 250, features = 2, explain = 0, reps = 1;
     int skip = 0;
     long long now = 1700000000;
     for (int i = 3; i < argc; i++) {
