@@ -374,15 +374,31 @@ int idx_doc_decode(uint32_t doc, const MDB_val *v, idx_doc_rec *out, fn_errbuf *
 
 int idx_doc_get(const idx_reader_t *r, MDB_txn *txn, uint32_t doc, idx_doc_rec *out, fn_errbuf *eb)
 {
-    uint8_t dk[4];
-    idx_put_u32be(dk, doc);
-    MDB_val k = { 4, dk }, v;
-    int rc = mdb_get(txn, r->docs, &k, &v);
-    if (rc == MDB_NOTFOUND) return fn_seterr(eb, FN_ECORRUPT, "stored record of doc %u: missing", doc);
-    if (rc) return fn_seterr(eb, idx_mdb_code(rc), "docs: %s", mdb_strerror(rc));
-    if (!idx_in_map(r, v.mv_data, v.mv_size))
-        return fn_seterr(eb, FN_ECORRUPT, "stored record of doc %u: lies outside the file: a page is "
-                         "damaged", doc);
+    if (doc >= r->info.docs)
+        return fn_seterr(eb, FN_ECORRUPT, "stored record of doc %u: out of range (%llu documents)", doc,
+                         (unsigned long long)r->info.docs);
+    MDB_val v;
+    uint64_t at = r->docat ? atomic_load_explicit(&r->docat[doc], memory_order_relaxed) : 0;
+    if (at) {
+        /* where an earlier read found it: a sealed file's pages never move */
+        v.mv_data = (void *)(r->map + (at >> 24) - 1);
+        v.mv_size = at & 0xffffff;
+    } else {
+        uint8_t dk[4];
+        idx_put_u32be(dk, doc);
+        MDB_val k = { 4, dk };
+        int rc = mdb_get(txn, r->docs, &k, &v);
+        if (rc == MDB_NOTFOUND) return fn_seterr(eb, FN_ECORRUPT, "stored record of doc %u: missing", doc);
+        if (rc) return fn_seterr(eb, idx_mdb_code(rc), "docs: %s", mdb_strerror(rc));
+        if (!idx_in_map(r, v.mv_data, v.mv_size))
+            return fn_seterr(eb, FN_ECORRUPT, "stored record of doc %u: lies outside the file: a page is "
+                             "damaged", doc);
+        uint64_t off = (uint64_t)((const char *)v.mv_data - r->map) + 1;
+        if (r->docat && v.mv_size < (1u << 24) && off < (1ull << 40))
+            atomic_store_explicit(&r->docat[doc], off << 24 | v.mv_size, memory_order_relaxed);
+    }
+    /* the record's own checksum, every time: damage after the first read
+     * is still found */
     return idx_doc_decode(doc, &v, out, eb);
 }
 
@@ -676,7 +692,8 @@ int idx_reader_open_ex(const char *dir, unsigned flags, idx_reader_t **out, fn_e
     /* LMDB's assertions on damaged pages jump back to our guards (integrity.h) */
     mdb_env_set_assert(r->env, idx_lmdb_assert);
     if ((rc = open_env_guarded(r, &st, eb)) || (rc = open_guarded(r, eb))) goto fail;
-    if (r->info.terms && !(r->lasts = calloc(r->info.terms, sizeof *r->lasts))) {
+    if ((r->info.terms && !(r->lasts = calloc(r->info.terms, sizeof *r->lasts))) ||
+        (r->info.docs && !(r->docat = calloc(r->info.docs, sizeof *r->docat)))) {
         rc = fn_seterr(eb, -ENOMEM, "out of memory");
         goto fail;
     }
@@ -770,6 +787,7 @@ void idx_reader_close(idx_reader_t *r)
         for (uint64_t t = 0; t < r->info.terms; t++) free(atomic_load_explicit(&r->lasts[t], memory_order_relaxed));
         free(r->lasts);
     }
+    free((void *)r->docat);
     free(r->len[0]);
     free(r->len[1]);
     free(r->keys);

@@ -42,6 +42,11 @@ struct idx_reader {
      * most 4 bytes a block of the shard. Published with an atomic swap, so
      * searchers on any thread share them. */
     _Atomic(uint32_t *) *lasts;
+    /* Per document: where its stored record (docs) lies in the map, once a
+     * read found it: (offset + 1) << 24 | size, 0 = not yet. Saves the
+     * B-tree search of every later read of the record (a funnel query reads
+     * hundreds); 8 bytes a document. */
+    _Atomic uint64_t *docat;
 };
 
 /* LMDB reports system errors as positive errno values. */

@@ -574,3 +574,30 @@ Test(search, block_ends_of_long_lists_are_kept, .timeout = 120)
     mdb_txn_abort(txn);
     close_shard(&o);
 }
+
+/* A stored record's place is kept after the first read: the second read of
+ * every document gives the same record (the same bytes in the map), and a
+ * document number past the shard's is refused, not read. */
+Test(search, stored_records_read_again_from_where_they_lie)
+{
+    build(animals, NULL, 1, "docat", 0);
+    opened o = open_shard("docat", 0);
+    MDB_txn *txn;
+    cr_assert_eq(mdb_txn_begin(o.r->env, NULL, MDB_RDONLY, &txn), 0);
+    fn_errbuf eb = { { 0 } };
+    uint64_t ndocs = idx_reader_info(o.r)->docs;
+    cr_assert_eq(ndocs, 4);
+    idx_doc_rec first[4], again;
+    for (uint32_t d = 0; d < ndocs; d++)
+        cr_assert_eq(idx_doc_get(o.r, txn, d, &first[d], &eb), 0, "%s", eb.msg);
+    for (uint32_t d = 0; d < ndocs; d++) {
+        cr_assert_eq(idx_doc_get(o.r, txn, d, &again, &eb), 0, "%s", eb.msg);
+        cr_assert_eq(again.id, first[d].id, "doc %u: the same record", d);
+        cr_assert_eq(again.id_len, first[d].id_len);
+        cr_assert_eq(again.url_len, first[d].url_len);
+    }
+    cr_assert_eq(idx_doc_get(o.r, txn, (uint32_t)ndocs, &again, &eb), FN_ECORRUPT);
+    cr_assert(strstr(eb.msg, "out of range"), "%s", eb.msg);
+    mdb_txn_abort(txn);
+    close_shard(&o);
+}
