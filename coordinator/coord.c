@@ -696,7 +696,7 @@ static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *re
     }
 
     /* Funnel order: selection, stage1 (shards), merge, feedback, stage2, blender, filter. */
-    uint64_t sel_out = 0, s1_in = 0, s1_out = 0, s1_time = 0;
+    uint64_t sel_out = 0, s1_in = 0, s1_out = 0, s1_time = 0, fb_time = 0;
     const char *s1_note = "";
     for (uint32_t i = 0; i < n; i++) {
         const Funnel__V1__ShardSearchResponse *r = s->slots[i].resp;
@@ -710,6 +710,10 @@ static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *re
         s1_out += r->stages[1]->count_out;
         if (r->stages[1]->time_us > s1_time) s1_time = r->stages[1]->time_us;
         if (!*s1_note && r->stages[1]->note) s1_note = r->stages[1]->note;
+        /* the shards' part of feedback: their candidates' term vectors */
+        if (r->n_stages > 2 && r->stages[2]->name && !strcmp(r->stages[2]->name, "feedback") &&
+            r->stages[2]->time_us > fb_time)
+            fb_time = r->stages[2]->time_us;
     }
     resp->stages = ar_alloc(a, 7 * sizeof *resp->stages);
     if (!resp->stages) return -ENOMEM;
@@ -719,7 +723,7 @@ static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *re
     if (!*s1_note) s1_note = "no model reported by the shards: selection order kept";
     resp->stages[nst++] = stage(a, "stage1", stage1_ran, s1_time, s1_in, s1_out, s1_note);
     resp->stages[nst++] = stage(a, "merge", 1, merge_us, merged_in, got, NULL);
-    resp->stages[nst++] = stage(a, "feedback", s->prf_ran, s->prf_us, s->prf_window, s->prf_scored,
+    resp->stages[nst++] = stage(a, "feedback", s->prf_ran, s->prf_us + fb_time, s->prf_window, s->prf_scored,
                                 s->prf_note[0] ? ar_strdup(a, s->prf_note)
                                 : "not needed: neither the stage-2 model nor the request uses prf_rm3");
     resp->stages[nst++] = stage(a, "stage2", st2.ran, st2.acct.time_us, st2.acct.count_in,

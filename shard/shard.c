@@ -180,7 +180,7 @@ static int resp_fill(Funnel__V1__ShardSearchResponse *r, fn_arena *a, const shar
         for (size_t i = 0; i < res->nterms; i++, r->n_terms++)
             if (!(r->terms[i] = fn_arena_strdup(a, res->terms[i]))) return -ENOMEM;
     }
-    r->stages = fn_arena_alloc(a, 2 * sizeof *r->stages);
+    r->stages = fn_arena_alloc(a, 3 * sizeof *r->stages);   /* + "feedback" (feedback_fill) */
     if (!r->stages) return -ENOMEM;
     for (int i = 0; i < 2; i++)
         if (!(r->stages[r->n_stages++] = stage_info(a, &fo->acct[i]))) return -ENOMEM;
@@ -243,6 +243,7 @@ static int resp_fill(Funnel__V1__ShardSearchResponse *r, fn_arena *a, const shar
 static int feedback_fill(Funnel__V1__ShardSearchResponse *r, fn_arena *a, idx_searcher_t *se,
                          const shard_funnel_out *fo, uint32_t n, double max_df, fn_errbuf *eb)
 {
+    uint64_t t0 = uv_hrtime();
     size_t nq = fo->sel.nterms;
     if (nq) {
         if (!(r->term_weights = fn_arena_alloc(a, nq * sizeof *r->term_weights)))
@@ -270,6 +271,13 @@ static int feedback_fill(Funnel__V1__ShardSearchResponse *r, fn_arena *a, idx_se
         m[i].n_tf = fb[i].nterms;
         r->feedback[r->n_feedback++] = &m[i];
     }
+    /* its own entry in the shard's stage list, so that the coordinator's
+     * "feedback" stage counts this part of the work too */
+    rank_stage_acct ac = { .name = "feedback", .ran = 1, .time_us = (uv_hrtime() - t0) / 1000,
+                           .count_in = fo->sel.nhits, .count_out = n };
+    snprintf(ac.note, sizeof ac.note, "term vectors of the best %u candidates", n);
+    if (r->n_stages == 2 && !(r->stages[r->n_stages++] = stage_info(a, &ac)))
+        return fn_seterr(eb, -ENOMEM, "out of memory");
     return 0;
 }
 

@@ -106,6 +106,9 @@ elif mode == "rescore":
     assert len(r.feedback) == 3 and all(f.length == sum(f.tf) and len(f.terms) == len(f.tf) for f in r.feedback), \
         "feedback term vectors: %r" % [(f.length, len(f.terms)) for f in r.feedback]
     assert list(r.term_weights) == [1] * len(r.terms), "term weights %r" % list(r.term_weights)
+    fbst = [st for st in r.stages if st.name == "feedback"]
+    assert [st.name for st in r.stages] == ["selection", "stage1", "feedback"] and fbst[0].ran and \
+        fbst[0].count_out == 3 and fbst[0].count_in == len(r.hits), "shard stages %r" % list(r.stages)
     # a stop list from the index: without the terms in over 5% of the documents, a vector is a
     # strict subset of the whole one, and its length still the whole document's
     rc = pb.call(shard, pb.SHARD_SEARCH, pb.M.ShardSearchRequest(query="boundary layer flow", k=5, feedback_docs=3,
