@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# selection_speed.sh [BUILDDIR] [DOCS] - selection speed against Xapian's, single-threaded and in
+# process, on the synthetic corpus of ../shared/tools/gen_corpus.py (default 1,000,000 documents,
+# seed 1, its queries), at top-10, top-1000 and top-10000 OR, in the same run (the selection-speed
+# issue's acceptance 2).
+#
+# Ours: a 1-shard index of the whole corpus (cached in $FUNNEL_BENCH_DIR/idx1-DOCS), searched by
+#   tests/bench/shard_bench with selection only (--sel K --k K --features 0 --skip-stage1): thread CPU
+#   time per query, after a first pass that warms the page cache.
+# Xapian: python3-xapian over the same corpus (title + body with positions, the English stemmer; the
+#   database is cached in $FUNNEL_BENCH_DIR/xapian-DOCS, built by ../shared/tools/peer_xapian_scale.py),
+#   BM25Weight (Xapian's default), QueryParser OR; wall time per query on its second pass.
+# The first QUERIES (500) queries of the corpus' query file, for both. Prints QPS and the ratio.
+set -euo pipefail
+B=$(cd "${1:-build}" && pwd)
+N=${2:-1000000}
+NQ=${QUERIES:-500}
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+TOOLS=${FUNNEL_TOOLS:-$SRC/../shared/tools}
+F=$B/ops/funnel
+SB=$B/tests/bench/shard_bench
+W=${FUNNEL_BENCH_DIR:-/tmp/funnel-bench}
+mkdir -p "$W"
+C=$W/corpus-$N.jsonl; Q=$W/queries-$N.tsv; IDX=$W/idx1-$N; XDB=$W/xapian-$N
+if [ ! -s "$C" ] || [ ! -s "$Q" ]; then
+  echo "generating $N documents (cached in $W) ..." >&2
+  /usr/bin/python3 "$TOOLS/gen_corpus.py" --docs "$N" --seed 1 --out "$C" --queries 2000 --queries-out "$Q"
+fi
+if [ ! -d "$IDX" ] || ! "$F" index verify "$IDX" >/dev/null 2>&1; then
+  echo "building a 1-shard index of $N documents in $IDX ..." >&2
+  rm -rf "$IDX"
+  "$F" index build --input "$C" --shards 1 --out "$IDX" >&2
+fi
+T=$(mktemp -d "$W/sel.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+head -n "$NQ" "$Q" > "$T/q.tsv"
+if [ ! -d "$XDB" ]; then
+  echo "building the Xapian database of $N documents in $XDB ..." >&2
+  /usr/bin/python3 "$TOOLS/peer_xapian_scale.py" "$C" "$T/q.tsv" "$XDB" >&2
+fi
+
+cat > "$T/xq.py" <<'EOF'
+import sys, time
+import xapian
+db = xapian.Database(sys.argv[1])
+qp = xapian.QueryParser(); qp.set_stemmer(xapian.Stem("english")); qp.set_stemming_strategy(qp.STEM_SOME)
+qp.set_database(db); qp.set_default_op(xapian.Query.OP_OR)
+qs = [l.rstrip("\n").split("\t", 1)[1] for l in open(sys.argv[2]) if "\t" in l]
+enq = xapian.Enquire(db)
+for k in map(int, sys.argv[3:]):
+    for rep in range(2):
+        t0 = time.perf_counter()
+        for q in qs:
+            enq.set_query(qp.parse_query(q, 0)); enq.get_mset(0, k)
+        dt = time.perf_counter() - t0
+    print("%d %.1f" % (k, len(qs) / dt))
+EOF
+echo "docs=$N queries=$NQ single thread, in process"
+printf '  %-8s %-12s %-12s %s\n' k funnel_qps xapian_qps ratio
+/usr/bin/python3 "$T/xq.py" "$XDB" "$T/q.tsv" 10 1000 10000 > "$T/xapian.txt"
+for k in 10 1000 10000; do
+  "$SB" "$IDX/shard-000" "$T/q.tsv" --sel "$k" --k "$k" --features 0 --skip-stage1 >/dev/null   # warm
+  us=$("$SB" "$IDX/shard-000" "$T/q.tsv" --sel "$k" --k "$k" --features 0 --skip-stage1 | sed -n 's/.*cpu \([0-9.]*\) us\/query.*/\1/p')
+  ours=$(awk -v u="$us" 'BEGIN { printf "%.1f", 1e6 / u }')
+  xap=$(awk -v k="$k" '$1 == k { print $2 }' "$T/xapian.txt")
+  printf '  %-8s %-12s %-12s %s\n' "$k" "$ours" "$xap" "$(awk -v a="$ours" -v b="$xap" 'BEGIN { printf "%.2f", a / b }')"
+done
