@@ -1021,6 +1021,7 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     if (s->prf == PRF_ASKED && s->sreq.selection_k < c->o.prf.docs) s->sreq.selection_k = c->o.prf.docs;
     s->sreq.user_terms = req->user_terms;
     s->sreq.now = req->now ? req->now : (int64_t)time(NULL);
+    s->sreq.all_terms = req->all_terms;
     s->sreq.skip_stage1 = req->skip_models;
     s->sreq.features = s->mode == FUNNEL__V1__FEATURE_MODE__FEATURES_SELECTION ? 1
                      : (s->mode || req->explain || stage2) ? 2 : 0;

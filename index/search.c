@@ -802,7 +802,10 @@ static int run_query(idx_searcher_t *s, void *ud)
     enum { MAXQ = 256 };
     double ub[MAXQ], ne_ub = 0;
     size_t ord[MAXQ], m = 0, np = 0;
-    int prune = nq >= 2 && nq <= MAXQ && (user_w == 0 || nt == nq) && !statics && bp->k1 > 0;
+    int prune = nq >= 2 && nq <= MAXQ && (user_w == 0 || nt == nq) && !statics && bp->k1 > 0 && !q->all_terms;
+    /* all terms (AND): a query term without postings here leaves nothing */
+    for (size_t i = 0; i < nq && q->all_terms; i++)
+        if (!s->qt[i].found) active = 0;
     for (int f = 0; f < IDX_NFIELDS && prune; f++)
         prune = bp->w[f] >= 0 && bp->b[f] >= 0 && bp->b[f] <= 1 && r->info.avglen[f] > 0;
     for (size_t i = 0; i < nq && prune; i++) {
@@ -854,6 +857,27 @@ static int run_query(idx_searcher_t *s, void *ud)
         if (q->deadline_ns && (matches & 4095) == 4095 && mono_ns() > q->deadline_ns)
             return fn_seterr(eb, -ETIMEDOUT, "search stopped at the deadline after %" PRIu64
                              " matching documents", matches + counted);
+        if (q->all_terms) {
+            /* leapfrog: every list to the largest current document until
+             * they all stand on one (a match) or one runs out (the end) */
+            uint32_t to = 0;
+            int stop = 0;
+            for (uint64_t round = 1;; round++) {
+                int agree = 1;
+                for (size_t i = 0; i < nq; i++)
+                    if (s->cur[i].doc > to) to = s->cur[i].doc;
+                for (size_t i = 0; i < nq && !stop; i++) {
+                    if ((rc = cursor_seek(s, &s->cur[i], to))) return rc;
+                    stop = s->cur[i].done;
+                    agree &= s->cur[i].doc == to;
+                }
+                if (stop || agree) break;
+                if (q->deadline_ns && (round & 4095) == 0 && mono_ns() > q->deadline_ns)
+                    return fn_seterr(eb, -ETIMEDOUT, "search stopped at the deadline after %" PRIu64
+                                     " matching documents", matches);
+            }
+            if (stop) break;
+        }
         uint32_t d = UINT32_MAX;
         for (size_t i = 0; i < nq; i++)
             if (!s->cur[i].done && !s->cur[i].ne && s->cur[i].doc < d) d = s->cur[i].doc;

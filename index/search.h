@@ -130,6 +130,7 @@ typedef struct idx_query {
     const char *user_terms; /* a user's interest terms (text, analyzed like the query); NULL = none */
     int64_t now;            /* request time, unix seconds (freshness); 0 = the clock */
     int no_fields;          /* selection only: leave id/title/url NULL (idx_fetch_fields later) */
+    int all_terms;          /* AND: a document must hold every query term (default: any, OR) */
     int no_record;          /* do not keep the candidates' term frequencies and position offsets
                              * for idx_features_compute (it then reads the postings again: same
                              * values, more time); for a search whose hits get no features */

@@ -22,7 +22,7 @@ static const char search_usage[] =
     "                     [--explain] [--deadline-ms N]\n"
     "       funnel search --server ADDR --queries queries.tsv --run-out run.trec [--skip-models]\n"
     "                     [--k 1000] [--concurrency C] [--tag T] [--deadline-ms N]\n"
-    "       (both: [--selection-k N] [--stage1-k N] [--stage2-k N])\n"
+    "       (both: [--selection-k N] [--stage1-k N] [--stage2-k N] [--all-terms])\n"
     "\n"
     "One query: prints \"rank score id title\" lines and a footer with the coverage\n"
     "(shards that answered / were asked, partial) and the time taken.\n"
@@ -36,6 +36,7 @@ static const char search_usage[] =
     "  --selection-k N, --stage1-k N, --stage2-k N\n"
     "                   lower the funnel's global windows for these requests\n"
     "                   (the coordinator's settings are the ceiling)\n"
+    "  --all-terms      AND: only documents that hold every query term\n"
     "Batch: reads qid<TAB>text lines, runs C queries at a time (default 4) and\n"
     "writes \"qid Q0 docid rank score tag\" lines in query order (tag default funnel).\n"
     "Exit status: 0 ok, 1 the server answered an error (printed as\n"
@@ -48,7 +49,7 @@ typedef struct search_args {
     const char *tag;
     uint32_t k, page, concurrency;
     int k_set;
-    int json, explain, skip_models;
+    int json, explain, skip_models, all_terms;
     uint32_t win[3];   /* selection_k, stage1_k, stage2_k to lower the windows to (0 = the server's) */
     int64_t deadline_ms;
 } search_args;
@@ -140,6 +141,7 @@ static int search_one(rpc_client_t *c, const char *query, const search_args *a)
     req.page = a->page;
     req.explain = a->explain;
     req.skip_models = a->skip_models;
+    req.all_terms = a->all_terms;
     req.selection_k = a->win[0];
     req.stage1_k = a->win[1];
     req.stage2_k = a->win[2];
@@ -197,6 +199,7 @@ static void *batch_worker(void *ud)
         /* the qid travels as the request id: an impression log joins on it */
         req.request_id = strlen(b->q[i].qid) <= 128 ? b->q[i].qid : NULL;
         req.skip_models = b->args->skip_models;
+        req.all_terms = b->args->all_terms;
         req.selection_k = b->args->win[0];
         req.stage1_k = b->args->win[1];
         req.stage2_k = b->args->win[2];
@@ -335,7 +338,7 @@ int ops_cmd_search(int argc, char **argv)
         {"server", required_argument, 0, 's'},   {"k", required_argument, 0, 'k'},
         {"page", required_argument, 0, 'p'},     {"json", no_argument, 0, 'j'},
         {"explain", no_argument, 0, 'e'},        {"deadline-ms", required_argument, 0, 'd'},
-        {"skip-models", no_argument, 0, 'S'},
+        {"skip-models", no_argument, 0, 'S'},    {"all-terms", no_argument, 0, 'A'},
         {"selection-k", required_argument, 0, '0'}, {"stage1-k", required_argument, 0, '1'},
         {"stage2-k", required_argument, 0, '2'},
         {"queries", required_argument, 0, 'q'},  {"run-out", required_argument, 0, 'o'},
@@ -356,6 +359,7 @@ int ops_cmd_search(int argc, char **argv)
         case 'j': a.json = 1; break;
         case 'e': a.explain = 1; break;
         case 'S': a.skip_models = 1; break;
+        case 'A': a.all_terms = 1; break;
         case '0': case '1': case '2':
             if (parse_u32(optarg, &a.win[c - '0']) || a.win[c - '0'] == 0) goto bad_num;
             break;

@@ -67,6 +67,7 @@ typedef struct search_job {
     char *user_terms;
     uint32_t k, selection_k;
     int64_t now;
+    int all_terms;
     int features, skip_stage1;
     uint32_t feature_hits;
     int explain;
@@ -336,7 +337,7 @@ static void search_work(uv_work_t *w)   /* worker thread */
     shard_funnel_req rq = {
         .q = {.text = j->query, .k = j->selection_k, .max_terms = s->cfg.max_query_terms,
               .deadline_ns = deadline_ns(j->deadline), .bm25 = &s->cfg.bm25, .sel = &s->cfg.sel,
-              .user_terms = j->user_terms, .now = j->now},
+              .user_terms = j->user_terms, .now = j->now, .all_terms = j->all_terms},
         .k = j->k, .features = j->features, .feature_hits = j->feature_hits,
         .skip_stage1 = j->skip_stage1,
         .explain = j->explain, .explain_hits = j->explain_hits,
@@ -520,6 +521,7 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
     j->k = req->k;
     j->selection_k = selk;
     j->now = req->now;
+    j->all_terms = req->all_terms;
     j->features = (int)req->features;
     j->feature_hits = req->feature_hits;
     j->skip_stage1 = req->skip_stage1;

@@ -601,3 +601,63 @@ Test(search, stored_records_read_again_from_where_they_lie)
     mdb_txn_abort(txn);
     close_shard(&o);
 }
+
+/* AND (idx_query.all_terms): exactly the documents of the OR search that
+ * hold every query term, with the same scores in the same order, and the
+ * match count theirs; a term missing from the shard leaves nothing. On 3
+ * shards of cranfield, so that the leapfrog also meets lists that end. */
+Test(search, all_terms_is_the_or_search_filtered, .timeout = 120)
+{
+    const char *data = getenv("FUNNEL_DATA");
+    cr_assert_not_null(data, "FUNNEL_DATA must point at shared/data");
+    char corpus[1024];
+    snprintf(corpus, sizeof corpus, "%s/cranfield/corpus.jsonl", data);
+    build(NULL, corpus, 3, "cranand", 0);
+    static const char *qs[] = { "boundary layer", "supersonic flow", "heat transfer", "shock wave interaction",
+                                "pressure distribution on the wing", "laminar flow", "flutter", "mach number",
+                                "skin friction heat transfer", "boundary layer flow pressure", "xyzzy flow" };
+    size_t total = 0;
+    for (uint32_t sh = 0; sh < 3; sh++) {
+        opened o = open_shard("cranand", sh);
+        size_t ndocs = idx_reader_info(o.r)->docs;
+        uint32_t *want = malloc(ndocs * sizeof *want);
+        double *wscore = malloc(ndocs * sizeof *wscore);
+        cr_assert(want && wscore);
+        for (size_t qi = 0; qi < sizeof qs / sizeof *qs; qi++) {
+            fn_errbuf eb = { { 0 } };
+            idx_results res;
+            idx_query q = { .text = qs[qi], .k = ndocs, .explain = 1, .explain_hits = 0 };
+            cr_assert_eq(idx_search(o.s, &q, &res, &eb), 0, "%s", eb.msg);
+            size_t nw = 0;
+            for (size_t h = 0; h < res.nhits; h++) {
+                int all = 1;
+                for (size_t t = 0; t < res.nterms; t++)
+                    all &= res.hits[h].terms[t].tf[0] + res.hits[h].terms[t].tf[1] > 0;
+                if (all && res.nterms) {
+                    want[nw] = res.hits[h].doc;
+                    wscore[nw++] = res.hits[h].score;
+                }
+            }
+            if (strstr(qs[qi], "xyzzy")) cr_assert_eq(nw, 0);
+            idx_query qa = { .text = qs[qi], .k = ndocs, .all_terms = 1 };
+            cr_assert_eq(idx_search(o.s, &qa, &res, &eb), 0, "%s", eb.msg);
+            cr_assert_eq(res.nhits, nw, "shard %u \"%s\": %zu AND hits, %zu OR hits with every term", sh,
+                         qs[qi], res.nhits, nw);
+            cr_assert_eq(res.matches, nw);
+            for (size_t h = 0; h < nw; h++) {
+                cr_assert_eq(res.hits[h].doc, want[h], "shard %u \"%s\" rank %zu", sh, qs[qi], h);
+                cr_assert(memcmp(&res.hits[h].score, &wscore[h], sizeof(double)) == 0);
+            }
+            /* a smaller k: the best of them, the same way */
+            idx_query qk = { .text = qs[qi], .k = 3, .all_terms = 1 };
+            cr_assert_eq(idx_search(o.s, &qk, &res, &eb), 0, "%s", eb.msg);
+            cr_assert_eq(res.matches, nw);
+            for (size_t h = 0; h < res.nhits; h++) cr_assert_eq(res.hits[h].doc, want[h]);
+            total += nw;
+        }
+        free(want);
+        free(wscore);
+        close_shard(&o);
+    }
+    cr_assert_gt(total, 100, "the AND queries match documents");
+}

@@ -44,3 +44,35 @@ print(f"compared {len(qids)} queries, {n} hits; {bad} differ")
 sys.exit(1 if bad else 0)
 PY
 ok "1 shard == 3 shards on 225 queries at k=100"
+
+# AND (--all-terms) through the coordinator: the same on 1 and 3 shards, and
+# every hit is one of the OR run's documents that the AND run would allow
+printf 'a1\tboundary layer\na2\tsupersonic flow\na3\theat transfer\na4\tshock wave interaction\n' > "$T/and.tsv"
+for n in 1 3; do
+    eval "A=\$A$n"
+    "$FUNNEL" search --server "$A" --queries "$T/and.tsv" --k 1000 --all-terms --run-out "$T/and$n.trec" \
+        --tag and 2>"$T/and$n.err" || { cat "$T/and$n.err"; fail "AND batch on $n shard(s)"; }
+    "$FUNNEL" search --server "$A" --queries "$T/and.tsv" --k 1000 --run-out "$T/or$n.trec" \
+        --tag or 2>"$T/or$n.err" || { cat "$T/or$n.err"; fail "OR batch on $n shard(s)"; }
+done
+cmp -s <(cut -d' ' -f1-4 "$T/and1.trec") <(cut -d' ' -f1-4 "$T/and3.trec") || fail "AND: 1 and 3 shards differ"
+"$PY" - "$T/and3.trec" "$T/or3.trec" <<'PY' || fail "AND run"
+import sys
+def load(p):
+    r = {}
+    for line in open(p):
+        qid, _, doc, rank, score, _tag = line.split()
+        r.setdefault(qid, []).append((doc, float(score)))
+    return r
+a, o = load(sys.argv[1]), load(sys.argv[2])
+for q in ("a1", "a2", "a3", "a4"):
+    x, y = a.get(q, []), dict(o.get(q, []))
+    assert x, "%s: no AND hits" % q
+    assert len(x) < len(y), "%s: AND %d hits, OR %d" % (q, len(x), len(y))
+    assert all(d in y and s == y[d] for d, s in x), "%s: an AND hit the OR run does not have, or scores differ" % q
+    # the AND order is the OR order restricted to those documents
+    order = [d for d, _ in o[q] if d in dict(x)]
+    assert order == [d for d, _ in x], "%s: AND order differs from OR's" % q
+print("AND:", {q: len(v) for q, v in a.items()})
+PY
+ok "AND (--all-terms): 1 shard == 3 shards, a subset of the OR run in its order"
