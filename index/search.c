@@ -107,12 +107,9 @@ static void searcher_trim(idx_searcher_t *s)
 void idx_searcher_destroy(idx_searcher_t *s)
 {
     if (!s) return;
-    for (size_t i = 0; i < s->mccap; i++)
-        if (s->mc[i]) mdb_cursor_close(s->mc[i]);
-    free(s->mc);
-    free(s->mcgen);
-    free(s->mcterm);
-    free(s->mcblock);
+    for (size_t i = 0; i < s->pccap; i++)
+        if (s->pc[i].mc) mdb_cursor_close(s->pc[i].mc);
+    free(s->pc);
     if (s->txn) mdb_txn_abort(s->txn);
     idx_analyzer_destroy(s->an);
     free(s->tbuf);
@@ -288,39 +285,31 @@ static void score_block(const idx_searcher_t *s, cursor *c)
 
 int idx_cursor_block(idx_searcher_t *s, size_t i, cursor *c)
 {
-    if (i >= s->mccap) {
-        size_t cap = s->mccap ? s->mccap : 8;
+    if (i >= s->pccap) {
+        size_t cap = s->pccap ? s->pccap : 8;
         while (cap <= i) cap *= 2;
-        MDB_cursor **mc = realloc(s->mc, cap * sizeof *mc);
-        if (mc) s->mc = mc;
-        uint64_t *gen = mc ? realloc(s->mcgen, cap * sizeof *gen) : NULL;
-        if (gen) s->mcgen = gen;
-        uint32_t *term = gen ? realloc(s->mcterm, cap * sizeof *term) : NULL;
-        if (term) s->mcterm = term;
-        uint32_t *block = term ? realloc(s->mcblock, cap * sizeof *block) : NULL;
-        if (block) s->mcblock = block;
-        if (!block) return fn_seterr(s->eb, -ENOMEM, "out of memory");
-        for (size_t j = s->mccap; j < cap; j++) {
-            s->mc[j] = NULL;
-            s->mcgen[j] = 0;
-        }
-        s->mccap = cap;
+        struct postcur *pc = realloc(s->pc, cap * sizeof *pc);
+        if (!pc) return fn_seterr(s->eb, -ENOMEM, "out of memory");
+        memset(pc + s->pccap, 0, (cap - s->pccap) * sizeof *pc);
+        s->pc = pc;
+        s->pccap = cap;
     }
+    struct postcur *p = &s->pc[i];
     int rc;
-    if (!s->mc[i] || s->mcgen[i] != s->gen) {
-        rc = s->mc[i] ? mdb_cursor_renew(s->txn, s->mc[i]) : mdb_cursor_open(s->txn, s->r->postings, &s->mc[i]);
+    if (!p->mc || p->gen != s->gen) {
+        rc = p->mc ? mdb_cursor_renew(s->txn, p->mc) : mdb_cursor_open(s->txn, s->r->postings, &p->mc);
         if (rc) return fn_seterr(s->eb, idx_mdb_code(rc), "postings cursor: %s", mdb_strerror(rc));
-        s->mcgen[i] = s->gen;
-        s->mcterm[i] = UINT32_MAX;
+        p->gen = s->gen;
+        p->term = UINT32_MAX;
     }
-    int next = s->mcterm[i] == c->termid && c->block > 0 && s->mcblock[i] == c->block - 1;
-    s->mcterm[i] = UINT32_MAX;
+    int next = p->term == c->termid && c->block > 0 && p->block == c->block - 1;
+    p->term = UINT32_MAX;   /* until this read succeeds */
     uint32_t n;
-    if ((rc = idx_block_get_cur(s->r, s->mc[i], next, c->termid, c->block, c->docs, c->tf[0], c->tf[1], &n,
+    if ((rc = idx_block_get_cur(s->r, p->mc, next, c->termid, c->block, c->docs, c->tf[0], c->tf[1], &n,
                                 s->eb)))
         return rc;
-    s->mcterm[i] = c->termid;
-    s->mcblock[i] = c->block;
+    p->term = c->termid;
+    p->block = c->block;
     c->n = n;
     return 0;
 }

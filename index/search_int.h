@@ -87,9 +87,9 @@ struct idx_searcher {
     /* One LMDB cursor on the postings per cursor slot (cur[i]), so that the
      * next block of a list is a step, not a search from the B-tree's root:
      * opened on first use, renewed once per transaction (gen), and where
-     * each stands (mcterm, mcblock) while mcgen == gen. */
+     * each stands (term, block) while its gen is the searcher's. */
     uint64_t gen;                          /* transactions run */
-    MDB_cursor **mc; uint64_t *mcgen; uint32_t *mcterm, *mcblock; size_t mccap;
+    struct postcur { MDB_cursor *mc; uint64_t gen; uint32_t term, block; } *pc; size_t pccap;
 };
 
 /* Block c->block of cursor slot i's list into c (docs, tfs, n), through the
