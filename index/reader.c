@@ -277,22 +277,13 @@ int idx_positions_get(const idx_reader_t *r, MDB_txn *txn, uint32_t termid, uint
                       const uint32_t *tf_title, const uint32_t *tf_body, uint32_t n,
                       uint32_t **pos, size_t *cap, fn_errbuf *eb)
 {
-    uint8_t key[8];
-    idx_put_u32be(key, termid);
-    idx_put_u32be(key + 4, block);
-    MDB_val k = { 8, key }, v;
-    int rc = mdb_get(txn, r->positions, &k, &v);
-    if (rc == MDB_NOTFOUND)
-        return fn_seterr(eb, FN_ECORRUPT, "positions of term id %u, block %u: missing", termid, block);
-    if (rc) return fn_seterr(eb, idx_mdb_code(rc), "positions: %s", mdb_strerror(rc));
-    const uint8_t *p = v.mv_data;
-    if (!idx_in_map(r, p, v.mv_size) || v.mv_size < IDX_POS_HDR ||
-        idx_get_u32le(p) != idx_sum32(p + 4, v.mv_size - 4, (uint64_t)termid << 32 | block))
-        return fn_seterr(eb, FN_ECORRUPT, "positions of term id %u, block %u: checksum mismatch",
-                         termid, block);
+    const uint8_t *data;
+    size_t size;
+    uint32_t count;
+    int rc = idx_positions_raw(r, txn, termid, block, &data, &size, &count, eb);
+    if (rc) return rc;
     uint64_t want = 0;
     for (uint32_t i = 0; i < n; i++) want += (uint64_t)tf_title[i] + tf_body[i];
-    uint32_t count = idx_get_u32le(p + 4);
     if (count != want)
         return fn_seterr(eb, FN_ECORRUPT, "positions of term id %u, block %u: %u positions, the "
                          "postings say %llu", termid, block, count, (unsigned long long)want);
@@ -304,16 +295,16 @@ int idx_positions_get(const idx_reader_t *r, MDB_txn *txn, uint32_t termid, uint
         *pos = np;
         *cap = nc;
     }
-    size_t off = IDX_POS_HDR;
+    size_t off = 0;
     for (uint32_t i = 0; i < count; i += r->block_size) {
         uint32_t c = count - i < r->block_size ? count - i : r->block_size;
-        size_t used = r->codec->decode(p + off, v.mv_size - off, c, *pos + i);
+        size_t used = r->codec->decode(data + off, size - off, c, *pos + i);
         if (!used)
             return fn_seterr(eb, FN_ECORRUPT, "positions of term id %u, block %u: cannot decode",
                              termid, block);
         off += used;
     }
-    if (off != v.mv_size)
+    if (off != size)
         return fn_seterr(eb, FN_ECORRUPT, "positions of term id %u, block %u: trailing bytes", termid, block);
     /* gaps -> positions, per posting and field */
     uint32_t *q = *pos;
