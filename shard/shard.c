@@ -322,6 +322,16 @@ static uint64_t deadline_ns(gpr_timespec d)
     return (uint64_t)(base + (ns > 0 ? ns : 1));
 }
 
+/* The status a failed search or rescoring call answers with. */
+static grpc_status_code status_of(int rc)
+{
+    if (rc == FN_EINVAL || rc == FN_ELIMIT) return GRPC_STATUS_INVALID_ARGUMENT;
+    if (rc == -ETIMEDOUT) return GRPC_STATUS_DEADLINE_EXCEEDED;
+    if (rc == -ENOMEM) return GRPC_STATUS_RESOURCE_EXHAUSTED;
+    if (idx_is_damage(rc)) return GRPC_STATUS_DATA_LOSS;
+    return GRPC_STATUS_INTERNAL;
+}
+
 static void search_work(uv_work_t *w)   /* worker thread */
 {
     search_job *j = w->data;
@@ -373,18 +383,8 @@ static void search_work(uv_work_t *w)   /* worker thread */
         j->code = GRPC_STATUS_OK;
         return;
     }
-    if (rc == FN_EINVAL || rc == FN_ELIMIT) {
-        j->code = GRPC_STATUS_INVALID_ARGUMENT;
-    } else if (rc == -ETIMEDOUT) {
-        j->code = GRPC_STATUS_DEADLINE_EXCEEDED;
-    } else if (rc == -ENOMEM) {
-        j->code = GRPC_STATUS_RESOURCE_EXHAUSTED;
-    } else if (idx_is_damage(rc)) {
-        j->code = GRPC_STATUS_DATA_LOSS;
-        j->damaged = 1;
-    } else {
-        j->code = GRPC_STATUS_INTERNAL;
-    }
+    j->code = status_of(rc);
+    j->damaged = idx_is_damage(rc);
     snprintf(j->msg, sizeof j->msg, "%s", fn_errmsg(&eb, rc));
 }
 
@@ -396,6 +396,19 @@ static void mark_broken(shard_t *s, const char *why)
     snprintf(s->broken_reason, sizeof s->broken_reason, "%s", why);
     if (!s->stopping) rpc_server_set_serving(s->rpc, 0);
     FN_ERROR("index damaged, NOT_SERVING until restarted on a good index: %s", why);
+}
+
+/* Count the request; a shard whose index was found damaged answers
+ * DATA_LOSS to everything (1: answered). */
+static int refuse_if_broken(shard_t *s, rpc_call_t *call)
+{
+    s->requests++;
+    if (!s->broken) return 0;
+    s->errors++;
+    char msg[600];
+    snprintf(msg, sizeof msg, "shard not serving: index damaged: %s", s->broken_reason);
+    rpc_call_reply(call, GRPC_STATUS_DATA_LOSS, msg, NULL);
+    return 1;
 }
 
 static void job_free(search_job *j)
@@ -449,14 +462,7 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
 {
     shard_t *s = ud;
     const Funnel__V1__ShardSearchRequest *req = (const Funnel__V1__ShardSearchRequest *)m;
-    s->requests++;
-    if (s->broken) {
-        s->errors++;
-        char msg[600];
-        snprintf(msg, sizeof msg, "shard not serving: index damaged: %s", s->broken_reason);
-        rpc_call_reply(call, GRPC_STATUS_DATA_LOSS, msg, NULL);
-        return;
-    }
+    if (refuse_if_broken(s, call)) return;
     /* the same checks as the coordinator's (common/fn_query.c), with this
      * shard's own limits: a shard called directly is no weaker */
     fn_query_limits ql = { s->cfg.max_query_bytes, s->cfg.max_query_words };
@@ -585,9 +591,7 @@ static void rescore_work(uv_work_t *w)   /* worker thread */
         j->code = GRPC_STATUS_OK;
         return;
     }
-    j->code = rc == FN_EINVAL ? GRPC_STATUS_INVALID_ARGUMENT
-            : rc == -ENOMEM ? GRPC_STATUS_RESOURCE_EXHAUSTED
-            : idx_is_damage(rc) ? GRPC_STATUS_DATA_LOSS : GRPC_STATUS_INTERNAL;
+    j->code = status_of(rc);
     j->damaged = idx_is_damage(rc);
     snprintf(j->msg, sizeof j->msg, "%s", fn_errmsg(&eb, rc));
 }
@@ -615,14 +619,7 @@ static void handle_rescore(rpc_call_t *call, const ProtobufCMessage *m, void *ud
 {
     shard_t *s = ud;
     const Funnel__V1__ShardRescoreRequest *req = (const Funnel__V1__ShardRescoreRequest *)m;
-    s->requests++;
-    if (s->broken) {
-        s->errors++;
-        char msg[600];
-        snprintf(msg, sizeof msg, "shard not serving: index damaged: %s", s->broken_reason);
-        rpc_call_reply(call, GRPC_STATUS_DATA_LOSS, msg, NULL);
-        return;
-    }
+    if (refuse_if_broken(s, call)) return;
     /* the cheap checks here; terms, weights and documents in idx_rescore */
     if (req->n_terms > IDX_MAX_RESCORE_TERMS) {
         reject(s, call, "terms: %zu, more than %u", req->n_terms, (unsigned)IDX_MAX_RESCORE_TERMS);
