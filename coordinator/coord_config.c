@@ -78,6 +78,18 @@ static const struct num_key {
     { "breaker-max-backoff-ms", offsetof(coord_config, breaker_max_backoff_ms), 1, 3600000 },
 };
 
+/* Keys with a number with a fraction: the same parse, range and message. */
+static const struct dbl_key {
+    const char *name;
+    size_t off;
+    double min, max;
+} dbl_keys[] = {
+    { "overprovision", offsetof(coord_config, overprovision), 1, 100 },
+    { "prf-lambda", offsetof(coord_config, prf_lambda), 0, 1 },
+    { "prf-temperature", offsetof(coord_config, prf_temperature), 0, 100 },
+    { "prf-max-df", offsetof(coord_config, prf_max_df), 0, 1 },
+};
+
 int coord_config_set(coord_config *c, const char *key, const char *v, fn_errbuf *eb)
 {
     if (fn_config_key_is(key, "topology")) {
@@ -94,32 +106,13 @@ int coord_config_set(coord_config *c, const char *key, const char *v, fn_errbuf 
         return set_str(c->impressions_log, sizeof c->impressions_log, "impressions-log", v, eb);
     if (fn_config_key_is(key, "stage2-model"))
         return set_str(c->stage2_model, sizeof c->stage2_model, "stage2-model", v, eb);
-    if (fn_config_key_is(key, "overprovision")) {
+    for (size_t i = 0; i < sizeof dbl_keys / sizeof dbl_keys[0]; i++) {
+        const struct dbl_key *k = &dbl_keys[i];
+        if (!fn_config_key_is(key, k->name)) continue;
         double d;
-        if (fn_parse_double(v, 1, 100, &d) != 0)
-            return fn_seterr(eb, FN_EINVAL, "overprovision: '%s' is not a number in 1..100", v);
-        c->overprovision = d;
-        return 0;
-    }
-    if (fn_config_key_is(key, "prf-lambda")) {
-        double d;
-        if (fn_parse_double(v, 0, 1, &d) != 0)
-            return fn_seterr(eb, FN_EINVAL, "prf-lambda: '%s' is not a number in 0..1", v);
-        c->prf_lambda = d;
-        return 0;
-    }
-    if (fn_config_key_is(key, "prf-temperature")) {
-        double d;
-        if (fn_parse_double(v, 0, 100, &d) != 0)
-            return fn_seterr(eb, FN_EINVAL, "prf-temperature: '%s' is not a number in 0..100", v);
-        c->prf_temperature = d;
-        return 0;
-    }
-    if (fn_config_key_is(key, "prf-max-df")) {
-        double d;
-        if (fn_parse_double(v, 0, 1, &d) != 0)
-            return fn_seterr(eb, FN_EINVAL, "prf-max-df: '%s' is not a number in 0..1", v);
-        c->prf_max_df = d;
+        if (fn_parse_double(v, k->min, k->max, &d) != 0)
+            return fn_seterr(eb, FN_EINVAL, "%s: '%s' is not a number in %g..%g", k->name, v, k->min, k->max);
+        *(double *)((char *)c + k->off) = d;
         return 0;
     }
     if (fn_config_key_is(key, "log-level")) {
