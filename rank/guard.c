@@ -148,6 +148,20 @@ static inline double xv(float v)
     return isnan(v) ? 0.0 : (double)v;
 }
 
+/* Mean and (population) variance of column f, NaN as 0; 0 and 0 without rows. */
+static void col_moments(const rank_dataset *d, size_t f, double *mu, double *var)
+{
+    const size_t N = d->rows, F = d->nfeatures;
+    double a = 0, b = 0;
+    for (size_t i = 0; i < N; i++) {
+        double x = xv(d->X[i * F + f]);
+        a += x;
+        b += x * x;
+    }
+    *mu = N ? a / (double)N : 0;
+    *var = N ? b / (double)N - *mu * *mu : 0;
+}
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -397,14 +411,8 @@ static int train_logistic_std(const rank_dataset *d, double C, rank_model_t **ou
         goto out;
     }
     for (size_t f = 0; f < F; f++) {
-        double a = 0, b = 0;
-        for (size_t i = 0; i < N; i++) {
-            double x = xv(d->X[i * F + f]);
-            a += x;
-            b += x * x;
-        }
-        mu[f] = N ? a / (double)N : 0;
-        double var = N ? b / (double)N - mu[f] * mu[f] : 0;
+        double var;
+        col_moments(d, f, &mu[f], &var);
         sd[f] = var > 1e-24 * (1 + mu[f] * mu[f]) ? sqrt(var) : 0;
         for (size_t i = 0; i < N; i++)
             s.X[i * F + f] = sd[f] > 0 ? (float)((xv(d->X[i * F + f]) - mu[f]) / sd[f]) : 0.0f;
@@ -453,7 +461,7 @@ out:
 static int train_linear_rank(const rank_dataset *d, size_t base, double w0, double l2_per_query, rank_model_t **out,
                              fn_errbuf *eb)
 {
-    const size_t N = d->rows, F = d->nfeatures, K10 = GUARD_NDCG_K;
+    const size_t F = d->nfeatures, K10 = GUARD_NDCG_K;
     double *mu = calloc(F, sizeof *mu), *sd = calloc(F, sizeof *sd);
     size_t maxn = 1;
     for (size_t q = 0; q < d->nqueries; q++)
@@ -478,14 +486,8 @@ static int train_linear_rank(const rank_dataset *d, size_t base, double w0, doub
         !cd || !Hd)
         goto oom;
     for (size_t f = 0; f < F; f++) {
-        double a = 0, b = 0;
-        for (size_t i = 0; i < N; i++) {
-            double x = xv(d->X[i * F + f]);
-            a += x;
-            b += x * x;
-        }
-        mu[f] = a / (double)N;
-        double var = b / (double)N - mu[f] * mu[f];
+        double var;
+        col_moments(d, f, &mu[f], &var);
         sd[f] = f != base && var > 1e-24 * (1 + mu[f] * mu[f]) ? sqrt(var) : 0; /* base: fixed, not fitted */
     }
     for (size_t q = 0; q < d->nqueries; q++) {
