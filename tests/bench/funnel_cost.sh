@@ -22,21 +22,9 @@ TRAIN_Q=${TRAIN_Q:-500}
 S2_TREES=${S2_TREES:-500}
 ROUNDS=${ROUNDS:-3}
 CONC=${CONC:-4}
-SRC=$(cd "$(dirname "$0")/../.." && pwd)
-TOOLS=${FUNNEL_TOOLS:-$SRC/../shared/tools}
-F=$B/ops/funnel
-W=${FUNNEL_BENCH_DIR:-/tmp/funnel-bench}
-mkdir -p "$W"
-C=$W/corpus-$N.jsonl; Q=$W/queries-$N.tsv; IDX=$W/idx-$N
-if [ ! -s "$C" ] || [ ! -s "$Q" ]; then
-  echo "generating $N documents (cached in $W) ..." >&2
-  /usr/bin/python3 "$TOOLS/gen_corpus.py" --docs "$N" --seed 1 --out "$C" --queries 2000 --queries-out "$Q"
-fi
-if [ ! -d "$IDX" ] || ! "$F" index verify "$IDX" >/dev/null 2>&1; then
-  echo "building the 3-shard index of $N documents in $IDX ..." >&2
-  rm -rf "$IDX"
-  "$F" index build --input "$C" --shards 3 --out "$IDX" >&2
-fi
+source "$(dirname "$0")/corpus.sh"
+IDX=$W/idx-$N
+bench_index "$IDX" 3
 T=$(mktemp -d "$W/cost.XXXXXX")
 trap '"$F" cluster down --dir "$T/run" >/dev/null 2>&1 || true; rm -rf "$T"' EXIT
 head -n "$TRAIN_Q" "$Q" > "$T/train.tsv"

@@ -10,16 +10,7 @@ set -euo pipefail
 B=$(cd "${1:-build}" && pwd)
 N=${2:-1000000}
 PEER_DOCS=${PEER_DOCS:-100000}
-SRC=$(cd "$(dirname "$0")/../.." && pwd)
-TOOLS=${FUNNEL_TOOLS:-$SRC/../shared/tools}
-F=$B/ops/funnel
-W=${FUNNEL_BENCH_DIR:-/tmp/funnel-bench}
-mkdir -p "$W"
-C=$W/corpus-$N.jsonl; Q=$W/queries-$N.tsv
-if [ ! -s "$C" ] || [ ! -s "$Q" ]; then
-  echo "generating $N documents (cached in $W) ..." >&2
-  /usr/bin/python3 "$TOOLS/gen_corpus.py" --docs "$N" --seed 1 --out "$C" --queries 2000 --queries-out "$Q"
-fi
+source "$(dirname "$0")/corpus.sh"
 T=$(mktemp -d "$W/run.XXXXXX")
 trap '"$F" cluster down --dir "$T/run" >/dev/null 2>&1 || true; rm -rf "$T"' EXIT
 

@@ -15,22 +15,10 @@ set -euo pipefail
 B=$(cd "${1:-build}" && pwd)
 N=${2:-1000000}
 NQ=${QUERIES:-500}
-SRC=$(cd "$(dirname "$0")/../.." && pwd)
-TOOLS=${FUNNEL_TOOLS:-$SRC/../shared/tools}
-F=$B/ops/funnel
+source "$(dirname "$0")/corpus.sh"
 SB=$B/tests/bench/shard_bench
-W=${FUNNEL_BENCH_DIR:-/tmp/funnel-bench}
-mkdir -p "$W"
-C=$W/corpus-$N.jsonl; Q=$W/queries-$N.tsv; IDX=$W/idx1-$N; XDB=$W/xapian-$N
-if [ ! -s "$C" ] || [ ! -s "$Q" ]; then
-  echo "generating $N documents (cached in $W) ..." >&2
-  /usr/bin/python3 "$TOOLS/gen_corpus.py" --docs "$N" --seed 1 --out "$C" --queries 2000 --queries-out "$Q"
-fi
-if [ ! -d "$IDX" ] || ! "$F" index verify "$IDX" >/dev/null 2>&1; then
-  echo "building a 1-shard index of $N documents in $IDX ..." >&2
-  rm -rf "$IDX"
-  "$F" index build --input "$C" --shards 1 --out "$IDX" >&2
-fi
+IDX=$W/idx1-$N; XDB=$W/xapian-$N
+bench_index "$IDX" 1
 T=$(mktemp -d "$W/sel.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 head -n "$NQ" "$Q" > "$T/q.tsv"
