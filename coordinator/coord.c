@@ -530,6 +530,7 @@ static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *re
     funnel__v1__coverage__init(cov);
     resp->coverage = cov;
     cov->shards_asked = n;
+    resp->total_matches_exact = 1;   /* until a shard's count is a lower bound */
 
     resp->failures = ar_alloc(a, n * sizeof *resp->failures);
     if (a->oom) return -ENOMEM;
@@ -563,6 +564,7 @@ static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *re
         cov->docs_searched += r->docs;
         if (!docs_total) docs_total = r->docs_total;
         resp->total_matches += r->matches;
+        resp->total_matches_exact &= r->matches_exact;
         if (r->time_us > sel_time) sel_time = r->time_us;
         if (!have_terms) {
             have_terms = 1;
@@ -1022,6 +1024,7 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     s->sreq.user_terms = req->user_terms;
     s->sreq.now = req->now ? req->now : (int64_t)time(NULL);
     s->sreq.all_terms = req->all_terms;
+    s->sreq.exact_matches = req->exact_total;
     s->sreq.skip_stage1 = req->skip_models;
     s->sreq.features = s->mode == FUNNEL__V1__FEATURE_MODE__FEATURES_SELECTION ? 1
                      : (s->mode || req->explain || stage2) ? 2 : 0;

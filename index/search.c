@@ -741,6 +741,7 @@ static int run_query(idx_searcher_t *s, void *ud)
     /* look the terms up; idf from the global df */
     double N = (double)r->info.docs_total;
     size_t active = 0;
+    uint64_t maxdf = 0;   /* the longest query term list here: a lower bound of the matches */
     for (size_t i = 0; i < nt; i++) {
         qterm *t = &s->qt[i];
         cursor *c = &s->cur[i];
@@ -758,6 +759,7 @@ static int run_query(idx_searcher_t *s, void *ud)
             t->gcf[0] = tr.gcf[0];
             t->gcf[1] = tr.gcf[1];
             t->found = tr.df > 0;   /* every shard knows every term; postings only where df > 0 */
+            if (i < nq && tr.df > maxdf) maxdf = tr.df;
         } else if (rc != FN_ENOTFOUND) {
             return rc;
         }
@@ -782,8 +784,9 @@ static int run_query(idx_searcher_t *s, void *ud)
      * are non-essential: a document holding only those cannot beat the bar,
      * so the merge walks the essential lists only, and asks the others
      * about a document only when its essential shares and their ubs
-     * together could beat it. The documents only non-essential lists hold
-     * are still counted as matches, once each (s->seen). Scores are the
+     * together could beat it, seeking to it over whole blocks. With
+     * exact_matches the others are walked in full instead, to count the
+     * documents only they hold, once each (s->seen). Scores are the
      * same sums in query order; everything that is not plain BM25F over
      * the query terms (static signals, interest terms, odd settings) keeps
      * the exhaustive merge. The bounds carry a relative margin of 1e-9 for
@@ -791,6 +794,7 @@ static int run_query(idx_searcher_t *s, void *ud)
     enum { MAXQ = 256 };
     double ub[MAXQ], ne_ub = 0;
     size_t ord[MAXQ], m = 0, np = 0;
+    int count = q->exact_matches;
     int prune = nq >= 2 && nq <= MAXQ && (user_w == 0 || nt == nq) && !statics && bp->k1 > 0 && !q->all_terms;
     /* all terms (AND): a query term without postings here leaves nothing */
     for (size_t i = 0; i < nq && q->all_terms; i++)
@@ -804,14 +808,16 @@ static int run_query(idx_searcher_t *s, void *ud)
         ord[m++] = i;
     }
     if (m < 2) prune = 0;
+    if (prune && count) {
+        size_t words = (size_t)r->info.docs / 64 + 1;
+        if (grow((void **)&s->seen, &s->seencap, words, sizeof *s->seen)) return -ENOMEM;
+        memset(s->seen, 0, words * sizeof *s->seen);
+    }
     if (prune) {
         for (size_t i = 1; i < m; i++)   /* by ub, ascending (insertion: a few terms) */
             for (size_t j = i; j > 0 && ub[ord[j]] < ub[ord[j - 1]]; j--) {
                 size_t t = ord[j]; ord[j] = ord[j - 1]; ord[j - 1] = t;
             }
-        size_t words = (size_t)r->info.docs / 64 + 1;
-        if (grow((void **)&s->seen, &s->seencap, words, sizeof *s->seen)) return -ENOMEM;
-        memset(s->seen, 0, words * sizeof *s->seen);
     }
 
     /* DAAT OR over the (essential) query terms; interest terms only add */
@@ -871,7 +877,7 @@ static int run_query(idx_searcher_t *s, void *ud)
         for (size_t i = 0; i < nq; i++)
             if (!s->cur[i].done && !s->cur[i].ne && s->cur[i].doc < d) d = s->cur[i].doc;
         double score = 0.0;
-        if (prune) s->seen[d >> 6] |= 1ull << (d & 63);
+        if (prune && count) s->seen[d >> 6] |= 1ull << (d & 63);
         if (!np) {
             for (size_t i = 0; i < nq; i++) {
                 cursor *c = &s->cur[i];
@@ -888,8 +894,10 @@ static int run_query(idx_searcher_t *s, void *ud)
                 matches++;
                 goto next;
             }
-            for (size_t i = 0; i < nq; i++)
-                if (s->cur[i].ne && (rc = ne_advance(s, &s->cur[i], d, &counted))) return rc;
+            for (size_t i = 0; i < nq; i++) {
+                cursor *c = &s->cur[i];
+                if (c->ne && (rc = count ? ne_advance(s, c, d, &counted) : cursor_seek(s, c, d))) return rc;
+            }
             for (size_t i = 0; i < nq; i++) {
                 cursor *c = &s->cur[i];
                 if (c->done || c->doc != d) continue;
@@ -992,9 +1000,13 @@ next:
     }
     /* the rest of the non-essential lists: their documents the merge did
      * not visit are matches too */
-    for (size_t i = 0; i < nq; i++)
+    for (size_t i = 0; i < nq && count; i++)
         if (s->cur[i].ne && (rc = ne_advance(s, &s->cur[i], UINT32_MAX, &counted))) return rc;
     matches += counted;
+    /* pruned without counting: the merge saw every document of the
+     * essential lists, not all of the others' */
+    res->matches_exact = !np || count;
+    if (!res->matches_exact && matches < maxdf) matches = maxdf;
     /* the best kk, best first (the order is total: score, key, doc) */
     keys_fill(r, s->heap, nkey, nh);
     if (nh > kk) {
@@ -1123,6 +1135,7 @@ int idx_search(idx_searcher_t *s, const idx_query *q, idx_results *res, fn_errbu
 {
     if (eb) eb->msg[0] = '\0';
     memset(res, 0, sizeof *res);
+    res->matches_exact = 1;   /* until a pruned selection says otherwise */
     if (!q || !q->text || q->k == 0) return fn_seterr(eb, FN_EINVAL, "query text and k >= 1 are required");
     uint64_t t0 = mono_ns();
     if (q->bm25) s->bm25 = *q->bm25;

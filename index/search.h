@@ -112,7 +112,10 @@ typedef struct idx_hit {
 typedef struct idx_results {
     idx_hit *hits;          /* best first */
     size_t nhits;
-    uint64_t matches;       /* documents matching at least one query term */
+    uint64_t matches;       /* documents matching at least one query term (all of them with
+                             * all_terms); a lower bound unless matches_exact */
+    int matches_exact;      /* matches is the exact count: always with exact_matches, and
+                             * whenever the selection did not prune */
     const char *const *terms; /* distinct analyzed query terms, query order */
     size_t nterms;
     uint64_t time_us;
@@ -131,6 +134,9 @@ typedef struct idx_query {
     int64_t now;            /* request time, unix seconds (freshness); 0 = the clock */
     int no_fields;          /* selection only: leave id/title/url NULL (idx_fetch_fields later) */
     int all_terms;          /* AND: a document must hold every query term (default: any, OR) */
+    int exact_matches;      /* count every matching document (idx_results.matches) even where
+                             * pruning could skip it: the lists it would jump over are then
+                             * walked in full (slower). Default: a lower bound when pruned. */
     int no_record;          /* do not keep the candidates' term frequencies and position offsets
                              * for idx_features_compute (it then reads the postings again: same
                              * values, more time); for a search whose hits get no features */

@@ -22,7 +22,8 @@ static const char search_usage[] =
     "                     [--explain] [--deadline-ms N]\n"
     "       funnel search --server ADDR --queries queries.tsv --run-out run.trec [--skip-models]\n"
     "                     [--k 1000] [--concurrency C] [--tag T] [--deadline-ms N]\n"
-    "       (both: [--selection-k N] [--stage1-k N] [--stage2-k N] [--all-terms])\n"
+    "       (both: [--selection-k N] [--stage1-k N] [--stage2-k N] [--all-terms]\n"
+    "              [--exact-total])\n"
     "\n"
     "One query: prints \"rank score id title\" lines and a footer with the coverage\n"
     "(shards that answered / were asked, partial) and the time taken.\n"
@@ -37,6 +38,8 @@ static const char search_usage[] =
     "                   lower the funnel's global windows for these requests\n"
     "                   (the coordinator's settings are the ceiling)\n"
     "  --all-terms      AND: only documents that hold every query term\n"
+    "  --exact-total    count every match (slower); otherwise the footer's count\n"
+    "                   may be a lower bound, printed as \"at least N matches\"\n"
     "Batch: reads qid<TAB>text lines, runs C queries at a time (default 4) and\n"
     "writes \"qid Q0 docid rank score tag\" lines in query order (tag default funnel).\n"
     "Exit status: 0 ok, 1 the server answered an error (printed as\n"
@@ -49,7 +52,7 @@ typedef struct search_args {
     const char *tag;
     uint32_t k, page, concurrency;
     int k_set;
-    int json, explain, skip_models, all_terms;
+    int json, explain, skip_models, all_terms, exact_total;
     uint32_t win[3];   /* selection_k, stage1_k, stage2_k to lower the windows to (0 = the server's) */
     int64_t deadline_ms;
 } search_args;
@@ -120,8 +123,8 @@ static void print_response(const Funnel__V1__SearchResponse *r, const search_arg
         printf("\n");
     }
     const Funnel__V1__Coverage *cv = r->coverage;
-    printf("-- %zu hits, %llu matches; coverage %u/%u shards", r->n_hits,
-           (unsigned long long)r->total_matches, cv ? cv->shards_answered : 0,
+    printf("-- %zu hits, %s%llu matches; coverage %u/%u shards", r->n_hits,
+           r->total_matches_exact ? "" : "at least ", (unsigned long long)r->total_matches, cv ? cv->shards_answered : 0,
            cv ? cv->shards_asked : 0);
     if (cv && cv->docs_total)
         printf(" (%llu/%llu docs)", (unsigned long long)cv->docs_searched,
@@ -142,6 +145,7 @@ static int search_one(rpc_client_t *c, const char *query, const search_args *a)
     req.explain = a->explain;
     req.skip_models = a->skip_models;
     req.all_terms = a->all_terms;
+    req.exact_total = a->exact_total;
     req.selection_k = a->win[0];
     req.stage1_k = a->win[1];
     req.stage2_k = a->win[2];
@@ -200,6 +204,7 @@ static void *batch_worker(void *ud)
         req.request_id = strlen(b->q[i].qid) <= 128 ? b->q[i].qid : NULL;
         req.skip_models = b->args->skip_models;
         req.all_terms = b->args->all_terms;
+        req.exact_total = b->args->exact_total;
         req.selection_k = b->args->win[0];
         req.stage1_k = b->args->win[1];
         req.stage2_k = b->args->win[2];
@@ -339,6 +344,7 @@ int ops_cmd_search(int argc, char **argv)
         {"page", required_argument, 0, 'p'},     {"json", no_argument, 0, 'j'},
         {"explain", no_argument, 0, 'e'},        {"deadline-ms", required_argument, 0, 'd'},
         {"skip-models", no_argument, 0, 'S'},    {"all-terms", no_argument, 0, 'A'},
+        {"exact-total", no_argument, 0, 'X'},
         {"selection-k", required_argument, 0, '0'}, {"stage1-k", required_argument, 0, '1'},
         {"stage2-k", required_argument, 0, '2'},
         {"queries", required_argument, 0, 'q'},  {"run-out", required_argument, 0, 'o'},
@@ -360,6 +366,7 @@ int ops_cmd_search(int argc, char **argv)
         case 'e': a.explain = 1; break;
         case 'S': a.skip_models = 1; break;
         case 'A': a.all_terms = 1; break;
+        case 'X': a.exact_total = 1; break;
         case '0': case '1': case '2':
             if (parse_u32(optarg, &a.win[c - '0']) || a.win[c - '0'] == 0) goto bad_num;
             break;

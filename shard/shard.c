@@ -67,9 +67,9 @@ typedef struct search_job {
     char *user_terms;
     uint32_t k, selection_k;
     int64_t now;
-    int all_terms;
+    int all_terms, exact_matches;
     int features, skip_stage1;
-    uint32_t feature_hits;
+    uint32_t feature_hits, field_hits;
     int explain;
     uint32_t explain_hits;
     uint32_t feedback_docs;
@@ -175,6 +175,7 @@ static int resp_fill(Funnel__V1__ShardSearchResponse *r, fn_arena *a, const shar
 {
     const idx_results *res = &fo->sel;
     r->matches = res->matches;
+    r->matches_exact = res->matches_exact;
     r->time_us = res->time_us;
     if (res->nterms) {
         if (!(r->terms = fn_arena_alloc(a, res->nterms * sizeof *r->terms))) return -ENOMEM;
@@ -204,9 +205,10 @@ static int resp_fill(Funnel__V1__ShardSearchResponse *r, fn_arena *a, const shar
             h->stage1_score = fo->stage1_score[i];
             h->score = fo->stage1_score[i];
             h->key = in->key;
-            h->id = fn_arena_strdup(a, in->id);
-            h->title = fn_arena_strdup(a, in->title);
-            h->url = fn_arena_strdup(a, in->url);
+            /* hits past field_hits have no stored fields */
+            h->id = in->id ? fn_arena_strdup(a, in->id) : "";
+            h->title = in->title ? fn_arena_strdup(a, in->title) : "";
+            h->url = in->url ? fn_arena_strdup(a, in->url) : "";
             if (!h->id || !h->title || !h->url) return -ENOMEM;
             if (fo->rows && i < fo->nrows) {
                 h->features = (float *)(fo->rows + i * fo->stride);   /* the arena's rows */
@@ -347,10 +349,11 @@ static void search_work(uv_work_t *w)   /* worker thread */
     shard_funnel_req rq = {
         .q = {.text = j->query, .k = j->selection_k, .max_terms = s->cfg.max_query_terms,
               .deadline_ns = deadline_ns(j->deadline), .bm25 = &s->cfg.bm25, .sel = &s->cfg.sel,
-              .user_terms = j->user_terms, .now = j->now, .all_terms = j->all_terms},
+              .user_terms = j->user_terms, .now = j->now, .all_terms = j->all_terms,
+              .exact_matches = j->exact_matches},
         .k = j->k, .features = j->features, .feature_hits = j->feature_hits,
         .skip_stage1 = j->skip_stage1,
-        .explain = j->explain, .explain_hits = j->explain_hits,
+        .explain = j->explain, .explain_hits = j->explain_hits, .field_hits = j->field_hits,
     };
     rank_ranker *model = model_get(s);
     shard_funnel_out fo;
@@ -528,6 +531,8 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
     j->selection_k = selk;
     j->now = req->now;
     j->all_terms = req->all_terms;
+    j->exact_matches = req->exact_matches;
+    j->field_hits = req->field_hits;
     j->features = (int)req->features;
     j->feature_hits = req->feature_hits;
     j->skip_stage1 = req->skip_stage1;

@@ -100,5 +100,8 @@ int shard_funnel_run(idx_searcher_t *se, const shard_funnel_req *rq, const rank_
         size_t ne = rq->explain_hits && rq->explain_hits < n ? rq->explain_hits : n;
         if ((rc = idx_explain_hits(se, out->hits, ne, eb))) return rc;
     }
-    return idx_fetch_fields(se, out->hits, n, eb);
+    /* stored fields: only where the page can come from (field_hits) */
+    size_t nf = rq->no_fields ? 0 : rq->field_hits && rq->field_hits < n ? rq->field_hits : n;
+    for (size_t i = nf; i < n; i++) out->hits[i].id = out->hits[i].title = out->hits[i].url = NULL;
+    return nf ? idx_fetch_fields(se, out->hits, nf, eb) : 0;
 }

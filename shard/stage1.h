@@ -26,6 +26,9 @@ typedef struct shard_funnel_req {
     int skip_stage1;
     int explain;
     uint32_t explain_hits;
+    uint32_t field_hits;        /* stored fields (id, title, url) for the first this many
+                                 * survivors only (0 = all); the others' are NULL */
+    int no_fields;              /* none at all (a selection benchmark) */
 } shard_funnel_req;
 
 typedef struct shard_funnel_out {

@@ -5,6 +5,7 @@
  *
  *   shard_bench SHARDDIR QUERIES.tsv [--model M1] [--sel N] [--k N] [--features 0|1|2]
  *               [--skip-stage1] [--explain N] [--reps R] [--digest FILE] [--now T]
+ *               [--field-hits N | --no-fields] [--exact-matches]
  *
  * The defaults are what the coordinator asks of each of 3 shards at its
  * default windows with both models loaded: selection_k 500, k 250, full
@@ -12,6 +13,8 @@
  * an XXH3 of every survivor's doc, key, scores, stored fields, feature row
  * and explain (binary, so equal digests mean equal bits). Prints the mean
  * CPU time per query (thread CPU clock) and the stages' mean times.
+ * --no-fields: doc, key and scores only, as a selection benchmark's peer
+ * returns (two-phase fetch reads stored fields for the page alone).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -40,16 +43,20 @@ int main(int argc, char **argv)
 {
     if (argc < 3) {
         fprintf(stderr, "usage: shard_bench SHARDDIR QUERIES.tsv [--model M1] [--sel N] [--k N] "
-                        "[--features 0|1|2] [--skip-stage1] [--explain N] [--reps R] [--digest FILE] [--now T]\n");
+                        "[--features 0|1|2] [--skip-stage1] [--explain N] [--reps R] [--digest FILE] [--now T]\n"
+                        "       [--field-hits N | --no-fields] [--exact-matches]\n");
         return 2;
     }
     const char *dir = argv[1], *qpath = argv[2], *model = NULL, *digest = NULL;
     unsigned sel = 500, k = 250, features = 2, explain = 0, reps = 1;
-    int skip = 0;
+    int skip = 0, no_fields = 0, exact = 0;
+    unsigned field_hits = 0;
     long long now = 1700000000;
     for (int i = 3; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--skip-stage1")) { skip = 1; continue; }
+        if (!strcmp(a, "--no-fields")) { no_fields = 1; continue; }
+        if (!strcmp(a, "--exact-matches")) { exact = 1; continue; }
         if (!v) { fprintf(stderr, "%s: needs a value\n", a); return 2; }
         i++;
         if (!strcmp(a, "--model")) model = v;
@@ -60,6 +67,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--reps")) reps = (unsigned)atoi(v);
         else if (!strcmp(a, "--digest")) digest = v;
         else if (!strcmp(a, "--now")) now = atoll(v);
+        else if (!strcmp(a, "--field-hits")) field_hits = (unsigned)atoi(v);
         else { fprintf(stderr, "unknown option %s\n", a); return 2; }
     }
     fn_errbuf eb = {{0}};
@@ -114,8 +122,9 @@ int main(int argc, char **argv)
             fn_arena mem;
             fn_arena_init(&mem);
             shard_funnel_req rq = {
-                .q = {.text = qtext[i], .k = sel, .now = now},
+                .q = {.text = qtext[i], .k = sel, .now = now, .exact_matches = exact},
                 .k = k, .features = (int)features, .skip_stage1 = skip,
+                .field_hits = field_hits, .no_fields = no_fields,
                 .explain = explain > 0, .explain_hits = explain,
             };
             shard_funnel_out fo;

@@ -1,6 +1,7 @@
 /* test_search.c - BM25F scores against hand computation, ordering, explain,
  * edge cases, and shard-count independence on cranfield (search.h). */
 #include <criterion/criterion.h>
+#include <inttypes.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -407,7 +408,7 @@ Test(search, top_k_at_every_k_equals_exhaustive_scoring, .timeout = 120)
     cr_assert_not_null(f);
     char line[4096];
     int nq = 0;
-    size_t big = 0;
+    size_t big = 0, inexact = 0;
     fn_errbuf eb = { { 0 } };
     while (nq < 60 && fgets(line, sizeof line, f)) {
         char *text = strchr(line, '\t');
@@ -432,16 +433,25 @@ Test(search, top_k_at_every_k_equals_exhaustive_scoring, .timeout = 120)
             cr_assert(all[h].doc == res.hits[h].doc, "query %d: rank %zu of all matches", nq, h);
         if (m > 500) big++;
         size_t ks[] = { 1, 2, 3, 10, 17, 100, 250, 499, 500, 501, 1000, m > 1 ? m - 1 : 1, m, m + 1 };
-        for (size_t j = 0; j < sizeof ks / sizeof ks[0]; j++) {
-            idx_query q = { .text = text, .k = ks[j] };
+        for (size_t j = 0; j < 2 * sizeof ks / sizeof ks[0]; j++) {
+            /* each k twice: matches counted exactly, then the pruned lower bound */
+            int exact = j % 2 == 0;
+            idx_query q = { .text = text, .k = ks[j / 2], .exact_matches = exact };
             cr_assert_eq(idx_search(o.s, &q, &res, &eb), 0, "%s", eb.msg);
-            cr_assert_eq(res.matches, m);
-            cr_assert_eq(res.nhits, ks[j] < m ? ks[j] : m, "query %d k %zu", nq, ks[j]);
+            if (exact || res.matches_exact) {
+                cr_assert(res.matches_exact);
+                cr_assert_eq(res.matches, m);
+            } else {
+                cr_assert(res.matches <= m && res.matches >= res.nhits, "query %d k %zu: %" PRIu64 " of %zu",
+                          nq, ks[j / 2], res.matches, m);
+                inexact++;
+            }
+            cr_assert_eq(res.nhits, ks[j / 2] < m ? ks[j / 2] : m, "query %d k %zu", nq, ks[j / 2]);
             for (size_t h = 0; h < res.nhits; h++) {
-                cr_assert_eq(res.hits[h].doc, all[h].doc, "query %d k %zu rank %zu", nq, ks[j], h);
+                cr_assert_eq(res.hits[h].doc, all[h].doc, "query %d k %zu rank %zu", nq, ks[j / 2], h);
                 cr_assert_eq(res.hits[h].key, all[h].key);
                 cr_assert(memcmp(&res.hits[h].score, &all[h].score, sizeof all[h].score) == 0,
-                          "query %d k %zu rank %zu: %.17g vs %.17g", nq, ks[j], h, res.hits[h].score,
+                          "query %d k %zu rank %zu: %.17g vs %.17g", nq, ks[j / 2], h, res.hits[h].score,
                           all[h].score);
             }
         }
@@ -452,6 +462,7 @@ Test(search, top_k_at_every_k_equals_exhaustive_scoring, .timeout = 120)
     close_shard(&o);
     cr_assert_eq(nq, 60);
     cr_assert_gt(big, 10, "queries with more than 500 matches: %zu", big);
+    cr_assert_gt(inexact, 100, "pruned searches that skipped matches: %zu", inexact);
 }
 
 /* The same on a generated corpus with a few very common terms (the pruned
@@ -509,8 +520,10 @@ Test(search, top_k_equals_all_matches_with_common_terms_and_signals, .timeout = 
             for (size_t j = 0; j < sizeof ks / sizeof ks[0]; j++) {
                 idx_query q = base;
                 q.k = ks[j];
+                q.exact_matches = 1;
                 cr_assert_eq(idx_search(o.s, &q, &res, &eb), 0, "%s", eb.msg);
                 cr_assert_eq(res.matches, m, "setting %d %s k %zu: matches", setting, queries[qi], ks[j]);
+                cr_assert(res.matches_exact);
                 cr_assert_eq(res.nhits, ks[j] < m ? ks[j] : m);
                 for (size_t h = 0; h < res.nhits; h++) {
                     cr_assert_eq(res.hits[h].doc, all[h].doc, "setting %d %s k %zu rank %zu", setting,
