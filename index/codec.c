@@ -3,11 +3,13 @@
 
 #include <string.h>
 
-extern const idx_codec_t idx_codec_varint;   /* codec_varint.c */
+extern const idx_codec_t idx_codec_varint;        /* codec_varint.c */
+extern const idx_codec_t idx_codec_streamvbyte;   /* codec_streamvbyte.c */
 
 /* NULL-terminated; the first entry is the default. */
 static const idx_codec_t *const registry[] = {
     &idx_codec_varint,
+    &idx_codec_streamvbyte,
     NULL,
 };
 

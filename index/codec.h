@@ -5,9 +5,10 @@
  * are made of several such encoded arrays one after another, so decode must
  * report how many bytes it consumed. Codecs are stateless and thread-safe.
  *
- * Registered codecs: "varint" (LEB128, the simple default). Faster ones
- * (streamvbyte, SIMD-BP) register here later; the index records its codec
- * name in meta, and a reader refuses an index whose codec it does not know.
+ * Registered codecs: "varint" (LEB128, the simple default) and "streamvbyte"
+ * (libstreamvbyte; control bytes apart from data). Others (SIMD-BP) register
+ * here later; the index records its codec name in meta, and a reader refuses
+ * an index whose codec it does not know.
  */
 #ifndef FUNNEL_INDEX_CODEC_H
 #define FUNNEL_INDEX_CODEC_H

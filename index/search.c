@@ -795,12 +795,12 @@ static int run_query(idx_searcher_t *s, void *ud)
     double ub[MAXQ], ne_ub = 0;
     size_t ord[MAXQ], m = 0, np = 0;
     int count = q->exact_matches;
-    int prune = nq >= 2 && nq <= MAXQ && (user_w == 0 || nt == nq) && !statics && bp->k1 > 0 && !q->all_terms;
+    int prune = q->algo != IDX_ALGO_EXHAUSTIVE && nq >= 2 && nq <= MAXQ && (user_w == 0 || nt == nq) && !statics && bp->k1 > 0 && !q->all_terms;
     /* all terms (AND): a query term without postings here leaves nothing */
     for (size_t i = 0; i < nq && q->all_terms; i++)
         if (!s->qt[i].found) active = 0;
     for (int f = 0; f < IDX_NFIELDS && prune; f++)
-        prune = bp->w[f] >= 0 && bp->b[f] >= 0 && bp->b[f] <= 1 && r->info.avglen[f] > 0;
+        prune = bp->w[f] >= 0 && bp->b[f] >= 0 && bp->b[f] <= 1 && r->info.avglen[f] >= 0;   /* 0: a field no document has (npl's titles) */
     for (size_t i = 0; i < nq && prune; i++) {
         if (!s->qt[i].found) continue;
         if (!(s->cur[i].qidf > 0)) prune = 0;
@@ -1006,6 +1006,8 @@ next:
     /* pruned without counting: the merge saw every document of the
      * essential lists, not all of the others' */
     res->matches_exact = !np || count;
+    res->algo = prune ? IDX_ALGO_MAXSCORE : IDX_ALGO_EXHAUSTIVE;
+    res->pruned_lists = (uint32_t)np;
     if (!res->matches_exact && matches < maxdf) matches = maxdf;
     /* the best kk, best first (the order is total: score, key, doc) */
     keys_fill(r, s->heap, nkey, nh);
@@ -1131,12 +1133,27 @@ int idx_searcher_run(idx_searcher_t *s, int (*fn)(idx_searcher_t *s, void *ud), 
     return rc;
 }
 
+static const char *const algo_names[IDX_ALGO_COUNT] = { "auto", "exhaustive", "maxscore" };
+
+const char *idx_algo_name(idx_algo a)
+{
+    return (unsigned)a < IDX_ALGO_COUNT ? algo_names[a] : NULL;
+}
+
+int idx_algo_parse(const char *name)
+{
+    for (int a = 0; name && a < IDX_ALGO_COUNT; a++)
+        if (strcmp(algo_names[a], name) == 0) return a;
+    return -1;
+}
+
 int idx_search(idx_searcher_t *s, const idx_query *q, idx_results *res, fn_errbuf *eb)
 {
     if (eb) eb->msg[0] = '\0';
     memset(res, 0, sizeof *res);
     res->matches_exact = 1;   /* until a pruned selection says otherwise */
     if (!q || !q->text || q->k == 0) return fn_seterr(eb, FN_EINVAL, "query text and k >= 1 are required");
+    if ((unsigned)q->algo >= IDX_ALGO_COUNT) return fn_seterr(eb, FN_EINVAL, "unknown selection algorithm %d", (int)q->algo);
     uint64_t t0 = mono_ns();
     if (q->bm25) s->bm25 = *q->bm25;
     else idx_bm25_defaults(&s->bm25);

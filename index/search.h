@@ -109,6 +109,23 @@ typedef struct idx_hit {
                                frequencies (features and explain reuse them) */
 } idx_hit;
 
+/* How the selection walks the postings. Every algorithm returns the same
+ * top k, bit for bit (tests/bench/select_diff.sh); they differ in what they
+ * may skip. */
+typedef enum idx_algo {
+    IDX_ALGO_AUTO = 0,      /* the fastest that applies (MaxScore) */
+    IDX_ALGO_EXHAUSTIVE,    /* document-at-a-time OR over every posting: the reference */
+    IDX_ALGO_MAXSCORE,      /* MaxScore: lists that cannot lift a document over the bar
+                             * are only asked, never walked (plain BM25F over the query
+                             * terms; other scorings run exhaustively) */
+    IDX_ALGO_COUNT
+} idx_algo;
+
+/* "auto", "exhaustive", "maxscore"; NULL for another value. */
+const char *idx_algo_name(idx_algo a);
+/* The algorithm of that name, or -1. */
+int idx_algo_parse(const char *name);
+
 typedef struct idx_results {
     idx_hit *hits;          /* best first */
     size_t nhits;
@@ -116,6 +133,8 @@ typedef struct idx_results {
                              * all_terms); a lower bound unless matches_exact */
     int matches_exact;      /* matches is the exact count: always with exact_matches, and
                              * whenever the selection did not prune */
+    idx_algo algo;          /* what ran: IDX_ALGO_EXHAUSTIVE or IDX_ALGO_MAXSCORE */
+    uint32_t pruned_lists;  /* query terms MaxScore stopped walking (0: none) */
     const char *const *terms; /* distinct analyzed query terms, query order */
     size_t nterms;
     uint64_t time_us;
@@ -134,6 +153,7 @@ typedef struct idx_query {
     int64_t now;            /* request time, unix seconds (freshness); 0 = the clock */
     int no_fields;          /* selection only: leave id/title/url NULL (idx_fetch_fields later) */
     int all_terms;          /* AND: a document must hold every query term (default: any, OR) */
+    idx_algo algo;          /* IDX_ALGO_AUTO unless a test or benchmark asks */
     int exact_matches;      /* count every matching document (idx_results.matches) even where
                              * pruning could skip it: the lists it would jump over are then
                              * walked in full (slower). Default: a lower bound when pruned. */

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "builder.h"
+#include "codec.h"
 #include "fn_io.h"
 #include "verify.h"
 
@@ -19,6 +20,7 @@ static const char index_usage[] =
     "usage: funnel index build --input corpus.jsonl --shards N --out IDXDIR\n"
     "                          [--on-error skip|fail] [--mem-mb M]\n"
     "                          [--stemmer english|none|ALGO] [--stopwords english|none|FILE]\n"
+    "                          [--codec varint|streamvbyte]\n"
     "\n"
     "Builds an index of N shards from a JSON Lines corpus (one document a line:\n"
     "\"id\" required and unique, \"title\", \"body\", other fields stored).\n"
@@ -30,6 +32,7 @@ static const char index_usage[] =
     "  --mem-mb M        memory for in-memory postings before spilling (default 256)\n"
     "  --stemmer S       Snowball stemmer name or none (default english)\n"
     "  --stopwords W     english (default), none, or a file with one word a line\n"
+    "  --codec C         postings codec: varint (default) or streamvbyte\n"
     "Exit status: 0 ok, 1 build failed, 2 usage error.\n"
     "\n"
     "usage: funnel index verify IDXDIR|SHARDDIR\n"
@@ -114,7 +117,8 @@ static int index_build(int argc, char **argv)
         {"input", required_argument, 0, 'i'},   {"shards", required_argument, 0, 's'},
         {"out", required_argument, 0, 'o'},     {"on-error", required_argument, 0, 'e'},
         {"mem-mb", required_argument, 0, 'm'},  {"stemmer", required_argument, 0, 'S'},
-        {"stopwords", required_argument, 0, 'W'}, {"help", no_argument, 0, 'h'},
+        {"stopwords", required_argument, 0, 'W'}, {"codec", required_argument, 0, 'C'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     idx_build_opts o;
     memset(&o, 0, sizeof o);
@@ -147,6 +151,16 @@ static int index_build(int argc, char **argv)
             break;
         case 'S': o.analyzer.stemmer = optarg; break;
         case 'W': o.analyzer.stopwords = optarg; break;
+        case 'C':
+            if (!idx_codec_find(optarg)) {
+                fprintf(stderr, "funnel index build: --codec: unknown codec \"%s\" (", optarg);
+                for (const idx_codec_t *const *k = idx_codec_all(); *k; k++)
+                    fprintf(stderr, "%s%s", k == idx_codec_all() ? "" : ", ", (*k)->name);
+                fputs(")\n", stderr);
+                return OPS_EXIT_USAGE;
+            }
+            o.codec = optarg;
+            break;
         case 'h': fputs(index_usage, stdout); return OPS_EXIT_OK;
         default: fputs(index_usage, stderr); return OPS_EXIT_USAGE;
         }

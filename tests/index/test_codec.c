@@ -4,6 +4,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "codec.h"
 
@@ -158,4 +160,114 @@ Test(codec, runs_of_small_values)
             }
         }
     }
+}
+
+/* ---- no read past avail: the bytes end where a PROT_NONE page begins ---- */
+
+/* Two pages, the second PROT_NONE: guard_at(g, len) is where len bytes
+ * must start so that their last byte is the last readable one. */
+typedef struct guard { uint8_t *base; size_t page; } guard;
+
+static guard guard_new(void)
+{
+    guard g;
+    g.page = (size_t)sysconf(_SC_PAGESIZE);
+    g.base = mmap(NULL, 2 * g.page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(g.base, MAP_FAILED);
+    cr_assert_eq(mprotect(g.base + g.page, g.page, PROT_NONE), 0);
+    return g;
+}
+
+static uint8_t *guard_at(guard g, const uint8_t *src, size_t len)
+{
+    cr_assert_leq(len, g.page);
+    uint8_t *p = g.base + g.page - len;
+    memcpy(p, src, len);
+    return p;
+}
+
+static void guard_free(guard g) { munmap(g.base, 2 * g.page); }
+
+/* Every codec, every n, every length of the encoding from 0 to all of it,
+ * and the whole encoding with 0..20 bytes after it (streamvbyte's in-place
+ * and padded-copy paths): truncated gives 0, whole gives the values, and
+ * nothing reads into the guard page. */
+Test(codec, truncation_and_no_overread_at_page_end)
+{
+    guard g = guard_new();
+    uint32_t in[IDX_BLOCK_SIZE], out[IDX_BLOCK_SIZE];
+    uint8_t enc[4096];
+    for (const idx_codec_t *const *c = idx_codec_all(); *c; c++) {
+        const idx_codec_t *k = *c;
+        for (size_t n = 1; n <= IDX_BLOCK_SIZE; n++) {
+            for (int round = 0; round < 4; round++) {
+                for (size_t i = 0; i < n; i++)
+                    in[i] = round == 0 ? next_u32() % 128 : round == 1 ? UINT32_MAX : sample();
+                cr_assert_leq(k->max_bytes(n), sizeof enc);
+                size_t w = k->encode(in, n, enc);
+                for (size_t cut = 0; cut < w; cut++)
+                    cr_assert_eq(k->decode(guard_at(g, enc, cut), cut, n, out), 0,
+                                 "%s n=%zu round %d cut %zu of %zu", k->name, n, round, cut, w);
+                for (size_t extra = 0; extra <= 20; extra++) {
+                    memset(enc + w, 0xFF, extra);   /* the next array's bytes */
+                    memset(out, 0xAB, sizeof out);
+                    cr_assert_eq(k->decode(guard_at(g, enc, w + extra), w + extra, n, out), w,
+                                 "%s n=%zu round %d extra %zu", k->name, n, round, extra);
+                    cr_assert_arr_eq(in, out, n * sizeof in[0], "%s n=%zu extra %zu", k->name, n, extra);
+                }
+            }
+        }
+    }
+    guard_free(g);
+}
+
+/* Random bytes (a damaged value) at the page end: any answer but a crash,
+ * and a nonzero one within avail. */
+Test(codec, garbage_at_page_end)
+{
+    guard g = guard_new();
+    uint8_t junk[1024];
+    uint32_t out[IDX_BLOCK_SIZE];
+    for (const idx_codec_t *const *c = idx_codec_all(); *c; c++) {
+        const idx_codec_t *k = *c;
+        for (int round = 0; round < 20000; round++) {
+            size_t len = next_u32() % sizeof junk, n = 1 + next_u32() % IDX_BLOCK_SIZE;
+            for (size_t i = 0; i < len; i++) junk[i] = (uint8_t)next_u32();
+            size_t r = k->decode(guard_at(g, junk, len), len, n, out);
+            cr_assert_leq(r, len, "%s n=%zu len=%zu consumed %zu", k->name, n, len, r);
+        }
+    }
+    guard_free(g);
+}
+
+Test(codec, streamvbyte_bytes_and_corruption)
+{
+    const idx_codec_t *k = idx_codec_find("streamvbyte");
+    cr_assert_not_null(k);
+    cr_assert_neq(idx_codec_all()[0], k, "varint stays the default");
+    uint8_t buf[64];
+    uint32_t out[IDX_BLOCK_SIZE];
+    /* 1, 2, 3 and 4 data bytes: codes 0,1,2,3 from the low bits. */
+    const uint32_t v[5] = { 1, 300, 70000, 0x01000000, 5 };
+    cr_assert_leq(k->max_bytes(5), sizeof buf);
+    size_t w = k->encode(v, 5, buf);
+    const uint8_t want[] = { 0xE4, 0x00, 0x01, 0x2C, 0x01, 0x70, 0x11, 0x01, 0x00, 0x00, 0x00, 0x01, 0x05 };
+    cr_assert_eq(w, sizeof want);
+    cr_assert_arr_eq(buf, want, sizeof want);
+    cr_assert_eq(k->decode(want, sizeof want, 5, out), sizeof want);
+    cr_assert_arr_eq(out, v, sizeof v);
+    /* A code set for a value past n in the last control byte: corrupt. */
+    uint8_t bad[sizeof want];
+    memcpy(bad, want, sizeof want);
+    bad[1] = 0x04;
+    cr_assert_eq(k->decode(bad, sizeof bad, 5, out), 0);
+    /* Control bytes that claim more data than there is: 0. */
+    const uint8_t big[] = { 0xFF, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
+    cr_assert_eq(k->decode(big, sizeof big, 4, out), 0);
+    cr_assert_eq(k->decode(big, sizeof big, 3, out), 0);   /* code 3 past n=3 */
+    /* More than a block: refused, not decoded into a short stack copy. */
+    cr_assert_eq(k->decode(want, sizeof want, IDX_BLOCK_SIZE + 1, out), 0);
+    /* The bound holds for the largest values. */
+    for (size_t n = 0; n <= IDX_BLOCK_SIZE; n++)
+        cr_assert_geq(k->max_bytes(n), (n + 3) / 4 + 4 * n);
 }
