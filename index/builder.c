@@ -37,6 +37,7 @@
 #include "codec.h"
 #include "format.h"
 #include "integrity.h"
+#include "reader_int.h"   /* idx_tf_part: the block maxima (format.h skips) */
 
 #define MAX_ID_BYTES 511                 /* LMDB's key size limit */
 #define DOCS_PER_TXN 10000
@@ -208,7 +209,7 @@ typedef struct shard {
     char dir[4096];
     MDB_env *env;
     MDB_txn *txn;
-    MDB_dbi meta, terms, postings, docs, ids, norms, source, positions;
+    MDB_dbi meta, terms, postings, docs, ids, norms, source, positions, skips;
     uint32_t ndocs, txn_docs;
     uint32_t *len[IDX_NFIELDS];
     uint64_t *keys;
@@ -256,6 +257,8 @@ typedef struct builder {
     uint32_t *dpos, *dposoff;
     size_t dposcap, dposoffcap;
     uint64_t sumlen[IDX_NFIELDS];
+    idx_bm25_params bm;         /* the block maxima's settings (format.h skips) */
+    double avglen[IDX_NFIELDS]; /* global, as meta records them */
     double t0, last_progress;
     int64_t created;
 } builder;
@@ -280,7 +283,8 @@ static int open_dbs(shard *s, MDB_txn *txn, unsigned flags)
         (rc = mdb_dbi_open(txn, IDX_DB_IDS, flags, &s->ids)) ||
         (rc = mdb_dbi_open(txn, IDX_DB_NORMS, flags, &s->norms)) ||
         (rc = mdb_dbi_open(txn, IDX_DB_SOURCE, flags, &s->source)) ||
-        (rc = mdb_dbi_open(txn, IDX_DB_POSITIONS, flags, &s->positions)))
+        (rc = mdb_dbi_open(txn, IDX_DB_POSITIONS, flags, &s->positions)) ||
+        (rc = mdb_dbi_open(txn, IDX_DB_SKIPS, flags, &s->skips)))
         return mdb_code(rc);
     return 0;
 }
@@ -838,11 +842,44 @@ typedef struct blockw {
     size_t npos, poscap;
     uint8_t *buf, *pbuf;
     size_t pbufcap;
+    /* the term's skip data so far: per block its last document and max
+     * BM25F term-frequency part (format.h skips) */
+    uint32_t *blast;
+    float *bmax;
+    size_t bcap;
 } blockw;
+
+/* The largest tfn (k1 + 1) / (k1 + tfn) of the block's postings, with the
+ * operations of idx_term_bm25f (so the bound holds bit for bit), rounded up
+ * to a float. */
+static float block_max(const builder *b, const shard *s, const blockw *w)
+{
+    double m = 0.0;
+    for (uint32_t i = 0; i < w->n; i++) {
+        uint32_t d = w->docs[i];
+        const uint32_t len[IDX_NFIELDS] = { s->len[0][d], s->len[1][d] }, tf[IDX_NFIELDS] = { w->tf[0][i], w->tf[1][i] };
+        double g = idx_tf_part(&b->bm, b->avglen, len, tf);
+        if (g > m) m = g;
+    }
+    float f = (float)m;
+    if ((double)f < m) f = nextafterf(f, INFINITY);
+    return f;
+}
 
 static int block_flush(builder *b, shard *s, blockw *w)
 {
     if (!w->n) return 0;
+    if (w->nblocks >= w->bcap) {
+        size_t nc = w->bcap ? 2 * w->bcap : 64;
+        uint32_t *nl = realloc(w->blast, nc * sizeof *nl);
+        if (nl) w->blast = nl;
+        float *nm = nl ? realloc(w->bmax, nc * sizeof *nm) : NULL;
+        if (nm) w->bmax = nm;
+        if (!nl || !nm) return -ENOMEM;
+        w->bcap = nc;
+    }
+    w->blast[w->nblocks] = w->docs[w->n - 1];
+    w->bmax[w->nblocks] = block_max(b, s, w);
     uint32_t gaps[IDX_BLOCK_SIZE];
     gaps[0] = 0;
     for (uint32_t i = 1; i < w->n; i++) gaps[i] = w->docs[i] - w->docs[i - 1];
@@ -944,6 +981,31 @@ static int put_term(builder *b, shard *s, const char *term, size_t tlen, const i
     return 0;
 }
 
+/* The term's skip data (format.h skips), for 2 blocks or more. */
+static int put_skips(builder *b, shard *s, blockw *w)
+{
+    if (w->nblocks < 2) return 0;
+    size_t len = 8 + (size_t)w->nblocks * 8;
+    uint8_t *v = malloc(len);
+    if (!v) return -ENOMEM;
+    idx_put_u32le(v + 4, w->nblocks);
+    for (uint32_t i = 0; i < w->nblocks; i++) {
+        uint32_t bits;
+        memcpy(&bits, &w->bmax[i], 4);
+        idx_put_u32le(v + 8 + 4 * (size_t)i, w->blast[i]);
+        idx_put_u32le(v + 8 + 4 * ((size_t)w->nblocks + i), bits);
+    }
+    idx_put_u32le(v, idx_sum32(v + 4, len - 4, w->termid));
+    uint8_t key[4];
+    idx_put_u32be(key, w->termid);
+    MDB_val k = { 4, key }, val = { len, v };
+    int rc = mdb_put(s->txn, s->skips, &k, &val, MDB_APPEND);
+    free(v);
+    if (rc) return fn_seterr(b->eb, mdb_code(rc), "%s: skips: %s", s->dir, mdb_strerror(rc));
+    s->txn_bytes += len + 16;
+    return 0;
+}
+
 static int open_run(builder *b, uint32_t si, uint32_t r, run_reader *rr);
 static int compact_runs(builder *b, uint32_t si, uint32_t limit);
 
@@ -956,6 +1018,10 @@ static int merge_all(builder *b)
     for (uint32_t i = 0; i < b->nsh; i++) {
         if (!(w[i].buf = malloc(maxb))) { rc = -ENOMEM; goto out; }
     }
+    /* the block maxima need the global average lengths: every document is in */
+    idx_bm25_defaults(&b->bm);
+    for (int f = 0; f < IDX_NFIELDS; f++)
+        b->avglen[f] = b->st.docs ? (double)b->sumlen[f] / (double)b->st.docs : 0.0;
     uint32_t limit = MAX_OPEN_RUNS / b->nsh ? MAX_OPEN_RUNS / b->nsh : 1;
     for (uint32_t i = 0; i < b->nsh; i++)
         if ((rc = compact_runs(b, i, limit))) goto out;
@@ -992,7 +1058,7 @@ static int merge_all(builder *b)
                 if ((rc = merge_run_term(b, s, rr, &w[i]))) goto out;
                 if (rr_next(rr)) { rc = fn_seterr(b->eb, FN_EFORMAT, "%s: bad run file", b->builddir); goto out; }
             }
-            if ((rc = block_flush(b, s, &w[i]))) goto out;
+            if ((rc = block_flush(b, s, &w[i])) || (rc = put_skips(b, s, &w[i]))) goto out;
             gdf += w[i].df;
             gcf[0] += w[i].cf[0];
             gcf[1] += w[i].cf[1];
@@ -1017,6 +1083,8 @@ out:
         free(w[i].buf);
         free(w[i].pbuf);
         free(w[i].pos);
+        free(w[i].blast);
+        free(w[i].bmax);
     }
     free(w);
     return rc;
@@ -1153,6 +1221,9 @@ static int finish_shard(builder *b, uint32_t si)
     uint64_t total = b->st.docs;
     double avg[IDX_NFIELDS];
     for (int f = 0; f < IDX_NFIELDS; f++) avg[f] = total ? (double)b->sumlen[f] / (double)total : 0.0;
+    char bmdesc[160];
+    snprintf(bmdesc, sizeof bmdesc, "%.17g %.17g %.17g %.17g %.17g", b->bm.k1, b->bm.b[0], b->bm.b[1], b->bm.w[0],
+             b->bm.w[1]);
 
     /* norms: little-endian on disk whatever the host */
     size_t n = s->ndocs;
@@ -1201,6 +1272,7 @@ static int finish_shard(builder *b, uint32_t si)
         (rc = put_meta(s, "codec", "%s", b->codec->name)) ||
         (rc = put_meta(s, "block_size", "%d", IDX_BLOCK_SIZE)) ||
         (rc = put_meta(s, "analyzer", "%s", b->andesc)) ||
+        (rc = put_meta(s, "blockmax_bm25", "%s", bmdesc)) ||
         (rc = put_meta(s, "created", "%" PRId64, b->created)))
         return fn_seterr(b->eb, rc, "%s: meta: %s", s->dir, fn_strerror(rc));
     uint32_t msum;

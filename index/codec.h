@@ -5,10 +5,11 @@
  * are made of several such encoded arrays one after another, so decode must
  * report how many bytes it consumed. Codecs are stateless and thread-safe.
  *
- * Registered codecs: "varint" (LEB128, the simple default) and "streamvbyte"
- * (libstreamvbyte; control bytes apart from data). Others (SIMD-BP) register
- * here later; the index records its codec name in meta, and a reader refuses
- * an index whose codec it does not know.
+ * Registered codecs: "varint" (LEB128, the simple default), "streamvbyte"
+ * (libstreamvbyte; control bytes apart from data) and "bp128" (bit packing
+ * at the block's largest bit width in a 4-lane SIMD layout, codec_bp128.c).
+ * The index records its codec name in meta, and a reader refuses an index
+ * whose codec it does not know.
  */
 #ifndef FUNNEL_INDEX_CODEC_H
 #define FUNNEL_INDEX_CODEC_H

@@ -1,4 +1,4 @@
-/* format.h - the on-disk layout of a Funnel index (schema version 3).
+/* format.h - the on-disk layout of a Funnel index (schema version 4).
  *
  * An index directory IDXDIR holds one LMDB environment per shard:
  *
@@ -26,6 +26,8 @@
  *               sumlen_title, sumlen_body (global token counts),
  *               avglen_title, avglen_body (global), terms (this shard's vocabulary),
  *               codec ("varint"), block_size (128), analyzer (idx_analyzer_describe),
+ *               blockmax_bm25 ("k1 b_title b_body w_title w_body", %.17g each: the
+ *               BM25F settings the skips' block maxima were computed with),
  *               created (unix seconds), and
  *               meta_sum: 8 hex digits, idx_meta_sum over every other entry
  *   terms     term bytes (analyzed, <= 255 bytes) -> idx_term_rec (36 bytes):
@@ -39,6 +41,13 @@
  *   source    u32be doc -> u32le sum | the document's JSON object, compact (all
  *               corpus fields, unknown ones included); sum = idx_sum32(json, doc)
  *   positions u32be termid | u32be block number -> the block's term positions (below)
+ *   skips     u32be termid -> the term's skip data, for terms of 2 blocks or more:
+ *               u32le sum | u32le nblocks | u32le last[nblocks] | f32le max[nblocks]
+ *               last[b] = the last document of posting block b; max[b] = the largest
+ *               BM25F term-frequency part, tfn (k1 + 1) / (k1 + tfn), over the block's
+ *               postings at the blockmax_bm25 settings, rounded up to a float (a
+ *               posting's share is qw idf times it: the block-max bound of pruning);
+ *               sum = idx_sum32(the bytes after it, termid)
  *   ids       external id bytes -> u32le doc | u32le sum = idx_sum32(4 doc bytes, XXH3-64(id))
  *   norms     "title" -> u32le sum | u32le[docs] token counts; "body" -> same;
  *             "keys" -> u32le sum | u64le[docs] xxh64(id) (the shard-independent tie-break);
@@ -77,7 +86,7 @@
 #include <string.h>
 #include <xxhash.h>
 
-#define IDX_SCHEMA_VERSION 3
+#define IDX_SCHEMA_VERSION 4
 #define IDX_MAX_TERM_BYTES 255
 #define IDX_MAX_DBS 16
 /* Address space, not disk: LMDB maps this much but only writes what it uses. */
@@ -91,6 +100,7 @@
 #define IDX_DB_NORMS "norms"
 #define IDX_DB_SOURCE "source"
 #define IDX_DB_POSITIONS "positions"
+#define IDX_DB_SKIPS "skips"
 #define IDX_CHECKSUM_FILE "checksum"
 
 #define IDX_TERM_REC_BYTES 36

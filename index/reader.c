@@ -239,29 +239,47 @@ int idx_block_peek(const idx_reader_t *r, MDB_txn *txn, uint32_t termid, uint32_
     return 0;
 }
 
-int idx_term_lasts(const idx_reader_t *r, MDB_txn *txn, uint32_t termid, uint32_t nblocks,
-                   const uint32_t **lasts, fn_errbuf *eb)
+int idx_term_skips(const idx_reader_t *r, MDB_txn *txn, uint32_t termid, uint32_t nblocks,
+                   const uint32_t **lasts, const float **bmax, fn_errbuf *eb)
 {
     *lasts = NULL;
+    if (bmax) *bmax = NULL;
     if (nblocks < IDX_LASTS_MIN_BLOCKS || !r->lasts || termid >= r->info.terms) return 0;
     uint32_t *got = atomic_load_explicit(&r->lasts[termid], memory_order_acquire);
     if (got) {
         *lasts = got;
+        if (bmax) *bmax = (const float *)(got + nblocks);
         return 0;
     }
-    uint32_t *a = malloc((size_t)nblocks * sizeof *a);
+    uint8_t key[4];
+    idx_put_u32be(key, termid);
+    MDB_val k = { 4, key }, v;
+    int rc = mdb_get(txn, r->skips, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return fn_seterr(eb, FN_ECORRUPT, "skips of term id %u: missing", termid);
+    if (rc) return fn_seterr(eb, idx_mdb_code(rc), "skips: %s", mdb_strerror(rc));
+    const uint8_t *p = v.mv_data;
+    if (!idx_in_map(r, p, v.mv_size))
+        return fn_seterr(eb, FN_ECORRUPT, "skips of term id %u: value lies outside the file: a page is "
+                         "damaged", termid);
+    if (v.mv_size != 8 + (size_t)nblocks * 8 || idx_get_u32le(p) != idx_sum32(p + 4, v.mv_size - 4, termid) ||
+        idx_get_u32le(p + 4) != nblocks)
+        return fn_seterr(eb, FN_ECORRUPT, "skips of term id %u: checksum or size mismatch", termid);
+    /* one allocation: the lasts, then the maxima (float and uint32_t have
+     * the same size and alignment here) */
+    _Static_assert(sizeof(float) == sizeof(uint32_t), "float is 32 bits");
+    uint32_t *a = malloc((size_t)nblocks * 8);
     if (!a) return fn_seterr(eb, -ENOMEM, "out of memory");
-    uint32_t prev_last = 0;
+    float *m = (float *)(a + nblocks);
     for (uint32_t b = 0; b < nblocks; b++) {
-        uint32_t first, last;
-        int rc = idx_block_peek(r, txn, termid, b, &first, &last, eb);
-        if (!rc && b && first <= prev_last)
-            rc = fn_seterr(eb, FN_ECORRUPT, "postings of term id %u, block %u: out of order", termid, b);
-        if (rc) {
+        a[b] = idx_get_u32le(p + 8 + 4 * (size_t)b);
+        uint32_t bits = idx_get_u32le(p + 8 + 4 * ((size_t)nblocks + b));
+        memcpy(&m[b], &bits, 4);
+        if ((b && a[b] <= a[b - 1]) || a[b] >= r->info.docs || !(m[b] >= 0.0f) || !isfinite(m[b])) {
             free(a);
-            return rc;
+            return fn_seterr(eb, FN_ECORRUPT, "skips of term id %u, block %u: out of order or out of range",
+                             termid, b);
         }
-        a[b] = prev_last = last;
     }
     uint32_t *none = NULL;
     if (!atomic_compare_exchange_strong_explicit(&r->lasts[termid], &none, a, memory_order_acq_rel,
@@ -270,6 +288,7 @@ int idx_term_lasts(const idx_reader_t *r, MDB_txn *txn, uint32_t termid, uint32_
         a = none;
     }
     *lasts = a;
+    if (bmax) *bmax = (const float *)(a + nblocks);
     return 0;
 }
 
@@ -525,7 +544,8 @@ static int open_txn(idx_reader_t *r, fn_errbuf *eb)
     /* source (schema 2) and positions (3) are newer: open them after the
      * version check so an old index gets the message above */
     if ((rc = mdb_dbi_open(txn, IDX_DB_SOURCE, 0, &r->source)) ||
-        (rc = mdb_dbi_open(txn, IDX_DB_POSITIONS, 0, &r->positions))) {
+        (rc = mdb_dbi_open(txn, IDX_DB_POSITIONS, 0, &r->positions)) ||
+        (rc = mdb_dbi_open(txn, IDX_DB_SKIPS, 0, &r->skips))) {
         if (rc == MDB_NOTFOUND) rc = FN_EFORMAT;
         goto fail;
     }
@@ -553,6 +573,21 @@ static int open_txn(idx_reader_t *r, fn_errbuf *eb)
         (rc = meta_get(txn, r->meta, "codec", in->codec, sizeof in->codec)) ||
         (rc = meta_u64(txn, r->meta, "block_size", &v)))
         goto fail;
+    what = "meta blockmax_bm25";
+    {
+        char bm[160], *p = bm, *end;
+        double x[5];
+        if ((rc = meta_get(txn, r->meta, "blockmax_bm25", bm, sizeof bm))) goto fail;
+        for (int i = 0; i < 5; i++, p = end) {
+            x[i] = strtod(p, &end);
+            if (end == p || !isfinite(x[i]) || x[i] < 0) {
+                rc = FN_EFORMAT;
+                goto fail;
+            }
+        }
+        r->bm = (idx_bm25_params){ x[0], { x[1], x[2] }, { x[3], x[4] } };
+    }
+    what = "meta";
     if (in->docs > UINT32_MAX || in->docs > in->docs_total || v == 0 || v > IDX_BLOCK_SIZE ||
         in->shards == 0 || in->shard >= in->shards || in->terms > UINT32_MAX) {
         rc = FN_EFORMAT;

@@ -22,7 +22,8 @@
 struct idx_reader {
     char dir[4096];
     MDB_env *env;
-    MDB_dbi meta, terms, postings, docs, ids, norms, source, positions;
+    MDB_dbi meta, terms, postings, docs, ids, norms, source, positions, skips;
+    idx_bm25_params bm;           /* the settings of the skips' block maxima (meta blockmax_bm25) */
     idx_index_info info;
     const idx_codec_t *codec;
     uint32_t block_size;
@@ -37,10 +38,11 @@ struct idx_reader {
     struct timespec mtime;        /* ... and its modification time */
     const char *map;              /* LMDB's map of data.mdb */
     size_t mapsize;
-    /* Per term id: the last document of each of its posting blocks, read
-     * on first use (idx_term_lasts) and kept while the reader is open; at
-     * most 4 bytes a block of the shard. Published with an atomic swap, so
-     * searchers on any thread share them. */
+    /* Per term id: its skip data (format.h skips) decoded and checked on
+     * first use (idx_term_skips) and kept while the reader is open: the
+     * last document of each posting block, then each block's maximum as a
+     * float; 8 bytes a block of the shard at most. Published with an atomic
+     * swap, so searchers on any thread share them. */
     _Atomic(uint32_t *) *lasts;
     /* Per document: where its stored record (docs) lies in the map, once a
      * read found it: (offset + 1) << 24 | size, 0 = not yet. Saves the
@@ -105,17 +107,41 @@ int idx_block_get_cur(const idx_reader_t *r, MDB_cursor *mc, int next, uint32_t 
 int idx_block_peek(const idx_reader_t *r, MDB_txn *txn, uint32_t termid, uint32_t block,
                    uint32_t *first, uint32_t *last, fn_errbuf *eb);
 
-/* Terms of fewer blocks are walked by peeking: their lasts are not kept. */
-#define IDX_LASTS_MIN_BLOCKS 4
+/* The BM25F term-frequency part of one posting, tfn (k1 + 1) / (k1 + tfn)
+ * (its share is qw idf times it), with idx_term_bm25f's operations: what
+ * the skips' block maxima bound (the builder and verify compute it). */
+static inline double idx_tf_part(const idx_bm25_params *p, const double avglen[IDX_NFIELDS],
+                                 const uint32_t len[IDX_NFIELDS], const uint32_t tf[IDX_NFIELDS])
+{
+    double tfn = 0.0;
+    for (int f = 0; f < IDX_NFIELDS; f++) {
+        if (!tf[f]) continue;
+        double norm = 1.0 - p->b[f] + p->b[f] * (double)len[f] / avglen[f];
+        tfn += p->w[f] * (double)tf[f] / norm;
+    }
+    return tfn <= 0.0 ? 0.0 : tfn * (p->k1 + 1.0) / (p->k1 + tfn);
+}
 
-/* *lasts = the last document of each of the term's nblocks posting blocks
- * (ascending), or NULL for a term of fewer than IDX_LASTS_MIN_BLOCKS blocks.
- * The first call for a term peeks every block (checksums, order) and keeps
- * the array for the reader's life; later calls return it. A seek then
- * finds the block holding a document by binary search, and reads only the
- * blocks it needs. Damage codes as idx_block_peek; -ENOMEM. */
-int idx_term_lasts(const idx_reader_t *r, MDB_txn *txn, uint32_t termid, uint32_t nblocks,
-                   const uint32_t **lasts, fn_errbuf *eb);
+/* A term of one block has no skip data. */
+#define IDX_LASTS_MIN_BLOCKS 2
+
+/* The term's skip data (format.h skips): *lasts = the last document of each
+ * of its nblocks posting blocks (ascending), *bmax (may be NULL) = each
+ * block's largest BM25F term-frequency part at the settings r->bm; both
+ * NULL for a term of one block. The first call for a term reads and checks
+ * its skips value (checksum, size, order, range) and keeps the arrays for
+ * the reader's life; later calls return them. A seek then finds the block
+ * holding a document by binary search and reads only the blocks it needs;
+ * block-max pruning bounds a block's scores without reading it. Damage
+ * codes (a missing or damaged value: FN_ECORRUPT); -ENOMEM. */
+int idx_term_skips(const idx_reader_t *r, MDB_txn *txn, uint32_t termid, uint32_t nblocks,
+                   const uint32_t **lasts, const float **bmax, fn_errbuf *eb);
+
+static inline int idx_term_lasts(const idx_reader_t *r, MDB_txn *txn, uint32_t termid, uint32_t nblocks,
+                                 const uint32_t **lasts, fn_errbuf *eb)
+{
+    return idx_term_skips(r, txn, termid, nblocks, lasts, NULL, eb);
+}
 
 /* The first of lasts[from, n) that is >= d (n when none). */
 static inline uint32_t idx_lasts_find(const uint32_t *lasts, uint32_t from, uint32_t n, uint32_t d)

@@ -725,6 +725,93 @@ typedef struct run_args {
     idx_results *res;
 } run_args;
 
+enum { MAXQ = 256 };   /* query terms pruning handles */
+
+/* Block-max WAND (Ding & Suel, SIGIR 2011) over the query cursors. */
+typedef struct bmw_state {
+    size_t n;                    /* cursors in play (not done) */
+    uint32_t ord[MAXQ];          /* ... by current document */
+    double ub[MAXQ];             /* a list's bound: qw idf (k1 + 1), with the margin */
+    const uint32_t *lasts[MAXQ]; /* skips: block ends (NULL: one block) */
+    const float *bmax[MAXQ];     /* skips: block maxima of the tf part */
+    double one[MAXQ];            /* a one-block list's largest share, with the margin */
+    uint64_t skips, iter, deadline_ns;
+} bmw_state;
+
+/* The next document that could beat the bar (theta, once have_bar) into *d:
+ * returns 1, or 0 when none is left, or an error. With the cursors sorted by
+ * document, the pivot is the first at which the lists' bounds add up to the
+ * bar; documents before it hold only lists that cannot reach it. If the
+ * maxima of the blocks holding the pivot's document cannot reach it either,
+ * every document up to the first of those blocks' ends (and before the
+ * next list's document) is passed over unread. Bounds carry a relative
+ * margin of 1e-9, as MaxScore's. */
+static int bmw_next(idx_searcher_t *s, bmw_state *w, int have_bar, double theta, uint32_t *d)
+{
+    int rc;
+    for (;;) {
+        if (w->deadline_ns && (++w->iter & 4095) == 0 && mono_ns() > w->deadline_ns)
+            return fn_seterr(s->eb, -ETIMEDOUT, "search stopped at the deadline after %" PRIu64 " skips", w->skips);
+        size_t n = 0;
+        for (size_t j = 0; j < w->n; j++)
+            if (!s->cur[w->ord[j]].done) w->ord[n++] = w->ord[j];
+        w->n = n;
+        for (size_t j = 1; j < n; j++)   /* nearly sorted: insertion */
+            for (size_t i = j; i > 0 && s->cur[w->ord[i]].doc < s->cur[w->ord[i - 1]].doc; i--) {
+                uint32_t t = w->ord[i]; w->ord[i] = w->ord[i - 1]; w->ord[i - 1] = t;
+            }
+        if (!n) return 0;
+        if (!have_bar) {
+            *d = s->cur[w->ord[0]].doc;
+            return 1;
+        }
+        double acc = 0.0;
+        size_t p = 0;
+        for (; p < n; p++) {
+            acc += w->ub[w->ord[p]];
+            if (acc >= theta) break;
+        }
+        if (p == n) return 0;
+        uint32_t pd = s->cur[w->ord[p]].doc;
+        while (p + 1 < n && s->cur[w->ord[p + 1]].doc == pd) p++;
+        /* the maxima of the blocks that hold pd, and where the first ends */
+        double bsum = 0.0;
+        uint32_t end = UINT32_MAX;
+        for (size_t j = 0; j <= p; j++) {
+            size_t i = w->ord[j];
+            const cursor *c = &s->cur[i];
+            uint32_t last;
+            if (w->lasts[i]) {
+                uint32_t b = c->block;
+                if (w->lasts[i][b] < pd) b = idx_lasts_find(w->lasts[i], b + 1, c->nblocks, pd);
+                if (b >= c->nblocks) continue;   /* nothing at or after pd */
+                bsum += c->qidf * (double)w->bmax[i][b] * (1.0 + 1e-9);
+                last = w->lasts[i][b];
+            } else {
+                last = c->docs[c->n - 1];
+                if (last < pd) continue;
+                bsum += w->one[i];
+            }
+            if (last < end) end = last;
+        }
+        if (bsum >= theta) {
+            if (s->cur[w->ord[0]].doc == pd) {
+                *d = pd;
+                return 1;
+            }
+            for (size_t j = 0; j < p; j++)
+                if (s->cur[w->ord[j]].doc < pd && (rc = cursor_seek(s, &s->cur[w->ord[j]], pd))) return rc;
+            continue;
+        }
+        /* nothing in [pd, end] can beat the bar (end >= pd: the pivot's own block) */
+        uint32_t to = end + 1;
+        if (p + 1 < n && s->cur[w->ord[p + 1]].doc < to) to = s->cur[w->ord[p + 1]].doc;
+        w->skips++;
+        for (size_t j = 0; j <= p; j++)
+            if (s->cur[w->ord[j]].doc < to && (rc = cursor_seek(s, &s->cur[w->ord[j]], to))) return rc;
+    }
+}
+
 /* The selection proper; runs inside idx_search's guard and read transaction. */
 static int run_query(idx_searcher_t *s, void *ud)
 {
@@ -791,23 +878,46 @@ static int run_query(idx_searcher_t *s, void *ud)
      * the query terms (static signals, interest terms, odd settings) keeps
      * the exhaustive merge. The bounds carry a relative margin of 1e-9 for
      * rounding (the sums' own error is under 1e-13). */
-    enum { MAXQ = 256 };
     double ub[MAXQ], ne_ub = 0;
     size_t ord[MAXQ], m = 0, np = 0;
     int count = q->exact_matches;
-    int prune = q->algo != IDX_ALGO_EXHAUSTIVE && nq >= 2 && nq <= MAXQ && (user_w == 0 || nt == nq) && !statics && bp->k1 > 0 && !q->all_terms;
+    /* plain BM25F over the query terms: what the bounds hold for */
+    int plain = q->algo != IDX_ALGO_EXHAUSTIVE && nq >= 1 && nq <= MAXQ && (user_w == 0 || nt == nq) &&
+                !statics && bp->k1 > 0 && !q->all_terms;
     /* all terms (AND): a query term without postings here leaves nothing */
     for (size_t i = 0; i < nq && q->all_terms; i++)
         if (!s->qt[i].found) active = 0;
-    for (int f = 0; f < IDX_NFIELDS && prune; f++)
-        prune = bp->w[f] >= 0 && bp->b[f] >= 0 && bp->b[f] <= 1 && r->info.avglen[f] >= 0;   /* 0: a field no document has (npl's titles) */
-    for (size_t i = 0; i < nq && prune; i++) {
+    for (int f = 0; f < IDX_NFIELDS && plain; f++)
+        plain = bp->w[f] >= 0 && bp->b[f] >= 0 && bp->b[f] <= 1 && r->info.avglen[f] >= 0;   /* 0: a field no document has (npl's titles) */
+    for (size_t i = 0; i < nq && plain; i++) {
         if (!s->qt[i].found) continue;
-        if (!(s->cur[i].qidf > 0)) prune = 0;
+        if (!(s->cur[i].qidf > 0)) plain = 0;
         ub[i] = s->cur[i].qidf * (bp->k1 + 1.0) * (1.0 + 1e-9);
         ord[m++] = i;
     }
-    if (m < 2) prune = 0;
+    /* BMW's block maxima hold at the index's blockmax settings only */
+    const idx_bm25_params *ibm = &r->bm;
+    int bmok = plain && m >= 1 && !count && bp->k1 == ibm->k1 && bp->b[0] == ibm->b[0] &&
+               bp->b[1] == ibm->b[1] && bp->w[0] == ibm->w[0] && bp->w[1] == ibm->w[1];
+    int bmw = bmok && q->algo == IDX_ALGO_BMW;
+    bmw_state bw;
+    if (bmok) {
+        bw.n = 0;
+        bw.skips = bw.iter = 0;
+        bw.deadline_ns = q->deadline_ns;
+        for (size_t j = 0; j < m; j++) {
+            size_t i = ord[j];
+            cursor *c = &s->cur[i];
+            bw.ord[bw.n++] = (uint32_t)i;
+            bw.ub[i] = ub[i];
+            if ((rc = idx_term_skips(r, s->txn, c->termid, c->nblocks, &bw.lasts[i], &bw.bmax[i], eb))) return rc;
+            bw.one[i] = 0.0;   /* one block (no skips): its maximum is known, it is loaded */
+            for (uint32_t p = 0; !bw.lasts[i] && p < c->n; p++)
+                if (c->share[p] > bw.one[i]) bw.one[i] = c->share[p];
+            bw.one[i] *= 1.0 + 1e-9;
+        }
+    }
+    int prune = plain && !bmw && m >= 2;
     if (prune && count) {
         size_t words = (size_t)r->info.docs / 64 + 1;
         if (grow((void **)&s->seen, &s->seencap, words, sizeof *s->seen)) return -ENOMEM;
@@ -847,7 +957,7 @@ static int run_query(idx_searcher_t *s, void *ud)
         s->cdoc[i] = UINT32_MAX;   /* nothing recorded (documents are < UINT32_MAX) */
     }
     uint64_t matches = 0, counted = 0;   /* visited by the merge; counted by pruned lists */
-    while (active) {
+    while (active || bmw) {
         /* the deadline is checked every 4096 documents: a few hundred us */
         if (q->deadline_ns && (matches & 4095) == 4095 && mono_ns() > q->deadline_ns)
             return fn_seterr(eb, -ETIMEDOUT, "search stopped at the deadline after %" PRIu64
@@ -874,8 +984,13 @@ static int run_query(idx_searcher_t *s, void *ud)
             if (stop) break;
         }
         uint32_t d = UINT32_MAX;
-        for (size_t i = 0; i < nq; i++)
-            if (!s->cur[i].done && !s->cur[i].ne && s->cur[i].doc < d) d = s->cur[i].doc;
+        if (bmw) {
+            if ((rc = bmw_next(s, &bw, have_bar, bar.score, &d)) < 0) return rc;
+            if (!rc) break;
+        } else {
+            for (size_t i = 0; i < nq; i++)
+                if (!s->cur[i].done && !s->cur[i].ne && s->cur[i].doc < d) d = s->cur[i].doc;
+        }
         double score = 0.0;
         if (prune && count) s->seen[d >> 6] |= 1ull << (d & 63);
         if (!np) {
@@ -893,6 +1008,28 @@ static int run_query(idx_searcher_t *s, void *ud)
             if ((ess + ne_ub) * (1.0 + 1e-9) < bar.score) {   /* cannot beat the bar */
                 matches++;
                 goto next;
+            }
+            if (bmok) {
+                /* the same with the maxima of the non-essential lists' blocks
+                 * that could hold d, found in the skips without reading a
+                 * block (block-max MaxScore) */
+                double bub = ess;
+                for (size_t i = 0; i < nq; i++) {
+                    const cursor *c = &s->cur[i];
+                    if (!c->ne || c->done) continue;
+                    if (bw.lasts[i]) {
+                        uint32_t b = c->block;
+                        if (bw.lasts[i][b] < d) b = idx_lasts_find(bw.lasts[i], b + 1, c->nblocks, d);
+                        if (b < c->nblocks) bub += c->qidf * (double)bw.bmax[i][b] * (1.0 + 1e-9);
+                    } else if (c->docs[c->n - 1] >= d) {
+                        bub += bw.one[i];
+                    }
+                }
+                if (bub * (1.0 + 1e-9) < bar.score) {
+                    matches++;
+                    bw.skips++;
+                    goto next;
+                }
             }
             for (size_t i = 0; i < nq; i++) {
                 cursor *c = &s->cur[i];
@@ -1005,9 +1142,11 @@ next:
     matches += counted;
     /* pruned without counting: the merge saw every document of the
      * essential lists, not all of the others' */
-    res->matches_exact = !np || count;
-    res->algo = prune ? IDX_ALGO_MAXSCORE : IDX_ALGO_EXHAUSTIVE;
+    /* BMW passes over documents once there is a bar */
+    res->matches_exact = (!np && !(bmw && have_bar)) || count;
+    res->algo = bmw ? IDX_ALGO_BMW : prune ? IDX_ALGO_MAXSCORE : IDX_ALGO_EXHAUSTIVE;
     res->pruned_lists = (uint32_t)np;
+    res->skips = bmok ? bw.skips : 0;
     if (!res->matches_exact && matches < maxdf) matches = maxdf;
     /* the best kk, best first (the order is total: score, key, doc) */
     keys_fill(r, s->heap, nkey, nh);
@@ -1133,7 +1272,7 @@ int idx_searcher_run(idx_searcher_t *s, int (*fn)(idx_searcher_t *s, void *ud), 
     return rc;
 }
 
-static const char *const algo_names[IDX_ALGO_COUNT] = { "auto", "exhaustive", "maxscore" };
+static const char *const algo_names[IDX_ALGO_COUNT] = { "auto", "exhaustive", "maxscore", "bmw" };
 
 const char *idx_algo_name(idx_algo a)
 {

@@ -117,11 +117,17 @@ typedef enum idx_algo {
     IDX_ALGO_EXHAUSTIVE,    /* document-at-a-time OR over every posting: the reference */
     IDX_ALGO_MAXSCORE,      /* MaxScore: lists that cannot lift a document over the bar
                              * are only asked, never walked (plain BM25F over the query
-                             * terms; other scorings run exhaustively) */
+                             * terms; other scorings run exhaustively); at the index's
+                             * blockmax settings their block maxima are asked first
+                             * (block-max MaxScore) */
+    IDX_ALGO_BMW,           /* block-max WAND: whole posting blocks whose maxima (the
+                             * index's skips) cannot reach the bar are jumped over unread
+                             * (plain BM25F at the index's blockmax settings, matches not
+                             * counted exactly; otherwise as MaxScore) */
     IDX_ALGO_COUNT
 } idx_algo;
 
-/* "auto", "exhaustive", "maxscore"; NULL for another value. */
+/* "auto", "exhaustive", "maxscore", "bmw"; NULL for another value. */
 const char *idx_algo_name(idx_algo a);
 /* The algorithm of that name, or -1. */
 int idx_algo_parse(const char *name);
@@ -133,8 +139,10 @@ typedef struct idx_results {
                              * all_terms); a lower bound unless matches_exact */
     int matches_exact;      /* matches is the exact count: always with exact_matches, and
                              * whenever the selection did not prune */
-    idx_algo algo;          /* what ran: IDX_ALGO_EXHAUSTIVE or IDX_ALGO_MAXSCORE */
+    idx_algo algo;          /* what ran: IDX_ALGO_EXHAUSTIVE, _MAXSCORE or _BMW */
     uint32_t pruned_lists;  /* query terms MaxScore stopped walking (0: none) */
+    uint64_t skips;         /* block maxima that ruled documents out (BMW: jumps over
+                             * blocks; MaxScore: candidates not looked up) */
     const char *const *terms; /* distinct analyzed query terms, query order */
     size_t nterms;
     uint64_t time_us;

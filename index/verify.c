@@ -30,7 +30,7 @@ typedef struct vshard {
     idx_reader_t *r;        /* open (quick) after a clean check, for the index checks */
     int rc;
     fn_errbuf problem;
-    uint64_t bytes, postings, blocks;
+    uint64_t bytes, postings, blocks, skips;
     uint64_t sumlen[IDX_NFIELDS];   /* meta sumlen_title / sumlen_body (global) */
     uint64_t normsum[IDX_NFIELDS];  /* this shard's norms, added up */
 } vshard;
@@ -93,6 +93,13 @@ static int walk_blocks(walk *w, const MDB_val *term, const idx_term_rec *tr)
     const idx_reader_t *r = w->r;
     uint64_t sum = 0, cf[IDX_NFIELDS] = { 0, 0 };
     uint32_t last = 0;
+    const uint32_t *lasts = NULL;
+    const float *bmax = NULL;
+    fn_errbuf seb = { { 0 } };
+    int src = idx_term_skips(r, w->txn, tr->termid, tr->nblocks, &lasts, &bmax, &seb);
+    if (src)
+        return fn_seterr(w->eb, src, "term \"%s\": %s", IDX_SHOW(term->mv_data, term->mv_size), fn_errmsg(&seb, src));
+    w->vs->skips += lasts != NULL;
     for (uint32_t b = 0; b < tr->nblocks; b++) {
         uint32_t n;
         fn_errbuf beb = { { 0 } };
@@ -109,6 +116,19 @@ static int walk_blocks(walk *w, const MDB_val *term, const idx_term_rec *tr)
             return fn_seterr(w->eb, FN_ECORRUPT, "postings of term \"%s\", block %u: documents out of "
                              "order (doc %u after doc %u)", IDX_SHOW(term->mv_data, term->mv_size), b,
                              w->docs[0], last);
+        /* its skip data: the block's last document, and a maximum no posting exceeds */
+        if (lasts && lasts[b] != w->docs[n - 1])
+            return fn_seterr(w->eb, FN_ECORRUPT, "skips of term \"%s\", block %u: last document %u, but the "
+                             "block ends at %u", IDX_SHOW(term->mv_data, term->mv_size), b, lasts[b], w->docs[n - 1]);
+        for (uint32_t i = 0; i < n && bmax; i++) {
+            uint32_t d = w->docs[i];
+            const uint32_t len[IDX_NFIELDS] = { r->len[0][d], r->len[1][d] }, tf[IDX_NFIELDS] = { w->tf[0][i], w->tf[1][i] };
+            double g = idx_tf_part(&r->bm, r->info.avglen, len, tf);
+            if (g > (double)bmax[b])
+                return fn_seterr(w->eb, FN_ECORRUPT, "skips of term \"%s\", block %u: maximum %.9g, but doc %u "
+                                 "scores %.9g: block-max pruning would lose it", IDX_SHOW(term->mv_data, term->mv_size),
+                                 b, (double)bmax[b], d, g);
+        }
         for (uint32_t i = 0; i < n; i++) {
             w->tfsum[2 * (size_t)w->docs[i]] += w->tf[0][i];
             w->tfsum[2 * (size_t)w->docs[i] + 1] += w->tf[1][i];
@@ -186,6 +206,11 @@ static int walk_terms(walk *w)
     if (ms.ms_entries != w->vs->blocks)
         return fn_seterr(w->eb, FN_ECORRUPT, "positions: %zu blocks stored, but the postings have %" PRIu64,
                          ms.ms_entries, w->vs->blocks);
+    if ((rc = mdb_stat(w->txn, r->skips, &ms)))
+        return fn_seterr(w->eb, idx_mdb_code(rc), "skips: %s", mdb_strerror(rc));
+    if (ms.ms_entries != w->vs->skips)
+        return fn_seterr(w->eb, FN_ECORRUPT, "skips: %zu terms' skip data stored, but %" PRIu64 " terms have 2 "
+                         "blocks or more", ms.ms_entries, w->vs->skips);
     return 0;
 }
 

@@ -186,6 +186,7 @@ typedef struct batch {
     size_t n;
     atomic_size_t next;
     Funnel__V1__SearchResponse **resp;  /* per query; NULL = failed */
+    double *lat;                        /* per query: seconds from call to reply */
     atomic_size_t partial, failed;
     pthread_mutex_t err_lock;
 } batch;
@@ -211,9 +212,11 @@ static void *batch_worker(void *ud)
         ProtobufCMessage *resp = NULL;
         rpc_status st;
         memset(&st, 0, sizeof st);
+        double t0 = now_s();
         grpc_status_code code = rpc_client_call(b->client, RPC_METHOD_SEARCH, &req.base,
                                                 &funnel__v1__search_response__descriptor,
                                                 b->args->deadline_ms, &resp, &st);
+        b->lat[i] = now_s() - t0;
         if (code != GRPC_STATUS_OK) {
             atomic_fetch_add(&b->failed, 1);
             pthread_mutex_lock(&b->err_lock);
@@ -225,6 +228,21 @@ static void *batch_worker(void *ud)
         if (b->resp[i]->partial) atomic_fetch_add(&b->partial, 1);
     }
     return NULL;
+}
+
+static int dbl_cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The latency percentile p (0..100) of the answered queries, in ms (nearest
+ * rank); sorts lat. */
+static double pct_ms(double *lat, size_t n, double p)
+{
+    if (!n) return 0.0;
+    size_t r = (size_t)ceil(p / 100.0 * (double)n);
+    return 1e3 * lat[(r ? r : 1) - 1];
 }
 
 /* One stderr line per stage: mean time and documents in -> out over the
@@ -281,10 +299,11 @@ static int search_batch(rpc_client_t *c, const search_args *a)
     atomic_init(&b.failed, 0);
     pthread_mutex_init(&b.err_lock, NULL);
     b.resp = calloc(n ? n : 1, sizeof *b.resp);
+    b.lat = calloc(n ? n : 1, sizeof *b.lat);
     uint32_t nt = a->concurrency;
     if (nt > n && n > 0) nt = (uint32_t)n;
     pthread_t *th = calloc(nt ? nt : 1, sizeof *th);
-    if (!b.resp || !th) {
+    if (!b.resp || !b.lat || !th) {
         fprintf(stderr, "funnel search: out of memory\n");
         goto fail_mem;
     }
@@ -320,6 +339,12 @@ static int search_batch(rpc_client_t *c, const search_args *a)
     fprintf(stderr, "queries %zu, %.1f QPS (%.2f s, concurrency %u), %zu lines to %s, "
             "%zu partial responses, %zu failures\n", n, secs > 0 ? (double)n / secs : 0.0, secs,
             nt, lines, a->run_out, atomic_load(&b.partial), failed);
+    size_t nok = 0;   /* the answered queries' latencies, sorted */
+    for (size_t i = 0; i < n; i++)
+        if (b.resp[i]) b.lat[nok++] = b.lat[i];
+    qsort(b.lat, nok, sizeof *b.lat, dbl_cmp);
+    fprintf(stderr, "latency ms: p50 %.2f, p95 %.2f, p99 %.2f, max %.2f (%zu answered)\n", pct_ms(b.lat, nok, 50),
+            pct_ms(b.lat, nok, 95), pct_ms(b.lat, nok, 99), pct_ms(b.lat, nok, 100), nok);
     print_stage_means(b.resp, n);
     if (werr) fprintf(stderr, "funnel search: %s: write error\n", a->run_out);
     ret = (failed || werr) ? OPS_EXIT_FAIL : OPS_EXIT_OK;
@@ -327,6 +352,7 @@ fail_mem:
     for (size_t i = 0; b.resp && i < n; i++)
         if (b.resp[i]) protobuf_c_message_free_unpacked(&b.resp[i]->base, NULL);
     free(b.resp);
+    free(b.lat);
     free(th);
     pthread_mutex_destroy(&b.err_lock);
     if (fclose(out) != 0) ret = OPS_EXIT_FAIL;

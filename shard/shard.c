@@ -334,6 +334,16 @@ static grpc_status_code status_of(int rc)
     return GRPC_STATUS_INTERNAL;
 }
 
+static idx_searcher_t *pool_try_get(searcher_pool *p)
+{
+    uv_mutex_lock(&p->mu);
+    idx_searcher_t *se = p->nfree ? p->free[--p->nfree] : NULL;
+    uv_mutex_unlock(&p->mu);
+    return se;
+}
+
+static void search_run(search_job *j, idx_searcher_t *se);
+
 static void search_work(uv_work_t *w)   /* worker thread */
 {
     search_job *j = w->data;
@@ -346,6 +356,14 @@ static void search_work(uv_work_t *w)   /* worker thread */
         pool_put(&s->pool, se);
         return;
     }
+    search_run(j, se);
+}
+
+/* The search with searcher se, which it gives back (a worker, or the loop
+ * thread for an inline search). */
+static void search_run(search_job *j, idx_searcher_t *se)
+{
+    shard_t *s = j->s;
     shard_funnel_req rq = {
         .q = {.text = j->query, .k = j->selection_k, .max_terms = s->cfg.max_query_terms,
               .deadline_ns = deadline_ns(j->deadline), .bm25 = &s->cfg.bm25, .sel = &s->cfg.sel,
@@ -543,6 +561,22 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
     j->explain_hits = req->explain_hits && req->explain_hits < cap ? req->explain_hits : cap;
     funnel__v1__shard_search_response__init(&j->resp);
     j->work.data = j;
+    /* A short search runs here, on the loop thread, when a searcher is free:
+     * the hand-offs to a worker and back (two thread switches) cost more
+     * than it does. A model only ranks what the selection keeps (stage 1
+     * without one selects k). */
+    uv_mutex_lock(&s->model_mu);
+    int model = s->stage1 != NULL;
+    uv_mutex_unlock(&s->model_mu);
+    uint32_t eff = req->skip_stage1 || !model ? j->k : selk;
+    if (eff <= s->cfg.inline_max_k && !j->features && !j->explain && !j->feedback_docs) {
+        idx_searcher_t *se = pool_try_get(&s->pool);
+        if (se) {
+            search_run(j, se);
+            search_done(&j->work, 0);
+            return;
+        }
+    }
     int rc = uv_queue_work(s->loop, &j->work, search_work, search_done);
     if (rc != 0) {
         s->errors++;

@@ -21,6 +21,7 @@ void shard_config_defaults(shard_config *c)
     c->max_query_terms = FN_QUERY_DEFAULT_MAX_TERMS;
     c->max_explain_hits = SHARD_DEFAULT_MAX_EXPLAIN_HITS;
     c->max_reply_bytes = SHARD_DEFAULT_MAX_REPLY_BYTES;
+    c->inline_max_k = SHARD_DEFAULT_INLINE_MAX_K;
     c->log_level = FN_LOG_INFO;
     idx_bm25_defaults(&c->bm25);
     idx_select_defaults(&c->sel);
@@ -64,6 +65,7 @@ int shard_config_set(shard_config *c, const char *key, const char *v, fn_errbuf 
         { "max-query-words", 1, 100000, offsetof(shard_config, max_query_words) },
         { "max-query-terms", 1, 100000, offsetof(shard_config, max_query_terms) },
         { "max-explain-hits", 1, 1000000, offsetof(shard_config, max_explain_hits) },
+        { "inline-max-k", 0, 1000000, offsetof(shard_config, inline_max_k) },
     };
     for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++) {
         if (!fn_config_key_is(key, caps[i].key)) continue;
@@ -162,6 +164,8 @@ const char *shard_config_usage(void)
            "  --max-query-terms N  most distinct terms after analysis (default 256)\n"
            "  --max-explain-hits N hits that get per-term explain details (default 100)\n"
            "  --max-reply-bytes N  larger replies are refused with RESOURCE_EXHAUSTED (default 32 MiB)\n"
+           "  --inline-max-k N   a search selecting at most N (no features, explain or feedback) runs\n"
+           "                     on the loop thread, without the hand-offs to a worker (default 100; 0 = never)\n"
            "  --verify-on-open M   full: hash all of data.mdb before serving (default); quick: skip it\n"
            "  --stage1-model FILE  the stage-1 model (rank/ model file over cheap features; default none)\n"
            "  --selection.w_popularity W, --selection.w_freshness W, --selection.half_life_days D,\n"

@@ -14,6 +14,7 @@
 #define SHARD_MAX_THREADS     256
 #define SHARD_DEFAULT_MAX_EXPLAIN_HITS 100
 #define SHARD_DEFAULT_MAX_REPLY_BYTES  (32u << 20)
+#define SHARD_DEFAULT_INLINE_MAX_K     100
 
 typedef struct shard_config {
     char index_dir[4096];       /* --index: IDXDIR/shard-NNN (required) */
@@ -29,6 +30,8 @@ typedef struct shard_config {
     uint32_t max_query_terms;   /* --max-query-terms: distinct terms after analysis */
     uint32_t max_explain_hits;  /* --max-explain-hits: hits that get per-term explain */
     uint64_t max_reply_bytes;   /* --max-reply-bytes: larger replies are refused */
+    uint32_t inline_max_k;      /* --inline-max-k: a search selecting at most this many, without
+                                 * features, explain or feedback, runs on the loop thread (0: none) */
     int verify_quick;           /* --verify-on-open quick: skip the whole-file hash */
     int log_level;              /* enum fn_log_level */
     idx_bm25_params bm25;       /* bm25.k1, bm25.b_title, ... */

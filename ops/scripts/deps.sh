@@ -21,6 +21,9 @@
 # Any other apt failure stops at once with apt's own message. After the
 # timeout deps.sh fails (exit 100, apt's) naming the holder.
 #
+# deps.sh --bench also installs the benchmarks' peers and tools (tests/bench: a
+# sharded Sphinx cluster, gnuplot for the plots), which the test suite does not need.
+#
 # Overridable for tests and odd machines: APT_GET (default apt-get),
 # FUNNEL_SUDO (default: sudo when not root, nothing when root).
 set -euo pipefail
@@ -29,6 +32,7 @@ PKGS=(build-essential pkg-config meson ninja-build
       libcriterion-dev libstemmer-dev libutf8proc-dev libxxhash-dev libstreamvbyte-dev libjansson-dev
       valgrind time python3 python3-grpcio python3-protobuf python3-numpy python3-xapian wamerican
       python3-xgboost python3-sklearn)
+[ "${1:-}" = --bench ] && PKGS+=(sphinxsearch python3-pymysql gnuplot-nox)
 
 timeout=${FUNNEL_APT_TIMEOUT:-600}
 retry=${FUNNEL_APT_RETRY_S:-5}

@@ -18,6 +18,9 @@
  * (a term's last block shorter), gaps geometric with a per-term density
  * drawn log-uniformly from 1e-4 to 0.5, tf_body geometric (mean 2), tf_title
  * 0 but for 10% of postings (then geometric, mean 1.25).
+ *
+ * The SIMD codecs decode with the best path the CPU has (codec_simd.h);
+ * FUNNEL_CODEC_SCALAR=1 measures their portable decoders instead.
  */
 #include <lmdb.h>
 #include <math.h>
@@ -29,6 +32,7 @@
 #include <time.h>
 
 #include "codec.h"
+#include "codec_simd.h"
 #include "format.h"
 
 enum { K_GAPS, K_TF_TITLE, K_TF_BODY, NKINDS };
@@ -275,8 +279,10 @@ int main(int argc, char **argv)
     }
     if (!b.nints) { fprintf(stderr, "codec_bench: no postings\n"); return 1; }
 
-    printf("decode: best of %d passes over all blocks from one contiguous buffer per array kind\n\n",
+    printf("decode: best of %d passes over all blocks from one contiguous buffer per array kind\n",
            passes);
+    printf("decoders: bp128 %s, streamvbyte %s (FUNNEL_CODEC_SCALAR=1: the portable ones)\n\n",
+           idx_codec_path_name(idx_bp128_path()), idx_codec_path_name(idx_svb_path()));
     printf("%-12s %-9s %9s %14s\n", "codec", "array", "bits/int", "decode Mint/s");
     for (const idx_codec_t *const *c = idx_codec_all(); *c; c++) {
         size_t bytes = 0;

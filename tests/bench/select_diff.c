@@ -75,7 +75,7 @@ int main(int argc, char **argv)
     idx_searcher_t *se;
     if (idx_searcher_create(r, &se, &eb)) { fprintf(stderr, "searcher: %s\n", eb.msg); return 2; }
 
-    const idx_algo algos[] = { IDX_ALGO_MAXSCORE, IDX_ALGO_AUTO };
+    const idx_algo algos[] = { IDX_ALGO_MAXSCORE, IDX_ALGO_BMW, IDX_ALGO_AUTO };
     enum { NALGO = sizeof algos / sizeof algos[0] };
     int failed = 0;
     printf("shard=%s queries=%zu docs=%llu\n", dir, nq, (unsigned long long)idx_reader_info(r)->docs);
@@ -101,7 +101,7 @@ int main(int argc, char **argv)
                     q.exact_matches = exact;
                     if (idx_search(se, &q, &res, &eb)) { fprintf(stderr, "query %zu: %s\n", i + 1, eb.msg); return 2; }
                     x->queries++;
-                    x->pruned += res.pruned_lists > 0;
+                    x->pruned += res.pruned_lists > 0 || res.skips > 0;
                     int bad = res.nhits != nref;
                     if (exact) bad |= res.matches != mref || !res.matches_exact;
                     else if (res.matches_exact) bad |= res.matches != mref;

@@ -9,7 +9,8 @@
 #   doc, key and score like Xapian's MSet (--no-fields: stored fields are read for the final page
 #   only, in a second phase): thread CPU time per query, after a first pass that warms the page
 #   cache. The match count is then a lower bound where MaxScore skipped lists (as Xapian's MSet
-#   estimate is an estimate); the funnel_exact column counts every match (--exact-matches).
+#   estimate is an estimate); the funnel_exact column counts every match (--exact-matches). The default
+#   algorithm is block-max MaxScore; funnel_bmw is block-max WAND (--algo bmw), for comparison.
 # Xapian: python3-xapian over the same corpus (title + body with positions, the English stemmer; the
 #   database is cached in $FUNNEL_BENCH_DIR/xapian-DOCS, built by ../shared/tools/peer_xapian_scale.py),
 #   BM25Weight (Xapian's default), QueryParser OR; wall time per query on its second pass.
@@ -30,25 +31,9 @@ if [ ! -d "$XDB" ]; then
   /usr/bin/python3 "$TOOLS/peer_xapian_scale.py" "$C" "$T/q.tsv" "$XDB" >&2
 fi
 
-cat > "$T/xq.py" <<'EOF'
-import sys, time
-import xapian
-db = xapian.Database(sys.argv[1])
-qp = xapian.QueryParser(); qp.set_stemmer(xapian.Stem("english")); qp.set_stemming_strategy(qp.STEM_SOME)
-qp.set_database(db); qp.set_default_op(xapian.Query.OP_OR)
-qs = [l.rstrip("\n").split("\t", 1)[1] for l in open(sys.argv[2]) if "\t" in l]
-enq = xapian.Enquire(db)
-for k in map(int, sys.argv[3:]):
-    for rep in range(2):
-        t0 = time.perf_counter()
-        for q in qs:
-            enq.set_query(qp.parse_query(q, 0)); enq.get_mset(0, k)
-        dt = time.perf_counter() - t0
-    print("%d %.1f" % (k, len(qs) / dt))
-EOF
 echo "docs=$N queries=$NQ single thread, in process"
-printf '  %-8s %-12s %-12s %-8s %-14s %s\n' k funnel_qps xapian_qps ratio funnel_exact exact_ratio
-/usr/bin/python3 "$T/xq.py" "$XDB" "$T/q.tsv" 10 1000 10000 > "$T/xapian.txt"
+printf '  %-8s %-12s %-12s %-8s %-14s %-12s %s\n' k funnel_qps xapian_qps ratio funnel_exact exact_ratio funnel_bmw
+/usr/bin/python3 "$SRC/tests/bench/xapian_topk.py" "$XDB" "$T/q.tsv" 10 1000 10000 > "$T/xapian.txt"
 qps() {   # qps K [shard_bench options]: our queries per CPU second
   local k=$1; shift
   "$SB" "$IDX/shard-000" "$T/q.tsv" --sel "$k" --k "$k" --features 0 --skip-stage1 --no-fields "$@" |
@@ -56,8 +41,8 @@ qps() {   # qps K [shard_bench options]: our queries per CPU second
 }
 for k in 10 1000 10000; do
   qps "$k" >/dev/null   # warm
-  ours=$(qps "$k"); exact=$(qps "$k" --exact-matches)
+  ours=$(qps "$k"); exact=$(qps "$k" --exact-matches); bmw=$(qps "$k" --algo bmw)
   xap=$(awk -v k="$k" '$1 == k { print $2 }' "$T/xapian.txt")
-  printf '  %-8s %-12s %-12s %-8s %-14s %s\n' "$k" "$ours" "$xap" "$(awk -v a="$ours" -v b="$xap" 'BEGIN { printf "%.2f", a / b }')" \
-    "$exact" "$(awk -v a="$exact" -v b="$xap" 'BEGIN { printf "%.2f", a / b }')"
+  printf '  %-8s %-12s %-12s %-8s %-14s %-12s %s\n' "$k" "$ours" "$xap" "$(awk -v a="$ours" -v b="$xap" 'BEGIN { printf "%.2f", a / b }')" \
+    "$exact" "$(awk -v a="$exact" -v b="$xap" 'BEGIN { printf "%.2f", a / b }')" "$bmw"
 done

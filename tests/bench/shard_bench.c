@@ -5,7 +5,7 @@
  *
  *   shard_bench SHARDDIR QUERIES.tsv [--model M1] [--sel N] [--k N] [--features 0|1|2]
  *               [--skip-stage1] [--explain N] [--reps R] [--digest FILE] [--now T]
- *               [--field-hits N | --no-fields] [--exact-matches]
+ *               [--field-hits N | --no-fields] [--exact-matches] [--algo NAME]
  *
  * The defaults are what the coordinator asks of each of 3 shards at its
  * default windows with both models loaded: selection_k 500, k 250, full
@@ -44,13 +44,14 @@ int main(int argc, char **argv)
     if (argc < 3) {
         fprintf(stderr, "usage: shard_bench SHARDDIR QUERIES.tsv [--model M1] [--sel N] [--k N] "
                         "[--features 0|1|2] [--skip-stage1] [--explain N] [--reps R] [--digest FILE] [--now T]\n"
-                        "       [--field-hits N | --no-fields] [--exact-matches]\n");
+                        "       [--field-hits N | --no-fields] [--exact-matches] [--algo auto|exhaustive|maxscore|bmw]\n");
         return 2;
     }
     const char *dir = argv[1], *qpath = argv[2], *model = NULL, *digest = NULL;
     unsigned sel = 500, k = 250, features = 2, explain = 0, reps = 1;
     int skip = 0, no_fields = 0, exact = 0;
     unsigned field_hits = 0;
+    int algo = IDX_ALGO_AUTO;
     long long now = 1700000000;
     for (int i = 3; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -68,6 +69,9 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--digest")) digest = v;
         else if (!strcmp(a, "--now")) now = atoll(v);
         else if (!strcmp(a, "--field-hits")) field_hits = (unsigned)atoi(v);
+        else if (!strcmp(a, "--algo")) {
+            if ((algo = idx_algo_parse(v)) < 0) { fprintf(stderr, "--algo: unknown %s\n", v); return 2; }
+        }
         else { fprintf(stderr, "unknown option %s\n", a); return 2; }
     }
     fn_errbuf eb = {{0}};
@@ -122,7 +126,8 @@ int main(int argc, char **argv)
             fn_arena mem;
             fn_arena_init(&mem);
             shard_funnel_req rq = {
-                .q = {.text = qtext[i], .k = sel, .now = now, .exact_matches = exact},
+                .q = {.text = qtext[i], .k = sel, .now = now, .exact_matches = exact,
+                      .algo = (idx_algo)algo},
                 .k = k, .features = (int)features, .skip_stage1 = skip,
                 .field_hits = field_hits, .no_fields = no_fields,
                 .explain = explain > 0, .explain_hits = explain,

@@ -571,7 +571,7 @@ Test(search, every_codec_and_algorithm_equals_exhaustive_on_random_postings, .ti
     }
     fclose(f);
     const idx_codec_t *const *codecs = idx_codec_all();
-    size_t ncodec = 0, pruned = 0, inexact = 0, runs = 0;
+    size_t ncodec = 0, pruned = 0, inexact = 0, runs = 0, bmw_skips = 0;
     fn_errbuf eb = { { 0 } };
     ranked *ref = malloc(DOCS * sizeof *ref);
     cr_assert_not_null(ref);
@@ -620,7 +620,11 @@ Test(search, every_codec_and_algorithm_equals_exhaustive_on_random_postings, .ti
                     q.exact_matches = exact;
                     cr_assert_eq(idx_search(o.s, &q, &res, &eb), 0, "%s", eb.msg);
                     runs++;
-                    pruned += res.pruned_lists > 0;
+                    pruned += res.pruned_lists > 0 || res.skips > 0;
+                    if (a == IDX_ALGO_BMW) {
+                        cr_assert(res.algo == IDX_ALGO_BMW || exact || qi % 3 == 1 || n == 0, "BMW ran where it applies");
+                        bmw_skips += res.skips > 0;
+                    }
                     cr_assert_eq(res.nhits, n, "%s %s k %zu '%s'", cn, idx_algo_name(a), k, text);
                     if (exact || res.matches_exact) {
                         cr_assert(res.matches_exact);
@@ -644,6 +648,7 @@ Test(search, every_codec_and_algorithm_equals_exhaustive_on_random_postings, .ti
     cr_assert_geq(ncodec, 1);
     cr_assert_gt(pruned, runs / 4, "searches that pruned: %zu of %zu", pruned, runs);
     cr_assert_gt(inexact, 0);
+    cr_assert_gt(bmw_skips, 20, "BMW searches that jumped blocks: %zu", bmw_skips);
 }
 
 /* A long list's block ends are read once and kept (idx_term_lasts): they are
