@@ -1392,7 +1392,7 @@ int idx_build(const idx_build_opts *opts, idx_build_stats *stats, fn_errbuf *eb)
     b.created = (int64_t)time(NULL);
     int rc;
 
-    b.codec = idx_codec_find(opts->codec ? opts->codec : "varint");
+    b.codec = opts->codec ? idx_codec_find(opts->codec) : idx_codec_all()[0];
     if (!b.codec) return fn_seterr(eb, FN_EINVAL, "unknown codec \"%s\"", opts->codec);
     if ((rc = idx_analyzer_create(&opts->analyzer, &b.an, eb))) return rc;
     if (idx_analyzer_describe(b.an, b.andesc, sizeof b.andesc) >= sizeof b.andesc) {

@@ -44,7 +44,7 @@ typedef struct idx_build_opts {
     uint32_t shards;                /* >= 1 */
     enum idx_on_error on_error;
     idx_analyzer_opts analyzer;     /* zeroed = defaults */
-    const char *codec;              /* NULL = "varint" */
+    const char *codec;              /* NULL = the default (idx_codec_all()[0], "bp128") */
     size_t mem_budget;              /* bytes for in-memory postings; 0 = 256 MiB */
     /* Optional progress: called about every 0.5 s and at the end (final = 1). */
     void (*progress)(void *ud, const idx_build_stats *st, const char *phase, int final);

@@ -13,9 +13,9 @@ extern const idx_codec_t idx_codec_bp128;         /* codec_bp128.c */
 
 /* NULL-terminated; the first entry is the default. */
 static const idx_codec_t *const registry[] = {
+    &idx_codec_bp128,
     &idx_codec_varint,
     &idx_codec_streamvbyte,
-    &idx_codec_bp128,
     NULL,
 };
 

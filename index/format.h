@@ -25,7 +25,7 @@
  *               schema, shard, shards, docs (this shard), docs_total (global),
  *               sumlen_title, sumlen_body (global token counts),
  *               avglen_title, avglen_body (global), terms (this shard's vocabulary),
- *               codec ("varint"), block_size (128), analyzer (idx_analyzer_describe),
+ *               codec ("bp128"; codec.h), block_size (128), analyzer (idx_analyzer_describe),
  *               blockmax_bm25 ("k1 b_title b_body w_title w_body", %.17g each: the
  *               BM25F settings the skips' block maxima were computed with),
  *               created (unix seconds), and

@@ -14,12 +14,15 @@ if [ ! -s "$C" ] || [ ! -s "$Q" ]; then
   /usr/bin/python3 "$TOOLS/gen_corpus.py" --docs "$N" --seed 1 --out "$C" --queries 2000 --queries-out "$Q"
 fi
 
-# bench_index DIR SHARDS: an index of the corpus in DIR, built unless DIR already holds one that this
-# build verifies (a schema change rebuilds it)
+# bench_index DIR SHARDS [CORPUS]: an index of the corpus (default $C) in DIR with the codec
+# $BENCH_CODEC (default bp128, the default codec), built unless DIR already holds one that this build
+# verifies and that has that codec (a schema or codec change rebuilds it)
+BENCH_CODEC=${BENCH_CODEC:-bp128}
 bench_index() {
-  if [ ! -d "$1" ] || ! "$F" index verify "$1" >/dev/null 2>&1; then
+  if [ ! -d "$1" ] || ! grep -q "\"codec\": *\"$BENCH_CODEC\"" "$1/index.json" 2>/dev/null ||
+     ! "$F" index verify "$1" >/dev/null 2>&1; then
     echo "building a $2-shard index of $N documents in $1 ..." >&2
     rm -rf "$1"
-    "$F" index build --input "$C" --shards "$2" --out "$1" >&2
+    "$F" index build --input "${3:-$C}" --shards "$2" --codec "$BENCH_CODEC" --out "$1" >&2
   fi
 }

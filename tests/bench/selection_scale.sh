@@ -23,10 +23,7 @@ for n in $SIZES; do
   if [ "$n" = "$N" ]; then IDX=$W/idx1-$N; XDB=$W/xapian-$N; CN=$C
   else IDX=$W/idx1-prefix-$n; XDB=$W/xapian-prefix-$n; CN=$W/prefix-$n.jsonl
        [ -s "$CN" ] || head -n "$n" "$C" > "$CN"; fi
-  if [ ! -d "$IDX" ] || ! "$F" index verify "$IDX" >/dev/null 2>&1; then
-    echo "building a 1-shard index of $n documents in $IDX ..." >&2
-    rm -rf "$IDX"; "$F" index build --input "$CN" --shards 1 --out "$IDX" >&2
-  fi
+  bench_index "$IDX" 1 "$CN"
   if [ ! -d "$XDB" ]; then
     echo "building the Xapian database of $n documents in $XDB ..." >&2
     /usr/bin/python3 "$TOOLS/peer_xapian_scale.py" "$CN" "$T/q.tsv" "$XDB" >&2
