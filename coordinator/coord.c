@@ -140,6 +140,15 @@ typedef struct search {
     uint64_t prf_t0, prf_us;
     int prf_ran;                 /* rescoring calls were made */
     char prf_note[200];
+    /* two-phase fetch: with a model re-ranking the window, shards send no
+     * stored fields (sreq.no_fields); the page's are fetched after stage 2 */
+    enum { FETCH_NONE, FETCH_RUNNING, FETCH_DONE } fetch;
+    uint32_t *page_e;            /* per page hit: its merged entry */
+    size_t fetch_pending;
+    Funnel__V1__SearchResponse resp;   /* built, waiting for its page's fields */
+    Funnel__V1__Coverage cov;
+    /* the impression line, written once the page has its ids */
+    struct { size_t n; double *sc; const float **rows; size_t ncols; uint32_t rank0; } log;
     fn_arena mem;                /* all of this search's memory but itself */
     ProtobufCAllocator pba;      /* unpacks shard replies into mem */
     uint32_t nslots;
@@ -607,6 +616,7 @@ static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *re
     size_t npage = to > from ? to - from : 0;
     resp->hits = ar_alloc(a, (npage ? npage : 1) * sizeof *resp->hits);
     Funnel__V1__Hit *hits = ar_alloc(a, (npage ? npage : 1) * sizeof *hits);
+    s->page_e = ar_alloc(a, (npage ? npage : 1) * sizeof *s->page_e);
     if (a->oom) return -ENOMEM;
     /* explain is bounded: details for the first max_explain_hits global
      * ranks only (each shard explained its own top that many) */
@@ -635,6 +645,7 @@ static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *re
         const Funnel__V1__ShardHit *sh = mh[e];
         Funnel__V1__Hit *h = &hits[p - from];
         funnel__v1__hit__init(h);
+        s->page_e[p - from] = (uint32_t)e;
         h->id = sh->id;
         h->title = sh->title;
         h->url = sh->url;
@@ -681,20 +692,18 @@ static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *re
     }
     resp->n_hits = npage;
     if (c->implog && !s->mode && npage) {
-        /* the page as shown, with each hit's stage-2 features (engagement loop) */
-        char **ids = ar_alloc(a, npage * sizeof *ids);
-        double *sc = ar_alloc(a, npage * sizeof *sc);
-        const float **rows = ar_alloc(a, npage * sizeof *rows);
+        /* the page as shown, with each hit's stage-2 features (engagement
+         * loop); written by implog_page once the page has its ids */
+        s->log.sc = ar_alloc(a, npage * sizeof *s->log.sc);
+        s->log.rows = ar_alloc(a, npage * sizeof *s->log.rows);
         if (a->oom) return -ENOMEM;
         for (size_t i = 0; i < npage; i++) {
-            ids[i] = resp->hits[i]->id;
-            sc[i] = resp->hits[i]->score;
-            rows[i] = st2.rows ? st2.rows + (size_t)st2.order[from + i] * st2.ncols : NULL;
+            s->log.sc[i] = resp->hits[i]->score;
+            s->log.rows[i] = st2.rows ? st2.rows + (size_t)st2.order[from + i] * st2.ncols : NULL;
         }
-        Funnel__V1__SearchRequest logged = *s->req;   /* shallow: with the request id it was given */
-        logged.request_id = (char *)s->request_id;
-        coord_implog_write(c->implog, &logged, npage, ids, sc, st2.rows ? rows : NULL, c->fnames,
-                           st2.rows ? st2.ncols : 0, (uint32_t)from + 1);
+        s->log.n = npage;
+        s->log.ncols = st2.rows ? st2.ncols : 0;
+        s->log.rank0 = (uint32_t)from + 1;
     }
 
     /* Funnel order: selection, stage1 (shards), merge, feedback, stage2, blender, filter. */
@@ -896,6 +905,138 @@ static int start_prf(search *s)
     return -1;
 }
 
+/* The impression line of the page built (s->log), with the hits' ids. */
+static void implog_page(search *s)
+{
+    coord_t *c = s->c;
+    if (!c->implog || !s->log.n) return;
+    char **ids = ar_alloc(&s->mem, s->log.n * sizeof *ids);
+    if (!ids) return;
+    size_t n = 0;   /* hits whose fields could not be fetched were dropped */
+    for (size_t i = 0; i < s->resp.n_hits && n < s->log.n; i++) ids[n++] = s->resp.hits[i]->id;
+    Funnel__V1__SearchRequest logged = *s->req;   /* shallow: with the request id it was given */
+    logged.request_id = (char *)s->request_id;
+    coord_implog_write(c->implog, &logged, n, ids, s->log.sc, s->log.ncols ? s->log.rows : NULL, c->fnames,
+                       s->log.ncols, s->log.rank0);
+}
+
+typedef struct fetch_leg {
+    search *s;
+    shard_slot *sl;
+    size_t n;
+    uint32_t *hit;               /* page hits this shard holds */
+    Funnel__V1__ShardFetchRequest req;
+} fetch_leg;
+
+static void finish_search(search *s);
+
+/* A shard's part of the page could not be fetched: its hits go (a page
+ * entry without an id is of no use), and the response is partial and says
+ * why. */
+static void fetch_leg_failed(search *s, fetch_leg *leg, grpc_status_code code, const char *why)
+{
+    Funnel__V1__ShardFailure *f = ar_alloc(&s->mem, sizeof *f);
+    char *msg = ar_alloc(&s->mem, 600);
+    if (f && msg) {
+        funnel__v1__shard_failure__init(f);
+        f->shard = leg->sl->shard;
+        f->address = (char *)leg->sl->b->addr;
+        f->status = (char *)rpc_status_name(code);
+        snprintf(msg, 600, "fetch of the page's stored fields: %s (its %zu hits left out)", why, leg->n);
+        f->message = msg;
+        s->resp.failures[s->resp.n_failures++] = f;   /* finish_search made room: one per shard */
+    }
+    s->resp.partial = 1;
+    for (size_t j = 0; j < leg->n; j++) s->resp.hits[leg->hit[j]] = NULL;
+}
+
+static void on_fetch_done(void *ud, grpc_status_code code, const char *details, ProtobufCMessage *m)
+{
+    fetch_leg *leg = ud;
+    search *s = leg->s;
+    coord_t *c = s->c;
+    c->inflight_out--;
+    const Funnel__V1__ShardFetchResponse *r = (const Funnel__V1__ShardFetchResponse *)m;
+    if (code == GRPC_STATUS_OK && r && r->n_docs == leg->n) {
+        for (size_t j = 0; j < leg->n; j++) {
+            Funnel__V1__Hit *h = s->resp.hits[leg->hit[j]];
+            h->id = r->docs[j]->id;
+            h->title = r->docs[j]->title;
+            h->url = r->docs[j]->url;
+        }
+    } else {
+        const char *why = code == GRPC_STATUS_OK ? "wrong number of documents"
+                        : details && *details ? details : rpc_status_name(code);
+        FN_DEBUG("fetch on %s: %s %s", leg->sl->b->addr, rpc_status_name(code), why);
+        fetch_leg_failed(s, leg, code == GRPC_STATUS_OK ? GRPC_STATUS_INTERNAL : code, why);
+    }
+    if (--s->fetch_pending == 0) {
+        s->fetch = FETCH_DONE;
+        finish_search(s);
+    }
+}
+
+/* The page's stored fields from the shards that hold its hits, one call
+ * each to the replica that answered the search. Returns 0 when calls are in
+ * flight (finish_search runs again when they are done), nonzero when there
+ * is nothing to wait for. */
+static int start_fetch(search *s)
+{
+    coord_t *c = s->c;
+    fn_arena *a = &s->mem;
+    s->fetch = FETCH_DONE;
+    for (uint32_t i = 0; i < s->nslots; i++) {
+        shard_slot *sl = &s->slots[i];
+        size_t cnt = 0;
+        for (size_t p = 0; p < s->resp.n_hits; p++) cnt += s->mshard[s->page_e[p]] == sl->shard;
+        if (!cnt) continue;
+        fetch_leg *leg = ar_alloc(a, sizeof *leg);
+        if (!leg || !(leg->hit = ar_alloc(a, cnt * sizeof *leg->hit))) break;
+        leg->s = s;
+        leg->sl = sl;
+        leg->n = 0;
+        funnel__v1__shard_fetch_request__init(&leg->req);
+        leg->req.docs = ar_alloc(a, cnt * sizeof *leg->req.docs);
+        leg->req.keys = ar_alloc(a, cnt * sizeof *leg->req.keys);
+        if (a->oom) break;
+        for (size_t p = 0; p < s->resp.n_hits; p++) {
+            uint32_t e = s->page_e[p];
+            if (s->mshard[e] != sl->shard) continue;
+            leg->hit[leg->n] = (uint32_t)p;
+            leg->req.docs[leg->n] = s->mh[e]->doc;
+            leg->req.keys[leg->n] = s->mh[e]->key;
+            leg->n++;
+        }
+        leg->req.n_docs = leg->req.n_keys = leg->n;
+        if (ms_until(s->deadline) < 1 ||
+            rpc_async_unary_in(c->srv, sl->b->ch, RPC_METHOD_SHARD_FETCH, &leg->req.base,
+                               &funnel__v1__shard_fetch_response__descriptor, s->deadline, &s->pba,
+                               on_fetch_done, leg) != 0) {
+            fetch_leg_failed(s, leg, GRPC_STATUS_DEADLINE_EXCEEDED,
+                             ms_until(s->deadline) < 1 ? "no time left" : "could not start the call");
+            continue;
+        }
+        c->inflight_out++;
+        s->fetch_pending++;
+    }
+    if (a->oom) return -1;   /* finish_search answers RESOURCE_EXHAUSTED */
+    if (s->fetch_pending) {
+        s->fetch = FETCH_RUNNING;
+        return 0;
+    }
+    return 1;
+}
+
+/* Drop the NULL hits (their fields could not be fetched). */
+static void compact_page(search *s)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->resp.n_hits; i++)
+        if (s->resp.hits[i]) s->resp.hits[n++] = s->resp.hits[i];
+    if (s->resp.explained_hits > n) s->resp.explained_hits = (uint32_t)n;
+    s->resp.n_hits = n;
+}
+
 static void finish_search(search *s)
 {
     coord_t *c = s->c;
@@ -917,9 +1058,31 @@ static void finish_search(search *s)
         maybe_finish_stop(c);
         return;
     }
-    Funnel__V1__SearchResponse resp;
-    Funnel__V1__Coverage cov;
-    int rc = build_response(s, &s->mem, &resp, &cov);
+    int rc = 0;
+    if (s->fetch == FETCH_NONE) {
+        rc = build_response(s, &s->mem, &s->resp, &s->cov);
+        /* room for a fetch failure per shard after the search failures */
+        if (rc == 0 && s->sreq.no_fields) {
+            Funnel__V1__ShardFailure **fl = ar_alloc(&s->mem, (s->resp.n_failures + s->nslots + 1) * sizeof *fl);
+            if (!fl) rc = -ENOMEM;
+            else {
+                if (s->resp.n_failures) memcpy(fl, s->resp.failures, s->resp.n_failures * sizeof *fl);
+                s->resp.failures = fl;
+            }
+        }
+        if (rc == 0 && s->sreq.no_fields && s->resp.n_hits) {
+            int f = start_fetch(s);
+            if (f == 0) return;   /* back here when the fields are in */
+            if (f < 0) rc = -ENOMEM;
+        }
+    }
+    Funnel__V1__SearchResponse resp = s->resp;
+    Funnel__V1__Coverage cov = s->cov;
+    if (rc == 0) {
+        compact_page(s);
+        resp = s->resp;
+        implog_page(s);
+    }
     size_t bytes = rc == 0 ? protobuf_c_message_get_packed_size(&resp.base) : 0;
     if (rc != 0) {
         reply(c, s->call, GRPC_STATUS_RESOURCE_EXHAUSTED, "coordinator out of memory", NULL);
@@ -1025,6 +1188,9 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     s->sreq.now = req->now ? req->now : (int64_t)time(NULL);
     s->sreq.all_terms = req->all_terms;
     s->sreq.exact_matches = req->exact_total;
+    /* two-phase fetch: a model re-ranks the window, so the page can be any
+     * of its hits; only the page's stored fields are fetched, afterwards */
+    s->sreq.no_fields = stage2 != 0;
     s->sreq.skip_stage1 = req->skip_models;
     s->sreq.features = s->mode == FUNNEL__V1__FEATURE_MODE__FEATURES_SELECTION ? 1
                      : (s->mode || req->explain || stage2) ? 2 : 0;

@@ -1378,6 +1378,21 @@ int idx_fetch_fields(idx_searcher_t *s, idx_hit *hits, size_t n, fn_errbuf *eb)
     return rc;
 }
 
+int idx_docs_fields(idx_searcher_t *s, idx_hit *hits, size_t n, fn_errbuf *eb)
+{
+    if (eb) eb->msg[0] = '\0';
+    const idx_reader_t *r = s->r;
+    for (size_t i = 0; i < n; i++) {
+        if (hits[i].doc >= r->info.docs)
+            return fn_seterr(eb, FN_EINVAL, "docs[%zu]: %u is out of range (the shard has %llu documents)", i,
+                             hits[i].doc, (unsigned long long)r->info.docs);
+        if (hits[i].key != r->keys[hits[i].doc])
+            return fn_seterr(eb, FN_EINVAL, "docs[%zu]: document %u has another key here (a document number "
+                             "from another build of this shard?)", i, hits[i].doc);
+    }
+    return idx_fetch_fields(s, hits, n, eb);
+}
+
 /* Called by the owner once it has copied the results (they live in the
  * scratch arrays until then). */
 void idx_searcher_release(idx_searcher_t *s)

@@ -186,6 +186,14 @@ int idx_search(idx_searcher_t *s, const idx_query *q, idx_results *res, fn_errbu
  * idx_search. Damage codes as idx_search. */
 int idx_fetch_fields(idx_searcher_t *s, idx_hit *hits, size_t n, fn_errbuf *eb);
 
+/* Stored fields of documents by number: the second phase of a two-phase
+ * fetch (Shard/Fetch), after a search that returned doc, key and scores
+ * only. hits[i].doc and .key must be set; a document out of range or whose
+ * key is not this shard's (a number from another build) is FN_EINVAL naming
+ * it. Fills id/title/url, valid until the searcher's next call. Damage
+ * codes as idx_search. */
+int idx_docs_fields(idx_searcher_t *s, idx_hit *hits, size_t n, fn_errbuf *eb);
+
 /* Per-term explain (idx_hit.terms) of hits[0, n) - hits of the last
  * idx_search, in any order. Valid until the next idx_search. */
 int idx_explain_hits(idx_searcher_t *s, idx_hit *hits, size_t n, fn_errbuf *eb);

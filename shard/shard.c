@@ -70,6 +70,7 @@ typedef struct search_job {
     int all_terms, exact_matches;
     int features, skip_stage1;
     uint32_t feature_hits, field_hits;
+    int no_fields;
     int explain;
     uint32_t explain_hits;
     uint32_t feedback_docs;
@@ -372,6 +373,7 @@ static void search_run(search_job *j, idx_searcher_t *se)
         .k = j->k, .features = j->features, .feature_hits = j->feature_hits,
         .skip_stage1 = j->skip_stage1,
         .explain = j->explain, .explain_hits = j->explain_hits, .field_hits = j->field_hits,
+        .no_fields = j->no_fields,
     };
     rank_ranker *model = model_get(s);
     shard_funnel_out fo;
@@ -551,6 +553,7 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
     j->all_terms = req->all_terms;
     j->exact_matches = req->exact_matches;
     j->field_hits = req->field_hits;
+    j->no_fields = req->no_fields;
     j->features = (int)req->features;
     j->feature_hits = req->feature_hits;
     j->skip_stage1 = req->skip_stage1;
@@ -652,6 +655,121 @@ static void rescore_done(uv_work_t *w, int status)   /* loop thread */
     }
     fn_arena_free(&j->mem);
     free(j);
+}
+
+/* ---- Shard/Fetch: stored fields, the second phase of a two-phase fetch ---- */
+
+typedef struct fetch_job {
+    uv_work_t work;
+    shard_t *s;
+    rpc_call_t *call;
+    size_t n;
+    idx_hit *hits;
+    int damaged;
+    grpc_status_code code;
+    char msg[512];
+    Funnel__V1__ShardFetchResponse resp;
+    fn_arena mem;
+} fetch_job;
+
+/* The fields of j's documents into j->resp (any thread), with searcher se,
+ * which it gives back. */
+static void fetch_run(fetch_job *j, idx_searcher_t *se)
+{
+    shard_t *s = j->s;
+    fn_errbuf eb = {{0}};
+    int rc = idx_docs_fields(se, j->hits, j->n, &eb);
+    j->resp.docs = fn_arena_alloc(&j->mem, (j->n ? j->n : 1) * sizeof *j->resp.docs);
+    Funnel__V1__FetchedDoc *d = fn_arena_alloc(&j->mem, (j->n ? j->n : 1) * sizeof *d);
+    if (!rc && (!j->resp.docs || !d)) rc = fn_seterr(&eb, -ENOMEM, "out of memory");
+    for (size_t i = 0; i < j->n && !rc; i++) {
+        funnel__v1__fetched_doc__init(&d[i]);
+        d[i].id = fn_arena_strdup(&j->mem, j->hits[i].id);
+        d[i].title = fn_arena_strdup(&j->mem, j->hits[i].title);
+        d[i].url = fn_arena_strdup(&j->mem, j->hits[i].url);
+        if (!d[i].id || !d[i].title || !d[i].url) rc = fn_seterr(&eb, -ENOMEM, "out of memory");
+        j->resp.docs[j->resp.n_docs++] = &d[i];
+    }
+    idx_searcher_release(se);
+    pool_put(&s->pool, se);
+    if (rc == 0) {
+        j->code = GRPC_STATUS_OK;
+        return;
+    }
+    j->code = status_of(rc);
+    j->damaged = idx_is_damage(rc);
+    snprintf(j->msg, sizeof j->msg, "%s", fn_errmsg(&eb, rc));
+}
+
+static void fetch_work(uv_work_t *w)   /* worker thread */
+{
+    fetch_job *j = w->data;
+    fetch_run(j, pool_get(&j->s->pool));
+}
+
+static void fetch_done(uv_work_t *w, int status)   /* loop thread */
+{
+    fetch_job *j = w->data;
+    shard_t *s = j->s;
+    if (status != 0) {
+        j->code = GRPC_STATUS_CANCELLED;
+        snprintf(j->msg, sizeof j->msg, "fetch cancelled: %s", uv_strerror(status));
+    }
+    if (j->damaged) mark_broken(s, j->msg);
+    if (j->code != GRPC_STATUS_OK) s->errors++;
+    rpc_call_reply(j->call, j->code, j->code == GRPC_STATUS_OK ? NULL : j->msg,
+                   j->code == GRPC_STATUS_OK ? &j->resp.base : NULL);
+    fn_arena_free(&j->mem);
+    free(j);
+}
+
+static void handle_fetch(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
+{
+    shard_t *s = ud;
+    const Funnel__V1__ShardFetchRequest *req = (const Funnel__V1__ShardFetchRequest *)m;
+    if (refuse_if_broken(s, call)) return;
+    if (req->n_docs > s->cfg.max_k) {
+        reject(s, call, "docs: %zu, more than max-k %u", req->n_docs, (unsigned)s->cfg.max_k);
+        return;
+    }
+    if (req->n_keys != req->n_docs) {
+        reject(s, call, "keys: %zu for %zu docs (every document's key is required)", req->n_keys, req->n_docs);
+        return;
+    }
+    fetch_job *j = calloc(1, sizeof *j);
+    if (j) fn_arena_init(&j->mem);
+    if (j) j->hits = fn_arena_alloc(&j->mem, (req->n_docs ? req->n_docs : 1) * sizeof *j->hits);
+    if (!j || !j->hits) {
+        if (j) fn_arena_free(&j->mem);
+        free(j);
+        s->errors++;
+        rpc_call_reply(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+        return;
+    }
+    j->s = s;
+    j->call = call;
+    j->n = req->n_docs;
+    memset(j->hits, 0, (j->n ? j->n : 1) * sizeof *j->hits);
+    for (size_t i = 0; i < j->n; i++) {
+        j->hits[i].doc = req->docs[i];
+        j->hits[i].key = req->keys[i];
+    }
+    funnel__v1__shard_fetch_response__init(&j->resp);
+    j->work.data = j;
+    /* a page's fields: on the loop thread, as a short search */
+    idx_searcher_t *se = j->n <= s->cfg.inline_max_k ? pool_try_get(&s->pool) : NULL;
+    if (se) {
+        fetch_run(j, se);
+        fetch_done(&j->work, 0);
+        return;
+    }
+    int rc = uv_queue_work(s->loop, &j->work, fetch_work, fetch_done);
+    if (rc != 0) {
+        s->errors++;
+        rpc_call_reply(call, GRPC_STATUS_INTERNAL, uv_strerror(rc), NULL);
+        fn_arena_free(&j->mem);
+        free(j);
+    }
 }
 
 static void handle_rescore(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
@@ -815,10 +933,11 @@ int shard_start(uv_loop_t *loop, const shard_config *cfg, shard_t **out, fn_errb
          handle_search, s},
         {RPC_METHOD_SHARD_RESCORE, &funnel__v1__shard_rescore_request__descriptor,
          handle_rescore, s},
+        {RPC_METHOD_SHARD_FETCH, &funnel__v1__shard_fetch_request__descriptor, handle_fetch, s},
         {RPC_METHOD_ADMIN_STATUS, &funnel__v1__status_request__descriptor, handle_status, s},
         {RPC_METHOD_ADMIN_PUSH_MODEL, &funnel__v1__push_model_request__descriptor, handle_push, s},
     };
-    rpc_server_opts o = {.addr = cfg->listen, .methods = methods, .nmethods = 4};
+    rpc_server_opts o = {.addr = cfg->listen, .methods = methods, .nmethods = sizeof methods / sizeof methods[0]};
     if ((rc = rpc_server_start(loop, &o, &s->rpc, eb)) != 0) goto fail_pool;
     *out = s;
     return 0;

@@ -87,6 +87,10 @@ elif mode == "shards":
         assert "feedback" in [s.name for s in a.stages if s.ran], \
             "feedback (prf_rm3) did not run: %s" % stage_note(a, "feedback")
         ia, ib = [h.id for h in a.hits], [h.id for h in b.hits]
+        # stage 2 ran: the shards sent no stored fields, the page's were fetched afterwards
+        assert len(ia) == 50 and all(ia) and all(ib) and all(h.title for h in a.hits), \
+            "a page hit without its stored fields (two-phase fetch): %r" % ia[:10]
+        assert not a.partial and not b.partial and not a.failures and not b.failures, "fetch failures"
         if ia != ib:
             diff += 1
             print("query %r: 1 shard %s, 3 shards %s" % (q[:40], ia[:10], ib[:10]))

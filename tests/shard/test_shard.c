@@ -210,6 +210,80 @@ Test(shard, search_returns_ranked_hits)
     tshard_stop(&t);
 }
 
+/* Two-phase fetch: a search without stored fields, then Shard/Fetch of its
+ * hits gives what a search with fields gives; a fetch that does not name
+ * this shard's documents is refused. On the loop thread and on a worker. */
+Test(shard, two_phase_fetch_gives_the_fields_of_a_search)
+{
+    for (int inl = 0; inl < 2; inl++) {
+        shard_config cfg;
+        base_cfg(&cfg);
+        cfg.inline_max_k = inl ? 100 : 0;
+        tshard t;
+        cr_assert_eq(tshard_start(&t, &cfg), 0, "%s", t.err);
+        rpc_client_t *c = rpc_client_create(t.target);
+        Funnel__V1__ShardSearchResponse *full, *bare;
+        rpc_status st;
+        cr_assert_eq(search(c, "boundary layer wing", 10, 0, &full, &st), GRPC_STATUS_OK, "%s", st.message);
+        Funnel__V1__ShardSearchRequest req = FUNNEL__V1__SHARD_SEARCH_REQUEST__INIT;
+        req.query = "boundary layer wing";
+        req.k = 10;
+        req.no_fields = 1;
+        ProtobufCMessage *m = NULL;
+        cr_assert_eq(rpc_client_call(c, RPC_METHOD_SHARD_SEARCH, &req.base, &funnel__v1__shard_search_response__descriptor,
+                                     5000, &m, &st), GRPC_STATUS_OK, "%s", st.message);
+        bare = (Funnel__V1__ShardSearchResponse *)m;
+        cr_assert_eq(bare->n_hits, full->n_hits);
+        cr_assert_gt(bare->n_hits, 2);
+        uint32_t docs[16];
+        uint64_t keys[16];
+        for (size_t i = 0; i < bare->n_hits; i++) {
+            cr_assert_str_eq(bare->hits[i]->id, "", "no stored fields in the first phase");
+            cr_assert_eq(bare->hits[i]->doc, full->hits[i]->doc);
+            docs[bare->n_hits - 1 - i] = bare->hits[i]->doc;   /* any order */
+            keys[bare->n_hits - 1 - i] = bare->hits[i]->key;
+        }
+        Funnel__V1__ShardFetchRequest fr = FUNNEL__V1__SHARD_FETCH_REQUEST__INIT;
+        fr.docs = docs;
+        fr.n_docs = bare->n_hits;
+        fr.keys = keys;
+        fr.n_keys = bare->n_hits;
+        m = NULL;
+        cr_assert_eq(rpc_client_call(c, RPC_METHOD_SHARD_FETCH, &fr.base, &funnel__v1__shard_fetch_response__descriptor,
+                                     5000, &m, &st), GRPC_STATUS_OK, "%s", st.message);
+        Funnel__V1__ShardFetchResponse *f = (Funnel__V1__ShardFetchResponse *)m;
+        cr_assert_eq(f->n_docs, bare->n_hits);
+        for (size_t i = 0; i < f->n_docs; i++) {
+            const Funnel__V1__ShardHit *h = full->hits[bare->n_hits - 1 - i];
+            cr_assert_str_eq(f->docs[i]->id, h->id);
+            cr_assert_str_eq(f->docs[i]->title, h->title);
+            cr_assert_str_eq(f->docs[i]->url, h->url);
+        }
+        protobuf_c_message_free_unpacked(m, NULL);
+        /* refused: a wrong key, a document out of range, keys missing */
+        static const struct { uint32_t doc; uint64_t key; size_t nkeys; const char *msg; } bad[] = {
+            { 0, 12345, 1, "another key" }, { 999, 0, 1, "out of range" }, { 0, 0, 0, "keys: 0 for 1 docs" },
+        };
+        for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
+            uint32_t d = bad[b].doc;
+            uint64_t k = bad[b].key;
+            fr.docs = &d;
+            fr.n_docs = 1;
+            fr.keys = &k;
+            fr.n_keys = bad[b].nkeys;
+            m = NULL;
+            cr_assert_eq(rpc_client_call(c, RPC_METHOD_SHARD_FETCH, &fr.base,
+                                         &funnel__v1__shard_fetch_response__descriptor, 5000, &m, &st),
+                         GRPC_STATUS_INVALID_ARGUMENT, "case %zu", b);
+            cr_assert(strstr(st.message, bad[b].msg), "%s", st.message);
+        }
+        protobuf_c_message_free_unpacked(&full->base, NULL);
+        protobuf_c_message_free_unpacked(&bare->base, NULL);
+        rpc_client_destroy(c);
+        tshard_stop(&t);
+    }
+}
+
 Test(shard, validation_errors_name_the_field)
 {
     shard_config cfg;
