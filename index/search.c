@@ -1251,24 +1251,35 @@ static int run_select(idx_searcher_t *s, void *ud)
     return rc;
 }
 
+/* The query's transaction is over (idx_searcher_release, the next query). */
+static void txn_end(idx_searcher_t *s)
+{
+    if (!s->txn_live) return;
+    mdb_txn_reset(s->txn);
+    s->txn_live = 0;
+}
+
 int idx_searcher_run(idx_searcher_t *s, int (*fn)(idx_searcher_t *s, void *ud), void *ud)
 {
-    /* a sealed file that changed under us is damaged: do not read it */
-    int rc = idx_reader_check(s->r, s->eb);
-    if (rc) return rc;
-    if ((rc = mdb_txn_renew(s->txn))) return fn_seterr(s->eb, idx_mdb_code(rc), "txn: %s", mdb_strerror(rc));
-    s->gen++;   /* the postings cursors are renewed when next used */
+    int rc;
+    if (!s->txn_live) {
+        /* a sealed file that changed under us is damaged: do not read it */
+        if ((rc = idx_reader_check(s->r, s->eb))) return rc;
+        if ((rc = mdb_txn_renew(s->txn))) return fn_seterr(s->eb, idx_mdb_code(rc), "txn: %s", mdb_strerror(rc));
+        s->txn_live = 1;
+        s->gen++;   /* the postings cursors are renewed when next used */
+    }
     idx_guard g;
     if (idx_guard_enter(&g, s->r->map, s->r->mapsize) == 0) {
         if (sigsetjmp(g.jb, 0) != 0) {
-            mdb_txn_reset(s->txn);
+            txn_end(s);
             return fn_seterr(s->eb, FN_ECORRUPT, "%s/data.mdb: %s (while open)", s->r->dir,
                              idx_guard_what(&g));
         }
     }
     rc = fn(s, ud);
     idx_guard_leave(&g);
-    mdb_txn_reset(s->txn);
+    if (rc) txn_end(s);   /* after an error the next call starts afresh */
     return rc;
 }
 
@@ -1302,6 +1313,7 @@ int idx_search(idx_searcher_t *s, const idx_query *q, idx_results *res, fn_errbu
     fn_errbuf local;
     s->eb = eb ? eb : &local;
 
+    txn_end(s);   /* a query reads one snapshot, from its own start */
     s->nq = s->nu = s->nseq = 0;
     s->ncand = 0;
     s->tlen = 0;
@@ -1397,5 +1409,6 @@ int idx_docs_fields(idx_searcher_t *s, idx_hit *hits, size_t n, fn_errbuf *eb)
  * scratch arrays until then). */
 void idx_searcher_release(idx_searcher_t *s)
 {
+    txn_end(s);
     searcher_trim(s);
 }

@@ -89,6 +89,7 @@ struct idx_searcher {
      * opened on first use, renewed once per transaction (gen), and where
      * each stands (term, block) while its gen is the searcher's. */
     uint64_t gen;                          /* transactions run */
+    int txn_live;                          /* txn is open: one per query (idx_searcher_run) */
     struct postcur { MDB_cursor *mc; uint64_t gen; uint32_t term, block; } *pc; size_t pccap;
 };
 
@@ -132,8 +133,12 @@ int idx_cand_recorded(const idx_searcher_t *s, const idx_hit *hits, size_t n);
  * transaction and guard. */
 int idx_cand_positions(idx_searcher_t *s, const idx_hit *hits, size_t n);
 
-/* Run fn(s, ud) inside a renewed read transaction and a SIGBUS guard, after
- * checking that data.mdb has not changed on disk. */
+/* Run fn(s, ud) inside the query's read transaction and a SIGBUS guard. The
+ * first call of a query (after idx_search began it, or after
+ * idx_searcher_release) checks that data.mdb has not changed on disk and
+ * renews the transaction; the query's later calls (features, explain,
+ * stored fields) read the same snapshot, until idx_searcher_release or the
+ * next idx_search. */
 int idx_searcher_run(idx_searcher_t *s, int (*fn)(idx_searcher_t *s, void *ud), void *ud);
 
 #endif
