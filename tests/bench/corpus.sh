@@ -21,7 +21,7 @@ BENCH_CODEC=${BENCH_CODEC:-bp128}
 bench_index() {
   if [ ! -d "$1" ] || ! grep -q "\"codec\": *\"$BENCH_CODEC\"" "$1/index.json" 2>/dev/null ||
      ! "$F" index verify "$1" >/dev/null 2>&1; then
-    echo "building a $2-shard index of $N documents in $1 ..." >&2
+    echo "building a $2-shard index of ${3:-$C} in $1 ..." >&2
     rm -rf "$1"
     "$F" index build --input "${3:-$C}" --shards "$2" --codec "$BENCH_CODEC" --out "$1" >&2
   fi

@@ -6,7 +6,8 @@
 # measured as tests/bench/selection_speed.sh measures them (ours: shard_bench --no-fields, thread CPU
 # time; Xapian: tests/bench/xapian_topk.py, wall time). Indexes are cached in $FUNNEL_BENCH_DIR.
 # Prints a table and, per engine and k, QPS(1M) / QPS(250k): a cost growing like N (a 1/N curve)
-# gives 0.25. Plots docs/selection-scale.png with gnuplot (PLOT=0: no plot).
+# gives 0.25. Plots docs/selection-scale.png with gnuplot, its data in docs/selection-scale.dat
+# (PLOT=0: neither).
 set -euo pipefail
 B=$(cd "${1:-build}" && pwd)
 N=1000000
@@ -46,18 +47,20 @@ awk 'NR == 2 { n0 = $1; for (i = 2; i <= 5; i++) a[i] = $i } NR > 2 { n1 = $1; f
            printf "QPS(%d) / QPS(%d), 1/N would give %.2f:", n1, n0, n0 / n1;
            for (i = 2; i <= 5; i++) printf " %s %.2f", nm[i - 1], b[i] / a[i]; print "" }' "$T/data.txt"
 if [ "${PLOT:-1}" = 1 ] && command -v gnuplot >/dev/null; then
+  cp "$T/data.txt" "$SRC/docs/selection-scale.dat"
   gnuplot <<GP
-set terminal pngcairo size 800,500
+set terminal pngcairo size 900,560 noenhanced
 set output "$SRC/docs/selection-scale.png"
-set title "Selection QPS vs corpus size (1 shard, single thread, $NQ queries; tests/bench/selection_scale.sh)"
-set xlabel "documents"; set ylabel "queries per second"; set logscale xy; set grid; set xrange [200000:1200000]
-set key outside right
+set title "Selection QPS vs corpus size: 1 shard, single thread, $NQ queries (tests/bench/selection_scale.sh)"
+set xlabel "documents"; set ylabel "queries per second (log)"; set logscale xy; set grid
+set xrange [200000:1200000]; set xtics ("250k" 250000, "500k" 500000, "1M" 1000000)
+set key top right
 ref(x) = $(awk 'NR == 2 { print $2 * $1 }' "$T/data.txt") / x
-plot "$T/data.txt" using 1:2 with linespoints title "funnel top-10", \
-     "" using 1:3 with linespoints title "xapian top-10", \
-     "" using 1:4 with linespoints title "funnel top-1000", \
-     "" using 1:5 with linespoints title "xapian top-1000", \
-     ref(x) with lines dashtype 2 title "1/N from funnel top-10 at the smallest size"
+plot "$T/data.txt" using 1:2 with linespoints lw 2 title "funnel top-10", \
+     "" using 1:3 with linespoints lw 2 title "xapian top-10", \
+     "" using 1:4 with linespoints lw 2 title "funnel top-1000", \
+     "" using 1:5 with linespoints lw 2 title "xapian top-1000", \
+     ref(x) with lines dashtype 2 title "1/N through funnel top-10 at 250k"
 GP
   echo "plot: docs/selection-scale.png" >&2
 fi
