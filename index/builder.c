@@ -1,9 +1,11 @@
 /* builder.c - JSON Lines corpus -> IDXDIR with N LMDB shards (builder.h, format.h).
  *
  * Phases:
- *   1. invert: read a line at a time, validate, route to shard xxh64(id) % N,
- *      store the document (docs, ids) and its norms, and add its postings to
- *      the shard's in-memory inversion. When the inversions of all shards
+ *   1. invert: read batches of lines; parse, validate and analyze them on
+ *      opts.threads threads (the pipeline below); then, in input order on the
+ *      main thread, route each document to shard xxh64(id) % N, store it
+ *      (docs, ids) and its norms, and add its postings to the shard's
+ *      in-memory inversion. When the inversions of all shards
  *      together reach mem_budget they are spilled as sorted runs to
  *      IDXDIR/.build/ (and once more at the end of the input).
  *   2. merge: one pass over every shard's runs in global term order. For each
@@ -24,6 +26,7 @@
 #include <stdarg.h>
 #include <lmdb.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -238,24 +241,14 @@ typedef struct builder {
     fn_errbuf *eb;
     const char *fname;
     const idx_codec_t *codec;
-    idx_analyzer_t *an;
+    idx_analyzer_t *an;         /* the main thread's */
     char andesc[256];
     char builddir[4096];
     shard *sh;
     uint32_t nsh;
     size_t budget;
-    /* per document */
-    strtab dt;
-    doc_tf *dtf;
-    size_t dtfcap;
-    int field;
-    uint32_t flen;
-    /* the document's tokens as (term index, field, position), in text order;
-     * grouped per term into dpos (title positions, then body positions) */
-    uint32_t (*toks)[3];
-    size_t ntoks, tokcap;
-    uint32_t *dpos, *dposoff;
-    size_t dposcap, dposoffcap;
+    uint32_t threads;           /* analyzing threads, the main one included */
+    uint64_t lines_read;        /* by the main thread, ahead of st.lines (consumed) */
     uint64_t sumlen[IDX_NFIELDS];
     idx_bm25_params bm;         /* the block maxima's settings (format.h skips) */
     double avglen[IDX_NFIELDS]; /* global, as meta records them */
@@ -403,70 +396,101 @@ static size_t inv_bytes(const builder *b)
     return t;
 }
 
+/* One analyzing thread's own state (the analyzer is not thread-safe, and
+ * these buffers are reused document after document). */
+typedef struct anctx {
+    idx_analyzer_t *an;
+    /* the document's distinct terms in order of first occurrence, with their
+     * frequencies per field */
+    strtab dt;
+    doc_tf *dtf;
+    size_t dtfcap;
+    int field;
+    uint32_t flen;
+    /* the document's tokens as (term index, field, position), in text order;
+     * grouped per term into dpos (title positions, then body positions) */
+    uint32_t (*toks)[3];
+    size_t ntoks, tokcap;
+    uint32_t *dpos, *dposoff;
+    size_t dposcap, dposoffcap;
+} anctx;
+
+static void anctx_free(anctx *c)
+{
+    strtab_free(&c->dt);
+    free(c->dtf);
+    free(c->toks);
+    free(c->dpos);
+    free(c->dposoff);
+    c->dtf = NULL;
+    c->toks = NULL;
+    c->dpos = c->dposoff = NULL;
+    c->dtfcap = c->tokcap = c->dposcap = c->dposoffcap = 0;
+}
+
 static int tok_cb(void *ud, const char *term, size_t len, uint32_t pos)
 {
-    (void)pos;
-    builder *b = ud;
+    anctx *c = ud;
     if (len == 0 || len > IDX_MAX_TERM_BYTES) return 0;
     uint32_t idx;
     int isnew, rc;
-    if ((rc = strtab_intern(&b->dt, term, len, &idx, &isnew))) return rc;
+    if ((rc = strtab_intern(&c->dt, term, len, &idx, &isnew))) return rc;
     if (isnew) {
-        if (idx >= b->dtfcap) {
-            size_t nc = b->dtfcap ? b->dtfcap * 2 : 256;
-            doc_tf *n = realloc(b->dtf, nc * sizeof *n);
+        if (idx >= c->dtfcap) {
+            size_t nc = c->dtfcap ? c->dtfcap * 2 : 256;
+            doc_tf *n = realloc(c->dtf, nc * sizeof *n);
             if (!n) return -ENOMEM;
-            b->dtf = n;
-            b->dtfcap = nc;
+            c->dtf = n;
+            c->dtfcap = nc;
         }
-        memset(&b->dtf[idx], 0, sizeof b->dtf[idx]);
+        memset(&c->dtf[idx], 0, sizeof c->dtf[idx]);
     }
-    b->dtf[idx].tf[b->field]++;
-    b->flen++;
-    if (b->ntoks == b->tokcap) {
-        size_t nc = b->tokcap ? b->tokcap * 2 : 1024;
-        uint32_t (*nt)[3] = realloc(b->toks, nc * sizeof *nt);
+    c->dtf[idx].tf[c->field]++;
+    c->flen++;
+    if (c->ntoks == c->tokcap) {
+        size_t nc = c->tokcap ? c->tokcap * 2 : 1024;
+        uint32_t (*nt)[3] = realloc(c->toks, nc * sizeof *nt);
         if (!nt) return -ENOMEM;
-        b->toks = nt;
-        b->tokcap = nc;
+        c->toks = nt;
+        c->tokcap = nc;
     }
-    b->toks[b->ntoks][0] = idx;
-    b->toks[b->ntoks][1] = (uint32_t)b->field;
-    b->toks[b->ntoks][2] = pos;
-    b->ntoks++;
+    c->toks[c->ntoks][0] = idx;
+    c->toks[c->ntoks][1] = (uint32_t)c->field;
+    c->toks[c->ntoks][2] = pos;
+    c->ntoks++;
     return 0;
 }
 
 /* Group the document's token positions by term: dpos[dposoff[i] ..] holds
  * term i's title positions then its body positions, ascending (a counting
  * sort by term keeps text order, and the title is analyzed first). */
-static int group_positions(builder *b)
+static int group_positions(anctx *c)
 {
-    size_t nt = b->dt.n;
-    if (nt + 1 > b->dposoffcap) {
-        size_t nc = b->dposoffcap ? b->dposoffcap : 256;
+    size_t nt = c->dt.n;
+    if (nt + 1 > c->dposoffcap) {
+        size_t nc = c->dposoffcap ? c->dposoffcap : 256;
         while (nc < nt + 1) nc *= 2;
-        uint32_t *no = realloc(b->dposoff, nc * sizeof *no);
+        uint32_t *no = realloc(c->dposoff, nc * sizeof *no);
         if (!no) return -ENOMEM;
-        b->dposoff = no;
-        b->dposoffcap = nc;
+        c->dposoff = no;
+        c->dposoffcap = nc;
     }
-    if (b->ntoks > b->dposcap) {
-        size_t nc = b->dposcap ? b->dposcap : 1024;
-        while (nc < b->ntoks) nc *= 2;
-        uint32_t *np = realloc(b->dpos, nc * sizeof *np);
+    if (c->ntoks > c->dposcap) {
+        size_t nc = c->dposcap ? c->dposcap : 1024;
+        while (nc < c->ntoks) nc *= 2;
+        uint32_t *np = realloc(c->dpos, nc * sizeof *np);
         if (!np) return -ENOMEM;
-        b->dpos = np;
-        b->dposcap = nc;
+        c->dpos = np;
+        c->dposcap = nc;
     }
     uint32_t off = 0;
     for (size_t i = 0; i < nt; i++) {
-        b->dposoff[i] = off;
-        off += b->dtf[i].tf[0] + b->dtf[i].tf[1];
+        c->dposoff[i] = off;
+        off += c->dtf[i].tf[0] + c->dtf[i].tf[1];
     }
-    b->dposoff[nt] = off;
-    for (size_t t = 0; t < b->ntoks; t++) b->dpos[b->dposoff[b->toks[t][0]]++] = b->toks[t][2];
-    for (size_t i = 0; i < nt; i++) b->dposoff[i] -= b->dtf[i].tf[0] + b->dtf[i].tf[1];
+    c->dposoff[nt] = off;
+    for (size_t t = 0; t < c->ntoks; t++) c->dpos[c->dposoff[c->toks[t][0]]++] = c->toks[t][2];
+    for (size_t i = 0; i < nt; i++) c->dposoff[i] -= c->dtf[i].tf[0] + c->dtf[i].tf[1];
     return 0;
 }
 
@@ -502,27 +526,6 @@ static int plist_add(shard *s, uint32_t idx, uint32_t doc, const doc_tf *tf, con
     }
     p->last_doc = doc;
     p->n++;
-    return 0;
-}
-
-static int invert_doc(shard *s, uint32_t doc, const builder *b)
-{
-    for (size_t i = 0; i < b->dt.n; i++) {
-        uint32_t idx;
-        int isnew, rc;
-        if ((rc = strtab_intern(&s->inv, b->dt.keys[i].s, b->dt.keys[i].len, &idx, &isnew))) return rc;
-        if (isnew) {
-            if (idx >= s->plcap) {
-                size_t nc = s->plcap ? s->plcap * 2 : 4096;
-                plist *n = realloc(s->pl, nc * sizeof *n);
-                if (!n) return -ENOMEM;
-                s->pl = n;
-                s->plcap = nc;
-            }
-            memset(&s->pl[idx], 0, sizeof s->pl[idx]);
-        }
-        if ((rc = plist_add(s, idx, doc, &b->dtf[i], b->dpos + b->dposoff[i]))) return rc;
-    }
     return 0;
 }
 
@@ -594,11 +597,10 @@ static int spill_all(builder *b)
     return 0;
 }
 
+
 /* A bad line: a warning (skip) or the build's error (fail). */
-static int bad_line(builder *b, int code, uint64_t line, const char *fmt, const char *arg)
+static int bad_line(builder *b, int code, uint64_t line, const char *reason)
 {
-    char reason[300];
-    snprintf(reason, sizeof reason, fmt, arg);
     if (b->o->on_error == IDX_ON_ERROR_FAIL)
         return fn_seterr(b->eb, code, "%s:%" PRIu64 ": %s", b->fname, line, reason);
     b->st.skipped++;
@@ -648,13 +650,11 @@ static int grow_norms(shard *s)
 }
 
 /* The two stored forms of a document (format.h): the record responses need
- * (id, title, url) in `docs`, and the whole JSON object in `source`. */
-static int put_doc(builder *b, shard *s, json_t *root, const uint8_t dk[4], const char *id,
-                   size_t idlen, const char *title, size_t titlelen)
+ * (id, title, url) in `docs`, and the whole JSON object (js, jn bytes: its
+ * compact dump) in `source`. */
+static int put_doc(builder *b, shard *s, const uint8_t dk[4], const char *id, size_t idlen, const char *title,
+                   size_t titlelen, const char *url, size_t urllen, const char *js, size_t jn)
 {
-    json_t *ju = json_object_get(root, "url");
-    const char *url = json_is_string(ju) ? json_string_value(ju) : "";
-    size_t urllen = json_is_string(ju) ? json_string_length(ju) : 0;
     uint32_t doc = idx_get_u32be(dk);
     if (titlelen > UINT32_MAX || urllen > UINT32_MAX) return fn_seterr(b->eb, FN_ELIMIT, "%s: field too long", s->dir);
     size_t n = IDX_DOC_HDR + idlen + titlelen + urllen;
@@ -670,17 +670,11 @@ static int put_doc(builder *b, shard *s, json_t *root, const uint8_t dk[4], cons
     if (urllen) memcpy(p + IDX_DOC_HDR + idlen + titlelen, url, urllen);
     idx_put_u32le(p, idx_sum32(p + 4, n - 4, doc));
 
-    char *js = json_dumps(root, JSON_COMPACT);
-    if (!js) return -ENOMEM;
-    size_t jn = strlen(js);
     v = (MDB_val){ 4 + jn, NULL };
     rc = mdb_put(s->txn, s->source, &k, &v, MDB_APPEND | MDB_RESERVE);
-    if (rc == 0) {
-        memcpy((uint8_t *)v.mv_data + 4, js, jn);
-        idx_put_u32le(v.mv_data, idx_sum32(js, jn, doc));
-    }
-    free(js);
     if (rc) return fn_seterr(b->eb, mdb_code(rc), "%s: source: %s", s->dir, mdb_strerror(rc));
+    memcpy((uint8_t *)v.mv_data + 4, js, jn);
+    idx_put_u32le(v.mv_data, idx_sum32(js, jn, doc));
     s->txn_bytes += n + jn + 40;
     return 0;
 }
@@ -715,36 +709,272 @@ static const char *doc_attrs_get(json_t *root, doc_attrs *a)
     return NULL;
 }
 
-static int add_line(builder *b, const char *line, size_t len, uint64_t lineno)
+/* ---- the parse/analyze pipeline ----
+ *
+ * The main thread reads the input into batches of lines (at most BATCH_LINES
+ * lines, cut after the line that reaches BATCH_BYTES) in a ring of 2 x threads
+ * slots. Any thread - the workers, and the main thread whenever the batch it
+ * needs next is not ready - takes the oldest batch not yet taken and parses,
+ * checks and analyzes each of its lines into the batch's result (the stored
+ * fields, the terms with their frequencies and positions, the field lengths;
+ * or the reason the line is bad). The main thread then consumes the batches
+ * strictly in input order and does the order-dependent work as it would for
+ * one line at a time: document numbers, the ids check (duplicates), LMDB
+ * writes, norms and postings. The index is the same for any number of threads.
+ *
+ * Ownership: a slot is the main thread's while it fills it and from the
+ * moment it sees it done until it publishes it again (filled++ under mu);
+ * between the two it belongs to the one thread that took it (taken++ under
+ * mu) until that thread sets done (under mu). Nothing else is shared: each
+ * thread has its own analyzer and scratch (anctx), jansson values never leave
+ * the thread that parsed them, and only the main thread touches the builder,
+ * the shards and LMDB. */
+
+#define BATCH_LINES 256
+#define BATCH_BYTES (256u << 10)
+#define BATCH_KEEP (1u << 20)   /* a batch buffer larger than this is freed after use */
+#define AUTO_THREADS 8          /* threads = 0: online CPUs, at most this */
+#define MAX_THREADS 64
+
+enum { BD_BLANK, BD_OK, BD_BAD };
+
+typedef struct bline { size_t off, len; uint64_t lineno; } bline;
+
+/* One line's result. Offsets are into the batch's out (bytes) and pos. */
+typedef struct bdoc {
+    int kind;
+    int code;                   /* BD_BAD: FN_EPARSE */
+    size_t reason;              /* BD_BAD: NUL-terminated */
+    uint64_t key;               /* BD_OK: xxh64(id) */
+    size_t id, idlen, title, titlelen, url, urllen, src, srclen;
+    doc_attrs attrs;
+    uint32_t flen[IDX_NFIELDS];
+    /* nterms terms, each: u8 length, the bytes, varint tf_title, varint
+     * tf_body; their positions at pos[pos ..], term by term, as group_positions
+     * lays them out */
+    size_t terms, pos;
+    uint32_t nterms;
+} bdoc;
+
+typedef struct batch {
+    /* input: written by the main thread before the batch is published */
+    char *in;
+    size_t inlen, incap;
+    bline line[BATCH_LINES];
+    uint32_t nlines;
+    /* result: written by the thread that took it */
+    bdoc doc[BATCH_LINES];
+    uint32_t ndocs;             /* lines analyzed; if < nlines, line ndocs failed with rc */
+    int rc;
+    uint8_t *out;
+    size_t outlen, outcap;
+    uint32_t *pos;
+    size_t npos, poscap;
+    int done;                   /* under pipe.mu */
+} batch;
+
+typedef struct pipe_t {
+    pthread_mutex_t mu;
+    pthread_cond_t work;        /* workers: a batch was published, or stop */
+    pthread_cond_t done;        /* main: a batch was analyzed */
+    batch *slot;
+    uint32_t nb;
+    uint64_t filled, taken;     /* batches published / taken, under mu */
+    int stop;                   /* under mu */
+} pipe_t;
+
+typedef struct worker { pthread_t th; anctx ctx; pipe_t *p; } worker;
+
+static int out_reserve(batch *bt, size_t n)
 {
-    size_t i = 0;
-    while (i < len && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r' || line[i] == '\n')) i++;
-    if (i == len) return 0;    /* blank line: nothing to index, not an error */
+    if (bt->outcap - bt->outlen >= n) return 0;
+    size_t nc = bt->outcap ? bt->outcap : BATCH_BYTES;
+    while (nc - bt->outlen < n) {
+        if (nc > SIZE_MAX / 2) return -ENOMEM;
+        nc *= 2;
+    }
+    uint8_t *no = realloc(bt->out, nc);
+    if (!no) return -ENOMEM;
+    bt->out = no;
+    bt->outcap = nc;
+    return 0;
+}
+
+static int out_add(batch *bt, const void *p, size_t n, size_t *off)
+{
+    int rc = out_reserve(bt, n);
+    if (rc) return rc;
+    *off = bt->outlen;
+    if (n) memcpy(bt->out + bt->outlen, p, n);
+    bt->outlen += n;
+    return 0;
+}
+
+static int doc_bad(batch *bt, bdoc *d, int code, const char *fmt, const char *arg)
+{
+    char reason[300];
+    snprintf(reason, sizeof reason, fmt, arg);
+    d->kind = BD_BAD;
+    d->code = code;
+    return out_add(bt, reason, strlen(reason) + 1, &d->reason);
+}
+
+/* Parse, check and analyze line i of the batch into doc[i]. Returns 0 (the
+ * line may be bad: BD_BAD) or -ENOMEM. */
+static int analyze_line(anctx *c, batch *bt, uint32_t i)
+{
+    const char *line = bt->in + bt->line[i].off;
+    size_t len = bt->line[i].len;
+    bdoc *d = &bt->doc[i];
+    memset(d, 0, sizeof *d);
+    size_t j = 0;
+    while (j < len && (line[j] == ' ' || line[j] == '\t' || line[j] == '\r' || line[j] == '\n')) j++;
+    if (j == len) { d->kind = BD_BLANK; return 0; }    /* nothing to index, not an error */
 
     json_error_t jerr;
     json_t *root = json_loadb(line, len, 0, &jerr);
     int rc = 0;
-    if (!root) return bad_line(b, FN_EPARSE, lineno, "invalid JSON: %s", jerr.text);
-    if (!json_is_object(root)) { rc = bad_line(b, FN_EPARSE, lineno, "%s", "not a JSON object"); goto out; }
+    if (!root) return doc_bad(bt, d, FN_EPARSE, "invalid JSON: %s", jerr.text);
+    if (!json_is_object(root)) { rc = doc_bad(bt, d, FN_EPARSE, "%s", "not a JSON object"); goto out; }
     json_t *jid = json_object_get(root, "id");
-    if (!jid) { rc = bad_line(b, FN_EPARSE, lineno, "%s", "missing \"id\""); goto out; }
-    if (!json_is_string(jid)) { rc = bad_line(b, FN_EPARSE, lineno, "%s", "\"id\" is not a string"); goto out; }
+    if (!jid) { rc = doc_bad(bt, d, FN_EPARSE, "%s", "missing \"id\""); goto out; }
+    if (!json_is_string(jid)) { rc = doc_bad(bt, d, FN_EPARSE, "%s", "\"id\" is not a string"); goto out; }
     const char *id = json_string_value(jid);
     size_t idlen = json_string_length(jid);
-    if (idlen == 0) { rc = bad_line(b, FN_EPARSE, lineno, "%s", "empty \"id\""); goto out; }
-    if (idlen > MAX_ID_BYTES) { rc = bad_line(b, FN_EPARSE, lineno, "%s", "\"id\" longer than 511 bytes"); goto out; }
+    if (idlen == 0) { rc = doc_bad(bt, d, FN_EPARSE, "%s", "empty \"id\""); goto out; }
+    if (idlen > MAX_ID_BYTES) { rc = doc_bad(bt, d, FN_EPARSE, "%s", "\"id\" longer than 511 bytes"); goto out; }
     const char *txt[IDX_NFIELDS];
     size_t tlen[IDX_NFIELDS];
-    if (field_text(root, "title", &txt[0], &tlen[0])) { rc = bad_line(b, FN_EPARSE, lineno, "%s", "\"title\" is not a string"); goto out; }
-    if (field_text(root, "body", &txt[1], &tlen[1])) { rc = bad_line(b, FN_EPARSE, lineno, "%s", "\"body\" is not a string"); goto out; }
-    doc_attrs attrs;
-    const char *why = doc_attrs_get(root, &attrs);
-    if (why) { rc = bad_line(b, FN_EPARSE, lineno, "%s", why); goto out; }
+    if (field_text(root, "title", &txt[0], &tlen[0])) { rc = doc_bad(bt, d, FN_EPARSE, "%s", "\"title\" is not a string"); goto out; }
+    if (field_text(root, "body", &txt[1], &tlen[1])) { rc = doc_bad(bt, d, FN_EPARSE, "%s", "\"body\" is not a string"); goto out; }
+    const char *why = doc_attrs_get(root, &d->attrs);
+    if (why) { rc = doc_bad(bt, d, FN_EPARSE, "%s", why); goto out; }
 
-    uint64_t key = XXH64(id, idlen, 0);
-    uint32_t si = (uint32_t)(key % b->nsh);
+    d->kind = BD_OK;
+    d->key = XXH64(id, idlen, 0);
+    json_t *ju = json_object_get(root, "url");
+    const char *url = json_is_string(ju) ? json_string_value(ju) : "";
+    size_t urllen = json_is_string(ju) ? json_string_length(ju) : 0;
+    d->idlen = idlen;
+    d->titlelen = tlen[0];
+    d->urllen = urllen;
+    if ((rc = out_add(bt, id, idlen, &d->id)) || (rc = out_add(bt, txt[0], tlen[0], &d->title)) ||
+        (rc = out_add(bt, url, urllen, &d->url)))
+        goto out;
+    char *js = json_dumps(root, JSON_COMPACT);
+    if (!js) { rc = -ENOMEM; goto out; }
+    d->srclen = strlen(js);
+    rc = out_add(bt, js, d->srclen, &d->src);
+    free(js);
+    if (rc) goto out;
+
+    strtab_clear(&c->dt);
+    c->ntoks = 0;
+    for (int f = 0; f < IDX_NFIELDS; f++) {
+        c->field = f;
+        c->flen = 0;
+        if (tlen[f] && (rc = idx_analyze(c->an, txt[f], tlen[f], tok_cb, c))) goto out;
+        d->flen[f] = c->flen;
+    }
+    if ((rc = group_positions(c))) goto out;
+    size_t need = 0;
+    for (size_t t = 0; t < c->dt.n; t++) need += 1 + c->dt.keys[t].len + 10;
+    if ((rc = out_reserve(bt, need))) goto out;
+    d->terms = bt->outlen;
+    d->nterms = (uint32_t)c->dt.n;
+    uint8_t *p = bt->out + bt->outlen;
+    for (size_t t = 0; t < c->dt.n; t++) {
+        const strkey *k = &c->dt.keys[t];
+        *p++ = (uint8_t)k->len;
+        memcpy(p, k->s, k->len);
+        p += k->len;
+        p += put_varint(p, c->dtf[t].tf[0]);
+        p += put_varint(p, c->dtf[t].tf[1]);
+    }
+    bt->outlen = (size_t)(p - bt->out);
+    if (c->ntoks > bt->poscap - bt->npos) {
+        size_t nc = bt->poscap ? bt->poscap : BATCH_BYTES / 4;
+        while (nc - bt->npos < c->ntoks) nc *= 2;
+        uint32_t *np = realloc(bt->pos, nc * sizeof *np);
+        if (!np) { rc = -ENOMEM; goto out; }
+        bt->pos = np;
+        bt->poscap = nc;
+    }
+    d->pos = bt->npos;
+    if (c->ntoks) memcpy(bt->pos + bt->npos, c->dpos, c->ntoks * sizeof *bt->pos);
+    bt->npos += c->ntoks;
+out:
+    json_decref(root);
+    return rc;
+}
+
+static void process_batch(anctx *c, batch *bt)
+{
+    bt->outlen = 0;
+    bt->npos = 0;
+    bt->rc = 0;
+    uint32_t i;
+    for (i = 0; i < bt->nlines; i++)
+        if ((bt->rc = analyze_line(c, bt, i))) break;
+    bt->ndocs = i;
+}
+
+static size_t get_varint(const uint8_t *p, uint32_t *v)
+{
+    uint32_t x = 0;
+    size_t n = 0;
+    for (int shift = 0;; shift += 7) {
+        uint8_t c = p[n++];
+        x |= (uint32_t)(c & 0x7f) << shift;
+        if (!(c & 0x80)) break;
+    }
+    *v = x;
+    return n;
+}
+
+/* Add the document's postings to the shard's inversion, its terms in order
+ * of first occurrence. */
+static int invert_doc(shard *s, uint32_t doc, const batch *bt, const bdoc *d)
+{
+    const uint8_t *p = bt->out + d->terms;
+    const uint32_t *pos = bt->pos + d->pos;
+    for (uint32_t i = 0; i < d->nterms; i++) {
+        size_t tl = *p++;
+        const char *term = (const char *)p;
+        p += tl;
+        doc_tf tf;
+        p += get_varint(p, &tf.tf[0]);
+        p += get_varint(p, &tf.tf[1]);
+        uint32_t idx;
+        int isnew, rc;
+        if ((rc = strtab_intern(&s->inv, term, tl, &idx, &isnew))) return rc;
+        if (isnew) {
+            if (idx >= s->plcap) {
+                size_t nc = s->plcap ? s->plcap * 2 : 4096;
+                plist *n = realloc(s->pl, nc * sizeof *n);
+                if (!n) return -ENOMEM;
+                s->pl = n;
+                s->plcap = nc;
+            }
+            memset(&s->pl[idx], 0, sizeof s->pl[idx]);
+        }
+        if ((rc = plist_add(s, idx, doc, &tf, pos))) return rc;
+        pos += (size_t)tf.tf[0] + tf.tf[1];
+    }
+    return 0;
+}
+
+/* The main thread's part of a good line: number it in its shard, check the
+ * id is new, store it, its norms and its postings. */
+static int index_doc(builder *b, const batch *bt, const bdoc *d, uint64_t lineno)
+{
+    const char *o = (const char *)bt->out;
+    const char *id = o + d->id;
+    size_t idlen = d->idlen;
+    uint32_t si = (uint32_t)(d->key % b->nsh);
     shard *s = &b->sh[si];
-    if (s->ndocs == UINT32_MAX) { rc = fn_seterr(b->eb, FN_ELIMIT, "%s: shard %" PRIu32 " is full", b->fname, si); goto out; }
+    int rc;
+    if (s->ndocs == UINT32_MAX) return fn_seterr(b->eb, FN_ELIMIT, "%s: shard %" PRIu32 " is full", b->fname, si);
 
     uint8_t dk[4];
     idx_put_u32be(dk, s->ndocs);
@@ -754,56 +984,189 @@ static int add_line(builder *b, const char *line, size_t len, uint64_t lineno)
     MDB_val k = { idlen, (void *)id }, v = { IDX_ID_REC_BYTES, dv };
     rc = mdb_put(s->txn, s->ids, &k, &v, MDB_NOOVERWRITE);
     if (rc == MDB_KEYEXIST) {
-        char shown[64];
-        snprintf(shown, sizeof shown, "%.40s%s", id, idlen > 40 ? "..." : "");
-        rc = bad_line(b, FN_EDUP, lineno, "duplicate id \"%s\"", shown);
-        goto out;
+        /* the id as far as its first NUL, at most 40 bytes (out is not NUL-terminated) */
+        const char *nul = memchr(id, '\0', idlen < 40 ? idlen : 40);
+        int shown = nul ? (int)(nul - id) : (int)(idlen < 40 ? idlen : 40);
+        char reason[80];
+        snprintf(reason, sizeof reason, "duplicate id \"%.*s%s\"", shown, id, idlen > 40 ? "..." : "");
+        return bad_line(b, FN_EDUP, lineno, reason);
     }
-    if (rc) { rc = fn_seterr(b->eb, mdb_code(rc), "%s: ids: %s", s->dir, mdb_strerror(rc)); goto out; }
+    if (rc) return fn_seterr(b->eb, mdb_code(rc), "%s: ids: %s", s->dir, mdb_strerror(rc));
 
-    if ((rc = put_doc(b, s, root, dk, id, idlen, txt[0], tlen[0]))) goto out;
-
-    if ((rc = grow_norms(s))) goto out;
-    strtab_clear(&b->dt);
-    b->ntoks = 0;
+    if ((rc = put_doc(b, s, dk, id, idlen, o + d->title, d->titlelen, o + d->url, d->urllen, o + d->src, d->srclen)))
+        return rc;
+    if ((rc = grow_norms(s))) return rc;
     for (int f = 0; f < IDX_NFIELDS; f++) {
-        b->field = f;
-        b->flen = 0;
-        if (tlen[f] && (rc = idx_analyze(b->an, txt[f], tlen[f], tok_cb, b))) goto out;
-        s->len[f][s->ndocs] = b->flen;
-        b->sumlen[f] += b->flen;
+        s->len[f][s->ndocs] = d->flen[f];
+        b->sumlen[f] += d->flen[f];
     }
-    if ((rc = group_positions(b))) goto out;
-    s->keys[s->ndocs] = key;
-    s->pop[s->ndocs] = (float)attrs.popularity;
-    s->pub[s->ndocs] = attrs.published_at;
-    s->urld[s->ndocs] = attrs.url_depth;
-    if ((rc = invert_doc(s, s->ndocs, b))) goto out;
+    s->keys[s->ndocs] = d->key;
+    s->pop[s->ndocs] = (float)d->attrs.popularity;
+    s->pub[s->ndocs] = d->attrs.published_at;
+    s->urld[s->ndocs] = d->attrs.url_depth;
+    if ((rc = invert_doc(s, s->ndocs, bt, d))) return rc;
     s->ndocs++;
     b->st.docs++;
-    if (++s->txn_docs >= DOCS_PER_TXN && (rc = shard_commit(b, s, 1))) goto out;
+    if (++s->txn_docs >= DOCS_PER_TXN && (rc = shard_commit(b, s, 1))) return rc;
     if (inv_bytes(b) >= b->budget) rc = spill_all(b);
-out:
-    json_decref(root);
     return rc;
+}
+
+/* Consume an analyzed batch, line by line in input order. */
+static int consume_batch(builder *b, const batch *bt)
+{
+    for (uint32_t i = 0; i < bt->nlines; i++) {
+        const bline *l = &bt->line[i];
+        b->st.lines++;
+        b->st.bytes_read += l->len;
+        if (i == bt->ndocs) return bt->rc;
+        const bdoc *d = &bt->doc[i];
+        int rc = 0;
+        if (d->kind == BD_BAD) rc = bad_line(b, d->code, l->lineno, (const char *)bt->out + d->reason);
+        else if (d->kind == BD_OK) rc = index_doc(b, bt, d, l->lineno);
+        if (rc) return rc;
+        if ((b->st.lines & 255) == 0) progress(b, "invert", 0);
+    }
+    return 0;
+}
+
+/* Read up to a batch of lines into bt (nlines 0: end of input). */
+static int fill_batch(builder *b, FILE *in, batch *bt, char **line, size_t *cap, int *eof)
+{
+    bt->inlen = 0;
+    bt->nlines = 0;
+    while (bt->nlines < BATCH_LINES && bt->inlen < BATCH_BYTES) {
+        ssize_t n = getline(line, cap, in);
+        if (n < 0) { *eof = 1; break; }
+        if (bt->incap - bt->inlen < (size_t)n) {
+            size_t nc = bt->incap ? bt->incap : BATCH_BYTES + 4096;
+            while (nc - bt->inlen < (size_t)n) nc *= 2;
+            char *ni = realloc(bt->in, nc);
+            if (!ni) return -ENOMEM;
+            bt->in = ni;
+            bt->incap = nc;
+        }
+        memcpy(bt->in + bt->inlen, *line, (size_t)n);
+        bt->line[bt->nlines++] = (bline){ bt->inlen, (size_t)n, ++b->lines_read };
+        bt->inlen += (size_t)n;
+    }
+    return 0;
+}
+
+/* A batch once consumed: drop what one large document made it grow to. */
+static void batch_trim(batch *bt)
+{
+    if (bt->incap > BATCH_KEEP) { free(bt->in); bt->in = NULL; bt->incap = 0; }
+    if (bt->outcap > 2 * BATCH_KEEP) { free(bt->out); bt->out = NULL; bt->outcap = 0; }
+    if (bt->poscap * sizeof *bt->pos > BATCH_KEEP) { free(bt->pos); bt->pos = NULL; bt->poscap = 0; }
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    pipe_t *p = w->p;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->stop && p->taken == p->filled) pthread_cond_wait(&p->work, &p->mu);
+        if (p->stop) break;
+        batch *bt = &p->slot[p->taken++ % p->nb];
+        pthread_mutex_unlock(&p->mu);
+        process_batch(&w->ctx, bt);
+        pthread_mutex_lock(&p->mu);
+        bt->done = 1;
+        pthread_cond_signal(&p->done);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
 }
 
 static int invert_input(builder *b)
 {
     FILE *in = strcmp(b->o->input, "-") == 0 ? stdin : fopen(b->o->input, "r");
     if (!in) return fn_seterr(b->eb, -errno, "%s: %s", b->o->input, strerror(errno));
+    int rc = 0;
+    uint32_t nw = b->threads - 1, started = 0;
+    pipe_t p;
+    memset(&p, 0, sizeof p);
+    p.nb = 2 * b->threads;
+    anctx mc;                       /* the main thread's */
+    memset(&mc, 0, sizeof mc);
+    mc.an = b->an;
+    worker *w = nw ? calloc(nw, sizeof *w) : NULL;
+    p.slot = calloc(p.nb, sizeof *p.slot);
+    if ((nw && !w) || !p.slot) { rc = -ENOMEM; goto out_free; }
+    for (uint32_t i = 0; i < nw; i++) {
+        w[i].p = &p;
+        if ((rc = idx_analyzer_create(&b->o->analyzer, &w[i].ctx.an, b->eb))) goto out_free;
+    }
+    if ((rc = pthread_mutex_init(&p.mu, NULL))) { rc = -rc; goto out_free; }
+    if ((rc = pthread_cond_init(&p.work, NULL))) { rc = -rc; goto out_mu; }
+    if ((rc = pthread_cond_init(&p.done, NULL))) { rc = -rc; goto out_work; }
+    /* a worker that cannot be started is only missed: the main thread
+     * analyzes whatever no worker took */
+    while (started < nw && pthread_create(&w[started].th, NULL, worker_main, &w[started]) == 0) started++;
+
     char *line = NULL;
     size_t cap = 0;
-    ssize_t n;
-    int rc = 0;
-    while ((n = getline(&line, &cap, in)) >= 0) {
-        b->st.lines++;
-        b->st.bytes_read += (uint64_t)n;
-        if ((rc = add_line(b, line, (size_t)n, b->st.lines))) break;
-        if ((b->st.lines & 255) == 0) progress(b, "invert", 0);
+    uint64_t filled = 0, consumed = 0;
+    int eof = 0;
+    for (;;) {
+        while (!eof && filled - consumed < p.nb) {
+            batch *bt = &p.slot[filled % p.nb];
+            if ((rc = fill_batch(b, in, bt, &line, &cap, &eof))) break;
+            if (!bt->nlines) break;
+            pthread_mutex_lock(&p.mu);
+            bt->done = 0;
+            p.filled = ++filled;
+            pthread_cond_signal(&p.work);
+            pthread_mutex_unlock(&p.mu);
+        }
+        if (rc || consumed == filled) break;
+        batch *bt = &p.slot[consumed % p.nb];
+        pthread_mutex_lock(&p.mu);
+        while (!bt->done) {
+            if (p.taken < p.filled) {      /* help rather than wait */
+                batch *x = &p.slot[p.taken++ % p.nb];
+                pthread_mutex_unlock(&p.mu);
+                process_batch(&mc, x);
+                pthread_mutex_lock(&p.mu);
+                x->done = 1;
+            } else {
+                pthread_cond_wait(&p.done, &p.mu);
+            }
+        }
+        pthread_mutex_unlock(&p.mu);
+        rc = consume_batch(b, bt);
+        batch_trim(bt);
+        consumed++;
+        if (rc) break;
     }
-    if (!rc && ferror(in)) rc = fn_seterr(b->eb, -EIO, "%s: read error", b->fname);
     free(line);
+    if (!rc && ferror(in)) rc = fn_seterr(b->eb, -EIO, "%s: read error", b->fname);
+
+    pthread_mutex_lock(&p.mu);
+    p.stop = 1;
+    pthread_cond_broadcast(&p.work);
+    pthread_mutex_unlock(&p.mu);
+    for (uint32_t i = 0; i < started; i++) pthread_join(w[i].th, NULL);
+    pthread_cond_destroy(&p.done);
+out_work:
+    pthread_cond_destroy(&p.work);
+out_mu:
+    pthread_mutex_destroy(&p.mu);
+out_free:
+    for (uint32_t i = 0; w && i < nw; i++) {
+        idx_analyzer_destroy(w[i].ctx.an);
+        anctx_free(&w[i].ctx);
+    }
+    free(w);
+    for (uint32_t i = 0; p.slot && i < p.nb; i++) {
+        free(p.slot[i].in);
+        free(p.slot[i].out);
+        free(p.slot[i].pos);
+    }
+    free(p.slot);
+    anctx_free(&mc);
     if (in != stdin) fclose(in);
     if (rc == -ENOMEM) fn_seterr(b->eb, rc, "out of memory");
     return rc;
@@ -1388,6 +1751,12 @@ int idx_build(const idx_build_opts *opts, idx_build_stats *stats, fn_errbuf *eb)
     b.nsh = opts->shards;
     b.fname = strcmp(opts->input, "-") == 0 ? "<stdin>" : opts->input;
     b.budget = opts->mem_budget ? opts->mem_budget : (256u << 20);
+    b.threads = opts->threads;
+    if (b.threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        b.threads = n < 1 ? 1 : n > AUTO_THREADS ? AUTO_THREADS : (uint32_t)n;
+    }
+    if (b.threads > MAX_THREADS) b.threads = MAX_THREADS;
     b.t0 = b.last_progress = now_s();
     b.created = (int64_t)time(NULL);
     int rc;
@@ -1430,14 +1799,6 @@ int idx_build(const idx_build_opts *opts, idx_build_stats *stats, fn_errbuf *eb)
 
     if ((rc = invert_input(&b))) goto fail_shards;
     if ((rc = spill_all(&b))) goto fail_shards;
-    strtab_free(&b.dt);
-    free(b.dtf);
-    b.dtf = NULL;
-    free(b.toks);
-    free(b.dpos);
-    free(b.dposoff);
-    b.toks = NULL;
-    b.dpos = b.dposoff = NULL;
     progress(&b, "merge", 0);
     if ((rc = merge_all(&b))) goto fail_shards;
     progress(&b, "finish", 0);
@@ -1461,11 +1822,6 @@ fail_dir:
         if (created_out) rmdir(opts->out_dir);
     }
 fail_an:
-    strtab_free(&b.dt);
-    free(b.dtf);
-    free(b.toks);
-    free(b.dpos);
-    free(b.dposoff);
     idx_analyzer_destroy(b.an);
     if (rc == -ENOMEM && eb && !eb->msg[0]) fn_seterr(eb, rc, "out of memory");
     return rc;

@@ -1,13 +1,16 @@
 /* builder.h - offline index build: JSON Lines corpus -> IDXDIR with N shards.
  *
- * Streaming and bounded in memory: documents are read a line at a time,
+ * Streaming and bounded in memory: documents are read in batches of lines,
+ * parsed and analyzed by opts.threads threads, then taken in input order,
  * partitioned by xxh64(id) % shards, inverted in memory per shard until
  * mem_budget is reached, then spilled as sorted runs to temporary files in
  * IDXDIR/.build/; the runs are merged into each shard's LMDB postings, and a
  * final pass merges the shards' vocabularies to write the global document
  * frequencies into every shard (format.h). Peak memory is about mem_budget
- * plus LMDB's page cache, independent of the corpus size (the per-document
- * norms arrays, 16 bytes a document, are the only part that grows).
+ * plus LMDB's page cache plus the batches in flight (2 x threads batches of
+ * at most 256 lines / 256 KiB of input each, with their analysis: about 1 MiB
+ * a batch), independent of the corpus size (the per-document norms arrays,
+ * 16 bytes a document, are the only part that grows).
  *
  * A bad line (invalid JSON, missing/empty/non-string "id", duplicate id,
  * non-string title/body) is reported as "FILE:LINE: reason": with
@@ -46,6 +49,12 @@ typedef struct idx_build_opts {
     idx_analyzer_opts analyzer;     /* zeroed = defaults */
     const char *codec;              /* NULL = the default (idx_codec_all()[0], "bp128") */
     size_t mem_budget;              /* bytes for in-memory postings; 0 = 256 MiB */
+    /* Threads that parse and analyze the input, the calling one included
+     * (which alone does the order-dependent work: numbering, LMDB, postings).
+     * 0 = the number of online CPUs, at most 8; larger values are capped at 64.
+     * The index is byte for byte the same for any value (but for meta
+     * "created", hence "meta_sum" and the file checksum). */
+    uint32_t threads;
     /* Optional progress: called about every 0.5 s and at the end (final = 1). */
     void (*progress)(void *ud, const idx_build_stats *st, const char *phase, int final);
     /* Optional: called for every skipped bad line with "FILE:LINE: reason". */

@@ -18,7 +18,7 @@
 
 static const char index_usage[] =
     "usage: funnel index build --input corpus.jsonl --shards N --out IDXDIR\n"
-    "                          [--on-error skip|fail] [--mem-mb M]\n"
+    "                          [--on-error skip|fail] [--mem-mb M] [--threads T]\n"
     "                          [--stemmer english|none|ALGO] [--stopwords english|none|FILE]\n"
     "                          [--codec bp128|varint|streamvbyte]\n"
     "\n"
@@ -30,6 +30,8 @@ static const char index_usage[] =
     "  --on-error MODE   skip (default): report bad lines as FILE:LINE: reason and\n"
     "                    go on; fail: stop at the first bad line\n"
     "  --mem-mb M        memory for in-memory postings before spilling (default 256)\n"
+    "  --threads T       threads parsing and analyzing documents (default 0: the\n"
+    "                    online CPUs, at most 8; up to 64); any T, same index\n"
     "  --stemmer S       Snowball stemmer name or none (default english)\n"
     "  --stopwords W     english (default), none, or a file with one word a line\n"
     "  --codec C         postings codec: bp128 (default), varint or streamvbyte\n"
@@ -118,6 +120,7 @@ static int index_build(int argc, char **argv)
         {"out", required_argument, 0, 'o'},     {"on-error", required_argument, 0, 'e'},
         {"mem-mb", required_argument, 0, 'm'},  {"stemmer", required_argument, 0, 'S'},
         {"stopwords", required_argument, 0, 'W'}, {"codec", required_argument, 0, 'C'},
+        {"threads", required_argument, 0, 'T'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     idx_build_opts o;
@@ -146,6 +149,12 @@ static int index_build(int argc, char **argv)
         case 'm':
             if (parse_u32(optarg, &mem_mb) || mem_mb == 0 || mem_mb > 1024 * 1024) {
                 fprintf(stderr, "funnel index build: --mem-mb must be 1..1048576\n");
+                return OPS_EXIT_USAGE;
+            }
+            break;
+        case 'T':
+            if (parse_u32(optarg, &o.threads) || o.threads > 64) {
+                fprintf(stderr, "funnel index build: --threads must be 0..64 (0 = the online CPUs, at most 8)\n");
                 return OPS_EXIT_USAGE;
             }
             break;

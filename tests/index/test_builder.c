@@ -444,3 +444,233 @@ Test(builder, unpublished_out_dir_is_cleaned_and_reused)
     cr_assert_eq(idx_reader_info(r)->docs_total, 4);
     idx_reader_close(r);
 }
+
+/* ---- the parallel pipeline: any number of threads builds the same index ---- */
+
+typedef struct msglist { int n, cap; char **msg; } msglist;
+
+static void on_warning_all(void *ud, const char *msg)
+{
+    msglist *m = ud;
+    if (m->n == m->cap) {
+        m->cap = m->cap ? 2 * m->cap : 64;
+        m->msg = realloc(m->msg, (size_t)m->cap * sizeof *m->msg);
+        cr_assert_not_null(m->msg);
+    }
+    m->msg[m->n++] = strdup(msg);
+}
+
+static void msglist_free(msglist *m)
+{
+    for (int i = 0; i < m->n; i++) free(m->msg[i]);
+    free(m->msg);
+    memset(m, 0, sizeof *m);
+}
+
+/* Every named database of two shards holds the same entries, meta's
+ * "created" and "meta_sum" aside. Returns the number of entries compared. */
+static size_t same_shard(const char *da, const char *db)
+{
+    static const char *const dbs[] = { IDX_DB_META, IDX_DB_TERMS, IDX_DB_POSTINGS, IDX_DB_DOCS, IDX_DB_IDS,
+                                       IDX_DB_NORMS, IDX_DB_SOURCE, IDX_DB_POSITIONS, IDX_DB_SKIPS, NULL };
+    MDB_env *env[2];
+    MDB_txn *txn[2];
+    const char *dir[2] = { da, db };
+    for (int e = 0; e < 2; e++) {
+        cr_assert_eq(mdb_env_create(&env[e]), 0);
+        mdb_env_set_maxdbs(env[e], IDX_MAX_DBS);
+        cr_assert_eq(mdb_env_open(env[e], dir[e], MDB_RDONLY | MDB_NOLOCK, 0644), 0, "%s", dir[e]);
+        cr_assert_eq(mdb_txn_begin(env[e], NULL, MDB_RDONLY, &txn[e]), 0);
+    }
+    size_t total = 0;
+    for (int i = 0; dbs[i]; i++) {
+        MDB_dbi dbi[2];
+        MDB_cursor *cur[2];
+        for (int e = 0; e < 2; e++) {
+            cr_assert_eq(mdb_dbi_open(txn[e], dbs[i], 0, &dbi[e]), 0, "%s: %s", dir[e], dbs[i]);
+            cr_assert_eq(mdb_cursor_open(txn[e], dbi[e], &cur[e]), 0);
+        }
+        int meta = strcmp(dbs[i], IDX_DB_META) == 0;
+        size_t n = 0;
+        MDB_val k[2], v[2];
+        int rc[2];
+        for (int e = 0; e < 2; e++) rc[e] = mdb_cursor_get(cur[e], &k[e], &v[e], MDB_FIRST);
+        for (;;) {
+            cr_assert_eq(rc[0], rc[1], "%s: %s: one has more entries (after %zu)", da, dbs[i], n);
+            if (rc[0] == MDB_NOTFOUND) break;
+            cr_assert_eq(rc[0], 0);
+            cr_assert(k[0].mv_size == k[1].mv_size && memcmp(k[0].mv_data, k[1].mv_data, k[0].mv_size) == 0,
+                      "%s: %s: entry %zu: keys differ", da, dbs[i], n);
+            int skip = meta && ((k[0].mv_size == 7 && memcmp(k[0].mv_data, "created", 7) == 0) ||
+                                (k[0].mv_size == 8 && memcmp(k[0].mv_data, "meta_sum", 8) == 0));
+            if (!skip)
+                cr_assert(v[0].mv_size == v[1].mv_size && memcmp(v[0].mv_data, v[1].mv_data, v[0].mv_size) == 0,
+                          "%s: %s: entry %zu (key %.*s): values differ", da, dbs[i], n, (int)k[0].mv_size,
+                          (const char *)k[0].mv_data);
+            n++;
+            for (int e = 0; e < 2; e++) rc[e] = mdb_cursor_get(cur[e], &k[e], &v[e], MDB_NEXT);
+        }
+        cr_assert_gt(n, 0, "%s: %s is empty", da, dbs[i]);
+        total += n;
+        for (int e = 0; e < 2; e++) mdb_cursor_close(cur[e]);
+    }
+    for (int e = 0; e < 2; e++) {
+        mdb_txn_abort(txn[e]);
+        mdb_env_close(env[e]);
+    }
+    return total;
+}
+
+/* Several batches' worth of lines (a batch is at most 256 lines or 256 KiB):
+ * bad lines of every kind, duplicates of ids from earlier batches, blank
+ * lines, non-ASCII text, positions, and a line longer than a whole batch
+ * (and than the buffers a batch keeps). */
+static char *pipeline_corpus(size_t *len_out)
+{
+    size_t cap = 8u << 20, len = 0;
+    char *c = malloc(cap);
+    cr_assert_not_null(c);
+    static const char *const words[] = { "apple", "Banana", "cherry", "the", "Déjà", "vu", "running", "runs",
+                                         "ﬁsh", "ＡＢＣ", "don't", "naïve", "x", "zebra", "of", "quick" };
+    for (int i = 0; i < 3000; i++) {
+        int k = i % 50;
+        if (k == 7) len += (size_t)sprintf(c + len, "{\"id\":\"b%d\",\"title\":\n", i);            /* invalid JSON */
+        else if (k == 13) len += (size_t)sprintf(c + len, "{\"id\":\"d%d\",\"title\":\"dup\"}\n", i / 3); /* duplicate */
+        else if (k == 19) len += (size_t)sprintf(c + len, "{\"title\":\"no id %d\"}\n", i);
+        else if (k == 23) len += (size_t)sprintf(c + len, "{\"id\":%d}\n", i);
+        else if (k == 29) len += (size_t)sprintf(c + len, "{\"id\":\"e%d\",\"body\":[1]}\n", i);
+        else if (k == 31) len += (size_t)sprintf(c + len, "[\"not an object\"]\n");
+        else if (k == 37) len += (size_t)sprintf(c + len, "{\"id\":\"p%d\",\"popularity\":-1}\n", i);
+        else if (k == 41) len += (size_t)sprintf(c + len, "   \n");
+        else {
+            len += (size_t)sprintf(c + len, "{\"id\":\"d%d\",\"title\":\"%s %s\",\"body\":\"", i, words[i % 16],
+                                   words[(i / 16) % 16]);
+            int nw = 5 + i % 40;
+            if (i == 1500) nw = 200000;    /* ~1.4 MB: larger than a whole batch */
+            for (int w = 0; w < nw; w++)
+                len += (size_t)sprintf(c + len, "%s%s%d", w ? " " : "", words[(i * 7 + w * 3) % 16], (w * i) % 11);
+            len += (size_t)sprintf(c + len, "\",\"url\":\"http://h/%d/%d\",\"popularity\":%d,\"x\":{\"n\":%d}}\n",
+                                   i % 5, i, i % 9, i);
+        }
+        cr_assert_lt(len + (2u << 20), cap);
+    }
+    *len_out = len;
+    return c;
+}
+
+static void build_threads(const char *in, const char *out, uint32_t shards, uint32_t threads, enum idx_on_error mode,
+                          size_t budget, int want_rc, idx_build_stats *st, msglist *m, fn_errbuf *eb)
+{
+    idx_build_opts o;
+    memset(&o, 0, sizeof o);
+    o.input = in;
+    o.out_dir = out;
+    o.shards = shards;
+    o.on_error = mode;
+    o.threads = threads;
+    o.mem_budget = budget;
+    o.warning = on_warning_all;
+    o.ud = m;
+    memset(st, 0, sizeof *st);
+    int rc = idx_build(&o, st, eb);
+    cr_assert_eq(rc, want_rc, "threads %u: %d %s", threads, rc, eb->msg);
+}
+
+Test(builder, threads_build_the_same_index)
+{
+    size_t len;
+    char *corpus = pipeline_corpus(&len);
+    char in[512];
+    snprintf(in, sizeof in, "%s/pipe.jsonl", tmpdir);
+    FILE *f = fopen(in, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(corpus, 1, len, f), len);
+    fclose(f);
+    free(corpus);
+
+    static const uint32_t shards[] = { 1, 3 };
+    for (int si = 0; si < 2; si++) {
+        char out1[600], out4[600];
+        snprintf(out1, sizeof out1, "%s/pipe-%u-t1.idx", tmpdir, shards[si]);
+        snprintf(out4, sizeof out4, "%s/pipe-%u-t4.idx", tmpdir, shards[si]);
+        idx_build_stats st1, st4;
+        msglist m1 = { 0 }, m4 = { 0 };
+        fn_errbuf eb = { { 0 } };
+        /* a small budget: spills (and so run files) along the way too */
+        build_threads(in, out1, shards[si], 1, IDX_ON_ERROR_SKIP, 64u << 10, 0, &st1, &m1, &eb);
+        build_threads(in, out4, shards[si], 4, IDX_ON_ERROR_SKIP, 64u << 10, 0, &st4, &m4, &eb);
+        cr_assert_eq(st1.lines, 3000);
+        cr_assert_eq(st4.lines, 3000);
+        cr_assert_eq(st1.docs, st4.docs);
+        cr_assert_eq(st1.skipped, st4.skipped);
+        cr_assert_eq(st1.bytes_read, st4.bytes_read);
+        cr_assert_eq(st1.terms, st4.terms);
+        cr_assert_eq(st1.postings, st4.postings);
+        cr_assert_eq(st1.index_bytes, st4.index_bytes);
+        /* 60 lines of each of 6 bad kinds, 60 blank, and the duplicates (of
+         * ids some of which are bad lines, so new) */
+        cr_assert_gt(st1.skipped, 6 * 60, "%llu", (unsigned long long)st1.skipped);
+        cr_assert_eq(st1.docs + st1.skipped, 3000 - 60);
+        cr_assert_eq(m1.n, (int)st1.skipped);
+        cr_assert_eq(m4.n, m1.n);
+        for (int i = 0; i < m1.n; i++) cr_assert_str_eq(m4.msg[i], m1.msg[i], "warning %d", i);
+        cr_assert(strstr(m1.msg[0], "pipe.jsonl:8: invalid JSON") != NULL, "%s", m1.msg[0]);
+        cr_assert(strstr(m1.msg[1], "pipe.jsonl:14: duplicate id \"d4\"") != NULL, "%s", m1.msg[1]);
+        size_t entries = 0;
+        for (uint32_t s = 0; s < shards[si]; s++) {
+            char p1[700], p4[700];
+            snprintf(p1, sizeof p1, "%s/shard-%03u", out1, s);
+            snprintf(p4, sizeof p4, "%s/shard-%03u", out4, s);
+            entries += same_shard(p1, p4);
+        }
+        cr_assert_gt(entries, 3 * st1.docs);
+        msglist_free(&m1);
+        msglist_free(&m4);
+    }
+
+    /* --on-error fail: the same first bad line stops both, nothing is left */
+    for (uint32_t t = 1; t <= 4; t += 3) {
+        char out[600];
+        snprintf(out, sizeof out, "%s/pipe-fail-t%u.idx", tmpdir, t);
+        idx_build_stats st;
+        msglist m = { 0 };
+        fn_errbuf eb = { { 0 } };
+        build_threads(in, out, 3, t, IDX_ON_ERROR_FAIL, 0, FN_EPARSE, &st, &m, &eb);
+        cr_assert(strstr(eb.msg, "pipe.jsonl:8: invalid JSON") != NULL, "%s", eb.msg);
+        cr_assert_eq(m.n, 0);
+        cr_assert_not(exists(out), "a failed build removes what it wrote");
+    }
+}
+
+Test(builder, threads_fail_late_and_on_duplicates)
+{
+    /* the first bad line is deep into the input (many batches in flight) */
+    size_t cap = 8u << 20, len = 0;
+    char *c = malloc(cap);
+    cr_assert_not_null(c);
+    for (int i = 0; i < 20000; i++)
+        len += (size_t)sprintf(c + len, "{\"id\":\"%d\",\"body\":\"w%d w%d common\"}\n", i == 12345 ? 77 : i, i % 301,
+                               i % 7);
+    char in[512];
+    snprintf(in, sizeof in, "%s/late.jsonl", tmpdir);
+    FILE *f = fopen(in, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(c, 1, len, f), len);
+    fclose(f);
+    free(c);
+    for (uint32_t t = 1; t <= 8; t *= 2) {
+        char out[600];
+        snprintf(out, sizeof out, "%s/late-t%u.idx", tmpdir, t);
+        idx_build_stats st;
+        msglist m = { 0 };
+        fn_errbuf eb = { { 0 } };
+        build_threads(in, out, 2, t, IDX_ON_ERROR_FAIL, 0, FN_EDUP, &st, &m, &eb);
+        cr_assert(strstr(eb.msg, "late.jsonl:12346: duplicate id \"77\"") != NULL, "threads %u: %s", t, eb.msg);
+        cr_assert_not(exists(out));
+        build_threads(in, out, 2, t, IDX_ON_ERROR_SKIP, 0, 0, &st, &m, &eb);
+        cr_assert_eq(st.docs, 19999);
+        cr_assert_eq(m.n, 1);
+        cr_assert(strstr(m.msg[0], "late.jsonl:12346: duplicate id \"77\"") != NULL, "%s", m.msg[0]);
+        msglist_free(&m);
+    }
+}
