@@ -23,7 +23,7 @@
 #define NDOCS 40
 #define MAXF 6
 
-enum fake_mode { FAKE_OK, FAKE_FAIL, FAKE_STALL, FAKE_INVALID, FAKE_EXHAUSTED };
+enum fake_mode { FAKE_OK, FAKE_FAIL, FAKE_STALL, FAKE_INVALID, FAKE_EXHAUSTED, FAKE_NOFETCH };
 
 /* The test corpus: doc d lives on shard d % nshards; few distinct scores so
  * ties (broken by key) are common. */
@@ -34,8 +34,9 @@ typedef struct fake {
     rpc_server_t *srv;
     int mode;
     uint32_t shard, nshards;
-    int calls;
+    int calls, fetches;
     int stall_ms;
+    int no_fields_seen;          /* a search asked for no stored fields */
 } fake;
 
 typedef struct stall { uv_timer_t t; rpc_call_t *call; } stall;
@@ -76,13 +77,14 @@ static void fake_reply(fake *f, rpc_call_t *call, const Funnel__V1__ShardSearchR
     Funnel__V1__TermExplain te = FUNNEL__V1__TERM_EXPLAIN__INIT, *tep = &te;
     te.term = (char *)"fake";
     te.df = NDOCS;
+    if (req->no_fields) f->no_fields_seen = 1;
     for (size_t i = 0; i < k; i++) {
         funnel__v1__shard_hit__init(&hits[i]);
         snprintf(ids[i], sizeof ids[i], "doc%d", docs[i]);
         snprintf(titles[i], sizeof titles[i], "title %d", docs[i]);
-        hits[i].doc = (uint32_t)i;
-        hits[i].id = ids[i];
-        hits[i].title = titles[i];
+        hits[i].doc = (uint32_t)docs[i];   /* the fake's document numbers are the global ones */
+        hits[i].id = req->no_fields ? (char *)"" : ids[i];
+        hits[i].title = req->no_fields ? (char *)"" : titles[i];
         hits[i].score = doc_score(docs[i]);
         hits[i].key = doc_key(docs[i]);
         if (req->explain) { hits[i].n_terms = 1; hits[i].terms = &tep; }
@@ -132,6 +134,35 @@ static void fake_search(rpc_call_t *call, const ProtobufCMessage *msg, void *ud)
     } else {
         fake_reply(f, call, (const Funnel__V1__ShardSearchRequest *)msg);
     }
+}
+
+/* Shard/Fetch: the fields of the documents asked for, by number; a
+ * FAKE_NOFETCH shard answers searches but fails every fetch. */
+static void fake_fetch(rpc_call_t *call, const ProtobufCMessage *msg, void *ud)
+{
+    fake *f = ud;
+    const Funnel__V1__ShardFetchRequest *req = (const Funnel__V1__ShardFetchRequest *)msg;
+    f->fetches++;
+    if (f->mode == FAKE_NOFETCH) {
+        rpc_call_reply(call, GRPC_STATUS_UNAVAILABLE, "fake fetch broke", NULL);
+        return;
+    }
+    Funnel__V1__FetchedDoc d[NDOCS], *dp[NDOCS];
+    char ids[NDOCS][16], titles[NDOCS][32];
+    size_t n = req->n_docs < NDOCS ? req->n_docs : NDOCS;
+    for (size_t i = 0; i < n; i++) {
+        funnel__v1__fetched_doc__init(&d[i]);
+        cr_assert_eq(req->keys[i], doc_key((int)req->docs[i]), "the coordinator sends each document's key");
+        snprintf(ids[i], sizeof ids[i], "doc%u", (unsigned)req->docs[i]);
+        snprintf(titles[i], sizeof titles[i], "title %u", (unsigned)req->docs[i]);
+        d[i].id = ids[i];
+        d[i].title = titles[i];
+        dp[i] = &d[i];
+    }
+    Funnel__V1__ShardFetchResponse r = FUNNEL__V1__SHARD_FETCH_RESPONSE__INIT;
+    r.docs = dp;
+    r.n_docs = n;
+    rpc_call_reply(call, GRPC_STATUS_OK, NULL, &r.base);
 }
 
 static void on_fake_stopped(void *ud)
@@ -196,16 +227,18 @@ static void start_ex(const fake_spec *sp, int nfakes, uint32_t nshards, const ch
     rpc_init();
     cr_assert_eq(uv_loop_init(&H.loop), 0);
     H.nfakes = nfakes;
-    static rpc_method fm[MAXF];
+    static rpc_method fm[MAXF][2];
     for (int i = 0; i < nfakes; i++) {
         fake *f = &H.fakes[i];
         f->mode = sp[i].mode;
         f->shard = (uint32_t)sp[i].shard;
         f->nshards = nshards;
         f->stall_ms = 1500;
-        fm[i] = (rpc_method){ RPC_METHOD_SHARD_SEARCH, &funnel__v1__shard_search_request__descriptor,
-                              fake_search, f };
-        rpc_server_opts so = { "127.0.0.1:0", &fm[i], 1, 0 };
+        fm[i][0] = (rpc_method){ RPC_METHOD_SHARD_SEARCH, &funnel__v1__shard_search_request__descriptor,
+                                 fake_search, f };
+        fm[i][1] = (rpc_method){ RPC_METHOD_SHARD_FETCH, &funnel__v1__shard_fetch_request__descriptor,
+                                 fake_fetch, f };
+        rpc_server_opts so = { "127.0.0.1:0", fm[i], 2, 0 };
         fn_errbuf eb = {{0}};
         cr_assert_eq(rpc_server_start(&H.loop, &so, &f->srv, &eb), 0, "%s", eb.msg);
         rpc_server_set_serving(f->srv, sp[i].serving);
@@ -239,6 +272,7 @@ static void start_ex(const fake_spec *sp, int nfakes, uint32_t nshards, const ch
         o.breaker_failures = bo->breaker_failures;
         o.breaker_backoff_ms = bo->breaker_backoff_ms;
         o.breaker_max_backoff_ms = bo->breaker_max_backoff_ms;
+        o.stage2_model = bo->stage2_model;
     }
     cr_assert_eq(coord_start(&H.loop, &o, &H.coord, &eb), 0, "%s", eb.msg);
     snprintf(H.addr, sizeof H.addr, "127.0.0.1:%d", coord_port(H.coord));
@@ -315,6 +349,64 @@ static const Funnel__V1__StageInfo *find_stage(const Funnel__V1__SearchResponse 
     for (size_t i = 0; i < r->n_stages; i++)
         if (!strcmp(r->stages[i]->name, name)) return r->stages[i];
     return NULL;
+}
+
+/* Two-phase fetch: with a stage-2 model the shards are asked for no stored
+ * fields, and the page's are fetched afterwards (Shard/Fetch, with each
+ * document's key); the page is the one a search with fields gives. A shard
+ * whose fetch fails has its hits left out, and the response says so. */
+Test(coord, two_phase_fetch_and_a_failed_fetch)
+{
+    char model[] = "/tmp/funnel-test-model-XXXXXX";
+    int fd = mkstemp(model);
+    cr_assert_geq(fd, 0);
+    const char *text = "funnel-model 1\nkind linear\nobjective regression\nfeatures 1\nfeature 0 bm25f\n"
+                       "base_score 0\nbias 0\nweight 0 1\nend\n";
+    cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    coord_opts bo = { .stage2_model = model };
+    for (int broken = 0; broken < 2; broken++) {
+        fake_spec sp[] = { { 0, FAKE_OK, 1 }, { 1, broken ? FAKE_NOFETCH : FAKE_OK, 1 }, { 2, FAKE_OK, 1 } };
+        start_ex(sp, 3, 3, NULL, NULL, 20, &bo);
+        rpc_status st;
+        for (uint32_t page = 0; page < 3; page++) {
+            Funnel__V1__SearchResponse *r = search("hello world", 7, page, 0, 5000, &st);
+            cr_assert_not_null(r, "%s %s", rpc_status_name(st.code), st.message);
+            if (!broken) {
+                check_hits(r, 3, -1, page * 7, 7);   /* ids and titles from the fetch */
+                for (size_t i = 0; i < r->n_hits; i++) cr_assert_str_neq(r->hits[i]->title, "");
+                cr_assert_not(r->partial);
+                cr_assert_eq(r->n_failures, 0);
+            } else {
+                /* shard 1's hits are left out; the others keep their global order */
+                int exp[NDOCS];
+                int n = expected(3, -1, exp);
+                size_t j = 0;
+                for (size_t p = page * 7; p < page * 7 + 7 && p < (size_t)n; p++) {
+                    if (exp[p] % 3 == 1) continue;
+                    char id[16];
+                    snprintf(id, sizeof id, "doc%d", exp[p]);
+                    cr_assert_lt(j, r->n_hits);
+                    cr_assert_str_eq(r->hits[j]->id, id, "page %u rank %zu", page, j);
+                    j++;
+                }
+                cr_assert_eq(r->n_hits, j);
+                cr_assert(r->partial, "a page with hits left out is partial");
+                cr_assert_eq(r->n_failures, 1);
+                cr_assert_eq(r->failures[0]->shard, 1);
+                cr_assert_str_eq(r->failures[0]->status, "UNAVAILABLE");
+                cr_assert(strstr(r->failures[0]->message, "fetch of the page's stored fields"), "%s",
+                          r->failures[0]->message);
+            }
+            protobuf_c_message_free_unpacked(&r->base, NULL);
+        }
+        for (int i = 0; i < 3; i++) {
+            cr_assert(H.fakes[i].no_fields_seen, "shard %d was asked for stored fields", i);
+            cr_assert_gt(H.fakes[i].fetches, 0, "shard %d: no fetch", i);
+        }
+        stop();
+    }
+    unlink(model);
 }
 
 Test(coord, all_shards_exact_merge_and_pages)
