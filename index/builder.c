@@ -36,6 +36,7 @@
 #include <unistd.h>
 #include <dirent.h>
 #include <xxhash.h>
+#include <zstd.h>
 
 #include "codec.h"
 #include "format.h"
@@ -413,6 +414,7 @@ typedef struct anctx {
     size_t ntoks, tokcap;
     uint32_t *dpos, *dposoff;
     size_t dposcap, dposoffcap;
+    ZSTD_CCtx *zc;              /* compresses the sources (created on first use) */
 } anctx;
 
 static void anctx_free(anctx *c)
@@ -422,6 +424,8 @@ static void anctx_free(anctx *c)
     free(c->toks);
     free(c->dpos);
     free(c->dposoff);
+    ZSTD_freeCCtx(c->zc);
+    c->zc = NULL;
     c->dtf = NULL;
     c->toks = NULL;
     c->dpos = c->dposoff = NULL;
@@ -650,8 +654,9 @@ static int grow_norms(shard *s)
 }
 
 /* The two stored forms of a document (format.h): the record responses need
- * (id, title, url) in `docs`, and the whole JSON object (js, jn bytes: its
- * compact dump) in `source`. */
+ * (id, title, url) in `docs`, and the whole JSON object in `source`: js, jn
+ * bytes, is the value after its sum (u32le raw_len | zstd frame, as the
+ * analyzing thread compressed it). */
 static int put_doc(builder *b, shard *s, const uint8_t dk[4], const char *id, size_t idlen, const char *title,
                    size_t titlelen, const char *url, size_t urllen, const char *js, size_t jn)
 {
@@ -861,12 +866,27 @@ static int analyze_line(anctx *c, batch *bt, uint32_t i)
     if ((rc = out_add(bt, id, idlen, &d->id)) || (rc = out_add(bt, txt[0], tlen[0], &d->title)) ||
         (rc = out_add(bt, url, urllen, &d->url)))
         goto out;
+    /* the source: the compact dump, compressed here rather than by the
+     * main thread (format.h: source; the frame depends only on the bytes
+     * and the level, so not on which thread made it) */
     char *js = json_dumps(root, JSON_COMPACT);
     if (!js) { rc = -ENOMEM; goto out; }
-    d->srclen = strlen(js);
-    rc = out_add(bt, js, d->srclen, &d->src);
+    size_t jn = strlen(js);
+    if (jn > IDX_MAX_SOURCE_BYTES) {
+        free(js);
+        rc = doc_bad(bt, d, FN_ELIMIT, "%s", "the document is longer than 64 MiB (as compact JSON)");
+        goto out;
+    }
+    if (!c->zc && !(c->zc = ZSTD_createCCtx())) { free(js); rc = -ENOMEM; goto out; }
+    size_t bound = ZSTD_compressBound(jn);
+    if ((rc = out_reserve(bt, 4 + bound))) { free(js); goto out; }
+    size_t zn = ZSTD_compressCCtx(c->zc, bt->out + bt->outlen + 4, bound, js, jn, IDX_SOURCE_ZSTD_LEVEL);
     free(js);
-    if (rc) goto out;
+    if (ZSTD_isError(zn)) { rc = -ENOMEM; goto out; }   /* with a bound-sized buffer: only memory */
+    idx_put_u32le(bt->out + bt->outlen, (uint32_t)jn);
+    d->src = bt->outlen;
+    d->srclen = 4 + zn;
+    bt->outlen += d->srclen;
 
     strtab_clear(&c->dt);
     c->ntoks = 0;

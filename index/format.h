@@ -1,8 +1,8 @@
-/* format.h - the on-disk layout of a Funnel index (schema version 4).
+/* format.h - the on-disk layout of a Funnel index (schema version 5).
  *
  * An index directory IDXDIR holds one LMDB environment per shard:
  *
- *   IDXDIR/index.json          {"schema":3,"shards":N,"docs":D,"created":T,...} (informational)
+ *   IDXDIR/index.json          {"schema":5,"shards":N,"docs":D,"created":T,...} (informational)
  *   IDXDIR/shard-000/data.mdb  ... IDXDIR/shard-(N-1)/data.mdb
  *   IDXDIR/shard-NNN/checksum  "funnel-checksum 1\nxxh3-64 <16 hex>\nbytes <size>\n": the
  *                              whole data.mdb as the build sealed it (verified at open)
@@ -38,8 +38,15 @@
  *   docs      u32be doc -> the fields responses need, a binary record:
  *               u32le sum | u32le id_len | u32le title_len | u32le url_len | id | title | url
  *               sum = idx_sum32(the bytes after it, doc)
- *   source    u32be doc -> u32le sum | the document's JSON object, compact (all
- *               corpus fields, unknown ones included); sum = idx_sum32(json, doc)
+ *   source    u32be doc -> u32le sum | u32le raw_len | zstd frame (schema 5):
+ *               the document's JSON object, compact (all corpus fields, unknown
+ *               ones included), raw_len bytes (1 .. IDX_MAX_SOURCE_BYTES),
+ *               compressed as one zstd frame (level IDX_SOURCE_ZSTD_LEVEL, no
+ *               dictionary; the frame records its content size, = raw_len, and
+ *               carries no checksum of its own); sum = idx_sum32(the bytes after
+ *               it, doc). A reader checks the sum, then raw_len against the cap,
+ *               the frame's content size and its length against the value's,
+ *               and that it decompresses to exactly raw_len bytes.
  *   positions u32be termid | u32be block number -> the block's term positions (below)
  *   skips     u32be termid -> the term's skip data, for terms of 2 blocks or more:
  *               u32le sum | u32le nblocks | u32le last[nblocks] | f32le max[nblocks]
@@ -86,7 +93,7 @@
 #include <string.h>
 #include <xxhash.h>
 
-#define IDX_SCHEMA_VERSION 4
+#define IDX_SCHEMA_VERSION 5
 #define IDX_MAX_TERM_BYTES 255
 #define IDX_MAX_DBS 16
 /* Address space, not disk: LMDB maps this much but only writes what it uses. */
@@ -109,6 +116,9 @@
 #define IDX_BLOCK_HDR 16
 #define IDX_DOC_HDR 16
 #define IDX_ID_REC_BYTES 8
+#define IDX_SOURCE_HDR 8                      /* source: sum, raw_len */
+#define IDX_MAX_SOURCE_BYTES (64u << 20)      /* a document's compact JSON, at most */
+#define IDX_SOURCE_ZSTD_LEVEL 1                /* levels 2, 3: no smaller, slower (index-format.md) */
 
 enum idx_field { IDX_FIELD_TITLE = 0, IDX_FIELD_BODY = 1, IDX_NFIELDS = 2 };
 

@@ -71,7 +71,7 @@ static int run_feedback(idx_searcher_t *s, void *ud)
         uint32_t doc = a->docs[i];
         const char *src;
         size_t len;
-        if ((rc = idx_source_get(r, s->txn, doc, &src, &len, s->eb))) break;
+        if ((rc = idx_source_get(r, s->txn, doc, &s->src, &src, &len, s->eb))) break;
         json_error_t je;
         json_t *root = json_loadb(src, len, 0, &je);
         if (!root || !json_is_object(root)) {

@@ -36,7 +36,8 @@ typedef struct idx_fbdoc {
  * `terms` - a stop list taken from the index - while `length` stays the
  * whole bag's. Every array lives in mem. Returns 0, FN_EINVAL (a doc number
  * out of range, max_df not in 0..1), -ENOMEM or a damage code (idx_is_damage:
- * a source record that fails its checksum or is not a JSON object). */
+ * a source record that fails its checksum, does not decompress, or is not a
+ * JSON object). The sources are decompressed into the searcher's buffer. */
 int idx_feedback_docs(idx_searcher_t *s, const uint32_t *docs, size_t n, double max_df, fn_arena *mem,
                       idx_fbdoc *out, fn_errbuf *eb);
 

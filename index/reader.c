@@ -412,7 +412,14 @@ int idx_doc_get(const idx_reader_t *r, MDB_txn *txn, uint32_t doc, idx_doc_rec *
     return idx_doc_decode(doc, &v, out, eb);
 }
 
-int idx_source_get(const idx_reader_t *r, MDB_txn *txn, uint32_t doc, const char **json,
+void idx_srcbuf_free(idx_srcbuf *sb)
+{
+    ZSTD_freeDCtx(sb->dctx);
+    free(sb->buf);
+    *sb = (idx_srcbuf){ 0 };
+}
+
+int idx_source_get(const idx_reader_t *r, MDB_txn *txn, uint32_t doc, idx_srcbuf *sb, const char **json,
                    size_t *len, fn_errbuf *eb)
 {
     uint8_t dk[4];
@@ -426,8 +433,44 @@ int idx_source_get(const idx_reader_t *r, MDB_txn *txn, uint32_t doc, const char
         return fn_seterr(eb, FN_ECORRUPT, "source of doc %u: lies outside the file: a page is damaged", doc);
     if (v.mv_size < 4 || idx_get_u32le(p) != idx_sum32(p + 4, v.mv_size - 4, doc))
         return fn_seterr(eb, FN_ECORRUPT, "source of doc %u: checksum mismatch", doc);
-    *json = (const char *)p + 4;
-    *len = v.mv_size - 4;
+    /* the sum holds: what follows is the builder's, unless someone wrote a
+     * value with a right sum - check everything before trusting a length */
+    if (v.mv_size < IDX_SOURCE_HDR)
+        return fn_seterr(eb, FN_ECORRUPT, "source of doc %u: %zu bytes, shorter than its %d-byte header", doc,
+                         v.mv_size, IDX_SOURCE_HDR);
+    uint32_t raw = idx_get_u32le(p + 4);
+    const uint8_t *z = p + IDX_SOURCE_HDR;
+    size_t zn = v.mv_size - IDX_SOURCE_HDR;
+    if (raw == 0 || raw > IDX_MAX_SOURCE_BYTES)
+        return fn_seterr(eb, FN_ECORRUPT, "source of doc %u: length %" PRIu32 " is outside 1..%u bytes", doc, raw,
+                         IDX_MAX_SOURCE_BYTES);
+    unsigned long long fcs = ZSTD_getFrameContentSize(z, zn);
+    if (fcs == ZSTD_CONTENTSIZE_ERROR || fcs == ZSTD_CONTENTSIZE_UNKNOWN)
+        return fn_seterr(eb, FN_ECORRUPT, "source of doc %u: not a zstd frame with its content size", doc);
+    if (fcs != raw)
+        return fn_seterr(eb, FN_ECORRUPT, "source of doc %u: length %" PRIu32 ", but its zstd frame holds %llu "
+                         "bytes", doc, raw, fcs);
+    size_t fn = ZSTD_findFrameCompressedSize(z, zn);
+    if (ZSTD_isError(fn) || fn != zn)
+        return fn_seterr(eb, FN_ECORRUPT, "source of doc %u: its zstd frame %s", doc,
+                         ZSTD_isError(fn) ? "is damaged" : "does not end where the value does");
+    if (sb->cap < (size_t)raw + 1) {
+        char *nb = realloc(sb->buf, (size_t)raw + 1);
+        if (!nb) return fn_seterr(eb, -ENOMEM, "out of memory");
+        sb->buf = nb;
+        sb->cap = (size_t)raw + 1;
+    }
+    if (!sb->dctx && !(sb->dctx = ZSTD_createDCtx())) return fn_seterr(eb, -ENOMEM, "out of memory");
+    size_t got = ZSTD_decompressDCtx(sb->dctx, sb->buf, raw, z, zn);
+    if (ZSTD_isError(got))
+        return fn_seterr(eb, FN_ECORRUPT, "source of doc %u: zstd frame does not decompress (%s)", doc,
+                         ZSTD_getErrorName(got));
+    if (got != raw)
+        return fn_seterr(eb, FN_ECORRUPT, "source of doc %u: zstd frame decompresses to %zu bytes, not %" PRIu32,
+                         doc, got, raw);
+    sb->buf[raw] = '\0';
+    *json = sb->buf;
+    *len = raw;
     return 0;
 }
 
@@ -841,7 +884,7 @@ int idx_reader_check(const idx_reader_t *r, fn_errbuf *eb)
     return 0;
 }
 
-static int get_doc(idx_reader_t *r, MDB_txn *txn, const char *id, char **json, fn_errbuf *eb)
+static int get_doc(idx_reader_t *r, MDB_txn *txn, const char *id, idx_srcbuf *sb, fn_errbuf *eb)
 {
     uint32_t doc;
     int rc = idx_id_get(r, txn, id, strlen(id), &doc, eb);
@@ -849,13 +892,7 @@ static int get_doc(idx_reader_t *r, MDB_txn *txn, const char *id, char **json, f
     if (rc) return rc;
     const char *src;
     size_t len;
-    if ((rc = idx_source_get(r, txn, doc, &src, &len, eb))) return rc;
-    char *s = malloc(len + 1);
-    if (!s) return fn_seterr(eb, -ENOMEM, "out of memory");
-    memcpy(s, src, len);
-    s[len] = '\0';
-    *json = s;
-    return 0;
+    return idx_source_get(r, txn, doc, sb, &src, &len, eb);
 }
 
 int idx_reader_get_doc(idx_reader_t *r, const char *id, char **json, fn_errbuf *eb)
@@ -864,18 +901,31 @@ int idx_reader_get_doc(idx_reader_t *r, const char *id, char **json, fn_errbuf *
     *json = NULL;
     int rc = idx_reader_check(r, eb);
     if (rc) return rc;
+    /* on the heap: a fault's jump back must still find (and free) it */
+    idx_srcbuf *sb = calloc(1, sizeof *sb);
+    if (!sb) return fn_seterr(eb, -ENOMEM, "out of memory");
     MDB_txn *txn;
-    if ((rc = mdb_txn_begin(r->env, NULL, MDB_RDONLY, &txn)))
+    if ((rc = mdb_txn_begin(r->env, NULL, MDB_RDONLY, &txn))) {
+        free(sb);
         return fn_seterr(eb, idx_mdb_code(rc), "txn: %s", mdb_strerror(rc));
+    }
     idx_guard g;
     if (idx_guard_enter(&g, r->map, r->mapsize) == 0) {
         if (sigsetjmp(g.jb, 0) != 0) {
             mdb_txn_abort(txn);
+            idx_srcbuf_free(sb);
+            free(sb);
             return fn_seterr(eb, FN_ECORRUPT, "%s/data.mdb: %s (while open)", r->dir, idx_guard_what(&g));
         }
     }
-    rc = get_doc(r, txn, id, json, eb);
+    rc = get_doc(r, txn, id, sb, eb);
     idx_guard_leave(&g);
     mdb_txn_abort(txn);
+    if (!rc) {
+        *json = sb->buf;   /* NUL-terminated: the caller's now */
+        sb->buf = NULL;
+    }
+    idx_srcbuf_free(sb);
+    free(sb);
     return rc;
 }

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <zstd.h>
 
 #include "codec.h"
 #include "format.h"
@@ -177,8 +178,25 @@ typedef struct idx_doc_rec {
 int idx_doc_get(const idx_reader_t *r, MDB_txn *txn, uint32_t doc, idx_doc_rec *out, fn_errbuf *eb);
 int idx_doc_decode(uint32_t doc, const MDB_val *v, idx_doc_rec *out, fn_errbuf *eb);
 
-/* The JSON source of doc (not NUL-terminated). */
-int idx_source_get(const idx_reader_t *r, MDB_txn *txn, uint32_t doc, const char **json,
+/* What idx_source_get decompresses with, kept by its caller to be reused
+ * document after document (a searcher's, a verify walk's): a zstd
+ * decompression context (created on first use) and the caller-owned buffer
+ * the JSON is decompressed into. Zero-initialise; idx_srcbuf_free. Not
+ * shared between threads. */
+typedef struct idx_srcbuf {
+    ZSTD_DCtx *dctx;
+    char *buf;
+    size_t cap;
+} idx_srcbuf;
+void idx_srcbuf_free(idx_srcbuf *sb);
+
+/* The JSON source of doc (format.h: source), its checksum checked, then
+ * decompressed into sb->buf: *json = sb->buf, *len bytes, NUL-terminated
+ * (valid until the next call with sb). A damaged value - raw_len over
+ * IDX_MAX_SOURCE_BYTES or not the frame's content size, a frame that is not
+ * exactly the value's rest or does not decompress to exactly raw_len bytes -
+ * is FN_ECORRUPT ("source of doc N: ..."), before any allocation it asks for. */
+int idx_source_get(const idx_reader_t *r, MDB_txn *txn, uint32_t doc, idx_srcbuf *sb, const char **json,
                    size_t *len, fn_errbuf *eb);
 
 /* Doc number of external id; 0, FN_ENOTFOUND, FN_ECORRUPT or an LMDB code. */

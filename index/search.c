@@ -94,6 +94,7 @@ static void searcher_trim(idx_searcher_t *s)
     if (s->hitcap * sizeof *s->hits > KEEP) FREE_SCRATCH(s->hits, s->hitcap);
     if (s->explcap * sizeof *s->expl > KEEP) FREE_SCRATCH(s->expl, s->explcap);
     if (s->scap > KEEP) FREE_SCRATCH(s->sbuf, s->scap);
+    if (s->src.cap > KEEP) FREE_SCRATCH(s->src.buf, s->src.cap);
     if (s->offscap * sizeof *s->offs > KEEP) FREE_SCRATCH(s->offs, s->offscap);
     if (s->curcap * sizeof *s->cur > KEEP) FREE_SCRATCH(s->cur, s->curcap);
     if (s->ctfcap * sizeof *s->ctf > KEEP) FREE_SCRATCH(s->ctf, s->ctfcap);
@@ -112,6 +113,7 @@ void idx_searcher_destroy(idx_searcher_t *s)
     free(s->pc);
     if (s->txn) mdb_txn_abort(s->txn);
     idx_analyzer_destroy(s->an);
+    idx_srcbuf_free(&s->src);
     free(s->tbuf);
     free(s->qt);
     free(s->qseq);

@@ -78,6 +78,7 @@ typedef struct walk {
     uint32_t docs[IDX_BLOCK_SIZE], tf[IDX_NFIELDS][IDX_BLOCK_SIZE];
     uint32_t *pos;          /* a block's positions */
     size_t poscap;
+    idx_srcbuf src;         /* the documents' sources, decompressed */
 } walk;
 
 /* What follows "..., block B: " in a decoder's message. */
@@ -226,7 +227,7 @@ static int check_source(walk *w, uint32_t d, const idx_doc_rec *dr)
 {
     const char *src;
     size_t len;
-    int rc = idx_source_get(w->r, w->txn, d, &src, &len, w->eb);
+    int rc = idx_source_get(w->r, w->txn, d, &w->src, &src, &len, w->eb);
     if (rc) return rc;
     json_error_t jerr;
     json_t *o = json_loadb(src, len, 0, &jerr);
@@ -393,6 +394,7 @@ static int check_shard(vshard *vs)
     }
     free(w.tfsum);
     free(w.pos);
+    idx_srcbuf_free(&w.src);
     if (rc) return set_problem(vs, rc, "%s", eb.msg);
     if (frc)
         return set_problem(vs, frc, "%s; every stored value checks out, so the damage is in space no "

@@ -11,7 +11,9 @@
  *     blocks, postings == df), postings entries == sum of blocks;
  *   - every stored record (docs, source, ids: checksums, entries == docs), each
  *     document's id looked up to the same document, norms keys[doc] ==
- *     xxh64(id), source a JSON object whose "id" is the record's id;
+ *     xxh64(id), source (checksum, then its zstd frame: raw_len within the
+ *     cap and the frame's content size, decompressing to exactly raw_len
+ *     bytes) a JSON object whose "id" (title, url) is the record's;
  *   - meta: avglen == sumlen / docs_total.
  * A shard's check stops at its first damage. Whole index (IDXDIR with
  * index.json): every shard-NNN that index.json names, each checked as above,

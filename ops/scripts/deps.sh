@@ -29,7 +29,7 @@
 set -euo pipefail
 PKGS=(build-essential pkg-config meson ninja-build
       libgrpc-dev protobuf-c-compiler libprotobuf-c-dev libuv1-dev liblmdb-dev lmdb-utils
-      libcriterion-dev libstemmer-dev libutf8proc-dev libxxhash-dev libstreamvbyte-dev libjansson-dev
+      libcriterion-dev libstemmer-dev libutf8proc-dev libxxhash-dev libstreamvbyte-dev libjansson-dev libzstd-dev
       valgrind time python3 python3-grpcio python3-protobuf python3-numpy python3-xapian wamerican
       python3-xgboost python3-sklearn)
 [ "${1:-}" = --bench ] && PKGS+=(sphinxsearch python3-pymysql gnuplot-nox)

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
+#include <zstd.h>
 
 #include "builder.h"
 #include "format.h"
@@ -183,6 +184,118 @@ Test(builder, single_shard_meta_terms_and_docs)
     cr_assert_eq(read_term(p, "pie", &t, NULL, NULL), 0);
     cr_assert_eq(t.termid, 4);
     cr_assert_eq(read_term(p, "the", &t, NULL, NULL), MDB_NOTFOUND, "stopwords are not indexed");
+}
+
+/* format.h source (schema 5): u32le sum | u32le raw_len | one zstd frame of
+ * the compact dump; idx_reader_get_doc gives that dump back byte for byte. */
+Test(builder, source_is_the_compact_json_compressed)
+{
+    /* escapes, non-ASCII, nesting, spaces the compact dump drops, and a
+     * document of several zstd blocks (> 128 KiB) */
+    size_t big = 300u << 10, cap = big + 4096, len = 0;
+    char *corpus = malloc(cap);
+    cr_assert_not_null(corpus);
+    len += (size_t)snprintf(corpus + len, cap - len, "%s",
+                            "{ \"id\" : \"e\\u00e9\", \"title\": \"Tab\\there \\\"q\\\" \\u2603\", "
+                            "  \"body\":\"x\", \"n\": [1, 2.5, null, true], \"o\": {\"k\": \"\\/\"}}\n"
+                            "{\"id\":\"big\",\"title\":\"big\",\"body\":\"");
+    for (size_t i = 0; len < big; i++) len += (size_t)snprintf(corpus + len, cap - len, "w%zu ", i % 5000);
+    len += (size_t)snprintf(corpus + len, cap - len, "\"}\n");
+    cr_assert_lt(len, cap);
+    char text[600];
+    size_t slen = strlen(small_corpus);
+    char *all = malloc(slen + len + 1);
+    cr_assert_not_null(all);
+    memcpy(all, small_corpus, slen);
+    memcpy(all + slen, corpus, len + 1);
+    free(corpus);
+
+    idx_build_stats st;
+    warnings w = { 0 };
+    fn_errbuf eb = { { 0 } };
+    cr_assert_eq(build(all, 1, IDX_ON_ERROR_FAIL, "src", &st, &w, &eb), 0, "%s", eb.msg);
+    cr_assert_eq(st.docs, 6);
+    char p[512];
+    snprintf(p, sizeof p, "%s/src.idx/shard-000", tmpdir);
+    idx_reader_t *r;
+    cr_assert_eq(idx_reader_open(p, &r, &eb), 0, "%s", eb.msg);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi src, ids;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, IDX_MAX_DBS);
+    cr_assert_eq(mdb_env_open(env, p, MDB_RDONLY, 0644), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, IDX_DB_SOURCE, 0, &src), 0);
+    cr_assert_eq(mdb_dbi_open(txn, IDX_DB_IDS, 0, &ids), 0);
+    size_t ndocs = 0;
+    for (char *line = all, *nl; *line; line = nl + 1) {
+        nl = strchr(line, '\n');
+        cr_assert_not_null(nl);
+        json_error_t je;
+        json_t *o = json_loadb(line, (size_t)(nl - line), 0, &je);
+        if (!o) continue;   /* the blank line */
+        char *want = json_dumps(o, JSON_COMPACT);
+        cr_assert_not_null(want);
+        const char *id = json_string_value(json_object_get(o, "id"));
+        snprintf(text, sizeof text, "doc \"%s\"", id);
+        /* the stored value, read as format.h says */
+        MDB_val k = { strlen(id), (void *)id }, v;
+        cr_assert_eq(mdb_get(txn, ids, &k, &v), 0, "%s", text);
+        uint32_t doc = idx_get_u32le(v.mv_data);
+        uint8_t dk[4];
+        idx_put_u32be(dk, doc);
+        k = (MDB_val){ 4, dk };
+        cr_assert_eq(mdb_get(txn, src, &k, &v), 0, "%s", text);
+        const uint8_t *sv = v.mv_data;
+        cr_assert_gt(v.mv_size, IDX_SOURCE_HDR, "%s", text);
+        cr_assert_eq(idx_get_u32le(sv), idx_sum32(sv + 4, v.mv_size - 4, doc), "%s: sum", text);
+        cr_assert_eq(idx_get_u32le(sv + 4), strlen(want), "%s: raw_len", text);
+        cr_assert_eq(ZSTD_getFrameContentSize(sv + 8, v.mv_size - 8), strlen(want), "%s", text);
+        cr_assert_eq(ZSTD_findFrameCompressedSize(sv + 8, v.mv_size - 8), v.mv_size - 8, "%s: one frame", text);
+        char *raw = malloc(strlen(want) + 1);
+        cr_assert_not_null(raw);
+        cr_assert_eq(ZSTD_decompress(raw, strlen(want), sv + 8, v.mv_size - 8), strlen(want), "%s", text);
+        cr_assert(memcmp(raw, want, strlen(want)) == 0, "%s: decompressed source", text);
+        free(raw);
+        if (strcmp(id, "big") == 0)
+            cr_assert_lt(v.mv_size, strlen(want) / 2, "big: %zu bytes for %zu", v.mv_size, strlen(want));
+        /* and through the reader */
+        char *js = NULL;
+        cr_assert_eq(idx_reader_get_doc(r, id, &js, &eb), 0, "%s: %s", text, eb.msg);
+        cr_assert_str_eq(js, want, "%s", text);
+        free(js);
+        free(want);
+        json_decref(o);
+        ndocs++;
+    }
+    cr_assert_eq(ndocs, 6);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    idx_reader_close(r);
+    free(all);
+}
+
+/* A document whose compact JSON is over IDX_MAX_SOURCE_BYTES is a bad line
+ * (the reader refuses a source value that claims more). */
+Test(builder, document_over_the_source_cap_is_a_bad_line)
+{
+    size_t n = IDX_MAX_SOURCE_BYTES + 16;
+    char *c = malloc(n + 256);
+    cr_assert_not_null(c);
+    size_t len = (size_t)sprintf(c, "{\"id\":\"a\",\"title\":\"ok\"}\n{\"id\":\"huge\",\"blob\":\"");
+    memset(c + len, 'x', n);
+    len += n;
+    len += (size_t)sprintf(c + len, "\"}\n{\"id\":\"b\",\"title\":\"ok too\"}\n");
+    idx_build_stats st;
+    warnings w = { 0 };
+    fn_errbuf eb = { { 0 } };
+    cr_assert_eq(build(c, 1, IDX_ON_ERROR_SKIP, "huge", &st, &w, &eb), 0, "%s", eb.msg);
+    free(c);
+    cr_assert_eq(st.docs, 2);
+    cr_assert_eq(st.skipped, 1);
+    cr_assert_eq(w.n, 1);
+    cr_assert(strstr(w.msg[0], "huge.jsonl:2: the document is longer than 64 MiB") != NULL, "%s", w.msg[0]);
 }
 
 Test(builder, shards_partition_by_xxh64_and_share_global_stats)

@@ -26,6 +26,7 @@
 #include "builder.h"
 #include "damage.h"
 #include "integrity.h"
+#include "prf.h"
 #include "reader_int.h"
 #include "search.h"
 #include "testutil.h"
@@ -464,6 +465,160 @@ Test(verify, source_and_id_records)
         cr_assert_null(json);
         idx_reader_close(r);
     }
+    answers_free(base, &qs);
+    qset_free(&qs);
+}
+
+/* ---- source values with a right checksum but a wrong inside ---- */
+
+/* doc's source value after its sum (malloc'd, *n bytes). */
+static uint8_t *get_source(const char *dir, uint32_t doc, size_t *n)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, IDX_MAX_DBS);
+    cr_assert_eq(mdb_env_open(env, dir, MDB_RDONLY | MDB_NOLOCK, 0644), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, IDX_DB_SOURCE, 0, &dbi), 0);
+    uint8_t dk[4];
+    idx_put_u32be(dk, doc);
+    MDB_val k = { 4, dk }, v;
+    cr_assert_eq(mdb_get(txn, dbi, &k, &v), 0);
+    cr_assert_gt(v.mv_size, IDX_SOURCE_HDR);
+    *n = v.mv_size - 4;
+    uint8_t *p = malloc(*n + 16);
+    cr_assert_not_null(p);
+    memcpy(p, (const uint8_t *)v.mv_data + 4, *n);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return p;
+}
+
+/* Store val (n bytes) as doc's source after a right sum, written with LMDB
+ * as a build would have, and seal the file again (checksum): only the
+ * value's inside can tell it is wrong. */
+static void put_source(const char *dir, uint32_t doc, const uint8_t *val, size_t n)
+{
+    uint8_t *p = malloc(4 + n);
+    cr_assert_not_null(p);
+    memcpy(p + 4, val, n);
+    idx_put_u32le(p, idx_sum32(p + 4, n, doc));
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, IDX_MAX_DBS);
+    cr_assert_eq(mdb_env_open(env, dir, MDB_NOLOCK, 0644), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, IDX_DB_SOURCE, 0, &dbi), 0);
+    uint8_t dk[4];
+    idx_put_u32be(dk, doc);
+    MDB_val k = { 4, dk }, v = { 4 + n, p };
+    cr_assert_eq(mdb_put(txn, dbi, &k, &v, 0), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    free(p);
+    char f[1300];
+    data_path(dir, f, sizeof f);
+    uint64_t hash, bytes;
+    fn_errbuf eb = { { 0 } };
+    cr_assert_eq(idx_file_hash(f, &hash, &bytes, &eb), 0, "%s", eb.msg);
+    cr_assert_eq(idx_checksum_write(dir, hash, bytes, &eb), 0, "%s", eb.msg);
+}
+
+Test(verify, source_with_a_right_sum_but_a_bad_frame)
+{
+    char idx[600], sh[700], d[1200];
+    common_init("zsrc", 1, idx, sizeof idx, sh, sizeof sh);
+    qset qs;
+    qset_load(&qs);
+    answer *base = baseline(sh, &qs);
+    uint32_t doc = base[0].doc[0];
+    const char *id = base[0].id[0];
+    size_t n;
+    uint8_t *orig = get_source(sh, doc, &n);
+    uint32_t raw = idx_get_u32le(orig);
+    cr_assert_eq(ZSTD_getFrameContentSize(orig + 4, n - 4), raw);
+
+    /* hand-made frames (format 1.5, RFC 8878), not zstd's output: the same
+     * bytes with any zstd version */
+    static const uint8_t bad_block[] = {      /* FCS 100, a compressed block of garbage */
+        100, 0, 0, 0, 0x28, 0xb5, 0x2f, 0xfd, 0x20, 100, 1 | 2 << 1 | 8 << 3, 0, 0,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+    static const uint8_t short_block[] = {    /* FCS 100, a raw block of 5 bytes */
+        100, 0, 0, 0, 0x28, 0xb5, 0x2f, 0xfd, 0x20, 100, 1 | 0 << 1 | 5 << 3, 0, 0, 'h', 'e', 'l', 'l', 'o' };
+    static const uint8_t no_fcs[] = {         /* no content size (window 1 KiB), a raw block */
+        5, 0, 0, 0, 0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x00, 1 | 0 << 1 | 5 << 3, 0, 0, 'h', 'e', 'l', 'l', 'o' };
+    static const uint8_t huge_fcs[] = {       /* raw_len and FCS agree: 1 GiB */
+        0, 0, 0, 0x40, 0x28, 0xb5, 0x2f, 0xfd, 0xa0, 0, 0, 0, 0x40, 1 | 0 << 1 | 5 << 3, 0, 0,
+        'h', 'e', 'l', 'l', 'o' };
+    struct { const char *label, *want; int edit; const uint8_t *val; size_t n; } cases[] = {
+        { "raw_len one more", "but its zstd frame holds", 1, NULL, 0 },
+        { "raw_len 4 GiB - 1", "outside 1..67108864", 2, NULL, 0 },
+        { "raw_len 0", "outside 1..67108864", 3, NULL, 0 },
+        { "magic damaged", "not a zstd frame with its content size", 4, NULL, 0 },
+        { "frame cut short", "its zstd frame is damaged", 5, NULL, 0 },
+        { "a byte after the frame", "does not end where the value does", 6, NULL, 0 },
+        { "header only", "shorter than its 8-byte header", 7, NULL, 0 },
+        { "garbage block", "zstd frame does not decompress", 0, bad_block, sizeof bad_block },
+        { "block shorter than FCS", "zstd frame does not decompress", 0, short_block, sizeof short_block },
+        { "no content size", "not a zstd frame with its content size", 0, no_fcs, sizeof no_fcs },
+        { "1 GiB claimed", "outside 1..67108864", 0, huge_fcs, sizeof huge_fcs },
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const char *label = cases[c].label;
+        uint8_t *v = malloc(n + 16);
+        cr_assert_not_null(v);
+        size_t vn = n;
+        memcpy(v, orig, n);
+        switch (cases[c].edit) {
+        case 0: memcpy(v, cases[c].val, cases[c].n); vn = cases[c].n; break;
+        case 1: idx_put_u32le(v, raw + 1); break;
+        case 2: idx_put_u32le(v, UINT32_MAX); break;
+        case 3: idx_put_u32le(v, 0); break;
+        case 4: v[4] ^= 0xff; break;
+        case 5: vn = n - 1; break;
+        case 6: v[n] = 0; vn = n + 1; break;
+        case 7: vn = 2; break;
+        }
+        copy_shard(sh, "case", d, sizeof d);
+        put_source(d, doc, v, vn);
+        free(v);
+        char want[200];
+        snprintf(want, sizeof want, "source of doc %u: ", doc);
+
+        idx_reader_t *r;
+        fn_errbuf eb = { { 0 } };
+        cr_assert_eq(idx_reader_open(d, &r, &eb), 0, "%s: %s", label, eb.msg);   /* sealed again */
+        char *json = NULL;
+        int rc = idx_reader_get_doc(r, id, &json, &eb);
+        cr_assert_eq(rc, FN_ECORRUPT, "%s: get_doc rc %d (%s)", label, rc, eb.msg);
+        cr_assert(strstr(eb.msg, want) && strstr(eb.msg, cases[c].want), "%s: %s", label, eb.msg);
+        cr_assert_null(json);
+        /* feedback reads it through a searcher */
+        idx_searcher_t *s;
+        cr_assert_eq(idx_searcher_create(r, &s, &eb), 0, "%s", eb.msg);
+        fn_arena mem;
+        fn_arena_init(&mem);
+        idx_fbdoc fb[1];
+        rc = idx_feedback_docs(s, &doc, 1, 0, &mem, fb, &eb);
+        cr_assert_eq(rc, FN_ECORRUPT, "%s: feedback rc %d (%s)", label, rc, eb.msg);
+        cr_assert(strstr(eb.msg, want) && strstr(eb.msg, cases[c].want), "%s: %s", label, eb.msg);
+        fn_arena_free(&mem);
+        idx_searcher_destroy(s);
+        idx_reader_close(r);
+
+        outcome o;
+        memset(&o, 0, sizeof o);
+        rc = idx_verify(d, on_report, &o, &eb);
+        cr_assert_eq(rc, FN_ECORRUPT, "%s: verify rc %d (%s)", label, rc, eb.msg);
+        cr_assert(strstr(o.verify_line, want) && strstr(o.verify_line, cases[c].want), "%s: verify: %s", label,
+                  o.verify_line);
+        fprintf(stderr, "[%s] %s | verify: %s\n", label, eb.msg, o.verify_line);
+    }
+    free(orig);
     answers_free(base, &qs);
     qset_free(&qs);
 }
