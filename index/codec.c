@@ -60,6 +60,19 @@ int idx_codec_path_ok(int path)
     return (have >> path) & 1;
 }
 
+int idx_codec_choose_path(_Atomic int *chosen, int (*has)(int path))
+{
+    int p = atomic_load_explicit(chosen, memory_order_relaxed);
+    if (p < 0) {
+        p = IDX_PATH_SCALAR;
+        if (!idx_codec_scalar_forced())
+            for (int q = IDX_NPATHS - 1; q > IDX_PATH_SCALAR; q--)
+                if (idx_codec_path_ok(q) && has(q)) { p = q; break; }
+        atomic_store_explicit(chosen, p, memory_order_relaxed);
+    }
+    return p;
+}
+
 static _Atomic int scalar_forced = -1;
 
 int idx_codec_scalar_forced(void)

@@ -25,6 +25,9 @@ const char *idx_codec_path_name(int path);
 int idx_codec_path_ok(int path);
 /* FUNNEL_CODEC_SCALAR=1 in the environment (read once). */
 int idx_codec_scalar_forced(void);
+/* The best path a codec has (has(path) != 0) that this CPU runs, scalar if
+ * forced, computed once into *chosen (initially -1; a race only repeats it). */
+int idx_codec_choose_path(_Atomic int *chosen, int (*has)(int path));
 
 /* One codec's decode with a given path; 0 as decode's, and also for a path
  * the codec does not have or the CPU cannot run. */

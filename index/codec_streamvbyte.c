@@ -152,18 +152,12 @@ static decode_fn *path_fn(int path)
     }
 }
 
+static int has_path(int path) { return path_fn(path) != NULL; }
+
 int idx_svb_path(void)
 {
-    static _Atomic int chosen = -1;   /* computed once; a race repeats it */
-    int p = atomic_load_explicit(&chosen, memory_order_relaxed);
-    if (p < 0) {
-        p = IDX_PATH_SCALAR;
-        if (!idx_codec_scalar_forced())
-            for (int q = IDX_NPATHS - 1; q > IDX_PATH_SCALAR; q--)
-                if (path_fn(q)) { p = q; break; }
-        atomic_store_explicit(&chosen, p, memory_order_relaxed);
-    }
-    return p;
+    static _Atomic int chosen = -1;
+    return idx_codec_choose_path(&chosen, has_path);
 }
 
 size_t idx_svb_decode_path(int path, const uint8_t *in, size_t avail, size_t n, uint32_t *out)

@@ -220,8 +220,10 @@ Test(rpc, unary_ok_and_deadline_visible)
     cr_assert_str_eq(r->terms[0], "hello");
     cr_assert_eq(r->docs, 42);
     cr_assert_eq(r->shard, 7);
-    /* ms left as seen by the server: within (0, 5000]. */
-    cr_assert(r->time_us > 3000 && r->time_us <= 5000, "ms left %llu",
+    /* ms left as seen by the server: about 5000. A little over is possible:
+     * the client's gRPC computes the grpc-timeout header from its cached
+     * clock, which lags under load (5009 ms was seen with both cores busy). */
+    cr_assert(r->time_us > 3000 && r->time_us <= 5100, "ms left %llu",
               (unsigned long long)r->time_us);
     protobuf_c_message_free_unpacked(&r->base, NULL);
 
