@@ -912,13 +912,9 @@ static int analyze_line(anctx *c, batch *bt, uint32_t i)
         p += put_varint(p, c->dtf[t].tf[1]);
     }
     bt->outlen = (size_t)(p - bt->out);
-    if (c->ntoks > bt->poscap - bt->npos) {
-        size_t nc = bt->poscap ? bt->poscap : BATCH_BYTES / 4;
-        while (nc - bt->npos < c->ntoks) nc *= 2;
-        uint32_t *np = realloc(bt->pos, nc * sizeof *np);
-        if (!np) { rc = -ENOMEM; goto out; }
-        bt->pos = np;
-        bt->poscap = nc;
+    if (idx_grow((void **)&bt->pos, &bt->poscap, bt->npos + c->ntoks, sizeof *bt->pos)) {
+        rc = -ENOMEM;
+        goto out;
     }
     d->pos = bt->npos;
     if (c->ntoks) memcpy(bt->pos + bt->npos, c->dpos, c->ntoks * sizeof *bt->pos);
@@ -1058,14 +1054,7 @@ static int fill_batch(builder *b, FILE *in, batch *bt, char **line, size_t *cap,
     while (bt->nlines < BATCH_LINES && bt->inlen < BATCH_BYTES) {
         ssize_t n = getline(line, cap, in);
         if (n < 0) { *eof = 1; break; }
-        if (bt->incap - bt->inlen < (size_t)n) {
-            size_t nc = bt->incap ? bt->incap : BATCH_BYTES + 4096;
-            while (nc - bt->inlen < (size_t)n) nc *= 2;
-            char *ni = realloc(bt->in, nc);
-            if (!ni) return -ENOMEM;
-            bt->in = ni;
-            bt->incap = nc;
-        }
+        if (idx_grow((void **)&bt->in, &bt->incap, bt->inlen + (size_t)n, 1)) return -ENOMEM;
         memcpy(bt->in + bt->inlen, *line, (size_t)n);
         bt->line[bt->nlines++] = (bline){ bt->inlen, (size_t)n, ++b->lines_read };
         bt->inlen += (size_t)n;
@@ -1229,7 +1218,7 @@ typedef struct blockw {
      * BM25F term-frequency part (format.h skips) */
     uint32_t *blast;
     float *bmax;
-    size_t bcap;
+    size_t bcap, bmcap;
 } blockw;
 
 /* The largest tfn (k1 + 1) / (k1 + tfn) of the block's postings, with the
@@ -1252,15 +1241,9 @@ static float block_max(const builder *b, const shard *s, const blockw *w)
 static int block_flush(builder *b, shard *s, blockw *w)
 {
     if (!w->n) return 0;
-    if (w->nblocks >= w->bcap) {
-        size_t nc = w->bcap ? 2 * w->bcap : 64;
-        uint32_t *nl = realloc(w->blast, nc * sizeof *nl);
-        if (nl) w->blast = nl;
-        float *nm = nl ? realloc(w->bmax, nc * sizeof *nm) : NULL;
-        if (nm) w->bmax = nm;
-        if (!nl || !nm) return -ENOMEM;
-        w->bcap = nc;
-    }
+    if (idx_grow((void **)&w->blast, &w->bcap, w->nblocks + 1, sizeof *w->blast) ||
+        idx_grow((void **)&w->bmax, &w->bmcap, w->nblocks + 1, sizeof *w->bmax))
+        return -ENOMEM;
     w->blast[w->nblocks] = w->docs[w->n - 1];
     w->bmax[w->nblocks] = block_max(b, s, w);
     uint32_t gaps[IDX_BLOCK_SIZE];
@@ -1320,14 +1303,7 @@ static int merge_run_term(builder *b, shard *s, run_reader *r, blockw *w)
         if (w->df && doc <= w->last)
             return fn_seterr(b->eb, FN_EFORMAT, "%s: run postings out of order", b->builddir);
         uint64_t np = (uint64_t)t0 + t1;
-        if (w->npos + np > w->poscap) {
-            size_t nc = w->poscap ? w->poscap : 1024;
-            while (nc < w->npos + np) nc *= 2;
-            uint32_t *n = realloc(w->pos, nc * sizeof *n);
-            if (!n) return -ENOMEM;
-            w->pos = n;
-            w->poscap = nc;
-        }
+        if (idx_grow((void **)&w->pos, &w->poscap, w->npos + np, sizeof *w->pos)) return -ENOMEM;
         for (uint64_t j = 0; j < np; j++)
             if (rr_read_varint(r, &w->pos[w->npos++]))
                 return fn_seterr(b->eb, FN_EFORMAT, "%s: truncated run file", b->builddir);

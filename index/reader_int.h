@@ -123,6 +123,10 @@ static inline double idx_tf_part(const idx_bm25_params *p, const double avglen[I
     return tfn <= 0.0 ? 0.0 : tfn * (p->k1 + 1.0) / (p->k1 + tfn);
 }
 
+/* Grow *p (*cap elements of elem bytes) to hold at least need, doubling;
+ * 0 or -ENOMEM (*p unchanged). The index's one growable-array helper. */
+int idx_grow(void **p, size_t *cap, size_t need, size_t elem);
+
 /* A term of one block has no skip data. */
 #define IDX_LASTS_MIN_BLOCKS 2
 

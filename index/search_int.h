@@ -98,7 +98,6 @@ struct idx_searcher {
  * slot's LMDB cursor. Inside the caller's read transaction and guard. */
 int idx_cursor_block(idx_searcher_t *s, size_t i, cursor *c);
 
-int idx_grow(void **p, size_t *cap, size_t need, size_t elem);
 
 /* BM25F share of one term for document d (search.h), with the given
  * parameters; qidf = qw * idf. */
