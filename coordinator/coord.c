@@ -788,6 +788,32 @@ typedef struct prf_leg {
     Funnel__V1__ShardRescoreRequest req;
 } prf_leg;
 
+/* The entries of ents[0, n) (merged entries; NULL: 0..n-1) that shard sl
+ * holds: their positions in ents (*pos), documents and keys, as a second-
+ * round call to that shard names them. Returns how many (0: none, or out
+ * of memory: a->oom). */
+static size_t shard_share(search *s, fn_arena *a, const shard_slot *sl, const uint32_t *ents, size_t n,
+                          uint32_t **pos, uint32_t **docs, uint64_t **keys)
+{
+    size_t cnt = 0;
+    for (size_t j = 0; j < n; j++) cnt += s->mshard[ents ? ents[j] : j] == sl->shard;
+    if (!cnt) return 0;
+    *pos = ar_alloc(a, cnt * sizeof **pos);
+    *docs = ar_alloc(a, cnt * sizeof **docs);
+    *keys = ar_alloc(a, cnt * sizeof **keys);
+    if (a->oom) return 0;
+    size_t m = 0;
+    for (size_t j = 0; j < n; j++) {
+        size_t e = ents ? ents[j] : j;
+        if (s->mshard[e] != sl->shard) continue;
+        (*pos)[m] = (uint32_t)j;
+        (*docs)[m] = s->mh[e]->doc;
+        (*keys)[m] = s->mh[e]->key;
+        m++;
+    }
+    return m;
+}
+
 static void prf_note_add(search *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void prf_note_add(search *s, const char *fmt, ...)
 {
@@ -863,28 +889,18 @@ static int start_prf(search *s)
     s->prf = PRF_RESCORING;
     for (uint32_t i = 0; i < s->nslots; i++) {
         shard_slot *sl = &s->slots[i];
-        size_t cnt = 0;
-        for (size_t e = 0; e < w; e++) cnt += s->mshard[e] == sl->shard;
-        if (!cnt) continue;
         prf_leg *leg = ar_alloc(a, sizeof *leg);
-        if (!leg || !(leg->entry = ar_alloc(a, cnt * sizeof *leg->entry))) break;
+        if (!leg) break;
         leg->s = s;
         leg->sl = sl;
         funnel__v1__shard_rescore_request__init(&leg->req);
+        leg->n = shard_share(s, a, sl, NULL, w, &leg->entry, &leg->req.docs, &leg->req.keys);
+        if (a->oom) break;
+        if (!leg->n) continue;
         leg->req.terms = q.terms;
         leg->req.n_terms = q.n;
         leg->req.weights = q.weights;
         leg->req.n_weights = q.n;
-        leg->req.docs = ar_alloc(a, cnt * sizeof *leg->req.docs);
-        leg->req.keys = ar_alloc(a, cnt * sizeof *leg->req.keys);
-        if (a->oom) break;
-        for (size_t e = 0; e < w; e++) {
-            if (s->mshard[e] != sl->shard) continue;
-            leg->entry[leg->n] = (uint32_t)e;
-            leg->req.docs[leg->n] = s->mh[e]->doc;
-            leg->req.keys[leg->n] = s->mh[e]->key;
-            leg->n++;
-        }
         leg->req.n_docs = leg->req.n_keys = leg->n;
         if (ms_until(s->deadline) < 1 ||
             rpc_async_unary_in(c->srv, sl->b->ch, RPC_METHOD_SHARD_RESCORE, &leg->req.base,
@@ -987,26 +1003,14 @@ static int start_fetch(search *s)
     s->fetch = FETCH_DONE;
     for (uint32_t i = 0; i < s->nslots; i++) {
         shard_slot *sl = &s->slots[i];
-        size_t cnt = 0;
-        for (size_t p = 0; p < s->resp.n_hits; p++) cnt += s->mshard[s->page_e[p]] == sl->shard;
-        if (!cnt) continue;
         fetch_leg *leg = ar_alloc(a, sizeof *leg);
-        if (!leg || !(leg->hit = ar_alloc(a, cnt * sizeof *leg->hit))) break;
+        if (!leg) break;
         leg->s = s;
         leg->sl = sl;
-        leg->n = 0;
         funnel__v1__shard_fetch_request__init(&leg->req);
-        leg->req.docs = ar_alloc(a, cnt * sizeof *leg->req.docs);
-        leg->req.keys = ar_alloc(a, cnt * sizeof *leg->req.keys);
+        leg->n = shard_share(s, a, sl, s->page_e, s->resp.n_hits, &leg->hit, &leg->req.docs, &leg->req.keys);
         if (a->oom) break;
-        for (size_t p = 0; p < s->resp.n_hits; p++) {
-            uint32_t e = s->page_e[p];
-            if (s->mshard[e] != sl->shard) continue;
-            leg->hit[leg->n] = (uint32_t)p;
-            leg->req.docs[leg->n] = s->mh[e]->doc;
-            leg->req.keys[leg->n] = s->mh[e]->key;
-            leg->n++;
-        }
+        if (!leg->n) continue;
         leg->req.n_docs = leg->req.n_keys = leg->n;
         if (ms_until(s->deadline) < 1 ||
             rpc_async_unary_in(c->srv, sl->b->ch, RPC_METHOD_SHARD_FETCH, &leg->req.base,
