@@ -198,7 +198,8 @@ static size_t strtab_bytes(const strtab *t)
 
 /* ---- per-shard state ---- */
 
-typedef struct plist { uint8_t *buf; uint32_t len, cap, n, last_doc; } plist;
+/* vid: the term's number in the builder's vocabulary (its term vectors' temporary id) */
+typedef struct plist { uint8_t *buf; uint32_t len, cap, n, last_doc, vid; } plist;
 
 typedef struct run_reader {
     FILE *f;
@@ -213,8 +214,12 @@ typedef struct shard {
     char dir[4096];
     MDB_env *env;
     MDB_txn *txn;
-    MDB_dbi meta, terms, postings, docs, ids, norms, source, positions, skips;
+    MDB_dbi meta, terms, postings, docs, ids, norms, source, positions, skips, vocab, tvec;
     uint32_t ndocs, txn_docs;
+    /* the documents' term vectors in document order, terms as vocabulary
+     * numbers (varints: nterms, then vid, tf_title, tf_body per term), until
+     * the merge has given every term its id (write_tvecs) */
+    FILE *tv;
     uint32_t *len[IDX_NFIELDS];
     uint64_t *keys;
     float *pop;                 /* static signals (format.h "norms") */
@@ -252,6 +257,11 @@ typedef struct builder {
     uint64_t lines_read;        /* by the main thread, ahead of st.lines (consumed) */
     uint64_t sumlen[IDX_NFIELDS];
     idx_bm25_params bm;         /* the block maxima's settings (format.h skips) */
+    /* every distinct term of the input, numbered in order of first sight
+     * (kept whole through spills: the term vectors name terms by it), and
+     * at the merge each number's term id */
+    strtab vocab;
+    uint32_t *vid_termid;
     double avglen[IDX_NFIELDS]; /* global, as meta records them */
     double t0, last_progress;
     int64_t created;
@@ -278,7 +288,9 @@ static int open_dbs(shard *s, MDB_txn *txn, unsigned flags)
         (rc = mdb_dbi_open(txn, IDX_DB_NORMS, flags, &s->norms)) ||
         (rc = mdb_dbi_open(txn, IDX_DB_SOURCE, flags, &s->source)) ||
         (rc = mdb_dbi_open(txn, IDX_DB_POSITIONS, flags, &s->positions)) ||
-        (rc = mdb_dbi_open(txn, IDX_DB_SKIPS, flags, &s->skips)))
+        (rc = mdb_dbi_open(txn, IDX_DB_SKIPS, flags, &s->skips)) ||
+        (rc = mdb_dbi_open(txn, IDX_DB_VOCAB, flags, &s->vocab)) ||
+        (rc = mdb_dbi_open(txn, IDX_DB_TVEC, flags, &s->tvec)))
         return mdb_code(rc);
     return 0;
 }
@@ -323,6 +335,11 @@ static int lmdb_failed(builder *b, const shard *s, const char *what, int rc)
     return fn_seterr(b->eb, rc, "%s: %s: %s", s->dir, what, mdb_strerror(rc));
 }
 
+static void tv_path(const builder *b, uint32_t sh, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s/s%03" PRIu32 ".tv", b->builddir, sh);
+}
+
 static int shard_open(builder *b, uint32_t i)
 {
     shard *s = &b->sh[i];
@@ -339,6 +356,9 @@ static int shard_open(builder *b, uint32_t i)
         goto fail_env;
     if ((rc = mdb_txn_begin(s->env, NULL, 0, &s->txn))) goto fail_env;
     if ((rc = open_dbs(s, s->txn, MDB_CREATE))) goto fail_txn;
+    char tp[4200];
+    tv_path(b, i, tp, sizeof tp);
+    if (!(s->tv = fopen(tp, "w+b"))) return fn_seterr(b->eb, -errno, "%s: %s", tp, strerror(errno));
     return 0;
 fail_txn:
     mdb_txn_abort(s->txn);
@@ -366,6 +386,8 @@ static int shard_commit(builder *b, shard *s, int reopen)
 
 static void shard_close(shard *s)
 {
+    if (s->tv) fclose(s->tv);
+    s->tv = NULL;
     if (s->txn) mdb_txn_abort(s->txn);
     s->txn = NULL;
     if (s->env) mdb_env_close(s->env);
@@ -949,11 +971,14 @@ static size_t get_varint(const uint8_t *p, uint32_t *v)
 }
 
 /* Add the document's postings to the shard's inversion, its terms in order
- * of first occurrence. */
-static int invert_doc(shard *s, uint32_t doc, const batch *bt, const bdoc *d)
+ * of first occurrence, and its term vector to the shard's tv file. */
+static int invert_doc(builder *b, shard *s, uint32_t doc, const batch *bt, const bdoc *d)
 {
     const uint8_t *p = bt->out + d->terms;
     const uint32_t *pos = bt->pos + d->pos;
+    uint8_t tvb[4 * 5];
+    size_t tvn = put_varint(tvb, d->nterms);
+    if (fwrite(tvb, 1, tvn, s->tv) != tvn) return write_failed(b, b->builddir, "term vectors", errno);
     for (uint32_t i = 0; i < d->nterms; i++) {
         size_t tl = *p++;
         const char *term = (const char *)p;
@@ -973,7 +998,13 @@ static int invert_doc(shard *s, uint32_t doc, const batch *bt, const bdoc *d)
                 s->plcap = nc;
             }
             memset(&s->pl[idx], 0, sizeof s->pl[idx]);
+            int vnew;
+            if ((rc = strtab_intern(&b->vocab, term, tl, &s->pl[idx].vid, &vnew))) return rc;
         }
+        tvn = put_varint(tvb, s->pl[idx].vid);
+        tvn += put_varint(tvb + tvn, tf.tf[0]);
+        tvn += put_varint(tvb + tvn, tf.tf[1]);
+        if (fwrite(tvb, 1, tvn, s->tv) != tvn) return write_failed(b, b->builddir, "term vectors", errno);
         if ((rc = plist_add(s, idx, doc, &tf, pos))) return rc;
         pos += (size_t)tf.tf[0] + tf.tf[1];
     }
@@ -1020,7 +1051,7 @@ static int index_doc(builder *b, const batch *bt, const bdoc *d, uint64_t lineno
     s->pop[s->ndocs] = (float)d->attrs.popularity;
     s->pub[s->ndocs] = d->attrs.published_at;
     s->urld[s->ndocs] = d->attrs.url_depth;
-    if ((rc = invert_doc(s, s->ndocs, bt, d))) return rc;
+    if ((rc = invert_doc(b, s, s->ndocs, bt, d))) return rc;
     s->ndocs++;
     b->st.docs++;
     if (++s->txn_docs >= DOCS_PER_TXN && (rc = shard_commit(b, s, 1))) return rc;
@@ -1340,6 +1371,21 @@ static int put_term(builder *b, shard *s, const char *term, size_t tlen, const i
     return 0;
 }
 
+/* The term by id (format.h vocab); ids come in order. */
+static int put_vocab(builder *b, shard *s, const char *term, size_t tlen, const idx_term_rec *t)
+{
+    uint8_t v[IDX_VOCAB_HDR + IDX_MAX_TERM_BYTES], k[4];
+    idx_put_u32be(k, t->termid);
+    idx_put_u32le(v + 4, t->gdf);
+    memcpy(v + IDX_VOCAB_HDR, term, tlen);
+    idx_put_u32le(v, idx_sum32(v + 4, 4 + tlen, t->termid));
+    MDB_val key = { 4, k }, val = { IDX_VOCAB_HDR + tlen, v };
+    int rc = mdb_put(s->txn, s->vocab, &key, &val, MDB_APPEND);
+    if (rc) return fn_seterr(b->eb, mdb_code(rc), "%s: vocab: %s", s->dir, mdb_strerror(rc));
+    s->txn_bytes += tlen + 12;
+    return 0;
+}
+
 /* The term's skip data (format.h skips), for 2 blocks or more. */
 static int put_skips(builder *b, shard *s, blockw *w)
 {
@@ -1381,6 +1427,8 @@ static int merge_all(builder *b)
     idx_bm25_defaults(&b->bm);
     for (int f = 0; f < IDX_NFIELDS; f++)
         b->avglen[f] = b->st.docs ? (double)b->sumlen[f] / (double)b->st.docs : 0.0;
+    if (!(b->vid_termid = malloc((b->vocab.n ? b->vocab.n : 1) * sizeof *b->vid_termid))) { rc = -ENOMEM; goto out; }
+    for (size_t v = 0; v < b->vocab.n; v++) b->vid_termid[v] = UINT32_MAX;
     uint32_t limit = MAX_OPEN_RUNS / b->nsh ? MAX_OPEN_RUNS / b->nsh : 1;
     for (uint32_t i = 0; i < b->nsh; i++)
         if ((rc = compact_runs(b, i, limit))) goto out;
@@ -1422,13 +1470,23 @@ static int merge_all(builder *b)
             gcf[0] += w[i].cf[0];
             gcf[1] += w[i].cf[1];
         }
+        /* the term's id is the same on every shard (below): the term
+         * vectors' vocabulary numbers map to it */
+        uint32_t vid;
+        int vnew;
+        if ((rc = strtab_intern(&b->vocab, term, tlen, &vid, &vnew))) goto out;
+        if (vnew) {
+            rc = fn_seterr(b->eb, FN_EFORMAT, "%s: a run holds a term no document had", b->builddir);
+            goto out;
+        }
+        b->vid_termid[vid] = b->sh[0].nterms;
         /* every shard gets every term, with its GLOBAL statistics, also
          * where it has no postings (df 0): features such as the language
          * model's smoothing need them for any query term on any shard */
         for (uint32_t i = 0; i < b->nsh; i++) {
             shard *s = &b->sh[i];
             idx_term_rec t = { s->nterms, w[i].df, gdf, w[i].nblocks, { gcf[0], gcf[1] } };
-            if ((rc = put_term(b, s, term, tlen, &t))) goto out;
+            if ((rc = put_term(b, s, term, tlen, &t)) || (rc = put_vocab(b, s, term, tlen, &t))) goto out;
             s->nterms++;
             s->npostings += w[i].df;
             if (s->txn_bytes >= MERGE_TXN_BYTES && (rc = shard_commit(b, s, 1))) goto out;
@@ -1573,10 +1631,85 @@ static int put_norm(shard *s, const char *name, const void *data, size_t bytes)
     return 0;
 }
 
+typedef struct tvent { uint32_t termid, tf[IDX_NFIELDS]; } tvent;
+
+static int tvent_cmp(const void *a, const void *b)
+{
+    uint32_t x = ((const tvent *)a)->termid, y = ((const tvent *)b)->termid;
+    return (x > y) - (x < y);
+}
+
+static int tv_read(FILE *f, uint32_t *v)
+{
+    uint32_t x = 0;
+    for (int shift = 0; shift < 35; shift += 7) {
+        int c = getc(f);
+        if (c == EOF) return -1;
+        x |= (uint32_t)(c & 0x7f) << shift;
+        if (!(c & 0x80)) { *v = x; return 0; }
+    }
+    return -1;
+}
+
+/* The shard's term vectors (format.h tvec) from its tv file, now that every
+ * term has its id: each document's terms mapped, sorted by id, coded. */
+static int write_tvecs(builder *b, shard *s)
+{
+    int rc = 0;
+    tvent *e = NULL;
+    uint8_t *val = NULL;
+    size_t ecap = 0, vcap = 0;
+    if (fflush(s->tv) != 0) return write_failed(b, b->builddir, "term vectors", errno);
+    rewind(s->tv);
+    for (uint32_t doc = 0; doc < s->ndocs && !rc; doc++) {
+        uint32_t n;
+        if (tv_read(s->tv, &n)) goto bad;
+        if (idx_grow((void **)&e, &ecap, n ? n : 1, sizeof *e) ||
+            idx_grow((void **)&val, &vcap, IDX_TVEC_HDR + (size_t)n * 15, 1)) { rc = -ENOMEM; break; }
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t vid;
+            if (tv_read(s->tv, &vid) || tv_read(s->tv, &e[i].tf[0]) || tv_read(s->tv, &e[i].tf[1]) ||
+                vid >= b->vocab.n || b->vid_termid[vid] == UINT32_MAX)
+                goto bad;
+            e[i].termid = b->vid_termid[vid];
+        }
+        qsort(e, n, sizeof *e, tvent_cmp);
+        uint8_t *p = val + IDX_TVEC_HDR;
+        for (uint32_t i = 0; i < n; i++) {
+            p += put_varint(p, i ? e[i].termid - e[i - 1].termid : e[i].termid);
+            uint64_t code = (uint64_t)e[i].tf[1] * 2 + (e[i].tf[0] > 0);
+            /* a body frequency over 2^31 cannot come from a 64 MiB document */
+            if (code > UINT32_MAX) goto bad;
+            p += put_varint(p, (uint32_t)code);
+            if (e[i].tf[0]) p += put_varint(p, e[i].tf[0]);
+        }
+        size_t len = (size_t)(p - val);
+        idx_put_u32le(val + 4, n);
+        idx_put_u32le(val, idx_sum32(val + 4, len - 4, doc));
+        uint8_t k[4];
+        idx_put_u32be(k, doc);
+        MDB_val key = { 4, k }, v = { len, val };
+        if ((rc = mdb_put(s->txn, s->tvec, &key, &v, MDB_APPEND))) {
+            rc = fn_seterr(b->eb, mdb_code(rc), "%s: tvec: %s", s->dir, mdb_strerror(rc));
+            break;
+        }
+        s->txn_bytes += len + 4;
+        if (s->txn_bytes >= MERGE_TXN_BYTES) rc = shard_commit(b, s, 1);
+        continue;
+bad:
+        rc = fn_seterr(b->eb, FN_EFORMAT, "%s: the term vectors' temporary file is damaged (document %u)",
+                       b->builddir, doc);
+    }
+    free(e);
+    free(val);
+    return rc;
+}
+
 static int finish_shard(builder *b, uint32_t si)
 {
     shard *s = &b->sh[si];
     int rc;
+    if ((rc = write_tvecs(b, s))) return rc;
     uint64_t total = b->st.docs;
     double avg[IDX_NFIELDS];
     for (int f = 0; f < IDX_NFIELDS; f++) avg[f] = total ? (double)b->sumlen[f] / (double)total : 0.0;
@@ -1808,6 +1941,8 @@ int idx_build(const idx_build_opts *opts, idx_build_stats *stats, fn_errbuf *eb)
 fail_shards:
     for (uint32_t i = 0; i < b.nsh; i++) shard_close(&b.sh[i]);
     free(b.sh);
+    strtab_free(&b.vocab);
+    free(b.vid_termid);
 fail_dir:
     remove_builddir(&b);
     if (rc) {

@@ -1,8 +1,8 @@
-/* format.h - the on-disk layout of a Funnel index (schema version 5).
+/* format.h - the on-disk layout of a Funnel index (schema version 6).
  *
  * An index directory IDXDIR holds one LMDB environment per shard:
  *
- *   IDXDIR/index.json          {"schema":5,"shards":N,"docs":D,"created":T,...} (informational)
+ *   IDXDIR/index.json          {"schema":6,"shards":N,"docs":D,"created":T,...} (informational)
  *   IDXDIR/shard-000/data.mdb  ... IDXDIR/shard-(N-1)/data.mdb
  *   IDXDIR/shard-NNN/checksum  "funnel-checksum 1\nxxh3-64 <16 hex>\nbytes <size>\n": the
  *                              whole data.mdb as the build sealed it (verified at open)
@@ -55,6 +55,20 @@
  *               postings at the blockmax_bm25 settings, rounded up to a float (a
  *               posting's share is qw idf times it: the block-max bound of pruning);
  *               sum = idx_sum32(the bytes after it, termid)
+ *   vocab     u32be termid -> u32le sum | u32le gdf | the term's bytes (schema 6):
+ *               the vocabulary by id, for readers of term vectors; gdf as in
+ *               the term's `terms` record; sum = idx_sum32(the bytes after it,
+ *               termid). One entry per term id, 0 .. terms-1.
+ *   tvec      u32be doc -> u32le sum | u32le nterms | nterms entries (schema 6):
+ *               the document's term vector (its distinct analyzed terms with
+ *               their frequencies: the postings of the document, transposed),
+ *               ascending by termid, each entry LEB128 varints:
+ *                 termid gap (the first entry's termid itself, then termid -
+ *                 previous termid, >= 1), code = tf_body * 2 + (tf_title > 0),
+ *                 then tf_title only if tf_title > 0;
+ *               tf_title + tf_body >= 1; sum = idx_sum32(the bytes after it, doc).
+ *               The feedback stage reads it instead of re-analyzing the source,
+ *               and rescores a few documents from it instead of seeking postings.
  *   ids       external id bytes -> u32le doc | u32le sum = idx_sum32(4 doc bytes, XXH3-64(id))
  *   norms     "title" -> u32le sum | u32le[docs] token counts; "body" -> same;
  *             "keys" -> u32le sum | u64le[docs] xxh64(id) (the shard-independent tie-break);
@@ -93,7 +107,7 @@
 #include <string.h>
 #include <xxhash.h>
 
-#define IDX_SCHEMA_VERSION 5
+#define IDX_SCHEMA_VERSION 6
 #define IDX_MAX_TERM_BYTES 255
 #define IDX_MAX_DBS 16
 /* Address space, not disk: LMDB maps this much but only writes what it uses. */
@@ -108,6 +122,8 @@
 #define IDX_DB_SOURCE "source"
 #define IDX_DB_POSITIONS "positions"
 #define IDX_DB_SKIPS "skips"
+#define IDX_DB_VOCAB "vocab"
+#define IDX_DB_TVEC "tvec"
 #define IDX_CHECKSUM_FILE "checksum"
 
 #define IDX_TERM_REC_BYTES 36
@@ -116,6 +132,8 @@
 #define IDX_BLOCK_HDR 16
 #define IDX_DOC_HDR 16
 #define IDX_ID_REC_BYTES 8
+#define IDX_VOCAB_HDR 8                       /* vocab: sum, gdf */
+#define IDX_TVEC_HDR 8                        /* tvec: sum, nterms */
 #define IDX_SOURCE_HDR 8                      /* source: sum, raw_len */
 #define IDX_MAX_SOURCE_BYTES (64u << 20)      /* a document's compact JSON, at most */
 #define IDX_SOURCE_ZSTD_LEVEL 1                /* levels 2, 3: no smaller, slower (index-format.md) */

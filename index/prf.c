@@ -2,7 +2,6 @@
 #include "prf.h"
 
 #include <errno.h>
-#include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,37 +11,6 @@
 
 /* ---- term vectors ---- */
 
-typedef struct tok { uint32_t off, len; } tok;   /* into the bag's bytes */
-
-typedef struct bag {
-    char *bytes; size_t blen, bcap;
-    tok *t; size_t n, cap;
-} bag;
-
-static int bag_cb(void *ud, const char *term, size_t len, uint32_t pos)
-{
-    (void)pos;
-    bag *b = ud;
-    if (idx_grow((void **)&b->bytes, &b->bcap, b->blen + len, 1) ||
-        idx_grow((void **)&b->t, &b->cap, b->n + 1, sizeof *b->t))
-        return -ENOMEM;
-    memcpy(b->bytes + b->blen, term, len);
-    b->t[b->n++] = (tok){ (uint32_t)b->blen, (uint32_t)len };
-    b->blen += len;
-    return 0;
-}
-
-static _Thread_local const char *tl_bytes;   /* qsort has no context argument */
-
-static int tok_cmp(const void *a, const void *b)
-{
-    const tok *x = a, *y = b;
-    size_t n = x->len < y->len ? x->len : y->len;
-    int c = memcmp(tl_bytes + x->off, tl_bytes + y->off, n);
-    if (c) return c;
-    return (x->len > y->len) - (x->len < y->len);
-}
-
 typedef struct fb_args {
     const uint32_t *docs;
     size_t n;
@@ -51,87 +19,43 @@ typedef struct fb_args {
     double max_df;
 } fb_args;
 
-static int analyze_field(idx_searcher_t *s, json_t *root, const char *name, uint32_t doc, bag *b)
-{
-    json_t *v = json_object_get(root, name);
-    if (!v || json_is_null(v)) return 0;
-    if (!json_is_string(v))
-        return fn_seterr(s->eb, FN_ECORRUPT, "source of doc %u: \"%s\" is not a string", doc, name);
-    int rc = idx_analyze(s->an, json_string_value(v), json_string_length(v), bag_cb, b);
-    return rc ? fn_seterr(s->eb, rc < 0 ? rc : -ENOMEM, "out of memory") : 0;
-}
-
+/* Each document's stored term vector (format.h tvec): its terms are in id
+ * order, which is the vocabulary's byte order, so they come sorted. */
 static int run_feedback(idx_searcher_t *s, void *ud)
 {
     fb_args *a = ud;
     const idx_reader_t *r = s->r;
-    bag b = { 0 };
-    int rc = 0;
-    for (size_t i = 0; i < a->n && !rc; i++) {
+    idx_tvec *tv = &s->tv;
+    /* a dynamic stop list: terms in more than max_df of the documents are no
+     * expansion terms (the length stays the whole bag's) */
+    double cap = a->max_df > 0 ? a->max_df * (double)r->info.docs_total : INFINITY;
+    for (size_t i = 0; i < a->n; i++) {
         uint32_t doc = a->docs[i];
-        const char *src;
-        size_t len;
-        if ((rc = idx_source_get(r, s->txn, doc, &s->src, &src, &len, s->eb))) break;
-        json_error_t je;
-        json_t *root = json_loadb(src, len, 0, &je);
-        if (!root || !json_is_object(root)) {
-            json_decref(root);
-            rc = fn_seterr(s->eb, FN_ECORRUPT, "source of doc %u: not a JSON object", doc);
-            break;
-        }
-        b.blen = b.n = 0;
-        rc = analyze_field(s, root, "title", doc, &b);
-        if (!rc) rc = analyze_field(s, root, "body", doc, &b);
-        json_decref(root);
-        if (rc) break;
-        tl_bytes = b.bytes;
-        qsort(b.t, b.n, sizeof *b.t, tok_cmp);
+        int rc = idx_tvec_get(r, s->txn, doc, tv, s->eb);
+        if (rc) return rc;
         idx_fbdoc *o = &a->out[i];
         o->doc = doc;
-        o->length = (uint32_t)b.n;
-        size_t distinct = 0;
-        for (size_t j = 0; j < b.n; j++)
-            if (j == 0 || tok_cmp(&b.t[j - 1], &b.t[j]) != 0) distinct++;
-        o->terms = fn_arena_alloc(a->mem, (distinct ? distinct : 1) * sizeof *o->terms);
-        o->tf = fn_arena_alloc(a->mem, (distinct ? distinct : 1) * sizeof *o->tf);
-        if (!o->terms || !o->tf) {
-            rc = fn_seterr(s->eb, -ENOMEM, "out of memory");
-            break;
-        }
+        o->terms = fn_arena_alloc(a->mem, (tv->n ? tv->n : 1) * sizeof *o->terms);
+        o->tf = fn_arena_alloc(a->mem, (tv->n ? tv->n : 1) * sizeof *o->tf);
+        if (!o->terms || !o->tf) return fn_seterr(s->eb, -ENOMEM, "out of memory");
+        uint64_t length = 0;
         o->nterms = 0;
-        for (size_t j = 0; j < b.n; j++) {
-            if (j && tok_cmp(&b.t[j - 1], &b.t[j]) == 0) {
-                o->tf[o->nterms - 1]++;
-                continue;
-            }
-            char *t = fn_arena_strndup(a->mem, b.bytes + b.t[j].off, b.t[j].len);
-            if (!t) {
-                rc = fn_seterr(s->eb, -ENOMEM, "out of memory");
-                break;
-            }
+        for (uint32_t j = 0; j < tv->n; j++) {
+            uint64_t tf = (uint64_t)tv->tf[2 * j] + tv->tf[2 * j + 1];
+            length += tf;
+            const char *term;
+            size_t len;
+            uint32_t gdf;
+            if ((rc = idx_vocab_get(r, s->txn, tv->termid[j], &term, &len, &gdf, s->eb))) return rc;
+            if ((double)gdf > cap) continue;
+            char *t = fn_arena_strndup(a->mem, term, len);
+            if (!t) return fn_seterr(s->eb, -ENOMEM, "out of memory");
             o->terms[o->nterms] = t;
-            o->tf[o->nterms++] = 1;
+            o->tf[o->nterms++] = tf > UINT32_MAX ? UINT32_MAX : (uint32_t)tf;
         }
-        if (!rc && a->max_df > 0) {
-            /* a dynamic stop list: terms in more than max_df of the documents
-             * are no expansion terms (the length stays the whole bag's) */
-            double cap = a->max_df * (double)r->info.docs_total;
-            size_t keep = 0;
-            for (size_t j = 0; j < o->nterms && !rc; j++) {
-                idx_term_rec tr;
-                int grc = idx_term_get(r, s->txn, o->terms[j], strlen(o->terms[j]), &tr, s->eb);
-                if (grc && grc != FN_ENOTFOUND) rc = grc;
-                else if (grc == FN_ENOTFOUND || (double)tr.gdf <= cap) {
-                    o->terms[keep] = o->terms[j];
-                    o->tf[keep++] = o->tf[j];
-                }
-            }
-            o->nterms = keep;
-        }
+        o->length = length > UINT32_MAX ? UINT32_MAX : (uint32_t)length;
     }
-    free(b.bytes);
-    free(b.t);
-    return rc;
+    return 0;
 }
 
 int idx_feedback_docs(idx_searcher_t *s, const uint32_t *docs, size_t n, double max_df, fn_arena *mem,
@@ -162,41 +86,75 @@ typedef struct rs_args {
     double *scores;
 } rs_args;
 
+/* (termid, query term) of the terms this shard knows, by termid */
+typedef struct rs_term { uint32_t termid, t; } rs_term;
+
+static int rs_term_cmp(const void *a, const void *b)
+{
+    const rs_term *x = a, *y = b;
+    return (x->termid > y->termid) - (x->termid < y->termid);
+}
+
+/* Each document's frequencies of the query terms come from its term vector
+ * (format.h tvec), a merge of two id-sorted lists: a few hundred documents
+ * cost a few hundred small reads, not a seek in every term's postings. */
 static int run_rescore(idx_searcher_t *s, void *ud)
 {
     rs_args *a = ud;
     const idx_reader_t *r = s->r;
     double N = (double)r->info.docs_total;
-    /* the terms become the searcher's query terms for idx_cand_terms */
+    rs_term *known = malloc(a->nterms * sizeof *known);
+    uint32_t *tf = malloc(a->nterms * 2 * sizeof *tf);
+    size_t nk = 0;
+    int rc = 0;
+    if (!known || !tf) { rc = fn_seterr(s->eb, -ENOMEM, "out of memory"); goto out; }
     for (size_t t = 0; t < a->nterms; t++) {
         qterm *q = &s->qt[t];
         idx_term_rec tr;
         q->found = 0;
         q->gdf = 0;
-        int rc = idx_term_get(r, s->txn, s->tbuf + q->off, q->len, &tr, s->eb);
+        rc = idx_term_get(r, s->txn, s->tbuf + q->off, q->len, &tr, s->eb);
         if (rc == 0) {
             q->termid = tr.termid;
-            q->nblocks = tr.nblocks;
             q->gdf = tr.gdf;
-            q->found = tr.df > 0;
+            q->found = 1;
+            known[nk++] = (rs_term){ tr.termid, (uint32_t)t };
         } else if (rc != FN_ENOTFOUND) {
-            return rc;
+            goto out;
         }
+        rc = 0;
         double gdf = (double)q->gdf;
         q->idf = log(1.0 + (N - gdf + 0.5) / (gdf + 0.5));
     }
-    int rc = idx_cand_terms(s, a->docs, a->n, a->nterms, 0);
-    if (rc) return rc;
+    qsort(known, nk, sizeof *known, rs_term_cmp);
+    idx_tvec *tv = &s->tv;
     for (size_t i = 0; i < a->n; i++) {
+        if (!nk) { a->scores[i] = 0.0; continue; }
+        if ((rc = idx_tvec_get(r, s->txn, a->docs[i], tv, s->eb))) goto out;
+        memset(tf, 0, a->nterms * 2 * sizeof *tf);
+        for (size_t j = 0, k = 0; j < tv->n && k < nk;) {
+            if (tv->termid[j] < known[k].termid) j++;
+            else if (tv->termid[j] > known[k].termid) k++;
+            else {
+                tf[2 * known[k].t] = tv->tf[2 * j];
+                tf[2 * known[k].t + 1] = tv->tf[2 * j + 1];
+                j++;
+                k++;
+            }
+        }
+        /* summed in the query's order, whatever the ids' */
         double sum = 0.0;
         for (size_t t = 0; t < a->nterms; t++) {
-            const uint32_t *tf = s->htf + (i * a->nterms + t) * 2;
-            if (!tf[0] && !tf[1]) continue;
-            sum += idx_term_bm25f(r, &s->bm25, a->weights[t] * s->qt[t].idf, a->docs[i], tf);
+            const uint32_t *f = tf + 2 * t;
+            if (!f[0] && !f[1]) continue;
+            sum += idx_term_bm25f(r, &s->bm25, a->weights[t] * s->qt[t].idf, a->docs[i], f);
         }
         a->scores[i] = sum;
     }
-    return 0;
+out:
+    free(known);
+    free(tf);
+    return rc;
 }
 
 static int u32_cmp(const void *a, const void *b)
@@ -233,7 +191,7 @@ int idx_rescore(idx_searcher_t *s, const idx_bm25_params *bm25, const char *cons
         if (!isfinite(weights[t]) || weights[t] < 0)
             return fn_seterr(eb, FN_EINVAL, "weights[%zu]: %g is not a finite weight >= 0", t, weights[t]);
     }
-    /* distinct documents (idx_cand_terms fills one entry per document) */
+    /* distinct documents (a document asked twice is a caller's mistake) */
     uint32_t *sd = malloc((n ? n : 1) * sizeof *sd);
     if (!sd) return fn_seterr(eb, -ENOMEM, "out of memory");
     memcpy(sd, docs, n * sizeof *sd);

@@ -30,14 +30,14 @@ typedef struct idx_fbdoc {
     uint32_t *tf;           /* parallel to terms */
 } idx_fbdoc;
 
-/* Term vectors of docs[0, n) (shard-local numbers) from their stored
- * source, analyzed as the index was built (title and body). With max_df > 0
- * a term in more than max_df x all documents (its global df) is left out of
- * `terms` - a stop list taken from the index - while `length` stays the
- * whole bag's. Every array lives in mem. Returns 0, FN_EINVAL (a doc number
- * out of range, max_df not in 0..1), -ENOMEM or a damage code (idx_is_damage:
- * a source record that fails its checksum, does not decompress, or is not a
- * JSON object). The sources are decompressed into the searcher's buffer. */
+/* Term vectors of docs[0, n) (shard-local numbers), as the index stores
+ * them (format.h tvec: the document's analyzed title and body terms with
+ * their frequencies). With max_df > 0 a term in more than max_df x all
+ * documents (its global df) is left out of `terms` - a stop list taken from
+ * the index - while `length` stays the whole bag's. Every array lives in
+ * mem. Returns 0, FN_EINVAL (a doc number out of range, max_df not in
+ * 0..1), -ENOMEM or a damage code (idx_is_damage: a term vector or
+ * vocabulary record that fails its checks). */
 int idx_feedback_docs(idx_searcher_t *s, const uint32_t *docs, size_t n, double max_df, fn_arena *mem,
                       idx_fbdoc *out, fn_errbuf *eb);
 

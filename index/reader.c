@@ -292,6 +292,97 @@ int idx_term_skips(const idx_reader_t *r, MDB_txn *txn, uint32_t termid, uint32_
     return 0;
 }
 
+void idx_tvec_free(idx_tvec *tv)
+{
+    free(tv->termid);
+    free(tv->tf);
+    memset(tv, 0, sizeof *tv);
+}
+
+/* A LEB128 varint of at most 5 bytes ending before end; 0 on overrun. */
+static size_t tv_varint(const uint8_t *p, const uint8_t *end, uint32_t *v)
+{
+    uint64_t x = 0;
+    for (size_t i = 0; i < 5 && p + i < end; i++) {
+        x |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+        if (!(p[i] & 0x80)) {
+            if (x > UINT32_MAX) return 0;
+            *v = (uint32_t)x;
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
+int idx_tvec_get(const idx_reader_t *r, MDB_txn *txn, uint32_t doc, idx_tvec *tv, fn_errbuf *eb)
+{
+    uint8_t key[4];
+    idx_put_u32be(key, doc);
+    MDB_val k = { 4, key }, v;
+    int rc = mdb_get(txn, r->tvec, &k, &v);
+    if (rc == MDB_NOTFOUND) return fn_seterr(eb, FN_ECORRUPT, "term vector of doc %u: missing", doc);
+    if (rc) return fn_seterr(eb, idx_mdb_code(rc), "tvec: %s", mdb_strerror(rc));
+    const uint8_t *p = v.mv_data, *end = p + v.mv_size;
+    if (!idx_in_map(r, p, v.mv_size))
+        return fn_seterr(eb, FN_ECORRUPT, "term vector of doc %u: lies outside the file: a page is damaged", doc);
+    if (v.mv_size < IDX_TVEC_HDR || idx_get_u32le(p) != idx_sum32(p + 4, v.mv_size - 4, doc))
+        return fn_seterr(eb, FN_ECORRUPT, "term vector of doc %u: checksum mismatch", doc);
+    uint32_t n = idx_get_u32le(p + 4);
+    /* an entry is 2 bytes at least: a count the value cannot hold is damage,
+     * caught before it sizes an allocation */
+    if ((size_t)n > (v.mv_size - IDX_TVEC_HDR) / 2)
+        return fn_seterr(eb, FN_ECORRUPT, "term vector of doc %u: %u terms in %zu bytes", doc, n, v.mv_size);
+    if (idx_grow((void **)&tv->termid, &tv->idcap, n ? n : 1, sizeof *tv->termid) ||
+        idx_grow((void **)&tv->tf, &tv->tfcap, n ? (size_t)n * 2 : 2, sizeof *tv->tf))
+        return fn_seterr(eb, -ENOMEM, "out of memory");
+    p += IDX_TVEC_HDR;
+    uint32_t prev = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t gap, code, tft = 0;
+        size_t a = tv_varint(p, end, &gap);
+        size_t b = a ? tv_varint(p + a, end, &code) : 0;
+        if (!b) goto bad;
+        p += a + b;
+        if (code & 1) {
+            size_t c = tv_varint(p, end, &tft);
+            if (!c || tft == 0) goto bad;
+            p += c;
+        }
+        uint32_t id = prev + gap;
+        if ((i && gap == 0) || id < prev || id >= r->info.terms || (code >> 1 == 0 && tft == 0)) goto bad;
+        tv->termid[i] = prev = id;
+        tv->tf[2 * i] = tft;
+        tv->tf[2 * i + 1] = code >> 1;
+    }
+    if (p != end) goto bad;
+    tv->n = n;
+    return 0;
+bad:
+    return fn_seterr(eb, FN_ECORRUPT, "term vector of doc %u: bad coding, order or term id", doc);
+}
+
+int idx_vocab_get(const idx_reader_t *r, MDB_txn *txn, uint32_t termid, const char **term, size_t *len,
+                  uint32_t *gdf, fn_errbuf *eb)
+{
+    uint8_t key[4];
+    idx_put_u32be(key, termid);
+    MDB_val k = { 4, key }, v;
+    int rc = mdb_get(txn, r->vocab, &k, &v);
+    if (rc == MDB_NOTFOUND) return fn_seterr(eb, FN_ECORRUPT, "vocabulary: term id %u missing", termid);
+    if (rc) return fn_seterr(eb, idx_mdb_code(rc), "vocab: %s", mdb_strerror(rc));
+    const uint8_t *p = v.mv_data;
+    if (!idx_in_map(r, p, v.mv_size))
+        return fn_seterr(eb, FN_ECORRUPT, "vocabulary: term id %u lies outside the file: a page is damaged",
+                         termid);
+    if (v.mv_size <= IDX_VOCAB_HDR || v.mv_size > IDX_VOCAB_HDR + IDX_MAX_TERM_BYTES ||
+        idx_get_u32le(p) != idx_sum32(p + 4, v.mv_size - 4, termid))
+        return fn_seterr(eb, FN_ECORRUPT, "vocabulary: term id %u: checksum or size mismatch", termid);
+    *gdf = idx_get_u32le(p + 4);
+    *term = (const char *)p + IDX_VOCAB_HDR;
+    *len = v.mv_size - IDX_VOCAB_HDR;
+    return 0;
+}
+
 int idx_positions_get(const idx_reader_t *r, MDB_txn *txn, uint32_t termid, uint32_t block,
                       const uint32_t *tf_title, const uint32_t *tf_body, uint32_t n,
                       uint32_t **pos, size_t *cap, fn_errbuf *eb)
@@ -588,7 +679,9 @@ static int open_txn(idx_reader_t *r, fn_errbuf *eb)
      * version check so an old index gets the message above */
     if ((rc = mdb_dbi_open(txn, IDX_DB_SOURCE, 0, &r->source)) ||
         (rc = mdb_dbi_open(txn, IDX_DB_POSITIONS, 0, &r->positions)) ||
-        (rc = mdb_dbi_open(txn, IDX_DB_SKIPS, 0, &r->skips))) {
+        (rc = mdb_dbi_open(txn, IDX_DB_SKIPS, 0, &r->skips)) ||
+        (rc = mdb_dbi_open(txn, IDX_DB_VOCAB, 0, &r->vocab)) ||
+        (rc = mdb_dbi_open(txn, IDX_DB_TVEC, 0, &r->tvec))) {
         if (rc == MDB_NOTFOUND) rc = FN_EFORMAT;
         goto fail;
     }

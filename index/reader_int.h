@@ -23,7 +23,7 @@
 struct idx_reader {
     char dir[4096];
     MDB_env *env;
-    MDB_dbi meta, terms, postings, docs, ids, norms, source, positions, skips;
+    MDB_dbi meta, terms, postings, docs, ids, norms, source, positions, skips, vocab, tvec;
     idx_bm25_params bm;           /* the settings of the skips' block maxima (meta blockmax_bm25) */
     idx_index_info info;
     const idx_codec_t *codec;
@@ -173,6 +173,27 @@ int idx_positions_get(const idx_reader_t *r, MDB_txn *txn, uint32_t termid, uint
  * a few postings' positions (idx_cand_positions in search.c). */
 int idx_positions_raw(const idx_reader_t *r, MDB_txn *txn, uint32_t termid, uint32_t block,
                       const uint8_t **data, size_t *size, uint32_t *count, fn_errbuf *eb);
+
+/* A document's term vector (format.h tvec), decoded: n entries ascending by
+ * termid, tf[e * 2 + field]. The arrays are the caller's (grown as needed,
+ * reused document after document; idx_tvec_free). */
+typedef struct idx_tvec {
+    uint32_t n;
+    uint32_t *termid;
+    uint32_t *tf;
+    size_t idcap, tfcap;
+} idx_tvec;
+void idx_tvec_free(idx_tvec *tv);
+
+/* The term vector of doc into *tv, its checksum, coding, order and ranges
+ * checked (a damaged value: FN_ECORRUPT "term vector of doc N: ..."); -ENOMEM. */
+int idx_tvec_get(const idx_reader_t *r, MDB_txn *txn, uint32_t doc, idx_tvec *tv, fn_errbuf *eb);
+
+/* The term of termid (format.h vocab): *term points into the map (valid for
+ * the transaction; not NUL-terminated), *len bytes; *gdf its global df.
+ * FN_ECORRUPT for a missing or damaged value. */
+int idx_vocab_get(const idx_reader_t *r, MDB_txn *txn, uint32_t termid, const char **term, size_t *len,
+                  uint32_t *gdf, fn_errbuf *eb);
 
 /* The stored record of doc (id, title, url; not NUL-terminated). */
 typedef struct idx_doc_rec {

@@ -114,6 +114,7 @@ void idx_searcher_destroy(idx_searcher_t *s)
     if (s->txn) mdb_txn_abort(s->txn);
     idx_analyzer_destroy(s->an);
     idx_srcbuf_free(&s->src);
+    idx_tvec_free(&s->tv);
     free(s->tbuf);
     free(s->qt);
     free(s->qseq);

@@ -84,6 +84,7 @@ struct idx_searcher {
     idx_term_explain *expl; size_t explcap;
     char *sbuf; size_t slen, scap;
     idx_srcbuf src;                       /* documents' sources (feedback, prf.c) */
+    idx_tvec tv;                          /* a document's term vector (feedback, prf.c) */
     size_t (*offs)[3]; size_t offscap;
     /* One LMDB cursor on the postings per cursor slot (cur[i]), so that the
      * next block of a list is a step, not a search from the B-tree's root:

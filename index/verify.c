@@ -69,7 +69,10 @@ typedef struct walk {
     MDB_txn *txn;
     MDB_cursor *cur;
     fn_errbuf *eb;
-    uint64_t *tfsum;        /* per doc and field: the postings' term frequencies, added up */
+    /* per doc: the postings' term frequencies added up per field, then a sum
+     * of tv_mix over its postings (the term vector must give the same) */
+    uint64_t *tfsum;
+    idx_tvec tv;
     /* where the walk is, for a fault's message */
     const char *at;         /* "meta", "postings", "terms", "docs" */
     char term[IDX_MAX_TERM_BYTES];  /* a copy: after a fault the map is not to be read */
@@ -87,6 +90,15 @@ static const char *block_tail(const char *msg)
     const char *p = strstr(msg, ", block ");
     if (p && (p = strstr(p, ": "))) return p + 2;
     return msg;
+}
+
+/* One posting (term, frequencies) as 64 bits; summed over a document's
+ * postings it is order-free, so the postings walk and the term vector can
+ * be compared without holding either. */
+static uint64_t tv_mix(uint32_t termid, uint32_t tft, uint32_t tfb)
+{
+    uint64_t x[2] = { termid, (uint64_t)tft << 32 | tfb };
+    return XXH3_64bits(x, sizeof x);
 }
 
 static int walk_blocks(walk *w, const MDB_val *term, const idx_term_rec *tr)
@@ -131,8 +143,10 @@ static int walk_blocks(walk *w, const MDB_val *term, const idx_term_rec *tr)
                                  b, (double)bmax[b], d, g);
         }
         for (uint32_t i = 0; i < n; i++) {
-            w->tfsum[2 * (size_t)w->docs[i]] += w->tf[0][i];
-            w->tfsum[2 * (size_t)w->docs[i] + 1] += w->tf[1][i];
+            uint64_t *t = w->tfsum + 3 * (size_t)w->docs[i];
+            t[0] += w->tf[0][i];
+            t[1] += w->tf[1][i];
+            t[2] += tv_mix(tr->termid, w->tf[0][i], w->tf[1][i]);
             cf[0] += w->tf[0][i];
             cf[1] += w->tf[1][i];
         }
@@ -176,6 +190,15 @@ static int walk_terms(walk *w)
         if (tr.termid != i)
             return fn_seterr(w->eb, FN_ECORRUPT, "term \"%s\": term id %u, but it is term %" PRIu64
                              " in key order", IDX_SHOW(k.mv_data, k.mv_size), tr.termid, i);
+        /* the vocabulary names the same term under its id */
+        const char *vt;
+        size_t vlen;
+        uint32_t vgdf;
+        if ((rc = idx_vocab_get(r, w->txn, tr.termid, &vt, &vlen, &vgdf, w->eb))) return rc;
+        if (vlen != k.mv_size || memcmp(vt, k.mv_data, vlen) != 0 || vgdf != tr.gdf)
+            return fn_seterr(w->eb, FN_ECORRUPT, "vocabulary: term id %u is \"%s\" (gdf %u), but its terms "
+                             "record is \"%s\" (gdf %u)", tr.termid, IDX_SHOW(vt, vlen), vgdf,
+                             IDX_SHOW(k.mv_data, k.mv_size), tr.gdf);
         /* a query finds terms by lookup, not by walking: the B-tree must route to it */
         MDB_val lv;
         int lrc = mdb_get(w->txn, r->terms, &k, &lv);
@@ -207,6 +230,11 @@ static int walk_terms(walk *w)
     if (ms.ms_entries != w->vs->blocks)
         return fn_seterr(w->eb, FN_ECORRUPT, "positions: %zu blocks stored, but the postings have %" PRIu64,
                          ms.ms_entries, w->vs->blocks);
+    if ((rc = mdb_stat(w->txn, r->vocab, &ms)))
+        return fn_seterr(w->eb, idx_mdb_code(rc), "vocab: %s", mdb_strerror(rc));
+    if (ms.ms_entries != r->info.terms)
+        return fn_seterr(w->eb, FN_ECORRUPT, "vocab: %zu terms, but meta says %" PRIu64, ms.ms_entries,
+                         r->info.terms);
     if ((rc = mdb_stat(w->txn, r->skips, &ms)))
         return fn_seterr(w->eb, idx_mdb_code(rc), "skips: %s", mdb_strerror(rc));
     if (ms.ms_entries != w->vs->skips)
@@ -265,17 +293,25 @@ static int walk_docs(walk *w)
             return fn_seterr(w->eb, FN_ECORRUPT, "norms: keys[%u] is not xxh64 of doc %u's id \"%s\"", d, d,
                              IDX_SHOW(dr.id, dr.id_len));
         for (int f = 0; f < IDX_NFIELDS; f++) {
-            if (r->len[f][d] != w->tfsum[2 * (size_t)d + f])
+            if (r->len[f][d] != w->tfsum[3 * (size_t)d + f])
                 return fn_seterr(w->eb, FN_ECORRUPT, "norms: doc %u has %s length %u, but its postings "
                                  "hold %" PRIu64 " %s tokens", d, f ? "body" : "title", r->len[f][d],
-                                 w->tfsum[2 * (size_t)d + f], f ? "body" : "title");
+                                 w->tfsum[3 * (size_t)d + f], f ? "body" : "title");
             w->vs->normsum[f] += r->len[f][d];
         }
         if ((rc = check_source(w, d, &dr))) return rc;
+        /* its term vector: the document's postings, transposed */
+        if ((rc = idx_tvec_get(r, w->txn, d, &w->tv, w->eb))) return rc;
+        uint64_t mix = 0;
+        for (uint32_t e = 0; e < w->tv.n; e++)
+            mix += tv_mix(w->tv.termid[e], w->tv.tf[2 * e], w->tv.tf[2 * e + 1]);
+        if (mix != w->tfsum[3 * (size_t)d + 2])
+            return fn_seterr(w->eb, FN_ECORRUPT, "term vector of doc %u: its %u terms are not the "
+                             "document's postings", d, w->tv.n);
     }
-    static const char *const dbname[3] = { IDX_DB_DOCS, IDX_DB_SOURCE, IDX_DB_IDS };
-    const MDB_dbi dbi[3] = { r->docs, r->source, r->ids };
-    for (int i = 0; i < 3; i++) {
+    static const char *const dbname[4] = { IDX_DB_DOCS, IDX_DB_SOURCE, IDX_DB_IDS, IDX_DB_TVEC };
+    const MDB_dbi dbi[4] = { r->docs, r->source, r->ids, r->tvec };
+    for (int i = 0; i < 4; i++) {
         MDB_stat ms;
         if ((rc = mdb_stat(w->txn, dbi[i], &ms)))
             return fn_seterr(w->eb, idx_mdb_code(rc), "%s: %s", dbname[i], mdb_strerror(rc));
@@ -383,7 +419,7 @@ static int check_shard(vshard *vs)
     int rc = idx_reader_open_ex(vs->dir, IDX_OPEN_QUICK, &vs->r, &eb);
     if (rc) return set_problem(vs, rc, "%s", eb.msg);
     walk w = { .vs = vs, .r = vs->r, .eb = &eb };
-    w.tfsum = calloc(vs->r->info.docs ? 2 * vs->r->info.docs : 1, sizeof *w.tfsum);
+    w.tfsum = calloc(vs->r->info.docs ? 3 * vs->r->info.docs : 1, sizeof *w.tfsum);
     if (!w.tfsum) return set_problem(vs, -ENOMEM, "out of memory");
     if ((rc = mdb_txn_begin(vs->r->env, NULL, MDB_RDONLY, &w.txn)) == 0) {
         rc = walk_guarded(&w);
@@ -393,6 +429,7 @@ static int check_shard(vshard *vs)
         rc = fn_seterr(&eb, idx_mdb_code(rc), "txn: %s", mdb_strerror(rc));
     }
     free(w.tfsum);
+    idx_tvec_free(&w.tv);
     free(w.pos);
     idx_srcbuf_free(&w.src);
     if (rc) return set_problem(vs, rc, "%s", eb.msg);

@@ -585,7 +585,8 @@ static void msglist_free(msglist *m)
 static size_t same_shard(const char *da, const char *db)
 {
     static const char *const dbs[] = { IDX_DB_META, IDX_DB_TERMS, IDX_DB_POSTINGS, IDX_DB_DOCS, IDX_DB_IDS,
-                                       IDX_DB_NORMS, IDX_DB_SOURCE, IDX_DB_POSITIONS, IDX_DB_SKIPS, NULL };
+                                       IDX_DB_NORMS, IDX_DB_SOURCE, IDX_DB_POSITIONS, IDX_DB_SKIPS, IDX_DB_VOCAB,
+                                       IDX_DB_TVEC, NULL };
     MDB_env *env[2];
     MDB_txn *txn[2];
     const char *dir[2] = { da, db };

@@ -471,8 +471,8 @@ Test(verify, source_and_id_records)
 
 /* ---- source values with a right checksum but a wrong inside ---- */
 
-/* doc's source value after its sum (malloc'd, *n bytes). */
-static uint8_t *get_source(const char *dir, uint32_t doc, size_t *n)
+/* The value under u32be key in db, after its 4-byte sum (malloc'd, *n bytes). */
+static uint8_t *get_value(const char *dir, const char *db, uint32_t key, size_t *n)
 {
     MDB_env *env;
     MDB_txn *txn;
@@ -481,12 +481,12 @@ static uint8_t *get_source(const char *dir, uint32_t doc, size_t *n)
     mdb_env_set_maxdbs(env, IDX_MAX_DBS);
     cr_assert_eq(mdb_env_open(env, dir, MDB_RDONLY | MDB_NOLOCK, 0644), 0);
     cr_assert_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
-    cr_assert_eq(mdb_dbi_open(txn, IDX_DB_SOURCE, 0, &dbi), 0);
+    cr_assert_eq(mdb_dbi_open(txn, db, 0, &dbi), 0);
     uint8_t dk[4];
-    idx_put_u32be(dk, doc);
+    idx_put_u32be(dk, key);
     MDB_val k = { 4, dk }, v;
     cr_assert_eq(mdb_get(txn, dbi, &k, &v), 0);
-    cr_assert_gt(v.mv_size, IDX_SOURCE_HDR);
+    cr_assert_gt(v.mv_size, 8);
     *n = v.mv_size - 4;
     uint8_t *p = malloc(*n + 16);
     cr_assert_not_null(p);
@@ -499,12 +499,12 @@ static uint8_t *get_source(const char *dir, uint32_t doc, size_t *n)
 /* Store val (n bytes) as doc's source after a right sum, written with LMDB
  * as a build would have, and seal the file again (checksum): only the
  * value's inside can tell it is wrong. */
-static void put_source(const char *dir, uint32_t doc, const uint8_t *val, size_t n)
+static void put_value(const char *dir, const char *db, uint32_t key, const uint8_t *val, size_t n)
 {
     uint8_t *p = malloc(4 + n);
     cr_assert_not_null(p);
     memcpy(p + 4, val, n);
-    idx_put_u32le(p, idx_sum32(p + 4, n, doc));
+    idx_put_u32le(p, idx_sum32(p + 4, n, key));
     MDB_env *env;
     MDB_txn *txn;
     MDB_dbi dbi;
@@ -512,9 +512,9 @@ static void put_source(const char *dir, uint32_t doc, const uint8_t *val, size_t
     mdb_env_set_maxdbs(env, IDX_MAX_DBS);
     cr_assert_eq(mdb_env_open(env, dir, MDB_NOLOCK, 0644), 0);
     cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    cr_assert_eq(mdb_dbi_open(txn, IDX_DB_SOURCE, 0, &dbi), 0);
+    cr_assert_eq(mdb_dbi_open(txn, db, 0, &dbi), 0);
     uint8_t dk[4];
-    idx_put_u32be(dk, doc);
+    idx_put_u32be(dk, key);
     MDB_val k = { 4, dk }, v = { 4 + n, p };
     cr_assert_eq(mdb_put(txn, dbi, &k, &v, 0), 0);
     cr_assert_eq(mdb_txn_commit(txn), 0);
@@ -538,7 +538,7 @@ Test(verify, source_with_a_right_sum_but_a_bad_frame)
     uint32_t doc = base[0].doc[0];
     const char *id = base[0].id[0];
     size_t n;
-    uint8_t *orig = get_source(sh, doc, &n);
+    uint8_t *orig = get_value(sh, IDX_DB_SOURCE, doc, &n);
     uint32_t raw = idx_get_u32le(orig);
     cr_assert_eq(ZSTD_getFrameContentSize(orig + 4, n - 4), raw);
 
@@ -584,7 +584,7 @@ Test(verify, source_with_a_right_sum_but_a_bad_frame)
         case 7: vn = 2; break;
         }
         copy_shard(sh, "case", d, sizeof d);
-        put_source(d, doc, v, vn);
+        put_value(d, IDX_DB_SOURCE, doc, v, vn);
         free(v);
         char want[200];
         snprintf(want, sizeof want, "source of doc %u: ", doc);
@@ -597,17 +597,6 @@ Test(verify, source_with_a_right_sum_but_a_bad_frame)
         cr_assert_eq(rc, FN_ECORRUPT, "%s: get_doc rc %d (%s)", label, rc, eb.msg);
         cr_assert(strstr(eb.msg, want) && strstr(eb.msg, cases[c].want), "%s: %s", label, eb.msg);
         cr_assert_null(json);
-        /* feedback reads it through a searcher */
-        idx_searcher_t *s;
-        cr_assert_eq(idx_searcher_create(r, &s, &eb), 0, "%s", eb.msg);
-        fn_arena mem;
-        fn_arena_init(&mem);
-        idx_fbdoc fb[1];
-        rc = idx_feedback_docs(s, &doc, 1, 0, &mem, fb, &eb);
-        cr_assert_eq(rc, FN_ECORRUPT, "%s: feedback rc %d (%s)", label, rc, eb.msg);
-        cr_assert(strstr(eb.msg, want) && strstr(eb.msg, cases[c].want), "%s: %s", label, eb.msg);
-        fn_arena_free(&mem);
-        idx_searcher_destroy(s);
         idx_reader_close(r);
 
         outcome o;
@@ -619,6 +608,148 @@ Test(verify, source_with_a_right_sum_but_a_bad_frame)
         fprintf(stderr, "[%s] %s | verify: %s\n", label, eb.msg, o.verify_line);
     }
     free(orig);
+    answers_free(base, &qs);
+    qset_free(&qs);
+}
+
+/* ---- term vectors and the vocabulary (format.h tvec, vocab) ---- */
+
+/* Feedback and rescoring of doc on the shard in dir: their return codes,
+ * and the first failing one's message in msg. */
+static void fb_and_rescore(const char *dir, uint32_t doc, int *fb_rc, int *rs_rc, char *msg, size_t cap)
+{
+    idx_reader_t *r;
+    fn_errbuf eb = { { 0 } };
+    cr_assert_eq(idx_reader_open(dir, &r, &eb), 0, "%s", eb.msg);
+    idx_searcher_t *s;
+    cr_assert_eq(idx_searcher_create(r, &s, &eb), 0, "%s", eb.msg);
+    fn_arena mem;
+    fn_arena_init(&mem);
+    idx_fbdoc fb[1];
+    msg[0] = '\0';
+    *fb_rc = idx_feedback_docs(s, &doc, 1, 0.2, &mem, fb, &eb);
+    if (*fb_rc) snprintf(msg, cap, "%s", eb.msg);
+    const char *terms[] = { "heat", "flow", "pressur" };
+    const double w[] = { 1, 0.5, 0.25 };
+    double score;
+    *rs_rc = idx_rescore(s, NULL, terms, w, 3, &doc, NULL, 1, &score, &eb);
+    if (*rs_rc && !msg[0]) snprintf(msg, cap, "%s", eb.msg);
+    fn_arena_free(&mem);
+    idx_searcher_destroy(s);
+    idx_reader_close(r);
+}
+
+Test(verify, term_vector_and_vocab_records)
+{
+    char idx[600], sh[700], d[1200];
+    common_init("tvec", 1, idx, sizeof idx, sh, sizeof sh);
+    qset qs;
+    qset_load(&qs);
+    answer *base = baseline(sh, &qs);
+    uint32_t doc = base[0].doc[0];
+    char want[200], msg[512];
+    snprintf(want, sizeof want, "term vector of doc %u: ", doc);
+    int frc, rrc;
+
+    /* a flipped byte: the value's sum */
+    copy_shard(sh, "case", d, sizeof d);
+    uint64_t off, len;
+    locate_doc(d, IDX_DB_TVEC, doc, &off, &len);
+    flip(d, off + len / 2, 1);
+    outcome o;
+    run_case("tvec flipped", d, &qs, base, &o);
+    cr_assert(strstr(o.verify_line, want) && strstr(o.verify_line, "checksum mismatch"), "verify: %s", o.verify_line);
+    /* damage is damage also on a shard opened without the whole-file check */
+    idx_reader_t *r;
+    fn_errbuf eb = { { 0 } };
+    cr_assert_eq(idx_reader_open_ex(d, IDX_OPEN_QUICK, &r, &eb), 0, "%s", eb.msg);
+    idx_searcher_t *s;
+    cr_assert_eq(idx_searcher_create(r, &s, &eb), 0, "%s", eb.msg);
+    fn_arena mem;
+    fn_arena_init(&mem);
+    idx_fbdoc fb[1];
+    int rc = idx_feedback_docs(s, &doc, 1, 0, &mem, fb, &eb);
+    cr_assert_eq(rc, FN_ECORRUPT, "feedback rc %d (%s)", rc, eb.msg);
+    cr_assert(strstr(eb.msg, want), "%s", eb.msg);
+    fn_arena_free(&mem);
+    idx_searcher_destroy(s);
+    idx_reader_close(r);
+
+    /* right sums, wrong insides */
+    size_t n;
+    uint8_t *orig = get_value(sh, IDX_DB_TVEC, doc, &n);
+    uint32_t nt = idx_get_u32le(orig);
+    cr_assert_gt(nt, 2);
+    cr_assert_lt(orig[4], 0x80, "the first term id fits one byte in cranfield's vocabulary order? %u", orig[4]);
+    struct { const char *label, *verify, *reader; int edit; } cases[] = {
+        { "count over the bytes", "terms in", "terms in", 0 },
+        { "cut short", "bad coding", "bad coding", 1 },
+        { "term id past the vocabulary", "bad coding", "bad coding", 2 },
+        { "a byte after the last entry", "bad coding", "bad coding", 3 },
+        { "a frequency changed", "not the document's postings", NULL, 4 },
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        uint8_t *v = malloc(n + 16);
+        cr_assert_not_null(v);
+        memcpy(v, orig, n);
+        size_t vn = n;
+        switch (cases[c].edit) {
+        case 0: idx_put_u32le(v, UINT32_MAX); break;
+        case 1: vn = n - 1; break;
+        case 2: /* the first entry's term id becomes 2^28 + its own, five varint bytes */
+            memmove(v + 4 + 5, v + 4 + 1, n - 5);
+            v[4] = (uint8_t)(orig[4] | 0x80); v[5] = v[6] = v[7] = 0x80; v[8] = 0x01;
+            vn = n + 4;
+            break;
+        case 3: v[n] = 0; vn = n + 1; break;
+        case 4: { /* the first entry's code: a body frequency one more */
+            uint8_t code = v[5];
+            cr_assert_lt(code, 0x7e, "one-byte code expected, got %u", code);
+            v[5] = (uint8_t)(code + 2);
+            break;
+        }
+        }
+        copy_shard(sh, "case", d, sizeof d);
+        put_value(d, IDX_DB_TVEC, doc, v, vn);
+        free(v);
+        fb_and_rescore(d, doc, &frc, &rrc, msg, sizeof msg);
+        if (cases[c].reader) {
+            cr_assert_eq(frc, FN_ECORRUPT, "%s: feedback rc %d (%s)", cases[c].label, frc, msg);
+            cr_assert_eq(rrc, FN_ECORRUPT, "%s: rescore rc %d (%s)", cases[c].label, rrc, msg);
+            cr_assert(strstr(msg, want) && strstr(msg, cases[c].reader), "%s: %s", cases[c].label, msg);
+        } else {
+            cr_assert_eq(frc, 0, "%s: %s", cases[c].label, msg);   /* well-formed: only verify can tell */
+        }
+        memset(&o, 0, sizeof o);
+        rc = idx_verify(d, on_report, &o, &eb);
+        cr_assert_eq(rc, FN_ECORRUPT, "%s: verify rc %d (%s)", cases[c].label, rc, eb.msg);
+        cr_assert(strstr(o.verify_line, want) && strstr(o.verify_line, cases[c].verify), "%s: verify: %s",
+                  cases[c].label, o.verify_line);
+        fprintf(stderr, "[tvec %s] %s | verify: %s\n", cases[c].label, msg, o.verify_line);
+    }
+    free(orig);
+
+    /* the vocabulary: a flipped byte in a term feedback reads */
+    uint32_t heat = termid_of(sh, "heat");
+    copy_shard(sh, "case", d, sizeof d);
+    locate_doc(d, IDX_DB_VOCAB, heat, &off, &len);
+    flip(d, off + len - 1, 1);
+    memset(&o, 0, sizeof o);
+    rc = idx_verify(d, on_report, &o, &eb);
+    cr_assert_eq(rc, FN_ECORRUPT, "vocab: verify rc %d (%s)", rc, eb.msg);
+    snprintf(want, sizeof want, "vocabulary: term id %u: checksum", heat);
+    cr_assert(strstr(o.verify_line, want), "vocab: verify: %s", o.verify_line);
+    /* a right sum over another term's bytes: only verify's cross-check sees it */
+    uint8_t *vv = get_value(sh, IDX_DB_VOCAB, heat, &n);
+    vv[n - 1] ^= 0x01;
+    copy_shard(sh, "case", d, sizeof d);
+    put_value(d, IDX_DB_VOCAB, heat, vv, n);
+    free(vv);
+    memset(&o, 0, sizeof o);
+    rc = idx_verify(d, on_report, &o, &eb);
+    cr_assert_eq(rc, FN_ECORRUPT, "vocab swap: verify rc %d (%s)", rc, eb.msg);
+    snprintf(want, sizeof want, "vocabulary: term id %u is \"heau\"", heat);
+    cr_assert(strstr(o.verify_line, want), "vocab swap: verify: %s", o.verify_line);
     answers_free(base, &qs);
     qset_free(&qs);
 }
@@ -899,6 +1030,18 @@ Test(verify, whole_index)
     idx_put_u32le(rec + 8, idx_get_u32le(rec + 8) + 1);
     idx_put_u32le(rec + 32, idx_sum32(rec, 32, idx_key_seed("flow", 4)));
     v = (MDB_val){ sizeof rec, rec };
+    cr_assert_eq(mdb_put(txn, dbi, &k, &v, 0), 0);
+    /* and the vocabulary's copy of the gdf, so the shard agrees with itself */
+    uint8_t vk[4], vrec[IDX_VOCAB_HDR + 4];
+    idx_put_u32be(vk, idx_get_u32le(rec));
+    cr_assert_eq(mdb_dbi_open(txn, IDX_DB_VOCAB, 0, &dbi), 0);
+    k = (MDB_val){ 4, vk };
+    cr_assert_eq(mdb_get(txn, dbi, &k, &v), 0);
+    cr_assert_eq(v.mv_size, sizeof vrec);
+    memcpy(vrec, v.mv_data, sizeof vrec);
+    idx_put_u32le(vrec + 4, idx_get_u32le(rec + 8));
+    idx_put_u32le(vrec, idx_sum32(vrec + 4, sizeof vrec - 4, idx_get_u32le(rec)));
+    v = (MDB_val){ sizeof vrec, vrec };
     cr_assert_eq(mdb_put(txn, dbi, &k, &v, 0), 0);
     cr_assert_eq(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
