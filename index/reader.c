@@ -292,6 +292,35 @@ int idx_term_skips(const idx_reader_t *r, MDB_txn *txn, uint32_t termid, uint32_
     return 0;
 }
 
+/* The value under u32be key in dbi, found through *at - where an earlier
+ * read found it, (offset + 1) << 24 | size, 0 = not yet - when at is not
+ * NULL: a sealed file's pages never move, so a value read often (a
+ * document's record or term vector, a term of the vocabulary) costs one
+ * B-tree search, not one a read. Returns 0, MDB_NOTFOUND, another LMDB
+ * code, or -1 for a value lying outside the map (damage). The caller checks
+ * the value's own checksum every time: damage after the first read is
+ * still found. */
+static int cached_get(const idx_reader_t *r, MDB_txn *txn, MDB_dbi dbi, _Atomic uint64_t *at, uint32_t key,
+                      MDB_val *v)
+{
+    uint64_t a = at ? atomic_load_explicit(at, memory_order_relaxed) : 0;
+    if (a) {
+        v->mv_data = (void *)(r->map + (a >> 24) - 1);
+        v->mv_size = a & 0xffffff;
+        return 0;
+    }
+    uint8_t dk[4];
+    idx_put_u32be(dk, key);
+    MDB_val k = { 4, dk };
+    int rc = mdb_get(txn, dbi, &k, v);
+    if (rc) return rc;
+    if (!idx_in_map(r, v->mv_data, v->mv_size)) return -1;
+    uint64_t off = (uint64_t)((const char *)v->mv_data - r->map) + 1;
+    if (at && v->mv_size < (1u << 24) && off < (1ull << 40))
+        atomic_store_explicit(at, off << 24 | v->mv_size, memory_order_relaxed);
+    return 0;
+}
+
 void idx_tvec_free(idx_tvec *tv)
 {
     free(tv->termid);
@@ -314,17 +343,39 @@ static size_t tv_varint(const uint8_t *p, const uint8_t *end, uint32_t *v)
     return 0;
 }
 
+/* tv_varint without the bounds check, for a caller that knows 5 bytes are
+ * there: 1 when the varint is well-formed and fits 32 bits. */
+static inline int tv_fast(const uint8_t **pp, uint32_t *v)
+{
+    const uint8_t *p = *pp;
+    uint32_t x = p[0];
+    if (x < 0x80) { *pp = p + 1; *v = x; return 1; }
+    x &= 0x7f;
+    for (int i = 1; i < 5; i++) {
+        uint32_t c = p[i];
+        x |= (c & 0x7f) << (7 * i);
+        if (c < 0x80) {
+            *pp = p + i + 1;
+            *v = x;
+            return i < 4 || c < 0x10;
+        }
+    }
+    *pp = p + 5;
+    return 0;
+}
+
 int idx_tvec_get(const idx_reader_t *r, MDB_txn *txn, uint32_t doc, idx_tvec *tv, fn_errbuf *eb)
 {
-    uint8_t key[4];
-    idx_put_u32be(key, doc);
-    MDB_val k = { 4, key }, v;
-    int rc = mdb_get(txn, r->tvec, &k, &v);
+    if (doc >= r->info.docs)
+        return fn_seterr(eb, FN_ECORRUPT, "term vector of doc %u: out of range (%llu documents)", doc,
+                         (unsigned long long)r->info.docs);
+    MDB_val v;
+    int rc = cached_get(r, txn, r->tvec, r->tvat ? &r->tvat[doc] : NULL, doc, &v);
     if (rc == MDB_NOTFOUND) return fn_seterr(eb, FN_ECORRUPT, "term vector of doc %u: missing", doc);
+    if (rc == -1)
+        return fn_seterr(eb, FN_ECORRUPT, "term vector of doc %u: lies outside the file: a page is damaged", doc);
     if (rc) return fn_seterr(eb, idx_mdb_code(rc), "tvec: %s", mdb_strerror(rc));
     const uint8_t *p = v.mv_data, *end = p + v.mv_size;
-    if (!idx_in_map(r, p, v.mv_size))
-        return fn_seterr(eb, FN_ECORRUPT, "term vector of doc %u: lies outside the file: a page is damaged", doc);
     if (v.mv_size < IDX_TVEC_HDR || idx_get_u32le(p) != idx_sum32(p + 4, v.mv_size - 4, doc))
         return fn_seterr(eb, FN_ECORRUPT, "term vector of doc %u: checksum mismatch", doc);
     uint32_t n = idx_get_u32le(p + 4);
@@ -336,8 +387,20 @@ int idx_tvec_get(const idx_reader_t *r, MDB_txn *txn, uint32_t doc, idx_tvec *tv
         idx_grow((void **)&tv->tf, &tv->tfcap, n ? (size_t)n * 2 : 2, sizeof *tv->tf))
         return fn_seterr(eb, -ENOMEM, "out of memory");
     p += IDX_TVEC_HDR;
-    uint32_t prev = 0;
-    for (uint32_t i = 0; i < n; i++) {
+    uint32_t prev = 0, i = 0;
+    /* while a whole entry (3 varints of at most 5 bytes) surely fits, no
+     * per-byte bounds check; the last entries take the checked path */
+    for (; i < n && end - p >= 15; i++) {
+        uint32_t gap = 0, code = 0, tft = 0;
+        int ok = tv_fast(&p, &gap) & tv_fast(&p, &code);
+        if (code & 1) ok &= tv_fast(&p, &tft) & (tft != 0);
+        uint32_t id = prev + gap;
+        if (!ok || (i && gap == 0) || id < prev || id >= r->info.terms || (code >> 1 == 0 && tft == 0)) goto bad;
+        tv->termid[i] = prev = id;
+        tv->tf[2 * i] = tft;
+        tv->tf[2 * i + 1] = code >> 1;
+    }
+    for (; i < n; i++) {
         uint32_t gap, code, tft = 0;
         size_t a = tv_varint(p, end, &gap);
         size_t b = a ? tv_varint(p + a, end, &code) : 0;
@@ -364,16 +427,17 @@ bad:
 int idx_vocab_get(const idx_reader_t *r, MDB_txn *txn, uint32_t termid, const char **term, size_t *len,
                   uint32_t *gdf, fn_errbuf *eb)
 {
-    uint8_t key[4];
-    idx_put_u32be(key, termid);
-    MDB_val k = { 4, key }, v;
-    int rc = mdb_get(txn, r->vocab, &k, &v);
+    if (termid >= r->info.terms)
+        return fn_seterr(eb, FN_ECORRUPT, "vocabulary: term id %u: out of range (%llu terms)", termid,
+                         (unsigned long long)r->info.terms);
+    MDB_val v;
+    int rc = cached_get(r, txn, r->vocab, r->vocat ? &r->vocat[termid] : NULL, termid, &v);
     if (rc == MDB_NOTFOUND) return fn_seterr(eb, FN_ECORRUPT, "vocabulary: term id %u missing", termid);
-    if (rc) return fn_seterr(eb, idx_mdb_code(rc), "vocab: %s", mdb_strerror(rc));
-    const uint8_t *p = v.mv_data;
-    if (!idx_in_map(r, p, v.mv_size))
+    if (rc == -1)
         return fn_seterr(eb, FN_ECORRUPT, "vocabulary: term id %u lies outside the file: a page is damaged",
                          termid);
+    if (rc) return fn_seterr(eb, idx_mdb_code(rc), "vocab: %s", mdb_strerror(rc));
+    const uint8_t *p = v.mv_data;
     if (v.mv_size <= IDX_VOCAB_HDR || v.mv_size > IDX_VOCAB_HDR + IDX_MAX_TERM_BYTES ||
         idx_get_u32le(p) != idx_sum32(p + 4, v.mv_size - 4, termid))
         return fn_seterr(eb, FN_ECORRUPT, "vocabulary: term id %u: checksum or size mismatch", termid);
@@ -479,27 +543,11 @@ int idx_doc_get(const idx_reader_t *r, MDB_txn *txn, uint32_t doc, idx_doc_rec *
         return fn_seterr(eb, FN_ECORRUPT, "stored record of doc %u: out of range (%llu documents)", doc,
                          (unsigned long long)r->info.docs);
     MDB_val v;
-    uint64_t at = r->docat ? atomic_load_explicit(&r->docat[doc], memory_order_relaxed) : 0;
-    if (at) {
-        /* where an earlier read found it: a sealed file's pages never move */
-        v.mv_data = (void *)(r->map + (at >> 24) - 1);
-        v.mv_size = at & 0xffffff;
-    } else {
-        uint8_t dk[4];
-        idx_put_u32be(dk, doc);
-        MDB_val k = { 4, dk };
-        int rc = mdb_get(txn, r->docs, &k, &v);
-        if (rc == MDB_NOTFOUND) return fn_seterr(eb, FN_ECORRUPT, "stored record of doc %u: missing", doc);
-        if (rc) return fn_seterr(eb, idx_mdb_code(rc), "docs: %s", mdb_strerror(rc));
-        if (!idx_in_map(r, v.mv_data, v.mv_size))
-            return fn_seterr(eb, FN_ECORRUPT, "stored record of doc %u: lies outside the file: a page is "
-                             "damaged", doc);
-        uint64_t off = (uint64_t)((const char *)v.mv_data - r->map) + 1;
-        if (r->docat && v.mv_size < (1u << 24) && off < (1ull << 40))
-            atomic_store_explicit(&r->docat[doc], off << 24 | v.mv_size, memory_order_relaxed);
-    }
-    /* the record's own checksum, every time: damage after the first read
-     * is still found */
+    int rc = cached_get(r, txn, r->docs, r->docat ? &r->docat[doc] : NULL, doc, &v);
+    if (rc == MDB_NOTFOUND) return fn_seterr(eb, FN_ECORRUPT, "stored record of doc %u: missing", doc);
+    if (rc == -1)
+        return fn_seterr(eb, FN_ECORRUPT, "stored record of doc %u: lies outside the file: a page is damaged", doc);
+    if (rc) return fn_seterr(eb, idx_mdb_code(rc), "docs: %s", mdb_strerror(rc));
     return idx_doc_decode(doc, &v, out, eb);
 }
 
@@ -855,7 +903,9 @@ int idx_reader_open_ex(const char *dir, unsigned flags, idx_reader_t **out, fn_e
     mdb_env_set_assert(r->env, idx_lmdb_assert);
     if ((rc = open_env_guarded(r, &st, eb)) || (rc = open_guarded(r, eb))) goto fail;
     if ((r->info.terms && !(r->lasts = calloc(r->info.terms, sizeof *r->lasts))) ||
-        (r->info.docs && !(r->docat = calloc(r->info.docs, sizeof *r->docat)))) {
+        (r->info.docs && !(r->docat = calloc(r->info.docs, sizeof *r->docat))) ||
+        (r->info.docs && !(r->tvat = calloc(r->info.docs, sizeof *r->tvat))) ||
+        (r->info.terms && !(r->vocat = calloc(r->info.terms, sizeof *r->vocat)))) {
         rc = fn_seterr(eb, -ENOMEM, "out of memory");
         goto fail;
     }
@@ -950,6 +1000,8 @@ void idx_reader_close(idx_reader_t *r)
         free(r->lasts);
     }
     free((void *)r->docat);
+    free((void *)r->tvat);
+    free((void *)r->vocat);
     free(r->len[0]);
     free(r->len[1]);
     free(r->keys);

@@ -50,6 +50,9 @@ struct idx_reader {
      * B-tree search of every later read of the record (a funnel query reads
      * hundreds); 8 bytes a document. */
     _Atomic uint64_t *docat;
+    /* The same for each document's term vector and each term id's
+     * vocabulary entry (format.h tvec, vocab): 8 bytes a document and a term. */
+    _Atomic uint64_t *tvat, *vocat;
 };
 
 /* LMDB reports system errors as positive errno values. */
