@@ -37,6 +37,7 @@
 #include "funnel.pb-c.h"
 #include "health.pb-c.h"
 #include "merge.h"
+#include "fusion.h"
 #include "pbbuf.h"
 #include "rpc_client.h"
 #include "rpc_server.h"
@@ -140,6 +141,9 @@ typedef struct search {
     uint64_t prf_t0, prf_us;
     int prf_ran;                 /* rescoring calls were made */
     char prf_note[200];
+    /* a request with a vector (docs/vectors.md): text blank = vector only */
+    int vec_only;
+    char vec_note[240];
     /* two-phase fetch: with a model re-ranking the window, shards send no
      * stored fields (sreq.no_fields); the page's are fetched after stage 2 */
     enum { FETCH_NONE, FETCH_RUNNING, FETCH_DONE } fetch;
@@ -526,6 +530,101 @@ static int merge_window(search *s)
     return 0;
 }
 
+/* The page of a request with a vector (docs/vectors.md): the global k-NN
+ * list (the shards' lists merged exactly), alone or fused with the final
+ * text ranking (coordinator/fusion.h). Returns 0 or -ENOMEM. */
+static int vector_page(search *s, fn_arena *a, Funnel__V1__SearchResponse *resp, const coord_stage2_out *st2)
+{
+    uint32_t n = s->nslots;
+    coord_merge_list *lists = ar_alloc(a, n * sizeof *lists);
+    uint32_t **perms = ar_alloc(a, n * sizeof *perms);
+    if (a->oom) return -ENOMEM;
+    int deadline = 0;
+    size_t vin = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        shard_slot *sl = &s->slots[i];
+        if (sl->code != GRPC_STATUS_OK || !sl->resp) continue;
+        const Funnel__V1__ShardSearchResponse *r = sl->resp;
+        deadline |= r->knn_deadline;
+        vin += r->n_knn;
+        coord_merge_item *items = ar_alloc(a, (r->n_knn ? r->n_knn : 1) * sizeof *items);
+        if (!items) return -ENOMEM;
+        for (size_t h = 0; h < r->n_knn; h++) items[h] = (coord_merge_item){ r->knn[h]->score, r->knn[h]->key };
+        lists[i] = (coord_merge_list){ items, r->n_knn };
+        if (!coord_merge_is_sorted(items, r->n_knn)) {
+            perms[i] = ar_alloc(a, r->n_knn * sizeof *perms[i]);
+            if (!perms[i]) return -ENOMEM;
+            for (size_t h = 0; h < r->n_knn; h++) perms[i][h] = (uint32_t)h;
+            if (coord_merge_sort(items, perms[i], r->n_knn)) return -ENOMEM;
+        }
+    }
+    size_t kk = s->sreq.knn_k;
+    coord_merge_ref *refs = ar_alloc(a, (kk ? kk : 1) * sizeof *refs);
+    const Funnel__V1__ShardHit **vh = ar_alloc(a, (kk ? kk : 1) * sizeof *vh);
+    uint32_t *vshard = ar_alloc(a, (kk ? kk : 1) * sizeof *vshard);
+    coord_fuse_in *vin_l = ar_alloc(a, (kk ? kk : 1) * sizeof *vin_l);
+    if (a->oom) return -ENOMEM;
+    int merr = 0;
+    size_t nv = coord_merge(lists, n, 0, kk, refs, &merr);
+    if (merr) return merr;
+    for (size_t i = 0; i < nv; i++) {
+        shard_slot *sl = &s->slots[refs[i].list];
+        uint32_t pos = perms[refs[i].list] ? perms[refs[i].list][refs[i].pos] : refs[i].pos;
+        vh[i] = sl->resp->knn[pos];
+        vshard[i] = sl->shard;
+        vin_l[i] = (coord_fuse_in){ vh[i]->key, vh[i]->score };
+    }
+    /* the text ranking as it stands after stage 2 (or the merge) */
+    size_t nt = s->vec_only ? 0 : s->got < kk ? s->got : kk;
+    coord_fuse_in *tin = ar_alloc(a, (nt ? nt : 1) * sizeof *tin);
+    if (!tin) return -ENOMEM;
+    for (size_t r = 0; r < nt; r++) tin[r] = (coord_fuse_in){ s->mh[st2->order[r]]->key, st2->score[r] };
+    coord_fused *f = NULL;
+    size_t nf = 0;
+    int method = s->req->fusion == FUNNEL__V1__FUSION__FUSION_WEIGHTED ? COORD_FUSE_WEIGHTED : COORD_FUSE_RRF;
+    double w = s->req->vector_weight > 0 ? s->req->vector_weight : 0.5;
+    if (s->vec_only) {
+        /* the similarity order itself */
+        if (!(f = malloc((nv ? nv : 1) * sizeof *f))) return -ENOMEM;
+        for (size_t i = 0; i < nv; i++) f[i] = (coord_fused){ vh[i]->key, vh[i]->score, -1, (int32_t)i };
+        nf = nv;
+    } else if (coord_fuse(tin, nt, vin_l, nv, method, w, &f, &nf)) {
+        return -ENOMEM;
+    }
+    size_t page_end = (size_t)(s->req->page + 1) * s->k;
+    size_t from = (size_t)s->req->page * s->k, to = page_end < nf ? page_end : nf;
+    size_t npage = to > from ? to - from : 0;
+    resp->hits = ar_alloc(a, (npage ? npage : 1) * sizeof *resp->hits);
+    Funnel__V1__Hit *hits = ar_alloc(a, (npage ? npage : 1) * sizeof *hits);
+    if (a->oom) { free(f); return -ENOMEM; }
+    for (size_t p = from; p < to; p++) {
+        const coord_fused *e = &f[p];
+        Funnel__V1__Hit *h = &hits[p - from];
+        funnel__v1__hit__init(h);
+        const Funnel__V1__ShardHit *sh = e->t >= 0 ? s->mh[st2->order[e->t]] : vh[e->v];
+        h->id = sh->id;
+        h->title = sh->title;
+        h->url = sh->url;
+        h->shard = e->t >= 0 ? s->mshard[st2->order[e->t]] : vshard[e->v];
+        h->score = e->score;
+        h->from_text = e->t >= 0;
+        h->from_vector = e->v >= 0;
+        if (e->v >= 0) h->similarity = vh[e->v]->score;
+        resp->hits[p - from] = h;
+    }
+    resp->n_hits = npage;
+    resp->explained_hits = 0;
+    free(f);
+    snprintf(s->vec_note, sizeof s->vec_note, "vector: %zu nearest of %zu from the shards (%s%s)%s%s",
+             nv, vin, s->sreq.knn_exact ? "exact" : "HNSW",
+             s->sreq.knn_exact ? "" : s->sreq.ef ? ", ef as asked" : ", ef max(knn_k, 64)",
+             s->vec_only ? "" : method == COORD_FUSE_RRF ? "; fused with the text ranking by RRF"
+                                                          : "; fused with the text ranking, weighted",
+             deadline ? "; a shard's vector search stopped at its deadline (partial)" : "");
+    if (deadline) resp->partial = 1;
+    return 0;
+}
+
 /* Fill resp for s. Returns 0, or -ENOMEM. */
 static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *resp,
                           Funnel__V1__Coverage *cov)
@@ -610,6 +709,14 @@ static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *re
     else if (s->mode)
         snprintf(st2.acct.note, sizeof st2.acct.note, "features request: merge order kept");
 
+    int stage1_ran = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (s->slots[i].resp && s->slots[i].resp->n_stages > 1 && s->slots[i].resp->stages[1]->ran)
+            stage1_ran = 1;
+    if (s->req->n_vector) {
+        if ((rc = vector_page(s, a, resp, &st2))) return rc;
+        goto stages;
+    }
     /* the page (a features request returns its k candidates instead) */
     size_t from = s->mode ? 0 : (size_t)s->req->page * s->k;
     size_t to = s->mode ? got : (page_end < got ? page_end : got);
@@ -626,10 +733,6 @@ static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *re
         if (nexpl > npage) nexpl = npage;
     }
     resp->explained_hits = (uint32_t)nexpl;
-    int stage1_ran = 0;
-    for (uint32_t i = 0; i < n; i++)
-        if (s->slots[i].resp && s->slots[i].resp->n_stages > 1 && s->slots[i].resp->stages[1]->ran)
-            stage1_ran = 1;
     size_t nfeat = s->mode == FUNNEL__V1__FEATURE_MODE__FEATURES_SELECTION ? idx_features_cheap()
                    : st2.rows ? st2.ncols : 0;
     if (nfeat && (s->mode || nexpl)) {
@@ -706,6 +809,7 @@ static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *re
         s->log.rank0 = (uint32_t)from + 1;
     }
 
+stages:;
     /* Funnel order: selection, stage1 (shards), merge, feedback, stage2, blender, filter. */
     uint64_t sel_out = 0, s1_in = 0, s1_out = 0, s1_time = 0, fb_time = 0;
     const char *s1_note = "";
@@ -733,7 +837,8 @@ static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *re
                                 "BM25F + static signals on the shards");
     if (!*s1_note) s1_note = "no model reported by the shards: selection order kept";
     resp->stages[nst++] = stage(a, "stage1", stage1_ran, s1_time, s1_in, s1_out, s1_note);
-    resp->stages[nst++] = stage(a, "merge", 1, merge_us, merged_in, got, NULL);
+    resp->stages[nst++] = stage(a, "merge", 1, merge_us, merged_in, got,
+                                s->vec_note[0] ? ar_strdup(a, s->vec_note) : NULL);
     resp->stages[nst++] = stage(a, "feedback", s->prf_ran, s->prf_us + fb_time, s->prf_window, s->prf_scored,
                                 s->prf_note[0] ? ar_strdup(a, s->prf_note)
                                 : "not needed: neither the stage-2 model nor the request uses prf_rm3");
@@ -1188,13 +1293,36 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     /* every shard selects at least its best prf-docs, or the global best
      * would depend on the shard count */
     if (s->prf == PRF_ASKED && s->sreq.selection_k < c->o.prf.docs) s->sreq.selection_k = c->o.prf.docs;
+    if (req->n_vector) {
+        /* every shard returns the whole knn_k: the global nearest may all be
+         * on one shard; the shards' stored fields come with both lists (no
+         * two-phase fetch: a fused page can hold any of either) */
+        s->vec_only = !req->query || fn_text_is_blank(req->query, strlen(req->query));
+        uint32_t kk = req->knn_k ? req->knn_k : (page_end > COORD_DEFAULT_KNN_K ? page_end : COORD_DEFAULT_KNN_K);
+        if (kk > c->o.limits.max_window) kk = c->o.limits.max_window;
+        s->sreq.vector = req->vector;
+        s->sreq.n_vector = req->n_vector;
+        s->sreq.knn_k = kk;
+        s->sreq.ef = req->ef;
+        s->sreq.knn_exact = req->knn_exact;
+        if (s->vec_only) {
+            s->prf = PRF_OFF;
+            s->sreq.feedback_docs = 0;
+            s->prf_note[0] = '\0';
+        } else if (s->sreq.k < kk) {
+            /* the text list fused is its first knn_k: every shard sends at
+             * least that many, so they are the same whatever the shard count */
+            s->sreq.k = kk;
+            if (s->sreq.selection_k < kk) s->sreq.selection_k = kk;
+        }
+    }
     s->sreq.user_terms = req->user_terms;
     s->sreq.now = req->now ? req->now : (int64_t)time(NULL);
     s->sreq.all_terms = req->all_terms;
     s->sreq.exact_matches = req->exact_total;
     /* two-phase fetch: a model re-ranks the window, so the page can be any
      * of its hits; only the page's stored fields are fetched, afterwards */
-    s->sreq.no_fields = stage2 != 0;
+    s->sreq.no_fields = stage2 != 0 && !req->n_vector;
     s->sreq.skip_stage1 = req->skip_models;
     s->sreq.features = s->mode == FUNNEL__V1__FEATURE_MODE__FEATURES_SELECTION ? 1
                      : (s->mode || req->explain || stage2) ? 2 : 0;

@@ -2,7 +2,37 @@
  * query text checks are shared with the shards (common/fn_query.c). */
 #include "validate.h"
 
+#include <math.h>
 #include <string.h>
+
+int coord_validate_vector(const Funnel__V1__SearchRequest *req, const coord_limits *lim, fn_errbuf *eb)
+{
+    if (!req->n_vector) {
+        if (req->knn_k || req->ef || req->knn_exact)
+            return fn_seterr(eb, FN_EINVAL, "knn_k, ef, knn_exact: need a vector");
+        if (req->fusion != FUNNEL__V1__FUSION__FUSION_DEFAULT || req->vector_weight != 0)
+            return fn_seterr(eb, FN_EINVAL, "fusion, vector_weight: need a vector (and a query)");
+        return 0;
+    }
+    if (req->n_vector > COORD_MAX_VECTOR_DIM)
+        return fn_seterr(eb, FN_EINVAL, "vector: %zu numbers, over the limit of %d", req->n_vector,
+                         COORD_MAX_VECTOR_DIM);
+    for (size_t i = 0; i < req->n_vector; i++)
+        if (!isfinite(req->vector[i])) return fn_seterr(eb, FN_EINVAL, "vector[%zu]: not a finite number", i);
+    if (req->knn_k > lim->max_window)
+        return fn_seterr(eb, FN_EINVAL, "knn_k: %u is over max_window %u", req->knn_k, lim->max_window);
+    if (req->ef > COORD_MAX_EF)
+        return fn_seterr(eb, FN_EINVAL, "ef: %u is over %d", req->ef, COORD_MAX_EF);
+    if (req->fusion != FUNNEL__V1__FUSION__FUSION_DEFAULT && req->fusion != FUNNEL__V1__FUSION__FUSION_RRF &&
+        req->fusion != FUNNEL__V1__FUSION__FUSION_WEIGHTED)
+        return fn_seterr(eb, FN_EINVAL, "fusion: %d is not 0 (default: rrf), 1 (rrf) or 2 (weighted)",
+                         (int)req->fusion);
+    if (!(req->vector_weight >= 0 && req->vector_weight <= 1))
+        return fn_seterr(eb, FN_EINVAL, "vector_weight: %g is not in 0..1", (double)req->vector_weight);
+    if (req->features)
+        return fn_seterr(eb, FN_EINVAL, "features: not with a vector (the feature rows are the text funnel's)");
+    return 0;
+}
 
 int coord_validate_search(const Funnel__V1__SearchRequest *req, const coord_limits *lim,
                           uint32_t *k_out, fn_errbuf *eb)
@@ -10,8 +40,11 @@ int coord_validate_search(const Funnel__V1__SearchRequest *req, const coord_limi
     /* the same text checks as every shard's (common/fn_query.c) */
     fn_query_limits ql = { lim->max_query_bytes,
                            lim->max_query_words ? lim->max_query_words : FN_QUERY_DEFAULT_MAX_WORDS };
-    int rc = fn_query_check(req->query, &ql, eb);
+    /* a vector alone is a request too (nearest neighbours) */
+    int vec_only = req->n_vector > 0 && (!req->query || fn_text_is_blank(req->query, strlen(req->query)));
+    int rc = vec_only ? 0 : fn_query_check(req->query, &ql, eb);
     if (rc) return rc;
+    if ((rc = coord_validate_vector(req, lim, eb))) return rc;
     uint32_t k = req->k ? req->k : COORD_DEFAULT_K;
     if (k > lim->max_window)
         return fn_seterr(eb, FN_EINVAL, "k: %u is over max_window %u", k, lim->max_window);

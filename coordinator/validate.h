@@ -18,6 +18,10 @@
 #define COORD_DEFAULT_STAGE2_K    500
 #define COORD_DEFAULT_OVERPROVISION 1.5
 #define COORD_DEFAULT_REPLY_BYTES  (16u << 20)
+#define COORD_MAX_VECTOR_DIM     65536   /* ANN_MAX_DIM */
+#define COORD_MAX_EF             100000  /* IDX_MAX_KNN_EF */
+#define COORD_DEFAULT_KNN_K      100     /* at least; and the page's end */
+#define COORD_RRF_K              60      /* reciprocal rank fusion: 1 / (60 + rank) */
 
 typedef struct coord_limits {
     uint32_t max_window;        /* max (page+1)*k */
@@ -32,5 +36,7 @@ typedef struct coord_limits {
  *  FN_EINVAL with a message naming the field ("query: ...") in eb. */
 int coord_validate_search(const Funnel__V1__SearchRequest *req, const coord_limits *lim,
                           uint32_t *k_out, fn_errbuf *eb);
+/** The vector fields alone (called by coord_validate_search). */
+int coord_validate_vector(const Funnel__V1__SearchRequest *req, const coord_limits *lim, fn_errbuf *eb);
 
 #endif

@@ -42,6 +42,7 @@
 #include "format.h"
 #include "integrity.h"
 #include "reader_int.h"   /* idx_tf_part: the block maxima (format.h skips) */
+#include "ann/hnsw.h"
 
 #define MAX_ID_BYTES 511                 /* LMDB's key size limit */
 #define DOCS_PER_TXN 10000
@@ -214,8 +215,13 @@ typedef struct shard {
     char dir[4096];
     MDB_env *env;
     MDB_txn *txn;
-    MDB_dbi meta, terms, postings, docs, ids, norms, source, positions, skips, vocab, tvec;
+    MDB_dbi meta, terms, postings, docs, ids, norms, source, positions, skips, vocab, tvec, vectors;
     uint32_t ndocs, txn_docs;
+    /* the vectors in row order (f32 rows of vec_dim) until finish_shard
+     * stores them; vdocs[r] = the document of row r */
+    FILE *vf;
+    uint32_t *vdocs;
+    size_t nvec, vdcap;
     /* the documents' term vectors in document order, terms as vocabulary
      * numbers (varints: nterms, then vid, tf_title, tf_body per term), until
      * the merge has given every term its id (write_tvecs) */
@@ -262,6 +268,8 @@ typedef struct builder {
      * at the merge each number's term id */
     strtab vocab;
     uint32_t *vid_termid;
+    uint32_t vdim;              /* the vectors' dimension (0: none yet) */
+    ann_metric vmetric;
     double avglen[IDX_NFIELDS]; /* global, as meta records them */
     double t0, last_progress;
     int64_t created;
@@ -290,7 +298,8 @@ static int open_dbs(shard *s, MDB_txn *txn, unsigned flags)
         (rc = mdb_dbi_open(txn, IDX_DB_POSITIONS, flags, &s->positions)) ||
         (rc = mdb_dbi_open(txn, IDX_DB_SKIPS, flags, &s->skips)) ||
         (rc = mdb_dbi_open(txn, IDX_DB_VOCAB, flags, &s->vocab)) ||
-        (rc = mdb_dbi_open(txn, IDX_DB_TVEC, flags, &s->tvec)))
+        (rc = mdb_dbi_open(txn, IDX_DB_TVEC, flags, &s->tvec)) ||
+        (rc = mdb_dbi_open(txn, IDX_DB_VECTORS, flags, &s->vectors)))
         return mdb_code(rc);
     return 0;
 }
@@ -359,6 +368,8 @@ static int shard_open(builder *b, uint32_t i)
     char tp[4200];
     tv_path(b, i, tp, sizeof tp);
     if (!(s->tv = fopen(tp, "w+b"))) return fn_seterr(b->eb, -errno, "%s: %s", tp, strerror(errno));
+    snprintf(tp, sizeof tp, "%s/s%03" PRIu32 ".vec", b->builddir, i);
+    if (!(s->vf = fopen(tp, "w+b"))) return fn_seterr(b->eb, -errno, "%s: %s", tp, strerror(errno));
     return 0;
 fail_txn:
     mdb_txn_abort(s->txn);
@@ -388,6 +399,10 @@ static void shard_close(shard *s)
 {
     if (s->tv) fclose(s->tv);
     s->tv = NULL;
+    if (s->vf) fclose(s->vf);
+    s->vf = NULL;
+    free(s->vdocs);
+    s->vdocs = NULL;
     if (s->txn) mdb_txn_abort(s->txn);
     s->txn = NULL;
     if (s->env) mdb_env_close(s->env);
@@ -781,6 +796,8 @@ typedef struct bdoc {
      * lays them out */
     size_t terms, pos;
     uint32_t nterms;
+    size_t vec;                 /* vdim floats (native, unaligned) at out + vec */
+    uint32_t vdim;              /* 0: no "embedding" */
 } bdoc;
 
 typedef struct batch {
@@ -876,6 +893,35 @@ static int analyze_line(anctx *c, batch *bt, uint32_t i)
     if (field_text(root, "body", &txt[1], &tlen[1])) { rc = doc_bad(bt, d, FN_EPARSE, "%s", "\"body\" is not a string"); goto out; }
     const char *why = doc_attrs_get(root, &d->attrs);
     if (why) { rc = doc_bad(bt, d, FN_EPARSE, "%s", why); goto out; }
+    json_t *je = json_object_get(root, "embedding");
+    if (je && !json_is_null(je)) {
+        char vwhy[120];
+        size_t vn = json_is_array(je) ? json_array_size(je) : 0;
+        if (!json_is_array(je)) { rc = doc_bad(bt, d, FN_EPARSE, "%s", "\"embedding\" is not an array of numbers"); goto out; }
+        if (vn == 0) { rc = doc_bad(bt, d, FN_EPARSE, "%s", "\"embedding\" is empty"); goto out; }
+        if (vn > ANN_MAX_DIM) { rc = doc_bad(bt, d, FN_ELIMIT, "%s", "\"embedding\" has more than 65536 numbers"); goto out; }
+        if ((rc = out_reserve(bt, vn * sizeof(float)))) goto out;
+        size_t at = bt->outlen;
+        for (size_t i = 0; i < vn; i++) {
+            json_t *x = json_array_get(je, i);
+            if (!json_is_number(x)) {
+                snprintf(vwhy, sizeof vwhy, "\"embedding\"[%zu] is not a number", i);
+                rc = doc_bad(bt, d, FN_EPARSE, "%s", vwhy);
+                goto out;
+            }
+            double xv = json_number_value(x);
+            float f = (float)xv;
+            if (!isfinite(xv) || !isfinite(f)) {
+                snprintf(vwhy, sizeof vwhy, "\"embedding\"[%zu] = %g is not a finite float32", i, xv);
+                rc = doc_bad(bt, d, FN_EPARSE, "%s", vwhy);
+                goto out;
+            }
+            memcpy(bt->out + at + i * sizeof f, &f, sizeof f);
+        }
+        bt->outlen += vn * sizeof(float);
+        d->vec = at;
+        d->vdim = (uint32_t)vn;
+    }
 
     d->kind = BD_OK;
     d->key = XXH64(id, idlen, 0);
@@ -1022,6 +1068,26 @@ static int index_doc(builder *b, const batch *bt, const bdoc *d, uint64_t lineno
     shard *s = &b->sh[si];
     int rc;
     if (s->ndocs == UINT32_MAX) return fn_seterr(b->eb, FN_ELIMIT, "%s: shard %" PRIu32 " is full", b->fname, si);
+    /* the vector's checks that depend on the order (the dimension is the
+     * first vector's) come before anything is stored */
+    if (d->vdim) {
+        if (b->vdim && d->vdim != b->vdim) {
+            char reason[120];
+            snprintf(reason, sizeof reason, "\"embedding\" has %" PRIu32 " numbers, the index's dimension is %"
+                     PRIu32, d->vdim, b->vdim);
+            return bad_line(b, FN_EPARSE, lineno, reason);
+        }
+        if (b->vmetric == ANN_COSINE) {
+            int zero = 1;
+            for (uint32_t i = 0; i < d->vdim && zero; i++) {
+                float f;
+                memcpy(&f, bt->out + d->vec + i * sizeof f, sizeof f);
+                zero = f == 0.0f;
+            }
+            if (zero) return bad_line(b, FN_EPARSE, lineno, "\"embedding\" is all zeros: no direction for cosine");
+        }
+        b->vdim = d->vdim;
+    }
 
     uint8_t dk[4];
     idx_put_u32be(dk, s->ndocs);
@@ -1052,6 +1118,13 @@ static int index_doc(builder *b, const batch *bt, const bdoc *d, uint64_t lineno
     s->pub[s->ndocs] = d->attrs.published_at;
     s->urld[s->ndocs] = d->attrs.url_depth;
     if ((rc = invert_doc(b, s, s->ndocs, bt, d))) return rc;
+    if (d->vdim) {
+        if (idx_grow((void **)&s->vdocs, &s->vdcap, s->nvec + 1, sizeof *s->vdocs)) return -ENOMEM;
+        size_t vb = (size_t)d->vdim * sizeof(float);
+        if (fwrite(bt->out + d->vec, 1, vb, s->vf) != vb) return write_failed(b, b->builddir, "vectors", errno);
+        s->vdocs[s->nvec++] = s->ndocs;
+        b->st.vectors++;
+    }
     s->ndocs++;
     b->st.docs++;
     if (++s->txn_docs >= DOCS_PER_TXN && (rc = shard_commit(b, s, 1))) return rc;
@@ -1705,11 +1778,100 @@ bad:
     return rc;
 }
 
+/* The shard's vectors (format.h vectors, norms vec_rows / vec_docs) from
+ * its .vec file: one value, filled in place (MDB_RESERVE). */
+static int write_vectors(builder *b, shard *s)
+{
+    if (!b->vdim || !s->nvec) return 0;
+    size_t rowb = (size_t)b->vdim * sizeof(float);
+    if (s->nvec > (SIZE_MAX - IDX_VEC_HDR) / rowb || s->nvec * rowb > 0xffffffffu - IDX_VEC_HDR)
+        return fn_seterr(b->eb, FN_ELIMIT, "%s: %zu vectors of %" PRIu32 " floats are more than one shard "
+                         "holds (4 GiB): use more shards", s->dir, s->nvec, b->vdim);
+    if (fflush(s->vf) != 0) return write_failed(b, b->builddir, "vectors", errno);
+    rewind(s->vf);
+    static const char key[] = "f32";
+    MDB_val k = { 3, (void *)key }, v = { IDX_VEC_HDR + s->nvec * rowb, NULL };
+    int rc = mdb_put(s->txn, s->vectors, &k, &v, MDB_RESERVE);
+    if (rc) return fn_seterr(b->eb, mdb_code(rc), "%s: vectors: %s", s->dir, mdb_strerror(rc));
+    uint8_t *p = v.mv_data;
+    idx_put_u32le(p + 4, (uint32_t)s->nvec);
+    idx_put_u32le(p + 8, b->vdim);
+    idx_put_u32le(p + 12, 0);
+    uint8_t *row = p + IDX_VEC_HDR;
+    for (size_t r = 0; r < s->nvec; r++, row += rowb) {
+        if (fread(row, 1, rowb, s->vf) != rowb)
+            return fn_seterr(b->eb, FN_EFORMAT, "%s: the vectors' temporary file is short", b->builddir);
+        for (uint32_t i = 0; i < b->vdim; i++) {   /* little-endian on disk whatever the host */
+            uint32_t bits;
+            memcpy(&bits, row + 4 * i, 4);
+            idx_put_u32le(row + 4 * i, bits);
+        }
+    }
+    idx_put_u32le(p, idx_sum32(p + 4, v.mv_size - 4, b->vdim));
+    uint8_t *tmp = malloc(4 * (s->ndocs > s->nvec ? s->ndocs : s->nvec) + 4);
+    if (!tmp) return -ENOMEM;
+    for (uint32_t d = 0; d < s->ndocs; d++) idx_put_u32le(tmp + 4 * d, IDX_NO_VECTOR);
+    for (size_t r = 0; r < s->nvec; r++) idx_put_u32le(tmp + 4 * s->vdocs[r], (uint32_t)r);
+    rc = put_norm(s, "vec_rows", tmp, 4 * (size_t)s->ndocs);
+    for (size_t r = 0; !rc && r < s->nvec; r++) idx_put_u32le(tmp + 4 * r, s->vdocs[r]);
+    if (!rc) rc = put_norm(s, "vec_docs", tmp, 4 * s->nvec);
+    free(tmp);
+    if (rc) return fn_seterr(b->eb, rc, "%s: norms: %s", s->dir, fn_strerror(rc));
+    return shard_commit(b, s, 1);
+}
+
+/* The shard's HNSW graph (format.h ann.hnsw) over its sealed vectors, read
+ * in place from a read-only map of data.mdb: the build holds no second copy. */
+static int build_ann(builder *b, shard *s)
+{
+    if (!b->vdim || !s->nvec) return 0;
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    int rc;
+    if ((rc = mdb_env_create(&env))) return fn_seterr(b->eb, mdb_code(rc), "%s: %s", s->dir, mdb_strerror(rc));
+    mdb_env_set_maxdbs(env, IDX_MAX_DBS);
+    mdb_env_set_mapsize(env, IDX_MAP_SIZE);
+    if ((rc = mdb_env_open(env, s->dir, MDB_RDONLY | MDB_NOLOCK, 0644)) ||
+        (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn))) {
+        mdb_env_close(env);
+        return fn_seterr(b->eb, mdb_code(rc), "%s: %s", s->dir, mdb_strerror(rc));
+    }
+    static const char key[] = "f32";
+    MDB_val k = { 3, (void *)key }, v;
+    if ((rc = mdb_dbi_open(txn, IDX_DB_VECTORS, 0, &dbi)) || (rc = mdb_get(txn, dbi, &k, &v))) {
+        rc = fn_seterr(b->eb, mdb_code(rc), "%s: vectors: %s", s->dir, mdb_strerror(rc));
+        goto out;
+    }
+    ann_hnsw_params hp;
+    ann_hnsw_params_default(&hp);
+    hp.metric = b->vmetric;
+    if (b->o->ann_M) hp.M = b->o->ann_M;
+    if (b->o->ann_efc) hp.ef_construction = b->o->ann_efc;
+    hp.threads = b->threads;
+    hp.seed = 42;
+    ann_hnsw_t *h = NULL;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", s->dir, IDX_ANN_FILE);
+    if ((rc = ann_hnsw_build((const float *)((const uint8_t *)v.mv_data + IDX_VEC_HDR), s->nvec, b->vdim, &hp,
+                             &h, b->eb)) ||
+        (rc = ann_hnsw_save(h, path, 0, b->eb)))
+        goto out_h;
+    struct stat st;
+    if (stat(path, &st) == 0) b->st.index_bytes += (uint64_t)st.st_size;
+out_h:
+    ann_hnsw_close(h);
+out:
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return rc;
+}
+
 static int finish_shard(builder *b, uint32_t si)
 {
     shard *s = &b->sh[si];
     int rc;
-    if ((rc = write_tvecs(b, s))) return rc;
+    if ((rc = write_tvecs(b, s)) || (rc = write_vectors(b, s))) return rc;
     uint64_t total = b->st.docs;
     double avg[IDX_NFIELDS];
     for (int f = 0; f < IDX_NFIELDS; f++) avg[f] = total ? (double)b->sumlen[f] / (double)total : 0.0;
@@ -1765,6 +1927,11 @@ static int finish_shard(builder *b, uint32_t si)
         (rc = put_meta(s, "block_size", "%d", IDX_BLOCK_SIZE)) ||
         (rc = put_meta(s, "analyzer", "%s", b->andesc)) ||
         (rc = put_meta(s, "blockmax_bm25", "%s", bmdesc)) ||
+        (rc = put_meta(s, "vec_dim", "%" PRIu32, s->nvec || b->vdim ? b->vdim : 0)) ||
+        (rc = put_meta(s, "vec_metric", "%s", ann_metric_name(b->vmetric))) ||
+        (rc = put_meta(s, "vec_count", "%zu", s->nvec)) ||
+        (rc = put_meta(s, "ann_M", "%" PRIu32, b->o->ann_M ? b->o->ann_M : 16)) ||
+        (rc = put_meta(s, "ann_efc", "%" PRIu32, b->o->ann_efc ? b->o->ann_efc : 200)) ||
         (rc = put_meta(s, "created", "%" PRId64, b->created)))
         return fn_seterr(b->eb, rc, "%s: meta: %s", s->dir, fn_strerror(rc));
     uint32_t msum;
@@ -1890,6 +2057,12 @@ int idx_build(const idx_build_opts *opts, idx_build_stats *stats, fn_errbuf *eb)
     b.created = (int64_t)time(NULL);
     int rc;
 
+    b.vdim = opts->vec_dim;
+    b.vmetric = ANN_COSINE;
+    if (opts->vec_metric && ann_metric_parse(opts->vec_metric, &b.vmetric))
+        return fn_seterr(eb, FN_EINVAL, "unknown vector metric \"%s\" (cosine, dot, l2)", opts->vec_metric);
+    if (opts->vec_dim > ANN_MAX_DIM || (opts->ann_M && (opts->ann_M < 2 || opts->ann_M > ANN_MAX_M)))
+        return fn_seterr(eb, FN_EINVAL, "dim at most %u, M 2..%u", ANN_MAX_DIM, ANN_MAX_M);
     b.codec = opts->codec ? idx_codec_find(opts->codec) : idx_codec_all()[0];
     if (!b.codec) return fn_seterr(eb, FN_EINVAL, "unknown codec \"%s\"", opts->codec);
     if ((rc = idx_analyzer_create(&opts->analyzer, &b.an, eb))) return rc;
@@ -1933,6 +2106,14 @@ int idx_build(const idx_build_opts *opts, idx_build_stats *stats, fn_errbuf *eb)
     progress(&b, "finish", 0);
     for (uint32_t i = 0; i < b.nsh; i++)
         if ((rc = finish_shard(&b, i))) goto fail_shards;
+    if (b.vdim) {
+        progress(&b, "ann", 0);
+        double t0 = now_s();
+        for (uint32_t i = 0; i < b.nsh; i++)
+            if ((rc = build_ann(&b, &b.sh[i]))) goto fail_shards;
+        b.st.ann_seconds = now_s() - t0;
+    }
+    b.st.vec_dim = b.vdim;
     remove_builddir(&b);
     if ((rc = write_index_json(&b))) goto fail_shards;
     b.st.seconds = now_s() - b.t0;

@@ -37,7 +37,10 @@ typedef struct idx_build_stats {
     uint64_t bytes_read;    /* of the input */
     uint64_t terms;         /* distinct terms, whole index */
     uint64_t postings;      /* total postings, whole index */
-    uint64_t index_bytes;   /* size of all data.mdb files at the end */
+    uint64_t index_bytes;   /* size of all data.mdb files (and ANN graphs) at the end */
+    uint64_t vectors;       /* documents with a vector */
+    uint32_t vec_dim;       /* their dimension (0: none) */
+    double ann_seconds;     /* building the ANN graphs */
     double seconds;
 } idx_build_stats;
 
@@ -55,6 +58,16 @@ typedef struct idx_build_opts {
      * The index is byte for byte the same for any value (but for meta
      * "created", hence "meta_sum" and the file checksum). */
     uint32_t threads;
+    /* Vectors (the corpus field "embedding", format.h vectors): their
+     * dimension (0 = the first document's), metric (IDX_VEC_* below, a
+     * string for the CLI: "cosine" default, "dot", "l2") and the per-shard
+     * HNSW graph's links per node (0 = 16) and build candidate list (0 = 200).
+     * A document without "embedding" has no vector; a wrong dimension, a
+     * non-number or a number that is no finite float32 (or, for cosine, an
+     * all-zero vector) is a bad line. */
+    uint32_t vec_dim;
+    const char *vec_metric;
+    uint32_t ann_M, ann_efc;
     /* Optional progress: called about every 0.5 s and at the end (final = 1). */
     void (*progress)(void *ud, const idx_build_stats *st, const char *phase, int final);
     /* Optional: called for every skipped bad line with "FILE:LINE: reason". */

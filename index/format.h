@@ -28,7 +28,9 @@
  *               codec ("bp128"; codec.h), block_size (128), analyzer (idx_analyzer_describe),
  *               blockmax_bm25 ("k1 b_title b_body w_title w_body", %.17g each: the
  *               BM25F settings the skips' block maxima were computed with),
- *               created (unix seconds), and
+ *               created (unix seconds), vec_dim (0: no vectors), vec_metric ("l2",
+ *               "dot", "cosine"), vec_count (this shard's vectors), ann_M and ann_efc
+ *               (the graph's settings), and
  *               meta_sum: 8 hex digits, idx_meta_sum over every other entry
  *   terms     term bytes (analyzed, <= 255 bytes) -> idx_term_rec (36 bytes):
  *               u32le termid, df, gdf, nblocks, u64le cf_title, cf_body (GLOBAL
@@ -69,6 +71,13 @@
  *               tf_title + tf_body >= 1; sum = idx_sum32(the bytes after it, doc).
  *               The feedback stage reads it instead of re-analyzing the source,
  *               and rescores a few documents from it instead of seeking postings.
+ *   vectors   "f32" -> u32le sum | u32le count | u32le dim | u32le 0 | f32le[count x dim]
+ *               (schema 6; only in an index with vectors, meta vec_dim > 0): the
+ *               shard's document vectors ("embedding"), row r the vector of
+ *               document vec_docs[r] (norms), as given (cosine ones are not
+ *               normalised here; the graph keeps their norms); one value, so
+ *               LMDB keeps the rows contiguous in its overflow pages and a
+ *               reader uses them in place; sum = idx_sum32(the bytes after it, dim).
  *   ids       external id bytes -> u32le doc | u32le sum = idx_sum32(4 doc bytes, XXH3-64(id))
  *   norms     "title" -> u32le sum | u32le[docs] token counts; "body" -> same;
  *             "keys" -> u32le sum | u64le[docs] xxh64(id) (the shard-independent tie-break);
@@ -76,7 +85,14 @@
  *             "popularity" -> u32le sum | f32le[docs] (the corpus field, >= 0; 0 if absent),
  *             "published_at" -> u32le sum | i64le[docs] unix seconds (IDX_NO_TIME if absent),
  *             "url_depth" -> u32le sum | u16le[docs] path segments of the url (idx_url_depth);
+ *             with vectors: "vec_rows" -> u32le sum | u32le[docs] the row of each
+ *             document's vector (IDX_NO_VECTOR: none), "vec_docs" -> u32le sum |
+ *             u32le[vec_count] the document of each row, ascending;
  *             sum = idx_sum32(array, 0)
+ *
+ * SHARDDIR/ann.hnsw (schema 6, when the shard has vectors): the HNSW graph over
+ * the rows of `vectors` (index/ann/hnsw.h: its own format and checksum; the
+ * vectors are not repeated in it), written after data.mdb is sealed.
  *
  * Term ids are the rank of the term in this shard's sorted vocabulary, so
  * postings keys are written in order (MDB_APPEND).
@@ -124,6 +140,10 @@
 #define IDX_DB_SKIPS "skips"
 #define IDX_DB_VOCAB "vocab"
 #define IDX_DB_TVEC "tvec"
+#define IDX_DB_VECTORS "vectors"
+#define IDX_ANN_FILE "ann.hnsw"
+#define IDX_VEC_HDR 16                        /* vectors: sum, count, dim, 0 */
+#define IDX_NO_VECTOR UINT32_MAX              /* vec_rows of a document without one */
 #define IDX_CHECKSUM_FILE "checksum"
 
 #define IDX_TERM_REC_BYTES 36

@@ -697,6 +697,56 @@ static int load_norm(MDB_txn *txn, MDB_dbi dbi, const char *key, size_t width, u
     return 0;
 }
 
+/* The vectors (format.h vectors, norms vec_rows / vec_docs), in place. */
+static int open_vectors(idx_reader_t *r, MDB_txn *txn, const char **what)
+{
+    idx_index_info *in = &r->info;
+    uint64_t v;
+    char metric[16];
+    int rc;
+    *what = "meta vec_dim";
+    if ((rc = meta_u64(txn, r->meta, "vec_dim", &v))) return rc;
+    if (v > ANN_MAX_DIM) return FN_EFORMAT;
+    in->vec_dim = (uint32_t)v;
+    *what = "meta vec_count";
+    if ((rc = meta_u64(txn, r->meta, "vec_count", &in->vec_count))) return rc;
+    *what = "meta vec_metric";
+    ann_metric m;
+    if ((rc = meta_get(txn, r->meta, "vec_metric", metric, sizeof metric))) return rc;
+    if (ann_metric_parse(metric, &m)) return FN_EFORMAT;
+    in->vec_metric = (uint32_t)m;
+    if (!in->vec_dim) return in->vec_count ? FN_EFORMAT : 0;
+    if (in->vec_count > in->docs) return FN_EFORMAT;
+    *what = "norms \"vec_rows\"";
+    if ((rc = load_norm(txn, r->norms, "vec_rows", 4, in->docs, (void **)&r->vec_rows))) return rc;
+    if (!in->vec_count) return 0;
+    *what = "norms \"vec_docs\"";
+    if ((rc = load_norm(txn, r->norms, "vec_docs", 4, in->vec_count, (void **)&r->vec_docs))) return rc;
+    for (uint64_t i = 0; i < in->vec_count; i++)
+        if (r->vec_docs[i] >= in->docs || (i && r->vec_docs[i] <= r->vec_docs[i - 1]) ||
+            r->vec_rows[r->vec_docs[i]] != i)
+            return FN_ECORRUPT;
+    *what = "vectors";
+    static const char key[] = "f32";
+    MDB_val k = { 3, (void *)key }, val;
+    if ((rc = mdb_get(txn, r->vectors, &k, &val))) return rc == MDB_NOTFOUND ? FN_EFORMAT : idx_mdb_code(rc);
+    const uint8_t *p = val.mv_data;
+    if (!idx_in_map(r, p, val.mv_size)) return FN_ECORRUPT;
+    if (val.mv_size != IDX_VEC_HDR + in->vec_count * in->vec_dim * 4 || idx_get_u32le(p + 4) != in->vec_count ||
+        idx_get_u32le(p + 8) != in->vec_dim)
+        return FN_EFORMAT;
+    /* the whole array once, at open (about 0.1 s a GiB): a search then reads
+     * rows in place, without a check of its own */
+    if (idx_get_u32le(p) != idx_sum32(p + 4, val.mv_size - 4, in->vec_dim)) return FN_ECORRUPT;
+    /* used in place as floats: the host must store them as the file does */
+    const uint32_t one = 1;
+    if (*(const uint8_t *)&one != 1 || ((uintptr_t)(p + IDX_VEC_HDR) & 3)) return FN_EFORMAT;
+    r->vecs = (const float *)(const void *)(p + IDX_VEC_HDR);
+    for (uint64_t i = 0; i < in->vec_count * in->vec_dim; i++)
+        if (!isfinite(r->vecs[i])) return FN_ECORRUPT;
+    return 0;
+}
+
 /* Everything after mdb_env_open; runs inside the caller's guard. */
 static int open_txn(idx_reader_t *r, fn_errbuf *eb)
 {
@@ -729,7 +779,8 @@ static int open_txn(idx_reader_t *r, fn_errbuf *eb)
         (rc = mdb_dbi_open(txn, IDX_DB_POSITIONS, 0, &r->positions)) ||
         (rc = mdb_dbi_open(txn, IDX_DB_SKIPS, 0, &r->skips)) ||
         (rc = mdb_dbi_open(txn, IDX_DB_VOCAB, 0, &r->vocab)) ||
-        (rc = mdb_dbi_open(txn, IDX_DB_TVEC, 0, &r->tvec))) {
+        (rc = mdb_dbi_open(txn, IDX_DB_TVEC, 0, &r->tvec)) ||
+        (rc = mdb_dbi_open(txn, IDX_DB_VECTORS, 0, &r->vectors))) {
         if (rc == MDB_NOTFOUND) rc = FN_EFORMAT;
         goto fail;
     }
@@ -796,6 +847,7 @@ static int open_txn(idx_reader_t *r, fn_errbuf *eb)
     if ((rc = load_norm(txn, r->norms, "url_depth", 2, in->docs, (void **)&r->urld))) goto fail;
     for (uint64_t d = 0; d < in->docs; d++)
         if (!(r->pop[d] >= 0) || !isfinite(r->pop[d])) { rc = FN_ECORRUPT; goto fail; }
+    if ((rc = open_vectors(r, txn, &what))) goto fail;
     what = "meta";
     if ((rc = meta_u64(txn, r->meta, "sumlen_title", &r->sumlen[IDX_FIELD_TITLE])) ||
         (rc = meta_u64(txn, r->meta, "sumlen_body", &r->sumlen[IDX_FIELD_BODY])))
@@ -909,6 +961,27 @@ int idx_reader_open_ex(const char *dir, unsigned flags, idx_reader_t **out, fn_e
         rc = fn_seterr(eb, -ENOMEM, "out of memory");
         goto fail;
     }
+    if (r->info.vec_count) {
+        /* the graph over the rows, its own file (format.h ann.hnsw): checked
+         * whole unless the open is quick, its structure always */
+        snprintf(path, sizeof path, "%s/%s", dir, IDX_ANN_FILE);
+        fn_errbuf aeb = { { 0 } };
+        rc = ann_hnsw_open(path, r->vecs, r->info.vec_dim, (flags & IDX_OPEN_QUICK) ? ANN_OPEN_NOVERIFY : 0,
+                           &r->ann, &aeb);
+        if (!rc) {
+            ann_hnsw_info hi;
+            ann_hnsw_get_info(r->ann, &hi);
+            if (hi.n != r->info.vec_count || hi.metric != (ann_metric)r->info.vec_metric)
+                rc = fn_seterr(&aeb, FN_ECORRUPT, "a graph of %zu %s vectors, the shard has %llu %s ones", hi.n,
+                               ann_metric_name(hi.metric), (unsigned long long)r->info.vec_count,
+                               ann_metric_name((ann_metric)r->info.vec_metric));
+        }
+        if (rc) {
+            if (rc == -ENOENT) rc = FN_ECORRUPT;
+            fn_seterr(eb, rc, "%s: %s: %s", dir, IDX_ANN_FILE, aeb.msg[0] ? aeb.msg : fn_strerror(rc));
+            goto fail;
+        }
+    }
     *out = r;
     return 0;
 fail:
@@ -1002,6 +1075,9 @@ void idx_reader_close(idx_reader_t *r)
     free((void *)r->docat);
     free((void *)r->tvat);
     free((void *)r->vocat);
+    ann_hnsw_close(r->ann);
+    free(r->vec_rows);
+    free(r->vec_docs);
     free(r->len[0]);
     free(r->len[1]);
     free(r->keys);

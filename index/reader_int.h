@@ -19,11 +19,12 @@
 #include "codec.h"
 #include "format.h"
 #include "search.h"
+#include "ann/hnsw.h"
 
 struct idx_reader {
     char dir[4096];
     MDB_env *env;
-    MDB_dbi meta, terms, postings, docs, ids, norms, source, positions, skips, vocab, tvec;
+    MDB_dbi meta, terms, postings, docs, ids, norms, source, positions, skips, vocab, tvec, vectors;
     idx_bm25_params bm;           /* the settings of the skips' block maxima (meta blockmax_bm25) */
     idx_index_info info;
     const idx_codec_t *codec;
@@ -53,6 +54,14 @@ struct idx_reader {
     /* The same for each document's term vector and each term id's
      * vocabulary entry (format.h tvec, vocab): 8 bytes a document and a term. */
     _Atomic uint64_t *tvat, *vocat;
+    /* Vectors (format.h vectors), when info.vec_dim > 0: vec_count rows of
+     * vec_dim floats in place in the map (little-endian, as the host is:
+     * checked at open), the row of each document and the document of each
+     * row (copies of the norms), and the shard's HNSW graph over the rows
+     * (NULL if the shard has none). */
+    const float *vecs;
+    uint32_t *vec_rows, *vec_docs;
+    struct ann_hnsw *ann;
 };
 
 /* LMDB reports system errors as positive errno values. */

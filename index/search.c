@@ -115,6 +115,8 @@ void idx_searcher_destroy(idx_searcher_t *s)
     idx_analyzer_destroy(s->an);
     idx_srcbuf_free(&s->src);
     idx_tvec_free(&s->tv);
+    ann_scratch_destroy(s->knn_scratch);
+    free(s->knn_hits);
     free(s->tbuf);
     free(s->qt);
     free(s->qseq);

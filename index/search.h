@@ -67,6 +67,9 @@ typedef struct idx_index_info {
     double avglen[2];
     char analyzer[256];
     char codec[32];
+    uint32_t vec_dim;       /* 0: the index has no vectors */
+    uint32_t vec_metric;    /* ann_metric (index/ann/hnsw.h) */
+    uint64_t vec_count;     /* this shard's documents with a vector */
 } idx_index_info;
 
 /* Open a shard directory read-only. First the whole data.mdb is checked

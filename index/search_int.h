@@ -85,6 +85,11 @@ struct idx_searcher {
     char *sbuf; size_t slen, scap;
     idx_srcbuf src;                       /* documents' sources (feedback, prf.c) */
     idx_tvec tv;                          /* a document's term vector (feedback, prf.c) */
+    /* vector search (knn.c): the graph's scratch (made on first use), its
+     * hits, and the running search's allow-list */
+    struct ann_scratch *knn_scratch;
+    ann_hit *knn_hits; size_t knn_cap;
+    const uint64_t *knn_allow;
     size_t (*offs)[3]; size_t offscap;
     /* One LMDB cursor on the postings per cursor slot (cur[i]), so that the
      * next block of a list is a step, not a search from the B-tree's root:

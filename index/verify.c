@@ -363,7 +363,18 @@ static int walk_all(walk *w)
     w->at = "terms";
     if ((rc = walk_terms(w))) return rc;
     w->at = "docs";
-    return walk_docs(w);
+    if ((rc = walk_docs(w))) return rc;
+    /* the ANN graph, whole (a quick open checks only its structure) */
+    if (w->r->ann) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", w->r->dir, IDX_ANN_FILE);
+        ann_hnsw_t *h = NULL;
+        fn_errbuf aeb = { { 0 } };
+        rc = ann_hnsw_open(path, w->r->vecs, w->r->info.vec_dim, 0, &h, &aeb);
+        ann_hnsw_close(h);
+        if (rc) return fn_seterr(w->eb, rc, "%s: %s", IDX_ANN_FILE, aeb.msg[0] ? aeb.msg : fn_strerror(rc));
+    }
+    return 0;
 }
 
 /* walk_all inside a guard; the wrapper keeps no state a jump could lose. */

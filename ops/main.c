@@ -6,6 +6,8 @@
 #include "fn_version.h"
 #include "ops.h"
 
+int ops_cmd_embed(int argc, char **argv);   /* ops_embed.c: funnel embed train|apply */
+
 static const char usage[] =
     "usage: funnel <command> [options]     (funnel <command> --help for details)\n"
     "\n"
@@ -24,6 +26,8 @@ static const char usage[] =
     "  rank-eval      NDCG@k and MAP of scores against SVMlight/LETOR labels\n"
     "  clicks         simulate: simulated users' clicks on logged pages (impressions)\n"
     "  traindata      training data (SVMlight/LETOR) from impressions and clicks\n"
+    "  ann bench      HNSW vector search: build a graph, recall@10 and QPS per ef\n"
+    "  embed          train | apply: fastText text encoder, document and query vectors\n"
     "\n"
     "  --version      print the version, git id and index schema, exit 0\n"
     "\n"
@@ -57,6 +61,8 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "features") == 0) return ops_cmd_features(argc - 1, argv + 1);
     if (strcmp(cmd, "cv") == 0) return ops_cmd_cv(argc - 1, argv + 1);
     if (strcmp(cmd, "traindata") == 0) return ops_cmd_traindata(argc - 1, argv + 1);
+    if (strcmp(cmd, "ann") == 0) return ops_cmd_ann(argc - 1, argv + 1);
+    if (strcmp(cmd, "embed") == 0) return ops_cmd_embed(argc - 1, argv + 1);
     fprintf(stderr, "funnel: unknown command '%s'\n", cmd);
     fputs(usage, stderr);
     return OPS_EXIT_USAGE;

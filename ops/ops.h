@@ -40,6 +40,8 @@ int ops_features_write(const char *server, const char *queries, const char *qrel
 int ops_model_push(const char *server, int stage, const char *path, int64_t deadline_ms, char *desc,
                    size_t cap, fn_errbuf *eb);
 int ops_cmd_traindata(int argc, char **argv);
+/* vector search (ops_ann.c, docs/ann.md): `funnel ann bench` */
+int ops_cmd_ann(int argc, char **argv);
 
 /* ---- locating the daemons (ops_util.c) ---- */
 
@@ -72,11 +74,22 @@ void ops_words_free(char **words);
 typedef struct ops_query {
     char *qid;
     char *text;
+    float *vec;         /* the optional third column: a query vector (NULL: none) */
+    size_t nvec;
 } ops_query;
 
 /**
+ * @brief Parse a vector: numbers separated by spaces, tabs or commas, each a
+ * finite float32; at most 65536 of them.
+ * @param[out] out malloc'd (caller frees), *n numbers
+ * @return 0, FN_EPARSE (eb names the bad number and its position), -ENOMEM
+ */
+int ops_parse_vector(const char *s, float **out, size_t *n, fn_errbuf *eb);
+
+/**
  * @brief Load "qid<TAB>text[<TAB>vector]" lines. Blank lines are skipped; a
- * line without a tab, an empty qid or empty text is an FN_EPARSE error
+ * line without a tab, an empty qid or empty text (without a vector), or a
+ * vector that does not parse (ops_parse_vector) is an FN_EPARSE error
  * reported as "FILE:LINE: reason".
  * @param[out] out malloc'd array owned by the caller (ops_queries_free)
  * @return 0, FN_EPARSE, -errno

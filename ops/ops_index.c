@@ -15,12 +15,14 @@
 #include "codec.h"
 #include "fn_io.h"
 #include "verify.h"
+#include "ann/hnsw.h"
 
 static const char index_usage[] =
     "usage: funnel index build --input corpus.jsonl --shards N --out IDXDIR\n"
     "                          [--on-error skip|fail] [--mem-mb M] [--threads T]\n"
     "                          [--stemmer english|none|ALGO] [--stopwords english|none|FILE]\n"
     "                          [--codec bp128|varint|streamvbyte]\n"
+    "                          [--dim D] [--metric cosine|dot|l2] [--M 16] [--efc 200]\n"
     "\n"
     "Builds an index of N shards from a JSON Lines corpus (one document a line:\n"
     "\"id\" required and unique, \"title\", \"body\", other fields stored).\n"
@@ -35,6 +37,11 @@ static const char index_usage[] =
     "  --stemmer S       Snowball stemmer name or none (default english)\n"
     "  --stopwords W     english (default), none, or a file with one word a line\n"
     "  --codec C         postings codec: bp128 (default), varint or streamvbyte\n"
+    "  --dim D           dimension of the documents' \"embedding\" vectors (default: the\n"
+    "                    first document's); a vector of another one is a bad line\n"
+    "  --metric M        vector similarity: cosine (default), dot or l2\n"
+    "  --M M             links per node of each shard's HNSW graph (default 16)\n"
+    "  --efc E           the graph build's candidate list (default 200)\n"
     "Exit status: 0 ok, 1 build failed, 2 usage error.\n"
     "\n"
     "usage: funnel index verify IDXDIR|SHARDDIR\n"
@@ -121,6 +128,8 @@ static int index_build(int argc, char **argv)
         {"mem-mb", required_argument, 0, 'm'},  {"stemmer", required_argument, 0, 'S'},
         {"stopwords", required_argument, 0, 'W'}, {"codec", required_argument, 0, 'C'},
         {"threads", required_argument, 0, 'T'},
+        {"dim", required_argument, 0, 'D'},     {"metric", required_argument, 0, 'X'},
+        {"M", required_argument, 0, 'M'},       {"efc", required_argument, 0, 'E'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     idx_build_opts o;
@@ -155,6 +164,33 @@ static int index_build(int argc, char **argv)
         case 'T':
             if (parse_u32(optarg, &o.threads) || o.threads > 64) {
                 fprintf(stderr, "funnel index build: --threads must be 0..64 (0 = the online CPUs, at most 8)\n");
+                return OPS_EXIT_USAGE;
+            }
+            break;
+        case 'D':
+            if (parse_u32(optarg, &o.vec_dim) || o.vec_dim == 0 || o.vec_dim > ANN_MAX_DIM) {
+                fprintf(stderr, "funnel index build: --dim must be 1..%u\n", ANN_MAX_DIM);
+                return OPS_EXIT_USAGE;
+            }
+            break;
+        case 'X': {
+            ann_metric m;
+            if (ann_metric_parse(optarg, &m)) {
+                fprintf(stderr, "funnel index build: --metric must be cosine, dot or l2\n");
+                return OPS_EXIT_USAGE;
+            }
+            o.vec_metric = optarg;
+            break;
+        }
+        case 'M':
+            if (parse_u32(optarg, &o.ann_M) || o.ann_M < 2 || o.ann_M > ANN_MAX_M) {
+                fprintf(stderr, "funnel index build: --M must be 2..%u\n", ANN_MAX_M);
+                return OPS_EXIT_USAGE;
+            }
+            break;
+        case 'E':
+            if (parse_u32(optarg, &o.ann_efc) || o.ann_efc == 0 || o.ann_efc > 100000) {
+                fprintf(stderr, "funnel index build: --efc must be 1..100000\n");
                 return OPS_EXIT_USAGE;
             }
             break;
@@ -220,6 +256,10 @@ static int index_build(int argc, char **argv)
            (unsigned long long)stats.terms, stats.seconds,
            stats.seconds > 0 ? (double)stats.docs / stats.seconds : 0.0, size,
            (unsigned long long)stats.index_bytes, o.out_dir);
+    if (stats.vec_dim)
+        printf("vectors: %llu of dimension %u, metric %s, HNSW graphs (M %u, efc %u) built in %.2f s\n",
+               (unsigned long long)stats.vectors, stats.vec_dim, o.vec_metric ? o.vec_metric : "cosine",
+               o.ann_M ? o.ann_M : 16, o.ann_efc ? o.ann_efc : 200, stats.ann_seconds);
     return OPS_EXIT_OK;
 }
 

@@ -23,7 +23,9 @@ static const char search_usage[] =
     "       funnel search --server ADDR --queries queries.tsv --run-out run.trec [--skip-models]\n"
     "                     [--k 1000] [--concurrency C] [--tag T] [--deadline-ms N]\n"
     "       (both: [--selection-k N] [--stage1-k N] [--stage2-k N] [--all-terms]\n"
-    "              [--exact-total])\n"
+    "              [--exact-total] [--knn-k K] [--ef E] [--knn-exact]\n"
+    "              [--fusion rrf|weighted] [--vector-weight W])\n"
+    "       funnel search --server ADDR --vector \"0.1 0.2 ...\" [\"query text\"] [--json]\n"
     "\n"
     "One query: prints \"rank score id title\" lines and a footer with the coverage\n"
     "(shards that answered / were asked, partial) and the time taken.\n"
@@ -40,8 +42,19 @@ static const char search_usage[] =
     "  --all-terms      AND: only documents that hold every query term\n"
     "  --exact-total    count every match (slower); otherwise the footer's count\n"
     "                   may be a lower bound, printed as \"at least N matches\"\n"
-    "Batch: reads qid<TAB>text lines, runs C queries at a time (default 4) and\n"
-    "writes \"qid Q0 docid rank score tag\" lines in query order (tag default funnel).\n"
+    "Vectors (an index built with \"embedding\"s): --vector alone asks for the\n"
+    "nearest documents; with a query text too, the text ranking and the nearest\n"
+    "documents are fused (docs/vectors.md).\n"
+    "  --vector V       the query vector: numbers separated by spaces or commas\n"
+    "  --knn-k K        neighbours from the whole index (default max(page end, 100))\n"
+    "  --ef E           HNSW candidate list on each shard (default max(knn-k, 64))\n"
+    "  --knn-exact      brute force: the exact neighbours\n"
+    "  --fusion F       rrf (default) or weighted: how text and vector lists are fused\n"
+    "  --vector-weight W  weighted fusion: the vector share 0..1 (default 0.5)\n"
+    "Batch: reads qid<TAB>text[<TAB>vector] lines, runs C queries at a time (default 4)\n"
+    "and writes \"qid Q0 docid rank score tag\" lines in query order (tag default funnel).\n"
+    "A query's vector (third column) is sent with it: hybrid, or vector only with\n"
+    "--vector-only; --text-only leaves the vectors out.\n"
     "Exit status: 0 ok, 1 the server answered an error (printed as\n"
     "\"error: STATUS: message\") or a batch query failed, 2 usage error.\n";
 
@@ -53,6 +66,11 @@ typedef struct search_args {
     uint32_t k, page, concurrency;
     int k_set;
     int json, explain, skip_models, all_terms, exact_total;
+    float *vector;          /* --vector (one query) */
+    size_t nvector;
+    uint32_t knn_k, ef, fusion;
+    int knn_exact, text_only, vector_only;
+    float vector_weight;
     uint32_t win[3];   /* selection_k, stage1_k, stage2_k to lower the windows to (0 = the server's) */
     int64_t deadline_ms;
 } search_args;
@@ -139,7 +157,14 @@ static void print_response(const Funnel__V1__SearchResponse *r, const search_arg
 static int search_one(rpc_client_t *c, const char *query, const search_args *a)
 {
     Funnel__V1__SearchRequest req = FUNNEL__V1__SEARCH_REQUEST__INIT;
-    req.query = (char *)query;
+    req.query = (char *)(query ? query : "");
+    req.vector = a->vector;
+    req.n_vector = a->nvector;
+    req.knn_k = a->knn_k;
+    req.ef = a->ef;
+    req.knn_exact = a->knn_exact;
+    req.fusion = (Funnel__V1__Fusion)a->fusion;
+    req.vector_weight = a->vector_weight;
     req.k = a->k;
     req.page = a->page;
     req.explain = a->explain;
@@ -198,7 +223,16 @@ static void *batch_worker(void *ud)
         size_t i = atomic_fetch_add(&b->next, 1);
         if (i >= b->n) break;
         Funnel__V1__SearchRequest req = FUNNEL__V1__SEARCH_REQUEST__INIT;
-        req.query = b->q[i].text;
+        req.query = b->args->vector_only && b->q[i].nvec ? "" : b->q[i].text;
+        if (b->q[i].nvec && !b->args->text_only) {
+            req.vector = b->q[i].vec;
+            req.n_vector = b->q[i].nvec;
+            req.knn_k = b->args->knn_k;
+            req.ef = b->args->ef;
+            req.knn_exact = b->args->knn_exact;
+            req.fusion = (Funnel__V1__Fusion)b->args->fusion;
+            req.vector_weight = b->args->vector_weight;
+        }
         req.k = b->args->k;
         req.page = b->args->page;
         /* the qid travels as the request id: an impression log joins on it */
@@ -392,6 +426,10 @@ int ops_cmd_search(int argc, char **argv)
         {"stage2-k", required_argument, 0, '2'},
         {"queries", required_argument, 0, 'q'},  {"run-out", required_argument, 0, 'o'},
         {"concurrency", required_argument, 0, 'c'}, {"tag", required_argument, 0, 't'},
+        {"vector", required_argument, 0, 'V'},   {"knn-k", required_argument, 0, 'K'},
+        {"ef", required_argument, 0, 'E'},       {"knn-exact", no_argument, 0, 'x'},
+        {"fusion", required_argument, 0, 'F'},   {"vector-weight", required_argument, 0, 'W'},
+        {"text-only", no_argument, 0, 'T'},      {"vector-only", no_argument, 0, 'O'},
         {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
     search_args a = {.k = 10, .concurrency = 4, .tag = "funnel", .deadline_ms = DEFAULT_DEADLINE_MS};
     uint32_t v;
@@ -424,6 +462,38 @@ int ops_cmd_search(int argc, char **argv)
                 goto bad_num;
             break;
         case 't': a.tag = optarg; break;
+        case 'V': {
+            fn_errbuf veb;
+            free(a.vector);
+            if (ops_parse_vector(optarg, &a.vector, &a.nvector, &veb)) {
+                fprintf(stderr, "funnel search: --%s\n", veb.msg);
+                return OPS_EXIT_USAGE;
+            }
+            break;
+        }
+        case 'K': if (parse_u32(optarg, &a.knn_k) || a.knn_k == 0) goto bad_num; break;
+        case 'E': if (parse_u32(optarg, &a.ef) || a.ef == 0) goto bad_num; break;
+        case 'x': a.knn_exact = 1; break;
+        case 'F':
+            if (!strcmp(optarg, "rrf")) a.fusion = FUNNEL__V1__FUSION__FUSION_RRF;
+            else if (!strcmp(optarg, "weighted")) a.fusion = FUNNEL__V1__FUSION__FUSION_WEIGHTED;
+            else {
+                fprintf(stderr, "funnel search: --fusion must be rrf or weighted\n");
+                return OPS_EXIT_USAGE;
+            }
+            break;
+        case 'W': {
+            char *end;
+            double w = strtod(optarg, &end);
+            if (end == optarg || *end || !(w > 0 && w <= 1)) {
+                fprintf(stderr, "funnel search: --vector-weight must be in (0, 1]\n");
+                return OPS_EXIT_USAGE;
+            }
+            a.vector_weight = (float)w;
+            break;
+        }
+        case 'T': a.text_only = 1; break;
+        case 'O': a.vector_only = 1; break;
         case 'h': fputs(search_usage, stdout); return OPS_EXIT_OK;
         default: fputs(search_usage, stderr); return OPS_EXIT_USAGE;
         }
@@ -439,8 +509,12 @@ int ops_cmd_search(int argc, char **argv)
             return OPS_EXIT_USAGE;
         }
         if (!a.k_set) a.k = 1000;
-    } else if (optind != argc - 1) {
-        fprintf(stderr, "funnel search: give exactly one query text (quote it) or --queries\n");
+        if (a.vector) {
+            fprintf(stderr, "funnel search: batch mode takes the vectors from the queries' third column\n");
+            return OPS_EXIT_USAGE;
+        }
+    } else if (optind != argc - 1 && !(a.vector && optind == argc)) {
+        fprintf(stderr, "funnel search: give exactly one query text (quote it), --vector, or --queries\n");
         fputs(search_usage, stderr);
         return OPS_EXIT_USAGE;
     }
@@ -451,15 +525,17 @@ int ops_cmd_search(int argc, char **argv)
     if (!client) {
         fprintf(stderr, "funnel search: out of memory\n");
     } else {
-        ret = a.queries ? search_batch(client, &a) : search_one(client, argv[optind], &a);
+        ret = a.queries ? search_batch(client, &a) : search_one(client, optind < argc ? argv[optind] : NULL, &a);
         rpc_client_destroy(client);
     }
     rpc_shutdown();
+    free(a.vector);
     return ret;
 
 bad_num:
     fprintf(stderr, "funnel search: bad number for --%s: '%s'\n",
-            c == 'k' ? "k" : c == 'p' ? "page" : c == 'd' ? "deadline-ms" : c == '0' ? "selection-k"
+            c == 'k' ? "k" : c == 'p' ? "page" : c == 'd' ? "deadline-ms" : c == 'K' ? "knn-k" : c == 'E' ? "ef"
+            : c == '0' ? "selection-k"
             : c == '1' ? "stage1-k" : c == '2' ? "stage2-k" : "concurrency", optarg);
     return OPS_EXIT_USAGE;
 }

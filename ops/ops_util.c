@@ -4,6 +4,7 @@
 #include "fn_io.h"
 
 #include <errno.h>
+#include <math.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,6 +110,7 @@ void ops_queries_free(ops_query *q, size_t n)
     for (size_t i = 0; i < n; i++) {
         free(q[i].qid);
         free(q[i].text);
+        free(q[i].vec);
     }
     free(q);
 }
@@ -129,21 +131,72 @@ static int query_line(void *ud, char *line, size_t len, size_t lineno)
     if (!tab) return fn_seterr(c->eb, FN_EPARSE, "%s:%zu: no tab between qid and text", c->path, lineno);
     *tab = '\0';
     char *text = tab + 1;
-    char *tab2 = strchr(text, '\t');   /* optional query vector: not used here */
+    char *tab2 = strchr(text, '\t');   /* the optional query vector */
     if (tab2) *tab2 = '\0';
-    if (!*line || strspn(text, " ") == strlen(text))
+    float *vec = NULL;
+    size_t nvec = 0;
+    if (tab2 && strspn(tab2 + 1, " \t\r") != strlen(tab2 + 1)) {
+        fn_errbuf veb;
+        int rc = ops_parse_vector(tab2 + 1, &vec, &nvec, &veb);
+        if (rc) return rc == -ENOMEM ? rc : fn_seterr(c->eb, FN_EPARSE, "%s:%zu: %s", c->path, lineno, veb.msg);
+    }
+    if (!*line || (!nvec && strspn(text, " ") == strlen(text))) {
+        free(vec);
         return fn_seterr(c->eb, FN_EPARSE, "%s:%zu: empty %s", c->path, lineno, *line ? "text" : "qid");
+    }
     if (c->n == c->cap) {
         size_t ncap = c->cap ? 2 * c->cap : 64;
         ops_query *nq = realloc(c->q, ncap * sizeof *nq);
-        if (!nq) return -ENOMEM;
+        if (!nq) { free(vec); return -ENOMEM; }
         c->q = nq;
         c->cap = ncap;
     }
     ops_query *e = &c->q[c->n++];
     e->qid = strdup(line);
     e->text = strdup(text);
+    e->vec = vec;
+    e->nvec = nvec;
     return e->qid && e->text ? 0 : -ENOMEM;
+}
+
+int ops_parse_vector(const char *s, float **out, size_t *n, fn_errbuf *eb)
+{
+    *out = NULL;
+    *n = 0;
+    size_t cap = 0, cnt = 0;
+    float *v = NULL;
+    const char *p = s;
+    for (;;) {
+        p += strspn(p, " \t,\r\n");
+        if (!*p) break;
+        char *end;
+        errno = 0;
+        double x = strtod(p, &end);
+        float f = (float)x;
+        if (end == p || (*end && !strchr(" \t,\r\n", *end)) || !isfinite(x) || !isfinite(f)) {
+            size_t w = strcspn(p, " \t,\r\n");
+            free(v);
+            return fn_seterr(eb, FN_EPARSE, "vector: number %zu, \"%.*s\", is not a finite number", cnt + 1,
+                             (int)(w > 40 ? 40 : w), p);
+        }
+        if (cnt == 65536) {
+            free(v);
+            return fn_seterr(eb, FN_EPARSE, "vector: more than 65536 numbers");
+        }
+        if (cnt == cap) {
+            size_t nc = cap ? 2 * cap : 64;
+            float *nv = realloc(v, nc * sizeof *nv);
+            if (!nv) { free(v); return -ENOMEM; }
+            v = nv;
+            cap = nc;
+        }
+        v[cnt++] = f;
+        p = end;
+    }
+    if (!cnt) return fn_seterr(eb, FN_EPARSE, "vector: no numbers");
+    *out = v;
+    *n = cnt;
+    return 0;
 }
 
 int ops_queries_load(const char *path, ops_query **out, size_t *nout, fn_errbuf *eb)

@@ -2,6 +2,7 @@
 #include "shard.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <grpc/support/time.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include "feature_registry.h"
 #include "integrity.h"
 #include "prf.h"
+#include "knn.h"
 #include "stage1.h"
 #include "rpc_client.h"   /* method paths */
 #include "rpc_server.h"
@@ -75,6 +77,11 @@ typedef struct search_job {
     uint32_t explain_hits;
     uint32_t feedback_docs;
     double feedback_max_df;
+    /* the vector search (knn.h), when n_vector > 0; text_blank: vector only */
+    float *vector;
+    size_t n_vector;
+    uint32_t knn_k, ef;
+    int knn_exact, text_blank;
     /* results, filled on the worker thread */
     int damaged;                  /* the index failed a check: stop serving */
     grpc_status_code code;
@@ -344,6 +351,7 @@ static idx_searcher_t *pool_try_get(searcher_pool *p)
 }
 
 static void search_run(search_job *j, idx_searcher_t *se);
+static int knn_fill(search_job *j, idx_searcher_t *se, fn_errbuf *eb);
 
 static void search_work(uv_work_t *w)   /* worker thread */
 {
@@ -378,13 +386,18 @@ static void search_run(search_job *j, idx_searcher_t *se)
     rank_ranker *model = model_get(s);
     shard_funnel_out fo;
     fn_errbuf eb = {{0}};
-    int rc = shard_funnel_run(se, &rq, model, &j->mem, &fo, &eb);
-    if (rc == 0) {
-        fo.acct[0].count_in = idx_reader_info(s->reader)->docs;
-        const char *mdesc = model ? fn_arena_strdup(&j->mem, rank_ranker_describe(model)) : NULL;
-        rc = resp_fill(&j->resp, &j->mem, &fo, s->fnames, j->explain, mdesc);
+    int rc = 0;
+    if (!j->text_blank) {
+        rc = shard_funnel_run(se, &rq, model, &j->mem, &fo, &eb);
+        if (rc == 0) {
+            fo.acct[0].count_in = idx_reader_info(s->reader)->docs;
+            const char *mdesc = model ? fn_arena_strdup(&j->mem, rank_ranker_describe(model)) : NULL;
+            rc = resp_fill(&j->resp, &j->mem, &fo, s->fnames, j->explain, mdesc);
+        }
+        if (rc == 0 && j->feedback_docs)
+            rc = feedback_fill(&j->resp, &j->mem, se, &fo, j->feedback_docs, j->feedback_max_df, &eb);
     }
-    if (rc == 0 && j->feedback_docs) rc = feedback_fill(&j->resp, &j->mem, se, &fo, j->feedback_docs, j->feedback_max_df, &eb);
+    if (rc == 0 && j->n_vector) rc = knn_fill(j, se, &eb);
     rank_ranker_unref(model);
     idx_searcher_release(se);
     pool_put(&s->pool, se);
@@ -409,6 +422,45 @@ static void search_run(search_job *j, idx_searcher_t *se)
     j->code = status_of(rc);
     j->damaged = idx_is_damage(rc);
     snprintf(j->msg, sizeof j->msg, "%s", fn_errmsg(&eb, rc));
+}
+
+/* The vector search (index/knn.h): the knn_k nearest documents, with their
+ * stored fields unless the caller fetches them (no_fields). */
+static int knn_fill(search_job *j, idx_searcher_t *se, fn_errbuf *eb)
+{
+    fn_arena *a = &j->mem;
+    idx_knn_query q = { .vec = j->vector, .dim = (uint32_t)j->n_vector, .k = j->knn_k, .ef = j->ef,
+                        .exact = j->knn_exact, .deadline_ns = deadline_ns(j->deadline) };
+    idx_knn_hit *kh = fn_arena_alloc(a, j->knn_k * sizeof *kh);
+    idx_hit *ih = fn_arena_calloc(a, j->knn_k, sizeof *ih);
+    if (!kh || !ih) return fn_seterr(eb, -ENOMEM, "out of memory");
+    size_t n = 0;
+    int dl = 0;
+    int rc = idx_knn(se, &q, kh, &n, &dl, eb);
+    if (rc) return rc;
+    for (size_t i = 0; i < n; i++) {
+        ih[i].doc = kh[i].doc;
+        ih[i].key = kh[i].key;
+    }
+    if (!j->no_fields && n && (rc = idx_docs_fields(se, ih, n, eb))) return rc;
+    Funnel__V1__ShardSearchResponse *r = &j->resp;
+    r->knn = fn_arena_alloc(a, (n ? n : 1) * sizeof *r->knn);
+    Funnel__V1__ShardHit *hits = fn_arena_alloc(a, (n ? n : 1) * sizeof *hits);
+    if (!r->knn || !hits) return fn_seterr(eb, -ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        Funnel__V1__ShardHit *h = &hits[i];
+        funnel__v1__shard_hit__init(h);
+        h->doc = kh[i].doc;
+        h->key = kh[i].key;
+        h->score = kh[i].score;
+        h->id = ih[i].id ? fn_arena_strdup(a, ih[i].id) : "";
+        h->title = ih[i].title ? fn_arena_strdup(a, ih[i].title) : "";
+        h->url = ih[i].url ? fn_arena_strdup(a, ih[i].url) : "";
+        if (!h->id || !h->title || !h->url) return fn_seterr(eb, -ENOMEM, "out of memory");
+        r->knn[r->n_knn++] = h;
+    }
+    r->knn_deadline = dl;
+    return 0;
 }
 
 /* A read found the index damaged: stop serving it (loop thread). */
@@ -490,8 +542,37 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
      * shard's own limits: a shard called directly is no weaker */
     fn_query_limits ql = { s->cfg.max_query_bytes, s->cfg.max_query_words };
     fn_errbuf qeb;
-    if (fn_query_check(req->query, &ql, &qeb) != 0) {
+    int text_blank = req->n_vector && (!req->query || fn_text_is_blank(req->query, strlen(req->query)));
+    if (!text_blank && fn_query_check(req->query, &ql, &qeb) != 0) {
         reject(s, call, "%s", qeb.msg);
+        return;
+    }
+    if (req->n_vector) {
+        const idx_index_info *in = idx_reader_info(s->reader);
+        if (!in->vec_dim) {
+            reject(s, call, "vector: this shard's index has no vectors");
+            return;
+        }
+        if (req->n_vector != in->vec_dim) {
+            reject(s, call, "vector: %zu numbers, the index's vectors have %u", req->n_vector, in->vec_dim);
+            return;
+        }
+        for (size_t i = 0; i < req->n_vector; i++)
+            if (!isfinite(req->vector[i])) {
+                reject(s, call, "vector[%zu]: not a finite number", i);
+                return;
+            }
+        if (req->knn_k == 0 || req->knn_k > s->cfg.max_k || req->knn_k > IDX_MAX_KNN_K) {
+            reject(s, call, "knn_k: %u is not 1..%u", (unsigned)req->knn_k,
+                   (unsigned)(s->cfg.max_k < IDX_MAX_KNN_K ? s->cfg.max_k : IDX_MAX_KNN_K));
+            return;
+        }
+        if (req->ef > IDX_MAX_KNN_EF) {
+            reject(s, call, "ef: %u is over %d", (unsigned)req->ef, IDX_MAX_KNN_EF);
+            return;
+        }
+    } else if (req->knn_k || req->ef || req->knn_exact) {
+        reject(s, call, "knn_k, ef, knn_exact: need a vector");
         return;
     }
     if (req->k == 0) {
@@ -560,6 +641,20 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
     j->explain = req->explain;
     j->feedback_docs = req->feedback_docs;
     j->feedback_max_df = req->feedback_max_df;
+    j->text_blank = text_blank;
+    if (req->n_vector) {
+        if (!(j->vector = fn_arena_alloc(&j->mem, req->n_vector * sizeof *j->vector))) {
+            job_free(j);
+            s->errors++;
+            rpc_call_reply(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+            return;
+        }
+        memcpy(j->vector, req->vector, req->n_vector * sizeof *j->vector);
+        j->n_vector = req->n_vector;
+        j->knn_k = req->knn_k;
+        j->ef = req->ef;
+        j->knn_exact = req->knn_exact;
+    }
     uint32_t cap = s->cfg.max_explain_hits ? s->cfg.max_explain_hits : SHARD_DEFAULT_MAX_EXPLAIN_HITS;
     j->explain_hits = req->explain_hits && req->explain_hits < cap ? req->explain_hits : cap;
     funnel__v1__shard_search_response__init(&j->resp);
@@ -572,7 +667,7 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
     int model = s->stage1 != NULL;
     uv_mutex_unlock(&s->model_mu);
     uint32_t eff = req->skip_stage1 || !model ? j->k : selk;
-    if (eff <= s->cfg.inline_max_k && !j->features && !j->explain && !j->feedback_docs) {
+    if (eff <= s->cfg.inline_max_k && !j->features && !j->explain && !j->feedback_docs && !j->n_vector) {
         idx_searcher_t *se = pool_try_get(&s->pool);
         if (se) {
             search_run(j, se);

@@ -22,7 +22,8 @@
 # timeout deps.sh fails (exit 100, apt's) naming the holder.
 #
 # deps.sh --bench also installs the benchmarks' peers and tools (tests/bench: a
-# sharded Sphinx cluster, gnuplot for the plots), which the test suite does not need.
+# sharded Sphinx cluster, hnswlib and faiss for ann_bench.sh, gnuplot for the
+# plots), which the test suite does not need.
 #
 # Overridable for tests and odd machines: APT_GET (default apt-get),
 # FUNNEL_SUDO (default: sudo when not root, nothing when root).
@@ -30,9 +31,10 @@ set -euo pipefail
 PKGS=(build-essential pkg-config meson ninja-build
       libgrpc-dev protobuf-c-compiler libprotobuf-c-dev libuv1-dev liblmdb-dev lmdb-utils
       libcriterion-dev libstemmer-dev libutf8proc-dev libxxhash-dev libstreamvbyte-dev libjansson-dev libzstd-dev
+      zlib1g-dev
       valgrind time python3 python3-grpcio python3-protobuf python3-numpy python3-xapian wamerican
       python3-xgboost python3-sklearn)
-[ "${1:-}" = --bench ] && PKGS+=(sphinxsearch python3-pymysql gnuplot-nox)
+[ "${1:-}" = --bench ] && PKGS+=(sphinxsearch python3-pymysql gnuplot-nox python3-hnswlib python3-faiss)
 
 timeout=${FUNNEL_APT_TIMEOUT:-600}
 retry=${FUNNEL_APT_RETRY_S:-5}
