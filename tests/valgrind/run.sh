@@ -14,7 +14,16 @@ T=$(mktemp -d /tmp/funnel-vg.XXXXXX)
 trap '"$F" cluster down --dir "$T/run" >/dev/null 2>&1; rm -rf "$T"' EXIT
 DATA=$SRC/ops/sample/cranfield
 
-"$F" index build --input "$DATA/corpus.jsonl" --shards 3 --out "$T/idx" >/dev/null || { echo "index build failed"; exit 1; }
+# the sample with seeded random 8-d embeddings: the vector path runs under valgrind too
+/usr/bin/python3 - "$DATA/corpus.jsonl" "$T/corpus.jsonl" <<'PY' || { echo "embedding the sample failed"; exit 1; }
+import json, random, sys
+rnd = random.Random(3)
+with open(sys.argv[2], "w") as out:
+    for line in open(sys.argv[1]):
+        d = json.loads(line); d["embedding"] = [round(rnd.uniform(-1, 1), 4) for _ in range(8)]
+        out.write(json.dumps(d) + "\n")
+PY
+"$F" index build --input "$T/corpus.jsonl" --shards 3 --out "$T/idx" >/dev/null || { echo "index build failed"; exit 1; }
 # models to serve with (trained on a cluster outside valgrind): a stage-1 GBDT over
 # the cheap features, a stage-2 LambdaMART over every feature, and a second
 # stage-2 model to push while the cluster runs under valgrind
@@ -54,6 +63,13 @@ head -n 1 "$T/vgf.svm" | grep -q " prf_rm3 " && grep -q " 37:" "$T/vgf.svm" || {
 "$F" model push --server "$ADDR" --stage 2 --model "$T/m2b.model" >/dev/null || { echo "model push failed"; exit 1; }
 "$F" model push --server "$ADDR" --stage 1 --model "$T/m1.model" >/dev/null || { echo "stage-1 model push failed"; exit 1; }
 "$F" search --server "$ADDR" --deadline-ms 20000 --explain "boundary layer" >/dev/null || { echo "search after push failed"; exit 1; }
+# vectors: HNSW and exact k-NN, hybrid RRF and weighted, a wrong dimension refused
+VEC="0.1 -0.2 0.3 0.4 -0.5 0.6 0.7 -0.8"
+"$F" search --server "$ADDR" --deadline-ms 20000 --vector "$VEC" --k 5 >/dev/null || { echo "vector search failed"; exit 1; }
+"$F" search --server "$ADDR" --deadline-ms 20000 --vector "$VEC" --knn-exact --k 5 >/dev/null || { echo "exact vector search failed"; exit 1; }
+"$F" search --server "$ADDR" --deadline-ms 20000 "boundary layer" --vector "$VEC" --k 5 >/dev/null || { echo "hybrid search failed"; exit 1; }
+"$F" search --server "$ADDR" --deadline-ms 20000 "heat" --vector "$VEC" --fusion weighted --k 5 >/dev/null || { echo "weighted hybrid failed"; exit 1; }
+"$F" search --server "$ADDR" --deadline-ms 20000 --vector "1 2 3" >/dev/null 2>&1 && { echo "a 3-number vector was accepted"; exit 1; }
 head -n 40 "$DATA/queries.tsv" > "$T/q.tsv"
 "$F" search --server "$ADDR" --deadline-ms 60000 --queries "$T/q.tsv" --k 100 --run-out "$T/run.trec" 2>/dev/null || { echo "batch failed"; exit 1; }
 "$F" cluster down --dir "$T/run" >/dev/null
