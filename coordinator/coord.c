@@ -143,6 +143,7 @@ typedef struct search {
     char prf_note[200];
     /* a request with a vector (docs/vectors.md): text blank = vector only */
     int vec_only;
+    int vec_learned;             /* the vector only informs vec_sim (FUSION_LEARNED, features requests) */
     char vec_note[240];
     /* two-phase fetch: with a model re-ranking the window, shards send no
      * stored fields (sreq.no_fields); the page's are fetched after stage 2 */
@@ -713,7 +714,9 @@ static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *re
     for (uint32_t i = 0; i < n; i++)
         if (s->slots[i].resp && s->slots[i].resp->n_stages > 1 && s->slots[i].resp->stages[1]->ran)
             stage1_ran = 1;
-    if (s->req->n_vector) {
+    if (s->vec_learned)
+        snprintf(s->vec_note, sizeof s->vec_note, "vector: the vec_sim feature only (fusion learned), no neighbours");
+    if (s->req->n_vector && !s->vec_learned) {
         if ((rc = vector_page(s, a, resp, &st2))) return rc;
         goto stages;
     }
@@ -1298,6 +1301,7 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
          * on one shard; the shards' stored fields come with both lists (no
          * two-phase fetch: a fused page can hold any of either) */
         s->vec_only = !req->query || fn_text_is_blank(req->query, strlen(req->query));
+        s->vec_learned = !s->vec_only && (req->fusion == FUNNEL__V1__FUSION__FUSION_LEARNED || s->mode);
         uint32_t kk = req->knn_k ? req->knn_k : (page_end > COORD_DEFAULT_KNN_K ? page_end : COORD_DEFAULT_KNN_K);
         if (kk > c->o.limits.max_window) kk = c->o.limits.max_window;
         s->sreq.vector = req->vector;
@@ -1305,7 +1309,11 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
         s->sreq.knn_k = kk;
         s->sreq.ef = req->ef;
         s->sreq.knn_exact = req->knn_exact;
-        if (s->vec_only) {
+        if (s->vec_learned) {
+            s->sreq.knn_k = 0;   /* no neighbours: the shards' features read the vector */
+            s->sreq.ef = 0;
+            s->sreq.knn_exact = 0;
+        } else if (s->vec_only) {
             s->prf = PRF_OFF;
             s->sreq.feedback_docs = 0;
             s->prf_note[0] = '\0';
@@ -1322,7 +1330,7 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     s->sreq.exact_matches = req->exact_total;
     /* two-phase fetch: a model re-ranks the window, so the page can be any
      * of its hits; only the page's stored fields are fetched, afterwards */
-    s->sreq.no_fields = stage2 != 0 && !req->n_vector;
+    s->sreq.no_fields = stage2 != 0 && (!req->n_vector || s->vec_learned);
     s->sreq.skip_stage1 = req->skip_models;
     s->sreq.features = s->mode == FUNNEL__V1__FEATURE_MODE__FEATURES_SELECTION ? 1
                      : (s->mode || req->explain || stage2) ? 2 : 0;

@@ -24,13 +24,15 @@ int coord_validate_vector(const Funnel__V1__SearchRequest *req, const coord_limi
     if (req->ef > COORD_MAX_EF)
         return fn_seterr(eb, FN_EINVAL, "ef: %u is over %d", req->ef, COORD_MAX_EF);
     if (req->fusion != FUNNEL__V1__FUSION__FUSION_DEFAULT && req->fusion != FUNNEL__V1__FUSION__FUSION_RRF &&
-        req->fusion != FUNNEL__V1__FUSION__FUSION_WEIGHTED)
-        return fn_seterr(eb, FN_EINVAL, "fusion: %d is not 0 (default: rrf), 1 (rrf) or 2 (weighted)",
+        req->fusion != FUNNEL__V1__FUSION__FUSION_WEIGHTED && req->fusion != FUNNEL__V1__FUSION__FUSION_LEARNED)
+        return fn_seterr(eb, FN_EINVAL, "fusion: %d is not 0 (default: rrf), 1 (rrf), 2 (weighted) or 3 (learned)",
                          (int)req->fusion);
     if (!(req->vector_weight >= 0 && req->vector_weight <= 1))
         return fn_seterr(eb, FN_EINVAL, "vector_weight: %g is not in 0..1", (double)req->vector_weight);
-    if (req->features)
-        return fn_seterr(eb, FN_EINVAL, "features: not with a vector (the feature rows are the text funnel's)");
+    int blank = !req->query || fn_text_is_blank(req->query, strlen(req->query));
+    if (blank && (req->features || req->fusion == FUNNEL__V1__FUSION__FUSION_LEARNED))
+        return fn_seterr(eb, FN_EINVAL, "%s: needs a query text (the vector then informs vec_sim)",
+                         req->features ? "features" : "fusion learned");
     return 0;
 }
 

@@ -37,6 +37,7 @@ static const idx_feature_def registry[F_NALL] = {
     [F_URLD] = { "url_depth", IDX_FEAT_CHEAP, "path segments of the url" },
     [F_QLEN] = { "q_len", IDX_FEAT_CHEAP, "distinct query terms after analysis" },
     [F_QFOUND] = { "q_found", IDX_FEAT_CHEAP, "query terms that occur in the index" },
+    [F_VEC_SIM] = { "vec_sim", IDX_FEAT_CHEAP, "similarity of the document's vector to the query vector by the index's metric (cosine, dot, or minus the squared L2 distance); missing without either" },
     [F_PHRASE_T] = { "phrase_title", IDX_FEAT_FULL, "occurrences of the whole query as a phrase in the title (2+ terms)" },
     [F_PHRASE_B] = { "phrase_body", IDX_FEAT_FULL, "occurrences of the whole query as a phrase in the body" },
     [F_PROXWIN_B] = { "prox_window_body", IDX_FEAT_FULL, "smallest body window (tokens) holding every matched query term; missing under 2" },

@@ -46,8 +46,8 @@ long idx_feature_find(const char *name);
 
 /* Columns the coordinator relies on. */
 #define IDX_F_BM25F 0
-#define IDX_F_PRF_RM3 36      /* the coordinator fills it (coordinator/prf.h) */
-#define IDX_F_PRF_RM3_REL 37
+#define IDX_F_PRF_RM3 37      /* the coordinator fills it (coordinator/prf.h) */
+#define IDX_F_PRF_RM3_REL 38
 
 /* The features of hits[0, n) - hits of the searcher's last idx_search, in
  * any order - for that query: the cheap ones (full = 0) or cheap and full

@@ -121,6 +121,27 @@ typedef struct feat_args {
     size_t stride;
 } feat_args;
 
+/* The document's similarity to the query vector, as the index's metric
+ * scores (knn.h: larger is better), in double; NaN without either vector. */
+static double vec_sim(const idx_searcher_t *s, uint32_t d)
+{
+    const idx_reader_t *r = s->r;
+    if (!s->qvdim || !r->vec_rows || r->vec_rows[d] == IDX_NO_VECTOR) return NAN;
+    const float *x = r->vecs + (size_t)r->vec_rows[d] * r->info.vec_dim, *q = s->qvec;
+    double dot = 0, qq = 0, xx = 0, l2 = 0;
+    for (uint32_t i = 0; i < s->qvdim; i++) {
+        dot += (double)q[i] * x[i];
+        qq += (double)q[i] * q[i];
+        xx += (double)x[i] * x[i];
+        l2 += ((double)q[i] - x[i]) * ((double)q[i] - x[i]);
+    }
+    switch ((ann_metric)r->info.vec_metric) {
+    case ANN_L2: return -l2;
+    case ANN_DOT: return dot;
+    default: return qq > 0 && xx > 0 ? dot / sqrt(qq * xx) : 0.0;
+    }
+}
+
 static int compute(idx_searcher_t *s, void *ud)
 {
     feat_args *a = ud;
@@ -258,6 +279,7 @@ static int compute(idx_searcher_t *s, void *ud)
         v[F_URLD] = r->urld[d];
         v[F_QLEN] = (double)nq;
         v[F_QFOUND] = qfound;
+        v[F_VEC_SIM] = vec_sim(s, d);
         size_t ncols = F_NCHEAP;
         if (a->full) {
             uint32_t m;

@@ -117,6 +117,7 @@ void idx_searcher_destroy(idx_searcher_t *s)
     idx_tvec_free(&s->tv);
     ann_scratch_destroy(s->knn_scratch);
     free(s->knn_hits);
+    free(s->qvec);
     free(s->tbuf);
     free(s->qt);
     free(s->qseq);
@@ -1310,6 +1311,19 @@ int idx_search(idx_searcher_t *s, const idx_query *q, idx_results *res, fn_errbu
     s->now = q->now ? q->now : (int64_t)time(NULL);
     fn_errbuf local;
     s->eb = eb ? eb : &local;
+    s->qvdim = 0;
+    if (q->vec && q->vdim) {
+        if (q->vdim != s->r->info.vec_dim)
+            return fn_seterr(eb, FN_EINVAL, "vector: %u numbers, the index's vectors have %u", q->vdim,
+                             s->r->info.vec_dim);
+        if (grow((void **)&s->qvec, &s->qveccap, q->vdim, sizeof *s->qvec))
+            return fn_seterr(eb, -ENOMEM, "out of memory");
+        for (uint32_t i = 0; i < q->vdim; i++) {
+            if (!isfinite(q->vec[i])) return fn_seterr(eb, FN_EINVAL, "vector[%u]: not a finite number", i);
+            s->qvec[i] = q->vec[i];
+        }
+        s->qvdim = q->vdim;
+    }
 
     txn_end(s);   /* a query reads one snapshot, from its own start */
     s->nq = s->nu = s->nseq = 0;

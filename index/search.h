@@ -168,6 +168,8 @@ typedef struct idx_query {
     int exact_matches;      /* count every matching document (idx_results.matches) even where
                              * pruning could skip it: the lists it would jump over are then
                              * walked in full (slower). Default: a lower bound when pruned. */
+    const float *vec;       /* a query vector (the index's vec_dim floats) for the vec_sim feature; NULL = none */
+    uint32_t vdim;
     int no_record;          /* do not keep the candidates' term frequencies and position offsets
                              * for idx_features_compute (it then reads the postings again: same
                              * values, more time); for a search whose hits get no features */

@@ -90,6 +90,8 @@ struct idx_searcher {
     struct ann_scratch *knn_scratch;
     ann_hit *knn_hits; size_t knn_cap;
     const uint64_t *knn_allow;
+    /* the last idx_search's query vector (vec_sim), qvdim 0: none */
+    float *qvec; size_t qveccap; uint32_t qvdim;
     size_t (*offs)[3]; size_t offscap;
     /* One LMDB cursor on the postings per cursor slot (cur[i]), so that the
      * next block of a list is a step, not a search from the B-tree's root:

@@ -147,6 +147,10 @@ static int search_fold(rpc_client_t *c, const ops_query *q, const size_t *idx, s
         req.query = qq->text;
         req.k = k;
         req.skip_models = skip_models;
+        /* a query vector informs the models' vec_sim (docs/vectors.md) */
+        req.vector = qq->vec;
+        req.n_vector = qq->nvec;
+        if (qq->nvec) req.fusion = FUNNEL__V1__FUSION__FUSION_LEARNED;
         req.request_id = qq->qid;
         ProtobufCMessage *m = NULL;
         rpc_status st;
@@ -169,6 +173,8 @@ static int search_fold(rpc_client_t *c, const ops_query *q, const size_t *idx, s
             ProtobufCMessage *wm = NULL;
             Funnel__V1__SearchRequest wr = FUNNEL__V1__SEARCH_REQUEST__INIT;
             wr.query = qq->text;
+            wr.vector = qq->vec;
+            wr.n_vector = qq->nvec;
             wr.k = window;
             wr.features = FUNNEL__V1__FEATURE_MODE__FEATURES_WINDOW;
             code = rpc_client_call(c, RPC_METHOD_SEARCH, &wr.base, &funnel__v1__search_response__descriptor,

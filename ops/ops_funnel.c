@@ -47,12 +47,16 @@ static int qid_number(const char *qid, long *out)
 
 /* Fetch one query's candidates with features. *resp: free with
  * protobuf_c_message_free_unpacked. Returns the gRPC code; st says why. */
-static grpc_status_code fetch_features(rpc_client_t *c, const char *qid, const char *text, int stage,
+static grpc_status_code fetch_features(rpc_client_t *c, const ops_query *q, int stage,
                                        uint32_t window, int64_t deadline_ms,
                                        Funnel__V1__SearchResponse **resp, rpc_status *st)
 {
+    const char *qid = q->qid;
     Funnel__V1__SearchRequest req = FUNNEL__V1__SEARCH_REQUEST__INIT;
-    req.query = (char *)text;
+    req.query = q->text;
+    /* a query vector (queries.tsv's third column) fills the vec_sim column */
+    req.vector = q->vec;
+    req.n_vector = q->nvec;
     req.k = window;
     if (stage == 2) req.stage2_k = window;   /* lowers the window; never widens it */
     req.request_id = (char *)qid;
@@ -95,7 +99,7 @@ int ops_features_write(const char *server, const char *queries, const char *qrel
     for (size_t i = 0; i < nq && !rc; i++) {
         Funnel__V1__SearchResponse *r = NULL;
         rpc_status st;
-        grpc_status_code code = fetch_features(c, q[i].qid, q[i].text, stage, window, deadline_ms, &r, &st);
+        grpc_status_code code = fetch_features(c, &q[i], stage, window, deadline_ms, &r, &st);
         if (code != GRPC_STATUS_OK) {
             rc = fn_seterr(eb, FN_ERPC, "query %s: %s: %s", q[i].qid, rpc_status_name(code), st.message);
             break;

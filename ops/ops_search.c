@@ -49,7 +49,8 @@ static const char search_usage[] =
     "  --knn-k K        neighbours from the whole index (default max(page end, 100))\n"
     "  --ef E           HNSW candidate list on each shard (default max(knn-k, 64))\n"
     "  --knn-exact      brute force: the exact neighbours\n"
-    "  --fusion F       rrf (default) or weighted: how text and vector lists are fused\n"
+    "  --fusion F       rrf (default) or weighted: how text and vector lists are fused;\n"
+    "                   learned: no fusion, the vector informs the models' vec_sim\n"
     "  --vector-weight W  weighted fusion: the vector share 0..1 (default 0.5)\n"
     "Batch: reads qid<TAB>text[<TAB>vector] lines, runs C queries at a time (default 4)\n"
     "and writes \"qid Q0 docid rank score tag\" lines in query order (tag default funnel).\n"
@@ -477,8 +478,9 @@ int ops_cmd_search(int argc, char **argv)
         case 'F':
             if (!strcmp(optarg, "rrf")) a.fusion = FUNNEL__V1__FUSION__FUSION_RRF;
             else if (!strcmp(optarg, "weighted")) a.fusion = FUNNEL__V1__FUSION__FUSION_WEIGHTED;
+            else if (!strcmp(optarg, "learned")) a.fusion = FUNNEL__V1__FUSION__FUSION_LEARNED;
             else {
-                fprintf(stderr, "funnel search: --fusion must be rrf or weighted\n");
+                fprintf(stderr, "funnel search: --fusion must be rrf, weighted or learned\n");
                 return OPS_EXIT_USAGE;
             }
             break;

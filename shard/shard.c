@@ -383,6 +383,8 @@ static void search_run(search_job *j, idx_searcher_t *se)
         .explain = j->explain, .explain_hits = j->explain_hits, .field_hits = j->field_hits,
         .no_fields = j->no_fields,
     };
+    rq.q.vec = j->vector;   /* the vec_sim feature (NULL: none) */
+    rq.q.vdim = (uint32_t)j->n_vector;
     rank_ranker *model = model_get(s);
     shard_funnel_out fo;
     fn_errbuf eb = {{0}};
@@ -397,7 +399,7 @@ static void search_run(search_job *j, idx_searcher_t *se)
         if (rc == 0 && j->feedback_docs)
             rc = feedback_fill(&j->resp, &j->mem, se, &fo, j->feedback_docs, j->feedback_max_df, &eb);
     }
-    if (rc == 0 && j->n_vector) rc = knn_fill(j, se, &eb);
+    if (rc == 0 && j->n_vector && j->knn_k) rc = knn_fill(j, se, &eb);
     rank_ranker_unref(model);
     idx_searcher_release(se);
     pool_put(&s->pool, se);
@@ -562,7 +564,7 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
                 reject(s, call, "vector[%zu]: not a finite number", i);
                 return;
             }
-        if (req->knn_k == 0 || req->knn_k > s->cfg.max_k || req->knn_k > IDX_MAX_KNN_K) {
+        if ((req->knn_k == 0 && text_blank) || req->knn_k > s->cfg.max_k || req->knn_k > IDX_MAX_KNN_K) {
             reject(s, call, "knn_k: %u is not 1..%u", (unsigned)req->knn_k,
                    (unsigned)(s->cfg.max_k < IDX_MAX_KNN_K ? s->cfg.max_k : IDX_MAX_KNN_K));
             return;

@@ -40,6 +40,17 @@
  * or rewrite that node's lists, never two at once, so no lock order exists to
  * get wrong; a global lock guards the entry point and is held for the whole
  * insertion of a node that raises max_level (rare: about log_M n times).
+ *
+ * Search (query path): greedy descent through levels max_level .. 1, then the
+ * best-first search of level 0 (hnsw_level0.h, compiled once per kernel so
+ * the AVX2 kernels inline into it): neighbours scored four at a time, their
+ * vectors prefetched a group ahead, visited marks as 16-bit epoch tags.
+ *
+ * Measured (docs/ann.md, tests/bench/ann_bench.sh; 2 vCPUs Xeon, AVX2 path,
+ * M 16, efC 200, one search thread): Fashion-MNIST 60k x 784 L2, recall@10
+ * 0.980 at ef 20, ~2x hnswlib's QPS; GloVe 25-d 11k cosine, 0.970 at ef 20,
+ * ~1.2x hnswlib's. Build on 2 threads: 9 s and 0.5 s (hnswlib 16 s, 0.6 s).
+ * Tests: tests/index/ann/test_hnsw.c.
  */
 #include "hnsw.h"
 

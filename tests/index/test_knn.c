@@ -333,3 +333,58 @@ Test(knn, index_without_vectors_says_so)
     idx_searcher_destroy(s);
     idx_reader_close(r);
 }
+
+/* vec_sim (feature_registry.h): the document's similarity to the query
+ * vector by the index's metric, in double; missing (NaN) for a document
+ * without a vector or a query without one. */
+#include "feature_registry.h"
+Test(knn, vec_sim_feature_by_hand)
+{
+    const char *metrics[] = { "cosine", "l2", "dot" };
+    long col = idx_feature_find("vec_sim");
+    cr_assert_geq(col, 0);
+    cr_assert_lt((size_t)col, idx_features_cheap(), "vec_sim is a cheap feature (stage 1 may use it)");
+    for (int m = 0; m < 3; m++) {
+        char dir[600], sh[700];
+        build(metrics[m], 1, metrics[m], dir, sizeof dir);
+        snprintf(sh, sizeof sh, "%s/shard-000", dir);
+        idx_reader_t *r;
+        idx_searcher_t *s;
+        fn_errbuf eb = { { 0 } };
+        cr_assert_eq(idx_reader_open(sh, &r, &eb), 0);
+        cr_assert_eq(idx_searcher_create(r, &s, &eb), 0);
+        float q[DIM];
+        unsigned seed = 21;
+        query(&seed, q);
+        for (int with = 0; with < 2; with++) {
+            idx_query iq = { .text = "common", .k = 200, .vec = with ? q : NULL, .vdim = with ? DIM : 0 };
+            idx_results res;
+            cr_assert_eq(idx_search(s, &iq, &res, &eb), 0, "%s", eb.msg);
+            cr_assert_eq(res.nhits, 200);
+            size_t stride = idx_features_cheap();
+            float *rows = calloc(res.nhits * stride, sizeof *rows);
+            cr_assert_eq(idx_features_compute(s, res.hits, res.nhits, 0, rows, stride, &eb), 0, "%s", eb.msg);
+            int seen_missing = 0;
+            for (size_t i = 0; i < res.nhits; i++) {
+                int d = atoi(res.hits[i].id + 1);
+                float v = rows[i * stride + (size_t)col];
+                if (!with || !has[d]) {
+                    cr_assert(isnan(v), "%s doc %d: vec_sim %g, want missing", metrics[m], d, (double)v);
+                    seen_missing += has[d] == 0;
+                } else {
+                    double want = score_of(metrics[m], q, vecs[d]);
+                    cr_assert_eq(v, (float)want, "%s doc %d: vec_sim %.9g, by hand %.9g", metrics[m], d, (double)v, want);
+                }
+            }
+            if (with) cr_assert_gt(seen_missing, 0, "the sample holds documents without a vector");
+            free(rows);
+        }
+        /* a query vector of another dimension is refused by the search */
+        idx_query bad = { .text = "common", .k = 5, .vec = q, .vdim = DIM - 2 };
+        idx_results res;
+        cr_assert_eq(idx_search(s, &bad, &res, &eb), FN_EINVAL);
+        cr_assert(strstr(eb.msg, "vector"), "%s", eb.msg);
+        idx_searcher_destroy(s);
+        idx_reader_close(r);
+    }
+}

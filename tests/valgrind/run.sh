@@ -59,7 +59,7 @@ PY
 head -n 5 "$DATA/queries.tsv" > "$T/q5.tsv"
 "$F" features --server "$ADDR" --queries "$T/q5.tsv" --qrels "$DATA/qrels.trec" --stage 2 --window 50 \
     --deadline-ms 60000 --out "$T/vgf.svm" >/dev/null 2>&1 || { echo "window features failed"; exit 1; }
-head -n 1 "$T/vgf.svm" | grep -q " prf_rm3 " && grep -q " 37:" "$T/vgf.svm" || { echo "no prf_rm3 values"; exit 1; }
+head -n 1 "$T/vgf.svm" | grep -q " prf_rm3 " && grep -q " 38:" "$T/vgf.svm" || { echo "no prf_rm3 values"; exit 1; }
 "$F" model push --server "$ADDR" --stage 2 --model "$T/m2b.model" >/dev/null || { echo "model push failed"; exit 1; }
 "$F" model push --server "$ADDR" --stage 1 --model "$T/m1.model" >/dev/null || { echo "stage-1 model push failed"; exit 1; }
 "$F" search --server "$ADDR" --deadline-ms 20000 --explain "boundary layer" >/dev/null || { echo "search after push failed"; exit 1; }
