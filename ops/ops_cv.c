@@ -129,7 +129,13 @@ static int write_queries(const char *path, const ops_query *q, const size_t *idx
 {
     FILE *f = fopen(path, "w");
     if (!f) return -errno;
-    for (size_t i = 0; i < n; i++) fprintf(f, "%s\t%s\n", q[idx[i]].qid, q[idx[i]].text);
+    for (size_t i = 0; i < n; i++) {
+        const ops_query *e = &q[idx[i]];
+        fprintf(f, "%s\t%s", e->qid, e->text);
+        /* the query vector too: the training rows' vec_sim (%.9g: float32 exactly) */
+        for (size_t j = 0; j < e->nvec; j++) fprintf(f, "%s%.9g", j ? " " : "\t", (double)e->vec[j]);
+        fputc('\n', f);
+    }
     return fclose(f) ? -errno : 0;
 }
 
