@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "integrity.h"
 #include "search_int.h"
 
 typedef struct knn_args {
@@ -74,6 +75,25 @@ static int run_knn(idx_searcher_t *s, void *ud)
     return 0;
 }
 
+/* run_knn inside a second guard, over the graph's own mapping: a graph
+ * file truncated after the shard opened it is damage, not SIGBUS (the
+ * searcher's guard covers data.mdb, where the vectors are) */
+static int run_knn_guarded(idx_searcher_t *s, void *ud)
+{
+    const void *map;
+    size_t len;
+    ann_hnsw_mapping(s->r->ann, &map, &len);
+    if (!map) return run_knn(s, ud);
+    idx_guard g;
+    if (idx_guard_enter(&g, map, len) == 0) {
+        if (sigsetjmp(g.jb, 0) != 0)
+            return fn_seterr(s->eb, FN_ECORRUPT, "%s/%s: %s", s->r->dir, IDX_ANN_FILE, idx_guard_what(&g));
+    }
+    int rc = run_knn(s, ud);
+    idx_guard_leave(&g);
+    return rc;
+}
+
 int idx_knn(idx_searcher_t *s, const idx_knn_query *q, idx_knn_hit *hits, size_t *n, int *deadline_hit,
             fn_errbuf *eb)
 {
@@ -96,7 +116,7 @@ int idx_knn(idx_searcher_t *s, const idx_knn_query *q, idx_knn_hit *hits, size_t
     if (zero && in->vec_metric == ANN_COSINE)
         return fn_seterr(eb, FN_EINVAL, "vector: all zeros has no direction for cosine");
     knn_args a = { q, hits, 0, 0 };
-    int rc = idx_searcher_run(s, run_knn, &a);
+    int rc = idx_searcher_run(s, run_knn_guarded, &a);
     s->knn_allow = NULL;
     if (rc) return rc;
     *n = a.n;

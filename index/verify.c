@@ -547,11 +547,12 @@ static int merge_terms(merge *m)
     return 0;
 }
 
-/* merge_terms inside one guard per shard's map (nested: a frame each). */
-static int merge_guarded(merge *m, uint32_t i)
+static int merge_guarded(merge *m, uint32_t i);
+
+/* One frame of merge_guarded: shard i's guard (i is not changed after the
+ * sigsetjmp, so no register copy of it can be clobbered by the jump). */
+static int merge_guarded_at(merge *m, const uint32_t i)
 {
-    while (i < m->n && !m->vs[i].r) i++;
-    if (i == m->n) return merge_terms(m);
     idx_guard g;
     if (idx_guard_enter(&g, m->vs[i].r->map, m->vs[i].r->mapsize) == 0) {
         if (sigsetjmp(g.jb, 0) != 0)
@@ -560,6 +561,14 @@ static int merge_guarded(merge *m, uint32_t i)
     int rc = merge_guarded(m, i + 1);
     idx_guard_leave(&g);
     return rc;
+}
+
+/* merge_terms inside one guard per shard's map (nested: a frame each). */
+static int merge_guarded(merge *m, uint32_t i)
+{
+    while (i < m->n && !m->vs[i].r) i++;
+    if (i == m->n) return merge_terms(m);
+    return merge_guarded_at(m, i);
 }
 
 /* The checks across shards, over those that checked out. */

@@ -49,7 +49,7 @@
  * Measured (docs/ann.md, tests/bench/ann_bench.sh; 2 vCPUs Xeon, AVX2 path,
  * M 16, efC 200, one search thread): Fashion-MNIST 60k x 784 L2, recall@10
  * 0.980 at ef 20, ~2x hnswlib's QPS; GloVe 25-d 11k cosine, 0.970 at ef 20,
- * ~1.2x hnswlib's. Build on 2 threads: 9 s and 0.5 s (hnswlib 16 s, 0.6 s).
+ * ~1.2x hnswlib's. Build on 2 threads: 9 s and 0.5-1 s (hnswlib 16 s, 0.6-1.2 s).
  * Tests: tests/index/ann/test_hnsw.c.
  */
 #include "hnsw.h"
@@ -967,6 +967,12 @@ static uint64_t layout(const ann_hnsw_t *h, bool with_vectors, uint64_t off[NSEC
         at += len;
     }
     return at;
+}
+
+void ann_hnsw_mapping(const ann_hnsw_t *h, const void **p, size_t *len)
+{
+    *p = h ? h->map : NULL;
+    *len = h && h->map ? h->map_len : 0;
 }
 
 void ann_hnsw_get_info(const ann_hnsw_t *h, ann_hnsw_info *info)

@@ -139,6 +139,11 @@ typedef struct ann_hnsw_info {
 
 void ann_hnsw_get_info(const ann_hnsw_t *h, ann_hnsw_info *info);
 
+/** An opened graph's file mapping (*p, *len), for a SIGBUS guard around
+ * searches (index/integrity.h: a file truncated after open); NULL/0 for a
+ * built graph. */
+void ann_hnsw_mapping(const ann_hnsw_t *h, const void **p, size_t *len);
+
 /** The vectors the graph reads (the caller's, or the file's). */
 const float *ann_hnsw_vectors(const ann_hnsw_t *h);
 

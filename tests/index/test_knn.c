@@ -388,3 +388,34 @@ Test(knn, vec_sim_feature_by_hand)
         idx_reader_close(r);
     }
 }
+
+/* A graph file truncated while the shard has it open: the search that
+ * touches the lost pages is damage (FN_ECORRUPT naming ann.hnsw), not SIGBUS. */
+Test(knn, graph_truncated_under_an_open_shard)
+{
+    char dir[600], sh[700], p[800];
+    build("trunc", 1, "l2", dir, sizeof dir);
+    snprintf(sh, sizeof sh, "%s/shard-000", dir);
+    idx_reader_t *r;
+    idx_searcher_t *s;
+    fn_errbuf eb = { { 0 } };
+    cr_assert_eq(idx_reader_open(sh, &r, &eb), 0, "%s", eb.msg);
+    cr_assert_eq(idx_searcher_create(r, &s, &eb), 0);
+    snprintf(p, sizeof p, "%s/%s", sh, IDX_ANN_FILE);
+    cr_assert_eq(truncate(p, 4096), 0);
+    float q[DIM] = { 0 };
+    q[1] = 1;
+    idx_knn_hit h[K];
+    size_t n;
+    int rc = 0;
+    /* a few searches: the first that touches a lost page reports it */
+    for (int i = 0; i < 20 && rc == 0; i++) {
+        q[0] = (float)i;
+        idx_knn_query kq = { .vec = q, .dim = DIM, .k = K, .ef = 200 };
+        rc = idx_knn(s, &kq, h, &n, NULL, &eb);
+    }
+    cr_assert_eq(rc, FN_ECORRUPT, "rc %d (%s)", rc, eb.msg);
+    cr_assert(strstr(eb.msg, IDX_ANN_FILE), "%s", eb.msg);
+    idx_searcher_destroy(s);
+    idx_reader_close(r);
+}

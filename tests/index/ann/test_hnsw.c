@@ -371,7 +371,7 @@ static void file_path(char *out, size_t cap, const char *name)
 
 Test(ann_file, reopened_graph_answers_identically, .init = mk, .fini = rm)
 {
-    const size_t n = 1500, dim = 20, nq = 40;
+    const size_t n = 1000, dim = 20, nq = 40;
     float *v = random_vecs(n, dim, 31), *q = random_vecs(nq, dim, 32);
     const ann_metric ms[] = { ANN_L2, ANN_DOT, ANN_COSINE };
     for (int mi = 0; mi < 3; mi++) {
@@ -616,7 +616,7 @@ Test(ann_hnsw, filter_returns_only_allowed_ids)
 
 Test(ann_hnsw, deadline_in_the_past_stops_and_says_so)
 {
-    const size_t n = 2000, dim = 16;
+    const size_t n = 1000, dim = 16;
     float *v = random_vecs(n, dim, 71), *q = random_vecs(1, dim, 72);
     ann_hnsw_t *h = build(v, n, dim, ANN_L2, 1);
     ann_scratch_t *s;
