@@ -335,7 +335,8 @@ static int cv_run(const cv_args *a, char *why, size_t cap)
                 snprintf(why, cap, "fold %u: stage-1 features: %s", f + 1, eb.msg);
                 rc = -1;
             } else {
-                char *args[] = { "train", "--data", s1, "--objective", "logistic", "--guard", "--out", m1, NULL };
+                char *args[] = { "train", "--data", s1, "--objective", "logistic", "--guard", "--guard-drop",
+                                 "vec_sim", "--out", m1, NULL };
                 if (run_self(args, "/dev/null", log, why, cap) || ops_model_push(addr, 1, m1, 30000, NULL, 0, &eb)) {
                     if (eb.msg[0]) snprintf(why, cap, "fold %u: stage-1 push: %s", f + 1, eb.msg);
                     rc = -1;
@@ -362,7 +363,8 @@ static int cv_run(const cv_args *a, char *why, size_t cap)
                               imp_n, "--out", clk, NULL };
             char *targs[] = { "traindata", "--impressions", imp_n, "--clicks", clk, "--mode", "pointwise",
                               "--out", s2, NULL };
-            char *args[] = { "train", "--data", s2, "--objective", "lambdarank", "--guard", "--out", m2, NULL };
+            char *args[] = { "train", "--data", s2, "--objective", "lambdarank", "--guard", "--guard-drop",
+                             "vec_sim", "--out", m2, NULL };
             if (run_self(sargs, "/dev/null", log, why, cap) || copy_tail(implog, before.st_size, imp, why, cap) ||
                 run_self(cargs, "/dev/null", log, why, cap) || run_self(targs, "/dev/null", log, why, cap) ||
                 run_self(args, "/dev/null", log, why, cap) ||
@@ -375,7 +377,8 @@ static int cv_run(const cv_args *a, char *why, size_t cap)
                 snprintf(why, cap, "fold %u: stage-2 features: %s", f + 1, eb.msg);
                 rc = -1;
             } else {
-                char *args[] = { "train", "--data", s2, "--objective", "lambdarank", "--guard", "--out", m2, NULL };
+                char *args[] = { "train", "--data", s2, "--objective", "lambdarank", "--guard", "--guard-drop",
+                                 "vec_sim", "--out", m2, NULL };
                 if (run_self(args, "/dev/null", log, why, cap) ||
                     ops_model_push(addr, 2, m2, 30000, desc2, sizeof desc2, &eb)) {
                     if (eb.msg[0]) snprintf(why, cap, "fold %u: stage-2 push: %s", f + 1, eb.msg);

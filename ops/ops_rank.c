@@ -154,6 +154,57 @@ static const char *objective_name(enum rank_objective o)
 
 /* ---- funnel train ---- */
 
+/* --guard-drop: the guard again on tr with column NAME missing; the model
+ * without it is kept unless the one with it is better on the inner-CV mean
+ * and on most inner folds (the same folds: same seed). *grd and *model are
+ * replaced when the column goes. 0, or an error code (eb). */
+static int guard_drop(const rank_dataset *tr, const char *name,
+                      const rank_guard_params *grp, rank_guard_report *grd, rank_model_t **model, fn_errbuf *eb)
+{
+    long col = -1;
+    for (size_t i = 0; tr->feature_names && i < tr->nfeatures; i++)
+        if (tr->feature_names[i] && strcmp(tr->feature_names[i], name) == 0) col = (long)i;
+    if (col < 0) {
+        fprintf(stderr, "guard-drop: the data names no %s: nothing to drop\n", name);
+        return 0;
+    }
+    size_t present = 0;
+    for (size_t r = 0; r < tr->rows; r++) present += !isnan(tr->X[r * tr->nfeatures + (size_t)col]);
+    if (!present) {
+        fprintf(stderr, "guard-drop: %s is missing in every row: the model cannot use it\n", name);
+        return 0;
+    }
+    rank_dataset td = *tr;   /* shallow: only X is its own */
+    if (!(td.X = malloc(tr->rows * tr->nfeatures * sizeof *td.X))) return fn_seterr(eb, -ENOMEM, "out of memory");
+    memcpy(td.X, tr->X, tr->rows * tr->nfeatures * sizeof *td.X);
+    for (size_t r = 0; r < tr->rows; r++) td.X[r * tr->nfeatures + (size_t)col] = NAN;
+    rank_guard_report g2;
+    memset(&g2, 0, sizeof g2);
+    rank_model_t *m2 = NULL;
+    int rc = rank_guard_train(&td, grp, &g2, &m2, eb);
+    free(td.X);
+    if (rc) return rc;
+    const rank_guard_cand *a = &grd->cand[grd->chosen], *b = &g2.cand[g2.chosen];
+    int lower_better = grd->objective == RANK_OBJ_LOGISTIC;
+    unsigned wins = 0;
+    for (unsigned k = 0; k < grd->folds; k++)
+        wins += lower_better ? a->fold[k] < b->fold[k] : a->fold[k] > b->fold[k];
+    int keep_with = (lower_better ? a->mean < b->mean : a->mean > b->mean) && 2 * wins > grd->folds;
+    fprintf(stderr, "guard-drop %s: with it %s mean %.6f, without it %s mean %.6f; with it better on %u of %u "
+            "inner folds: %s\n", name, a->name, a->mean, b->name, b->mean, wins, grd->folds,
+            keep_with ? "kept" : "dropped");
+    if (keep_with) {
+        rank_model_free(m2);
+        rank_guard_report_free(&g2);
+        return 0;
+    }
+    rank_model_free(*model);
+    *model = m2;
+    rank_guard_report_free(grd);
+    *grd = g2;
+    return 0;
+}
+
 static const char train_usage[] =
     "usage: funnel train --data TRAIN [--valid VALID] --objective lambdarank|binary|logistic\n"
     "                    --out MODEL [options]\n"
@@ -211,6 +262,10 @@ static const char train_usage[] =
     "  --guard-alt NAME     an alternative ranking score tried alone and\n"
     "                       interpolated with the base (default: prf_rm3 when the\n"
     "                       data names it; none = no such candidates)\n"
+    "  --guard-drop NAME    also run the guard with NAME's column missing, and keep\n"
+    "                       that model unless the one using NAME has the better\n"
+    "                       inner-CV mean AND wins most inner folds (a feature must\n"
+    "                       earn its place; skipped when the column is all missing)\n"
     "  --threads T          with --guard: trainings run in parallel (default 2)\n"
     "Data:\n"
     "  --group FILE         group sizes for --data (default FILE.query if present)\n"
@@ -317,7 +372,7 @@ int ops_cmd_train(int argc, char **argv)
         O_DATA = 1, O_VALID, O_OBJ, O_OUT, O_TREES, O_DEPTH, O_LEAVES, O_LR, O_MINLEAF,
         O_MCW, O_L2, O_MINGAIN, O_SUB, O_COL, O_BINS, O_NDCGK, O_ES, O_SEED, O_THREADS,
         O_EVERY, O_C, O_MAXITER, O_TOL, O_NOINT, O_VGROUP, O_GUARD, O_BASEF, O_BASEW, O_IFOLDS,
-        O_MINT, O_TDEPTH, O_ALT
+        O_MINT, O_TDEPTH, O_ALT, O_DROP
     };
     static const struct option lo[] = {
         {"data", required_argument, 0, O_DATA},      {"valid", required_argument, 0, O_VALID},
@@ -339,7 +394,7 @@ int ops_cmd_train(int argc, char **argv)
         {"inner-folds", required_argument, 0, O_IFOLDS},
         {"guard-min-t", required_argument, 0, O_MINT},
         {"train-depth", required_argument, 0, O_TDEPTH},
-        {"guard-alt", required_argument, 0, O_ALT},
+        {"guard-alt", required_argument, 0, O_ALT},  {"guard-drop", required_argument, 0, O_DROP},
         DATA_OPTIONS,                                {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     const char *data = NULL, *valid_path = NULL, *out = NULL, *obj = NULL, *vgroup = NULL;
@@ -354,6 +409,7 @@ int ops_cmd_train(int argc, char **argv)
     const char *settings_flag = NULL;   /* a settings flag --guard refuses */
     const char *base_feature = NULL;
     const char *alt_feature = NULL;     /* --guard-alt; NULL: prf_rm3 if the data names it */
+    const char *drop_feature = NULL;    /* --guard-drop: also guard without this column, keep the better */
     double base_weight = NAN;           /* NaN: fitted */
     rank_guard_params grp;
     rank_guard_defaults(&grp);
@@ -385,6 +441,7 @@ int ops_cmd_train(int argc, char **argv)
             break;
         }
         case O_ALT: alt_feature = optarg; break;
+        case O_DROP: drop_feature = optarg; break;
         case O_DATA: data = optarg; break;
         case O_VALID: valid_path = optarg; break;
         case O_VGROUP: vgroup = optarg; break;
@@ -493,6 +550,8 @@ int ops_cmd_train(int argc, char **argv)
         TRAIN_USAGE_ERR("--train-depth goes with --guard");
     } else if (alt_feature) {
         TRAIN_USAGE_ERR("--guard-alt goes with --guard");
+    } else if (drop_feature) {
+        TRAIN_USAGE_ERR("--guard-drop goes with --guard");
     } else if (base_feature && objective == RANK_OBJ_LOGISTIC) {
         TRAIN_USAGE_ERR("--base-feature is for tree models (lambdarank, binary)");
     } else if (!isnan(base_weight) && !base_feature) {
@@ -581,6 +640,7 @@ int ops_cmd_train(int argc, char **argv)
             rank_guard_report_print(&grd, (const char *const *)tr.feature_names, stderr);
             fflush(stderr);
         }
+        if (rc == 0 && drop_feature) rc = guard_drop(&tr, drop_feature, &grp, &grd, &model, &eb);
     } else if (objective == RANK_OBJ_LOGISTIC)
         rc = rank_train_logistic(&tr, &lp, &model, &eb);
     else
