@@ -175,6 +175,18 @@ grep -q '^guard: base  ' "$T/g.err" && grep -q '^guard: lm-d2-t50  ' "$T/g.err" 
 grep -Eq '^guard: chose (lm|lin)-' "$T/g.err" || { cat "$T/g.err"; fail "signal beyond bm25f: the guard should use it"; }
 grep -Eq '^done: guard chose (lm|lin)-' "$T/g.out" || { cat "$T/g.out"; fail "guard summary"; }
 "$FUNNEL" predict --model "$T/g.model" --data "$T/sigte.svm" >"$T/pg" || fail "predict guarded model"
+# --guard-drop: the guard again without a column; the signal column earns its
+# place, so the model keeps it; a missing name or a missing column changes nothing
+"$FUNNEL" train --data "$T/sig.svm" --objective lambdarank --guard --guard-drop extra --out "$T/gd.model" \
+    >"$T/gd.out" 2>"$T/gd.err" || { cat "$T/gd.out" "$T/gd.err"; fail "train --guard-drop"; }
+grep -Eq '^guard-drop extra: with it (lm|lin)-.* mean [0-9.]+, without it .* mean [0-9.]+; with it better on [0-9] of 5 inner folds: kept$' \
+    "$T/gd.err" || { grep guard-drop "$T/gd.err"; fail "guard-drop of the signal column"; }
+cmp -s "$T/g.model" "$T/gd.model" || fail "a kept column must give the plain guard's model"
+"$FUNNEL" train --data "$T/sig.svm" --objective lambdarank --guard --guard-drop nosuch --out "$T/gn.model" \
+    >/dev/null 2>"$T/gn.err" || fail "train --guard-drop nosuch"
+grep -q '^guard-drop: the data names no nosuch: nothing to drop$' "$T/gn.err" || { cat "$T/gn.err"; fail "guard-drop of an unknown name"; }
+"$FUNNEL" train --data "$T/sig.svm" --objective lambdarank --guard-drop extra --trees 3 --out "$T/x" >/dev/null 2>"$T/err"
+rc=$?; [ $rc -eq 2 ] && grep -q -- "--guard-drop goes with --guard" "$T/err" || { cat "$T/err"; fail "--guard-drop without --guard: exit $rc"; }
 "$FUNNEL" rank-eval --data "$T/sigte.svm" --scores "$T/pg" >"$T/eg" || fail "rank-eval guarded"
 tail -n +2 "$T/sigte.svm" | cut -d' ' -f3 | sed 's/^1://' >"$T/pbase"
 "$FUNNEL" rank-eval --data "$T/sigte.svm" --scores "$T/pbase" >"$T/eb" || fail "rank-eval base"
