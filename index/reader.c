@@ -321,6 +321,21 @@ static int cached_get(const idx_reader_t *r, MDB_txn *txn, MDB_dbi dbi, _Atomic 
     return 0;
 }
 
+/* cached_get of `key` (< n) with the errors a reader reports, each naming
+ * the value as "WHAT KEY" ("term vector of doc 7"): FN_ECORRUPT for a key out
+ * of range, a missing value or one outside the map; LMDB's other codes. */
+static int value_get(const idx_reader_t *r, MDB_txn *txn, MDB_dbi dbi, _Atomic uint64_t *cache, uint64_t n,
+                     uint32_t key, const char *what, const char *dbname, MDB_val *v, fn_errbuf *eb)
+{
+    if (key >= n)
+        return fn_seterr(eb, FN_ECORRUPT, "%s %u: out of range (%llu)", what, key, (unsigned long long)n);
+    int rc = cached_get(r, txn, dbi, cache ? &cache[key] : NULL, key, v);
+    if (rc == MDB_NOTFOUND) return fn_seterr(eb, FN_ECORRUPT, "%s %u: missing", what, key);
+    if (rc == -1) return fn_seterr(eb, FN_ECORRUPT, "%s %u: lies outside the file: a page is damaged", what, key);
+    if (rc) return fn_seterr(eb, idx_mdb_code(rc), "%s: %s", dbname, mdb_strerror(rc));
+    return 0;
+}
+
 void idx_tvec_free(idx_tvec *tv)
 {
     free(tv->termid);
@@ -366,15 +381,9 @@ static inline int tv_fast(const uint8_t **pp, uint32_t *v)
 
 int idx_tvec_get(const idx_reader_t *r, MDB_txn *txn, uint32_t doc, idx_tvec *tv, fn_errbuf *eb)
 {
-    if (doc >= r->info.docs)
-        return fn_seterr(eb, FN_ECORRUPT, "term vector of doc %u: out of range (%llu documents)", doc,
-                         (unsigned long long)r->info.docs);
     MDB_val v;
-    int rc = cached_get(r, txn, r->tvec, r->tvat ? &r->tvat[doc] : NULL, doc, &v);
-    if (rc == MDB_NOTFOUND) return fn_seterr(eb, FN_ECORRUPT, "term vector of doc %u: missing", doc);
-    if (rc == -1)
-        return fn_seterr(eb, FN_ECORRUPT, "term vector of doc %u: lies outside the file: a page is damaged", doc);
-    if (rc) return fn_seterr(eb, idx_mdb_code(rc), "tvec: %s", mdb_strerror(rc));
+    int rc = value_get(r, txn, r->tvec, r->tvat, r->info.docs, doc, "term vector of doc", "tvec", &v, eb);
+    if (rc) return rc;
     const uint8_t *p = v.mv_data, *end = p + v.mv_size;
     if (v.mv_size < IDX_TVEC_HDR || idx_get_u32le(p) != idx_sum32(p + 4, v.mv_size - 4, doc))
         return fn_seterr(eb, FN_ECORRUPT, "term vector of doc %u: checksum mismatch", doc);
@@ -427,16 +436,9 @@ bad:
 int idx_vocab_get(const idx_reader_t *r, MDB_txn *txn, uint32_t termid, const char **term, size_t *len,
                   uint32_t *gdf, fn_errbuf *eb)
 {
-    if (termid >= r->info.terms)
-        return fn_seterr(eb, FN_ECORRUPT, "vocabulary: term id %u: out of range (%llu terms)", termid,
-                         (unsigned long long)r->info.terms);
     MDB_val v;
-    int rc = cached_get(r, txn, r->vocab, r->vocat ? &r->vocat[termid] : NULL, termid, &v);
-    if (rc == MDB_NOTFOUND) return fn_seterr(eb, FN_ECORRUPT, "vocabulary: term id %u missing", termid);
-    if (rc == -1)
-        return fn_seterr(eb, FN_ECORRUPT, "vocabulary: term id %u lies outside the file: a page is damaged",
-                         termid);
-    if (rc) return fn_seterr(eb, idx_mdb_code(rc), "vocab: %s", mdb_strerror(rc));
+    int rc = value_get(r, txn, r->vocab, r->vocat, r->info.terms, termid, "vocabulary: term id", "vocab", &v, eb);
+    if (rc) return rc;
     const uint8_t *p = v.mv_data;
     if (v.mv_size <= IDX_VOCAB_HDR || v.mv_size > IDX_VOCAB_HDR + IDX_MAX_TERM_BYTES ||
         idx_get_u32le(p) != idx_sum32(p + 4, v.mv_size - 4, termid))
@@ -539,16 +541,9 @@ int idx_doc_decode(uint32_t doc, const MDB_val *v, idx_doc_rec *out, fn_errbuf *
 
 int idx_doc_get(const idx_reader_t *r, MDB_txn *txn, uint32_t doc, idx_doc_rec *out, fn_errbuf *eb)
 {
-    if (doc >= r->info.docs)
-        return fn_seterr(eb, FN_ECORRUPT, "stored record of doc %u: out of range (%llu documents)", doc,
-                         (unsigned long long)r->info.docs);
     MDB_val v;
-    int rc = cached_get(r, txn, r->docs, r->docat ? &r->docat[doc] : NULL, doc, &v);
-    if (rc == MDB_NOTFOUND) return fn_seterr(eb, FN_ECORRUPT, "stored record of doc %u: missing", doc);
-    if (rc == -1)
-        return fn_seterr(eb, FN_ECORRUPT, "stored record of doc %u: lies outside the file: a page is damaged", doc);
-    if (rc) return fn_seterr(eb, idx_mdb_code(rc), "docs: %s", mdb_strerror(rc));
-    return idx_doc_decode(doc, &v, out, eb);
+    int rc = value_get(r, txn, r->docs, r->docat, r->info.docs, doc, "stored record of doc", "docs", &v, eb);
+    return rc ? rc : idx_doc_decode(doc, &v, out, eb);
 }
 
 void idx_srcbuf_free(idx_srcbuf *sb)
