@@ -6,7 +6,6 @@
 #include "fn_version.h"
 #include "ops.h"
 
-int ops_cmd_embed(int argc, char **argv);   /* ops_embed.c: funnel embed train|apply */
 
 static const char usage[] =
     "usage: funnel <command> [options]     (funnel <command> --help for details)\n"

@@ -42,6 +42,8 @@ int ops_model_push(const char *server, int stage, const char *path, int64_t dead
 int ops_cmd_traindata(int argc, char **argv);
 /* vector search (ops_ann.c, docs/ann.md): `funnel ann bench` */
 int ops_cmd_ann(int argc, char **argv);
+/* the text encoder (ops_embed.c, docs/cli.md): `funnel embed train|apply` */
+int ops_cmd_embed(int argc, char **argv);
 
 /* ---- locating the daemons (ops_util.c) ---- */
 

@@ -100,6 +100,20 @@ static void brute(const char *metric, const float *q, truth *out)
     memcpy(out, all, K * sizeof *out);
 }
 
+/* a shard's reader and a searcher on it, or the test fails */
+static void open_shard(const char *dir, idx_reader_t **r, idx_searcher_t **s)
+{
+    fn_errbuf eb = { { 0 } };
+    cr_assert_eq(idx_reader_open(dir, r, &eb), 0, "%s: %s", dir, eb.msg);
+    cr_assert_eq(idx_searcher_create(*r, s, &eb), 0, "%s", eb.msg);
+}
+
+static void close_shard(idx_reader_t *r, idx_searcher_t *s)
+{
+    idx_searcher_destroy(s);
+    idx_reader_close(r);
+}
+
 /* a hit as its external document number (ids are "dN") */
 static int doc_num(idx_searcher_t *s, const idx_knn_hit *kh)
 {
@@ -125,11 +139,10 @@ Test(knn, exact_equals_brute_force_and_hnsw_recall_per_metric)
         build(metrics[m], 1, metrics[m], dir, sizeof dir);
         snprintf(sh, sizeof sh, "%s/shard-000", dir);
         idx_reader_t *r;
-        fn_errbuf eb = { { 0 } };
-        cr_assert_eq(idx_reader_open(sh, &r, &eb), 0, "%s", eb.msg);
-        cr_assert_eq(idx_reader_info(r)->vec_dim, DIM);
         idx_searcher_t *s;
-        cr_assert_eq(idx_searcher_create(r, &s, &eb), 0);
+        fn_errbuf eb = { { 0 } };
+        open_shard(sh, &r, &s);
+        cr_assert_eq(idx_reader_info(r)->vec_dim, DIM);
         unsigned seed = 5;
         double recall = 0;
         for (int t = 0; t < 50; t++) {
@@ -164,8 +177,7 @@ Test(knn, exact_equals_brute_force_and_hnsw_recall_per_metric)
         recall /= 50.0 * K;
         cr_assert_geq(recall, 0.9, "%s: HNSW recall@10 %.3f", metrics[m], recall);
         fprintf(stderr, "%s: HNSW recall@10 %.3f at ef 64\n", metrics[m], recall);
-        idx_searcher_destroy(s);
-        idx_reader_close(r);
+        close_shard(r, s);
     }
 }
 
@@ -186,11 +198,9 @@ Test(knn, reopened_index_answers_identically_and_three_shards_merge_to_one)
         for (int pass = 0; pass < 2; pass++) {
             idx_reader_t *r;
             idx_searcher_t *s;
-            cr_assert_eq(idx_reader_open(sh, &r, &eb), 0, "%s", eb.msg);
-            cr_assert_eq(idx_searcher_create(r, &s, &eb), 0);
+            open_shard(sh, &r, &s);
             cr_assert_eq(idx_knn(s, &kq, pass ? b : a, pass ? &nb : &na, NULL, &eb), 0, "%s", eb.msg);
-            idx_searcher_destroy(s);
-            idx_reader_close(r);
+            close_shard(r, s);
         }
         cr_assert_eq(na, nb);
         for (size_t i = 0; i < na; i++)
@@ -201,20 +211,16 @@ Test(knn, reopened_index_answers_identically_and_three_shards_merge_to_one)
         idx_reader_t *r;
         idx_searcher_t *s;
         snprintf(sh, sizeof sh, "%s/shard-000", d1);
-        cr_assert_eq(idx_reader_open(sh, &r, &eb), 0);
-        cr_assert_eq(idx_searcher_create(r, &s, &eb), 0);
+        open_shard(sh, &r, &s);
         cr_assert_eq(idx_knn(s, &kq, a, &na, NULL, &eb), 0);
-        idx_searcher_destroy(s);
-        idx_reader_close(r);
+        close_shard(r, s);
         for (int i = 0; i < 3; i++) {
             snprintf(sh, sizeof sh, "%s/shard-%03d", d3, i);
-            cr_assert_eq(idx_reader_open(sh, &r, &eb), 0);
-            cr_assert_eq(idx_searcher_create(r, &s, &eb), 0);
+            open_shard(sh, &r, &s);
             size_t n;
             cr_assert_eq(idx_knn(s, &kq, all + nall, &n, NULL, &eb), 0);
             nall += n;
-            idx_searcher_destroy(s);
-            idx_reader_close(r);
+            close_shard(r, s);
         }
         for (size_t i = 0; i < nall; i++)   /* sort by (score desc, key asc) */
             for (size_t j = i + 1; j < nall; j++)
@@ -236,8 +242,7 @@ Test(knn, filter_deadline_and_refusals)
     idx_reader_t *r;
     idx_searcher_t *s;
     fn_errbuf eb = { { 0 } };
-    cr_assert_eq(idx_reader_open(sh, &r, &eb), 0);
-    cr_assert_eq(idx_searcher_create(r, &s, &eb), 0);
+    open_shard(sh, &r, &s);
     float q[DIM] = { 0 };
     q[0] = 1;
     /* only even documents allowed */
@@ -271,8 +276,7 @@ Test(knn, filter_deadline_and_refusals)
     idx_knn_query nanq = { .vec = q, .dim = DIM, .k = K };
     cr_assert_eq(idx_knn(s, &nanq, h, &n, &dl, &eb), FN_EINVAL);
     cr_assert(strstr(eb.msg, "vector[3]"), "%s", eb.msg);
-    idx_searcher_destroy(s);
-    idx_reader_close(r);
+    close_shard(r, s);
 }
 
 Test(knn, damaged_vectors_or_graph_refused_at_open)
@@ -321,17 +325,15 @@ Test(knn, index_without_vectors_says_so)
     snprintf(sh, sizeof sh, "%s/shard-000", out);
     idx_reader_t *r;
     idx_searcher_t *s;
-    cr_assert_eq(idx_reader_open(sh, &r, &eb), 0, "%s", eb.msg);
+    open_shard(sh, &r, &s);
     cr_assert_eq(idx_reader_info(r)->vec_dim, 0);
-    cr_assert_eq(idx_searcher_create(r, &s, &eb), 0);
     float q[4] = { 1, 2, 3, 4 };
     idx_knn_hit h[1];
     size_t n;
     idx_knn_query kq = { .vec = q, .dim = 4, .k = 1 };
     cr_assert_eq(idx_knn(s, &kq, h, &n, NULL, &eb), FN_EINVAL);
     cr_assert(strstr(eb.msg, "no vectors"), "%s", eb.msg);
-    idx_searcher_destroy(s);
-    idx_reader_close(r);
+    close_shard(r, s);
 }
 
 /* vec_sim (feature_registry.h): the document's similarity to the query
@@ -351,8 +353,7 @@ Test(knn, vec_sim_feature_by_hand)
         idx_reader_t *r;
         idx_searcher_t *s;
         fn_errbuf eb = { { 0 } };
-        cr_assert_eq(idx_reader_open(sh, &r, &eb), 0);
-        cr_assert_eq(idx_searcher_create(r, &s, &eb), 0);
+        open_shard(sh, &r, &s);
         float q[DIM];
         unsigned seed = 21;
         query(&seed, q);
@@ -384,8 +385,7 @@ Test(knn, vec_sim_feature_by_hand)
         idx_results res;
         cr_assert_eq(idx_search(s, &bad, &res, &eb), FN_EINVAL);
         cr_assert(strstr(eb.msg, "vector"), "%s", eb.msg);
-        idx_searcher_destroy(s);
-        idx_reader_close(r);
+        close_shard(r, s);
     }
 }
 
@@ -399,8 +399,7 @@ Test(knn, graph_truncated_under_an_open_shard)
     idx_reader_t *r;
     idx_searcher_t *s;
     fn_errbuf eb = { { 0 } };
-    cr_assert_eq(idx_reader_open(sh, &r, &eb), 0, "%s", eb.msg);
-    cr_assert_eq(idx_searcher_create(r, &s, &eb), 0);
+    open_shard(sh, &r, &s);
     snprintf(p, sizeof p, "%s/%s", sh, IDX_ANN_FILE);
     cr_assert_eq(truncate(p, 4096), 0);
     float q[DIM] = { 0 };
@@ -416,6 +415,5 @@ Test(knn, graph_truncated_under_an_open_shard)
     }
     cr_assert_eq(rc, FN_ECORRUPT, "rc %d (%s)", rc, eb.msg);
     cr_assert(strstr(eb.msg, IDX_ANN_FILE), "%s", eb.msg);
-    idx_searcher_destroy(s);
-    idx_reader_close(r);
+    close_shard(r, s);
 }
