@@ -1853,14 +1853,20 @@ static int build_ann(builder *b, shard *s)
     ann_hnsw_t *h = NULL;
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", s->dir, IDX_ANN_FILE);
-    if ((rc = ann_hnsw_build((const float *)((const uint8_t *)v.mv_data + IDX_VEC_HDR), s->nvec, b->vdim, &hp,
-                             &h, b->eb)) ||
-        (rc = ann_hnsw_save(h, path, 0, b->eb)))
-        goto out_h;
+    const uint8_t *rows = (const uint8_t *)v.mv_data + IDX_VEC_HDR;
+    float *copy = NULL;   /* a small value sits 2-byte aligned inside a leaf page: copy it */
+    if ((uintptr_t)rows & 3) {
+        if (!(copy = malloc(v.mv_size - IDX_VEC_HDR))) { rc = -ENOMEM; goto out; }
+        memcpy(copy, rows, v.mv_size - IDX_VEC_HDR);
+    }
+    rc = ann_hnsw_build(copy ? copy : (const float *)(const void *)rows, s->nvec, b->vdim, &hp, &h, b->eb);
+    if (!rc) rc = ann_hnsw_save(h, path, 0, b->eb);
+    if (rc) goto out_h;
     struct stat st;
     if (stat(path, &st) == 0) b->st.index_bytes += (uint64_t)st.st_size;
 out_h:
     ann_hnsw_close(h);
+    free(copy);
 out:
     mdb_txn_abort(txn);
     mdb_env_close(env);

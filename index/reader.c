@@ -735,8 +735,17 @@ static int open_vectors(idx_reader_t *r, MDB_txn *txn, const char **what)
     if (idx_get_u32le(p) != idx_sum32(p + 4, val.mv_size - 4, in->vec_dim)) return FN_ECORRUPT;
     /* used in place as floats: the host must store them as the file does */
     const uint32_t one = 1;
-    if (*(const uint8_t *)&one != 1 || ((uintptr_t)(p + IDX_VEC_HDR) & 3)) return FN_EFORMAT;
-    r->vecs = (const float *)(const void *)(p + IDX_VEC_HDR);
+    if (*(const uint8_t *)&one != 1) return FN_EFORMAT;
+    if ((uintptr_t)(p + IDX_VEC_HDR) & 3) {
+        /* a small value lives inside a leaf page, 2-byte aligned: a copy
+         * (large ones sit in overflow pages, page-aligned plus the header) */
+        size_t bytes = val.mv_size - IDX_VEC_HDR;
+        if (!(r->vecs_own = malloc(bytes ? bytes : 1))) return -ENOMEM;
+        memcpy(r->vecs_own, p + IDX_VEC_HDR, bytes);
+        r->vecs = r->vecs_own;
+    } else {
+        r->vecs = (const float *)(const void *)(p + IDX_VEC_HDR);
+    }
     for (uint64_t i = 0; i < in->vec_count * in->vec_dim; i++)
         if (!isfinite(r->vecs[i])) return FN_ECORRUPT;
     return 0;
@@ -1071,6 +1080,7 @@ void idx_reader_close(idx_reader_t *r)
     free((void *)r->tvat);
     free((void *)r->vocat);
     ann_hnsw_close(r->ann);
+    free(r->vecs_own);
     free(r->vec_rows);
     free(r->vec_docs);
     free(r->len[0]);

@@ -60,6 +60,7 @@ struct idx_reader {
      * row (copies of the norms), and the shard's HNSW graph over the rows
      * (NULL if the shard has none). */
     const float *vecs;
+    float *vecs_own;              /* vecs, when the value was not 4-byte aligned in the map (a small one) */
     uint32_t *vec_rows, *vec_docs;
     struct ann_hnsw *ann;
 };

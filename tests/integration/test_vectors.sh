@@ -115,6 +115,8 @@ for want in 'bad.jsonl:2: "embedding" has 5 numbers, the index'"'"'s dimension i
     grep -q "$want" "$T/bad.log" || { cat "$T/bad.log"; fail "no line: $want"; }
 done
 grep -q "indexed 2 docs, skipped 4" "$T/bad.log" || { cat "$T/bad.log"; fail "bad lines counted"; }
+# two vectors: a value so small LMDB keeps it inside a leaf page, not page-aligned
+"$FUNNEL" index verify "$T/bad.idx" >"$T/badv.log" 2>&1 || { cat "$T/badv.log"; fail "a 2-vector index does not verify"; }
 "$FUNNEL" index build --input "$T/bad.jsonl" --shards 1 --out "$T/bad2.idx" --on-error fail >"$T/bad2.log" 2>&1 \
     && fail "--on-error fail built anyway"
 grep -q 'bad.jsonl:2: "embedding" has 5 numbers' "$T/bad2.log" || { cat "$T/bad2.log"; fail "fail mode message"; }
