@@ -46,6 +46,11 @@ int fn_text_is_blank(const char *s, size_t n)
     return 1;
 }
 
+int fn_query_is_blank(const char *q)
+{
+    return !q || fn_text_is_blank(q, strlen(q));
+}
+
 size_t fn_text_words(const char *s, size_t n, size_t stop)
 {
     const utf8proc_uint8_t *p = (const utf8proc_uint8_t *)s;

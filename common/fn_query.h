@@ -29,6 +29,9 @@ int fn_utf8_valid(const char *s, size_t n);
 
 /* 1 if s (valid UTF-8) holds only white space (ASCII, or Unicode Zs/Zl/Zp). */
 int fn_text_is_blank(const char *s, size_t n);
+/* No query text at all: NULL, empty or only white space (a request may
+ * then carry a vector alone). */
+int fn_query_is_blank(const char *q);
 
 /* Words in s (valid UTF-8): maximal runs of letters and digits (Unicode L*
  * and N*), as the analyzer tokenizes. Stops counting past `stop`. */

@@ -474,58 +474,68 @@ static size_t stage2_window(const search *s)
 /* The exact merge of the shards' lists by stage-1 score, once: the first W
  * global ranks, W = the stage-2 window or the page's end, whichever is
  * further. Returns 0 or -ENOMEM. */
-static int merge_window(search *s)
+/* The exact merge of the answering shards' lists - their hits, or with
+ * knn their nearest neighbours - into the first `want` global ranks:
+ * (*hits)[i] and the shard it came from, (*shard)[i]; *got of them, *in the
+ * entries the lists held. Returns 0 or -ENOMEM. */
+static int merge_lists(search *s, int knn, size_t want, const Funnel__V1__ShardHit ***hits, uint32_t **shard,
+                       size_t *got, uint64_t *in)
 {
-    if (s->merged) return 0;
     fn_arena *a = &s->mem;
     uint32_t n = s->nslots;
-    uint64_t t_merge = uv_hrtime();
     coord_merge_list *lists = ar_alloc(a, n * sizeof *lists);
     uint32_t **perms = ar_alloc(a, n * sizeof *perms);
     if (a->oom) return -ENOMEM;
-    s->merged_in = 0;
+    *in = 0;
     for (uint32_t i = 0; i < n; i++) {
         shard_slot *sl = &s->slots[i];
         if (sl->code != GRPC_STATUS_OK || !sl->resp) continue;
-        const Funnel__V1__ShardSearchResponse *r = sl->resp;
-        s->merged_in += r->n_hits;
-        coord_merge_item *items = ar_alloc(a, (r->n_hits ? r->n_hits : 1) * sizeof *items);
+        Funnel__V1__ShardHit *const *l = knn ? sl->resp->knn : sl->resp->hits;
+        size_t nl = knn ? sl->resp->n_knn : sl->resp->n_hits;
+        *in += nl;
+        coord_merge_item *items = ar_alloc(a, (nl ? nl : 1) * sizeof *items);
         if (!items) return -ENOMEM;
-        for (size_t h = 0; h < r->n_hits; h++) {
-            items[h].score = r->hits[h]->score;
-            items[h].key = r->hits[h]->key;
-        }
-        lists[i] = (coord_merge_list){ items, r->n_hits };
+        for (size_t h = 0; h < nl; h++) items[h] = (coord_merge_item){ l[h]->score, l[h]->key };
+        lists[i] = (coord_merge_list){ items, nl };
         /* Shards return sorted lists; a buggy one must not break exactness. */
-        if (!coord_merge_is_sorted(items, r->n_hits)) {
+        if (!coord_merge_is_sorted(items, nl)) {
             if (!sl->b->warned_mismatch) {
                 sl->b->warned_mismatch = 1;
                 FN_WARN("%s returned hits out of order; sorting them", sl->b->addr);
             }
-            perms[i] = ar_alloc(a, r->n_hits * sizeof *perms[i]);
+            perms[i] = ar_alloc(a, nl * sizeof *perms[i]);
             if (!perms[i]) return -ENOMEM;
-            for (size_t h = 0; h < r->n_hits; h++) perms[i][h] = (uint32_t)h;
-            if (coord_merge_sort(items, perms[i], r->n_hits)) return -ENOMEM;
+            for (size_t h = 0; h < nl; h++) perms[i][h] = (uint32_t)h;
+            if (coord_merge_sort(items, perms[i], nl)) return -ENOMEM;
         }
     }
+    coord_merge_ref *refs = ar_alloc(a, (want ? want : 1) * sizeof *refs);
+    *hits = ar_alloc(a, (want ? want : 1) * sizeof **hits);
+    *shard = ar_alloc(a, (want ? want : 1) * sizeof **shard);
+    if (a->oom) return -ENOMEM;
+    int merr = 0;
+    *got = coord_merge(lists, n, 0, want, refs, &merr);
+    if (merr) return merr;
+    for (size_t i = 0; i < *got; i++) {
+        shard_slot *sl = &s->slots[refs[i].list];
+        uint32_t pos = perms[refs[i].list] ? perms[refs[i].list][refs[i].pos] : refs[i].pos;
+        (*hits)[i] = knn ? sl->resp->knn[pos] : sl->resp->hits[pos];
+        (*shard)[i] = sl->shard;
+    }
+    return 0;
+}
+
+static int merge_window(search *s)
+{
+    if (s->merged) return 0;
+    uint64_t t_merge = uv_hrtime();
     size_t page_end = (size_t)(s->req->page + 1) * s->k;
     /* a window-features request gets the real stage-2 window (its first k) */
     size_t want = s->mode == FUNNEL__V1__FEATURE_MODE__FEATURES_SELECTION ? s->k
                 : s->mode ? (s->k < s->win[2] ? s->k : s->win[2])
                 : (s->win[2] > page_end ? s->win[2] : page_end);
-    coord_merge_ref *refs = ar_alloc(a, (want ? want : 1) * sizeof *refs);
-    s->mh = ar_alloc(a, (want ? want : 1) * sizeof *s->mh);
-    s->mshard = ar_alloc(a, (want ? want : 1) * sizeof *s->mshard);
-    if (a->oom) return -ENOMEM;
-    int merr = 0;
-    s->got = coord_merge(lists, n, 0, want, refs, &merr);
-    if (merr) return merr;
-    for (size_t i = 0; i < s->got; i++) {
-        shard_slot *sl = &s->slots[refs[i].list];
-        uint32_t pos = perms[refs[i].list] ? perms[refs[i].list][refs[i].pos] : refs[i].pos;
-        s->mh[i] = sl->resp->hits[pos];
-        s->mshard[i] = sl->shard;
-    }
+    int rc = merge_lists(s, 0, want, &s->mh, &s->mshard, &s->got, &s->merged_in);
+    if (rc) return rc;
     s->merge_us = (uv_hrtime() - t_merge) / 1000;
     s->merged = 1;
     return 0;
@@ -536,45 +546,18 @@ static int merge_window(search *s)
  * text ranking (coordinator/fusion.h). Returns 0 or -ENOMEM. */
 static int vector_page(search *s, fn_arena *a, Funnel__V1__SearchResponse *resp, const coord_stage2_out *st2)
 {
-    uint32_t n = s->nslots;
-    coord_merge_list *lists = ar_alloc(a, n * sizeof *lists);
-    uint32_t **perms = ar_alloc(a, n * sizeof *perms);
-    if (a->oom) return -ENOMEM;
     int deadline = 0;
-    size_t vin = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        shard_slot *sl = &s->slots[i];
-        if (sl->code != GRPC_STATUS_OK || !sl->resp) continue;
-        const Funnel__V1__ShardSearchResponse *r = sl->resp;
-        deadline |= r->knn_deadline;
-        vin += r->n_knn;
-        coord_merge_item *items = ar_alloc(a, (r->n_knn ? r->n_knn : 1) * sizeof *items);
-        if (!items) return -ENOMEM;
-        for (size_t h = 0; h < r->n_knn; h++) items[h] = (coord_merge_item){ r->knn[h]->score, r->knn[h]->key };
-        lists[i] = (coord_merge_list){ items, r->n_knn };
-        if (!coord_merge_is_sorted(items, r->n_knn)) {
-            perms[i] = ar_alloc(a, r->n_knn * sizeof *perms[i]);
-            if (!perms[i]) return -ENOMEM;
-            for (size_t h = 0; h < r->n_knn; h++) perms[i][h] = (uint32_t)h;
-            if (coord_merge_sort(items, perms[i], r->n_knn)) return -ENOMEM;
-        }
-    }
-    size_t kk = s->sreq.knn_k;
-    coord_merge_ref *refs = ar_alloc(a, (kk ? kk : 1) * sizeof *refs);
-    const Funnel__V1__ShardHit **vh = ar_alloc(a, (kk ? kk : 1) * sizeof *vh);
-    uint32_t *vshard = ar_alloc(a, (kk ? kk : 1) * sizeof *vshard);
-    coord_fuse_in *vin_l = ar_alloc(a, (kk ? kk : 1) * sizeof *vin_l);
-    if (a->oom) return -ENOMEM;
-    int merr = 0;
-    size_t nv = coord_merge(lists, n, 0, kk, refs, &merr);
-    if (merr) return merr;
-    for (size_t i = 0; i < nv; i++) {
-        shard_slot *sl = &s->slots[refs[i].list];
-        uint32_t pos = perms[refs[i].list] ? perms[refs[i].list][refs[i].pos] : refs[i].pos;
-        vh[i] = sl->resp->knn[pos];
-        vshard[i] = sl->shard;
-        vin_l[i] = (coord_fuse_in){ vh[i]->key, vh[i]->score };
-    }
+    for (uint32_t i = 0; i < s->nslots; i++)
+        if (s->slots[i].code == GRPC_STATUS_OK && s->slots[i].resp) deadline |= s->slots[i].resp->knn_deadline;
+    size_t kk = s->sreq.knn_k, nv;
+    uint64_t vin;
+    const Funnel__V1__ShardHit **vh;
+    uint32_t *vshard;
+    int rc = merge_lists(s, 1, kk, &vh, &vshard, &nv, &vin);
+    if (rc) return rc;
+    coord_fuse_in *vin_l = ar_alloc(a, (nv ? nv : 1) * sizeof *vin_l);
+    if (!vin_l) return -ENOMEM;
+    for (size_t i = 0; i < nv; i++) vin_l[i] = (coord_fuse_in){ vh[i]->key, vh[i]->score };
     /* the text ranking as it stands after stage 2 (or the merge) */
     size_t nt = s->vec_only ? 0 : s->got < kk ? s->got : kk;
     coord_fuse_in *tin = ar_alloc(a, (nt ? nt : 1) * sizeof *tin);
@@ -616,7 +599,7 @@ static int vector_page(search *s, fn_arena *a, Funnel__V1__SearchResponse *resp,
     resp->n_hits = npage;
     resp->explained_hits = 0;
     free(f);
-    snprintf(s->vec_note, sizeof s->vec_note, "vector: %zu nearest of %zu from the shards (%s%s)%s%s",
+    snprintf(s->vec_note, sizeof s->vec_note, "vector: %zu nearest of %" PRIu64 " from the shards (%s%s)%s%s",
              nv, vin, s->sreq.knn_exact ? "exact" : "HNSW",
              s->sreq.knn_exact ? "" : s->sreq.ef ? ", ef as asked" : ", ef max(knn_k, 64)",
              s->vec_only ? "" : method == COORD_FUSE_RRF ? "; fused with the text ranking by RRF"
@@ -1300,7 +1283,7 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
         /* every shard returns the whole knn_k: the global nearest may all be
          * on one shard; the shards' stored fields come with both lists (no
          * two-phase fetch: a fused page can hold any of either) */
-        s->vec_only = !req->query || fn_text_is_blank(req->query, strlen(req->query));
+        s->vec_only = fn_query_is_blank(req->query);
         s->vec_learned = !s->vec_only && (req->fusion == FUNNEL__V1__FUSION__FUSION_LEARNED || s->mode);
         uint32_t kk = req->knn_k ? req->knn_k : (page_end > COORD_DEFAULT_KNN_K ? page_end : COORD_DEFAULT_KNN_K);
         if (kk > c->o.limits.max_window) kk = c->o.limits.max_window;

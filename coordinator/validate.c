@@ -29,7 +29,7 @@ int coord_validate_vector(const Funnel__V1__SearchRequest *req, const coord_limi
                          (int)req->fusion);
     if (!(req->vector_weight >= 0 && req->vector_weight <= 1))
         return fn_seterr(eb, FN_EINVAL, "vector_weight: %g is not in 0..1", (double)req->vector_weight);
-    int blank = !req->query || fn_text_is_blank(req->query, strlen(req->query));
+    int blank = fn_query_is_blank(req->query);
     if (blank && (req->features || req->fusion == FUNNEL__V1__FUSION__FUSION_LEARNED))
         return fn_seterr(eb, FN_EINVAL, "%s: needs a query text (the vector then informs vec_sim)",
                          req->features ? "features" : "fusion learned");
@@ -43,7 +43,7 @@ int coord_validate_search(const Funnel__V1__SearchRequest *req, const coord_limi
     fn_query_limits ql = { lim->max_query_bytes,
                            lim->max_query_words ? lim->max_query_words : FN_QUERY_DEFAULT_MAX_WORDS };
     /* a vector alone is a request too (nearest neighbours) */
-    int vec_only = req->n_vector > 0 && (!req->query || fn_text_is_blank(req->query, strlen(req->query)));
+    int vec_only = req->n_vector > 0 && fn_query_is_blank(req->query);
     int rc = vec_only ? 0 : fn_query_check(req->query, &ql, eb);
     if (rc) return rc;
     if ((rc = coord_validate_vector(req, lim, eb))) return rc;

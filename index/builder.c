@@ -268,6 +268,8 @@ typedef struct builder {
      * at the merge each number's term id */
     strtab vocab;
     uint32_t *vid_termid;
+    uint8_t *tvbuf;             /* one document's term vector record (invert_doc) */
+    size_t tvcap;
     uint32_t vdim;              /* the vectors' dimension (0: none yet) */
     ann_metric vmetric;
     double avglen[IDX_NFIELDS]; /* global, as meta records them */
@@ -574,6 +576,20 @@ static int key_by_term(const void *a, const void *b)
 {
     const strkey *x = *(const strkey *const *)a, *y = *(const strkey *const *)b;
     return term_cmp(x->s, x->len, y->s, y->len);
+}
+
+/* A varint written by write_varint (run and term-vector files): 0, or -1 at
+ * the end of the file or on a varint longer than 5 bytes. */
+static int file_varint(FILE *f, uint32_t *v)
+{
+    uint32_t x = 0;
+    for (int shift = 0; shift < 35; shift += 7) {
+        int c = getc_unlocked(f);
+        if (c == EOF) return -1;
+        x |= (uint32_t)(c & 0x7f) << shift;
+        if (!(c & 0x80)) { *v = x; return 0; }
+    }
+    return -1;
 }
 
 static int write_varint(FILE *f, uint32_t v)
@@ -1022,9 +1038,9 @@ static int invert_doc(builder *b, shard *s, uint32_t doc, const batch *bt, const
 {
     const uint8_t *p = bt->out + d->terms;
     const uint32_t *pos = bt->pos + d->pos;
-    uint8_t tvb[4 * 5];
-    size_t tvn = put_varint(tvb, d->nterms);
-    if (fwrite(tvb, 1, tvn, s->tv) != tvn) return write_failed(b, b->builddir, "term vectors", errno);
+    /* the document's term vector record, written with one fwrite */
+    if (idx_grow((void **)&b->tvbuf, &b->tvcap, 5 + (size_t)d->nterms * 15, 1)) return -ENOMEM;
+    size_t tvn = put_varint(b->tvbuf, d->nterms);
     for (uint32_t i = 0; i < d->nterms; i++) {
         size_t tl = *p++;
         const char *term = (const char *)p;
@@ -1047,13 +1063,13 @@ static int invert_doc(builder *b, shard *s, uint32_t doc, const batch *bt, const
             int vnew;
             if ((rc = strtab_intern(&b->vocab, term, tl, &s->pl[idx].vid, &vnew))) return rc;
         }
-        tvn = put_varint(tvb, s->pl[idx].vid);
-        tvn += put_varint(tvb + tvn, tf.tf[0]);
-        tvn += put_varint(tvb + tvn, tf.tf[1]);
-        if (fwrite(tvb, 1, tvn, s->tv) != tvn) return write_failed(b, b->builddir, "term vectors", errno);
+        tvn += put_varint(b->tvbuf + tvn, s->pl[idx].vid);
+        tvn += put_varint(b->tvbuf + tvn, tf.tf[0]);
+        tvn += put_varint(b->tvbuf + tvn, tf.tf[1]);
         if ((rc = plist_add(s, idx, doc, &tf, pos))) return rc;
         pos += (size_t)tf.tf[0] + tf.tf[1];
     }
+    if (fwrite(b->tvbuf, 1, tvn, s->tv) != tvn) return write_failed(b, b->builddir, "term vectors", errno);
     return 0;
 }
 
@@ -1287,17 +1303,7 @@ out_free:
 
 /* ---- phase 2: merge ---- */
 
-static int rr_read_varint(run_reader *r, uint32_t *v)
-{
-    uint32_t x = 0;
-    for (int shift = 0; shift < 35; shift += 7) {
-        int c = getc_unlocked(r->f);
-        if (c == EOF) return -1;
-        x |= (uint32_t)(c & 0x7f) << shift;
-        if (!(c & 0x80)) { *v = x; return 0; }
-    }
-    return -1;
-}
+static int rr_read_varint(run_reader *r, uint32_t *v) { return file_varint(r->f, v); }
 
 /* Advance to the next term of the run (the previous one fully consumed). */
 static int rr_next(run_reader *r)
@@ -1712,18 +1718,6 @@ static int tvent_cmp(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static int tv_read(FILE *f, uint32_t *v)
-{
-    uint32_t x = 0;
-    for (int shift = 0; shift < 35; shift += 7) {
-        int c = getc(f);
-        if (c == EOF) return -1;
-        x |= (uint32_t)(c & 0x7f) << shift;
-        if (!(c & 0x80)) { *v = x; return 0; }
-    }
-    return -1;
-}
-
 /* The shard's term vectors (format.h tvec) from its tv file, now that every
  * term has its id: each document's terms mapped, sorted by id, coded. */
 static int write_tvecs(builder *b, shard *s)
@@ -1736,12 +1730,12 @@ static int write_tvecs(builder *b, shard *s)
     rewind(s->tv);
     for (uint32_t doc = 0; doc < s->ndocs && !rc; doc++) {
         uint32_t n;
-        if (tv_read(s->tv, &n)) goto bad;
+        if (file_varint(s->tv, &n)) goto bad;
         if (idx_grow((void **)&e, &ecap, n ? n : 1, sizeof *e) ||
             idx_grow((void **)&val, &vcap, IDX_TVEC_HDR + (size_t)n * 15, 1)) { rc = -ENOMEM; break; }
         for (uint32_t i = 0; i < n; i++) {
             uint32_t vid;
-            if (tv_read(s->tv, &vid) || tv_read(s->tv, &e[i].tf[0]) || tv_read(s->tv, &e[i].tf[1]) ||
+            if (file_varint(s->tv, &vid) || file_varint(s->tv, &e[i].tf[0]) || file_varint(s->tv, &e[i].tf[1]) ||
                 vid >= b->vocab.n || b->vid_termid[vid] == UINT32_MAX)
                 goto bad;
             e[i].termid = b->vid_termid[vid];
@@ -2130,6 +2124,7 @@ fail_shards:
     free(b.sh);
     strtab_free(&b.vocab);
     free(b.vid_termid);
+    free(b.tvbuf);
 fail_dir:
     remove_builddir(&b);
     if (rc) {

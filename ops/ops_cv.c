@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fn_rand.h"
 #include "eval.h"
 #include "funnel.pb-c.h"
 #include "rpc_client.h"
@@ -66,14 +67,6 @@ typedef struct cv_args {
     const char *click_model;
     uint32_t stage2_k;          /* the coordinator's stage-2 window (0 = its default) */
 } cv_args;
-
-static uint64_t splitmix(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
 
 /* Run `funnel ARGS...` (this very program) with stdout to out_path (or
  * inherited when NULL) and stderr to log_path; wait. 0 if it exited 0. */
@@ -261,7 +254,7 @@ static int cv_run(const cv_args *a, char *why, size_t cap)
         if (ops_grades_has_query(g, q[i].qid, strlen(q[i].qid))) order[nj++] = i;
     uint64_t st = a->seed;
     for (size_t i = nj; i > 1; i--) {
-        size_t j = (size_t)(splitmix(&st) % i);
+        size_t j = (size_t)(fn_splitmix64(&st) % i);
         size_t t = order[i - 1]; order[i - 1] = order[j]; order[j] = t;
     }
     if (nj < a->folds) {

@@ -11,6 +11,7 @@
  * --on-error skip, is reported, counted and left out.
  */
 #include "ops.h"
+#include "fn_rand.h"
 #include "fn_io.h"
 
 #include <errno.h>
@@ -245,14 +246,6 @@ static int is_blank_line(const char *s, size_t n)
  * random numbers: splitmix64 seeds xoshiro256**
  * ====================================================================== */
 
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 typedef struct xoshiro {
     uint64_t s[4];
 } xoshiro;
@@ -278,7 +271,7 @@ static uint64_t xo_next(xoshiro *r)
 static void xo_seed(xoshiro *r, uint64_t seed)
 {
     uint64_t x = seed;
-    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&x);
+    for (int i = 0; i < 4; i++) r->s[i] = fn_splitmix64(&x);
 }
 
 /* uniform in [0, 1) */
@@ -297,7 +290,7 @@ static double xo_normal(xoshiro *r)
 uint64_t ops_sim_seed(uint64_t seed, const char *request_id)
 {
     uint64_t x = seed;
-    return splitmix64(&x) ^ fnv1a(request_id, strlen(request_id));
+    return fn_splitmix64(&x) ^ fnv1a(request_id, strlen(request_id));
 }
 
 /* ======================================================================

@@ -43,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fn_rand.h"
 #include "metrics.h"
 #include "rank_int.h"
 #include "train.h"
@@ -70,17 +71,9 @@ void rank_gbdt_defaults(rank_gbdt_params *p)
 
 /* ---------------------------------------------------------------- PRNG */
 
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 static double rand_unit(uint64_t *s)
 {
-    return (double)(splitmix64(s) >> 11) * 0x1.0p-53;
+    return (double)(fn_splitmix64(s) >> 11) * 0x1.0p-53;
 }
 
 /* ---------------------------------------------------------------- bins */
@@ -1224,7 +1217,7 @@ int rank_train_gbdt(const rank_dataset *train, const rank_dataset *valid,
                 fperm[f] = (unsigned)f;
             memset(tr.featon, 0, F);
             for (size_t i = 0; i < k; i++) {
-                size_t j = i + (size_t)(splitmix64(&rng) % (F - i));
+                size_t j = i + (size_t)(fn_splitmix64(&rng) % (F - i));
                 unsigned x = fperm[i];
                 fperm[i] = fperm[j];
                 fperm[j] = x;

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "fn_rand.h"
 #include "metrics.h"
 #include "rank_int.h"
 
@@ -133,14 +134,6 @@ static int alt_model(const rank_dataset *d, size_t base, size_t alt, double wb, 
     }
     *out = m;
     return 0;
-}
-
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
 }
 
 static inline double xv(float v)
@@ -1022,7 +1015,7 @@ int rank_guard_train(const rank_dataset *din, const rank_guard_params *p, rank_g
     for (size_t q = 0; q < nq; q++)
         perm[q] = q;
     for (size_t i = nq; i > 1; i--) {
-        size_t j = (size_t)(splitmix64(&rng) % i);
+        size_t j = (size_t)(fn_splitmix64(&rng) % i);
         size_t x = perm[i - 1];
         perm[i - 1] = perm[j];
         perm[j] = x;

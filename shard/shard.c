@@ -544,7 +544,7 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
      * shard's own limits: a shard called directly is no weaker */
     fn_query_limits ql = { s->cfg.max_query_bytes, s->cfg.max_query_words };
     fn_errbuf qeb;
-    int text_blank = req->n_vector && (!req->query || fn_text_is_blank(req->query, strlen(req->query)));
+    int text_blank = req->n_vector && fn_query_is_blank(req->query);
     if (!text_blank && fn_query_check(req->query, &ql, &qeb) != 0) {
         reject(s, call, "%s", qeb.msg);
         return;

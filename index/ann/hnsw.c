@@ -70,6 +70,7 @@
 
 #include <xxhash.h>
 
+#include "fn_rand.h"
 #include "kernels.h"
 #include "kernels_avx2.h"
 
@@ -795,14 +796,6 @@ static void *build_worker(void *arg)
     return NULL;
 }
 
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 static void set_kernels(ann_hnsw_t *h)
 {
     h->ks = ann__kernels();
@@ -848,7 +841,7 @@ int ann_hnsw_build(const float *vecs, size_t n, size_t dim, const ann_hnsw_param
     double mult = 1.0 / log((double)p->M);
     uint64_t rng = p->seed, total = 0;
     for (size_t i = 0; i < n; i++) {
-        double u = ((double)(splitmix64(&rng) >> 11) + 1.0) * 0x1.0p-53;   /* (0, 1] */
+        double u = ((double)(fn_splitmix64(&rng) >> 11) + 1.0) * 0x1.0p-53;   /* (0, 1] */
         double lv = floor(-log(u) * mult);
         uint32_t l = lv > ANN_MAX_LEVEL ? ANN_MAX_LEVEL : (uint32_t)lv;
         h->ustart[i] = (uint32_t)total;

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fn_rand.h"
 #include "integrity.h"
 
 int dmg_locate(const char *shard_dir, const char *db, int keys, dmg_entry_cb cb, void *ud,
@@ -92,15 +93,6 @@ int dmg_flip(const char *file, uint64_t off, uint64_t count, uint8_t mask)
     return rc;
 }
 
-/* splitmix64: small, seeded, the same everywhere */
-static uint64_t next_rand(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 int dmg_random(const char *file, uint64_t seed, uint64_t count, uint64_t lo, uint64_t hi,
                uint64_t *offs)
 {
@@ -110,8 +102,8 @@ int dmg_random(const char *file, uint64_t seed, uint64_t count, uint64_t lo, uin
     int rc = 0;
     uint64_t s = seed;
     for (uint64_t i = 0; i < count && !rc; i++) {
-        uint64_t off = lo + next_rand(&s) % (hi - lo);
-        uint8_t mask = (uint8_t)(next_rand(&s) % 255 + 1);
+        uint64_t off = lo + fn_splitmix64(&s) % (hi - lo);
+        uint8_t mask = (uint8_t)(fn_splitmix64(&s) % 255 + 1);
         if (offs) offs[i] = off;
         errno = 0;
         rc = xor_at(fd, off, mask);
