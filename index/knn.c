@@ -59,9 +59,10 @@ static int run_knn(idx_searcher_t *s, void *ud)
     }
     if (rc) return fn_seterr(s->eb, rc, "vector search: %s", fn_strerror(rc));
     int l2 = r->info.vec_metric == ANN_L2;
-    /* the candidates by (score, key): copy through the searcher's buffer */
-    idx_knn_hit *tmp = malloc((got ? got : 1) * sizeof *tmp);
-    if (!tmp) return fn_seterr(s->eb, -ENOMEM, "out of memory");
+    /* the candidates by (score, key), in the searcher's second buffer */
+    if (idx_grow((void **)&s->knn_sorted, &s->knn_sortcap, got ? got : 1, sizeof *s->knn_sorted))
+        return fn_seterr(s->eb, -ENOMEM, "out of memory");
+    idx_knn_hit *tmp = s->knn_sorted;
     for (size_t i = 0; i < got; i++) {
         uint32_t doc = r->vec_docs[s->knn_hits[i].id];
         float sc = s->knn_hits[i].score;
@@ -70,7 +71,6 @@ static int run_knn(idx_searcher_t *s, void *ud)
     qsort(tmp, got, sizeof *tmp, hit_cmp);
     a->n = got < q->k ? got : q->k;
     memcpy(a->hits, tmp, a->n * sizeof *tmp);
-    free(tmp);
     a->deadline_hit = (flags & ANN_DEADLINE_HIT) != 0;
     return 0;
 }

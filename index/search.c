@@ -117,6 +117,7 @@ void idx_searcher_destroy(idx_searcher_t *s)
     idx_tvec_free(&s->tv);
     ann_scratch_destroy(s->knn_scratch);
     free(s->knn_hits);
+    free(s->knn_sorted);
     free(s->qvec);
     free(s->tbuf);
     free(s->qt);

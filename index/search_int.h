@@ -89,6 +89,7 @@ struct idx_searcher {
      * hits, and the running search's allow-list */
     struct ann_scratch *knn_scratch;
     ann_hit *knn_hits; size_t knn_cap;
+    struct idx_knn_hit *knn_sorted; size_t knn_sortcap;
     const uint64_t *knn_allow;
     /* the last idx_search's query vector (vec_sim), qvdim 0: none */
     float *qvec; size_t qveccap; uint32_t qvdim;
