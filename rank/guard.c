@@ -920,10 +920,32 @@ void rank_guard_report_free(rank_guard_report *r)
 {
     if (!r)
         return;
-    for (size_t i = 0; r->cand && i < r->ncand; i++)
+    for (size_t i = 0; r->cand && i < r->ncand; i++) {
         free(r->cand[i].fold);
+        free(r->cand[i].query);
+    }
     free(r->cand);
     memset(r, 0, sizeof *r);
+}
+
+double rank_guard_paired_t(const rank_guard_cand *a, const rank_guard_cand *b, size_t nqueries)
+{
+    double s1 = 0, s2 = 0;
+    size_t n = 0;
+    for (size_t q = 0; q < nqueries; q++) {
+        double x = a->query[q] - b->query[q];
+        if (isnan(x))
+            continue;
+        s1 += x;
+        s2 += x * x;
+        n++;
+    }
+    if (n < 2)
+        return 0;
+    double mean = s1 / (double)n, var = (s2 - s1 * mean) / (double)(n - 1);
+    if (var > 1e-30)
+        return mean / sqrt(var / (double)n);
+    return mean > 0 ? INFINITY : 0;
 }
 
 /* Queries whose documents do not all share one label: the others score the
@@ -1117,7 +1139,8 @@ int rank_guard_train(const rank_dataset *din, const rank_guard_params *p, rank_g
     if (!(r.cand = calloc(ncand, sizeof *r.cand)))
         goto oom;
     for (size_t i = 0; i < ncand; i++)
-        if (!(r.cand[i].fold = calloc(K, sizeof *r.cand[i].fold)))
+        if (!(r.cand[i].fold = calloc(K, sizeof *r.cand[i].fold)) ||
+            !(r.cand[i].query = malloc(nq * sizeof *r.cand[i].query)))
             goto oom;
     for (size_t q = 0; q < nq && !logistic; q++)
         r.ninformative += (size_t)informative(d, q);
@@ -1156,8 +1179,10 @@ int rank_guard_train(const rank_dataset *din, const rank_guard_params *p, rank_g
         }
         /* the overall mean in query order, so it does not depend on the fold layout's summation order */
         double all = 0;
-        for (size_t q = 0; q < nq; q++)
+        for (size_t q = 0; q < nq; q++) {
             all += v[q];
+            cd->query[q] = logistic || informative(d, q) ? v[q] : NAN;
+        }
         cd->mean = totn > 0 ? all / totn : 0;
     }
     size_t chosen = 0;
@@ -1169,28 +1194,10 @@ int rank_guard_train(const rank_dataset *din, const rank_guard_params *p, rank_g
         const rank_guard_cand *b = &r.cand[0];
         for (size_t ci = 1; ci < ncand; ci++) {
             rank_guard_cand *cd = &r.cand[ci];
-            const double *v = c.val + ci * nq, *v0 = c.val;
             cd->delta = cd->mean - b->mean;
             for (unsigned k = 0; k < K; k++)
                 cd->wins += cd->fold[k] > b->fold[k];
-            double s1 = 0, s2 = 0;
-            size_t n = 0;
-            for (size_t q = 0; q < nq; q++) {
-                if (!informative(d, q))
-                    continue;
-                double x = v[q] - v0[q];
-                s1 += x;
-                s2 += x * x;
-                n++;
-            }
-            cd->t = 0;
-            if (n >= 2) {
-                double mean = s1 / (double)n, var = (s2 - s1 * mean) / (double)(n - 1);
-                if (var > 1e-30)
-                    cd->t = mean / sqrt(var / (double)n);
-                else if (mean > 0)
-                    cd->t = INFINITY;
-            }
+            cd->t = rank_guard_paired_t(cd, b, nq);
             cd->eligible = cd->mean > b->mean && 2 * cd->wins > K && cd->t >= p->min_t &&
                            (CANDS[ci].kind != GC_ALT || have_alt);
             if (cd->eligible && (chosen == 0 || cd->mean > r.cand[chosen].mean))

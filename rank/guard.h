@@ -70,6 +70,8 @@ typedef struct rank_guard_cand {
     double delta;       /* lambdarank: mean - base's mean */
     double t;           /* lambdarank: paired t of the per-query gain over informative queries */
     int eligible;       /* passes the rule (lambdarank) */
+    double *query;      /* [nqueries]: lambdarank: the query's inner NDCG@10, NaN for a query that is
+                           not informative (all its documents share one label); logistic: its log-loss sum */
 } rank_guard_cand;
 
 typedef struct rank_guard_report {
@@ -94,6 +96,11 @@ typedef struct rank_guard_report {
 int rank_guard_train(const rank_dataset *d, const rank_guard_params *p, rank_guard_report *rep,
                      rank_model_t **out, fn_errbuf *eb);
 void rank_guard_report_free(rank_guard_report *r);
+/* The paired t statistic of a's per-query gain over b (a->query[q] -
+ * b->query[q], queries where both are numbers): mean / standard error;
+ * +INFINITY for a constant positive gain, 0 with fewer than two queries or
+ * no gain at all. a and b come from reports over the same queries. */
+double rank_guard_paired_t(const rank_guard_cand *a, const rank_guard_cand *b, size_t nqueries);
 /* The report as text, one "guard: " line each (docs/ltr.md). names: d's
  * feature names or NULL. */
 void rank_guard_report_print(const rank_guard_report *r, const char *const *names, FILE *f);

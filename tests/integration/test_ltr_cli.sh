@@ -179,9 +179,17 @@ grep -Eq '^done: guard chose (lm|lin)-' "$T/g.out" || { cat "$T/g.out"; fail "gu
 # place, so the model keeps it; a missing name or a missing column changes nothing
 "$FUNNEL" train --data "$T/sig.svm" --objective lambdarank --guard --guard-drop extra --out "$T/gd.model" \
     >"$T/gd.out" 2>"$T/gd.err" || { cat "$T/gd.out" "$T/gd.err"; fail "train --guard-drop"; }
-grep -Eq '^guard-drop extra: with it (lm|lin)-.* mean [0-9.]+, without it .* mean [0-9.]+; with it better on [0-9] of 5 inner folds: kept$' \
+grep -Eq '^guard-drop extra: with it (lm|lin)-.* mean [0-9.]+, without it .* mean [0-9.]+; with it better on [0-9] of 5 inner folds, paired t [0-9.]+ \(needs >= 2.50\): kept$' \
     "$T/gd.err" || { grep guard-drop "$T/gd.err"; fail "guard-drop of the signal column"; }
 cmp -s "$T/g.model" "$T/gd.model" || fail "a kept column must give the plain guard's model"
+# a noise column does not pass the paired t: the model without it is kept,
+# and it never splits on that column (the model names features by column)
+"$FUNNEL" train --data "$T/sig.svm" --objective lambdarank --guard --guard-drop noise3 --out "$T/gz.model" \
+    >/dev/null 2>"$T/gz.err" || { cat "$T/gz.err"; fail "train --guard-drop noise3"; }
+grep -Eq '^guard-drop noise3: .*, paired t -?[0-9.]+ \(needs >= 2.50\): dropped$' "$T/gz.err" \
+    || { grep guard-drop "$T/gz.err"; fail "guard-drop of a noise column"; }
+grep -Eq '^(weight 5 |node .* split 5 )' "$T/gz.model" && fail "the model without noise3 (column 5) uses it"
+grep -q '^weight 5 ' "$T/g.model" || fail "the plain guard's linear model should weigh every column, noise3 too"
 "$FUNNEL" train --data "$T/sig.svm" --objective lambdarank --guard --guard-drop nosuch --out "$T/gn.model" \
     >/dev/null 2>"$T/gn.err" || fail "train --guard-drop nosuch"
 grep -q '^guard-drop: the data names no nosuch: nothing to drop$' "$T/gn.err" || { cat "$T/gn.err"; fail "guard-drop of an unknown name"; }

@@ -179,6 +179,12 @@ Test(guard, signal_beyond_the_base_is_used)
     cr_assert_neq(rep.chosen, 0, "%s", txt);
     cr_assert(rep.cand[rep.chosen].eligible);
     cr_assert_gt(rep.cand[rep.chosen].t, 2.0);
+    /* the report keeps each candidate's per-query values: t recomputes from them */
+    cr_assert_float_eq(rank_guard_paired_t(&rep.cand[rep.chosen], &rep.cand[0], rep.nqueries),
+                       rep.cand[rep.chosen].t, 1e-12);
+    cr_assert_float_eq(rank_guard_paired_t(&rep.cand[0], &rep.cand[rep.chosen], rep.nqueries),
+                       -rep.cand[rep.chosen].t, 1e-12);
+    cr_assert_eq(rank_guard_paired_t(&rep.cand[0], &rep.cand[0], rep.nqueries), 0.0, "no gain, t 0");
     cr_assert_gt(rep.base_weight, 0);
     cr_assert_eq(rank_model_weight(m, 0), rep.base_weight, "the base margin is the model's linear part");
     cr_assert_str_eq(rank_model_feature_name(m, 0), "bm25f");
