@@ -1,9 +1,13 @@
 /* validate.c - SearchRequest validation (INVALID_ARGUMENT messages); the
- * query text checks are shared with the shards (common/fn_query.c). */
+ * query text checks and the query-language parser are shared with the
+ * shards (common/fn_query.c, common/fn_qparse.c). */
 #include "validate.h"
 
 #include <math.h>
 #include <string.h>
+
+#include "fn_arena.h"
+#include "fn_qparse.h"
 
 int coord_validate_vector(const Funnel__V1__SearchRequest *req, const coord_limits *lim, fn_errbuf *eb)
 {
@@ -46,6 +50,19 @@ int coord_validate_search(const Funnel__V1__SearchRequest *req, const coord_limi
     int vec_only = req->n_vector > 0 && fn_query_is_blank(req->query);
     int rc = vec_only ? 0 : fn_query_check(req->query, &ql, eb);
     if (rc) return rc;
+    if (!vec_only && !req->plain_text) {
+        /* the query language (docs/query-language.md): a syntax error is the
+         * client's, named with its column here, before any shard is asked */
+        fn_arena a;
+        fn_arena_init(&a);
+        fn_qparse_opts po;
+        fn_qparse_defaults(&po);
+        po.mode_all = req->all_terms;
+        fn_qnode *tree;
+        rc = fn_qparse(req->query, strlen(req->query), &po, &a, &tree, eb);
+        fn_arena_free(&a);
+        if (rc) return rc;
+    }
     if ((rc = coord_validate_vector(req, lim, eb))) return rc;
     uint32_t k = req->k ? req->k : COORD_DEFAULT_K;
     if (k > lim->max_window)

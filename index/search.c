@@ -25,6 +25,7 @@
 #include "codec.h"
 #include "format.h"
 #include "integrity.h"
+#include "qmatch.h"
 #include "reader_int.h"
 #include "search_int.h"
 
@@ -113,6 +114,7 @@ void idx_searcher_destroy(idx_searcher_t *s)
     free(s->pc);
     if (s->txn) mdb_txn_abort(s->txn);
     idx_analyzer_destroy(s->an);
+    idx_qm_free(s);
     idx_srcbuf_free(&s->src);
     idx_tvec_free(&s->tv);
     ann_scratch_destroy(s->knn_scratch);
@@ -157,33 +159,54 @@ int idx_grow(void **p, size_t *cap, size_t need, size_t elem)
 
 /* Query analysis: distinct terms in first-occurrence order, qw = count; the
  * query's occurrences (term, position) in order, for phrases. User interest
- * terms come after the query's, as terms of their own. */
-static int qtok_cb(void *ud, const char *term, size_t len, uint32_t pos)
+ * terms come after the query's, as terms of their own; a structured query's
+ * excluded terms after those (search_int.h). */
+int idx_qterm_add(idx_searcher_t *s, const char *term, size_t len, uint32_t pos, int where, uint32_t *slot)
 {
-    idx_searcher_t *s = ud;
-    if (len == 0 || len > IDX_MAX_TERM_BYTES) return 0;
-    size_t from = s->parsing_user ? s->nq : 0, i;
-    for (i = from; i < s->nq + s->nu; i++)
+    if (len == 0 || len > IDX_MAX_TERM_BYTES) return 1;
+    size_t end = s->nq + s->nu + s->nx, i;
+    if (where == IDX_QT_EXCLUDED) {
+        for (i = 0; i < s->nq; i++)
+            if (s->qt[i].len == len && memcmp(s->tbuf + s->qt[i].off, term, len) == 0) {
+                *slot = (uint32_t)i;
+                return 0;
+            }
+        i = s->nq + s->nu;
+    } else {
+        i = where == IDX_QT_USER ? s->nq : 0;
+    }
+    for (; i < end; i++)
         if (s->qt[i].len == len && memcmp(s->tbuf + s->qt[i].off, term, len) == 0) break;
-    if (i == s->nq + s->nu) {
+    if (i == end) {
         if (grow((void **)&s->qt, &s->qcap, i + 1, sizeof *s->qt) ||
             grow((void **)&s->tbuf, &s->tcap, s->tlen + len + 1, 1))
             return -ENOMEM;
         memcpy(s->tbuf + s->tlen, term, len);
         s->tbuf[s->tlen + len] = '\0';
-        s->qt[i] = (qterm){ .off = s->tlen, .len = (uint32_t)len, .user = s->parsing_user };
+        s->qt[i] = (qterm){ .off = s->tlen, .len = (uint32_t)len, .user = where == IDX_QT_USER };
         s->tlen += len + 1;
-        if (s->parsing_user) s->nu++;
+        if (where == IDX_QT_USER) s->nu++;
+        else if (where == IDX_QT_EXCLUDED) s->nx++;
         else s->nq++;
     }
+    *slot = (uint32_t)i;
+    if (where == IDX_QT_EXCLUDED) return 0;
     s->qt[i].qw++;
-    if (!s->parsing_user) {
+    if (where == IDX_QT_QUERY) {
         if (grow((void **)&s->qseq, &s->qseqcap, s->nseq + 1, sizeof *s->qseq)) return -ENOMEM;
         s->qseq[s->nseq][0] = (uint32_t)i;
         s->qseq[s->nseq][1] = pos;
         s->nseq++;
     }
     return 0;
+}
+
+static int qtok_cb(void *ud, const char *term, size_t len, uint32_t pos)
+{
+    idx_searcher_t *s = ud;
+    uint32_t slot;
+    int rc = idx_qterm_add(s, term, len, pos, s->parsing_user ? IDX_QT_USER : IDX_QT_QUERY, &slot);
+    return rc == 1 ? 0 : rc;
 }
 
 /* idx_term_bm25f of every posting of c's block at once, with the same
@@ -390,6 +413,9 @@ static int cursor_seek(idx_searcher_t *s, cursor *c, uint32_t d)
     while (c->doc < d) c->doc = c->docs[++c->pos];
     return 0;
 }
+
+int idx_cursor_seek(idx_searcher_t *s, cursor *c, uint32_t d) { return cursor_seek(s, c, d); }
+uint32_t idx_cursor_posoff(cursor *c) { return cursor_posoff(c); }
 
 /* a ranks before b: score descending, then key ascending */
 static inline int better(const hent *a, const hent *b)
@@ -822,14 +848,17 @@ static int run_query(idx_searcher_t *s, void *ud)
     const idx_bm25_params *bp = &s->bm25;
     const idx_select_params *sp = &s->sel;
     fn_errbuf *eb = s->eb;
-    size_t nq = s->nq, nt = s->nq + s->nu;
+    size_t nq = s->nq, nt = s->nq + s->nu, nx = s->nx;
     int rc;
-    if (grow((void **)&s->cur, &s->curcap, nt + 1, sizeof *s->cur)) return -ENOMEM;
+    /* a structured query: every positive list walked, each document tested
+     * against the tree (idx_qm_match) before it is scored */
+    int tree = s->structured, all_terms = q->all_terms && !tree;
+    if (grow((void **)&s->cur, &s->curcap, nt + nx + 1, sizeof *s->cur)) return -ENOMEM;
     /* look the terms up; idf from the global df */
     double N = (double)r->info.docs_total;
     size_t active = 0;
     uint64_t maxdf = 0;   /* the longest query term list here: a lower bound of the matches */
-    for (size_t i = 0; i < nt; i++) {
+    for (size_t i = 0; i < nt + nx; i++) {
         qterm *t = &s->qt[i];
         cursor *c = &s->cur[i];
         memset(c, 0, offsetof(cursor, docs));
@@ -883,9 +912,9 @@ static int run_query(idx_searcher_t *s, void *ud)
     int count = q->exact_matches;
     /* plain BM25F over the query terms: what the bounds hold for */
     int plain = q->algo != IDX_ALGO_EXHAUSTIVE && nq >= 1 && nq <= MAXQ && (user_w == 0 || nt == nq) &&
-                !statics && bp->k1 > 0 && !q->all_terms;
+                !statics && bp->k1 > 0 && !all_terms && !tree;
     /* all terms (AND): a query term without postings here leaves nothing */
-    for (size_t i = 0; i < nq && q->all_terms; i++)
+    for (size_t i = 0; i < nq && all_terms; i++)
         if (!s->qt[i].found) active = 0;
     for (int f = 0; f < IDX_NFIELDS && plain; f++)
         plain = bp->w[f] >= 0 && bp->b[f] >= 0 && bp->b[f] <= 1 && r->info.avglen[f] >= 0;   /* 0: a field no document has (npl's titles) */
@@ -962,7 +991,7 @@ static int run_query(idx_searcher_t *s, void *ud)
         if (q->deadline_ns && (matches & 4095) == 4095 && mono_ns() > q->deadline_ns)
             return fn_seterr(eb, -ETIMEDOUT, "search stopped at the deadline after %" PRIu64
                              " matching documents", matches + counted);
-        if (q->all_terms) {
+        if (all_terms) {
             /* leapfrog: every list to the largest current document until
              * they all stand on one (a match) or one runs out (the end) */
             uint32_t to = 0;
@@ -990,6 +1019,10 @@ static int run_query(idx_searcher_t *s, void *ud)
         } else {
             for (size_t i = 0; i < nq; i++)
                 if (!s->cur[i].done && !s->cur[i].ne && s->cur[i].doc < d) d = s->cur[i].doc;
+        }
+        if (tree) {
+            if ((rc = idx_qm_match(s, d)) < 0) return rc;
+            if (!rc) goto next;
         }
         double score = 0.0;
         if (prune && count) s->seen[d >> 6] |= 1ull << (d & 63);
@@ -1332,17 +1365,24 @@ int idx_search(idx_searcher_t *s, const idx_query *q, idx_results *res, fn_errbu
     s->tlen = 0;
     s->slen = 0;
     s->parsing_user = 0;
-    int rc = idx_analyze(s->an, q->text, strlen(q->text), qtok_cb, s);
+    s->nx = 0;
+    s->structured = 0;
+    /* the query language (docs/query-language.md): a plain bag of words is
+     * analysed whole, as ever; anything else becomes a tree of terms */
+    int rc = q->plain_text ? 0 : idx_qm_prepare(s, q->text, q->all_terms, &s->structured);
+    if (rc) return rc;
+    if (!s->structured) rc = idx_analyze(s->an, q->text, strlen(q->text), qtok_cb, s);
     if (!rc && q->user_terms && s->sel.w_user != 0) {
         s->parsing_user = 1;
         rc = idx_analyze(s->an, q->user_terms, strlen(q->user_terms), qtok_cb, s);
         s->parsing_user = 0;
     }
+    if (!rc) rc = idx_qm_negatives(s);
     if (rc) return fn_seterr(eb, rc < 0 ? rc : -ENOMEM, "query analysis failed");
     size_t nq = s->nq;
-    if (q->max_terms && nq > q->max_terms)
+    if (q->max_terms && nq + s->nx > q->max_terms)
         return fn_seterr(eb, FN_ELIMIT, "query: %zu distinct terms after analysis, over the limit "
-                         "of %u (max-query-terms)", nq, (unsigned)q->max_terms);
+                         "of %u (max-query-terms)", nq + s->nx, (unsigned)q->max_terms);
     if (q->max_terms && s->nu > q->max_terms)
         return fn_seterr(eb, FN_ELIMIT, "user_terms: %zu distinct terms after analysis, over the "
                          "limit of %u (max-query-terms)", s->nu, (unsigned)q->max_terms);

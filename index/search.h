@@ -164,6 +164,7 @@ typedef struct idx_query {
     int64_t now;            /* request time, unix seconds (freshness); 0 = the clock */
     int no_fields;          /* selection only: leave id/title/url NULL (idx_fetch_fields later) */
     int all_terms;          /* AND: a document must hold every query term (default: any, OR) */
+    int plain_text;         /* text is plain words: no query language (qmatch.h), every word a term */
     idx_algo algo;          /* IDX_ALGO_AUTO unless a test or benchmark asks */
     int exact_matches;      /* count every matching document (idx_results.matches) even where
                              * pruning could skip it: the lists it would jump over are then

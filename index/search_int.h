@@ -55,6 +55,11 @@ struct idx_searcher {
     /* the last query: terms [0, nq) are the query's, [nq, nq + nu) the user's */
     char *tbuf; size_t tlen, tcap;
     qterm *qt; size_t nq, nu, qcap;
+    /* a structured query (qmatch.h): terms [nq + nu, nq + nu + nx) are only
+     * excluded; qm holds the tree */
+    size_t nx;
+    int structured;
+    struct idx_qm *qm;
     uint32_t (*qseq)[2]; size_t nseq, qseqcap;   /* query occurrences: (term, position) */
     int parsing_user;
     const char **tptr; size_t tptrcap;
@@ -107,6 +112,21 @@ struct idx_searcher {
  * slot's LMDB cursor. Inside the caller's read transaction and guard. */
 int idx_cursor_block(idx_searcher_t *s, size_t i, cursor *c);
 
+
+/* Where idx_qterm_add puts a term: a query term [0, nq) (a repeat adds to
+ * its qw and every occurrence goes to qseq), a user interest term
+ * [nq, nq + nu), or an excluded term: a query term's slot if it is one,
+ * else [nq + nu, nq + nu + nx). Query terms come first, then the user's,
+ * then the excluded. */
+enum { IDX_QT_QUERY, IDX_QT_USER, IDX_QT_EXCLUDED };
+/* 0 with the term's slot, 1 for a token that is not a term (empty or too
+ * long), -ENOMEM. */
+int idx_qterm_add(idx_searcher_t *s, const char *term, size_t len, uint32_t pos, int where, uint32_t *slot);
+
+/* cursor moves for qmatch.c: to the first document >= d; the offset of the
+ * current posting's positions in its block's positions value */
+int idx_cursor_seek(idx_searcher_t *s, cursor *c, uint32_t d);
+uint32_t idx_cursor_posoff(cursor *c);
 
 /* BM25F share of one term for document d (search.h), with the given
  * parameters; qidf = qw * idf. */

@@ -144,6 +144,7 @@ static int search_fold(rpc_client_t *c, const ops_query *q, const size_t *idx, s
         const ops_query *qq = &q[idx[i]];
         Funnel__V1__SearchRequest req = FUNNEL__V1__SEARCH_REQUEST__INIT;
         req.query = qq->text;
+        req.plain_text = 1;   /* judged query sets are natural language */
         req.k = k;
         req.skip_models = skip_models;
         /* a query vector informs the models' vec_sim (docs/vectors.md) */
@@ -172,6 +173,7 @@ static int search_fold(rpc_client_t *c, const ops_query *q, const size_t *idx, s
             ProtobufCMessage *wm = NULL;
             Funnel__V1__SearchRequest wr = FUNNEL__V1__SEARCH_REQUEST__INIT;
             wr.query = qq->text;
+            wr.plain_text = 1;
             wr.vector = qq->vec;
             wr.n_vector = qq->nvec;
             wr.k = window;

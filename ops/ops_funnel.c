@@ -54,6 +54,7 @@ static grpc_status_code fetch_features(rpc_client_t *c, const ops_query *q, int 
     const char *qid = q->qid;
     Funnel__V1__SearchRequest req = FUNNEL__V1__SEARCH_REQUEST__INIT;
     req.query = q->text;
+    req.plain_text = 1;   /* queries.tsv: natural language, not the query language */
     /* a query vector (queries.tsv's third column) fills the vec_sim column */
     req.vector = q->vec;
     req.n_vector = q->nvec;

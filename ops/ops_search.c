@@ -22,7 +22,8 @@ static const char search_usage[] =
     "                     [--explain] [--deadline-ms N]\n"
     "       funnel search --server ADDR --queries queries.tsv --run-out run.trec [--skip-models]\n"
     "                     [--k 1000] [--concurrency C] [--tag T] [--deadline-ms N]\n"
-    "       (both: [--selection-k N] [--stage1-k N] [--stage2-k N] [--all-terms]\n"
+    "       (both: [--selection-k N] [--stage1-k N] [--stage2-k N] [--mode any|all]\n"
+    "              [--syntax language|plain]\n"
     "              [--exact-total] [--knn-k K] [--ef E] [--knn-exact]\n"
     "              [--fusion rrf|weighted] [--vector-weight W])\n"
     "       funnel search --server ADDR --vector \"0.1 0.2 ...\" [\"query text\"] [--json]\n"
@@ -39,7 +40,14 @@ static const char search_usage[] =
     "  --selection-k N, --stage1-k N, --stage2-k N\n"
     "                   lower the funnel's global windows for these requests\n"
     "                   (the coordinator's settings are the ceiling)\n"
-    "  --all-terms      AND: only documents that hold every query term\n"
+    "  --mode any|all   the operator between plain words: any (OR, default) or\n"
+    "                   all (AND; --all-terms is the same). The query language:\n"
+    "                   \"phrase\", +must, -exclude, AND, OR, NOT, ( ), title: and\n"
+    "                   body: (docs/query-language.md); a syntax error names its column\n"
+    "  --syntax language|plain\n"
+    "                   plain: the text is words only, no operator (natural-language\n"
+    "                   query sets). Default: language for one query, plain for a\n"
+    "                   batch (--queries: test collections are natural language)\n"
     "  --exact-total    count every match (slower); otherwise the footer's count\n"
     "                   may be a lower bound, printed as \"at least N matches\"\n"
     "Vectors (an index built with \"embedding\"s): --vector alone asks for the\n"
@@ -67,6 +75,7 @@ typedef struct search_args {
     uint32_t k, page, concurrency;
     int k_set;
     int json, explain, skip_models, all_terms, exact_total;
+    int syntax;             /* --syntax: -1 unset (one query: language; a batch: plain), 0 language, 1 plain */
     float *vector;          /* --vector (one query) */
     size_t nvector;
     uint32_t knn_k, ef, fusion;
@@ -171,6 +180,7 @@ static int search_one(rpc_client_t *c, const char *query, const search_args *a)
     req.explain = a->explain;
     req.skip_models = a->skip_models;
     req.all_terms = a->all_terms;
+    req.plain_text = a->syntax == 1;
     req.exact_total = a->exact_total;
     req.selection_k = a->win[0];
     req.stage1_k = a->win[1];
@@ -240,6 +250,7 @@ static void *batch_worker(void *ud)
         req.request_id = strlen(b->q[i].qid) <= 128 ? b->q[i].qid : NULL;
         req.skip_models = b->args->skip_models;
         req.all_terms = b->args->all_terms;
+        req.plain_text = b->args->syntax != 0;   /* a batch: plain unless --syntax language */
         req.exact_total = b->args->exact_total;
         req.selection_k = b->args->win[0];
         req.stage1_k = b->args->win[1];
@@ -422,6 +433,7 @@ int ops_cmd_search(int argc, char **argv)
         {"page", required_argument, 0, 'p'},     {"json", no_argument, 0, 'j'},
         {"explain", no_argument, 0, 'e'},        {"deadline-ms", required_argument, 0, 'd'},
         {"skip-models", no_argument, 0, 'S'},    {"all-terms", no_argument, 0, 'A'},
+        {"mode", required_argument, 0, 'M'},     {"syntax", required_argument, 0, 'Y'},
         {"exact-total", no_argument, 0, 'X'},
         {"selection-k", required_argument, 0, '0'}, {"stage1-k", required_argument, 0, '1'},
         {"stage2-k", required_argument, 0, '2'},
@@ -432,7 +444,7 @@ int ops_cmd_search(int argc, char **argv)
         {"fusion", required_argument, 0, 'F'},   {"vector-weight", required_argument, 0, 'W'},
         {"text-only", no_argument, 0, 'T'},      {"vector-only", no_argument, 0, 'O'},
         {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
-    search_args a = {.k = 10, .concurrency = 4, .tag = "funnel", .deadline_ms = DEFAULT_DEADLINE_MS};
+    search_args a = {.syntax = -1, .k = 10, .concurrency = 4, .tag = "funnel", .deadline_ms = DEFAULT_DEADLINE_MS};
     uint32_t v;
     int c;
     optind = 1;
@@ -448,6 +460,22 @@ int ops_cmd_search(int argc, char **argv)
         case 'e': a.explain = 1; break;
         case 'S': a.skip_models = 1; break;
         case 'A': a.all_terms = 1; break;
+        case 'Y':
+            if (strcmp(optarg, "language") == 0) a.syntax = 0;
+            else if (strcmp(optarg, "plain") == 0) a.syntax = 1;
+            else {
+                fprintf(stderr, "funnel search: --syntax must be language or plain, not '%s'\n", optarg);
+                return OPS_EXIT_USAGE;
+            }
+            break;
+        case 'M':
+            if (strcmp(optarg, "any") == 0) a.all_terms = 0;
+            else if (strcmp(optarg, "all") == 0) a.all_terms = 1;
+            else {
+                fprintf(stderr, "funnel search: --mode must be any or all, not '%s'\n", optarg);
+                return OPS_EXIT_USAGE;
+            }
+            break;
         case 'X': a.exact_total = 1; break;
         case '0': case '1': case '2':
             if (parse_u32(optarg, &a.win[c - '0']) || a.win[c - '0'] == 0) goto bad_num;

@@ -69,7 +69,7 @@ typedef struct search_job {
     char *user_terms;
     uint32_t k, selection_k;
     int64_t now;
-    int all_terms, exact_matches;
+    int all_terms, exact_matches, plain_text;
     int features, skip_stage1;
     uint32_t feature_hits, field_hits;
     int no_fields;
@@ -376,7 +376,7 @@ static void search_run(search_job *j, idx_searcher_t *se)
     shard_funnel_req rq = {
         .q = {.text = j->query, .k = j->selection_k, .max_terms = s->cfg.max_query_terms,
               .deadline_ns = deadline_ns(j->deadline), .bm25 = &s->cfg.bm25, .sel = &s->cfg.sel,
-              .user_terms = j->user_terms, .now = j->now, .all_terms = j->all_terms,
+              .user_terms = j->user_terms, .now = j->now, .all_terms = j->all_terms, .plain_text = j->plain_text,
               .exact_matches = j->exact_matches},
         .k = j->k, .features = j->features, .feature_hits = j->feature_hits,
         .skip_stage1 = j->skip_stage1,
@@ -634,6 +634,7 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
     j->selection_k = selk;
     j->now = req->now;
     j->all_terms = req->all_terms;
+    j->plain_text = req->plain_text;
     j->exact_matches = req->exact_matches;
     j->field_hits = req->field_hits;
     j->no_fields = req->no_fields;

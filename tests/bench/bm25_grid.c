@@ -159,7 +159,7 @@ static void run_coll(coll *c, const idx_bm25_params *p, size_t k, const char *ru
     FILE *f = NULL;
     if (runfile && !(f = fopen(runfile, "w"))) { perror(runfile); exit(1); }
     for (size_t i = 0; i < c->nq; i++) {
-        idx_query q = { .text = c->qtext[i], .k = k, .explain = 0, .bm25 = p };
+        idx_query q = { .text = c->qtext[i], .k = k, .explain = 0, .bm25 = p, .plain_text = 1 };
         idx_results res;
         int rc = idx_search(c->s, &q, &res, &eb);
         if (rc) die(c->qid[i], rc, &eb);

@@ -78,7 +78,7 @@ int main(int argc, char **argv)
         char *tab = strchr(line, '\t');
         if (!tab) continue;
         idx_results res;
-        idx_query q = { .text = tab + 1, .k = k, .no_fields = 1 };
+        idx_query q = { .text = tab + 1, .k = k, .no_fields = 1, .plain_text = 1 };
         double t0 = now_us();
         if (idx_search(se, &q, &res, &eb)) { fprintf(stderr, "query %zu: %s\n", nq + 1, eb.msg); return 2; }
         double t1 = now_us();

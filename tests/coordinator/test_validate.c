@@ -101,3 +101,31 @@ Test(validate, funnel_fields)
     r.now = 1700000000;
     cr_assert_eq(coord_validate_search(&r, &lim, &k, &eb), 0, "%s", eb.msg);
 }
+
+/* The query language is checked before any shard is asked; plain_text skips it. */
+Test(validate, query_syntax_errors_name_the_column)
+{
+    static const coord_limits wide = { .max_window = 100, .max_query_bytes = 4096 };
+    static const struct { const char *q; const char *msg; } bad[] = {
+        { "heat AND", "query: AND without a right operand at column 6" },
+        { "(heat", "query: unbalanced ( at column 1: no matching )" },
+        { "a - b", "query: - must be followed directly by a word, a phrase or ( at column 3" },
+        { "NOT laminar", "query: NOT at column 1 excludes from nothing" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        Funnel__V1__SearchRequest r = FUNNEL__V1__SEARCH_REQUEST__INIT;
+        r.query = (char *)bad[i].q;
+        uint32_t k = 0;
+        fn_errbuf eb = {{0}};
+        cr_expect_eq(coord_validate_search(&r, &wide, &k, &eb), FN_EINVAL, "%s accepted", bad[i].q);
+        cr_expect(strncmp(eb.msg, bad[i].msg, strlen(bad[i].msg)) == 0, "%s: '%s'", bad[i].q, eb.msg);
+        /* the same words as plain text: accepted */
+        r.plain_text = 1;
+        cr_expect_eq(coord_validate_search(&r, &wide, &k, &eb), 0, "%s plain: %s", bad[i].q, eb.msg);
+    }
+    Funnel__V1__SearchRequest r = FUNNEL__V1__SEARCH_REQUEST__INIT;
+    r.query = "\"heat transfer\" AND NOT laminar title:shock";
+    uint32_t k = 0;
+    fn_errbuf eb = {{0}};
+    cr_assert_eq(coord_validate_search(&r, &wide, &k, &eb), 0, "%s", eb.msg);
+}

@@ -88,7 +88,7 @@ shard0 = grpc.insecure_channel(addr("shard-0"))
 
 def search(ch, q, k, explain=False, timeout=5.0):
     t = time.perf_counter()
-    body, err = pb.call_raw(ch, pb.SEARCH, pb.M.SearchRequest(query=q, k=k, explain=explain), timeout)
+    body, err = pb.call_raw(ch, pb.SEARCH, pb.M.SearchRequest(query=q, k=k, explain=explain, plain_text=True), timeout)
     return (time.perf_counter() - t) * 1000, body, err
 
 

@@ -73,10 +73,10 @@ def main():
         with grpc.insecure_channel(addr) as ch:
             for qid, text in queries(qpath):
                 if coord:
-                    r = pb.call(ch, pb.SEARCH, pb.M.SearchRequest(query=text, k=K), pb.M.SearchResponse)
+                    r = pb.call(ch, pb.SEARCH, pb.M.SearchRequest(query=text, k=K, plain_text=True), pb.M.SearchResponse)
                     assert not r.partial and r.coverage.shards_answered == r.coverage.shards_asked, qid
                 else:
-                    r = pb.call(ch, pb.SHARD_SEARCH, pb.M.ShardSearchRequest(query=text, k=K),
+                    r = pb.call(ch, pb.SHARD_SEARCH, pb.M.ShardSearchRequest(query=text, k=K, plain_text=True),
                                 pb.M.ShardSearchResponse)
                 res[qid] = hits_of(r, coord)
         json.dump(res, open(out, "w"))
@@ -93,7 +93,7 @@ def main():
         with grpc.insecure_channel(addr) as ch:
             for qid, text in queries(qpath):
                 try:
-                    r = pb.call(ch, pb.SHARD_SEARCH, pb.M.ShardSearchRequest(query=text, k=K),
+                    r = pb.call(ch, pb.SHARD_SEARCH, pb.M.ShardSearchRequest(query=text, k=K, plain_text=True),
                                 pb.M.ShardSearchResponse)
                 except grpc.RpcError as e:
                     if e.code() != grpc.StatusCode.DATA_LOSS:
@@ -130,7 +130,7 @@ def main():
         with grpc.insecure_channel(addr) as ch:
             for qid, text in queries(qpath):
                 try:
-                    r = pb.call(ch, pb.SEARCH, pb.M.SearchRequest(query=text, k=K), pb.M.SearchResponse)
+                    r = pb.call(ch, pb.SEARCH, pb.M.SearchRequest(query=text, k=K, plain_text=True), pb.M.SearchResponse)
                 except grpc.RpcError as e:
                     bad.append("query %s: %s %s" % (qid, e.code().name, e.details()))
                     continue

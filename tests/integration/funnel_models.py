@@ -30,7 +30,7 @@ ch = grpc.insecure_channel(addr)
 
 
 def search(channel, q, **kw):
-    return pb.call(channel, pb.SEARCH, pb.M.SearchRequest(query=q, **kw), pb.M.SearchResponse, timeout=10)
+    return pb.call(channel, pb.SEARCH, pb.M.SearchRequest(query=q, plain_text=True, **kw), pb.M.SearchResponse, timeout=10)
 
 
 def stage_score(hit, name):

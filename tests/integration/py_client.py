@@ -24,6 +24,8 @@ def message(fdp, name, fields):
     for num, (fname, ftype, *rest) in enumerate(fields, 1):
         if fname is None:
             continue
+        num = next((r for r in rest if isinstance(r, int)), num)   # an explicit field number
+        rest = [r for r in rest if not isinstance(r, int)]
         label = F.LABEL_REPEATED if rest and rest[0] == "repeated" else F.LABEL_OPTIONAL
         f = m.field.add(name=fname, number=num, type=ftype, label=label)
         if ftype in (F.TYPE_MESSAGE, F.TYPE_ENUM):
@@ -33,7 +35,8 @@ def message(fdp, name, fields):
 
 fun = descriptor_pb2.FileDescriptorProto(name="funnel_py.proto", package="funnel.v1", syntax="proto3")
 message(fun, "SearchRequest", [("query", F.TYPE_STRING), ("k", F.TYPE_UINT32), ("page", F.TYPE_UINT32),
-                               ("explain", F.TYPE_BOOL), ("request_id", F.TYPE_STRING)])
+                               ("explain", F.TYPE_BOOL), ("request_id", F.TYPE_STRING),
+                               ("plain_text", F.TYPE_BOOL, 22)])
 message(fun, "Hit", [("id", F.TYPE_STRING), ("title", F.TYPE_STRING), ("score", F.TYPE_DOUBLE),
                      ("shard", F.TYPE_UINT32)])
 message(fun, "Coverage", [("shards_asked", F.TYPE_UINT32), ("shards_answered", F.TYPE_UINT32),
@@ -91,7 +94,7 @@ def stall_check(path, n, deadline_ms, limit_ms):
         for i, q in enumerate(queries):
             t0 = time.monotonic()
             try:
-                r = search(SearchRequest(query=q, k=10), timeout=deadline_ms / 1000.0)
+                r = search(SearchRequest(query=q, k=10, plain_text=True), timeout=deadline_ms / 1000.0)
             except grpc.RpcError as e:
                 check(False, f"query {i + 1}: {e.code().name} {e.details()!r}")
                 continue
@@ -147,7 +150,7 @@ with grpc.insecure_channel(target) as ch:
         check(e.code() == grpc.StatusCode.UNIMPLEMENTED, f"unknown method: {e.code().name}")
 
     # 5. 32 concurrent searches
-    fs = [search.future(SearchRequest(query=q, k=5), timeout=10)
+    fs = [search.future(SearchRequest(query=q, k=5, plain_text=True), timeout=10)
           for q in ["heat transfer", "shock waves", "wing", "supersonic flow"] * 8]
     check(all(len(f.result().hits) == 5 for f in fs), "32 concurrent searches")
 

@@ -55,7 +55,7 @@ def shard2_detail():
     return ""
 
 for q in queries[:20]:   # warm: channel, connections, page cache
-    r = search(SearchRequest(query=q, k=10), timeout=5)
+    r = search(SearchRequest(query=q, k=10, plain_text=True), timeout=5)
     assert not r.partial and r.coverage.shards_answered == 3, "warm-up: " + str(r.coverage)
 
 results = []   # (t_start, t_end, answered, asked, [(shard, status, message)], error)
@@ -68,7 +68,7 @@ def worker(n):
         i += 1
         t0 = time.monotonic()
         try:
-            r = search(SearchRequest(query=q, k=10), timeout=DEADLINE_S)
+            r = search(SearchRequest(query=q, k=10, plain_text=True), timeout=DEADLINE_S)
             res = (t0, time.monotonic(), r.coverage.shards_answered, r.coverage.shards_asked,
                    [(f.shard, f.status, f.message) for f in r.failures], None, r.took_us)
         except grpc.RpcError as e:

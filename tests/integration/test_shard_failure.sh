@@ -18,7 +18,7 @@ mkdir -p "$T/q"
 n=0
 while IFS=$'\t' read -r qid text _; do
     [ -n "$qid" ] || continue
-    "$FUNNEL" search --server "$A" --json --k 10 "$text" >"$T/q/$qid.json" 2>"$T/q.err" \
+    "$FUNNEL" search --server "$A" --json --k 10 --syntax plain "$text" >"$T/q/$qid.json" 2>"$T/q.err" \
         || { cat "$T/q.err"; fail "query $qid failed with a shard down"; }
     n=$((n + 1))
 done <"$DATA/cranfield/queries.tsv"

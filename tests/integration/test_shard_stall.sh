@@ -22,7 +22,7 @@ n=0 worst=0
 while IFS=$'\t' read -r qid text _; do
     [ -n "$qid" ] || continue
     t0=$(now_ms)
-    "$FUNNEL" search --server "$A" --json --deadline-ms 200 "$text" >"$T/q.json" 2>"$T/q.err"
+    "$FUNNEL" search --server "$A" --json --deadline-ms 200 --syntax plain "$text" >"$T/q.json" 2>"$T/q.err"
     rc=$?
     dt=$(( $(now_ms) - t0 ))
     [ $rc -eq 0 ] || { cat "$T/q.err"; resume; fail "query $qid failed (rc $rc) with a stalled shard"; }

@@ -70,6 +70,14 @@ VEC="0.1 -0.2 0.3 0.4 -0.5 0.6 0.7 -0.8"
 "$F" search --server "$ADDR" --deadline-ms 20000 "boundary layer" --vector "$VEC" --k 5 >/dev/null || { echo "hybrid search failed"; exit 1; }
 "$F" search --server "$ADDR" --deadline-ms 20000 "heat" --vector "$VEC" --fusion weighted --k 5 >/dev/null || { echo "weighted hybrid failed"; exit 1; }
 "$F" search --server "$ADDR" --deadline-ms 20000 --vector "1 2 3" >/dev/null 2>&1 && { echo "a 3-number vector was accepted"; exit 1; }
+# the query language: phrases (positions read), NOT, fields, mode all; a syntax error refused
+for q in '"boundary layer" AND NOT laminar title:flow' '+heat -transfer (plate OR cylinder)' \
+         'title:("shock wave" OR supersonic) body:pressure'; do
+  "$F" search --server "$ADDR" --deadline-ms 20000 --k 5 "$q" >/dev/null || { echo "query language: $q failed"; exit 1; }
+done
+"$F" search --server "$ADDR" --deadline-ms 20000 --mode all --k 5 'heat transfer "flat plate"' >/dev/null \
+  || { echo "mode all failed"; exit 1; }
+"$F" search --server "$ADDR" --deadline-ms 20000 '(heat AND' >/dev/null 2>&1 && { echo "a syntax error was accepted"; exit 1; }
 head -n 40 "$DATA/queries.tsv" > "$T/q.tsv"
 "$F" search --server "$ADDR" --deadline-ms 60000 --queries "$T/q.tsv" --k 100 --run-out "$T/run.trec" 2>/dev/null || { echo "batch failed"; exit 1; }
 "$F" cluster down --dir "$T/run" >/dev/null
