@@ -1,13 +1,13 @@
 /* validate.c - SearchRequest validation (INVALID_ARGUMENT messages); the
  * query text checks and the query-language parser are shared with the
- * shards (common/fn_query.c, common/fn_qparse.c). */
+ * shards (common/fn_query.c, query/parse.c). */
 #include "validate.h"
 
 #include <math.h>
 #include <string.h>
 
 #include "fn_arena.h"
-#include "fn_qparse.h"
+#include "parse.h"
 
 int coord_validate_vector(const Funnel__V1__SearchRequest *req, const coord_limits *lim, fn_errbuf *eb)
 {

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "fn_arena.h"
-#include "fn_qparse.h"
+#include "parse.h"
 #include "reader_int.h"
 #include "search_int.h"
 

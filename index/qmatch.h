@@ -1,5 +1,5 @@
 /* qmatch.h - a structured query on a shard (docs/query-language.md): the
- * parse tree of common/fn_qparse.h with its words analysed into the
+ * parse tree of query/parse.h with its words analysed into the
  * selection's terms, and the match test the selection runs on a document.
  *
  * A query that is a plain bag of words (no operator, phrase or field) is not

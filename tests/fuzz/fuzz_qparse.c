@@ -1,5 +1,5 @@
 /* fuzz_qparse.c - libFuzzer harness for the query language parser
- * (common/fn_qparse.c). Any bytes go in, UTF-8 or not; the parser must
+ * (query/parse.c). Any bytes go in, UTF-8 or not; the parser must
  * never crash, read out of bounds or leak, and what it returns must hold:
  *
  *  - a result or FN_EINVAL with "query: ..."; errors other than the node
@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fn_qparse.h"
+#include "parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -50,7 +50,7 @@ static int operator_like(const char *w)
            !strncmp(w, "title:", 6) || !strncmp(w, "body:", 5);
 }
 
-/* The same test as fn_qparse.c's flattens(). */
+/* The same test as parse.c's flattens(). */
 static int could_flatten(const fn_qnode *k, int parent_has_must)
 {
     if (k->kind != FN_Q_BOOL) return 0;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # run_fuzz.sh SRC_DIR SECONDS - fuzz the query language parser with libFuzzer.
 #
-# Builds tests/fuzz/fuzz_qparse.c with common/fn_qparse.c and the common
+# Builds tests/fuzz/fuzz_qparse.c with query/parse.c and the common
 # files it needs under clang -fsanitize=fuzzer,address,undefined, and runs
 # it for SECONDS on a copy of tests/fuzz/corpus/qparse (the seeds stay as
 # they are), with tests/fuzz/qparse.dict. Exit 0 when nothing crashed, 1 on
@@ -34,9 +34,9 @@ fi
 
 flags=(-std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1
        -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-       -Wall -Wextra -Werror -I "$src/common")
+       -Wall -Wextra -Werror -I "$src/common" -I "$src/query")
 if ! "$cc" "${flags[@]}" -o "$work/fuzz_qparse" "$src/tests/fuzz/fuzz_qparse.c" \
-        "$src/common/fn_qparse.c" "$src/common/fn_arena.c" "$src/common/fn_error.c" \
+        "$src/query/parse.c" "$src/common/fn_arena.c" "$src/common/fn_error.c" \
         -lutf8proc -llmdb -lpthread; then
     echo "run_fuzz.sh: build failed"
     exit 1

@@ -1,4 +1,4 @@
-/* fn_qparse.h - the query language: one parser for the coordinator and the
+/* parse.h - the query language: one parser for the coordinator and the
  * shards (docs/query-language.md has the grammar, the semantics, every
  * error message and the limits).
  *
@@ -21,8 +21,8 @@
  * Cost: one pass over the text, O(n) time and memory; recursion is bounded
  * by max_depth (parentheses), so no input can exhaust the stack.
  */
-#ifndef FUNNEL_FN_QPARSE_H
-#define FUNNEL_FN_QPARSE_H
+#ifndef FUNNEL_QUERY_PARSE_H
+#define FUNNEL_QUERY_PARSE_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,4 +1,4 @@
-/* fn_qparse.c - the query language parser (fn_qparse.h; the grammar, the
+/* parse.c - the query language parser (parse.h; the grammar, the
  * semantics and every message are in docs/query-language.md).
  *
  * A hand-written recursive-descent parser over a one-token lookahead lexer:
@@ -28,7 +28,7 @@
  *     bounds fn_qtree_print's recursion too.
  *  5. The lexer reads only text[0, len), whatever the bytes.
  */
-#include "fn_qparse.h"
+#include "parse.h"
 
 #include <errno.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-/* test_fn_qparse.c - the query language parser (common/fn_qparse.c,
+/* test_parse.c - the query language parser (query/parse.c,
  * docs/query-language.md): a table of queries with their canonical print
  * or their error, then the limits, fn_qtree_is_bag and printing. */
 #include <criterion/criterion.h>
@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fn_qparse.h"
+#include "parse.h"
 
 typedef struct qcase {
     const char *in;
