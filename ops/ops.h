@@ -44,6 +44,8 @@ int ops_cmd_traindata(int argc, char **argv);
 int ops_cmd_ann(int argc, char **argv);
 /* the text encoder (ops_embed.c, docs/cli.md): `funnel embed train|apply` */
 int ops_cmd_embed(int argc, char **argv);
+/* the spelling corrector (ops_spell.c, query/spell.h): `funnel spell build|check` */
+int ops_cmd_spell(int argc, char **argv);
 
 /* ---- locating the daemons (ops_util.c) ---- */
 
