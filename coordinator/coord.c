@@ -41,6 +41,7 @@
 #include "pbbuf.h"
 #include "rpc_client.h"
 #include "rpc_server.h"
+#include "spell.h"
 
 /* Every allocation of a search (the unpacked shard replies, the response's
  * arrays) comes from its arena and goes back at once (common/fn_arena.h). */
@@ -79,6 +80,7 @@ struct coord {
     uv_loop_t *loop;
     coord_opts o;
     rank_ranker *stage2;         /* the stage-2 model (loop thread; NULL = none) */
+    spell_dict_t *spell;         /* spelling dictionary (read-only once loaded; NULL = none) */
     coord_implog *implog;        /* the impression log, or NULL */
     const char *fnames[64];      /* the registry's names: every column */
     size_t nfnames;                /* breaker fields with their defaults filled in */
@@ -141,6 +143,11 @@ typedef struct search {
     uint64_t prf_t0, prf_us;
     int prf_ran;                 /* rescoring calls were made */
     char prf_note[200];
+    /* spelling (query/spell.h): the text the shards search, the corrections */
+    const char *qtext;
+    Funnel__V1__SpellCorrection **fixes;
+    size_t nfixes;
+    const char *did_you_mean;
     /* a request with a vector (docs/vectors.md): text blank = vector only */
     int vec_only;
     int vec_learned;             /* the vector only informs vec_sim (FUSION_LEARNED, features requests) */
@@ -855,6 +862,57 @@ stages:;
         }
     }
     resp->request_id = (char *)s->request_id;
+    resp->original_query = s->req->query;
+    resp->rewritten_query = (char *)s->qtext;
+    resp->corrections = s->fixes;
+    resp->n_corrections = s->nfixes;
+    if (s->did_you_mean) resp->did_you_mean = (char *)s->did_you_mean;
+    return 0;
+}
+
+/* Spelling (docs/query-language.md "Spelling"): with a dictionary and the
+ * request's spell mode not OFF, the words found in no document (and in no
+ * word list) are corrected. AUTO searches the corrected text, SUGGEST only
+ * offers it (did_you_mean). Everything lives in s->mem. 0 or -ENOMEM. */
+static int spell_step(coord_t *c, search *s)
+{
+    const Funnel__V1__SearchRequest *req = s->req;
+    s->qtext = req->query;
+    if (!c->spell || req->spell == FUNNEL__V1__SPELL_MODE__SPELL_OFF || fn_query_is_blank(req->query)) return 0;
+    spell_opts so = { 0, c->o.spell_min_score };
+    spell_result sr;
+    fn_errbuf eb;
+    int rc = spell_correct(c->spell, req->query, strlen(req->query), &so, &sr, &eb);
+    if (rc) {
+        spell_result_free(&sr);
+        return rc == -ENOMEM ? rc : 0;   /* FN_ELIMIT: longer than validation allows; searched as written */
+    }
+    if (sr.nfix) {
+        char *text = fn_arena_strndup(&s->mem, sr.text, sr.text_len);
+        s->fixes = fn_arena_alloc(&s->mem, sr.nfix * sizeof *s->fixes);
+        Funnel__V1__SpellCorrection *m = fn_arena_alloc(&s->mem, sr.nfix * sizeof *m);
+        if (!text || !s->fixes || !m) {
+            spell_result_free(&sr);
+            return -ENOMEM;
+        }
+        for (size_t i = 0; i < sr.nfix; i++) {
+            funnel__v1__spell_correction__init(&m[i]);
+            m[i].from = fn_arena_strdup(&s->mem, sr.fix[i].from);
+            m[i].to = fn_arena_strdup(&s->mem, sr.fix[i].to);
+            if (!m[i].from || !m[i].to) {
+                spell_result_free(&sr);
+                return -ENOMEM;
+            }
+            m[i].offset = (uint32_t)sr.fix[i].offset;
+            m[i].distance = (uint32_t)sr.fix[i].distance;
+            m[i].score = sr.fix[i].score;
+            s->fixes[i] = &m[i];
+        }
+        s->nfixes = sr.nfix;
+        if (req->spell == FUNNEL__V1__SPELL_MODE__SPELL_SUGGEST) s->did_you_mean = text;
+        else s->qtext = text;
+    }
+    spell_result_free(&sr);
     return 0;
 }
 
@@ -1226,6 +1284,7 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     s->c = c;
     s->call = call;
     s->req = req;
+    fn_arena_init(&s->mem);
     /* a request without an id gets one: responses and impression lines
      * can always be joined (pid, then a per-process count) */
     if (req->request_id && *req->request_id) {
@@ -1239,7 +1298,12 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     s->t0_ns = t0;
     s->nslots = n;
     funnel__v1__shard_search_request__init(&s->sreq);
-    s->sreq.query = req->query;
+    if (spell_step(c, s) != 0) {
+        free_search(s);
+        reply(c, call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+        return;
+    }
+    s->sreq.query = (char *)s->qtext;
     s->sreq.explain = req->explain;
     s->sreq.explain_hits = c->o.limits.max_explain_hits;
     /* the funnel's windows: global budgets a request may only lower; each
@@ -1325,7 +1389,6 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
         s->sreq.features = 2;
         if (s->sreq.feature_hits < page_end) s->sreq.feature_hits = page_end;
     }
-    fn_arena_init(&s->mem);
     pb_arena_allocator(&s->pba, &s->mem);
 
     /* One deadline for all shards, earlier than the client's by our budget
@@ -1655,6 +1718,7 @@ static void on_timer(uv_timer_t *t)
 static void free_coord(coord_t *c)
 {
     rank_ranker_unref(c->stage2);
+    spell_dict_destroy(c->spell);
     coord_implog_close(c->implog);
     for (uint32_t i = 0; i < c->nbackends; i++)
         if (c->backends[i].ch) grpc_channel_destroy(c->backends[i].ch);
@@ -1741,6 +1805,30 @@ int coord_start(uv_loop_t *loop, const coord_opts *o, coord_t **out, fn_errbuf *
         return rc;
     }
     co->impressions_log = NULL;
+    /* the spelling dictionary and word list: a bad file stops the start */
+    if (co->spell_dict && *co->spell_dict) {
+        rc = spell_dict_load(co->spell_dict, &c->spell, eb);
+        /* spell-wordlist: files separated by ':' (American and British English) */
+        for (const char *p = co->spell_wordlist; !rc && p && *p;) {
+            const char *e = strchr(p, ':');
+            size_t n = e ? (size_t)(e - p) : strlen(p);
+            char path[4096];
+            if (n && n < sizeof path) {
+                memcpy(path, p, n);
+                path[n] = '\0';
+                rc = spell_dict_load_wordlist(c->spell, path, eb);
+            }
+            p = e ? e + 1 : NULL;
+        }
+        if (rc ||
+            (rc = spell_dict_set_stemmer(c->spell, co->spell_stemmer, eb)) ||
+            (rc = spell_dict_finish(c->spell))) {
+            if (rc == -ENOMEM) fn_seterr(eb, rc, "spell-dict: out of memory");
+            goto fail_alloc;
+        }
+    }
+    co->spell_dict = co->spell_wordlist = co->spell_stemmer = NULL;
+    if (!(co->spell_min_score < 0)) co->spell_min_score = SPELL_DEFAULT_MIN_SCORE;
     if (co->probe_deadline_ms <= 0) co->probe_deadline_ms = COORD_DEFAULT_PROBE_DEADLINE_MS;
     if (co->down_probe_interval_ms <= 0) co->down_probe_interval_ms = COORD_DEFAULT_DOWN_PROBE_MS;
     if (co->breaker_failures == 0) co->breaker_failures = COORD_DEFAULT_BREAKER_FAILURES;

@@ -36,6 +36,10 @@ typedef struct coord_opts {
     uint32_t selection_k, stage1_k, stage2_k;
     double overprovision;           /* 0 = COORD_DEFAULT_OVERPROVISION */
     const char *stage2_model;       /* a model file, or NULL: merge order */
+    const char *spell_dict;         /* spelling dictionary (query/spell.h), or NULL: no correction */
+    const char *spell_wordlist;     /* words never corrected, or NULL */
+    double spell_min_score;         /* 0 = SPELL_DEFAULT_MIN_SCORE */
+    const char *spell_stemmer;      /* the index's stemmer, or NULL / "none" */
     /* The impression log (coordinator/impressions.h); NULL = off. */
     const char *impressions_log;
     uint64_t impressions_max_bytes; /* rotate past this; 0 = never */

@@ -8,6 +8,7 @@
 
 #include "fn_config.h"
 #include "fn_log.h"
+#include "spell.h"
 
 void coord_config_defaults(coord_config *c)
 {
@@ -26,6 +27,8 @@ void coord_config_defaults(coord_config *c)
     c->overprovision = COORD_DEFAULT_OVERPROVISION;
     c->impressions_max_bytes = 256 << 20;
     c->impressions_keep = 5;
+    c->spell_min_score = SPELL_DEFAULT_MIN_SCORE;
+    snprintf(c->spell_stemmer, sizeof c->spell_stemmer, "english");
     c->prf_docs = COORD_DEFAULT_PRF_DOCS;
     c->prf_terms = COORD_DEFAULT_PRF_TERMS;
     c->prf_lambda = COORD_DEFAULT_PRF_LAMBDA;
@@ -88,6 +91,7 @@ static const struct dbl_key {
     { "prf-lambda", offsetof(coord_config, prf_lambda), 0, 1 },
     { "prf-temperature", offsetof(coord_config, prf_temperature), 0, 100 },
     { "prf-max-df", offsetof(coord_config, prf_max_df), 0, 1 },
+    { "spell-min-score", offsetof(coord_config, spell_min_score), -1000, 0 },
 };
 
 int coord_config_set(coord_config *c, const char *key, const char *v, fn_errbuf *eb)
@@ -104,6 +108,12 @@ int coord_config_set(coord_config *c, const char *key, const char *v, fn_errbuf 
         return set_str(c->config_file, sizeof c->config_file, "config", v, eb);
     if (fn_config_key_is(key, "impressions-log"))
         return set_str(c->impressions_log, sizeof c->impressions_log, "impressions-log", v, eb);
+    if (fn_config_key_is(key, "spell-dict"))
+        return set_str(c->spell_dict, sizeof c->spell_dict, "spell-dict", v, eb);
+    if (fn_config_key_is(key, "spell-stemmer"))
+        return set_str(c->spell_stemmer, sizeof c->spell_stemmer, "spell-stemmer", v, eb);
+    if (fn_config_key_is(key, "spell-wordlist"))
+        return set_str(c->spell_wordlist, sizeof c->spell_wordlist, "spell-wordlist", v, eb);
     if (fn_config_key_is(key, "stage2-model"))
         return set_str(c->stage2_model, sizeof c->stage2_model, "stage2-model", v, eb);
     for (size_t i = 0; i < sizeof dbl_keys / sizeof dbl_keys[0]; i++) {
@@ -191,6 +201,14 @@ const char *coord_config_usage(void)
 "  --stage2-k N             the window the stage-2 model re-ranks (default 500)\n"
 "  --overprovision X        a shard's share of a window is ceil(window x X / shards) (default 1.5)\n"
 "  --stage2-model FILE      the stage-2 model (default none: merge order)\n"
+"  --spell-dict FILE        spelling dictionary (funnel spell build): words found in no\n"
+"                           document are corrected (default none: no correction)\n"
+"  --spell-wordlist FILES   words never corrected, one a line; files separated by ':'\n"
+"                           (e.g. /usr/share/dict/american-english:/usr/share/dict/\n"
+"                           british-english; default none)\n"
+"  --spell-min-score X      a correction must score at least X (default -14)\n"
+"  --spell-stemmer NAME     the index's stemmer: a word whose stem a corpus word has finds\n"
+"                           documents and is left alone (default english; none)\n"
 "  --impressions-log FILE   log every page shown, with its features (JSON Lines; default off)\n"
 "  --impressions-max-bytes N  rotate the log past N bytes (default 268435456; 0 = never)\n"
 "  --impressions-keep N     rotated logs kept: FILE.1 .. FILE.N (default 5)\n"

@@ -115,6 +115,8 @@ int main(int argc, char **argv)
         .selection_k = (uint32_t)cfg.selection_k, .stage1_k = (uint32_t)cfg.stage1_k,
         .stage2_k = (uint32_t)cfg.stage2_k, .overprovision = cfg.overprovision,
         .stage2_model = cfg.stage2_model,
+        .spell_dict = cfg.spell_dict, .spell_wordlist = cfg.spell_wordlist, .spell_min_score = cfg.spell_min_score,
+        .spell_stemmer = cfg.spell_stemmer,
         .impressions_log = cfg.impressions_log, .impressions_max_bytes = (uint64_t)cfg.impressions_max_bytes,
         .impressions_keep = (unsigned)cfg.impressions_keep,
         .prf = {(uint32_t)cfg.prf_docs, (uint32_t)cfg.prf_terms, cfg.prf_lambda, cfg.prf_temperature,

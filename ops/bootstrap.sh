@@ -54,6 +54,7 @@ step index "the Cranfield sample (1400 documents) into var/index, 3 shards"
 $F cluster down --dir var/run >/dev/null 2>&1 || true
 rm -rf var/index
 $F index build --input ops/sample/cranfield/corpus.jsonl --shards 3 --out var/index
+$F spell build --input ops/sample/cranfield/corpus.jsonl --out var/index/spell.dict   # spelling correction
 
 step cluster "1 coordinator + 3 shards on loopback (state and logs in var/run)"
 ADDR=$($F cluster up --index var/index --dir var/run)
@@ -63,7 +64,7 @@ $F cluster status --dir var/run
 step queries "3 queries, top 5"
 for q in "boundary layer transition at high mach numbers" \
          "heat transfer in laminar flow" \
-         "buckling of thin cylindrical shells under axial compression"; do
+         "bukling of thin cylindrical shells under axial compresion"; do
   echo
   echo "== $q"
   $F search --server "$ADDR" --k 5 "$q"

@@ -51,6 +51,9 @@ static const char cluster_usage[] =
     "        (e.g. \"valgrind --leak-check=full\"). --stage1-model / --stage2-model\n"
     "        load the funnel's models (docs/ranking.md); --shard-config and\n"
     "        --coordinator-config pass a key=value file to every daemon of that kind.\n"
+    "        With IDXDIR/spell.dict (funnel spell build) the coordinator corrects\n"
+    "        spelling, with " OPS_SPELL_WORDLIST " and\n"
+    "        " OPS_SPELL_WORDLIST_GB " as word lists when present.\n"
     "status  one line per process: role, shard, address, pid, alive, health;\n"
     "        exit 0 only when every process is alive and SERVING.\n"
     "down    SIGTERM every process, SIGKILL after 10 s; exit 0 even if already down.\n";
@@ -571,11 +574,29 @@ static int cluster_up(int argc, char **argv)
         goto fail;
     }
     {
-        char *av[16] = {coord_bin, "--topology", topo, "--listen", "127.0.0.1:0",
+        char *av[20] = {coord_bin, "--topology", topo, "--listen", "127.0.0.1:0",
                         "--addr-file", coord->addr_file, NULL};
         int na = 7;
         if (coord_conf) { av[na++] = "--config"; av[na++] = (char *)coord_conf; }
         if (m2) { av[na++] = "--stage2-model"; av[na++] = (char *)m2; }
+        /* spelling: the index's dictionary (funnel spell build --out
+         * IDXDIR/spell.dict), and the system's English word list */
+        static char sdict[PATH_MAX + 16];
+        sfmt(sdict, sizeof sdict, "%s/spell.dict", idxdir);
+        if (access(sdict, R_OK) == 0) {
+            av[na++] = "--spell-dict";
+            av[na++] = sdict;
+            static char lists[2 * sizeof OPS_SPELL_WORDLIST_GB + 8];
+            lists[0] = '\0';
+            const char *wl[2] = { OPS_SPELL_WORDLIST, OPS_SPELL_WORDLIST_GB };
+            for (int w = 0; w < 2; w++)
+                if (access(wl[w], R_OK) == 0)
+                    sfmt(lists + strlen(lists), sizeof lists - strlen(lists), "%s%s", lists[0] ? ":" : "", wl[w]);
+            if (lists[0]) {
+                av[na++] = "--spell-wordlist";
+                av[na++] = lists;
+            }
+        }
         av[na] = NULL;
         pid_t pid = spawn(wrap, nwrap, av, coord->log_file);
         if (pid < 0) {

@@ -23,7 +23,7 @@ static const char search_usage[] =
     "       funnel search --server ADDR --queries queries.tsv --run-out run.trec [--skip-models]\n"
     "                     [--k 1000] [--concurrency C] [--tag T] [--deadline-ms N]\n"
     "       (both: [--selection-k N] [--stage1-k N] [--stage2-k N] [--mode any|all]\n"
-    "              [--syntax language|plain]\n"
+    "              [--syntax language|plain] [--spell off|suggest|auto]\n"
     "              [--exact-total] [--knn-k K] [--ef E] [--knn-exact]\n"
     "              [--fusion rrf|weighted] [--vector-weight W])\n"
     "       funnel search --server ADDR --vector \"0.1 0.2 ...\" [\"query text\"] [--json]\n"
@@ -48,6 +48,11 @@ static const char search_usage[] =
     "                   plain: the text is words only, no operator (natural-language\n"
     "                   query sets). Default: language for one query, plain for a\n"
     "                   batch (--queries: test collections are natural language)\n"
+    "  --spell off|suggest|auto\n"
+    "                   with a cluster that has a spelling dictionary: auto (default)\n"
+    "                   searches with the words found in no document corrected and\n"
+    "                   prints them; suggest searches as written and prints \"did you\n"
+    "                   mean\"; off: no correction\n"
     "  --exact-total    count every match (slower); otherwise the footer's count\n"
     "                   may be a lower bound, printed as \"at least N matches\"\n"
     "Vectors (an index built with \"embedding\"s): --vector alone asks for the\n"
@@ -75,6 +80,7 @@ typedef struct search_args {
     uint32_t k, page, concurrency;
     int k_set;
     int json, explain, skip_models, all_terms, exact_total;
+    int spell;              /* --spell: Funnel__V1__SpellMode (0 = the server's default, auto) */
     int syntax;             /* --syntax: -1 unset (one query: language; a batch: plain), 0 language, 1 plain */
     float *vector;          /* --vector (one query) */
     size_t nvector;
@@ -128,6 +134,11 @@ static void print_explain_hit(const Funnel__V1__Hit *h)
 
 static void print_response(const Funnel__V1__SearchResponse *r, const search_args *a)
 {
+    if (r->did_you_mean && *r->did_you_mean) printf("did you mean: %s\n", r->did_you_mean);
+    else if (r->n_corrections) printf("searched for: %s\n", r->rewritten_query);
+    for (size_t i = 0; i < r->n_corrections; i++)
+        printf("  %s -> %s (distance %u, score %.2f)\n", r->corrections[i]->from, r->corrections[i]->to,
+               r->corrections[i]->distance, r->corrections[i]->score);
     printf("%4s  %-12s  %-16s  %s\n", "rank", "score", "id", "title");
     for (size_t i = 0; i < r->n_hits; i++) {
         const Funnel__V1__Hit *h = r->hits[i];
@@ -181,6 +192,7 @@ static int search_one(rpc_client_t *c, const char *query, const search_args *a)
     req.skip_models = a->skip_models;
     req.all_terms = a->all_terms;
     req.plain_text = a->syntax == 1;
+    req.spell = (Funnel__V1__SpellMode)a->spell;
     req.exact_total = a->exact_total;
     req.selection_k = a->win[0];
     req.stage1_k = a->win[1];
@@ -251,6 +263,7 @@ static void *batch_worker(void *ud)
         req.skip_models = b->args->skip_models;
         req.all_terms = b->args->all_terms;
         req.plain_text = b->args->syntax != 0;   /* a batch: plain unless --syntax language */
+        req.spell = (Funnel__V1__SpellMode)b->args->spell;
         req.exact_total = b->args->exact_total;
         req.selection_k = b->args->win[0];
         req.stage1_k = b->args->win[1];
@@ -434,6 +447,7 @@ int ops_cmd_search(int argc, char **argv)
         {"explain", no_argument, 0, 'e'},        {"deadline-ms", required_argument, 0, 'd'},
         {"skip-models", no_argument, 0, 'S'},    {"all-terms", no_argument, 0, 'A'},
         {"mode", required_argument, 0, 'M'},     {"syntax", required_argument, 0, 'Y'},
+        {"spell", required_argument, 0, 'L'},
         {"exact-total", no_argument, 0, 'X'},
         {"selection-k", required_argument, 0, '0'}, {"stage1-k", required_argument, 0, '1'},
         {"stage2-k", required_argument, 0, '2'},
@@ -460,6 +474,15 @@ int ops_cmd_search(int argc, char **argv)
         case 'e': a.explain = 1; break;
         case 'S': a.skip_models = 1; break;
         case 'A': a.all_terms = 1; break;
+        case 'L':
+            if (strcmp(optarg, "off") == 0) a.spell = FUNNEL__V1__SPELL_MODE__SPELL_OFF;
+            else if (strcmp(optarg, "suggest") == 0) a.spell = FUNNEL__V1__SPELL_MODE__SPELL_SUGGEST;
+            else if (strcmp(optarg, "auto") == 0) a.spell = FUNNEL__V1__SPELL_MODE__SPELL_AUTO;
+            else {
+                fprintf(stderr, "funnel search: --spell must be off, suggest or auto, not '%s'\n", optarg);
+                return OPS_EXIT_USAGE;
+            }
+            break;
         case 'Y':
             if (strcmp(optarg, "language") == 0) a.syntax = 0;
             else if (strcmp(optarg, "plain") == 0) a.syntax = 1;

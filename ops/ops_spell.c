@@ -21,14 +21,16 @@
 
 static const char spell_usage[] =
     "usage: funnel spell build --input corpus.jsonl --out DICT [--on-error skip|fail]\n"
-    "       funnel spell check --dict DICT [--wordlist PATH] [--min-score S] \"query text\"\n"
-    "       funnel spell check --dict DICT [--wordlist PATH] [--min-score S] --queries Q.tsv\n"
+    "       funnel spell check --dict DICT [--wordlist PATH] [--min-score S] [--stemmer S] \"query text\"\n"
+    "       funnel spell check --dict DICT [--wordlist PATH] [--min-score S] [--stemmer S] --queries Q.tsv\n"
     "\n"
     "build: the dictionary of the corpus's words (title + body, case folded, not\n"
     "stemmed) with their collection and document frequencies, written to DICT.\n"
     "  --on-error MODE   fail (default): stop at the first bad line; skip: report\n"
     "                    bad lines as FILE:LINE: reason and leave them out\n"
     "check: corrects the words that are neither in DICT nor in the word list.\n"
+    "  --stemmer NAME    the index's Snowball stemmer (default english; none): a word\n"
+    "                    whose stem is a corpus word's finds documents, left alone\n"
     "  --wordlist PATH   known-good words, one a line (/usr/share/dict/american-english)\n"
     "                    or hunspell's .dic format; they are never corrected\n"
     "  --min-score S     a correction must score at least S (log P(w) + log P(typo|w),\n"
@@ -147,8 +149,9 @@ static int cmd_check(int argc, char **argv)
     static const struct option lo[] = {
         { "dict", required_argument, NULL, 'd' }, { "wordlist", required_argument, NULL, 'w' },
         { "queries", required_argument, NULL, 'q' }, { "min-score", required_argument, NULL, 's' },
+        { "stemmer", required_argument, NULL, 't' },
         { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 } };
-    const char *dictp = NULL, *wl = NULL, *queries = NULL;
+    const char *dictp = NULL, *wl = NULL, *queries = NULL, *stemmer = "english";
     spell_opts so = { 0 };
     int c;
     optind = 1;
@@ -158,6 +161,7 @@ static int cmd_check(int argc, char **argv)
         case 'd': dictp = optarg; break;
         case 'w': wl = optarg; break;
         case 'q': queries = optarg; break;
+        case 't': stemmer = optarg; break;
         case 's': {
             char *end;
             so.min_score = strtod(optarg, &end);
@@ -176,6 +180,7 @@ static int cmd_check(int argc, char **argv)
     spell_dict_t *d = NULL;
     int rc = spell_dict_load(dictp, &d, &eb);
     if (!rc && wl) rc = spell_dict_load_wordlist(d, wl, &eb);
+    if (!rc) rc = spell_dict_set_stemmer(d, stemmer, &eb);
     if (rc) {
         fprintf(stderr, "funnel spell check: %s\n", fn_errmsg(&eb, rc));
         spell_dict_destroy(d);

@@ -53,6 +53,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <libstemmer.h>
 #include <utf8proc.h>
 #include <xxhash.h>
 
@@ -167,6 +168,8 @@ struct spell_dict {
     size_t fcap;
     uint64_t total;
     wtab known;                 /* the word list */
+    wtab stems;                 /* the corpus words' stems (spell_dict_set_stemmer) */
+    char stemmer[32];           /* "" = none */
     del_entry *del;             /* sorted by (h, id), unique */
     size_t ndel;
     int finished;
@@ -178,6 +181,7 @@ int spell_dict_create(spell_dict_t **out)
     if (!d) return -ENOMEM;
     fn_arena_init(&d->words.arena);
     fn_arena_init(&d->known.arena);
+    fn_arena_init(&d->stems.arena);
     *out = d;
     return 0;
 }
@@ -187,6 +191,7 @@ void spell_dict_destroy(spell_dict_t *d)
     if (!d) return;
     wtab_free(&d->words);
     wtab_free(&d->known);
+    wtab_free(&d->stems);
     free(d->cf);
     free(d->df);
     free(d->del);
@@ -207,6 +212,42 @@ int spell_dict_get(const spell_dict_t *d, const char *word, size_t len, uint64_t
 int spell_dict_known(const spell_dict_t *d, const char *word, size_t len)
 {
     return wtab_find(&d->words, word, len) >= 0 || wtab_find(&d->known, word, len) >= 0;
+}
+
+int spell_dict_set_stemmer(spell_dict_t *d, const char *name, fn_errbuf *eb)
+{
+    wtab_free(&d->stems);
+    memset(&d->stems, 0, sizeof d->stems);
+    fn_arena_init(&d->stems.arena);
+    d->stemmer[0] = '\0';
+    if (!name || !*name || strcmp(name, "none") == 0) return 0;
+    if (strlen(name) >= sizeof d->stemmer) return fn_seterr(eb, FN_EINVAL, "stemmer %s: unknown", name);
+    struct sb_stemmer *st = sb_stemmer_new(name, "UTF_8");
+    if (!st) return fn_seterr(eb, FN_EINVAL, "stemmer %s: unknown (Snowball's names: english, porter, ...)", name);
+    for (size_t i = 0; i < d->words.n; i++) {
+        const sb_symbol *s = sb_stemmer_stem(st, (const sb_symbol *)d->words.w[i], (int)d->words.len[i]);
+        size_t idx;
+        int added;
+        if (!s || wtab_add(&d->stems, (const char *)s, (size_t)sb_stemmer_length(st), &idx, &added)) {
+            sb_stemmer_delete(st);
+            return fn_seterr(eb, -ENOMEM, "out of memory");
+        }
+    }
+    sb_stemmer_delete(st);
+    strcpy(d->stemmer, name);
+    return 0;
+}
+
+/* Is the folded word's stem a corpus word's stem? Then the word finds
+ * documents through the index's stemming ("accuracies" and "accuracy")
+ * and is no misspelling. *st is made on first use (one per call of
+ * spell_correct: a Snowball stemmer is not thread-safe). */
+static int stem_known(const spell_dict_t *d, struct sb_stemmer **st, const char *w, size_t len)
+{
+    if (!d->stemmer[0]) return 0;
+    if (!*st && !(*st = sb_stemmer_new(d->stemmer, "UTF_8"))) return 0;
+    const sb_symbol *s = sb_stemmer_stem(*st, (const sb_symbol *)w, (int)len);
+    return s && wtab_find(&d->stems, (const char *)s, (size_t)sb_stemmer_length(*st)) >= 0;
 }
 
 /* Add a folded word. *idx receives its index. 0 or -ENOMEM. */
@@ -755,6 +796,7 @@ static int is_operator(const char *w, size_t n)
 int spell_correct(spell_dict_t *d, const char *text, size_t len, const spell_opts *opts,
                   spell_result *res, fn_errbuf *eb)
 {
+    struct sb_stemmer *stemmer = NULL;   /* made when a word needs it (stem_known) */
     memset(res, 0, sizeof *res);
     if (len > SPELL_MAX_TEXT_BYTES)
         return fn_seterr(eb, FN_ELIMIT, "query of %zu bytes: at most %d are corrected", len,
@@ -790,7 +832,7 @@ int spell_correct(spell_dict_t *d, const char *text, size_t len, const spell_opt
             fl = fold(w, wl, f, sizeof f);
             n = fl ? decode(f, fl, u, SPELL_MAX_WORD_CPS) : 0;
             skip = n < MIN_CORRECT_CPS || n > SPELL_MAX_WORD_CPS || has_digit(u, n) ||
-                   spell_dict_known(d, f, fl);
+                   spell_dict_known(d, f, fl) || stem_known(d, &stemmer, f, fl);
         }
         if (skip) continue;
         res->looked_at++;
@@ -817,9 +859,11 @@ int spell_correct(spell_dict_t *d, const char *text, size_t len, const spell_opt
     out[o] = '\0';
     res->text = out;
     res->text_len = o;
+    if (stemmer) sb_stemmer_delete(stemmer);
     return 0;
 
 nomem:
+    if (stemmer) sb_stemmer_delete(stemmer);
     spell_result_free(res);
     return fn_seterr(eb, -ENOMEM, "out of memory");
 }

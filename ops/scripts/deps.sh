@@ -32,7 +32,7 @@ PKGS=(build-essential pkg-config meson ninja-build
       libgrpc-dev protobuf-c-compiler libprotobuf-c-dev libuv1-dev liblmdb-dev lmdb-utils
       libcriterion-dev libstemmer-dev libutf8proc-dev libxxhash-dev libstreamvbyte-dev libjansson-dev libzstd-dev
       zlib1g-dev
-      valgrind time python3 python3-grpcio python3-protobuf python3-numpy python3-xapian wamerican
+      valgrind time python3 python3-grpcio python3-protobuf python3-numpy python3-xapian wamerican wbritish
       python3-xgboost python3-sklearn
       fasttext clang libclang-rt-14-dev)   # funnel embed; the query parser's libFuzzer run
 [ "${1:-}" = --bench ] && PKGS+=(sphinxsearch python3-pymysql gnuplot-nox python3-hnswlib python3-faiss)

@@ -378,3 +378,24 @@ Test(spell, cranfield, .timeout = 60)
     cr_expect_gt((double)right / (double)typos, 0.85, "%zu of %zu typos fixed", right, typos);
     spell_dict_destroy(d);
 }
+
+/* With the index's stemmer, a word whose stem a corpus word has finds
+ * documents (the index stems both alike): it is no misspelling. */
+Test(spell, stem_known_words_stay)
+{
+    spell_dict_t *d = NULL;
+    cr_assert_eq(spell_dict_create(&d), 0);
+    cr_assert_eq(spell_dict_add(d, "accuracy", 50, 40), 0);
+    cr_assert_eq(spell_dict_add(d, "inaccuracies", 3, 3), 0);
+    cr_assert_eq(spell_dict_add(d, "transfer", 90, 70), 0);
+    cr_assert_eq(spell_dict_finish(d), 0);
+    /* without a stemmer, "accuracies" is unknown and its neighbour wins */
+    cr_expect_str_eq(fix(d, "accuracies trasnfer"), "inaccuracies transfer");
+    fn_errbuf eb = { { 0 } };
+    cr_assert_eq(spell_dict_set_stemmer(d, "english", &eb), 0, "%s", eb.msg);
+    cr_expect_str_eq(fix(d, "accuracies trasnfer"), "accuracies transfer");
+    cr_expect_eq(spell_dict_set_stemmer(d, "klingon", &eb), FN_EINVAL);
+    cr_assert_eq(spell_dict_set_stemmer(d, "none", &eb), 0);
+    cr_expect_str_eq(fix(d, "accuracies"), "inaccuracies");
+    spell_dict_destroy(d);
+}

@@ -24,6 +24,8 @@ with open(sys.argv[2], "w") as out:
         out.write(json.dumps(d) + "\n")
 PY
 "$F" index build --input "$T/corpus.jsonl" --shards 3 --out "$T/idx" >/dev/null || { echo "index build failed"; exit 1; }
+# a spelling dictionary: the coordinator loads it and corrects under valgrind
+"$F" spell build --input "$DATA/corpus.jsonl" --out "$T/idx/spell.dict" >/dev/null 2>&1 || { echo "spell build failed"; exit 1; }
 # models to serve with (trained on a cluster outside valgrind): a stage-1 GBDT over
 # the cheap features, a stage-2 LambdaMART over every feature, and a second
 # stage-2 model to push while the cluster runs under valgrind
@@ -78,6 +80,11 @@ done
 "$F" search --server "$ADDR" --deadline-ms 20000 --mode all --k 5 'heat transfer "flat plate"' >/dev/null \
   || { echo "mode all failed"; exit 1; }
 "$F" search --server "$ADDR" --deadline-ms 20000 '(heat AND' >/dev/null 2>&1 && { echo "a syntax error was accepted"; exit 1; }
+# spelling: auto and suggest
+"$F" search --server "$ADDR" --deadline-ms 20000 --k 5 'heat trasnfer in bondary layers' | grep -q 'searched for: heat transfer in boundary layers' \
+  || { echo "spelling (auto) failed"; exit 1; }
+"$F" search --server "$ADDR" --deadline-ms 20000 --k 5 --spell suggest '"heat trasnfer" AND NOT lamnar' | grep -q 'did you mean' \
+  || { echo "spelling (suggest) failed"; exit 1; }
 head -n 40 "$DATA/queries.tsv" > "$T/q.tsv"
 "$F" search --server "$ADDR" --deadline-ms 60000 --queries "$T/q.tsv" --k 100 --run-out "$T/run.trec" 2>/dev/null || { echo "batch failed"; exit 1; }
 "$F" cluster down --dir "$T/run" >/dev/null
