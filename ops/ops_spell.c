@@ -111,39 +111,6 @@ static int cmd_build(int argc, char **argv)
     return OPS_EXIT_OK;
 }
 
-/* A queries.tsv line: "qid<TAB>rewritten" (lines without a tab: FILE:LINE). */
-typedef struct check_ctx {
-    spell_dict_t *d;
-    const spell_opts *so;
-    const char *path;
-    size_t queries, fixes;
-    fn_errbuf *eb;
-} check_ctx;
-
-static int check_line(void *ud, char *line, size_t len, size_t lineno)
-{
-    check_ctx *c = ud;
-    if (strspn(line, " \t\r") == len) return 0;
-    char *tab = memchr(line, '\t', len);
-    if (!tab) return fn_seterr(c->eb, FN_EPARSE, "%s:%zu: no tab between qid and text", c->path, lineno);
-    char *text = tab + 1;
-    size_t tl = len - (size_t)(text - line);
-    char *tab2 = memchr(text, '\t', tl);
-    if (tab2) tl = (size_t)(tab2 - text);
-    spell_result r;
-    int rc = spell_correct(c->d, text, tl, c->so, &r, c->eb);
-    if (rc) {
-        char msg[sizeof c->eb->msg];
-        snprintf(msg, sizeof msg, "%s", fn_errmsg(c->eb, rc));
-        return fn_seterr(c->eb, rc, "%s:%zu: %s", c->path, lineno, msg);
-    }
-    printf("%.*s\t%s\n", (int)(tab - line), line, r.text);
-    c->queries++;
-    c->fixes += r.nfix;
-    spell_result_free(&r);
-    return 0;
-}
-
 static int cmd_check(int argc, char **argv)
 {
     static const struct option lo[] = {
@@ -188,14 +155,25 @@ static int cmd_check(int argc, char **argv)
     }
     int status = OPS_EXIT_OK;
     if (queries) {
-        check_ctx cc = { .d = d, .so = &so, .path = queries, .eb = &eb };
-        rc = fn_read_lines(queries, check_line, &cc, &eb);
+        /* queries.tsv as every command reads it (ops_queries_load) */
+        ops_query *qs = NULL;
+        size_t nq = 0, fixes = 0;
+        rc = ops_queries_load(queries, &qs, &nq, &eb);
+        for (size_t i = 0; !rc && i < nq; i++) {
+            spell_result r;
+            if ((rc = spell_correct(d, qs[i].text, strlen(qs[i].text), &so, &r, &eb)) == 0) {
+                printf("%s\t%s\n", qs[i].qid, r.text);
+                fixes += r.nfix;
+            }
+            spell_result_free(&r);
+        }
         if (rc) {
             fprintf(stderr, "funnel spell check: %s\n", fn_errmsg(&eb, rc));
             status = OPS_EXIT_FAIL;
         } else {
-            fprintf(stderr, "funnel spell check: %zu queries, %zu corrections\n", cc.queries, cc.fixes);
+            fprintf(stderr, "funnel spell check: %zu queries, %zu corrections\n", nq, fixes);
         }
+        ops_queries_free(qs, nq);
     } else {
         const char *q = argv[optind];
         spell_result r;
