@@ -148,6 +148,7 @@ typedef struct search {
     Funnel__V1__SpellCorrection **fixes;
     size_t nfixes;
     const char *did_you_mean;
+    int rm3;                     /* EXPAND_RM3: the window ranked by the expanded query when no model runs */
     /* a request with a vector (docs/vectors.md): text blank = vector only */
     int vec_only;
     int vec_learned;             /* the vector only informs vec_sim (FUSION_LEARNED, features requests) */
@@ -471,6 +472,35 @@ static const char *const later_stages[] = { "stage1", "stage2", "blender", "filt
 
 /* The entries stage 2 looks at: the window, the whole merge for a
  * window-features request, none for a selection-features request. */
+/* expand rm3 without a model: the first prf_window entries of the final
+ * order ranked by their RM3 score (prf_scores, per merged entry), best
+ * first; an entry feedback did not score (its shard's call failed) goes
+ * after the scored ones; ties keep the merge order. */
+typedef struct rm3_ent { double sc, s1; uint32_t e, pos; } rm3_ent;
+
+static int rm3_cmp(const void *a, const void *b)
+{
+    const rm3_ent *x = a, *y = b;
+    int xn = isnan(x->sc), yn = isnan(y->sc);
+    if (xn != yn) return xn - yn;
+    if (!xn && x->sc != y->sc) return x->sc > y->sc ? -1 : 1;
+    return (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+static void rm3_order(search *s, coord_stage2_out *st2)
+{
+    size_t n = s->prf_window < s->got ? s->prf_window : s->got;
+    rm3_ent *v = ar_alloc(&s->mem, (n ? n : 1) * sizeof *v);
+    if (!v) return;   /* out of memory: the merge order stays */
+    for (size_t p = 0; p < n; p++)
+        v[p] = (rm3_ent){ s->prf_scores[st2->order[p]], st2->score[p], st2->order[p], (uint32_t)p };
+    qsort(v, n, sizeof *v, rm3_cmp);
+    for (size_t p = 0; p < n; p++) {
+        st2->order[p] = v[p].e;
+        st2->score[p] = isnan(v[p].sc) ? v[p].s1 : v[p].sc;   /* an unscored entry keeps its own */
+    }
+}
+
 static size_t stage2_window(const search *s)
 {
     if (s->mode == FUNNEL__V1__FEATURE_MODE__FEATURES_SELECTION) return 0;
@@ -694,9 +724,14 @@ static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *re
         snprintf(st2.acct.note, sizeof st2.acct.note,
                  "not run: the shards' features do not match this coordinator's (%s); merge order kept",
                  rank_ranker_describe(model));
-    else if (!model && !s->mode)
-        snprintf(st2.acct.note, sizeof st2.acct.note, "no model%s: merge order kept",
-                 s->req->skip_models ? " (skip_models)" : "");
+    else if (!model && !s->mode && s->rm3 && s->prf_scores) {
+        rm3_order(s, &st2);
+        snprintf(st2.acct.note, sizeof st2.acct.note, "no model%s: the first %zu ranked by the RM3 expanded "
+                 "query (expand rm3)", s->req->skip_models ? " (skip_models)" : "", s->prf_window);
+    } else if (!model && !s->mode)
+        snprintf(st2.acct.note, sizeof st2.acct.note, "no model%s: merge order kept%s",
+                 s->req->skip_models ? " (skip_models)" : "",
+                 s->rm3 ? " (expand rm3: no feedback scores)" : "");
     else if (s->mode)
         snprintf(st2.acct.note, sizeof st2.acct.note, "features request: merge order kept");
 
@@ -1314,12 +1349,16 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     s->mode = (int)req->features;
     uint32_t page_end = (req->page + 1) * k;
     int stage2 = c->stage2 && !req->skip_models && !s->mode;
+    /* RM3 expansion re-ranks the window when no model does (a model reads
+     * prf_rm3 as a feature instead) */
+    s->rm3 = req->expand == FUNNEL__V1__EXPAND__EXPAND_RM3 && !stage2 && !s->mode && !req->n_vector;
+    int rerank = stage2 || s->rm3;
     /* the search keeps the model it started with, even if one is pushed meanwhile */
     s->model = stage2 ? rank_ranker_ref(c->stage2) : NULL;
     /* feedback when the model reads prf_rm3, and for stage-2 training rows */
     if ((s->model && (rank_ranker_uses(s->model, IDX_F_PRF_RM3) ||
                       rank_ranker_uses(s->model, IDX_F_PRF_RM3_REL))) ||
-        s->mode == FUNNEL__V1__FEATURE_MODE__FEATURES_WINDOW) {
+        s->mode == FUNNEL__V1__FEATURE_MODE__FEATURES_WINDOW || s->rm3) {
         if (c->o.prf.docs) {
             s->prf = PRF_ASKED;
             s->sreq.feedback_docs = c->o.prf.docs;
@@ -1333,7 +1372,7 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     if (s->mode == FUNNEL__V1__FEATURE_MODE__FEATURES_SELECTION)
         s1 = k;                                /* k selection candidates from each shard */
     else if (s->mode) ;                        /* the window: stage 1 keeps what it keeps when serving */
-    else if (!stage2) s1 = page_end;           /* nothing re-ranks after stage 1: the page is enough */
+    else if (!rerank) s1 = page_end;           /* nothing re-ranks after stage 1: the page is enough */
     else if (s1 < page_end) s1 = page_end;
     if (sel < s1) sel = s1;
     if (sel > c->o.limits.max_window) sel = c->o.limits.max_window;
@@ -1378,7 +1417,7 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     s->sreq.exact_matches = req->exact_total;
     /* two-phase fetch: a model re-ranks the window, so the page can be any
      * of its hits; only the page's stored fields are fetched, afterwards */
-    s->sreq.no_fields = stage2 != 0 && (!req->n_vector || s->vec_learned);
+    s->sreq.no_fields = rerank && (!req->n_vector || s->vec_learned);
     s->sreq.skip_stage1 = req->skip_models;
     s->sreq.features = s->mode == FUNNEL__V1__FEATURE_MODE__FEATURES_SELECTION ? 1
                      : (s->mode || req->explain || stage2) ? 2 : 0;

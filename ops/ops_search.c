@@ -23,7 +23,7 @@ static const char search_usage[] =
     "       funnel search --server ADDR --queries queries.tsv --run-out run.trec [--skip-models]\n"
     "                     [--k 1000] [--concurrency C] [--tag T] [--deadline-ms N]\n"
     "       (both: [--selection-k N] [--stage1-k N] [--stage2-k N] [--mode any|all]\n"
-    "              [--syntax language|plain] [--spell off|suggest|auto]\n"
+    "              [--syntax language|plain] [--spell off|suggest|auto] [--expand none|rm3]\n"
     "              [--exact-total] [--knn-k K] [--ef E] [--knn-exact]\n"
     "              [--fusion rrf|weighted] [--vector-weight W])\n"
     "       funnel search --server ADDR --vector \"0.1 0.2 ...\" [\"query text\"] [--json]\n"
@@ -53,6 +53,8 @@ static const char search_usage[] =
     "                   searches with the words found in no document corrected and\n"
     "                   prints them; suggest searches as written and prints \"did you\n"
     "                   mean\"; off: no correction\n"
+    "  --expand none|rm3 rm3: without a stage-2 model, the window is ranked by the\n"
+    "                   RM3 expanded query (pseudo-relevance feedback)\n"
     "  --exact-total    count every match (slower); otherwise the footer's count\n"
     "                   may be a lower bound, printed as \"at least N matches\"\n"
     "Vectors (an index built with \"embedding\"s): --vector alone asks for the\n"
@@ -80,6 +82,7 @@ typedef struct search_args {
     uint32_t k, page, concurrency;
     int k_set;
     int json, explain, skip_models, all_terms, exact_total;
+    int expand;             /* --expand: Funnel__V1__Expand (0 = none) */
     int spell;              /* --spell: Funnel__V1__SpellMode (0 = the server's default, auto) */
     int syntax;             /* --syntax: -1 unset (one query: language; a batch: plain), 0 language, 1 plain */
     float *vector;          /* --vector (one query) */
@@ -193,6 +196,7 @@ static int search_one(rpc_client_t *c, const char *query, const search_args *a)
     req.all_terms = a->all_terms;
     req.plain_text = a->syntax == 1;
     req.spell = (Funnel__V1__SpellMode)a->spell;
+    req.expand = (Funnel__V1__Expand)a->expand;
     req.exact_total = a->exact_total;
     req.selection_k = a->win[0];
     req.stage1_k = a->win[1];
@@ -264,6 +268,7 @@ static void *batch_worker(void *ud)
         req.all_terms = b->args->all_terms;
         req.plain_text = b->args->syntax != 0;   /* a batch: plain unless --syntax language */
         req.spell = (Funnel__V1__SpellMode)b->args->spell;
+        req.expand = (Funnel__V1__Expand)b->args->expand;
         req.exact_total = b->args->exact_total;
         req.selection_k = b->args->win[0];
         req.stage1_k = b->args->win[1];
@@ -447,7 +452,7 @@ int ops_cmd_search(int argc, char **argv)
         {"explain", no_argument, 0, 'e'},        {"deadline-ms", required_argument, 0, 'd'},
         {"skip-models", no_argument, 0, 'S'},    {"all-terms", no_argument, 0, 'A'},
         {"mode", required_argument, 0, 'M'},     {"syntax", required_argument, 0, 'Y'},
-        {"spell", required_argument, 0, 'L'},
+        {"spell", required_argument, 0, 'L'},    {"expand", required_argument, 0, 'P'},
         {"exact-total", no_argument, 0, 'X'},
         {"selection-k", required_argument, 0, '0'}, {"stage1-k", required_argument, 0, '1'},
         {"stage2-k", required_argument, 0, '2'},
@@ -474,6 +479,14 @@ int ops_cmd_search(int argc, char **argv)
         case 'e': a.explain = 1; break;
         case 'S': a.skip_models = 1; break;
         case 'A': a.all_terms = 1; break;
+        case 'P':
+            if (strcmp(optarg, "none") == 0) a.expand = FUNNEL__V1__EXPAND__EXPAND_NONE;
+            else if (strcmp(optarg, "rm3") == 0) a.expand = FUNNEL__V1__EXPAND__EXPAND_RM3;
+            else {
+                fprintf(stderr, "funnel search: --expand must be none or rm3, not '%s'\n", optarg);
+                return OPS_EXIT_USAGE;
+            }
+            break;
         case 'L':
             if (strcmp(optarg, "off") == 0) a.spell = FUNNEL__V1__SPELL_MODE__SPELL_OFF;
             else if (strcmp(optarg, "suggest") == 0) a.spell = FUNNEL__V1__SPELL_MODE__SPELL_SUGGEST;

@@ -120,3 +120,18 @@ out=$("$FUNNEL" search --server "$A3" 'heat AND' 2>&1); rc=$?
 [ $rc -eq 1 ] && echo "$out" | grep -q "INVALID_ARGUMENT: query: AND without a right operand at column 6" \
     || fail "a syntax error: exit $rc, $out"
 ok "query language: 1 shard == 3 shards, hits a subset of the OR run with its scores; syntax error names the column"
+
+# RM3 expansion (--expand rm3, no model): the window ranked by the expanded
+# query is the same on 1 and 3 shards, and it is not the BM25F order
+for n in 1 3; do
+    eval "A=\$A$n"
+    "$FUNNEL" search --server "$A" --queries "$Q" --k 100 --skip-models --expand rm3 --run-out "$T/rm3_$n.trec" \
+        --tag rm3 2>"$T/rm3_$n.err" || { cat "$T/rm3_$n.err"; fail "rm3 batch on $n shard(s)"; }
+done
+cmp -s <(cut -d' ' -f1-4 "$T/rm3_1.trec") <(cut -d' ' -f1-4 "$T/rm3_3.trec") || fail "rm3: 1 and 3 shards differ"
+cmp -s <(cut -d' ' -f1-4 "$T/rm3_3.trec") <(cut -d' ' -f1-4 "$T/r3.trec") && fail "rm3 changed no ranking"
+"$FUNNEL" search --server "$A3" --k 5 --skip-models --expand rm3 --explain 'heat transfer' >"$T/rm3.out" \
+    || fail "rm3 explain"
+grep -q "ranked by the RM3 expanded query" "$T/rm3.out" && grep -Eq "^  feedback +yes" "$T/rm3.out" \
+    || { cat "$T/rm3.out"; fail "rm3: the stages do not say so"; }
+ok "expand rm3: 1 shard == 3 shards on 225 queries, differs from BM25F, stages say so"
