@@ -42,6 +42,8 @@
 #include "rpc_client.h"
 #include "rpc_server.h"
 #include "spell.h"
+#include "synonyms.h"
+#include "analyzer.h"
 
 /* Every allocation of a search (the unpacked shard replies, the response's
  * arrays) comes from its arena and goes back at once (common/fn_arena.h). */
@@ -81,6 +83,8 @@ struct coord {
     coord_opts o;
     rank_ranker *stage2;         /* the stage-2 model (loop thread; NULL = none) */
     spell_dict_t *spell;         /* spelling dictionary (read-only once loaded; NULL = none) */
+    syn_dict_t *syn;             /* WordNet synonyms (NULL = none) */
+    idx_analyzer_t *an, *an_raw; /* the index's analyzer, and it without stemming (synonyms) */
     coord_implog *implog;        /* the impression log, or NULL */
     const char *fnames[64];      /* the registry's names: every column */
     size_t nfnames;                /* breaker fields with their defaults filled in */
@@ -148,7 +152,8 @@ typedef struct search {
     Funnel__V1__SpellCorrection **fixes;
     size_t nfixes;
     const char *did_you_mean;
-    int rm3;                     /* EXPAND_RM3: the window ranked by the expanded query when no model runs */
+    int rm3;                     /* EXPAND_RM3 or _SYNONYMS: the window ranked by the expanded query when no model runs */
+    int syn;                     /* ... by the query and its synonyms (EXPAND_SYNONYMS) */
     /* a request with a vector (docs/vectors.md): text blank = vector only */
     int vec_only;
     int vec_learned;             /* the vector only informs vec_sim (FUSION_LEARNED, features requests) */
@@ -726,8 +731,9 @@ static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *re
                  rank_ranker_describe(model));
     else if (!model && !s->mode && s->rm3 && s->prf_scores) {
         rm3_order(s, &st2);
-        snprintf(st2.acct.note, sizeof st2.acct.note, "no model%s: the first %zu ranked by the RM3 expanded "
-                 "query (expand rm3)", s->req->skip_models ? " (skip_models)" : "", s->prf_window);
+        snprintf(st2.acct.note, sizeof st2.acct.note, "no model%s: the first %zu ranked by the %s expanded "
+                 "query (expand %s)", s->req->skip_models ? " (skip_models)" : "", s->prf_window,
+                 s->syn ? "synonym" : "RM3", s->syn ? "synonyms" : "rm3");
     } else if (!model && !s->mode)
         snprintf(st2.acct.note, sizeof st2.acct.note, "no model%s: merge order kept%s",
                  s->req->skip_models ? " (skip_models)" : "",
@@ -1053,7 +1059,17 @@ static int start_prf(search *s)
     for (uint32_t i = 0; i < s->nslots; i++)
         if (s->slots[i].code == GRPC_STATUS_OK) resps[i] = s->slots[i].resp;
     coord_prf_query q;
-    if (coord_prf_expand(a, &c->o.prf, resps, s->nslots, &q)) {
+    if (s->syn) {
+        /* the query's terms (as the shards analysed them) and their synonyms */
+        const Funnel__V1__ShardSearchResponse *qr = NULL;
+        for (uint32_t i = 0; i < s->nslots && !qr; i++)
+            if (resps[i] && resps[i]->n_terms) qr = resps[i];
+        if (coord_syn_expand(a, c->syn, c->an, c->an_raw, c->o.synonym_weight, s->qtext,
+                             qr ? (const char *const *)qr->terms : NULL, qr ? qr->n_terms : 0, &q)) {
+            snprintf(s->prf_note, sizeof s->prf_note, "not run: out of memory");
+            return -1;
+        }
+    } else if (coord_prf_expand(a, &c->o.prf, resps, s->nslots, &q)) {
         snprintf(s->prf_note, sizeof s->prf_note, "not run: out of memory");
         return -1;
     }
@@ -1063,12 +1079,16 @@ static int start_prf(search *s)
     if (!s->prf_scores) return -1;
     for (size_t i = 0; i < s->got; i++) s->prf_scores[i] = NAN;
     if (!q.n) {
-        snprintf(s->prf_note, sizeof s->prf_note, "not run: no feedback documents");
+        snprintf(s->prf_note, sizeof s->prf_note, s->syn ? "not run: no query terms" : "not run: no feedback documents");
         s->prf_us = (uv_hrtime() - s->prf_t0) / 1000;
         return -1;
     }
-    snprintf(s->prf_note, sizeof s->prf_note, "RM3: %zu feedback documents (softmax temperature %g), "
-             "%zu terms, lambda %g", q.fb_docs, c->o.prf.temperature, q.n, c->o.prf.lambda);
+    if (s->syn)
+        snprintf(s->prf_note, sizeof s->prf_note, "synonyms: %zu terms, the query's and their WordNet synonyms "
+                 "(weight %g)", q.n, c->o.synonym_weight);
+    else
+        snprintf(s->prf_note, sizeof s->prf_note, "RM3: %zu feedback documents (softmax temperature %g), "
+                 "%zu terms, lambda %g", q.fb_docs, c->o.prf.temperature, q.n, c->o.prf.lambda);
     /* one call per shard that has window documents, to the replica that sent them */
     s->prf = PRF_RESCORING;
     for (uint32_t i = 0; i < s->nslots; i++) {
@@ -1351,7 +1371,8 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     int stage2 = c->stage2 && !req->skip_models && !s->mode;
     /* RM3 expansion re-ranks the window when no model does (a model reads
      * prf_rm3 as a feature instead) */
-    s->rm3 = req->expand == FUNNEL__V1__EXPAND__EXPAND_RM3 && !stage2 && !s->mode && !req->n_vector;
+    s->syn = req->expand == FUNNEL__V1__EXPAND__EXPAND_SYNONYMS && c->syn && !stage2 && !s->mode && !req->n_vector;
+    s->rm3 = (req->expand == FUNNEL__V1__EXPAND__EXPAND_RM3 && !stage2 && !s->mode && !req->n_vector) || s->syn;
     int rerank = stage2 || s->rm3;
     /* the search keeps the model it started with, even if one is pushed meanwhile */
     s->model = stage2 ? rank_ranker_ref(c->stage2) : NULL;
@@ -1359,7 +1380,9 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     if ((s->model && (rank_ranker_uses(s->model, IDX_F_PRF_RM3) ||
                       rank_ranker_uses(s->model, IDX_F_PRF_RM3_REL))) ||
         s->mode == FUNNEL__V1__FEATURE_MODE__FEATURES_WINDOW || s->rm3) {
-        if (c->o.prf.docs) {
+        if (s->syn) {
+            s->prf = PRF_ASKED;   /* the window is rescored; no feedback documents needed */
+        } else if (c->o.prf.docs) {
             s->prf = PRF_ASKED;
             s->sreq.feedback_docs = c->o.prf.docs;
             s->sreq.feedback_max_df = c->o.prf.max_df;
@@ -1758,6 +1781,9 @@ static void free_coord(coord_t *c)
 {
     rank_ranker_unref(c->stage2);
     spell_dict_destroy(c->spell);
+    syn_dict_destroy(c->syn);
+    idx_analyzer_destroy(c->an);
+    idx_analyzer_destroy(c->an_raw);
     coord_implog_close(c->implog);
     for (uint32_t i = 0; i < c->nbackends; i++)
         if (c->backends[i].ch) grpc_channel_destroy(c->backends[i].ch);
@@ -1867,6 +1893,23 @@ int coord_start(uv_loop_t *loop, const coord_opts *o, coord_t **out, fn_errbuf *
         }
     }
     co->spell_dict = co->spell_wordlist = co->spell_stemmer = NULL;
+    /* synonyms: WordNet and the analyzers that turn synonyms into index terms */
+    if (co->synonyms && *co->synonyms) {
+        idx_analyzer_opts ao;
+        char storage[512];
+        const char *desc = co->analyzer && *co->analyzer ? co->analyzer
+                                                          : "stemmer=english;stopwords=english;max_token_bytes=64";
+        if (idx_analyzer_opts_parse(desc, &ao, storage, sizeof storage) != 0) {
+            rc = fn_seterr(eb, FN_EINVAL, "analyzer: cannot parse \"%s\"", desc);
+            goto fail_alloc;
+        }
+        if ((rc = syn_dict_load(co->synonyms, co->synonym_senses, &c->syn, eb)) ||
+            (rc = idx_analyzer_create(&ao, &c->an, eb)))
+            goto fail_alloc;
+        ao.stemmer = "none";
+        if ((rc = idx_analyzer_create(&ao, &c->an_raw, eb))) goto fail_alloc;
+    }
+    co->synonyms = co->analyzer = NULL;
     if (!(co->spell_min_score < 0)) co->spell_min_score = SPELL_DEFAULT_MIN_SCORE;
     if (co->probe_deadline_ms <= 0) co->probe_deadline_ms = COORD_DEFAULT_PROBE_DEADLINE_MS;
     if (co->down_probe_interval_ms <= 0) co->down_probe_interval_ms = COORD_DEFAULT_DOWN_PROBE_MS;

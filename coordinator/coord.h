@@ -40,6 +40,10 @@ typedef struct coord_opts {
     const char *spell_wordlist;     /* words never corrected, or NULL */
     double spell_min_score;         /* 0 = SPELL_DEFAULT_MIN_SCORE */
     const char *spell_stemmer;      /* the index's stemmer, or NULL / "none" */
+    const char *synonyms;           /* WordNet's directory, or NULL: no synonym expansion */
+    double synonym_weight;          /* a word's synonyms together */
+    unsigned synonym_senses;        /* 0 = 1 */
+    const char *analyzer;           /* the index's analyzer description (NULL = the default) */
     /* The impression log (coordinator/impressions.h); NULL = off. */
     const char *impressions_log;
     uint64_t impressions_max_bytes; /* rotate past this; 0 = never */

@@ -29,6 +29,9 @@ void coord_config_defaults(coord_config *c)
     c->impressions_keep = 5;
     c->spell_min_score = SPELL_DEFAULT_MIN_SCORE;
     snprintf(c->spell_stemmer, sizeof c->spell_stemmer, "english");
+    c->synonym_weight = 0.3;
+    c->synonym_senses = 1;
+    snprintf(c->analyzer, sizeof c->analyzer, "stemmer=english;stopwords=english;max_token_bytes=64");
     c->prf_docs = COORD_DEFAULT_PRF_DOCS;
     c->prf_terms = COORD_DEFAULT_PRF_TERMS;
     c->prf_lambda = COORD_DEFAULT_PRF_LAMBDA;
@@ -70,6 +73,7 @@ static const struct num_key {
     { "impressions-max-bytes", offsetof(coord_config, impressions_max_bytes), 0, 1ll << 40 },
     { "impressions-keep", offsetof(coord_config, impressions_keep), 1, 1000 },
     { "prf-docs", offsetof(coord_config, prf_docs), 0, 100 },
+    { "synonym-senses", offsetof(coord_config, synonym_senses), 1, 100 },
     /* 500: with the query's own terms (a shard allows 256) the expanded
      * query stays under Shard/Rescore's 1000 */
     { "prf-terms", offsetof(coord_config, prf_terms), 1, 500 },
@@ -92,6 +96,7 @@ static const struct dbl_key {
     { "prf-temperature", offsetof(coord_config, prf_temperature), 0, 100 },
     { "prf-max-df", offsetof(coord_config, prf_max_df), 0, 1 },
     { "spell-min-score", offsetof(coord_config, spell_min_score), -1000, 0 },
+    { "synonym-weight", offsetof(coord_config, synonym_weight), 0, 1 },
 };
 
 int coord_config_set(coord_config *c, const char *key, const char *v, fn_errbuf *eb)
@@ -110,6 +115,10 @@ int coord_config_set(coord_config *c, const char *key, const char *v, fn_errbuf 
         return set_str(c->impressions_log, sizeof c->impressions_log, "impressions-log", v, eb);
     if (fn_config_key_is(key, "spell-dict"))
         return set_str(c->spell_dict, sizeof c->spell_dict, "spell-dict", v, eb);
+    if (fn_config_key_is(key, "synonyms"))
+        return set_str(c->synonyms, sizeof c->synonyms, "synonyms", v, eb);
+    if (fn_config_key_is(key, "analyzer"))
+        return set_str(c->analyzer, sizeof c->analyzer, "analyzer", v, eb);
     if (fn_config_key_is(key, "spell-stemmer"))
         return set_str(c->spell_stemmer, sizeof c->spell_stemmer, "spell-stemmer", v, eb);
     if (fn_config_key_is(key, "spell-wordlist"))
@@ -207,6 +216,12 @@ const char *coord_config_usage(void)
 "                           (e.g. /usr/share/dict/american-english:/usr/share/dict/\n"
 "                           british-english; default none)\n"
 "  --spell-min-score X      a correction must score at least X (default -14)\n"
+"  --synonyms DIR           WordNet's files (wordnet-base: /usr/share/wordnet) for expand\n"
+"                           synonyms (default none)\n"
+"  --synonym-weight X       a word's synonyms together weigh X (default 0.3; the word 1)\n"
+"  --synonym-senses N       synonyms from a word's N most frequent senses (default 1)\n"
+"  --analyzer DESC          the index's analyzer (index.json), for synonym terms (default\n"
+"                           stemmer=english;stopwords=english;max_token_bytes=64)\n"
 "  --spell-stemmer NAME     the index's stemmer: a word whose stem a corpus word has finds\n"
 "                           documents and is left alone (default english; none)\n"
 "  --impressions-log FILE   log every page shown, with its features (JSON Lines; default off)\n"

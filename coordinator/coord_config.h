@@ -46,6 +46,10 @@ typedef struct coord_config {
     char spell_wordlist[4096];    /* --spell-wordlist FILE: words never corrected ("" = none) */
     double spell_min_score;       /* --spell-min-score: a correction's least score */
     char spell_stemmer[32];       /* --spell-stemmer: the index's stemmer ("english"; "none") */
+    char synonyms[4096];          /* --synonyms DIR: WordNet's files ("" = no synonym expansion) */
+    double synonym_weight;        /* --synonym-weight: a word's synonyms together, 0..1 */
+    int64_t synonym_senses;       /* --synonym-senses: a lemma's most frequent synsets used */
+    char analyzer[256];           /* --analyzer: the index's analyzer description (synonym terms) */
     char impressions_log[4096];   /* --impressions-log FILE ("" = off) */
     int64_t impressions_max_bytes;/* --impressions-max-bytes: rotate past this (0 = never) */
     int64_t impressions_keep;     /* --impressions-keep: rotated files kept */

@@ -117,6 +117,8 @@ int main(int argc, char **argv)
         .stage2_model = cfg.stage2_model,
         .spell_dict = cfg.spell_dict, .spell_wordlist = cfg.spell_wordlist, .spell_min_score = cfg.spell_min_score,
         .spell_stemmer = cfg.spell_stemmer,
+        .synonyms = cfg.synonyms, .synonym_weight = cfg.synonym_weight,
+        .synonym_senses = (unsigned)cfg.synonym_senses, .analyzer = cfg.analyzer,
         .impressions_log = cfg.impressions_log, .impressions_max_bytes = (uint64_t)cfg.impressions_max_bytes,
         .impressions_keep = (unsigned)cfg.impressions_keep,
         .prf = {(uint32_t)cfg.prf_docs, (uint32_t)cfg.prf_terms, cfg.prf_lambda, cfg.prf_temperature,

@@ -1,6 +1,9 @@
 /* prf.c - the RM3 expanded query (prf.h). */
 #include "prf.h"
 
+#include "analyzer.h"
+#include "synonyms.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -151,5 +154,101 @@ int coord_prf_expand(fn_arena *a, const coord_prf_params *p,
     }
     out->n = nout;
     free(all);
+    return 0;
+}
+
+/* ---- synonyms ---- */
+
+typedef struct syn_ctx {
+    fn_arena *a;
+    char **tok;             /* the collected tokens */
+    size_t n, cap;
+    int oom;
+} syn_ctx;
+
+static int collect_cb(void *ud, const char *term, size_t len, uint32_t pos)
+{
+    (void)pos;
+    syn_ctx *c = ud;
+    if (c->n == c->cap) {
+        size_t nc = c->cap ? 2 * c->cap : 16;
+        char **nt = fn_arena_alloc(c->a, nc * sizeof *nt);
+        if (!nt) return c->oom = 1;
+        if (c->n) memcpy(nt, c->tok, c->n * sizeof *nt);
+        c->tok = nt;
+        c->cap = nc;
+    }
+    if (!(c->tok[c->n] = fn_arena_strndup(c->a, term, len))) return c->oom = 1;
+    c->n++;
+    return 0;
+}
+
+/* The tokens of text[0, len) by analyzer an, into c (reset first). */
+static int tokens(struct idx_analyzer *an, const char *text, size_t len, syn_ctx *c)
+{
+    c->n = 0;
+    int rc = idx_analyze(an, text, len, collect_cb, c);
+    return c->oom ? -ENOMEM : rc;
+}
+
+int coord_syn_expand(fn_arena *a, const struct syn_dict *syn, struct idx_analyzer *an, struct idx_analyzer *raw,
+                     double weight, const char *text, const char *const *qterms, size_t nq,
+                     coord_prf_query *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!nq) return 0;
+    syn_ctx words = { .a = a }, st = { .a = a };
+    if (tokens(raw, text, strlen(text), &words)) return -ENOMEM;
+    tw *all = NULL;
+    size_t na = 0, cap = nq + 64;
+    if (!(all = fn_arena_alloc(a, cap * sizeof *all))) return -ENOMEM;
+    /* the query's terms weigh their occurrences in the text, as in the
+     * selection's BM25F (qw): cisi's long queries repeat words */
+    syn_ctx occ = { .a = a };
+    if (tokens(an, text, strlen(text), &occ)) return -ENOMEM;
+    for (size_t i = 0; i < nq; i++) {
+        double qw = 0;
+        for (size_t j = 0; j < occ.n; j++) qw += strcmp(occ.tok[j], qterms[i]) == 0;
+        all[na++] = (tw){ qterms[i], 0, qw > 0 ? qw : 1.0 };
+    }
+    for (size_t w = 0; w < words.n; w++) {
+        /* only words the shards searched for (a positive term) */
+        if (tokens(an, words.tok[w], strlen(words.tok[w]), &st)) return -ENOMEM;
+        int positive = 0;
+        for (size_t j = 0; j < st.n && !positive; j++)
+            for (size_t i = 0; i < nq && !positive; i++) positive = strcmp(st.tok[j], qterms[i]) == 0;
+        if (!positive) continue;
+        const char *syns[16];
+        size_t ns = syn_lookup(syn, words.tok[w], strlen(words.tok[w]), syns, 16);
+        /* each synonym's index term(s), the word's own terms left out */
+        size_t first = na;
+        for (size_t k = 0; k < ns; k++) {
+            syn_ctx sy = { .a = a };
+            if (tokens(an, syns[k], strlen(syns[k]), &sy)) return -ENOMEM;
+            for (size_t j = 0; j < sy.n; j++) {
+                int dup = 0;
+                for (size_t i = 0; i < na && !dup; i++) dup = strcmp(all[i].term, sy.tok[j]) == 0;
+                if (dup) continue;
+                if (na == cap) {
+                    tw *nb = fn_arena_alloc(a, 2 * cap * sizeof *nb);
+                    if (!nb) return -ENOMEM;
+                    memcpy(nb, all, na * sizeof *nb);
+                    all = nb;
+                    cap *= 2;
+                }
+                all[na++] = (tw){ sy.tok[j], 1, 0.0 };
+            }
+        }
+        for (size_t i = first; i < na; i++) all[i].p = weight / (double)(na - first);
+    }
+    qsort(all, na, sizeof *all, tw_term);
+    out->terms = fn_arena_alloc(a, na * sizeof *out->terms);
+    out->weights = fn_arena_alloc(a, na * sizeof *out->weights);
+    if (!out->terms || !out->weights) return -ENOMEM;
+    for (size_t i = 0; i < na; i++) {
+        out->terms[i] = (char *)all[i].term;
+        out->weights[i] = all[i].p;
+    }
+    out->n = na;
     return 0;
 }

@@ -63,4 +63,18 @@ typedef struct coord_prf_query {
 int coord_prf_expand(fn_arena *a, const coord_prf_params *p,
                      const Funnel__V1__ShardSearchResponse *const *resps, size_t n, coord_prf_query *out);
 
+/* Synonym expansion (EXPAND_SYNONYMS, docs/query-language.md "Expansion"):
+ * the query's terms (qterms[0, nq), each weighing its occurrences in text,
+ * as the selection's qw) and, for every word of
+ * text whose index term is one of them (so excluded words are not
+ * expanded), its WordNet synonyms (query/synonyms.h) analysed by an (the
+ * index's analyzer), each synonym term weight / (that word's synonyms), so
+ * a word's synonyms together weigh `weight`. raw: the same analyzer without
+ * stemming, to find the words. Terms in byte order, into a. 0 or -ENOMEM. */
+struct syn_dict;
+struct idx_analyzer;
+int coord_syn_expand(fn_arena *a, const struct syn_dict *syn, struct idx_analyzer *an, struct idx_analyzer *raw,
+                     double weight, const char *text, const char *const *qterms, size_t nq,
+                     coord_prf_query *out);
+
 #endif

@@ -21,6 +21,8 @@ enum { OPS_EXIT_OK = 0, OPS_EXIT_FAIL = 1, OPS_EXIT_USAGE = 2 };
 /* The English word lists spelling leaves alone (Debian's wamerican, wbritish). */
 #define OPS_SPELL_WORDLIST "/usr/share/dict/american-english"
 #define OPS_SPELL_WORDLIST_GB "/usr/share/dict/british-english"
+/* WordNet's files (Debian's wordnet-base), for synonym expansion. */
+#define OPS_WORDNET_DIR "/usr/share/wordnet"
 
 /* ---- commands (ops_index.c, ops_cluster.c, ops_search.c, ops_evalcmd.c) ---- */
 int ops_cmd_index(int argc, char **argv);

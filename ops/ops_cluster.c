@@ -574,13 +574,32 @@ static int cluster_up(int argc, char **argv)
         goto fail;
     }
     {
-        char *av[20] = {coord_bin, "--topology", topo, "--listen", "127.0.0.1:0",
+        char *av[24] = {coord_bin, "--topology", topo, "--listen", "127.0.0.1:0",
                         "--addr-file", coord->addr_file, NULL};
         int na = 7;
         if (coord_conf) { av[na++] = "--config"; av[na++] = (char *)coord_conf; }
         if (m2) { av[na++] = "--stage2-model"; av[na++] = (char *)m2; }
         /* spelling: the index's dictionary (funnel spell build --out
          * IDXDIR/spell.dict), and the system's English word list */
+        /* the index's analyzer, for the coordinator's synonym terms; WordNet */
+        static char analyzer[256];
+        {
+            char ij[PATH_MAX + 16];
+            sfmt(ij, sizeof ij, "%s/index.json", idxdir);
+            json_error_t je;
+            json_t *root = json_load_file(ij, 0, &je);
+            const char *desc = root ? json_string_value(json_object_get(root, "analyzer")) : NULL;
+            if (desc && strlen(desc) < sizeof analyzer) {
+                sfmt(analyzer, sizeof analyzer, "%s", desc);
+                av[na++] = "--analyzer";
+                av[na++] = analyzer;
+            }
+            json_decref(root);
+        }
+        if (access(OPS_WORDNET_DIR "/index.noun", R_OK) == 0) {
+            av[na++] = "--synonyms";
+            av[na++] = OPS_WORDNET_DIR;
+        }
         static char sdict[PATH_MAX + 16];
         sfmt(sdict, sizeof sdict, "%s/spell.dict", idxdir);
         if (access(sdict, R_OK) == 0) {

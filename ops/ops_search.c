@@ -23,7 +23,7 @@ static const char search_usage[] =
     "       funnel search --server ADDR --queries queries.tsv --run-out run.trec [--skip-models]\n"
     "                     [--k 1000] [--concurrency C] [--tag T] [--deadline-ms N]\n"
     "       (both: [--selection-k N] [--stage1-k N] [--stage2-k N] [--mode any|all]\n"
-    "              [--syntax language|plain] [--spell off|suggest|auto] [--expand none|rm3]\n"
+    "              [--syntax language|plain] [--spell off|suggest|auto] [--expand none|rm3|synonyms]\n"
     "              [--exact-total] [--knn-k K] [--ef E] [--knn-exact]\n"
     "              [--fusion rrf|weighted] [--vector-weight W])\n"
     "       funnel search --server ADDR --vector \"0.1 0.2 ...\" [\"query text\"] [--json]\n"
@@ -53,8 +53,10 @@ static const char search_usage[] =
     "                   searches with the words found in no document corrected and\n"
     "                   prints them; suggest searches as written and prints \"did you\n"
     "                   mean\"; off: no correction\n"
-    "  --expand none|rm3 rm3: without a stage-2 model, the window is ranked by the\n"
-    "                   RM3 expanded query (pseudo-relevance feedback)\n"
+    "  --expand none|rm3|synonyms\n"
+    "                   without a stage-2 model, the window is ranked by the RM3\n"
+    "                   expanded query (pseudo-relevance feedback), or by the query\n"
+    "                   with its WordNet synonyms (a cluster with wordnet-base)\n"
     "  --exact-total    count every match (slower); otherwise the footer's count\n"
     "                   may be a lower bound, printed as \"at least N matches\"\n"
     "Vectors (an index built with \"embedding\"s): --vector alone asks for the\n"
@@ -482,8 +484,9 @@ int ops_cmd_search(int argc, char **argv)
         case 'P':
             if (strcmp(optarg, "none") == 0) a.expand = FUNNEL__V1__EXPAND__EXPAND_NONE;
             else if (strcmp(optarg, "rm3") == 0) a.expand = FUNNEL__V1__EXPAND__EXPAND_RM3;
+            else if (strcmp(optarg, "synonyms") == 0) a.expand = FUNNEL__V1__EXPAND__EXPAND_SYNONYMS;
             else {
-                fprintf(stderr, "funnel search: --expand must be none or rm3, not '%s'\n", optarg);
+                fprintf(stderr, "funnel search: --expand must be none, rm3 or synonyms, not '%s'\n", optarg);
                 return OPS_EXIT_USAGE;
             }
             break;

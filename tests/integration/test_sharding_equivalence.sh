@@ -135,3 +135,21 @@ cmp -s <(cut -d' ' -f1-4 "$T/rm3_3.trec") <(cut -d' ' -f1-4 "$T/r3.trec") && fai
 grep -q "ranked by the RM3 expanded query" "$T/rm3.out" && grep -Eq "^  feedback +yes" "$T/rm3.out" \
     || { cat "$T/rm3.out"; fail "rm3: the stages do not say so"; }
 ok "expand rm3: 1 shard == 3 shards on 225 queries, differs from BM25F, stages say so"
+
+# WordNet synonyms (--expand synonyms; cluster up passes /usr/share/wordnet):
+# the same on 1 and 3 shards, and the stages say what ran
+if [ -r /usr/share/wordnet/index.noun ]; then
+    for n in 1 3; do
+        eval "A=\$A$n"
+        "$FUNNEL" search --server "$A" --queries "$Q" --k 100 --skip-models --expand synonyms \
+            --run-out "$T/syn_$n.trec" --tag syn 2>"$T/syn_$n.err" || { cat "$T/syn_$n.err"; fail "synonyms batch on $n shard(s)"; }
+    done
+    cmp -s <(cut -d' ' -f1-4 "$T/syn_1.trec") <(cut -d' ' -f1-4 "$T/syn_3.trec") || fail "synonyms: 1 and 3 shards differ"
+    "$FUNNEL" search --server "$A3" --k 5 --skip-models --expand synonyms --explain 'heat transfer in flows' >"$T/syn.out" \
+        || fail "synonyms explain"
+    grep -q "synonyms: [0-9]* terms, the query's and their WordNet synonyms" "$T/syn.out" \
+        && grep -q "ranked by the synonym expanded query" "$T/syn.out" || { cat "$T/syn.out"; fail "synonyms: the stages"; }
+    ok "expand synonyms: 1 shard == 3 shards on 225 queries, stages say so"
+else
+    echo "SKIP (part): wordnet-base is not installed: no synonym check"
+fi
