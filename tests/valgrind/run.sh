@@ -80,6 +80,13 @@ done
 "$F" search --server "$ADDR" --deadline-ms 20000 --mode all --k 5 'heat transfer "flat plate"' >/dev/null \
   || { echo "mode all failed"; exit 1; }
 "$F" search --server "$ADDR" --deadline-ms 20000 '(heat AND' >/dev/null 2>&1 && { echo "a syntax error was accepted"; exit 1; }
+# expansion: RM3 and WordNet synonyms (when wordnet-base is installed) re-rank the window
+"$F" search --server "$ADDR" --deadline-ms 20000 --k 5 --skip-models --expand rm3 'heat transfer' >/dev/null \
+  || { echo "expand rm3 failed"; exit 1; }
+if [ -r /usr/share/wordnet/index.noun ]; then
+  "$F" search --server "$ADDR" --deadline-ms 20000 --k 5 --skip-models --expand synonyms --explain 'heat flows' \
+    | grep -q 'WordNet synonyms' || { echo "expand synonyms failed"; exit 1; }
+fi
 # spelling: auto and suggest
 "$F" search --server "$ADDR" --deadline-ms 20000 --k 5 'heat trasnfer in bondary layers' | grep -q 'searched for: heat transfer in boundary layers' \
   || { echo "spelling (auto) failed"; exit 1; }
