@@ -43,6 +43,7 @@
 #include "rpc_server.h"
 #include "spell.h"
 #include "synonyms.h"
+#include "parse.h"
 #include "analyzer.h"
 
 /* Every allocation of a search (the unpacked shard replies, the response's
@@ -154,6 +155,10 @@ typedef struct search {
     const char *did_you_mean;
     int rm3;                     /* EXPAND_RM3 or _SYNONYMS: the window ranked by the expanded query when no model runs */
     int syn;                     /* ... by the query and its synonyms (EXPAND_SYNONYMS) */
+    /* relaxation (all_terms below min_hits matches): the terms dropped so far */
+    uint32_t min_hits;           /* 0: no relaxation */
+    const char **relaxed;
+    size_t nrelaxed;
     /* a request with a vector (docs/vectors.md): text blank = vector only */
     int vec_only;
     int vec_learned;             /* the vector only informs vec_sim (FUSION_LEARNED, features requests) */
@@ -387,6 +392,18 @@ static int start_shard_call(shard_slot *sl, backend *b, int trial)
 }
 
 static void finish_search(search *s);
+static void fan_out(search *s, int64_t shard_us, int64_t left_us);
+static int relax_step(search *s);
+
+typedef struct relax_word { const char *term; int hit; } relax_word;
+
+static int relax_cb(void *ud, const char *term, size_t len, uint32_t pos)
+{
+    (void)pos;
+    relax_word *r = ud;
+    r->hit |= strlen(r->term) == len && memcmp(r->term, term, len) == 0;
+    return 0;
+}
 
 static void slot_done(shard_slot *sl)
 {
@@ -908,6 +925,8 @@ stages:;
     resp->corrections = s->fixes;
     resp->n_corrections = s->nfixes;
     if (s->did_you_mean) resp->did_you_mean = (char *)s->did_you_mean;
+    resp->relaxed_terms = (char **)s->relaxed;
+    resp->n_relaxed_terms = s->nrelaxed;
     return 0;
 }
 
@@ -1248,6 +1267,7 @@ static void compact_page(search *s)
 static void finish_search(search *s)
 {
     coord_t *c = s->c;
+    if (relax_step(s)) return;   /* back here when the relaxed query is answered */
     if (s->prf == PRF_ASKED && start_prf(s) == 0) return;   /* back here when rescored */
     /* Shards validate requests too. If every shard that answered refused
      * this one, the request is the problem: say so rather than OK, 0 hits.
@@ -1359,6 +1379,20 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
         return;
     }
     s->sreq.query = (char *)s->qtext;
+    /* relaxation: plain words in mode all only (dropping a word from a
+     * structured query could break it: "a AND b" -> "a AND") */
+    s->min_hits = req->min_hits ? req->min_hits : c->o.relax_min_hits;
+    if (!req->all_terms || req->n_vector || req->features) s->min_hits = 0;
+    if (s->min_hits && !req->plain_text) {
+        fn_qparse_opts po;
+        fn_qparse_defaults(&po);
+        po.mode_all = 1;
+        fn_qnode *tree;
+        int all_must;
+        fn_errbuf peb;
+        if (fn_qparse(s->qtext, strlen(s->qtext), &po, &s->mem, &tree, &peb) != 0 || !fn_qtree_is_bag(tree, &all_must))
+            s->min_hits = 0;
+    }
     s->sreq.explain = req->explain;
     s->sreq.explain_hits = c->o.limits.max_explain_hits;
     /* the funnel's windows: global budgets a request may only lower; each
@@ -1472,6 +1506,17 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     s->shard_ms = shard_us / 1000;
 
     c->inflight_req++;
+    fan_out(s, shard_us, left_us);
+}
+
+/* Call every shard with s->sreq (again, for a relaxed query): the slots are
+ * (re)started; finish_search runs when the last one is done. shard_us: the
+ * time the calls have (<= 0: none is made); left_us: the client's, for the
+ * message. */
+static void fan_out(search *s, int64_t shard_us, int64_t left_us)
+{
+    coord_t *c = s->c;
+    uint32_t n = s->nslots;
     s->pending = n + 1;   /* +1: no finish while still fanning out */
     for (uint32_t i = 0; i < n; i++) {
         shard_slot *sl = &s->slots[i];
@@ -1500,6 +1545,72 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
         }
     }
     if (--s->pending == 0) finish_search(s);
+}
+
+/* Relaxation (docs/query-language.md "Relaxation"): an all_terms query whose
+ * every shard answered with fewer than min_hits matches in all drops the
+ * term in the most documents (the lowest idf; ties by bytes) - the words of
+ * its text that analyse to it - and runs again. 1 when a new search is under
+ * way, 0 to finish with what is here. */
+static int relax_step(search *s)
+{
+    coord_t *c = s->c;
+    if (!s->min_hits) return 0;
+    uint64_t matches = 0;
+    const Funnel__V1__ShardSearchResponse *qr = NULL;
+    for (uint32_t i = 0; i < s->nslots; i++) {
+        const shard_slot *sl = &s->slots[i];
+        if (sl->code != GRPC_STATUS_OK || !sl->resp) return 0;   /* partial: counts would lie */
+        matches += sl->resp->matches;
+        if (!qr && sl->resp->n_terms && sl->resp->n_term_gdf == sl->resp->n_terms) qr = sl->resp;
+    }
+    if (!qr || matches >= s->min_hits || qr->n_terms < 2) return 0;
+    size_t drop = 0;
+    for (size_t i = 1; i < qr->n_terms; i++)
+        if (qr->term_gdf[i] > qr->term_gdf[drop] ||
+            (qr->term_gdf[i] == qr->term_gdf[drop] && strcmp(qr->terms[i], qr->terms[drop]) < 0))
+            drop = i;
+    const char *term = qr->terms[drop];
+    /* the text without the words that analyse to that term */
+    fn_arena *a = &s->mem;
+    size_t len = strlen(s->qtext);
+    char *out = ar_alloc(a, len + 1);
+    if (!out) return 0;
+    size_t o = 0;
+    for (const char *p = s->qtext; *p;) {
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+        const char *w = p;
+        while (*p && *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') p++;
+        if (p == w) break;
+        relax_word rw = { term, 0 };
+        idx_analyze(c->an, w, (size_t)(p - w), relax_cb, &rw);
+        if (rw.hit) continue;
+        if (o) out[o++] = ' ';
+        memcpy(out + o, w, (size_t)(p - w));
+        o += (size_t)(p - w);
+    }
+    out[o] = '\0';
+    if (!o || o == len) return 0;   /* nothing left, or the term is no word of the text */
+    const char **r = ar_alloc(a, (s->nrelaxed + 1) * sizeof *r);
+    char *t = fn_arena_strdup(a, term);
+    if (!r || !t) return 0;
+    if (s->nrelaxed) memcpy(r, s->relaxed, s->nrelaxed * sizeof *r);
+    r[s->nrelaxed++] = t;
+    s->relaxed = r;
+    s->qtext = out;
+    s->sreq.query = out;
+    for (uint32_t i = 0; i < s->nslots; i++) {
+        shard_slot *sl = &s->slots[i];
+        sl->tries = 0;
+        sl->trial = 0;
+        sl->code = GRPC_STATUS_OK;
+        sl->detail_at = 0;
+        sl->msg[0] = '\0';
+        sl->resp = NULL;
+    }
+    int64_t ms = ms_until(s->deadline);
+    fan_out(s, ms * 1000, ms * 1000);
+    return 1;
 }
 
 /* ---- Admin/PushModel ---- */
@@ -1893,8 +2004,8 @@ int coord_start(uv_loop_t *loop, const coord_opts *o, coord_t **out, fn_errbuf *
         }
     }
     co->spell_dict = co->spell_wordlist = co->spell_stemmer = NULL;
-    /* synonyms: WordNet and the analyzers that turn synonyms into index terms */
-    if (co->synonyms && *co->synonyms) {
+    /* the index's analyzer (synonym terms, relaxation), and WordNet */
+    {
         idx_analyzer_opts ao;
         char storage[512];
         const char *desc = co->analyzer && *co->analyzer ? co->analyzer
@@ -1903,11 +2014,11 @@ int coord_start(uv_loop_t *loop, const coord_opts *o, coord_t **out, fn_errbuf *
             rc = fn_seterr(eb, FN_EINVAL, "analyzer: cannot parse \"%s\"", desc);
             goto fail_alloc;
         }
-        if ((rc = syn_dict_load(co->synonyms, co->synonym_senses, &c->syn, eb)) ||
-            (rc = idx_analyzer_create(&ao, &c->an, eb)))
-            goto fail_alloc;
+        if ((rc = idx_analyzer_create(&ao, &c->an, eb))) goto fail_alloc;
         ao.stemmer = "none";
         if ((rc = idx_analyzer_create(&ao, &c->an_raw, eb))) goto fail_alloc;
+        if (co->synonyms && *co->synonyms && (rc = syn_dict_load(co->synonyms, co->synonym_senses, &c->syn, eb)))
+            goto fail_alloc;
     }
     co->synonyms = co->analyzer = NULL;
     if (!(co->spell_min_score < 0)) co->spell_min_score = SPELL_DEFAULT_MIN_SCORE;

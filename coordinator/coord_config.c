@@ -74,6 +74,7 @@ static const struct num_key {
     { "impressions-keep", offsetof(coord_config, impressions_keep), 1, 1000 },
     { "prf-docs", offsetof(coord_config, prf_docs), 0, 100 },
     { "synonym-senses", offsetof(coord_config, synonym_senses), 1, 100 },
+    { "relax-min-hits", offsetof(coord_config, relax_min_hits), 0, 1000000 },
     /* 500: with the query's own terms (a shard allows 256) the expanded
      * query stays under Shard/Rescore's 1000 */
     { "prf-terms", offsetof(coord_config, prf_terms), 1, 500 },
@@ -220,6 +221,9 @@ const char *coord_config_usage(void)
 "                           synonyms (default none)\n"
 "  --synonym-weight X       a word's synonyms together weigh X (default 0.3; the word 1)\n"
 "  --synonym-senses N       synonyms from a word's N most frequent senses (default 1)\n"
+"  --relax-min-hits N       an all_terms query matching fewer than N documents drops its\n"
+"                           most common word and runs again, until N match (default 0: never;\n"
+"                           a request's min_hits overrides)\n"
 "  --analyzer DESC          the index's analyzer (index.json), for synonym terms (default\n"
 "                           stemmer=english;stopwords=english;max_token_bytes=64)\n"
 "  --spell-stemmer NAME     the index's stemmer: a word whose stem a corpus word has finds\n"

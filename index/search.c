@@ -125,6 +125,7 @@ void idx_searcher_destroy(idx_searcher_t *s)
     free(s->qt);
     free(s->qseq);
     free(s->tptr);
+    free(s->tgdf);
     free(s->cur);
     free(s->heap);
     free(s->htf);
@@ -1394,6 +1395,11 @@ int idx_search(idx_searcher_t *s, const idx_query *q, idx_results *res, fn_errbu
     run_args a = { q, res };
     rc = idx_searcher_run(s, run_select, &a);
     res->time_us = (mono_ns() - t0) / 1000;
+    if (!rc && grow((void **)&s->tgdf, &s->tgdfcap, nq + 1, sizeof *s->tgdf)) rc = fn_seterr(eb, -ENOMEM, "out of memory");
+    if (!rc) {
+        for (size_t i = 0; i < nq; i++) s->tgdf[i] = s->qt[i].gdf;
+        res->term_gdf = s->tgdf;
+    }
     if (rc) {
         res->hits = NULL;
         res->nhits = 0;

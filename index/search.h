@@ -147,6 +147,7 @@ typedef struct idx_results {
     uint64_t skips;         /* block maxima that ruled documents out (BMW: jumps over
                              * blocks; MaxScore: candidates not looked up) */
     const char *const *terms; /* distinct analyzed query terms, query order */
+    const uint64_t *term_gdf; /* parallel to terms: their global document frequencies (after a search) */
     size_t nterms;
     uint64_t time_us;
 } idx_results;

@@ -63,6 +63,7 @@ struct idx_searcher {
     uint32_t (*qseq)[2]; size_t nseq, qseqcap;   /* query occurrences: (term, position) */
     int parsing_user;
     const char **tptr; size_t tptrcap;
+    uint64_t *tgdf; size_t tgdfcap;          /* the last query's terms' global df (idx_results.term_gdf) */
     idx_bm25_params bm25;
     idx_select_params sel;
     int64_t now;

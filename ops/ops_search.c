@@ -24,6 +24,7 @@ static const char search_usage[] =
     "                     [--k 1000] [--concurrency C] [--tag T] [--deadline-ms N]\n"
     "       (both: [--selection-k N] [--stage1-k N] [--stage2-k N] [--mode any|all]\n"
     "              [--syntax language|plain] [--spell off|suggest|auto] [--expand none|rm3|synonyms]\n"
+    "              [--min-hits N]\n"
     "              [--exact-total] [--knn-k K] [--ef E] [--knn-exact]\n"
     "              [--fusion rrf|weighted] [--vector-weight W])\n"
     "       funnel search --server ADDR --vector \"0.1 0.2 ...\" [\"query text\"] [--json]\n"
@@ -53,6 +54,8 @@ static const char search_usage[] =
     "                   searches with the words found in no document corrected and\n"
     "                   prints them; suggest searches as written and prints \"did you\n"
     "                   mean\"; off: no correction\n"
+    "  --min-hits N     with --mode all: fewer than N matches drop the most common\n"
+    "                   word, one at a time, and search again (relaxation)\n"
     "  --expand none|rm3|synonyms\n"
     "                   without a stage-2 model, the window is ranked by the RM3\n"
     "                   expanded query (pseudo-relevance feedback), or by the query\n"
@@ -85,6 +88,7 @@ typedef struct search_args {
     int k_set;
     int json, explain, skip_models, all_terms, exact_total;
     int expand;             /* --expand: Funnel__V1__Expand (0 = none) */
+    uint32_t min_hits;      /* --min-hits: relaxation in mode all (0 = the server's) */
     int spell;              /* --spell: Funnel__V1__SpellMode (0 = the server's default, auto) */
     int syntax;             /* --syntax: -1 unset (one query: language; a batch: plain), 0 language, 1 plain */
     float *vector;          /* --vector (one query) */
@@ -140,7 +144,8 @@ static void print_explain_hit(const Funnel__V1__Hit *h)
 static void print_response(const Funnel__V1__SearchResponse *r, const search_args *a)
 {
     if (r->did_you_mean && *r->did_you_mean) printf("did you mean: %s\n", r->did_you_mean);
-    else if (r->n_corrections) printf("searched for: %s\n", r->rewritten_query);
+    else if (r->n_corrections || r->n_relaxed_terms) printf("searched for: %s\n", r->rewritten_query);
+    for (size_t i = 0; i < r->n_relaxed_terms; i++) printf("  relaxed: dropped %s\n", r->relaxed_terms[i]);
     for (size_t i = 0; i < r->n_corrections; i++)
         printf("  %s -> %s (distance %u, score %.2f)\n", r->corrections[i]->from, r->corrections[i]->to,
                r->corrections[i]->distance, r->corrections[i]->score);
@@ -199,6 +204,7 @@ static int search_one(rpc_client_t *c, const char *query, const search_args *a)
     req.plain_text = a->syntax == 1;
     req.spell = (Funnel__V1__SpellMode)a->spell;
     req.expand = (Funnel__V1__Expand)a->expand;
+    req.min_hits = a->min_hits;
     req.exact_total = a->exact_total;
     req.selection_k = a->win[0];
     req.stage1_k = a->win[1];
@@ -271,6 +277,7 @@ static void *batch_worker(void *ud)
         req.plain_text = b->args->syntax != 0;   /* a batch: plain unless --syntax language */
         req.spell = (Funnel__V1__SpellMode)b->args->spell;
         req.expand = (Funnel__V1__Expand)b->args->expand;
+        req.min_hits = b->args->min_hits;
         req.exact_total = b->args->exact_total;
         req.selection_k = b->args->win[0];
         req.stage1_k = b->args->win[1];
@@ -455,6 +462,7 @@ int ops_cmd_search(int argc, char **argv)
         {"skip-models", no_argument, 0, 'S'},    {"all-terms", no_argument, 0, 'A'},
         {"mode", required_argument, 0, 'M'},     {"syntax", required_argument, 0, 'Y'},
         {"spell", required_argument, 0, 'L'},    {"expand", required_argument, 0, 'P'},
+        {"min-hits", required_argument, 0, 'H'},
         {"exact-total", no_argument, 0, 'X'},
         {"selection-k", required_argument, 0, '0'}, {"stage1-k", required_argument, 0, '1'},
         {"stage2-k", required_argument, 0, '2'},
@@ -481,6 +489,7 @@ int ops_cmd_search(int argc, char **argv)
         case 'e': a.explain = 1; break;
         case 'S': a.skip_models = 1; break;
         case 'A': a.all_terms = 1; break;
+        case 'H': if (parse_u32(optarg, &a.min_hits)) goto bad_num; break;
         case 'P':
             if (strcmp(optarg, "none") == 0) a.expand = FUNNEL__V1__EXPAND__EXPAND_NONE;
             else if (strcmp(optarg, "rm3") == 0) a.expand = FUNNEL__V1__EXPAND__EXPAND_RM3;
@@ -605,6 +614,6 @@ bad_num:
     fprintf(stderr, "funnel search: bad number for --%s: '%s'\n",
             c == 'k' ? "k" : c == 'p' ? "page" : c == 'd' ? "deadline-ms" : c == 'K' ? "knn-k" : c == 'E' ? "ef"
             : c == '0' ? "selection-k"
-            : c == '1' ? "stage1-k" : c == '2' ? "stage2-k" : "concurrency", optarg);
+            : c == '1' ? "stage1-k" : c == '2' ? "stage2-k" : c == 'H' ? "min-hits" : "concurrency", optarg);
     return OPS_EXIT_USAGE;
 }

@@ -189,6 +189,11 @@ static int resp_fill(Funnel__V1__ShardSearchResponse *r, fn_arena *a, const shar
         if (!(r->terms = fn_arena_alloc(a, res->nterms * sizeof *r->terms))) return -ENOMEM;
         for (size_t i = 0; i < res->nterms; i++, r->n_terms++)
             if (!(r->terms[i] = fn_arena_strdup(a, res->terms[i]))) return -ENOMEM;
+        if (res->term_gdf) {
+            if (!(r->term_gdf = fn_arena_alloc(a, res->nterms * sizeof *r->term_gdf))) return -ENOMEM;
+            memcpy(r->term_gdf, res->term_gdf, res->nterms * sizeof *r->term_gdf);
+            r->n_term_gdf = res->nterms;
+        }
     }
     r->stages = fn_arena_alloc(a, 3 * sizeof *r->stages);   /* + "feedback" (feedback_fill) */
     if (!r->stages) return -ENOMEM;

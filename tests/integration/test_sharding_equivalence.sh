@@ -153,3 +153,24 @@ if [ -r /usr/share/wordnet/index.noun ]; then
 else
     echo "SKIP (part): wordnet-base is not installed: no synonym check"
 fi
+
+# Relaxation (--mode all --min-hits): the coordinator drops the most common
+# word until enough documents match; the same words go on 1 and 3 shards
+for n in 1 3; do
+    eval "A=\$A$n"
+    "$FUNNEL" search --server "$A" --k 10 --mode all --min-hits 5 --json \
+        'heat transfer supersonic cylinder flutter' >"$T/relax$n.json" || fail "relaxed search on $n shard(s)"
+done
+"$PY" - "$T/relax1.json" "$T/relax3.json" <<'PY' || fail "relaxation"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+assert a["relaxed_terms"] and a["relaxed_terms"] == b["relaxed_terms"], (a.get("relaxed_terms"), b.get("relaxed_terms"))
+assert a["rewritten_query"] == b["rewritten_query"] and a["total_matches"] >= 5, (a["rewritten_query"], a["total_matches"])
+assert [h["id"] for h in a["hits"]] == [h["id"] for h in b["hits"]]
+assert "heat" in a["relaxed_terms"] and a["rewritten_query"] != a["original_query"]
+print("relaxed:", a["relaxed_terms"], "->", a["rewritten_query"], a["total_matches"], "matches")
+PY
+n=$("$FUNNEL" search --server "$A3" --k 10 --mode all --min-hits 5 --json '"heat transfer" flutter' \
+    | "$PY" -c 'import json,sys; r=json.load(sys.stdin); print(len(r.get("relaxed_terms", [])))')
+[ "$n" = 0 ] || fail "a structured query was relaxed"
+ok "relaxation: the same dropped words and hits on 1 and 3 shards; structured queries are not relaxed"
