@@ -155,6 +155,7 @@ typedef struct search {
     const char *did_you_mean;
     int rm3;                     /* EXPAND_RM3 or _SYNONYMS: the window ranked by the expanded query when no model runs */
     int syn;                     /* ... by the query and its synonyms (EXPAND_SYNONYMS) */
+    uint64_t analyze_us;         /* query understanding: spelling, parsing, relaxation decisions */
     /* relaxation (all_terms below min_hits matches): the terms dropped so far */
     uint32_t min_hits;           /* 0: no relaxation */
     const char **relaxed;
@@ -394,6 +395,7 @@ static int start_shard_call(shard_slot *sl, backend *b, int trial)
 static void finish_search(search *s);
 static void fan_out(search *s, int64_t shard_us, int64_t left_us);
 static int relax_step(search *s);
+static const char *analyze_note(const search *s, fn_arena *a);
 
 typedef struct relax_word { const char *term; int hit; } relax_word;
 
@@ -881,9 +883,11 @@ stages:;
             r->stages[2]->time_us > fb_time)
             fb_time = r->stages[2]->time_us;
     }
-    resp->stages = ar_alloc(a, 7 * sizeof *resp->stages);
+    resp->stages = ar_alloc(a, 8 * sizeof *resp->stages);
     if (!resp->stages) return -ENOMEM;
     size_t nst = 0;
+    resp->stages[nst++] = stage(a, "analyze", 1, s->analyze_us, 1, 1, analyze_note(s, a));
+    const size_t shard_stage0 = nst;   /* selection, stage1: the shards' stages */
     resp->stages[nst++] = stage(a, "selection", 1, sel_time, cov->docs_searched, sel_out,
                                 "BM25F + static signals on the shards");
     if (!*s1_note) s1_note = "no model reported by the shards: selection order kept";
@@ -902,7 +906,7 @@ stages:;
     if (s->req->explain) {
         /* the shard stages, shard by shard */
         for (int st = 0; st < 2; st++) {
-            Funnel__V1__StageInfo *si = resp->stages[st];
+            Funnel__V1__StageInfo *si = resp->stages[shard_stage0 + (size_t)st];
             si->shards = ar_alloc(a, n * sizeof *si->shards);
             Funnel__V1__ShardStage *ps = ar_alloc(a, n * sizeof *ps);
             if (a->oom) return -ENOMEM;
@@ -974,6 +978,42 @@ static int spell_step(coord_t *c, search *s)
     }
     spell_result_free(&sr);
     return 0;
+}
+
+/* The "analyze" stage's note: every rewrite of the query, in order - the
+ * parsed tree of the text searched, corrections, relaxations, expansion. */
+static const char *analyze_note(const search *s, fn_arena *a)
+{
+    const Funnel__V1__SearchRequest *req = s->req;
+    char buf[1024];
+    size_t o = 0;
+#define NOTE(...) do { if (o < sizeof buf) o += (size_t)snprintf(buf + o, sizeof buf - o, __VA_ARGS__); } while (0)
+    if (fn_query_is_blank(s->qtext)) {
+        NOTE("no text (vector only)");
+    } else if (req->plain_text) {
+        NOTE("plain text%s", req->all_terms ? ", all words" : "");
+    } else {
+        fn_qparse_opts po;
+        fn_qparse_defaults(&po);
+        po.mode_all = req->all_terms;
+        fn_qnode *tree;
+        fn_errbuf eb;
+        char tree_txt[512];
+        fn_arena t;
+        fn_arena_init(&t);
+        if (fn_qparse(s->qtext, strlen(s->qtext), &po, &t, &tree, &eb) == 0) {
+            fn_qtree_print(tree, tree_txt, sizeof tree_txt);
+            int all_must;
+            NOTE("parsed: %s%s", tree_txt, fn_qtree_is_bag(tree, &all_must) ? " (bag of words)" : "");
+        }
+        fn_arena_free(&t);
+    }
+    for (size_t i = 0; i < s->nfixes; i++)
+        NOTE("; %s %s -> %s", s->did_you_mean ? "did you mean" : "corrected", s->fixes[i]->from, s->fixes[i]->to);
+    for (size_t i = 0; i < s->nrelaxed; i++) NOTE("; relaxed: dropped %s", s->relaxed[i]);
+    if (s->rm3) NOTE("; expand %s", s->syn ? "synonyms" : "rm3");
+#undef NOTE
+    return ar_strdup(a, buf);
 }
 
 static void free_search(search *s)
@@ -1373,6 +1413,7 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     s->t0_ns = t0;
     s->nslots = n;
     funnel__v1__shard_search_request__init(&s->sreq);
+    uint64_t an0 = uv_hrtime();
     if (spell_step(c, s) != 0) {
         free_search(s);
         reply(c, call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
@@ -1393,6 +1434,7 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
         if (fn_qparse(s->qtext, strlen(s->qtext), &po, &s->mem, &tree, &peb) != 0 || !fn_qtree_is_bag(tree, &all_must))
             s->min_hits = 0;
     }
+    s->analyze_us = (uv_hrtime() - an0) / 1000;
     s->sreq.explain = req->explain;
     s->sreq.explain_hits = c->o.limits.max_explain_hits;
     /* the funnel's windows: global budgets a request may only lower; each

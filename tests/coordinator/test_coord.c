@@ -429,7 +429,7 @@ Test(coord, all_shards_exact_merge_and_pages)
         cr_assert_str_eq(r->request_id, "req-42");
         cr_assert_eq(r->n_terms, 2);
         cr_assert_str_eq(r->terms[0], "fake");
-        cr_assert_eq(r->n_stages, 7);
+        cr_assert_eq(r->n_stages, 8);
         const Funnel__V1__StageInfo *sel = find_stage(r, "selection"), *mg = find_stage(r, "merge");
         cr_assert(sel && sel->ran && sel->time_us == 102 && sel->count_out == NDOCS);
         cr_assert(mg && mg->ran);
