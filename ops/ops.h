@@ -52,6 +52,33 @@ int ops_cmd_ann(int argc, char **argv);
 int ops_cmd_embed(int argc, char **argv);
 /* the spelling corrector (ops_spell.c, query/spell.h): `funnel spell build|check` */
 int ops_cmd_spell(int argc, char **argv);
+/* the query-intent classifier (ops_intent.c, query/intent.h): `funnel intent train|predict|eval` */
+int ops_cmd_intent(int argc, char **argv);
+
+/* ---- query intent: training (ops_intent.c) ---- */
+
+struct intent_model;            /* query/intent.h's intent_model_t */
+
+typedef struct ops_intent_train_opts {
+    uint32_t buckets;           /* hash buckets: 2^18 */
+    double C;                   /* the logistic regressions' inverse L2 strength: 1 */
+    unsigned max_iter;          /* Newton steps per vertical: 200 */
+} ops_intent_train_opts;
+
+void ops_intent_train_defaults(ops_intent_train_opts *o);
+
+/**
+ * @brief Train the intent classifier: one L2 logistic regression per
+ * vertical (rank_train_logistic), vertical v against the rest, on the hashed
+ * words of texts[n] (intent_features); the prior is the labels' distribution.
+ * @param[in] labels n indices into verticals[nv]
+ * @param[out] out a new model (intent_model_free)
+ * @return 0, FN_EINVAL (no rows, a label out of range, bad names),
+ *         FN_ELIMIT (the dense training matrix, n x used buckets floats,
+ *         would pass 1 GiB), -ENOMEM
+ */
+int ops_intent_train(const char *const *texts, const int *labels, size_t n, const char *const *verticals,
+                     size_t nv, const ops_intent_train_opts *o, struct intent_model **out, fn_errbuf *eb);
 
 /* ---- locating the daemons (ops_util.c) ---- */
 

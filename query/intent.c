@@ -1,0 +1,585 @@
+/* intent.c - query intent: the model, its file, and prediction (intent.h).
+ *
+ * Contract: a model is built (intent_model_build, by ops/ops_intent.c from
+ * rank/'s logistic regressions) or loaded, then read-only. Weights are held
+ * dense, vertical-major (nv x buckets doubles: 4 verticals x 4096 buckets is
+ * 128 KiB); the file stores only the non-zero ones.
+ *
+ * File: see intent_model_save in intent.h. Loading reads the whole file
+ * (at most INTENT__MAX_FILE bytes), checks the checksum over every byte
+ * before the last line that starts with "checksum ", and only then parses,
+ * strictly: every line in its place, every number finite, every column in
+ * range, no line left over. A damaged file is FN_ECORRUPT or FN_EFORMAT
+ * with the path (and line) in the message.
+ *
+ * Cost: intent_predict folds and hashes the query's words (one XXH64 per
+ * word) and adds nv weights per distinct column: 0.33-0.39 us per query of
+ * 1-5 words, 4 verticals, 2^18 buckets (debugoptimized, Xeon VM, 1M calls).
+ * Test: tests/query/test_intent.c.
+ */
+#include "intent.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <utf8proc.h>
+#include <xxhash.h>
+
+#define INTENT__VERSION 1
+#define INTENT__MAX_FILE (1024ull << 20)   /* 64 verticals x 2^24 weights would not fit: fine */
+
+#define FOLD_OPTS (UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT | \
+                   UTF8PROC_CASEFOLD | UTF8PROC_STRIPMARK | UTF8PROC_IGNORE)
+
+struct intent_model {
+    size_t nv;
+    uint32_t buckets;
+    char **names;
+    double *prior;      /* nv, sums to 1 */
+    double *bias;       /* nv */
+    double *w;          /* nv * buckets, vertical-major */
+};
+
+/* ---- words: query/spell.c's split and fold (static there, so copied) ---- */
+
+static int is_word_cp(utf8proc_int32_t c)
+{
+    if (c < 128) return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    utf8proc_category_t cat = utf8proc_category(c);
+    return (cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_LO) ||
+           (cat >= UTF8PROC_CATEGORY_ND && cat <= UTF8PROC_CATEGORY_NO);
+}
+
+/* The next word of s[*i..n): its start and byte length; 0 when none is left.
+ * Invalid UTF-8 bytes separate words. */
+static int next_word(const char *s, size_t n, size_t *i, size_t *start, size_t *wlen)
+{
+    const utf8proc_uint8_t *u = (const utf8proc_uint8_t *)s;
+    size_t p = *i;
+    utf8proc_int32_t c;
+    while (p < n) {
+        utf8proc_ssize_t k = utf8proc_iterate(u + p, (utf8proc_ssize_t)(n - p), &c);
+        if (k > 0 && is_word_cp(c)) break;
+        p += k > 0 ? (size_t)k : 1;
+    }
+    if (p >= n) {
+        *i = n;
+        return 0;
+    }
+    *start = p;
+    while (p < n) {
+        utf8proc_ssize_t k = utf8proc_iterate(u + p, (utf8proc_ssize_t)(n - p), &c);
+        if (k <= 0 || !is_word_cp(c)) break;
+        p += (size_t)k;
+    }
+    *wlen = p - *start;
+    *i = p;
+    return 1;
+}
+
+/* Fold one word into out[cap]: its length, or 0 when it does not fit or
+ * folds to nothing. */
+static size_t fold(const char *w, size_t len, char *out, size_t cap)
+{
+    size_t i;
+    for (i = 0; i < len && (unsigned char)w[i] < 128; i++)
+        ;
+    if (i == len) {
+        if (len > cap) return 0;
+        for (i = 0; i < len; i++)
+            out[i] = (char)((w[i] >= 'A' && w[i] <= 'Z') ? w[i] + 32 : w[i]);
+        return len;
+    }
+    utf8proc_uint8_t *m = NULL;
+    utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)w, (utf8proc_ssize_t)len, &m, FOLD_OPTS);
+    size_t got = 0;
+    if (r > 0 && (size_t)r <= cap) {
+        memcpy(out, m, (size_t)r);
+        got = (size_t)r;
+    }
+    free(m);
+    return got;
+}
+
+size_t intent_next_word(const char *s, size_t n, size_t *pos, char *out, size_t cap)
+{
+    size_t st, wl;
+    while (next_word(s, n, pos, &st, &wl)) {
+        size_t fl = fold(s + st, wl, out, cap);
+        if (fl) return fl;
+    }
+    return 0;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+size_t intent_features(const char *text, size_t len, uint32_t buckets, uint32_t *cols, size_t cap)
+{
+    if (!text || buckets == 0 || cap == 0) return 0;
+    char w[INTENT_MAX_WORD];
+    size_t pos = 0, k = 0, wl;
+    while (k < cap && (wl = intent_next_word(text, len, &pos, w, sizeof w)) > 0)
+        cols[k++] = (uint32_t)(XXH64(w, wl, INTENT_HASH_SEED) % buckets);
+    qsort(cols, k, sizeof *cols, cmp_u32);
+    size_t d = 0;
+    for (size_t i = 0; i < k; i++)
+        if (d == 0 || cols[d - 1] != cols[i]) cols[d++] = cols[i];
+    return d;
+}
+
+/* ---- building ---- */
+
+static int name_ok(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > INTENT_MAX_NAME) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+void intent_model_free(intent_model_t *m)
+{
+    if (!m) return;
+    for (size_t v = 0; m->names && v < m->nv; v++)
+        free(m->names[v]);
+    free(m->names);
+    free(m->prior);
+    free(m->bias);
+    free(m->w);
+    free(m);
+}
+
+/* An empty model of nv verticals and `buckets` columns, names unset. */
+static int model_alloc(size_t nv, uint32_t buckets, intent_model_t **out)
+{
+    intent_model_t *m = calloc(1, sizeof *m);
+    if (!m) return -ENOMEM;
+    m->nv = nv;
+    m->buckets = buckets;
+    m->names = calloc(nv, sizeof *m->names);
+    m->prior = calloc(nv, sizeof *m->prior);
+    m->bias = calloc(nv, sizeof *m->bias);
+    m->w = calloc(nv * (size_t)buckets, sizeof *m->w);
+    if (!m->names || !m->prior || !m->bias || !m->w) {
+        intent_model_free(m);
+        return -ENOMEM;
+    }
+    *out = m;
+    return 0;
+}
+
+/* Normalise the prior; FN_EINVAL if it is negative, not finite or sums to 0. */
+static int prior_normalise(double *p, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(p[i]) || p[i] < 0) return FN_EINVAL;
+        s += p[i];
+    }
+    if (!(s > 0) || !isfinite(s)) return FN_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        p[i] /= s;
+    return 0;
+}
+
+int intent_model_build(const char *const *names, size_t nv, uint32_t buckets, const double *prior,
+                       const double *bias, const double *weights, intent_model_t **out,
+                       fn_errbuf *eb)
+{
+    *out = NULL;
+    if (nv == 0 || nv > INTENT_MAX_VERTICALS)
+        return fn_seterr(eb, FN_EINVAL, "intent: %zu verticals (1..%d)", nv, INTENT_MAX_VERTICALS);
+    if (buckets == 0 || buckets > INTENT_MAX_BUCKETS)
+        return fn_seterr(eb, FN_EINVAL, "intent: %" PRIu32 " buckets (1..%u)", buckets, INTENT_MAX_BUCKETS);
+    for (size_t v = 0; v < nv; v++) {
+        if (!name_ok(names[v]))
+            return fn_seterr(eb, FN_EINVAL, "intent: bad vertical name \"%s\"", names[v] ? names[v] : "");
+        for (size_t u = 0; u < v; u++)
+            if (strcmp(names[u], names[v]) == 0)
+                return fn_seterr(eb, FN_EINVAL, "intent: vertical \"%s\" twice", names[v]);
+        if (!isfinite(bias[v]))
+            return fn_seterr(eb, FN_EINVAL, "intent: vertical %s: bias not finite", names[v]);
+    }
+    for (size_t i = 0; i < nv * (size_t)buckets; i++)
+        if (!isfinite(weights[i]))
+            return fn_seterr(eb, FN_EINVAL, "intent: weight %zu not finite", i);
+    intent_model_t *m;
+    int rc = model_alloc(nv, buckets, &m);
+    if (rc) return fn_seterr(eb, rc, "intent: out of memory");
+    for (size_t v = 0; v < nv; v++)
+        if (!(m->names[v] = strdup(names[v]))) {
+            intent_model_free(m);
+            return fn_seterr(eb, -ENOMEM, "intent: out of memory");
+        }
+    memcpy(m->prior, prior, nv * sizeof *prior);
+    memcpy(m->bias, bias, nv * sizeof *bias);
+    memcpy(m->w, weights, nv * (size_t)buckets * sizeof *weights);
+    if (prior_normalise(m->prior, nv)) {
+        intent_model_free(m);
+        return fn_seterr(eb, FN_EINVAL, "intent: the prior must be finite, >= 0 and not all 0");
+    }
+    *out = m;
+    return 0;
+}
+
+/* ---- using ---- */
+
+void intent_model_verticals(const intent_model_t *m, const char *const **names, size_t *n)
+{
+    *names = (const char *const *)m->names;
+    *n = m->nv;
+}
+
+uint32_t intent_model_buckets(const intent_model_t *m) { return m->buckets; }
+const double *intent_model_prior(const intent_model_t *m) { return m->prior; }
+double intent_model_bias(const intent_model_t *m, size_t v) { return v < m->nv ? m->bias[v] : 0.0; }
+
+double intent_model_weight(const intent_model_t *m, size_t v, uint32_t c)
+{
+    return v < m->nv && c < m->buckets ? m->w[v * m->buckets + c] : 0.0;
+}
+
+static double sigmoid(double x)
+{
+    return x >= 0 ? 1.0 / (1.0 + exp(-x)) : exp(x) / (1.0 + exp(x));
+}
+
+int intent_predict(const intent_model_t *m, const char *text, size_t len, double *scores, size_t n)
+{
+    if (!m || n != m->nv) return FN_EINVAL;
+    uint32_t cols[INTENT_MAX_COLS];
+    size_t k = intent_features(text, text ? len : 0, m->buckets, cols, INTENT_MAX_COLS);
+    if (k == 0) {
+        memcpy(scores, m->prior, n * sizeof *scores);
+    } else {
+        double s = 0;
+        for (size_t v = 0; v < n; v++) {
+            const double *w = m->w + v * m->buckets;
+            double z = m->bias[v];
+            for (size_t i = 0; i < k; i++)
+                z += w[cols[i]];
+            scores[v] = sigmoid(z);
+            s += scores[v];
+        }
+        for (size_t v = 0; v < n; v++)
+            scores[v] = s > 0 ? scores[v] / s : 1.0 / (double)n;
+    }
+    int best = 0;
+    for (size_t v = 1; v < n; v++)
+        if (scores[v] > scores[best]) best = (int)v;
+    return best;
+}
+
+/* ---- files ---- */
+
+typedef struct sbuf {
+    char *p;
+    size_t len, cap;
+} sbuf;
+
+static int sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int sb_printf(sbuf *b, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int k = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (k < 0) return -EIO;
+        if (b->p && (size_t)k < b->cap - b->len) {
+            b->len += (size_t)k;
+            return 0;
+        }
+        size_t nc = b->cap ? b->cap * 2 : 1 << 16;
+        while (nc < b->len + (size_t)k + 1)
+            nc *= 2;
+        char *np = realloc(b->p, nc);
+        if (!np) return -ENOMEM;
+        b->p = np;
+        b->cap = nc;
+    }
+}
+
+int intent_model_save(const intent_model_t *m, const char *path, fn_errbuf *eb)
+{
+    sbuf b = { 0 };
+    int rc = sb_printf(&b, "funnel-intent %d\nbuckets %" PRIu32 "\nverticals %zu\n", INTENT__VERSION,
+                       m->buckets, m->nv);
+    for (size_t v = 0; !rc && v < m->nv; v++) {
+        const double *w = m->w + v * m->buckets;
+        size_t nz = 0;
+        for (uint32_t c = 0; c < m->buckets; c++)
+            nz += w[c] != 0.0;
+        rc = sb_printf(&b, "vertical %s prior %.17g bias %.17g weights %zu\n", m->names[v], m->prior[v],
+                       m->bias[v], nz);
+        for (uint32_t c = 0; !rc && c < m->buckets; c++)
+            if (w[c] != 0.0) rc = sb_printf(&b, "w %" PRIu32 " %.17g\n", c, w[c]);
+    }
+    if (!rc) rc = sb_printf(&b, "checksum %016llx\n", (unsigned long long)XXH64(b.p, b.len, 0));
+    if (rc) {
+        free(b.p);
+        return fn_seterr(eb, rc, "%s: out of memory", path);
+    }
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 5);
+    if (!tmp) {
+        free(b.p);
+        return fn_seterr(eb, -ENOMEM, "%s: out of memory", path);
+    }
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, ".tmp", 5);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        rc = -errno;
+        fn_seterr(eb, rc, "%s: %s", tmp, strerror(errno));
+        goto out;
+    }
+    int bad = fwrite(b.p, 1, b.len, f) != b.len;
+    bad |= fflush(f) != 0;
+    int e = errno;
+    bad |= fclose(f) != 0;
+    if (bad) {
+        rc = -(e ? e : EIO);
+        fn_seterr(eb, rc, "%s: cannot write: %s", tmp, strerror(-rc));
+        remove(tmp);
+        goto out;
+    }
+    if (rename(tmp, path) != 0) {
+        rc = -errno;
+        fn_seterr(eb, rc, "%s: cannot rename: %s", path, strerror(errno));
+        remove(tmp);
+    }
+out:
+    free(tmp);
+    free(b.p);
+    return rc;
+}
+
+/* The parser's cursor: one line at a time of a NUL-terminated buffer. */
+typedef struct lp {
+    char *p, *end;
+    size_t lineno;
+    const char *path;
+    fn_errbuf *eb;
+} lp;
+
+/* The next line (NUL-terminated in place), or NULL at the end. */
+static char *lp_line(lp *l)
+{
+    if (l->p >= l->end) return NULL;
+    char *s = l->p, *nl = memchr(s, '\n', (size_t)(l->end - s));
+    if (nl) {
+        *nl = 0;
+        l->p = nl + 1;
+    } else {
+        l->p = l->end;
+    }
+    l->lineno++;
+    return s;
+}
+
+static int bad(lp *l, const char *what)
+{
+    return fn_seterr(l->eb, FN_EFORMAT, "%s:%zu: %s", l->path, l->lineno, what);
+}
+
+/* An unsigned decimal of at most max, then a space or the end of the string. */
+static int parse_uint(char **s, uint64_t max, uint64_t *out)
+{
+    char *p = *s;
+    if (*p < '0' || *p > '9') return -1;
+    uint64_t v = 0;
+    while (*p >= '0' && *p <= '9') {
+        v = v * 10 + (uint64_t)(*p - '0');
+        if (v > max) return -1;
+        p++;
+    }
+    if ((*p != ' ' && *p != 0) || (*p == ' ' && p[1] == 0)) return -1;   /* no trailing blank */
+    *out = v;
+    *s = *p ? p + 1 : p;
+    return 0;
+}
+
+/* A finite double, then a space or the end of the string. */
+static int parse_double(char **s, double *out)
+{
+    char *p = *s, *end;
+    if (!strchr("-+.0123456789", *p) || *p == 0) return -1;    /* strtod would skip blanks */
+    errno = 0;
+    double v = strtod(p, &end);
+    if (end == p || (*end != ' ' && *end != 0) || (*end == ' ' && end[1] == 0) || !isfinite(v)) return -1;
+    *out = v;
+    *s = *end ? end + 1 : end;
+    return 0;
+}
+
+/* The literal word kw and one space. */
+static int expect(char **s, const char *kw)
+{
+    size_t n = strlen(kw);
+    if (strncmp(*s, kw, n) != 0 || (*s)[n] != ' ') return -1;
+    *s += n + 1;
+    return 0;
+}
+
+static int parse_body(lp *l, intent_model_t **out)
+{
+    char *s = lp_line(l);
+    uint64_t ver, buckets, nv;
+    if (!s || expect(&s, "funnel-intent") || parse_uint(&s, 1000000, &ver) || *s)
+        return bad(l, "not a funnel intent model (no \"funnel-intent VERSION\" line)");
+    if (ver != INTENT__VERSION)
+        return fn_seterr(l->eb, FN_EVERSION, "%s: intent model version %llu (this build reads %d)", l->path,
+                         (unsigned long long)ver, INTENT__VERSION);
+    s = lp_line(l);
+    if (!s || expect(&s, "buckets") || parse_uint(&s, INTENT_MAX_BUCKETS, &buckets) || *s || buckets == 0)
+        return bad(l, "expected \"buckets N\" (1..2^24)");
+    s = lp_line(l);
+    if (!s || expect(&s, "verticals") || parse_uint(&s, INTENT_MAX_VERTICALS, &nv) || *s || nv == 0)
+        return bad(l, "expected \"verticals N\" (1..64)");
+    intent_model_t *m;
+    if (model_alloc(nv, (uint32_t)buckets, &m))
+        return fn_seterr(l->eb, -ENOMEM, "%s: out of memory", l->path);
+    int rc = 0;
+    for (size_t v = 0; v < nv && !rc; v++) {
+        s = lp_line(l);
+        char *name;
+        uint64_t nw;
+        if (!s || expect(&s, "vertical")) {
+            rc = bad(l, "expected \"vertical NAME prior P bias B weights N\"");
+            break;
+        }
+        name = s;
+        char *sp = strchr(s, ' ');
+        if (!sp) {
+            rc = bad(l, "expected \"vertical NAME prior P bias B weights N\"");
+            break;
+        }
+        *sp = 0;
+        s = sp + 1;
+        if (!name_ok(name)) {
+            rc = bad(l, "bad vertical name");
+            break;
+        }
+        for (size_t u = 0; u < v && !rc; u++)
+            if (strcmp(m->names[u], name) == 0) rc = bad(l, "vertical named twice");
+        if (rc) break;
+        if (expect(&s, "prior") || parse_double(&s, &m->prior[v]) || m->prior[v] < 0 || expect(&s, "bias") ||
+            parse_double(&s, &m->bias[v]) || expect(&s, "weights") || parse_uint(&s, buckets, &nw) || *s) {
+            rc = bad(l, "expected \"vertical NAME prior P bias B weights N\" (N <= buckets)");
+            break;
+        }
+        if (!(m->names[v] = strdup(name))) {
+            rc = fn_seterr(l->eb, -ENOMEM, "%s: out of memory", l->path);
+            break;
+        }
+        double *w = m->w + v * buckets;
+        int64_t last = -1;
+        for (uint64_t i = 0; i < nw; i++) {
+            uint64_t c;
+            double x;
+            s = lp_line(l);
+            if (!s || expect(&s, "w") || parse_uint(&s, buckets - 1, &c) || parse_double(&s, &x) || *s) {
+                rc = bad(l, "expected \"w COLUMN WEIGHT\" (column < buckets)");
+                break;
+            }
+            if ((int64_t)c <= last) {
+                rc = bad(l, "weight columns out of order");
+                break;
+            }
+            last = (int64_t)c;
+            w[c] = x;
+        }
+    }
+    if (!rc && (s = lp_line(l)) != NULL)
+        rc = bad(l, "unexpected line after the last vertical");
+    if (!rc && prior_normalise(m->prior, m->nv))
+        rc = bad(l, "the priors do not sum above 0");
+    if (rc) {
+        intent_model_free(m);
+        return rc;
+    }
+    *out = m;
+    return 0;
+}
+
+int intent_model_load(const char *path, intent_model_t **out, fn_errbuf *eb)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return fn_seterr(eb, -errno, "%s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0) {
+        int e = errno;
+        fclose(f);
+        return fn_seterr(eb, -e, "%s: %s", path, strerror(e));
+    }
+    if ((uint64_t)st.st_size > INTENT__MAX_FILE) {
+        fclose(f);
+        return fn_seterr(eb, FN_EFORMAT, "%s: %lld bytes: too large for an intent model", path,
+                         (long long)st.st_size);
+    }
+    size_t n = (size_t)st.st_size;
+    char *buf = malloc(n + 1);
+    if (!buf) {
+        fclose(f);
+        return fn_seterr(eb, -ENOMEM, "%s: out of memory", path);
+    }
+    size_t got = fread(buf, 1, n, f);
+    int rerr = ferror(f);
+    fclose(f);
+    if (rerr || got != n) {
+        free(buf);
+        return fn_seterr(eb, -EIO, "%s: short read", path);
+    }
+    buf[n] = 0;
+
+    /* The last line must be "checksum HEX16\n"; it covers every byte before it. */
+    static const char kw[] = "checksum ";
+    const size_t cl = sizeof kw - 1 + 16 + 1;
+    int rc;
+    if (n < cl || buf[n - 1] != '\n' || memcmp(buf + n - cl, kw, sizeof kw - 1) != 0 ||
+        (n > cl && buf[n - cl - 1] != '\n')) {
+        rc = fn_seterr(eb, FN_ECORRUPT, "%s: no checksum line at the end (truncated or not an intent model)",
+                       path);
+        goto out;
+    }
+    char hex[17];
+    memcpy(hex, buf + n - 17, 16);
+    hex[16] = 0;
+    char *end;
+    unsigned long long want = strtoull(hex, &end, 16);
+    if (*end || strspn(hex, "0123456789abcdef") != 16) {
+        rc = fn_seterr(eb, FN_ECORRUPT, "%s: damaged checksum line", path);
+        goto out;
+    }
+    unsigned long long have = (unsigned long long)XXH64(buf, n - cl, 0);
+    if (have != want) {
+        rc = fn_seterr(eb, FN_ECORRUPT, "%s: checksum mismatch (file %016llx, data %016llx): damaged", path,
+                       want, have);
+        goto out;
+    }
+    if (memchr(buf, 0, n - cl)) {
+        rc = fn_seterr(eb, FN_EFORMAT, "%s: NUL byte in the model", path);
+        goto out;
+    }
+    lp l = { .p = buf, .end = buf + n - cl, .lineno = 0, .path = path, .eb = eb };
+    rc = parse_body(&l, out);
+out:
+    free(buf);
+    return rc;
+}
