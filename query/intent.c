@@ -18,6 +18,7 @@
  * Test: tests/query/test_intent.c.
  */
 #include "intent.h"
+#include "words.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -33,8 +34,6 @@
 #define INTENT__VERSION 1
 #define INTENT__MAX_FILE (1024ull << 20)   /* 64 verticals x 2^24 weights would not fit: fine */
 
-#define FOLD_OPTS (UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT | \
-                   UTF8PROC_CASEFOLD | UTF8PROC_STRIPMARK | UTF8PROC_IGNORE)
 
 struct intent_model {
     size_t nv;
@@ -45,72 +44,13 @@ struct intent_model {
     double *w;          /* nv * buckets, vertical-major */
 };
 
-/* ---- words: query/spell.c's split and fold (static there, so copied) ---- */
-
-static int is_word_cp(utf8proc_int32_t c)
-{
-    if (c < 128) return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-    utf8proc_category_t cat = utf8proc_category(c);
-    return (cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_LO) ||
-           (cat >= UTF8PROC_CATEGORY_ND && cat <= UTF8PROC_CATEGORY_NO);
-}
-
-/* The next word of s[*i..n): its start and byte length; 0 when none is left.
- * Invalid UTF-8 bytes separate words. */
-static int next_word(const char *s, size_t n, size_t *i, size_t *start, size_t *wlen)
-{
-    const utf8proc_uint8_t *u = (const utf8proc_uint8_t *)s;
-    size_t p = *i;
-    utf8proc_int32_t c;
-    while (p < n) {
-        utf8proc_ssize_t k = utf8proc_iterate(u + p, (utf8proc_ssize_t)(n - p), &c);
-        if (k > 0 && is_word_cp(c)) break;
-        p += k > 0 ? (size_t)k : 1;
-    }
-    if (p >= n) {
-        *i = n;
-        return 0;
-    }
-    *start = p;
-    while (p < n) {
-        utf8proc_ssize_t k = utf8proc_iterate(u + p, (utf8proc_ssize_t)(n - p), &c);
-        if (k <= 0 || !is_word_cp(c)) break;
-        p += (size_t)k;
-    }
-    *wlen = p - *start;
-    *i = p;
-    return 1;
-}
-
-/* Fold one word into out[cap]: its length, or 0 when it does not fit or
- * folds to nothing. */
-static size_t fold(const char *w, size_t len, char *out, size_t cap)
-{
-    size_t i;
-    for (i = 0; i < len && (unsigned char)w[i] < 128; i++)
-        ;
-    if (i == len) {
-        if (len > cap) return 0;
-        for (i = 0; i < len; i++)
-            out[i] = (char)((w[i] >= 'A' && w[i] <= 'Z') ? w[i] + 32 : w[i]);
-        return len;
-    }
-    utf8proc_uint8_t *m = NULL;
-    utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)w, (utf8proc_ssize_t)len, &m, FOLD_OPTS);
-    size_t got = 0;
-    if (r > 0 && (size_t)r <= cap) {
-        memcpy(out, m, (size_t)r);
-        got = (size_t)r;
-    }
-    free(m);
-    return got;
-}
+/* ---- words (query/words.h) ---- */
 
 size_t intent_next_word(const char *s, size_t n, size_t *pos, char *out, size_t cap)
 {
     size_t st, wl;
-    while (next_word(s, n, pos, &st, &wl)) {
-        size_t fl = fold(s + st, wl, out, cap);
+    while (qw_next_word(s, n, pos, &st, &wl)) {
+        size_t fl = qw_fold(s + st, wl, out, cap);
         if (fl) return fl;
     }
     return 0;

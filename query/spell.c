@@ -58,6 +58,7 @@
 #include <xxhash.h>
 
 #include "fn_arena.h"
+#include "words.h"
 #include "fn_io.h"
 
 #define SPELL__MAX_BYTES 64        /* longer folded words are left out of the dictionary */
@@ -66,8 +67,6 @@
 #define MIN_DIST2_CPS 6
 #define DEFAULT_MAX_WORDS 32
 
-#define FOLD_OPTS (UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT | \
-                   UTF8PROC_CASEFOLD | UTF8PROC_STRIPMARK | UTF8PROC_IGNORE)
 
 static const char MAGIC[8] = { 'F', 'N', 'S', 'P', 'E', 'L', 'L', 0 };
 #define FILE_VERSION 1u
@@ -280,70 +279,11 @@ static int dict_add_folded(spell_dict_t *d, const char *w, size_t len, uint64_t 
 
 /* ---- words: splitting and folding ---- */
 
-static int is_word_cp(utf8proc_int32_t c)
-{
-    if (c < 128) return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-    utf8proc_category_t cat = utf8proc_category(c);
-    return (cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_LO) ||
-           (cat >= UTF8PROC_CATEGORY_ND && cat <= UTF8PROC_CATEGORY_NO);
-}
-
 static int is_digit_cp(utf8proc_int32_t c)
 {
     if (c < 128) return c >= '0' && c <= '9';
     utf8proc_category_t cat = utf8proc_category(c);
     return cat >= UTF8PROC_CATEGORY_ND && cat <= UTF8PROC_CATEGORY_NO;
-}
-
-/* The next word of s[*i..n): its start and byte length; 0 when none is left.
- * Invalid UTF-8 bytes separate words. */
-static int next_word(const char *s, size_t n, size_t *i, size_t *start, size_t *wlen)
-{
-    const utf8proc_uint8_t *u = (const utf8proc_uint8_t *)s;
-    size_t p = *i;
-    utf8proc_int32_t c;
-    while (p < n) {
-        utf8proc_ssize_t k = utf8proc_iterate(u + p, (utf8proc_ssize_t)(n - p), &c);
-        if (k > 0 && is_word_cp(c)) break;
-        p += k > 0 ? (size_t)k : 1;
-    }
-    if (p >= n) {
-        *i = n;
-        return 0;
-    }
-    *start = p;
-    while (p < n) {
-        utf8proc_ssize_t k = utf8proc_iterate(u + p, (utf8proc_ssize_t)(n - p), &c);
-        if (k <= 0 || !is_word_cp(c)) break;
-        p += (size_t)k;
-    }
-    *wlen = p - *start;
-    *i = p;
-    return 1;
-}
-
-/* Fold one word (NFKC casefold, marks stripped) into out[cap]: its length,
- * or 0 when it does not fit or folds to nothing. */
-static size_t fold(const char *w, size_t len, char *out, size_t cap)
-{
-    size_t i;
-    for (i = 0; i < len && (unsigned char)w[i] < 128; i++)
-        ;
-    if (i == len) {
-        if (len > cap) return 0;
-        for (i = 0; i < len; i++)
-            out[i] = (char)((w[i] >= 'A' && w[i] <= 'Z') ? w[i] + 32 : w[i]);
-        return len;
-    }
-    utf8proc_uint8_t *m = NULL;
-    utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)w, (utf8proc_ssize_t)len, &m, FOLD_OPTS);
-    size_t got = 0;
-    if (r > 0 && (size_t)r <= cap) {
-        memcpy(out, m, (size_t)r);
-        got = (size_t)r;
-    }
-    free(m);
-    return got;
 }
 
 /* UTF-8 to code points, at most cap of them: the count, or cap + 1 when
@@ -371,8 +311,8 @@ int spell_dict_add(spell_dict_t *d, const char *word, uint64_t cf, uint32_t df)
     size_t n = strlen(word), i = 0, st, wl, idx;
     char buf[SPELL__MAX_BYTES];
     int any = 0;
-    while (next_word(word, n, &i, &st, &wl)) {
-        size_t fl = fold(word + st, wl, buf, sizeof buf);
+    while (qw_next_word(word, n, &i, &st, &wl)) {
+        size_t fl = qw_fold(word + st, wl, buf, sizeof buf);
         if (!fl) continue;
         int rc = dict_add_folded(d, buf, fl, cf, df, &idx);
         if (rc) return rc;
@@ -397,8 +337,8 @@ static int add_text(build_ctx *b, const char *s, size_t n)
 {
     size_t i = 0, st, wl, idx;
     char buf[SPELL__MAX_BYTES];
-    while (next_word(s, n, &i, &st, &wl)) {
-        size_t fl = fold(s + st, wl, buf, sizeof buf);
+    while (qw_next_word(s, n, &i, &st, &wl)) {
+        size_t fl = qw_fold(s + st, wl, buf, sizeof buf);
         if (!fl) continue;
         int rc = dict_add_folded(b->d, buf, fl, 1, 0, &idx);
         if (rc) return rc;
@@ -504,8 +444,8 @@ static int wordlist_line(void *ud, char *line, size_t len, size_t lineno)
     size_t i = 0, st, wl, idx;
     char buf[SPELL__MAX_BYTES];
     int added;
-    while (next_word(line, len, &i, &st, &wl)) {
-        size_t fl = fold(line + st, wl, buf, sizeof buf);
+    while (qw_next_word(line, len, &i, &st, &wl)) {
+        size_t fl = qw_fold(line + st, wl, buf, sizeof buf);
         if (!fl) continue;
         int rc = wtab_add(&c->d->known, buf, fl, &idx, &added);
         if (rc) return rc;
@@ -819,7 +759,7 @@ int spell_correct(spell_dict_t *d, const char *text, size_t len, const spell_opt
 
     double logz = log((double)d->total + (double)d->words.n + 1.0);
     size_t o = 0, i = 0, prev = 0, st, wl;
-    while (next_word(text, len, &i, &st, &wl)) {
+    while (qw_next_word(text, len, &i, &st, &wl)) {
         memcpy(out + o, text + prev, st - prev);
         o += st - prev;
         prev = st;
@@ -829,7 +769,7 @@ int spell_correct(spell_dict_t *d, const char *text, size_t len, const spell_opt
         size_t fl = 0, n = 0;
         int skip = res->looked_at >= max_words || is_operator(w, wl) || (st + wl < len && text[st + wl] == ':');
         if (!skip) {
-            fl = fold(w, wl, f, sizeof f);
+            fl = qw_fold(w, wl, f, sizeof f);
             n = fl ? decode(f, fl, u, SPELL_MAX_WORD_CPS) : 0;
             skip = n < MIN_CORRECT_CPS || n > SPELL_MAX_WORD_CPS || has_digit(u, n) ||
                    spell_dict_known(d, f, fl) || stem_known(d, &stemmer, f, fl);
