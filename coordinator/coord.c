@@ -1597,7 +1597,9 @@ static void fan_out(search *s, int64_t shard_us, int64_t left_us)
 static int relax_step(search *s)
 {
     coord_t *c = s->c;
-    if (!s->min_hits) return 0;
+    /* only on the shards' answers: not again when feedback or the fetch
+     * comes back here */
+    if (!s->min_hits || (s->prf != PRF_OFF && s->prf != PRF_ASKED) || s->fetch != FETCH_NONE) return 0;
     uint64_t matches = 0;
     const Funnel__V1__ShardSearchResponse *qr = NULL;
     for (uint32_t i = 0; i < s->nslots; i++) {
