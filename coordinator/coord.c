@@ -44,6 +44,7 @@
 #include "spell.h"
 #include "synonyms.h"
 #include "parse.h"
+#include "intent.h"
 #include "analyzer.h"
 
 /* Every allocation of a search (the unpacked shard replies, the response's
@@ -85,6 +86,7 @@ struct coord {
     rank_ranker *stage2;         /* the stage-2 model (loop thread; NULL = none) */
     spell_dict_t *spell;         /* spelling dictionary (read-only once loaded; NULL = none) */
     syn_dict_t *syn;             /* WordNet synonyms (NULL = none) */
+    intent_model_t *intent;      /* query intent (NULL = none) */
     idx_analyzer_t *an, *an_raw; /* the index's analyzer, and it without stemming (synonyms) */
     coord_implog *implog;        /* the impression log, or NULL */
     const char *fnames[64];      /* the registry's names: every column */
@@ -156,6 +158,8 @@ typedef struct search {
     int rm3;                     /* EXPAND_RM3 or _SYNONYMS: the window ranked by the expanded query when no model runs */
     int syn;                     /* ... by the query and its synonyms (EXPAND_SYNONYMS) */
     uint64_t analyze_us;         /* query understanding: spelling, parsing, relaxation decisions */
+    Funnel__V1__IntentScore **intent;   /* the intent model's scores, most probable first */
+    size_t nintent;
     /* relaxation (all_terms below min_hits matches): the terms dropped so far */
     uint32_t min_hits;           /* 0: no relaxation */
     const char **relaxed;
@@ -929,8 +933,39 @@ stages:;
     resp->corrections = s->fixes;
     resp->n_corrections = s->nfixes;
     if (s->did_you_mean) resp->did_you_mean = (char *)s->did_you_mean;
+    resp->intent = s->intent;
+    resp->n_intent = s->nintent;
     resp->relaxed_terms = (char **)s->relaxed;
     resp->n_relaxed_terms = s->nrelaxed;
+    return 0;
+}
+
+/* Query intent (funnel intent train; --intent-model): every vertical's
+ * probability for the text searched, most probable first (ties: the model's
+ * order). 0 or -ENOMEM. */
+static int intent_step(coord_t *c, search *s)
+{
+    if (!c->intent || fn_query_is_blank(s->qtext)) return 0;
+    const char *const *names;
+    size_t n;
+    intent_model_verticals(c->intent, &names, &n);
+    double *sc = ar_alloc(&s->mem, (n ? n : 1) * sizeof *sc);
+    s->intent = ar_alloc(&s->mem, (n ? n : 1) * sizeof *s->intent);
+    Funnel__V1__IntentScore *m = ar_alloc(&s->mem, (n ? n : 1) * sizeof *m);
+    if (!sc || !s->intent || !m) return -ENOMEM;
+    if (intent_predict(c->intent, s->qtext, strlen(s->qtext), sc, n) < 0) return 0;
+    for (size_t i = 0; i < n; i++) {
+        funnel__v1__intent_score__init(&m[i]);
+        m[i].vertical = (char *)names[i];
+        m[i].score = sc[i];
+        size_t j = i;   /* insertion by score, stable */
+        while (j > 0 && s->intent[j - 1]->score < sc[i]) {
+            s->intent[j] = s->intent[j - 1];
+            j--;
+        }
+        s->intent[j] = &m[i];
+    }
+    s->nintent = n;
     return 0;
 }
 
@@ -1012,6 +1047,7 @@ static const char *analyze_note(const search *s, fn_arena *a)
         NOTE("; %s %s -> %s", s->did_you_mean ? "did you mean" : "corrected", s->fixes[i]->from, s->fixes[i]->to);
     for (size_t i = 0; i < s->nrelaxed; i++) NOTE("; relaxed: dropped %s", s->relaxed[i]);
     if (s->rm3) NOTE("; expand %s", s->syn ? "synonyms" : "rm3");
+    if (s->nintent) NOTE("; intent %s %.3f", s->intent[0]->vertical, s->intent[0]->score);
 #undef NOTE
     return ar_strdup(a, buf);
 }
@@ -1433,6 +1469,11 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
         fn_errbuf peb;
         if (fn_qparse(s->qtext, strlen(s->qtext), &po, &s->mem, &tree, &peb) != 0 || !fn_qtree_is_bag(tree, &all_must))
             s->min_hits = 0;
+    }
+    if (intent_step(c, s) != 0) {
+        free_search(s);
+        reply(c, call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+        return;
     }
     s->analyze_us = (uv_hrtime() - an0) / 1000;
     s->sreq.explain = req->explain;
@@ -1937,6 +1978,7 @@ static void free_coord(coord_t *c)
     rank_ranker_unref(c->stage2);
     spell_dict_destroy(c->spell);
     syn_dict_destroy(c->syn);
+    intent_model_free(c->intent);
     idx_analyzer_destroy(c->an);
     idx_analyzer_destroy(c->an_raw);
     coord_implog_close(c->implog);
@@ -2063,7 +2105,10 @@ int coord_start(uv_loop_t *loop, const coord_opts *o, coord_t **out, fn_errbuf *
         if ((rc = idx_analyzer_create(&ao, &c->an_raw, eb))) goto fail_alloc;
         if (co->synonyms && *co->synonyms && (rc = syn_dict_load(co->synonyms, co->synonym_senses, &c->syn, eb)))
             goto fail_alloc;
+        if (co->intent_model && *co->intent_model && (rc = intent_model_load(co->intent_model, &c->intent, eb)))
+            goto fail_alloc;
     }
+    co->intent_model = NULL;
     co->synonyms = co->analyzer = NULL;
     if (!(co->spell_min_score < 0)) co->spell_min_score = SPELL_DEFAULT_MIN_SCORE;
     if (co->probe_deadline_ms <= 0) co->probe_deadline_ms = COORD_DEFAULT_PROBE_DEADLINE_MS;

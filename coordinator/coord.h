@@ -45,6 +45,7 @@ typedef struct coord_opts {
     unsigned synonym_senses;        /* 0 = 1 */
     const char *analyzer;           /* the index's analyzer description (NULL = the default) */
     uint32_t relax_min_hits;        /* all_terms relaxation below this many matches (0 = never) */
+    const char *intent_model;       /* query intent model (query/intent.h), or NULL */
     /* The impression log (coordinator/impressions.h); NULL = off. */
     const char *impressions_log;
     uint64_t impressions_max_bytes; /* rotate past this; 0 = never */

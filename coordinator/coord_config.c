@@ -116,6 +116,8 @@ int coord_config_set(coord_config *c, const char *key, const char *v, fn_errbuf 
         return set_str(c->impressions_log, sizeof c->impressions_log, "impressions-log", v, eb);
     if (fn_config_key_is(key, "spell-dict"))
         return set_str(c->spell_dict, sizeof c->spell_dict, "spell-dict", v, eb);
+    if (fn_config_key_is(key, "intent-model"))
+        return set_str(c->intent_model, sizeof c->intent_model, "intent-model", v, eb);
     if (fn_config_key_is(key, "synonyms"))
         return set_str(c->synonyms, sizeof c->synonyms, "synonyms", v, eb);
     if (fn_config_key_is(key, "analyzer"))
@@ -221,6 +223,8 @@ const char *coord_config_usage(void)
 "                           synonyms (default none)\n"
 "  --synonym-weight X       a word's synonyms together weigh X (default 0.3; the word 1)\n"
 "  --synonym-senses N       synonyms from a word's N most frequent senses (default 1)\n"
+"  --intent-model FILE      query intent (funnel intent train): every response carries the\n"
+"                           verticals' probabilities (default none)\n"
 "  --relax-min-hits N       an all_terms query matching fewer than N documents drops its\n"
 "                           most common word and runs again, until N match (default 0: never;\n"
 "                           a request's min_hits overrides)\n"

@@ -51,6 +51,7 @@ typedef struct coord_config {
     int64_t synonym_senses;       /* --synonym-senses: a lemma's most frequent synsets used */
     char analyzer[256];           /* --analyzer: the index's analyzer description (synonym terms) */
     int64_t relax_min_hits;       /* --relax-min-hits: relaxation for all_terms requests (0 = never) */
+    char intent_model[4096];      /* --intent-model FILE: query intent (funnel intent train; "" = none) */
     char impressions_log[4096];   /* --impressions-log FILE ("" = off) */
     int64_t impressions_max_bytes;/* --impressions-max-bytes: rotate past this (0 = never) */
     int64_t impressions_keep;     /* --impressions-keep: rotated files kept */

@@ -119,7 +119,7 @@ int main(int argc, char **argv)
         .spell_stemmer = cfg.spell_stemmer,
         .synonyms = cfg.synonyms, .synonym_weight = cfg.synonym_weight,
         .synonym_senses = (unsigned)cfg.synonym_senses, .analyzer = cfg.analyzer,
-        .relax_min_hits = (uint32_t)cfg.relax_min_hits,
+        .relax_min_hits = (uint32_t)cfg.relax_min_hits, .intent_model = cfg.intent_model,
         .impressions_log = cfg.impressions_log, .impressions_max_bytes = (uint64_t)cfg.impressions_max_bytes,
         .impressions_keep = (unsigned)cfg.impressions_keep,
         .prf = {(uint32_t)cfg.prf_docs, (uint32_t)cfg.prf_terms, cfg.prf_lambda, cfg.prf_temperature,

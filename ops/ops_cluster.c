@@ -53,7 +53,8 @@ static const char cluster_usage[] =
     "        --coordinator-config pass a key=value file to every daemon of that kind.\n"
     "        With IDXDIR/spell.dict (funnel spell build) the coordinator corrects\n"
     "        spelling, with " OPS_SPELL_WORDLIST " and\n"
-    "        " OPS_SPELL_WORDLIST_GB " as word lists when present.\n"
+    "        " OPS_SPELL_WORDLIST_GB " as word lists when present; with\n"
+    "        IDXDIR/intent.model (funnel intent train) it scores query intent.\n"
     "status  one line per process: role, shard, address, pid, alive, health;\n"
     "        exit 0 only when every process is alive and SERVING.\n"
     "down    SIGTERM every process, SIGKILL after 10 s; exit 0 even if already down.\n";
@@ -574,7 +575,7 @@ static int cluster_up(int argc, char **argv)
         goto fail;
     }
     {
-        char *av[24] = {coord_bin, "--topology", topo, "--listen", "127.0.0.1:0",
+        char *av[28] = {coord_bin, "--topology", topo, "--listen", "127.0.0.1:0",
                         "--addr-file", coord->addr_file, NULL};
         int na = 7;
         if (coord_conf) { av[na++] = "--config"; av[na++] = (char *)coord_conf; }
@@ -599,6 +600,12 @@ static int cluster_up(int argc, char **argv)
         if (access(OPS_WORDNET_DIR "/index.noun", R_OK) == 0) {
             av[na++] = "--synonyms";
             av[na++] = OPS_WORDNET_DIR;
+        }
+        static char imodel[PATH_MAX + 16];
+        sfmt(imodel, sizeof imodel, "%s/intent.model", idxdir);
+        if (access(imodel, R_OK) == 0) {
+            av[na++] = "--intent-model";
+            av[na++] = imodel;
         }
         static char sdict[PATH_MAX + 16];
         sfmt(sdict, sizeof sdict, "%s/spell.dict", idxdir);

@@ -146,6 +146,11 @@ static void print_response(const Funnel__V1__SearchResponse *r, const search_arg
     if (r->did_you_mean && *r->did_you_mean) printf("did you mean: %s\n", r->did_you_mean);
     else if (r->n_corrections || r->n_relaxed_terms) printf("searched for: %s\n", r->rewritten_query);
     for (size_t i = 0; i < r->n_relaxed_terms; i++) printf("  relaxed: dropped %s\n", r->relaxed_terms[i]);
+    if (r->n_intent) {
+        printf("intent:");
+        for (size_t i = 0; i < r->n_intent; i++) printf(" %s %.3f", r->intent[i]->vertical, r->intent[i]->score);
+        printf("\n");
+    }
     for (size_t i = 0; i < r->n_corrections; i++)
         printf("  %s -> %s (distance %u, score %.2f)\n", r->corrections[i]->from, r->corrections[i]->to,
                r->corrections[i]->distance, r->corrections[i]->score);
