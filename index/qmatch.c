@@ -151,9 +151,45 @@ static int compile(idx_searcher_t *s, const fn_qnode *src, qm_node *n, int under
     return 0;
 }
 
-int idx_qm_prepare(idx_searcher_t *s, const char *text, int mode_all, int *structured)
+static int count_cb(void *ud, const char *term, size_t len, uint32_t pos)
+{
+    (void)term, (void)len, (void)pos;
+    ++*(size_t *)ud;
+    return 0;
+}
+
+/* The words of a bag's leaves joined by spaces, into m->a (NULL: out of
+ * memory); *split is set when a word analyses to more than one term. */
+static const char *bag_words(idx_searcher_t *s, const fn_qnode *t, int *split)
+{
+    size_t n = t->kind == FN_Q_TERM ? 1 : t->nkids, len = 0;
+    *split = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *w = t->kind == FN_Q_TERM ? t->word : t->kids[i]->word;
+        size_t nt = 0;
+        idx_analyze(s->an, w, strlen(w), count_cb, &nt);
+        if (nt > 1) *split = 1;
+        len += strlen(w) + 1;
+    }
+    char *out = fn_arena_alloc(&s->qm->a, len + 1), *p = out;
+    if (!out) return NULL;
+    for (size_t i = 0; i < n; i++) {
+        const char *w = t->kind == FN_Q_TERM ? t->word : t->kids[i]->word;
+        size_t l = strlen(w);
+        memcpy(p, w, l);
+        p[l] = ' ';
+        p += l + 1;
+    }
+    *p = '\0';
+    return out;
+}
+
+int idx_qm_prepare(idx_searcher_t *s, const char *text, int mode_all, int *structured, const char **bag_text,
+                   int *bag_all)
 {
     *structured = 0;
+    *bag_text = NULL;
+    *bag_all = mode_all;
     idx_qm *m = qm_get(s);
     if (!m) return fn_seterr(s->eb, -ENOMEM, "out of memory");
     fn_arena_reset(&m->a);
@@ -168,10 +204,22 @@ int idx_qm_prepare(idx_searcher_t *s, const char *text, int mode_all, int *struc
     fn_qnode *tree;
     int rc = fn_qparse(text, strlen(text), &o, &m->a, &tree, s->eb);
     if (rc) return rc;
-    /* a bag of words whose operator is the request's mode keeps the fast
-     * path (+a +b in mode any is a conjunction: a tree) */
+    /* a bag of words keeps the fast path: OR (MaxScore) for SHOULD words,
+     * AND (leapfrog) for MUST words (mode all, or +a +b, a AND b). Its words
+     * are analysed, not the text, so an operator is never a term. In mode
+     * any a MUST word that splits (+x-ray) wants any of its tokens, which
+     * AND of all the terms would not give: such a bag stays a tree. */
     int all_must = 0;
-    if (fn_qtree_is_bag(tree, &all_must) && (tree->kind == FN_Q_TERM || all_must == !!mode_all)) return 0;
+    if (fn_qtree_is_bag(tree, &all_must)) {
+        int split = 0;
+        const char *words = bag_words(s, tree, &split);
+        if (!words) return fn_seterr(s->eb, -ENOMEM, "out of memory");
+        if (tree->kind == FN_Q_TERM || all_must == !!mode_all || !split) {
+            *bag_text = words;
+            *bag_all = tree->kind == FN_Q_TERM ? !!mode_all : all_must;
+            return 0;
+        }
+    }
     m->mode_all = !!mode_all;
     size_t need = fn_qtree_print(tree, NULL, 0);
     char *pr = fn_arena_alloc(&m->a, need + 1);

@@ -31,11 +31,14 @@
 typedef struct idx_searcher idx_searcher_t;
 
 /* Parse text with the query-language parser (mode_all: the default operator
- * is AND). A plain bag of words: *structured = 0 and nothing else happens.
- * Otherwise the positive words are analysed into the query terms and the
- * tree is kept for idx_qm_match. 0, FN_EINVAL "query: ... at column N" (a
- * syntax error), FN_ELIMIT, -ENOMEM (message in s->eb). */
-int idx_qm_prepare(idx_searcher_t *s, const char *text, int mode_all, int *structured);
+ * is AND). A bag of words: *structured = 0, *bag_text its words joined by
+ * spaces (what to analyse instead of text: operators gone) and *bag_all 1
+ * when they are all required (AND), 0 for OR. Otherwise the positive words
+ * are analysed into the query terms and the tree is kept for idx_qm_match.
+ * 0, FN_EINVAL "query: ... at column N" (a syntax error), FN_ELIMIT, -ENOMEM
+ * (message in s->eb). */
+int idx_qm_prepare(idx_searcher_t *s, const char *text, int mode_all, int *structured, const char **bag_text,
+                   int *bag_all);
 
 /* After the user terms are analysed: the excluded words into terms
  * [nq + nu, nq + nu + s->nx). 0 or -ENOMEM. */

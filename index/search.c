@@ -853,7 +853,7 @@ static int run_query(idx_searcher_t *s, void *ud)
     int rc;
     /* a structured query: every positive list walked, each document tested
      * against the tree (idx_qm_match) before it is scored */
-    int tree = s->structured, all_terms = q->all_terms && !tree;
+    int tree = s->structured, all_terms = s->bag_all && !tree;
     if (grow((void **)&s->cur, &s->curcap, nt + nx + 1, sizeof *s->cur)) return -ENOMEM;
     /* look the terms up; idf from the global df */
     double N = (double)r->info.docs_total;
@@ -1370,9 +1370,14 @@ int idx_search(idx_searcher_t *s, const idx_query *q, idx_results *res, fn_errbu
     s->structured = 0;
     /* the query language (docs/query-language.md): a plain bag of words is
      * analysed whole, as ever; anything else becomes a tree of terms */
-    int rc = q->plain_text ? 0 : idx_qm_prepare(s, q->text, q->all_terms, &s->structured);
+    const char *bag_text = NULL;
+    s->bag_all = q->all_terms;
+    int rc = q->plain_text ? 0 : idx_qm_prepare(s, q->text, q->all_terms, &s->structured, &bag_text, &s->bag_all);
     if (rc) return rc;
-    if (!s->structured) rc = idx_analyze(s->an, q->text, strlen(q->text), qtok_cb, s);
+    if (!s->structured) {
+        const char *t = bag_text ? bag_text : q->text;
+        rc = idx_analyze(s->an, t, strlen(t), qtok_cb, s);
+    }
     if (!rc && q->user_terms && s->sel.w_user != 0) {
         s->parsing_user = 1;
         rc = idx_analyze(s->an, q->user_terms, strlen(q->user_terms), qtok_cb, s);

@@ -59,6 +59,7 @@ struct idx_searcher {
      * excluded; qm holds the tree */
     size_t nx;
     int structured;
+    int bag_all;                /* a bag of words, all required: the AND (leapfrog) selection */
     struct idx_qm *qm;
     uint32_t (*qseq)[2]; size_t nseq, qseqcap;   /* query occurrences: (term, position) */
     int parsing_user;

@@ -108,6 +108,8 @@ Test(qmatch, the_table, .init = setup, .fini = teardown)
         { "shock OR radiation", 0, "d2 d3" },
         { "(shock OR radiation) AND transfer", 0, "d2 d3" },
         { "+heat +radiation", 0, "d3" },
+        { "heat AND transfer AND laminar", 0, "d1 d3" },   /* a bag of MUST words: the AND selection */
+        { "+title:x-ray +imaging", 0, "d4" },
         { "laminar -\"laminar flow\"", 0, "" },
         { "flow AND NOT title:flow", 0, "d1" },
         /* fields */
