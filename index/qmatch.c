@@ -158,19 +158,25 @@ static int count_cb(void *ud, const char *term, size_t len, uint32_t pos)
     return 0;
 }
 
-/* The words of a bag's leaves joined by spaces, into m->a (NULL: out of
- * memory); *split is set when a word analyses to more than one term. */
-static const char *bag_words(idx_searcher_t *s, const fn_qnode *t, int *split)
+/* Does a word of bag t analyse to more than one term? */
+static int bag_splits(idx_searcher_t *s, const fn_qnode *t)
 {
-    size_t n = t->kind == FN_Q_TERM ? 1 : t->nkids, len = 0;
-    *split = 0;
+    size_t n = t->kind == FN_Q_TERM ? 1 : t->nkids;
     for (size_t i = 0; i < n; i++) {
         const char *w = t->kind == FN_Q_TERM ? t->word : t->kids[i]->word;
         size_t nt = 0;
         idx_analyze(s->an, w, strlen(w), count_cb, &nt);
-        if (nt > 1) *split = 1;
-        len += strlen(w) + 1;
+        if (nt > 1) return 1;
     }
+    return 0;
+}
+
+/* The words of a bag's leaves joined by spaces, into m->a (NULL: out of
+ * memory). */
+static const char *bag_words(idx_searcher_t *s, const fn_qnode *t)
+{
+    size_t n = t->kind == FN_Q_TERM ? 1 : t->nkids, len = 0;
+    for (size_t i = 0; i < n; i++) len += strlen(t->kind == FN_Q_TERM ? t->word : t->kids[i]->word) + 1;
     char *out = fn_arena_alloc(&s->qm->a, len + 1), *p = out;
     if (!out) return NULL;
     for (size_t i = 0; i < n; i++) {
@@ -210,15 +216,14 @@ int idx_qm_prepare(idx_searcher_t *s, const char *text, int mode_all, int *struc
      * any a MUST word that splits (+x-ray) wants any of its tokens, which
      * AND of all the terms would not give: such a bag stays a tree. */
     int all_must = 0;
-    if (fn_qtree_is_bag(tree, &all_must)) {
-        int split = 0;
-        const char *words = bag_words(s, tree, &split);
+    /* (the words are analysed twice only in that rare case: +a +b in mode any) */
+    if (fn_qtree_is_bag(tree, &all_must) &&
+        (tree->kind == FN_Q_TERM || all_must == !!mode_all || !bag_splits(s, tree))) {
+        const char *words = bag_words(s, tree);
         if (!words) return fn_seterr(s->eb, -ENOMEM, "out of memory");
-        if (tree->kind == FN_Q_TERM || all_must == !!mode_all || !split) {
-            *bag_text = words;
-            *bag_all = tree->kind == FN_Q_TERM ? !!mode_all : all_must;
-            return 0;
-        }
+        *bag_text = words;
+        *bag_all = tree->kind == FN_Q_TERM ? !!mode_all : all_must;
+        return 0;
     }
     m->mode_all = !!mode_all;
     size_t need = fn_qtree_print(tree, NULL, 0);
