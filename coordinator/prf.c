@@ -211,7 +211,7 @@ int coord_syn_expand(fn_arena *a, const struct syn_dict *syn, struct idx_analyze
         for (size_t j = 0; j < occ.n; j++) qw += strcmp(occ.tok[j], qterms[i]) == 0;
         all[na++] = (tw){ qterms[i], 0, qw > 0 ? qw : 1.0 };
     }
-    for (size_t w = 0; w < words.n; w++) {
+    for (size_t w = 0; w < words.n && na < COORD_SYN_MAX_TERMS; w++) {
         /* only words the shards searched for (a positive term) */
         if (tokens(an, words.tok[w], strlen(words.tok[w]), &st)) return -ENOMEM;
         int positive = 0;
@@ -222,10 +222,10 @@ int coord_syn_expand(fn_arena *a, const struct syn_dict *syn, struct idx_analyze
         size_t ns = syn_lookup(syn, words.tok[w], strlen(words.tok[w]), syns, 16);
         /* each synonym's index term(s), the word's own terms left out */
         size_t first = na;
-        for (size_t k = 0; k < ns; k++) {
+        for (size_t k = 0; k < ns && na < COORD_SYN_MAX_TERMS; k++) {
             syn_ctx sy = { .a = a };
             if (tokens(an, syns[k], strlen(syns[k]), &sy)) return -ENOMEM;
-            for (size_t j = 0; j < sy.n; j++) {
+            for (size_t j = 0; j < sy.n && na < COORD_SYN_MAX_TERMS; j++) {
                 int dup = 0;
                 for (size_t i = 0; i < na && !dup; i++) dup = strcmp(all[i].term, sy.tok[j]) == 0;
                 if (dup) continue;

@@ -70,7 +70,11 @@ int coord_prf_expand(fn_arena *a, const coord_prf_params *p,
  * expanded), its WordNet synonyms (query/synonyms.h) analysed by an (the
  * index's analyzer), each synonym term weight / (that word's synonyms), so
  * a word's synonyms together weigh `weight`. raw: the same analyzer without
- * stemming, to find the words. Terms in byte order, into a. 0 or -ENOMEM. */
+ * stemming, to find the words. At most COORD_SYN_MAX_TERMS terms: a long
+ * query's later words get no synonyms once the query fills it (the work a
+ * request causes stays bounded, and Shard/Rescore takes it). Terms in byte
+ * order, into a. 0 or -ENOMEM. */
+#define COORD_SYN_MAX_TERMS 1000   /* = Shard/Rescore's limit, IDX_MAX_RESCORE_TERMS (index/prf.h) */
 struct syn_dict;
 struct idx_analyzer;
 int coord_syn_expand(fn_arena *a, const struct syn_dict *syn, struct idx_analyzer *an, struct idx_analyzer *raw,
