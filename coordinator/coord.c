@@ -158,6 +158,8 @@ typedef struct search {
     int rm3;                     /* EXPAND_RM3 or _SYNONYMS: the window ranked by the expanded query when no model runs */
     int syn;                     /* ... by the query and its synonyms (EXPAND_SYNONYMS) */
     uint64_t analyze_us;         /* query understanding: spelling, parsing, relaxation decisions */
+    const char *parsed;          /* the searched text's canonical tree (NULL: plain text, blank) */
+    int bag;                     /* ... and it is a bag of words */
     Funnel__V1__IntentScore **intent;   /* the intent model's scores, most probable first */
     size_t nintent;
     /* relaxation (all_terms below min_hits matches): the terms dropped so far */
@@ -1027,21 +1029,8 @@ static const char *analyze_note(const search *s, fn_arena *a)
         NOTE("no text (vector only)");
     } else if (req->plain_text) {
         NOTE("plain text%s", req->all_terms ? ", all words" : "");
-    } else {
-        fn_qparse_opts po;
-        fn_qparse_defaults(&po);
-        po.mode_all = req->all_terms;
-        fn_qnode *tree;
-        fn_errbuf eb;
-        char tree_txt[512];
-        fn_arena t;
-        fn_arena_init(&t);
-        if (fn_qparse(s->qtext, strlen(s->qtext), &po, &t, &tree, &eb) == 0) {
-            fn_qtree_print(tree, tree_txt, sizeof tree_txt);
-            int all_must;
-            NOTE("parsed: %s%s", tree_txt, fn_qtree_is_bag(tree, &all_must) ? " (bag of words)" : "");
-        }
-        fn_arena_free(&t);
+    } else if (s->parsed) {
+        NOTE("parsed: %s%s", s->parsed, s->bag ? " (bag of words)" : "");
     }
     for (size_t i = 0; i < s->nfixes; i++)
         NOTE("; %s %s -> %s", s->did_you_mean ? "did you mean" : "corrected", s->fixes[i]->from, s->fixes[i]->to);
@@ -1456,20 +1445,27 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
         return;
     }
     s->sreq.query = (char *)s->qtext;
-    /* relaxation: plain words in mode all only (dropping a word from a
-     * structured query could break it: "a AND b" -> "a AND") */
-    s->min_hits = req->min_hits ? req->min_hits : c->o.relax_min_hits;
-    if (!req->all_terms || req->n_vector || req->features) s->min_hits = 0;
-    if (s->min_hits && !req->plain_text) {
+    /* the text the shards get, parsed once: its canonical form (the analyze
+     * note) and whether it is a bag of words (relaxation) */
+    if (!req->plain_text && !fn_query_is_blank(s->qtext)) {
         fn_qparse_opts po;
         fn_qparse_defaults(&po);
-        po.mode_all = 1;
+        po.mode_all = req->all_terms;
         fn_qnode *tree;
         int all_must;
         fn_errbuf peb;
-        if (fn_qparse(s->qtext, strlen(s->qtext), &po, &s->mem, &tree, &peb) != 0 || !fn_qtree_is_bag(tree, &all_must))
-            s->min_hits = 0;
+        if (fn_qparse(s->qtext, strlen(s->qtext), &po, &s->mem, &tree, &peb) == 0) {
+            size_t need = fn_qtree_print(tree, NULL, 0);
+            char *pr = fn_arena_alloc(&s->mem, need + 1);
+            if (pr) fn_qtree_print(tree, pr, need + 1);
+            s->parsed = pr;
+            s->bag = fn_qtree_is_bag(tree, &all_must);
+        }
     }
+    /* relaxation: plain words in mode all only (dropping a word from a
+     * structured query could break it: "a AND b" -> "a AND") */
+    s->min_hits = req->min_hits ? req->min_hits : c->o.relax_min_hits;
+    if (!req->all_terms || req->n_vector || req->features || (!req->plain_text && !s->bag)) s->min_hits = 0;
     if (intent_step(c, s) != 0) {
         free_search(s);
         reply(c, call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
