@@ -155,7 +155,7 @@ typedef struct search {
     Funnel__V1__SpellCorrection **fixes;
     size_t nfixes;
     const char *did_you_mean;
-    int rm3;                     /* EXPAND_RM3 or _SYNONYMS: the window ranked by the expanded query when no model runs */
+    int expand;                  /* EXPAND_RM3 or _SYNONYMS: the window ranked by the expanded query when no model runs */
     int syn;                     /* ... by the query and its synonyms (EXPAND_SYNONYMS) */
     uint64_t analyze_us;         /* query understanding: spelling, parsing, relaxation decisions */
     const char *parsed;          /* the searched text's canonical tree (NULL: plain text, blank) */
@@ -502,29 +502,30 @@ static const char *const later_stages[] = { "stage1", "stage2", "blender", "filt
 
 /* The entries stage 2 looks at: the window, the whole merge for a
  * window-features request, none for a selection-features request. */
-/* expand rm3 without a model: the first prf_window entries of the final
- * order ranked by their RM3 score (prf_scores, per merged entry), best
+/* expand rm3 or synonyms without a model: the first prf_window entries of
+ * the final order ranked by their expanded query's score (prf_scores, per
+ * merged entry, from Shard/Rescore), best
  * first; an entry feedback did not score (its shard's call failed) goes
  * after the scored ones; ties keep the merge order. */
-typedef struct rm3_ent { double sc, s1; uint32_t e, pos; } rm3_ent;
+typedef struct exp_ent { double sc, s1; uint32_t e, pos; } exp_ent;
 
-static int rm3_cmp(const void *a, const void *b)
+static int exp_cmp(const void *a, const void *b)
 {
-    const rm3_ent *x = a, *y = b;
+    const exp_ent *x = a, *y = b;
     int xn = isnan(x->sc), yn = isnan(y->sc);
     if (xn != yn) return xn - yn;
     if (!xn && x->sc != y->sc) return x->sc > y->sc ? -1 : 1;
     return (x->pos > y->pos) - (x->pos < y->pos);
 }
 
-static void rm3_order(search *s, coord_stage2_out *st2)
+static void expanded_order(search *s, coord_stage2_out *st2)
 {
     size_t n = s->prf_window < s->got ? s->prf_window : s->got;
-    rm3_ent *v = ar_alloc(&s->mem, (n ? n : 1) * sizeof *v);
+    exp_ent *v = ar_alloc(&s->mem, (n ? n : 1) * sizeof *v);
     if (!v) return;   /* out of memory: the merge order stays */
     for (size_t p = 0; p < n; p++)
-        v[p] = (rm3_ent){ s->prf_scores[st2->order[p]], st2->score[p], st2->order[p], (uint32_t)p };
-    qsort(v, n, sizeof *v, rm3_cmp);
+        v[p] = (exp_ent){ s->prf_scores[st2->order[p]], st2->score[p], st2->order[p], (uint32_t)p };
+    qsort(v, n, sizeof *v, exp_cmp);
     for (size_t p = 0; p < n; p++) {
         st2->order[p] = v[p].e;
         st2->score[p] = isnan(v[p].sc) ? v[p].s1 : v[p].sc;   /* an unscored entry keeps its own */
@@ -754,15 +755,15 @@ static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *re
         snprintf(st2.acct.note, sizeof st2.acct.note,
                  "not run: the shards' features do not match this coordinator's (%s); merge order kept",
                  rank_ranker_describe(model));
-    else if (!model && !s->mode && s->rm3 && s->prf_scores) {
-        rm3_order(s, &st2);
+    else if (!model && !s->mode && s->expand && s->prf_scores) {
+        expanded_order(s, &st2);
         snprintf(st2.acct.note, sizeof st2.acct.note, "no model%s: the first %zu ranked by the %s expanded "
                  "query (expand %s)", s->req->skip_models ? " (skip_models)" : "", s->prf_window,
                  s->syn ? "synonym" : "RM3", s->syn ? "synonyms" : "rm3");
     } else if (!model && !s->mode)
         snprintf(st2.acct.note, sizeof st2.acct.note, "no model%s: merge order kept%s",
                  s->req->skip_models ? " (skip_models)" : "",
-                 s->rm3 ? " (expand rm3: no feedback scores)" : "");
+                 s->expand ? " (expand: no rescoring scores)" : "");
     else if (s->mode)
         snprintf(st2.acct.note, sizeof st2.acct.note, "features request: merge order kept");
 
@@ -1035,7 +1036,7 @@ static const char *analyze_note(const search *s, fn_arena *a)
     for (size_t i = 0; i < s->nfixes; i++)
         NOTE("; %s %s -> %s", s->did_you_mean ? "did you mean" : "corrected", s->fixes[i]->from, s->fixes[i]->to);
     for (size_t i = 0; i < s->nrelaxed; i++) NOTE("; relaxed: dropped %s", s->relaxed[i]);
-    if (s->rm3) NOTE("; expand %s", s->syn ? "synonyms" : "rm3");
+    if (s->expand) NOTE("; expand %s", s->syn ? "synonyms" : "rm3");
     if (s->nintent) NOTE("; intent %s %.3f", s->intent[0]->vertical, s->intent[0]->score);
 #undef NOTE
     return ar_strdup(a, buf);
@@ -1485,14 +1486,14 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     /* RM3 expansion re-ranks the window when no model does (a model reads
      * prf_rm3 as a feature instead) */
     s->syn = req->expand == FUNNEL__V1__EXPAND__EXPAND_SYNONYMS && c->syn && !stage2 && !s->mode && !req->n_vector;
-    s->rm3 = (req->expand == FUNNEL__V1__EXPAND__EXPAND_RM3 && !stage2 && !s->mode && !req->n_vector) || s->syn;
-    int rerank = stage2 || s->rm3;
+    s->expand = (req->expand == FUNNEL__V1__EXPAND__EXPAND_RM3 && !stage2 && !s->mode && !req->n_vector) || s->syn;
+    int rerank = stage2 || s->expand;
     /* the search keeps the model it started with, even if one is pushed meanwhile */
     s->model = stage2 ? rank_ranker_ref(c->stage2) : NULL;
     /* feedback when the model reads prf_rm3, and for stage-2 training rows */
     if ((s->model && (rank_ranker_uses(s->model, IDX_F_PRF_RM3) ||
                       rank_ranker_uses(s->model, IDX_F_PRF_RM3_REL))) ||
-        s->mode == FUNNEL__V1__FEATURE_MODE__FEATURES_WINDOW || s->rm3) {
+        s->mode == FUNNEL__V1__FEATURE_MODE__FEATURES_WINDOW || s->expand) {
         if (s->syn) {
             s->prf = PRF_ASKED;   /* the window is rescored; no feedback documents needed */
         } else if (c->o.prf.docs) {
