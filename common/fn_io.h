@@ -1,5 +1,5 @@
 /* fn_io.h - reading text files a line at a time, with line numbers for
- * "FILE:LINE: reason" messages. */
+ * "FILE:LINE: reason" messages, or whole (bounded). */
 #ifndef FUNNEL_FN_IO_H
 #define FUNNEL_FN_IO_H
 
@@ -18,6 +18,13 @@ typedef int (*fn_line_fn)(void *ud, char *line, size_t len, size_t lineno);
  * fn's nonzero result, or a negative errno with "PATH: reason" in eb when
  * path cannot be opened or read. */
 int fn_read_lines(const char *path, fn_line_fn fn, void *ud, fn_errbuf *eb);
+
+/* The whole of path into a malloc'd buffer (*buf, freed by the caller), NUL
+ * terminated after its *len bytes. 0; FN_ELIMIT when it is larger than max
+ * bytes ("PATH: N bytes, more than MAX"); -errno with "PATH: reason" (a read
+ * that comes short is -EIO); -ENOMEM. For files read once and checked whole
+ * (dictionaries, models). */
+int fn_read_file(const char *path, size_t max, char **buf, size_t *len, fn_errbuf *eb);
 
 /* "797.4 MiB", "12 B": a byte count for people (binary units). */
 void fn_format_bytes(uint64_t bytes, char *buf, size_t cap);

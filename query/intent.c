@@ -19,6 +19,7 @@
  */
 #include "intent.h"
 #include "words.h"
+#include "fn_io.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -27,7 +28,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <utf8proc.h>
 #include <xxhash.h>
 
@@ -460,38 +460,14 @@ static int parse_body(lp *l, intent_model_t **out)
 int intent_model_load(const char *path, intent_model_t **out, fn_errbuf *eb)
 {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return fn_seterr(eb, -errno, "%s: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0) {
-        int e = errno;
-        fclose(f);
-        return fn_seterr(eb, -e, "%s: %s", path, strerror(e));
-    }
-    if ((uint64_t)st.st_size > INTENT__MAX_FILE) {
-        fclose(f);
-        return fn_seterr(eb, FN_EFORMAT, "%s: %lld bytes: too large for an intent model", path,
-                         (long long)st.st_size);
-    }
-    size_t n = (size_t)st.st_size;
-    char *buf = malloc(n + 1);
-    if (!buf) {
-        fclose(f);
-        return fn_seterr(eb, -ENOMEM, "%s: out of memory", path);
-    }
-    size_t got = fread(buf, 1, n, f);
-    int rerr = ferror(f);
-    fclose(f);
-    if (rerr || got != n) {
-        free(buf);
-        return fn_seterr(eb, -EIO, "%s: short read", path);
-    }
-    buf[n] = 0;
+    char *buf;
+    size_t n;
+    int rc = fn_read_file(path, INTENT__MAX_FILE, &buf, &n, eb);
+    if (rc) return rc == FN_ELIMIT ? fn_seterr(eb, FN_EFORMAT, "%s: too large for an intent model", path) : rc;
 
     /* The last line must be "checksum HEX16\n"; it covers every byte before it. */
     static const char kw[] = "checksum ";
     const size_t cl = sizeof kw - 1 + 16 + 1;
-    int rc;
     if (n < cl || buf[n - 1] != '\n' || memcmp(buf + n - cl, kw, sizeof kw - 1) != 0 ||
         (n > cl && buf[n - cl - 1] != '\n')) {
         rc = fn_seterr(eb, FN_ECORRUPT, "%s: no checksum line at the end (truncated or not an intent model)",

@@ -44,13 +44,11 @@
 #include "spell.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <libstemmer.h>
@@ -66,6 +64,7 @@
 #define MIN_CORRECT_CPS 3
 #define MIN_DIST2_CPS 6
 #define DEFAULT_MAX_WORDS 32
+#define SPELL__MAX_FILE (1ull << 30)   /* a dictionary file larger than this is refused */
 
 
 static const char MAGIC[8] = { 'F', 'N', 'S', 'P', 'E', 'L', 'L', 0 };
@@ -884,34 +883,12 @@ static int corrupt(fn_errbuf *eb, const char *path, const char *why)
 
 int spell_dict_load(const char *path, spell_dict_t **out, fn_errbuf *eb)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return fn_seterr(eb, -errno, "%s: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = -errno;
-        close(fd);
-        return fn_seterr(eb, e, "%s: %s", path, fn_strerror(e));
-    }
-    size_t size = (size_t)st.st_size;
-    unsigned char *buf = malloc(size ? size : 1);
-    if (!buf) {
-        close(fd);
-        return fn_seterr(eb, -ENOMEM, "%s: out of memory", path);
-    }
-    size_t got = 0;
-    while (got < size) {
-        ssize_t r = read(fd, buf + got, size - got);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) break;
-        got += (size_t)r;
-    }
-    close(fd);
+    char *raw;
+    size_t size;
+    int rc = fn_read_file(path, SPELL__MAX_FILE, &raw, &size, eb);
+    if (rc) return rc;
+    unsigned char *buf = (unsigned char *)raw;
     spell_dict_t *d = NULL;
-    int rc;
-    if (got < size) {
-        rc = fn_seterr(eb, -EIO, "%s: short read", path);
-        goto fail;
-    }
     if (size >= 8 && memcmp(buf, MAGIC, 8) != 0) {
         rc = fn_seterr(eb, FN_EFORMAT, "%s: not a funnel spelling dictionary", path);
         goto fail;

@@ -18,6 +18,9 @@
 #include <string.h>
 
 #include "fn_arena.h"
+#include "fn_io.h"
+
+#define SYN__MAX_FILE (256u << 20)   /* WordNet 3.0's largest file, data.noun, is 15 MB */
 
 typedef struct syn_ent {
     const char *lemma;
@@ -42,39 +45,6 @@ void syn_dict_destroy(syn_dict_t *d)
 }
 
 size_t syn_dict_size(const syn_dict_t *d) { return d->n; }
-
-static int read_file(const char *path, char **buf, size_t *len, fn_errbuf *eb)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return fn_seterr(eb, -errno, "%s: %s", path, strerror(errno));
-    char *b = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n + 65536 > cap) {
-            cap = cap ? 2 * cap : 1 << 20;
-            char *nb = realloc(b, cap + 1);
-            if (!nb) {
-                free(b);
-                fclose(f);
-                return fn_seterr(eb, -ENOMEM, "out of memory");
-            }
-            b = nb;
-        }
-        size_t r = fread(b + n, 1, cap - n, f);
-        n += r;
-        if (r == 0) break;
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (err) {
-        free(b);
-        return fn_seterr(eb, -EIO, "%s: read error", path);
-    }
-    b[n] = '\0';
-    *buf = b;
-    *len = n;
-    return 0;
-}
 
 /* The next space-separated token of [*p, end): its start and length, 0 at the end. */
 static size_t token(const char **p, const char *end, const char **tok)
@@ -143,9 +113,9 @@ static int load_pos(syn_dict_t *d, const char *dir, const char *pos, unsigned se
     snprintf(dpath, sizeof dpath, "%s/data.%s", dir, pos);
     char *idx, *data;
     size_t ilen, dlen;
-    int rc = read_file(ipath, &idx, &ilen, eb);
+    int rc = fn_read_file(ipath, SYN__MAX_FILE, &idx, &ilen, eb);
     if (rc) return rc;
-    if ((rc = read_file(dpath, &data, &dlen, eb))) {
+    if ((rc = fn_read_file(dpath, SYN__MAX_FILE, &data, &dlen, eb))) {
         free(idx);
         return rc;
     }
