@@ -49,6 +49,14 @@ struct idx_analyzer {
     char *tok;                      /* max_tok + 8 bytes: the current token */
     utf8proc_int32_t *ubuf;         /* UTF-32 scratch for non-ASCII segments */
     size_t ucap;
+
+    /* idx_analyze_spans only: the original bytes [ms[k], me[k]) (segment
+     * relative) each folded code point ubuf[k] came from, and the fold of one
+     * chunk of the segment (see map_segment). */
+    size_t *ms, *me;
+    size_t mcap;
+    utf8proc_int32_t *cbuf;
+    size_t ccap;
 };
 
 #define CACHE_SLOTS 8192               /* 512 KiB a stemming analyzer */
@@ -156,20 +164,28 @@ static int sw_add(idx_analyzer_t *a, const char *w, size_t len)
 typedef struct run {
     idx_analyzer_t *a;
     idx_token_cb cb;
+    idx_span_cb scb;    /* idx_analyze_spans: called instead of cb */
     void *ud;
     uint32_t pos;
     int raw;            /* 1: no stopwords, no stemming (loading a stopword file) */
+    size_t ts, te;      /* scb only: the current token's bytes in the original text */
 } run;
+
+static int deliver(run *r, const char *term, size_t len, uint32_t pos)
+{
+    if (r->scb) return r->scb(r->ud, term, len, pos, r->ts, r->te);
+    return r->cb(r->ud, term, len, pos);
+}
 
 static int emit(run *r, size_t len)
 {
     idx_analyzer_t *a = r->a;
     uint32_t pos = r->pos++;
     if (len > a->max_tok) return 0;             /* skipped, position still used */
-    if (r->raw) return r->cb(r->ud, a->tok, len, pos);
+    if (r->raw) return deliver(r, a->tok, len, pos);
     uint32_t h = hash_bytes(a->tok, len);
     if (sw_contains_h(a, a->tok, len, h)) return 0;
-    if (!a->stem) return r->cb(r->ud, a->tok, len, pos);
+    if (!a->stem) return deliver(r, a->tok, len, pos);
 
     struct stem_slot *slot = NULL;
     if (len <= CACHE_MAX) {
@@ -177,7 +193,7 @@ static int emit(run *r, size_t len)
         if (a->cache) {                 /* no cache is only slower */
             slot = &a->cache[(h ^ (h >> 13)) & (CACHE_SLOTS - 1)];
             if (slot->tlen == len && memcmp(slot->t, a->tok, len) == 0)
-                return r->cb(r->ud, slot->s, slot->slen, pos);
+                return deliver(r, slot->s, slot->slen, pos);
         }
     }
     const sb_symbol *s = sb_stemmer_stem(a->stem, (const sb_symbol *)a->tok, (int)len);
@@ -190,27 +206,35 @@ static int emit(run *r, size_t len)
         memcpy(slot->t, a->tok, len);
         memcpy(slot->s, s, (size_t)sl);
     }
-    return r->cb(r->ud, (const char *)s, (size_t)sl, pos);
+    return deliver(r, (const char *)s, (size_t)sl, pos);
 }
 
-static int ascii_segment(run *r, const unsigned char *s, size_t n)
+/* base: offset of s in the original text (for the spans). */
+static int ascii_segment(run *r, const unsigned char *s, size_t n, size_t base)
 {
     char *tok = r->a->tok;
     size_t cap = r->a->max_tok + 1, len = 0;   /* len may exceed cap: we keep counting */
+    size_t start = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = s[i];
         if (ascii_class[c] == 1) {
+            if (!len) start = i;
             if (len < cap) tok[len] = (char)ascii_lower[c];
             len++;
         } else if (len && i + 1 < n && ascii_class[s[i + 1]] == 1) {
             continue;                                   /* inner apostrophe: dropped */
         } else if (len) {
+            r->ts = base + start;
+            r->te = base + i;
             int rc = emit(r, len);
             if (rc) return rc;
             len = 0;
         }
     }
-    return len ? emit(r, len) : 0;
+    if (!len) return 0;
+    r->ts = base + start;
+    r->te = base + n;
+    return emit(r, len);
 }
 
 static int is_word_cp(utf8proc_int32_t c)
@@ -226,7 +250,107 @@ static int is_apostrophe(utf8proc_int32_t c)
     return c == '\'' || c == 0x2019;    /* RIGHT SINGLE QUOTATION MARK, the typographic one */
 }
 
-static int unicode_segment(run *r, const unsigned char *s, size_t n)
+/* ---- spans of folded text (idx_analyze_spans) ----
+ *
+ * A non-ASCII segment is folded as a whole (NFKC may compose across code
+ * points, e.g. conjoining Hangul jamo), so the tokens come from that whole
+ * fold exactly as in idx_analyze. To know which original bytes each folded
+ * code point came from, the segment is folded again in chunks, left to right:
+ * a chunk is one code point, extended by the following code points (up to
+ * MAP_CHUNK_MAX) until its own fold equals the next code points of the whole
+ * fold; those code points then map to the chunk's bytes (a chunk folding to
+ * nothing, e.g. a combining mark, is added to the code points before it).
+ * With the analyzer's options (marks stripped) a chunk is one code point
+ * except where a composition happened. Should no chunk match, the rest of the segment maps
+ * coarsely to [chunk start, segment end): spans stay inside the segment and
+ * cover the token, only wider. */
+
+#define MAP_CHUNK_MAX 32
+
+static int grow_u32(utf8proc_int32_t **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap) return 0;
+    size_t ncap = *cap ? *cap : 64;
+    while (ncap < need) ncap *= 2;
+    utf8proc_int32_t *nb = realloc(*buf, ncap * sizeof *nb);
+    if (!nb) return -ENOMEM;
+    *buf = nb;
+    *cap = ncap;
+    return 0;
+}
+
+/* Fold n bytes of valid UTF-8 into a->cbuf; the length in *out, -1 on a
+ * utf8proc error (treated as "does not match"). */
+static int fold_chunk(idx_analyzer_t *a, const unsigned char *s, size_t n, utf8proc_ssize_t *out)
+{
+    utf8proc_ssize_t m;
+    for (;;) {
+        m = utf8proc_decompose(s, (utf8proc_ssize_t)n, a->cbuf, (utf8proc_ssize_t)a->ccap, FOLD_OPTS);
+        if (m < 0) {
+            if (m == UTF8PROC_ERROR_NOMEM) return -ENOMEM;
+            *out = -1;
+            return 0;
+        }
+        if ((size_t)m <= a->ccap) break;
+        if (grow_u32(&a->cbuf, &a->ccap, (size_t)m)) return -ENOMEM;
+    }
+    *out = utf8proc_normalize_utf32(a->cbuf, m, FOLD_OPTS);
+    return 0;
+}
+
+/* Fill a->ms/a->me for the m folded code points in a->ubuf of segment s[0..n). */
+static int map_segment(idx_analyzer_t *a, const unsigned char *s, size_t n, size_t m)
+{
+    if (m > a->mcap) {
+        size_t ncap = a->mcap ? a->mcap : 256;
+        while (ncap < m) ncap *= 2;
+        size_t *ns = realloc(a->ms, ncap * sizeof *ns);
+        if (!ns) return -ENOMEM;
+        a->ms = ns;
+        size_t *ne = realloc(a->me, ncap * sizeof *ne);
+        if (!ne) return -ENOMEM;
+        a->me = ne;
+        a->mcap = ncap;
+    }
+    const utf8proc_int32_t *u = a->ubuf;
+    size_t i = 0, p = 0;
+    while (i < n) {                 /* to the end: trailing marks join the last token */
+        size_t j = i;
+        int ok = 0;
+        for (int k = 0; k < MAP_CHUNK_MAX && j < n; k++) {
+            utf8proc_int32_t cp;
+            utf8proc_ssize_t step = utf8proc_iterate(s + j, (utf8proc_ssize_t)(n - j), &cp);
+            if (step <= 0) break;                       /* cannot happen: validated */
+            j += (size_t)step;
+            utf8proc_ssize_t f;
+            if (k == 0 && cp < 0x80) {                  /* ASCII letter, digit or ' */
+                if (p == m || u[p] != (utf8proc_int32_t)ascii_lower[cp]) continue;
+                f = 1;
+            } else {
+                int rc = fold_chunk(a, s + i, j - i, &f);
+                if (rc) return rc;
+                if (f < 0 || p + (size_t)f > m ||
+                    memcmp(a->cbuf, u + p, (size_t)f * sizeof *u) != 0) continue;
+            }
+            for (size_t q = p; q < p + (size_t)f; q++) { a->ms[q] = i; a->me[q] = j; }
+            /* A chunk folding to nothing (a combining mark, an ignorable)
+             * joins the code points before it: "e" + U+0301 stays whole. */
+            for (size_t q = p; f == 0 && q > 0 && a->me[q - 1] == i; q--) a->me[q - 1] = j;
+            p += (size_t)f;
+            i = j;
+            ok = 1;
+            break;
+        }
+        if (!ok) break;
+    }
+    for (size_t q = p; q < m; q++) {                    /* coarse rest (see above) */
+        a->ms[q] = i < n ? i : (p ? a->ms[p - 1] : 0);
+        a->me[q] = n;
+    }
+    return 0;
+}
+
+static int unicode_segment(run *r, const unsigned char *s, size_t n, size_t base)
 {
     idx_analyzer_t *a = r->a;
     utf8proc_ssize_t m;
@@ -246,13 +370,19 @@ static int unicode_segment(run *r, const unsigned char *s, size_t n)
     }
     m = utf8proc_normalize_utf32(a->ubuf, m, FOLD_OPTS);
     if (m < 0) return 0;
+    if (r->scb) {
+        int rc = map_segment(a, s, n, (size_t)m);
+        if (rc) return rc;
+    }
 
     const utf8proc_int32_t *u = a->ubuf;
     char *tok = a->tok;
     size_t cap = a->max_tok + 1, len = 0;
+    utf8proc_ssize_t first = 0;
     for (utf8proc_ssize_t i = 0; i < m; i++) {
         utf8proc_int32_t c = u[i];
         if (is_word_cp(c)) {
+            if (!len) first = i;
             if (len < cap) {
                 len += (size_t)utf8proc_encode_char(c, (utf8proc_uint8_t *)tok + len);
             } else {
@@ -261,12 +391,21 @@ static int unicode_segment(run *r, const unsigned char *s, size_t n)
         } else if (len && is_apostrophe(c) && i + 1 < m && is_word_cp(u[i + 1])) {
             continue;
         } else if (len) {
+            if (r->scb) {                   /* the token is u[first .. i-1] */
+                r->ts = base + a->ms[first];
+                r->te = base + a->me[i - 1];
+            }
             int rc = emit(r, len);
             if (rc) return rc;
             len = 0;
         }
     }
-    return len ? emit(r, len) : 0;
+    if (!len) return 0;
+    if (r->scb) {
+        r->ts = base + a->ms[first];
+        r->te = base + a->me[m - 1];
+    }
+    return emit(r, len);
 }
 
 static int analyze_run(run *r, const char *text, size_t len)
@@ -304,8 +443,8 @@ static int analyze_run(run *r, const char *text, size_t len)
             i += (size_t)k;
         }
         if (i == start) continue;
-        int rc = ascii ? ascii_segment(r, s + start, i - start)
-                       : unicode_segment(r, s + start, i - start);
+        int rc = ascii ? ascii_segment(r, s + start, i - start, start)
+                       : unicode_segment(r, s + start, i - start, start);
         if (rc) return rc;
     }
     return 0;
@@ -314,6 +453,12 @@ static int analyze_run(run *r, const char *text, size_t len)
 int idx_analyze(idx_analyzer_t *a, const char *text, size_t len, idx_token_cb cb, void *ud)
 {
     run r = { .a = a, .cb = cb, .ud = ud, .pos = 0, .raw = 0 };
+    return analyze_run(&r, text, len);
+}
+
+int idx_analyze_spans(idx_analyzer_t *a, const char *text, size_t len, idx_span_cb cb, void *ud)
+{
+    run r = { .a = a, .scb = cb, .ud = ud, .pos = 0, .raw = 0 };
     return analyze_run(&r, text, len);
 }
 
@@ -413,6 +558,9 @@ void idx_analyzer_destroy(idx_analyzer_t *a)
     free(a->cache);
     free(a->tok);
     free(a->ubuf);
+    free(a->ms);
+    free(a->me);
+    free(a->cbuf);
     free(a);
 }
 

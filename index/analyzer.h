@@ -41,6 +41,25 @@ void idx_analyzer_destroy(idx_analyzer_t *a);
  * callback's non-zero value, or -ENOMEM. */
 int idx_analyze(idx_analyzer_t *a, const char *text, size_t len, idx_token_cb cb, void *ud);
 
+/* Like idx_token_cb, with the token's bytes in the ORIGINAL text: [start,
+ * end) covers the code points the token was folded from, from the one giving
+ * its first letter/digit to the one giving its last (an inner apostrophe or
+ * ignorable code point is inside; surrounding punctuation is not). Spans lie
+ * on UTF-8 code point boundaries, never include an ASCII separator or an
+ * invalid byte, and neither start nor end ever decreases from one token to
+ * the next. A code point that folds to several tokens (U+33C2, folded to
+ * "a.m.") gives each of them its whole bytes, so two spans may be equal.
+ * (Should the per-code-point mapping ever fail, which NFKC with marks
+ * stripped does not do, a span widens to the end of its separator-free run.) */
+typedef int (*idx_span_cb)(void *ud, const char *term, size_t len, uint32_t pos,
+                           size_t start, size_t end);
+
+/* idx_analyze with spans: exactly the same (term, pos) sequence as
+ * idx_analyze on the same text, stopwords skipped but counted. Costs about
+ * one extra utf8proc call per non-ASCII code point (ASCII text: nothing
+ * measurable). Returns 0, the callback's non-zero value, or -ENOMEM. */
+int idx_analyze_spans(idx_analyzer_t *a, const char *text, size_t len, idx_span_cb cb, void *ud);
+
 /* A canonical one-line description of the options, stored in the index
  * metadata so that queries are analyzed exactly as documents were:
  * "stemmer=english;stopwords=english;max_token_bytes=64". Writes at most
