@@ -1551,6 +1551,7 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     s->sreq.now = req->now ? req->now : (int64_t)time(NULL);
     s->sreq.all_terms = req->all_terms;
     s->sreq.plain_text = req->plain_text;
+    s->sreq.filter = req->filter && !fn_query_is_blank(req->filter) ? req->filter : "";
     s->sreq.exact_matches = req->exact_total;
     /* two-phase fetch: a model re-ranks the window, so the page can be any
      * of its hits; only the page's stored fields are fetched, afterwards */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "fn_arena.h"
+#include "filter.h"
 #include "parse.h"
 
 int coord_validate_vector(const Funnel__V1__SearchRequest *req, const coord_limits *lim, fn_errbuf *eb)
@@ -60,6 +61,18 @@ int coord_validate_search(const Funnel__V1__SearchRequest *req, const coord_limi
         po.mode_all = req->all_terms;
         fn_qnode *tree;
         rc = fn_qparse(req->query, strlen(req->query), &po, &a, &tree, eb);
+        fn_arena_free(&a);
+        if (rc) return rc;
+    }
+    if (req->filter && !fn_query_is_blank(req->filter)) {
+        /* filters (query/filter.h): refused here, with the column, before fan-out */
+        size_t fl = strlen(req->filter);
+        if (fl > FN_FPARSE_MAX_BYTES)
+            return fn_seterr(eb, FN_EINVAL, "filter: %zu bytes, over the limit of %u", fl, FN_FPARSE_MAX_BYTES);
+        fn_arena a;
+        fn_arena_init(&a);
+        fn_fnode *tree;
+        rc = fn_fparse(req->filter, fl, &a, &tree, eb);
         fn_arena_free(&a);
         if (rc) return rc;
     }

@@ -38,6 +38,7 @@
 #include <xxhash.h>
 #include <zstd.h>
 
+#include "attrs.h"
 #include "codec.h"
 #include "format.h"
 #include "integrity.h"
@@ -215,7 +216,7 @@ typedef struct shard {
     char dir[4096];
     MDB_env *env;
     MDB_txn *txn;
-    MDB_dbi meta, terms, postings, docs, ids, norms, source, positions, skips, vocab, tvec, vectors;
+    MDB_dbi meta, terms, postings, docs, ids, norms, source, positions, skips, vocab, tvec, vectors, attrs;
     uint32_t ndocs, txn_docs;
     /* the vectors in row order (f32 rows of vec_dim) until finish_shard
      * stores them; vdocs[r] = the document of row r */
@@ -232,6 +233,7 @@ typedef struct shard {
     int64_t *pub;
     uint16_t *urld;
     size_t ncap;
+    idx_attr_acc attr[IDX_NATTRS];   /* vertical, lang, labels (attrs.h) until finish_shard */
     /* inversion */
     strtab inv;
     plist *pl;
@@ -301,7 +303,8 @@ static int open_dbs(shard *s, MDB_txn *txn, unsigned flags)
         (rc = mdb_dbi_open(txn, IDX_DB_SKIPS, flags, &s->skips)) ||
         (rc = mdb_dbi_open(txn, IDX_DB_VOCAB, flags, &s->vocab)) ||
         (rc = mdb_dbi_open(txn, IDX_DB_TVEC, flags, &s->tvec)) ||
-        (rc = mdb_dbi_open(txn, IDX_DB_VECTORS, flags, &s->vectors)))
+        (rc = mdb_dbi_open(txn, IDX_DB_VECTORS, flags, &s->vectors)) ||
+        (rc = mdb_dbi_open(txn, IDX_DB_ATTRS, flags, &s->attrs)))
         return mdb_code(rc);
     return 0;
 }
@@ -414,6 +417,7 @@ static void shard_close(shard *s)
     free(s->pop);
     free(s->pub);
     free(s->urld);
+    for (int a = 0; a < IDX_NATTRS; a++) idx_attr_acc_free(&s->attr[a]);
     for (size_t i = 0; i < s->inv.n; i++) free(s->pl[i].buf);
     free(s->pl);
     strtab_free(&s->inv);
@@ -813,6 +817,8 @@ typedef struct bdoc {
     size_t terms, pos;
     uint32_t nterms;
     size_t vec;                 /* vdim floats (native, unaligned) at out + vec */
+    size_t sattr, sattrlen;     /* the attributes at out + sattr: per attribute a u16 count,
+                                   then each value as a u16 length and its bytes */
     uint32_t vdim;              /* 0: no "embedding" */
 } bdoc;
 
@@ -909,6 +915,29 @@ static int analyze_line(anctx *c, batch *bt, uint32_t i)
     if (field_text(root, "body", &txt[1], &tlen[1])) { rc = doc_bad(bt, d, FN_EPARSE, "%s", "\"body\" is not a string"); goto out; }
     const char *why = doc_attrs_get(root, &d->attrs);
     if (why) { rc = doc_bad(bt, d, FN_EPARSE, "%s", why); goto out; }
+    {
+        idx_attr_doc ad;
+        char awhy[80];
+        if ((why = idx_attrs_from_json(root, &ad, awhy, sizeof awhy))) { rc = doc_bad(bt, d, FN_EPARSE, "%s", why); goto out; }
+        size_t need = 0;
+        for (int a = 0; a < IDX_NATTRS; a++) {
+            need += 2;
+            for (uint32_t j = 0; j < ad.n[a]; j++) need += 2 + ad.len[a][j];
+        }
+        if ((rc = out_reserve(bt, need))) goto out;
+        uint8_t *w = bt->out + bt->outlen;
+        for (int a = 0; a < IDX_NATTRS; a++) {
+            w[0] = (uint8_t)ad.n[a]; w[1] = (uint8_t)(ad.n[a] >> 8); w += 2;
+            for (uint32_t j = 0; j < ad.n[a]; j++) {
+                w[0] = (uint8_t)ad.len[a][j]; w[1] = (uint8_t)(ad.len[a][j] >> 8);
+                memcpy(w + 2, ad.v[a][j], ad.len[a][j]);
+                w += 2 + ad.len[a][j];
+            }
+        }
+        d->sattr = bt->outlen;
+        d->sattrlen = need;
+        bt->outlen += need;
+    }
     json_t *je = json_object_get(root, "embedding");
     if (je && !json_is_null(je)) {
         char vwhy[120];
@@ -1133,6 +1162,18 @@ static int index_doc(builder *b, const batch *bt, const bdoc *d, uint64_t lineno
     s->pop[s->ndocs] = (float)d->attrs.popularity;
     s->pub[s->ndocs] = d->attrs.published_at;
     s->urld[s->ndocs] = d->attrs.url_depth;
+    {
+        const uint8_t *p = (const uint8_t *)o + d->sattr;
+        for (int a = 0; a < IDX_NATTRS; a++) {
+            uint32_t cnt = (uint32_t)p[0] | (uint32_t)p[1] << 8;
+            p += 2;
+            for (uint32_t j = 0; j < cnt; j++) {
+                uint32_t l = (uint32_t)p[0] | (uint32_t)p[1] << 8;
+                if ((rc = idx_attr_acc_add(&s->attr[a], s->ndocs, (const char *)p + 2, l))) return rc;
+                p += 2 + l;
+            }
+        }
+    }
     if ((rc = invert_doc(b, s, s->ndocs, bt, d))) return rc;
     if (d->vdim) {
         if (idx_grow((void **)&s->vdocs, &s->vdcap, s->nvec + 1, sizeof *s->vdocs)) return -ENOMEM;
@@ -1912,6 +1953,18 @@ static int finish_shard(builder *b, uint32_t si)
     }
     free(tmp);
     if (rc) return fn_seterr(b->eb, rc, "%s: norms: %s", s->dir, fn_strerror(rc));
+    /* attributes (format.h attrs) */
+    for (int a = 0; a < IDX_NATTRS; a++) {
+        uint8_t *val;
+        size_t vlen;
+        if ((rc = idx_attr_acc_value(&s->attr[a], idx_attr_names[a], s->ndocs, &val, &vlen)))
+            return fn_seterr(b->eb, rc, "%s: attrs \"%s\": %s", s->dir, idx_attr_names[a], fn_strerror(rc));
+        MDB_val k = { strlen(idx_attr_names[a]), (void *)idx_attr_names[a] }, v = { vlen, val };
+        rc = mdb_code(mdb_put(s->txn, s->attrs, &k, &v, 0));
+        free(val);
+        idx_attr_acc_free(&s->attr[a]);
+        if (rc) return fn_seterr(b->eb, rc, "%s: attrs: %s", s->dir, fn_strerror(rc));
+    }
 
     if ((rc = put_meta(s, "schema", "%d", IDX_SCHEMA_VERSION)) ||
         (rc = put_meta(s, "shard", "%" PRIu32, si)) ||

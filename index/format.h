@@ -1,8 +1,8 @@
-/* format.h - the on-disk layout of a Funnel index (schema version 6).
+/* format.h - the on-disk layout of a Funnel index (schema version 7).
  *
  * An index directory IDXDIR holds one LMDB environment per shard:
  *
- *   IDXDIR/index.json          {"schema":6,"shards":N,"docs":D,"created":T,...} (informational)
+ *   IDXDIR/index.json          {"schema":7,"shards":N,"docs":D,"created":T,...} (informational)
  *   IDXDIR/shard-000/data.mdb  ... IDXDIR/shard-(N-1)/data.mdb
  *   IDXDIR/shard-NNN/checksum  "funnel-checksum 1\nxxh3-64 <16 hex>\nbytes <size>\n": the
  *                              whole data.mdb as the build sealed it (verified at open)
@@ -78,6 +78,11 @@
  *               normalised here; the graph keeps their norms); one value, so
  *               LMDB keeps the rows contiguous in its overflow pages and a
  *               reader uses them in place; sum = idx_sum32(the bytes after it, dim).
+ *   attrs     "vertical" | "lang" | "labels" -> u32le sum | u32le nvals | u32le nentries |
+ *             u32le dict_bytes | nvals x (u16le len 1..511, bytes) ascending (memcmp, shorter
+ *             first) | when nentries > 0: u32le off[docs + 1] | u32le code[nentries], each
+ *             document's codes ascending (schema 7; attrs.h); sum = idx_sum32(the bytes after
+ *             it, XXH3-64(name))
  *   ids       external id bytes -> u32le doc | u32le sum = idx_sum32(4 doc bytes, XXH3-64(id))
  *   norms     "title" -> u32le sum | u32le[docs] token counts; "body" -> same;
  *             "keys" -> u32le sum | u64le[docs] xxh64(id) (the shard-independent tie-break);
@@ -123,7 +128,7 @@
 #include <string.h>
 #include <xxhash.h>
 
-#define IDX_SCHEMA_VERSION 6
+#define IDX_SCHEMA_VERSION 7
 #define IDX_MAX_TERM_BYTES 255
 #define IDX_MAX_DBS 16
 /* Address space, not disk: LMDB maps this much but only writes what it uses. */
@@ -141,6 +146,7 @@
 #define IDX_DB_VOCAB "vocab"
 #define IDX_DB_TVEC "tvec"
 #define IDX_DB_VECTORS "vectors"
+#define IDX_DB_ATTRS "attrs"
 #define IDX_ANN_FILE "ann.hnsw"
 #define IDX_VEC_HDR 16                        /* vectors: sum, count, dim, 0 */
 #define IDX_NO_VECTOR UINT32_MAX              /* vec_rows of a document without one */

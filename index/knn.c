@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attrs.h"
 #include "integrity.h"
 #include "search_int.h"
 
@@ -21,6 +22,22 @@ static int allowed(void *ud, uint32_t row)
     const idx_searcher_t *s = ud;
     uint32_t doc = s->r->vec_docs[row];
     return (int)((s->knn_allow[doc / 64] >> (doc % 64)) & 1);
+}
+
+/* the filter's bitmap (attrs.h idx_filter_bits), by row */
+static int allowed_filter(void *ud, uint32_t row)
+{
+    const idx_searcher_t *s = ud;
+    uint32_t doc = s->r->vec_docs[row];
+    const uint64_t *bits;
+    size_t n;
+    idx_filter_bits(s->flt, &bits, &n);   /* computed already: no work, no failure */
+    return (int)((bits[doc / 64] >> (doc % 64)) & 1);
+}
+
+static int allowed_both(void *ud, uint32_t row)
+{
+    return allowed(ud, row) && allowed_filter(ud, row);
 }
 
 static int hit_cmp(const void *a, const void *b)
@@ -45,16 +62,26 @@ static int run_knn(idx_searcher_t *s, void *ud)
     if (idx_grow((void **)&s->knn_hits, &s->knn_cap, want, sizeof *s->knn_hits))
         return fn_seterr(s->eb, -ENOMEM, "out of memory");
     s->knn_allow = q->allow;
-    ann_filter f = { NULL, allowed, s };
+    ann_filter f = { NULL, q->allow ? allowed : NULL, s };
     size_t got = 0;
     unsigned flags = 0;
-    int rc;
-    if (q->exact) {
-        rc = ann_hnsw_exact(r->ann, q->vec, want, q->allow ? &f : NULL, s->knn_hits, &got);
+    int rc, exact = q->exact;
+    if (q->filter) {
+        size_t npass;
+        if ((rc = idx_filter_compile(s, q->filter, &s->flt, s->eb))) return rc;
+        if ((rc = idx_filter_bits(s->flt, &f.bits, &npass))) return fn_seterr(s->eb, rc, "out of memory");
+        /* the graph's ids are rows: the filter's bits are documents */
+        f.bits = NULL;
+        f.allow = q->allow ? allowed_both : allowed_filter;
+        if (npass == 0) return 0;
+        if (npass <= n / 32) exact = 1;
+    }
+    if (exact) {
+        rc = ann_hnsw_exact(r->ann, q->vec, want, f.allow ? &f : NULL, s->knn_hits, &got);
     } else {
         size_t ef = q->ef ? q->ef : (q->k > 64 ? q->k : 64);
         if (ef < want) ef = want;
-        rc = ann_hnsw_search(r->ann, s->knn_scratch, q->vec, want, ef, q->allow ? &f : NULL, q->deadline_ns,
+        rc = ann_hnsw_search(r->ann, s->knn_scratch, q->vec, want, ef, f.allow ? &f : NULL, q->deadline_ns,
                              s->knn_hits, &got, &flags);
     }
     if (rc) return fn_seterr(s->eb, rc, "vector search: %s", fn_strerror(rc));

@@ -24,6 +24,11 @@ typedef struct idx_knn_query {
     /* which documents may be returned (shard-local numbers; bit d % 64 of
      * allow[d / 64]); NULL = all */
     const uint64_t *allow;
+    /* and which pass this filter (query/filter.h; NULL = all): compiled on
+     * the shard; when few documents pass (a 32nd of the vectors or less)
+     * the search is exact over them instead of a graph walk that would
+     * step over the rest */
+    const struct fn_fnode *filter;
     uint64_t deadline_ns;       /* CLOCK_MONOTONIC ns (0 = none): stop there, say so */
 } idx_knn_query;
 

@@ -784,7 +784,8 @@ static int open_txn(idx_reader_t *r, fn_errbuf *eb)
         (rc = mdb_dbi_open(txn, IDX_DB_SKIPS, 0, &r->skips)) ||
         (rc = mdb_dbi_open(txn, IDX_DB_VOCAB, 0, &r->vocab)) ||
         (rc = mdb_dbi_open(txn, IDX_DB_TVEC, 0, &r->tvec)) ||
-        (rc = mdb_dbi_open(txn, IDX_DB_VECTORS, 0, &r->vectors))) {
+        (rc = mdb_dbi_open(txn, IDX_DB_VECTORS, 0, &r->vectors)) ||
+        (rc = mdb_dbi_open(txn, IDX_DB_ATTRS, 0, &r->attrsdb))) {
         if (rc == MDB_NOTFOUND) rc = FN_EFORMAT;
         goto fail;
     }
@@ -852,6 +853,12 @@ static int open_txn(idx_reader_t *r, fn_errbuf *eb)
     for (uint64_t d = 0; d < in->docs; d++)
         if (!(r->pop[d] >= 0) || !isfinite(r->pop[d])) { rc = FN_ECORRUPT; goto fail; }
     if ((rc = open_vectors(r, txn, &what))) goto fail;
+    if ((rc = idx_attrs_load(r, txn, r->attrsdb, eb))) {
+        char m[sizeof eb->msg];
+        snprintf(m, sizeof m, "%s", eb ? eb->msg : "");
+        fn_seterr(eb, rc, "%s: %s%s", dir, m, idx_is_damage(rc) ? ": the index is damaged" : "");
+        goto fail_msg;
+    }
     what = "meta";
     if ((rc = meta_u64(txn, r->meta, "sumlen_title", &r->sumlen[IDX_FIELD_TITLE])) ||
         (rc = meta_u64(txn, r->meta, "sumlen_body", &r->sumlen[IDX_FIELD_BODY])))
@@ -1089,6 +1096,7 @@ void idx_reader_close(idx_reader_t *r)
     free(r->pop);
     free(r->pub);
     free(r->urld);
+    idx_attrs_free(&r->attrs);
     free(r);
 }
 

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <zstd.h>
 
+#include "attrs.h"
 #include "codec.h"
 #include "format.h"
 #include "search.h"
@@ -24,7 +25,7 @@
 struct idx_reader {
     char dir[4096];
     MDB_env *env;
-    MDB_dbi meta, terms, postings, docs, ids, norms, source, positions, skips, vocab, tvec, vectors;
+    MDB_dbi meta, terms, postings, docs, ids, norms, source, positions, skips, vocab, tvec, vectors, attrsdb;
     idx_bm25_params bm;           /* the settings of the skips' block maxima (meta blockmax_bm25) */
     idx_index_info info;
     const idx_codec_t *codec;
@@ -34,6 +35,7 @@ struct idx_reader {
     float *pop;                   /* static signals (format.h "norms"), checked at open */
     int64_t *pub;
     uint16_t *urld;
+    idx_attrs attrs;              /* vertical, lang, labels and the sorted orders (attrs.h), checked at open */
     uint64_t sumlen[IDX_NFIELDS]; /* global token counts per field (meta) */
     int fd;                       /* data.mdb, LMDB's descriptor */
     off_t size;                   /* data.mdb as opened ... */

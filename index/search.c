@@ -27,6 +27,7 @@
 #include "integrity.h"
 #include "qmatch.h"
 #include "reader_int.h"
+#include "attrs.h"
 #include "search_int.h"
 
 /* Chosen with tests/bench/bm25_grid over cranfield, npl and cisi (one set for
@@ -115,6 +116,7 @@ void idx_searcher_destroy(idx_searcher_t *s)
     if (s->txn) mdb_txn_abort(s->txn);
     idx_analyzer_destroy(s->an);
     idx_qm_free(s);
+    idx_filter_free(s->flt);
     idx_srcbuf_free(&s->src);
     idx_tvec_free(&s->tv);
     ann_scratch_destroy(s->knn_scratch);
@@ -839,6 +841,16 @@ static int bmw_next(idx_searcher_t *s, bmw_state *w, int have_bar, double theta,
     }
 }
 
+/* Cursor c's share of document d (its current posting): the block's,
+ * or, when blocks are not scored as they load (a filter-driven merge reads
+ * few of each block's postings), the same value computed for this one. */
+static inline double cur_share(const idx_searcher_t *s, const cursor *c, uint32_t d)
+{
+    if (c->scored) return c->share[c->pos];
+    uint32_t tf[IDX_NFIELDS] = { c->tf[0][c->pos], c->tf[1][c->pos] };
+    return idx_term_bm25f(s->r, &s->bm25, c->qidf, d, tf);
+}
+
 /* The selection proper; runs inside idx_search's guard and read transaction. */
 static int run_query(idx_searcher_t *s, void *ud)
 {
@@ -891,6 +903,20 @@ static int run_query(idx_searcher_t *s, void *ud)
             if (i < nq) active++;
         }
     }
+    /* The filter (attrs.h): a selective one lists the documents that pass
+     * and drives the merge (fd), any other is asked per document (fcheck) */
+    const uint32_t *fd = NULL;
+    size_t nfd = 0, fpos = 0;
+    int fcheck = 0, filtered = q->filter != NULL;
+    if (filtered) {
+        if ((rc = idx_filter_compile(s, q->filter, &s->flt, eb))) return rc;
+        if ((rc = idx_filter_list(s->flt, &fd, &nfd)) < 0) return fn_seterr(eb, rc, "out of memory");
+        fcheck = !rc;
+        if (rc && nfd == 0) active = 0;   /* nothing passes here */
+        /* driven: a block's postings are mostly passed over, so shares are
+         * computed for the postings that are read, not for whole blocks */
+        for (size_t i = 0; fd && i < nq; i++) s->cur[i].scored = 0;
+    }
     double user_w = sp->w_user;
     double half_life = sp->half_life_days > 0 ? sp->half_life_days * 86400.0 : 30 * 86400.0;
     int statics = sp->w_popularity != 0 || sp->w_freshness != 0;
@@ -913,7 +939,7 @@ static int run_query(idx_searcher_t *s, void *ud)
     int count = q->exact_matches;
     /* plain BM25F over the query terms: what the bounds hold for */
     int plain = q->algo != IDX_ALGO_EXHAUSTIVE && nq >= 1 && nq <= MAXQ && (user_w == 0 || nt == nq) &&
-                !statics && bp->k1 > 0 && !all_terms && !tree;
+                !statics && bp->k1 > 0 && !all_terms && !tree && !(filtered && q->exact_matches);
     /* all terms (AND): a query term without postings here leaves nothing */
     for (size_t i = 0; i < nq && all_terms; i++)
         if (!s->qt[i].found) active = 0;
@@ -929,7 +955,7 @@ static int run_query(idx_searcher_t *s, void *ud)
     const idx_bm25_params *ibm = &r->bm;
     int bmok = plain && m >= 1 && !count && bp->k1 == ibm->k1 && bp->b[0] == ibm->b[0] &&
                bp->b[1] == ibm->b[1] && bp->w[0] == ibm->w[0] && bp->w[1] == ibm->w[1];
-    int bmw = bmok && q->algo == IDX_ALGO_BMW;
+    int bmw = bmok && q->algo == IDX_ALGO_BMW && !filtered;
     bmw_state bw;
     if (bmok) {
         bw.n = 0;
@@ -987,6 +1013,7 @@ static int run_query(idx_searcher_t *s, void *ud)
         s->cdoc[i] = UINT32_MAX;   /* nothing recorded (documents are < UINT32_MAX) */
     }
     uint64_t matches = 0, counted = 0;   /* visited by the merge; counted by pruned lists */
+    uint64_t fpos_iter = 0;
     while (active || bmw) {
         /* the deadline is checked every 4096 documents: a few hundred us */
         if (q->deadline_ns && (matches & 4095) == 4095 && mono_ns() > q->deadline_ns)
@@ -1021,6 +1048,24 @@ static int run_query(idx_searcher_t *s, void *ud)
             for (size_t i = 0; i < nq; i++)
                 if (!s->cur[i].done && !s->cur[i].ne && s->cur[i].doc < d) d = s->cur[i].doc;
         }
+        if (fd) {
+            /* driven by the filter's list: the merge's lists jump to the
+             * next document that passes, over whole blocks (their ends) */
+            while (fpos < nfd && fd[fpos] < d) fpos++;
+            if (fpos == nfd) break;
+            if (fd[fpos] > d) {
+                for (size_t i = 0; i < nq; i++) {
+                    cursor *c = &s->cur[i];
+                    if (c->done || c->ne || c->doc >= fd[fpos]) continue;
+                    if ((rc = cursor_seek(s, c, fd[fpos]))) return rc;
+                    if (c->done) active--;
+                }
+                if (q->deadline_ns && (++fpos_iter & 4095) == 0 && mono_ns() > q->deadline_ns)
+                    return fn_seterr(eb, -ETIMEDOUT, "search stopped at the deadline after %" PRIu64
+                                     " matching documents", matches);
+                continue;
+            }
+        }
         if (tree) {
             if ((rc = idx_qm_match(s, d)) < 0) return rc;
             if (!rc) goto next;
@@ -1028,19 +1073,20 @@ static int run_query(idx_searcher_t *s, void *ud)
         double score = 0.0;
         if (prune && count) s->seen[d >> 6] |= 1ull << (d & 63);
         if (!np) {
+            if (fcheck && !idx_filter_match(s->flt, d)) goto next;
             for (size_t i = 0; i < nq; i++) {
                 cursor *c = &s->cur[i];
                 if (c->done || c->doc != d) continue;
-                score += c->share[c->pos];   /* = idx_term_bm25f(..., d, its tfs) */
+                score += cur_share(s, c, d);   /* = idx_term_bm25f(..., d, its tfs) */
             }
         } else {
             double ess = 0.0;
             for (size_t i = 0; i < nq; i++) {
                 cursor *c = &s->cur[i];
-                if (!c->ne && !c->done && c->doc == d) ess += c->share[c->pos];
+                if (!c->ne && !c->done && c->doc == d) ess += cur_share(s, c, d);
             }
             if ((ess + ne_ub) * (1.0 + 1e-9) < bar.score) {   /* cannot beat the bar */
-                matches++;
+                matches += !fcheck;   /* with a filter not asked: not counted (a lower bound) */
                 goto next;
             }
             if (bmok) {
@@ -1060,11 +1106,13 @@ static int run_query(idx_searcher_t *s, void *ud)
                     }
                 }
                 if (bub * (1.0 + 1e-9) < bar.score) {
-                    matches++;
+                    matches += !fcheck;
                     bw.skips++;
                     goto next;
                 }
             }
+            /* the filter, asked only about a document that could beat the bar */
+            if (fcheck && !idx_filter_match(s->flt, d)) goto next;
             for (size_t i = 0; i < nq; i++) {
                 cursor *c = &s->cur[i];
                 if (c->ne && (rc = count ? ne_advance(s, c, d, &counted) : cursor_seek(s, c, d))) return rc;
@@ -1073,7 +1121,7 @@ static int run_query(idx_searcher_t *s, void *ud)
                 cursor *c = &s->cur[i];
                 if (c->done || c->doc != d) continue;
                 if (!c->ne) {
-                    score += c->share[c->pos];
+                    score += cur_share(s, c, d);
                 } else {
                     uint32_t tf[IDX_NFIELDS] = { c->tf[0][c->pos], c->tf[1][c->pos] };
                     score += idx_term_bm25f(r, bp, c->qidf, d, tf);   /* = what share[] would hold */
@@ -1181,7 +1229,7 @@ next:
     res->algo = bmw ? IDX_ALGO_BMW : prune ? IDX_ALGO_MAXSCORE : IDX_ALGO_EXHAUSTIVE;
     res->pruned_lists = (uint32_t)np;
     res->skips = bmok ? bw.skips : 0;
-    if (!res->matches_exact && matches < maxdf) matches = maxdf;
+    if (!res->matches_exact && matches < maxdf && !filtered) matches = maxdf;
     /* the best kk, best first (the order is total: score, key, doc) */
     keys_fill(r, s->heap, nkey, nh);
     if (nh > kk) {

@@ -32,6 +32,7 @@
 
 #include "fn_error.h"
 
+struct fn_fnode;
 typedef struct idx_reader idx_reader_t;       /* opaque, shared */
 typedef struct idx_searcher idx_searcher_t;   /* opaque, per thread */
 
@@ -172,6 +173,10 @@ typedef struct idx_query {
                              * walked in full (slower). Default: a lower bound when pruned. */
     const float *vec;       /* a query vector (the index's vec_dim floats) for the vec_sim feature; NULL = none */
     uint32_t vdim;
+    const struct fn_fnode *filter; /* only documents that pass this filter (query/filter.h, attrs.h);
+                             * NULL = all. Evaluated inside the selection: a selective filter
+                             * (a small part of the shard) drives it, any other is asked per
+                             * document; pruning stays exact. */
     int no_record;          /* do not keep the candidates' term frequencies and position offsets
                              * for idx_features_compute (it then reads the postings again: same
                              * values, more time); for a search whose hits get no features */

@@ -251,6 +251,30 @@ static int json_member_is(json_t *o, const char *name, const char *p, size_t n)
     return json_string_length(m) == n && memcmp(json_string_value(m), p, n) == 0;
 }
 
+/* NULL when the document's attributes (format.h attrs) are its JSON's,
+ * else which differs. */
+static const char *attrs_differ(const idx_reader_t *r, uint32_t d, json_t *o)
+{
+    static const char *const differ[IDX_NATTRS] = { "its \"vertical\" is not the stored attribute's",
+                                                    "its \"lang\" is not the stored attribute's",
+                                                    "its \"labels\" are not the stored attribute's" };
+    idx_attr_doc ad;
+    char why[80];
+    if (idx_attrs_from_json(o, &ad, why, sizeof why)) return "its attributes are not valid (the build refuses them)";
+    for (int ai = 0; ai < IDX_NATTRS; ai++) {
+        const idx_attr *a = &r->attrs.a[ai];
+        uint32_t have = a->off ? a->off[d + 1] - a->off[d] : 0;
+        if (have != ad.n[ai]) return differ[ai];
+        for (uint32_t j = 0; j < ad.n[ai]; j++) {
+            int64_t c = idx_attr_find(a, ad.v[ai][j], ad.len[ai][j]);
+            int found = 0;
+            for (uint32_t x = 0; c >= 0 && x < have && !found; x++) found = a->code[a->off[d] + x] == (uint32_t)c;
+            if (!found) return differ[ai];
+        }
+    }
+    return NULL;
+}
+
 static int check_source(walk *w, uint32_t d, const idx_doc_rec *dr)
 {
     const char *src;
@@ -264,7 +288,7 @@ static int check_source(walk *w, uint32_t d, const idx_doc_rec *dr)
                       : !json_member_is(o, "id", dr->id, dr->id_len) ? "its \"id\" is not the id of its stored record"
                       : !json_member_is(o, "title", dr->title, dr->title_len) ? "its \"title\" is not the stored record's"
                       : !json_member_is(o, "url", dr->url, dr->url_len) ? "its \"url\" is not the stored record's"
-                      : NULL;
+                      : attrs_differ(w->r, d, o);
     json_decref(o);
     if (bad) return fn_seterr(w->eb, FN_ECORRUPT, "source of doc %u (id \"%s\"): %s", d,
                               IDX_SHOW(dr->id, dr->id_len), bad);

@@ -24,7 +24,7 @@ static const char search_usage[] =
     "                     [--k 1000] [--concurrency C] [--tag T] [--deadline-ms N]\n"
     "       (both: [--selection-k N] [--stage1-k N] [--stage2-k N] [--mode any|all]\n"
     "              [--syntax language|plain] [--spell off|suggest|auto] [--expand none|rm3|synonyms]\n"
-    "              [--min-hits N]\n"
+    "              [--min-hits N] [--filter EXPR]\n"
     "              [--exact-total] [--knn-k K] [--ef E] [--knn-exact]\n"
     "              [--fusion rrf|weighted] [--vector-weight W])\n"
     "       funnel search --server ADDR --vector \"0.1 0.2 ...\" [\"query text\"] [--json]\n"
@@ -60,6 +60,9 @@ static const char search_usage[] =
     "                   without a stage-2 model, the window is ranked by the RM3\n"
     "                   expanded query (pseudo-relevance feedback), or by the query\n"
     "                   with its WordNet synonyms (a cluster with wordnet-base)\n"
+    "  --filter EXPR    only documents whose attributes pass, e.g.\n"
+    "                   'vertical:news published_at>=1600000000', labels:all(a,b),\n"
+    "                   popularity:1..5, id:d1,d2, -lang:de, OR, ( ) (docs/query-language.md)\n"
     "  --exact-total    count every match (slower); otherwise the footer's count\n"
     "                   may be a lower bound, printed as \"at least N matches\"\n"
     "Vectors (an index built with \"embedding\"s): --vector alone asks for the\n"
@@ -89,6 +92,7 @@ typedef struct search_args {
     int json, explain, skip_models, all_terms, exact_total;
     int expand;             /* --expand: Funnel__V1__Expand (0 = none) */
     uint32_t min_hits;      /* --min-hits: relaxation in mode all (0 = the server's) */
+    const char *filter;     /* --filter: attributes the hits must have (NULL: none) */
     int spell;              /* --spell: Funnel__V1__SpellMode (0 = the server's default, auto) */
     int syntax;             /* --syntax: -1 unset (one query: language; a batch: plain), 0 language, 1 plain */
     float *vector;          /* --vector (one query) */
@@ -210,6 +214,7 @@ static int search_one(rpc_client_t *c, const char *query, const search_args *a)
     req.spell = (Funnel__V1__SpellMode)a->spell;
     req.expand = (Funnel__V1__Expand)a->expand;
     req.min_hits = a->min_hits;
+    if (a->filter) req.filter = (char *)a->filter;
     req.exact_total = a->exact_total;
     req.selection_k = a->win[0];
     req.stage1_k = a->win[1];
@@ -283,6 +288,7 @@ static void *batch_worker(void *ud)
         req.spell = (Funnel__V1__SpellMode)b->args->spell;
         req.expand = (Funnel__V1__Expand)b->args->expand;
         req.min_hits = b->args->min_hits;
+        if (b->args->filter) req.filter = (char *)b->args->filter;
         req.exact_total = b->args->exact_total;
         req.selection_k = b->args->win[0];
         req.stage1_k = b->args->win[1];
@@ -467,7 +473,7 @@ int ops_cmd_search(int argc, char **argv)
         {"skip-models", no_argument, 0, 'S'},    {"all-terms", no_argument, 0, 'A'},
         {"mode", required_argument, 0, 'M'},     {"syntax", required_argument, 0, 'Y'},
         {"spell", required_argument, 0, 'L'},    {"expand", required_argument, 0, 'P'},
-        {"min-hits", required_argument, 0, 'H'},
+        {"min-hits", required_argument, 0, 'H'}, {"filter", required_argument, 0, 'f'},
         {"exact-total", no_argument, 0, 'X'},
         {"selection-k", required_argument, 0, '0'}, {"stage1-k", required_argument, 0, '1'},
         {"stage2-k", required_argument, 0, '2'},
@@ -495,6 +501,7 @@ int ops_cmd_search(int argc, char **argv)
         case 'S': a.skip_models = 1; break;
         case 'A': a.all_terms = 1; break;
         case 'H': if (parse_u32(optarg, &a.min_hits)) goto bad_num; break;
+        case 'f': a.filter = optarg; break;
         case 'P':
             if (strcmp(optarg, "none") == 0) a.expand = FUNNEL__V1__EXPAND__EXPAND_NONE;
             else if (strcmp(optarg, "rm3") == 0) a.expand = FUNNEL__V1__EXPAND__EXPAND_RM3;

@@ -13,6 +13,7 @@
 
 #include "fn_arena.h"
 #include "fn_log.h"
+#include "filter.h"
 #include "fn_query.h"
 #include "funnel.pb-c.h"
 #include "feature_registry.h"
@@ -70,6 +71,7 @@ typedef struct search_job {
     uint32_t k, selection_k;
     int64_t now;
     int all_terms, exact_matches, plain_text;
+    const fn_fnode *filter;     /* the request's filter, parsed into mem (NULL: none) */
     int features, skip_stage1;
     uint32_t feature_hits, field_hits;
     int no_fields;
@@ -382,7 +384,7 @@ static void search_run(search_job *j, idx_searcher_t *se)
         .q = {.text = j->query, .k = j->selection_k, .max_terms = s->cfg.max_query_terms,
               .deadline_ns = deadline_ns(j->deadline), .bm25 = &s->cfg.bm25, .sel = &s->cfg.sel,
               .user_terms = j->user_terms, .now = j->now, .all_terms = j->all_terms, .plain_text = j->plain_text,
-              .exact_matches = j->exact_matches},
+              .exact_matches = j->exact_matches, .filter = j->filter},
         .k = j->k, .features = j->features, .feature_hits = j->feature_hits,
         .skip_stage1 = j->skip_stage1,
         .explain = j->explain, .explain_hits = j->explain_hits, .field_hits = j->field_hits,
@@ -437,7 +439,7 @@ static int knn_fill(search_job *j, idx_searcher_t *se, fn_errbuf *eb)
 {
     fn_arena *a = &j->mem;
     idx_knn_query q = { .vec = j->vector, .dim = (uint32_t)j->n_vector, .k = j->knn_k, .ef = j->ef,
-                        .exact = j->knn_exact, .deadline_ns = deadline_ns(j->deadline) };
+                        .exact = j->knn_exact, .deadline_ns = deadline_ns(j->deadline), .filter = j->filter };
     idx_knn_hit *kh = fn_arena_alloc(a, j->knn_k * sizeof *kh);
     idx_hit *ih = fn_arena_calloc(a, j->knn_k, sizeof *ih);
     if (!kh || !ih) return fn_seterr(eb, -ENOMEM, "out of memory");
@@ -640,6 +642,25 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
     j->now = req->now;
     j->all_terms = req->all_terms;
     j->plain_text = req->plain_text;
+    if (req->filter && !fn_query_is_blank(req->filter)) {
+        /* the same parser as the coordinator's: a shard called directly is no weaker */
+        size_t fl = strlen(req->filter);
+        fn_fnode *ft = NULL;
+        fn_errbuf feb;
+        int frc = fl > FN_FPARSE_MAX_BYTES
+                      ? fn_seterr(&feb, FN_EINVAL, "filter: %zu bytes, over the limit of %u", fl, FN_FPARSE_MAX_BYTES)
+                      : fn_fparse(req->filter, fl, &j->mem, &ft, &feb);
+        if (frc) {
+            job_free(j);
+            if (frc == FN_EINVAL) reject(s, call, "%s", feb.msg);
+            else {
+                s->errors++;
+                rpc_call_reply(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+            }
+            return;
+        }
+        j->filter = ft;
+    }
     j->exact_matches = req->exact_matches;
     j->field_hits = req->field_hits;
     j->no_fields = req->no_fields;

@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
-# run_fuzz.sh SRC_DIR SECONDS - fuzz the query language parser with libFuzzer.
+# run_fuzz.sh SRC_DIR SECONDS [HARNESS] - fuzz a parser with libFuzzer.
 #
-# Builds tests/fuzz/fuzz_qparse.c with query/parse.c and the common
-# files it needs under clang -fsanitize=fuzzer,address,undefined, and runs
-# it for SECONDS on a copy of tests/fuzz/corpus/qparse (the seeds stay as
-# they are), with tests/fuzz/qparse.dict. Exit 0 when nothing crashed, 1 on
-# a crash or a broken invariant (the input is kept and its path printed),
-# 77 (meson's "skipped") when clang or libFuzzer is missing (Debian:
-# clang-14 and libclang-rt-14-dev, which has libFuzzer).
+# HARNESS is qparse (the default: the query language, query/parse.c) or
+# fparse (the filter language, query/filter.c). Builds
+# tests/fuzz/fuzz_HARNESS.c with its parser and the common files it needs
+# under clang -fsanitize=fuzzer,address,undefined, and runs it for SECONDS
+# on a copy of tests/fuzz/corpus/HARNESS (the seeds stay as they are), with
+# tests/fuzz/HARNESS.dict. Exit 0 when nothing crashed, 1 on a crash or a
+# broken invariant (the input is kept and its path printed), 77 (meson's
+# "skipped") when clang or libFuzzer is missing (Debian: clang-14 and
+# libclang-rt-14-dev, which has libFuzzer).
 #
 # Work files go to a temporary directory, removed unless something crashed.
 set -u
-src=${1:?usage: run_fuzz.sh SRC_DIR SECONDS}
-secs=${2:?usage: run_fuzz.sh SRC_DIR SECONDS}
+src=${1:?usage: run_fuzz.sh SRC_DIR SECONDS [qparse|fparse]}
+secs=${2:?usage: run_fuzz.sh SRC_DIR SECONDS [qparse|fparse]}
+name=${3:-qparse}
+case "$name" in
+    qparse) parser=query/parse.c ;;
+    fparse) parser=query/filter.c ;;
+    *) echo "run_fuzz.sh: unknown harness $name (qparse or fparse)"; exit 1 ;;
+esac
 src=$(cd "$src" && pwd)
 cc=${CLANG:-clang}
 
@@ -20,7 +28,7 @@ if ! command -v "$cc" >/dev/null 2>&1; then
     echo "run_fuzz.sh: $cc not found; install clang and libclang-rt-14-dev to fuzz (skipped)"
     exit 77
 fi
-work=$(mktemp -d "${TMPDIR:-/tmp}/fuzz_qparse.XXXXXX") || exit 1
+work=$(mktemp -d "${TMPDIR:-/tmp}/fuzz_${name}.XXXXXX") || exit 1
 keep=0
 cleanup() { if [ "$keep" = 0 ]; then rm -rf "$work"; fi; }
 trap cleanup EXIT
@@ -35,18 +43,18 @@ fi
 flags=(-std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1
        -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
        -Wall -Wextra -Werror -I "$src/common" -I "$src/query")
-if ! "$cc" "${flags[@]}" -o "$work/fuzz_qparse" "$src/tests/fuzz/fuzz_qparse.c" \
-        "$src/query/parse.c" "$src/common/fn_arena.c" "$src/common/fn_error.c" \
-        -lutf8proc -llmdb -lpthread; then
+if ! "$cc" "${flags[@]}" -o "$work/fuzz_$name" "$src/tests/fuzz/fuzz_$name.c" \
+        "$src/$parser" "$src/common/fn_arena.c" "$src/common/fn_error.c" \
+        -lutf8proc -llmdb -lpthread -lm; then
     echo "run_fuzz.sh: build failed"
     exit 1
 fi
 
 mkdir -p "$work/corpus" "$work/crashes"
-cp "$src/tests/fuzz/corpus/qparse/"* "$work/corpus/"
+cp "$src/tests/fuzz/corpus/$name/"* "$work/corpus/"
 echo "run_fuzz.sh: fuzzing for ${secs}s in $work"
-(cd "$work" && ./fuzz_qparse -max_total_time="$secs" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
-    -print_final_stats=1 -dict="$src/tests/fuzz/qparse.dict" -artifact_prefix="$work/crashes/" \
+(cd "$work" && "./fuzz_$name" -max_total_time="$secs" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+    -print_final_stats=1 -dict="$src/tests/fuzz/$name.dict" -artifact_prefix="$work/crashes/" \
     corpus) > "$work/fuzz.log" 2>&1
 rc=$?
 tail -n 40 "$work/fuzz.log"

@@ -1,0 +1,133 @@
+/* attrs.h - document attributes (format.h `attrs`) and the filters over
+ * them (query/filter.h), inside index/.
+ *
+ * Three string attributes are stored at index time, from the corpus's
+ * `vertical`, `lang` (one string each) and `labels` (an array of strings):
+ * per shard a sorted dictionary of the values and each document's value
+ * codes. popularity and published_at are the norms arrays the selection
+ * already keeps (format.h norms). Nothing is parsed from the stored JSON at
+ * query time.
+ *
+ * Build side: idx_attrs_from_json (one line's values, in a worker thread)
+ * and idx_attr_acc (a shard's values in document order, serialized at the
+ * end). Read side: idx_attrs_load copies and checks them at open and builds
+ * what filters use: per value its documents (ascending), and the documents
+ * sorted by popularity and by published_at (range counts and range lists).
+ * Query side: idx_filter_compile resolves a parsed filter against the shard
+ * (values to codes, ids to document numbers, ranges to float / integer
+ * bounds), estimates how many documents it can match and, when that is a
+ * small part of the shard, lists them (the selection is then driven by the
+ * list); otherwise the selection asks idx_filter_match per document.
+ */
+#ifndef FUNNEL_INDEX_ATTRS_H
+#define FUNNEL_INDEX_ATTRS_H
+
+#include <jansson.h>
+#include <lmdb.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "filter.h"
+#include "fn_error.h"
+
+enum { IDX_ATTR_VERTICAL, IDX_ATTR_LANG, IDX_ATTR_LABELS, IDX_NATTRS };
+
+#define IDX_ATTR_MAX_VALUE_BYTES 511   /* = FN_FPARSE_MAX_VALUE_BYTES */
+#define IDX_ATTR_MAX_LABELS 256        /* labels of one document */
+#define IDX_ATTR_HDR 16                /* attrs value: sum, nvals, nentries, dict_bytes */
+
+/* "vertical", "lang", "labels" */
+extern const char *const idx_attr_names[IDX_NATTRS];
+
+/* One document's values (pointers into the JSON object: valid while it is). */
+typedef struct idx_attr_doc {
+    uint32_t n[IDX_NATTRS];
+    const char *v[IDX_NATTRS][IDX_ATTR_MAX_LABELS];
+    uint32_t len[IDX_NATTRS][IDX_ATTR_MAX_LABELS];
+} idx_attr_doc;
+
+/* The attribute values of a corpus object: vertical and lang a string (or
+ * missing, null or "": none), labels an array of strings (or missing or
+ * null; "" entries and repeats dropped). NULL, or why the line is bad
+ * ("\"labels\"[3] is not a string", "\"vertical\" is longer than 511
+ * bytes", "\"labels\" has more than 256 entries"), possibly written in
+ * why[whycap]. */
+const char *idx_attrs_from_json(json_t *root, idx_attr_doc *out, char *why, size_t whycap);
+
+/* ---- build ---- */
+
+typedef struct idx_attr_acc {
+    char *blob; size_t blen, bcap;                 /* the values, back to back */
+    struct idx_attr_ent { uint64_t off; uint32_t len, doc; } *e; size_t n, cap;
+} idx_attr_acc;
+
+/* Add document doc's value (documents in ascending order; a document's
+ * values distinct). 0 or -ENOMEM. */
+int idx_attr_acc_add(idx_attr_acc *a, uint32_t doc, const char *v, size_t len);
+/* The `attrs` value of attribute `name` for ndocs documents (format.h),
+ * malloc'd into *val. 0 or -ENOMEM / FN_ELIMIT (over 2^32 - 1 values). */
+int idx_attr_acc_value(idx_attr_acc *a, const char *name, uint32_t ndocs, uint8_t **val, size_t *vlen);
+void idx_attr_acc_free(idx_attr_acc *a);
+
+/* ---- read ---- */
+
+typedef struct idx_attr {
+    uint32_t nvals, nentries;
+    char *blob;           /* the values, each NUL-terminated, ascending */
+    uint32_t *val;        /* nvals: offset of value v in blob */
+    uint32_t *vlen;       /* nvals: its length */
+    uint32_t *off;        /* docs + 1: document d's codes are code[off[d] .. off[d+1]) (NULL: nentries 0) */
+    uint32_t *code;       /* nentries, each document's ascending */
+    uint32_t *voff;       /* nvals + 1: value v's documents are vdocs[voff[v] .. voff[v+1]) */
+    uint32_t *vdocs;      /* nentries, each value's ascending */
+    /* made at open, for filters asked per document: */
+    uint32_t *one;        /* docs, when no document has two values: its code (UINT32_MAX: none), else NULL */
+    uint64_t **vbits;     /* nvals: a bitmap of the documents of each frequent value (1/64 of the
+                             documents or more; 64 values at most), NULL for the others */
+} idx_attr;
+
+typedef struct idx_attrs {
+    idx_attr a[IDX_NATTRS];
+    uint32_t *pop_perm;   /* docs: documents by popularity ascending (then doc) */
+    uint32_t *pub_perm;   /* npub: documents with a published_at, by it ascending (then doc) */
+    uint32_t npub;
+} idx_attrs;
+
+struct idx_reader;
+/* Read, check and copy the attributes of an open shard (inside its guard and
+ * a read transaction): sum, sizes, the dictionary strictly ascending with
+ * values of 1..511 bytes, offsets ascending to nentries, each document's
+ * codes strictly ascending and below nvals. Then the per-value lists and
+ * the sorted orders. 0, FN_EFORMAT (missing), FN_ECORRUPT naming the value,
+ * -ENOMEM. */
+int idx_attrs_load(struct idx_reader *r, MDB_txn *txn, MDB_dbi dbi, fn_errbuf *eb);
+void idx_attrs_free(idx_attrs *at);
+
+/* Value v's code in attribute a, or -1. */
+int64_t idx_attr_find(const idx_attr *a, const char *v, size_t len);
+
+/* ---- filters ---- */
+
+typedef struct idx_filter idx_filter;   /* compiled for one shard and one query; per searcher */
+
+/* Compile root for the searcher's shard (inside its read transaction: ids
+ * are looked up). *f is the searcher's (reused; freed with it). 0,
+ * -ENOMEM, or damage of an ids record. */
+struct idx_searcher;
+int idx_filter_compile(struct idx_searcher *s, const fn_fnode *root, idx_filter **f, fn_errbuf *eb);
+/* Does document d pass? */
+int idx_filter_match(const idx_filter *f, uint32_t d);
+/* An upper bound of the documents that pass (exact for one clause). */
+uint64_t idx_filter_estimate(const idx_filter *f);
+/* The documents that pass, ascending, when the filter is selective enough
+ * to drive the selection (estimate <= docs / IDX_FILTER_DRIVE_DIV: a quarter, measured on the 1M corpus): 1 with
+ * *docs, *n (owned by f, valid until its next compile); 0 when it is not
+ * (ask idx_filter_match per document). -ENOMEM. */
+#define IDX_FILTER_DRIVE_DIV 4
+int idx_filter_list(idx_filter *f, const uint32_t **docs, size_t *n);
+/* Every passing document as a bitmap (bit d % 64 of word d / 64), owned by f.
+ * Lists first when the filter is selective, else tests every document. */
+int idx_filter_bits(idx_filter *f, const uint64_t **bits, size_t *npass);
+void idx_filter_free(idx_filter *f);
+
+#endif
