@@ -681,6 +681,9 @@ static int collect(idx_filter *f, const fcnode *c)
             if (k == best) continue;
             int neg = k->kind == FN_F_NOT;
             const fcnode *leaf = neg ? &f->n[k->kids[0]] : k;
+            /* set-wise (measured: a range 4 times the smallest kid's
+             * documents costs less as bits than as a test of each of them,
+             * which reads each one's value out of cache) */
             if (!is_leaf(leaf) || leaf->est > ndocs / 4) {
                 exact = 0;
                 continue;

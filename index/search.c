@@ -1014,6 +1014,7 @@ static int run_query(idx_searcher_t *s, void *ud)
     }
     uint64_t matches = 0, counted = 0;   /* visited by the merge; counted by pruned lists */
     uint64_t fpos_iter = 0;
+    uint32_t fprobe[MAXQ] = { 0 };   /* driven: per list, the block the last bound looked at */
     while (active || bmw) {
         /* the deadline is checked every 4096 documents: a few hundred us */
         if (q->deadline_ns && (matches & 4095) == 4095 && mono_ns() > q->deadline_ns)
@@ -1053,6 +1054,33 @@ static int run_query(idx_searcher_t *s, void *ud)
              * next document that passes, over whole blocks (their ends) */
             while (fpos < nfd && fd[fpos] < d) fpos++;
             if (fpos == nfd) break;
+            if (have_bar && bmok) {
+                /* the block maxima of the blocks that could hold the next
+                 * listed document, from the skips (no block read): under
+                 * the bar, it is passed over (block-max, as BMW) */
+                uint32_t f = fd[fpos];
+                double bub = 0.0;
+                for (size_t i = 0; i < nq; i++) {
+                    const cursor *c = &s->cur[i];
+                    if (c->done) continue;
+                    if (bw.lasts[i]) {
+                        uint32_t b = fprobe[i] < c->block ? c->block : fprobe[i];
+                        while (b < c->nblocks && bw.lasts[i][b] < f) b++;
+                        fprobe[i] = b;
+                        if (b < c->nblocks) bub += c->qidf * (double)bw.bmax[i][b] * (1.0 + 1e-9);
+                    } else if (c->docs[c->n - 1] >= f) {
+                        bub += bw.one[i];
+                    }
+                }
+                if (bub * (1.0 + 1e-9) < bar.score) {
+                    fpos++;
+                    bw.skips++;
+                    if (q->deadline_ns && (++fpos_iter & 4095) == 0 && mono_ns() > q->deadline_ns)
+                        return fn_seterr(eb, -ETIMEDOUT, "search stopped at the deadline after %" PRIu64
+                                         " matching documents", matches);
+                    continue;
+                }
+            }
             if (fd[fpos] > d) {
                 for (size_t i = 0; i < nq; i++) {
                     cursor *c = &s->cur[i];
