@@ -38,6 +38,7 @@
 #include "health.pb-c.h"
 #include "merge.h"
 #include "fusion.h"
+#include <xxhash.h>
 #include "pbbuf.h"
 #include "rpc_client.h"
 #include "rpc_server.h"
@@ -92,7 +93,7 @@ struct coord {
     const char *fnames[64];      /* the registry's names: every column */
     size_t nfnames;                /* breaker fields with their defaults filled in */
     rpc_server_t *srv;
-    rpc_method methods[3];
+    rpc_method methods[4];
     backend *backends;           /* all replicas, shard-major */
     uint32_t *first;             /* first[s] = index of shard s's first replica */
     uint32_t *rr;                /* round-robin position per shard */
@@ -174,6 +175,9 @@ typedef struct search {
      * stored fields (sreq.no_fields); the page's are fetched after stage 2 */
     enum { FETCH_NONE, FETCH_RUNNING, FETCH_DONE } fetch;
     uint32_t *page_e;            /* per page hit: its merged entry */
+    uint32_t *page_doc;          /* per page hit: its shard-local document ... */
+    uint64_t *page_key;          /* ... and key (the fetch's, text or vector page) */
+    int want_stored;             /* fields or snippets asked: the page is always fetched */
     size_t fetch_pending;
     Funnel__V1__SearchResponse resp;   /* built, waiting for its page's fields */
     Funnel__V1__Coverage cov;
@@ -648,12 +652,16 @@ static int vector_page(search *s, fn_arena *a, Funnel__V1__SearchResponse *resp,
     size_t npage = to > from ? to - from : 0;
     resp->hits = ar_alloc(a, (npage ? npage : 1) * sizeof *resp->hits);
     Funnel__V1__Hit *hits = ar_alloc(a, (npage ? npage : 1) * sizeof *hits);
+    s->page_doc = ar_alloc(a, (npage ? npage : 1) * sizeof *s->page_doc);
+    s->page_key = ar_alloc(a, (npage ? npage : 1) * sizeof *s->page_key);
     if (a->oom) { free(f); return -ENOMEM; }
     for (size_t p = from; p < to; p++) {
         const coord_fused *e = &f[p];
         Funnel__V1__Hit *h = &hits[p - from];
         funnel__v1__hit__init(h);
         const Funnel__V1__ShardHit *sh = e->t >= 0 ? s->mh[st2->order[e->t]] : vh[e->v];
+        s->page_doc[p - from] = sh->doc;
+        s->page_key[p - from] = sh->key;
         h->id = sh->id;
         h->title = sh->title;
         h->url = sh->url;
@@ -784,6 +792,8 @@ static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *re
     resp->hits = ar_alloc(a, (npage ? npage : 1) * sizeof *resp->hits);
     Funnel__V1__Hit *hits = ar_alloc(a, (npage ? npage : 1) * sizeof *hits);
     s->page_e = ar_alloc(a, (npage ? npage : 1) * sizeof *s->page_e);
+    s->page_doc = ar_alloc(a, (npage ? npage : 1) * sizeof *s->page_doc);
+    s->page_key = ar_alloc(a, (npage ? npage : 1) * sizeof *s->page_key);
     if (a->oom) return -ENOMEM;
     /* explain is bounded: details for the first max_explain_hits global
      * ranks only (each shard explained its own top that many) */
@@ -809,6 +819,8 @@ static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *re
         Funnel__V1__Hit *h = &hits[p - from];
         funnel__v1__hit__init(h);
         s->page_e[p - from] = (uint32_t)e;
+        s->page_doc[p - from] = sh->doc;
+        s->page_key[p - from] = sh->key;
         h->id = sh->id;
         h->title = sh->title;
         h->url = sh->url;
@@ -1247,12 +1259,17 @@ static void fetch_leg_failed(search *s, fetch_leg *leg, grpc_status_code code, c
         f->shard = leg->sl->shard;
         f->address = (char *)leg->sl->b->addr;
         f->status = (char *)rpc_status_name(code);
-        snprintf(msg, 600, "fetch of the page's stored fields: %s (its %zu hits left out)", why, leg->n);
+        if (s->sreq.no_fields)
+            snprintf(msg, 600, "fetch of the page's stored fields: %s (its %zu hits left out)", why, leg->n);
+        else   /* the hits have their ids: they stay, without fields or snippets */
+            snprintf(msg, 600, "fetch of the page's stored fields: %s (its %zu hits without fields or "
+                     "snippets)", why, leg->n);
         f->message = msg;
         s->resp.failures[s->resp.n_failures++] = f;   /* finish_search made room: one per shard */
     }
     s->resp.partial = 1;
-    for (size_t j = 0; j < leg->n; j++) s->resp.hits[leg->hit[j]] = NULL;
+    if (s->sreq.no_fields)
+        for (size_t j = 0; j < leg->n; j++) s->resp.hits[leg->hit[j]] = NULL;
 }
 
 static void on_fetch_done(void *ud, grpc_status_code code, const char *details, ProtobufCMessage *m)
@@ -1265,9 +1282,16 @@ static void on_fetch_done(void *ud, grpc_status_code code, const char *details, 
     if (code == GRPC_STATUS_OK && r && r->n_docs == leg->n) {
         for (size_t j = 0; j < leg->n; j++) {
             Funnel__V1__Hit *h = s->resp.hits[leg->hit[j]];
-            h->id = r->docs[j]->id;
-            h->title = r->docs[j]->title;
-            h->url = r->docs[j]->url;
+            const Funnel__V1__FetchedDoc *d = r->docs[j];
+            h->id = d->id;
+            h->title = d->title;
+            h->url = d->url;
+            /* the reply was unpacked into s->mem: it lives as long as the response */
+            h->n_fields = d->n_fields;
+            h->fields = d->fields;
+            h->snippet = d->snippet;
+            h->n_snippet_marks = d->n_snippet_marks;
+            h->snippet_marks = d->snippet_marks;
         }
     } else {
         const char *why = code == GRPC_STATUS_OK ? "wrong number of documents"
@@ -1279,6 +1303,29 @@ static void on_fetch_done(void *ud, grpc_status_code code, const char *details, 
         s->fetch = FETCH_DONE;
         finish_search(s);
     }
+}
+
+/* The page hits shard sl holds: their positions on the page, documents and
+ * keys (in a). */
+static size_t page_share(search *s, fn_arena *a, const shard_slot *sl, uint32_t **pos, uint32_t **docs,
+                         uint64_t **keys)
+{
+    size_t cnt = 0, n = s->resp.n_hits;
+    for (size_t j = 0; j < n; j++) cnt += s->resp.hits[j]->shard == sl->shard;
+    if (!cnt) return 0;
+    *pos = ar_alloc(a, cnt * sizeof **pos);
+    *docs = ar_alloc(a, cnt * sizeof **docs);
+    *keys = ar_alloc(a, cnt * sizeof **keys);
+    if (a->oom) return 0;
+    size_t m = 0;
+    for (size_t j = 0; j < n; j++) {
+        if (s->resp.hits[j]->shard != sl->shard) continue;
+        (*pos)[m] = (uint32_t)j;
+        (*docs)[m] = s->page_doc[j];
+        (*keys)[m] = s->page_key[j];
+        m++;
+    }
+    return m;
 }
 
 /* The page's stored fields from the shards that hold its hits, one call
@@ -1297,10 +1344,15 @@ static int start_fetch(search *s)
         leg->s = s;
         leg->sl = sl;
         funnel__v1__shard_fetch_request__init(&leg->req);
-        leg->n = shard_share(s, a, sl, s->page_e, s->resp.n_hits, &leg->hit, &leg->req.docs, &leg->req.keys);
+        leg->n = page_share(s, a, sl, &leg->hit, &leg->req.docs, &leg->req.keys);
         if (a->oom) break;
         if (!leg->n) continue;
         leg->req.n_docs = leg->req.n_keys = leg->n;
+        leg->req.n_fields = s->req->n_fields;
+        leg->req.fields = s->req->fields;
+        leg->req.snippets = s->req->snippets;
+        leg->req.query = (char *)(s->qtext ? s->qtext : s->req->query ? s->req->query : "");
+        leg->req.plain_text = s->req->plain_text;
         if (ms_until(s->deadline) < 1 ||
             rpc_async_unary_in(c->srv, sl->b->ch, RPC_METHOD_SHARD_FETCH, &leg->req.base,
                                &funnel__v1__shard_fetch_response__descriptor, s->deadline, &s->pba,
@@ -1356,7 +1408,7 @@ static void finish_search(search *s)
     if (s->fetch == FETCH_NONE) {
         rc = build_response(s, &s->mem, &s->resp, &s->cov);
         /* room for a fetch failure per shard after the search failures */
-        if (rc == 0 && s->sreq.no_fields) {
+        if (rc == 0 && (s->sreq.no_fields || s->want_stored)) {
             Funnel__V1__ShardFailure **fl = ar_alloc(&s->mem, (s->resp.n_failures + s->nslots + 1) * sizeof *fl);
             if (!fl) rc = -ENOMEM;
             else {
@@ -1364,7 +1416,7 @@ static void finish_search(search *s)
                 s->resp.failures = fl;
             }
         }
-        if (rc == 0 && s->sreq.no_fields && s->resp.n_hits) {
+        if (rc == 0 && (s->sreq.no_fields || s->want_stored) && s->resp.n_hits) {
             int f = start_fetch(s);
             if (f == 0) return;   /* back here when the fields are in */
             if (f < 0) rc = -ENOMEM;
@@ -1556,6 +1608,7 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     /* two-phase fetch: a model re-ranks the window, so the page can be any
      * of its hits; only the page's stored fields are fetched, afterwards */
     s->sreq.no_fields = rerank && (!req->n_vector || s->vec_learned);
+    s->want_stored = req->n_fields > 0 || req->snippets;
     s->sreq.skip_stage1 = req->skip_models;
     s->sreq.features = s->mode == FUNNEL__V1__FEATURE_MODE__FEATURES_SELECTION ? 1
                      : (s->mode || req->explain || stage2) ? 2 : 0;
@@ -1588,6 +1641,273 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
 
     c->inflight_req++;
     fan_out(s, shard_us, left_us);
+}
+
+/* ---- Search/Get: documents by external id ------------------------------------ */
+
+typedef struct get_req get_req;
+
+/* One shard's part of a Get: its ids, the replica called. */
+typedef struct get_leg {
+    get_req *g;
+    uint32_t shard;
+    backend *b;
+    int trial, tries;
+    Funnel__V1__ShardGetRequest req;
+    const Funnel__V1__GetResponse *resp;   /* OK: the shard's answer (in g->mem) */
+    grpc_status_code code;
+    char msg[300];
+} get_leg;
+
+struct get_req {
+    coord_t *c;
+    rpc_call_t *call;
+    const Funnel__V1__GetRequest *req;
+    gpr_timespec deadline;
+    int64_t shard_ms;
+    uint32_t *shard_of;          /* per id: its shard */
+    get_leg **legs;              /* per shard: NULL when none of the ids is there */
+    size_t pending;
+    fn_arena mem;
+    ProtobufCAllocator pba;
+};
+
+static void get_finish(get_req *g);
+static void on_get_leg_done(void *ud, grpc_status_code code, const char *details, ProtobufCMessage *m);
+
+static int start_get_leg(get_leg *l, backend *b, int trial)
+{
+    coord_t *c = l->g->c;
+    l->b = b;
+    l->trial = trial;
+    if (trial) b->trial = 1;
+    l->tries++;
+    b->calls++;
+    int rc = rpc_async_unary_in(c->srv, b->ch, RPC_METHOD_SHARD_GET, &l->req.base,
+                                &funnel__v1__get_response__descriptor, l->g->deadline, &l->g->pba,
+                                on_get_leg_done, l);
+    if (rc == 0) {
+        c->inflight_out++;
+    } else {
+        if (trial) b->trial = 0;
+        l->trial = 0;
+    }
+    return rc;
+}
+
+static void on_get_leg_done(void *ud, grpc_status_code code, const char *details, ProtobufCMessage *m)
+{
+    get_leg *l = ud;
+    get_req *g = l->g;
+    coord_t *c = g->c;
+    backend *b = l->b;
+    int trial = l->trial;
+    l->trial = 0;
+    c->inflight_out--;
+    br_call_done(c, b, trial, code, details, g->shard_ms);
+    const Funnel__V1__GetResponse *r = (const Funnel__V1__GetResponse *)m;
+    if (code == GRPC_STATUS_OK && r && r->n_docs == l->req.n_ids) {
+        l->code = GRPC_STATUS_OK;
+        l->resp = r;
+    } else {
+        l->code = code == GRPC_STATUS_OK ? GRPC_STATUS_INTERNAL : code;
+        snprintf(l->msg, sizeof l->msg, "%s: %s", b->addr,
+                 code == GRPC_STATUS_OK ? "wrong number of documents"
+                 : details && *details ? details : rpc_status_name(code));
+        if (code != GRPC_STATUS_OK) b->failures++;
+        if (retryable(code) && l->tries < 2 && !c->stopping && ms_until(g->deadline) >= 1) {
+            int t;
+            backend *alt = pick_replica(c, l->shard, b, &t);
+            if (alt && start_get_leg(l, alt, t) == 0) return;
+        }
+    }
+    if (--g->pending == 0) get_finish(g);
+}
+
+static void get_free(get_req *g)
+{
+    coord_t *c = g->c;
+    fn_arena_free(&g->mem);
+    free(g);
+    c->inflight_req--;
+    maybe_finish_stop(c);
+}
+
+/* Every leg is done: the answer in the request's id order. */
+static void get_finish(get_req *g)
+{
+    coord_t *c = g->c;
+    const Funnel__V1__GetRequest *req = g->req;
+    uint32_t nsh = c->o.topo->nshards;
+    fn_arena *a = &g->mem;
+    size_t nlegs = 0, nfailed = 0;
+    const get_leg *refused = NULL, *failed = NULL;
+    for (uint32_t sh = 0; sh < nsh; sh++) {
+        const get_leg *l = g->legs[sh];
+        if (!l) continue;
+        nlegs++;
+        if (l->code != GRPC_STATUS_OK) {
+            nfailed++;
+            if (!failed) failed = l;
+            if (refusal(l->code) && !refused) refused = l;
+        }
+    }
+    if (refused) {   /* the request is the problem: no shard would answer differently */
+        reply(c, g->call, refused->code, refused->msg, NULL);
+        get_free(g);
+        return;
+    }
+    if (nfailed == nlegs) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "no shard answered (%zu asked); shard %u: %s", nlegs, failed->shard,
+                 failed->msg);
+        reply(c, g->call, GRPC_STATUS_UNAVAILABLE, msg, NULL);
+        get_free(g);
+        return;
+    }
+    Funnel__V1__GetResponse resp = FUNNEL__V1__GET_RESPONSE__INIT;
+    resp.docs = ar_alloc(a, req->n_ids * sizeof *resp.docs);
+    Funnel__V1__GetDoc *miss = ar_alloc(a, req->n_ids * sizeof *miss);
+    resp.failed_shards = ar_alloc(a, (nfailed ? nfailed : 1) * sizeof *resp.failed_shards);
+    size_t *next = ar_alloc(a, nsh * sizeof *next);
+    if (a->oom) {
+        reply(c, g->call, GRPC_STATUS_RESOURCE_EXHAUSTED, "coordinator out of memory", NULL);
+        get_free(g);
+        return;
+    }
+    memset(next, 0, nsh * sizeof *next);
+    for (uint32_t sh = 0; sh < nsh; sh++)
+        if (g->legs[sh] && g->legs[sh]->code != GRPC_STATUS_OK) resp.failed_shards[resp.n_failed_shards++] = sh;
+    for (size_t i = 0; i < req->n_ids; i++) {
+        uint32_t sh = g->shard_of[i];
+        const get_leg *l = g->legs[sh];
+        size_t j = next[sh]++;
+        if (l->code == GRPC_STATUS_OK) {
+            Funnel__V1__GetDoc *d = l->resp->docs[j];
+            d->shard = sh;
+            resp.docs[resp.n_docs++] = d;
+        } else {
+            funnel__v1__get_doc__init(&miss[i]);
+            miss[i].id = req->ids[i];
+            miss[i].shard = sh;
+            resp.docs[resp.n_docs++] = &miss[i];
+        }
+    }
+    size_t bytes = protobuf_c_message_get_packed_size(&resp.base);
+    if (bytes > c->o.limits.max_reply_bytes) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "reply: %zu bytes, over the limit of %" PRIu64
+                 " bytes (max-reply-bytes): ask for fewer ids or fields", bytes, c->o.limits.max_reply_bytes);
+        reply(c, g->call, GRPC_STATUS_RESOURCE_EXHAUSTED, msg, NULL);
+    } else {
+        reply(c, g->call, GRPC_STATUS_OK, NULL, &resp.base);
+    }
+    get_free(g);
+}
+
+static void handle_get(rpc_call_t *call, const ProtobufCMessage *msg, void *ud)
+{
+    coord_t *c = ud;
+    const Funnel__V1__GetRequest *req = (const Funnel__V1__GetRequest *)msg;
+    c->requests++;
+    if (c->stopping) {
+        reply(c, call, GRPC_STATUS_UNAVAILABLE, "coordinator is shutting down", NULL);
+        return;
+    }
+    fn_errbuf eb = {{0}};
+    if (coord_validate_get(req, &eb) != 0) {
+        reply(c, call, GRPC_STATUS_INVALID_ARGUMENT, eb.msg, NULL);
+        return;
+    }
+    uint32_t nsh = c->o.topo->nshards;
+    get_req *g = calloc(1, sizeof *g);
+    if (!g) {
+        reply(c, call, GRPC_STATUS_RESOURCE_EXHAUSTED, "coordinator out of memory", NULL);
+        return;
+    }
+    g->c = c;
+    g->call = call;
+    g->req = req;
+    fn_arena_init(&g->mem);
+    pb_arena_allocator(&g->pba, &g->mem);
+    fn_arena *a = &g->mem;
+    g->shard_of = ar_alloc(a, req->n_ids * sizeof *g->shard_of);
+    g->legs = ar_alloc(a, nsh * sizeof *g->legs);
+    size_t *cnt = ar_alloc(a, nsh * sizeof *cnt);
+    if (!a->oom) {
+        memset(g->legs, 0, nsh * sizeof *g->legs);
+        memset(cnt, 0, nsh * sizeof *cnt);
+        /* routing as the builder's: xxh64(id, seed 0) % shards */
+        for (size_t i = 0; i < req->n_ids; i++) {
+            g->shard_of[i] = (uint32_t)(XXH64(req->ids[i], strlen(req->ids[i]), 0) % nsh);
+            cnt[g->shard_of[i]]++;
+        }
+        for (uint32_t sh = 0; sh < nsh && !a->oom; sh++) {
+            if (!cnt[sh]) continue;
+            get_leg *l = ar_alloc(a, sizeof *l);
+            char **ids = ar_alloc(a, cnt[sh] * sizeof *ids);
+            if (a->oom) break;
+            memset(l, 0, sizeof *l);
+            l->g = g;
+            l->shard = sh;
+            l->code = GRPC_STATUS_UNAVAILABLE;
+            funnel__v1__shard_get_request__init(&l->req);
+            l->req.ids = ids;
+            l->req.fields = req->fields;
+            l->req.n_fields = req->n_fields;
+            g->legs[sh] = l;
+        }
+        for (size_t i = 0; i < req->n_ids && !a->oom; i++) {
+            get_leg *l = g->legs[g->shard_of[i]];
+            l->req.ids[l->req.n_ids++] = req->ids[i];
+        }
+    }
+    if (a->oom) {
+        fn_arena_free(&g->mem);
+        free(g);
+        reply(c, call, GRPC_STATUS_RESOURCE_EXHAUSTED, "coordinator out of memory", NULL);
+        return;
+    }
+    /* the client's deadline less our budget, as a search's */
+    gpr_timespec now = gpr_now(GPR_CLOCK_MONOTONIC);
+    int64_t left_us;
+    if (rpc_call_ms_left(call) == INT64_MAX) {
+        left_us = c->o.default_deadline_ms * 1000;
+    } else {
+        gpr_timespec cd = gpr_convert_clock_type(rpc_call_deadline(call), GPR_CLOCK_MONOTONIC);
+        gpr_timespec d = gpr_time_sub(cd, now);
+        left_us = d.tv_sec * 1000000 + d.tv_nsec / 1000;
+    }
+    int64_t reserve_us = c->o.budget_ms * 1000;
+    if (left_us / 10 > reserve_us) reserve_us = left_us / 10;
+    int64_t shard_us = left_us - reserve_us;
+    g->deadline = gpr_time_add(now, gpr_time_from_micros(shard_us > 0 ? shard_us : 0, GPR_TIMESPAN));
+    g->shard_ms = shard_us / 1000;
+    c->inflight_req++;
+    g->pending = 1;   /* no finish while still starting */
+    for (uint32_t sh = 0; sh < nsh; sh++) {
+        get_leg *l = g->legs[sh];
+        if (!l) continue;
+        if (shard_us <= 0) {
+            l->code = GRPC_STATUS_DEADLINE_EXCEEDED;
+            snprintf(l->msg, sizeof l->msg, "no time left for shard calls");
+            continue;
+        }
+        int trial;
+        backend *b = pick_replica(c, sh, NULL, &trial);
+        if (!b) {
+            l->code = GRPC_STATUS_UNAVAILABLE;
+            snprintf(l->msg, sizeof l->msg, "every replica is marked down");
+            continue;
+        }
+        if (start_get_leg(l, b, trial) != 0) {
+            l->code = GRPC_STATUS_INTERNAL;
+            snprintf(l->msg, sizeof l->msg, "%s: could not start the call", b->addr);
+            continue;
+        }
+        g->pending++;
+    }
+    if (--g->pending == 0) get_finish(g);
 }
 
 /* Call every shard with s->sreq (again, for a relaxed query): the slots are
@@ -2149,7 +2469,8 @@ int coord_start(uv_loop_t *loop, const coord_opts *o, coord_t **out, fn_errbuf *
                                   handle_status, c };
     c->methods[2] = (rpc_method){ RPC_METHOD_ADMIN_PUSH_MODEL, &funnel__v1__push_model_request__descriptor,
                                   handle_push, c };
-    rpc_server_opts so = { o->listen, c->methods, 3, 0 };
+    c->methods[3] = (rpc_method){ RPC_METHOD_GET, &funnel__v1__get_request__descriptor, handle_get, c };
+    rpc_server_opts so = { o->listen, c->methods, 4, 0 };
     rc = rpc_server_start(loop, &so, &c->srv, eb);
     if (rc != 0) goto fail_alloc;
     rc = uv_timer_init(loop, &c->timer);

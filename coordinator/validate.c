@@ -9,6 +9,7 @@
 #include "fn_arena.h"
 #include "filter.h"
 #include "parse.h"
+#include "stored.h"
 
 int coord_validate_vector(const Funnel__V1__SearchRequest *req, const coord_limits *lim, fn_errbuf *eb)
 {
@@ -112,6 +113,20 @@ int coord_validate_search(const Funnel__V1__SearchRequest *req, const coord_limi
     if (req->now < 0)
         return fn_seterr(eb, FN_EINVAL, "now: %lld is before 1970 (unix seconds; 0 = the coordinator's clock)",
                          (long long)req->now);
+    if ((rc = idx_fields_check("fields", (const char *const *)req->fields, req->n_fields, eb))) return rc;
     *k_out = k;
     return 0;
+}
+
+int coord_validate_get(const Funnel__V1__GetRequest *req, fn_errbuf *eb)
+{
+    if (req->n_ids == 0 || req->n_ids > COORD_MAX_GET_IDS)
+        return fn_seterr(eb, FN_EINVAL, "ids: %zu, must be 1..%d", req->n_ids, COORD_MAX_GET_IDS);
+    for (size_t i = 0; i < req->n_ids; i++) {
+        size_t len = strlen(req->ids[i]);
+        if (len == 0 || len > COORD_MAX_GET_ID_BYTES)
+            return fn_seterr(eb, FN_EINVAL, "ids[%zu]: %zu bytes, must be 1..%d", i, len, COORD_MAX_GET_ID_BYTES);
+        if (!fn_utf8_valid(req->ids[i], len)) return fn_seterr(eb, FN_EINVAL, "ids[%zu]: not valid UTF-8", i);
+    }
+    return idx_fields_check("fields", (const char *const *)req->fields, req->n_fields, eb);
 }

@@ -11,6 +11,8 @@
 
 #define COORD_DEFAULT_K          10
 #define COORD_MAX_REQUEST_ID     128
+#define COORD_MAX_GET_IDS        100   /* Search/Get: ids per request */
+#define COORD_MAX_GET_ID_BYTES   511
 #define COORD_DEFAULT_EXPLAIN_HITS 100
 /* The funnel's windows (docs/ranking.md: chosen from the recall curve). */
 #define COORD_DEFAULT_SELECTION_K 1000
@@ -38,5 +40,9 @@ int coord_validate_search(const Funnel__V1__SearchRequest *req, const coord_limi
                           uint32_t *k_out, fn_errbuf *eb);
 /** The vector fields alone (called by coord_validate_search). */
 int coord_validate_vector(const Funnel__V1__SearchRequest *req, const coord_limits *lim, fn_errbuf *eb);
+
+/** A Search/Get request: 1..COORD_MAX_GET_IDS ids of 1..511 bytes, valid
+ * field names (idx_fields_check). 0 or FN_EINVAL with the message in eb. */
+int coord_validate_get(const Funnel__V1__GetRequest *req, fn_errbuf *eb);
 
 #endif

@@ -28,6 +28,7 @@ enum { OPS_EXIT_OK = 0, OPS_EXIT_FAIL = 1, OPS_EXIT_USAGE = 2 };
 int ops_cmd_index(int argc, char **argv);
 int ops_cmd_cluster(int argc, char **argv);
 int ops_cmd_search(int argc, char **argv);
+int ops_cmd_get(int argc, char **argv);      /* funnel get: documents by id (ops_get.c) */
 int ops_cmd_eval(int argc, char **argv);
 /* learning to rank (ops_rank.c, docs/ltr.md) */
 int ops_cmd_train(int argc, char **argv);
@@ -171,6 +172,17 @@ int ops_pid_alive(pid_t pid, const char *marker);
  * @return a new reference (json_decref), NULL on out-of-memory
  */
 json_t *ops_pb_to_json(const ProtobufCMessage *m);
+
+/* obj["fields"], a JSON array of StoredField objects {name, json} as
+ * ops_pb_to_json renders them, becomes one object {name: value} with each
+ * value parsed (a value that does not parse stays its text). Nothing when
+ * obj has no "fields" array. 0, or -1 out of memory. */
+int ops_json_stored_fields(json_t *obj);
+
+/* Split a comma list ("title,url") into *names (*n of them; malloc'd, one
+ * block: free(*names)). Empty pieces are kept (the server names them). 0,
+ * or -1 out of memory. */
+int ops_split_fields(const char *list, char ***names, size_t *n);
 
 /* ---- engagement: simulated users and training data from impressions and
  * clicks (ops_engage.c; formats, models and label rules in docs/engagement.md) ---- */

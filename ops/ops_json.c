@@ -112,3 +112,45 @@ json_t *ops_pb_to_json(const ProtobufCMessage *m)
     }
     return obj;
 }
+
+int ops_json_stored_fields(json_t *obj)
+{
+    json_t *arr = json_object_get(obj, "fields");
+    if (!json_is_array(arr)) return 0;
+    json_t *out = json_object();
+    if (!out) return -1;
+    size_t i;
+    json_t *f;
+    json_array_foreach(arr, i, f) {
+        const char *name = json_string_value(json_object_get(f, "name"));
+        const char *text = json_string_value(json_object_get(f, "json"));
+        if (!name || !text) continue;
+        json_t *v = json_loads(text, JSON_DECODE_ANY, NULL);
+        if (!v) v = json_string(text);
+        if (!v || json_object_set_new(out, name, v) != 0) {
+            json_decref(out);
+            return -1;
+        }
+    }
+    return json_object_set_new(obj, "fields", out) == 0 ? 0 : -1;
+}
+
+int ops_split_fields(const char *list, char ***names, size_t *n)
+{
+    size_t cnt = 1, len = strlen(list);
+    for (const char *p = list; *p; p++) cnt += *p == ',';
+    char **v = malloc(cnt * sizeof *v + len + 1);
+    if (!v) return -1;
+    char *buf = (char *)(v + cnt);
+    memcpy(buf, list, len + 1);
+    size_t k = 0;
+    v[k++] = buf;
+    for (char *p = buf; *p; p++)
+        if (*p == ',') {
+            *p = '\0';
+            v[k++] = p + 1;
+        }
+    *names = v;
+    *n = k;
+    return 0;
+}

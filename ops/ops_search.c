@@ -19,7 +19,7 @@
 
 static const char search_usage[] =
     "usage: funnel search --server ADDR \"query text\" [--k 10] [--page P] [--json]\n"
-    "                     [--explain] [--deadline-ms N]\n"
+    "                     [--explain] [--deadline-ms N] [--fields a,b] [--snippets]\n"
     "       funnel search --server ADDR --queries queries.tsv --run-out run.trec [--skip-models]\n"
     "                     [--k 1000] [--concurrency C] [--tag T] [--deadline-ms N]\n"
     "       (both: [--selection-k N] [--stage1-k N] [--stage2-k N] [--mode any|all]\n"
@@ -35,6 +35,11 @@ static const char search_usage[] =
     "  --page P         0-based page (default 0)\n"
     "  --json           print the whole SearchResponse as JSON\n"
     "  --explain        per-hit stage scores and per-term contributions, stages\n"
+    "  --fields a,b     stored fields of each hit (top-level fields of its JSON\n"
+    "                   document, e.g. title,url,published_at; \"*\" = every field),\n"
+    "                   printed as name=JSON lines below the hit (a batch ignores it)\n"
+    "  --snippets       the body's best passage for each hit, the query's words\n"
+    "                   marked [[like this]] (a batch ignores it)\n"
     "  --skip-models    the selection order only (BM25F + static signals), no\n"
     "                   stage-1 or stage-2 model: the baseline of an evaluation\n"
     "  --deadline-ms N  gRPC deadline (default 10000)\n"
@@ -102,6 +107,9 @@ typedef struct search_args {
     float vector_weight;
     uint32_t win[3];   /* selection_k, stage1_k, stage2_k to lower the windows to (0 = the server's) */
     int64_t deadline_ms;
+    char **fields;     /* --fields (one block, free(fields)) */
+    size_t nfields;
+    int snippets;      /* --snippets */
 } search_args;
 
 static double now_s(void)
@@ -164,6 +172,19 @@ static void print_response(const Funnel__V1__SearchResponse *r, const search_arg
         printf("%4zu  %-12.6f  %-16s  %s\n", (size_t)a->page * (a->k ? a->k : 10) + i + 1,
                h->score, h->id, h->title);
         if (a->explain) print_explain_hit(h);
+        for (size_t f = 0; f < h->n_fields; f++) printf("        %s=%s\n", h->fields[f]->name, h->fields[f]->json);
+        if (h->snippet && *h->snippet) {
+            /* the marked words in [[ ]] */
+            printf("        ");
+            size_t at = 0, len = strlen(h->snippet);
+            for (size_t m = 0; m + 1 < h->n_snippet_marks; m += 2) {
+                size_t st = h->snippet_marks[m], en = h->snippet_marks[m + 1];
+                if (st < at || en < st || en > len) continue;
+                printf("%.*s[[%.*s]]", (int)(st - at), h->snippet + at, (int)(en - st), h->snippet + st);
+                at = en;
+            }
+            printf("%s\n", h->snippet + at);
+        }
     }
     if (a->explain && r->n_stages) {
         printf("\nstages:\n  %-10s %-4s %10s %10s %10s  %s\n", "name", "ran", "time_us", "in",
@@ -219,6 +240,9 @@ static int search_one(rpc_client_t *c, const char *query, const search_args *a)
     req.selection_k = a->win[0];
     req.stage1_k = a->win[1];
     req.stage2_k = a->win[2];
+    req.fields = a->fields;
+    req.n_fields = a->nfields;
+    req.snippets = a->snippets;
     ProtobufCMessage *resp = NULL;
     rpc_status st;
     memset(&st, 0, sizeof st);
@@ -231,6 +255,16 @@ static int search_one(rpc_client_t *c, const char *query, const search_args *a)
     }
     if (a->json) {
         json_t *j = ops_pb_to_json(resp);
+        /* each hit's stored fields as one object {name: value} */
+        json_t *hits = json_object_get(j, "hits");
+        size_t hi;
+        json_t *ho;
+        int bad = 0;
+        json_array_foreach(hits, hi, ho) bad |= ops_json_stored_fields(ho) != 0;
+        if (bad) {
+            json_decref(j);
+            j = NULL;
+        }
         char *text = j ? json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(17)) : NULL;
         if (text) printf("%s\n", text);
         free(text);
@@ -483,6 +517,7 @@ int ops_cmd_search(int argc, char **argv)
         {"ef", required_argument, 0, 'E'},       {"knn-exact", no_argument, 0, 'x'},
         {"fusion", required_argument, 0, 'F'},   {"vector-weight", required_argument, 0, 'W'},
         {"text-only", no_argument, 0, 'T'},      {"vector-only", no_argument, 0, 'O'},
+        {"fields", required_argument, 0, 'I'},   {"snippets", no_argument, 0, 'N'},
         {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
     search_args a = {.syntax = -1, .k = 10, .concurrency = 4, .tag = "funnel", .deadline_ms = DEFAULT_DEADLINE_MS};
     uint32_t v;
@@ -583,6 +618,15 @@ int ops_cmd_search(int argc, char **argv)
             break;
         }
         case 'T': a.text_only = 1; break;
+        case 'I':
+            free(a.fields);
+            a.fields = NULL;
+            if (ops_split_fields(optarg, &a.fields, &a.nfields)) {
+                fprintf(stderr, "funnel search: out of memory\n");
+                return OPS_EXIT_FAIL;
+            }
+            break;
+        case 'N': a.snippets = 1; break;
         case 'O': a.vector_only = 1; break;
         case 'h': fputs(search_usage, stdout); return OPS_EXIT_OK;
         default: fputs(search_usage, stderr); return OPS_EXIT_USAGE;
@@ -620,6 +664,7 @@ int ops_cmd_search(int argc, char **argv)
     }
     rpc_shutdown();
     free(a.vector);
+    free(a.fields);
     return ret;
 
 bad_num:

@@ -48,6 +48,8 @@ const char *rpc_status_name(grpc_status_code code);
 #define RPC_METHOD_SHARD_SEARCH  "/funnel.v1.Shard/Search"
 #define RPC_METHOD_SHARD_RESCORE "/funnel.v1.Shard/Rescore"
 #define RPC_METHOD_SHARD_FETCH "/funnel.v1.Shard/Fetch"
+#define RPC_METHOD_SHARD_GET    "/funnel.v1.Shard/Get"
+#define RPC_METHOD_GET          "/funnel.v1.Search/Get"
 #define RPC_METHOD_ADMIN_STATUS  "/funnel.v1.Admin/Status"
 #define RPC_METHOD_ADMIN_PUSH_MODEL "/funnel.v1.Admin/PushModel"
 #define RPC_METHOD_HEALTH_CHECK  "/grpc.health.v1.Health/Check"

@@ -20,7 +20,9 @@
 #include "integrity.h"
 #include "prf.h"
 #include "knn.h"
+#include "snippet.h"
 #include "stage1.h"
+#include "stored.h"
 #include "rpc_client.h"   /* method paths */
 #include "rpc_server.h"
 
@@ -789,12 +791,72 @@ typedef struct fetch_job {
     rpc_call_t *call;
     size_t n;
     idx_hit *hits;
+    char **fields;                /* stored fields asked (in mem) */
+    size_t nfields;
+    int snippets, plain_text;
+    char *query;                  /* snippets: the query text (in mem) */
+    const char **sterms;          /* ... its analyzed words */
+    size_t *slens, nsterms;
+    idx_searcher_t *se;           /* while running */
+    fn_errbuf *eb;
     int damaged;
     grpc_status_code code;
     char msg[512];
     Funnel__V1__ShardFetchResponse resp;
     fn_arena mem;
 } fetch_job;
+
+/* Stored fields as messages, in mem: *out, n of them. */
+static int stored_msgs(fn_arena *mem, const idx_stored_field *f, size_t n, Funnel__V1__StoredField ***out)
+{
+    *out = NULL;
+    if (!n) return 0;
+    Funnel__V1__StoredField **pp = fn_arena_alloc(mem, n * sizeof *pp);
+    Funnel__V1__StoredField *m = fn_arena_alloc(mem, n * sizeof *m);
+    if (!pp || !m) return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        funnel__v1__stored_field__init(&m[i]);
+        m[i].name = (char *)f[i].name;
+        m[i].json = (char *)f[i].json;
+        pp[i] = &m[i];
+    }
+    *out = pp;
+    return 0;
+}
+
+/* One document's source: its asked fields and its snippet into resp.docs[i]. */
+static int fetch_source_cb(void *ud, size_t i, const char *json, size_t len)
+{
+    fetch_job *j = ud;
+    Funnel__V1__FetchedDoc *d = j->resp.docs[i];
+    idx_stored_field *f;
+    size_t nf;
+    const char *body;
+    size_t blen;
+    int rc = idx_source_fields(json, len, (const char *const *)j->fields, j->nfields, &j->mem, &f, &nf,
+                               j->snippets ? &body : NULL, &blen, j->eb);
+    if (rc) return rc;
+    if (stored_msgs(&j->mem, f, nf, &d->fields)) return fn_seterr(j->eb, -ENOMEM, "out of memory");
+    d->n_fields = nf;
+    if (!j->snippets) return 0;
+    idx_snippet sn;
+    rc = idx_snippet_make(idx_searcher_analyzer(j->se), body, blen, j->sterms, j->slens, NULL, j->nsterms,
+                          NULL, &sn, j->eb);
+    if (rc) return rc;
+    d->snippet = fn_arena_strndup(&j->mem, sn.text, sn.len);
+    d->snippet_marks = fn_arena_alloc(&j->mem, (sn.nmarks ? sn.nmarks : 1) * 2 * sizeof *d->snippet_marks);
+    if (!d->snippet || !d->snippet_marks) {
+        idx_snippet_free(&sn);
+        return fn_seterr(j->eb, -ENOMEM, "out of memory");
+    }
+    for (size_t k = 0; k < sn.nmarks; k++) {
+        d->snippet_marks[2 * k] = sn.marks[k][0];
+        d->snippet_marks[2 * k + 1] = sn.marks[k][1];
+    }
+    d->n_snippet_marks = 2 * sn.nmarks;
+    idx_snippet_free(&sn);
+    return 0;
+}
 
 /* The fields of j's documents into j->resp (any thread), with searcher se,
  * which it gives back. */
@@ -814,9 +876,30 @@ static void fetch_run(fetch_job *j, idx_searcher_t *se)
         if (!d[i].id || !d[i].title || !d[i].url) rc = fn_seterr(&eb, -ENOMEM, "out of memory");
         j->resp.docs[j->resp.n_docs++] = &d[i];
     }
+    if (rc == 0 && (j->nfields || j->snippets)) {
+        /* the same snapshot idx_docs_fields read */
+        j->se = se;
+        j->eb = &eb;
+        if (j->snippets)
+            rc = idx_snippet_terms(se, j->query, j->plain_text, &j->mem, &j->sterms, &j->slens, &j->nsterms, &eb);
+        uint32_t *docs = rc ? NULL : fn_arena_alloc(&j->mem, (j->n ? j->n : 1) * sizeof *docs);
+        if (!rc && !docs) rc = fn_seterr(&eb, -ENOMEM, "out of memory");
+        for (size_t i = 0; i < j->n && !rc; i++) docs[i] = j->hits[i].doc;
+        if (!rc) rc = idx_docs_sources(se, docs, j->n, fetch_source_cb, j, &eb);
+        j->se = NULL;
+        j->eb = NULL;
+    }
     idx_searcher_release(se);
     pool_put(&s->pool, se);
     if (rc == 0) {
+        size_t bytes = protobuf_c_message_get_packed_size(&j->resp.base);
+        if (bytes > s->cfg.max_reply_bytes) {
+            j->code = GRPC_STATUS_RESOURCE_EXHAUSTED;
+            snprintf(j->msg, sizeof j->msg, "reply: %zu bytes, over the limit of %llu bytes "
+                     "(max-reply-bytes): ask for fewer documents or fields", bytes,
+                     (unsigned long long)s->cfg.max_reply_bytes);
+            return;
+        }
         j->code = GRPC_STATUS_OK;
         return;
     }
@@ -860,10 +943,24 @@ static void handle_fetch(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
         reject(s, call, "keys: %zu for %zu docs (every document's key is required)", req->n_keys, req->n_docs);
         return;
     }
+    fn_errbuf feb = {{0}};
+    if (idx_fields_check("fields", (const char *const *)req->fields, req->n_fields, &feb)) {
+        reject(s, call, "%s", feb.msg);
+        return;
+    }
+    if (req->snippets && !fn_utf8_valid(req->query, strlen(req->query))) {
+        reject(s, call, "query: not valid UTF-8");
+        return;
+    }
     fetch_job *j = calloc(1, sizeof *j);
+    int oom = !j;
     if (j) fn_arena_init(&j->mem);
     if (j) j->hits = fn_arena_alloc(&j->mem, (req->n_docs ? req->n_docs : 1) * sizeof *j->hits);
-    if (!j || !j->hits) {
+    if (j && req->n_fields) j->fields = fn_arena_alloc(&j->mem, req->n_fields * sizeof *j->fields);
+    for (size_t i = 0; j && j->fields && i < req->n_fields; i++)
+        if (!(j->fields[i] = fn_arena_strdup(&j->mem, req->fields[i]))) oom = 1;
+    if (j && req->snippets && !(j->query = fn_arena_strdup(&j->mem, req->query))) oom = 1;
+    if (oom || !j->hits || (req->n_fields && !j->fields)) {
         if (j) fn_arena_free(&j->mem);
         free(j);
         s->errors++;
@@ -873,6 +970,9 @@ static void handle_fetch(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
     j->s = s;
     j->call = call;
     j->n = req->n_docs;
+    j->nfields = req->n_fields;
+    j->snippets = req->snippets;
+    j->plain_text = req->plain_text;
     memset(j->hits, 0, (j->n ? j->n : 1) * sizeof *j->hits);
     for (size_t i = 0; i < j->n; i++) {
         j->hits[i].doc = req->docs[i];
@@ -888,6 +988,162 @@ static void handle_fetch(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
         return;
     }
     int rc = uv_queue_work(s->loop, &j->work, fetch_work, fetch_done);
+    if (rc != 0) {
+        s->errors++;
+        rpc_call_reply(call, GRPC_STATUS_INTERNAL, uv_strerror(rc), NULL);
+        fn_arena_free(&j->mem);
+        free(j);
+    }
+}
+
+/* ---- Shard/Get: documents by external id ------------------------------------ */
+
+#define GET_MAX_IDS 100
+#define GET_MAX_ID_BYTES 511
+
+typedef struct get_job {
+    uv_work_t work;
+    shard_t *s;
+    rpc_call_t *call;
+    size_t n;
+    char **ids;
+    uint32_t *docs;               /* by id; IDX_DOC_ABSENT: not here */
+    size_t *which;                /* the found ones: index into ids */
+    char **fields;
+    size_t nfields;
+    fn_errbuf *eb;
+    int damaged;
+    grpc_status_code code;
+    char msg[512];
+    Funnel__V1__GetResponse resp;
+    fn_arena mem;
+} get_job;
+
+static int get_source_cb(void *ud, size_t i, const char *json, size_t len)
+{
+    get_job *j = ud;
+    Funnel__V1__GetDoc *d = j->resp.docs[j->which[i]];
+    idx_stored_field *f;
+    size_t nf;
+    int rc = idx_source_fields(json, len, (const char *const *)j->fields, j->nfields, &j->mem, &f, &nf, NULL,
+                               NULL, j->eb);
+    if (rc) return rc;
+    if (stored_msgs(&j->mem, f, nf, &d->fields)) return fn_seterr(j->eb, -ENOMEM, "out of memory");
+    d->n_fields = nf;
+    return 0;
+}
+
+static void get_work(uv_work_t *w)   /* worker thread (or the loop, inline) */
+{
+    get_job *j = w->data;
+    shard_t *s = j->s;
+    fn_errbuf eb = {{0}};
+    j->eb = &eb;
+    const idx_index_info *info = idx_reader_info(s->reader);
+    Funnel__V1__GetDoc *d = fn_arena_alloc(&j->mem, j->n * sizeof *d);
+    j->resp.docs = fn_arena_alloc(&j->mem, j->n * sizeof *j->resp.docs);
+    uint32_t *found = fn_arena_alloc(&j->mem, j->n * sizeof *found);
+    int rc = (!d || !j->resp.docs || !found) ? fn_seterr(&eb, -ENOMEM, "out of memory") : 0;
+    idx_searcher_t *se = pool_get(&s->pool);
+    if (!rc) rc = idx_ids_docs(se, (const char *const *)j->ids, j->n, j->docs, &eb);
+    size_t nfound = 0;
+    for (size_t i = 0; i < j->n && !rc; i++) {
+        funnel__v1__get_doc__init(&d[i]);
+        d[i].id = j->ids[i];
+        d[i].shard = info->shard;
+        d[i].found = j->docs[i] != IDX_DOC_ABSENT;
+        j->resp.docs[j->resp.n_docs++] = &d[i];
+        if (d[i].found) {
+            found[nfound] = j->docs[i];
+            j->which[nfound++] = i;
+        }
+    }
+    if (!rc) rc = idx_docs_sources(se, found, nfound, get_source_cb, j, &eb);
+    idx_searcher_release(se);
+    pool_put(&s->pool, se);
+    j->eb = NULL;
+    if (rc == 0) {
+        size_t bytes = protobuf_c_message_get_packed_size(&j->resp.base);
+        if (bytes > s->cfg.max_reply_bytes) {
+            j->code = GRPC_STATUS_RESOURCE_EXHAUSTED;
+            snprintf(j->msg, sizeof j->msg, "reply: %zu bytes, over the limit of %llu bytes "
+                     "(max-reply-bytes): ask for fewer documents or fields", bytes,
+                     (unsigned long long)s->cfg.max_reply_bytes);
+            return;
+        }
+        j->code = GRPC_STATUS_OK;
+        return;
+    }
+    j->code = status_of(rc);
+    j->damaged = idx_is_damage(rc);
+    snprintf(j->msg, sizeof j->msg, "%s", fn_errmsg(&eb, rc));
+}
+
+static void get_done(uv_work_t *w, int status)   /* loop thread */
+{
+    get_job *j = w->data;
+    shard_t *s = j->s;
+    if (status != 0) {
+        j->code = GRPC_STATUS_CANCELLED;
+        snprintf(j->msg, sizeof j->msg, "get cancelled: %s", uv_strerror(status));
+    }
+    if (j->damaged) mark_broken(s, j->msg);
+    if (j->code != GRPC_STATUS_OK) s->errors++;
+    rpc_call_reply(j->call, j->code, j->code == GRPC_STATUS_OK ? NULL : j->msg,
+                   j->code == GRPC_STATUS_OK ? &j->resp.base : NULL);
+    fn_arena_free(&j->mem);
+    free(j);
+}
+
+static void handle_get(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
+{
+    shard_t *s = ud;
+    const Funnel__V1__ShardGetRequest *req = (const Funnel__V1__ShardGetRequest *)m;
+    if (refuse_if_broken(s, call)) return;
+    if (req->n_ids == 0 || req->n_ids > GET_MAX_IDS) {
+        reject(s, call, "ids: %zu, must be 1..%d", req->n_ids, GET_MAX_IDS);
+        return;
+    }
+    for (size_t i = 0; i < req->n_ids; i++) {
+        size_t len = strlen(req->ids[i]);
+        if (len == 0 || len > GET_MAX_ID_BYTES) {
+            reject(s, call, "ids[%zu]: %zu bytes, must be 1..%d", i, len, GET_MAX_ID_BYTES);
+            return;
+        }
+    }
+    fn_errbuf feb = {{0}};
+    if (idx_fields_check("fields", (const char *const *)req->fields, req->n_fields, &feb)) {
+        reject(s, call, "%s", feb.msg);
+        return;
+    }
+    get_job *j = calloc(1, sizeof *j);
+    int oom = !j;
+    if (j) {
+        fn_arena_init(&j->mem);
+        j->n = req->n_ids;
+        j->ids = fn_arena_alloc(&j->mem, j->n * sizeof *j->ids);
+        j->docs = fn_arena_alloc(&j->mem, j->n * sizeof *j->docs);
+        j->which = fn_arena_alloc(&j->mem, j->n * sizeof *j->which);
+        /* no fields: every field */
+        j->nfields = req->n_fields ? req->n_fields : 1;
+        j->fields = fn_arena_alloc(&j->mem, j->nfields * sizeof *j->fields);
+        oom = !j->ids || !j->docs || !j->which || !j->fields;
+        for (size_t i = 0; i < j->n && !oom; i++) oom = !(j->ids[i] = fn_arena_strdup(&j->mem, req->ids[i]));
+        for (size_t i = 0; i < j->nfields && !oom; i++)
+            oom = !(j->fields[i] = fn_arena_strdup(&j->mem, req->n_fields ? req->fields[i] : "*"));
+    }
+    if (oom) {
+        if (j) fn_arena_free(&j->mem);
+        free(j);
+        s->errors++;
+        rpc_call_reply(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+        return;
+    }
+    j->s = s;
+    j->call = call;
+    funnel__v1__get_response__init(&j->resp);
+    j->work.data = j;
+    int rc = uv_queue_work(s->loop, &j->work, get_work, get_done);
     if (rc != 0) {
         s->errors++;
         rpc_call_reply(call, GRPC_STATUS_INTERNAL, uv_strerror(rc), NULL);
@@ -1058,6 +1314,7 @@ int shard_start(uv_loop_t *loop, const shard_config *cfg, shard_t **out, fn_errb
         {RPC_METHOD_SHARD_RESCORE, &funnel__v1__shard_rescore_request__descriptor,
          handle_rescore, s},
         {RPC_METHOD_SHARD_FETCH, &funnel__v1__shard_fetch_request__descriptor, handle_fetch, s},
+        {RPC_METHOD_SHARD_GET, &funnel__v1__shard_get_request__descriptor, handle_get, s},
         {RPC_METHOD_ADMIN_STATUS, &funnel__v1__status_request__descriptor, handle_status, s},
         {RPC_METHOD_ADMIN_PUSH_MODEL, &funnel__v1__push_model_request__descriptor, handle_push, s},
     };

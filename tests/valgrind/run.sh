@@ -92,6 +92,12 @@ fi
   || { echo "spelling (auto) failed"; exit 1; }
 "$F" search --server "$ADDR" --deadline-ms 20000 --k 5 --spell suggest '"heat trasnfer" AND NOT lamnar' | grep -q 'did you mean' \
   || { echo "spelling (suggest) failed"; exit 1; }
+# stored fields and snippets (a two-phase fetch: the models re-rank), documents by id
+"$F" search --server "$ADDR" --deadline-ms 20000 --k 5 --fields title --snippets 'boundary layer' | grep -q '\[\[' \
+  || { echo "search --fields --snippets failed"; exit 1; }
+"$F" get --server "$ADDR" --deadline-ms 20000 1 2 3 >/dev/null || { echo "funnel get failed"; exit 1; }
+"$F" get --server "$ADDR" --deadline-ms 20000 1 no-such-doc --fields title >/dev/null 2>&1
+[ $? = 1 ] || { echo "funnel get of an unknown id did not exit 1"; exit 1; }
 head -n 40 "$DATA/queries.tsv" > "$T/q.tsv"
 "$F" search --server "$ADDR" --deadline-ms 60000 --queries "$T/q.tsv" --k 100 --run-out "$T/run.trec" 2>/dev/null || { echo "batch failed"; exit 1; }
 "$F" cluster down --dir "$T/run" >/dev/null
