@@ -178,8 +178,10 @@ static void attr_free(idx_attr *a)
 void idx_attrs_free(idx_attrs *at)
 {
     for (int i = 0; i < IDX_NATTRS; i++) attr_free(&at->a[i]);
-    free(at->pop_perm);
-    free(at->pub_perm);
+    free(at->pop.perm);
+    free(at->pop.cum);
+    free(at->pub.perm);
+    free(at->pub.cum);
     memset(at, 0, sizeof *at);
 }
 
@@ -295,20 +297,37 @@ int idx_attrs_load(idx_reader_t *r, MDB_txn *txn, MDB_dbi dbi, fn_errbuf *eb)
     /* the sorted orders (the norms were checked: popularity is finite) */
     size_t docs = (size_t)r->info.docs;
     idx_attrs *at = &r->attrs;
-    if (!(at->pop_perm = malloc(4 * (docs ? docs : 1))) || !(at->pub_perm = malloc(4 * (docs ? docs : 1))))
+    if (!(at->pop.perm = malloc(4 * (docs ? docs : 1))) || !(at->pub.perm = malloc(4 * (docs ? docs : 1))))
         return fn_seterr(eb, -ENOMEM, "out of memory");
-    at->npub = 0;
+    at->pop.n = (uint32_t)docs;
+    at->pub.n = 0;
     for (size_t d = 0; d < docs; d++) {
-        at->pop_perm[d] = (uint32_t)d;
-        if (r->pub[d] != IDX_NO_TIME) at->pub_perm[at->npub++] = (uint32_t)d;
+        at->pop.perm[d] = (uint32_t)d;
+        if (r->pub[d] != IDX_NO_TIME) at->pub.perm[at->pub.n++] = (uint32_t)d;
     }
     static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;   /* qsort has no context argument */
     pthread_mutex_lock(&mu);
     perm_r = r;
-    qsort(at->pop_perm, docs, 4, pop_cmp);
-    qsort(at->pub_perm, at->npub, 4, pub_cmp);
+    qsort(at->pop.perm, docs, 4, pop_cmp);
+    qsort(at->pub.perm, at->pub.n, 4, pub_cmp);
     perm_r = NULL;
     pthread_mutex_unlock(&mu);
+    /* prefix bitmaps (attrs.h idx_rangeidx): 65 x docs/8 bytes an attribute,
+     * for shards where a range's bits would otherwise cost much */
+    idx_rangeidx *ri[2] = { &at->pop, &at->pub };
+    for (int k = 0; k < 2 && docs >= 65536; k++) {
+        idx_rangeidx *x = ri[k];
+        x->words = docs / 64 + 1;
+        if (!(x->cum = calloc((size_t)(IDX_RANGE_BUCKETS + 1) * x->words, sizeof *x->cum)))
+            return fn_seterr(eb, -ENOMEM, "out of memory");
+        for (uint32_t j = 0; j < IDX_RANGE_BUCKETS; j++) {
+            uint64_t *cur = x->cum + (size_t)j * x->words, *next = cur + x->words;
+            memcpy(next, cur, x->words * sizeof *cur);
+            uint32_t from = (uint32_t)((uint64_t)j * x->n / IDX_RANGE_BUCKETS);
+            uint32_t to = (uint32_t)((uint64_t)(j + 1) * x->n / IDX_RANGE_BUCKETS);
+            for (uint32_t i = from; i < to; i++) next[x->perm[i] >> 6] |= 1ull << (x->perm[i] & 63);
+        }
+    }
     return 0;
 }
 
@@ -517,8 +536,8 @@ static int compile(idx_searcher_t *s, idx_filter *f, const fn_fnode *t, uint32_t
             c.flo = lo;
             c.fhi = hi;
             uint32_t n = (uint32_t)docs;
-            c.plo = pop_lower(r, r->attrs.pop_perm, n, lo);
-            c.phi = lo <= hi ? pop_upper(r, r->attrs.pop_perm, n, hi) : c.plo;
+            c.plo = pop_lower(r, r->attrs.pop.perm, n, lo);
+            c.phi = lo <= hi ? pop_upper(r, r->attrs.pop.perm, n, hi) : c.plo;
             if (c.phi < c.plo) c.phi = c.plo;
         } else {
             double lo = t->lo, hi = t->hi;
@@ -529,9 +548,9 @@ static int compile(idx_searcher_t *s, idx_filter *f, const fn_fnode *t, uint32_t
             if (ilo <= IDX_NO_TIME) ilo = IDX_NO_TIME + 1;
             c.ilo = ilo;
             c.ihi = ihi;
-            uint32_t n = r->attrs.npub;
-            c.plo = pub_lower(r, r->attrs.pub_perm, n, ilo);
-            c.phi = ilo <= ihi ? pub_upper(r, r->attrs.pub_perm, n, ihi) : c.plo;
+            uint32_t n = r->attrs.pub.n;
+            c.plo = pub_lower(r, r->attrs.pub.perm, n, ilo);
+            c.phi = ilo <= ihi ? pub_upper(r, r->attrs.pub.perm, n, ihi) : c.plo;
             if (c.phi < c.plo) c.phi = c.plo;
         }
         c.est = c.phi - c.plo;
@@ -643,6 +662,16 @@ static void leaf_bits(const idx_filter *f, const fcnode *c, uint64_t *b)
             from = m;
             to = m + 1;
         }
+        size_t words = (size_t)r->info.docs / 64 + 1;
+        if (c->bitsok) {
+            /* the values' bitmaps, word by word */
+            for (size_t w = 0; w < words; w++) {
+                uint64_t x = c->all ? ~0ull : 0;
+                for (uint32_t i = 0; i < c->nset; i++) x = c->all ? x & a->vbits[c->set[i]][w] : x | a->vbits[c->set[i]][w];
+                b[w] |= x;
+            }
+            return;
+        }
         for (uint32_t i = from; i < to; i++)
             for (uint32_t j = a->voff[c->set[i]]; j < a->voff[c->set[i] + 1]; j++) {
                 uint32_t d = a->vdocs[j];
@@ -650,8 +679,28 @@ static void leaf_bits(const idx_filter *f, const fcnode *c, uint64_t *b)
             }
         return;
     }
-    const uint32_t *perm = c->attr == FN_FA_POPULARITY ? r->attrs.pop_perm : r->attrs.pub_perm;
-    for (uint32_t i = c->plo; i < c->phi; i++) b[perm[i] >> 6] |= 1ull << (perm[i] & 63);
+    const idx_rangeidx *x = c->attr == FN_FA_POPULARITY ? &r->attrs.pop : &r->attrs.pub;
+    const uint32_t *perm = x->perm;
+    uint32_t from = c->plo, to = c->phi;
+    if (x->cum && to > from) {
+        /* the whole runs inside [plo, phi) as two prefixes' difference */
+        uint32_t jb = (uint32_t)(((uint64_t)from * IDX_RANGE_BUCKETS + x->n - 1) / x->n);   /* first run start >= plo */
+        uint32_t je = (uint32_t)((uint64_t)to * IDX_RANGE_BUCKETS / x->n);                 /* last run start <= phi */
+        while (jb > 0 && (uint64_t)(jb - 1) * x->n / IDX_RANGE_BUCKETS >= from) jb--;
+        while ((uint64_t)jb * x->n / IDX_RANGE_BUCKETS < from) jb++;
+        while (je < IDX_RANGE_BUCKETS && (uint64_t)(je + 1) * x->n / IDX_RANGE_BUCKETS <= to) je++;
+        while (je > 0 && (uint64_t)je * x->n / IDX_RANGE_BUCKETS > to) je--;
+        if (jb < je) {
+            uint32_t sb = (uint32_t)((uint64_t)jb * x->n / IDX_RANGE_BUCKETS);
+            uint32_t se = (uint32_t)((uint64_t)je * x->n / IDX_RANGE_BUCKETS);
+            const uint64_t *cb = x->cum + (size_t)jb * x->words, *ce = x->cum + (size_t)je * x->words;
+            for (size_t w = 0; w < x->words; w++) b[w] |= ce[w] & ~cb[w];
+            for (uint32_t i = from; i < sb; i++) b[perm[i] >> 6] |= 1ull << (perm[i] & 63);
+            for (uint32_t i = se; i < to; i++) b[perm[i] >> 6] |= 1ull << (perm[i] & 63);
+            return;
+        }
+    }
+    for (uint32_t i = from; i < to; i++) b[perm[i] >> 6] |= 1ull << (perm[i] & 63);
 }
 
 static int is_leaf(const fcnode *c) { return c->kind == FN_F_VALUES || c->kind == FN_F_RANGE; }
@@ -740,8 +789,9 @@ int idx_filter_list(idx_filter *f, const uint32_t **docs, size_t *n)
         idx_grow((void **)&f->tmp, &f->tmpcap, (size_t)ndocs / 64 + 1, sizeof *f->tmp))
         return -ENOMEM;
     int exact = collect(f, &f->n[f->root]);
-    size_t words = (size_t)ndocs / 64 + 1, cnt = 0;
-    for (size_t w = 0; w < words; w++) cnt += (size_t)__builtin_popcountll(f->bits[w]);
+    /* the estimate bounds the passing documents (no popcount: without the
+     * instruction in the target, a library call a word) */
+    size_t words = (size_t)ndocs / 64 + 1, cnt = (size_t)idx_filter_estimate(f);
     if (idx_grow((void **)&f->list, &f->listcap, cnt ? cnt : 1, sizeof *f->list)) return -ENOMEM;
     /* the superset's documents in order, each tested; the bitmap keeps
      * exactly the passing ones (idx_filter_bits) */
@@ -751,7 +801,13 @@ int idx_filter_list(idx_filter *f, const uint32_t **docs, size_t *n)
         while (x) {
             uint32_t d = (uint32_t)(w * 64 + (size_t)__builtin_ctzll(x));
             x &= x - 1;
-            if (exact || idx_filter_match(f, d)) f->list[k++] = d;
+            if (exact || idx_filter_match(f, d)) {
+                /* the estimate of a NOT of labels can fall short (a document
+                 * with two values counts twice in its kid's) */
+                if (k == f->listcap && idx_grow((void **)&f->list, &f->listcap, k + 1, sizeof *f->list))
+                    return -ENOMEM;
+                f->list[k++] = d;
+            }
             else f->bits[w] &= ~(1ull << (d & 63));
         }
     }

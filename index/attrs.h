@@ -86,11 +86,23 @@ typedef struct idx_attr {
                              documents or more; 64 values at most), NULL for the others */
 } idx_attr;
 
+/* A numeric attribute's documents in value order, cut into IDX_RANGE_BUCKETS
+ * equal runs, with the bitmap of every prefix of whole runs: the documents
+ * of a range are then two prefixes' difference (word by word) and at most
+ * two partial runs (bit by bit), instead of a bit a document. */
+#define IDX_RANGE_BUCKETS 64
+typedef struct idx_rangeidx {
+    uint32_t *perm;       /* n documents by value ascending (then doc) */
+    uint32_t n;
+    uint64_t *cum;        /* (IDX_RANGE_BUCKETS + 1) bitmaps of words each: cum[j] = the documents
+                             perm[0 .. j * n / IDX_RANGE_BUCKETS); NULL for a small shard */
+    size_t words;
+} idx_rangeidx;
+
 typedef struct idx_attrs {
     idx_attr a[IDX_NATTRS];
-    uint32_t *pop_perm;   /* docs: documents by popularity ascending (then doc) */
-    uint32_t *pub_perm;   /* npub: documents with a published_at, by it ascending (then doc) */
-    uint32_t npub;
+    idx_rangeidx pop;     /* every document, by popularity */
+    idx_rangeidx pub;     /* the documents with a published_at, by it */
 } idx_attrs;
 
 struct idx_reader;

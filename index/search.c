@@ -1014,7 +1014,8 @@ static int run_query(idx_searcher_t *s, void *ud)
     }
     uint64_t matches = 0, counted = 0;   /* visited by the merge; counted by pruned lists */
     uint64_t fpos_iter = 0;
-    uint32_t fprobe[MAXQ] = { 0 };   /* driven: per list, the block the last bound looked at */
+    uint32_t fprobe[MAXQ] = { 0 };
+    int fskipped = 0;   /* driven: per list, the block the last bound looked at */
     while (active || bmw) {
         /* the deadline is checked every 4096 documents: a few hundred us */
         if (q->deadline_ns && (matches & 4095) == 4095 && mono_ns() > q->deadline_ns)
@@ -1058,7 +1059,7 @@ static int run_query(idx_searcher_t *s, void *ud)
                 /* the block maxima of the blocks that could hold the next
                  * listed document, from the skips (no block read): under
                  * the bar, it is passed over (block-max, as BMW) */
-                uint32_t f = fd[fpos];
+                uint32_t f = fd[fpos], end = UINT32_MAX;
                 double bub = 0.0;
                 for (size_t i = 0; i < nq; i++) {
                     const cursor *c = &s->cur[i];
@@ -1067,14 +1068,22 @@ static int run_query(idx_searcher_t *s, void *ud)
                         uint32_t b = fprobe[i] < c->block ? c->block : fprobe[i];
                         while (b < c->nblocks && bw.lasts[i][b] < f) b++;
                         fprobe[i] = b;
-                        if (b < c->nblocks) bub += c->qidf * (double)bw.bmax[i][b] * (1.0 + 1e-9);
+                        if (b < c->nblocks) {
+                            bub += c->qidf * (double)bw.bmax[i][b] * (1.0 + 1e-9);
+                            if (bw.lasts[i][b] < end) end = bw.lasts[i][b];
+                        }
                     } else if (c->docs[c->n - 1] >= f) {
                         bub += bw.one[i];
+                        if (c->docs[c->n - 1] < end) end = c->docs[c->n - 1];
                     }
                 }
                 if (bub * (1.0 + 1e-9) < bar.score) {
+                    /* every listed document up to the first of those
+                     * blocks' ends lies in the same blocks: passed over too */
+                    while (fpos + 1 < nfd && fd[fpos + 1] <= end) fpos++;
                     fpos++;
                     bw.skips++;
+                    fskipped = 1;   /* not visited: the count is a lower bound */
                     if (q->deadline_ns && (++fpos_iter & 4095) == 0 && mono_ns() > q->deadline_ns)
                         return fn_seterr(eb, -ETIMEDOUT, "search stopped at the deadline after %" PRIu64
                                          " matching documents", matches);
@@ -1253,7 +1262,7 @@ next:
     /* pruned without counting: the merge saw every document of the
      * essential lists, not all of the others' */
     /* BMW passes over documents once there is a bar */
-    res->matches_exact = (!np && !(bmw && have_bar)) || count;
+    res->matches_exact = (!np && !(bmw && have_bar) && !fskipped) || count;
     res->algo = bmw ? IDX_ALGO_BMW : prune ? IDX_ALGO_MAXSCORE : IDX_ALGO_EXHAUSTIVE;
     res->pruned_lists = (uint32_t)np;
     res->skips = bmok ? bw.skips : 0;

@@ -9,8 +9,8 @@
 #    without each filter (first 300 queries, 3 rounds, interleaved) at top 1000 (the funnel's
 #    selection window) and top 10.
 # 2. Through a cluster (the same index, one shard, a coordinator; no models): the first 500 queries
-#    as a batch (--k 10, concurrency 1) with and without the 1% filters, wall time per query, two
-#    rounds interleaved.
+#    as a batch (--k 1000, the batch interface's, and --k 10; concurrency 1) with and without the 1%
+#    filters, wall time per query, two rounds interleaved.
 # The 1% filters take their thresholds from the corpus (the 80th percentile of published_at with
 # vertical:image's 5%, the 99th of popularity, the 90th of popularity with vertical:news' 10%).
 set -euo pipefail
@@ -39,25 +39,27 @@ echo "== in process, top 1000 (differential on the first $DIFF queries)"
 "$FB" "$IDX/shard-000" "$C" "$Q" --diff-queries "$DIFF" --queries 300 --reps 3 --k 1000 "${ALL[@]}"
 echo "== in process, top 10"
 "$FB" "$IDX/shard-000" "$C" "$Q" --diff-queries 0 --queries 300 --reps 3 --k 10 "${ALL[@]}" | grep '^filter'
-echo "== through a cluster (1 shard, coordinator, no models), 500 queries, k 10"
+echo "== through a cluster (1 shard, coordinator, no models), 500 queries"
 head -n 500 "$Q" > "$T/q.tsv"
 A=$("$F" cluster up --index "$IDX" --dir "$T/run")
-batch() {   # batch TAG [FILTER]: wall ms of the batch
+batch() {   # batch TAG K [FILTER]: wall ms of the batch
   local t0 t1
   t0=$(date +%s%N)
-  if [ -n "${2:-}" ]; then
-    "$F" search --server "$A" --queries "$T/q.tsv" --k 10 --concurrency 1 --filter "$2" --run-out "$T/$1.trec" 2>/dev/null
+  if [ -n "${3:-}" ]; then
+    "$F" search --server "$A" --queries "$T/q.tsv" --k "$2" --concurrency 1 --filter "$3" --run-out "$T/$1.trec" 2>/dev/null
   else
-    "$F" search --server "$A" --queries "$T/q.tsv" --k 10 --concurrency 1 --run-out "$T/$1.trec" 2>/dev/null
+    "$F" search --server "$A" --queries "$T/q.tsv" --k "$2" --concurrency 1 --run-out "$T/$1.trec" 2>/dev/null
   fi
   t1=$(date +%s%N)
   echo $(( (t1 - t0) / 1000000 ))
 }
-batch warm >/dev/null
-for f in "${ONE[@]}"; do
-  u=0; g=0
-  for r in 1 2; do
-    u=$((u + $(batch u))); g=$((g + $(batch f "$f")))
+batch warm 1000 >/dev/null
+for k in 1000 10; do
+  for f in "${ONE[@]}"; do
+    u=0; g=0
+    for r in 1 2; do
+      u=$((u + $(batch u "$k"))); g=$((g + $(batch f "$k" "$f")))
+    done
+    awk -v f="$f" -v u="$u" -v g="$g" -v k="$k" 'BEGIN { printf "cluster --k %d: filter \"%s\": unfiltered %.0f us, filtered %.0f us a query: ratio %.3f\n", k, f, u, g, g / u }'
   done
-  awk -v f="$f" -v u="$u" -v g="$g" 'BEGIN { printf "cluster: filter \"%s\": unfiltered %.0f us, filtered %.0f us a query: ratio %.3f\n", f, u * 1000 / 1000, g * 1000 / 1000, g / u }'
 done
