@@ -368,8 +368,7 @@ struct idx_filter {
     uint32_t root;
     uint64_t *bits; size_t bitscap;
     uint64_t *tmp; size_t tmpcap;        /* collect's second bitmap */
-    uint32_t *list; size_t nlist, listcap;
-    int listed;                          /* list holds the passing documents */
+    int listed;                          /* bits hold the passing documents (idx_filter_drive) */
     int bitsdone;                        /* bits hold exactly the passing documents */
     size_t npass;
 };
@@ -627,7 +626,6 @@ int idx_filter_compile(idx_searcher_t *s, const fn_fnode *root, idx_filter **out
     f->nn = f->nu = 0;
     f->listed = 0;
     f->bitsdone = 0;
-    f->nlist = 0;
     f->npass = 0;
     int rc = compile(s, f, root, &f->root, eb);
     if (rc == -ENOMEM) return fn_seterr(eb, rc, "out of memory");
@@ -776,70 +774,57 @@ static int bits_ready(idx_filter *f)
     return 0;
 }
 
-int idx_filter_list(idx_filter *f, const uint32_t **docs, size_t *n)
+int idx_filter_drive(idx_filter *f, const uint64_t **bits)
 {
     uint64_t ndocs = f->r->info.docs;
     if (f->listed) {
-        *docs = f->list;
-        *n = f->nlist;
+        *bits = f->bits;
         return 1;
     }
     if (idx_filter_estimate(f) > ndocs / IDX_FILTER_DRIVE_DIV) return 0;
     if (bits_ready(f) ||
         idx_grow((void **)&f->tmp, &f->tmpcap, (size_t)ndocs / 64 + 1, sizeof *f->tmp))
         return -ENOMEM;
-    int exact = collect(f, &f->n[f->root]);
-    /* the estimate bounds the passing documents (no popcount: without the
-     * instruction in the target, a library call a word) */
-    size_t words = (size_t)ndocs / 64 + 1, cnt = (size_t)idx_filter_estimate(f);
-    if (idx_grow((void **)&f->list, &f->listcap, cnt ? cnt : 1, sizeof *f->list)) return -ENOMEM;
-    /* the superset's documents in order, each tested; the bitmap keeps
-     * exactly the passing ones (idx_filter_bits) */
-    size_t k = 0;
-    for (size_t w = 0; w < words; w++) {
-        uint64_t x = f->bits[w];
-        while (x) {
-            uint32_t d = (uint32_t)(w * 64 + (size_t)__builtin_ctzll(x));
-            x &= x - 1;
-            if (exact || idx_filter_match(f, d)) {
-                /* the estimate of a NOT of labels can fall short (a document
-                 * with two values counts twice in its kid's) */
-                if (k == f->listcap && idx_grow((void **)&f->list, &f->listcap, k + 1, sizeof *f->list))
-                    return -ENOMEM;
-                f->list[k++] = d;
+    if (!collect(f, &f->n[f->root])) {
+        /* a superset: each of its documents tested, the others cleared */
+        size_t words = (size_t)ndocs / 64 + 1;
+        for (size_t w = 0; w < words; w++) {
+            uint64_t x = f->bits[w];
+            while (x) {
+                uint32_t d = (uint32_t)(w * 64 + (size_t)__builtin_ctzll(x));
+                x &= x - 1;
+                if (!idx_filter_match(f, d)) f->bits[w] &= ~(1ull << (d & 63));
             }
-            else f->bits[w] &= ~(1ull << (d & 63));
         }
     }
-    f->nlist = k;
-    f->npass = k;
     f->listed = 1;
-    *docs = f->list;
-    *n = k;
+    *bits = f->bits;
     return 1;
 }
 
 int idx_filter_bits(idx_filter *f, const uint64_t **bits, size_t *npass)
 {
-    const uint32_t *docs;
-    size_t n;
+    const uint64_t *b;
     if (f->bitsdone) {
         *bits = f->bits;
         *npass = f->npass;
         return 0;
     }
-    int rc = idx_filter_list(f, &docs, &n);
+    int rc = idx_filter_drive(f, &b);
     if (rc < 0) return rc;
-    if (!rc) {
+    size_t k = 0;
+    if (rc) {
+        size_t words = (size_t)f->r->info.docs / 64 + 1;
+        for (size_t w = 0; w < words; w++) k += (size_t)__builtin_popcountll(f->bits[w]);
+    } else {
         if (bits_ready(f)) return -ENOMEM;
-        size_t k = 0;
         for (uint32_t d = 0; d < f->r->info.docs; d++)
             if (idx_filter_match(f, d)) {
                 f->bits[d >> 6] |= 1ull << (d & 63);
                 k++;
             }
-        f->npass = k;
     }
+    f->npass = k;
     f->bitsdone = 1;
     *bits = f->bits;
     *npass = f->npass;
@@ -853,6 +838,5 @@ void idx_filter_free(idx_filter *f)
     free(f->u32);
     free(f->bits);
     free(f->tmp);
-    free(f->list);
     free(f);
 }

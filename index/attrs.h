@@ -131,12 +131,27 @@ int idx_filter_compile(struct idx_searcher *s, const fn_fnode *root, idx_filter 
 int idx_filter_match(const idx_filter *f, uint32_t d);
 /* An upper bound of the documents that pass (exact for one clause). */
 uint64_t idx_filter_estimate(const idx_filter *f);
-/* The documents that pass, ascending, when the filter is selective enough
- * to drive the selection (estimate <= docs / IDX_FILTER_DRIVE_DIV: a quarter, measured on the 1M corpus): 1 with
- * *docs, *n (owned by f, valid until its next compile); 0 when it is not
- * (ask idx_filter_match per document). -ENOMEM. */
+/* The documents that pass as a bitmap (bit d % 64 of word d / 64; owned by
+ * f, valid until its next compile), when the filter is selective enough to
+ * drive the selection (estimate <= docs / IDX_FILTER_DRIVE_DIV: a quarter,
+ * measured on the 1M corpus): 1 with *bits; 0 when it is not (ask
+ * idx_filter_match per document); -ENOMEM. The selection walks the bitmap
+ * from where its lists stand, so a search that ends early never reads the
+ * rest of it. */
 #define IDX_FILTER_DRIVE_DIV 4
-int idx_filter_list(idx_filter *f, const uint32_t **docs, size_t *n);
+int idx_filter_drive(idx_filter *f, const uint64_t **bits);
+/* The first set bit of bits[0, words) at or after from, or UINT32_MAX. */
+static inline uint32_t idx_bits_next(const uint64_t *bits, size_t words, uint32_t from)
+{
+    size_t w = from >> 6;
+    if (w >= words) return UINT32_MAX;
+    uint64_t x = bits[w] & (~0ull << (from & 63));
+    while (!x) {
+        if (++w >= words) return UINT32_MAX;
+        x = bits[w];
+    }
+    return (uint32_t)(w * 64 + (size_t)__builtin_ctzll(x));
+}
 /* Every passing document as a bitmap (bit d % 64 of word d / 64), owned by f.
  * Lists first when the filter is selective, else tests every document. */
 int idx_filter_bits(idx_filter *f, const uint64_t **bits, size_t *npass);

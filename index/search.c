@@ -904,18 +904,20 @@ static int run_query(idx_searcher_t *s, void *ud)
         }
     }
     /* The filter (attrs.h): a selective one lists the documents that pass
-     * and drives the merge (fd), any other is asked per document (fcheck) */
-    const uint32_t *fd = NULL;
-    size_t nfd = 0, fpos = 0;
+     * (a bitmap) and drives the merge (fb: the next listed document is
+     * fcur), any other is asked per document (fcheck) */
+    const uint64_t *fb = NULL;
+    size_t fwords = (size_t)r->info.docs / 64 + 1;
+    uint32_t fcur = 0;
     int fcheck = 0, filtered = q->filter != NULL;
     if (filtered) {
         if ((rc = idx_filter_compile(s, q->filter, &s->flt, eb))) return rc;
-        if ((rc = idx_filter_list(s->flt, &fd, &nfd)) < 0) return fn_seterr(eb, rc, "out of memory");
+        if ((rc = idx_filter_drive(s->flt, &fb)) < 0) return fn_seterr(eb, rc, "out of memory");
         fcheck = !rc;
-        if (rc && nfd == 0) active = 0;   /* nothing passes here */
+        if (fb) fcur = idx_bits_next(fb, fwords, 0);   /* always a listed document (or none: UINT32_MAX) */
         /* driven: a block's postings are mostly passed over, so shares are
          * computed for the postings that are read, not for whole blocks */
-        for (size_t i = 0; fd && i < nq; i++) s->cur[i].scored = 0;
+        for (size_t i = 0; fb && i < nq; i++) s->cur[i].scored = 0;
     }
     double user_w = sp->w_user;
     double half_life = sp->half_life_days > 0 ? sp->half_life_days * 86400.0 : 30 * 86400.0;
@@ -1050,16 +1052,16 @@ static int run_query(idx_searcher_t *s, void *ud)
             for (size_t i = 0; i < nq; i++)
                 if (!s->cur[i].done && !s->cur[i].ne && s->cur[i].doc < d) d = s->cur[i].doc;
         }
-        if (fd) {
+        if (fb) {
             /* driven by the filter's list: the merge's lists jump to the
              * next document that passes, over whole blocks (their ends) */
-            while (fpos < nfd && fd[fpos] < d) fpos++;
-            if (fpos == nfd) break;
+            if (fcur < d) fcur = idx_bits_next(fb, fwords, d);
+            if (fcur == UINT32_MAX) break;
             if (have_bar && bmok) {
                 /* the block maxima of the blocks that could hold the next
                  * listed document, from the skips (no block read): under
                  * the bar, it is passed over (block-max, as BMW) */
-                uint32_t f = fd[fpos], end = UINT32_MAX;
+                uint32_t f = fcur, end = UINT32_MAX;
                 double bub = 0.0;
                 for (size_t i = 0; i < nq; i++) {
                     const cursor *c = &s->cur[i];
@@ -1080,8 +1082,7 @@ static int run_query(idx_searcher_t *s, void *ud)
                 if (bub * (1.0 + 1e-9) < bar.score) {
                     /* every listed document up to the first of those
                      * blocks' ends lies in the same blocks: passed over too */
-                    while (fpos + 1 < nfd && fd[fpos + 1] <= end) fpos++;
-                    fpos++;
+                    fcur = end == UINT32_MAX ? UINT32_MAX : idx_bits_next(fb, fwords, end + 1);
                     bw.skips++;
                     fskipped = 1;   /* not visited: the count is a lower bound */
                     if (q->deadline_ns && (++fpos_iter & 4095) == 0 && mono_ns() > q->deadline_ns)
@@ -1090,11 +1091,11 @@ static int run_query(idx_searcher_t *s, void *ud)
                     continue;
                 }
             }
-            if (fd[fpos] > d) {
+            if (fcur > d) {
                 for (size_t i = 0; i < nq; i++) {
                     cursor *c = &s->cur[i];
-                    if (c->done || c->ne || c->doc >= fd[fpos]) continue;
-                    if ((rc = cursor_seek(s, c, fd[fpos]))) return rc;
+                    if (c->done || c->ne || c->doc >= fcur) continue;
+                    if ((rc = cursor_seek(s, c, fcur))) return rc;
                     if (c->done) active--;
                 }
                 if (q->deadline_ns && (++fpos_iter & 4095) == 0 && mono_ns() > q->deadline_ns)
