@@ -757,7 +757,7 @@ static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *re
     int want_rows = (model || s->req->explain || s->mode == FUNNEL__V1__FEATURE_MODE__FEATURES_WINDOW ||
                      (c->implog && !s->mode)) && features_ok;
     coord_stage2_out st2;
-    rc = coord_stage2(a, mh, got, window, s->prf_scores, model, want_rows, &st2);
+    rc = coord_stage2(a, mh, got, window, s->prf_scores, s->intent, s->nintent, model, want_rows, &st2);
     if (rc) return rc;
     if (model && !st2.ran && !features_ok)
         snprintf(st2.acct.note, sizeof st2.acct.note,

@@ -18,7 +18,8 @@ int coord_features_match(char *const *names, size_t n)
 }
 
 int coord_stage2(fn_arena *a, const Funnel__V1__ShardHit *const *hits, size_t got, size_t window,
-                 const double *prf, const rank_ranker *model, int want_rows, coord_stage2_out *out)
+                 const double *prf, Funnel__V1__IntentScore *const *intent, size_t nintent,
+                 const rank_ranker *model, int want_rows, coord_stage2_out *out)
 {
     memset(out, 0, sizeof *out);
     out->acct.name = "stage2";
@@ -51,6 +52,17 @@ int coord_stage2(fn_arena *a, const Funnel__V1__ShardHit *const *hits, size_t go
             memcpy(row, hits[i]->features, have_cols * sizeof *row);
             for (size_t c = have_cols; c < nc; c++) row[c] = NAN;
             if (prf) row[IDX_F_PRF_RM3] = (float)prf[i];
+            /* query intent: how much the query wants this document's
+             * vertical (0 for one the model does not know), and how sure
+             * the model is of any */
+            row[IDX_F_INTENT_MAX] = nintent ? (float)intent[0]->score : NAN;
+            row[IDX_F_INTENT_DOC] = NAN;
+            const char *v = hits[i]->vertical;
+            if (nintent && v && *v) {
+                row[IDX_F_INTENT_DOC] = 0;
+                for (size_t j = 0; j < nintent; j++)
+                    if (intent[j]->vertical && strcmp(intent[j]->vertical, v) == 0) row[IDX_F_INTENT_DOC] = (float)intent[j]->score;
+            }
         }
         idx_features_window(out->rows, window, nc);
     }

@@ -29,9 +29,13 @@ typedef struct coord_stage2_out {
  * want_rows: assemble feature rows (for a model, explain or a features
  * request); rows need every hit to carry the shard's features. model may be
  * NULL. prf (NULL = none): per merged entry, the prf_rm3 column (NaN where
- * feedback did not score it). Returns 0 or -ENOMEM. */
+ * feedback did not score it). intent[0, nintent): the query's intent scores,
+ * most probable first (nintent 0 = no intent model), for the intent_doc
+ * (the score of each hit's vertical, ShardHit.vertical) and intent_max
+ * columns. Returns 0 or -ENOMEM. */
 int coord_stage2(fn_arena *a, const Funnel__V1__ShardHit *const *hits, size_t got, size_t window,
-                 const double *prf, const rank_ranker *model, int want_rows, coord_stage2_out *out);
+                 const double *prf, Funnel__V1__IntentScore *const *intent, size_t nintent,
+                 const rank_ranker *model, int want_rows, coord_stage2_out *out);
 
 /* 1 if names[0, n) are the registry's first n feature names (the shard and
  * the coordinator agree on the columns). */

@@ -331,6 +331,13 @@ int idx_attrs_load(idx_reader_t *r, MDB_txn *txn, MDB_dbi dbi, fn_errbuf *eb)
     return 0;
 }
 
+const char *idx_doc_vertical(const idx_reader_t *r, uint32_t doc)
+{
+    const idx_attr *a = &r->attrs.a[IDX_ATTR_VERTICAL];
+    if (doc >= r->info.docs || !a->off || a->off[doc + 1] == a->off[doc]) return "";
+    return a->blob + a->val[a->code[a->off[doc]]];
+}
+
 int64_t idx_attr_find(const idx_attr *a, const char *v, size_t len)
 {
     size_t lo = 0, hi = a->nvals;

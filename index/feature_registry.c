@@ -49,11 +49,15 @@ static const idx_feature_def registry[F_NALL] = {
     [F_W_LM_B_GAP] = { "w_lm_body_gap", IDX_FEAT_WINDOW, "lm_body - the largest lm_body of the window" },
     [F_PRF_RM3] = { "prf_rm3", IDX_FEAT_WINDOW, "BM25F of the RM3-expanded query (pseudo-relevance feedback from the index's best selection candidates); missing without feedback" },
     [F_PRF_RM3_REL] = { "prf_rm3_rel", IDX_FEAT_WINDOW, "prf_rm3 / the largest prf_rm3 of the window" },
+    [F_INTENT_DOC] = { "intent_doc", IDX_FEAT_WINDOW, "the query intent model's probability of the document's vertical (coordinator --intent-model); missing without a model or a vertical" },
+    [F_INTENT_MAX] = { "intent_max", IDX_FEAT_WINDOW, "the query intent model's largest probability: how sure it is of any vertical; missing without a model" },
 };
 
 _Static_assert(IDX_F_BM25F == F_BM25F, "the coordinator's bm25f column");
 _Static_assert(IDX_F_PRF_RM3 == F_PRF_RM3, "the coordinator's prf_rm3 column");
 _Static_assert(IDX_F_PRF_RM3_REL == F_PRF_RM3_REL, "the coordinator's prf_rm3_rel column");
+_Static_assert(IDX_F_INTENT_DOC == F_INTENT_DOC, "the coordinator's intent_doc column");
+_Static_assert(IDX_F_INTENT_MAX == F_INTENT_MAX, "the coordinator's intent_max column");
 
 const idx_feature_def *idx_features(size_t *n)
 {

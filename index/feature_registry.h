@@ -48,6 +48,8 @@ long idx_feature_find(const char *name);
 #define IDX_F_BM25F 0
 #define IDX_F_PRF_RM3 37      /* the coordinator fills it (coordinator/prf.h) */
 #define IDX_F_PRF_RM3_REL 38
+#define IDX_F_INTENT_DOC 39   /* the coordinator fills both (query intent, coordinator/stage2.c) */
+#define IDX_F_INTENT_MAX 40
 
 /* The features of hits[0, n) - hits of the searcher's last idx_search, in
  * any order - for that query: the cheap ones (full = 0) or cheap and full

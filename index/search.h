@@ -90,6 +90,10 @@ const char *idx_reader_dir(const idx_reader_t *r);
  * FN_ECORRUPT with the reason. Costs one fstat; idx_search calls it. */
 int idx_reader_check(const idx_reader_t *r, fn_errbuf *eb);
 
+/* Document doc's vertical attribute (its first value; attrs.h), "" when it
+ * has none or doc is out of range. Owned by the reader. */
+const char *idx_doc_vertical(const idx_reader_t *r, uint32_t doc);
+
 typedef struct idx_term_explain {
     const char *term;       /* analyzed form */
     uint32_t qw;            /* occurrences in the query */

@@ -182,7 +182,7 @@ static Funnel__V1__StageInfo *stage_info(fn_arena *a, const rank_stage_acct *ac)
 
 /* Copy the funnel's results (valid only until the searcher's next search)
  * into r: every part in the request's arena. */
-static int resp_fill(Funnel__V1__ShardSearchResponse *r, fn_arena *a, const shard_funnel_out *fo,
+static int resp_fill(Funnel__V1__ShardSearchResponse *r, fn_arena *a, const idx_reader_t *rd, const shard_funnel_out *fo,
                      const char *const *fnames, int explain, const char *model)
 {
     const idx_results *res = &fo->sel;
@@ -230,6 +230,9 @@ static int resp_fill(Funnel__V1__ShardSearchResponse *r, fn_arena *a, const shar
             if (fo->rows && i < fo->nrows) {
                 h->features = (float *)(fo->rows + i * fo->stride);   /* the arena's rows */
                 h->n_features = fo->ncols;
+                /* its vertical: the coordinator's intent_doc feature */
+                const char *v = idx_doc_vertical(rd, in->doc);
+                if (*v && !(h->vertical = fn_arena_strdup(a, v))) return -ENOMEM;
             }
             if (!explain || !in->terms || !res->nterms) continue;
             h->terms = fn_arena_alloc(a, res->nterms * sizeof *h->terms);
@@ -403,7 +406,7 @@ static void search_run(search_job *j, idx_searcher_t *se)
         if (rc == 0) {
             fo.acct[0].count_in = idx_reader_info(s->reader)->docs;
             const char *mdesc = model ? fn_arena_strdup(&j->mem, rank_ranker_describe(model)) : NULL;
-            rc = resp_fill(&j->resp, &j->mem, &fo, s->fnames, j->explain, mdesc);
+            rc = resp_fill(&j->resp, &j->mem, s->reader, &fo, s->fnames, j->explain, mdesc);
         }
         if (rc == 0 && j->feedback_docs)
             rc = feedback_fill(&j->resp, &j->mem, se, &fo, j->feedback_docs, j->feedback_max_df, &eb);
