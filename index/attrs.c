@@ -16,6 +16,12 @@
 
 const char *const idx_attr_names[IDX_NATTRS] = { "vertical", "lang", "labels" };
 
+struct idx_fcache {
+    pthread_mutex_t mu;
+    struct { char *key; uint64_t *bits; uint64_t used; } e[IDX_FCACHE_N];
+    uint64_t clock;
+};
+
 /* ---- JSON ---- */
 
 static const char *one_value(json_t *root, int a, idx_attr_doc *out)
@@ -178,6 +184,14 @@ static void attr_free(idx_attr *a)
 void idx_attrs_free(idx_attrs *at)
 {
     for (int i = 0; i < IDX_NATTRS; i++) attr_free(&at->a[i]);
+    if (at->fcache) {
+        for (int i = 0; i < IDX_FCACHE_N; i++) {
+            free(at->fcache->e[i].key);
+            free(at->fcache->e[i].bits);
+        }
+        pthread_mutex_destroy(&at->fcache->mu);
+        free(at->fcache);
+    }
     free(at->pop.perm);
     free(at->pop.cum);
     free(at->pub.perm);
@@ -297,6 +311,8 @@ int idx_attrs_load(idx_reader_t *r, MDB_txn *txn, MDB_dbi dbi, fn_errbuf *eb)
     /* the sorted orders (the norms were checked: popularity is finite) */
     size_t docs = (size_t)r->info.docs;
     idx_attrs *at = &r->attrs;
+    if (!(at->fcache = calloc(1, sizeof *at->fcache))) return fn_seterr(eb, -ENOMEM, "out of memory");
+    pthread_mutex_init(&at->fcache->mu, NULL);
     if (!(at->pop.perm = malloc(4 * (docs ? docs : 1))) || !(at->pub.perm = malloc(4 * (docs ? docs : 1))))
         return fn_seterr(eb, -ENOMEM, "out of memory");
     at->pop.n = (uint32_t)docs;
@@ -378,6 +394,8 @@ struct idx_filter {
     int listed;                          /* bits hold the passing documents (idx_filter_drive) */
     int bitsdone;                        /* bits hold exactly the passing documents */
     size_t npass;
+    const fn_fnode *tree;                /* the filter compiled (its canonical text keys the cache) */
+    char key[IDX_FCACHE_KEY];
 };
 
 static int u32_cmp(const void *x, const void *y)
@@ -630,6 +648,7 @@ int idx_filter_compile(idx_searcher_t *s, const fn_fnode *root, idx_filter **out
         *out = f;
     }
     f->r = s->r;
+    f->tree = root;
     f->nn = f->nu = 0;
     f->listed = 0;
     f->bitsdone = 0;
@@ -789,6 +808,28 @@ int idx_filter_drive(idx_filter *f, const uint64_t **bits)
         return 1;
     }
     if (idx_filter_estimate(f) > ndocs / IDX_FILTER_DRIVE_DIV) return 0;
+    size_t words = (size_t)ndocs / 64 + 1;
+    if (idx_grow((void **)&f->bits, &f->bitscap, words, sizeof *f->bits)) return -ENOMEM;
+    /* the cache (attrs.h): a copy of the bitmap this filter gave before */
+    struct idx_fcache *fc = f->r->attrs.fcache;
+    size_t klen = fn_ftree_print(f->tree, f->key, sizeof f->key);
+    int keyed = fc && klen < sizeof f->key;
+    if (keyed) {
+        int hit = 0;
+        pthread_mutex_lock(&fc->mu);
+        for (int i = 0; i < IDX_FCACHE_N && !hit; i++)
+            if (fc->e[i].key && strcmp(fc->e[i].key, f->key) == 0) {
+                memcpy(f->bits, fc->e[i].bits, words * sizeof *f->bits);
+                fc->e[i].used = ++fc->clock;
+                hit = 1;
+            }
+        pthread_mutex_unlock(&fc->mu);
+        if (hit) {
+            f->listed = 1;
+            *bits = f->bits;
+            return 1;
+        }
+    }
     if (bits_ready(f) ||
         idx_grow((void **)&f->tmp, &f->tmpcap, (size_t)ndocs / 64 + 1, sizeof *f->tmp))
         return -ENOMEM;
@@ -802,6 +843,29 @@ int idx_filter_drive(idx_filter *f, const uint64_t **bits)
                 x &= x - 1;
                 if (!idx_filter_match(f, d)) f->bits[w] &= ~(1ull << (d & 63));
             }
+        }
+    }
+    if (keyed) {
+        /* into the least recently used entry (a failed copy just skips caching) */
+        char *k = strdup(f->key);
+        uint64_t *b = malloc(words * sizeof *b);
+        if (k && b) {
+            memcpy(b, f->bits, words * sizeof *b);
+            pthread_mutex_lock(&fc->mu);
+            int v = 0;
+            for (int i = 1; i < IDX_FCACHE_N; i++)
+                if (fc->e[i].used < fc->e[v].used) v = i;
+            char *ok = fc->e[v].key;
+            uint64_t *ob = fc->e[v].bits;
+            fc->e[v].key = k;
+            fc->e[v].bits = b;
+            fc->e[v].used = ++fc->clock;
+            pthread_mutex_unlock(&fc->mu);
+            free(ok);
+            free(ob);
+        } else {
+            free(k);
+            free(b);
         }
     }
     f->listed = 1;

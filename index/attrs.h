@@ -99,7 +99,18 @@ typedef struct idx_rangeidx {
     size_t words;
 } idx_rangeidx;
 
+/* The bitmaps of the last selective filters a shard listed, by their
+ * canonical text (fn_ftree_print): filters repeat across queries, and a
+ * copy costs a fraction of listing again. IDX_FCACHE_N entries of docs/8
+ * bytes, least recently used out; keys of at most IDX_FCACHE_KEY bytes
+ * (longer filters, e.g. long id lists, are listed every time). Shared by
+ * the shard's searchers under a mutex. */
+#define IDX_FCACHE_N 16
+#define IDX_FCACHE_KEY 4096
+struct idx_fcache;
+
 typedef struct idx_attrs {
+    struct idx_fcache *fcache;
     idx_attr a[IDX_NATTRS];
     idx_rangeidx pop;     /* every document, by popularity */
     idx_rangeidx pub;     /* the documents with a published_at, by it */

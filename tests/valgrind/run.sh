@@ -21,6 +21,7 @@ rnd = random.Random(3)
 with open(sys.argv[2], "w") as out:
     for line in open(sys.argv[1]):
         d = json.loads(line); d["embedding"] = [round(rnd.uniform(-1, 1), 4) for _ in range(8)]
+        d["vertical"] = rnd.choice(["web", "web", "news", "image"]); d["labels"] = rnd.sample(["a", "b", "c"], rnd.randint(0, 2))
         out.write(json.dumps(d) + "\n")
 PY
 "$F" index build --input "$T/corpus.jsonl" --shards 3 --out "$T/idx" >/dev/null || { echo "index build failed"; exit 1; }
@@ -72,6 +73,16 @@ VEC="0.1 -0.2 0.3 0.4 -0.5 0.6 0.7 -0.8"
 "$F" search --server "$ADDR" --deadline-ms 20000 "boundary layer" --vector "$VEC" --k 5 >/dev/null || { echo "hybrid search failed"; exit 1; }
 "$F" search --server "$ADDR" --deadline-ms 20000 "heat" --vector "$VEC" --fusion weighted --k 5 >/dev/null || { echo "weighted hybrid failed"; exit 1; }
 "$F" search --server "$ADDR" --deadline-ms 20000 --vector "1 2 3" >/dev/null 2>&1 && { echo "a 3-number vector was accepted"; exit 1; }
+# filters: parsed on both sides, listed and cached, asked per document, the allow-list
+for flt in 'id:1,2,3,50,400' 'popularity>=0 -id:5' 'vertical:news OR id:7' 'vertical:image labels:all(a,b)' \
+           'published_at>=0' '-vertical:web' 'vertical:image'; do
+  "$F" search --server "$ADDR" --deadline-ms 20000 --k 5 --filter "$flt" "boundary layer" >/dev/null \
+    || { echo "filter $flt failed"; exit 1; }
+done
+"$F" search --server "$ADDR" --deadline-ms 20000 --vector "$VEC" --filter 'id:1,2,3' --k 5 >/dev/null \
+  || { echo "filtered vector search failed"; exit 1; }
+"$F" search --server "$ADDR" --deadline-ms 20000 --filter 'popularity>=' "heat" >/dev/null 2>&1 \
+  && { echo "a malformed filter was accepted"; exit 1; }
 # the query language: phrases (positions read), NOT, fields, mode all; a syntax error refused
 for q in '"boundary layer" AND NOT laminar title:flow' '+heat -transfer (plate OR cylinder)' \
          'title:("shock wave" OR supersonic) body:pressure'; do
