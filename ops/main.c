@@ -30,6 +30,7 @@ static const char usage[] =
     "  embed          train | apply: fastText text encoder, document and query vectors\n"
     "  spell          build | check: spelling correction dictionary, corrected queries\n"
     "  intent         train | predict | eval: query-intent classifier (verticals a query wants)\n"
+    "  filter         train | eval: content filter (spam / harmful documents), P R F1 AUC\n"
     "\n"
     "  --version      print the version, git id and index schema, exit 0\n"
     "\n"
@@ -68,6 +69,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "embed") == 0) return ops_cmd_embed(argc - 1, argv + 1);
     if (strcmp(cmd, "spell") == 0) return ops_cmd_spell(argc - 1, argv + 1);
     if (strcmp(cmd, "intent") == 0) return ops_cmd_intent(argc - 1, argv + 1);
+    if (strcmp(cmd, "filter") == 0) return ops_cmd_filter(argc - 1, argv + 1);
     fprintf(stderr, "funnel: unknown command '%s'\n", cmd);
     fputs(usage, stderr);
     return OPS_EXIT_USAGE;

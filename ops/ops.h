@@ -55,6 +55,8 @@ int ops_cmd_embed(int argc, char **argv);
 int ops_cmd_spell(int argc, char **argv);
 /* the query-intent classifier (ops_intent.c, query/intent.h): `funnel intent train|predict|eval` */
 int ops_cmd_intent(int argc, char **argv);
+/* the content filter (ops_cfilter.c, rank/cfilter.h): `funnel filter train|eval` */
+int ops_cmd_filter(int argc, char **argv);
 
 /* ---- query intent: training (ops_intent.c) ---- */
 
