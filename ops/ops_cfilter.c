@@ -4,9 +4,10 @@
  *
  * Splits. --holdout F keeps the documents with cfilter_split(id, seed,
  * CFILTER_SALT_HOLDOUT, F) out of training; eval with the same --holdout and
- * --seed scores exactly those. Inside the training part, cfilter_train keeps
- * 20% (salt CFILTER_SALT_VALID) aside to choose the threshold: the lowest
- * score reaching --target-precision there. A document without an "id"
+ * --seed scores exactly those. Inside the training part, cfilter_train
+ * chooses the threshold on out-of-fold scores (5 folds by id, salt
+ * CFILTER_SALT_VALID): the lowest score reaching --target-precision (0.98)
+ * there. A document without an "id"
  * gets "line:N" as its id.
  *
  * Measured: docs/evaluation.md, "Content filter (issue 11)";
@@ -28,7 +29,7 @@
 
 static const char filter_usage[] =
     "usage: funnel filter train --input labelled.jsonl --positive LABEL --out MODEL [--label-field label]\n"
-    "                           [--holdout 0.2] [--seed 1] [--target-precision 0.97] [--buckets 262144] [--c 100]\n"
+    "                           [--holdout 0.2] [--seed 1] [--target-precision 0.98] [--buckets 262144] [--c 100]\n"
     "       funnel filter eval --input labelled.jsonl --positive LABEL --model MODEL [--label-field label]\n"
     "                          [--holdout F --seed S] [--curve PR.dat]\n"
     "\n"

@@ -128,7 +128,7 @@ typedef struct cfilter_train_opts {
     double C;                   /* inverse L2 strength (scikit-learn's C): 100 (the token
                                    features are unit-normalised, so the data term is small) */
     double target_precision;    /* 0.97 */
-    double valid_share;         /* share of the training docs kept for the threshold: 0.2 */
+    double valid_share;         /* unused since out-of-fold thresholds (kept for callers that set it) */
     uint64_t seed;              /* the validation split's seed: 1 */
     size_t max_dense;           /* bytes of the dense training matrix: 256 MiB; the columns
                                    used by the fewest documents are dropped beyond it */
@@ -144,10 +144,15 @@ typedef struct cfilter_train_report {
     double seconds;                     /* features + training + threshold */
 } cfilter_train_report;
 
+#define CFILTER_FOLDS 5
+
 /**
- * @brief Train on docs[n] (the caller has set the held-out docs aside):
- * those in the valid_share part (cfilter_split with CFILTER_SALT_VALID) pick
- * the threshold, the rest train the regression.
+ * @brief Train on docs[n] (the caller has set the held-out docs aside). The
+ * threshold is picked on out-of-fold scores: the docs fall in CFILTER_FOLDS
+ * folds (xxh64 of the id, seed ^ CFILTER_SALT_VALID), each scored by a
+ * regression fitted on the others; the model is then fitted on all of them.
+ * The report's valid_* fields describe those out-of-fold scores (every doc);
+ * valid_share is no longer used.
  * @return 0, FN_EINVAL (too few rows or no positive/negative in a part),
  *         -ENOMEM, a trainer error
  */

@@ -86,7 +86,9 @@ static cfilter_model_t *train_synth(synth *s)
     cr_assert_eq(cfilter_train(s->d, 400, &o, &m, &r, &eb), 0, "%s", eb.msg);
     cr_log_info("valid P %.4f R %.4f rows %zu pos %zu", r.valid_precision, r.valid_recall, r.valid_rows, r.valid_pos);
     cr_assert(r.target_met);
-    cr_assert_float_eq(r.valid_precision, 1.0, 1e-12);
+    /* out of fold: every positive above the threshold, which may reach into
+     * the negatives as long as precision stays at the target */
+    cr_assert_geq(r.valid_precision, o.target_precision);
     cr_assert_float_eq(r.valid_recall, 1.0, 1e-12);
     cr_assert_gt(r.valid_rows, 40);
     return m;
@@ -109,10 +111,9 @@ Test(cfilter, learns_separable_set)
     cfilter_prf(sc, y, 400, cfilter_model_threshold(m), &p, &r, &f1);
     cr_log_info("synthetic: threshold %.6f P %.4f R %.4f AUC %.6f", cfilter_model_threshold(m), p, r, cfilter_auc(sc, y, 400));
     cr_assert_float_eq(cfilter_auc(sc, y, 400), 1.0, 1e-12);
-    /* the threshold is the lowest validation positive's score (one negative
-     * more would drop validation precision below 0.97), so a new set keeps
-     * precision 1 and nearly all of its recall */
-    cr_assert_float_eq(p, 1.0, 1e-12);
+    /* the threshold keeps out-of-fold precision at the target (0.98), so a
+     * new set keeps about that precision and nearly all of its recall */
+    cr_assert_geq(p, 0.97);
     cr_assert_geq(r, 0.9);
     cfilter_model_free(m);
 }
@@ -220,9 +221,9 @@ Test(cfilter, cli_spam_assassin, .timeout = 60)
     cr_assert(rows > 1000 && rows < 1400, "the 20%% split: %zu rows", rows);
     cr_assert_geq(f1, 0.95);
     cr_assert_geq(auc, 0.99);
-    /* The acceptance asks precision >= 0.97; the validation-chosen threshold
-     * gives 0.956 here (docs/evaluation.md, "Content filter"): held at 0.95. */
-    cr_assert_geq(p, 0.95);
+    /* the acceptance: precision >= 0.97 at the threshold chosen for the
+     * default target (0.98 out of fold): 0.980 here (docs/evaluation.md) */
+    cr_assert_geq(p, 0.97);
     char *c = tu_read_file(curve, NULL);
     cr_assert(c && strstr(c, "# recall precision threshold\n"));
     free(c);
