@@ -2,11 +2,13 @@
 #include "fn_io.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <xxhash.h>
 
 int fn_read_lines(const char *path, fn_line_fn fn, void *ud, fn_errbuf *eb)
 {
@@ -78,4 +80,98 @@ int fn_read_file(const char *path, size_t max, char **buf, size_t *len, fn_errbu
     *buf = b;
     *len = n;
     return 0;
+}
+
+int fn_sbuf_printf(fn_sbuf *b, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int k = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (k < 0) return -EINVAL;
+        if (b->p && (size_t)k < b->cap - b->len) {
+            b->len += (size_t)k;
+            return 0;
+        }
+        size_t nc = b->cap ? b->cap * 2 : 1 << 16;
+        while (nc < b->len + (size_t)k + 1)
+            nc *= 2;
+        char *np = realloc(b->p, nc);
+        if (!np) return -ENOMEM;
+        b->p = np;
+        b->cap = nc;
+    }
+}
+
+int fn_write_checksummed(const char *path, fn_sbuf *b, fn_errbuf *eb)
+{
+    int rc = fn_sbuf_printf(b, "checksum %016llx\n", (unsigned long long)XXH64(b->p, b->len, 0));
+    size_t plen = strlen(path);
+    char *tmp = rc ? NULL : malloc(plen + 5);
+    if (!tmp) {
+        free(b->p);
+        *b = (fn_sbuf){ 0 };
+        return fn_seterr(eb, -ENOMEM, "%s: out of memory", path);
+    }
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, ".tmp", 5);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        rc = fn_seterr(eb, -errno, "%s: %s", tmp, strerror(errno));
+    } else {
+        int bad = fwrite(b->p, 1, b->len, f) != b->len;
+        bad |= fflush(f) != 0;
+        int e = errno;
+        bad |= fclose(f) != 0;
+        if (bad) rc = fn_seterr(eb, -(e ? e : EIO), "%s: cannot write: %s", tmp, strerror(e ? e : EIO));
+        else if (rename(tmp, path) != 0) rc = fn_seterr(eb, -errno, "%s: cannot rename: %s", path, strerror(errno));
+        if (rc) remove(tmp);
+    }
+    free(tmp);
+    free(b->p);
+    *b = (fn_sbuf){ 0 };
+    return rc;
+}
+
+int fn_read_checksummed(const char *path, size_t max, const char *what, char **buf, size_t *len, fn_errbuf *eb)
+{
+    char *p;
+    size_t n;
+    *buf = NULL;
+    *len = 0;
+    int rc = fn_read_file(path, max, &p, &n, eb);
+    if (rc) return rc == FN_ELIMIT ? fn_seterr(eb, FN_EFORMAT, "%s: too large for %s", path, what) : rc;
+    static const char kw[] = "checksum ";
+    const size_t cl = sizeof kw - 1 + 16 + 1;
+    if (n < cl || p[n - 1] != '\n' || memcmp(p + n - cl, kw, sizeof kw - 1) != 0 || (n > cl && p[n - cl - 1] != '\n')) {
+        rc = fn_seterr(eb, FN_ECORRUPT, "%s: no checksum line at the end (truncated or not %s)", path, what);
+        goto fail;
+    }
+    char hex[17];
+    memcpy(hex, p + n - 17, 16);
+    hex[16] = 0;
+    char *end;
+    unsigned long long want = strtoull(hex, &end, 16);
+    if (*end || strspn(hex, "0123456789abcdef") != 16) {
+        rc = fn_seterr(eb, FN_ECORRUPT, "%s: damaged checksum line", path);
+        goto fail;
+    }
+    unsigned long long have = (unsigned long long)XXH64(p, n - cl, 0);
+    if (have != want) {
+        rc = fn_seterr(eb, FN_ECORRUPT, "%s: checksum mismatch (file %016llx, data %016llx): damaged", path, want,
+                       have);
+        goto fail;
+    }
+    if (memchr(p, 0, n - cl)) {
+        rc = fn_seterr(eb, FN_EFORMAT, "%s: NUL byte in %s", path, what);
+        goto fail;
+    }
+    p[n - cl] = 0;
+    *buf = p;
+    *len = n - cl;
+    return 0;
+fail:
+    free(p);
+    return rc;
 }

@@ -26,6 +26,31 @@ int fn_read_lines(const char *path, fn_line_fn fn, void *ud, fn_errbuf *eb);
  * (dictionaries, models). */
 int fn_read_file(const char *path, size_t max, char **buf, size_t *len, fn_errbuf *eb);
 
+/* A growing text buffer (p malloc'd; free(p) when done). */
+typedef struct fn_sbuf {
+    char *p;
+    size_t len, cap;
+} fn_sbuf;
+
+/* Append printf output to b. 0, -ENOMEM, -EINVAL (a format error). */
+int fn_sbuf_printf(fn_sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Checksummed text files (the intent and content-filter models): the last
+ * line is "checksum HEX16\n", the XXH64 (seed 0) of every byte before it.
+ * fn_write_checksummed appends that line to b's text and writes it to path
+ * atomically (path.tmp, then rename); b is freed either way. */
+int fn_write_checksummed(const char *path, fn_sbuf *b, fn_errbuf *eb);
+
+/* Read path (at most max bytes) and check its last line against the bytes
+ * before it, which must hold no NUL. 0 with *buf (malloc'd, the caller
+ * frees) NUL-terminated after the *len checked bytes, the checksum line
+ * excluded; FN_ECORRUPT "PATH: no checksum line at the end (truncated or
+ * not WHAT)", "... damaged checksum line", "... checksum mismatch (file X,
+ * data Y): damaged"; FN_EFORMAT "PATH: too large for WHAT", "... NUL byte
+ * in WHAT"; what fn_read_file returns otherwise. what names the kind of file
+ * ("an intent model"). */
+int fn_read_checksummed(const char *path, size_t max, const char *what, char **buf, size_t *len, fn_errbuf *eb);
+
 /* "797.4 MiB", "12 B": a byte count for people (binary units). */
 void fn_format_bytes(uint64_t bytes, char *buf, size_t cap);
 

@@ -226,87 +226,26 @@ int intent_predict(const intent_model_t *m, const char *text, size_t len, double
 
 /* ---- files ---- */
 
-typedef struct sbuf {
-    char *p;
-    size_t len, cap;
-} sbuf;
-
-static int sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int sb_printf(sbuf *b, const char *fmt, ...)
-{
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int k = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (k < 0) return -EIO;
-        if (b->p && (size_t)k < b->cap - b->len) {
-            b->len += (size_t)k;
-            return 0;
-        }
-        size_t nc = b->cap ? b->cap * 2 : 1 << 16;
-        while (nc < b->len + (size_t)k + 1)
-            nc *= 2;
-        char *np = realloc(b->p, nc);
-        if (!np) return -ENOMEM;
-        b->p = np;
-        b->cap = nc;
-    }
-}
-
 int intent_model_save(const intent_model_t *m, const char *path, fn_errbuf *eb)
 {
-    sbuf b = { 0 };
-    int rc = sb_printf(&b, "funnel-intent %d\nbuckets %" PRIu32 "\nverticals %zu\n", INTENT__VERSION,
-                       m->buckets, m->nv);
+    fn_sbuf b = { 0 };
+    int rc = fn_sbuf_printf(&b, "funnel-intent %d\nbuckets %" PRIu32 "\nverticals %zu\n", INTENT__VERSION,
+                            m->buckets, m->nv);
     for (size_t v = 0; !rc && v < m->nv; v++) {
         const double *w = m->w + v * m->buckets;
         size_t nz = 0;
         for (uint32_t c = 0; c < m->buckets; c++)
             nz += w[c] != 0.0;
-        rc = sb_printf(&b, "vertical %s prior %.17g bias %.17g weights %zu\n", m->names[v], m->prior[v],
-                       m->bias[v], nz);
+        rc = fn_sbuf_printf(&b, "vertical %s prior %.17g bias %.17g weights %zu\n", m->names[v], m->prior[v],
+                            m->bias[v], nz);
         for (uint32_t c = 0; !rc && c < m->buckets; c++)
-            if (w[c] != 0.0) rc = sb_printf(&b, "w %" PRIu32 " %.17g\n", c, w[c]);
+            if (w[c] != 0.0) rc = fn_sbuf_printf(&b, "w %" PRIu32 " %.17g\n", c, w[c]);
     }
-    if (!rc) rc = sb_printf(&b, "checksum %016llx\n", (unsigned long long)XXH64(b.p, b.len, 0));
     if (rc) {
         free(b.p);
         return fn_seterr(eb, rc, "%s: out of memory", path);
     }
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 5);
-    if (!tmp) {
-        free(b.p);
-        return fn_seterr(eb, -ENOMEM, "%s: out of memory", path);
-    }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp", 5);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        rc = -errno;
-        fn_seterr(eb, rc, "%s: %s", tmp, strerror(errno));
-        goto out;
-    }
-    int bad = fwrite(b.p, 1, b.len, f) != b.len;
-    bad |= fflush(f) != 0;
-    int e = errno;
-    bad |= fclose(f) != 0;
-    if (bad) {
-        rc = -(e ? e : EIO);
-        fn_seterr(eb, rc, "%s: cannot write: %s", tmp, strerror(-rc));
-        remove(tmp);
-        goto out;
-    }
-    if (rename(tmp, path) != 0) {
-        rc = -errno;
-        fn_seterr(eb, rc, "%s: cannot rename: %s", path, strerror(errno));
-        remove(tmp);
-    }
-out:
-    free(tmp);
-    free(b.p);
-    return rc;
+    return fn_write_checksummed(path, &b, eb);
 }
 
 /* The parser's cursor: one line at a time of a NUL-terminated buffer. */
@@ -462,40 +401,10 @@ int intent_model_load(const char *path, intent_model_t **out, fn_errbuf *eb)
     *out = NULL;
     char *buf;
     size_t n;
-    int rc = fn_read_file(path, INTENT__MAX_FILE, &buf, &n, eb);
-    if (rc) return rc == FN_ELIMIT ? fn_seterr(eb, FN_EFORMAT, "%s: too large for an intent model", path) : rc;
-
-    /* The last line must be "checksum HEX16\n"; it covers every byte before it. */
-    static const char kw[] = "checksum ";
-    const size_t cl = sizeof kw - 1 + 16 + 1;
-    if (n < cl || buf[n - 1] != '\n' || memcmp(buf + n - cl, kw, sizeof kw - 1) != 0 ||
-        (n > cl && buf[n - cl - 1] != '\n')) {
-        rc = fn_seterr(eb, FN_ECORRUPT, "%s: no checksum line at the end (truncated or not an intent model)",
-                       path);
-        goto out;
-    }
-    char hex[17];
-    memcpy(hex, buf + n - 17, 16);
-    hex[16] = 0;
-    char *end;
-    unsigned long long want = strtoull(hex, &end, 16);
-    if (*end || strspn(hex, "0123456789abcdef") != 16) {
-        rc = fn_seterr(eb, FN_ECORRUPT, "%s: damaged checksum line", path);
-        goto out;
-    }
-    unsigned long long have = (unsigned long long)XXH64(buf, n - cl, 0);
-    if (have != want) {
-        rc = fn_seterr(eb, FN_ECORRUPT, "%s: checksum mismatch (file %016llx, data %016llx): damaged", path,
-                       want, have);
-        goto out;
-    }
-    if (memchr(buf, 0, n - cl)) {
-        rc = fn_seterr(eb, FN_EFORMAT, "%s: NUL byte in the model", path);
-        goto out;
-    }
-    lp l = { .p = buf, .end = buf + n - cl, .lineno = 0, .path = path, .eb = eb };
+    int rc = fn_read_checksummed(path, INTENT__MAX_FILE, "an intent model", &buf, &n, eb);
+    if (rc) return rc;
+    lp l = { .p = buf, .end = buf + n, .lineno = 0, .path = path, .eb = eb };
     rc = parse_body(&l, out);
-out:
     free(buf);
     return rc;
 }

@@ -318,67 +318,18 @@ double cfilter_score(const cfilter_model_t *m, const char *title, size_t tlen, c
 
 /* ---- files ---- */
 
-typedef struct sbuf {
-    char *p;
-    size_t len, cap;
-} sbuf;
-
-static int sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int sb_printf(sbuf *b, const char *fmt, ...)
-{
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int k = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (k < 0) return -EINVAL;
-        if (b->p && b->len + (size_t)k < b->cap) {
-            b->len += (size_t)k;
-            return 0;
-        }
-        size_t nc = b->cap ? b->cap * 2 : 4096;
-        while (nc < b->len + (size_t)k + 1)
-            nc *= 2;
-        char *np = realloc(b->p, nc);
-        if (!np) return -ENOMEM;
-        b->p = np;
-        b->cap = nc;
-    }
-}
-
 int cfilter_model_save(const cfilter_model_t *m, const char *path, fn_errbuf *eb)
 {
-    sbuf b = { 0 };
-    int rc = sb_printf(&b, "funnel-cfilter 1\nbuckets %u\nbias %.17g\nthreshold %.17g\nweights %zu\n", m->buckets,
-                       m->bias, m->threshold, m->nnz);
+    fn_sbuf b = { 0 };
+    int rc = fn_sbuf_printf(&b, "funnel-cfilter 1\nbuckets %u\nbias %.17g\nthreshold %.17g\nweights %zu\n",
+                            m->buckets, m->bias, m->threshold, m->nnz);
     for (uint32_t c = 0; !rc && c < m->buckets; c++)
-        if (m->w[c] != 0) rc = sb_printf(&b, "w %u %.17g\n", c, m->w[c]);
-    if (!rc) rc = sb_printf(&b, "checksum %016llx\n", (unsigned long long)XXH64(b.p, b.len, 0));
+        if (m->w[c] != 0) rc = fn_sbuf_printf(&b, "w %u %.17g\n", c, m->w[c]);
     if (rc) {
         free(b.p);
         return fn_seterr(eb, rc, "%s: out of memory", path);
     }
-    size_t pl = strlen(path);
-    char *tmp = malloc(pl + 5);
-    if (!tmp) {
-        free(b.p);
-        return fn_seterr(eb, -ENOMEM, "%s: out of memory", path);
-    }
-    memcpy(tmp, path, pl);
-    memcpy(tmp + pl, ".tmp", 5);
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        rc = fn_seterr(eb, -errno, "%s: %s", tmp, strerror(errno));
-    } else {
-        size_t w = fwrite(b.p, 1, b.len, f);
-        int e = ferror(f);
-        if (fclose(f) != 0 || e || w != b.len) rc = fn_seterr(eb, -EIO, "%s: write failed", tmp);
-        else if (rename(tmp, path) != 0) rc = fn_seterr(eb, -errno, "%s: %s", path, strerror(errno));
-        if (rc) remove(tmp);
-    }
-    free(tmp);
-    free(b.p);
-    return rc;
+    return fn_write_checksummed(path, &b, eb);
 }
 
 /* Next line of [*p, end) into *line (NUL-terminated in place). 0 at the end. */
@@ -398,38 +349,11 @@ int cfilter_model_load(const char *path, cfilter_model_t **out, fn_errbuf *eb)
     *out = NULL;
     char *buf;
     size_t n;
-    int rc = fn_read_file(path, CFILTER_MAX_FILE, &buf, &n, eb);
-    if (rc) return rc == FN_ELIMIT ? fn_seterr(eb, FN_EFORMAT, "%s: too large for a content-filter model", path) : rc;
-    static const char kw[] = "checksum ";
-    const size_t cl = sizeof kw - 1 + 16 + 1;
+    int rc = fn_read_checksummed(path, CFILTER_MAX_FILE, "a content-filter model", &buf, &n, eb);
+    if (rc) return rc;
     uint32_t *cols = NULL;
     double *w = NULL;
-    if (n < cl || buf[n - 1] != '\n' || memcmp(buf + n - cl, kw, sizeof kw - 1) != 0 ||
-        (n > cl && buf[n - cl - 1] != '\n')) {
-        rc = fn_seterr(eb, FN_ECORRUPT, "%s: no checksum line at the end (truncated or not a content-filter model)",
-                       path);
-        goto out;
-    }
-    char hex[17];
-    memcpy(hex, buf + n - 17, 16);
-    hex[16] = 0;
-    char *e;
-    unsigned long long want = strtoull(hex, &e, 16);
-    if (*e || strspn(hex, "0123456789abcdef") != 16) {
-        rc = fn_seterr(eb, FN_ECORRUPT, "%s: damaged checksum line", path);
-        goto out;
-    }
-    unsigned long long have = (unsigned long long)XXH64(buf, n - cl, 0);
-    if (have != want) {
-        rc = fn_seterr(eb, FN_ECORRUPT, "%s: checksum mismatch (file %016llx, data %016llx): damaged", path, want,
-                       have);
-        goto out;
-    }
-    if (memchr(buf, 0, n - cl)) {
-        rc = fn_seterr(eb, FN_EFORMAT, "%s: NUL byte in the model", path);
-        goto out;
-    }
-    char *p = buf, *end = buf + n - cl, *line;
+    char *p = buf, *end = buf + n, *line;
     unsigned buckets = 0;
     double bias = 0, thr = 0;
     size_t nw = 0, lineno = 0;
