@@ -767,21 +767,25 @@ static void rescore_work(uv_work_t *w)   /* worker thread */
     snprintf(j->msg, sizeof j->msg, "%s", fn_errmsg(&eb, rc));
 }
 
+/* The reply of a job that ran on the pool (Rescore, Fetch, Get), on the loop
+ * thread: cancelled when the pool did not run it, damage marks the shard
+ * broken, an error counts. */
+static void job_reply(shard_t *s, rpc_call_t *call, int status, const char *what, grpc_status_code code,
+                      char *msg, size_t msgcap, int damaged, const ProtobufCMessage *resp)
+{
+    if (status != 0) {
+        code = GRPC_STATUS_CANCELLED;
+        snprintf(msg, msgcap, "%s cancelled: %s", what, uv_strerror(status));
+    }
+    if (damaged) mark_broken(s, msg);
+    if (code != GRPC_STATUS_OK) s->errors++;
+    rpc_call_reply(call, code, code == GRPC_STATUS_OK ? NULL : msg, code == GRPC_STATUS_OK ? resp : NULL);
+}
+
 static void rescore_done(uv_work_t *w, int status)   /* loop thread */
 {
     rescore_job *j = w->data;
-    shard_t *s = j->s;
-    if (status != 0) {
-        j->code = GRPC_STATUS_CANCELLED;
-        snprintf(j->msg, sizeof j->msg, "rescoring cancelled: %s", uv_strerror(status));
-    }
-    if (j->damaged) mark_broken(s, j->msg);
-    if (j->code != GRPC_STATUS_OK) {
-        s->errors++;
-        rpc_call_reply(j->call, j->code, j->msg, NULL);
-    } else {
-        rpc_call_reply(j->call, GRPC_STATUS_OK, NULL, &j->resp.base);
-    }
+    job_reply(j->s, j->call, status, "rescoring", j->code, j->msg, sizeof j->msg, j->damaged, &j->resp.base);
     fn_arena_free(&j->mem);
     free(j);
 }
@@ -920,15 +924,7 @@ static void fetch_work(uv_work_t *w)   /* worker thread */
 static void fetch_done(uv_work_t *w, int status)   /* loop thread */
 {
     fetch_job *j = w->data;
-    shard_t *s = j->s;
-    if (status != 0) {
-        j->code = GRPC_STATUS_CANCELLED;
-        snprintf(j->msg, sizeof j->msg, "fetch cancelled: %s", uv_strerror(status));
-    }
-    if (j->damaged) mark_broken(s, j->msg);
-    if (j->code != GRPC_STATUS_OK) s->errors++;
-    rpc_call_reply(j->call, j->code, j->code == GRPC_STATUS_OK ? NULL : j->msg,
-                   j->code == GRPC_STATUS_OK ? &j->resp.base : NULL);
+    job_reply(j->s, j->call, status, "fetch", j->code, j->msg, sizeof j->msg, j->damaged, &j->resp.base);
     fn_arena_free(&j->mem);
     free(j);
 }
@@ -1085,15 +1081,7 @@ static void get_work(uv_work_t *w)   /* worker thread (or the loop, inline) */
 static void get_done(uv_work_t *w, int status)   /* loop thread */
 {
     get_job *j = w->data;
-    shard_t *s = j->s;
-    if (status != 0) {
-        j->code = GRPC_STATUS_CANCELLED;
-        snprintf(j->msg, sizeof j->msg, "get cancelled: %s", uv_strerror(status));
-    }
-    if (j->damaged) mark_broken(s, j->msg);
-    if (j->code != GRPC_STATUS_OK) s->errors++;
-    rpc_call_reply(j->call, j->code, j->code == GRPC_STATUS_OK ? NULL : j->msg,
-                   j->code == GRPC_STATUS_OK ? &j->resp.base : NULL);
+    job_reply(j->s, j->call, status, "get", j->code, j->msg, sizeof j->msg, j->damaged, &j->resp.base);
     fn_arena_free(&j->mem);
     free(j);
 }
