@@ -1452,6 +1452,27 @@ static void finish_search(search *s)
 
 /* ---- handlers ---- */
 
+
+/* The deadline of the shard calls of a request: the client's (or
+ * default-deadline-ms without one) less our budget, at least 10% of what is
+ * left, so a stalled shard cannot make us late. *left_us: the client's time
+ * left; *shard_us: the shards' (may be <= 0). */
+static gpr_timespec shard_deadline(const coord_t *c, rpc_call_t *call, int64_t *left_us, int64_t *shard_us)
+{
+    gpr_timespec now = gpr_now(GPR_CLOCK_MONOTONIC);
+    if (rpc_call_ms_left(call) == INT64_MAX) {
+        *left_us = c->o.default_deadline_ms * 1000;
+    } else {
+        gpr_timespec cd = gpr_convert_clock_type(rpc_call_deadline(call), GPR_CLOCK_MONOTONIC);
+        gpr_timespec d = gpr_time_sub(cd, now);
+        *left_us = d.tv_sec * 1000000 + d.tv_nsec / 1000;
+    }
+    int64_t reserve_us = c->o.budget_ms * 1000;
+    if (*left_us / 10 > reserve_us) reserve_us = *left_us / 10;
+    *shard_us = *left_us - reserve_us;
+    return gpr_time_add(now, gpr_time_from_micros(*shard_us > 0 ? *shard_us : 0, GPR_TIMESPAN));
+}
+
 static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *ud)
 {
     coord_t *c = ud;
@@ -1623,19 +1644,8 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
 
     /* One deadline for all shards, earlier than the client's by our budget
      * (at least 10% of what is left) so a stalled shard cannot make us late. */
-    gpr_timespec now = gpr_now(GPR_CLOCK_MONOTONIC);
-    int64_t left_us;
-    if (rpc_call_ms_left(call) == INT64_MAX) {
-        left_us = c->o.default_deadline_ms * 1000;
-    } else {
-        gpr_timespec cd = gpr_convert_clock_type(rpc_call_deadline(call), GPR_CLOCK_MONOTONIC);
-        gpr_timespec d = gpr_time_sub(cd, now);
-        left_us = d.tv_sec * 1000000 + d.tv_nsec / 1000;
-    }
-    int64_t reserve_us = c->o.budget_ms * 1000;
-    if (left_us / 10 > reserve_us) reserve_us = left_us / 10;
-    int64_t shard_us = left_us - reserve_us;
-    s->deadline = gpr_time_add(now, gpr_time_from_micros(shard_us > 0 ? shard_us : 0, GPR_TIMESPAN));
+    int64_t left_us, shard_us;
+    s->deadline = shard_deadline(c, call, &left_us, &shard_us);
 
     s->shard_ms = shard_us / 1000;
 
@@ -1869,19 +1879,8 @@ static void handle_get(rpc_call_t *call, const ProtobufCMessage *msg, void *ud)
         return;
     }
     /* the client's deadline less our budget, as a search's */
-    gpr_timespec now = gpr_now(GPR_CLOCK_MONOTONIC);
-    int64_t left_us;
-    if (rpc_call_ms_left(call) == INT64_MAX) {
-        left_us = c->o.default_deadline_ms * 1000;
-    } else {
-        gpr_timespec cd = gpr_convert_clock_type(rpc_call_deadline(call), GPR_CLOCK_MONOTONIC);
-        gpr_timespec d = gpr_time_sub(cd, now);
-        left_us = d.tv_sec * 1000000 + d.tv_nsec / 1000;
-    }
-    int64_t reserve_us = c->o.budget_ms * 1000;
-    if (left_us / 10 > reserve_us) reserve_us = left_us / 10;
-    int64_t shard_us = left_us - reserve_us;
-    g->deadline = gpr_time_add(now, gpr_time_from_micros(shard_us > 0 ? shard_us : 0, GPR_TIMESPAN));
+    int64_t left_us, shard_us;
+    g->deadline = shard_deadline(c, call, &left_us, &shard_us);
     g->shard_ms = shard_us / 1000;
     c->inflight_req++;
     g->pending = 1;   /* no finish while still starting */
