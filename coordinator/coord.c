@@ -15,6 +15,7 @@
 #include "coord.h"
 #include "coord_config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -47,6 +48,8 @@
 #include "parse.h"
 #include "intent.h"
 #include "analyzer.h"
+#include "dupsig.h"
+#include "page.h"
 
 /* Every allocation of a search (the unpacked shard replies, the response's
  * arrays) comes from its arena and goes back at once (common/fn_arena.h). */
@@ -161,6 +164,14 @@ typedef struct search {
     uint64_t analyze_us;         /* query understanding: spelling, parsing, relaxation decisions */
     const char *parsed;          /* the searched text's canonical tree (NULL: plain text, blank) */
     int bag;                     /* ... and it is a bag of words */
+    /* the result page (page.h) */
+    int page_on;                 /* a text page: filter, diversity, blender run */
+    int safe;                    /* the request's safe-search level (PAGE_SAFE_*) */
+    size_t list_cap;             /* entries of the merge the page may use (0 = all) */
+    page_out pg;
+    const char *filter_model;    /* the index's content-filter model (the shards') */
+    double pg_threshold, pg_strict;
+    uint32_t pg_cap;
     Funnel__V1__IntentScore **intent;   /* the intent model's scores, most probable first */
     size_t nintent;
     /* relaxation (all_terms below min_hits matches): the terms dropped so far */
@@ -501,8 +512,133 @@ static Funnel__V1__StageInfo *stage(fn_arena *a, const char *name, int ran, uint
     return st;
 }
 
-static const char *const later_stages[] = { "stage1", "stage2", "blender", "filter" };
-#define NOT_BUILT "not built yet"
+/* ---- the result page (page.h) ---- */
+
+/* The page list of the first nlist ranked entries (st2's order) into s->pg.
+ * The index's filter thresholds come from the shards (each sends its own;
+ * they agree unless shards of two builds are mixed: the first answer's are
+ * used). Returns 0 or -ENOMEM. */
+static int result_page(search *s, fn_arena *a, const coord_stage2_out *st2, size_t nlist)
+{
+    coord_t *c = s->c;
+    page_opts o;
+    memset(&o, 0, sizeof o);
+    o.safe = s->safe;
+    for (uint32_t i = 0; i < s->nslots; i++) {
+        const Funnel__V1__ShardSearchResponse *r = s->slots[i].resp;
+        if (s->slots[i].code != GRPC_STATUS_OK || !r || !r->filter_model || !*r->filter_model) continue;
+        o.have_scores = 1;
+        o.threshold = r->filter_threshold;
+        o.strict = r->filter_strict;
+        s->filter_model = r->filter_model;
+        s->pg_threshold = r->filter_threshold;
+        s->pg_strict = r->filter_strict;
+        break;
+    }
+    o.demote_by = c->o.page.demote_by ? c->o.page.demote_by : 20;
+    o.collapse = !c->o.page.no_collapse && !s->req->keep_duplicates;
+    o.near = idx_dupsig_near;
+    o.sig_bytes = IDX_DUPSIG_BYTES;
+    o.host_cap = s->req->host_cap ? s->req->host_cap : c->o.page.host_cap;
+    o.block = c->o.page.block ? c->o.page.block : 10;
+    s->pg_cap = o.host_cap;
+    o.blend = !s->req->no_blend;
+    o.rules = c->o.page.rules;
+    o.nrules = c->o.page.nrules;
+    const char **iv = ar_alloc(a, (s->nintent ? s->nintent : 1) * sizeof *iv);
+    double *isc = ar_alloc(a, (s->nintent ? s->nintent : 1) * sizeof *isc);
+    page_item *items = ar_alloc(a, (nlist ? nlist : 1) * sizeof *items);
+    if (a->oom) return -ENOMEM;
+    for (size_t i = 0; i < s->nintent; i++) {
+        iv[i] = s->intent[i]->vertical;
+        isc[i] = s->intent[i]->score;
+    }
+    o.intent_vertical = iv;
+    o.intent_score = isc;
+    o.nintent = s->nintent;
+    for (size_t p = 0; p < nlist; p++) {
+        uint32_t e = st2->order[p];
+        const Funnel__V1__ShardHit *sh = s->mh[e];
+        size_t hl;
+        const char *h = page_url_host(sh->url, &hl);
+        char *host = ar_alloc(a, hl + 1);
+        if (!host) return -ENOMEM;
+        for (size_t j = 0; j < hl; j++) host[j] = (char)tolower((unsigned char)h[j]);
+        host[hl] = '\0';
+        items[p] = (page_item){ .e = e, .rank = (uint32_t)p, .key = sh->key,
+                                .vertical = sh->vertical ? sh->vertical : "", .host = host,
+                                .fscore = sh->filter_score, .has_fs = sh->has_filter_score,
+                                .sig = sh->dupsig.len == IDX_DUPSIG_BYTES ? sh->dupsig.data : NULL,
+                                .rule = -1 };
+    }
+    return page_build(a, items, nlist, &o, &s->pg);
+}
+
+/* A page hit's result-page fields. Returns 0 or -ENOMEM. */
+static int page_hit(search *s, fn_arena *a, const page_item *pi, Funnel__V1__Hit *h)
+{
+    h->vertical = (char *)pi->vertical;
+    h->host = (char *)pi->host;
+    h->slot_rule = pi->rule >= 0 ? (char *)s->c->o.page.rules[pi->rule].name : (char *)"main";
+    if (pi->has_fs) {
+        h->filter_score = pi->fscore;
+        h->filter_action = (char *)page_action_name(pi->action);
+    }
+    size_t nd = 0;
+    for (size_t d = 0; d < s->pg.ndrops; d++)
+        nd += s->pg.drops[d].action == PAGE_COLLAPSED && s->pg.drops[d].rep == pi->e;
+    if (!nd) return 0;
+    h->duplicates = ar_alloc(a, nd * sizeof *h->duplicates);
+    if (!h->duplicates) return -ENOMEM;
+    for (size_t d = 0; d < s->pg.ndrops; d++)
+        if (s->pg.drops[d].action == PAGE_COLLAPSED && s->pg.drops[d].rep == pi->e)
+            h->duplicates[h->n_duplicates++] = s->mh[s->pg.drops[d].e]->id;
+    return 0;
+}
+
+/* explain: every hit the page removed, demoted, folded or capped. */
+static int page_dropped(search *s, fn_arena *a, Funnel__V1__SearchResponse *resp, const coord_stage2_out *st2)
+{
+    (void)st2;
+    size_t n = s->pg.ndrops;
+    if (!n) return 0;
+    resp->dropped = ar_alloc(a, n * sizeof *resp->dropped);
+    Funnel__V1__DroppedHit *v = ar_alloc(a, n * sizeof *v);
+    if (a->oom) return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const page_drop *d = &s->pg.drops[i];
+        Funnel__V1__DroppedHit *x = &v[i];
+        funnel__v1__dropped_hit__init(x);
+        x->id = s->mh[d->e]->id;
+        x->shard = s->mshard[d->e];
+        x->rank = d->rank + 1;
+        x->action = (char *)page_action_name(d->action);
+        x->filter_score = d->has_fs ? d->fscore : 0;
+        char buf[600];
+        switch (d->action) {
+        case PAGE_REMOVED:
+        case PAGE_DEMOTED:
+            x->reason = "unsafe";
+            snprintf(buf, sizeof buf, "filter_score %.4f >= %s %.4g (%s)", d->fscore,
+                     d->action == PAGE_REMOVED ? "strict" : "threshold",
+                     d->action == PAGE_REMOVED ? s->pg_strict : s->pg_threshold,
+                     s->filter_model ? s->filter_model : "");
+            break;
+        case PAGE_COLLAPSED:
+            x->reason = "duplicate";
+            snprintf(buf, sizeof buf, "near-duplicate of %s (similarity %.3f)", s->mh[d->rep]->id, d->similarity);
+            break;
+        default:
+            x->reason = "host_cap";
+            snprintf(buf, sizeof buf, "more than %u hits of its host in every block of %u left", s->pg_cap,
+                     s->c->o.page.block ? s->c->o.page.block : 10);
+            break;
+        }
+        x->detail = ar_strdup(a, buf);
+        resp->dropped[resp->n_dropped++] = x;
+    }
+    return a->oom ? -ENOMEM : 0;
+}
 
 /* The entries stage 2 looks at: the window, the whole merge for a
  * window-features request, none for a selection-features request. */
@@ -606,6 +742,11 @@ static int merge_window(search *s)
     size_t want = s->mode == FUNNEL__V1__FEATURE_MODE__FEATURES_SELECTION ? s->k
                 : s->mode ? (s->k < s->win[2] ? s->k : s->win[2])
                 : (s->win[2] > page_end ? s->win[2] : page_end);
+    /* the result page's stages may drop hits: room past the page */
+    if (s->page_on) {
+        size_t need = page_list_need(page_end, s->c->o.page.rules, s->c->o.page.nrules);
+        if (want < need) want = need;
+    }
     int rc = merge_lists(s, 0, want, &s->mh, &s->mshard, &s->got, &s->merged_in);
     if (rc) return rc;
     s->merge_us = (uv_hrtime() - t_merge) / 1000;
@@ -785,9 +926,17 @@ static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *re
         if ((rc = vector_page(s, a, resp, &st2))) return rc;
         goto stages;
     }
-    /* the page (a features request returns its k candidates instead) */
+    /* the result page (page.h): filter, diversity, blender over the ranked
+     * list; the page is a slice of it (a features request returns its k
+     * candidates instead, as ranked) */
+    size_t nlist = got;
+    if (s->page_on && s->list_cap && nlist > s->list_cap) nlist = s->list_cap;
+    if (s->page_on) {
+        if ((rc = result_page(s, a, &st2, nlist))) return rc;
+    }
     size_t from = s->mode ? 0 : (size_t)s->req->page * s->k;
-    size_t to = s->mode ? got : (page_end < got ? page_end : got);
+    size_t avail = s->page_on ? s->pg.n : got;
+    size_t to = s->mode ? got : (page_end < avail ? page_end : avail);
     size_t npage = to > from ? to - from : 0;
     resp->hits = ar_alloc(a, (npage ? npage : 1) * sizeof *resp->hits);
     Funnel__V1__Hit *hits = ar_alloc(a, (npage ? npage : 1) * sizeof *hits);
@@ -813,34 +962,38 @@ static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *re
         for (size_t f = 0; f < nfeat; f++) resp->feature_names[f] = (char *)reg[f].name;
         resp->n_feature_names = nfeat;
     }
-    for (size_t p = from; p < to; p++) {
+    for (size_t q = from; q < to; q++) {
+        /* q: the place on the page list; p: the hit's rank after stage 2 */
+        const page_item *pi = s->page_on ? &s->pg.list[q] : NULL;
+        size_t p = pi ? pi->rank : q;
         size_t e = st2.order[p];
         const Funnel__V1__ShardHit *sh = mh[e];
-        Funnel__V1__Hit *h = &hits[p - from];
+        Funnel__V1__Hit *h = &hits[q - from];
         funnel__v1__hit__init(h);
-        s->page_e[p - from] = (uint32_t)e;
-        s->page_doc[p - from] = sh->doc;
-        s->page_key[p - from] = sh->key;
+        s->page_e[q - from] = (uint32_t)e;
+        s->page_doc[q - from] = sh->doc;
+        s->page_key[q - from] = sh->key;
         h->id = sh->id;
         h->title = sh->title;
         h->url = sh->url;
         h->score = st2.score[p];
         h->shard = mshard[e];
+        if (pi && (rc = page_hit(s, a, pi, h))) return rc;
         int in_window = p < st2.window && st2.ran;
-        int expl = p - from < nexpl;
+        int expl = q - from < nexpl;
         /* the score at every stage that ran; with explain the others too */
-        size_t ns = 0, cap = 3 + sizeof later_stages / sizeof later_stages[0];
+        size_t ns = 0, cap = 3;
         h->stages = ar_alloc(a, cap * sizeof *h->stages);
         Funnel__V1__StageScore *ss = ar_alloc(a, cap * sizeof *ss);
         if (a->oom) return -ENOMEM;
-        const char *names[] = { "selection", "stage1", "stage2", "blender", "filter" };
+        const char *names[] = { "selection", "stage1", "stage2" };
         /* a shard that reports no stages (an older build) sent its selection
          * score as the score */
         const Funnel__V1__ShardSearchResponse *sr = s->slots[mshard[e]].resp;   /* slot i = shard i */
         double sel_score = sr->n_stages ? sh->selection_score : sh->score;
-        double scores[] = { sel_score, sh->stage1_score, st2.score[p], 0, 0 };
-        int ran[] = { 1, stage1_ran, in_window, 0, 0 };
-        for (size_t j = 0; j < 5; j++) {
+        double scores[] = { sel_score, sh->stage1_score, st2.score[p] };
+        int ran[] = { 1, stage1_ran, in_window };
+        for (size_t j = 0; j < 3; j++) {
             if (!ran[j] && !expl) continue;
             funnel__v1__stage_score__init(&ss[ns]);
             ss[ns].stage = (char *)names[j];
@@ -863,9 +1016,10 @@ static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *re
                 h->n_features = st2.ncols;
             }
         }
-        resp->hits[p - from] = h;
+        resp->hits[q - from] = h;
     }
     resp->n_hits = npage;
+    if (s->page_on && s->req->explain && (rc = page_dropped(s, a, resp, &st2))) return rc;
     if (c->implog && !s->mode && npage) {
         /* the page as shown, with each hit's stage-2 features (engagement
          * loop); written by implog_page once the page has its ids */
@@ -874,7 +1028,7 @@ static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *re
         if (a->oom) return -ENOMEM;
         for (size_t i = 0; i < npage; i++) {
             s->log.sc[i] = resp->hits[i]->score;
-            s->log.rows[i] = st2.rows ? st2.rows + (size_t)st2.order[from + i] * st2.ncols : NULL;
+            s->log.rows[i] = st2.rows ? st2.rows + (size_t)s->page_e[i] * st2.ncols : NULL;
         }
         s->log.n = npage;
         s->log.ncols = st2.rows ? st2.ncols : 0;
@@ -882,7 +1036,7 @@ static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *re
     }
 
 stages:;
-    /* Funnel order: selection, stage1 (shards), merge, feedback, stage2, blender, filter. */
+    /* Funnel order: selection, stage1 (shards), merge, feedback, stage2, filter, diversity, blender. */
     uint64_t sel_out = 0, s1_in = 0, s1_out = 0, s1_time = 0, fb_time = 0;
     const char *s1_note = "";
     for (uint32_t i = 0; i < n; i++) {
@@ -902,7 +1056,7 @@ stages:;
             r->stages[2]->time_us > fb_time)
             fb_time = r->stages[2]->time_us;
     }
-    resp->stages = ar_alloc(a, 8 * sizeof *resp->stages);
+    resp->stages = ar_alloc(a, 9 * sizeof *resp->stages);
     if (!resp->stages) return -ENOMEM;
     size_t nst = 0;
     resp->stages[nst++] = stage(a, "analyze", 1, s->analyze_us, 1, 1, analyze_note(s, a));
@@ -918,8 +1072,17 @@ stages:;
                                 : "not needed: neither the stage-2 model nor the request uses prf_rm3");
     resp->stages[nst++] = stage(a, "stage2", st2.ran, st2.acct.time_us, st2.acct.count_in,
                                 st2.acct.count_out, ar_strdup(a, st2.acct.note));
-    resp->stages[nst++] = stage(a, "blender", 0, 0, 0, 0, NOT_BUILT);
-    resp->stages[nst++] = stage(a, "filter", 0, 0, 0, 0, NOT_BUILT);
+    if (s->page_on) {
+        const rank_stage_acct *pa[] = { &s->pg.filter, &s->pg.diversity, &s->pg.blender };
+        for (size_t i = 0; i < 3; i++)
+            resp->stages[nst++] = stage(a, pa[i]->name, pa[i]->ran, pa[i]->time_us, pa[i]->count_in,
+                                        pa[i]->count_out, ar_strdup(a, pa[i]->note));
+    } else {
+        const char *why = s->mode ? "features request: not run" : "vector page: not run";
+        resp->stages[nst++] = stage(a, "filter", 0, 0, 0, 0, why);
+        resp->stages[nst++] = stage(a, "diversity", 0, 0, 0, 0, why);
+        resp->stages[nst++] = stage(a, "blender", 0, 0, 0, 0, why);
+    }
     if (a->oom) return -ENOMEM;
     resp->n_stages = nst;
     if (s->req->explain) {
@@ -1577,16 +1740,28 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
             snprintf(s->prf_note, sizeof s->prf_note, "off (prf-docs 0): prf_rm3 is missing");
         }
     }
+    /* the result page (page.h): a text page; its stages need each hit's
+     * vertical, host, filter score and signature */
+    s->page_on = !s->mode && !req->n_vector;
+    s->safe = req->safe_search ? (int)req->safe_search
+            : c->o.page.safe_search ? c->o.page.safe_search : PAGE_SAFE_MODERATE;
+    s->sreq.page_signals = s->page_on;
+    s->sreq.dupsig_hits = PAGE_COLLAPSE_DEPTH;   /* folding looks no deeper */
     uint32_t s1 = per_shard(s->win[1], c->o.overprovision, n);
     uint32_t sel = per_shard(s->win[0], c->o.overprovision, n);
     if (s->mode == FUNNEL__V1__FEATURE_MODE__FEATURES_SELECTION)
         s1 = k;                                /* k selection candidates from each shard */
     else if (s->mode) ;                        /* the window: stage 1 keeps what it keeps when serving */
-    else if (!rerank) s1 = page_end;           /* nothing re-ranks after stage 1: the page is enough */
+    else if (!rerank)                          /* nothing re-ranks after stage 1: the page is enough, */
+        s1 = s->page_on ? (uint32_t)page_list_need(page_end, c->o.page.rules, c->o.page.nrules)
+                        : page_end;            /* with room for the hits the page stages drop */
     else if (s1 < page_end) s1 = page_end;
     if (sel < s1) sel = s1;
     if (sel > c->o.limits.max_window) sel = c->o.limits.max_window;
     if (s1 > sel) s1 = sel;
+    /* without a re-ranker the merge is exact only as deep as every shard's
+     * list: the page list stops there */
+    if (s->page_on && !rerank) s->list_cap = s1;
     s->sreq.k = s1;
     s->sreq.selection_k = sel;
     /* every shard selects at least its best prf-docs, or the global best
@@ -2424,6 +2599,26 @@ int coord_start(uv_loop_t *loop, const coord_opts *o, coord_t **out, fn_errbuf *
             goto fail_alloc;
         if (co->intent_model && *co->intent_model && (rc = intent_model_load(co->intent_model, &c->intent, eb)))
             goto fail_alloc;
+    }
+    /* a slot rule for a vertical the intent model does not know could
+     * never fire: refuse it at start rather than ignore it per query */
+    if (co->page.nrules && !c->intent)
+        FN_WARN("%zu blend rules but no intent model (intent-model): no rule can fire", co->page.nrules);
+    for (size_t r = 0; c->intent && r < co->page.nrules; r++) {
+        const char *const *vn;
+        size_t nv, i;
+        intent_model_verticals(c->intent, &vn, &nv);
+        for (i = 0; i < nv && strcmp(vn[i], co->page.rules[r].vertical); i++) ;
+        if (i == nv) {
+            char list[512];
+            size_t at = 0;
+            list[0] = '\0';
+            for (size_t j = 0; j < nv && at < sizeof list; j++)
+                at += (size_t)snprintf(list + at, sizeof list - at, "%s%s", j ? ", " : "", vn[j]);
+            rc = fn_seterr(eb, FN_EINVAL, "blend-rule #%u %s: vertical '%s' is not one of the intent model's (%s)",
+                           co->page.rules[r].ord, co->page.rules[r].name, co->page.rules[r].vertical, list);
+            goto fail_alloc;
+        }
     }
     co->intent_model = NULL;
     co->synonyms = co->analyzer = NULL;

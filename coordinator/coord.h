@@ -12,11 +12,23 @@
 #include <uv.h>
 
 #include "fn_error.h"
+#include "page.h"
 #include "prf.h"
 #include "topology.h"
 #include "validate.h"
 
 typedef struct coord coord_t;   /* opaque */
+
+/* The result page's settings (page.h); zero = the defaults. */
+typedef struct coord_page_opts {
+    int safe_search;                /* a request's default level (PAGE_SAFE_*; 0 = moderate) */
+    uint32_t demote_by;             /* 0 = 20 */
+    uint32_t host_cap;              /* 0 = no cap */
+    uint32_t block;                 /* 0 = 10 */
+    int no_collapse;                /* keep near-duplicates */
+    const page_rule *rules;         /* borrowed; must outlive the coordinator */
+    size_t nrules;
+} coord_page_opts;
 
 typedef struct coord_opts {
     const coord_topology *topo;     /* borrowed; must outlive the coordinator */
@@ -46,6 +58,7 @@ typedef struct coord_opts {
     const char *analyzer;           /* the index's analyzer description (NULL = the default) */
     uint32_t relax_min_hits;        /* all_terms relaxation below this many matches (0 = never) */
     const char *intent_model;       /* query intent model (query/intent.h), or NULL */
+    coord_page_opts page;           /* filter, diversity, blender */
     /* The impression log (coordinator/impressions.h); NULL = off. */
     const char *impressions_log;
     uint64_t impressions_max_bytes; /* rotate past this; 0 = never */

@@ -43,6 +43,11 @@ void coord_config_defaults(coord_config *c)
     c->breaker_failures = COORD_DEFAULT_BREAKER_FAILURES;
     c->breaker_backoff_ms = COORD_DEFAULT_BREAKER_BACKOFF_MS;
     c->breaker_max_backoff_ms = COORD_DEFAULT_BREAKER_MAX_BACKOFF_MS;
+    c->safe_search = PAGE_SAFE_MODERATE;
+    c->demote_by = 20;
+    c->host_cap = 0;
+    c->page_block = 10;
+    c->collapse_duplicates = 1;
     c->log_level = FN_LOG_INFO;
 }
 
@@ -84,6 +89,10 @@ static const struct num_key {
     { "breaker-failures", offsetof(coord_config, breaker_failures), 1, 1000 },
     { "breaker-backoff-ms", offsetof(coord_config, breaker_backoff_ms), 1, 3600000 },
     { "breaker-max-backoff-ms", offsetof(coord_config, breaker_max_backoff_ms), 1, 3600000 },
+    { "demote-by", offsetof(coord_config, demote_by), 1, 10000 },
+    { "host-cap", offsetof(coord_config, host_cap), 0, 1000 },
+    { "page-block", offsetof(coord_config, page_block), 1, 1000 },
+    { "collapse-duplicates", offsetof(coord_config, collapse_duplicates), 0, 1 },
 };
 
 /* Keys with a number with a fraction: the same parse, range and message. */
@@ -135,6 +144,26 @@ int coord_config_set(coord_config *c, const char *key, const char *v, fn_errbuf 
         if (fn_parse_double(v, k->min, k->max, &d) != 0)
             return fn_seterr(eb, FN_EINVAL, "%s: '%s' is not a number in %g..%g", k->name, v, k->min, k->max);
         *(double *)((char *)c + k->off) = d;
+        return 0;
+    }
+    if (fn_config_key_is(key, "safe-search")) {
+        int l = !strcmp(v, "off") ? PAGE_SAFE_OFF : !strcmp(v, "moderate") ? PAGE_SAFE_MODERATE
+              : !strcmp(v, "strict") ? PAGE_SAFE_STRICT : -1;
+        if (l < 0) return fn_seterr(eb, FN_EINVAL, "safe-search: '%s' is not off|moderate|strict", v);
+        c->safe_search = l;
+        return 0;
+    }
+    if (fn_config_key_is(key, "blend-rule")) {
+        /* checked against the rules before it here, so a clash names this line */
+        page_rule r;
+        if (c->nrules >= PAGE_MAX_RULES)
+            return fn_seterr(eb, FN_EINVAL, "blend-rule: at most %d rules", PAGE_MAX_RULES);
+        int rc = page_rule_parse(v, &r, eb);
+        if (rc) return rc;
+        r.ord = (unsigned)c->nrules + 1;
+        c->rules[c->nrules] = r;
+        if ((rc = page_rules_check(c->rules, c->nrules + 1, eb))) return rc;
+        c->nrules++;
         return 0;
     }
     if (fn_config_key_is(key, "log-level")) {
@@ -225,6 +254,15 @@ const char *coord_config_usage(void)
 "  --synonym-senses N       synonyms from a word's N most frequent senses (default 1)\n"
 "  --intent-model FILE      query intent (funnel intent train): every response carries the\n"
 "                           verticals' probabilities (default none)\n"
+"  --safe-search L          off|moderate|strict: a request's default (docs/result-page.md;\n"
+"                           default moderate: hits the index's content filter flags move down)\n"
+"  --demote-by N            places a hit flagged under moderate moves down (default 20)\n"
+"  --host-cap N             at most N hits of one host in every page block (default 0: no cap)\n"
+"  --page-block N           the block of consecutive results the host cap holds in (default 10)\n"
+"  --collapse-duplicates B  1: fold near-duplicates under the best of each group (default 1)\n"
+"  --blend-rule RULE        a slot rule, repeatable: 'NAME vertical=V position=P size=S\n"
+"                           [min-intent=X] [min-hits=M]' (a block of S hits of vertical V at\n"
+"                           place P when the query's intent for V is at least X)\n"
 "  --relax-min-hits N       an all_terms query matching fewer than N documents drops its\n"
 "                           most common word and runs again, until N match (default 0: never;\n"
 "                           a request's min_hits overrides)\n"

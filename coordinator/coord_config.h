@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "fn_error.h"
+#include "page.h"
 #include "prf.h"
 #include "validate.h"
 
@@ -66,6 +67,14 @@ typedef struct coord_config {
     int64_t breaker_failures;     /* --breaker-failures, 1..1000 */
     int64_t breaker_backoff_ms;   /* --breaker-backoff-ms, 1..3600000 */
     int64_t breaker_max_backoff_ms; /* --breaker-max-backoff-ms, 1..3600000, >= backoff */
+    /* The result page (coordinator/page.h, docs/result-page.md). */
+    int safe_search;              /* --safe-search off|moderate|strict (PAGE_SAFE_*; default moderate) */
+    int64_t demote_by;            /* --demote-by: places a moderate-flagged hit moves down, 1..10000 */
+    int64_t host_cap;             /* --host-cap: hits of one host per page block (0 = no cap), 0..1000 */
+    int64_t page_block;           /* --page-block: the block the host cap holds in, 1..1000 */
+    int64_t collapse_duplicates;  /* --collapse-duplicates 0|1 */
+    page_rule rules[PAGE_MAX_RULES]; /* --blend-rule (repeatable): slot rules, in config order */
+    size_t nrules;
     int log_level;                /* enum fn_log_level */
     int help;                     /* --help was given */
 } coord_config;

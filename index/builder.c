@@ -216,7 +216,7 @@ typedef struct shard {
     char dir[4096];
     MDB_env *env;
     MDB_txn *txn;
-    MDB_dbi meta, terms, postings, docs, ids, norms, source, positions, skips, vocab, tvec, vectors, attrs;
+    MDB_dbi meta, terms, postings, docs, ids, norms, source, positions, skips, vocab, tvec, vectors, attrs, docsig;
     uint32_t ndocs, txn_docs;
     /* the vectors in row order (f32 rows of vec_dim) until finish_shard
      * stores them; vdocs[r] = the document of row r */
@@ -304,7 +304,8 @@ static int open_dbs(shard *s, MDB_txn *txn, unsigned flags)
         (rc = mdb_dbi_open(txn, IDX_DB_VOCAB, flags, &s->vocab)) ||
         (rc = mdb_dbi_open(txn, IDX_DB_TVEC, flags, &s->tvec)) ||
         (rc = mdb_dbi_open(txn, IDX_DB_VECTORS, flags, &s->vectors)) ||
-        (rc = mdb_dbi_open(txn, IDX_DB_ATTRS, flags, &s->attrs)))
+        (rc = mdb_dbi_open(txn, IDX_DB_ATTRS, flags, &s->attrs)) ||
+        (rc = mdb_dbi_open(txn, IDX_DB_DOCSIG, flags, &s->docsig)))
         return mdb_code(rc);
     return 0;
 }
@@ -458,6 +459,9 @@ typedef struct anctx {
     uint32_t *dpos, *dposoff;
     size_t dposcap, dposoffcap;
     ZSTD_CCtx *zc;              /* compresses the sources (created on first use) */
+    const idx_build_opts *o;    /* the content filter (filter_score) */
+    double filter_s, sig_s;     /* this thread's time scoring and signing documents */
+    uint64_t nfilter;
 } anctx;
 
 static void anctx_free(anctx *c)
@@ -820,6 +824,8 @@ typedef struct bdoc {
     size_t sattr, sattrlen;     /* the attributes at out + sattr: per attribute a u16 count,
                                    then each value as a u16 length and its bytes */
     uint32_t vdim;              /* 0: no "embedding" */
+    size_t sig;                 /* IDX_DUPSIG_BYTES at out + sig */
+    float fscore;               /* the content filter's score (NaN: no filter) */
 } bdoc;
 
 typedef struct batch {
@@ -1001,6 +1007,25 @@ static int analyze_line(anctx *c, batch *bt, uint32_t i)
     d->srclen = 4 + zn;
     bt->outlen += d->srclen;
 
+    /* the result page's signals (format.h docsig): here, in parallel */
+    {
+        double t0 = now_s();
+        if ((rc = out_reserve(bt, IDX_DUPSIG_BYTES))) goto out;
+        idx_dupsig(txt[0], tlen[0], txt[1], tlen[1], bt->out + bt->outlen);
+        d->sig = bt->outlen;
+        bt->outlen += IDX_DUPSIG_BYTES;
+        double t1 = now_s();
+        c->sig_s += t1 - t0;
+        d->fscore = NAN;
+        if (c->o->filter_score) {
+            double p = c->o->filter_score(c->o->filter_ud, txt[0], tlen[0], txt[1], tlen[1]);
+            if (p < 0) { rc = -ENOMEM; goto out; }
+            d->fscore = (float)p;
+            c->filter_s += now_s() - t1;
+            c->nfilter++;
+        }
+    }
+
     strtab_clear(&c->dt);
     c->ntoks = 0;
     for (int f = 0; f < IDX_NFIELDS; f++) {
@@ -1153,6 +1178,18 @@ static int index_doc(builder *b, const batch *bt, const bdoc *d, uint64_t lineno
 
     if ((rc = put_doc(b, s, dk, id, idlen, o + d->title, d->titlelen, o + d->url, d->urllen, o + d->src, d->srclen)))
         return rc;
+    {
+        uint8_t sv[IDX_DOCSIG_BYTES];
+        uint32_t bits;
+        memcpy(&bits, &d->fscore, 4);
+        idx_put_u32le(sv + 4, bits);
+        memcpy(sv + 8, bt->out + d->sig, IDX_DUPSIG_BYTES);
+        idx_put_u32le(sv, idx_sum32(sv + 4, IDX_DOCSIG_BYTES - 4, s->ndocs));
+        MDB_val sk = { 4, dk }, svv = { IDX_DOCSIG_BYTES, sv };
+        if ((rc = mdb_put(s->txn, s->docsig, &sk, &svv, MDB_APPEND)))
+            return fn_seterr(b->eb, mdb_code(rc), "%s: docsig: %s", s->dir, mdb_strerror(rc));
+        s->txn_bytes += IDX_DOCSIG_BYTES + 16;
+    }
     if ((rc = grow_norms(s))) return rc;
     for (int f = 0; f < IDX_NFIELDS; f++) {
         s->len[f][s->ndocs] = d->flen[f];
@@ -1262,11 +1299,13 @@ static int invert_input(builder *b)
     anctx mc;                       /* the main thread's */
     memset(&mc, 0, sizeof mc);
     mc.an = b->an;
+    mc.o = b->o;
     worker *w = nw ? calloc(nw, sizeof *w) : NULL;
     p.slot = calloc(p.nb, sizeof *p.slot);
     if ((nw && !w) || !p.slot) { rc = -ENOMEM; goto out_free; }
     for (uint32_t i = 0; i < nw; i++) {
         w[i].p = &p;
+        w[i].ctx.o = b->o;
         if ((rc = idx_analyzer_create(&b->o->analyzer, &w[i].ctx.an, b->eb))) goto out_free;
     }
     if ((rc = pthread_mutex_init(&p.mu, NULL))) { rc = -rc; goto out_free; }
@@ -1325,7 +1364,13 @@ out_work:
 out_mu:
     pthread_mutex_destroy(&p.mu);
 out_free:
+    b->st.filter_docs += mc.nfilter;
+    b->st.filter_seconds += mc.filter_s;
+    b->st.dupsig_seconds += mc.sig_s;
     for (uint32_t i = 0; w && i < nw; i++) {
+        b->st.filter_docs += w[i].ctx.nfilter;
+        b->st.filter_seconds += w[i].ctx.filter_s;
+        b->st.dupsig_seconds += w[i].ctx.sig_s;
         idx_analyzer_destroy(w[i].ctx.an);
         anctx_free(&w[i].ctx);
     }
@@ -1987,6 +2032,11 @@ static int finish_shard(builder *b, uint32_t si)
         (rc = put_meta(s, "ann_efc", "%" PRIu32, b->o->ann_efc ? b->o->ann_efc : 200)) ||
         (rc = put_meta(s, "created", "%" PRId64, b->created)))
         return fn_seterr(b->eb, rc, "%s: meta: %s", s->dir, fn_strerror(rc));
+    if (b->o->filter_score &&
+        ((rc = put_meta(s, "filter_model", "%s", b->o->filter_model ? b->o->filter_model : "")) ||
+         (rc = put_meta(s, "filter_threshold", "%.17g", b->o->filter_threshold)) ||
+         (rc = put_meta(s, "filter_strict", "%.17g", b->o->filter_strict))))
+        return fn_seterr(b->eb, rc, "%s: meta: %s", s->dir, fn_strerror(rc));
     uint32_t msum;
     if ((rc = idx_meta_sum(s->txn, s->meta, &msum)) || (rc = put_meta(s, "meta_sum", "%08" PRIx32, msum)))
         return fn_seterr(b->eb, rc, "%s: meta: %s", s->dir, fn_strerror(rc));
@@ -2106,6 +2156,7 @@ int idx_build(const idx_build_opts *opts, idx_build_stats *stats, fn_errbuf *eb)
         b.threads = n < 1 ? 1 : n > AUTO_THREADS ? AUTO_THREADS : (uint32_t)n;
     }
     if (b.threads > MAX_THREADS) b.threads = MAX_THREADS;
+    b.st.threads = b.threads;
     b.t0 = b.last_progress = now_s();
     b.created = (int64_t)time(NULL);
     int rc;

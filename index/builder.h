@@ -41,6 +41,10 @@ typedef struct idx_build_stats {
     uint64_t vectors;       /* documents with a vector */
     uint32_t vec_dim;       /* their dimension (0: none) */
     double ann_seconds;     /* building the ANN graphs */
+    uint64_t filter_docs;   /* documents the content filter scored (0: no filter) */
+    double filter_seconds;  /* their scoring, summed over the analyzing threads */
+    double dupsig_seconds;  /* the near-duplicate signatures (every document), likewise */
+    uint32_t threads;       /* analyzing threads, the main one included */
     double seconds;
 } idx_build_stats;
 
@@ -68,6 +72,16 @@ typedef struct idx_build_opts {
     uint32_t vec_dim;
     const char *vec_metric;
     uint32_t ann_M, ann_efc;
+    /* Optional content filter (issue 11): every document's title and body
+     * scored in the analyzing threads (so it must be thread-safe; a
+     * probability in [0, 1], < 0 out of memory), stored in `docsig`; meta
+     * records filter_model (a name), filter_threshold, filter_strict.
+     * NULL: no scores (NaN stored). The near-duplicate signature is always
+     * stored. */
+    double (*filter_score)(void *filter_ud, const char *title, size_t tlen, const char *body, size_t blen);
+    void *filter_ud;
+    const char *filter_model;
+    double filter_threshold, filter_strict;
     /* Optional progress: called about every 0.5 s and at the end (final = 1). */
     void (*progress)(void *ud, const idx_build_stats *st, const char *phase, int final);
     /* Optional: called for every skipped bad line with "FILE:LINE: reason". */

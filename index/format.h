@@ -1,8 +1,8 @@
-/* format.h - the on-disk layout of a Funnel index (schema version 7).
+/* format.h - the on-disk layout of a Funnel index (schema version 8).
  *
  * An index directory IDXDIR holds one LMDB environment per shard:
  *
- *   IDXDIR/index.json          {"schema":7,"shards":N,"docs":D,"created":T,...} (informational)
+ *   IDXDIR/index.json          {"schema":8,"shards":N,"docs":D,"created":T,...} (informational)
  *   IDXDIR/shard-000/data.mdb  ... IDXDIR/shard-(N-1)/data.mdb
  *   IDXDIR/shard-NNN/checksum  "funnel-checksum 1\nxxh3-64 <16 hex>\nbytes <size>\n": the
  *                              whole data.mdb as the build sealed it (verified at open)
@@ -30,7 +30,9 @@
  *               BM25F settings the skips' block maxima were computed with),
  *               created (unix seconds), vec_dim (0: no vectors), vec_metric ("l2",
  *               "dot", "cosine"), vec_count (this shard's vectors), ann_M and ann_efc
- *               (the graph's settings), and
+ *               (the graph's settings), with a content filter (schema 8):
+ *               filter_model (the model file's base name), filter_threshold and
+ *               filter_strict (%.17g; absent: the index has no filter scores), and
  *               meta_sum: 8 hex digits, idx_meta_sum over every other entry
  *   terms     term bytes (analyzed, <= 255 bytes) -> idx_term_rec (36 bytes):
  *               u32le termid, df, gdf, nblocks, u64le cf_title, cf_body (GLOBAL
@@ -83,6 +85,11 @@
  *             first) | when nentries > 0: u32le off[docs + 1] | u32le code[nentries], each
  *             document's codes ascending (schema 7; attrs.h); sum = idx_sum32(the bytes after
  *             it, XXH3-64(name))
+ *   docsig    u32be doc -> u32le sum | f32le filter_score | IDX_DUPSIG_BYTES dupsig
+ *               (schema 8; IDX_DOCSIG_BYTES in all): the content filter's
+ *               probability (NaN: built without a filter model) and the
+ *               near-duplicate signature (dupsig.h; all zero: no words);
+ *               sum = idx_sum32(the bytes after it, doc). One per document.
  *   ids       external id bytes -> u32le doc | u32le sum = idx_sum32(4 doc bytes, XXH3-64(id))
  *   norms     "title" -> u32le sum | u32le[docs] token counts; "body" -> same;
  *             "keys" -> u32le sum | u64le[docs] xxh64(id) (the shard-independent tie-break);
@@ -128,7 +135,9 @@
 #include <string.h>
 #include <xxhash.h>
 
-#define IDX_SCHEMA_VERSION 7
+#include "dupsig.h"
+
+#define IDX_SCHEMA_VERSION 8
 #define IDX_MAX_TERM_BYTES 255
 #define IDX_MAX_DBS 16
 /* Address space, not disk: LMDB maps this much but only writes what it uses. */
@@ -147,6 +156,7 @@
 #define IDX_DB_TVEC "tvec"
 #define IDX_DB_VECTORS "vectors"
 #define IDX_DB_ATTRS "attrs"
+#define IDX_DB_DOCSIG "docsig"
 #define IDX_ANN_FILE "ann.hnsw"
 #define IDX_VEC_HDR 16                        /* vectors: sum, count, dim, 0 */
 #define IDX_NO_VECTOR UINT32_MAX              /* vec_rows of a document without one */
@@ -161,6 +171,7 @@
 #define IDX_VOCAB_HDR 8                       /* vocab: sum, gdf */
 #define IDX_TVEC_HDR 8                        /* tvec: sum, nterms */
 #define IDX_SOURCE_HDR 8                      /* source: sum, raw_len */
+#define IDX_DOCSIG_BYTES (8 + IDX_DUPSIG_BYTES)  /* docsig: sum, filter score, dupsig */
 #define IDX_MAX_SOURCE_BYTES (64u << 20)      /* a document's compact JSON, at most */
 #define IDX_SOURCE_ZSTD_LEVEL 1                /* levels 2, 3: no smaller, slower (index-format.md) */
 

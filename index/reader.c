@@ -336,6 +336,30 @@ static int value_get(const idx_reader_t *r, MDB_txn *txn, MDB_dbi dbi, _Atomic u
     return 0;
 }
 
+int idx_docsig_decode(uint32_t doc, const MDB_val *v, float *score, uint8_t *sig, fn_errbuf *eb)
+{
+    const uint8_t *p = v->mv_data;
+    if (v->mv_size != IDX_DOCSIG_BYTES)
+        return fn_seterr(eb, FN_ECORRUPT, "docsig of doc %u: %zu bytes, want %d", doc, v->mv_size, IDX_DOCSIG_BYTES);
+    if (idx_get_u32le(p) != idx_sum32(p + 4, IDX_DOCSIG_BYTES - 4, doc))
+        return fn_seterr(eb, FN_ECORRUPT, "docsig of doc %u: checksum mismatch", doc);
+    float f;
+    uint32_t bits = idx_get_u32le(p + 4);
+    memcpy(&f, &bits, 4);
+    if (!isnan(f) && !(f >= 0 && f <= 1))
+        return fn_seterr(eb, FN_ECORRUPT, "docsig of doc %u: filter score %g outside [0, 1]", doc, (double)f);
+    if (score) *score = f;
+    if (sig) memcpy(sig, p + 8, IDX_DUPSIG_BYTES);
+    return 0;
+}
+
+int idx_docsig_get(const idx_reader_t *r, MDB_txn *txn, uint32_t doc, float *score, uint8_t *sig, fn_errbuf *eb)
+{
+    MDB_val v;
+    int rc = value_get(r, txn, r->docsig, NULL, r->info.docs, doc, "docsig of doc", "docsig", &v, eb);
+    return rc ? rc : idx_docsig_decode(doc, &v, score, sig, eb);
+}
+
 void idx_tvec_free(idx_tvec *tv)
 {
     free(tv->termid);
@@ -785,7 +809,8 @@ static int open_txn(idx_reader_t *r, fn_errbuf *eb)
         (rc = mdb_dbi_open(txn, IDX_DB_VOCAB, 0, &r->vocab)) ||
         (rc = mdb_dbi_open(txn, IDX_DB_TVEC, 0, &r->tvec)) ||
         (rc = mdb_dbi_open(txn, IDX_DB_VECTORS, 0, &r->vectors)) ||
-        (rc = mdb_dbi_open(txn, IDX_DB_ATTRS, 0, &r->attrsdb))) {
+        (rc = mdb_dbi_open(txn, IDX_DB_ATTRS, 0, &r->attrsdb)) ||
+        (rc = mdb_dbi_open(txn, IDX_DB_DOCSIG, 0, &r->docsig))) {
         if (rc == MDB_NOTFOUND) rc = FN_EFORMAT;
         goto fail;
     }
@@ -813,6 +838,25 @@ static int open_txn(idx_reader_t *r, fn_errbuf *eb)
         (rc = meta_get(txn, r->meta, "codec", in->codec, sizeof in->codec)) ||
         (rc = meta_u64(txn, r->meta, "block_size", &v)))
         goto fail;
+    what = "meta filter_model";
+    in->filter_threshold = in->filter_strict = NAN;
+    in->filter_model[0] = '\0';
+    rc = meta_get(txn, r->meta, "filter_model", in->filter_model, sizeof in->filter_model);
+    if (rc == 0) {
+        /* both thresholds in [0, 1], strict never above the threshold (rank/cfilter.h) */
+        what = "meta filter_threshold";
+        if ((rc = meta_double(txn, r->meta, "filter_threshold", &in->filter_threshold))) goto fail;
+        what = "meta filter_strict";
+        if ((rc = meta_double(txn, r->meta, "filter_strict", &in->filter_strict))) goto fail;
+        if (!(in->filter_threshold <= 1 && in->filter_strict <= in->filter_threshold)) {
+            rc = FN_EFORMAT;
+            goto fail;
+        }
+    } else if (rc != FN_EFORMAT) {
+        goto fail;
+    } else {
+        in->filter_model[0] = '\0';   /* absent: built without a filter */
+    }
     what = "meta blockmax_bm25";
     {
         char bm[160], *p = bm, *end;
@@ -1127,6 +1171,45 @@ static int get_doc(idx_reader_t *r, MDB_txn *txn, const char *id, idx_srcbuf *sb
     const char *src;
     size_t len;
     return idx_source_get(r, txn, doc, sb, &src, &len, eb);
+}
+
+int idx_docs_signals(const idx_reader_t *r, const uint32_t *docs, size_t n, float *scores, uint8_t *sigs,
+                     fn_errbuf *eb)
+{
+    if (eb) eb->msg[0] = '\0';
+    for (size_t i = 0; i < n; i++)
+        if (docs[i] >= r->info.docs)
+            return fn_seterr(eb, FN_EINVAL, "docsig: document %u is out of range (the shard has %llu)", docs[i],
+                             (unsigned long long)r->info.docs);
+    if (n == 0) return 0;
+    int rc = idx_reader_check(r, eb);
+    if (rc) return rc;
+    MDB_txn *txn;
+    if ((rc = mdb_txn_begin(r->env, NULL, MDB_RDONLY, &txn)))
+        return fn_seterr(eb, idx_mdb_code(rc), "txn: %s", mdb_strerror(rc));
+    idx_guard g;
+    if (idx_guard_enter(&g, r->map, r->mapsize) == 0) {
+        if (sigsetjmp(g.jb, 0) != 0) {
+            mdb_txn_abort(txn);
+            return fn_seterr(eb, FN_ECORRUPT, "%s/data.mdb: %s (while open)", r->dir, idx_guard_what(&g));
+        }
+    }
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = idx_docsig_get(r, txn, docs[i], scores ? &scores[i] : NULL, sigs ? sigs + i * IDX_DUPSIG_BYTES : NULL,
+                            eb);
+    idx_guard_leave(&g);
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+int idx_doc_filter_score(const idx_reader_t *r, uint32_t doc, float *out, fn_errbuf *eb)
+{
+    return idx_docs_signals(r, &doc, 1, out, NULL, eb);
+}
+
+int idx_doc_dupsig(const idx_reader_t *r, uint32_t doc, uint8_t *out, fn_errbuf *eb)
+{
+    return idx_docs_signals(r, &doc, 1, NULL, out, eb);
 }
 
 int idx_reader_get_doc(idx_reader_t *r, const char *id, char **json, fn_errbuf *eb)

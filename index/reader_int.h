@@ -25,7 +25,8 @@
 struct idx_reader {
     char dir[4096];
     MDB_env *env;
-    MDB_dbi meta, terms, postings, docs, ids, norms, source, positions, skips, vocab, tvec, vectors, attrsdb;
+    MDB_dbi meta, terms, postings, docs, ids, norms, source, positions, skips, vocab, tvec, vectors, attrsdb,
+        docsig;
     idx_bm25_params bm;           /* the settings of the skips' block maxima (meta blockmax_bm25) */
     idx_index_info info;
     const idx_codec_t *codec;
@@ -91,6 +92,13 @@ static inline int idx_key_cmp(const void *a, size_t al, const void *b, size_t bl
     int c = memcmp(a, b, al < bl ? al : bl);
     return c ? c : (al > bl) - (al < bl);
 }
+
+/* Document doc's docsig value (format.h): checksum and length checked; the
+ * filter score (NaN: none) and the signature (IDX_DUPSIG_BYTES), either
+ * output may be NULL. FN_ECORRUPT naming the document when damaged. */
+int idx_docsig_get(const idx_reader_t *r, MDB_txn *txn, uint32_t doc, float *score, uint8_t *sig,
+                   fn_errbuf *eb);
+int idx_docsig_decode(uint32_t doc, const MDB_val *v, float *score, uint8_t *sig, fn_errbuf *eb);
 
 /* Term record of `term` (len bytes). 0, FN_ENOTFOUND, FN_ECORRUPT or an LMDB code.
  * FN_ENOTFOUND is proved, not just LMDB's word: a damaged key or branch page

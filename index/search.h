@@ -71,6 +71,10 @@ typedef struct idx_index_info {
     uint32_t vec_dim;       /* 0: the index has no vectors */
     uint32_t vec_metric;    /* ann_metric (index/ann/hnsw.h) */
     uint64_t vec_count;     /* this shard's documents with a vector */
+    /* the content filter the documents were scored with at build time (meta
+     * filter_model etc.): "" and NaN thresholds when none */
+    char filter_model[256];
+    double filter_threshold, filter_strict;
 } idx_index_info;
 
 /* Open a shard directory read-only. First the whole data.mdb is checked
@@ -93,6 +97,20 @@ int idx_reader_check(const idx_reader_t *r, fn_errbuf *eb);
 /* Document doc's vertical attribute (its first value; attrs.h), "" when it
  * has none or doc is out of range. Owned by the reader. */
 const char *idx_doc_vertical(const idx_reader_t *r, uint32_t doc);
+
+/* The result page's signals of documents (format.h docsig), read from
+ * LMDB per document (in place in the map: no copy at open, nothing held per
+ * document). For docs[0, n): the content filter's score into scores[i] (NaN
+ * when the index was built without a filter model) and the near-duplicate
+ * signature into sigs + i * IDX_DUPSIG_BYTES (dupsig.h); either may be NULL.
+ * One read transaction for all of them. Returns 0, FN_EINVAL (a document
+ * out of range, naming it), a damage code (idx_is_damage: a checksum or
+ * length that does not hold, "docsig of doc 7: checksum mismatch"), -ENOMEM. */
+int idx_docs_signals(const idx_reader_t *r, const uint32_t *docs, size_t n, float *scores, uint8_t *sigs,
+                     fn_errbuf *eb);
+/* One document's: 0 and *out (NaN: no filter score), or as idx_docs_signals. */
+int idx_doc_filter_score(const idx_reader_t *r, uint32_t doc, float *out, fn_errbuf *eb);
+int idx_doc_dupsig(const idx_reader_t *r, uint32_t doc, uint8_t *out, fn_errbuf *eb);
 
 typedef struct idx_term_explain {
     const char *term;       /* analyzed form */

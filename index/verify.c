@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -275,6 +276,23 @@ static const char *attrs_differ(const idx_reader_t *r, uint32_t d, json_t *o)
     return NULL;
 }
 
+/* The document's docsig (format.h): its checksum and length, a filter score
+ * exactly when meta names a filter model, and the signature of the source's
+ * title and body. */
+static const char *docsig_differs(walk *w, uint32_t d, json_t *o, int *rc)
+{
+    float fs;
+    uint8_t sig[IDX_DUPSIG_BYTES], want[IDX_DUPSIG_BYTES];
+    if ((*rc = idx_docsig_get(w->r, w->txn, d, &fs, sig, w->eb))) return NULL;
+    if (!!isnan(fs) != !w->r->info.filter_model[0])
+        return w->r->info.filter_model[0] ? "has no filter score, but meta names a filter model"
+                                          : "has a filter score, but meta names no filter model";
+    json_t *t = json_object_get(o, "title"), *b = json_object_get(o, "body");
+    idx_dupsig(json_is_string(t) ? json_string_value(t) : NULL, json_is_string(t) ? json_string_length(t) : 0,
+               json_is_string(b) ? json_string_value(b) : NULL, json_is_string(b) ? json_string_length(b) : 0, want);
+    return memcmp(sig, want, IDX_DUPSIG_BYTES) ? "its near-duplicate signature is not its source's" : NULL;
+}
+
 static int check_source(walk *w, uint32_t d, const idx_doc_rec *dr)
 {
     const char *src;
@@ -289,9 +307,14 @@ static int check_source(walk *w, uint32_t d, const idx_doc_rec *dr)
                       : !json_member_is(o, "title", dr->title, dr->title_len) ? "its \"title\" is not the stored record's"
                       : !json_member_is(o, "url", dr->url, dr->url_len) ? "its \"url\" is not the stored record's"
                       : attrs_differ(w->r, d, o);
+    const char *sbad = NULL;
+    if (!bad) sbad = docsig_differs(w, d, o, &rc);
     json_decref(o);
     if (bad) return fn_seterr(w->eb, FN_ECORRUPT, "source of doc %u (id \"%s\"): %s", d,
                               IDX_SHOW(dr->id, dr->id_len), bad);
+    if (rc) return rc;
+    if (sbad) return fn_seterr(w->eb, FN_ECORRUPT, "docsig of doc %u (id \"%s\"): %s", d,
+                               IDX_SHOW(dr->id, dr->id_len), sbad);
     return 0;
 }
 
@@ -333,9 +356,9 @@ static int walk_docs(walk *w)
             return fn_seterr(w->eb, FN_ECORRUPT, "term vector of doc %u: its %u terms are not the "
                              "document's postings", d, w->tv.n);
     }
-    static const char *const dbname[4] = { IDX_DB_DOCS, IDX_DB_SOURCE, IDX_DB_IDS, IDX_DB_TVEC };
-    const MDB_dbi dbi[4] = { r->docs, r->source, r->ids, r->tvec };
-    for (int i = 0; i < 4; i++) {
+    static const char *const dbname[5] = { IDX_DB_DOCS, IDX_DB_SOURCE, IDX_DB_IDS, IDX_DB_TVEC, IDX_DB_DOCSIG };
+    const MDB_dbi dbi[5] = { r->docs, r->source, r->ids, r->tvec, r->docsig };
+    for (int i = 0; i < 5; i++) {
         MDB_stat ms;
         if ((rc = mdb_stat(w->txn, dbi[i], &ms)))
             return fn_seterr(w->eb, idx_mdb_code(rc), "%s: %s", dbname[i], mdb_strerror(rc));

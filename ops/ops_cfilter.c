@@ -7,7 +7,9 @@
  * --seed scores exactly those. Inside the training part, cfilter_train
  * chooses the threshold on out-of-fold scores (5 folds by id, salt
  * CFILTER_SALT_VALID): the lowest score reaching --target-precision (0.98)
- * there. A document without an "id"
+ * there, and the strict threshold: the highest score whose out-of-fold
+ * recall reaches --strict-recall (0.995), never above the threshold. A
+ * document without an "id"
  * gets "line:N" as its id.
  *
  * Measured: docs/evaluation.md, "Content filter (issue 11)";
@@ -29,19 +31,22 @@
 
 static const char filter_usage[] =
     "usage: funnel filter train --input labelled.jsonl --positive LABEL --out MODEL [--label-field label]\n"
-    "                           [--holdout 0.2] [--seed 1] [--target-precision 0.98] [--buckets 262144] [--c 100]\n"
+    "                           [--holdout 0.2] [--seed 1] [--target-precision 0.98] [--strict-recall 0.995]\n"
+    "                           [--buckets 262144] [--c 100]\n"
     "       funnel filter eval --input labelled.jsonl --positive LABEL --model MODEL [--label-field label]\n"
     "                          [--holdout F --seed S] [--curve PR.dat]\n"
     "\n"
     "Content filter: L2 logistic regression over hashed words, word bigrams, URL and\n"
     "e-mail domains, lexicon and length counts of each document's \"title\" and \"body\".\n"
     "train: documents in the seeded --holdout share (by id) are left out; of the\n"
-    "  rest 20% choose the threshold: the lowest score reaching --target-precision.\n"
+    "  rest, out-of-fold scores (5 folds) choose the threshold: the lowest score\n"
+    "  reaching --target-precision; and the strict threshold (never above it): the\n"
+    "  highest score whose recall reaches --strict-recall.\n"
     "  --label-field F   the label's field (default label); --positive: its positive value\n"
     "  --buckets N       hash buckets (default 262144, at most 2^24)\n"
     "  --c C             inverse L2 strength, as scikit-learn's C (default 100)\n"
     "eval: rows, positives, threshold, precision, recall and F1 at the model's\n"
-    "  threshold, ROC AUC and the scoring cost per document; with --holdout F and\n"
+    "  threshold and at its strict threshold, ROC AUC and the scoring cost per document; with --holdout F and\n"
     "  --seed S only the documents train held out (default: every document).\n"
     "  --curve PATH      write the precision-recall curve: \"recall precision threshold\" lines\n"
     "Exit status: 0 ok, 1 failure (bad input, damaged model), 2 usage error.\n";
@@ -186,6 +191,7 @@ static int parse_opts(int argc, char **argv, cli *a, const char *sub)
         { "model", required_argument, NULL, 'm' }, { "curve", required_argument, NULL, 'k' },
         { "holdout", required_argument, NULL, 'H' }, { "seed", required_argument, NULL, 's' },
         { "target-precision", required_argument, NULL, 't' }, { "buckets", required_argument, NULL, 'b' },
+        { "strict-recall", required_argument, NULL, 'R' },
         { "c", required_argument, NULL, 'C' }, { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 } };
     int c;
     optind = 1;
@@ -213,6 +219,11 @@ static int parse_opts(int argc, char **argv, cli *a, const char *sub)
             a->to.target_precision = strtod(optarg, &end);
             if (end == optarg || *end || !(a->to.target_precision > 0 && a->to.target_precision <= 1))
                 return usage_error("--target-precision: a fraction in (0, 1], not %s", optarg);
+            break;
+        case 'R':
+            a->to.strict_recall = strtod(optarg, &end);
+            if (end == optarg || *end || !(a->to.strict_recall > 0 && a->to.strict_recall <= 1))
+                return usage_error("--strict-recall: a fraction in (0, 1], not %s", optarg);
             break;
         case 'b': {
             unsigned long long v = strtoull(optarg, &end, 10);
@@ -274,6 +285,8 @@ static int cmd_train(int argc, char **argv)
                a.to.buckets, cfilter_model_nweights(m));
         printf("threshold %.6f (validation precision %.4f recall %.4f%s)\n", cfilter_model_threshold(m),
                r.valid_precision, r.valid_recall, r.target_met ? "" : "; target precision not reached");
+        printf("strict %.6f (validation precision %.4f recall %.4f)\n", cfilter_model_strict(m), r.strict_precision,
+               r.strict_recall);
         printf("training time %.2f s\n", r.seconds);
         rc = cfilter_model_save(m, a.out, &eb);
     }
@@ -359,6 +372,10 @@ static int cmd_eval(int argc, char **argv)
             printf("rows %zu positives %zu\n", s.n, s.npos);
             printf("threshold %.6f\n", thr);
             printf("precision %.4f recall %.4f f1 %.4f\n", p, r, f1);
+            double st = cfilter_model_strict(m);
+            cfilter_prf(sc, y, s.n, st, &p, &r, &f1);
+            printf("strict %.6f\n", st);
+            printf("strict precision %.4f recall %.4f f1 %.4f\n", p, r, f1);
             printf("roc_auc %.4f\n", cfilter_auc(sc, y, s.n));
             printf("scoring %.1f us/doc\n", us);
         }

@@ -25,6 +25,7 @@ static const char search_usage[] =
     "       (both: [--selection-k N] [--stage1-k N] [--stage2-k N] [--mode any|all]\n"
     "              [--syntax language|plain] [--spell off|suggest|auto] [--expand none|rm3|synonyms]\n"
     "              [--min-hits N] [--filter EXPR]\n"
+    "              [--safe-search off|moderate|strict] [--host-cap N] [--keep-duplicates] [--no-blend]\n"
     "              [--exact-total] [--knn-k K] [--ef E] [--knn-exact]\n"
     "              [--fusion rrf|weighted] [--vector-weight W])\n"
     "       funnel search --server ADDR --vector \"0.1 0.2 ...\" [\"query text\"] [--json]\n"
@@ -68,6 +69,14 @@ static const char search_usage[] =
     "  --filter EXPR    only documents whose attributes pass, e.g.\n"
     "                   'vertical:news published_at>=1600000000', labels:all(a,b),\n"
     "                   popularity:1..5, id:d1,d2, -lang:de, OR, ( ) (docs/query-language.md)\n"
+    "The result page (docs/result-page.md):\n"
+    "  --safe-search L  off|moderate|strict: with an index built with --filter-model,\n"
+    "                   strict removes the hits its content filter flags, moderate moves\n"
+    "                   them down, off shows them (default: the coordinator's, moderate)\n"
+    "  --host-cap N     at most N hits of one host in every block of 10 (the\n"
+    "                   coordinator's page-block) results (default: the coordinator's)\n"
+    "  --keep-duplicates  show near-duplicates (default: folded under the best one)\n"
+    "  --no-blend       no vertical blocks: the ranked list only\n"
     "  --exact-total    count every match (slower); otherwise the footer's count\n"
     "                   may be a lower bound, printed as \"at least N matches\"\n"
     "Vectors (an index built with \"embedding\"s): --vector alone asks for the\n"
@@ -110,7 +119,35 @@ typedef struct search_args {
     char **fields;     /* --fields (one block, free(fields)) */
     size_t nfields;
     int snippets;      /* --snippets */
+    int safe_search;   /* --safe-search: Funnel__V1__SafeSearch (0 = the server's) */
+    uint32_t host_cap; /* --host-cap (0 = the server's) */
+    int keep_duplicates, no_blend;
 } search_args;
+
+/* The result page's settings of a request (one query or a batch). */
+static void page_args(Funnel__V1__SearchRequest *req, const search_args *a)
+{
+    req->safe_search = (Funnel__V1__SafeSearch)a->safe_search;
+    req->host_cap = a->host_cap;
+    req->keep_duplicates = a->keep_duplicates;
+    req->no_blend = a->no_blend;
+}
+
+/* --json: a hit's result-page fields only when they apply. */
+static void prune_page_fields(json_t *hit)
+{
+    static const char *const str[] = { "vertical", "slot_rule", "host" };
+    for (size_t i = 0; i < sizeof str / sizeof str[0]; i++) {
+        const char *v = json_string_value(json_object_get(hit, str[i]));
+        if (v && !*v) json_object_del(hit, str[i]);
+    }
+    const char *fa = json_string_value(json_object_get(hit, "filter_action"));
+    if (fa && !*fa) {
+        json_object_del(hit, "filter_action");
+        json_object_del(hit, "filter_score");
+    }
+    if (!json_array_size(json_object_get(hit, "duplicates"))) json_object_del(hit, "duplicates");
+}
 
 static double now_s(void)
 {
@@ -169,8 +206,15 @@ static void print_response(const Funnel__V1__SearchResponse *r, const search_arg
     printf("%4s  %-12s  %-16s  %s\n", "rank", "score", "id", "title");
     for (size_t i = 0; i < r->n_hits; i++) {
         const Funnel__V1__Hit *h = r->hits[i];
-        printf("%4zu  %-12.6f  %-16s  %s\n", (size_t)a->page * (a->k ? a->k : 10) + i + 1,
+        printf("%4zu  %-12.6f  %-16s  %s", (size_t)a->page * (a->k ? a->k : 10) + i + 1,
                h->score, h->id, h->title);
+        /* what the result page did with it */
+        if (h->slot_rule && *h->slot_rule && strcmp(h->slot_rule, "main"))
+            printf("  [%s block: %s]", h->vertical, h->slot_rule);
+        if (h->filter_action && !strcmp(h->filter_action, "demoted"))
+            printf("  [demoted: filter_score %.3f]", (double)h->filter_score);
+        if (h->n_duplicates) printf("  [+%zu near-duplicates]", h->n_duplicates);
+        printf("\n");
         if (a->explain) print_explain_hit(h);
         for (size_t f = 0; f < h->n_fields; f++) printf("        %s=%s\n", h->fields[f]->name, h->fields[f]->json);
         if (h->snippet && *h->snippet) {
@@ -194,6 +238,13 @@ static void print_response(const Funnel__V1__SearchResponse *r, const search_arg
             printf("  %-10s %-4s %10llu %10llu %10llu  %s\n", st->name, st->ran ? "yes" : "no",
                    (unsigned long long)st->time_us, (unsigned long long)st->count_in,
                    (unsigned long long)st->count_out, st->note);
+        }
+    }
+    if (a->explain && r->n_dropped) {
+        printf("\nleft out or moved by the result page:\n");
+        for (size_t d = 0; d < r->n_dropped; d++) {
+            const Funnel__V1__DroppedHit *x = r->dropped[d];
+            printf("  rank %4u  %-16s  %-9s  %-9s  %s\n", x->rank, x->id, x->action, x->reason, x->detail);
         }
     }
     if (a->explain && r->n_terms) {
@@ -243,6 +294,7 @@ static int search_one(rpc_client_t *c, const char *query, const search_args *a)
     req.fields = a->fields;
     req.n_fields = a->nfields;
     req.snippets = a->snippets;
+    page_args(&req, a);
     ProtobufCMessage *resp = NULL;
     rpc_status st;
     memset(&st, 0, sizeof st);
@@ -260,7 +312,10 @@ static int search_one(rpc_client_t *c, const char *query, const search_args *a)
         size_t hi;
         json_t *ho;
         int bad = 0;
-        json_array_foreach(hits, hi, ho) bad |= ops_json_stored_fields(ho) != 0;
+        json_array_foreach(hits, hi, ho) {
+            bad |= ops_json_stored_fields(ho) != 0;
+            prune_page_fields(ho);
+        }
         if (bad) {
             json_decref(j);
             j = NULL;
@@ -327,6 +382,7 @@ static void *batch_worker(void *ud)
         req.selection_k = b->args->win[0];
         req.stage1_k = b->args->win[1];
         req.stage2_k = b->args->win[2];
+        page_args(&req, b->args);
         ProtobufCMessage *resp = NULL;
         rpc_status st;
         memset(&st, 0, sizeof st);
@@ -518,6 +574,8 @@ int ops_cmd_search(int argc, char **argv)
         {"fusion", required_argument, 0, 'F'},   {"vector-weight", required_argument, 0, 'W'},
         {"text-only", no_argument, 0, 'T'},      {"vector-only", no_argument, 0, 'O'},
         {"fields", required_argument, 0, 'I'},   {"snippets", no_argument, 0, 'N'},
+        {"safe-search", required_argument, 0, 'Z'}, {"host-cap", required_argument, 0, 'C'},
+        {"keep-duplicates", no_argument, 0, 'D'}, {"no-blend", no_argument, 0, 'B'},
         {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
     search_args a = {.syntax = -1, .k = 10, .concurrency = 4, .tag = "funnel", .deadline_ms = DEFAULT_DEADLINE_MS};
     uint32_t v;
@@ -627,6 +685,18 @@ int ops_cmd_search(int argc, char **argv)
             }
             break;
         case 'N': a.snippets = 1; break;
+        case 'Z':
+            if (!strcmp(optarg, "off")) a.safe_search = FUNNEL__V1__SAFE_SEARCH__SAFE_SEARCH_OFF;
+            else if (!strcmp(optarg, "moderate")) a.safe_search = FUNNEL__V1__SAFE_SEARCH__SAFE_SEARCH_MODERATE;
+            else if (!strcmp(optarg, "strict")) a.safe_search = FUNNEL__V1__SAFE_SEARCH__SAFE_SEARCH_STRICT;
+            else {
+                fprintf(stderr, "funnel search: --safe-search must be off, moderate or strict, not '%s'\n", optarg);
+                return OPS_EXIT_USAGE;
+            }
+            break;
+        case 'C': if (parse_u32(optarg, &a.host_cap) || a.host_cap == 0 || a.host_cap > 1000) goto bad_num; break;
+        case 'D': a.keep_duplicates = 1; break;
+        case 'B': a.no_blend = 1; break;
         case 'O': a.vector_only = 1; break;
         case 'h': fputs(search_usage, stdout); return OPS_EXIT_OK;
         default: fputs(search_usage, stderr); return OPS_EXIT_USAGE;

@@ -29,6 +29,7 @@
 struct cfilter_model {
     uint32_t buckets;
     double bias, threshold;
+    double strict;              /* <= threshold: the high-recall cut (cfilter_model_strict) */
     double *w;                  /* [buckets] */
     size_t nnz;
 };
@@ -273,6 +274,7 @@ int cfilter_model_build(uint32_t buckets, double bias, double threshold, const u
     m->buckets = buckets;
     m->bias = bias;
     m->threshold = threshold;
+    m->strict = threshold;
     for (size_t k = 0; k < n; k++) {
         if (cols[k] >= buckets || !isfinite(w[k])) {
             cfilter_model_free(m);
@@ -295,6 +297,14 @@ void cfilter_model_free(cfilter_model_t *m)
 
 uint32_t cfilter_model_buckets(const cfilter_model_t *m) { return m->buckets; }
 double cfilter_model_threshold(const cfilter_model_t *m) { return m->threshold; }
+double cfilter_model_strict(const cfilter_model_t *m) { return m->strict; }
+
+int cfilter_model_set_strict(cfilter_model_t *m, double strict)
+{
+    if (!(strict >= 0 && strict <= m->threshold)) return FN_EINVAL;
+    m->strict = strict;
+    return 0;
+}
 double cfilter_model_bias(const cfilter_model_t *m) { return m->bias; }
 size_t cfilter_model_nweights(const cfilter_model_t *m) { return m->nnz; }
 
@@ -321,8 +331,10 @@ double cfilter_score(const cfilter_model_t *m, const char *title, size_t tlen, c
 int cfilter_model_save(const cfilter_model_t *m, const char *path, fn_errbuf *eb)
 {
     fn_sbuf b = { 0 };
-    int rc = fn_sbuf_printf(&b, "funnel-cfilter 1\nbuckets %u\nbias %.17g\nthreshold %.17g\nweights %zu\n",
-                            m->buckets, m->bias, m->threshold, m->nnz);
+    int rc = fn_sbuf_printf(&b,
+                            "funnel-cfilter 1\nbuckets %u\nbias %.17g\nthreshold %.17g\nstrict %.17g\n"
+                            "weights %zu\n",
+                            m->buckets, m->bias, m->threshold, m->strict, m->nnz);
     for (uint32_t c = 0; !rc && c < m->buckets; c++)
         if (m->w[c] != 0) rc = fn_sbuf_printf(&b, "w %u %.17g\n", c, m->w[c]);
     if (rc) {
@@ -355,7 +367,7 @@ int cfilter_model_load(const char *path, cfilter_model_t **out, fn_errbuf *eb)
     double *w = NULL;
     char *p = buf, *end = buf + n, *line;
     unsigned buckets = 0;
-    double bias = 0, thr = 0;
+    double bias = 0, thr = 0, strict = -1;
     size_t nw = 0, lineno = 0;
     int pos = 0;
     if (!next_line(&p, end, &line) || strcmp(line, "funnel-cfilter 1") != 0) {
@@ -376,7 +388,14 @@ int cfilter_model_load(const char *path, cfilter_model_t **out, fn_errbuf *eb)
         !(thr >= 0 && thr <= 1))
         BAD("want \"threshold X\" in [0, 1]");
     lineno++;
-    if (!next_line(&p, end, &line) || sscanf(line, "weights %zu%n", &nw, &pos) != 1 || line[pos] || nw > buckets)
+    if (!next_line(&p, end, &line)) BAD("want \"weights N\"");
+    if (strncmp(line, "strict ", 7) == 0) {     /* optional: files before it load with strict = threshold */
+        if (sscanf(line, "strict %lf%n", &strict, &pos) != 1 || line[pos] || !(strict >= 0 && strict <= thr))
+            BAD("want \"strict X\" in [0, threshold]");
+        lineno++;
+        if (!next_line(&p, end, &line)) BAD("want \"weights N\"");
+    }
+    if (sscanf(line, "weights %zu%n", &nw, &pos) != 1 || line[pos] || nw > buckets)
         BAD("want \"weights N\" (at most buckets)");
     cols = malloc((nw ? nw : 1) * sizeof *cols);
     w = malloc((nw ? nw : 1) * sizeof *w);
@@ -396,6 +415,7 @@ int cfilter_model_load(const char *path, cfilter_model_t **out, fn_errbuf *eb)
     if (p != end) BAD("unexpected line after the weights");
 #undef BAD
     rc = cfilter_model_build(buckets, bias, thr, cols, w, nw, out, eb);
+    if (!rc && strict >= 0) (*out)->strict = strict;
 out:
     free(cols);
     free(w);
@@ -416,6 +436,7 @@ void cfilter_train_defaults(cfilter_train_opts *o)
     o->buckets = 1u << 18;
     o->C = 100.0;
     o->target_precision = 0.98;   /* out-of-fold: a margin for the held-out sample (docs/evaluation.md) */
+    o->strict_recall = 0.995;
     o->valid_share = 0.2;
     o->seed = 1;
     o->max_dense = 256u << 20;
@@ -572,8 +593,11 @@ int cfilter_train(const cfilter_doc *docs, size_t n, const cfilter_train_opts *o
     if ((rc = fit(docs, n, rows, rn, use, colmap, r.kept_cols, o->buckets, o->C, kw, &bias, eb))) goto fail;
     if ((rc = cfilter_model_build(o->buckets, bias, 0.5, kcols, kw, nk, out, eb))) goto fail;
     (*out)->threshold = cfilter_pick_threshold(vs, vy, n, o->target_precision, &r.target_met);
+    (*out)->strict = cfilter_pick_strict(vs, vy, n, o->strict_recall);
+    if ((*out)->strict > (*out)->threshold) (*out)->strict = (*out)->threshold;
     double f1;
     cfilter_prf(vs, vy, n, (*out)->threshold, &r.valid_precision, &r.valid_recall, &f1);
+    cfilter_prf(vs, vy, n, (*out)->strict, &r.strict_precision, &r.strict_recall, &f1);
     r.seconds = now_s() - t0;
     rc = 0;
     goto fail;
@@ -656,6 +680,31 @@ double cfilter_pick_threshold(const double *s, const int *y, size_t n, double ta
     }
     free(v);
     return *met ? reach : best;
+}
+
+double cfilter_pick_strict(const double *s, const int *y, size_t n, double recall)
+{
+    sy *v = sorted_desc(s, y, n);
+    if (!v || n == 0) {
+        free(v);
+        return 0;
+    }
+    size_t npos = 0, tp = 0;
+    for (size_t i = 0; i < n; i++)
+        npos += (size_t)v[i].y;
+    double t = v[n - 1].s;        /* the lowest score: recall 1 */
+    for (size_t i = 0; npos && i < n;) {
+        size_t j = i;
+        while (j < n && v[j].s == v[i].s)
+            tp += (size_t)v[j++].y;
+        if ((double)tp / (double)npos >= recall) {
+            t = v[i].s;
+            break;
+        }
+        i = j;
+    }
+    free(v);
+    return t;
 }
 
 void cfilter_prf(const double *s, const int *y, size_t n, double t, double *p, double *r, double *f1)

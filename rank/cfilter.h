@@ -78,6 +78,13 @@ int cfilter_model_build(uint32_t buckets, double bias, double threshold, const u
 void cfilter_model_free(cfilter_model_t *m);
 uint32_t cfilter_model_buckets(const cfilter_model_t *m);
 double cfilter_model_threshold(const cfilter_model_t *m);
+/** The strict threshold (<= threshold): chosen at training for a target
+ * recall (cfilter_train_opts.strict_recall); = threshold when the model file
+ * has none. */
+double cfilter_model_strict(const cfilter_model_t *m);
+/** Set the strict threshold before the model is shared. FN_EINVAL unless
+ * 0 <= strict <= threshold. */
+int cfilter_model_set_strict(cfilter_model_t *m, double strict);
 double cfilter_model_bias(const cfilter_model_t *m);
 size_t cfilter_model_nweights(const cfilter_model_t *m);   /* nonzero weights */
 
@@ -93,6 +100,7 @@ double cfilter_score(const cfilter_model_t *m, const char *title, size_t tlen, c
  *   buckets 262144
  *   bias -1.25
  *   threshold 0.83
+ *   strict 0.41            (optional: absent in older files, then = threshold)
  *   weights 812            (then that many "w COLUMN WEIGHT" lines, columns ascending)
  *   checksum 0123456789abcdef     (XXH64, seed 0, of every byte before this line)
  *
@@ -127,7 +135,8 @@ typedef struct cfilter_train_opts {
     uint32_t buckets;           /* 2^18 */
     double C;                   /* inverse L2 strength (scikit-learn's C): 100 (the token
                                    features are unit-normalised, so the data term is small) */
-    double target_precision;    /* 0.97 */
+    double target_precision;    /* 0.98 */
+    double strict_recall;       /* the strict threshold's out-of-fold recall: 0.995 */
     double valid_share;         /* unused since out-of-fold thresholds (kept for callers that set it) */
     uint64_t seed;              /* the validation split's seed: 1 */
     size_t max_dense;           /* bytes of the dense training matrix: 256 MiB; the columns
@@ -140,6 +149,7 @@ typedef struct cfilter_train_report {
     size_t train_rows, train_pos, valid_rows, valid_pos;
     size_t used_cols, kept_cols;        /* buckets used; columns kept in the dense matrix */
     double valid_precision, valid_recall;   /* at the threshold */
+    double strict_precision, strict_recall; /* at the strict threshold */
     int target_met;                     /* did any threshold reach the target on validation? */
     double seconds;                     /* features + training + threshold */
 } cfilter_train_report;
@@ -165,6 +175,9 @@ int cfilter_train(const cfilter_doc *docs, size_t n, const cfilter_train_opts *o
  * s >= t; when none reaches it, the threshold of the highest precision
  * (the lowest such). *met says which. n > 0. */
 double cfilter_pick_threshold(const double *s, const int *y, size_t n, double target, int *met);
+/** The highest threshold t (a score in s[]) with recall >= target among
+ * s >= t (the lowest score when none but all reach it). n > 0. */
+double cfilter_pick_strict(const double *s, const int *y, size_t n, double recall);
 /** Precision, recall and F1 of "s >= t" (0 when undefined). */
 void cfilter_prf(const double *s, const int *y, size_t n, double t, double *p, double *r, double *f1);
 /** Exact ROC AUC (ties count 1/2); 0.5 without both classes. */

@@ -16,6 +16,7 @@
 #include "filter.h"
 #include "fn_query.h"
 #include "funnel.pb-c.h"
+#include "dupsig.h"
 #include "feature_registry.h"
 #include "integrity.h"
 #include "prf.h"
@@ -77,6 +78,8 @@ typedef struct search_job {
     int features, skip_stage1;
     uint32_t feature_hits, field_hits;
     int no_fields;
+    int page_signals;             /* each hit's vertical, filter score and dupsig (format.h docsig) */
+    uint32_t dupsig_hits;         /* ... dupsig for this many top hits (0 = all) */
     int explain;
     uint32_t explain_hits;
     uint32_t feedback_docs;
@@ -261,6 +264,61 @@ static int resp_fill(Funnel__V1__ShardSearchResponse *r, fn_arena *a, const idx_
     return 0;
 }
 
+/* The result page's signals of the hits (not knn): the vertical (also
+ * without features), the content filter's score when the index has one, the
+ * near-duplicate signature; read in one transaction. A damaged docsig value
+ * fails the search like any damaged stored value (DATA_LOSS naming it). */
+static int page_signals_fill(Funnel__V1__ShardSearchResponse *r, fn_arena *a, const idx_reader_t *rd,
+                             idx_searcher_t *se, uint32_t dupsig_hits, fn_errbuf *eb)
+{
+    size_t n = r->n_hits;
+    if (!n) return 0;
+    /* ids and urls of the hits sent without stored fields (no_fields): the
+     * coordinator's host cap and explain need them for every hit */
+    size_t nf = 0;
+    for (size_t i = 0; i < n; i++) nf += !r->hits[i]->id || !r->hits[i]->id[0];
+    if (nf) {
+        idx_hit *ih = fn_arena_calloc(a, nf, sizeof *ih);
+        if (!ih) return fn_seterr(eb, -ENOMEM, "out of memory");
+        for (size_t i = 0, m = 0; i < n; i++)
+            if (!r->hits[i]->id || !r->hits[i]->id[0])
+                ih[m++] = (idx_hit){ .doc = r->hits[i]->doc, .key = r->hits[i]->key };
+        int frc = idx_docs_fields(se, ih, nf, eb);
+        if (frc) return frc;
+        for (size_t i = 0, m = 0; i < n; i++) {
+            Funnel__V1__ShardHit *h = r->hits[i];
+            if (h->id && h->id[0]) continue;
+            h->id = fn_arena_strdup(a, ih[m].id ? ih[m].id : "");
+            h->url = fn_arena_strdup(a, ih[m].url ? ih[m].url : "");
+            m++;
+            if (!h->id || !h->url) return fn_seterr(eb, -ENOMEM, "out of memory");
+        }
+    }
+    uint32_t *docs = fn_arena_alloc(a, n * sizeof *docs);
+    float *sc = fn_arena_alloc(a, n * sizeof *sc);
+    uint8_t *sigs = fn_arena_alloc(a, n * IDX_DUPSIG_BYTES);
+    if (!docs || !sc || !sigs) return fn_seterr(eb, -ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) docs[i] = r->hits[i]->doc;
+    int rc = idx_docs_signals(rd, docs, n, sc, sigs, eb);
+    if (rc) return rc;
+    for (size_t i = 0; i < n; i++) {
+        Funnel__V1__ShardHit *h = r->hits[i];
+        if (!h->vertical || !h->vertical[0]) {
+            const char *v = idx_doc_vertical(rd, docs[i]);
+            if (*v && !(h->vertical = fn_arena_strdup(a, v))) return fn_seterr(eb, -ENOMEM, "out of memory");
+        }
+        if (!isnan(sc[i])) {
+            h->filter_score = sc[i];
+            h->has_filter_score = 1;
+        }
+        if (!dupsig_hits || i < dupsig_hits) {
+            h->dupsig.data = sigs + i * IDX_DUPSIG_BYTES;
+            h->dupsig.len = IDX_DUPSIG_BYTES;
+        }
+    }
+    return 0;
+}
+
 /* Pseudo-relevance feedback (index/prf.h): the query terms' weights and
  * the term vectors of the best n selection candidates. */
 static int feedback_fill(Funnel__V1__ShardSearchResponse *r, fn_arena *a, idx_searcher_t *se,
@@ -407,6 +465,8 @@ static void search_run(search_job *j, idx_searcher_t *se)
             fo.acct[0].count_in = idx_reader_info(s->reader)->docs;
             const char *mdesc = model ? fn_arena_strdup(&j->mem, rank_ranker_describe(model)) : NULL;
             rc = resp_fill(&j->resp, &j->mem, s->reader, &fo, s->fnames, j->explain, mdesc);
+            if (rc == 0 && j->page_signals)
+                rc = page_signals_fill(&j->resp, &j->mem, s->reader, se, j->dupsig_hits, &eb);
         }
         if (rc == 0 && j->feedback_docs)
             rc = feedback_fill(&j->resp, &j->mem, se, &fo, j->feedback_docs, j->feedback_max_df, &eb);
@@ -421,6 +481,12 @@ static void search_run(search_job *j, idx_searcher_t *se)
         j->resp.docs_total = info->docs_total;
         j->resp.shard = info->shard;
         j->resp.shards = info->shards;
+        /* the content filter the index was scored with (reader-owned strings) */
+        if (info->filter_model[0]) {
+            j->resp.filter_model = (char *)info->filter_model;
+            j->resp.filter_threshold = info->filter_threshold;
+            j->resp.filter_strict = info->filter_strict;
+        }
         /* the reply's size is bounded: k * (id + title + url) could still be large */
         size_t bytes = protobuf_c_message_get_packed_size(&j->resp.base);
         if (bytes > s->cfg.max_reply_bytes) {
@@ -669,6 +735,8 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
     j->exact_matches = req->exact_matches;
     j->field_hits = req->field_hits;
     j->no_fields = req->no_fields;
+    j->page_signals = req->page_signals;
+    j->dupsig_hits = req->dupsig_hits;
     j->features = (int)req->features;
     j->feature_hits = req->feature_hits;
     j->skip_stage1 = req->skip_stage1;

@@ -429,13 +429,14 @@ Test(coord, all_shards_exact_merge_and_pages)
         cr_assert_str_eq(r->request_id, "req-42");
         cr_assert_eq(r->n_terms, 2);
         cr_assert_str_eq(r->terms[0], "fake");
-        cr_assert_eq(r->n_stages, 8);
+        cr_assert_eq(r->n_stages, 9);
         const Funnel__V1__StageInfo *sel = find_stage(r, "selection"), *mg = find_stage(r, "merge");
         cr_assert(sel && sel->ran && sel->time_us == 102 && sel->count_out == NDOCS);
         cr_assert(mg && mg->ran);
-        const char *off[] = { "stage1", "feedback", "stage2", "blender", "filter" };
-        const char *why[] = { "no model", "not needed", "no model", "not built yet", "not built yet" };
-        for (int i = 0; i < 5; i++) {
+        const char *off[] = { "stage1", "feedback", "stage2", "filter", "diversity", "blender" };
+        const char *why[] = { "no model", "not needed", "no model", "no content-filter scores",
+                              "no signatures in the index", "no slot rules" };
+        for (int i = 0; i < 6; i++) {
             const Funnel__V1__StageInfo *s = find_stage(r, off[i]);
             cr_assert(s && !s->ran && strstr(s->note, why[i]), "%s: %s", off[i], s ? s->note : "");
         }
@@ -464,11 +465,11 @@ Test(coord, explain_fills_stage_scores_and_terms)
     check_hits(r, 2, -1, 0, 5);
     for (size_t i = 0; i < r->n_hits; i++) {
         const Funnel__V1__Hit *h = r->hits[i];
-        cr_assert_eq(h->n_stages, 5);
+        cr_assert_eq(h->n_stages, 3);
         cr_assert_str_eq(h->stages[0]->stage, "selection");
         cr_assert(h->stages[0]->ran);
         cr_assert_eq(h->stages[0]->score, h->score);
-        for (int j = 1; j < 5; j++) cr_assert_not(h->stages[j]->ran);
+        for (int j = 1; j < 3; j++) cr_assert_not(h->stages[j]->ran);
         cr_assert_eq(h->n_terms, 1);
         cr_assert_str_eq(h->terms[0]->term, "fake");
         cr_assert_eq(h->terms[0]->df, NDOCS);

@@ -166,6 +166,50 @@ Test(coord_config, file_errors_have_line_numbers)
     cr_assert_not_null(strstr(eb.msg, "/nonexistent/coord.conf"), "%s", eb.msg);
 }
 
+/* slot rules: repeatable, each checked where it stands (its line), also
+ * against the rules before it */
+Test(coord_config, blend_rules_and_page_settings)
+{
+    coord_config c;
+    coord_config_defaults(&c);
+    cr_assert_eq(c.safe_search, PAGE_SAFE_MODERATE);
+    cr_assert_eq(c.host_cap, 0);
+    cr_assert_eq(c.page_block, 10);
+    cr_assert_eq(c.collapse_duplicates, 1);
+    fn_errbuf eb = {{0}};
+    write_file("topology = /t\nsafe-search = strict\nhost-cap = 2\n"
+               "blend-rule = news_top vertical=news position=3 size=2 min-intent=0.5\n"
+               "# a comment\nblend-rule = images vertical=image position=6 size=4 min-intent=0.3 min-hits=2\n");
+    cr_assert_eq(coord_config_load_file(&c, path, &eb), 0, "%s", eb.msg);
+    cr_assert_eq(c.safe_search, PAGE_SAFE_STRICT);
+    cr_assert_eq(c.host_cap, 2);
+    cr_assert_eq(c.nrules, 2);
+    cr_assert_str_eq(c.rules[0].name, "news_top");
+    cr_assert_str_eq(c.rules[1].vertical, "image");
+    cr_assert_eq(c.rules[1].position, 6);
+    cr_assert_eq(c.rules[1].size, 4);
+    cr_assert_eq(c.rules[1].min_hits, 2);
+    cr_assert_float_eq(c.rules[0].min_intent, 0.5, 1e-12);
+
+    static const struct { const char *file, *want; } bad[] = {
+        { "topology = /t\n\nblend-rule = news vertical=news position=3\n", ":3: blend-rule news: missing size=" },
+        { "blend-rule = a vertical=news position=3 size=2\nblend-rule = b vertical=image position=4 size=1\n",
+          ":2: blend-rule b: places 4..4 overlap rule #1 a's 3..4" },
+        { "blend-rule = a vertical=news position=3 size=2\nblend-rule = a vertical=image position=9 size=1\n",
+          ":2: blend-rule a: the name is already rule #1's" },
+        { "blend-rule = a vertical=news position=3 size=2 min-intent=2\n", ":1: blend-rule a: min-intent '2'" },
+        { "safe-search = on\n", ":1: safe-search: 'on' is not off|moderate|strict" },
+        { "host-cap = 1001\n", ":1: host-cap: '1001' is not a number in 0..1000" },
+        { "page-block = 0\n", ":1: page-block: '0' is not a number in 1..1000" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        coord_config_defaults(&c);
+        write_file(bad[i].file);
+        cr_assert_eq(coord_config_load_file(&c, path, &eb), FN_EPARSE, "%s", bad[i].file);
+        cr_assert_not_null(strstr(eb.msg, bad[i].want), "got '%s', want '%s'", eb.msg, bad[i].want);
+    }
+}
+
 Test(coord_config, bad_values_rejected)
 {
     coord_config c;
@@ -266,6 +310,13 @@ Test(coord_config, example_coordinator_conf)
      * only shows those keys, commented) */
     cr_assert_str_eq(c.stage2_model, "");
     cr_assert_str_eq(c.impressions_log, "");
+    /* the result page */
+    cr_assert_eq(c.safe_search, d.safe_search);
+    cr_assert_eq(c.demote_by, d.demote_by);
+    cr_assert_eq(c.host_cap, d.host_cap);
+    cr_assert_eq(c.page_block, d.page_block);
+    cr_assert_eq(c.collapse_duplicates, d.collapse_duplicates);
+    cr_assert_eq(c.nrules, 0);
 }
 
 Test(coord_config, example_topology_conf)

@@ -1087,3 +1087,94 @@ Test(verify, whole_index)
     cr_assert_eq(rc, FN_ECORRUPT);
     cr_assert(strstr(eb.msg, "shard-001: missing"), "%s", eb.msg);
 }
+
+/* ---- the result page's signals (format.h docsig) ---- */
+
+/* idx_docs_signals of doc on the shard in dir, opened without the
+ * whole-file check: its return code, the message in msg. */
+static int signals_of(const char *dir, uint32_t doc, char *msg, size_t cap)
+{
+    idx_reader_t *r;
+    fn_errbuf eb = { { 0 } };
+    int rc = idx_reader_open_ex(dir, IDX_OPEN_QUICK, &r, &eb);
+    cr_assert_eq(rc, 0, "quick open: %s", eb.msg);
+    float sc;
+    uint8_t sig[IDX_DUPSIG_BYTES];
+    rc = idx_docs_signals(r, &doc, 1, &sc, sig, &eb);
+    snprintf(msg, cap, "%s", eb.msg);
+    idx_reader_close(r);
+    return rc;
+}
+
+Test(verify, docsig_records)
+{
+    char idx[600], sh[700], d[1200];
+    common_init("docsig", 1, idx, sizeof idx, sh, sizeof sh);
+    qset qs;
+    qset_load(&qs);
+    answer *base = baseline(sh, &qs);
+    uint32_t doc = base[0].doc[0];
+    char want[200], msg[512];
+    snprintf(want, sizeof want, "docsig of doc %u", doc);
+
+    /* undamaged: no filter score (built without a model), a signature */
+    cr_assert_eq(signals_of(sh, doc, msg, sizeof msg), 0, "%s", msg);
+
+    /* a flipped byte: the file's checksum at open, the value's sum after a quick open */
+    copy_shard(sh, "case", d, sizeof d);
+    uint64_t off, len;
+    locate_doc(d, IDX_DB_DOCSIG, doc, &off, &len);
+    cr_assert_eq(len, IDX_DOCSIG_BYTES);
+    flip(d, off + len / 2, 1);
+    outcome o;
+    run_case("docsig flipped", d, &qs, base, &o);
+    cr_assert(strstr(o.verify_line, want) && strstr(o.verify_line, "checksum mismatch"), "verify: %s", o.verify_line);
+    int rc = signals_of(d, doc, msg, sizeof msg);
+    cr_assert_eq(rc, FN_ECORRUPT, "signals rc %d (%s)", rc, msg);
+    cr_assert(strstr(msg, want) && strstr(msg, "checksum mismatch"), "%s", msg);
+
+    /* right sums, wrong insides */
+    size_t n;
+    uint8_t *orig = get_value(sh, IDX_DB_DOCSIG, doc, &n);
+    cr_assert_eq(n, IDX_DOCSIG_BYTES - 4);
+    struct { const char *label, *verify, *reader; int edit; } cases[] = {
+        { "cut short", "bytes, want", "bytes, want", 0 },
+        { "a byte too many", "bytes, want", "bytes, want", 1 },
+        { "a filter score out of range", "outside [0, 1]", "outside [0, 1]", 2 },
+        { "a filter score without a model", "meta names no filter model", NULL, 3 },
+        { "another signature", "near-duplicate signature is not its source's", NULL, 4 },
+    };
+    fn_errbuf eb = { { 0 } };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        uint8_t v[IDX_DOCSIG_BYTES + 8];
+        memcpy(v, orig, n);
+        size_t vn = n;
+        float f;
+        uint32_t bits;
+        switch (cases[c].edit) {
+        case 0: vn = n - 1; break;
+        case 1: v[n] = 0; vn = n + 1; break;
+        case 2: f = 2.0f; memcpy(&bits, &f, 4); idx_put_u32le(v, bits); break;
+        case 3: f = 0.5f; memcpy(&bits, &f, 4); idx_put_u32le(v, bits); break;
+        case 4: v[4 + 17] ^= 0x5a; break;
+        }
+        copy_shard(sh, "case", d, sizeof d);
+        put_value(d, IDX_DB_DOCSIG, doc, v, vn);
+        rc = signals_of(d, doc, msg, sizeof msg);
+        if (cases[c].reader) {
+            cr_assert_eq(rc, FN_ECORRUPT, "%s: signals rc %d (%s)", cases[c].label, rc, msg);
+            cr_assert(strstr(msg, want) && strstr(msg, cases[c].reader), "%s: %s", cases[c].label, msg);
+        } else {
+            cr_assert_eq(rc, 0, "%s: %s", cases[c].label, msg);   /* well-formed: only verify can tell */
+        }
+        memset(&o, 0, sizeof o);
+        rc = idx_verify(d, on_report, &o, &eb);
+        cr_assert_eq(rc, FN_ECORRUPT, "%s: verify rc %d (%s)", cases[c].label, rc, eb.msg);
+        cr_assert(strstr(o.verify_line, want) && strstr(o.verify_line, cases[c].verify), "%s: verify: %s",
+                  cases[c].label, o.verify_line);
+        fprintf(stderr, "[docsig %s] %s | verify: %s\n", cases[c].label, msg, o.verify_line);
+    }
+    free(orig);
+    answers_free(base, &qs);
+    qset_free(&qs);
+}

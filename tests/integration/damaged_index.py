@@ -73,7 +73,7 @@ def main():
         with grpc.insecure_channel(addr) as ch:
             for qid, text in queries(qpath):
                 if coord:
-                    r = pb.call(ch, pb.SEARCH, pb.M.SearchRequest(query=text, k=K, plain_text=True), pb.M.SearchResponse)
+                    r = pb.call(ch, pb.SEARCH, pb.M.SearchRequest(query=text, k=K, plain_text=True, keep_duplicates=True), pb.M.SearchResponse)
                     assert not r.partial and r.coverage.shards_answered == r.coverage.shards_asked, qid
                 else:
                     r = pb.call(ch, pb.SHARD_SEARCH, pb.M.ShardSearchRequest(query=text, k=K, plain_text=True),
@@ -130,7 +130,7 @@ def main():
         with grpc.insecure_channel(addr) as ch:
             for qid, text in queries(qpath):
                 try:
-                    r = pb.call(ch, pb.SEARCH, pb.M.SearchRequest(query=text, k=K, plain_text=True), pb.M.SearchResponse)
+                    r = pb.call(ch, pb.SEARCH, pb.M.SearchRequest(query=text, k=K, plain_text=True, keep_duplicates=True), pb.M.SearchResponse)
                 except grpc.RpcError as e:
                     bad.append("query %s: %s %s" % (qid, e.code().name, e.details()))
                     continue

@@ -26,10 +26,10 @@ Q=$DATA/cranfield/queries.tsv
 
 # the reference: every query's unfiltered selection order (k = all), then
 # each filter applied to it in Python
-"$FUNNEL" search --server "$A" --queries "$Q" --k 1400 --skip-models --run-out "$T/all.trec" 2>"$T/all.err" \
+"$FUNNEL" search --server "$A" --queries "$Q" --k 1400 --skip-models --keep-duplicates --run-out "$T/all.trec" 2>"$T/all.err" \
     || { cat "$T/all.err"; fail "unfiltered batch"; }
 check() {   # check FILTER PYEXPR(d)
-    "$FUNNEL" search --server "$A" --queries "$Q" --k 100 --skip-models --filter "$1" --run-out "$T/f.trec" \
+    "$FUNNEL" search --server "$A" --queries "$Q" --k 100 --skip-models --keep-duplicates --filter "$1" --run-out "$T/f.trec" \
         2>"$T/f.err" || { cat "$T/f.err"; fail "batch with --filter '$1'"; }
     "$PY" - "$T/c.jsonl" "$T/all.trec" "$T/f.trec" "$2" "$1" <<'EOF' || fail "filter '$1' differs from the reference"
 import json, sys

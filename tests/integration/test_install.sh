@@ -31,7 +31,7 @@ ok "meson install -C $B --destdir D --no-rebuild"
     for p in funnel funnel-shard funnel-coordinator; do echo "$bindir/$p"; done
     echo "$unitdir/funnel-shard@.service"; echo "$unitdir/funnel-coordinator.service"
     for c in coordinator.conf topology.conf shard-000.conf; do echo "$etc/$c"; done
-    for d in README ann architecture cli engagement evaluation index-format ltr operations query-language ranking rpc snippets vectors; do echo "$docdir/$d.md"; done
+    for d in README ann architecture cli engagement evaluation index-format ltr operations query-language ranking result-page rpc snippets vectors; do echo "$docdir/$d.md"; done
 } | sort > "$T/want"
 (cd "$D" && find . \( -type f -o -type l \) | sed 's#^\.##' | sort) > "$T/got"
 diff -u "$T/want" "$T/got" >"$T/diff" || { cat "$T/diff"; fail "installed files differ from the list (- missing, + extra)"; }

@@ -8,7 +8,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "cfilter.h"
+#include "search.h"
+#include "stored.h"
+#include "fn_io.h"
 #include "ops.h"
 #include "testutil.h"
 
@@ -48,6 +53,11 @@ Test(cfilter, metrics)
     cr_assert_float_eq(cfilter_pick_threshold(s, y, 5, 1.0, &met), 0.9, 1e-12);
     cr_assert(met);
     cr_assert_float_eq(cfilter_pick_threshold(s, y, 5, 0.6, &met), 0.8, 1e-12);
+    /* strict: the highest threshold whose recall reaches the target */
+    cr_assert_float_eq(cfilter_pick_strict(s, y, 5, 0.5), 0.9, 1e-12);
+    cr_assert_float_eq(cfilter_pick_strict(s, y, 5, 0.995), 0.8, 1e-12);
+    int none[] = { 0, 0, 0, 0, 0 };
+    cr_assert_float_eq(cfilter_pick_strict(s, none, 5, 0.995), 0.1, 1e-12);
 }
 
 /* A separable set: positives use words of one vocabulary, negatives another. */
@@ -131,6 +141,8 @@ Test(cfilter, round_trip_and_damage)
     cfilter_model_t *l = NULL;
     cr_assert_eq(cfilter_model_load(path, &l, &eb), 0, "%s", eb.msg);
     cr_assert_eq(cfilter_model_threshold(l), cfilter_model_threshold(m));
+    cr_assert_eq(cfilter_model_strict(l), cfilter_model_strict(m));
+    cr_assert_leq(cfilter_model_strict(m), cfilter_model_threshold(m));
     cr_assert_eq(cfilter_model_nweights(l), cfilter_model_nweights(m));
     for (size_t i = 0; i < 400; i++) {
         double a = cfilter_score(m, s.d[i].title, s.d[i].tlen, s.d[i].body, s.d[i].blen);
@@ -142,6 +154,26 @@ Test(cfilter, round_trip_and_damage)
     size_t len;
     char *text = tu_read_file(path, &len);
     cr_assert(text && len > 100);
+    {   /* a file of before the strict threshold (no "strict" line) loads with strict = threshold */
+        char *st = strstr(text, "\nstrict "), *nl = st ? strchr(st + 1, '\n') : NULL;
+        cr_assert(st && nl);
+        char *ck = strstr(text, "checksum ");
+        cr_assert(ck);
+        fn_sbuf ob = { 0 };
+        cr_assert_eq(fn_sbuf_printf(&ob, "%.*s%.*s", (int)(st - text), text, (int)(ck - nl), nl), 0);
+        char old[300];
+        snprintf(old, sizeof old, "%s/old.model", dir);
+        cr_assert_eq(fn_write_checksummed(old, &ob, &eb), 0, "%s", eb.msg);
+        cr_assert_eq(cfilter_model_load(old, &l, &eb), 0, "%s", eb.msg);
+        cr_assert_eq(cfilter_model_strict(l), cfilter_model_threshold(m));
+        cfilter_model_free(l);
+        /* a strict threshold above the threshold is refused */
+        fn_sbuf bb = { 0 };
+        cr_assert_eq(fn_sbuf_printf(&bb, "%.*s\nstrict 1%.*s", (int)(st - text), text, (int)(ck - nl), nl), 0);
+        cr_assert_eq(fn_write_checksummed(old, &bb, &eb), 0, "%s", eb.msg);
+        cr_assert_eq(cfilter_model_load(old, &l, &eb), FN_EFORMAT);
+        cr_assert(strstr(eb.msg, "strict"), "%s", eb.msg);
+    }
     /* a flipped byte in the middle */
     char *bad = malloc(len + 1);
     memcpy(bad, text, len + 1);
@@ -217,7 +249,15 @@ Test(cfilter, cli_spam_assassin, .timeout = 60)
     cr_assert(q && sscanf(q, "rows %zu positives %zu", &rows, &pos) == 2, "%s", txt);
     cr_assert((q = strstr(txt, "precision ")) && sscanf(q, "precision %lf recall %lf f1 %lf", &p, &r, &f1) == 3);
     cr_assert((q = strstr(txt, "roc_auc ")) && sscanf(q, "roc_auc %lf", &auc) == 1);
-    cr_log_info("held-out: %zu rows, %zu spam; P %.4f R %.4f F1 %.4f AUC %.4f", rows, pos, p, r, f1, auc);
+    double thr = 0, st = 0, sp = 0, sr = 0, sf1 = 0;
+    cr_assert((q = strstr(txt, "threshold ")) && sscanf(q, "threshold %lf", &thr) == 1, "%s", txt);
+    cr_assert((q = strstr(txt, "strict ")) && sscanf(q, "strict %lf", &st) == 1, "%s", txt);
+    cr_assert((q = strstr(txt, "strict precision ")) &&
+              sscanf(q, "strict precision %lf recall %lf f1 %lf", &sp, &sr, &sf1) == 3, "%s", txt);
+    cr_log_info("held-out: %zu rows, %zu spam; P %.4f R %.4f F1 %.4f AUC %.4f; strict %.6f P %.4f R %.4f", rows,
+                pos, p, r, f1, auc, st, sp, sr);
+    cr_assert_leq(st, thr);
+    cr_assert_geq(sr, r);
     cr_assert(rows > 1000 && rows < 1400, "the 20%% split: %zu rows", rows);
     cr_assert_geq(f1, 0.95);
     cr_assert_geq(auc, 0.99);
@@ -228,6 +268,51 @@ Test(cfilter, cli_spam_assassin, .timeout = 60)
     cr_assert(c && strstr(c, "# recall precision threshold\n"));
     free(c);
     free(txt);
+    /* index build --filter-model: the meta and every stored score are the model's */
+    {
+        char idx[300], sh[400];
+        snprintf(idx, sizeof idx, "%s/idx", dir);
+        snprintf(sh, sizeof sh, "%s/shard-000", idx);
+        const char *build[] = { "index", "build", "--input", data, "--shards", "1", "--out", idx,
+                                "--filter-model", mp, "--threads", "2", NULL };
+        int bargc = 0;
+        while (build[bargc]) bargc++;
+        fflush(stdout);
+        cr_assert_eq(ops_cmd_index(bargc, (char **)build), OPS_EXIT_OK);
+        cfilter_model_t *m = NULL;
+        fn_errbuf eb = { { 0 } };
+        cr_assert_eq(cfilter_model_load(mp, &m, &eb), 0, "%s", eb.msg);
+        idx_reader_t *r = NULL;
+        cr_assert_eq(idx_reader_open(sh, &r, &eb), 0, "%s", eb.msg);
+        idx_searcher_t *se = NULL;
+        cr_assert_eq(idx_searcher_create(r, &se, &eb), 0, "%s", eb.msg);
+        const idx_index_info *in = idx_reader_info(r);
+        cr_assert_str_eq(in->filter_model, "f.model");
+        cr_assert_eq(in->filter_threshold, cfilter_model_threshold(m));
+        cr_assert_eq(in->filter_strict, cfilter_model_strict(m));
+        /* the corpus' first documents, by id */
+        FILE *cf = fopen(data, "r");
+        char *line = NULL;
+        size_t lcap = 0;
+        for (int i = 0; i < 20 && getline(&line, &lcap, cf) > 0; i++) {
+            json_t *o = json_loads(line, 0, NULL);
+            const char *id = json_string_value(json_object_get(o, "id"));
+            const char *t = json_string_value(json_object_get(o, "title")), *b = json_string_value(json_object_get(o, "body"));
+            uint32_t doc;
+            cr_assert_eq(idx_ids_docs(se, &id, 1, &doc, &eb), 0, "%s: %s", id, eb.msg);
+            float got;
+            cr_assert_eq(idx_doc_filter_score(r, doc, &got, &eb), 0, "%s", eb.msg);
+            float want = (float)cfilter_score(m, t ? t : "", t ? strlen(t) : 0, b ? b : "", b ? strlen(b) : 0);
+            cr_assert_eq(got, want, "%s: %.9g vs %.9g", id, got, want);
+            json_decref(o);
+        }
+        free(line);
+        fclose(cf);
+        idx_searcher_release(se);
+        idx_searcher_destroy(se);
+        idx_reader_close(r);
+        cfilter_model_free(m);
+    }
     /* a damaged model is refused by eval */
     tu_write_file(mp, "funnel-cfilter 1\n");
     cr_assert_eq(run(eval), OPS_EXIT_FAIL);

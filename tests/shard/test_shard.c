@@ -470,3 +470,242 @@ Test(shard, damaged_index_turns_not_serving)
     cr_assert_neq(tshard_start(&t, &cfg), 0);
     cr_assert(strstr(t.err, "checksum") != NULL || strstr(t.err, "damaged") != NULL, "%s", t.err);
 }
+
+/* ---- the result page's signals (issue 11): page_signals -------------------- */
+
+#include <lmdb.h>
+#include <math.h>
+
+#include "cfilter.h"
+#include "dupsig.h"
+#include "format.h"
+#include "integrity.h"
+
+static const char *const sig_corpus[][3] = {   /* id, title, body */
+    { "p1", "wing theory", "lift of a swept wing in subsonic flow" },
+    { "p2", "win cash now", "click here to win free cash prize money today, limited offer" },
+    { "p3", "wing tests", "wind tunnel tests of a delta wing at high angle of attack" },
+    { "p4", "cheap pills", "buy cheap pills online, discount pharmacy, order now" },
+    { "p5", "wing flutter", "flutter of a wing with an aileron" },
+};
+
+static cfilter_model_t *tiny_model(void)
+{
+    /* a tiny separable training set: spam words against aerodynamics */
+    static const char *spam[] = { "win cash prize now", "free money click here", "cheap pills discount order",
+                                  "limited offer buy now", "casino bonus winner", "earn income from home" };
+    static const char *ham[] = { "boundary layer flow", "shock wave interaction", "heat transfer in a tube",
+                                 "supersonic wing lift", "buckling of thin shells", "laminar jet mixing" };
+    cfilter_doc d[48];
+    char ids[48][8];
+    for (int i = 0; i < 48; i++) {
+        snprintf(ids[i], sizeof ids[i], "t%d", i);
+        const char *b = i % 2 ? spam[(i / 2) % 6] : ham[(i / 2) % 6];
+        d[i] = (cfilter_doc){ .id = ids[i], .idlen = strlen(ids[i]), .title = "", .tlen = 0, .body = b,
+                              .blen = strlen(b), .positive = i % 2 };
+    }
+    cfilter_train_opts o;
+    cfilter_train_defaults(&o);
+    o.buckets = 1u << 12;
+    cfilter_model_t *m = NULL;
+    cfilter_train_report rep;
+    fn_errbuf eb = {{0}};
+    cr_assert_eq(cfilter_train(d, 48, &o, &m, &rep, &eb), 0, "%s", eb.msg);
+    return m;
+}
+
+static double sig_filter_cb(void *ud, const char *t, size_t tl, const char *b, size_t bl)
+{
+    return cfilter_score(ud, t, tl, b, bl);
+}
+
+static cfilter_model_t *sig_model;
+
+static void sig_setup(void)
+{
+    rpc_init();
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/funnel-test-shard-XXXXXX");
+    cr_assert_not_null(mkdtemp(tmpdir));
+    char in[300], out[300];
+    snprintf(in, sizeof in, "%s/corpus.jsonl", tmpdir);
+    snprintf(out, sizeof out, "%s/idx", tmpdir);
+    FILE *f = fopen(in, "w");
+    for (size_t i = 0; i < sizeof sig_corpus / sizeof *sig_corpus; i++)
+        fprintf(f, "{\"id\":\"%s\",\"title\":\"%s\",\"body\":\"%s\",\"vertical\":\"%s\"}\n", sig_corpus[i][0],
+                sig_corpus[i][1], sig_corpus[i][2], i % 2 ? "ads" : "science");
+    fclose(f);
+    sig_model = tiny_model();
+    idx_build_opts o;
+    memset(&o, 0, sizeof o);
+    o.input = in;
+    o.out_dir = out;
+    o.shards = 1;
+    o.filter_score = sig_filter_cb;
+    o.filter_ud = sig_model;
+    o.filter_model = "tiny.model";
+    o.filter_threshold = cfilter_model_threshold(sig_model);
+    o.filter_strict = cfilter_model_strict(sig_model);
+    fn_errbuf eb = {{0}};
+    idx_build_stats st;
+    int rc = idx_build(&o, &st, &eb);
+    cr_assert_eq(rc, 0, "idx_build: %s", fn_errmsg(&eb, rc));
+    cr_assert_eq(st.filter_docs, 5);
+    snprintf(shard_dir, sizeof shard_dir, "%s/shard-000", out);
+}
+
+static void sig_teardown(void)
+{
+    cfilter_model_free(sig_model);
+    teardown();
+}
+
+TestSuite(shard_signals, .init = sig_setup, .fini = sig_teardown, .timeout = 60);
+
+static grpc_status_code search_signals(rpc_client_t *c, const char *q, int signals,
+                                       Funnel__V1__ShardSearchResponse **out, rpc_status *st)
+{
+    Funnel__V1__ShardSearchRequest req = FUNNEL__V1__SHARD_SEARCH_REQUEST__INIT;
+    req.query = (char *)q;
+    req.k = 10;
+    req.page_signals = signals;
+    ProtobufCMessage *resp = NULL;
+    grpc_status_code code = rpc_client_call(c, RPC_METHOD_SHARD_SEARCH, &req.base,
+                                            &funnel__v1__shard_search_response__descriptor, 5000, &resp, st);
+    *out = (Funnel__V1__ShardSearchResponse *)resp;
+    return code;
+}
+
+static size_t sig_doc(const char *id)
+{
+    for (size_t i = 0; i < sizeof sig_corpus / sizeof *sig_corpus; i++)
+        if (strcmp(sig_corpus[i][0], id) == 0) return i;
+    cr_assert_fail("unknown id %s", id);
+    return 0;
+}
+
+/* Every hit carries what the builder computed: the model's score of its
+ * title and body, its signature, its vertical; the response the model's
+ * name and thresholds. Without page_signals: no signals, the meta still. */
+Test(shard_signals, page_signals_are_the_builders)
+{
+    shard_config cfg;
+    base_cfg(&cfg);
+    tshard t;
+    cr_assert_eq(tshard_start(&t, &cfg), 0, "%s", t.err);
+    rpc_client_t *c = rpc_client_create(t.target);
+    Funnel__V1__ShardSearchResponse *r;
+    rpc_status st;
+    const char *queries[] = { "wing", "win cash pills", "wing cheap" };
+    int spam_high = 0;
+    for (size_t q = 0; q < 3; q++) {
+        cr_assert_eq(search_signals(c, queries[q], 1, &r, &st), GRPC_STATUS_OK, "%s", st.message);
+        cr_assert_gt(r->n_hits, 0);
+        cr_assert_str_eq(r->filter_model, "tiny.model");
+        cr_assert_eq(r->filter_threshold, cfilter_model_threshold(sig_model));
+        cr_assert_eq(r->filter_strict, cfilter_model_strict(sig_model));
+        for (size_t i = 0; i < r->n_hits; i++) {
+            const Funnel__V1__ShardHit *h = r->hits[i];
+            size_t d = sig_doc(h->id);
+            const char *ti = sig_corpus[d][1], *bo = sig_corpus[d][2];
+            cr_assert(h->has_filter_score, "%s", h->id);
+            float want = (float)cfilter_score(sig_model, ti, strlen(ti), bo, strlen(bo));
+            cr_assert_eq(h->filter_score, want, "%s: %.9g vs %.9g", h->id, h->filter_score, want);
+            if (d % 2 && h->filter_score >= cfilter_model_threshold(sig_model)) spam_high++;
+            uint8_t sig[IDX_DUPSIG_BYTES];
+            idx_dupsig(ti, strlen(ti), bo, strlen(bo), sig);
+            cr_assert_eq(h->dupsig.len, IDX_DUPSIG_BYTES);
+            cr_assert_eq(memcmp(h->dupsig.data, sig, IDX_DUPSIG_BYTES), 0, "%s: signature", h->id);
+            cr_assert_str_eq(h->vertical, d % 2 ? "ads" : "science");
+        }
+        protobuf_c_message_free_unpacked(&r->base, NULL);
+    }
+    cr_assert_gt(spam_high, 0, "the spam documents score at or above the threshold");
+    cr_assert_eq(search_signals(c, "wing", 0, &r, &st), GRPC_STATUS_OK, "%s", st.message);
+    cr_assert_str_eq(r->filter_model, "tiny.model");
+    for (size_t i = 0; i < r->n_hits; i++) {
+        cr_assert_not(r->hits[i]->has_filter_score);
+        cr_assert_eq(r->hits[i]->dupsig.len, 0);
+    }
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    rpc_client_destroy(c);
+    tshard_stop(&t);
+}
+
+/* Without stored fields (no_fields: the two-phase fetch) page_signals still
+ * sends every hit's id and url (the host cap's key); dupsig_hits bounds the
+ * signatures to the best N. */
+Test(shard_signals, ids_urls_without_fields_and_dupsig_hits)
+{
+    shard_config cfg;
+    base_cfg(&cfg);
+    tshard t;
+    cr_assert_eq(tshard_start(&t, &cfg), 0, "%s", t.err);
+    rpc_client_t *c = rpc_client_create(t.target);
+    Funnel__V1__ShardSearchRequest req = FUNNEL__V1__SHARD_SEARCH_REQUEST__INIT;
+    req.query = "wing cheap";
+    req.k = 10;
+    req.no_fields = 1;
+    req.page_signals = 1;
+    req.dupsig_hits = 2;
+    ProtobufCMessage *resp = NULL;
+    rpc_status st;
+    cr_assert_eq(rpc_client_call(c, RPC_METHOD_SHARD_SEARCH, &req.base, &funnel__v1__shard_search_response__descriptor,
+                                 5000, &resp, &st), GRPC_STATUS_OK, "%s", st.message);
+    Funnel__V1__ShardSearchResponse *r = (Funnel__V1__ShardSearchResponse *)resp;
+    cr_assert_gt(r->n_hits, 2);
+    for (size_t i = 0; i < r->n_hits; i++) {
+        const Funnel__V1__ShardHit *h = r->hits[i];
+        cr_assert(h->id && *h->id, "hit %zu has no id", i);
+        sig_doc(h->id);   /* a real one */
+        cr_assert_str_eq(h->title, "", "no_fields: no title");
+        cr_assert(h->url != NULL);
+        cr_assert_eq(h->dupsig.len, i < 2 ? IDX_DUPSIG_BYTES : 0, "hit %zu", i);
+    }
+    protobuf_c_message_free_unpacked(resp, NULL);
+    rpc_client_destroy(c);
+    tshard_stop(&t);
+}
+
+/* A docsig value with a right sum but the wrong length (the file resealed,
+ * so the shard opens it): a page_signals search fails with DATA_LOSS naming
+ * the value; one without page_signals does not read it. */
+Test(shard_signals, damaged_docsig_is_data_loss)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, IDX_MAX_DBS);
+    cr_assert_eq(mdb_env_open(env, shard_dir, MDB_NOLOCK, 0644), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, IDX_DB_DOCSIG, 0, &dbi), 0);
+    uint8_t v[IDX_DOCSIG_BYTES - 1] = { 0 }, dk[4];
+    MDB_val k = { 4, dk }, val = { sizeof v, v };
+    for (uint32_t d = 0; d < 5; d++) {
+        idx_put_u32be(dk, d);
+        idx_put_u32le(v, idx_sum32(v + 4, sizeof v - 4, d));
+        cr_assert_eq(mdb_put(txn, dbi, &k, &val, 0), 0);
+    }
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    char f[600];
+    snprintf(f, sizeof f, "%s/data.mdb", shard_dir);
+    uint64_t hash, bytes;
+    fn_errbuf eb = {{0}};
+    cr_assert_eq(idx_file_hash(f, &hash, &bytes, &eb), 0, "%s", eb.msg);
+    cr_assert_eq(idx_checksum_write(shard_dir, hash, bytes, &eb), 0, "%s", eb.msg);
+
+    shard_config cfg;
+    base_cfg(&cfg);
+    tshard t;
+    cr_assert_eq(tshard_start(&t, &cfg), 0, "%s", t.err);
+    rpc_client_t *c = rpc_client_create(t.target);
+    Funnel__V1__ShardSearchResponse *r;
+    rpc_status st;
+    cr_assert_eq(search_signals(c, "wing", 0, &r, &st), GRPC_STATUS_OK, "%s", st.message);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    cr_assert_eq(search_signals(c, "wing", 1, &r, &st), GRPC_STATUS_DATA_LOSS, "%s", st.message);
+    cr_assert(strstr(st.message, "docsig of doc") && strstr(st.message, "bytes, want"), "%s", st.message);
+    rpc_client_destroy(c);
+    tshard_stop(&t);
+}
