@@ -198,6 +198,7 @@ typedef struct fired {
     uint32_t at;        /* 0-based place */
     uint32_t n;
     uint32_t first;     /* into blk[] */
+    int tail;           /* its place or hits depend on the list's length */
 } fired;
 
 static int fired_cmp(const void *pa, const void *pb)
@@ -233,6 +234,7 @@ size_t page_blend(fn_arena *a, const page_item *in, size_t n, const page_opts *o
             continue;
         }
         uint32_t first = (uint32_t)nb, got = 0;
+        int shallow = !o->complete && n < ru->depth;   /* a longer list may hold other hits of it */
         for (size_t i = 0; i < n && i < ru->depth && got < ru->size; i++)
             if (!taken[i] && !strcmp(in[i].vertical, ru->vertical)) blk[nb + got++] = (uint32_t)i;
         if (got < ru->min_hits) {
@@ -242,7 +244,7 @@ size_t page_blend(fn_arena *a, const page_item *in, size_t n, const page_opts *o
         }
         for (uint32_t j = 0; j < got; j++) taken[blk[first + j]] = 1;
         nb += got;
-        f[nf++] = (fired){ r, ru->position - 1, got, first };
+        f[nf++] = (fired){ r, ru->position - 1, got, first, shallow };
         BNOTE("%s%s: %u %s hits at %u (intent %.3f)", bl ? "; " : "", ru->name, got, ru->vertical, ru->position,
               sc);
     }
@@ -272,7 +274,10 @@ size_t page_blend(fn_arena *a, const page_item *in, size_t n, const page_opts *o
              * to the ranked list (it waits there like any capped hit) */
             for (uint32_t j = 0; j < f[fi].n; j++) {
                 uint32_t i = blk[f[fi].first + j];
-                if (FITS(i)) PLACE(i, f[fi].rule);
+                if (FITS(i)) {
+                    PLACE(i, f[fi].rule);
+                    out[m - 1].tail |= (uint8_t)f[fi].tail;
+                }
                 else if (nwait < n) wait[nwait++] = i;   /* ranked among the waiting */
                 if (cap && m / B * B != blk_start) {   /* the block crossed into a new page block */
                     for (size_t p = blk_start; p < m; p++) cnt[hid[pos[p]]] = 0;
@@ -312,6 +317,7 @@ size_t page_blend(fn_arena *a, const page_item *in, size_t n, const page_opts *o
         if (placed) continue;
         if (fi < nf) {   /* the list ran out before the next block's place */
             f[fi].at = (uint32_t)m;
+            f[fi].tail |= !o->complete;
             continue;
         }
         break;

@@ -168,6 +168,9 @@ typedef struct search {
     int page_on;                 /* a text page: filter, diversity, blender run */
     int safe;                    /* the request's safe-search level (PAGE_SAFE_*) */
     size_t list_cap;             /* entries of the merge the page may use (0 = all) */
+    int deepen;                  /* deeper fetches so far (the page reached past the settled list) */
+    int want_deeper;             /* build_response asks finish_search for one */
+    int pg_complete;             /* no shard filled its k: the list is every hit there is */
     page_out pg;
     const char *filter_model;    /* the index's content-filter model (the shards') */
     double pg_threshold, pg_strict;
@@ -414,6 +417,7 @@ static int start_shard_call(shard_slot *sl, backend *b, int trial)
 }
 
 static void finish_search(search *s);
+static void deepen_step(search *s);
 static void fan_out(search *s, int64_t shard_us, int64_t left_us);
 static int relax_step(search *s);
 static const char *analyze_note(const search *s, fn_arena *a);
@@ -524,6 +528,12 @@ static int result_page(search *s, fn_arena *a, const coord_stage2_out *st2, size
     page_opts o;
     memset(&o, 0, sizeof o);
     o.safe = s->safe;
+    /* the list is every hit there is when no shard filled its k */
+    o.complete = 1;
+    for (uint32_t i = 0; i < s->nslots; i++)
+        if (s->slots[i].code == GRPC_STATUS_OK && s->slots[i].resp && s->slots[i].resp->n_hits >= s->sreq.k)
+            o.complete = 0;
+    s->pg_complete = o.complete;
     for (uint32_t i = 0; i < s->nslots; i++) {
         const Funnel__V1__ShardSearchResponse *r = s->slots[i].resp;
         if (s->slots[i].code != GRPC_STATUS_OK || !r || !r->filter_model || !*r->filter_model) continue;
@@ -746,6 +756,7 @@ static int merge_window(search *s)
     if (s->page_on) {
         size_t need = page_list_need(page_end, s->c->o.page.rules, s->c->o.page.nrules);
         if (want < need) want = need;
+        if (want < s->list_cap) want = s->list_cap;   /* a deeper fetch */
     }
     int rc = merge_lists(s, 0, want, &s->mh, &s->mshard, &s->got, &s->merged_in);
     if (rc) return rc;
@@ -929,10 +940,23 @@ static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *re
     /* the result page (page.h): filter, diversity, blender over the ranked
      * list; the page is a slice of it (a features request returns its k
      * candidates instead, as ranked) */
+    /* the merge is exact as deep as the shortest list a shard filled up to
+     * its k (list_cap); when no shard filled it, every hit is here */
     size_t nlist = got;
-    if (s->page_on && s->list_cap && nlist > s->list_cap) nlist = s->list_cap;
+    int filled = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (s->slots[i].code == GRPC_STATUS_OK && s->slots[i].resp && s->slots[i].resp->n_hits >= s->sreq.k) filled = 1;
+    if (s->page_on && s->list_cap && filled && nlist > s->list_cap) nlist = s->list_cap;
     if (s->page_on) {
         if ((rc = result_page(s, a, &st2, nlist))) return rc;
+        /* the page reaches past what this list settles (its stages dropped
+         * many): without a re-ranker a deeper list is cheap, so ask for one
+         * (at most 3 times, 4x each, up to max-window) */
+        if (s->list_cap && s->pg.settled < page_end && !s->pg_complete && s->deepen < 3 &&
+            s->sreq.k < c->o.limits.max_window) {
+            s->want_deeper = 1;
+            return 0;
+        }
     }
     size_t from = s->mode ? 0 : (size_t)s->req->page * s->k;
     size_t avail = s->page_on ? s->pg.n : got;
@@ -1570,6 +1594,10 @@ static void finish_search(search *s)
     int rc = 0;
     if (s->fetch == FETCH_NONE) {
         rc = build_response(s, &s->mem, &s->resp, &s->cov);
+        if (rc == 0 && s->want_deeper) {
+            deepen_step(s);   /* back here when the deeper lists are in */
+            return;
+        }
         /* room for a fetch failure per shard after the search failures */
         if (rc == 0 && (s->sreq.no_fields || s->want_stored)) {
             Funnel__V1__ShardFailure **fl = ar_alloc(&s->mem, (s->resp.n_failures + s->nslots + 1) * sizeof *fl);
@@ -2188,6 +2216,34 @@ static int relax_step(search *s)
     int64_t ms = ms_until(s->deadline);
     fan_out(s, ms * 1000, ms * 1000);
     return 1;
+}
+
+/* The result page needs a deeper list (build_response set want_deeper):
+ * every shard again, for 4x the hits (at most max-window). Only without a
+ * re-ranker: there the list is the merge order, so nothing but the fan-out
+ * is redone. */
+static void deepen_step(search *s)
+{
+    coord_t *c = s->c;
+    s->want_deeper = 0;
+    s->deepen++;
+    uint64_t k = (uint64_t)s->sreq.k * 4;
+    if (k > c->o.limits.max_window) k = c->o.limits.max_window;
+    s->sreq.k = (uint32_t)k;
+    if (s->sreq.selection_k < s->sreq.k) s->sreq.selection_k = s->sreq.k;
+    s->list_cap = k;
+    s->merged = 0;
+    for (uint32_t i = 0; i < s->nslots; i++) {
+        shard_slot *sl = &s->slots[i];
+        sl->tries = 0;
+        sl->trial = 0;
+        sl->code = GRPC_STATUS_OK;
+        sl->detail_at = 0;
+        sl->msg[0] = '\0';
+        sl->resp = NULL;
+    }
+    int64_t ms = ms_until(s->deadline);
+    fan_out(s, ms * 1000, ms * 1000);
 }
 
 /* ---- Admin/PushModel ---- */

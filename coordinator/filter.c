@@ -81,6 +81,8 @@ size_t page_filter(const page_item *in, size_t n, const page_opts *o, page_item 
     for (size_t i = 0; i < n; i++) {
         out[i] = in[v[i].i];
         out[i].action = v[i].flagged ? PAGE_DEMOTED : PAGE_SHOWN;
+        /* moved past the list's end: a longer list puts hits before it */
+        if (v[i].at >= n && !o->complete) out[i].tail = 1;
     }
     free(v);
     snprintf(note, notecap, "safe search moderate: %zu demoted %u places (filter_score >= %.4g)%s", demoted,

@@ -175,5 +175,11 @@ int page_build(fn_arena *a, const page_item *items, size_t n, const page_opts *o
                  o->block, capped);
     out->list = b1;
     out->n = n3;
+    out->settled = n3;
+    for (size_t i = 0; i < n3; i++)
+        if (b1[i].tail) {
+            out->settled = i;
+            break;
+        }
     return 0;
 }

@@ -49,6 +49,7 @@ typedef struct page_item {
     /* set by page_build */
     uint8_t action;          /* PAGE_SHOWN or PAGE_DEMOTED for the items of the list */
     int16_t rule;            /* the blend rule that placed it; -1 = the ranked list */
+    uint8_t tail;            /* its place depends on the list's length (see page_out.settled) */
 } page_item;
 
 /* A hit the page left out or moved. */
@@ -124,6 +125,7 @@ typedef struct page_opts {
     const char *const *intent_vertical;   /* the query's intent scores, NULL/0 = no intent model */
     const double *intent_score;
     size_t nintent;
+    int complete;            /* the items are every hit there is (no deeper list exists) */
 } page_opts;
 
 typedef struct page_out {
@@ -132,6 +134,13 @@ typedef struct page_out {
     page_drop *drops;        /* in the order they happened */
     size_t ndrops;
     rank_stage_acct filter, diversity, blender;
+    /* Places [0, settled) are what any longer list gives (all of them when
+     * complete). A place past it holds a hit put there because the list
+     * ended: a demoted hit whose demotion reaches past the end, a block
+     * moved to the end, or any block of a list shorter than its rule's
+     * depth. The coordinator fetches a deeper list when a page reaches past
+     * settled. */
+    size_t settled;
 } page_out;
 
 /* The page list of items[0, n) (the ranked list, best first; rank = index).

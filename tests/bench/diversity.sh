@@ -87,8 +87,13 @@ for qid, text in queries:
     for h in search("cran", text, k=100).hits:
         for d in h.duplicates:
             merges.add(tuple(sorted((h.id, d))))
-print("false merges on Cranfield alone (225 queries, top 100): %d distinct pairs folded%s"
-      % (len(merges), (": " + " ".join("%s~%s" % m for m in sorted(merges)[:20])) if merges else ""))
+# Cranfield holds four reports twice (the same title and abstract, lightly re-edited:
+# tests/index/test_dupsig.c, docs/index-format.md): folding those is right
+same_report = {("179", "188"), ("1211", "182"), ("1274", "1319"), ("843", "889")}
+false = merges - same_report
+print("false merges on Cranfield alone (225 queries, top 100): %d%s; %d pairs folded that are one report "
+      "entered twice (%s)" % (len(false), (": " + " ".join("%s~%s" % m for m in sorted(false)[:20])) if false else "",
+                              len(merges & same_report), " ".join("%s~%s" % m for m in sorted(merges & same_report))))
 # host cap
 def worst_pages(**kw):
     over = worst = pages = 0
@@ -104,14 +109,19 @@ p0, over0, worst0 = worst_pages(keep_duplicates=False)
 print("host cap 2: %d pages of 10 (5 per query), %d with more than 2 hits of a host (most: %d); "
       "without a cap %d of %d pages had more (most: %d)" % (p, over, worst, over0, p0, worst0))
 # paging (acceptance 5) on the same cluster, every stage on (folding, host cap 2)
-bad = 0
-for qid, text in queries[:50]:
+bad = done = 0
+for qid, text in queries:
     full = [h.id for h in search("hosts", text, k=100, host_cap=2).hits]
+    if len(full) < 100: continue   # fewer than 100 results in all
     pages = [h.id for p in range(10) for h in search("hosts", text, k=10, page=p, host_cap=2).hits]
-    bad += pages != full or len(set(pages)) != len(pages) or len(full) < 100
-print("paging: %d of 50 queries where pages 0..9 of 10 differ from one k=100 request (or repeat a document)" % bad)
-ok = both > 0 and folded / both >= 0.95 and over == 0 and bad == 0
-print("acceptance: recall >= 0.95: %s; false merges: %d; no capped page over 2: %s"
-      % ("yes" if both and folded / both >= 0.95 else "NO", len(merges), "yes" if over == 0 else "NO"))
-sys.exit(0 if ok and not merges else 1)
+    bad += pages != full or len(set(pages)) != 100
+    done += 1
+    if done == 50: break
+print("paging: %d of %d queries where pages 0..9 of 10 are not the 100 distinct documents of one k=100 request"
+      % (bad, done))
+ok = both > 0 and folded / both >= 0.95 and over == 0 and bad == 0 and done == 50
+print("acceptance: recall >= 0.95: %s; false merges: %d; no capped page over 2: %s; paging: %s"
+      % ("yes" if both and folded / both >= 0.95 else "NO", len(false), "yes" if over == 0 else "NO",
+         "yes" if bad == 0 and done == 50 else "NO"))
+sys.exit(0 if ok and not false else 1)
 EOF

@@ -13,13 +13,14 @@
 # documents in any top 10 (and the queries that had one), and the mails of any kind
 # there. Acceptance: strict -> 0 known-spam documents in any top 10; off on mixed ->
 # NDCG@10 within 1% of clean.
-# ALL=1 mixes every SpamAssassin mail instead (those the filter trained on too).
+# ALL=1 mixes every SpamAssassin mail instead (those the filter trained on too);
+# STRICT_RECALL (default 0.995) is train's --strict-recall.
 set -euo pipefail
 B=$(cd "${1:-build}" && pwd)
 F=$B/ops/funnel
 HERE=$(cd "$(dirname "$0")" && pwd)
 DATA=${DATA:-$HERE/../../../shared/data}
-SHARE=${SHARE:-0.2} SHARDS=${SHARDS:-2}
+SHARE=${SHARE:-0.2} SHARDS=${SHARDS:-2} STRICT_RECALL=${STRICT_RECALL:-0.995}
 PY=/usr/bin/python3
 T=$(mktemp -d /tmp/funnel-safe.XXXXXX)
 cleanup() {
@@ -53,6 +54,7 @@ EOF
 
 echo "== funnel filter train (the 80% the mixed corpus does not hold)"
 "$F" filter train --input "$T/train.jsonl" --label-field label --positive spam --out "$T/f.model" --holdout 0 \
+    --strict-recall "$STRICT_RECALL" \
     2>&1 | sed 's/^/   /'
 for ix in clean mixed; do
     in=$T/mixed.jsonl; [ $ix = clean ] && in=$DATA/cranfield/corpus.jsonl
