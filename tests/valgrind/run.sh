@@ -22,9 +22,22 @@ with open(sys.argv[2], "w") as out:
     for line in open(sys.argv[1]):
         d = json.loads(line); d["embedding"] = [round(rnd.uniform(-1, 1), 4) for _ in range(8)]
         d["vertical"] = rnd.choice(["web", "web", "news", "image"]); d["labels"] = rnd.sample(["a", "b", "c"], rnd.randint(0, 2))
+        d["url"] = "https://%s/%s" % (rnd.choice(["a.example", "a.example", "b.example", "c.example"]), d["id"])
         out.write(json.dumps(d) + "\n")
 PY
-"$F" index build --input "$T/corpus.jsonl" --shards 3 --out "$T/idx" >/dev/null || { echo "index build failed"; exit 1; }
+# the result page: a content filter (trained outside valgrind on a slice of
+# SpamAssassin) scored at index time, an intent model and slot rules for the
+# blender, a host cap (docs/result-page.md)
+SA=$SRC/../shared/data/spam-assassin/corpus.jsonl
+[ -r "$SA" ] || SA=${FUNNEL_DATA:-/nonexistent}/spam-assassin/corpus.jsonl
+awk 'NR % 8 == 0' "$SA" > "$T/sa.jsonl"
+"$F" filter train --input "$T/sa.jsonl" --label-field label --positive spam --out "$T/f.model" --holdout 0 >/dev/null 2>&1 \
+  || { echo "filter train failed"; exit 1; }
+"$F" index build --input "$T/corpus.jsonl" --shards 3 --out "$T/idx" --filter-model "$T/f.model" >/dev/null 2>&1 \
+  || { echo "index build failed"; exit 1; }
+"$F" intent train --queries "$DATA/queries.tsv" --corpus "$T/corpus.jsonl" --out "$T/idx/intent.model" >/dev/null 2>&1 \
+  || { echo "intent train failed"; exit 1; }
+printf 'host-cap = 2\nblend-rule = news_top vertical=news position=3 size=2 min-intent=0\nblend-rule = img vertical=image position=6 size=2 min-intent=0.2\n' > "$T/coord.conf"
 # a spelling dictionary: the coordinator loads it and corrects under valgrind
 "$F" spell build --input "$DATA/corpus.jsonl" --out "$T/idx/spell.dict" >/dev/null 2>&1 || { echo "spell build failed"; exit 1; }
 # models to serve with (trained on a cluster outside valgrind): a stage-1 GBDT over
@@ -42,7 +55,7 @@ ADDR=$("$F" cluster up --index "$T/idx" --dir "$T/run") || { echo "cluster up fa
   { echo "funnel train failed"; exit 1; }
 export FUNNEL_WRAPPER="valgrind --suppressions=$HERE/grpc-absl.supp --leak-check=full --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99 --num-callers=30 --log-file=$T/vg-%p.log"
 
-ADDR=$("$F" cluster up --index "$T/idx" --dir "$T/run" --timeout-s 120 --stage1-model "$T/m1.model" --stage2-model "$T/m2.model") || { echo "cluster up failed"; tail -n 30 "$T"/run/*.log; exit 1; }
+ADDR=$("$F" cluster up --index "$T/idx" --dir "$T/run" --timeout-s 120 --stage1-model "$T/m1.model" --stage2-model "$T/m2.model" --coordinator-config "$T/coord.conf") || { echo "cluster up failed"; tail -n 30 "$T"/run/*.log; exit 1; }
 unset FUNNEL_WRAPPER
 echo "cluster under valgrind at $ADDR"
 "$F" search --server "$ADDR" --deadline-ms 20000 "boundary layer" --k 5 >/dev/null || { echo "search failed"; exit 1; }
@@ -95,8 +108,8 @@ done
 "$F" search --server "$ADDR" --deadline-ms 20000 --k 5 --skip-models --expand rm3 'heat transfer' >/dev/null \
   || { echo "expand rm3 failed"; exit 1; }
 if [ -r /usr/share/wordnet/index.noun ]; then
-  "$F" search --server "$ADDR" --deadline-ms 20000 --k 5 --skip-models --expand synonyms --explain 'heat flows' \
-    | grep -q 'WordNet synonyms' || { echo "expand synonyms failed"; exit 1; }
+  "$F" search --server "$ADDR" --deadline-ms 60000 --k 5 --skip-models --expand synonyms --explain 'heat flows' \
+    > "$T/syn.out" 2>&1; grep -q 'WordNet synonyms' "$T/syn.out" || { echo "expand synonyms failed:"; tail -n 25 "$T/syn.out"; exit 1; }
 fi
 # spelling: auto and suggest
 "$F" search --server "$ADDR" --deadline-ms 20000 --k 5 'heat trasnfer in bondary layers' | grep -q 'searched for: heat transfer in boundary layers' \
@@ -109,6 +122,17 @@ fi
 "$F" get --server "$ADDR" --deadline-ms 20000 1 2 3 >/dev/null || { echo "funnel get failed"; exit 1; }
 "$F" get --server "$ADDR" --deadline-ms 20000 1 no-such-doc --fields title >/dev/null 2>&1
 [ $? = 1 ] || { echo "funnel get of an unknown id did not exit 1"; exit 1; }
+# the result page: every safe-search level, folding off, blending off, a deeper list
+for sflag in "--safe-search strict" "--safe-search moderate --explain" "--safe-search off --keep-duplicates" \
+             "--no-blend --host-cap 1" "--host-cap 1 --page 3"; do
+  # shellcheck disable=SC2086
+  "$F" search --server "$ADDR" --deadline-ms 60000 --k 10 $sflag --json 'boundary layer flow' > "$T/page.json" \
+    || { echo "result page ($sflag) failed"; exit 1; }
+done
+"$F" search --server "$ADDR" --deadline-ms 60000 --k 10 --skip-models --host-cap 1 --explain 'heat transfer' \
+  > "$T/cap.out" 2>&1; grep -q 'host cap 1 per 10' "$T/cap.out" || { echo "host cap not in the diversity note:"; tail -n 20 "$T/cap.out"; exit 1; }
+"$F" search --server "$ADDR" --deadline-ms 60000 --k 10 --json 'pressure distribution' \
+  > "$T/blend.out" 2>&1; grep -q '"slot_rule": "news_top"' "$T/blend.out" || { echo "no news block placed:"; tail -n 20 "$T/blend.out"; exit 1; }
 head -n 40 "$DATA/queries.tsv" > "$T/q.tsv"
 "$F" search --server "$ADDR" --deadline-ms 60000 --queries "$T/q.tsv" --k 100 --run-out "$T/run.trec" 2>/dev/null || { echo "batch failed"; exit 1; }
 "$F" cluster down --dir "$T/run" >/dev/null
