@@ -112,13 +112,13 @@ if [ -r /usr/share/wordnet/index.noun ]; then
     > "$T/syn.out" 2>&1; grep -q 'WordNet synonyms' "$T/syn.out" || { echo "expand synonyms failed:"; tail -n 25 "$T/syn.out"; exit 1; }
 fi
 # spelling: auto and suggest
-"$F" search --server "$ADDR" --deadline-ms 20000 --k 5 'heat trasnfer in bondary layers' | grep -q 'searched for: heat transfer in boundary layers' \
-  || { echo "spelling (auto) failed"; exit 1; }
-"$F" search --server "$ADDR" --deadline-ms 20000 --k 5 --spell suggest '"heat trasnfer" AND NOT lamnar' | grep -q 'did you mean' \
-  || { echo "spelling (suggest) failed"; exit 1; }
+"$F" search --server "$ADDR" --deadline-ms 20000 --k 5 'heat trasnfer in bondary layers' > "$T/out1.txt" 2>&1; grep -q 'searched for: heat transfer in boundary layers' "$T/out1.txt" \
+  || { echo "spelling (auto) failed:"; tail -n 20 "$T/out1.txt"; exit 1; }
+"$F" search --server "$ADDR" --deadline-ms 20000 --k 5 --spell suggest '"heat trasnfer" AND NOT lamnar' > "$T/out2.txt" 2>&1; grep -q 'did you mean' "$T/out2.txt" \
+  || { echo "spelling (suggest) failed:"; tail -n 20 "$T/out2.txt"; exit 1; }
 # stored fields and snippets (a two-phase fetch: the models re-rank), documents by id
-"$F" search --server "$ADDR" --deadline-ms 20000 --k 5 --fields title --snippets 'boundary layer' | grep -q '\[\[' \
-  || { echo "search --fields --snippets failed"; exit 1; }
+"$F" search --server "$ADDR" --deadline-ms 20000 --k 5 --fields title --snippets 'boundary layer' > "$T/out3.txt" 2>&1; grep -q '\[\[' "$T/out3.txt" \
+  || { echo "search --fields --snippets failed:"; tail -n 20 "$T/out3.txt"; exit 1; }
 "$F" get --server "$ADDR" --deadline-ms 20000 1 2 3 >/dev/null || { echo "funnel get failed"; exit 1; }
 "$F" get --server "$ADDR" --deadline-ms 20000 1 no-such-doc --fields title >/dev/null 2>&1
 [ $? = 1 ] || { echo "funnel get of an unknown id did not exit 1"; exit 1; }
