@@ -1018,7 +1018,7 @@ static int analyze_line(anctx *c, batch *bt, uint32_t i)
         c->sig_s += t1 - t0;
         d->fscore = NAN;
         if (c->o->filter_score) {
-            double p = c->o->filter_score(c->o->filter_ud, txt[0], tlen[0], txt[1], tlen[1]);
+            double p = c->o->filter_score(c->o->filter_ud, txt[0], tlen[0], txt[1], tlen[1], root);
             if (p < 0) { rc = -ENOMEM; goto out; }
             d->fscore = (float)p;
             c->filter_s += now_s() - t1;

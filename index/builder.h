@@ -78,7 +78,8 @@ typedef struct idx_build_opts {
      * records filter_model (a name), filter_threshold, filter_strict.
      * NULL: no scores (NaN stored). The near-duplicate signature is always
      * stored. */
-    double (*filter_score)(void *filter_ud, const char *title, size_t tlen, const char *body, size_t blen);
+    double (*filter_score)(void *filter_ud, const char *title, size_t tlen, const char *body, size_t blen,
+                           const void *json);   /* json: the document (a jansson object), for its signals */
     void *filter_ud;
     const char *filter_model;
     double filter_threshold, filter_strict;

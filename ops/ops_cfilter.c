@@ -149,6 +149,8 @@ static int doc_line(void *ud, char *line, size_t len, size_t lineno)
         return 0;
     }
     char *t = dup_str(o, "title", &tlen), *bd = dup_str(o, "body", &blen);
+    cfilter_signals sig;
+    cfilter_signals_json(o, &sig);
     json_decref(o);
     if (s->n == s->cap) {
         size_t nc = s->cap ? s->cap * 2 : 1024;
@@ -169,7 +171,7 @@ static int doc_line(void *ud, char *line, size_t len, size_t lineno)
         return fn_seterr(s->eb, -ENOMEM, "%s: out of memory", s->path);
     }
     s->d[s->n++] = (cfilter_doc){ .id = id, .idlen = idlen, .title = t, .tlen = tlen, .body = bd, .blen = blen,
-                                  .positive = pos };
+                                  .positive = pos, .sig = sig };
     s->npos += (size_t)pos;
     return 0;
 }
@@ -361,7 +363,7 @@ static int cmd_eval(int argc, char **argv)
     if (!rc) {
         double t0 = now_s();
         for (size_t i = 0; i < s.n && !rc; i++) {
-            sc[i] = cfilter_score(m, s.d[i].title, s.d[i].tlen, s.d[i].body, s.d[i].blen);
+            sc[i] = cfilter_score_sig(m, s.d[i].title, s.d[i].tlen, s.d[i].body, s.d[i].blen, &s.d[i].sig);
             if (sc[i] < 0) rc = fn_seterr(&eb, -ENOMEM, "out of memory");
             y[i] = s.d[i].positive;
         }

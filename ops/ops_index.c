@@ -125,10 +125,13 @@ static int parse_u32(const char *s, uint32_t *out)
     return 0;
 }
 
-/* The builder's filter hook: cfilter_score is thread-safe on a loaded model. */
-static double filter_cb(void *ud, const char *title, size_t tlen, const char *body, size_t blen)
+/* The builder's filter hook: cfilter_score is thread-safe on a loaded model;
+ * the document's signals (report_rate, ...) come from its JSON. */
+static double filter_cb(void *ud, const char *title, size_t tlen, const char *body, size_t blen, const void *json)
 {
-    return cfilter_score(ud, title, tlen, body, blen);
+    cfilter_signals sig;
+    cfilter_signals_json(json, &sig);
+    return cfilter_score_sig(ud, title, tlen, body, blen, &sig);
 }
 
 static int index_build(int argc, char **argv)

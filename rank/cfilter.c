@@ -17,13 +17,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <jansson.h>
 #include <xxhash.h>
 
 #include "fn_io.h"
 #include "train.h"
 
 #define CFILTER_MAX_FILE (512ull << 20)
-#define CFILTER_NUMERIC 16      /* slots kept for the count and length features */
+#define CFILTER_NUMERIC (16 + 2 * CFILTER_NSIGNALS)   /* slots kept for the counts, lengths and signals */
 #define CFILTER_MAX_HOST 128
 
 struct cfilter_model {
@@ -212,8 +213,31 @@ static int cmp_feat(const void *a, const void *b)
     return (x->val < y->val) - (x->val > y->val);      /* larger value first */
 }
 
+static const char *const signal_names[CFILTER_NSIGNALS] = { CFILTER_SIGNALS };
+
+const char *const *cfilter_signal_names(void) { return signal_names; }
+
+void cfilter_signals_json(const void *json, cfilter_signals *out)
+{
+    memset(out, 0, sizeof *out);
+    const json_t *o = json;
+    if (!o || !json_is_object(o)) return;
+    for (size_t k = 0; k < CFILTER_NSIGNALS; k++) {
+        json_t *v = json_object_get(o, signal_names[k]);
+        if (!json_is_number(v)) continue;
+        out->v[k] = json_number_value(v);
+        out->mask |= 1u << k;
+    }
+}
+
 size_t cfilter_features(const char *title, size_t tlen, const char *body, size_t blen, uint32_t buckets,
                         cfilter_feat *out, size_t cap)
+{
+    return cfilter_features_sig(title, tlen, body, blen, NULL, buckets, out, cap);
+}
+
+size_t cfilter_features_sig(const char *title, size_t tlen, const char *body, size_t blen,
+                            const cfilter_signals *sig, uint32_t buckets, cfilter_feat *out, size_t cap)
 {
     if (!buckets || !cap) return 0;
     if (!title) tlen = 0;
@@ -249,6 +273,13 @@ size_t cfilter_features(const char *title, size_t tlen, const char *body, size_t
     };
     for (size_t k = 0; k < sizeof num / sizeof *num; k++)
         if (num[k].v > 0) emit(&x, '#', num[k].name, strlen(num[k].name), (float)log1p(num[k].v));
+    /* a signal present at 0 is a feature too (its presence says something) */
+    for (size_t k = 0; sig && k < CFILTER_NSIGNALS; k++)
+        if (sig->mask >> k & 1u) {
+            double v = isfinite(sig->v[k]) && sig->v[k] > 0 ? sig->v[k] : 0;
+            emit(&x, '$', signal_names[k], strlen(signal_names[k]), (float)log1p(v));
+            emit(&x, '?', signal_names[k], strlen(signal_names[k]), 1.0f);
+        }
     qsort(out, x.n, sizeof *out, cmp_feat);
     m = 0;
     for (size_t k = 0; k < x.n; k++)
@@ -318,9 +349,15 @@ double cfilter_score_feats(const cfilter_model_t *m, const cfilter_feat *f, size
 
 double cfilter_score(const cfilter_model_t *m, const char *title, size_t tlen, const char *body, size_t blen)
 {
+    return cfilter_score_sig(m, title, tlen, body, blen, NULL);
+}
+
+double cfilter_score_sig(const cfilter_model_t *m, const char *title, size_t tlen, const char *body, size_t blen,
+                         const cfilter_signals *sig)
+{
     cfilter_feat *f = malloc(CFILTER_MAX_FEATS * sizeof *f);
     if (!f) return -1;
-    size_t n = cfilter_features(title, tlen, body, blen, m->buckets, f, CFILTER_MAX_FEATS);
+    size_t n = cfilter_features_sig(title, tlen, body, blen, sig, m->buckets, f, CFILTER_MAX_FEATS);
     double p = cfilter_score_feats(m, f, n);
     free(f);
     return p;
@@ -531,8 +568,8 @@ int cfilter_train(const cfilter_doc *docs, size_t n, const cfilter_train_opts *o
      * threshold moved with a handful of mails). The model is then fitted on
      * all of them. */
     for (size_t i = 0; i < n; i++) {
-        size_t k = cfilter_features(docs[i].title, docs[i].tlen, docs[i].body, docs[i].blen, o->buckets, buf,
-                                    CFILTER_MAX_FEATS);
+        size_t k = cfilter_features_sig(docs[i].title, docs[i].tlen, docs[i].body, docs[i].blen, &docs[i].sig,
+                                        o->buckets, buf, CFILTER_MAX_FEATS);
         if (k && !(rows[i] = malloc(k * sizeof **rows))) goto oom;
         memcpy(rows[i], buf, k * sizeof *buf);
         rn[i] = k;

@@ -13,6 +13,10 @@
  *     domain;
  *   these token features are binary, then scaled together to unit L2 norm
  *   (each 1/sqrt(their distinct count));
+ *   - document signals (cfilter_signals): numeric top-level fields of the
+ *     document that say something the text does not, e.g. the share of
+ *     users who reported it, each log(1 + max(x, 0)) when the document has
+ *     the field;
  *   - counts, as log(1 + count): lexicon hits (CFILTER_LEXICON below: money,
  *     urgency, marketing words), '$' signs, '!' marks, URLs, e-mail
  *     addresses, ALL-CAPS words of 3+ letters; and lengths as log(1 + n):
@@ -57,6 +61,22 @@ typedef struct cfilter_feat {
 
 typedef struct cfilter_model cfilter_model_t;   /* opaque */
 
+/* Document signals: the numeric fields read (by name, from the document's
+ * JSON: `funnel filter train|eval` and `funnel index build --filter-model`),
+ * in this order. */
+#define CFILTER_SIGNALS "report_rate", "reports"
+#define CFILTER_NSIGNALS 2
+typedef struct cfilter_signals {
+    unsigned mask;                 /* bit i: the document has signal i */
+    double v[CFILTER_NSIGNALS];
+} cfilter_signals;
+
+/** The signals' names (CFILTER_SIGNALS), CFILTER_NSIGNALS of them. */
+const char *const *cfilter_signal_names(void);
+/** A document's signals from its JSON object (a jansson json_t *; other
+ * values and non-numbers: none). */
+void cfilter_signals_json(const void *json, cfilter_signals *out);
+
 /**
  * @brief The features of one document, ascending by column, duplicates
  * merged (the larger value kept), into out[cap].
@@ -64,6 +84,9 @@ typedef struct cfilter_model cfilter_model_t;   /* opaque */
  */
 size_t cfilter_features(const char *title, size_t tlen, const char *body, size_t blen, uint32_t buckets,
                         cfilter_feat *out, size_t cap);
+/** The same with the document's signals (NULL or mask 0 = none). */
+size_t cfilter_features_sig(const char *title, size_t tlen, const char *body, size_t blen,
+                            const cfilter_signals *sig, uint32_t buckets, cfilter_feat *out, size_t cap);
 
 /* ---- the model ---- */
 
@@ -92,6 +115,9 @@ size_t cfilter_model_nweights(const cfilter_model_t *m);   /* nonzero weights */
 double cfilter_score_feats(const cfilter_model_t *m, const cfilter_feat *f, size_t n);
 /** The probability of the positive class of a document. -1 out of memory. */
 double cfilter_score(const cfilter_model_t *m, const char *title, size_t tlen, const char *body, size_t blen);
+/** The same with the document's signals (NULL = none). */
+double cfilter_score_sig(const cfilter_model_t *m, const char *title, size_t tlen, const char *body, size_t blen,
+                         const cfilter_signals *sig);
 
 /**
  * @brief Write m to path (path.tmp, then rename). Text:
@@ -129,6 +155,7 @@ typedef struct cfilter_doc {
     const char *id, *title, *body;
     size_t idlen, tlen, blen;
     int positive;               /* label: 1 positive, 0 negative */
+    cfilter_signals sig;        /* zero: none */
 } cfilter_doc;
 
 typedef struct cfilter_train_opts {

@@ -128,6 +128,102 @@ Test(cfilter, learns_separable_set)
     cfilter_model_free(m);
 }
 
+/* Document signals: the same words in both classes, the label told only by
+ * the report rate (a numeric field of the document's JSON). The model must
+ * learn it from the signal, and be blind without it. */
+static void make_signal_set(synth *s, unsigned seed, int with_signal)
+{
+    srand(seed);
+    for (size_t i = 0; i < 400; i++) {
+        int pos = i % 3 == 0;
+        const char **w = rand() % 2 ? POSW : NEGW;   /* words say nothing */
+        snprintf(s->id[i], sizeof s->id[i], "s%zu", i);
+        snprintf(s->title[i], sizeof s->title[i], "%s %s", w[rand() % 8], w[rand() % 8]);
+        size_t o = 0;
+        for (int k = 0; k < 12; k++)
+            o += (size_t)snprintf(s->body[i] + o, sizeof s->body[i] - o, "%s ", w[rand() % 8]);
+        char js[128];
+        double rate = pos ? 0.3 + 0.7 * rand() / (double)RAND_MAX : 0.2 * rand() / (double)RAND_MAX;
+        snprintf(js, sizeof js, "{\"report_rate\": %.4f, \"reports\": \"many\"}", rate);
+        json_error_t je;
+        json_t *j = json_loads(js, 0, &je);
+        cr_assert_not_null(j);
+        s->d[i] = (cfilter_doc){ .id = s->id[i], .idlen = strlen(s->id[i]), .title = s->title[i],
+                                 .tlen = strlen(s->title[i]), .body = s->body[i], .blen = o, .positive = pos };
+        if (with_signal) cfilter_signals_json(j, &s->d[i].sig);
+        json_decref(j);
+    }
+}
+
+Test(cfilter, document_signals)
+{
+    static synth tr, te, blind;
+    make_signal_set(&tr, 5, 1);
+    make_signal_set(&te, 77, 1);
+    make_signal_set(&blind, 77, 0);
+    /* only the numeric field counts: "reports" is a string here */
+    cr_assert_eq(tr.d[0].sig.mask, 1u);
+    cfilter_train_opts o;
+    cfilter_train_defaults(&o);
+    o.buckets = 4096;
+    cfilter_model_t *m = NULL;
+    cfilter_train_report r;
+    fn_errbuf eb = { { 0 } };
+    cr_assert_eq(cfilter_train(tr.d, 400, &o, &m, &r, &eb), 0, "%s", eb.msg);
+    double sc[400], sb[400];
+    int y[400];
+    for (size_t i = 0; i < 400; i++) {
+        sc[i] = cfilter_score_sig(m, te.d[i].title, te.d[i].tlen, te.d[i].body, te.d[i].blen, &te.d[i].sig);
+        sb[i] = cfilter_score_sig(m, blind.d[i].title, blind.d[i].tlen, blind.d[i].body, blind.d[i].blen,
+                                  &blind.d[i].sig);
+        y[i] = te.d[i].positive;
+    }
+    double auc = cfilter_auc(sc, y, 400), auc_blind = cfilter_auc(sb, y, 400);
+    cr_log_info("signals: AUC %.4f with the report rate, %.4f without", auc, auc_blind);
+    cr_assert_geq(auc, 0.95, "AUC %.4f with the signal", auc);
+    cr_assert_lt(auc_blind, 0.7, "AUC %.4f without it: the words should say nothing", auc_blind);
+
+    /* index time: funnel index build --filter-model reads the same field
+     * from each document's JSON */
+    char dir[64], mp[256], cp[256], idx[256], sh[300];
+    tu_mkdtemp(dir, sizeof dir, "/tmp/test_cfilter_XXXXXX");
+    snprintf(mp, sizeof mp, "%s/sig.model", dir);
+    snprintf(cp, sizeof cp, "%s/c.jsonl", dir);
+    snprintf(idx, sizeof idx, "%s/idx", dir);
+    snprintf(sh, sizeof sh, "%s/shard-000", idx);
+    cr_assert_eq(cfilter_model_save(m, mp, &eb), 0, "%s", eb.msg);
+    FILE *cf = fopen(cp, "w");
+    cr_assert(cf);
+    for (size_t i = 0; i < 30; i++)
+        fprintf(cf, "{\"id\": \"%s\", \"title\": \"%s\", \"body\": \"%s\", \"report_rate\": %.17g}\n", te.id[i],
+                te.title[i], te.body[i], te.d[i].sig.v[0]);
+    fclose(cf);
+    const char *build[] = { "index", "build", "--input", cp, "--shards", "1", "--out", idx, "--filter-model", mp, NULL };
+    fflush(stdout);
+    cr_assert_eq(ops_cmd_index(10, (char **)build), OPS_EXIT_OK);
+    idx_reader_t *rd = NULL;
+    cr_assert_eq(idx_reader_open(sh, &rd, &eb), 0, "%s", eb.msg);
+    idx_searcher_t *se = NULL;
+    cr_assert_eq(idx_searcher_create(rd, &se, &eb), 0, "%s", eb.msg);
+    size_t differ = 0;
+    for (size_t i = 0; i < 30; i++) {
+        const char *id = te.id[i];
+        uint32_t doc;
+        float got;
+        cr_assert_eq(idx_ids_docs(se, &id, 1, &doc, &eb), 0, "%s: %s", id, eb.msg);
+        cr_assert_eq(idx_doc_filter_score(rd, doc, &got, &eb), 0, "%s", eb.msg);
+        float want = (float)sc[i], blindf = (float)sb[i];
+        cr_assert_eq(got, want, "%s: stored %.9g, with its report rate %.9g", id, got, want);
+        differ += got != blindf;
+    }
+    cr_assert_gt(differ, 20, "the stored scores are the text-only ones");
+    idx_searcher_release(se);
+    idx_searcher_destroy(se);
+    idx_reader_close(rd);
+    tu_rmtree(dir);
+    cfilter_model_free(m);
+}
+
 Test(cfilter, round_trip_and_damage)
 {
     static synth s;

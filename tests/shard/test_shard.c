@@ -514,8 +514,9 @@ static cfilter_model_t *tiny_model(void)
     return m;
 }
 
-static double sig_filter_cb(void *ud, const char *t, size_t tl, const char *b, size_t bl)
+static double sig_filter_cb(void *ud, const char *t, size_t tl, const char *b, size_t bl, const void *json)
 {
+    (void)json;
     return cfilter_score(ud, t, tl, b, bl);
 }
 
