@@ -2155,6 +2155,23 @@ static void fan_out(search *s, int64_t shard_us, int64_t left_us)
  * term in the most documents (the lowest idf; ties by bytes) - the words of
  * its text that analyse to it - and runs again. 1 when a new search is under
  * way, 0 to finish with what is here. */
+/* Ask every shard again (relaxation, a deeper list): the slots start over,
+ * within what is left of the search's deadline. */
+static void refan(search *s)
+{
+    for (uint32_t i = 0; i < s->nslots; i++) {
+        shard_slot *sl = &s->slots[i];
+        sl->tries = 0;
+        sl->trial = 0;
+        sl->code = GRPC_STATUS_OK;
+        sl->detail_at = 0;
+        sl->msg[0] = '\0';
+        sl->resp = NULL;
+    }
+    int64_t ms = ms_until(s->deadline);
+    fan_out(s, ms * 1000, ms * 1000);
+}
+
 static int relax_step(search *s)
 {
     coord_t *c = s->c;
@@ -2204,17 +2221,7 @@ static int relax_step(search *s)
     s->relaxed = r;
     s->qtext = out;
     s->sreq.query = out;
-    for (uint32_t i = 0; i < s->nslots; i++) {
-        shard_slot *sl = &s->slots[i];
-        sl->tries = 0;
-        sl->trial = 0;
-        sl->code = GRPC_STATUS_OK;
-        sl->detail_at = 0;
-        sl->msg[0] = '\0';
-        sl->resp = NULL;
-    }
-    int64_t ms = ms_until(s->deadline);
-    fan_out(s, ms * 1000, ms * 1000);
+    refan(s);
     return 1;
 }
 
@@ -2233,17 +2240,7 @@ static void deepen_step(search *s)
     if (s->sreq.selection_k < s->sreq.k) s->sreq.selection_k = s->sreq.k;
     s->list_cap = k;
     s->merged = 0;
-    for (uint32_t i = 0; i < s->nslots; i++) {
-        shard_slot *sl = &s->slots[i];
-        sl->tries = 0;
-        sl->trial = 0;
-        sl->code = GRPC_STATUS_OK;
-        sl->detail_at = 0;
-        sl->msg[0] = '\0';
-        sl->resp = NULL;
-    }
-    int64_t ms = ms_until(s->deadline);
-    fan_out(s, ms * 1000, ms * 1000);
+    refan(s);
 }
 
 /* ---- Admin/PushModel ---- */
