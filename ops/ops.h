@@ -57,6 +57,8 @@ int ops_cmd_spell(int argc, char **argv);
 int ops_cmd_intent(int argc, char **argv);
 /* the content filter (ops_cfilter.c, rank/cfilter.h): `funnel filter train|eval` */
 int ops_cmd_filter(int argc, char **argv);
+/* load (ops_bench.c, docs/cli.md): `funnel bench`, open or closed loop, latency histogram */
+int ops_cmd_bench(int argc, char **argv);
 
 /* ---- query intent: training (ops_intent.c) ---- */
 
