@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "model_int.h"
@@ -567,6 +568,10 @@ int rank_model_load(const char *path, rank_model_t **out, fn_errbuf *eb)
         int e = errno;
         return fn_seterr(eb, -e, "%s: %s", path, strerror(e));
     }
+    /* what the file can hold bounds what it may make us allocate: a pushed
+     * model's header must not ask for gigabytes (found by fuzz_rankmodel) */
+    struct stat fst;
+    off_t fsize = fstat(fileno(r.f), &fst) == 0 && S_ISREG(fst.st_mode) ? fst.st_size : 0;
     int rc;
     rank_model_t *m = NULL;
     rank_node *nodes = NULL;
@@ -601,6 +606,8 @@ int rank_model_load(const char *path, rank_model_t **out, fn_errbuf *eb)
     v = expect(&r, "features", 2);
     if (!v || parse_size(v, &nf) || nf > INT32_MAX)
         PERR("%s:%zu: want \"features N\"", path, r.lineno);
+    if (nf > RANK_MODEL_MAX_FEATURES)
+        PERR("%s:%zu: features %zu: more than %d", path, r.lineno, nf, RANK_MODEL_MAX_FEATURES);
     rc = rank_model_new(kind, objective, nf, &m);
     if (rc)
         goto fail;
@@ -642,6 +649,11 @@ int rank_model_load(const char *path, rank_model_t **out, fn_errbuf *eb)
                 PERR("%s:%zu: tree %zu out of order (want %zu)", path, r.lineno, id, t);
             if (n == 0 || n > (1u << 24))
                 PERR("%s:%zu: bad node count %zu", path, r.lineno, n);
+            /* every node is a line of at least "node 0 leaf 0\n" */
+            long here = ftell(r.f);
+            if (fsize > 0 && here >= 0 && n > (size_t)(fsize - here) / 14 + 1)
+                PERR("%s:%zu: tree %zu has %zu nodes, more than the rest of the file (%lld bytes) holds", path,
+                     r.lineno, t, n, (long long)(fsize - here));
             free(nodes);
             free(nline);
             nodes = calloc(n, sizeof(*nodes));

@@ -46,6 +46,10 @@
 #include "fn_error.h"
 
 #define RANK_MODEL_VERSION 1
+/* The most feature columns a model file may declare (a bound on what a
+ * loaded or pushed model may allocate; the registry has 41, LETOR-style
+ * sets hundreds). */
+#define RANK_MODEL_MAX_FEATURES (1 << 20)
 
 typedef struct rank_model rank_model_t;   /* opaque, immutable once built */
 

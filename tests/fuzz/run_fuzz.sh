@@ -1,25 +1,46 @@
 #!/usr/bin/env bash
 # run_fuzz.sh SRC_DIR SECONDS [HARNESS] - fuzz a parser with libFuzzer.
 #
-# HARNESS is qparse (the default: the query language, query/parse.c) or
-# fparse (the filter language, query/filter.c). Builds
-# tests/fuzz/fuzz_HARNESS.c with its parser and the common files it needs
-# under clang -fsanitize=fuzzer,address,undefined, and runs it for SECONDS
-# on a copy of tests/fuzz/corpus/HARNESS (the seeds stay as they are), with
-# tests/fuzz/HARNESS.dict. Exit 0 when nothing crashed, 1 on a crash or a
-# broken invariant (the input is kept and its path printed), 77 (meson's
-# "skipped") when clang or libFuzzer is missing (Debian: clang-14 and
+# HARNESS is one of
+#   qparse       the query language (query/parse.c; the default)
+#   fparse       the filter language (query/filter.c)
+#   searchreq    a SearchRequest's protobuf-c unpack + coord_validate_search
+#                (coordinator/validate.c; funnel.pb-c.c generated here by protoc-c)
+#   topology     the coordinator's topology file (coordinator/topology.c)
+#   coordconfig  the coordinator's config file, blend rules included
+#                (coordinator/coord_config.c, blend.c)
+#   rankmodel    the ranking model text format (rank/model.c)
+# Builds tests/fuzz/fuzz_HARNESS.c with the sources it needs (listed below)
+# and the common files under clang -fsanitize=fuzzer,address,undefined,
+# and runs it for SECONDS on a copy of tests/fuzz/corpus/HARNESS (the seeds
+# stay as they are), with tests/fuzz/HARNESS.dict when there is one. Exit 0
+# when nothing crashed, 1 on a crash or a broken invariant (the input is
+# kept and its path printed), 77 (meson's "skipped") when clang or libFuzzer
+# (or, for searchreq, protoc-c) is missing (Debian: clang-14 and
 # libclang-rt-14-dev, which has libFuzzer).
 #
 # Work files go to a temporary directory, removed unless something crashed.
+# FUZZ_CFLAGS adds compiler flags (e.g. -DFUZZ_RANKMODEL_MAX_FEATURES=0).
 set -u
-src=${1:?usage: run_fuzz.sh SRC_DIR SECONDS [qparse|fparse]}
-secs=${2:?usage: run_fuzz.sh SRC_DIR SECONDS [qparse|fparse]}
+usage="usage: run_fuzz.sh SRC_DIR SECONDS [qparse|fparse|searchreq|topology|coordconfig|rankmodel]"
+src=${1:?$usage}
+secs=${2:?$usage}
 name=${3:-qparse}
+proto=0
 case "$name" in
-    qparse) parser=query/parse.c ;;
-    fparse) parser=query/filter.c ;;
-    *) echo "run_fuzz.sh: unknown harness $name (qparse or fparse)"; exit 1 ;;
+    qparse) parser=(query/parse.c) ;;
+    fparse) parser=(query/filter.c) ;;
+    searchreq)
+        proto=1
+        # validate.c's callees; index/stored.c only for idx_fields_check (the
+        # rest of the index it calls is stubbed: fuzz_index_stubs.c)
+        parser=(coordinator/validate.c common/fn_query.c query/parse.c query/filter.c index/stored.c
+                tests/fuzz/fuzz_index_stubs.c) ;;
+    topology) parser=(coordinator/topology.c) ;;
+    coordconfig) proto=1   # coord_config.h includes funnel.pb-c.h (validate.h, prf.h)
+        parser=(coordinator/coord_config.c coordinator/blend.c common/fn_config.c common/fn_log.c) ;;
+    rankmodel) parser=(rank/model.c rank/score.c) ;;
+    *) echo "run_fuzz.sh: unknown harness $name"; echo "$usage"; exit 1 ;;
 esac
 src=$(cd "$src" && pwd)
 cc=${CLANG:-clang}
@@ -40,21 +61,39 @@ if ! "$cc" -fsanitize=fuzzer "$work/probe.c" -o "$work/probe" >/dev/null 2>&1; t
     exit 77
 fi
 
+gen=()
+if [ "$proto" = 1 ]; then
+    if ! command -v protoc-c >/dev/null 2>&1; then
+        echo "run_fuzz.sh: protoc-c not found (skipped)"
+        exit 77
+    fi
+    if ! protoc-c --c_out="$work" -I "$src/proto" "$src/proto/funnel.proto"; then
+        echo "run_fuzz.sh: protoc-c failed"
+        exit 1
+    fi
+    gen=("$work/funnel.pb-c.c")
+fi
+
 flags=(-std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1
        -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-       -Wall -Wextra -Werror -I "$src/common" -I "$src/query")
-if ! "$cc" "${flags[@]}" -o "$work/fuzz_$name" "$src/tests/fuzz/fuzz_$name.c" \
-        "$src/$parser" "$src/common/fn_arena.c" "$src/common/fn_error.c" \
-        -lutf8proc -llmdb -lpthread -lm; then
+       -Wall -Wextra -Werror -I "$src/common" -I "$src/query" -I "$src/coordinator" -I "$src/rank"
+       -I "$src/index" -I "$work")
+# shellcheck disable=SC2206  # split on purpose: several flags
+extra=(${FUZZ_CFLAGS:-})
+if ! "$cc" "${flags[@]}" "${extra[@]}" -o "$work/fuzz_$name" "$src/tests/fuzz/fuzz_$name.c" \
+        "${parser[@]/#/$src/}" "${gen[@]}" "$src/common/fn_arena.c" "$src/common/fn_error.c" \
+        -lprotobuf-c -ljansson -lxxhash -lutf8proc -llmdb -lpthread -lm; then
     echo "run_fuzz.sh: build failed"
     exit 1
 fi
 
 mkdir -p "$work/corpus" "$work/crashes"
 cp "$src/tests/fuzz/corpus/$name/"* "$work/corpus/"
+dict=()
+if [ -f "$src/tests/fuzz/$name.dict" ]; then dict=(-dict="$src/tests/fuzz/$name.dict"); fi
 echo "run_fuzz.sh: fuzzing for ${secs}s in $work"
 (cd "$work" && "./fuzz_$name" -max_total_time="$secs" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
-    -print_final_stats=1 -dict="$src/tests/fuzz/$name.dict" -artifact_prefix="$work/crashes/" \
+    -print_final_stats=1 "${dict[@]}" -artifact_prefix="$work/crashes/" \
     corpus) > "$work/fuzz.log" 2>&1
 rc=$?
 tail -n 40 "$work/fuzz.log"

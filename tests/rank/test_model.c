@@ -809,6 +809,12 @@ Test(model, malformed_files)
     bad_model("funnel-model 1\nkind forest\n", FN_EPARSE, 2, "kind");
     bad_model("funnel-model 1\nkind trees\nobjective rank\n", FN_EPARSE, 3, "objective");
     bad_model("funnel-model 1\nkind trees\nobjective binary\nfeatures x\n", FN_EPARSE, 4, "features");
+    /* what a header may make the loader allocate is bounded (fuzz_rankmodel
+     * found a 4-line file asking for 4 GB; pushed models arrive over RPC) */
+    bad_model("funnel-model 1\nkind linear\nobjective regression\nfeatures 00518196431\n", FN_EPARSE, 4,
+              "features over RANK_MODEL_MAX_FEATURES");
+    bad_model(HDR "trees 1\ntree 0 nodes 16000000\nnode 0 leaf 1\nend\n", FN_EPARSE, 7,
+              "more nodes than the file holds");
     bad_model(HDR "trees 1\ntree 0 nodes 3\nnode 0 split 0 0.5 1 2 L\nnode 1 leaf 1\nnode 2 leaf 2\n", FN_EPARSE, 11,
               "no end");
     bad_model(HDR "trees 1\ntree 0 nodes 3\nnode 0 split 3 0.5 1 2 L\nnode 1 leaf 1\nnode 2 leaf 2\nend\n",
