@@ -25,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <xxhash.h>
+
 #include "fn_config.h"
 #include "page.h"
 
@@ -160,13 +162,6 @@ static double intent_of(const page_opts *o, const char *vertical, int *known)
 }
 
 /* Host ids: hosts interned once per list, so the cap counts in O(1). */
-static uint64_t str_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
-
 /* hid[i] = the id of in[i].host (0 = none); returns the number of ids, or 0
  * without memory. */
 static uint32_t intern_hosts(fn_arena *a, const page_item *in, size_t n, uint32_t *hid)
@@ -181,7 +176,7 @@ static uint32_t intern_hosts(fn_arena *a, const page_item *in, size_t n, uint32_
             hid[i] = 0;
             continue;
         }
-        size_t h = (size_t)str_hash(in[i].host) & (cap - 1);
+        size_t h = (size_t)XXH3_64bits(in[i].host, strlen(in[i].host)) & (cap - 1);
         while (slot[h] && strcmp(in[slot[h] - 1].host, in[i].host)) h = (h + 1) & (cap - 1);
         if (slot[h]) {
             hid[i] = hid[slot[h] - 1];

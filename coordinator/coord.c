@@ -528,12 +528,7 @@ static int result_page(search *s, fn_arena *a, const coord_stage2_out *st2, size
     page_opts o;
     memset(&o, 0, sizeof o);
     o.safe = s->safe;
-    /* the list is every hit there is when no shard filled its k */
-    o.complete = 1;
-    for (uint32_t i = 0; i < s->nslots; i++)
-        if (s->slots[i].code == GRPC_STATUS_OK && s->slots[i].resp && s->slots[i].resp->n_hits >= s->sreq.k)
-            o.complete = 0;
-    s->pg_complete = o.complete;
+    o.complete = s->pg_complete;   /* build_response found it */
     for (uint32_t i = 0; i < s->nslots; i++) {
         const Funnel__V1__ShardSearchResponse *r = s->slots[i].resp;
         if (s->slots[i].code != GRPC_STATUS_OK || !r || !r->filter_model || !*r->filter_model) continue;
@@ -947,6 +942,7 @@ static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *re
     for (uint32_t i = 0; i < n; i++)
         if (s->slots[i].code == GRPC_STATUS_OK && s->slots[i].resp && s->slots[i].resp->n_hits >= s->sreq.k) filled = 1;
     if (s->page_on && s->list_cap && filled && nlist > s->list_cap) nlist = s->list_cap;
+    s->pg_complete = !filled;   /* the list is every hit there is */
     if (s->page_on) {
         if ((rc = result_page(s, a, &st2, nlist))) return rc;
         /* the page reaches past what this list settles (its stages dropped
