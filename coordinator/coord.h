@@ -18,6 +18,7 @@
 #include "validate.h"
 
 typedef struct coord coord_t;   /* opaque */
+struct fn_metrics;
 
 /* The result page's settings (page.h); zero = the defaults. */
 typedef struct coord_page_opts {
@@ -64,6 +65,7 @@ typedef struct coord_opts {
     uint64_t impressions_max_bytes; /* rotate past this; 0 = never */
     unsigned impressions_keep;      /* rotated files kept */
     coord_prf_params prf;           /* pseudo-relevance feedback; docs 0 = off */
+    struct fn_metrics *metrics;     /* the process's registry (borrowed; NULL = no metrics) */
 } coord_opts;
 
 /** Start serving on loop. Returns 0 and *out, or FN_EINVAL / -ENOMEM with a

@@ -8,6 +8,8 @@
 #include "fn_error.h"
 #include "search.h"
 
+struct fn_metrics;
+
 #define SHARD_DEFAULT_LISTEN  "127.0.0.1:0"
 #define SHARD_DEFAULT_THREADS 4
 #define SHARD_DEFAULT_MAX_K   10000
@@ -38,6 +40,7 @@ typedef struct shard_config {
     idx_select_params sel;      /* selection.w_popularity, ... (docs/ranking.md) */
     char stage1_model[4096];    /* --stage1-model FILE ("" = none: selection order) */
     int help;                   /* --help was given */
+    struct fn_metrics *metrics; /* not a setting: the process's registry (borrowed; NULL = none) */
 } shard_config;
 
 /* Fill with defaults (bm25 = idx_bm25_defaults()). */

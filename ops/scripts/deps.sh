@@ -34,7 +34,8 @@ PKGS=(build-essential pkg-config meson ninja-build
       zlib1g-dev
       valgrind time python3 python3-grpcio python3-protobuf python3-numpy python3-xapian wamerican wbritish
       python3-xgboost python3-sklearn
-      fasttext clang libclang-rt-14-dev wordnet-base)   # funnel embed; the query parser's libFuzzer run
+      fasttext clang libclang-rt-14-dev wordnet-base   # funnel embed; the libFuzzer harnesses
+      libmicrohttpd-dev prometheus openssl)            # metrics over HTTP, promtool in a test, the dev CA of --tls
 [ "${1:-}" = --bench ] && PKGS+=(sphinxsearch python3-pymysql gnuplot-nox python3-hnswlib python3-faiss)
 
 timeout=${FUNNEL_APT_TIMEOUT:-600}
