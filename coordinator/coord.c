@@ -40,6 +40,7 @@
 #include "merge.h"
 #include "fusion.h"
 #include <xxhash.h>
+#include <jansson.h>
 #include "pbbuf.h"
 #include "rpc_client.h"
 #include "rpc_server.h"
@@ -50,6 +51,9 @@
 #include "analyzer.h"
 #include "dupsig.h"
 #include "page.h"
+#include "replicas.h"
+#include "admission.h"
+#include "fn_metrics.h"
 
 /* Every allocation of a search (the unpacked shard replies, the response's
  * arrays) comes from its arena and goes back at once (common/fn_arena.h). */
@@ -82,7 +86,32 @@ typedef struct backend {
     uint64_t probe_ms;           /* start of the last probe */
     uint64_t calls, failures, skipped;
     int warned_mismatch;
+    rep_stats rs;                /* adaptive replica selection (replicas.h) */
+    uint64_t hedges;             /* calls it got as a hedge */
+    fn_mcounter *m_calls[17];    /* by gRPC status (made on first use) */
+    fn_mgauge *m_up;
+    char m_labels[COORD_MAX_ADDR + 48];   /* shard="N",replica="ADDR" */
 } backend;
+
+/* The response's stages (build_response), then the slowest shard call and
+ * the whole request. */
+#define N_STAGE_METRICS 11
+static const char *const stage_metric_names[N_STAGE_METRICS] = {
+    "analyze", "selection", "stage1", "merge", "feedback", "stage2", "filter", "diversity", "blender",
+    "shard_call", "total" };
+
+/* The coordinator's series (docs/operations.md "Metrics"); every pointer
+ * may be NULL (no registry): the fn_m* calls then do nothing. */
+typedef struct coord_metrics {
+    fn_metrics *reg;
+    fn_mcounter *req[3][17];     /* method (search, get, other) x status */
+    fn_mhist *req_dur[2];        /* search, get */
+    fn_mhist *stage[N_STAGE_METRICS];
+    fn_mhist **shard_dur;        /* per shard */
+    fn_mcounter **hedges, **hedge_wins, **retries;   /* per shard */
+    fn_mcounter *partial, *retries_denied, *shed, *shrunk;
+    fn_mgauge *inflight, *limit;
+} coord_metrics;
 
 struct coord {
     uv_loop_t *loop;
@@ -105,6 +134,12 @@ struct coord {
     uv_timer_t timer;
     uint64_t start_ms;
     uint64_t requests, errors;
+    lat_window *lat;             /* per shard: recent call latencies (the hedge delay) */
+    retry_budget budget;         /* retries and hedges together */
+    adm_t adm;                   /* load shedding (admission.h) */
+    coord_metrics m;
+    uint64_t hedges, hedge_wins, shed;
+    size_t search_timers;        /* searches' hedge timers not closed yet */
     size_t inflight_req;         /* searches waiting for shards */
     size_t inflight_out;         /* outgoing calls (shard searches + probes) */
     int stopping, server_stopping;
@@ -114,12 +149,30 @@ struct coord {
 
 struct search;
 
+struct shard_slot;
+
+/* One call of a shard slot to one replica. A slot has one, or two while a
+ * hedge is out; the first good answer wins and the other is cancelled
+ * (orphaned: its callback only does the replica's bookkeeping). */
+typedef struct attempt {
+    struct shard_slot *sl;
+    backend *b;
+    rpc_async_t *h;              /* until its callback */
+    uint64_t t0_ns;
+    uint8_t trial;               /* b's half-open trial call */
+    uint8_t hedge;               /* sent because the first was slow */
+    uint8_t orphan;              /* its slot finished without it */
+} attempt;
+
 typedef struct shard_slot {
     struct search *s;
     uint32_t shard;
     uint32_t tries;
-    int trial;                   /* the current attempt is b's half-open trial */
-    backend *b;                  /* replica of the current / last attempt */
+    attempt *live[2];            /* calls in flight for this slot */
+    uint8_t nlive, hedged, left_out;
+    uint64_t sent_ns;            /* the first attempt's start */
+    uint64_t took_us;            /* the winning call's latency */
+    backend *b;                  /* replica of the winning / last attempt */
     grpc_status_code code;
     uint16_t detail_at;          /* msg + detail_at = the last attempt's details */
     char msg[320];
@@ -129,6 +182,15 @@ typedef struct shard_slot {
 typedef struct search {
     coord_t *c;
     rpc_call_t *call;
+    uint32_t outstanding;        /* shard attempts whose callback has not run */
+    int finished;                /* replied: freed once outstanding is 0 and the timer closed */
+    int admitted;                /* holds an admission slot (admission.h) */
+    int timer_on;                /* htimer initialised (closed before the free) */
+    uv_timer_t htimer;           /* hedges and the coverage target's cut-off */
+    uint32_t hedged;             /* hedge calls made */
+    double cov_target;           /* share of shards that is enough (1 = all) */
+    const char *degraded[4];     /* SearchResponse.degraded */
+    size_t ndegraded;
     const Funnel__V1__SearchRequest *req;
     uint32_t k;
     uint64_t t0_ns;
@@ -205,6 +267,150 @@ typedef struct search {
 
 static void maybe_finish_stop(coord_t *c);
 
+/* ---- metrics (fn_metrics.h) ---- */
+
+static fn_mcounter *backend_calls(coord_t *c, backend *b, grpc_status_code code)
+{
+    unsigned st = (unsigned)code < 17 ? (unsigned)code : 2;
+    if (!b->m_calls[st]) {
+        char l[sizeof b->m_labels + 48];
+        snprintf(l, sizeof l, "%s,status=\"%s\"", b->m_labels, rpc_status_name(code));
+        b->m_calls[st] = fn_metrics_counter(c->m.reg, "funnel_coordinator_shard_calls_total",
+                                            "Shard search calls by replica and gRPC status.", l);
+    }
+    return b->m_calls[st];
+}
+
+static void coord_metrics_shard_call(coord_t *c, backend *b, grpc_status_code code, uint64_t us)
+{
+    if (!c->m.reg) return;
+    fn_mcounter_inc(backend_calls(c, b, code));
+    if (code == GRPC_STATUS_OK) fn_mhist_observe(c->m.shard_dur[b->shard], (double)us / 1e6);
+}
+
+static void coord_metrics_hedge(coord_t *c, uint32_t shard)
+{
+    if (c->m.reg) fn_mcounter_inc(c->m.hedges[shard]);
+}
+
+static void coord_metrics_hedge_win(coord_t *c, uint32_t shard)
+{
+    if (c->m.reg) fn_mcounter_inc(c->m.hedge_wins[shard]);
+}
+
+static void coord_metrics_retry(coord_t *c, uint32_t shard)
+{
+    if (c->m.reg) fn_mcounter_inc(c->m.retries[shard]);
+}
+
+static void coord_metrics_retry_denied(coord_t *c)
+{
+    fn_mcounter_inc(c->m.retries_denied);
+}
+
+/* method: 0 search, 1 get, 2 other */
+static void coord_metrics_request(coord_t *c, int method, grpc_status_code code, uint64_t us)
+{
+    if (!c->m.reg) return;
+    unsigned st = (unsigned)code < 17 ? (unsigned)code : 2;
+    if (!c->m.req[method][st]) {
+        static const char *const mn[3] = { "search", "get", "other" };
+        char l[96];
+        snprintf(l, sizeof l, "method=\"%s\",status=\"%s\"", mn[method], rpc_status_name(code));
+        c->m.req[method][st] = fn_metrics_counter(c->m.reg, "funnel_coordinator_requests_total",
+                                                  "Requests answered, by method and gRPC status.", l);
+    }
+    fn_mcounter_inc(c->m.req[method][st]);
+    if (method < 2) fn_mhist_observe(c->m.req_dur[method], (double)us / 1e6);
+    fn_mgauge_set(c->m.inflight, (double)c->inflight_req);
+    fn_mgauge_set(c->m.limit, c->adm.limit);
+}
+
+static void coord_metrics_backend_up(coord_t *c, backend *b)
+{
+    fn_mgauge_set(b->m_up, b->state == BR_CLOSED ? 1 : 0);
+    (void)c;
+}
+
+/* Create the series that exist from the start (so a dashboard sees zeros). */
+static int coord_metrics_init(coord_t *c)
+{
+    fn_metrics *r = c->o.metrics;
+    coord_metrics *m = &c->m;
+    m->reg = r;
+    uint32_t n = c->o.topo->nshards;
+    for (uint32_t i = 0; i < c->nbackends; i++) {
+        backend *b = &c->backends[i];
+        char esc[COORD_MAX_ADDR + 16];
+        snprintf(b->m_labels, sizeof b->m_labels, "shard=\"%u\",replica=\"%s\"", b->shard,
+                 fn_metrics_label_escape(b->addr, esc, sizeof esc));
+    }
+    if (!r) return 0;
+    m->shard_dur = calloc(n, sizeof *m->shard_dur);
+    m->hedges = calloc(n, sizeof *m->hedges);
+    m->hedge_wins = calloc(n, sizeof *m->hedge_wins);
+    m->retries = calloc(n, sizeof *m->retries);
+    if (!m->shard_dur || !m->hedges || !m->hedge_wins || !m->retries) return -ENOMEM;
+    const double *lb = fn_metrics_latency_buckets;
+    size_t nb = fn_metrics_latency_nbuckets;
+    m->req_dur[0] = fn_metrics_histogram(r, "funnel_coordinator_request_duration_seconds",
+                                         "Time from a request's arrival to its reply.", "method=\"search\"", lb, nb);
+    m->req_dur[1] = fn_metrics_histogram(r, "funnel_coordinator_request_duration_seconds",
+                                         "Time from a request's arrival to its reply.", "method=\"get\"", lb, nb);
+    for (int i = 0; i < N_STAGE_METRICS; i++) {
+        char l[64];
+        snprintf(l, sizeof l, "stage=\"%s\"", stage_metric_names[i]);
+        m->stage[i] = fn_metrics_histogram(r, "funnel_coordinator_stage_duration_seconds",
+                                           "Time a search spent in each coordinator stage.", l, lb, nb);
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        char l[32];
+        snprintf(l, sizeof l, "shard=\"%u\"", i);
+        m->shard_dur[i] = fn_metrics_histogram(r, "funnel_coordinator_shard_call_duration_seconds",
+                                               "Latency of answered shard search calls.", l, lb, nb);
+        m->hedges[i] = fn_metrics_counter(r, "funnel_coordinator_hedges_total",
+                                          "Shard calls also sent to a second replica.", l);
+        m->hedge_wins[i] = fn_metrics_counter(r, "funnel_coordinator_hedge_wins_total",
+                                              "Hedge calls that answered first.", l);
+        m->retries[i] = fn_metrics_counter(r, "funnel_coordinator_retries_total",
+                                           "Failed shard calls retried on another replica.", l);
+    }
+    for (uint32_t i = 0; i < c->nbackends; i++) {
+        backend *b = &c->backends[i];
+        b->m_up = fn_metrics_gauge(r, "funnel_coordinator_replica_up",
+                                   "1 when the replica's breaker is closed (it is called).", b->m_labels);
+        fn_mgauge_set(b->m_up, 1);
+        backend_calls(c, b, GRPC_STATUS_OK);   /* the OK series exists from the start */
+    }
+    m->partial = fn_metrics_counter(r, "funnel_coordinator_partial_responses_total",
+                                    "Searches answered without every shard.", NULL);
+    m->retries_denied = fn_metrics_counter(r, "funnel_coordinator_retries_denied_total",
+                                           "Retries and hedges refused by the retry budget.", NULL);
+    m->shed = fn_metrics_counter(r, "funnel_coordinator_shed_total",
+                                 "Searches refused at once under overload (RESOURCE_EXHAUSTED).", NULL);
+    m->shrunk = fn_metrics_counter(r, "funnel_coordinator_windows_shrunk_total",
+                                   "Searches whose funnel windows were shrunk under load.", NULL);
+    m->inflight = fn_metrics_gauge(r, "funnel_coordinator_inflight_requests",
+                                   "Searches in flight.", NULL);
+    m->limit = fn_metrics_gauge(r, "funnel_coordinator_concurrency_limit",
+                                "The adaptive limit on searches in flight (load shedding).", NULL);
+    fn_mgauge_set(m->limit, c->adm.limit);
+    char l[600], esc[520];
+    snprintf(l, sizeof l, "stage=\"stage2\",model=\"%s\"",
+             fn_metrics_label_escape(c->o.stage2_model ? c->o.stage2_model : "none", esc, sizeof esc));
+    fn_mgauge_set(fn_metrics_gauge(r, "funnel_coordinator_model_info",
+                                   "The models loaded at start (value 1).", l), 1);
+    return 0;
+}
+
+static void coord_metrics_free(coord_metrics *m)
+{
+    free(m->shard_dur);
+    free(m->hedges);
+    free(m->hedge_wins);
+    free(m->retries);
+}
+
 /* ---- replies and counters ---- */
 
 static void reply(coord_t *c, rpc_call_t *call, grpc_status_code code, const char *details,
@@ -215,6 +421,8 @@ static void reply(coord_t *c, rpc_call_t *call, grpc_status_code code, const cha
 }
 
 /* ---- circuit breaker ---- */
+
+static void replica_event(const backend *b, const char *type, const char *why, double down_s);
 
 /* Failures that say something about the replica. INVALID_ARGUMENT and
  * RESOURCE_EXHAUSTED say something about the request; they are neutral. */
@@ -274,8 +482,10 @@ static void br_open(coord_t *c, backend *b, uint64_t now, int flap, const char *
         hold = (uint64_t)c->o.breaker_backoff_ms;
     b->hold_until_ms = now + hold;
     b->state = BR_OPEN;
+    coord_metrics_backend_up(c, b);
     b->since_ms = now;
     b->consec_fail = 0;
+    replica_event(b, "replica_down", why, -1);
     if (hold)
         FN_WARN("shard %u replica %s marked down%s: %s; not tried again for %.1f s", b->shard,
                 b->addr, prev == BR_CLOSED ? "" : " again", why, (double)hold / 1000.0);
@@ -286,8 +496,8 @@ static void br_open(coord_t *c, backend *b, uint64_t now, int flap, const char *
 
 static void br_half_open(coord_t *c, backend *b, uint64_t now, const char *why)
 {
-    (void)c;
     b->state = BR_HALF_OPEN;
+    coord_metrics_backend_up(c, b);
     b->since_ms = now;
     FN_INFO("shard %u replica %s %s after %.1f s down; trying one search call", b->shard, b->addr,
             why, (double)(now - b->down_ms) / 1000.0);
@@ -295,8 +505,9 @@ static void br_half_open(coord_t *c, backend *b, uint64_t now, const char *why)
 
 static void br_close(coord_t *c, backend *b, uint64_t now)
 {
-    (void)c;
     b->state = BR_CLOSED;
+    coord_metrics_backend_up(c, b);
+    replica_event(b, "replica_up", "its trial call answered", (double)(now - b->down_ms) / 1000.0);
     b->since_ms = now;
     b->came_back = 1;
     b->back_ms = now;
@@ -340,7 +551,9 @@ static void br_call_done(coord_t *c, backend *b, int trial, grpc_status_code cod
 /* The replica for a shard call, or NULL when every replica (but `not`) is
  * open or half-open with its one trial call in flight. A half-open replica
  * with its trial slot free goes first (*trial = 1), so that it can prove
- * itself even while other replicas are fine; then closed ones, round robin. */
+ * itself even while other replicas are fine; then the closed one with the
+ * best adaptive score (replicas.h: latency x cubed calls in flight), ties
+ * round robin. */
 static backend *pick_replica(coord_t *c, uint32_t shard, const backend *not, int *trial)
 {
     const coord_shard_conf *sc = &c->o.topo->shards[shard];
@@ -357,8 +570,12 @@ static backend *pick_replica(coord_t *c, uint32_t shard, const backend *not, int
             *trial = 1;
             return b;
         }
-        if (b->state == BR_CLOSED && !closed) closed = b;
+        if (b->state == BR_CLOSED && (!closed || rep_score(&b->rs) < rep_score(&closed->rs))) closed = b;
     }
+    if (closed)
+        for (uint32_t i = 0; i < n; i++)
+            if (&base[i] != closed && &base[i] != not && base[i].state == BR_CLOSED)
+                rep_passed_over(&base[i].rs, closed->rs.ewma_us);
     return closed;
 }
 
@@ -394,26 +611,47 @@ static void explain_skip(coord_t *c, shard_slot *sl)
 static void on_shard_done(void *ud, grpc_status_code code, const char *details,
                           ProtobufCMessage *resp);
 
-/* Call b for sl. Returns 0, or nonzero (nothing started; trial released). */
-static int start_shard_call(shard_slot *sl, backend *b, int trial)
+/* Call b for sl (hedge: as a second call while the first is slow).
+ * Returns 0, or nonzero (nothing started; trial released). */
+static int start_shard_call(shard_slot *sl, backend *b, int trial, int hedge)
 {
     search *s = sl->s;
     coord_t *c = s->c;
-    sl->b = b;
-    sl->trial = trial;
+    attempt *at = fn_arena_calloc(&s->mem, 1, sizeof *at);
+    if (!at || sl->nlive >= 2) return -1;
+    at->sl = sl;
+    at->b = b;
+    at->trial = (uint8_t)trial;
+    at->hedge = (uint8_t)hedge;
+    at->t0_ns = uv_hrtime();
     if (trial) b->trial = 1;
+    int rc = rpc_async_unary_h(c->srv, b->ch, RPC_METHOD_SHARD_SEARCH,
+                               &s->sreq.base, &funnel__v1__shard_search_response__descriptor,
+                               s->deadline, &s->pba, on_shard_done, at, &at->h);
+    if (rc != 0) {
+        if (trial) b->trial = 0;
+        return rc;
+    }
+    if (!sl->nlive && !hedge) sl->sent_ns = at->t0_ns;
+    sl->live[sl->nlive++] = at;
+    sl->b = b;
     sl->tries++;
     b->calls++;
-    int rc = rpc_async_unary_in(c->srv, b->ch, RPC_METHOD_SHARD_SEARCH,
-                                &s->sreq.base, &funnel__v1__shard_search_response__descriptor,
-                                s->deadline, &s->pba, on_shard_done, sl);
-    if (rc == 0) {
-        c->inflight_out++;
-    } else {
-        if (trial) b->trial = 0;
-        sl->trial = 0;
+    b->rs.outstanding++;
+    s->outstanding++;
+    c->inflight_out++;
+    if (!hedge && sl->tries == 1) budget_earn(&c->budget, uv_now(c->loop));
+    return 0;
+}
+
+/* Cancel sl's calls still out: their answers are no longer wanted. */
+static void orphan_live(shard_slot *sl)
+{
+    for (uint8_t i = 0; i < sl->nlive; i++) {
+        sl->live[i]->orphan = 1;
+        rpc_async_cancel(sl->live[i]->h);
     }
-    return rc;
+    sl->nlive = 0;
 }
 
 static void finish_search(search *s);
@@ -432,10 +670,147 @@ static int relax_cb(void *ud, const char *term, size_t len, uint32_t pos)
     return 0;
 }
 
+static void note_attempt(shard_slot *sl, const char *addr, const char *details);
+
 static void slot_done(shard_slot *sl)
 {
     search *s = sl->s;
-    if (--s->pending == 0) finish_search(s);
+    if (--s->pending == 0) {
+        if (s->timer_on) uv_timer_stop(&s->htimer);
+        finish_search(s);
+    }
+}
+
+/* ---- hedges and the coverage target (replicas.h) ---- */
+
+/* When a call to shard i is slow enough to ask another replica: its
+ * recent p95, at least hedge-min-ms; 0 = not yet known (16 calls). */
+static uint64_t hedge_after_us(const coord_t *c, uint32_t shard)
+{
+    const lat_window *w = &c->lat[shard];
+    if (w->n < 16 || c->o.hedge_percentile <= 0) return 0;
+    uint64_t us = c->o.hedge_percentile == 95 ? w->p95_us
+                : c->o.hedge_percentile == 99 ? w->p99_us
+                : c->o.hedge_percentile == 50 ? w->p50_us
+                : lat_quantile(w, c->o.hedge_percentile / 100.0);
+    uint64_t min = (uint64_t)c->o.hedge_min_ms * 1000;
+    return us > min ? us : min;
+}
+
+/* A straggler under a coverage target is left out after twice its p95. */
+static uint64_t cutoff_us(const coord_t *c, uint32_t shard)
+{
+    const lat_window *w = &c->lat[shard];
+    uint64_t us = w->n >= 16 ? 2 * (uint64_t)w->p95_us : 0;
+    uint64_t min = (uint64_t)(c->o.hedge_min_ms > 0 ? c->o.hedge_min_ms : 1) * 2000;
+    return us > min ? us : min;
+}
+
+static int may_hedge(const search *s, const shard_slot *sl)
+{
+    const coord_t *c = s->c;
+    return sl->nlive == 1 && !sl->hedged && !s->req->no_hedge && !c->stopping &&
+           c->o.topo->shards[sl->shard].nreplicas > 1 && hedge_after_us(c, sl->shard) > 0;
+}
+
+static void on_htimer(uv_timer_t *t);
+
+/* Arm the search's timer for its next hedge or cut-off, if any. */
+static void arm_htimer(search *s)
+{
+    coord_t *c = s->c;
+    if (s->finished || s->pending == 0) return;
+    uint64_t now = uv_hrtime(), next = UINT64_MAX;
+    for (uint32_t i = 0; i < s->nslots; i++) {
+        const shard_slot *sl = &s->slots[i];
+        if (!sl->nlive) continue;
+        if (may_hedge(s, sl)) {
+            uint64_t t = sl->sent_ns + hedge_after_us(c, sl->shard) * 1000;
+            if (t < next) next = t;
+        }
+        if (s->cov_target < 1) {
+            uint64_t t = sl->sent_ns + cutoff_us(c, sl->shard) * 1000;
+            if (t < next) next = t;
+        }
+    }
+    if (next == UINT64_MAX) return;
+    if (!s->timer_on) {
+        if (uv_timer_init(c->loop, &s->htimer) != 0) return;
+        s->htimer.data = s;
+        s->timer_on = 1;
+        c->search_timers++;
+    }
+    uint64_t ms = next > now ? (next - now + 999999) / 1000000 : 0;
+    uv_timer_start(&s->htimer, on_htimer, ms, 0);
+}
+
+static void on_htimer(uv_timer_t *t)
+{
+    search *s = t->data;
+    coord_t *c = s->c;
+    if (s->finished || s->pending == 0) return;
+    uint64_t now = uv_hrtime();
+    uint64_t now_ms = uv_now(c->loop);
+    for (uint32_t i = 0; i < s->nslots; i++) {
+        shard_slot *sl = &s->slots[i];
+        if (!may_hedge(s, sl) || now < sl->sent_ns + hedge_after_us(c, sl->shard) * 1000) continue;
+        if (ms_until(s->deadline) < 1) continue;
+        int trial;
+        backend *alt = pick_replica(c, sl->shard, sl->live[0]->b, &trial);
+        sl->hedged = 1;          /* one hedge per slot, granted or not */
+        if (!alt) continue;
+        if (!budget_take(&c->budget, now_ms)) {
+            coord_metrics_retry_denied(c);
+            continue;
+        }
+        if (start_shard_call(sl, alt, trial, 1) == 0) {
+            s->hedged++;
+            c->hedges++;
+            alt->hedges++;
+            coord_metrics_hedge(c, sl->shard);
+        }
+    }
+    if (s->cov_target < 1) {
+        /* enough shards answered and every one still out is a straggler:
+         * answer without them */
+        uint32_t ok = 0, live = 0, late = 0;
+        for (uint32_t i = 0; i < s->nslots; i++) {
+            const shard_slot *sl = &s->slots[i];
+            ok += !sl->nlive && sl->resp != NULL;
+            if (sl->nlive) {
+                live++;
+                late += now >= sl->sent_ns + cutoff_us(c, sl->shard) * 1000;
+            }
+        }
+        if (live && late == live && ok >= (uint32_t)ceil(s->cov_target * s->nslots - 1e-9)) {
+            for (uint32_t i = 0; i < s->nslots; i++) {
+                shard_slot *sl = &s->slots[i];
+                if (!sl->nlive) continue;
+                orphan_live(sl);
+                sl->code = GRPC_STATUS_DEADLINE_EXCEEDED;
+                sl->left_out = 1;
+                char why[160];
+                snprintf(why, sizeof why, "left out after %.1f ms: the coverage target %.2f was met "
+                         "and this shard was slower than twice its p95", (double)(now - sl->sent_ns) / 1e6,
+                         s->cov_target);
+                note_attempt(sl, sl->b->addr, why);
+            }
+            if (s->ndegraded < 4) {
+                char *d = fn_arena_alloc(&s->mem, 96);
+                if (d) {
+                    snprintf(d, 96, "coverage target %.2f: %u slow shard%s left out", s->cov_target, live,
+                             live == 1 ? "" : "s");
+                    s->degraded[s->ndegraded++] = d;
+                }
+            }
+            s->pending -= live;
+            if (s->pending == 0) {
+                finish_search(s);
+                return;
+            }
+        }
+    }
+    arm_htimer(s);
 }
 
 /* Append "ADDR: details" (after "; then " for a retry) to sl->msg. */
@@ -449,20 +824,41 @@ static void note_attempt(shard_slot *sl, const char *addr, const char *details)
     snprintf(sl->msg + used, sizeof sl->msg - used, "%s", details);
 }
 
+static void search_maybe_free(search *s);
+
 static void on_shard_done(void *ud, grpc_status_code code, const char *details,
                           ProtobufCMessage *resp)
 {
-    shard_slot *sl = ud;
+    attempt *at = ud;
+    shard_slot *sl = at->sl;
     search *s = sl->s;
     coord_t *c = s->c;
-    backend *b = sl->b;
-    int trial = sl->trial;
-    sl->trial = 0;
+    backend *b = at->b;
+    uint64_t us = (uv_hrtime() - at->t0_ns) / 1000;
     c->inflight_out--;
-    sl->code = code;
-    br_call_done(c, b, trial, code, details, s->shard_ms);
+    s->outstanding--;
+    if (b->rs.outstanding) b->rs.outstanding--;
+    br_call_done(c, b, at->trial, code, details, s->shard_ms);
+    /* a timeout is a latency too: the replica was at least that slow */
+    if (code == GRPC_STATUS_OK || code == GRPC_STATUS_DEADLINE_EXCEEDED) rep_observe(&b->rs, (double)us);
+    if (code == GRPC_STATUS_OK) lat_add(&c->lat[sl->shard], (uint32_t)(us > UINT32_MAX ? UINT32_MAX : us));
+    coord_metrics_shard_call(c, b, code, us);
+    if (at->orphan) {            /* the slot is answered or given up */
+        search_maybe_free(s);
+        return;
+    }
+    for (uint8_t i = 0; i < sl->nlive; i++)
+        if (sl->live[i] == at) {
+            sl->live[i] = sl->live[--sl->nlive];
+            break;
+        }
     if (code == GRPC_STATUS_OK) {
+        sl->code = code;
+        sl->b = b;
+        sl->took_us = us;
         sl->resp = (Funnel__V1__ShardSearchResponse *)resp;
+        if (at->hedge) c->hedge_wins++, coord_metrics_hedge_win(c, sl->shard);
+        orphan_live(sl);
         if (sl->resp->shards && (sl->resp->shards != c->o.topo->nshards ||
                                  sl->resp->shard != sl->shard) && !b->warned_mismatch) {
             b->warned_mismatch = 1;
@@ -474,14 +870,23 @@ static void on_shard_done(void *ud, grpc_status_code code, const char *details,
     }
     b->failures++;
     note_attempt(sl, b->addr, details && *details ? details : rpc_status_name(code));
-    FN_DEBUG("shard %u replica %s: %s %s", sl->shard, b->addr, rpc_status_name(code),
-             details ? details : "");
-    /* One retry on another replica that is not open, while time is left. */
-    if (retryable(code) && sl->tries < 2 && !c->stopping && ms_until(s->deadline) >= 1) {
+    FN_DEBUG("request %s shard %u replica %s: %s %s", s->request_id, sl->shard, b->addr,
+             rpc_status_name(code), details ? details : "");
+    if (sl->nlive) return;       /* its hedge (or the first call) may still answer */
+    sl->code = code;
+    /* One retry on another replica that is not open, while time is left
+     * and the retry budget allows (a sick cluster is not buried in retries). */
+    if (retryable(code) && sl->tries < 3 && !c->stopping && ms_until(s->deadline) >= 1) {
         int t;
         backend *alt = pick_replica(c, sl->shard, b, &t);
+        if (alt && !budget_take(&c->budget, uv_now(c->loop))) {
+            coord_metrics_retry_denied(c);
+            note_attempt(sl, alt->addr, "not retried: the retry budget is spent");
+            alt = NULL;
+        }
         if (alt) {
-            if (start_shard_call(sl, alt, t) == 0) return;
+            coord_metrics_retry(c, sl->shard);
+            if (start_shard_call(sl, alt, t, 0) == 0) return;
             note_attempt(sl, alt->addr, "could not start the call");
             sl->code = GRPC_STATUS_INTERNAL;
         }
@@ -1237,7 +1642,7 @@ static const char *analyze_note(const search *s, fn_arena *a)
     return ar_strdup(a, buf);
 }
 
-static void free_search(search *s)
+static void free_search_now(search *s)
 {
     /* the shard replies were unpacked into mem: one pass frees them */
     int big = fn_arena_held(&s->mem) > (4u << 20);
@@ -1246,6 +1651,34 @@ static void free_search(search *s)
     free(s);
     /* a large search's memory goes back to the system, not just to malloc */
     if (big) fn_mem_release();
+}
+
+static void on_htimer_closed(uv_handle_t *h)
+{
+    search *s = h->data;
+    coord_t *c = s->c;
+    s->timer_on = 0;
+    c->search_timers--;
+    search_maybe_free(s);
+    maybe_finish_stop(c);
+}
+
+/* Free s once it is replied to, its cancelled calls are back (their
+ * replies unpack into its arena) and its timer is closed. */
+static void search_maybe_free(search *s)
+{
+    if (!s->finished || s->outstanding) return;
+    if (s->timer_on) {
+        if (!uv_is_closing((uv_handle_t *)&s->htimer)) uv_close((uv_handle_t *)&s->htimer, on_htimer_closed);
+        return;
+    }
+    free_search_now(s);
+}
+
+static void free_search(search *s)
+{
+    s->finished = 1;
+    search_maybe_free(s);
 }
 
 /* ---- pseudo-relevance feedback: rescoring the window (coordinator/prf.h) ---- */
@@ -1565,6 +1998,171 @@ static void compact_page(search *s)
     s->resp.n_hits = n;
 }
 
+/* A JSON log event: {"ts", "pid", "type", ...}; json_line writes it. */
+static json_t *json_event(const char *type)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char t[96];
+    snprintf(t, sizeof t, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ts.tv_nsec / 1000000) % 1000);
+    json_t *obj = json_object();
+    if (!obj) return NULL;
+    json_object_set_new(obj, "ts", json_string(t));
+    json_object_set_new(obj, "pid", json_integer(getpid()));
+    json_object_set_new(obj, "type", json_string(type));
+    return obj;
+}
+
+/* Write one JSON log line (access, slow query, replica events) to stderr in
+ * one locked write, so lines from other threads do not interleave. Takes obj. */
+static void json_line(json_t *obj)
+{
+    if (!obj) return;
+    char *line = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(6));
+    json_decref(obj);
+    if (!line) return;
+    flockfile(stderr);
+    fputs(line, stderr);
+    fputc('\n', stderr);
+    funlockfile(stderr);
+    free(line);
+}
+
+/* A replica's breaker opened (replica_down) or closed again (replica_up). */
+static void replica_event(const backend *b, const char *type, const char *why, double down_s)
+{
+    json_t *o = json_event(type);
+    if (!o) return;
+    json_object_set_new(o, "shard", json_integer(b->shard));
+    json_object_set_new(o, "replica", json_string(b->addr));
+    json_object_set_new(o, "reason", json_stringn(why, strlen(why)));
+    if (down_s >= 0) json_object_set_new(o, "down_s", json_real(down_s));
+    json_line(o);
+}
+
+/* The slowest shard call of s: its slot (NULL when none answered). */
+static const shard_slot *slowest_slot(const search *s)
+{
+    const shard_slot *w = NULL;
+    for (uint32_t i = 0; i < s->nslots; i++) {
+        const shard_slot *sl = &s->slots[i];
+        if (sl->resp && sl->code == GRPC_STATUS_OK && (!w || sl->took_us > w->took_us)) w = sl;
+    }
+    return w;
+}
+
+/* Bookkeeping of a search that is answered (code, resp: the reply, NULL
+ * when it is an error): admission slot, metrics, the access and slow-query
+ * logs. Once per search, before free_search. */
+static void search_end(search *s, grpc_status_code code, const char *details,
+                       const Funnel__V1__SearchResponse *resp)
+{
+    coord_t *c = s->c;
+    uint64_t us = (uv_hrtime() - s->t0_ns) / 1000;
+    if (s->admitted) {
+        adm_release(&c->adm, (double)us, uv_now(c->loop));
+        s->admitted = 0;
+    }
+    coord_metrics_request(c, 0, code, us);
+    if (resp && c->m.reg) {
+        if (resp->partial) fn_mcounter_inc(c->m.partial);
+        for (size_t i = 0; i < resp->n_stages; i++)
+            for (int j = 0; j < N_STAGE_METRICS - 2; j++)
+                if (resp->stages[i]->ran && strcmp(resp->stages[i]->name, stage_metric_names[j]) == 0)
+                    fn_mhist_observe(c->m.stage[j], (double)resp->stages[i]->time_us / 1e6);
+        const shard_slot *w = slowest_slot(s);
+        if (w) fn_mhist_observe(c->m.stage[N_STAGE_METRICS - 2], (double)w->took_us / 1e6);
+        fn_mhist_observe(c->m.stage[N_STAGE_METRICS - 1], (double)us / 1e6);
+    }
+    int slow = c->o.slow_query_ms > 0 && us >= (uint64_t)c->o.slow_query_ms * 1000;
+    if (!c->o.access_log && !slow) return;
+    json_t *o = json_event(slow ? "slow_query" : "access");
+    if (!o) return;
+    json_object_set_new(o, "request_id", json_string(s->request_id));
+    json_object_set_new(o, "method", json_string("search"));
+    json_object_set_new(o, "status", json_string(rpc_status_name(code)));
+    json_object_set_new(o, "latency_ms", json_real((double)us / 1000.0));
+    json_object_set_new(o, "query", json_stringn(s->req->query ? s->req->query : "",
+                                                 s->req->query ? strlen(s->req->query) : 0));
+    json_object_set_new(o, "k", json_integer(s->k));
+    json_object_set_new(o, "page", json_integer(s->req->page));
+    if (resp) {
+        json_object_set_new(o, "hits", json_integer((json_int_t)resp->n_hits));
+        if (resp->coverage) {
+            json_object_set_new(o, "shards_asked", json_integer(resp->coverage->shards_asked));
+            json_object_set_new(o, "shards_answered", json_integer(resp->coverage->shards_answered));
+        }
+        json_object_set_new(o, "partial", json_boolean(resp->partial));
+        if (resp->slowest_shard && *resp->slowest_shard)
+            json_object_set_new(o, "slowest_shard", json_string(resp->slowest_shard));
+        if (resp->slowest_stage && *resp->slowest_stage)
+            json_object_set_new(o, "slowest_stage", json_string(resp->slowest_stage));
+        json_object_set_new(o, "hedged", json_integer(resp->hedged));
+        if (resp->n_degraded) {
+            json_t *d = json_array();
+            for (size_t i = 0; i < resp->n_degraded; i++) json_array_append_new(d, json_string(resp->degraded[i]));
+            json_object_set_new(o, "degraded", d);
+        }
+        if (resp->n_failures) {
+            json_t *f = json_array();
+            for (size_t i = 0; i < resp->n_failures; i++) {
+                const Funnel__V1__ShardFailure *sf = resp->failures[i];
+                json_t *e = json_object();
+                json_object_set_new(e, "shard", json_integer(sf->shard));
+                json_object_set_new(e, "address", json_string(sf->address ? sf->address : ""));
+                json_object_set_new(e, "status", json_string(sf->status ? sf->status : ""));
+                json_array_append_new(f, e);
+            }
+            json_object_set_new(o, "failures", f);
+        }
+    } else if (details) {
+        json_object_set_new(o, "error", json_stringn(details, strlen(details)));
+    }
+    json_line(o);
+}
+
+/* The access-log line of a search refused by load shedding. */
+static void log_shed(coord_t *c, const Funnel__V1__SearchRequest *req, const char *msg, uint64_t us)
+{
+    if (!c->o.access_log) return;
+    json_t *o = json_event("access");
+    if (!o) return;
+    json_object_set_new(o, "request_id", json_string(req->request_id ? req->request_id : ""));
+    json_object_set_new(o, "method", json_string("search"));
+    json_object_set_new(o, "status", json_string("RESOURCE_EXHAUSTED"));
+    json_object_set_new(o, "latency_ms", json_real((double)us / 1000.0));
+    json_object_set_new(o, "shed", json_true());
+    json_object_set_new(o, "error", json_string(msg));
+    json_line(o);
+}
+
+/* The response's trace fields: the slowest shard call and stage. */
+static void trace_fields(search *s, fn_arena *a, Funnel__V1__SearchResponse *resp)
+{
+    const shard_slot *w = slowest_slot(s);
+    if (w) {
+        char buf[COORD_MAX_ADDR + 64];
+        snprintf(buf, sizeof buf, "%u %s %.3f", w->shard, w->b ? w->b->addr : "", (double)w->took_us / 1000.0);
+        resp->slowest_shard = ar_strdup(a, buf);
+    }
+    const Funnel__V1__StageInfo *ws = NULL;
+    for (size_t i = 0; i < resp->n_stages; i++)
+        if (resp->stages[i]->ran && (!ws || resp->stages[i]->time_us > ws->time_us)) ws = resp->stages[i];
+    if (ws) {
+        char buf[96];
+        snprintf(buf, sizeof buf, "%s %.3f", ws->name, (double)ws->time_us / 1000.0);
+        resp->slowest_stage = ar_strdup(a, buf);
+    }
+    resp->hedged = s->hedged;
+    if (s->ndegraded) {
+        resp->degraded = (char **)s->degraded;
+        resp->n_degraded = s->ndegraded;
+    }
+}
+
 static void finish_search(search *s)
 {
     coord_t *c = s->c;
@@ -1581,6 +2179,7 @@ static void finish_search(search *s)
         else if (refusal(sl->code) && !refused) refused = sl;
     }
     if (!answered && refused) {
+        search_end(s, refused->code, refused->msg + refused->detail_at, NULL);
         reply(c, s->call, refused->code, refused->msg + refused->detail_at, NULL);
         free_search(s);
         c->inflight_req--;
@@ -1616,17 +2215,21 @@ static void finish_search(search *s)
         resp = s->resp;
         implog_page(s);
     }
+    if (rc == 0) trace_fields(s, &s->mem, &resp);
     size_t bytes = rc == 0 ? protobuf_c_message_get_packed_size(&resp.base) : 0;
     if (rc != 0) {
+        search_end(s, GRPC_STATUS_RESOURCE_EXHAUSTED, "coordinator out of memory", NULL);
         reply(c, s->call, GRPC_STATUS_RESOURCE_EXHAUSTED, "coordinator out of memory", NULL);
     } else if (bytes > c->o.limits.max_reply_bytes) {
         char msg[256];
         snprintf(msg, sizeof msg, "reply: %zu bytes, over the limit of %" PRIu64
                  " bytes (max-reply-bytes): ask for fewer hits (k) or without explain",
                  bytes, c->o.limits.max_reply_bytes);
+        search_end(s, GRPC_STATUS_RESOURCE_EXHAUSTED, msg, NULL);
         reply(c, s->call, GRPC_STATUS_RESOURCE_EXHAUSTED, msg, NULL);
     } else {
         resp.took_us = (uv_hrtime() - s->t0_ns) / 1000;
+        search_end(s, GRPC_STATUS_OK, NULL, &resp);
         FN_DEBUG("search '%s' k=%u page=%u: %zu hits, %u/%u shards, %" PRIu64 " us",
                  s->req->query, s->k, s->req->page, resp.n_hits,
                  cov.shards_answered, cov.shards_asked, (uint64_t)resp.took_us);
@@ -1673,15 +2276,37 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     uint32_t k;
     fn_errbuf eb;
     if (coord_validate_search(req, &c->o.limits, &k, &eb) != 0) {
+        coord_metrics_request(c, 0, GRPC_STATUS_INVALID_ARGUMENT, (uv_hrtime() - t0) / 1000);
         reply(c, call, GRPC_STATUS_INVALID_ARGUMENT, eb.msg, NULL);
         return;
+    }
+    /* Load shedding (admission.h): refused now, cheaply, rather than late. */
+    if (c->o.max_inflight) {
+        uint32_t retry_ms;
+        int64_t left = rpc_call_ms_left(call);
+        if (!adm_admit(&c->adm, left == INT64_MAX ? 0 : left * 1000, uv_now(c->loop), &retry_ms)) {
+            char msg[200];
+            snprintf(msg, sizeof msg, "overloaded: %u searches in flight, an expected wait of %.0f ms "
+                     "(load shedding; at most %u in flight, a wait of %" PRId64 " ms); retry after %u ms",
+                     c->adm.inflight, adm_expected_us(&c->adm) / 1000, c->o.max_inflight,
+                     c->o.target_latency_ms ? c->o.target_latency_ms : COORD_DEFAULT_TARGET_LATENCY_MS, retry_ms);
+            c->shed++;
+            fn_mcounter_inc(c->m.shed);
+            log_shed(c, req, msg, (uv_hrtime() - t0) / 1000);
+            coord_metrics_request(c, 0, GRPC_STATUS_RESOURCE_EXHAUSTED, (uv_hrtime() - t0) / 1000);
+            rpc_call_reply_pushback(call, GRPC_STATUS_RESOURCE_EXHAUSTED, msg, retry_ms);
+            c->errors++;
+            return;
+        }
     }
     uint32_t n = c->o.topo->nshards;
     search *s = calloc(1, sizeof *s + n * sizeof s->slots[0]);
     if (!s) {
+        if (c->o.max_inflight) adm_release(&c->adm, 0, uv_now(c->loop));
         reply(c, call, GRPC_STATUS_RESOURCE_EXHAUSTED, "coordinator out of memory", NULL);
         return;
     }
+    s->admitted = c->o.max_inflight > 0;
     s->c = c;
     s->call = call;
     s->req = req;
@@ -1701,6 +2326,7 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     funnel__v1__shard_search_request__init(&s->sreq);
     uint64_t an0 = uv_hrtime();
     if (spell_step(c, s) != 0) {
+        search_end(s, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
         free_search(s);
         reply(c, call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
         return;
@@ -1728,6 +2354,7 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     s->min_hits = req->min_hits ? req->min_hits : c->o.relax_min_hits;
     if (!req->all_terms || req->n_vector || req->features || (!req->plain_text && !s->bag)) s->min_hits = 0;
     if (intent_step(c, s) != 0) {
+        search_end(s, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
         free_search(s);
         reply(c, call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
         return;
@@ -1742,6 +2369,28 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     for (int w = 0; w < 3; w++) s->win[w] = reqw[w] && reqw[w] < cfgw[w] ? reqw[w] : cfgw[w];
     s->mode = (int)req->features;
     uint32_t page_end = (req->page + 1) * k;
+    /* Under pressure (3/4 of the admission limit in flight) the funnel's
+     * windows halve - less work per search, the same page - and the
+     * response says so; a features request (training rows) keeps its own. */
+    if (c->o.max_inflight && adm_pressure(&c->adm) && !req->features) {
+        uint32_t old0 = s->win[0], old2 = s->win[2];
+        for (int w = 0; w < 3; w += 2) {
+            uint32_t h = s->win[w] / 2;
+            if (h < page_end) h = page_end;
+            if (h < s->win[w]) s->win[w] = h;
+        }
+        if (s->win[0] != old0 || s->win[2] != old2) {
+            char *d = fn_arena_alloc(&s->mem, 128);
+            if (d && s->ndegraded < 4) {
+                snprintf(d, 128, "windows shrunk under load: selection_k %u -> %u, stage2_k %u -> %u",
+                         old0, s->win[0], old2, s->win[2]);
+                s->degraded[s->ndegraded++] = d;
+            }
+            fn_mcounter_inc(c->m.shrunk);
+        }
+    }
+    s->cov_target = req->coverage_target > 0 && req->coverage_target < 1 ? req->coverage_target : 1;
+    s->sreq.request_id = (char *)s->request_id;
     int stage2 = c->stage2 && !req->skip_models && !s->mode;
     /* RM3 expansion re-ranks the window when no model does (a model reads
      * prf_rm3 as a feature instead) */
@@ -2137,13 +2786,14 @@ static void fan_out(search *s, int64_t shard_us, int64_t left_us)
             s->pending--;
             continue;
         }
-        if (start_shard_call(sl, b, trial) != 0) {
+        if (start_shard_call(sl, b, trial, 0) != 0) {
             sl->code = GRPC_STATUS_INTERNAL;
             note_attempt(sl, b->addr, "could not start the call");
             s->pending--;
         }
     }
     if (--s->pending == 0) finish_search(s);
+    else arm_htimer(s);
 }
 
 /* Relaxation (docs/query-language.md "Relaxation"): an all_terms query whose
@@ -2158,7 +2808,10 @@ static void refan(search *s)
     for (uint32_t i = 0; i < s->nslots; i++) {
         shard_slot *sl = &s->slots[i];
         sl->tries = 0;
-        sl->trial = 0;
+        sl->nlive = 0;
+        sl->hedged = 0;
+        sl->left_out = 0;
+        sl->took_us = 0;
         sl->code = GRPC_STATUS_OK;
         sl->detail_at = 0;
         sl->msg[0] = '\0';
@@ -2528,6 +3181,8 @@ static void free_coord(coord_t *c)
     free(c->backends);
     free(c->first);
     free(c->rr);
+    free(c->lat);
+    coord_metrics_free(&c->m);
     free(c);
 }
 
@@ -2550,7 +3205,7 @@ static void on_server_stopped(void *ud)
 /* The server goes last: its completion queue carries our outgoing calls. */
 static void maybe_finish_stop(coord_t *c)
 {
-    if (!c->stopping || c->server_stopping || c->inflight_req || c->inflight_out) return;
+    if (!c->stopping || c->server_stopping || c->inflight_req || c->inflight_out || c->search_timers) return;
     c->server_stopping = 1;
     rpc_server_stop(c->srv, on_server_stopped, c);
 }
@@ -2678,6 +3333,12 @@ int coord_start(uv_loop_t *loop, const coord_opts *o, coord_t **out, fn_errbuf *
     if (co->breaker_backoff_ms <= 0) co->breaker_backoff_ms = COORD_DEFAULT_BREAKER_BACKOFF_MS;
     if (co->breaker_max_backoff_ms <= 0) co->breaker_max_backoff_ms = COORD_DEFAULT_BREAKER_MAX_BACKOFF_MS;
     if (co->breaker_max_backoff_ms < co->breaker_backoff_ms) co->breaker_max_backoff_ms = co->breaker_backoff_ms;
+    /* 0 = the default, negative = off (coord.h) */
+    if (co->hedge_percentile == 0) co->hedge_percentile = COORD_DEFAULT_HEDGE_PERCENTILE;
+    if (co->hedge_percentile < 0) co->hedge_percentile = 0;
+    if (co->hedge_min_ms <= 0) co->hedge_min_ms = COORD_DEFAULT_HEDGE_MIN_MS;
+    if (co->retry_budget == 0) co->retry_budget = COORD_DEFAULT_RETRY_BUDGET;
+    if (co->retry_budget < 0) co->retry_budget = 0;
     c->down_probe_ms = co->down_probe_interval_ms;
     if (co->health_interval_ms > 0 && co->health_interval_ms < c->down_probe_ms)
         c->down_probe_ms = co->health_interval_ms;
@@ -2685,7 +3346,8 @@ int coord_start(uv_loop_t *loop, const coord_opts *o, coord_t **out, fn_errbuf *
     c->backends = calloc(c->nbackends, sizeof *c->backends);
     c->first = calloc(t->nshards, sizeof *c->first);
     c->rr = calloc(t->nshards, sizeof *c->rr);
-    if (!c->backends || !c->first || !c->rr) {
+    c->lat = calloc(t->nshards, sizeof *c->lat);
+    if (!c->backends || !c->first || !c->rr || !c->lat) {
         rc = fn_seterr(eb, -ENOMEM, "out of memory");
         goto fail_alloc;
     }
@@ -2705,6 +3367,16 @@ int coord_start(uv_loop_t *loop, const coord_opts *o, coord_t **out, fn_errbuf *
                 goto fail_alloc;
             }
         }
+    }
+    /* retries and hedges: ratio of the first calls, floor 10 a second */
+    budget_init(&c->budget, c->o.retry_budget, 10, 100, uv_now(loop));
+    adm_init(&c->adm, c->o.min_inflight ? c->o.min_inflight : COORD_DEFAULT_MIN_INFLIGHT,
+             c->o.max_inflight ? c->o.max_inflight : 1,
+             (double)(c->o.target_latency_ms ? c->o.target_latency_ms : COORD_DEFAULT_TARGET_LATENCY_MS),
+             uv_now(loop));
+    if (coord_metrics_init(c) != 0) {
+        rc = fn_seterr(eb, -ENOMEM, "out of memory");
+        goto fail_alloc;
     }
     c->methods[0] = (rpc_method){ RPC_METHOD_SEARCH, &funnel__v1__search_request__descriptor,
                                   handle_search, c };

@@ -48,6 +48,15 @@ void coord_config_defaults(coord_config *c)
     c->host_cap = 0;
     c->page_block = 10;
     c->collapse_duplicates = 1;
+    c->max_message_bytes = 4 << 20;
+    c->hedge_percentile = COORD_DEFAULT_HEDGE_PERCENTILE;
+    c->hedge_min_ms = COORD_DEFAULT_HEDGE_MIN_MS;
+    c->retry_budget = COORD_DEFAULT_RETRY_BUDGET;
+    c->max_inflight = COORD_DEFAULT_MAX_INFLIGHT;
+    c->min_inflight = COORD_DEFAULT_MIN_INFLIGHT;
+    c->target_latency_ms = COORD_DEFAULT_TARGET_LATENCY_MS;
+    c->slow_query_ms = COORD_DEFAULT_SLOW_QUERY_MS;
+    c->access_log = 1;
     c->log_level = FN_LOG_INFO;
 }
 
@@ -93,6 +102,14 @@ static const struct num_key {
     { "host-cap", offsetof(coord_config, host_cap), 0, 1000 },
     { "page-block", offsetof(coord_config, page_block), 1, 1000 },
     { "collapse-duplicates", offsetof(coord_config, collapse_duplicates), 0, 1 },
+    { "tls-require-client-cert", offsetof(coord_config, tls_require_client_cert), 0, 1 },
+    { "max-message-bytes", offsetof(coord_config, max_message_bytes), 1024, 1 << 30 },
+    { "hedge-min-ms", offsetof(coord_config, hedge_min_ms), 0, 60000 },
+    { "max-inflight", offsetof(coord_config, max_inflight), 0, 100000 },
+    { "min-inflight", offsetof(coord_config, min_inflight), 1, 100000 },
+    { "target-latency-ms", offsetof(coord_config, target_latency_ms), 1, 600000 },
+    { "slow-query-ms", offsetof(coord_config, slow_query_ms), 0, 3600000 },
+    { "access-log", offsetof(coord_config, access_log), 0, 1 },
 };
 
 /* Keys with a number with a fraction: the same parse, range and message. */
@@ -107,6 +124,8 @@ static const struct dbl_key {
     { "prf-max-df", offsetof(coord_config, prf_max_df), 0, 1 },
     { "spell-min-score", offsetof(coord_config, spell_min_score), -1000, 0 },
     { "synonym-weight", offsetof(coord_config, synonym_weight), 0, 1 },
+    { "hedge-percentile", offsetof(coord_config, hedge_percentile), 0, 99.9 },
+    { "retry-budget", offsetof(coord_config, retry_budget), 0, 1 },
 };
 
 int coord_config_set(coord_config *c, const char *key, const char *v, fn_errbuf *eb)
@@ -137,6 +156,18 @@ int coord_config_set(coord_config *c, const char *key, const char *v, fn_errbuf 
         return set_str(c->spell_wordlist, sizeof c->spell_wordlist, "spell-wordlist", v, eb);
     if (fn_config_key_is(key, "stage2-model"))
         return set_str(c->stage2_model, sizeof c->stage2_model, "stage2-model", v, eb);
+    /* TLS, the admin token and the metrics endpoint (rpc_security.h, fn_metrics.h) */
+    static const struct { const char *name; size_t off, cap; } sec_keys[] = {
+        { "tls-ca", offsetof(coord_config, tls_ca), sizeof c->tls_ca },
+        { "tls-cert", offsetof(coord_config, tls_cert), sizeof c->tls_cert },
+        { "tls-key", offsetof(coord_config, tls_key), sizeof c->tls_key },
+        { "admin-token-file", offsetof(coord_config, admin_token_file), sizeof c->admin_token_file },
+        { "metrics-listen", offsetof(coord_config, metrics_listen), sizeof c->metrics_listen },
+        { "metrics-file", offsetof(coord_config, metrics_file), sizeof c->metrics_file },
+    };
+    for (size_t i = 0; i < sizeof sec_keys / sizeof sec_keys[0]; i++)
+        if (fn_config_key_is(key, sec_keys[i].name))
+            return set_str((char *)c + sec_keys[i].off, sec_keys[i].cap, sec_keys[i].name, v, eb);
     for (size_t i = 0; i < sizeof dbl_keys / sizeof dbl_keys[0]; i++) {
         const struct dbl_key *k = &dbl_keys[i];
         if (!fn_config_key_is(key, k->name)) continue;
@@ -290,6 +321,28 @@ const char *coord_config_usage(void)
 "  --breaker-backoff-ms N   a replica that fails again soon after coming back stays down at\n"
 "                           least N ms, doubled at each such failure (default 1000)\n"
 "  --breaker-max-backoff-ms N  the longest such hold, ms (default 30000)\n"
+"  --hedge-percentile P   a shard call still out after this percentile of the\n"
+"                         shard's recent latency is also sent to another replica;\n"
+"                         the first answer wins (default 95; 0 = never hedge)\n"
+"  --hedge-min-ms N       never hedge sooner than this (default 2)\n"
+"  --retry-budget R       retries and hedges together per first call, 0..1 (default 0.1)\n"
+"  --max-inflight N       load shedding: at most this many searches at once, and a\n"
+"                         search whose expected wait (in flight / completion rate)\n"
+"                         is over target-latency-ms gets RESOURCE_EXHAUSTED at once\n"
+"                         with a retry hint (default 512; 0 = never shed)\n"
+"  --min-inflight N       the adaptive limit's floor (default 64)\n"
+"  --target-latency-ms N  the wait in the queue allowed; a search is also refused when\n"
+"                         the wait is over half its deadline (default 500)\n"
+"  --slow-query-ms N      a slow-query log line for searches slower than this (default 1000; 0 = never)\n"
+"  --access-log 0|1       a JSON access-log line per request on stderr (default 1)\n"
+"  --tls-cert PEM, --tls-key PEM  serve TLS, and present this certificate to shards (mTLS)\n"
+"  --tls-ca PEM             CA that signs the shards' certificates; with it every shard link is TLS\n"
+"  --tls-require-client-cert B  1: clients need a certificate from --tls-ca too (default 0)\n"
+"  --admin-token-file F     Admin calls need 'authorization: Bearer <first line of F>'; the\n"
+"                           coordinator's own Admin calls to shards send it\n"
+"  --max-message-bytes N    largest request message accepted (default 4194304)\n"
+"  --metrics-listen HOST:PORT  serve Prometheus GET /metrics there (default: off)\n"
+"  --metrics-file PATH      write the metrics endpoint's \"HOST:PORT\\n\" there (atomically)\n"
 "  --log-level LEVEL        debug|info|warn|error (default info)\n"
 "  --config FILE            key = value file with the same keys (without --); flags override it\n"
 "  --help                   this text\n"

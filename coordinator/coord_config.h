@@ -25,6 +25,13 @@
 #define COORD_DEFAULT_BREAKER_FAILURES   3
 #define COORD_DEFAULT_BREAKER_BACKOFF_MS 1000
 #define COORD_DEFAULT_BREAKER_MAX_BACKOFF_MS 30000
+#define COORD_DEFAULT_HEDGE_PERCENTILE   95
+#define COORD_DEFAULT_HEDGE_MIN_MS       2
+#define COORD_DEFAULT_RETRY_BUDGET       0.1
+#define COORD_DEFAULT_MAX_INFLIGHT       512
+#define COORD_DEFAULT_MIN_INFLIGHT       64
+#define COORD_DEFAULT_TARGET_LATENCY_MS  500
+#define COORD_DEFAULT_SLOW_QUERY_MS      1000
 
 typedef struct coord_config {
     char topology[4096];          /* --topology FILE (required) */
@@ -75,6 +82,24 @@ typedef struct coord_config {
     int64_t collapse_duplicates;  /* --collapse-duplicates 0|1 */
     page_rule rules[PAGE_MAX_RULES]; /* --blend-rule (repeatable): slot rules, in config order */
     size_t nrules;
+    /* Security and limits of the RPC layer (rpc/rpc_security.h; docs/operations.md). */
+    char tls_ca[4096];            /* --tls-ca PEM: verifies shards' (and clients') certificates */
+    char tls_cert[4096];          /* --tls-cert PEM: served to clients, presented to shards (mTLS) */
+    char tls_key[4096];           /* --tls-key PEM */
+    int64_t tls_require_client_cert; /* --tls-require-client-cert 0|1 (default 0) */
+    char admin_token_file[4096];  /* --admin-token-file: required on Admin calls, sent to shards */
+    int64_t max_message_bytes;    /* --max-message-bytes: largest request accepted (default 4 MiB) */
+    char metrics_listen[256];     /* --metrics-listen HOST:PORT ("" = no metrics endpoint) */
+    char metrics_file[4096];      /* --metrics-file: write the bound metrics "HOST:PORT\n" there */
+    /* Serving under load (docs/operations.md "Replicas, hedging, load shedding"). */
+    double hedge_percentile;      /* --hedge-percentile: hedge a call slower than this percentile (0 = never) */
+    int64_t hedge_min_ms;         /* --hedge-min-ms: ... never sooner than this */
+    double retry_budget;          /* --retry-budget: retries + hedges per first call, 0..1 */
+    int64_t max_inflight;         /* --max-inflight: load shedding's ceiling (0 = never shed) */
+    int64_t min_inflight;         /* --min-inflight: ... and its floor */
+    int64_t target_latency_ms;    /* --target-latency-ms: the queueing the limit allows */
+    int64_t slow_query_ms;        /* --slow-query-ms: a slow-query log line above this (0 = never) */
+    int64_t access_log;           /* --access-log 0|1: a JSON line per request on stderr */
     int log_level;                /* enum fn_log_level */
     int help;                     /* --help was given */
 } coord_config;

@@ -18,16 +18,41 @@
 #include "fn_error.h"
 #include "fn_arena.h"
 #include "fn_log.h"
+#include "fn_metrics.h"
 #include "fn_version.h"
 #include "rpc_client.h"
+#include "rpc_security.h"
 
+static int write_addr_file_host(const char *path, const char *host, int port);
 static int write_addr_file(const char *path, int port)
+{
+    return write_addr_file_host(path, "127.0.0.1", port);
+}
+
+/* The metrics endpoint's host to advertise: its listen host, or loopback
+ * for a wildcard. */
+static void metrics_host(const char *listen, char *out, size_t cap)
+{
+    const char *colon = strrchr(listen, ':');
+    size_t n = colon ? (size_t)(colon - listen) : 0;
+    if (n == 0 || n >= cap || (n == 7 && strncmp(listen, "0.0.0.0", 7) == 0) ||
+        (n == 4 && strncmp(listen, "[::]", 4) == 0)) {
+        snprintf(out, cap, "127.0.0.1");
+        return;
+    }
+    memcpy(out, listen, n);
+    out[n] = '\0';
+}
+
+/* Write "HOST:PORT\n" to path through a temporary file and rename, so a
+ * reader never sees a partial address. */
+static int write_addr_file_host(const char *path, const char *host, int port)
 {
     char tmp[PATH_MAX];
     if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof tmp) return -ENAMETOOLONG;
     FILE *f = fopen(tmp, "w");
     if (!f) return -errno;
-    int bad = fprintf(f, "127.0.0.1:%d\n", port) < 0;
+    int bad = fprintf(f, "%s:%d\n", host, port) < 0;
     bad |= fflush(f) != 0;
     bad |= fsync(fileno(f)) != 0;
     bad |= fclose(f) != 0;
@@ -36,6 +61,28 @@ static int write_addr_file(const char *path, int port)
         unlink(tmp);
         return -e;
     }
+    return 0;
+}
+
+/* TLS (server side and the links to shards), the admin token and the request
+ * size limit, process-wide in the rpc layer (rpc_security.h). */
+static int setup_security(const coord_config *cfg, fn_errbuf *eb)
+{
+    int rc = rpc_tls_configure(cfg->tls_ca, cfg->tls_cert, cfg->tls_key,
+                               (int)cfg->tls_require_client_cert, eb);
+    if (rc == 0) rc = rpc_admin_token_load(cfg->admin_token_file, eb);
+    if (rc) return rc;
+    rpc_server_default_max_message((size_t)cfg->max_message_bytes);
+    int tls = rpc_tls_server_enabled();
+    if (!rpc_addr_is_loopback(cfg->listen) && !tls)
+        FN_WARN("listening on %s without TLS: anyone who can reach it can query and administer "
+                "this cluster (set tls-cert and tls-key; docs/operations.md)", cfg->listen);
+    if (tls && !rpc_tls_client_enabled())
+        FN_WARN("TLS to clients but plaintext to shards: set tls-ca to verify the shards");
+    if (tls || rpc_tls_client_enabled())
+        FN_INFO("TLS: clients %s, shards %s; admin token %s", tls ? "on" : "off",
+                rpc_tls_client_enabled() ? (cfg->tls_cert[0] ? "on (mTLS)" : "on") : "off",
+                rpc_admin_token_enabled() ? "required" : "not set");
     return 0;
 }
 
@@ -86,12 +133,43 @@ int main(int argc, char **argv)
     const char *topo_path = cfg.topology, *addr_file = cfg.addr_file[0] ? cfg.addr_file : NULL;
     int64_t budget = cfg.budget_ms;
 
+    if ((rc = setup_security(&cfg, &eb)) != 0) {
+        FN_ERROR("cannot start: %s", fn_errmsg(&eb, rc));
+        return 1;
+    }
     rc = 1;
+    int e0;
     coord_topology topo;
     if (coord_topology_load(topo_path, &topo, &eb) != 0) {
         FN_ERROR("topology: %s", eb.msg);
         return 1;
     }
+    /* metrics: a registry only when an endpoint serves it (NULL = off) */
+    fn_metrics *metrics = NULL;
+    if (cfg.metrics_listen[0]) {
+        int mport = 0;
+        char mhost[256];
+        metrics_host(cfg.metrics_listen, mhost, sizeof mhost);
+        if (!(metrics = fn_metrics_new())) {
+            FN_ERROR("cannot start: out of memory");
+            coord_topology_free(&topo);
+            return 1;
+        }
+        if ((rc = fn_metrics_serve(metrics, cfg.metrics_listen, &mport, &eb)) != 0) {
+            FN_ERROR("cannot start: metrics endpoint: %s", fn_errmsg(&eb, rc));
+            fn_metrics_free(metrics);
+            coord_topology_free(&topo);
+            return 1;
+        }
+        if (cfg.metrics_file[0] && (e0 = write_addr_file_host(cfg.metrics_file, mhost, mport)) != 0) {
+            FN_ERROR("cannot start: --metrics-file %s: %s", cfg.metrics_file, strerror(-e0));
+            fn_metrics_free(metrics);
+            coord_topology_free(&topo);
+            return 1;
+        }
+        FN_INFO("metrics on http://%s:%d/metrics", mhost, mport);
+    }
+    rc = 1;
     rpc_init();
     uv_loop_t loop;
     int e = uv_loop_init(&loop);
@@ -125,8 +203,15 @@ int main(int argc, char **argv)
                   .no_collapse = !cfg.collapse_duplicates, .rules = cfg.rules, .nrules = cfg.nrules },
         .impressions_log = cfg.impressions_log, .impressions_max_bytes = (uint64_t)cfg.impressions_max_bytes,
         .impressions_keep = (unsigned)cfg.impressions_keep,
+        .metrics = metrics,
         .prf = {(uint32_t)cfg.prf_docs, (uint32_t)cfg.prf_terms, cfg.prf_lambda, cfg.prf_temperature,
                 cfg.prf_max_df},
+        /* a config's 0 is "off"; coord_opts' 0 is "the default" */
+        .hedge_percentile = cfg.hedge_percentile > 0 ? cfg.hedge_percentile : -1,
+        .hedge_min_ms = cfg.hedge_min_ms,
+        .retry_budget = cfg.retry_budget > 0 ? cfg.retry_budget : -1, .max_inflight = (uint32_t)cfg.max_inflight,
+        .min_inflight = (uint32_t)cfg.min_inflight, .target_latency_ms = cfg.target_latency_ms, .slow_query_ms = cfg.slow_query_ms,
+        .access_log = (int)cfg.access_log,
     };
     if (coord_start(&loop, &co, &a.coord, &eb) != 0) {
         FN_ERROR("cannot start: %s", eb.msg);
@@ -157,6 +242,7 @@ fail_start:
     if (e) FN_WARN("uv_loop_close: %s", uv_strerror(e));
 fail_loop:
     rpc_shutdown();
+    fn_metrics_free(metrics);   /* after the coordinator: it updates series until it stops */
     coord_topology_free(&topo);
     return rc;
 }

@@ -98,6 +98,8 @@ int coord_validate_search(const Funnel__V1__SearchRequest *req, const coord_limi
                          rn, COORD_MAX_REQUEST_ID);
     if (!fn_utf8_valid(rid, rn))
         return fn_seterr(eb, FN_EINVAL, "request_id: not valid UTF-8");
+    if (!(req->coverage_target >= 0 && req->coverage_target <= 1))   /* NaN fails too */
+        return fn_seterr(eb, FN_EINVAL, "coverage_target: %g is not in 0..1", (double)req->coverage_target);
     /* the funnel's fields: the coordinator answers for them itself */
     if (req->features > FUNNEL__V1__FEATURE_MODE__FEATURES_WINDOW)
         return fn_seterr(eb, FN_EINVAL, "features: %d is not 0 (none), 1 (selection) or 2 (window)",

@@ -34,6 +34,10 @@ static const char usage[] =
     "  filter         train | eval: content filter (spam / harmful documents), P R F1 AUC\n"
     "\n"
     "  --version      print the version, git id and index schema, exit 0\n"
+    "  --tls-ca F --tls-cert F --tls-key F   (any command) talk TLS to servers: the CA that\n"
+    "                 signs them, and a client certificate (mTLS); env FUNNEL_TLS_CA, ...\n"
+    "  --token-file F (any command) send the admin token in F on Admin calls;\n"
+    "                 env FUNNEL_ADMIN_TOKEN_FILE\n"
     "\n"
     "Exit status: 0 ok, 1 failure, 2 usage error.\n";
 
@@ -52,6 +56,13 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
         fn_version_print(stdout, "funnel");
         return OPS_EXIT_OK;
+    }
+    /* --tls-* / --token-file, for whichever command talks to a server */
+    fn_errbuf eb = {{0}};
+    int src = ops_client_security(&argc, argv, &eb);
+    if (src != 0) {
+        fprintf(stderr, "funnel: %s\n", fn_errmsg(&eb, src));
+        return OPS_EXIT_USAGE;
     }
     if (strcmp(cmd, "index") == 0) return ops_cmd_index(argc - 1, argv + 1);
     if (strcmp(cmd, "cluster") == 0) return ops_cmd_cluster(argc - 1, argv + 1);

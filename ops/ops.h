@@ -146,6 +146,12 @@ void ops_queries_free(ops_query *q, size_t n);
 int ops_mkdirs(const char *dir);
 
 int ops_read_small(const char *path, char *buf, size_t cap);
+/* The client side of TLS and the admin token for every command (ops_util.c):
+ * takes --tls-ca F, --tls-cert F, --tls-key F and --token-file F (also
+ * "--flag=F") out of argv wherever they are (up to a "--"), falls back to
+ * FUNNEL_TLS_CA, FUNNEL_TLS_CERT, FUNNEL_TLS_KEY, FUNNEL_ADMIN_TOKEN_FILE,
+ * and configures the rpc layer (rpc_security.h). 0, or an error in eb. */
+int ops_client_security(int *argc, char **argv, fn_errbuf *eb);
 /** Write content to path through path.tmp + rename. 0 or -errno. */
 int ops_write_atomic(const char *path, const char *content);
 /** Is "host:port" plausible (non-empty host, port 1..65535)? */

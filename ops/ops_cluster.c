@@ -1,17 +1,25 @@
-/* ops_cluster.c - `funnel cluster up|status|down`: a local cluster of one
- * coordinator and one funnel-shard per index shard, on loopback.
+/* ops_cluster.c - `funnel cluster up|status|down|restart`: a local cluster of
+ * one coordinator and R funnel-shard replicas per index shard, on loopback.
  *
  * RUNDIR holds everything about a running cluster (absolute paths are passed
- * to the daemons so that status/down work from any working directory):
- *   shard-N.pid  shard-N.addr  shard-N.log        one set per shard N (0-based)
- *   coordinator.pid  coordinator.addr  coordinator.log
- *   topology.conf    "shard N ADDR" lines read by the coordinator
+ * to the daemons so that status/down work from any working directory). Each
+ * process NAME ("coordinator", "shard-N" with one replica a shard, or
+ * "shard-N-rJ" with R > 1 replicas, J = 0..R-1) has:
+ *   NAME.pid  NAME.addr  NAME.log     pid, bound "127.0.0.1:PORT", stdout+stderr
+ *   NAME.cmd      the exact argv, one a line, with --listen at the bound port
+ *                 (what `restart` runs, so the topology stays valid)
+ *   NAME.metrics  the metrics endpoint's "HOST:PORT" (written by the daemon)
+ * and the cluster:
+ *   topology.conf    "shard N ADDR [ADDR...]" lines read by the coordinator
  *   cluster.json     summary: index, pids, addresses, logs
+ *   tls/, admin.token  with --tls: the development CA, certificates, keys and
+ *                      the Admin bearer token (all keys and the token 0600)
  *
- * `up` never forks after gRPC is initialised: it starts the shards, waits for
- * their address files, starts the coordinator, and only then initialises gRPC
- * to health-check everything. The processes are our children while `up` runs
- * (so an early exit is noticed with waitpid), then get re-parented to init.
+ * `up` never forks after gRPC is initialised: it runs openssl, starts the
+ * shards, waits for their address files, starts the coordinator, and only
+ * then initialises gRPC to health-check everything. The processes are our
+ * children while `up` runs (so an early exit is noticed with waitpid), then
+ * get re-parented to init.
  */
 #include "ops.h"
 
@@ -31,21 +39,31 @@
 #include <unistd.h>
 
 #include "rpc_client.h"
+#include "rpc_security.h"
 
 #define UP_TIMEOUT_S 30
 #define DOWN_TIMEOUT_S 10
+#define MAX_REPLICAS 16            /* coordinator/topology.h COORD_MAX_REPLICAS */
+#define MAX_ARGS 64
 
 static const char cluster_usage[] =
-    "usage: funnel cluster up --index IDXDIR --dir RUNDIR [--timeout-s S]\n"
-    "                         [--stage1-model M1] [--stage2-model M2]\n"
+    "usage: funnel cluster up --index IDXDIR --dir RUNDIR [--replicas R] [--tls]\n"
+    "                         [--timeout-s S] [--stage1-model M1] [--stage2-model M2]\n"
     "                         [--shard-config F] [--coordinator-config F]\n"
     "       funnel cluster status --dir RUNDIR\n"
     "       funnel cluster down --dir RUNDIR\n"
+    "       funnel cluster restart --dir RUNDIR NAME [--timeout-s S]\n"
     "\n"
-    "up      starts one funnel-shard per IDXDIR/shard-NNN and one funnel-coordinator\n"
-    "        on free 127.0.0.1 ports, waits until all answer Health/Check SERVING\n"
-    "        (at most S seconds, default 30), and prints the coordinator address\n"
-    "        (also in RUNDIR/coordinator.addr). Daemons are found next to funnel\n"
+    "up      starts R funnel-shard processes (replicas, default 1) per IDXDIR/shard-NNN\n"
+    "        and one funnel-coordinator on free 127.0.0.1 ports, waits until all answer\n"
+    "        Health/Check SERVING (at most S seconds, default 30), and prints the\n"
+    "        coordinator address (also in RUNDIR/coordinator.addr). Processes are named\n"
+    "        shard-N (R = 1) or shard-N-rJ (J = 0..R-1) and coordinator. --tls makes a\n"
+    "        development CA and certificates with openssl in RUNDIR/tls, serves TLS on\n"
+    "        every link (mTLS between coordinator and shards) and requires the Admin\n"
+    "        token in RUNDIR/admin.token (clients: --tls-ca RUNDIR/tls/ca.pem,\n"
+    "        --token-file RUNDIR/admin.token). Every daemon serves metrics on a free\n"
+    "        port, written to RUNDIR/NAME.metrics. Daemons are found next to funnel\n"
     "        (../shard, ../coordinator, same dir) or in PATH; FUNNEL_SHARD_BIN and\n"
     "        FUNNEL_COORDINATOR_BIN override, FUNNEL_WRAPPER prefixes a command\n"
     "        (e.g. \"valgrind --leak-check=full\"). --stage1-model / --stage2-model\n"
@@ -55,18 +73,26 @@ static const char cluster_usage[] =
     "        spelling, with " OPS_SPELL_WORDLIST " and\n"
     "        " OPS_SPELL_WORDLIST_GB " as word lists when present; with\n"
     "        IDXDIR/intent.model (funnel intent train) it scores query intent.\n"
-    "status  one line per process: role, shard, address, pid, alive, health;\n"
-    "        exit 0 only when every process is alive and SERVING.\n"
-    "down    SIGTERM every process, SIGKILL after 10 s; exit 0 even if already down.\n";
+    "status  one line per process: role, shard, replica, address, metrics, pid, alive,\n"
+    "        health; exit 0 only when every process is alive and SERVING.\n"
+    "down    SIGTERM every process, SIGKILL after 10 s; exit 0 even if already down.\n"
+    "restart starts the dead process NAME (e.g. shard-0-r1) again with the same\n"
+    "        arguments on the same address, and waits until it is SERVING; a process\n"
+    "        that is alive is left alone (exit 1).\n";
 
 typedef struct proc {
     const char *role;           /* "shard" | "coordinator" */
     int shard;                  /* -1 for the coordinator */
+    int replica;                /* -1: the only replica (plain names) */
     pid_t pid;
+    char name[64];              /* "coordinator", "shard-N", "shard-N-rJ" */
     char addr[256];
+    char metrics[256];          /* from NAME.metrics, "" if none */
     char addr_file[PATH_MAX];
     char pid_file[PATH_MAX];
     char log_file[PATH_MAX];
+    char cmd_file[PATH_MAX];
+    char metrics_file[PATH_MAX];
 } proc;
 
 static double now_s(void)
@@ -93,24 +119,27 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-static void proc_paths(proc *p, const char *rundir, const char *role, int shard)
+static void proc_paths(proc *p, const char *rundir, const char *role, int shard, int replica)
 {
-    char base[64];
+    memset(p, 0, sizeof *p);
     p->role = role;
     p->shard = shard;
-    p->pid = 0;
-    p->addr[0] = '\0';
-    if (shard >= 0) sfmt(base, sizeof base, "shard-%d", shard);
-    else sfmt(base, sizeof base, "coordinator");
-    sfmt(p->addr_file, sizeof p->addr_file, "%s/%s.addr", rundir, base);
-    sfmt(p->pid_file, sizeof p->pid_file, "%s/%s.pid", rundir, base);
-    sfmt(p->log_file, sizeof p->log_file, "%s/%s.log", rundir, base);
+    p->replica = shard >= 0 ? replica : -1;
+    if (shard < 0) sfmt(p->name, sizeof p->name, "coordinator");
+    else if (replica < 0) sfmt(p->name, sizeof p->name, "shard-%d", shard);
+    else sfmt(p->name, sizeof p->name, "shard-%d-r%d", shard, replica);
+    sfmt(p->addr_file, sizeof p->addr_file, "%s/%s.addr", rundir, p->name);
+    sfmt(p->pid_file, sizeof p->pid_file, "%s/%s.pid", rundir, p->name);
+    sfmt(p->log_file, sizeof p->log_file, "%s/%s.log", rundir, p->name);
+    sfmt(p->cmd_file, sizeof p->cmd_file, "%s/%s.cmd", rundir, p->name);
+    sfmt(p->metrics_file, sizeof p->metrics_file, "%s/%s.metrics", rundir, p->name);
 }
 
 static void proc_name(const proc *p, char *buf, size_t cap)
 {
-    if (p->shard >= 0) sfmt(buf, cap, "shard %d", p->shard);
-    else sfmt(buf, cap, "coordinator");
+    if (p->shard < 0) sfmt(buf, cap, "coordinator");
+    else if (p->replica < 0) sfmt(buf, cap, "shard %d", p->shard);
+    else sfmt(buf, cap, "shard %d replica %d", p->shard, p->replica);
 }
 
 /* ------------------------------------------------------------ helpers ---- */
@@ -221,8 +250,9 @@ static pid_t read_pid(const char *path)
 }
 
 /* Start argv (with the optional wrapper words first) as a daemon in its own
- * session, stdout/stderr to log. Returns the pid or -errno. */
-static pid_t spawn(char **wrapper, size_t nwrap, char *const *argv, const char *log)
+ * session, stdout/stderr to log (appended to when keep_log, else truncated
+ * first). Returns the pid or -errno. */
+static pid_t spawn(char **wrapper, size_t nwrap, char *const *argv, const char *log, int keep_log)
 {
     size_t n = 0;
     while (argv[n]) n++;
@@ -230,7 +260,7 @@ static pid_t spawn(char **wrapper, size_t nwrap, char *const *argv, const char *
     if (!full) return -ENOMEM;
     for (size_t i = 0; i < nwrap; i++) full[i] = wrapper[i];
     for (size_t i = 0; i < n; i++) full[nwrap + i] = argv[i];
-    int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+    int fd = open(log, O_WRONLY | O_CREAT | (keep_log ? 0 : O_TRUNC) | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) {
         int e = errno;
         free(full);
@@ -252,6 +282,21 @@ static pid_t spawn(char **wrapper, size_t nwrap, char *const *argv, const char *
     close(fd);
     free(full);
     return pid < 0 ? -e : pid;
+}
+
+/* Run argv to completion, output to log. 0 if it exited 0, else -1 with why. */
+static int run_tool(char *const *argv, const char *log, char *why, size_t cap)
+{
+    pid_t pid = spawn(NULL, 0, argv, log, 1);
+    if (pid < 0) {
+        sfmt(why, cap, "cannot start %s: %s", argv[0], strerror((int)-pid));
+        return -1;
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
+    sfmt(why, cap, "%s %s failed (see %s)", argv[0], argv[1] ? argv[1] : "", log);
+    return -1;
 }
 
 /* Has our child p exited? Fills why. */
@@ -290,7 +335,7 @@ static void stop_all(proc *ps, size_t n, double grace_s)
     }
     for (size_t i = 0; i < n; i++)
         if (ps[i].pid > 0) {
-            char name[32];
+            char name[48];
             proc_name(&ps[i], name, sizeof name);
             fprintf(stderr, "funnel cluster: %s (pid %d) did not stop in %.0f s: SIGKILL\n",
                     name, (int)ps[i].pid, grace_s);
@@ -303,52 +348,88 @@ static void stop_all(proc *ps, size_t n, double grace_s)
     for (size_t i = 0; i < n; i++) {
         unlink(ps[i].pid_file);
         unlink(ps[i].addr_file);
+        unlink(ps[i].cmd_file);
+        unlink(ps[i].metrics_file);
     }
 }
 
-/* Collect the processes recorded in RUNDIR (coordinator first, shards in order). */
+static int proc_cmp(const void *a, const void *b)
+{
+    const proc *x = a, *y = b;
+    if (x->shard != y->shard) return x->shard < y->shard ? -1 : 1;
+    return (x->replica > y->replica) - (x->replica < y->replica);
+}
+
+/* Collect the processes recorded in RUNDIR by their pid files: coordinator
+ * first, then shards by number and replica. */
 static int load_procs(const char *rundir, proc **out, size_t *n)
 {
     DIR *d = opendir(rundir);
     if (!d) return -errno;
-    int max_shard = -1;
+    size_t cap = 16, cnt = 0;
+    proc *ps = calloc(cap, sizeof *ps);
+    if (!ps) {
+        closedir(d);
+        return -ENOMEM;
+    }
     struct dirent *e;
     while ((e = readdir(d))) {
-        int k, len = 0;
-        if (sscanf(e->d_name, "shard-%d.pid%n", &k, &len) == 1 && len > 0 &&
-            e->d_name[len] == '\0' && k >= 0 && k < 100000 && k > max_shard)
-            max_shard = k;
+        int k = -1, r = -1, len = 0, coord = strcmp(e->d_name, "coordinator.pid") == 0;
+        if (!coord) {
+            if (sscanf(e->d_name, "shard-%d-r%d.pid%n", &k, &r, &len) == 2 && len > 0 &&
+                e->d_name[len] == '\0' && r >= 0 && r < MAX_REPLICAS) {
+            } else if (len = 0, r = -1,
+                       sscanf(e->d_name, "shard-%d.pid%n", &k, &len) == 1 && len > 0 &&
+                       e->d_name[len] == '\0') {
+            } else {
+                continue;
+            }
+            if (k < 0 || k >= 100000) continue;
+        }
+        if (cnt == cap) {
+            proc *np = realloc(ps, 2 * cap * sizeof *ps);
+            if (!np) {
+                free(ps);
+                closedir(d);
+                return -ENOMEM;
+            }
+            ps = np;
+            cap *= 2;
+        }
+        if (coord) proc_paths(&ps[cnt++], rundir, "coordinator", -1, -1);
+        else proc_paths(&ps[cnt++], rundir, "shard", k, r);
     }
     closedir(d);
-    proc *ps = calloc((size_t)max_shard + 2, sizeof *ps);
-    if (!ps) return -ENOMEM;
-    size_t cnt = 0;
-    proc_paths(&ps[cnt], rundir, "coordinator", -1);
-    if (access(ps[cnt].pid_file, F_OK) == 0) cnt++;
-    for (int k = 0; k <= max_shard; k++) {
-        proc_paths(&ps[cnt], rundir, "shard", k);
-        if (access(ps[cnt].pid_file, F_OK) == 0) cnt++;
-    }
+    qsort(ps, cnt, sizeof *ps, proc_cmp);   /* the coordinator (-1) sorts first */
     for (size_t i = 0; i < cnt; i++) {
         ps[i].pid = read_pid(ps[i].pid_file);
         if (ops_read_small(ps[i].addr_file, ps[i].addr, sizeof ps[i].addr) != 0) ps[i].addr[0] = '\0';
+        if (ops_read_small(ps[i].metrics_file, ps[i].metrics, sizeof ps[i].metrics) != 0)
+            ps[i].metrics[0] = '\0';
     }
     *out = ps;
     *n = cnt;
     return 0;
 }
 
-static int write_cluster_json(const char *rundir, const char *idxdir, const proc *ps, size_t n)
+static int write_cluster_json(const char *rundir, const char *idxdir, const proc *ps, size_t n,
+                              int replicas, int tls)
 {
     json_t *root = json_object(), *shards = json_array();
     json_object_set_new(root, "index", json_string(idxdir));
+    json_object_set_new(root, "replicas", json_integer(replicas));
+    json_object_set_new(root, "tls", json_boolean(tls));
     json_object_set_new(root, "shards", shards);
     for (size_t i = 0; i < n; i++) {
         json_t *o = json_object();
+        json_object_set_new(o, "name", json_string(ps[i].name));
         json_object_set_new(o, "role", json_string(ps[i].role));
         if (ps[i].shard >= 0) json_object_set_new(o, "shard", json_integer(ps[i].shard));
+        if (ps[i].shard >= 0)
+            json_object_set_new(o, "replica", json_integer(ps[i].replica < 0 ? 0 : ps[i].replica));
         json_object_set_new(o, "pid", json_integer(ps[i].pid));
         json_object_set_new(o, "address", json_string(ps[i].addr));
+        json_object_set_new(o, "metrics_file", json_string(ps[i].metrics_file));
         json_object_set_new(o, "log", json_string(ps[i].log_file));
         if (ps[i].shard >= 0) json_array_append_new(shards, o);
         else json_object_set_new(root, "coordinator", o);
@@ -368,6 +449,115 @@ static int write_cluster_json(const char *rundir, const char *idxdir, const proc
     int rc = ops_write_atomic(path, withnl);
     free(withnl);
     return rc;
+}
+
+/* ---------------------------------------------------------------- TLS ---- */
+
+/* Write content to path with mode 0600 from the start (a secret). */
+static int write_secret(const char *path, const char *content)
+{
+    char tmp[PATH_MAX + 8];
+    sfmt(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return -errno;
+    size_t len = strlen(content);
+    int ok = write(fd, content, len) == (ssize_t)len;
+    ok = close(fd) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        int e = errno ? errno : EIO;
+        unlink(tmp);
+        return -e;
+    }
+    return 0;
+}
+
+/* RUNDIR/tls: a development CA and one certificate per role (coordinator,
+ * shard, client), each for IP:127.0.0.1 and DNS:localhost and good for both
+ * ends of a link; RUNDIR/admin.token. Runs openssl (before any gRPC). */
+static int tls_generate(const char *rundir, char *why, size_t cap)
+{
+    char dir[PATH_MAX], log[PATH_MAX + 16], ext[PATH_MAX + 16], cakey[PATH_MAX + 16],
+        capem[PATH_MAX + 16], serial[PATH_MAX + 16];
+    sfmt(dir, sizeof dir, "%s/tls", rundir);
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        sfmt(why, cap, "cannot create %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    chmod(dir, 0700);
+    sfmt(log, sizeof log, "%s/openssl.log", dir);
+    sfmt(ext, sizeof ext, "%s/ext.cnf", dir);
+    sfmt(cakey, sizeof cakey, "%s/ca.key", dir);
+    sfmt(capem, sizeof capem, "%s/ca.pem", dir);
+    sfmt(serial, sizeof serial, "%s/ca.srl", dir);
+    unlink(log);
+    if (ops_write_atomic(ext, "basicConstraints = critical, CA:FALSE\n"
+                              "keyUsage = critical, digitalSignature, keyEncipherment\n"
+                              "extendedKeyUsage = serverAuth, clientAuth\n"
+                              "subjectAltName = IP:127.0.0.1, DNS:localhost\n") != 0) {
+        sfmt(why, cap, "cannot write %s", ext);
+        return -1;
+    }
+    /* P-256 keys: generated in milliseconds, unlike RSA */
+    char *ca[] = {"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                  "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", cakey, "-out", capem,
+                  "-days", "30", "-subj", "/CN=funnel development CA", "-addext",
+                  "basicConstraints=critical,CA:TRUE", "-addext",
+                  "keyUsage=critical,keyCertSign,cRLSign", NULL};
+    if (run_tool(ca, log, why, cap) != 0) return -1;
+    chmod(cakey, 0600);
+    static const char *const roles[] = {"coordinator", "shard", "client"};
+    for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++) {
+        char key[PATH_MAX + 32], csr[PATH_MAX + 32], pem[PATH_MAX + 32], subj[64];
+        sfmt(key, sizeof key, "%s/%s.key", dir, roles[i]);
+        sfmt(csr, sizeof csr, "%s/%s.csr", dir, roles[i]);
+        sfmt(pem, sizeof pem, "%s/%s.pem", dir, roles[i]);
+        sfmt(subj, sizeof subj, "/CN=funnel-%s", roles[i]);
+        char *req[] = {"openssl", "req", "-new", "-newkey", "ec", "-pkeyopt",
+                       "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", csr,
+                       "-subj", subj, NULL};
+        char *sign[] = {"openssl", "x509", "-req", "-in", csr, "-CA", capem, "-CAkey", cakey,
+                        "-CAserial", serial, "-CAcreateserial", "-out", pem, "-days", "30",
+                        "-extfile", ext, NULL};
+        if (run_tool(req, log, why, cap) != 0 || run_tool(sign, log, why, cap) != 0) return -1;
+        chmod(key, 0600);
+        unlink(csr);
+    }
+    /* the Admin bearer token: 32 random bytes, hex */
+    unsigned char rnd[32];
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    int got = fd >= 0 && read(fd, rnd, sizeof rnd) == (ssize_t)sizeof rnd;
+    if (fd >= 0) close(fd);
+    if (!got) {
+        sfmt(why, cap, "cannot read /dev/urandom");
+        return -1;
+    }
+    char tok[2 * sizeof rnd + 2], tokpath[PATH_MAX + 16];
+    for (size_t i = 0; i < sizeof rnd; i++) sfmt(tok + 2 * i, 3, "%02x", rnd[i]);
+    memcpy(tok + 2 * sizeof rnd, "\n", 2);
+    sfmt(tokpath, sizeof tokpath, "%s/admin.token", rundir);
+    int rc = write_secret(tokpath, tok);
+    if (rc) {
+        sfmt(why, cap, "cannot write %s: %s", tokpath, strerror(-rc));
+        return -1;
+    }
+    return 0;
+}
+
+/* The client side for talking to RUNDIR's daemons: TLS with RUNDIR/tls's
+ * client certificate if the cluster has it, else plaintext (whatever
+ * --tls-* said: the cluster is what RUNDIR says). */
+static int cluster_client_security(const char *rundir, int *tls, fn_errbuf *eb)
+{
+    char ca[PATH_MAX + 16], cert[PATH_MAX + 16], key[PATH_MAX + 16];
+    sfmt(ca, sizeof ca, "%s/tls/ca.pem", rundir);
+    sfmt(cert, sizeof cert, "%s/tls/client.pem", rundir);
+    sfmt(key, sizeof key, "%s/tls/client.key", rundir);
+    *tls = access(ca, R_OK) == 0;
+    if (!*tls) {
+        rpc_tls_reset();
+        return 0;
+    }
+    return rpc_tls_configure(ca, cert, key, 0, eb);
 }
 
 /* ----------------------------------------------------------------- up ---- */
@@ -411,11 +601,36 @@ static int wait_healthy(proc *p, double deadline, char *why, size_t cap)
     return rc;
 }
 
+/* RUNDIR/NAME.cmd: the command line, one word a line, with the --listen
+ * value replaced by the bound address (restart reuses the port). */
+static int write_cmd(const proc *p, char **wrap, size_t nwrap, char *const *av)
+{
+    size_t cap = 64;
+    for (size_t i = 0; i < nwrap; i++) cap += strlen(wrap[i]) + 1;
+    for (size_t i = 0; av[i]; i++) cap += strlen(av[i]) + strlen(p->addr) + 1;
+    char *buf = malloc(cap), *w = buf;
+    if (!buf) return -ENOMEM;
+    for (size_t i = 0; i < nwrap; i++) w += sprintf(w, "%s\n", wrap[i]);
+    for (size_t i = 0; av[i]; i++) {
+        int listen = i > 0 && strcmp(av[i - 1], "--listen") == 0;
+        if (strchr(av[i], '\n')) {
+            free(buf);
+            return FN_EINVAL;                   /* cannot be written one a line */
+        }
+        w += sprintf(w, "%s\n", listen ? p->addr : av[i]);
+    }
+    int rc = ops_write_atomic(p->cmd_file, buf);
+    free(buf);
+    return rc;
+}
+
 static int cluster_up(int argc, char **argv)
 {
     static const struct option lo[] = {{"index", required_argument, 0, 'i'},
                                        {"dir", required_argument, 0, 'd'},
                                        {"timeout-s", required_argument, 0, 't'},
+                                       {"replicas", required_argument, 0, 'r'},
+                                       {"tls", no_argument, 0, 'T'},
                                        {"stage1-model", required_argument, 0, '1'},
                                        {"stage2-model", required_argument, 0, '2'},
                                        {"shard-config", required_argument, 0, 's'},
@@ -426,13 +641,25 @@ static int cluster_up(int argc, char **argv)
     const char *m1 = NULL, *m2 = NULL, *shard_conf = NULL, *coord_conf = NULL;
     char m1abs[PATH_MAX], m2abs[PATH_MAX], sconf[PATH_MAX], cconf[PATH_MAX];
     double timeout_s = UP_TIMEOUT_S;
+    long replicas = 1;
+    int tls = 0;
     int c;
+    char *end;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (c) {
         case 'i': idx_arg = optarg; break;
         case 'd': dir_arg = optarg; break;
         case 't': timeout_s = atof(optarg); break;
+        case 'r':
+            replicas = strtol(optarg, &end, 10);
+            if (*end || replicas < 1 || replicas > MAX_REPLICAS) {
+                fprintf(stderr, "funnel cluster up: --replicas: want 1..%d, got '%s'\n",
+                        MAX_REPLICAS, optarg);
+                return OPS_EXIT_USAGE;
+            }
+            break;
+        case 'T': tls = 1; break;
         case '1': m1 = optarg; break;
         case '2': m2 = optarg; break;
         case 's': shard_conf = optarg; break;
@@ -513,44 +740,91 @@ static int cluster_up(int argc, char **argv)
                 free(old);
                 return OPS_EXIT_FAIL;
             }
-        for (size_t i = 0; i < nold; i++) unlink(old[i].pid_file);
+        for (size_t i = 0; i < nold; i++) {
+            unlink(old[i].pid_file);
+            unlink(old[i].cmd_file);
+            unlink(old[i].metrics_file);
+        }
         free(old);
+    }
+
+    /* TLS material first: it needs openssl, and forks are fine only before
+     * gRPC starts. Without --tls, remove what an earlier --tls left, so that
+     * status and restart do not speak TLS to plaintext daemons. */
+    char why[512] = "";
+    char tlsdir[PATH_MAX + 8], ca_pem[PATH_MAX + 16], tokfile[PATH_MAX + 16];
+    char coord_pem[PATH_MAX + 32], coord_key[PATH_MAX + 32], shard_pem[PATH_MAX + 32],
+        shard_key[PATH_MAX + 32];
+    sfmt(tlsdir, sizeof tlsdir, "%s/tls", rundir);
+    sfmt(ca_pem, sizeof ca_pem, "%s/ca.pem", tlsdir);
+    sfmt(tokfile, sizeof tokfile, "%s/admin.token", rundir);
+    sfmt(coord_pem, sizeof coord_pem, "%s/coordinator.pem", tlsdir);
+    sfmt(coord_key, sizeof coord_key, "%s/coordinator.key", tlsdir);
+    sfmt(shard_pem, sizeof shard_pem, "%s/shard.pem", tlsdir);
+    sfmt(shard_key, sizeof shard_key, "%s/shard.key", tlsdir);
+    if (tls) {
+        if (tls_generate(rundir, why, sizeof why) != 0) {
+            fprintf(stderr, "funnel cluster up: --tls: %s\n", why);
+            return OPS_EXIT_FAIL;
+        }
+    } else {
+        unlink(ca_pem);
+        unlink(tokfile);
+    }
+    if ((rc = cluster_client_security(rundir, &tls, &eb)) != 0) {
+        fprintf(stderr, "funnel cluster up: %s\n", fn_errmsg(&eb, rc));
+        return OPS_EXIT_FAIL;
     }
 
     char **wrap = NULL;
     size_t nwrap = 0;
     if (ops_words_split(getenv("FUNNEL_WRAPPER"), &wrap, &nwrap) != 0) return OPS_EXIT_FAIL;
 
-    size_t nprocs = nshards + 1;
+    size_t nsp = (size_t)nshards * (size_t)replicas, nprocs = nsp + 1;
     proc *ps = calloc(nprocs, sizeof *ps);
     const char **addrs = calloc(nshards, sizeof *addrs);
-    if (!ps || !addrs) {
+    char *addrbuf = calloc(nshards, (size_t)replicas * 260);
+    if (!ps || !addrs || !addrbuf) {
         free(ps);
         free(addrs);
+        free(addrbuf);
         ops_words_free(wrap);
         return OPS_EXIT_FAIL;
     }
-    for (uint32_t i = 0; i < nshards; i++) proc_paths(&ps[i], rundir, "shard", (int)i);
-    proc *coord = &ps[nshards];
-    proc_paths(coord, rundir, "coordinator", -1);
-    for (size_t i = 0; i < nprocs; i++) unlink(ps[i].addr_file);
+    for (uint32_t i = 0; i < nshards; i++)
+        for (long r = 0; r < replicas; r++)
+            proc_paths(&ps[i * replicas + r], rundir, "shard", (int)i, replicas > 1 ? (int)r : -1);
+    proc *coord = &ps[nsp];
+    proc_paths(coord, rundir, "coordinator", -1, -1);
+    for (size_t i = 0; i < nprocs; i++) {
+        unlink(ps[i].addr_file);
+        unlink(ps[i].metrics_file);
+    }
 
-    char why[512] = "";
     proc *bad = NULL;
     int grpc_up = 0;
     double deadline = now_s() + timeout_s;
+    char *shard_av[MAX_ARGS];      /* kept for NAME.cmd */
 
-    /* 1. shards */
-    for (uint32_t i = 0; i < nshards; i++) {
+    /* 1. shards: every replica serves the same directory */
+    for (size_t i = 0; i < nsp; i++) {
         char sd[PATH_MAX + 32];
-        sfmt(sd, sizeof sd, "%s/shard-%03u", idxdir, i);
-        char *av[16] = {shard_bin, "--index", sd, "--listen", "127.0.0.1:0",
-                        "--addr-file", ps[i].addr_file, NULL};
-        int na = 7;
+        sfmt(sd, sizeof sd, "%s/shard-%03d", idxdir, ps[i].shard);
+        char *av[MAX_ARGS] = {shard_bin, "--index", sd, "--listen", "127.0.0.1:0",
+                              "--addr-file", ps[i].addr_file,
+                              "--metrics-listen", "127.0.0.1:0", "--metrics-file", ps[i].metrics_file,
+                              NULL};
+        int na = 11;
         if (shard_conf) { av[na++] = "--config"; av[na++] = (char *)shard_conf; }
         if (m1) { av[na++] = "--stage1-model"; av[na++] = (char *)m1; }
+        if (tls) {
+            av[na++] = "--tls-ca"; av[na++] = ca_pem;
+            av[na++] = "--tls-cert"; av[na++] = shard_pem;
+            av[na++] = "--tls-key"; av[na++] = shard_key;
+            av[na++] = "--admin-token-file"; av[na++] = tokfile;
+        }
         av[na] = NULL;
-        pid_t pid = spawn(wrap, nwrap, av, ps[i].log_file);
+        pid_t pid = spawn(wrap, nwrap, av, ps[i].log_file, 0);
         if (pid < 0) {
             bad = &ps[i];
             sfmt(why, sizeof why, "cannot start %s: %s", shard_bin, strerror((int)-pid));
@@ -558,28 +832,54 @@ static int cluster_up(int argc, char **argv)
         }
         ps[i].pid = pid;
         write_pid(&ps[i]);
+        if (i == 0) memcpy(shard_av, av, sizeof av);
     }
-    for (uint32_t i = 0; i < nshards; i++)
+    for (size_t i = 0; i < nsp; i++) {
         if (wait_addr(&ps[i], deadline, why, sizeof why) != 0) {
             bad = &ps[i];
             goto fail;
         }
+        /* the same argv as started, but for this process's own paths */
+        char sd[PATH_MAX + 32];
+        sfmt(sd, sizeof sd, "%s/shard-%03d", idxdir, ps[i].shard);
+        char *av[MAX_ARGS];
+        memcpy(av, shard_av, sizeof av);
+        av[2] = sd;
+        av[6] = ps[i].addr_file;
+        av[10] = ps[i].metrics_file;
+        write_cmd(&ps[i], wrap, nwrap, av);
+    }
 
     /* 2. topology + coordinator */
     char topo[PATH_MAX + 32];
     sfmt(topo, sizeof topo, "%s/topology.conf", rundir);
-    for (uint32_t i = 0; i < nshards; i++) addrs[i] = ps[i].addr;
+    for (uint32_t i = 0; i < nshards; i++) {
+        char *w = addrbuf + (size_t)i * (size_t)replicas * 260;
+        w[0] = '\0';
+        for (long r = 0; r < replicas; r++)
+            sfmt(w + strlen(w), 260, "%s%s", r ? " " : "", ps[i * replicas + r].addr);
+        addrs[i] = w;
+    }
     if ((rc = ops_topology_write(topo, addrs, nshards)) != 0) {
         bad = coord;
         sfmt(why, sizeof why, "cannot write %s: %s", topo, fn_strerror(rc));
         goto fail;
     }
     {
-        char *av[28] = {coord_bin, "--topology", topo, "--listen", "127.0.0.1:0",
-                        "--addr-file", coord->addr_file, NULL};
-        int na = 7;
+        char *av[MAX_ARGS] = {coord_bin, "--topology", topo, "--listen", "127.0.0.1:0",
+                              "--addr-file", coord->addr_file,
+                              "--metrics-listen", "127.0.0.1:0", "--metrics-file", coord->metrics_file,
+                              NULL};
+        int na = 11;
         if (coord_conf) { av[na++] = "--config"; av[na++] = (char *)coord_conf; }
         if (m2) { av[na++] = "--stage2-model"; av[na++] = (char *)m2; }
+        if (tls) {
+            /* its certificate serves clients and is its client certificate to shards */
+            av[na++] = "--tls-ca"; av[na++] = ca_pem;
+            av[na++] = "--tls-cert"; av[na++] = coord_pem;
+            av[na++] = "--tls-key"; av[na++] = coord_key;
+            av[na++] = "--admin-token-file"; av[na++] = tokfile;
+        }
         /* spelling: the index's dictionary (funnel spell build --out
          * IDXDIR/spell.dict), and the system's English word list */
         /* the index's analyzer, for the coordinator's synonym terms; WordNet */
@@ -624,7 +924,7 @@ static int cluster_up(int argc, char **argv)
             }
         }
         av[na] = NULL;
-        pid_t pid = spawn(wrap, nwrap, av, coord->log_file);
+        pid_t pid = spawn(wrap, nwrap, av, coord->log_file, 0);
         if (pid < 0) {
             bad = coord;
             sfmt(why, sizeof why, "cannot start %s: %s", coord_bin, strerror((int)-pid));
@@ -632,10 +932,11 @@ static int cluster_up(int argc, char **argv)
         }
         coord->pid = pid;
         write_pid(coord);
-    }
-    if (wait_addr(coord, deadline, why, sizeof why) != 0) {
-        bad = coord;
-        goto fail;
+        if (wait_addr(coord, deadline, why, sizeof why) != 0) {
+            bad = coord;
+            goto fail;
+        }
+        write_cmd(coord, wrap, nwrap, av);
     }
 
     /* 3. health: only now is it safe to start gRPC (no fork after this). */
@@ -649,11 +950,15 @@ static int cluster_up(int argc, char **argv)
     rpc_shutdown();
     grpc_up = 0;
 
-    if ((rc = write_cluster_json(rundir, idxdir, ps, nprocs)) != 0)
+    for (size_t i = 0; i < nprocs; i++)
+        if (ops_read_small(ps[i].metrics_file, ps[i].metrics, sizeof ps[i].metrics) != 0)
+            ps[i].metrics[0] = '\0';
+    if ((rc = write_cluster_json(rundir, idxdir, ps, nprocs, (int)replicas, tls)) != 0)
         fprintf(stderr, "funnel cluster up: warning: cannot write cluster.json: %s\n", fn_strerror(rc));
     printf("%s\n", coord->addr);
     fflush(stdout);
     free(addrs);
+    free(addrbuf);
     free(ps);
     ops_words_free(wrap);
     return OPS_EXIT_OK;
@@ -661,7 +966,7 @@ static int cluster_up(int argc, char **argv)
 fail:
     if (grpc_up) rpc_shutdown();
     {
-        char name[32];
+        char name[48];
         proc_name(bad, name, sizeof name);
         fprintf(stderr, "funnel cluster up: %s failed: %s\n", name, why);
         log_tail(bad->log_file, 15);
@@ -669,6 +974,7 @@ fail:
     }
     stop_all(ps, nprocs, 3.0);
     free(addrs);
+    free(addrbuf);
     free(ps);
     ops_words_free(wrap);
     return OPS_EXIT_FAIL;
@@ -712,9 +1018,17 @@ static int cluster_status(int argc, char **argv)
         free(ps);
         return OPS_EXIT_FAIL;
     }
+    fn_errbuf eb = {{0}};
+    int tls;
+    if ((rc = cluster_client_security(rundir, &tls, &eb)) != 0) {
+        fprintf(stderr, "funnel cluster status: %s\n", fn_errmsg(&eb, rc));
+        free(ps);
+        return OPS_EXIT_FAIL;
+    }
     rpc_init();
     int all_ok = 1;
-    printf("%-12s %-6s %-22s %-8s %-6s %s\n", "ROLE", "SHARD", "ADDRESS", "PID", "ALIVE", "HEALTH");
+    printf("%-12s %-6s %-7s %-22s %-22s %-8s %-6s %s\n", "ROLE", "SHARD", "REPLICA", "ADDRESS",
+           "METRICS", "PID", "ALIVE", "HEALTH");
     for (size_t i = 0; i < n; i++) {
         int alive = ops_pid_alive(ps[i].pid, ps[i].addr_file);
         int healthy = 0;
@@ -725,10 +1039,12 @@ static int cluster_status(int argc, char **argv)
                 rpc_client_destroy(c);
             }
         }
-        char shard[16] = "-";
+        char shard[16] = "-", replica[16] = "-";
         if (ps[i].shard >= 0) sfmt(shard, sizeof shard, "%d", ps[i].shard);
-        printf("%-12s %-6s %-22s %-8d %-6s %s\n", ps[i].role, shard,
-               ps[i].addr[0] ? ps[i].addr : "-", (int)ps[i].pid, alive ? "yes" : "no",
+        if (ps[i].shard >= 0) sfmt(replica, sizeof replica, "%d", ps[i].replica < 0 ? 0 : ps[i].replica);
+        printf("%-12s %-6s %-7s %-22s %-22s %-8d %-6s %s\n", ps[i].role, shard, replica,
+               ps[i].addr[0] ? ps[i].addr : "-", ps[i].metrics[0] ? ps[i].metrics : "-",
+               (int)ps[i].pid, alive ? "yes" : "no",
                healthy ? "SERVING" : (alive ? "NOT_SERVING" : "DOWN"));
         all_ok = all_ok && alive && healthy;
     }
@@ -762,6 +1078,145 @@ static int cluster_down(int argc, char **argv)
     return OPS_EXIT_OK;
 }
 
+/* ------------------------------------------------------------ restart ---- */
+
+/* Read NAME.cmd into a NULL-terminated argv (one block: free(*av) frees all). */
+static int read_cmd(const char *path, char ***out)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return -errno;
+    char *text = malloc(65536);
+    size_t n = text ? fread(text, 1, 65535, f) : 0;
+    fclose(f);
+    if (!text) return -ENOMEM;
+    text[n] = '\0';
+    size_t lines = 0;
+    for (size_t i = 0; i < n; i++) lines += text[i] == '\n';
+    char **av = malloc((lines + 2) * sizeof *av + n + 1);
+    if (!av) {
+        free(text);
+        return -ENOMEM;
+    }
+    char *s = (char *)(av + lines + 2);
+    memcpy(s, text, n + 1);
+    free(text);
+    size_t k = 0;
+    for (char *line = strtok(s, "\n"); line && k < lines + 1; line = strtok(NULL, "\n")) av[k++] = line;
+    av[k] = NULL;
+    if (k == 0) {
+        free(av);
+        return FN_EFORMAT;
+    }
+    *out = av;
+    return 0;
+}
+
+static int cluster_restart(int argc, char **argv)
+{
+    static const struct option lo[] = {{"dir", required_argument, 0, 'd'},
+                                       {"timeout-s", required_argument, 0, 't'},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+    const char *dir_arg = NULL;
+    double timeout_s = UP_TIMEOUT_S;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        switch (c) {
+        case 'd': dir_arg = optarg; break;
+        case 't': timeout_s = atof(optarg); break;
+        case 'h': fputs(cluster_usage, stdout); return OPS_EXIT_OK;
+        default: fputs(cluster_usage, stderr); return OPS_EXIT_USAGE;
+        }
+    }
+    if (!dir_arg || optind != argc - 1 || timeout_s <= 0) {
+        fprintf(stderr, "funnel cluster restart: want --dir RUNDIR and one process NAME\n");
+        fputs(cluster_usage, stderr);
+        return OPS_EXIT_USAGE;
+    }
+    const char *name = argv[optind];
+    char rundir[PATH_MAX];
+    proc *ps = NULL;
+    size_t n = 0;
+    if (!realpath(dir_arg, rundir) || load_procs(rundir, &ps, &n) != 0 || n == 0) {
+        fprintf(stderr, "funnel cluster restart: no cluster in %s\n", dir_arg);
+        free(ps);
+        return OPS_EXIT_FAIL;
+    }
+    proc *p = NULL;
+    for (size_t i = 0; i < n && !p; i++)
+        if (strcmp(ps[i].name, name) == 0) p = &ps[i];
+    if (!p) {
+        fprintf(stderr, "funnel cluster restart: no process %s in %s (names:", name, dir_arg);
+        for (size_t i = 0; i < n; i++) fprintf(stderr, " %s", ps[i].name);
+        fprintf(stderr, ")\n");
+        free(ps);
+        return OPS_EXIT_FAIL;
+    }
+    if (ops_pid_alive(p->pid, p->addr_file)) {
+        fprintf(stderr, "funnel cluster restart: %s is running (pid %d): not restarted "
+                "(stop it first)\n", name, (int)p->pid);
+        free(ps);
+        return OPS_EXIT_FAIL;
+    }
+    char **av = NULL;
+    int rc = read_cmd(p->cmd_file, &av);
+    if (rc != 0) {
+        fprintf(stderr, "funnel cluster restart: %s: %s (was the cluster started by this "
+                "funnel's cluster up?)\n", p->cmd_file, fn_strerror(rc));
+        free(ps);
+        return OPS_EXIT_FAIL;
+    }
+    char want[256] = "";
+    for (size_t i = 1; av[i]; i++)
+        if (strcmp(av[i - 1], "--listen") == 0) sfmt(want, sizeof want, "%s", av[i]);
+    fn_errbuf eb = {{0}};
+    int tls;
+    if ((rc = cluster_client_security(rundir, &tls, &eb)) != 0) {
+        fprintf(stderr, "funnel cluster restart: %s\n", fn_errmsg(&eb, rc));
+        free(av);
+        free(ps);
+        return OPS_EXIT_FAIL;
+    }
+    unlink(p->addr_file);
+    unlink(p->metrics_file);
+    char why[512] = "";
+    double deadline = now_s() + timeout_s;
+    pid_t pid = spawn(NULL, 0, av, p->log_file, 1);   /* the log goes on */
+    free(av);
+    if (pid < 0) {
+        fprintf(stderr, "funnel cluster restart: cannot start %s: %s\n", name, strerror((int)-pid));
+        free(ps);
+        return OPS_EXIT_FAIL;
+    }
+    p->pid = pid;
+    write_pid(p);
+    int ok = wait_addr(p, deadline, why, sizeof why) == 0;
+    if (ok && want[0] && strcmp(p->addr, want) != 0) {
+        sfmt(why, sizeof why, "listens on %s, not %s", p->addr, want);
+        ok = 0;
+    }
+    if (ok) {
+        rpc_init();
+        ok = wait_healthy(p, deadline, why, sizeof why) == 0;
+        rpc_shutdown();
+    }
+    if (!ok) {
+        fprintf(stderr, "funnel cluster restart: %s failed: %s\n", name, why);
+        log_tail(p->log_file, 15);
+        if (p->pid > 0 && ops_pid_alive(p->pid, NULL)) {
+            kill(p->pid, SIGKILL);
+            waitpid(p->pid, NULL, 0);
+        }
+        free(ps);
+        return OPS_EXIT_FAIL;
+    }
+    fprintf(stderr, "funnel cluster restart: %s is SERVING again at %s (pid %d)\n", name, p->addr,
+            (int)pid);
+    free(ps);
+    return OPS_EXIT_OK;
+}
+
 int ops_cmd_cluster(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -771,6 +1226,7 @@ int ops_cmd_cluster(int argc, char **argv)
     if (strcmp(argv[1], "up") == 0) return cluster_up(argc - 1, argv + 1);
     if (strcmp(argv[1], "status") == 0) return cluster_status(argc - 1, argv + 1);
     if (strcmp(argv[1], "down") == 0) return cluster_down(argc - 1, argv + 1);
+    if (strcmp(argv[1], "restart") == 0) return cluster_restart(argc - 1, argv + 1);
     fprintf(stderr, "funnel cluster: unknown sub-command '%s'\n", argv[1]);
     fputs(cluster_usage, stderr);
     return OPS_EXIT_USAGE;

@@ -2,6 +2,7 @@
  * small files. */
 #include "ops.h"
 #include "fn_io.h"
+#include "rpc_security.h"
 
 #include <errno.h>
 #include <math.h>
@@ -265,4 +266,44 @@ int ops_mkdirs(const char *dir)
         }
     if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -errno;
     return 0;
+}
+
+int ops_client_security(int *argc, char **argv, fn_errbuf *eb)
+{
+    static const char *const flags[4] = {"--tls-ca", "--tls-cert", "--tls-key", "--token-file"};
+    static const char *const envs[4] = {"FUNNEL_TLS_CA", "FUNNEL_TLS_CERT", "FUNNEL_TLS_KEY",
+                                        "FUNNEL_ADMIN_TOKEN_FILE"};
+    const char *val[4] = {NULL, NULL, NULL, NULL};
+    int out = 1, i = 1, n = *argc;
+    for (; i < n; i++) {
+        if (strcmp(argv[i], "--") == 0) break;        /* the rest is operands */
+        int hit = -1;
+        const char *v = NULL;
+        for (int f = 0; f < 4 && hit < 0; f++) {
+            size_t fl = strlen(flags[f]);
+            if (strncmp(argv[i], flags[f], fl) != 0) continue;
+            if (argv[i][fl] == '=') { hit = f; v = argv[i] + fl + 1; }
+            else if (argv[i][fl] == '\0') {
+                if (i + 1 >= n) return fn_seterr(eb, FN_EINVAL, "%s needs a file", flags[f]);
+                hit = f;
+                v = argv[++i];
+            }
+        }
+        if (hit >= 0) val[hit] = v;
+        else argv[out++] = argv[i];
+    }
+    for (; i < n; i++) argv[out++] = argv[i];
+    argv[out] = NULL;
+    *argc = out;
+    for (int f = 0; f < 4; f++)
+        if (!val[f] || !*val[f]) val[f] = getenv(envs[f]);
+    int rc = 0;
+    if ((val[0] && *val[0]) || (val[1] && *val[1]) || (val[2] && *val[2])) {
+        if (!val[0] || !*val[0])
+            return fn_seterr(eb, FN_EINVAL, "--tls-cert/--tls-key need --tls-ca (the CA that "
+                             "signs the server's certificate)");
+        rc = rpc_tls_configure(val[0], val[1], val[2], 0, eb);
+    }
+    if (rc == 0) rc = rpc_admin_token_load(val[3], eb);
+    return rc;
 }

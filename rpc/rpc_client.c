@@ -16,6 +16,7 @@
 
 #include "health.pb-c.h"
 #include "pbbuf.h"
+#include "rpc_security.h"
 #include "rpc_server.h"   /* rpc_channel_create */
 
 struct rpc_client {
@@ -87,9 +88,21 @@ grpc_status_code rpc_client_call(rpc_client_t *c, const char *method,
     grpc_slice details = grpc_empty_slice();
     const char *error_string = NULL;
 
+    /* Admin calls carry the bearer token; the slices live past the batch */
+    grpc_metadata auth;
+    memset(&auth, 0, sizeof auth);
+    size_t nauth = 0;
+    if (rpc_security_is_admin(method) && rpc_security_bearer()) {
+        auth.key = grpc_slice_from_static_string("authorization");
+        auth.value = grpc_slice_from_copied_string(rpc_security_bearer());
+        nauth = 1;
+    }
+
     grpc_op ops[6];
     memset(ops, 0, sizeof ops);   /* flags/reserved must be 0 */
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[0].data.send_initial_metadata.count = nauth;
+    ops[0].data.send_initial_metadata.metadata = nauth ? &auth : NULL;
     ops[1].op = GRPC_OP_SEND_MESSAGE;
     ops[1].data.send_message.send_message = send_bb;
     ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
@@ -132,6 +145,7 @@ grpc_status_code rpc_client_call(rpc_client_t *c, const char *method,
     if (recv_bb) grpc_byte_buffer_destroy(recv_bb);
     grpc_slice_unref(details);
     gpr_free((void *)error_string);
+    if (nauth) grpc_slice_unref(auth.value);
     grpc_call_unref(call);
 out_cq:
     grpc_completion_queue_shutdown(cq);

@@ -22,6 +22,7 @@
 #include "fn_log.h"
 #include "health.pb-c.h"
 #include "pbbuf.h"
+#include "rpc_security.h"
 #include "uvg_bridge.h"
 
 #define HEALTH_PATH "/grpc.health.v1.Health/Check"
@@ -66,6 +67,8 @@ struct rpc_call {
     grpc_byte_buffer *resp_payload;
     grpc_slice details;
     int cancelled;
+    grpc_metadata trailer;        /* rpc_call_reply_pushback: grpc-retry-pushback-ms */
+    int has_trailer;
 };
 
 static void on_call_event(uvg_tag *t, int ok);
@@ -96,6 +99,7 @@ static void call_free(rpc_call_t *c)
     if (c->resp_payload) grpc_byte_buffer_destroy(c->resp_payload);
     if (c->req) protobuf_c_message_free_unpacked(c->req, NULL);
     grpc_slice_unref(c->details);
+    if (c->has_trailer) grpc_slice_unref(c->trailer.value);
     free(c);
 }
 
@@ -124,6 +128,19 @@ static void arm(rpc_server_t *s, int i)
 
 /* ---- replies ------------------------------------------------------------- */
 
+void rpc_call_reply_pushback(rpc_call_t *c, grpc_status_code code, const char *details,
+                             uint32_t retry_ms)
+{
+    /* gRPC's retry design (A6): the server's hint of when to try again, in
+     * a trailer clients and proxies understand. */
+    char v[16];
+    snprintf(v, sizeof v, "%u", retry_ms);
+    c->trailer.key = grpc_slice_from_static_string("grpc-retry-pushback-ms");
+    c->trailer.value = grpc_slice_from_copied_string(v);
+    c->has_trailer = 1;
+    rpc_call_reply(c, code, details, NULL);
+}
+
 void rpc_call_reply(rpc_call_t *c, grpc_status_code code, const char *details,
                     const ProtobufCMessage *resp)
 {
@@ -143,7 +160,12 @@ void rpc_call_reply(rpc_call_t *c, grpc_status_code code, const char *details,
     }
     ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
     ops[n].data.send_status_from_server.status = code;
-    ops[n++].data.send_status_from_server.status_details = &c->details;
+    ops[n].data.send_status_from_server.status_details = &c->details;
+    if (c->has_trailer) {
+        ops[n].data.send_status_from_server.trailing_metadata_count = 1;
+        ops[n].data.send_status_from_server.trailing_metadata = &c->trailer;
+    }
+    n++;
     ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
     ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
     c->phase = CALL_SENDING;
@@ -196,6 +218,21 @@ static void health_check(rpc_call_t *call, const ProtobufCMessage *req, void *ud
 
 /* ---- CQ events (loop thread) -------------------------------------------- */
 
+/* Does the request carry the admin token? (checked before the payload is
+ * even parsed) */
+static int admin_authorized(const rpc_call_t *c)
+{
+    int ok = 0;
+    for (size_t i = 0; i < c->req_md.count; i++) {
+        const grpc_metadata *md = &c->req_md.metadata[i];
+        if (grpc_slice_str_cmp(md->key, "authorization") != 0) continue;
+        /* no early exit: every header is checked the same way */
+        ok |= rpc_security_check_bearer((const char *)GRPC_SLICE_START_PTR(md->value),
+                                        GRPC_SLICE_LENGTH(md->value));
+    }
+    return ok;
+}
+
 static void on_request(rpc_call_t *c)
 {
     rpc_server_t *s = c->s;
@@ -210,6 +247,13 @@ static void on_request(rpc_call_t *c)
         return;
     }
     const rpc_method *m = &s->methods[c->method].m;
+    if (rpc_security_is_admin(m->path) && rpc_admin_token_enabled() && !admin_authorized(c)) {
+        FN_WARN("rpc: %s refused: no valid bearer token", m->path);
+        rpc_call_reply(c, GRPC_STATUS_UNAUTHENTICATED,
+                       "Admin calls need the metadata 'authorization: Bearer <token>' with the "
+                       "server's admin token (admin-token-file)", NULL);
+        return;
+    }
     c->req = pb_from_byte_buffer(m->req_desc, c->req_payload);
     if (c->req_payload) {
         grpc_byte_buffer_destroy(c->req_payload);
@@ -277,7 +321,8 @@ int rpc_server_start(uv_loop_t *loop, const rpc_server_opts *o, rpc_server_t **o
     grpc_init();   /* our own ref, dropped when the server is freed */
     int rc = 0;
 
-    size_t maxmsg = o->max_message_bytes ? o->max_message_bytes : DEFAULT_MAX_MSG;
+    size_t maxmsg = o->max_message_bytes ? o->max_message_bytes
+                  : rpc_security_max_message() ? rpc_security_max_message() : DEFAULT_MAX_MSG;
     if (maxmsg > INT32_MAX) maxmsg = INT32_MAX;
     grpc_arg args[2] = {
         /* SO_REUSEPORT on would let a second server "bind" a busy port. */
@@ -298,7 +343,12 @@ int rpc_server_start(uv_loop_t *loop, const rpc_server_opts *o, rpc_server_t **o
             goto fail_server;
         }
     }
-    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+    grpc_server_credentials *creds = rpc_security_server_creds(eb);
+    if (!creds) {
+        grpc_server_destroy(s->server);       /* legal: no listener yet */
+        rc = FN_EINVAL;
+        goto fail_server;
+    }
     s->port = grpc_server_add_http2_port(s->server, o->addr, creds);
     grpc_server_credentials_release(creds);
     if (s->port == 0) {
@@ -410,6 +460,8 @@ typedef struct async_call {
     grpc_status_code status;
     grpc_slice details;
     const char *error_string;
+    grpc_metadata auth;           /* the bearer token on Admin calls */
+    size_t nauth;
 } async_call;
 
 static void async_free(async_call *a)
@@ -420,6 +472,7 @@ static void async_free(async_call *a)
     if (a->recv_bb) grpc_byte_buffer_destroy(a->recv_bb);
     grpc_slice_unref(a->details);
     gpr_free((void *)a->error_string);
+    if (a->nauth) grpc_slice_unref(a->auth.value);   /* kept until the batch completed */
     if (a->call) grpc_call_unref(a->call);
     free(a);
 }
@@ -464,6 +517,22 @@ int rpc_async_unary_in(rpc_server_t *s, grpc_channel *ch, const char *method,
                        const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
                        gpr_timespec deadline, ProtobufCAllocator *alloc, rpc_async_cb cb, void *ud)
 {
+    return rpc_async_unary_h(s, ch, method, req, resp_desc, deadline, alloc, cb, ud, NULL);
+}
+
+void rpc_async_cancel(rpc_async_t *h)
+{
+    /* Any thread may cancel; the batch still completes (CANCELLED) and cb runs. */
+    async_call *a = (async_call *)h;
+    if (a && a->call) grpc_call_cancel(a->call, NULL);
+}
+
+int rpc_async_unary_h(rpc_server_t *s, grpc_channel *ch, const char *method,
+                      const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
+                      gpr_timespec deadline, ProtobufCAllocator *alloc, rpc_async_cb cb, void *ud,
+                      rpc_async_t **handle)
+{
+    if (handle) *handle = NULL;
     if (s->bridge_closing || !ch || !method || !req || !resp_desc || !cb) return FN_ERPC;
     async_call *a = calloc(1, sizeof *a);
     if (!a) return FN_ERPC;
@@ -486,10 +555,17 @@ int rpc_async_unary_in(rpc_server_t *s, grpc_channel *ch, const char *method,
         return FN_ERPC;
     }
     a->send_bb = pb_to_byte_buffer(req);
+    if (rpc_security_is_admin(method) && rpc_security_bearer()) {
+        a->auth.key = grpc_slice_from_static_string("authorization");
+        a->auth.value = grpc_slice_from_copied_string(rpc_security_bearer());
+        a->nauth = 1;
+    }
 
     grpc_op ops[6];
     memset(ops, 0, sizeof ops);
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[0].data.send_initial_metadata.count = a->nauth;
+    ops[0].data.send_initial_metadata.metadata = a->nauth ? &a->auth : NULL;
     ops[1].op = GRPC_OP_SEND_MESSAGE;
     ops[1].data.send_message.send_message = a->send_bb;
     ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
@@ -510,6 +586,7 @@ int rpc_async_unary_in(rpc_server_t *s, grpc_channel *ch, const char *method,
         return FN_ERPC;
     }
     s->async_inflight++;
+    if (handle) *handle = (rpc_async_t *)a;
     return 0;
 }
 
@@ -529,7 +606,9 @@ grpc_channel *rpc_channel_create(const char *target)
          .value.integer = 64 * 1024 * 1024},
     };
     grpc_channel_args cargs = {.num_args = 3, .args = args};
-    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+    /* TLS when the process is configured for it (rpc_security.h) */
+    grpc_channel_credentials *creds = rpc_security_channel_creds();
+    if (!creds) return NULL;
     grpc_channel *ch = grpc_channel_create(target, creds, &cargs);
     grpc_channel_credentials_release(creds);   /* the channel holds its own ref */
     return ch;

@@ -74,6 +74,11 @@ gpr_timespec rpc_call_deadline(const rpc_call_t *call);
 void rpc_call_reply(rpc_call_t *call, grpc_status_code code, const char *details,
                     const ProtobufCMessage *resp);
 
+/* An error reply (RESOURCE_EXHAUSTED under overload, say) that also
+ * carries the trailer grpc-retry-pushback-ms: when to try again. */
+void rpc_call_reply_pushback(rpc_call_t *call, grpc_status_code code, const char *details,
+                             uint32_t retry_ms);
+
 /* ---- outgoing async unary calls on the same loop ---- */
 
 /* Called once on the loop thread. On GRPC_STATUS_OK resp is the unpacked
@@ -96,7 +101,22 @@ int rpc_async_unary_in(rpc_server_t *s, grpc_channel *ch, const char *method,
                        const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
                        gpr_timespec deadline, ProtobufCAllocator *alloc, rpc_async_cb cb, void *ud);
 
-/* An insecure channel to target with sane reconnect backoff for loopback. */
+/* One outgoing call, from rpc_async_unary_h until its callback starts. */
+typedef struct rpc_async rpc_async_t;
+
+/* rpc_async_unary_in that also gives the call's handle (handle may be NULL).
+ * The handle is valid until cb starts running, not after. */
+int rpc_async_unary_h(rpc_server_t *s, grpc_channel *ch, const char *method,
+                      const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
+                      gpr_timespec deadline, ProtobufCAllocator *alloc, rpc_async_cb cb, void *ud,
+                      rpc_async_t **handle);
+
+/* Cancel a call whose callback has not run yet (a hedge's loser): it ends
+ * soon with CANCELLED and its callback still runs once. */
+void rpc_async_cancel(rpc_async_t *h);
+
+/* A channel to target with sane reconnect backoff for loopback: TLS when
+ * rpc_tls_configure() set a CA (rpc_security.h), else insecure. */
 grpc_channel *rpc_channel_create(const char *target);
 
 #endif

@@ -10,9 +10,11 @@
 #include <uv.h>
 
 #include "fn_arena.h"
+#include "fn_metrics.h"
 #include "fn_log.h"
 #include "fn_version.h"
 #include "rpc_client.h"
+#include "rpc_security.h"
 #include "shard.h"
 #include "shard_config.h"
 
@@ -60,6 +62,30 @@ static void advertised_host(const char *listen, char *out, size_t cap)
     }
     memcpy(out, listen, n);
     out[n] = '\0';
+}
+
+/* TLS, the admin token and the request size limit, process-wide in the rpc
+ * layer (rpc_security.h), before the server starts. */
+static int setup_security(const shard_config *cfg, fn_errbuf *eb)
+{
+    int tls = cfg->tls_cert[0] != '\0';
+    int require = cfg->tls_require_client_cert < 0 ? tls : cfg->tls_require_client_cert;
+    if (require && !tls)
+        return fn_seterr(eb, FN_EINVAL, "tls-require-client-cert needs tls-cert and tls-key");
+    if (require && !cfg->tls_ca[0])
+        return fn_seterr(eb, FN_EINVAL, "TLS requires client certificates by default: give tls-ca "
+                         "(the CA of the coordinator's certificate) or tls-require-client-cert = 0");
+    int rc = rpc_tls_configure(cfg->tls_ca, cfg->tls_cert, cfg->tls_key, require, eb);
+    if (rc == 0) rc = rpc_admin_token_load(cfg->admin_token_file, eb);
+    if (rc) return rc;
+    rpc_server_default_max_message((size_t)cfg->max_message_bytes);
+    if (!rpc_addr_is_loopback(cfg->listen) && !tls)
+        FN_WARN("listening on %s without TLS: anyone who can reach it can query this shard "
+                "(set tls-cert, tls-key and tls-ca; docs/operations.md)", cfg->listen);
+    if (tls)
+        FN_INFO("TLS on%s; admin token %s", require ? ", client certificates required" : "",
+                rpc_admin_token_enabled() ? "required" : "not set");
+    return 0;
 }
 
 static void on_handle_closed(uv_handle_t *h) { (void)h; }
@@ -111,6 +137,33 @@ int main(int argc, char **argv)
     snprintf(nthreads, sizeof nthreads, "%u", cfg.threads);
     setenv("UV_THREADPOOL_SIZE", nthreads, 1);
 
+    if ((rc = setup_security(&cfg, &eb)) != 0) {
+        FN_ERROR("cannot start: %s", fn_errmsg(&eb, rc));
+        return 1;
+    }
+
+    /* metrics: a registry only when an endpoint serves it (NULL = off) */
+    fn_metrics *metrics = NULL;
+    if (cfg.metrics_listen[0]) {
+        int mport = 0;
+        char mhost[256];
+        if (!(metrics = fn_metrics_new())) {
+            FN_ERROR("cannot start: out of memory");
+            return 1;
+        }
+        advertised_host(cfg.metrics_listen, mhost, sizeof mhost);
+        rc = fn_metrics_serve(metrics, cfg.metrics_listen, &mport, &eb);
+        if (rc == 0 && cfg.metrics_file[0])
+            rc = write_addr_file(cfg.metrics_file, mhost, mport, &eb);
+        if (rc != 0) {
+            FN_ERROR("cannot start: metrics endpoint: %s", fn_errmsg(&eb, rc));
+            fn_metrics_free(metrics);
+            return 1;
+        }
+        FN_INFO("metrics on http://%s:%d/metrics", mhost, mport);
+        cfg.metrics = metrics;
+    }
+
     app a;
     memset(&a, 0, sizeof a);
     rpc_init();
@@ -149,5 +202,6 @@ int main(int argc, char **argv)
 out_loop:
     if ((rc = uv_loop_close(&a.loop)) != 0) FN_WARN("uv_loop_close: %s", uv_strerror(rc));
     rpc_shutdown();
+    fn_metrics_free(metrics);   /* after the shard: it updates series until it stops */
     return exit_code;
 }

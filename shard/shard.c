@@ -13,6 +13,7 @@
 
 #include "fn_arena.h"
 #include "fn_log.h"
+#include "fn_metrics.h"
 #include "filter.h"
 #include "fn_query.h"
 #include "funnel.pb-c.h"
@@ -26,6 +27,11 @@
 #include "stored.h"
 #include "rpc_client.h"   /* method paths */
 #include "rpc_server.h"
+
+/* The methods the request metrics are kept by (sm_names: their label). */
+enum { SM_SEARCH, SM_RESCORE, SM_FETCH, SM_GET, SM_STATUS, SM_PUSH, SM_NMETHODS };
+static const char *const sm_names[SM_NMETHODS] = { "search", "rescore", "fetch", "get", "status", "push" };
+#define SM_NSTATUS 17   /* gRPC status codes 0..16 */
 
 /* A fixed pool of searchers (one per worker thread); a running search
  * borrows one. The condvar only matters if other code also uses the libuv
@@ -61,6 +67,23 @@ struct shard {
     size_t nfnames;
     void (*done)(void *ud);
     void *done_ud;
+    /* Metrics (docs/operations.md "Metrics"): series made once at start, so
+     * the hot path is a few atomic adds; all NULL when cfg.metrics is NULL
+     * (every update is NULL-safe). req[][] is filled per status on first use,
+     * on the loop thread, which makes every reply. */
+    struct {
+        fn_mcounter *req[SM_NMETHODS][SM_NSTATUS];
+        fn_mhist *dur[SM_NMETHODS];
+        fn_mhist *queue_wait;
+        fn_mgauge *queue_depth, *docs, *damaged;
+        fn_mcounter *deadline_dropped;
+        fn_mgauge *model;         /* the loaded model's model_info series, or NULL */
+    } m;
+    /* The method and arrival time (uv_hrtime) of the call whose handler is
+     * running: handlers run one at a time on the loop thread, so replies made
+     * before a job exists (reject, refuse_if_broken) find them here. */
+    int cur_meth;
+    uint64_t cur_t0;
 };
 
 /* One Shard/Search on its way through the thread pool. */
@@ -68,6 +91,8 @@ typedef struct search_job {
     uv_work_t work;
     shard_t *s;
     rpc_call_t *call;
+    uint64_t t0;                  /* arrival (uv_hrtime), for the metrics */
+    int queued;                   /* counted in queue_depth */
     gpr_timespec deadline;        /* monotonic */
     char *query;
     char *user_terms;
@@ -110,6 +135,96 @@ static char *xstrdup(const char *s)
     char *p = malloc(n + 1);
     if (p) memcpy(p, s ? s : "", n + 1);
     return p;
+}
+
+/* ---- metrics --------------------------------------------------------------- */
+
+/* The stage-1 model's info series: the old one goes to 0, the new one to 1
+ * (a series cannot be removed from the registry); model="none" without one,
+ * as the coordinator does, so the series is always there. Loop thread. */
+static void sm_model(shard_t *s, const rank_ranker *model)
+{
+    fn_mgauge_set(s->m.model, 0);
+    s->m.model = NULL;
+    if (!s->cfg.metrics) return;
+    char esc[512], labels[600];
+    fn_metrics_label_escape(model ? rank_ranker_describe(model) : "none", esc, sizeof esc);
+    snprintf(labels, sizeof labels, "stage=\"stage1\",model=\"%s\"", esc);
+    s->m.model = fn_metrics_gauge(s->cfg.metrics, "funnel_shard_model_info",
+                                  "The stage-1 model in use (1; \"none\" without one); a replaced one reads 0.", labels);
+    fn_mgauge_set(s->m.model, 1);
+}
+
+/* Create the shard's series (after the index is open). */
+static void sm_init(shard_t *s)
+{
+    fn_metrics *r = s->cfg.metrics;
+    if (!r) return;
+    for (int i = 0; i < SM_NMETHODS; i++) {
+        char l[64];
+        snprintf(l, sizeof l, "method=\"%s\"", sm_names[i]);
+        s->m.dur[i] = fn_metrics_histogram(r, "funnel_shard_request_duration_seconds",
+                                           "Time from a call's arrival to its reply, by method.", l,
+                                           fn_metrics_latency_buckets, fn_metrics_latency_nbuckets);
+    }
+    s->m.queue_wait = fn_metrics_histogram(r, "funnel_shard_queue_wait_seconds",
+                                           "Time from a search's arrival to its start with a searcher.",
+                                           NULL, fn_metrics_latency_buckets, fn_metrics_latency_nbuckets);
+    s->m.queue_depth = fn_metrics_gauge(r, "funnel_shard_queue_depth",
+                                        "Searches waiting for or running on the worker pool.", NULL);
+    s->m.deadline_dropped = fn_metrics_counter(r, "funnel_shard_deadline_dropped_total",
+                                               "Work dropped because its deadline passed while it was queued.",
+                                               NULL);
+    s->m.docs = fn_metrics_gauge(r, "funnel_shard_index_docs", "Documents in this shard's index.", NULL);
+    s->m.damaged = fn_metrics_gauge(r, "funnel_shard_damaged",
+                                    "1 when the index was found damaged (the shard answers DATA_LOSS).", NULL);
+    const idx_index_info *in = idx_reader_info(s->reader);
+    fn_mgauge_set(s->m.docs, (double)in->docs);
+    fn_mgauge_set(s->m.damaged, s->broken);
+    char codec[80], l[256];
+    fn_metrics_label_escape(in->codec, codec, sizeof codec);
+    snprintf(l, sizeof l, "schema=\"%u\",shard=\"%u\",shards=\"%u\",codec=\"%s\"", (unsigned)in->schema,
+             (unsigned)in->shard, (unsigned)in->shards, codec);
+    fn_mgauge_set(fn_metrics_gauge(r, "funnel_shard_index_info", "The served index (1).", l), 1);
+    sm_model(s, s->stage1);
+}
+
+/* A call's handler starts (loop thread). */
+static void sm_begin(shard_t *s, int meth)
+{
+    s->cur_meth = meth;
+    s->cur_t0 = s->cfg.metrics ? uv_hrtime() : 0;
+}
+
+/* Count a reply of method meth that arrived at t0 (loop thread). */
+static void sm_count(shard_t *s, int meth, uint64_t t0, grpc_status_code code)
+{
+    if (!s->cfg.metrics) return;
+    fn_mhist_observe(s->m.dur[meth], (double)(uv_hrtime() - t0) / 1e9);
+    unsigned c = (unsigned)code < SM_NSTATUS ? (unsigned)code : GRPC_STATUS_UNKNOWN;
+    if (!s->m.req[meth][c]) {
+        char l[96];
+        snprintf(l, sizeof l, "method=\"%s\",status=\"%s\"", sm_names[meth],
+                 rpc_status_name((grpc_status_code)c));
+        s->m.req[meth][c] = fn_metrics_counter(s->cfg.metrics, "funnel_shard_requests_total",
+                                               "Calls answered, by method and gRPC status.", l);
+    }
+    fn_mcounter_inc(s->m.req[meth][c]);
+}
+
+/* Reply to a job's call and count it. */
+static void reply_job(shard_t *s, int meth, uint64_t t0, rpc_call_t *call, grpc_status_code code,
+                      const char *msg, const ProtobufCMessage *resp)
+{
+    rpc_call_reply(call, code, msg, resp);
+    sm_count(s, meth, t0, code);
+}
+
+/* Reply from inside a handler (the call sm_begin saw) and count it. */
+static void reply_now(shard_t *s, rpc_call_t *call, grpc_status_code code, const char *msg,
+                      const ProtobufCMessage *resp)
+{
+    reply_job(s, s->cur_meth, s->cur_t0, call, code, msg, resp);
 }
 
 /* ---- searcher pool -------------------------------------------------------- */
@@ -429,9 +544,13 @@ static void search_work(uv_work_t *w)   /* worker thread */
     shard_t *s = j->s;
     /* The client has given up already: its reply would be dropped. Checked
      * again after waiting for a searcher. */
-    if (deadline_passed(j)) return;
+    if (deadline_passed(j)) {
+        fn_mcounter_inc(s->m.deadline_dropped);
+        return;
+    }
     idx_searcher_t *se = pool_get(&s->pool);
     if (deadline_passed(j)) {
+        fn_mcounter_inc(s->m.deadline_dropped);
         pool_put(&s->pool, se);
         return;
     }
@@ -443,6 +562,7 @@ static void search_work(uv_work_t *w)   /* worker thread */
 static void search_run(search_job *j, idx_searcher_t *se)
 {
     shard_t *s = j->s;
+    if (s->cfg.metrics) fn_mhist_observe(s->m.queue_wait, (double)(uv_hrtime() - j->t0) / 1e9);
     shard_funnel_req rq = {
         .q = {.text = j->query, .k = j->selection_k, .max_terms = s->cfg.max_query_terms,
               .deadline_ns = deadline_ns(j->deadline), .bm25 = &s->cfg.bm25, .sel = &s->cfg.sel,
@@ -548,6 +668,7 @@ static void mark_broken(shard_t *s, const char *why)
 {
     if (s->broken) return;
     s->broken = 1;
+    fn_mgauge_set(s->m.damaged, 1);
     snprintf(s->broken_reason, sizeof s->broken_reason, "%s", why);
     if (!s->stopping) rpc_server_set_serving(s->rpc, 0);
     FN_ERROR("index damaged, NOT_SERVING until restarted on a good index: %s", why);
@@ -562,7 +683,7 @@ static int refuse_if_broken(shard_t *s, rpc_call_t *call)
     s->errors++;
     char msg[600];
     snprintf(msg, sizeof msg, "shard not serving: index damaged: %s", s->broken_reason);
-    rpc_call_reply(call, GRPC_STATUS_DATA_LOSS, msg, NULL);
+    reply_now(s, call, GRPC_STATUS_DATA_LOSS, msg, NULL);
     return 1;
 }
 
@@ -585,16 +706,17 @@ static void search_done(uv_work_t *w, int status)   /* loop thread */
         j->code = GRPC_STATUS_CANCELLED;
         snprintf(j->msg, sizeof j->msg, "search cancelled: %s", uv_strerror(status));
     }
+    if (j->queued) fn_mgauge_add(s->m.queue_depth, -1);
     if (j->damaged) mark_broken(s, j->msg);
     if (j->code != GRPC_STATUS_OK) {
         s->errors++;
         FN_DEBUG("search '%s' k=%u: %s", j->query, j->k, j->msg);
-        rpc_call_reply(j->call, j->code, j->msg, NULL);
+        reply_job(s, SM_SEARCH, j->t0, j->call, j->code, j->msg, NULL);
     } else {
         FN_DEBUG("search '%s' k=%u: %zu hits, %llu matches, %llu us", j->query, j->k,
                  j->resp.n_hits, (unsigned long long)j->resp.matches,
                  (unsigned long long)j->resp.time_us);
-        rpc_call_reply(j->call, GRPC_STATUS_OK, NULL, &j->resp.base);
+        reply_job(s, SM_SEARCH, j->t0, j->call, GRPC_STATUS_OK, NULL, &j->resp.base);
     }
     job_free(j);
 }
@@ -610,12 +732,13 @@ static void reject(shard_t *s, rpc_call_t *call, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     s->errors++;
-    rpc_call_reply(call, GRPC_STATUS_INVALID_ARGUMENT, msg, NULL);
+    reply_now(s, call, GRPC_STATUS_INVALID_ARGUMENT, msg, NULL);
 }
 
 static void handle_search(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
 {
     shard_t *s = ud;
+    sm_begin(s, SM_SEARCH);
     const Funnel__V1__ShardSearchRequest *req = (const Funnel__V1__ShardSearchRequest *)m;
     if (refuse_if_broken(s, call)) return;
     /* the same checks as the coordinator's (common/fn_query.c), with this
@@ -700,11 +823,12 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
         free(q);
         free(ut);
         s->errors++;
-        rpc_call_reply(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+        reply_now(s, call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
         return;
     }
     j->s = s;
     j->call = call;
+    j->t0 = s->cur_t0;
     j->deadline = rpc_call_deadline(call);
     j->query = q;
     j->user_terms = ut;
@@ -726,7 +850,7 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
             if (frc == FN_EINVAL) reject(s, call, "%s", feb.msg);
             else {
                 s->errors++;
-                rpc_call_reply(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+                reply_now(s, call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
             }
             return;
         }
@@ -748,7 +872,7 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
         if (!(j->vector = fn_arena_alloc(&j->mem, req->n_vector * sizeof *j->vector))) {
             job_free(j);
             s->errors++;
-            rpc_call_reply(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+            reply_now(s, call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
             return;
         }
         memcpy(j->vector, req->vector, req->n_vector * sizeof *j->vector);
@@ -780,9 +904,12 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
     int rc = uv_queue_work(s->loop, &j->work, search_work, search_done);
     if (rc != 0) {
         s->errors++;
-        rpc_call_reply(call, GRPC_STATUS_INTERNAL, uv_strerror(rc), NULL);
+        reply_now(s, call, GRPC_STATUS_INTERNAL, uv_strerror(rc), NULL);
         job_free(j);
+        return;
     }
+    j->queued = 1;
+    fn_mgauge_add(s->m.queue_depth, 1);
 }
 
 /* ---- Shard/Rescore: the expanded query of pseudo-relevance feedback -------- */
@@ -791,6 +918,7 @@ typedef struct rescore_job {
     uv_work_t work;
     shard_t *s;
     rpc_call_t *call;
+    uint64_t t0;                  /* arrival (uv_hrtime), for the metrics */
     gpr_timespec deadline;
     size_t nterms, ndocs;
     char **terms;
@@ -811,6 +939,7 @@ static void rescore_work(uv_work_t *w)   /* worker thread */
     if (gpr_time_cmp(gpr_now(GPR_CLOCK_MONOTONIC), j->deadline) >= 0) {
         j->code = GRPC_STATUS_DEADLINE_EXCEEDED;
         snprintf(j->msg, sizeof j->msg, "deadline passed before the rescoring started");
+        fn_mcounter_inc(s->m.deadline_dropped);
         return;
     }
     j->resp.scores = fn_arena_alloc(&j->mem, (j->ndocs ? j->ndocs : 1) * sizeof *j->resp.scores);
@@ -838,8 +967,8 @@ static void rescore_work(uv_work_t *w)   /* worker thread */
 /* The reply of a job that ran on the pool (Rescore, Fetch, Get), on the loop
  * thread: cancelled when the pool did not run it, damage marks the shard
  * broken, an error counts. */
-static void job_reply(shard_t *s, rpc_call_t *call, int status, const char *what, grpc_status_code code,
-                      char *msg, size_t msgcap, int damaged, const ProtobufCMessage *resp)
+static void job_reply(shard_t *s, int meth, uint64_t t0, rpc_call_t *call, int status, const char *what,
+                      grpc_status_code code, char *msg, size_t msgcap, int damaged, const ProtobufCMessage *resp)
 {
     if (status != 0) {
         code = GRPC_STATUS_CANCELLED;
@@ -847,13 +976,13 @@ static void job_reply(shard_t *s, rpc_call_t *call, int status, const char *what
     }
     if (damaged) mark_broken(s, msg);
     if (code != GRPC_STATUS_OK) s->errors++;
-    rpc_call_reply(call, code, code == GRPC_STATUS_OK ? NULL : msg, code == GRPC_STATUS_OK ? resp : NULL);
+    reply_job(s, meth, t0, call, code, code == GRPC_STATUS_OK ? NULL : msg, code == GRPC_STATUS_OK ? resp : NULL);
 }
 
 static void rescore_done(uv_work_t *w, int status)   /* loop thread */
 {
     rescore_job *j = w->data;
-    job_reply(j->s, j->call, status, "rescoring", j->code, j->msg, sizeof j->msg, j->damaged, &j->resp.base);
+    job_reply(j->s, SM_RESCORE, j->t0, j->call, status, "rescoring", j->code, j->msg, sizeof j->msg, j->damaged, &j->resp.base);
     fn_arena_free(&j->mem);
     free(j);
 }
@@ -864,6 +993,7 @@ typedef struct fetch_job {
     uv_work_t work;
     shard_t *s;
     rpc_call_t *call;
+    uint64_t t0;                  /* arrival (uv_hrtime), for the metrics */
     size_t n;
     idx_hit *hits;
     char **fields;                /* stored fields asked (in mem) */
@@ -992,7 +1122,7 @@ static void fetch_work(uv_work_t *w)   /* worker thread */
 static void fetch_done(uv_work_t *w, int status)   /* loop thread */
 {
     fetch_job *j = w->data;
-    job_reply(j->s, j->call, status, "fetch", j->code, j->msg, sizeof j->msg, j->damaged, &j->resp.base);
+    job_reply(j->s, SM_FETCH, j->t0, j->call, status, "fetch", j->code, j->msg, sizeof j->msg, j->damaged, &j->resp.base);
     fn_arena_free(&j->mem);
     free(j);
 }
@@ -1000,6 +1130,7 @@ static void fetch_done(uv_work_t *w, int status)   /* loop thread */
 static void handle_fetch(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
 {
     shard_t *s = ud;
+    sm_begin(s, SM_FETCH);
     const Funnel__V1__ShardFetchRequest *req = (const Funnel__V1__ShardFetchRequest *)m;
     if (refuse_if_broken(s, call)) return;
     if (req->n_docs > s->cfg.max_k) {
@@ -1031,11 +1162,12 @@ static void handle_fetch(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
         if (j) fn_arena_free(&j->mem);
         free(j);
         s->errors++;
-        rpc_call_reply(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+        reply_now(s, call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
         return;
     }
     j->s = s;
     j->call = call;
+    j->t0 = s->cur_t0;
     j->n = req->n_docs;
     j->nfields = req->n_fields;
     j->snippets = req->snippets;
@@ -1057,7 +1189,7 @@ static void handle_fetch(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
     int rc = uv_queue_work(s->loop, &j->work, fetch_work, fetch_done);
     if (rc != 0) {
         s->errors++;
-        rpc_call_reply(call, GRPC_STATUS_INTERNAL, uv_strerror(rc), NULL);
+        reply_now(s, call, GRPC_STATUS_INTERNAL, uv_strerror(rc), NULL);
         fn_arena_free(&j->mem);
         free(j);
     }
@@ -1072,6 +1204,7 @@ typedef struct get_job {
     uv_work_t work;
     shard_t *s;
     rpc_call_t *call;
+    uint64_t t0;                  /* arrival (uv_hrtime), for the metrics */
     size_t n;
     char **ids;
     uint32_t *docs;               /* by id; IDX_DOC_ABSENT: not here */
@@ -1149,7 +1282,7 @@ static void get_work(uv_work_t *w)   /* worker thread (or the loop, inline) */
 static void get_done(uv_work_t *w, int status)   /* loop thread */
 {
     get_job *j = w->data;
-    job_reply(j->s, j->call, status, "get", j->code, j->msg, sizeof j->msg, j->damaged, &j->resp.base);
+    job_reply(j->s, SM_GET, j->t0, j->call, status, "get", j->code, j->msg, sizeof j->msg, j->damaged, &j->resp.base);
     fn_arena_free(&j->mem);
     free(j);
 }
@@ -1157,6 +1290,7 @@ static void get_done(uv_work_t *w, int status)   /* loop thread */
 static void handle_get(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
 {
     shard_t *s = ud;
+    sm_begin(s, SM_GET);
     const Funnel__V1__ShardGetRequest *req = (const Funnel__V1__ShardGetRequest *)m;
     if (refuse_if_broken(s, call)) return;
     if (req->n_ids == 0 || req->n_ids > GET_MAX_IDS) {
@@ -1195,17 +1329,18 @@ static void handle_get(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
         if (j) fn_arena_free(&j->mem);
         free(j);
         s->errors++;
-        rpc_call_reply(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+        reply_now(s, call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
         return;
     }
     j->s = s;
     j->call = call;
+    j->t0 = s->cur_t0;
     funnel__v1__get_response__init(&j->resp);
     j->work.data = j;
     int rc = uv_queue_work(s->loop, &j->work, get_work, get_done);
     if (rc != 0) {
         s->errors++;
-        rpc_call_reply(call, GRPC_STATUS_INTERNAL, uv_strerror(rc), NULL);
+        reply_now(s, call, GRPC_STATUS_INTERNAL, uv_strerror(rc), NULL);
         fn_arena_free(&j->mem);
         free(j);
     }
@@ -1214,6 +1349,7 @@ static void handle_get(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
 static void handle_rescore(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
 {
     shard_t *s = ud;
+    sm_begin(s, SM_RESCORE);
     const Funnel__V1__ShardRescoreRequest *req = (const Funnel__V1__ShardRescoreRequest *)m;
     if (refuse_if_broken(s, call)) return;
     /* the cheap checks here; terms, weights and documents in idx_rescore */
@@ -1241,12 +1377,13 @@ static void handle_rescore(rpc_call_t *call, const ProtobufCMessage *m, void *ud
     rescore_job *j = calloc(1, sizeof *j);
     if (!j) {
         s->errors++;
-        rpc_call_reply(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+        reply_now(s, call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
         return;
     }
     fn_arena_init(&j->mem);
     j->s = s;
     j->call = call;
+    j->t0 = s->cur_t0;
     j->deadline = rpc_call_deadline(call);
     j->nterms = req->n_terms;
     j->ndocs = req->n_docs;
@@ -1261,7 +1398,7 @@ static void handle_rescore(rpc_call_t *call, const ProtobufCMessage *m, void *ud
         fn_arena_free(&j->mem);
         free(j);
         s->errors++;
-        rpc_call_reply(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+        reply_now(s, call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
         return;
     }
     if (j->nterms) memcpy(j->weights, req->weights, j->nterms * sizeof *j->weights);
@@ -1272,7 +1409,7 @@ static void handle_rescore(rpc_call_t *call, const ProtobufCMessage *m, void *ud
     int rc = uv_queue_work(s->loop, &j->work, rescore_work, rescore_done);
     if (rc != 0) {
         s->errors++;
-        rpc_call_reply(call, GRPC_STATUS_INTERNAL, uv_strerror(rc), NULL);
+        reply_now(s, call, GRPC_STATUS_INTERNAL, uv_strerror(rc), NULL);
         fn_arena_free(&j->mem);
         free(j);
     }
@@ -1284,6 +1421,7 @@ static void handle_status(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
 {
     (void)m;
     shard_t *s = ud;
+    sm_begin(s, SM_STATUS);
     const idx_index_info *info = idx_reader_info(s->reader);
     Funnel__V1__StatusResponse r = FUNNEL__V1__STATUS_RESPONSE__INIT;
     r.role = "shard";
@@ -1297,7 +1435,7 @@ static void handle_status(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
     r.index_dir = s->cfg.index_dir;
     rank_ranker *model = model_get(s);
     r.stage1_model = (char *)(model ? rank_ranker_describe(model) : "");
-    rpc_call_reply(call, GRPC_STATUS_OK, NULL, &r.base);
+    reply_now(s, call, GRPC_STATUS_OK, NULL, &r.base);
     rank_ranker_unref(model);
 }
 
@@ -1306,18 +1444,20 @@ static void handle_status(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
 static void handle_push(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
 {
     shard_t *s = ud;
+    sm_begin(s, SM_PUSH);
     const Funnel__V1__PushModelRequest *req = (const Funnel__V1__PushModelRequest *)m;
     if (req->stage != 1) {
-        rpc_call_reply(call, GRPC_STATUS_INVALID_ARGUMENT, "stage: a shard runs stage 1 only", NULL);
+        reply_now(s, call, GRPC_STATUS_INVALID_ARGUMENT, "stage: a shard runs stage 1 only", NULL);
         return;
     }
     const char *name = req->name && *req->name ? req->name : "pushed model";
     Funnel__V1__PushModelResponse r = FUNNEL__V1__PUSH_MODEL_RESPONSE__INIT;
     if (req->model.len == 0) {
         model_set(s, NULL);
+        sm_model(s, NULL);
         FN_INFO("stage-1 model removed (push): selection order from now on");
         r.model = (char *)"none";
-        rpc_call_reply(call, GRPC_STATUS_OK, NULL, &r.base);
+        reply_now(s, call, GRPC_STATUS_OK, NULL, &r.base);
         return;
     }
     rank_ranker *rk;
@@ -1326,14 +1466,15 @@ static void handle_push(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
                                s->fcheap, s->nfnames, &rk, &eb);
     if (rc) {
         FN_WARN("stage-1 model push refused: %s", fn_errmsg(&eb, rc));
-        rpc_call_reply(call, GRPC_STATUS_INVALID_ARGUMENT, fn_errmsg(&eb, rc), NULL);
+        reply_now(s, call, GRPC_STATUS_INVALID_ARGUMENT, fn_errmsg(&eb, rc), NULL);
         return;
     }
     model_set(s, rk);
+    sm_model(s, rk);
     FN_INFO("stage-1 model now %s (push)", rank_ranker_describe(rk));
     r.model = (char *)rank_ranker_describe(rk);
     r.replicas = 1;
-    rpc_call_reply(call, GRPC_STATUS_OK, NULL, &r.base);
+    reply_now(s, call, GRPC_STATUS_OK, NULL, &r.base);
 }
 
 /* ---- start / stop ------------------------------------------------------------ */
@@ -1379,6 +1520,7 @@ int shard_start(uv_loop_t *loop, const shard_config *cfg, shard_t **out, fn_errb
     };
     rpc_server_opts o = {.addr = cfg->listen, .methods = methods, .nmethods = sizeof methods / sizeof methods[0]};
     if ((rc = rpc_server_start(loop, &o, &s->rpc, eb)) != 0) goto fail_pool;
+    sm_init(s);
     *out = s;
     return 0;
 

@@ -22,6 +22,8 @@ void shard_config_defaults(shard_config *c)
     c->max_explain_hits = SHARD_DEFAULT_MAX_EXPLAIN_HITS;
     c->max_reply_bytes = SHARD_DEFAULT_MAX_REPLY_BYTES;
     c->inline_max_k = SHARD_DEFAULT_INLINE_MAX_K;
+    c->tls_require_client_cert = -1;
+    c->max_message_bytes = SHARD_DEFAULT_MAX_MESSAGE_BYTES;
     c->log_level = FN_LOG_INFO;
     idx_bm25_defaults(&c->bm25);
     idx_select_defaults(&c->sel);
@@ -88,6 +90,33 @@ int shard_config_set(shard_config *c, const char *key, const char *v, fn_errbuf 
         return 0;
     }
     if (fn_config_key_is(key, "stage1-model")) return set_str(c->stage1_model, sizeof c->stage1_model, key, v, eb);
+    static const struct { const char *key; size_t off, cap; } strs[] = {
+        { "tls-ca", offsetof(shard_config, tls_ca), sizeof c->tls_ca },
+        { "tls-cert", offsetof(shard_config, tls_cert), sizeof c->tls_cert },
+        { "tls-key", offsetof(shard_config, tls_key), sizeof c->tls_key },
+        { "admin-token-file", offsetof(shard_config, admin_token_file), sizeof c->admin_token_file },
+        { "metrics-file", offsetof(shard_config, metrics_file), sizeof c->metrics_file },
+    };
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+        if (fn_config_key_is(key, strs[i].key))
+            return set_str((char *)c + strs[i].off, strs[i].cap, key, v, eb);
+    if (fn_config_key_is(key, "metrics-listen")) {
+        if (*v && !strchr(v, ':'))
+            return fn_seterr(eb, FN_EINVAL, "metrics-listen: want HOST:PORT or empty, got '%s'", v);
+        return set_str(c->metrics_listen, sizeof c->metrics_listen, key, v, eb);
+    }
+    if (fn_config_key_is(key, "tls-require-client-cert")) {
+        if (fn_parse_ulong(v, 0, 1, &u))
+            return fn_seterr(eb, FN_EINVAL, "tls-require-client-cert: want 0|1, got '%s'", v);
+        c->tls_require_client_cert = (int)u;
+        return 0;
+    }
+    if (fn_config_key_is(key, "max-message-bytes")) {
+        if (fn_parse_ulong(v, 1024, 1ul << 30, &u))
+            return fn_seterr(eb, FN_EINVAL, "max-message-bytes: want 1024..1073741824, got '%s'", v);
+        c->max_message_bytes = u;
+        return 0;
+    }
     static const struct { const char *key; double lo, hi; size_t off; } sels[] = {
         { "selection.w_popularity", -1000, 1000, offsetof(shard_config, sel.w_popularity) },
         { "selection.w_freshness", -1000, 1000, offsetof(shard_config, sel.w_freshness) },
@@ -170,6 +199,14 @@ const char *shard_config_usage(void)
            "  --stage1-model FILE  the stage-1 model (rank/ model file over cheap features; default none)\n"
            "  --selection.w_popularity W, --selection.w_freshness W, --selection.half_life_days D,\n"
            "  --selection.w_user W  static signals and personalisation in the selection score (default 0)\n"
+           "  --tls-cert PEM, --tls-key PEM  serve TLS with this certificate and key (default: plaintext)\n"
+           "  --tls-ca PEM       CA that signs clients' certificates\n"
+           "  --tls-require-client-cert B  1: refuse clients without a certificate from --tls-ca\n"
+           "                     (default 1 with TLS: mTLS between coordinator and shards)\n"
+           "  --admin-token-file F  Admin calls need 'authorization: Bearer <first line of F>'\n"
+           "  --max-message-bytes N  largest request message accepted (default 4194304)\n"
+           "  --metrics-listen HOST:PORT  serve Prometheus GET /metrics there (default: off)\n"
+           "  --metrics-file PATH  write the metrics endpoint's \"HOST:PORT\\n\" there (atomically)\n"
            "  --config FILE      key=value file with the same keys (flags override it);\n"
            "                     also bm25.k1, bm25.b_title, bm25.b_body, bm25.w_title, bm25.w_body\n"
            "  --log-level L      debug|info|warn|error (default info)\n"

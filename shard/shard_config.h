@@ -17,6 +17,7 @@ struct fn_metrics;
 #define SHARD_DEFAULT_MAX_EXPLAIN_HITS 100
 #define SHARD_DEFAULT_MAX_REPLY_BYTES  (32u << 20)
 #define SHARD_DEFAULT_INLINE_MAX_K     100
+#define SHARD_DEFAULT_MAX_MESSAGE_BYTES (4u << 20)
 
 typedef struct shard_config {
     char index_dir[4096];       /* --index: IDXDIR/shard-NNN (required) */
@@ -39,6 +40,15 @@ typedef struct shard_config {
     idx_bm25_params bm25;       /* bm25.k1, bm25.b_title, ... */
     idx_select_params sel;      /* selection.w_popularity, ... (docs/ranking.md) */
     char stage1_model[4096];    /* --stage1-model FILE ("" = none: selection order) */
+    /* Security and limits of the RPC layer (rpc/rpc_security.h; docs/operations.md). */
+    char tls_ca[4096];          /* --tls-ca PEM: verifies clients' certificates ("" = none) */
+    char tls_cert[4096];        /* --tls-cert PEM: the server certificate ("" = plaintext) */
+    char tls_key[4096];         /* --tls-key PEM: its private key */
+    int tls_require_client_cert;/* --tls-require-client-cert 0|1 (-1 = default: 1 with TLS) */
+    char admin_token_file[4096];/* --admin-token-file: Admin calls need this bearer token ("" = open) */
+    uint64_t max_message_bytes; /* --max-message-bytes: largest request accepted (default 4 MiB) */
+    char metrics_listen[256];   /* --metrics-listen HOST:PORT ("" = no metrics endpoint) */
+    char metrics_file[4096];    /* --metrics-file: write the bound metrics "HOST:PORT\n" there */
     int help;                   /* --help was given */
     struct fn_metrics *metrics; /* not a setting: the process's registry (borrowed; NULL = none) */
 } shard_config;
