@@ -24,6 +24,7 @@
 
 #include "fn_io.h"
 #include "fn_log.h"
+#include "fn_query.h"   /* fn_utf8_valid */
 
 const double fn_metrics_latency_buckets[] = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
@@ -130,7 +131,7 @@ static char *labels_canon(const char *in, int hist)
             }
             p++;
         }
-        if (*p != '"') goto bad;
+        if (*p != '"' || !fn_utf8_valid(vs, (size_t)(p - vs))) goto bad;  /* the format is UTF-8 */
         if (n == cap) {
             lpair *np = realloc(pv, (cap *= 2) * sizeof *pv);
             if (!np) goto bad;
@@ -168,13 +169,16 @@ char *fn_metrics_label_escape(const char *v, char *out, size_t cap)
 {
     if (!out || !cap) return out;
     size_t o = 0;
-    for (const char *p = v ? v : ""; *p; p++) {
+    for (const char *p = v ? v : ""; *p;) {
         const char *rep = *p == '\\' ? "\\\\" : *p == '"' ? "\\\"" : *p == '\n' ? "\\n" : NULL;
-        size_t k = rep ? 2 : 1;
-        if (o + k >= cap) break;    /* never cut an escape in half */
-        if (rep) memcpy(out + o, rep, 2);
-        else out[o] = *p;
+        /* whole UTF-8 characters: a cut one would make the value invalid */
+        unsigned char c = (unsigned char)*p;
+        size_t k = rep ? 2 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+        if (!rep && k > 1 && strnlen(p, k) < k) break;
+        if (o + k >= cap) break;    /* never cut an escape or a character in half */
+        memcpy(out + o, rep ? rep : p, k);
         o += k;
+        p += rep ? 1 : k;
     }
     out[o] = '\0';
     return out;

@@ -12,6 +12,14 @@
  * escaped by the caller with fn_metrics_label_escape when they are not
  * known to be plain). A family (one name) has one type and one help text;
  * asking for it with another type is a programming error (returns NULL).
+ *
+ * Details (fn_metrics.c): label sets are compared in any order (`b="2",a="1"`
+ * is `a="1",b="2"`); label values must be valid UTF-8 with only \\ \" \n
+ * escapes, names starting `__` and a histogram's `le` are refused; a
+ * histogram family has one set of bounds (other bounds: NULL); names that
+ * would print the same lines as another family (histogram foo and gauge
+ * foo_sum) are refused; `process_*` is reserved (render adds the standard
+ * process metrics from /proc/self); a NaN observation is ignored.
  */
 #ifndef FUNNEL_FN_METRICS_H
 #define FUNNEL_FN_METRICS_H

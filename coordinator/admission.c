@@ -1,4 +1,4 @@
-/* admission.c - the adaptive concurrency limit (admission.h). */
+/* admission.c - load shedding's admission rule (admission.h). */
 #include "admission.h"
 
 #include <math.h>
@@ -7,33 +7,42 @@
 void adm_init(adm_t *a, double min_limit, double max_limit, double target_ms, uint64_t now_ms)
 {
     memset(a, 0, sizeof *a);
-    a->min_limit = min_limit < 1 ? 1 : min_limit;
-    a->max_limit = max_limit < a->min_limit ? a->min_limit : max_limit;
-    a->target_us = target_ms > 0 ? target_ms * 1000 : 500000;
+    a->max_limit = max_limit < 1 ? 1 : max_limit;
+    a->min_limit = min_limit < 1 ? 1 : min_limit > a->max_limit ? a->max_limit : min_limit;
+    a->target_us = target_ms > 0 ? target_ms * 1000 : 250000;
     a->limit = a->min_limit;
-    a->win_start_ms = now_ms;
+    a->win_start_ms = a->base_start_ms = now_ms;
 }
 
-/* The expected wait of a search admitted now: the queue ahead of it at
- * today's rate, plus its own time. */
 double adm_expected_us(const adm_t *a)
 {
     double q = a->rate > 0 ? (double)a->inflight / a->rate * 1e6 : 0;
-    return q + a->lat_us;
+    return q > a->lat_us ? q : a->lat_us;
+}
+
+double adm_queue_us(const adm_t *a)
+{
+    double q = adm_expected_us(a) - a->base_us;
+    return q > 0 ? q : 0;
 }
 
 int adm_admit(adm_t *a, int64_t left_us, uint64_t now_ms, uint32_t *retry_ms)
 {
-    (void)now_ms;
-    /* the wait allowed: the target, and at most half of the search's own time */
-    double allow = a->target_us;
-    if (left_us > 0 && (double)left_us / 2 < allow) allow = (double)left_us / 2;
-    if ((double)a->inflight + 1 > a->max_limit || (a->rate > 0 && adm_expected_us(a) > allow)) {
-        /* a slot frees in about 1/rate; say at least 1 ms, at most 1 s */
+    if (a->inflight == 0) {      /* idle until now: the rate window starts here */
+        a->win_start_ms = now_ms;
+        a->win_done = 0;
+    }
+    double exp_us = adm_expected_us(a);
+    if ((double)a->inflight + 1 > a->max_limit ||
+        (a->inflight >= 2 && a->base_us > 0 && adm_queue_us(a) > a->target_us) ||
+        (left_us > 0 && a->inflight >= 2 && exp_us > 0.9 * (double)left_us)) {
+        /* a slot frees in about 1/rate; the queue drains in its queueing time */
         double r = a->rate > 0 ? 1000.0 / a->rate * 2 : 10;
-        if (r < a->lat_us / 1000) r = a->lat_us / 1000;
+        double qms = adm_queue_us(a) / 1000;
+        if (r < qms) r = qms;
         *retry_ms = r < 1 ? 1 : r > 1000 ? 1000 : (uint32_t)ceil(r);
         a->shed++;
+        a->base_shed++;
         return 0;
     }
     a->inflight++;
@@ -44,7 +53,17 @@ int adm_admit(adm_t *a, int64_t left_us, uint64_t now_ms, uint32_t *retry_ms)
 void adm_release(adm_t *a, double latency_us, uint64_t now_ms)
 {
     if (a->inflight) a->inflight--;
+    if (latency_us < 1) latency_us = 1;
     a->lat_us = a->lat_us > 0 ? a->lat_us + 0.1 * (latency_us - a->lat_us) : latency_us;
+    if (a->win_min_us == 0 || latency_us < a->win_min_us) a->win_min_us = latency_us;
+    /* the base: the least latency of the last quiet second */
+    if (now_ms - a->base_start_ms >= ADM_BASE_MS) {
+        if (a->base_shed == 0)
+            a->base_us = a->base_us > 0 ? 0.5 * a->base_us + 0.5 * a->win_min_us : a->win_min_us;
+        a->base_start_ms = now_ms;
+        a->base_shed = 0;
+        a->win_min_us = 0;
+    }
     a->win_done++;
     uint64_t el = now_ms - a->win_start_ms;
     if (el < ADM_WINDOW_MS) return;
@@ -52,14 +71,14 @@ void adm_release(adm_t *a, double latency_us, uint64_t now_ms)
     a->rate = a->rate > 0 ? 0.7 * a->rate + 0.3 * r : r;
     a->win_done = 0;
     a->win_start_ms = now_ms;
-    /* Little: in flight = rate x time; the queue is allowed the target. */
-    double l = a->rate * a->target_us / 1e6;
+    /* Little: in flight = rate x time */
+    double l = a->rate * (a->target_us + a->base_us) / 1e6;
     if (l < a->min_limit) l = a->min_limit;
     if (l > a->max_limit) l = a->max_limit;
-    a->limit = l;   /* what the target allows at today's rate (reported) */
+    a->limit = l;
 }
 
 int adm_pressure(const adm_t *a)
 {
-    return a->rate > 0 && a->inflight >= 2 && adm_expected_us(a) > a->target_us / 2;
+    return a->inflight >= 2 && a->base_us > 0 && adm_queue_us(a) > a->target_us / 2;
 }

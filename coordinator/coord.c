@@ -1,11 +1,15 @@
 /* coord.c - the coordinator's request path: validate, fan out under one
  * deadline, merge exactly, answer (partial when shards are missing).
  *
- * Lifetimes: a `search` lives from the Search handler until its reply; it
- * owns the unpacked shard responses, and the SearchResponse it builds only
- * borrows from them (strings, TermExplain messages) plus a per-request arena
- * for the arrays, so one free pass releases everything after the reply is
- * serialized by rpc_call_reply().
+ * Lifetimes: a `search` lives from the Search handler until its reply, and
+ * past it until its shard calls still out (a hedge's loser, a straggler
+ * left out) have come back and its hedge timer is closed (search_maybe_free);
+ * it owns the unpacked shard responses, and the SearchResponse it builds
+ * only borrows from them (strings, TermExplain messages) plus a per-request
+ * arena for the arrays, so one free pass releases everything.
+ *
+ * Replica choice, hedging and the retry budget: replicas.h; load shedding:
+ * admission.h; both documented in docs/operations.md.
  *
  * Every replica has a circuit breaker (docs/architecture.md, "The breaker"):
  * closed = called; open = not called, probed every down-probe interval;
@@ -87,6 +91,7 @@ typedef struct backend {
     uint64_t calls, failures, skipped;
     int warned_mismatch;
     rep_stats rs;                /* adaptive replica selection (replicas.h) */
+    lat_window lat;              /* recent answered calls (the hedge delay) */
     uint64_t hedges;             /* calls it got as a hedge */
     fn_mcounter *m_calls[17];    /* by gRPC status (made on first use) */
     fn_mgauge *m_up;
@@ -134,7 +139,6 @@ struct coord {
     uv_timer_t timer;
     uint64_t start_ms;
     uint64_t requests, errors;
-    lat_window *lat;             /* per shard: recent call latencies (the hedge delay) */
     retry_budget budget;         /* retries and hedges together */
     adm_t adm;                   /* load shedding (admission.h) */
     coord_metrics m;
@@ -152,12 +156,11 @@ struct search;
 struct shard_slot;
 
 /* One call of a shard slot to one replica. A slot has one, or two while a
- * hedge is out; the first good answer wins and the other is cancelled
- * (orphaned: its callback only does the replica's bookkeeping). */
+ * hedge is out; the first good answer wins and the other is orphaned: its
+ * callback only does the replica's bookkeeping. */
 typedef struct attempt {
     struct shard_slot *sl;
     backend *b;
-    rpc_async_t *h;              /* until its callback */
     uint64_t t0_ns;
     uint8_t trial;               /* b's half-open trial call */
     uint8_t hedge;               /* sent because the first was slow */
@@ -625,9 +628,9 @@ static int start_shard_call(shard_slot *sl, backend *b, int trial, int hedge)
     at->hedge = (uint8_t)hedge;
     at->t0_ns = uv_hrtime();
     if (trial) b->trial = 1;
-    int rc = rpc_async_unary_h(c->srv, b->ch, RPC_METHOD_SHARD_SEARCH,
-                               &s->sreq.base, &funnel__v1__shard_search_response__descriptor,
-                               s->deadline, &s->pba, on_shard_done, at, &at->h);
+    int rc = rpc_async_unary_in(c->srv, b->ch, RPC_METHOD_SHARD_SEARCH,
+                                &s->sreq.base, &funnel__v1__shard_search_response__descriptor,
+                                s->deadline, &s->pba, on_shard_done, at);
     if (rc != 0) {
         if (trial) b->trial = 0;
         return rc;
@@ -644,13 +647,13 @@ static int start_shard_call(shard_slot *sl, backend *b, int trial, int hedge)
     return 0;
 }
 
-/* Cancel sl's calls still out: their answers are no longer wanted. */
+/* sl no longer waits for its calls still out. They are not cancelled: their
+ * answers, when they come, are measured (a hedge's loser tells how slow its
+ * replica really is; cancelled, it would look no slower than the winner and
+ * keep being chosen) and dropped. The search's memory waits for them. */
 static void orphan_live(shard_slot *sl)
 {
-    for (uint8_t i = 0; i < sl->nlive; i++) {
-        sl->live[i]->orphan = 1;
-        rpc_async_cancel(sl->live[i]->h);
-    }
+    for (uint8_t i = 0; i < sl->nlive; i++) sl->live[i]->orphan = 1;
     sl->nlive = 0;
 }
 
@@ -683,25 +686,47 @@ static void slot_done(shard_slot *sl)
 
 /* ---- hedges and the coverage target (replicas.h) ---- */
 
-/* When a call to shard i is slow enough to ask another replica: its
- * recent p95, at least hedge-min-ms; 0 = not yet known (16 calls). */
+/* The q-quantile of a replica's recent answered calls (0: fewer than 16). */
+static uint64_t replica_quantile(const backend *b, double pct)
+{
+    const lat_window *w = &b->lat;
+    if (w->n < 16) return 0;
+    return pct == 95 ? w->p95_us : pct == 99 ? w->p99_us : pct == 50 ? w->p50_us
+         : lat_quantile(w, pct / 100.0);
+}
+
+/* The shard's best replica's pct latency: what a call to it is expected to
+ * take. The best, not the shard's mix: with one replica slow, the mix's p95
+ * would be the slow one's latency and a hedge after it would come too late
+ * to help. 0 = not known yet. */
+static uint64_t best_quantile(const coord_t *c, uint32_t shard, double pct)
+{
+    const backend *base = &c->backends[c->first[shard]];
+    uint64_t best = 0;
+    for (uint32_t r = 0; r < c->o.topo->shards[shard].nreplicas; r++) {
+        uint64_t q = replica_quantile(&base[r], pct);
+        if (q && (!best || q < best)) best = q;
+    }
+    return best;
+}
+
+/* When a call to shard i is slow enough to ask another replica: the best
+ * replica's recent p95 (hedge-percentile), at least hedge-min-ms; 0 = not
+ * known yet (16 calls). */
 static uint64_t hedge_after_us(const coord_t *c, uint32_t shard)
 {
-    const lat_window *w = &c->lat[shard];
-    if (w->n < 16 || c->o.hedge_percentile <= 0) return 0;
-    uint64_t us = c->o.hedge_percentile == 95 ? w->p95_us
-                : c->o.hedge_percentile == 99 ? w->p99_us
-                : c->o.hedge_percentile == 50 ? w->p50_us
-                : lat_quantile(w, c->o.hedge_percentile / 100.0);
+    if (c->o.hedge_percentile <= 0) return 0;
+    uint64_t us = best_quantile(c, shard, c->o.hedge_percentile);
+    if (!us) return 0;
     uint64_t min = (uint64_t)c->o.hedge_min_ms * 1000;
     return us > min ? us : min;
 }
 
-/* A straggler under a coverage target is left out after twice its p95. */
+/* A straggler under a coverage target is left out after twice the best
+ * replica's p95. */
 static uint64_t cutoff_us(const coord_t *c, uint32_t shard)
 {
-    const lat_window *w = &c->lat[shard];
-    uint64_t us = w->n >= 16 ? 2 * (uint64_t)w->p95_us : 0;
+    uint64_t us = 2 * best_quantile(c, shard, 95);
     uint64_t min = (uint64_t)(c->o.hedge_min_ms > 0 ? c->o.hedge_min_ms : 1) * 2000;
     return us > min ? us : min;
 }
@@ -841,7 +866,7 @@ static void on_shard_done(void *ud, grpc_status_code code, const char *details,
     br_call_done(c, b, at->trial, code, details, s->shard_ms);
     /* a timeout is a latency too: the replica was at least that slow */
     if (code == GRPC_STATUS_OK || code == GRPC_STATUS_DEADLINE_EXCEEDED) rep_observe(&b->rs, (double)us);
-    if (code == GRPC_STATUS_OK) lat_add(&c->lat[sl->shard], (uint32_t)(us > UINT32_MAX ? UINT32_MAX : us));
+    if (code == GRPC_STATUS_OK) lat_add(&b->lat, (uint32_t)(us > UINT32_MAX ? UINT32_MAX : us));
     coord_metrics_shard_call(c, b, code, us);
     if (at->orphan) {            /* the slot is answered or given up */
         search_maybe_free(s);
@@ -1819,6 +1844,7 @@ static int start_prf(search *s)
         leg->req.weights = q.weights;
         leg->req.n_weights = q.n;
         leg->req.n_docs = leg->req.n_keys = leg->n;
+        leg->req.request_id = (char *)s->request_id;
         if (ms_until(s->deadline) < 1 ||
             rpc_async_unary_in(c->srv, sl->b->ch, RPC_METHOD_SHARD_RESCORE, &leg->req.base,
                                &funnel__v1__shard_rescore_response__descriptor, s->deadline, &s->pba,
@@ -1964,6 +1990,7 @@ static int start_fetch(search *s)
         if (a->oom) break;
         if (!leg->n) continue;
         leg->req.n_docs = leg->req.n_keys = leg->n;
+        leg->req.request_id = (char *)s->request_id;
         leg->req.n_fields = s->req->n_fields;
         leg->req.fields = s->req->fields;
         leg->req.snippets = s->req->snippets;
@@ -2286,10 +2313,11 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
         int64_t left = rpc_call_ms_left(call);
         if (!adm_admit(&c->adm, left == INT64_MAX ? 0 : left * 1000, uv_now(c->loop), &retry_ms)) {
             char msg[200];
-            snprintf(msg, sizeof msg, "overloaded: %u searches in flight, an expected wait of %.0f ms "
-                     "(load shedding; at most %u in flight, a wait of %" PRId64 " ms); retry after %u ms",
-                     c->adm.inflight, adm_expected_us(&c->adm) / 1000, c->o.max_inflight,
-                     c->o.target_latency_ms ? c->o.target_latency_ms : COORD_DEFAULT_TARGET_LATENCY_MS, retry_ms);
+            snprintf(msg, sizeof msg, "overloaded: %u searches in flight, an expected wait of %.0f ms in "
+                     "queues (load shedding: target-latency-ms %" PRId64 ", max-inflight %u); retry after %u ms",
+                     c->adm.inflight, adm_queue_us(&c->adm) / 1000,
+                     c->o.target_latency_ms ? c->o.target_latency_ms : COORD_DEFAULT_TARGET_LATENCY_MS,
+                     c->o.max_inflight, retry_ms);
             c->shed++;
             fn_mcounter_inc(c->m.shed);
             log_shed(c, req, msg, (uv_hrtime() - t0) / 1000);
@@ -3069,6 +3097,11 @@ static void handle_status(rpc_call_t *call, const ProtobufCMessage *msg, void *u
         if (b->state != BR_OPEN && b->last_err[0])
             APPEND("; last error %" PRIu64 " ms ago: %s", now - b->last_err_ms, b->last_err);
         APPEND("; calls %" PRIu64 " failed %" PRIu64 " skipped %" PRIu64, b->calls, b->failures, b->skipped);
+        APPEND("; latency ewma %.2f ms, %u in flight, %" PRIu64 " hedges", b->rs.ewma_us / 1000.0,
+               b->rs.outstanding, b->hedges);
+        if (b->lat.n >= 16)
+            APPEND("; p50 %.2f p95 %.2f p99 %.2f ms", b->lat.p50_us / 1000.0, b->lat.p95_us / 1000.0,
+                   b->lat.p99_us / 1000.0);
 #undef APPEND
         ps[i].detail = d;
         pp[i] = &ps[i];
@@ -3181,7 +3214,6 @@ static void free_coord(coord_t *c)
     free(c->backends);
     free(c->first);
     free(c->rr);
-    free(c->lat);
     coord_metrics_free(&c->m);
     free(c);
 }
@@ -3346,8 +3378,7 @@ int coord_start(uv_loop_t *loop, const coord_opts *o, coord_t **out, fn_errbuf *
     c->backends = calloc(c->nbackends, sizeof *c->backends);
     c->first = calloc(t->nshards, sizeof *c->first);
     c->rr = calloc(t->nshards, sizeof *c->rr);
-    c->lat = calloc(t->nshards, sizeof *c->lat);
-    if (!c->backends || !c->first || !c->rr || !c->lat) {
+    if (!c->backends || !c->first || !c->rr) {
         rc = fn_seterr(eb, -ENOMEM, "out of memory");
         goto fail_alloc;
     }

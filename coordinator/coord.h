@@ -67,13 +67,13 @@ typedef struct coord_opts {
     coord_prf_params prf;           /* pseudo-relevance feedback; docs 0 = off */
     struct fn_metrics *metrics;     /* the process's registry (borrowed; NULL = no metrics) */
     /* Serving under load (docs/operations.md "Replicas, hedging, load shedding"). */
-    double hedge_percentile;        /* a call still out after this percentile of its shard's
-                                     * recent latency is sent to a second replica (0 = 95, < 0 = never) */
+    double hedge_percentile;        /* a call still out after this percentile of its shard's best
+                                     * replica's recent latency is sent to a second replica (0 = 95, < 0 = never) */
     int64_t hedge_min_ms;           /* ... but never sooner than this (0 = 2) */
     double retry_budget;            /* retries + hedges per first call at most (0 = 0.1, < 0 = none) */
     uint32_t max_inflight;          /* load shedding: the adaptive limit's ceiling (0 = no shedding) */
     uint32_t min_inflight;          /* ... and its floor (0 = 64) */
-    int64_t target_latency_ms;      /* ... which holds the queue to this wait (0 = 500) */
+    int64_t target_latency_ms;      /* load shedding: the queueing allowed (0 = 250) */
     int64_t slow_query_ms;          /* log a slow-query line above this (0 = never) */
     int access_log;                 /* one JSON line per request on stderr */
 } coord_opts;

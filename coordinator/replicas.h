@@ -6,8 +6,8 @@
  *   Elasticsearch's ARS: a replica's score is its smoothed latency times a
  *   cubic penalty for the calls this coordinator has in flight there, so a
  *   slow or loaded replica loses traffic long before it times out.
- * - A latency window per shard gives the hedge delay: a call still out
- *   after the shard's recent p95 is sent to a second replica as well
+ * - A latency window per replica gives the hedge delay: a call still out
+ *   after the shard's best replica's recent p95 is sent to a second one too
  *   (Dean and Barroso, "The tail at scale"), the first answer wins.
  * - A retry budget (as Finagle's): retries and hedges together may add at
  *   most `ratio` of the first calls, plus a small floor per second, so that
@@ -35,9 +35,9 @@ double rep_score(const rep_stats *r);
  * one that was slow for a while is tried again later instead of never. */
 void rep_passed_over(rep_stats *r, double chosen_ewma_us);
 
-/* ---- per shard: recent latencies ---- */
+/* ---- recent latencies (one window per replica) ---- */
 
-#define LAT_WINDOW 256          /* calls remembered per shard */
+#define LAT_WINDOW 256          /* calls remembered */
 
 typedef struct lat_window {
     uint32_t us[LAT_WINDOW];    /* ring of call latencies, microseconds */

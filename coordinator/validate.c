@@ -13,6 +13,13 @@
 
 int coord_validate_vector(const Funnel__V1__SearchRequest *req, const coord_limits *lim, fn_errbuf *eb)
 {
+    /* the result page's fields (checked here for every request: a text-only
+     * one returns below before the vector's checks) */
+    if ((unsigned)req->safe_search > FUNNEL__V1__SAFE_SEARCH__SAFE_SEARCH_STRICT)
+        return fn_seterr(eb, FN_EINVAL, "safe_search: %d is not 0 (default), 1 (off), 2 (moderate) or 3 (strict)",
+                         (int)req->safe_search);
+    if (req->host_cap > 1000)
+        return fn_seterr(eb, FN_EINVAL, "host_cap: %u is over the limit of 1000", req->host_cap);
     if (!req->n_vector) {
         if (req->knn_k || req->ef || req->knn_exact)
             return fn_seterr(eb, FN_EINVAL, "knn_k, ef, knn_exact: need a vector");
@@ -29,11 +36,6 @@ int coord_validate_vector(const Funnel__V1__SearchRequest *req, const coord_limi
         return fn_seterr(eb, FN_EINVAL, "knn_k: %u is over max_window %u", req->knn_k, lim->max_window);
     if (req->ef > COORD_MAX_EF)
         return fn_seterr(eb, FN_EINVAL, "ef: %u is over %d", req->ef, COORD_MAX_EF);
-    if ((unsigned)req->safe_search > FUNNEL__V1__SAFE_SEARCH__SAFE_SEARCH_STRICT)
-        return fn_seterr(eb, FN_EINVAL, "safe_search: %d is not 0 (default), 1 (off), 2 (moderate) or 3 (strict)",
-                         (int)req->safe_search);
-    if (req->host_cap > 1000)
-        return fn_seterr(eb, FN_EINVAL, "host_cap: %u is over the limit of 1000", req->host_cap);
     if (req->fusion != FUNNEL__V1__FUSION__FUSION_DEFAULT && req->fusion != FUNNEL__V1__FUSION__FUSION_RRF &&
         req->fusion != FUNNEL__V1__FUSION__FUSION_WEIGHTED && req->fusion != FUNNEL__V1__FUSION__FUSION_LEARNED)
         return fn_seterr(eb, FN_EINVAL, "fusion: %d is not 0 (default: rrf), 1 (rrf), 2 (weighted) or 3 (learned)",

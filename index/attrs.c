@@ -545,7 +545,7 @@ static int compile(idx_searcher_t *s, idx_filter *f, const fn_fnode *t, uint32_t
             c.bitsok = a->vbits != NULL;
             for (uint32_t i = 0; i < k && c.bitsok; i++) c.bitsok = a->vbits[f->u32[at + i]] != NULL;
         }
-        qsort(f->u32 + at, k, sizeof *f->u32, u32_cmp);
+        if (k) qsort(f->u32 + at, k, sizeof *f->u32, u32_cmp);   /* u32 may be NULL when k is 0 (UB for qsort) */
         /* ids may repeat nothing (the parser dropped repeats; two ids are two documents) */
         c.set = (uint32_t *)(uintptr_t)at;
         c.nset = k;

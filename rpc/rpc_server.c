@@ -254,14 +254,16 @@ static void on_request(rpc_call_t *c)
                        "server's admin token (admin-token-file)", NULL);
         return;
     }
-    c->req = pb_from_byte_buffer(m->req_desc, c->req_payload);
+    char why[300];
+    c->req = pb_from_byte_buffer_checked(m->req_desc, c->req_payload, why, sizeof why);
     if (c->req_payload) {
         grpc_byte_buffer_destroy(c->req_payload);
         c->req_payload = NULL;
     }
     if (!c->req) {
         char msg[300];
-        snprintf(msg, sizeof msg, "cannot parse %s", m->req_desc->name);
+        if (why[0]) snprintf(msg, sizeof msg, "%s", why);
+        else snprintf(msg, sizeof msg, "cannot parse %s", m->req_desc->name);
         rpc_call_reply(c, GRPC_STATUS_INVALID_ARGUMENT, msg, NULL);
         return;
     }
@@ -517,22 +519,6 @@ int rpc_async_unary_in(rpc_server_t *s, grpc_channel *ch, const char *method,
                        const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
                        gpr_timespec deadline, ProtobufCAllocator *alloc, rpc_async_cb cb, void *ud)
 {
-    return rpc_async_unary_h(s, ch, method, req, resp_desc, deadline, alloc, cb, ud, NULL);
-}
-
-void rpc_async_cancel(rpc_async_t *h)
-{
-    /* Any thread may cancel; the batch still completes (CANCELLED) and cb runs. */
-    async_call *a = (async_call *)h;
-    if (a && a->call) grpc_call_cancel(a->call, NULL);
-}
-
-int rpc_async_unary_h(rpc_server_t *s, grpc_channel *ch, const char *method,
-                      const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
-                      gpr_timespec deadline, ProtobufCAllocator *alloc, rpc_async_cb cb, void *ud,
-                      rpc_async_t **handle)
-{
-    if (handle) *handle = NULL;
     if (s->bridge_closing || !ch || !method || !req || !resp_desc || !cb) return FN_ERPC;
     async_call *a = calloc(1, sizeof *a);
     if (!a) return FN_ERPC;
@@ -586,7 +572,6 @@ int rpc_async_unary_h(rpc_server_t *s, grpc_channel *ch, const char *method,
         return FN_ERPC;
     }
     s->async_inflight++;
-    if (handle) *handle = (rpc_async_t *)a;
     return 0;
 }
 

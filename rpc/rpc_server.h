@@ -101,20 +101,6 @@ int rpc_async_unary_in(rpc_server_t *s, grpc_channel *ch, const char *method,
                        const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
                        gpr_timespec deadline, ProtobufCAllocator *alloc, rpc_async_cb cb, void *ud);
 
-/* One outgoing call, from rpc_async_unary_h until its callback starts. */
-typedef struct rpc_async rpc_async_t;
-
-/* rpc_async_unary_in that also gives the call's handle (handle may be NULL).
- * The handle is valid until cb starts running, not after. */
-int rpc_async_unary_h(rpc_server_t *s, grpc_channel *ch, const char *method,
-                      const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
-                      gpr_timespec deadline, ProtobufCAllocator *alloc, rpc_async_cb cb, void *ud,
-                      rpc_async_t **handle);
-
-/* Cancel a call whose callback has not run yet (a hedge's loser): it ends
- * soon with CANCELLED and its callback still runs once. */
-void rpc_async_cancel(rpc_async_t *h);
-
 /* A channel to target with sane reconnect backoff for loopback: TLS when
  * rpc_tls_configure() set a CA (rpc_security.h), else insecure. */
 grpc_channel *rpc_channel_create(const char *target);

@@ -93,7 +93,7 @@ Test(fn_metrics, bad_names_refused)
     cr_expect_null(fn_metrics_counter(m, NULL, "x", NULL));
     cr_expect_not_null(fn_metrics_counter(m, "ns:sub_total", "colons are allowed", NULL));
     const char *labels[] = { "a", "a=1", "a=\"1", "a=\"1\",", "1a=\"x\"", "__a=\"x\"",
-                             "a=\"1\",a=\"2\"", "a=\"\\x\"", "a=\"x\ny\"", "a=\"1\" b=\"2\"", NULL };
+                             "a=\"1\",a=\"2\"", "a=\"\\x\"", "a=\"x\ny\"", "a=\"1\" b=\"2\"", "a=\"\xff\"", NULL };
     for (size_t i = 0; labels[i]; i++)
         cr_expect_null(fn_metrics_counter(m, "ok_total", "x", labels[i]), "%s", labels[i]);
     cr_expect_not_null(fn_metrics_counter(m, "ok_total", "x", "a=\"q\\\"\\\\\\n\""));
@@ -194,6 +194,8 @@ Test(fn_metrics, label_escaping)
     cr_expect_str_eq(fn_metrics_label_escape(NULL, out, sizeof out), "");
     /* Truncated, never in the middle of an escape. */
     cr_expect_str_eq(fn_metrics_label_escape("ab\"c", out, 4), "ab");
+    cr_expect_str_eq(fn_metrics_label_escape("a\xc3\xa9", out, 3), "a");   /* not half an é */
+    cr_expect_str_eq(fn_metrics_label_escape("a\xc3\xa9", out, 4), "a\xc3\xa9");
     fn_metrics *m = fn_metrics_new();
     char lab[128];
     snprintf(lab, sizeof lab, "replica=\"%s\"", fn_metrics_label_escape("h\"o\\st\n:1", out, sizeof out));

@@ -13,9 +13,12 @@ static size_t head, tail;
  * (fractions carried), and the server finishes `serve` a second in FIFO
  * order. Returns admitted and counts shed in *shed; *max_wait_us gets the
  * longest time an admitted search waited. */
+static double service_us = 1000;   /* added to every search's queueing time */
+
 static uint64_t simulate(adm_t *a, double arrive_per_s, double serve_per_s, double secs, double deadline_us,
                          uint64_t *shed, double *max_wait_us, uint64_t t0)
 {
+    if (t0 == 0) service_us = 1000;
     if (t0 == 0) head = tail = 0;   /* a new test */
     double acc = 0, served = 0;
     uint64_t adm = 0;
@@ -39,7 +42,7 @@ static uint64_t simulate(adm_t *a, double arrive_per_s, double serve_per_s, doub
         served += serve_per_s / 1000.0;
         while (served >= 1 && head < tail) {
             served -= 1;
-            double w = (double)now * 1000 - q[head++ % QMAX] + 1000;
+            double w = (double)now * 1000 - q[head++ % QMAX] + service_us;
             if (w > *max_wait_us) *max_wait_us = w;
             adm_release(a, w, now);
         }
@@ -62,19 +65,48 @@ Test(admission, below_capacity_nothing_is_shed)
 Test(admission, overload_keeps_goodput_and_deadlines)
 {
     adm_t a;
-    adm_init(&a, 64, 100000, 500, 0);
+    adm_init(&a, 64, 100000, 250, 0);
     uint64_t shed;
     double wait;
+    simulate(&a, 500, 1000, 3, 1e6, &shed, &wait, 0);     /* a quiet start: the base latency */
+    cr_assert_eq(shed, 0);
+    cr_assert_float_eq(a.base_us, 1000, 1);
     /* 2x capacity for 30 s with a 1 s deadline */
-    uint64_t got = simulate(&a, 2000, 1000, 30, 1e6, &shed, &wait, 0);
+    uint64_t got = simulate(&a, 2000, 1000, 30, 1e6, &shed, &wait, 3000);
     cr_assert_gt(shed, 25000, "shed %llu", (unsigned long long)shed);
     cr_assert_geq((double)got, 0.95 * 30 * 1000, "admitted %llu", (unsigned long long)got);
-    cr_assert_leq(wait, 1e6 * 0.55, "an admitted search waited %.0f us", wait);
+    cr_assert_leq(wait, 350000, "an admitted search waited %.0f us (target 250 ms)", wait);
+    cr_assert_float_eq(a.base_us, 1000, 1, "the base moved while shedding: %.0f", a.base_us);
     /* recovery: back below capacity, shedding stops within a second */
-    simulate(&a, 500, 1000, 1, 1e6, &shed, &wait, 30000);
+    simulate(&a, 500, 1000, 1, 1e6, &shed, &wait, 33000);
     uint64_t later;
-    simulate(&a, 500, 1000, 5, 1e6, &later, &wait, 31000);
+    simulate(&a, 500, 1000, 5, 1e6, &later, &wait, 34000);
     cr_assert_eq(later, 0, "shed %llu after recovery: rate %.0f, in flight %u, wait %.0f us", (unsigned long long)later, a.rate, a.inflight, adm_expected_us(&a));
+}
+
+Test(admission, cold_overload_keeps_deadlines)
+{
+    adm_t a;
+    adm_init(&a, 64, 100000, 250, 0);
+    uint64_t shed;
+    double wait;
+    /* no quiet second first: no base yet, only the deadline rule */
+    uint64_t got = simulate(&a, 2000, 1000, 10, 1e6, &shed, &wait, 0);
+    cr_assert_gt(shed, 5000);
+    cr_assert_geq((double)got, 0.95 * 10 * 1000);
+    cr_assert_leq(wait, 1e6, "an admitted search waited %.0f us past its 1 s deadline", wait);
+}
+
+Test(admission, slow_service_is_not_overload)
+{
+    adm_t a;
+    adm_init(&a, 64, 100000, 250, 0);
+    simulate(&a, 0, 1000, 0.001, 0, &(uint64_t){0}, &(double){0}, 0);
+    service_us = 600000;                                  /* every search takes 0.6 s (valgrind) */
+    uint64_t shed;
+    double wait;
+    simulate(&a, 50, 100, 10, 5e6, &shed, &wait, 1);
+    cr_assert_eq(shed, 0, "a slow but idle cluster shed %llu (base %.0f us)", (unsigned long long)shed, a.base_us);
 }
 
 Test(admission, short_deadlines_are_refused_when_the_wait_is_longer)
@@ -93,7 +125,7 @@ Test(admission, short_deadlines_are_refused_when_the_wait_is_longer)
 Test(admission, hard_ceiling)
 {
     adm_t a;
-    adm_init(&a, 1, 3, 500, 0);
+    adm_init(&a, 64, 3, 500, 0);   /* the ceiling wins over the reported floor */
     uint32_t r;
     cr_assert(adm_admit(&a, 0, 0, &r));
     cr_assert(adm_admit(&a, 0, 0, &r));

@@ -129,3 +129,26 @@ Test(validate, query_syntax_errors_name_the_column)
     fn_errbuf eb = {{0}};
     cr_assert_eq(coord_validate_search(&r, &wide, &k, &eb), 0, "%s", eb.msg);
 }
+
+/* The result page's and the serving fields of a text-only request (no vector):
+ * once skipped by an early return in the vector checks. */
+Test(validate, page_and_serving_fields_of_text_requests)
+{
+    uint32_t k;
+    fn_errbuf eb = {{0}};
+    Funnel__V1__SearchRequest r = FUNNEL__V1__SEARCH_REQUEST__INIT;
+    r.query = "heat";
+    r.safe_search = 9;
+    cr_assert_eq(coord_validate_search(&r, &lim, &k, &eb), FN_EINVAL);
+    cr_assert_eq(strncmp(eb.msg, "safe_search: 9", 14), 0, "%s", eb.msg);
+    r.safe_search = 3;
+    r.host_cap = 5000;
+    cr_assert_eq(coord_validate_search(&r, &lim, &k, &eb), FN_EINVAL);
+    cr_assert_eq(strncmp(eb.msg, "host_cap: 5000", 14), 0, "%s", eb.msg);
+    r.host_cap = 1000;
+    r.coverage_target = 1.5f;
+    cr_assert_eq(coord_validate_search(&r, &lim, &k, &eb), FN_EINVAL);
+    cr_assert_eq(strncmp(eb.msg, "coverage_target: 1.5", 20), 0, "%s", eb.msg);
+    r.coverage_target = 0.9f;
+    cr_assert_eq(coord_validate_search(&r, &lim, &k, &eb), 0, "%s", eb.msg);
+}

@@ -148,3 +148,18 @@ ok "promtool accepts every process's metrics; shard request counters are exact"
 "$PY" "$HERE/../ops/check_dashboard.py" --prefix funnel_shard_ --prefix process_ \
     "$HERE/../../ops/grafana/funnel.json" "$T"/shard-*.prom || fail "dashboard: shard metric names"
 ok "every funnel_shard_*/process_* name in ops/grafana/funnel.json is exported by the shards"
+
+# A damaged index (data.mdb changed under the shard) shows: damaged 1 and the
+# DATA_LOSS replies counted.
+touch -d "2020-01-01" "$I/shard-002/data.mdb"
+"$FUNNEL" search --server "$A" --json --syntax plain "heat transfer" >"$T/q.json" 2>/dev/null
+"$PY" - "$(cat "$R/shard-2.metrics")" <<'PY' || fail "damaged shard's metrics"
+import sys, urllib.request
+t = urllib.request.urlopen("http://%s/metrics" % sys.argv[1], timeout=10).read().decode()
+lines = t.splitlines()
+ok = "funnel_shard_damaged 1" in lines and any(
+    l.startswith('funnel_shard_requests_total{method="search",status="DATA_LOSS"} ') for l in lines)
+print("\n".join(l for l in lines if l.startswith(("funnel_shard_damaged", "funnel_shard_requests_total"))))
+sys.exit(0 if ok else 1)
+PY
+ok "a damaged shard reads funnel_shard_damaged 1 and counts its DATA_LOSS replies"

@@ -14,7 +14,9 @@ PROTO=$HERE/../../proto
 I=$(build_index idx 2) || exit 1
 P=$T/plain
 R=$T/run
-AP=$(cluster_up "$I" "$P") || fail "plain cluster up"
+printf 'max-message-bytes = 2048\n' >"$T/coord.conf"
+AP=$("$FUNNEL" cluster up --index "$I" --dir "$P" --coordinator-config "$T/coord.conf" 2>"$T/upp.err") \
+    || { cat "$T/upp.err"; fail "plain cluster up"; }
 A=$("$FUNNEL" cluster up --index "$I" --dir "$R" --tls 2>"$T/up.err") || { cat "$T/up.err"; fail "cluster up --tls"; }
 "$FUNNEL" cluster status --dir "$R" >"$T/status" || { cat "$T/status"; fail "status of a TLS cluster"; }
 [ "$(grep -c 'SERVING$' "$T/status")" -eq 3 ] || { cat "$T/status"; fail "3 SERVING processes expected"; }
@@ -24,6 +26,14 @@ done
 grep 'TLS on, client certificates required; admin token required' "$R/shard-0.log" >/dev/null \
     || { cat "$R/shard-0.log"; fail "shard-0 does not say it serves mTLS"; }
 ok "cluster up --tls: 3 processes SERVING over TLS, keys and token mode 600"
+
+# the request size limit (max-message-bytes) of the plain cluster's coordinator
+long=$(printf 'heat %.0s' $(seq 600))
+if "$FUNNEL" search --server "$AP" --syntax plain "$long" >/dev/null 2>"$T/big.err"; then
+    fail "a 3000-byte request passed max-message-bytes = 2048"
+fi
+grep RESOURCE_EXHAUSTED "$T/big.err" >/dev/null || { cat "$T/big.err"; fail "over max-message-bytes: want RESOURCE_EXHAUSTED"; }
+ok "max-message-bytes = 2048: a 3000-byte request gets RESOURCE_EXHAUSTED"
 
 # a plaintext client is refused
 if "$FUNNEL" search --server "$A" "heat transfer" >"$T/plain.out" 2>"$T/plain.err"; then
@@ -49,6 +59,19 @@ while IFS=$'\t' read -r qid text _; do
     [ "$(json_get "$T/t.json" 'r["coverage"]["shards_answered"]')" = 2 ] || fail "query $qid: coverage"
 done <"$DATA/cranfield/queries.tsv"
 ok "20 queries over TLS: the same hits and scores as the plaintext cluster, full coverage"
+
+# model push: the coordinator's PushModel fan-out to the shards carries the token
+head -n 60 "$DATA/cranfield/queries.tsv" >"$T/train.tsv"
+"$FUNNEL" features --server "$A" --tls-ca "$R/tls/ca.pem" --queries "$T/train.tsv" \
+    --qrels "$DATA/cranfield/qrels.trec" --stage 1 --window 50 --out "$T/s1.svm" 2>"$T/f.err" \
+    || { cat "$T/f.err"; fail "features over TLS"; }
+"$FUNNEL" train --data "$T/s1.svm" --objective logistic --out "$T/m1.model" >/dev/null 2>&1 || fail "train"
+if "$FUNNEL" model push --server "$A" --tls-ca "$R/tls/ca.pem" --stage 1 --model "$T/m1.model" \
+    >"$T/push0.out" 2>&1; then fail "model push without the token succeeded"; fi
+grep UNAUTHENTICATED "$T/push0.out" >/dev/null || { cat "$T/push0.out"; fail "push without a token: want UNAUTHENTICATED"; }
+FUNNEL_ADMIN_TOKEN_FILE=$R/admin.token "$FUNNEL" model push --server "$A" --tls-ca "$R/tls/ca.pem" \
+    --stage 1 --model "$T/m1.model" >"$T/push.out" 2>&1 || { cat "$T/push.out"; fail "model push with the token"; }
+ok "model push: UNAUTHENTICATED without the token; with it, to both shards: $(head -c 100 "$T/push.out")"
 
 # a second, unrelated CA and a certificate it signed for 127.0.0.1
 O=$T/other
