@@ -12,11 +12,15 @@ void adm_init(adm_t *a, double min_limit, double max_limit, double target_ms, ui
     a->target_us = target_ms > 0 ? target_ms * 1000 : 250000;
     a->limit = a->min_limit;
     a->win_start_ms = a->base_start_ms = now_ms;
+    a->measured = 1;
 }
 
 double adm_expected_us(const adm_t *a)
 {
-    double q = a->rate > 0 ? (double)a->inflight / a->rate * 1e6 : 0;
+    /* Little's law sees a queue grow before its searches finish - but with a
+     * shard stalled, in flight / rate is that shard's deadline, not a queue:
+     * only while nearly every search is answered by every shard */
+    double q = a->rate > 0 && a->measured > 0.9 ? (double)a->inflight / a->rate * 1e6 : 0;
     return q > a->lat_us ? q : a->lat_us;
 }
 
@@ -33,9 +37,10 @@ int adm_admit(adm_t *a, int64_t left_us, uint64_t now_ms, uint32_t *retry_ms)
         a->win_done = 0;
     }
     double exp_us = adm_expected_us(a);
+    int busy = (double)a->inflight >= a->min_limit;
     if ((double)a->inflight + 1 > a->max_limit ||
-        (a->inflight >= 2 && a->base_us > 0 && adm_queue_us(a) > a->target_us) ||
-        (left_us > 0 && a->inflight >= 2 && exp_us > 0.9 * (double)left_us)) {
+        (busy && a->base_us > 0 && adm_queue_us(a) > a->target_us) ||
+        (busy && left_us > 0 && exp_us > 0.9 * (double)left_us)) {
         /* a slot frees in about 1/rate; the queue drains in its queueing time */
         double r = a->rate > 0 ? 1000.0 / a->rate * 2 : 10;
         double qms = adm_queue_us(a) / 1000;
@@ -50,10 +55,13 @@ int adm_admit(adm_t *a, int64_t left_us, uint64_t now_ms, uint32_t *retry_ms)
     return 1;
 }
 
-void adm_release(adm_t *a, double latency_us, uint64_t now_ms)
+void adm_release(adm_t *a, double latency_us, int measured, uint64_t now_ms)
 {
     if (a->inflight) a->inflight--;
     if (latency_us < 1) latency_us = 1;
+    a->win_done++;
+    a->measured += 0.05 * ((measured ? 1.0 : 0.0) - a->measured);
+    if (!measured) goto rate;
     a->lat_us = a->lat_us > 0 ? a->lat_us + 0.1 * (latency_us - a->lat_us) : latency_us;
     if (a->win_min_us == 0 || latency_us < a->win_min_us) a->win_min_us = latency_us;
     /* the base: the least latency of the last quiet second */
@@ -64,7 +72,7 @@ void adm_release(adm_t *a, double latency_us, uint64_t now_ms)
         a->base_shed = 0;
         a->win_min_us = 0;
     }
-    a->win_done++;
+rate:;
     uint64_t el = now_ms - a->win_start_ms;
     if (el < ADM_WINDOW_MS) return;
     double r = (double)a->win_done * 1000.0 / (double)el;
@@ -80,5 +88,5 @@ void adm_release(adm_t *a, double latency_us, uint64_t now_ms)
 
 int adm_pressure(const adm_t *a)
 {
-    return a->inflight >= 2 && a->base_us > 0 && adm_queue_us(a) > a->target_us / 2;
+    return (double)a->inflight >= a->min_limit && a->base_us > 0 && adm_queue_us(a) > a->target_us / 2;
 }

@@ -7,23 +7,26 @@
  * long, so the admitted ones keep their latency and goodput stays at
  * capacity.
  *
- * The time a search should expect is the larger of what recent searches
- * took (FIFO: the queue's depth in time when they entered, CoDel's sojourn
- * time) and the searches in flight over the completion rate (Little's law:
- * it sees a queue grow before its searches finish). Its queueing part is
- * that less the base latency: the least a search took in the last quiet
- * second (a second in which nothing was shed; frozen while shedding, or a
- * standing queue would become the new base). A search is refused when
- *   - the queueing part is over the target (target-latency-ms), with at
- *     least 2 in flight: a slow corpus or a slow machine (valgrind) is not
- *     an overload, a queue is;
- *   - or the expected time is over 90% of its own deadline: it would miss
- *     it anyway;
- *   - or max-inflight are in flight: memory is bounded whatever the
- *     estimates say.
+ * The time a search should expect is what recent searches took (an EWMA;
+ * with FIFO queues, the queue's depth in time when they entered: CoDel's
+ * sojourn time), or the searches in flight over the completion rate if
+ * that is more (Little's law: it sees a queue grow before its searches
+ * finish). Only searches every shard answered count, and Little's term only
+ * while nearly all do: a search that waited for a stalled or dead shard
+ * until its deadline says nothing about queues, and a slow shard must
+ * degrade answers (partial), never turn them into refusals. Its queueing part is that less the base latency: the
+ * least a search took in the last quiet second (one in which nothing was
+ * shed; frozen while shedding, or a standing queue would become the new
+ * base). With at least min-inflight searches in flight (fewer is no
+ * overload, whatever the latency: a closed-loop client of a slow cluster)
+ * a search is refused when
+ *   - the queueing part is over the target (target-latency-ms): a slow
+ *     corpus or a slow machine (valgrind) is not an overload, a queue is;
+ *   - or the expected time is over 90% of its own deadline;
+ * and whatever the estimates, when max-inflight are in flight (memory).
  * A stall shorter than the target (a replica killed, a busy machine) does
- * not shed. The completion rate is measured over busy time only, or an idle
- * minute would make the next burst look hopeless. Loop thread only; no I/O.
+ * not shed. The completion rate (over busy time only) x (target + base)
+ * is reported as `limit` (metrics). Loop thread only; no I/O.
  */
 #ifndef FUNNEL_COORD_ADMISSION_H
 #define FUNNEL_COORD_ADMISSION_H
@@ -39,7 +42,8 @@ typedef struct adm_t {
     double target_us;           /* the queueing allowed */
     uint32_t inflight;
     double rate;                /* completions a second (EWMA over windows) */
-    double lat_us;              /* latency EWMA of recent searches */
+    double lat_us;              /* latency EWMA of recent searches every shard answered */
+    double measured;            /* share of recent searches every shard answered (EWMA) */
     double base_us;             /* the base latency (0: none yet) */
     double win_min_us;          /* least latency in the current base window */
     uint64_t win_start_ms, win_done;
@@ -47,8 +51,9 @@ typedef struct adm_t {
     uint64_t admitted, shed;
 } adm_t;
 
-/* min_limit: the reported limit's floor; max_limit: the hard ceiling on
- * searches in flight; target_ms: the queueing allowed (0 = 250). */
+/* min_limit: fewer in flight never sheds on latency (and the reported
+ * limit's floor); max_limit: the hard ceiling on searches in flight;
+ * target_ms: the queueing allowed (0 = 250). */
 void adm_init(adm_t *a, double min_limit, double max_limit, double target_ms, uint64_t now_ms);
 
 /* 1: admitted (call adm_release when it ends). 0: shed; *retry_ms gets a
@@ -56,14 +61,16 @@ void adm_init(adm_t *a, double min_limit, double max_limit, double target_ms, ui
  * unknown). */
 int adm_admit(adm_t *a, int64_t left_us, uint64_t now_ms, uint32_t *retry_ms);
 
-/* An admitted search ended after latency_us. */
-void adm_release(adm_t *a, double latency_us, uint64_t now_ms);
+/* An admitted search ended after latency_us; measured: every shard
+ * answered it (only those inform the latency estimates). */
+void adm_release(adm_t *a, double latency_us, int measured, uint64_t now_ms);
 
 /* The time a search admitted now should expect, and its queueing part (us). */
 double adm_expected_us(const adm_t *a);
 double adm_queue_us(const adm_t *a);
 
-/* Under pressure (the queueing part is over half the target): windows should shrink. */
+/* Under pressure (min-inflight in flight, the queueing part over half the
+ * target): windows should shrink. */
 int adm_pressure(const adm_t *a);
 
 #endif

@@ -2090,7 +2090,8 @@ static void search_end(search *s, grpc_status_code code, const char *details,
     coord_t *c = s->c;
     uint64_t us = (uv_hrtime() - s->t0_ns) / 1000;
     if (s->admitted) {
-        adm_release(&c->adm, (double)us, uv_now(c->loop));
+        /* a search that waited for a failed shard says nothing about queues */
+        adm_release(&c->adm, (double)us, code == GRPC_STATUS_OK && resp && !resp->partial, uv_now(c->loop));
         s->admitted = 0;
     }
     coord_metrics_request(c, 0, code, us);
@@ -2330,7 +2331,7 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     uint32_t n = c->o.topo->nshards;
     search *s = calloc(1, sizeof *s + n * sizeof s->slots[0]);
     if (!s) {
-        if (c->o.max_inflight) adm_release(&c->adm, 0, uv_now(c->loop));
+        if (c->o.max_inflight) adm_release(&c->adm, 0, 0, uv_now(c->loop));
         reply(c, call, GRPC_STATUS_RESOURCE_EXHAUSTED, "coordinator out of memory", NULL);
         return;
     }

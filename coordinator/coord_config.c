@@ -330,7 +330,7 @@ const char *coord_config_usage(void)
 "                         that would wait in queues longer than target-latency-ms, or\n"
 "                         could not make 90% of its deadline, gets RESOURCE_EXHAUSTED\n"
 "                         at once with a retry hint (default 512; 0 = never shed)\n"
-"  --min-inflight N       the floor of the reported limit (metrics; default 64)\n"
+"  --min-inflight N       fewer searches in flight are never shed on latency (default 64)\n"
 "  --target-latency-ms N  the queueing allowed: the expected time less the least a\n"
 "                         search took in the last quiet second (default 250)\n"
 "  --slow-query-ms N      a slow-query log line for searches slower than this (default 1000; 0 = never)\n"

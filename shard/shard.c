@@ -94,6 +94,7 @@ typedef struct search_job {
     uint64_t t0;                  /* arrival (uv_hrtime), for the metrics */
     int queued;                   /* counted in queue_depth */
     gpr_timespec deadline;        /* monotonic */
+    const char *rid;              /* the coordinator's request id (the request's; "" = none) */
     char *query;
     char *user_terms;
     uint32_t k, selection_k;
@@ -698,6 +699,57 @@ static void job_free(search_job *j)
     if (big) fn_mem_release();
 }
 
+/* What a search leaves in the log, each line naming the coordinator's
+ * request id (trace context): with log-requests a JSON line per search;
+ * a WARN for one slower than slow-search-ms; a WARN for a failure other than
+ * a refused request, at most one a second (a shard dropping late work under
+ * overload would flood its log) with the count of those not logged. */
+static void log_search(shard_t *s, const search_job *j)
+{
+    uint64_t us = (uv_hrtime() - j->t0) / 1000;
+    if (s->cfg.log_requests) {
+        char q[160];
+        size_t n = 0;
+        for (const char *p = j->query ? j->query : ""; *p && n + 7 < sizeof q; p++) {
+            unsigned char ch = (unsigned char)*p;
+            if (ch == '"' || ch == '\\') q[n++] = '\\', q[n++] = (char)ch;
+            else if (ch < 0x20) n += (size_t)snprintf(q + n, sizeof q - n, "\\u%04x", ch);
+            else q[n++] = (char)ch;
+        }
+        q[n] = '\0';
+        char rid[300];
+        size_t m = 0;
+        for (const char *p = j->rid; *p && m + 3 < sizeof rid; p++) {
+            if (*p == '"' || *p == '\\') rid[m++] = '\\';
+            rid[m++] = (unsigned char)*p < 0x20 ? '?' : *p;
+        }
+        rid[m] = '\0';
+        /* the query is cut at a byte, perhaps inside a UTF-8 sequence: a log line, not data */
+        fprintf(stderr, "{\"type\":\"shard_search\",\"pid\":%d,\"request_id\":\"%s\",\"status\":\"%s\","
+                "\"k\":%u,\"hits\":%zu,\"matches\":%llu,\"us\":%llu,\"query\":\"%s\"}\n",
+                (int)getpid(), rid, rpc_status_name(j->code), j->k,
+                j->code == GRPC_STATUS_OK ? j->resp.n_hits : 0,
+                (unsigned long long)(j->code == GRPC_STATUS_OK ? j->resp.matches : 0), (unsigned long long)us, q);
+    }
+    if (j->code == GRPC_STATUS_OK) {
+        if (s->cfg.slow_search_ms && us >= (uint64_t)s->cfg.slow_search_ms * 1000)
+            FN_WARN("slow search (request %s): %.1f ms, k %u, %zu hits: '%.80s'", j->rid, us / 1000.0, j->k,
+                    j->resp.n_hits, j->query ? j->query : "");
+        return;
+    }
+    if (j->code == GRPC_STATUS_INVALID_ARGUMENT) return;
+    static uint64_t last_ms, quiet;
+    uint64_t now = uv_now(s->loop);
+    if (last_ms && now - last_ms < 1000) {
+        quiet++;
+        return;
+    }
+    FN_WARN("search failed (request %s): %s: %s%s", j->rid, rpc_status_name(j->code), j->msg,
+            quiet ? " (and more not logged in the last second)" : "");
+    last_ms = now;
+    quiet = 0;
+}
+
 static void search_done(uv_work_t *w, int status)   /* loop thread */
 {
     search_job *j = w->data;
@@ -708,14 +760,11 @@ static void search_done(uv_work_t *w, int status)   /* loop thread */
     }
     if (j->queued) fn_mgauge_add(s->m.queue_depth, -1);
     if (j->damaged) mark_broken(s, j->msg);
+    log_search(s, j);
     if (j->code != GRPC_STATUS_OK) {
         s->errors++;
-        FN_DEBUG("search '%s' k=%u: %s", j->query, j->k, j->msg);
         reply_job(s, SM_SEARCH, j->t0, j->call, j->code, j->msg, NULL);
     } else {
-        FN_DEBUG("search '%s' k=%u: %zu hits, %llu matches, %llu us", j->query, j->k,
-                 j->resp.n_hits, (unsigned long long)j->resp.matches,
-                 (unsigned long long)j->resp.time_us);
         reply_job(s, SM_SEARCH, j->t0, j->call, GRPC_STATUS_OK, NULL, &j->resp.base);
     }
     job_free(j);
@@ -830,6 +879,7 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
     j->call = call;
     j->t0 = s->cur_t0;
     j->deadline = rpc_call_deadline(call);
+    j->rid = req->request_id ? req->request_id : "";
     j->query = q;
     j->user_terms = ut;
     j->k = req->k;

@@ -22,6 +22,7 @@ void shard_config_defaults(shard_config *c)
     c->max_explain_hits = SHARD_DEFAULT_MAX_EXPLAIN_HITS;
     c->max_reply_bytes = SHARD_DEFAULT_MAX_REPLY_BYTES;
     c->inline_max_k = SHARD_DEFAULT_INLINE_MAX_K;
+    c->slow_search_ms = SHARD_DEFAULT_SLOW_SEARCH_MS;
     c->tls_require_client_cert = -1;
     c->max_message_bytes = SHARD_DEFAULT_MAX_MESSAGE_BYTES;
     c->log_level = FN_LOG_INFO;
@@ -68,6 +69,8 @@ int shard_config_set(shard_config *c, const char *key, const char *v, fn_errbuf 
         { "max-query-terms", 1, 100000, offsetof(shard_config, max_query_terms) },
         { "max-explain-hits", 1, 1000000, offsetof(shard_config, max_explain_hits) },
         { "inline-max-k", 0, 1000000, offsetof(shard_config, inline_max_k) },
+        { "slow-search-ms", 0, 3600000, offsetof(shard_config, slow_search_ms) },
+        { "log-requests", 0, 1, offsetof(shard_config, log_requests) },
     };
     for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++) {
         if (!fn_config_key_is(key, caps[i].key)) continue;
@@ -195,6 +198,9 @@ const char *shard_config_usage(void)
            "  --max-reply-bytes N  larger replies are refused with RESOURCE_EXHAUSTED (default 32 MiB)\n"
            "  --inline-max-k N   a search selecting at most N (no features, explain or feedback) runs\n"
            "                     on the loop thread, without the hand-offs to a worker (default 100; 0 = never)\n"
+           "  --slow-search-ms N a WARN line naming the coordinator's request id for a search slower\n"
+           "                     than this (default 1000; 0 = never)\n"
+           "  --log-requests 0|1 a JSON line per search: request id, k, hits, status, time (default 0)\n"
            "  --verify-on-open M   full: hash all of data.mdb before serving (default); quick: skip it\n"
            "  --stage1-model FILE  the stage-1 model (rank/ model file over cheap features; default none)\n"
            "  --selection.w_popularity W, --selection.w_freshness W, --selection.half_life_days D,\n"

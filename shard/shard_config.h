@@ -17,6 +17,7 @@ struct fn_metrics;
 #define SHARD_DEFAULT_MAX_EXPLAIN_HITS 100
 #define SHARD_DEFAULT_MAX_REPLY_BYTES  (32u << 20)
 #define SHARD_DEFAULT_INLINE_MAX_K     100
+#define SHARD_DEFAULT_SLOW_SEARCH_MS   1000
 #define SHARD_DEFAULT_MAX_MESSAGE_BYTES (4u << 20)
 
 typedef struct shard_config {
@@ -35,6 +36,8 @@ typedef struct shard_config {
     uint64_t max_reply_bytes;   /* --max-reply-bytes: larger replies are refused */
     uint32_t inline_max_k;      /* --inline-max-k: a search selecting at most this many, without
                                  * features, explain or feedback, runs on the loop thread (0: none) */
+    uint32_t slow_search_ms;    /* --slow-search-ms: a WARN line (with the request id) above this (0 = never) */
+    uint32_t log_requests;      /* --log-requests 0|1: a JSON line per search (request id, k, hits, time) */
     int verify_quick;           /* --verify-on-open quick: skip the whole-file hash */
     int log_level;              /* enum fn_log_level */
     idx_bm25_params bm25;       /* bm25.k1, bm25.b_title, ... */

@@ -44,7 +44,7 @@ static uint64_t simulate(adm_t *a, double arrive_per_s, double serve_per_s, doub
             served -= 1;
             double w = (double)now * 1000 - q[head++ % QMAX] + service_us;
             if (w > *max_wait_us) *max_wait_us = w;
-            adm_release(a, w, now);
+            adm_release(a, w, 1, now);
         }
         if (head == tail) served = 0;   /* an idle server banks no capacity */
     }
@@ -131,6 +131,26 @@ Test(admission, hard_ceiling)
     cr_assert(adm_admit(&a, 0, 0, &r));
     cr_assert(adm_admit(&a, 0, 0, &r));
     cr_assert_not(adm_admit(&a, 0, 0, &r));
-    adm_release(&a, 1000, 1);
+    adm_release(&a, 1000, 1, 1);
     cr_assert(adm_admit(&a, 0, 1, &r));
+}
+
+/* A stalled shard: every search waits for its deadline and comes back
+ * partial. Slow, many in flight - but no queue: nothing may be shed. */
+Test(admission, stalled_shard_is_not_overload)
+{
+    adm_t a;
+    adm_init(&a, 64, 512, 250, 0);
+    uint64_t shed;
+    double wait;
+    simulate(&a, 500, 1000, 2, 1e6, &shed, &wait, 0);     /* a quiet start */
+    uint32_t r;
+    uint64_t now = 2000;
+    for (int i = 0; i < 300; i++) cr_assert(adm_admit(&a, 1000000, now, &r));   /* 300 in flight */
+    for (int t = 0; t < 3000; t++) {                      /* 3 s: each ends partial after 900 ms */
+        now++;
+        adm_release(&a, 900000, 0, now);
+        cr_assert(adm_admit(&a, 1000000, now, &r), "shed with a stalled shard at %d ms: in flight %u, "
+                  "expected %.0f us", t, a.inflight, adm_expected_us(&a));
+    }
 }
