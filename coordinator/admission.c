@@ -9,7 +9,7 @@ void adm_init(adm_t *a, double min_limit, double max_limit, double target_ms, ui
     memset(a, 0, sizeof *a);
     a->max_limit = max_limit < 1 ? 1 : max_limit;
     a->min_limit = min_limit < 1 ? 1 : min_limit > a->max_limit ? a->max_limit : min_limit;
-    a->target_us = target_ms > 0 ? target_ms * 1000 : 250000;
+    a->target_us = target_ms > 0 ? target_ms * 1000 : 100000;
     a->limit = a->min_limit;
     a->win_start_ms = a->base_start_ms = now_ms;
     a->measured = 1;

@@ -53,7 +53,7 @@ typedef struct adm_t {
 
 /* min_limit: fewer in flight never sheds on latency (and the reported
  * limit's floor); max_limit: the hard ceiling on searches in flight;
- * target_ms: the queueing allowed (0 = 250). */
+ * target_ms: the queueing allowed (0 = 100). */
 void adm_init(adm_t *a, double min_limit, double max_limit, double target_ms, uint64_t now_ms);
 
 /* 1: admitted (call adm_release when it ends). 0: shed; *retry_ms gets a

@@ -332,7 +332,7 @@ const char *coord_config_usage(void)
 "                         at once with a retry hint (default 512; 0 = never shed)\n"
 "  --min-inflight N       fewer searches in flight are never shed on latency (default 64)\n"
 "  --target-latency-ms N  the queueing allowed: the expected time less the least a\n"
-"                         search took in the last quiet second (default 250)\n"
+"                         search took in the last quiet second (default 100)\n"
 "  --slow-query-ms N      a slow-query log line for searches slower than this (default 1000; 0 = never)\n"
 "  --access-log 0|1       a JSON access-log line per request on stderr (default 1)\n"
 "  --tls-cert PEM, --tls-key PEM  serve TLS, and present this certificate to shards (mTLS)\n"
