@@ -2530,6 +2530,14 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     fan_out(s, shard_us, left_us);
 }
 
+/* A Get's reply, counted in the metrics (method "get"). */
+static void reply_get(coord_t *c, rpc_call_t *call, uint64_t t0, grpc_status_code code, const char *details,
+                      const ProtobufCMessage *resp)
+{
+    coord_metrics_request(c, 1, code, (uv_hrtime() - t0) / 1000);
+    reply(c, call, code, details, resp);
+}
+
 /* ---- Search/Get: documents by external id ------------------------------------ */
 
 typedef struct get_req get_req;
@@ -2549,6 +2557,7 @@ typedef struct get_leg {
 struct get_req {
     coord_t *c;
     rpc_call_t *call;
+    uint64_t t0;                 /* arrival (uv_hrtime), for the metrics */
     const Funnel__V1__GetRequest *req;
     gpr_timespec deadline;
     int64_t shard_ms;
@@ -2640,7 +2649,7 @@ static void get_finish(get_req *g)
         }
     }
     if (refused) {   /* the request is the problem: no shard would answer differently */
-        reply(c, g->call, refused->code, refused->msg, NULL);
+        reply_get(c, g->call, g->t0, refused->code, refused->msg, NULL);
         get_free(g);
         return;
     }
@@ -2648,7 +2657,7 @@ static void get_finish(get_req *g)
         char msg[400];
         snprintf(msg, sizeof msg, "no shard answered (%zu asked); shard %u: %s", nlegs, failed->shard,
                  failed->msg);
-        reply(c, g->call, GRPC_STATUS_UNAVAILABLE, msg, NULL);
+        reply_get(c, g->call, g->t0, GRPC_STATUS_UNAVAILABLE, msg, NULL);
         get_free(g);
         return;
     }
@@ -2658,7 +2667,7 @@ static void get_finish(get_req *g)
     resp.failed_shards = ar_alloc(a, (nfailed ? nfailed : 1) * sizeof *resp.failed_shards);
     size_t *next = ar_alloc(a, nsh * sizeof *next);
     if (a->oom) {
-        reply(c, g->call, GRPC_STATUS_RESOURCE_EXHAUSTED, "coordinator out of memory", NULL);
+        reply_get(c, g->call, g->t0, GRPC_STATUS_RESOURCE_EXHAUSTED, "coordinator out of memory", NULL);
         get_free(g);
         return;
     }
@@ -2685,9 +2694,9 @@ static void get_finish(get_req *g)
         char msg[256];
         snprintf(msg, sizeof msg, "reply: %zu bytes, over the limit of %" PRIu64
                  " bytes (max-reply-bytes): ask for fewer ids or fields", bytes, c->o.limits.max_reply_bytes);
-        reply(c, g->call, GRPC_STATUS_RESOURCE_EXHAUSTED, msg, NULL);
+        reply_get(c, g->call, g->t0, GRPC_STATUS_RESOURCE_EXHAUSTED, msg, NULL);
     } else {
-        reply(c, g->call, GRPC_STATUS_OK, NULL, &resp.base);
+        reply_get(c, g->call, g->t0, GRPC_STATUS_OK, NULL, &resp.base);
     }
     get_free(g);
 }
@@ -2696,23 +2705,25 @@ static void handle_get(rpc_call_t *call, const ProtobufCMessage *msg, void *ud)
 {
     coord_t *c = ud;
     const Funnel__V1__GetRequest *req = (const Funnel__V1__GetRequest *)msg;
+    uint64_t t0 = uv_hrtime();
     c->requests++;
     if (c->stopping) {
-        reply(c, call, GRPC_STATUS_UNAVAILABLE, "coordinator is shutting down", NULL);
+        reply_get(c, call, t0, GRPC_STATUS_UNAVAILABLE, "coordinator is shutting down", NULL);
         return;
     }
     fn_errbuf eb = {{0}};
     if (coord_validate_get(req, &eb) != 0) {
-        reply(c, call, GRPC_STATUS_INVALID_ARGUMENT, eb.msg, NULL);
+        reply_get(c, call, t0, GRPC_STATUS_INVALID_ARGUMENT, eb.msg, NULL);
         return;
     }
     uint32_t nsh = c->o.topo->nshards;
     get_req *g = calloc(1, sizeof *g);
     if (!g) {
-        reply(c, call, GRPC_STATUS_RESOURCE_EXHAUSTED, "coordinator out of memory", NULL);
+        reply_get(c, call, t0, GRPC_STATUS_RESOURCE_EXHAUSTED, "coordinator out of memory", NULL);
         return;
     }
     g->c = c;
+    g->t0 = t0;
     g->call = call;
     g->req = req;
     fn_arena_init(&g->mem);
@@ -2752,7 +2763,7 @@ static void handle_get(rpc_call_t *call, const ProtobufCMessage *msg, void *ud)
     if (a->oom) {
         fn_arena_free(&g->mem);
         free(g);
-        reply(c, call, GRPC_STATUS_RESOURCE_EXHAUSTED, "coordinator out of memory", NULL);
+        reply_get(c, call, t0, GRPC_STATUS_RESOURCE_EXHAUSTED, "coordinator out of memory", NULL);
         return;
     }
     /* the client's deadline less our budget, as a search's */

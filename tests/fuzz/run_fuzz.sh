@@ -10,6 +10,7 @@
 #   coordconfig  the coordinator's config file, blend rules included
 #                (coordinator/coord_config.c, blend.c)
 #   rankmodel    the ranking model text format (rank/model.c)
+#   analyzer     the text analyzer: folding, tokens, stopwords, stemming (index/analyzer.c)
 # Builds tests/fuzz/fuzz_HARNESS.c with the sources it needs (listed below)
 # and the common files under clang -fsanitize=fuzzer,address,undefined,
 # and runs it for SECONDS on a copy of tests/fuzz/corpus/HARNESS (the seeds
@@ -22,7 +23,7 @@
 # Work files go to a temporary directory, removed unless something crashed.
 # FUZZ_CFLAGS adds compiler flags (e.g. -DFUZZ_RANKMODEL_MAX_FEATURES=0).
 set -u
-usage="usage: run_fuzz.sh SRC_DIR SECONDS [qparse|fparse|searchreq|topology|coordconfig|rankmodel]"
+usage="usage: run_fuzz.sh SRC_DIR SECONDS [qparse|fparse|searchreq|topology|coordconfig|rankmodel|analyzer]"
 src=${1:?$usage}
 secs=${2:?$usage}
 name=${3:-qparse}
@@ -40,6 +41,7 @@ case "$name" in
     coordconfig) proto=1   # coord_config.h includes funnel.pb-c.h (validate.h, prf.h)
         parser=(coordinator/coord_config.c coordinator/blend.c common/fn_config.c common/fn_log.c) ;;
     rankmodel) parser=(rank/model.c rank/score.c) ;;
+    analyzer) parser=(index/analyzer.c index/stopwords.c common/fn_query.c) ;;
     *) echo "run_fuzz.sh: unknown harness $name"; echo "$usage"; exit 1 ;;
 esac
 src=$(cd "$src" && pwd)
@@ -82,7 +84,7 @@ flags=(-std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1
 extra=(${FUZZ_CFLAGS:-})
 if ! "$cc" "${flags[@]}" "${extra[@]}" -o "$work/fuzz_$name" "$src/tests/fuzz/fuzz_$name.c" \
         "${parser[@]/#/$src/}" "${gen[@]}" "$src/common/fn_arena.c" "$src/common/fn_error.c" \
-        -lprotobuf-c -ljansson -lxxhash -lutf8proc -llmdb -lpthread -lm; then
+        -lprotobuf-c -ljansson -lxxhash -lutf8proc -lstemmer -llmdb -lpthread -lm; then
     echo "run_fuzz.sh: build failed"
     exit 1
 fi
