@@ -77,10 +77,14 @@ Test(admission, overload_keeps_goodput_and_deadlines)
     cr_assert_geq((double)got, 0.95 * 30 * 1000, "admitted %llu", (unsigned long long)got);
     cr_assert_leq(wait, 350000, "an admitted search waited %.0f us (target 250 ms)", wait);
     cr_assert_float_eq(a.base_us, 1000, 1, "the base moved while shedding: %.0f", a.base_us);
+    /* a queue near the target: the windows shrink (adm_pressure) */
+    cr_assert(adm_pressure(&a), "no pressure at the end of an overload: in flight %u, queue %.0f us",
+              a.inflight, adm_queue_us(&a));
     /* recovery: back below capacity, shedding stops within a second */
     simulate(&a, 500, 1000, 1, 1e6, &shed, &wait, 33000);
     uint64_t later;
     simulate(&a, 500, 1000, 5, 1e6, &later, &wait, 34000);
+    cr_assert_not(adm_pressure(&a));
     cr_assert_eq(later, 0, "shed %llu after recovery: rate %.0f, in flight %u, wait %.0f us", (unsigned long long)later, a.rate, a.inflight, adm_expected_us(&a));
 }
 
