@@ -26,7 +26,7 @@
 #include "rpc_client.h"
 
 #define BENCH_MAX_CONCURRENCY 1024
-#define BENCH_MAX_POOL 1024         /* open loop: sender threads at most (an overload must reach the server, not queue here) */
+#define BENCH_MAX_POOL 256          /* open loop: sender threads at most */
 #define BENCH_MAX_RATE 100000.0
 #define BENCH_MAX_SECONDS 86400.0
 #define BENCH_MAX_DEADLINE_MS 600000u
@@ -372,7 +372,7 @@ static int bench_run_all(const bench_args *a)
     }
     pthread_attr_t attr;
     pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, 256u << 10);   /* a sender needs little: 1024 of them stay small */
+    pthread_attr_setstacksize(&attr, 1u << 20);
     /* a little ahead, so that the threads are up when the first slot is due */
     r.t_start = now_ns() + 20000000LL;
     r.t_measure = r.t_start + (int64_t)llround(a->warmup * 1e9);
