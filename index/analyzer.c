@@ -329,8 +329,9 @@ static int map_segment(idx_analyzer_t *a, const unsigned char *s, size_t n, size
             } else {
                 int rc = fold_chunk(a, s + i, j - i, &f);
                 if (rc) return rc;
+                /* f == 0 (a chunk folding to nothing) may leave cbuf NULL: no memcmp */
                 if (f < 0 || p + (size_t)f > m ||
-                    memcmp(a->cbuf, u + p, (size_t)f * sizeof *u) != 0) continue;
+                    (f > 0 && memcmp(a->cbuf, u + p, (size_t)f * sizeof *u) != 0)) continue;
             }
             for (size_t q = p; q < p + (size_t)f; q++) { a->ms[q] = i; a->me[q] = j; }
             /* A chunk folding to nothing (a combining mark, an ignorable)
