@@ -15,7 +15,7 @@ over the 4 MiB receive limit. A few valid requests with unknown fields are
 sent as controls (proto3: unknown fields are ignored -> OK).
 
 Exit 0 when every hostile call got INVALID_ARGUMENT or RESOURCE_EXHAUSTED,
-both processes live, and RSS after the storm <= RSS after the warm-up x 1.10
+both processes live, and RSS after a second storm <= RSS after the first x 1.10
 + 8 MiB; otherwise 1, printing each offending method, status and payload (hex).
 """
 import argparse
@@ -599,15 +599,24 @@ def main():
             for fn in kinds_all + [gen.big, gen.big, gen.huge_repeated]:
                 one(name, m, fn)
     batch(a.warmup)
-    base = {name: rss_mib(pid) for name, pid, _ in servers}
-    batch(a.n)
-    # and a concurrent burst: 8 clients at once on each server
-    with concurrent.futures.ThreadPoolExecutor(8) as ex:
-        futs = [ex.submit(one, name, methods[i % len(methods)])
-                for name, pid, methods in servers for i in range(100)]
-        for f in futs:
-            f.result()
-    time.sleep(0.5)
+
+    def storm(n):
+        batch(n)
+        # and a concurrent burst: 8 clients at once on each server
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+            futs = [ex.submit(one, name, methods[i % len(methods)])
+                    for name, pid, methods in servers for i in range(100)]
+            for f in futs:
+                f.result()
+        time.sleep(0.5)
+
+    # Two storms; the second is judged against the first: the first brings
+    # the allocators' per-thread arenas to their high-water mark (the burst's
+    # 8 clients at once land on threads the warm-up never used), a leak grows
+    # again in the second.
+    storm(a.n // 2)
+    base = {name: rss_mib(pid) if alive(pid) else 0 for name, pid, _ in servers}
+    storm(a.n - a.n // 2)
     after = {name: rss_mib(pid) if alive(pid) else 0 for name, pid, _ in servers}
     dt = time.time() - t0
 
@@ -636,7 +645,7 @@ def main():
             continue
         lim = base[name] * 1.10 + 8
         verdict = "ok" if after[name] <= lim else "not judged" if a.rss_report_only else "FAIL"
-        print("%s: %s RSS after warm-up %.1f MiB, after the storm %.1f MiB (limit %.1f MiB)"
+        print("%s: %s RSS after the first storm %.1f MiB, after the second %.1f MiB (limit %.1f MiB)"
               % (verdict, name, base[name], after[name], lim))
         if verdict == "FAIL":
             rc = 1
