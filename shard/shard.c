@@ -26,6 +26,7 @@
 #include "stage1.h"
 #include "stored.h"
 #include "rpc_client.h"   /* method paths */
+#include <jansson.h>
 #include "rpc_server.h"
 
 /* The methods the request metrics are kept by (sm_names: their label). */
@@ -708,28 +709,23 @@ static void log_search(shard_t *s, const search_job *j)
 {
     uint64_t us = (uv_hrtime() - j->t0) / 1000;
     if (s->cfg.log_requests) {
-        char q[160];
-        size_t n = 0;
-        for (const char *p = j->query ? j->query : ""; *p && n + 7 < sizeof q; p++) {
-            unsigned char ch = (unsigned char)*p;
-            if (ch == '"' || ch == '\\') q[n++] = '\\', q[n++] = (char)ch;
-            else if (ch < 0x20) n += (size_t)snprintf(q + n, sizeof q - n, "\\u%04x", ch);
-            else q[n++] = (char)ch;
+        /* jansson escapes (as the coordinator's JSON lines); the strings were
+         * checked as UTF-8 when the request was unpacked (rpc/pbbuf.c) */
+        json_t *o = json_pack("{s:s, s:i, s:s, s:s, s:i, s:I, s:I, s:I, s:s}", "type", "shard_search",
+                              "pid", (int)getpid(), "request_id", j->rid, "status", rpc_status_name(j->code),
+                              "k", (int)j->k,
+                              "hits", (json_int_t)(j->code == GRPC_STATUS_OK ? j->resp.n_hits : 0),
+                              "matches", (json_int_t)(j->code == GRPC_STATUS_OK ? j->resp.matches : 0),
+                              "us", (json_int_t)us, "query", j->query ? j->query : "");
+        char *line = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII) : NULL;
+        json_decref(o);
+        if (line) {
+            flockfile(stderr);
+            fputs(line, stderr);
+            fputc('\n', stderr);
+            funlockfile(stderr);
+            free(line);
         }
-        q[n] = '\0';
-        char rid[300];
-        size_t m = 0;
-        for (const char *p = j->rid; *p && m + 3 < sizeof rid; p++) {
-            if (*p == '"' || *p == '\\') rid[m++] = '\\';
-            rid[m++] = (unsigned char)*p < 0x20 ? '?' : *p;
-        }
-        rid[m] = '\0';
-        /* the query is cut at a byte, perhaps inside a UTF-8 sequence: a log line, not data */
-        fprintf(stderr, "{\"type\":\"shard_search\",\"pid\":%d,\"request_id\":\"%s\",\"status\":\"%s\","
-                "\"k\":%u,\"hits\":%zu,\"matches\":%llu,\"us\":%llu,\"query\":\"%s\"}\n",
-                (int)getpid(), rid, rpc_status_name(j->code), j->k,
-                j->code == GRPC_STATUS_OK ? j->resp.n_hits : 0,
-                (unsigned long long)(j->code == GRPC_STATUS_OK ? j->resp.matches : 0), (unsigned long long)us, q);
     }
     if (j->code == GRPC_STATUS_OK) {
         if (s->cfg.slow_search_ms && us >= (uint64_t)s->cfg.slow_search_ms * 1000)
