@@ -39,6 +39,7 @@
 #include "impressions.h"
 #include "prf.h"
 #include "stage2.h"
+#include "experiment.h"
 #include "funnel.pb-c.h"
 #include "health.pb-c.h"
 #include "merge.h"
@@ -90,6 +91,7 @@ typedef struct backend {
     uint64_t probe_ms;           /* start of the last probe */
     uint64_t calls, failures, skipped;
     int warned_mismatch;
+    int gen_repairing;           /* loading the generation a search named on it */
     rep_stats rs;                /* adaptive replica selection (replicas.h) */
     lat_window lat;              /* recent answered calls (the hedge delay) */
     uint64_t hedges;             /* calls it got as a hedge */
@@ -127,10 +129,11 @@ struct coord {
     intent_model_t *intent;      /* query intent (NULL = none) */
     idx_analyzer_t *an, *an_raw; /* the index's analyzer, and it without stemming (synonyms) */
     coord_implog *implog;        /* the impression log, or NULL */
+    coord_exps *exps;            /* online experiments (experiment.h), or NULL */
     const char *fnames[64];      /* the registry's names: every column */
     size_t nfnames;                /* breaker fields with their defaults filled in */
     rpc_server_t *srv;
-    rpc_method methods[4];
+    rpc_method methods[5];
     backend *backends;           /* all replicas, shard-major */
     uint32_t *first;             /* first[s] = index of shard s's first replica */
     uint32_t *rr;                /* round-robin position per shard */
@@ -149,6 +152,11 @@ struct coord {
     int stopping, server_stopping;
     void (*done)(void *);
     void *done_ud;
+    /* Index generations (Admin/Generation): the one searches name, the one
+     * before (rollback) and a staged candidate; NULL = none ("" on the wire:
+     * the shards' own, before the first publish). Loop thread only. */
+    char *gen_live, *gen_prev, *gen_staged;
+    struct gen_op *gop;          /* the cluster-wide verb running, or NULL */
 };
 
 struct search;
@@ -204,8 +212,10 @@ typedef struct search {
     uint32_t win[3];             /* effective selection_k, stage1_k, stage2_k (global) */
     int mode;                    /* the request's FeatureMode */
     rank_ranker *model;          /* the stage-2 model it started with (a reference; NULL = none) */
+    coord_exp_pick xp;           /* its experiment arm (xp.arm NULL = none): the arm's rankers */
     const char *request_id;      /* the client's, or one made up here (echoed, logged) */
     char rid[48];
+    const char *gen;             /* the index generation every shard call names ("" = the shards' own) */
     /* the exact merge, done once (before feedback, or by build_response) */
     int merged;
     const Funnel__V1__ShardHit **mh;   /* merged entries, best stage-1 score first */
@@ -441,8 +451,10 @@ static int counts_against(grpc_status_code code)
 static int retryable(grpc_status_code code)
 {
     return code == GRPC_STATUS_UNAVAILABLE || code == GRPC_STATUS_INTERNAL ||
-           code == GRPC_STATUS_DATA_LOSS;
+           code == GRPC_STATUS_DATA_LOSS || code == GRPC_STATUS_FAILED_PRECONDITION;
 }
+
+static void gen_repair(coord_t *c, backend *b, const char *gen);
 
 /* The request itself was refused; no replica would answer differently. */
 static int refusal(grpc_status_code code)
@@ -894,6 +906,9 @@ static void on_shard_done(void *ud, grpc_status_code code, const char *details,
         return;
     }
     b->failures++;
+    /* a replica without the search's generation (restarted on an older
+     * one): another replica answers now, and it is loaded there */
+    if (code == GRPC_STATUS_FAILED_PRECONDITION && *s->gen) gen_repair(c, b, s->gen);
     note_attempt(sl, b->addr, details && *details ? details : rpc_status_name(code));
     FN_DEBUG("request %s shard %u replica %s: %s %s", s->request_id, sl->shard, b->addr,
              rpc_status_name(code), details ? details : "");
@@ -1334,8 +1349,17 @@ static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *re
     int want_rows = (model || s->req->explain || s->mode == FUNNEL__V1__FEATURE_MODE__FEATURES_WINDOW ||
                      (c->implog && !s->mode)) && features_ok;
     coord_stage2_out st2;
-    rc = coord_stage2(a, mh, got, window, s->prf_scores, s->intent, s->nintent, model, want_rows, &st2);
+    uint8_t *team = NULL;   /* an interleaving arm: per final position, who placed it */
+    if (s->xp.arm && model)
+        rc = coord_exp_stage2(a, &s->xp, mh, got, window, s->prf_scores, s->intent, s->nintent, want_rows, &st2,
+                              &team);
+    else
+        rc = coord_stage2(a, mh, got, window, s->prf_scores, s->intent, s->nintent, model, want_rows, &st2);
     if (rc) return rc;
+    if (s->xp.arm) {
+        resp->experiment = (char *)s->xp.exp->name;
+        resp->arm = (char *)s->xp.arm->name;
+    }
     if (model && !st2.ran && !features_ok)
         snprintf(st2.acct.note, sizeof st2.acct.note,
                  "not run: the shards' features do not match this coordinator's (%s); merge order kept",
@@ -1428,6 +1452,7 @@ static int build_response(search *s, fn_arena *a, Funnel__V1__SearchResponse *re
         h->url = sh->url;
         h->score = st2.score[p];
         h->shard = mshard[e];
+        if (team) h->team = (char *)coord_team_name(team[p]);
         if (pi && (rc = page_hit(s, a, pi, h))) return rc;
         int in_window = p < st2.window && st2.ran;
         int expl = q - from < nexpl;
@@ -1845,6 +1870,7 @@ static int start_prf(search *s)
         leg->req.n_weights = q.n;
         leg->req.n_docs = leg->req.n_keys = leg->n;
         leg->req.request_id = (char *)s->request_id;
+        leg->req.generation = (char *)s->gen;
         if (ms_until(s->deadline) < 1 ||
             rpc_async_unary_in(c->srv, sl->b->ch, RPC_METHOD_SHARD_RESCORE, &leg->req.base,
                                &funnel__v1__shard_rescore_response__descriptor, s->deadline, &s->pba,
@@ -1875,8 +1901,12 @@ static void implog_page(search *s)
     for (size_t i = 0; i < s->resp.n_hits && n < s->log.n; i++) ids[n++] = s->resp.hits[i]->id;
     Funnel__V1__SearchRequest logged = *s->req;   /* shallow: with the request id it was given */
     logged.request_id = (char *)s->request_id;
-    coord_implog_write(c->implog, &logged, n, ids, s->log.sc, s->log.ncols ? s->log.rows : NULL, c->fnames,
-                       s->log.ncols, s->log.rank0);
+    /* the arm, and who placed each hit when it interleaves (the hits' team) */
+    const char **team = s->xp.arm ? ar_alloc(&s->mem, (n ? n : 1) * sizeof *team) : NULL;
+    for (size_t i = 0; team && i < n; i++) team[i] = s->resp.hits[i]->team;
+    coord_implog_exp x = { s->resp.experiment, s->resp.arm, team };
+    coord_implog_write_exp(c->implog, &logged, n, ids, s->log.sc, s->log.ncols ? s->log.rows : NULL, c->fnames,
+                           s->log.ncols, s->log.rank0, team ? &x : NULL);
 }
 
 typedef struct fetch_leg {
@@ -1991,6 +2021,7 @@ static int start_fetch(search *s)
         if (!leg->n) continue;
         leg->req.n_docs = leg->req.n_keys = leg->n;
         leg->req.request_id = (char *)s->request_id;
+        leg->req.generation = (char *)s->gen;
         leg->req.n_fields = s->req->n_fields;
         leg->req.fields = s->req->fields;
         leg->req.snippets = s->req->snippets;
@@ -2257,6 +2288,7 @@ static void finish_search(search *s)
         reply(c, s->call, GRPC_STATUS_RESOURCE_EXHAUSTED, msg, NULL);
     } else {
         resp.took_us = (uv_hrtime() - s->t0_ns) / 1000;
+        resp.generation = (char *)s->gen;
         search_end(s, GRPC_STATUS_OK, NULL, &resp);
         FN_DEBUG("search '%s' k=%u page=%u: %zu hits, %u/%u shards, %" PRIu64 " us",
                  s->req->query, s->k, s->req->page, resp.n_hits,
@@ -2308,6 +2340,19 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
         reply(c, call, GRPC_STATUS_INVALID_ARGUMENT, eb.msg, NULL);
         return;
     }
+    /* a named generation must be one the cluster holds: live, previous or
+     * staged (the quality gate's shadow queries name the candidate) */
+    if (req->generation && *req->generation &&
+        !((c->gen_live && strcmp(req->generation, c->gen_live) == 0) ||
+          (c->gen_prev && strcmp(req->generation, c->gen_prev) == 0) ||
+          (c->gen_staged && strcmp(req->generation, c->gen_staged) == 0))) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "generation: '%.200s' is not live, previous or staged on this cluster",
+                 req->generation);
+        coord_metrics_request(c, 0, GRPC_STATUS_INVALID_ARGUMENT, (uv_hrtime() - t0) / 1000);
+        reply(c, call, GRPC_STATUS_INVALID_ARGUMENT, msg, NULL);
+        return;
+    }
     /* Load shedding (admission.h): refused now, cheaply, rather than late. */
     if (c->o.max_inflight) {
         uint32_t retry_ms;
@@ -2353,6 +2398,12 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     s->t0_ns = t0;
     s->nslots = n;
     funnel__v1__shard_search_request__init(&s->sreq);
+    /* the generation is fixed for the whole search (a publish meanwhile
+     * does not change what its later calls read); a copy, as c's may go */
+    s->gen = req->generation && *req->generation ? req->generation
+                                                 : fn_arena_strdup(&s->mem, c->gen_live ? c->gen_live : "");
+    if (!s->gen) s->gen = "";   /* out of memory: the shards' own */
+    s->sreq.generation = (char *)s->gen;
     uint64_t an0 = uv_hrtime();
     if (spell_step(c, s) != 0) {
         search_end(s, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
@@ -2420,14 +2471,19 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     }
     s->cov_target = req->coverage_target > 0 && req->coverage_target < 1 ? req->coverage_target : 1;
     s->sreq.request_id = (char *)s->request_id;
-    int stage2 = c->stage2 && !req->skip_models && !s->mode;
+    /* an experiment's arm replaces the stage-2 model (experiment.h); skip_models
+     * and features requests stay out of experiments */
+    if (!req->skip_models && !s->mode && !req->n_vector)
+        coord_exp_assign(c->exps, req->user, req->session_id, req->query, &s->xp);
+    rank_ranker *s2m = s->xp.arm ? (s->xp.arm->model[0] ? s->xp.arm->model[0] : s->xp.arm->model[1]) : c->stage2;
+    int stage2 = s2m && !req->skip_models && !s->mode;
     /* RM3 expansion re-ranks the window when no model does (a model reads
      * prf_rm3 as a feature instead) */
     s->syn = req->expand == FUNNEL__V1__EXPAND__EXPAND_SYNONYMS && c->syn && !stage2 && !s->mode && !req->n_vector;
     s->expand = (req->expand == FUNNEL__V1__EXPAND__EXPAND_RM3 && !stage2 && !s->mode && !req->n_vector) || s->syn;
     int rerank = stage2 || s->expand;
     /* the search keeps the model it started with, even if one is pushed meanwhile */
-    s->model = stage2 ? rank_ranker_ref(c->stage2) : NULL;
+    s->model = stage2 ? rank_ranker_ref(s2m) : NULL;
     /* feedback when the model reads prf_rm3, and for stage-2 training rows */
     if ((s->model && (rank_ranker_uses(s->model, IDX_F_PRF_RM3) ||
                       rank_ranker_uses(s->model, IDX_F_PRF_RM3_REL))) ||
@@ -2750,6 +2806,7 @@ static void handle_get(rpc_call_t *call, const ProtobufCMessage *msg, void *ud)
             l->shard = sh;
             l->code = GRPC_STATUS_UNAVAILABLE;
             funnel__v1__shard_get_request__init(&l->req);
+            l->req.generation = c->gen_live ? ar_strdup(a, c->gen_live) : "";
             l->req.ids = ids;
             l->req.fields = req->fields;
             l->req.n_fields = req->n_fields;
@@ -3061,6 +3118,293 @@ static void handle_push(rpc_call_t *call, const ProtobufCMessage *msg, void *ud)
     if (--p->pending == 0) push_finish(p);
 }
 
+/* ---- Admin/Generation: index generations across the cluster ---- */
+
+#define GEN_MAX_NAME 1024        /* as the shards' SHARD_MAX_GEN_NAME */
+#define GEN_CALL_MS 120000       /* a stage checks whole shard files: minutes for a large index */
+
+typedef struct gen_op {
+    coord_t *c;
+    rpc_call_t *call;
+    Funnel__V1__GenerationRequest__Op op;
+    char name[GEN_MAX_NAME + 1];
+    size_t pending, ok, total;
+    uint64_t docs;               /* the generation's documents (first replicas' answers) */
+    char live[GEN_MAX_NAME + 1]; /* STAGE: the live generation the replicas report */
+    int live_seen, live_differs;
+    char failed[1200];
+} gen_op;
+
+typedef struct gen_leg { gen_op *g; backend *b; } gen_leg;
+
+static void gen_set(char **slot, const char *v)
+{
+    free(*slot);
+    *slot = v && *v ? strdup(v) : NULL;   /* out of memory: unset, which names no generation */
+}
+
+static void gen_reply_state(coord_t *c, rpc_call_t *call, const gen_op *g)
+{
+    Funnel__V1__GenerationResponse r = FUNNEL__V1__GENERATION_RESPONSE__INIT;
+    Funnel__V1__LoadedGeneration lg = FUNNEL__V1__LOADED_GENERATION__INIT, *lp = &lg;
+    r.live = c->gen_live ? c->gen_live : (char *)"";
+    r.previous = c->gen_prev ? c->gen_prev : (char *)"";
+    r.staged = c->gen_staged ? c->gen_staged : (char *)"";
+    if (g && g->op != FUNNEL__V1__GENERATION_REQUEST__OP__DISCARD) {
+        lg.generation = (char *)g->name;
+        lg.state = (char *)(c->gen_live && strcmp(c->gen_live, g->name) == 0 ? "live"
+                            : c->gen_staged && strcmp(c->gen_staged, g->name) == 0 ? "staged" : "previous");
+        lg.docs = lg.docs_total = g->docs;
+        r.loaded = &lp;
+        r.n_loaded = 1;
+    }
+    r.replicas = g ? (uint32_t)g->ok : c->nbackends;
+    rpc_call_reply(call, GRPC_STATUS_OK, NULL, &r.base);
+}
+
+static void gen_finish(gen_op *g)
+{
+    coord_t *c = g->c;
+    const char *verb = g->op == FUNNEL__V1__GENERATION_REQUEST__OP__STAGE ? "stage"
+                       : g->op == FUNNEL__V1__GENERATION_REQUEST__OP__DISCARD ? "discard" : "activate";
+    if (g->ok < g->total) {
+        char msg[2600];
+        snprintf(msg, sizeof msg, "%s %s reached %zu of %zu shard replicas; not: %s%s", verb, g->name, g->ok,
+                 g->total, g->failed,
+                 g->op == FUNNEL__V1__GENERATION_REQUEST__OP__ACTIVATE ? " (searches still read the old one)" : "");
+        FN_WARN("generation: %s", msg);
+        rpc_call_reply(g->call, GRPC_STATUS_UNAVAILABLE, msg, NULL);
+    } else if (g->op == FUNNEL__V1__GENERATION_REQUEST__OP__STAGE && g->live_differs) {
+        char msg[2600];
+        snprintf(msg, sizeof msg, "stage %s: the replicas serve different live generations (%s): publish one "
+                 "generation to all first", g->name, g->failed);
+        FN_WARN("generation: %s", msg);
+        rpc_call_reply(g->call, GRPC_STATUS_FAILED_PRECONDITION, msg, NULL);
+    } else {
+        switch (g->op) {
+        case FUNNEL__V1__GENERATION_REQUEST__OP__STAGE:
+            /* before the first publish the coordinator names no generation;
+             * from now on its searches name the one the shards serve, so the
+             * switch below is one pointer change between two searches */
+            if (!c->gen_live && g->live_seen) gen_set(&c->gen_live, g->live);
+            if (!c->gen_live || strcmp(c->gen_live, g->name) != 0) gen_set(&c->gen_staged, g->name);
+            FN_INFO("generation %s staged on all %zu shard replicas (%llu documents)", g->name, g->ok,
+                    (unsigned long long)g->docs);
+            break;
+        case FUNNEL__V1__GENERATION_REQUEST__OP__ACTIVATE:
+            if (!c->gen_live || strcmp(c->gen_live, g->name) != 0) {
+                char *old = c->gen_live;
+                c->gen_live = NULL;
+                gen_set(&c->gen_live, g->name);
+                free(c->gen_prev);
+                c->gen_prev = old;
+            }
+            if (c->gen_staged && strcmp(c->gen_staged, g->name) == 0) gen_set(&c->gen_staged, NULL);
+            if (c->gen_prev && c->gen_staged && strcmp(c->gen_prev, c->gen_staged) == 0) gen_set(&c->gen_staged, NULL);
+            FN_INFO("generation %s live (%llu documents); previous %s", g->name, (unsigned long long)g->docs,
+                    c->gen_prev ? c->gen_prev : "none");
+            break;
+        default:   /* DISCARD */
+            if (c->gen_staged && strcmp(c->gen_staged, g->name) == 0) gen_set(&c->gen_staged, NULL);
+            if (c->gen_prev && strcmp(c->gen_prev, g->name) == 0) gen_set(&c->gen_prev, NULL);
+            FN_INFO("generation %s discarded", g->name);
+            break;
+        }
+        gen_reply_state(c, g->call, g);
+    }
+    c->gop = NULL;
+    free(g);
+    c->inflight_req--;
+    maybe_finish_stop(c);
+}
+
+static void on_gen_done(void *ud, grpc_status_code code, const char *details, ProtobufCMessage *resp)
+{
+    gen_leg *leg = ud;
+    gen_op *g = leg->g;
+    g->c->inflight_out--;
+    if (code == GRPC_STATUS_OK) {
+        Funnel__V1__GenerationResponse *r = (Funnel__V1__GenerationResponse *)resp;
+        g->ok++;
+        for (size_t i = 0; i < r->n_loaded; i++)
+            if (leg->b->replica == 0 && strcmp(r->loaded[i]->generation, g->name) == 0) g->docs += r->loaded[i]->docs;
+        if (g->op == FUNNEL__V1__GENERATION_REQUEST__OP__STAGE) {
+            if (!g->live_seen) {
+                snprintf(g->live, sizeof g->live, "%s", r->live);
+                g->live_seen = 1;
+            } else if (strcmp(g->live, r->live) != 0 && !g->live_differs) {
+                g->live_differs = 1;
+                snprintf(g->failed, sizeof g->failed, "%.500s on %s, %.500s elsewhere", r->live, leg->b->addr, g->live);
+            }
+        }
+        protobuf_c_message_free_unpacked(resp, NULL);
+    } else {
+        size_t used = strlen(g->failed);
+        snprintf(g->failed + used, sizeof g->failed - used, "%s%s: %s %s", used ? "; " : "", leg->b->addr,
+                 rpc_status_name(code), details ? details : "");
+    }
+    free(leg);
+    if (--g->pending == 0) gen_finish(g);
+}
+
+/* Send g's verb to every replica of every shard. */
+static void gen_fan_out(gen_op *g)
+{
+    coord_t *c = g->c;
+    Funnel__V1__GenerationRequest rq = FUNNEL__V1__GENERATION_REQUEST__INIT;
+    rq.op = g->op;
+    rq.generation = g->name;
+    g->total = c->nbackends;
+    c->inflight_req++;
+    g->pending = 1;   /* no finish while still sending */
+    for (uint32_t i = 0; i < c->nbackends; i++) {
+        backend *b = &c->backends[i];
+        gen_leg *leg = malloc(sizeof *leg);
+        int rc = leg ? 0 : -1;
+        if (leg) {
+            leg->g = g;
+            leg->b = b;
+            rc = rpc_async_unary(c->srv, b->ch, RPC_METHOD_ADMIN_GENERATION, &rq.base,
+                                 &funnel__v1__generation_response__descriptor, deadline_after_ms(GEN_CALL_MS),
+                                 on_gen_done, leg);
+        }
+        if (rc == 0) {
+            c->inflight_out++;
+            g->pending++;
+        } else {
+            free(leg);
+            size_t used = strlen(g->failed);
+            snprintf(g->failed + used, sizeof g->failed - used, "%s%s: could not start the call", used ? "; " : "",
+                     b->addr);
+        }
+    }
+    if (--g->pending == 0) gen_finish(g);
+}
+
+static void handle_generation(rpc_call_t *call, const ProtobufCMessage *msg, void *ud)
+{
+    coord_t *c = ud;
+    const Funnel__V1__GenerationRequest *req = (const Funnel__V1__GenerationRequest *)msg;
+    const char *name = req->generation ? req->generation : "";
+    if (c->stopping) {
+        rpc_call_reply(call, GRPC_STATUS_UNAVAILABLE, "coordinator is shutting down", NULL);
+        return;
+    }
+    if (req->op == FUNNEL__V1__GENERATION_REQUEST__OP__LIST) {
+        gen_reply_state(c, call, NULL);
+        return;
+    }
+    Funnel__V1__GenerationRequest__Op op = req->op;
+    if (op == FUNNEL__V1__GENERATION_REQUEST__OP__ROLLBACK) {
+        /* rollback = activate the previous one (still loaded on the shards) */
+        if (!c->gen_prev) {
+            rpc_call_reply(call, GRPC_STATUS_FAILED_PRECONDITION, "rollback: no previous generation", NULL);
+            return;
+        }
+        name = c->gen_prev;
+        op = FUNNEL__V1__GENERATION_REQUEST__OP__ACTIVATE;
+    } else if (op != FUNNEL__V1__GENERATION_REQUEST__OP__STAGE && op != FUNNEL__V1__GENERATION_REQUEST__OP__ACTIVATE &&
+               op != FUNNEL__V1__GENERATION_REQUEST__OP__DISCARD) {
+        rpc_call_reply(call, GRPC_STATUS_INVALID_ARGUMENT, "op: not a known verb", NULL);
+        return;
+    }
+    size_t len = strlen(name);
+    if (len == 0 || name[0] != '/' || len > GEN_MAX_NAME) {
+        char m[120];
+        snprintf(m, sizeof m, "generation: want an absolute directory path of 1..%d bytes", GEN_MAX_NAME);
+        rpc_call_reply(call, GRPC_STATUS_INVALID_ARGUMENT, m, NULL);
+        return;
+    }
+    if (op == FUNNEL__V1__GENERATION_REQUEST__OP__ACTIVATE &&
+        !((c->gen_staged && strcmp(name, c->gen_staged) == 0) || (c->gen_prev && strcmp(name, c->gen_prev) == 0) ||
+          (c->gen_live && strcmp(name, c->gen_live) == 0))) {
+        rpc_call_reply(call, GRPC_STATUS_FAILED_PRECONDITION,
+                       "activate: the generation is not staged on this cluster (stage it first)", NULL);
+        return;
+    }
+    if (op == FUNNEL__V1__GENERATION_REQUEST__OP__DISCARD && c->gen_live && strcmp(name, c->gen_live) == 0) {
+        rpc_call_reply(call, GRPC_STATUS_FAILED_PRECONDITION, "discard: that is the live generation", NULL);
+        return;
+    }
+    if (c->gop) {
+        rpc_call_reply(call, GRPC_STATUS_UNAVAILABLE, "another generation change is running: retry when it is done",
+                       NULL);
+        return;
+    }
+    gen_op *g = calloc(1, sizeof *g);
+    if (!g) {
+        rpc_call_reply(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "coordinator out of memory", NULL);
+        return;
+    }
+    g->c = c;
+    g->call = call;
+    g->op = op;
+    snprintf(g->name, sizeof g->name, "%s", name);
+    c->gop = g;
+    gen_fan_out(g);
+}
+
+/* Repair: a replica without a generation searches name (restarted on an
+ * older one) loads it, and makes it its live one if it is the cluster's.
+ * One at a time per replica; searches meanwhile go to other replicas. */
+typedef struct gen_fix { coord_t *c; backend *b; int activate; char name[GEN_MAX_NAME + 1]; } gen_fix;
+
+static void on_fix_done(void *ud, grpc_status_code code, const char *details, ProtobufCMessage *resp)
+{
+    gen_fix *f = ud;
+    coord_t *c = f->c;
+    c->inflight_out--;
+    if (resp) protobuf_c_message_free_unpacked(resp, NULL);
+    if (code != GRPC_STATUS_OK) {
+        FN_WARN("generation %s could not be loaded on %s: %s %s", f->name, f->b->addr, rpc_status_name(code),
+                details ? details : "");
+    } else if (f->activate && !c->stopping) {
+        f->activate = 0;
+        Funnel__V1__GenerationRequest rq = FUNNEL__V1__GENERATION_REQUEST__INIT;
+        rq.op = FUNNEL__V1__GENERATION_REQUEST__OP__ACTIVATE;
+        rq.generation = f->name;
+        if (rpc_async_unary(c->srv, f->b->ch, RPC_METHOD_ADMIN_GENERATION, &rq.base,
+                            &funnel__v1__generation_response__descriptor, deadline_after_ms(GEN_CALL_MS),
+                            on_fix_done, f) == 0) {
+            c->inflight_out++;
+            return;
+        }
+    } else {
+        FN_INFO("generation %s loaded on %s (it had restarted on another)", f->name, f->b->addr);
+    }
+    f->b->gen_repairing = 0;
+    free(f);
+    c->inflight_req--;
+    maybe_finish_stop(c);
+}
+
+static void gen_repair(coord_t *c, backend *b, const char *gen)
+{
+    if (b->gen_repairing || c->stopping) return;
+    int live = c->gen_live && strcmp(gen, c->gen_live) == 0;
+    if (!live && !(c->gen_prev && strcmp(gen, c->gen_prev) == 0) &&
+        !(c->gen_staged && strcmp(gen, c->gen_staged) == 0))
+        return;
+    gen_fix *f = calloc(1, sizeof *f);
+    if (!f) return;
+    f->c = c;
+    f->b = b;
+    f->activate = live;
+    snprintf(f->name, sizeof f->name, "%s", gen);
+    Funnel__V1__GenerationRequest rq = FUNNEL__V1__GENERATION_REQUEST__INIT;
+    rq.op = FUNNEL__V1__GENERATION_REQUEST__OP__STAGE;
+    rq.generation = f->name;
+    if (rpc_async_unary(c->srv, b->ch, RPC_METHOD_ADMIN_GENERATION, &rq.base, &funnel__v1__generation_response__descriptor,
+                        deadline_after_ms(GEN_CALL_MS), on_fix_done, f) != 0) {
+        free(f);
+        return;
+    }
+    FN_WARN("%s lacks generation %s (restarted on another?): loading it there", b->addr, gen);
+    b->gen_repairing = 1;
+    c->inflight_out++;
+    c->inflight_req++;
+}
+
 static void handle_status(rpc_call_t *call, const ProtobufCMessage *msg, void *ud)
 {
     coord_t *c = ud;
@@ -3074,6 +3418,7 @@ static void handle_status(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     r.errors = c->errors;
     r.shards = c->o.topo->nshards;
     r.stage2_model = (char *)(c->stage2 ? rank_ranker_describe(c->stage2) : "");
+    r.generation = c->gen_live ? c->gen_live : (char *)"";
     Funnel__V1__ProcessStatus *ps = calloc(c->nbackends, sizeof *ps);
     Funnel__V1__ProcessStatus **pp = calloc(c->nbackends, sizeof *pp);
     char (*detail)[512] = calloc(c->nbackends, sizeof *detail);
@@ -3221,12 +3566,16 @@ static void free_coord(coord_t *c)
     idx_analyzer_destroy(c->an);
     idx_analyzer_destroy(c->an_raw);
     coord_implog_close(c->implog);
+    coord_exps_free(c->exps);
     for (uint32_t i = 0; i < c->nbackends; i++)
         if (c->backends[i].ch) grpc_channel_destroy(c->backends[i].ch);
     free(c->backends);
     free(c->first);
     free(c->rr);
     coord_metrics_free(&c->m);
+    free(c->gen_live);
+    free(c->gen_prev);
+    free(c->gen_staged);
     free(c);
 }
 
@@ -3307,6 +3656,11 @@ int coord_start(uv_loop_t *loop, const coord_opts *o, coord_t **out, fn_errbuf *
         return rc;
     }
     co->impressions_log = NULL;
+    /* the experiments' arms' models are loaded now: a bad one stops the start */
+    if (co->experiments && *co->experiments &&
+        (rc = coord_exps_load(co->experiments, c->fnames, c->nfnames, &c->exps, eb)))
+        goto fail_alloc;
+    co->experiments = NULL;
     /* the spelling dictionary and word list: a bad file stops the start */
     if (co->spell_dict && *co->spell_dict) {
         rc = spell_dict_load(co->spell_dict, &c->spell, eb);
@@ -3428,7 +3782,9 @@ int coord_start(uv_loop_t *loop, const coord_opts *o, coord_t **out, fn_errbuf *
     c->methods[2] = (rpc_method){ RPC_METHOD_ADMIN_PUSH_MODEL, &funnel__v1__push_model_request__descriptor,
                                   handle_push, c };
     c->methods[3] = (rpc_method){ RPC_METHOD_GET, &funnel__v1__get_request__descriptor, handle_get, c };
-    rpc_server_opts so = { o->listen, c->methods, 4, 0 };
+    c->methods[4] = (rpc_method){ RPC_METHOD_ADMIN_GENERATION, &funnel__v1__generation_request__descriptor,
+                                  handle_generation, c };
+    rpc_server_opts so = { o->listen, c->methods, 5, 0 };
     rc = rpc_server_start(loop, &so, &c->srv, eb);
     if (rc != 0) goto fail_alloc;
     rc = uv_timer_init(loop, &c->timer);

@@ -49,6 +49,7 @@ typedef struct coord_opts {
     uint32_t selection_k, stage1_k, stage2_k;
     double overprovision;           /* 0 = COORD_DEFAULT_OVERPROVISION */
     const char *stage2_model;       /* a model file, or NULL: merge order */
+    const char *experiments;        /* online experiments' config (experiment.h), or NULL */
     const char *spell_dict;         /* spelling dictionary (query/spell.h), or NULL: no correction */
     const char *spell_wordlist;     /* words never corrected, or NULL */
     double spell_min_score;         /* 0 = SPELL_DEFAULT_MIN_SCORE */

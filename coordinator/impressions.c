@@ -71,7 +71,16 @@ void coord_implog_write(coord_implog *l, const Funnel__V1__SearchRequest *req, s
                         char *const *ids, const double *scores, const float *const *rows,
                         const char *const *names, size_t ncols, uint32_t first_position)
 {
+    coord_implog_write_exp(l, req, n, ids, scores, rows, names, ncols, first_position, NULL);
+}
+
+void coord_implog_write_exp(coord_implog *l, const Funnel__V1__SearchRequest *req, size_t n,
+                            char *const *ids, const double *scores, const float *const *rows,
+                            const char *const *names, size_t ncols, uint32_t first_position,
+                            const coord_implog_exp *x)
+{
     if (!l) return;
+    if (x && (!x->experiment || !x->arm || !*x->arm)) x = NULL;
     if (!l->f) {
         l->f = fopen(l->path, "a");
         if (!l->f) return;
@@ -83,6 +92,11 @@ void coord_implog_write(coord_implog *l, const Funnel__V1__SearchRequest *req, s
     json_object_set_new(o, "time", json_real((double)ts.tv_sec + ts.tv_nsec / 1e9));
     json_object_set_new(o, "query", json_string(req->query ? req->query : ""));
     if (req->user && *req->user) json_object_set_new(o, "user", json_string(req->user));
+    if (req->session_id && *req->session_id) json_object_set_new(o, "session", json_string(req->session_id));
+    if (x) {
+        json_object_set_new(o, "experiment", json_string(x->experiment));
+        json_object_set_new(o, "arm", json_string(x->arm));
+    }
     json_t *jn = json_array();
     for (size_t i = 0; rows && i < ncols; i++) json_array_append_new(jn, json_string(names[i]));
     json_object_set_new(o, "features", jn);
@@ -92,6 +106,7 @@ void coord_implog_write(coord_implog *l, const Funnel__V1__SearchRequest *req, s
         json_object_set_new(jh, "id", json_string(ids[i]));
         json_object_set_new(jh, "position", json_integer((json_int_t)first_position + (json_int_t)i));
         json_object_set_new(jh, "score", isfinite(scores[i]) ? json_real(scores[i]) : json_null());
+        if (x && x->team && x->team[i] && *x->team[i]) json_object_set_new(jh, "team", json_string(x->team[i]));
         if (rows && rows[i]) {
             json_t *fv = json_array();
             for (size_t k = 0; k < ncols; k++)

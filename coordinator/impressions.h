@@ -33,4 +33,18 @@ void coord_implog_write(coord_implog *l, const Funnel__V1__SearchRequest *req, s
                         char *const *ids, const double *scores, const float *const *rows,
                         const char *const *names, size_t ncols, uint32_t first_position);
 
+/* An online experiment's part of the line (experiment.h): "experiment",
+ * "arm" and, for an interleaving arm (team != NULL), each hit's "team"
+ * ("A"/"B"). The request's session_id is logged as "session". */
+typedef struct coord_implog_exp {
+    const char *experiment, *arm;
+    const char *const *team;   /* per hit, or NULL */
+} coord_implog_exp;
+
+/* coord_implog_write with the experiment (x NULL or x->arm NULL: none). */
+void coord_implog_write_exp(coord_implog *l, const Funnel__V1__SearchRequest *req, size_t n,
+                            char *const *ids, const double *scores, const float *const *rows,
+                            const char *const *names, size_t ncols, uint32_t first_position,
+                            const coord_implog_exp *x);
+
 #endif

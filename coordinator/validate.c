@@ -113,12 +113,19 @@ int coord_validate_search(const Funnel__V1__SearchRequest *req, const coord_limi
             return fn_seterr(eb, FN_EINVAL, "user_terms:%s", why ? why + 1 : ueb.msg);
         }
     }
-    const char *user = req->user ? req->user : "";
-    size_t un = strlen(user);
-    if (un > COORD_MAX_REQUEST_ID)
-        return fn_seterr(eb, FN_EINVAL, "user: %zu bytes, over the limit of %d bytes", un, COORD_MAX_REQUEST_ID);
-    if (!fn_utf8_valid(user, un))
-        return fn_seterr(eb, FN_EINVAL, "user: not valid UTF-8");
+    /* the experiments' units (experiment.h): hashed, logged in JSON lines */
+    const char *const idf[2] = { "user", "session_id" };
+    const char *const idv[2] = { req->user ? req->user : "", req->session_id ? req->session_id : "" };
+    for (int f = 0; f < 2; f++) {
+        size_t un = strlen(idv[f]);
+        if (un > COORD_MAX_REQUEST_ID)
+            return fn_seterr(eb, FN_EINVAL, "%s: %zu bytes, over the limit of %d bytes", idf[f], un,
+                             COORD_MAX_REQUEST_ID);
+        if (!fn_utf8_valid(idv[f], un)) return fn_seterr(eb, FN_EINVAL, "%s: not valid UTF-8", idf[f]);
+        for (size_t i = 0; i < un; i++)
+            if ((unsigned char)idv[f][i] < 0x20 || idv[f][i] == 0x7f)
+                return fn_seterr(eb, FN_EINVAL, "%s: a control character at byte %zu", idf[f], i);
+    }
     if (req->now < 0)
         return fn_seterr(eb, FN_EINVAL, "now: %lld is before 1970 (unix seconds; 0 = the coordinator's clock)",
                          (long long)req->now);

@@ -18,6 +18,7 @@
  * varint triples (doc gap - the first one absolute -, tf_title, tf_body).
  */
 #include "builder.h"
+#include "builder_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1084,6 +1085,95 @@ static size_t get_varint(const uint8_t *p, uint32_t *v)
     }
     *v = x;
     return n;
+}
+
+/* ---- test seam (builder_int.h) ---- */
+
+static void set_why(char *why, size_t whylen, const char *s)
+{
+    if (why && whylen) snprintf(why, whylen, "%s", s);
+}
+
+/* Is a BD_OK result laid out as invert_doc/index_doc will read it? Any
+ * "no" is a parser bug, which the fuzzer must see as such. */
+static const char *doc_layout_bad(const batch *bt, const bdoc *d)
+{
+    size_t L = bt->outlen;
+#define FITS(off, n) ((off) <= L && (n) <= L - (off))
+    if (d->idlen == 0 || d->idlen > MAX_ID_BYTES || !FITS(d->id, d->idlen)) return "id out of place";
+    if (!FITS(d->title, d->titlelen) || !FITS(d->url, d->urllen)) return "title/url out of place";
+    if (d->srclen < 4 || !FITS(d->src, d->srclen)) return "source out of place";
+    if (!FITS(d->sattr, d->sattrlen) || !FITS(d->sig, IDX_DUPSIG_BYTES)) return "attrs/sig out of place";
+    if (d->vdim && !FITS(d->vec, (size_t)d->vdim * sizeof(float))) return "embedding out of place";
+    uint64_t tf[IDX_NFIELDS] = { 0 };
+    size_t at = d->terms;
+    for (uint32_t t = 0; t < d->nterms; t++) {
+        /* a length byte, the term, then a varint per field */
+        if (!FITS(at, 1) || bt->out[at] == 0 || !FITS(at, 1 + (size_t)bt->out[at])) return "terms out of place";
+        at += 1 + bt->out[at];
+        for (int f = 0; f < IDX_NFIELDS; f++) {
+            size_t e = at;
+            while (e < L && e - at < 5 && (bt->out[e] & 0x80)) e++;
+            if (e >= L || e - at >= 5) return "terms out of place";
+            uint32_t v;
+            at += get_varint(bt->out + at, &v);
+            tf[f] += v;
+        }
+    }
+#undef FITS
+    for (int f = 0; f < IDX_NFIELDS; f++)
+        if (tf[f] != d->flen[f]) return "term frequencies do not add up to the field length";
+    if (d->pos > bt->npos || tf[0] + tf[1] != bt->npos - d->pos) return "positions out of place";
+    return NULL;
+}
+
+int idx_corpus_line_check(const char *line, size_t len, char *why, size_t whylen)
+{
+    set_why(why, whylen, "");
+    idx_build_opts o;                  /* zeroed: default analyzer, no content filter */
+    memset(&o, 0, sizeof o);
+    anctx c;
+    memset(&c, 0, sizeof c);
+    c.o = &o;
+    batch *bt = calloc(1, sizeof *bt); /* ~100 KB: not on the stack */
+    if (!bt) return -ENOMEM;
+    fn_errbuf eb;
+    int rc = idx_analyzer_create(&o.analyzer, &c.an, &eb);
+    if (rc) {
+        set_why(why, whylen, eb.msg);
+        free(bt);
+        return rc;
+    }
+    bt->in = (char *)line;             /* analyze_line only reads it */
+    bt->inlen = len;
+    bt->line[0] = (bline){ 0, len, 1 };
+    bt->nlines = 1;
+    rc = analyze_line(&c, bt, 0);
+    const bdoc *d = &bt->doc[0];
+    if (rc == 0 && d->kind == BD_BLANK) {
+        set_why(why, whylen, "blank line");
+    } else if (rc == 0 && d->kind == BD_BAD) {
+        const char *r = (const char *)bt->out + d->reason;
+        if (d->reason >= bt->outlen || !memchr(r, '\0', bt->outlen - d->reason) || !d->code) {
+            set_why(why, whylen, "bad line without a reason");
+            rc = FN_EFORMAT;
+        } else {
+            set_why(why, whylen, r);
+            rc = d->code;
+        }
+    } else if (rc == 0) {
+        const char *bad = d->kind == BD_OK ? doc_layout_bad(bt, d) : "unknown result kind";
+        if (bad) {
+            set_why(why, whylen, bad);
+            rc = FN_EFORMAT;
+        }
+    }
+    free(bt->out);
+    free(bt->pos);
+    free(bt);
+    anctx_free(&c);
+    idx_analyzer_destroy(c.an);
+    return rc;
 }
 
 /* Add the document's postings to the shard's inversion, its terms in order

@@ -18,6 +18,7 @@ static const char usage[] =
     "  search         run one query, or a batch of queries into a TREC run file\n"
     "  get            documents by id: their stored fields\n"
     "  bench          load a cluster: open loop (--rate) or closed loop (--concurrency), qps and latency\n"
+    "  plan           capacity plan: shards, replicas, machines for N docs, Q qps, a p99 (measured costs)\n"
     "  eval           score a TREC run against qrels (ndcg@10 map mrr p@10 r@100 r@1000)\n"
     "  train          train a ranking model (LambdaMART, binary GBDT, logistic regression)\n"
     "  predict        score SVMlight/LETOR rows with a model\n"
@@ -27,6 +28,7 @@ static const char usage[] =
     "  rank-eval      NDCG@k and MAP of scores against SVMlight/LETOR labels\n"
     "  clicks         simulate: simulated users' clicks on logged pages (impressions)\n"
     "  traindata      training data (SVMlight/LETOR) from impressions and clicks\n"
+    "  experiment     report: online experiments' arms: CTR, successful sessions, interleaving wins\n"
     "  ann bench      HNSW vector search: build a graph, recall@10 and QPS per ef\n"
     "  embed          train | apply: fastText text encoder, document and query vectors\n"
     "  spell          build | check: spelling correction dictionary, corrected queries\n"
@@ -69,6 +71,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "search") == 0) return ops_cmd_search(argc - 1, argv + 1);
     if (strcmp(cmd, "get") == 0) return ops_cmd_get(argc - 1, argv + 1);
     if (strcmp(cmd, "bench") == 0) return ops_cmd_bench(argc - 1, argv + 1);
+    if (strcmp(cmd, "plan") == 0) return ops_cmd_plan(argc - 1, argv + 1);
     if (strcmp(cmd, "eval") == 0) return ops_cmd_eval(argc - 1, argv + 1);
     if (strcmp(cmd, "train") == 0) return ops_cmd_train(argc - 1, argv + 1);
     if (strcmp(cmd, "predict") == 0) return ops_cmd_predict(argc - 1, argv + 1);
@@ -78,6 +81,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "features") == 0) return ops_cmd_features(argc - 1, argv + 1);
     if (strcmp(cmd, "cv") == 0) return ops_cmd_cv(argc - 1, argv + 1);
     if (strcmp(cmd, "traindata") == 0) return ops_cmd_traindata(argc - 1, argv + 1);
+    if (strcmp(cmd, "experiment") == 0) return ops_cmd_experiment(argc - 1, argv + 1);
     if (strcmp(cmd, "ann") == 0) return ops_cmd_ann(argc - 1, argv + 1);
     if (strcmp(cmd, "embed") == 0) return ops_cmd_embed(argc - 1, argv + 1);
     if (strcmp(cmd, "spell") == 0) return ops_cmd_spell(argc - 1, argv + 1);

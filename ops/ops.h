@@ -26,6 +26,8 @@ enum { OPS_EXIT_OK = 0, OPS_EXIT_FAIL = 1, OPS_EXIT_USAGE = 2 };
 
 /* ---- commands (ops_index.c, ops_cluster.c, ops_search.c, ops_evalcmd.c) ---- */
 int ops_cmd_index(int argc, char **argv);
+/* `funnel index publish|rollback|generations` (ops_generation.c), dispatched by ops_cmd_index */
+int ops_cmd_generation(int argc, char **argv);
 int ops_cmd_cluster(int argc, char **argv);
 int ops_cmd_search(int argc, char **argv);
 int ops_cmd_get(int argc, char **argv);      /* funnel get: documents by id (ops_get.c) */
@@ -47,6 +49,7 @@ int ops_features_write(const char *server, const char *queries, const char *qrel
 int ops_model_push(const char *server, int stage, const char *path, int64_t deadline_ms, char *desc,
                    size_t cap, fn_errbuf *eb);
 int ops_cmd_traindata(int argc, char **argv);
+int ops_cmd_experiment(int argc, char **argv);   /* funnel experiment report (ops_experiment.c) */
 /* vector search (ops_ann.c, docs/ann.md): `funnel ann bench` */
 int ops_cmd_ann(int argc, char **argv);
 /* the text encoder (ops_embed.c, docs/cli.md): `funnel embed train|apply` */
@@ -59,6 +62,8 @@ int ops_cmd_intent(int argc, char **argv);
 int ops_cmd_filter(int argc, char **argv);
 /* load (ops_bench.c, docs/cli.md): `funnel bench`, open or closed loop, latency histogram */
 int ops_cmd_bench(int argc, char **argv);
+/* the capacity planner (ops_plan.c, docs/cli.md): `funnel plan --docs N --qps Q --p99-ms P` */
+int ops_cmd_plan(int argc, char **argv);
 
 /* ---- query intent: training (ops_intent.c) ---- */
 

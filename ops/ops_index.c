@@ -58,7 +58,10 @@ static const char index_usage[] =
     "the global statistics across shards (docs_total, field lengths, every\n"
     "term's gdf). Prints one line per shard and a summary; stops a shard's check\n"
     "at its first damage and goes on with the other shards.\n"
-    "Exit status: 0 everything checks out, 1 damaged (or not an index), 2 usage error.\n";
+    "Exit status: 0 everything checks out, 1 damaged (or not an index), 2 usage error.\n"
+    "\n"
+    "funnel index publish | rollback | generations: swap a running cluster's index\n"
+    "generation (funnel index publish --help).\n";
 
 typedef struct progress_state {
     int tty;
@@ -353,6 +356,8 @@ int ops_cmd_index(int argc, char **argv)
         return argc < 2 ? OPS_EXIT_USAGE : OPS_EXIT_OK;
     }
     if (strcmp(argv[1], "verify") == 0) return index_verify(argc - 1, argv + 1);
+    if (strcmp(argv[1], "publish") == 0 || strcmp(argv[1], "rollback") == 0 || strcmp(argv[1], "generations") == 0)
+        return ops_cmd_generation(argc - 1, argv + 1);
     if (strcmp(argv[1], "build") != 0) {
         fprintf(stderr, "funnel index: unknown sub-command '%s'\n", argv[1]);
         fputs(index_usage, stderr);

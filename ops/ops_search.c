@@ -77,6 +77,8 @@ static const char search_usage[] =
     "                   coordinator's page-block) results (default: the coordinator's)\n"
     "  --keep-duplicates  show near-duplicates (default: folded under the best one)\n"
     "  --no-blend       no vertical blocks: the ranked list only\n"
+    "  --generation GEN search this index generation (live, previous or staged;\n"
+    "                   funnel index generations): shadow queries before a publish\n"
     "  --exact-total    count every match (slower); otherwise the footer's count\n"
     "                   may be a lower bound, printed as \"at least N matches\"\n"
     "Vectors (an index built with \"embedding\"s): --vector alone asks for the\n"
@@ -122,6 +124,7 @@ typedef struct search_args {
     int safe_search;   /* --safe-search: Funnel__V1__SafeSearch (0 = the server's) */
     uint32_t host_cap; /* --host-cap (0 = the server's) */
     int keep_duplicates, no_blend;
+    const char *generation;       /* --generation: a staged or previous index generation */
 } search_args;
 
 /* The result page's settings of a request (one query or a batch). */
@@ -131,6 +134,7 @@ static void page_args(Funnel__V1__SearchRequest *req, const search_args *a)
     req->host_cap = a->host_cap;
     req->keep_duplicates = a->keep_duplicates;
     req->no_blend = a->no_blend;
+    req->generation = (char *)a->generation;
 }
 
 /* --json: a hit's result-page fields only when they apply. */
@@ -576,6 +580,7 @@ int ops_cmd_search(int argc, char **argv)
         {"fields", required_argument, 0, 'I'},   {"snippets", no_argument, 0, 'N'},
         {"safe-search", required_argument, 0, 'Z'}, {"host-cap", required_argument, 0, 'C'},
         {"keep-duplicates", no_argument, 0, 'D'}, {"no-blend", no_argument, 0, 'B'},
+        {"generation", required_argument, 0, 'G'},
         {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
     search_args a = {.syntax = -1, .k = 10, .concurrency = 4, .tag = "funnel", .deadline_ms = DEFAULT_DEADLINE_MS};
     uint32_t v;
@@ -697,6 +702,7 @@ int ops_cmd_search(int argc, char **argv)
         case 'C': if (parse_u32(optarg, &a.host_cap) || a.host_cap == 0 || a.host_cap > 1000) goto bad_num; break;
         case 'D': a.keep_duplicates = 1; break;
         case 'B': a.no_blend = 1; break;
+        case 'G': a.generation = optarg; break;
         case 'O': a.vector_only = 1; break;
         case 'h': fputs(search_usage, stdout); return OPS_EXIT_OK;
         default: fputs(search_usage, stderr); return OPS_EXIT_USAGE;

@@ -52,6 +52,7 @@ const char *rpc_status_name(grpc_status_code code);
 #define RPC_METHOD_GET          "/funnel.v1.Search/Get"
 #define RPC_METHOD_ADMIN_STATUS  "/funnel.v1.Admin/Status"
 #define RPC_METHOD_ADMIN_PUSH_MODEL "/funnel.v1.Admin/PushModel"
+#define RPC_METHOD_ADMIN_GENERATION "/funnel.v1.Admin/Generation"
 #define RPC_METHOD_HEALTH_CHECK  "/grpc.health.v1.Health/Check"
 
 #endif

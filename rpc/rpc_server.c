@@ -26,7 +26,10 @@
 #include "uvg_bridge.h"
 
 #define HEALTH_PATH "/grpc.health.v1.Health/Check"
+#define HEALTH_WATCH_PATH "/grpc.health.v1.Health/Watch"
 #define DEFAULT_MAX_MSG (4u * 1024 * 1024)
+
+typedef struct watcher watcher;
 
 typedef struct srv_method {
     rpc_method m;
@@ -46,6 +49,8 @@ struct rpc_server {
     int bridge_closing;           /* uvg_bridge_shutdown() called */
     size_t async_inflight;        /* rpc_async_unary calls not yet completed */
     size_t handling;              /* calls handed to a handler, not replied yet */
+    watcher *watchers;            /* open Health/Watch streams (a list) */
+    size_t nwatchers;
     uvg_tag shutdown_tag;
     void (*done)(void *ud);
     void *done_ud;
@@ -191,29 +196,210 @@ gpr_timespec rpc_call_deadline(const rpc_call_t *c)
 
 /* ---- built-in health check ---------------------------------------------- */
 
+/* "" (the server as a whole) or the "pkg.Service" of one of our methods. */
+static int service_known(const rpc_server_t *s, const char *service)
+{
+    if (!service || !service[0]) return 1;
+    size_t sl = strlen(service);
+    for (size_t i = 0; i < s->nmethods; i++) {
+        const char *p = s->methods[i].m.path;
+        if (p[0] == '/' && strncmp(p + 1, service, sl) == 0 && p[1 + sl] == '/') return 1;
+    }
+    return 0;
+}
+
 static void health_check(rpc_call_t *call, const ProtobufCMessage *req, void *ud)
 {
     rpc_server_t *s = ud;
     const Grpc__Health__V1__HealthCheckRequest *hr =
         (const Grpc__Health__V1__HealthCheckRequest *)req;
-    if (hr->service && hr->service[0]) {
-        /* Known services are the "/pkg.Service/" prefixes of our methods. */
-        size_t sl = strlen(hr->service);
-        int known = 0;
-        for (size_t i = 0; i < s->nmethods && !known; i++) {
-            const char *p = s->methods[i].m.path;
-            known = p[0] == '/' && strncmp(p + 1, hr->service, sl) == 0 && p[1 + sl] == '/';
-        }
-        if (!known) {
-            rpc_call_reply(call, GRPC_STATUS_NOT_FOUND, "unknown service", NULL);
-            return;
-        }
+    if (!service_known(s, hr->service)) {
+        rpc_call_reply(call, GRPC_STATUS_NOT_FOUND, "unknown service", NULL);
+        return;
     }
     Grpc__Health__V1__HealthCheckResponse resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
     resp.status = s->serving && !s->stopping
                       ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
                       : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
     rpc_call_reply(call, GRPC_STATUS_OK, NULL, &resp.base);
+}
+
+/* ---- built-in health watch (server streaming) ----------------------------
+ *
+ * grpc.health.v1.Health/Watch: the current status at once, then one message
+ * per change, the stream open until the client cancels or the server stops.
+ * An unknown service gets SERVICE_UNKNOWN as a message, not an error (the
+ * spec: the call stays open). Each watcher owns its grpc_call; it keeps a
+ * RECV_CLOSE_ON_SERVER batch pending (completes on client cancel or when the
+ * call ends) and at most one send batch (one SEND_MESSAGE in flight at a
+ * time, so changes made meanwhile are coalesced into the latest status). It
+ * is freed when no batch of it is pending. On stop: NOT_SERVING, then status
+ * UNAVAILABLE (the spec only says any status but UNIMPLEMENTED makes clients
+ * re-watch with backoff; UNAVAILABLE says why). */
+
+typedef Grpc__Health__V1__HealthCheckResponse__ServingStatus hstatus;
+
+struct watcher {
+    uvg_tag send_tag;             /* SEND_* batches */
+    uvg_tag close_tag;            /* RECV_CLOSE_ON_SERVER */
+    rpc_server_t *s;
+    watcher *prev, *next;
+    grpc_call *call;
+    int known;                    /* the service asked for is ours */
+    int sent;                     /* last status sent, -1: none yet */
+    int pending;                  /* batches started and not completed */
+    int sending;                  /* the send batch is in flight */
+    int finished;                 /* SEND_STATUS_FROM_SERVER started */
+    int over;                     /* closed by the peer or a send failed: send nothing more */
+    int cancelled;
+    grpc_byte_buffer *bb;
+    grpc_slice details;
+};
+
+static hstatus watcher_status(const watcher *w)
+{
+    if (!w->known) return GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN;
+    return w->s->serving && !w->s->stopping
+               ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+               : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+}
+
+static void watcher_maybe_free(watcher *w)
+{
+    if (w->pending > 0) return;
+    rpc_server_t *s = w->s;
+    if (w->prev) w->prev->next = w->next;
+    else s->watchers = w->next;
+    if (w->next) w->next->prev = w->prev;
+    s->nwatchers--;
+    if (w->bb) grpc_byte_buffer_destroy(w->bb);
+    grpc_slice_unref(w->details);
+    grpc_call_unref(w->call);
+    free(w);
+    maybe_close_bridge(s);
+}
+
+/* Send what the watcher has not seen yet (the status, and the end of the
+ * call when the server is stopping), unless a send is already in flight:
+ * its completion calls this again. */
+static void watcher_kick(watcher *w)
+{
+    if (w->over || w->sending || w->finished) return;
+    int st = (int)watcher_status(w);
+    int finish = w->s->stopping;
+    if (st == w->sent && !finish) return;
+    grpc_op ops[3];
+    memset(ops, 0, sizeof ops);       /* pitfall 12 */
+    size_t n = 0;
+    if (w->sent < 0) ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    if (st != w->sent) {
+        Grpc__Health__V1__HealthCheckResponse r = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+        r.status = (hstatus)st;
+        w->bb = pb_to_byte_buffer(&r.base);
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n++].data.send_message.send_message = w->bb;
+    }
+    if (finish) {
+        grpc_slice_unref(w->details);
+        w->details = grpc_slice_from_static_string("server shutting down");
+        ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+        ops[n].data.send_status_from_server.status = GRPC_STATUS_UNAVAILABLE;
+        ops[n++].data.send_status_from_server.status_details = &w->details;
+    }
+    grpc_call_error e = grpc_call_start_batch(w->call, ops, n, &w->send_tag, NULL);
+    if (e != GRPC_CALL_OK) {
+        /* nothing queued (pitfall 13); the close batch still ends the call */
+        FN_ERROR("rpc: start_batch(watch): %s", grpc_call_error_to_string(e));
+        if (w->bb) grpc_byte_buffer_destroy(w->bb);
+        w->bb = NULL;
+        w->over = 1;
+        grpc_call_cancel(w->call, NULL);
+        return;
+    }
+    w->pending++;
+    w->sending = 1;
+    w->sent = st;
+    w->finished = finish;
+}
+
+static void on_watch_sent(uvg_tag *t, int ok)
+{
+    watcher *w = (watcher *)((char *)t - offsetof(watcher, send_tag));
+    w->pending--;
+    w->sending = 0;
+    if (w->bb) grpc_byte_buffer_destroy(w->bb);   /* ours after the batch (field guide 4) */
+    w->bb = NULL;
+    if (!ok) w->over = 1;                        /* the stream is gone */
+    watcher_kick(w);                             /* a change that came meanwhile */
+    watcher_maybe_free(w);
+}
+
+static void on_watch_closed(uvg_tag *t, int ok)
+{
+    (void)ok;
+    watcher *w = (watcher *)((char *)t - offsetof(watcher, close_tag));
+    if (w->cancelled) FN_DEBUG("rpc: health watch cancelled by the peer");
+    w->pending--;
+    w->over = 1;
+    watcher_maybe_free(w);
+}
+
+static void watchers_update(rpc_server_t *s)
+{
+    for (watcher *w = s->watchers, *next; w; w = next) {
+        next = w->next;              /* kick never frees, but keep it safe */
+        watcher_kick(w);
+    }
+}
+
+static void health_watch(rpc_call_t *call, const ProtobufCMessage *req, void *ud)
+{
+    rpc_server_t *s = ud;
+    const Grpc__Health__V1__HealthCheckRequest *hr =
+        (const Grpc__Health__V1__HealthCheckRequest *)req;
+    if (s->stopping) {
+        rpc_call_reply(call, GRPC_STATUS_UNAVAILABLE, "server shutting down", NULL);
+        return;
+    }
+    /* Each watcher pins a call and its stream: bound them. */
+    if (s->nwatchers >= RPC_HEALTH_MAX_WATCHERS) {
+        rpc_call_reply(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "too many health watchers", NULL);
+        return;
+    }
+    watcher *w = calloc(1, sizeof *w);
+    if (!w) {
+        rpc_call_reply(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+        return;
+    }
+    w->send_tag.on_done = on_watch_sent;
+    w->close_tag.on_done = on_watch_closed;
+    w->s = s;
+    w->known = service_known(s, hr->service);
+    w->sent = -1;
+    w->details = grpc_empty_slice();
+    /* The watcher takes over the call: the rpc_call is done with. */
+    w->call = call->call;
+    call->call = NULL;
+    s->handling--;
+    call_free(call);
+    w->next = s->watchers;
+    if (w->next) w->next->prev = w;
+    s->watchers = w;
+    s->nwatchers++;
+
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    op.data.recv_close_on_server.cancelled = &w->cancelled;
+    grpc_call_error e = grpc_call_start_batch(w->call, &op, 1, &w->close_tag, NULL);
+    if (e != GRPC_CALL_OK) {
+        FN_ERROR("rpc: start_batch(watch close): %s", grpc_call_error_to_string(e));
+        grpc_call_cancel(w->call, NULL);
+        watcher_maybe_free(w);       /* nothing pending: goes now */
+        return;
+    }
+    w->pending++;
+    watcher_kick(w);
 }
 
 /* ---- CQ events (loop thread) -------------------------------------------- */
@@ -305,7 +491,7 @@ int rpc_server_start(uv_loop_t *loop, const rpc_server_opts *o, rpc_server_t **o
 
     rpc_server_t *s = calloc(1, sizeof *s);
     if (!s) return fn_seterr(eb, -ENOMEM, "out of memory");
-    s->methods = calloc(o->nmethods + 1, sizeof *s->methods);
+    s->methods = calloc(o->nmethods + 2, sizeof *s->methods);
     if (!s->methods) {
         free(s);
         return fn_seterr(eb, -ENOMEM, "out of memory");
@@ -313,12 +499,17 @@ int rpc_server_start(uv_loop_t *loop, const rpc_server_opts *o, rpc_server_t **o
     s->loop = loop;
     s->serving = 1;
     for (size_t i = 0; i < o->nmethods; i++) s->methods[s->nmethods++].m = o->methods[i];
-    int has_health = 0;
-    for (size_t i = 0; i < s->nmethods; i++)
+    int has_health = 0, has_watch = 0;
+    for (size_t i = 0; i < s->nmethods; i++) {
         has_health |= strcmp(s->methods[i].m.path, HEALTH_PATH) == 0;
+        has_watch |= strcmp(s->methods[i].m.path, HEALTH_WATCH_PATH) == 0;
+    }
     if (!has_health)
         s->methods[s->nmethods++].m = (rpc_method){
             HEALTH_PATH, &grpc__health__v1__health_check_request__descriptor, health_check, s};
+    if (!has_watch)
+        s->methods[s->nmethods++].m = (rpc_method){
+            HEALTH_WATCH_PATH, &grpc__health__v1__health_check_request__descriptor, health_watch, s};
 
     grpc_init();   /* our own ref, dropped when the server is freed */
     int rc = 0;
@@ -399,7 +590,11 @@ fail_server:
 
 int rpc_server_port(const rpc_server_t *s) { return s->port; }
 
-void rpc_server_set_serving(rpc_server_t *s, int serving) { s->serving = serving != 0; }
+void rpc_server_set_serving(rpc_server_t *s, int serving)
+{
+    s->serving = serving != 0;
+    watchers_update(s);
+}
 
 static void on_bridge_closed(uvg_bridge *b)
 {
@@ -413,12 +608,13 @@ static void on_bridge_closed(uvg_bridge *b)
 }
 
 /* The CQ may go only when nothing can post to it any more: the server is
- * destroyed, every async client call has completed and every handler has
- * replied. (A call cancelled by its deadline no longer holds up the server
+ * destroyed, every async client call has completed, every handler has
+ * replied and every health watcher is gone. (A call cancelled by its deadline no longer holds up the server
  * shutdown, but its late reply still starts a batch on our CQ.) */
 static void maybe_close_bridge(rpc_server_t *s)
 {
-    if (!s->server_gone || s->async_inflight > 0 || s->handling > 0 || s->bridge_closing)
+    if (!s->server_gone || s->async_inflight > 0 || s->handling > 0 || s->nwatchers > 0 ||
+        s->bridge_closing)
         return;
     s->bridge_closing = 1;
     uvg_bridge_shutdown(&s->bridge, on_bridge_closed);
@@ -445,6 +641,9 @@ void rpc_server_stop(rpc_server_t *s, void (*done)(void *ud), void *ud)
      * have finished. */
     s->shutdown_tag.on_done = on_server_shutdown;
     grpc_server_shutdown_and_notify(s->server, s->bridge.cq, &s->shutdown_tag);
+    /* Watch streams never end by themselves and would hold the shutdown
+     * up: NOT_SERVING, then UNAVAILABLE. */
+    watchers_update(s);
 }
 
 /* ---- outgoing async unary calls ----------------------------------------- */

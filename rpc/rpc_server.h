@@ -8,8 +8,8 @@
  * CPU or disk work belongs in uv_queue_work; its after-work callback (loop
  * thread) calls rpc_call_reply().
  *
- * Built in: grpc.health.v1.Health/Check (answers rpc_server_set_serving()),
- * UNIMPLEMENTED for unknown methods, INVALID_ARGUMENT for a payload that does
+ * Built in: grpc.health.v1.Health/Check and Health/Watch (both answer
+ * rpc_server_set_serving(); Watch streams every change), UNIMPLEMENTED for unknown methods, INVALID_ARGUMENT for a payload that does
  * not parse as the method's request type, RESOURCE_EXHAUSTED for a message
  * over max_message_bytes, and graceful shutdown (in-flight calls finish).
  */
@@ -53,8 +53,16 @@ int rpc_server_start(uv_loop_t *loop, const rpc_server_opts *o, rpc_server_t **o
 /* The bound port. */
 int rpc_server_port(const rpc_server_t *s);
 
-/* What Health/Check answers (SERVING = 1, NOT_SERVING = 0). Starts SERVING. */
+/* What Health/Check answers (SERVING = 1, NOT_SERVING = 0). Starts SERVING.
+ * Open Health/Watch streams get the new status (only if it changed). Loop
+ * thread only (or before the loop runs). */
 void rpc_server_set_serving(rpc_server_t *s, int serving);
+
+/* At most this many Health/Watch streams at once (each pins a call); one
+ * more gets RESOURCE_EXHAUSTED. A watch for an unknown service gets
+ * SERVICE_UNKNOWN as a message and stays open. rpc_server_stop() sends
+ * NOT_SERVING to every watcher and ends its call with UNAVAILABLE. */
+#define RPC_HEALTH_MAX_WATCHERS 64
 
 /* Graceful stop: stop accepting, let in-flight calls finish, tear down gRPC
  * objects and the bridge, then call done(ud) on the loop thread and free s.

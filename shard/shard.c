@@ -30,8 +30,9 @@
 #include "rpc_server.h"
 
 /* The methods the request metrics are kept by (sm_names: their label). */
-enum { SM_SEARCH, SM_RESCORE, SM_FETCH, SM_GET, SM_STATUS, SM_PUSH, SM_NMETHODS };
-static const char *const sm_names[SM_NMETHODS] = { "search", "rescore", "fetch", "get", "status", "push" };
+enum { SM_SEARCH, SM_RESCORE, SM_FETCH, SM_GET, SM_STATUS, SM_PUSH, SM_GENERATION, SM_NMETHODS };
+static const char *const sm_names[SM_NMETHODS] = { "search", "rescore", "fetch", "get", "status", "push",
+                                                   "generation" };
 #define SM_NSTATUS 17   /* gRPC status codes 0..16 */
 
 /* A fixed pool of searchers (one per worker thread); a running search
@@ -44,11 +45,43 @@ typedef struct searcher_pool {
     size_t nfree, n;
 } searcher_pool;
 
+/* One loaded index generation (docs/operations.md "Index generations"): its
+ * reader and searcher pool. refs counts the table's hold (while it is live,
+ * previous or staged) and every job that reads it; a generation leaves the
+ * table at once and is closed when its last job is done, so searches in
+ * flight finish on the generation they started on. That is read-copy-update
+ * with the grace period tracked by counts: every ref and unref happens on
+ * the loop thread (handlers and job completions), so the hot path takes no
+ * lock and workers never touch the counts. */
+typedef struct shard_gen {
+    char name[SHARD_MAX_GEN_NAME + 1];   /* the generation directory, as the coordinator names it */
+    char dir[SHARD_MAX_GEN_NAME + 16];   /* name/shard-NNN: what was opened */
+    idx_reader_t *reader;
+    searcher_pool pool;
+    unsigned refs;
+    int broken;                   /* a read found it damaged (non-live: only its searches fail) */
+} shard_gen;
+
+/* A generation being loaded by the loader thread (one at a time). */
+typedef struct gen_load {
+    rpc_call_t *call;
+    uint64_t t0;
+    char name[SHARD_MAX_GEN_NAME + 1];
+    char dir[SHARD_MAX_GEN_NAME + 16];
+    shard_gen *g;                 /* the result, NULL on failure */
+    int rc;
+    char msg[512];
+} gen_load;
+
 struct shard {
     uv_loop_t *loop;
     shard_config cfg;
-    idx_reader_t *reader;
-    searcher_pool pool;
+    /* live: what requests naming no generation read; prev: the one before
+     * (rollback); staged: a loaded candidate. Loop thread only. */
+    shard_gen *live, *prev, *staged;
+    uv_thread_t loader;
+    uv_async_t load_done;         /* the loader thread's completion, to the loop */
+    gen_load *loading;            /* the load running, or NULL */
     rpc_server_t *rpc;
     uint64_t requests, errors;
     uint64_t started_ms;
@@ -91,6 +124,7 @@ struct shard {
 typedef struct search_job {
     uv_work_t work;
     shard_t *s;
+    shard_gen *g;                 /* the generation it reads (a reference) */
     rpc_call_t *call;
     uint64_t t0;                  /* arrival (uv_hrtime), for the metrics */
     int queued;                   /* counted in queue_depth */
@@ -180,7 +214,7 @@ static void sm_init(shard_t *s)
     s->m.docs = fn_metrics_gauge(r, "funnel_shard_index_docs", "Documents in this shard's index.", NULL);
     s->m.damaged = fn_metrics_gauge(r, "funnel_shard_damaged",
                                     "1 when the index was found damaged (the shard answers DATA_LOSS).", NULL);
-    const idx_index_info *in = idx_reader_info(s->reader);
+    const idx_index_info *in = idx_reader_info(s->live->reader);
     fn_mgauge_set(s->m.docs, (double)in->docs);
     fn_mgauge_set(s->m.damaged, s->broken);
     char codec[80], l[256];
@@ -282,6 +316,87 @@ static void pool_put(searcher_pool *p, idx_searcher_t *se)
     p->free[p->nfree++] = se;
     uv_cond_signal(&p->cv);
     uv_mutex_unlock(&p->mu);
+}
+
+/* ---- generations ------------------------------------------------------------ */
+
+/* Open the shard directory dir as generation name (any thread: the loader's
+ * or, at start, the loop's). Returns 0 or an index error with the message
+ * in eb. */
+static int gen_open(const shard_config *cfg, const char *name, const char *dir, shard_gen **out, fn_errbuf *eb)
+{
+    *out = NULL;
+    shard_gen *g = calloc(1, sizeof *g);
+    if (!g) return fn_seterr(eb, -ENOMEM, "out of memory");
+    snprintf(g->name, sizeof g->name, "%s", name);
+    snprintf(g->dir, sizeof g->dir, "%s", dir);
+    int rc = idx_reader_open_ex(dir, cfg->verify_quick ? IDX_OPEN_QUICK : 0, &g->reader, eb);
+    if (rc) {
+        free(g);
+        return rc;
+    }
+    if ((rc = pool_init(&g->pool, g->reader, cfg->threads ? cfg->threads : 1, eb)) != 0) {
+        idx_reader_close(g->reader);
+        free(g);
+        return rc;
+    }
+    g->refs = 1;   /* the table's */
+    *out = g;
+    return 0;
+}
+
+static void gen_close(shard_gen *g)
+{
+    pool_destroy(&g->pool);   /* every searcher is back: no job holds g */
+    idx_reader_close(g->reader);
+    free(g);
+}
+
+static shard_gen *gen_ref(shard_gen *g)
+{
+    g->refs++;
+    return g;
+}
+
+static void gen_unref(shard_t *s, shard_gen *g)
+{
+    (void)s;
+    if (g && --g->refs == 0) {
+        FN_INFO("generation %s closed (its last search is done)", g->name);
+        gen_close(g);
+    }
+}
+
+/* Take g out of the table (its slot is cleared by the caller). */
+static void gen_drop(shard_t *s, shard_gen *g)
+{
+    if (g) gen_unref(s, g);
+}
+
+/* The generation a request names ("" or NULL: the live one); NULL after
+ * answering FAILED_PRECONDITION (not loaded here) or DATA_LOSS (damaged). */
+static shard_gen *gen_for(shard_t *s, rpc_call_t *call, const char *name)
+{
+    shard_gen *g = NULL;
+    if (!name || !*name || strcmp(name, s->live->name) == 0) g = s->live;
+    else if (s->prev && strcmp(name, s->prev->name) == 0) g = s->prev;
+    else if (s->staged && strcmp(name, s->staged->name) == 0) g = s->staged;
+    if (!g) {
+        char msg[2 * SHARD_MAX_GEN_NAME + 200];
+        snprintf(msg, sizeof msg, "generation %.*s is not loaded on this shard (live: %s)", SHARD_MAX_GEN_NAME,
+                 name, s->live->name);
+        s->errors++;
+        reply_now(s, call, GRPC_STATUS_FAILED_PRECONDITION, msg, NULL);
+        return NULL;
+    }
+    if (g->broken && g != s->live) {
+        char msg[SHARD_MAX_GEN_NAME + 100];
+        snprintf(msg, sizeof msg, "generation %s is damaged on this shard", g->name);
+        s->errors++;
+        reply_now(s, call, GRPC_STATUS_DATA_LOSS, msg, NULL);
+        return NULL;
+    }
+    return g;
 }
 
 /* ---- building the response: every part in the request's arena ----------- */
@@ -550,10 +665,10 @@ static void search_work(uv_work_t *w)   /* worker thread */
         fn_mcounter_inc(s->m.deadline_dropped);
         return;
     }
-    idx_searcher_t *se = pool_get(&s->pool);
+    idx_searcher_t *se = pool_get(&j->g->pool);
     if (deadline_passed(j)) {
         fn_mcounter_inc(s->m.deadline_dropped);
-        pool_put(&s->pool, se);
+        pool_put(&j->g->pool, se);
         return;
     }
     search_run(j, se);
@@ -584,11 +699,11 @@ static void search_run(search_job *j, idx_searcher_t *se)
     if (!j->text_blank) {
         rc = shard_funnel_run(se, &rq, model, &j->mem, &fo, &eb);
         if (rc == 0) {
-            fo.acct[0].count_in = idx_reader_info(s->reader)->docs;
+            fo.acct[0].count_in = idx_reader_info(j->g->reader)->docs;
             const char *mdesc = model ? fn_arena_strdup(&j->mem, rank_ranker_describe(model)) : NULL;
-            rc = resp_fill(&j->resp, &j->mem, s->reader, &fo, s->fnames, j->explain, mdesc);
+            rc = resp_fill(&j->resp, &j->mem, j->g->reader, &fo, s->fnames, j->explain, mdesc);
             if (rc == 0 && j->page_signals)
-                rc = page_signals_fill(&j->resp, &j->mem, s->reader, se, j->dupsig_hits, &eb);
+                rc = page_signals_fill(&j->resp, &j->mem, j->g->reader, se, j->dupsig_hits, &eb);
         }
         if (rc == 0 && j->feedback_docs)
             rc = feedback_fill(&j->resp, &j->mem, se, &fo, j->feedback_docs, j->feedback_max_df, &eb);
@@ -596,9 +711,9 @@ static void search_run(search_job *j, idx_searcher_t *se)
     if (rc == 0 && j->n_vector && j->knn_k) rc = knn_fill(j, se, &eb);
     rank_ranker_unref(model);
     idx_searcher_release(se);
-    pool_put(&s->pool, se);
+    pool_put(&j->g->pool, se);
     if (rc == 0) {
-        const idx_index_info *info = idx_reader_info(s->reader);
+        const idx_index_info *info = idx_reader_info(j->g->reader);
         j->resp.docs = info->docs;
         j->resp.docs_total = info->docs_total;
         j->resp.shard = info->shard;
@@ -665,9 +780,16 @@ static int knn_fill(search_job *j, idx_searcher_t *se, fn_errbuf *eb)
     return 0;
 }
 
-/* A read found the index damaged: stop serving it (loop thread). */
-static void mark_broken(shard_t *s, const char *why)
+/* A read found generation g damaged: stop serving it (loop thread). A
+ * damaged candidate or previous generation fails only its own searches; a
+ * damaged live one takes the shard out of service. */
+static void mark_broken(shard_t *s, shard_gen *g, const char *why)
 {
+    if (g && !g->broken) {
+        g->broken = 1;
+        if (g != s->live) FN_ERROR("generation %s damaged, its searches answer DATA_LOSS: %s", g->name, why);
+    }
+    if (g && g != s->live) return;
     if (s->broken) return;
     s->broken = 1;
     fn_mgauge_set(s->m.damaged, 1);
@@ -689,8 +811,11 @@ static int refuse_if_broken(shard_t *s, rpc_call_t *call)
     return 1;
 }
 
+static void gen_unref(shard_t *s, shard_gen *g);
+
 static void job_free(search_job *j)
 {
+    if (j->g) gen_unref(j->s, j->g);
     /* a large request's memory goes back to the system, not just to malloc */
     int big = fn_arena_held(&j->mem) > (1u << 20);
     fn_arena_free(&j->mem);
@@ -755,7 +880,7 @@ static void search_done(uv_work_t *w, int status)   /* loop thread */
         snprintf(j->msg, sizeof j->msg, "search cancelled: %s", uv_strerror(status));
     }
     if (j->queued) fn_mgauge_add(s->m.queue_depth, -1);
-    if (j->damaged) mark_broken(s, j->msg);
+    if (j->damaged) mark_broken(s, j->g, j->msg);
     log_search(s, j);
     if (j->code != GRPC_STATUS_OK) {
         s->errors++;
@@ -795,8 +920,10 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
         reject(s, call, "%s", qeb.msg);
         return;
     }
+    shard_gen *g = gen_for(s, call, req->generation);
+    if (!g) return;
     if (req->n_vector) {
-        const idx_index_info *in = idx_reader_info(s->reader);
+        const idx_index_info *in = idx_reader_info(g->reader);
         if (!in->vec_dim) {
             reject(s, call, "vector: this shard's index has no vectors");
             return;
@@ -872,6 +999,7 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
         return;
     }
     j->s = s;
+    j->g = gen_ref(g);
     j->call = call;
     j->t0 = s->cur_t0;
     j->deadline = rpc_call_deadline(call);
@@ -940,7 +1068,7 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
     uv_mutex_unlock(&s->model_mu);
     uint32_t eff = req->skip_stage1 || !model ? j->k : selk;
     if (eff <= s->cfg.inline_max_k && !j->features && !j->explain && !j->feedback_docs && !j->n_vector) {
-        idx_searcher_t *se = pool_try_get(&s->pool);
+        idx_searcher_t *se = pool_try_get(&g->pool);
         if (se) {
             search_run(j, se);
             search_done(&j->work, 0);
@@ -963,6 +1091,7 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
 typedef struct rescore_job {
     uv_work_t work;
     shard_t *s;
+    shard_gen *g;                 /* the generation it reads (a reference) */
     rpc_call_t *call;
     uint64_t t0;                  /* arrival (uv_hrtime), for the metrics */
     gpr_timespec deadline;
@@ -994,12 +1123,12 @@ static void rescore_work(uv_work_t *w)   /* worker thread */
         snprintf(j->msg, sizeof j->msg, "out of memory");
         return;
     }
-    idx_searcher_t *se = pool_get(&s->pool);
+    idx_searcher_t *se = pool_get(&j->g->pool);
     fn_errbuf eb = {{0}};
     int rc = idx_rescore(se, &s->cfg.bm25, (const char *const *)j->terms, j->weights, j->nterms, j->docs,
                          j->keys, j->ndocs, j->resp.scores, &eb);
     idx_searcher_release(se);
-    pool_put(&s->pool, se);
+    pool_put(&j->g->pool, se);
     if (rc == 0) {
         j->resp.n_scores = j->ndocs;
         j->code = GRPC_STATUS_OK;
@@ -1013,14 +1142,15 @@ static void rescore_work(uv_work_t *w)   /* worker thread */
 /* The reply of a job that ran on the pool (Rescore, Fetch, Get), on the loop
  * thread: cancelled when the pool did not run it, damage marks the shard
  * broken, an error counts. */
-static void job_reply(shard_t *s, int meth, uint64_t t0, rpc_call_t *call, int status, const char *what,
-                      grpc_status_code code, char *msg, size_t msgcap, int damaged, const ProtobufCMessage *resp)
+static void job_reply(shard_t *s, shard_gen *g, int meth, uint64_t t0, rpc_call_t *call, int status,
+                      const char *what, grpc_status_code code, char *msg, size_t msgcap, int damaged,
+                      const ProtobufCMessage *resp)
 {
     if (status != 0) {
         code = GRPC_STATUS_CANCELLED;
         snprintf(msg, msgcap, "%s cancelled: %s", what, uv_strerror(status));
     }
-    if (damaged) mark_broken(s, msg);
+    if (damaged) mark_broken(s, g, msg);
     if (code != GRPC_STATUS_OK) s->errors++;
     reply_job(s, meth, t0, call, code, code == GRPC_STATUS_OK ? NULL : msg, code == GRPC_STATUS_OK ? resp : NULL);
 }
@@ -1028,7 +1158,9 @@ static void job_reply(shard_t *s, int meth, uint64_t t0, rpc_call_t *call, int s
 static void rescore_done(uv_work_t *w, int status)   /* loop thread */
 {
     rescore_job *j = w->data;
-    job_reply(j->s, SM_RESCORE, j->t0, j->call, status, "rescoring", j->code, j->msg, sizeof j->msg, j->damaged, &j->resp.base);
+    job_reply(j->s, j->g, SM_RESCORE, j->t0, j->call, status, "rescoring", j->code, j->msg, sizeof j->msg, j->damaged,
+              &j->resp.base);
+    gen_unref(j->s, j->g);
     fn_arena_free(&j->mem);
     free(j);
 }
@@ -1038,6 +1170,7 @@ static void rescore_done(uv_work_t *w, int status)   /* loop thread */
 typedef struct fetch_job {
     uv_work_t work;
     shard_t *s;
+    shard_gen *g;                 /* the generation it reads (a reference) */
     rpc_call_t *call;
     uint64_t t0;                  /* arrival (uv_hrtime), for the metrics */
     size_t n;
@@ -1141,7 +1274,7 @@ static void fetch_run(fetch_job *j, idx_searcher_t *se)
         j->eb = NULL;
     }
     idx_searcher_release(se);
-    pool_put(&s->pool, se);
+    pool_put(&j->g->pool, se);
     if (rc == 0) {
         size_t bytes = protobuf_c_message_get_packed_size(&j->resp.base);
         if (bytes > s->cfg.max_reply_bytes) {
@@ -1162,13 +1295,15 @@ static void fetch_run(fetch_job *j, idx_searcher_t *se)
 static void fetch_work(uv_work_t *w)   /* worker thread */
 {
     fetch_job *j = w->data;
-    fetch_run(j, pool_get(&j->s->pool));
+    fetch_run(j, pool_get(&j->g->pool));
 }
 
 static void fetch_done(uv_work_t *w, int status)   /* loop thread */
 {
     fetch_job *j = w->data;
-    job_reply(j->s, SM_FETCH, j->t0, j->call, status, "fetch", j->code, j->msg, sizeof j->msg, j->damaged, &j->resp.base);
+    job_reply(j->s, j->g, SM_FETCH, j->t0, j->call, status, "fetch", j->code, j->msg, sizeof j->msg, j->damaged,
+              &j->resp.base);
+    gen_unref(j->s, j->g);
     fn_arena_free(&j->mem);
     free(j);
 }
@@ -1196,6 +1331,8 @@ static void handle_fetch(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
         reject(s, call, "query: not valid UTF-8");
         return;
     }
+    shard_gen *g = gen_for(s, call, req->generation);
+    if (!g) return;
     fetch_job *j = calloc(1, sizeof *j);
     int oom = !j;
     if (j) fn_arena_init(&j->mem);
@@ -1212,6 +1349,7 @@ static void handle_fetch(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
         return;
     }
     j->s = s;
+    j->g = gen_ref(g);
     j->call = call;
     j->t0 = s->cur_t0;
     j->n = req->n_docs;
@@ -1226,7 +1364,7 @@ static void handle_fetch(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
     funnel__v1__shard_fetch_response__init(&j->resp);
     j->work.data = j;
     /* a page's fields: on the loop thread, as a short search */
-    idx_searcher_t *se = j->n <= s->cfg.inline_max_k ? pool_try_get(&s->pool) : NULL;
+    idx_searcher_t *se = j->n <= s->cfg.inline_max_k ? pool_try_get(&g->pool) : NULL;
     if (se) {
         fetch_run(j, se);
         fetch_done(&j->work, 0);
@@ -1236,6 +1374,7 @@ static void handle_fetch(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
     if (rc != 0) {
         s->errors++;
         reply_now(s, call, GRPC_STATUS_INTERNAL, uv_strerror(rc), NULL);
+        gen_unref(s, j->g);
         fn_arena_free(&j->mem);
         free(j);
     }
@@ -1249,6 +1388,7 @@ static void handle_fetch(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
 typedef struct get_job {
     uv_work_t work;
     shard_t *s;
+    shard_gen *g;                 /* the generation it reads (a reference) */
     rpc_call_t *call;
     uint64_t t0;                  /* arrival (uv_hrtime), for the metrics */
     size_t n;
@@ -1285,12 +1425,12 @@ static void get_work(uv_work_t *w)   /* worker thread (or the loop, inline) */
     shard_t *s = j->s;
     fn_errbuf eb = {{0}};
     j->eb = &eb;
-    const idx_index_info *info = idx_reader_info(s->reader);
+    const idx_index_info *info = idx_reader_info(j->g->reader);
     Funnel__V1__GetDoc *d = fn_arena_alloc(&j->mem, j->n * sizeof *d);
     j->resp.docs = fn_arena_alloc(&j->mem, j->n * sizeof *j->resp.docs);
     uint32_t *found = fn_arena_alloc(&j->mem, j->n * sizeof *found);
     int rc = (!d || !j->resp.docs || !found) ? fn_seterr(&eb, -ENOMEM, "out of memory") : 0;
-    idx_searcher_t *se = pool_get(&s->pool);
+    idx_searcher_t *se = pool_get(&j->g->pool);
     if (!rc) rc = idx_ids_docs(se, (const char *const *)j->ids, j->n, j->docs, &eb);
     size_t nfound = 0;
     for (size_t i = 0; i < j->n && !rc; i++) {
@@ -1306,7 +1446,7 @@ static void get_work(uv_work_t *w)   /* worker thread (or the loop, inline) */
     }
     if (!rc) rc = idx_docs_sources(se, found, nfound, get_source_cb, j, &eb);
     idx_searcher_release(se);
-    pool_put(&s->pool, se);
+    pool_put(&j->g->pool, se);
     j->eb = NULL;
     if (rc == 0) {
         size_t bytes = protobuf_c_message_get_packed_size(&j->resp.base);
@@ -1328,7 +1468,9 @@ static void get_work(uv_work_t *w)   /* worker thread (or the loop, inline) */
 static void get_done(uv_work_t *w, int status)   /* loop thread */
 {
     get_job *j = w->data;
-    job_reply(j->s, SM_GET, j->t0, j->call, status, "get", j->code, j->msg, sizeof j->msg, j->damaged, &j->resp.base);
+    job_reply(j->s, j->g, SM_GET, j->t0, j->call, status, "get", j->code, j->msg, sizeof j->msg, j->damaged,
+              &j->resp.base);
+    gen_unref(j->s, j->g);
     fn_arena_free(&j->mem);
     free(j);
 }
@@ -1355,6 +1497,8 @@ static void handle_get(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
         reject(s, call, "%s", feb.msg);
         return;
     }
+    shard_gen *g = gen_for(s, call, req->generation);
+    if (!g) return;
     get_job *j = calloc(1, sizeof *j);
     int oom = !j;
     if (j) {
@@ -1379,6 +1523,7 @@ static void handle_get(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
         return;
     }
     j->s = s;
+    j->g = gen_ref(g);
     j->call = call;
     j->t0 = s->cur_t0;
     funnel__v1__get_response__init(&j->resp);
@@ -1387,6 +1532,7 @@ static void handle_get(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
     if (rc != 0) {
         s->errors++;
         reply_now(s, call, GRPC_STATUS_INTERNAL, uv_strerror(rc), NULL);
+        gen_unref(s, j->g);
         fn_arena_free(&j->mem);
         free(j);
     }
@@ -1420,6 +1566,8 @@ static void handle_rescore(rpc_call_t *call, const ProtobufCMessage *m, void *ud
             reject(s, call, "terms[%zu]: not valid UTF-8", t);
             return;
         }
+    shard_gen *g = gen_for(s, call, req->generation);
+    if (!g) return;
     rescore_job *j = calloc(1, sizeof *j);
     if (!j) {
         s->errors++;
@@ -1447,6 +1595,7 @@ static void handle_rescore(rpc_call_t *call, const ProtobufCMessage *m, void *ud
         reply_now(s, call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
         return;
     }
+    j->g = gen_ref(g);
     if (j->nterms) memcpy(j->weights, req->weights, j->nterms * sizeof *j->weights);
     if (j->ndocs) memcpy(j->docs, req->docs, j->ndocs * sizeof *j->docs);
     if (j->keys) memcpy(j->keys, req->keys, j->ndocs * sizeof *j->keys);
@@ -1456,6 +1605,7 @@ static void handle_rescore(rpc_call_t *call, const ProtobufCMessage *m, void *ud
     if (rc != 0) {
         s->errors++;
         reply_now(s, call, GRPC_STATUS_INTERNAL, uv_strerror(rc), NULL);
+        gen_unref(s, j->g);
         fn_arena_free(&j->mem);
         free(j);
     }
@@ -1468,7 +1618,7 @@ static void handle_status(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
     (void)m;
     shard_t *s = ud;
     sm_begin(s, SM_STATUS);
-    const idx_index_info *info = idx_reader_info(s->reader);
+    const idx_index_info *info = idx_reader_info(s->live->reader);
     Funnel__V1__StatusResponse r = FUNNEL__V1__STATUS_RESPONSE__INIT;
     r.role = "shard";
     r.pid = (uint32_t)getpid();
@@ -1478,7 +1628,8 @@ static void handle_status(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
     r.shard = info->shard;
     r.shards = info->shards;
     r.docs = info->docs;
-    r.index_dir = s->cfg.index_dir;
+    r.index_dir = s->live->dir;
+    r.generation = s->live->name;
     rank_ranker *model = model_get(s);
     r.stage1_model = (char *)(model ? rank_ranker_describe(model) : "");
     reply_now(s, call, GRPC_STATUS_OK, NULL, &r.base);
@@ -1523,7 +1674,235 @@ static void handle_push(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
     reply_now(s, call, GRPC_STATUS_OK, NULL, &r.base);
 }
 
+/* ---- Admin/Generation: load, switch, drop index generations ------------------ */
+
+static void gen_answer(shard_t *s, rpc_call_t *call, int meth, uint64_t t0)
+{
+    Funnel__V1__GenerationResponse r = FUNNEL__V1__GENERATION_RESPONSE__INIT;
+    Funnel__V1__LoadedGeneration lg[3], *lp[3];
+    shard_gen *gs[3] = { s->live, s->prev, s->staged };
+    static const char *const states[3] = { "live", "previous", "staged" };
+    r.live = s->live->name;
+    r.previous = s->prev ? s->prev->name : (char *)"";
+    r.staged = s->staged ? s->staged->name : (char *)"";
+    for (int i = 0; i < 3; i++) {
+        if (!gs[i]) continue;
+        const idx_index_info *in = idx_reader_info(gs[i]->reader);
+        funnel__v1__loaded_generation__init(&lg[r.n_loaded]);
+        lg[r.n_loaded].generation = gs[i]->name;
+        lg[r.n_loaded].state = (char *)states[i];
+        lg[r.n_loaded].docs = in->docs;
+        lg[r.n_loaded].docs_total = in->docs_total;
+        lg[r.n_loaded].analyzer = (char *)in->analyzer;
+        lp[r.n_loaded] = &lg[r.n_loaded];
+        r.n_loaded++;
+    }
+    r.loaded = lp;
+    r.replicas = 1;
+    reply_job(s, meth, t0, call, GRPC_STATUS_OK, NULL, &r.base);
+}
+
+static void gen_fail(shard_t *s, rpc_call_t *call, int meth, uint64_t t0, grpc_status_code code,
+                     const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static void gen_fail(shard_t *s, rpc_call_t *call, int meth, uint64_t t0, grpc_status_code code,
+                     const char *fmt, ...)
+{
+    char msg[SHARD_MAX_GEN_NAME + 600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    s->errors++;
+    if (code != GRPC_STATUS_INVALID_ARGUMENT) FN_WARN("generation: %s", msg);
+    reply_job(s, meth, t0, call, code, msg, NULL);
+}
+
+static void load_main(void *arg)   /* the loader thread: open and check the whole shard file */
+{
+    shard_t *s = arg;
+    gen_load *l = s->loading;
+    fn_errbuf eb = {{0}};
+    l->rc = gen_open(&s->cfg, l->name, l->dir, &l->g, &eb);
+    if (l->rc) snprintf(l->msg, sizeof l->msg, "%s", fn_errmsg(&eb, l->rc));
+    uv_async_send(&s->load_done);
+}
+
+static void on_load_done(uv_async_t *h)   /* loop thread */
+{
+    shard_t *s = h->data;
+    gen_load *l = s->loading;
+    if (!l) return;
+    uv_thread_join(&s->loader);
+    s->loading = NULL;
+    shard_gen *g = l->g;
+    if (l->rc) {
+        gen_fail(s, l->call, SM_GENERATION, l->t0, l->rc == -ENOENT ? GRPC_STATUS_NOT_FOUND
+                                                   : l->rc == -ENOMEM ? GRPC_STATUS_RESOURCE_EXHAUSTED
+                                                                      : GRPC_STATUS_FAILED_PRECONDITION,
+                 "generation %s: %s", l->name, l->msg);
+        free(l);
+        return;
+    }
+    const idx_index_info *in = idx_reader_info(g->reader), *live = idx_reader_info(s->live->reader);
+    if (in->shard != live->shard || in->shards != live->shards) {
+        gen_fail(s, l->call, SM_GENERATION, l->t0, GRPC_STATUS_FAILED_PRECONDITION,
+                 "generation %s: %s is shard %u of %u, this process serves shard %u of %u", l->name, l->dir,
+                 (unsigned)in->shard, (unsigned)in->shards, (unsigned)live->shard, (unsigned)live->shards);
+        gen_close(g);
+        free(l);
+        return;
+    }
+    if (s->stopping) {
+        gen_fail(s, l->call, SM_GENERATION, l->t0, GRPC_STATUS_UNAVAILABLE, "shard is shutting down");
+        gen_close(g);
+        free(l);
+        return;
+    }
+    gen_drop(s, s->staged);   /* a newer candidate replaces the old one */
+    s->staged = g;
+    FN_INFO("generation %s staged: %s, %llu documents", g->name, g->dir, (unsigned long long)in->docs);
+    gen_answer(s, l->call, SM_GENERATION, l->t0);
+    free(l);
+}
+
+/* A generation's name: an absolute directory path without "." or ".."
+ * components, at most SHARD_MAX_GEN_NAME bytes (1: acceptable). */
+static int gen_name_ok(const char *n, char *why, size_t cap)
+{
+    size_t len = strlen(n);
+    if (len == 0 || n[0] != '/') return snprintf(why, cap, "generation: want an absolute directory path"), 0;
+    if (len > SHARD_MAX_GEN_NAME) return snprintf(why, cap, "generation: %zu bytes, over %d", len, SHARD_MAX_GEN_NAME), 0;
+    for (const char *p = n; *p; p++) {
+        if ((unsigned char)*p < 0x20) return snprintf(why, cap, "generation: a control character"), 0;
+        if (p[0] == '/' && p[1] == '.' && (p[2] == '/' || !p[2] || (p[2] == '.' && (p[3] == '/' || !p[3]))))
+            return snprintf(why, cap, "generation: no '.' or '..' components"), 0;
+    }
+    return 1;
+}
+
+static void handle_generation(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
+{
+    shard_t *s = ud;
+    sm_begin(s, SM_GENERATION);
+    uint64_t t0 = s->cur_t0;
+    const Funnel__V1__GenerationRequest *req = (const Funnel__V1__GenerationRequest *)m;
+    const char *name = req->generation ? req->generation : "";
+    char why[128];
+    s->requests++;
+    if (req->op != FUNNEL__V1__GENERATION_REQUEST__OP__LIST && req->op != FUNNEL__V1__GENERATION_REQUEST__OP__ROLLBACK &&
+        !gen_name_ok(name, why, sizeof why)) {
+        gen_fail(s, call, SM_GENERATION, t0, GRPC_STATUS_INVALID_ARGUMENT, "%s", why);
+        return;
+    }
+    shard_gen *g = NULL;
+    if (*name) {
+        if (strcmp(name, s->live->name) == 0) g = s->live;
+        else if (s->prev && strcmp(name, s->prev->name) == 0) g = s->prev;
+        else if (s->staged && strcmp(name, s->staged->name) == 0) g = s->staged;
+    }
+    switch (req->op) {
+    case FUNNEL__V1__GENERATION_REQUEST__OP__LIST:
+        gen_answer(s, call, SM_GENERATION, t0);
+        return;
+    case FUNNEL__V1__GENERATION_REQUEST__OP__STAGE: {
+        if (g) {   /* loaded already: nothing to do */
+            gen_answer(s, call, SM_GENERATION, t0);
+            return;
+        }
+        if (s->loading) {
+            gen_fail(s, call, SM_GENERATION, t0, GRPC_STATUS_UNAVAILABLE,
+                     "generation %s: another generation (%s) is being loaded", name, s->loading->name);
+            return;
+        }
+        gen_load *l = calloc(1, sizeof *l);
+        if (!l) {
+            gen_fail(s, call, SM_GENERATION, t0, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+            return;
+        }
+        l->call = call;
+        l->t0 = t0;
+        snprintf(l->name, sizeof l->name, "%s", name);
+        snprintf(l->dir, sizeof l->dir, "%s/shard-%03u", name, (unsigned)idx_reader_info(s->live->reader)->shard);
+        s->loading = l;
+        /* its own thread, not the search pool: checking a large shard file
+         * must not take a searcher's worker under load */
+        int rc = uv_thread_create(&s->loader, load_main, s);
+        if (rc) {
+            s->loading = NULL;
+            free(l);
+            gen_fail(s, call, SM_GENERATION, t0, GRPC_STATUS_RESOURCE_EXHAUSTED, "cannot start a thread: %s",
+                     uv_strerror(rc));
+        }
+        return;
+    }
+    case FUNNEL__V1__GENERATION_REQUEST__OP__ACTIVATE: {
+        if (!g) {
+            gen_fail(s, call, SM_GENERATION, t0, GRPC_STATUS_FAILED_PRECONDITION,
+                     "generation %s is not loaded on this shard: stage it first", name);
+            return;
+        }
+        if (g == s->live) {
+            gen_answer(s, call, SM_GENERATION, t0);
+            return;
+        }
+        if (g->broken) {
+            gen_fail(s, call, SM_GENERATION, t0, GRPC_STATUS_FAILED_PRECONDITION, "generation %s is damaged", name);
+            return;
+        }
+        shard_gen *old = s->live;
+        if (g == s->staged) {
+            s->staged = NULL;
+            gen_drop(s, s->prev);
+        }
+        s->prev = old;   /* (g was prev: the two change places) */
+        s->live = g;
+        break;
+    }
+    case FUNNEL__V1__GENERATION_REQUEST__OP__ROLLBACK: {
+        if (!s->prev) {
+            gen_fail(s, call, SM_GENERATION, t0, GRPC_STATUS_FAILED_PRECONDITION,
+                     "no previous generation is loaded on this shard");
+            return;
+        }
+        shard_gen *old = s->live;
+        s->live = s->prev;
+        s->prev = old;
+        break;
+    }
+    case FUNNEL__V1__GENERATION_REQUEST__OP__DISCARD:
+        if (g == s->live) {
+            gen_fail(s, call, SM_GENERATION, t0, GRPC_STATUS_FAILED_PRECONDITION,
+                     "generation %s is the live one", name);
+            return;
+        }
+        if (g == s->staged) s->staged = NULL;
+        if (g == s->prev) s->prev = NULL;
+        gen_drop(s, g);   /* NULL (not loaded): nothing to do */
+        gen_answer(s, call, SM_GENERATION, t0);
+        return;
+    default:
+        gen_fail(s, call, SM_GENERATION, t0, GRPC_STATUS_INVALID_ARGUMENT, "op: %d is not a known verb",
+                 (int)req->op);
+        return;
+    }
+    /* the live generation changed */
+    const idx_index_info *in = idx_reader_info(s->live->reader);
+    fn_mgauge_set(s->m.docs, (double)in->docs);
+    FN_INFO("generation %s live (%llu documents); previous %s", s->live->name, (unsigned long long)in->docs,
+            s->prev ? s->prev->name : "none");
+    if (s->broken && !s->live->broken) {   /* a good generation heals a shard stopped by a damaged one */
+        s->broken = 0;
+        fn_mgauge_set(s->m.damaged, 0);
+        if (!s->stopping) rpc_server_set_serving(s->rpc, 1);
+        FN_INFO("serving again: the live generation is %s", s->live->name);
+    }
+    gen_answer(s, call, SM_GENERATION, t0);
+}
+
 /* ---- start / stop ------------------------------------------------------------ */
+
+static void on_async_closed(uv_handle_t *h);
 
 int shard_start(uv_loop_t *loop, const shard_config *cfg, shard_t **out, fn_errbuf *eb)
 {
@@ -1549,10 +1928,20 @@ int shard_start(uv_loop_t *loop, const shard_config *cfg, shard_t **out, fn_errb
     if (cfg->stage1_model[0] &&
         (rc = rank_ranker_load(cfg->stage1_model, s->fnames, s->fcheap, s->nfnames, &s->stage1, eb)))
         goto fail_mu;
-    rc = idx_reader_open_ex(cfg->index_dir, cfg->verify_quick ? IDX_OPEN_QUICK : 0, &s->reader, eb);
-    if (rc) goto fail_model;
-    if ((rc = pool_init(&s->pool, s->reader, cfg->threads ? cfg->threads : 1, eb)) != 0)
+    /* the live generation's name: the directory above the shard's (the
+     * index directory, as `funnel index publish` names generations) */
+    char gname[SHARD_MAX_GEN_NAME + 1];
+    char *rp = realpath(cfg->index_dir, NULL);
+    snprintf(gname, sizeof gname, "%.*s", SHARD_MAX_GEN_NAME, rp ? rp : cfg->index_dir);
+    free(rp);
+    char *slash = strrchr(gname, '/');
+    if (slash && slash != gname) *slash = 0;
+    if ((rc = gen_open(cfg, gname, cfg->index_dir, &s->live, eb)) != 0) goto fail_model;
+    if ((rc = uv_async_init(loop, &s->load_done, on_load_done)) != 0) {
+        rc = fn_seterr(eb, -ENOMEM, "uv_async_init: %s", uv_strerror(rc));
         goto fail_reader;
+    }
+    s->load_done.data = s;
 
     rpc_method methods[] = {
         {RPC_METHOD_SHARD_SEARCH, &funnel__v1__shard_search_request__descriptor,
@@ -1563,6 +1952,7 @@ int shard_start(uv_loop_t *loop, const shard_config *cfg, shard_t **out, fn_errb
         {RPC_METHOD_SHARD_GET, &funnel__v1__shard_get_request__descriptor, handle_get, s},
         {RPC_METHOD_ADMIN_STATUS, &funnel__v1__status_request__descriptor, handle_status, s},
         {RPC_METHOD_ADMIN_PUSH_MODEL, &funnel__v1__push_model_request__descriptor, handle_push, s},
+        {RPC_METHOD_ADMIN_GENERATION, &funnel__v1__generation_request__descriptor, handle_generation, s},
     };
     rpc_server_opts o = {.addr = cfg->listen, .methods = methods, .nmethods = sizeof methods / sizeof methods[0]};
     if ((rc = rpc_server_start(loop, &o, &s->rpc, eb)) != 0) goto fail_pool;
@@ -1571,9 +1961,17 @@ int shard_start(uv_loop_t *loop, const shard_config *cfg, shard_t **out, fn_errb
     return 0;
 
 fail_pool:
-    pool_destroy(&s->pool);
+    /* the async handle is closed by the loop; s must outlive it */
+    uv_close((uv_handle_t *)&s->load_done, on_async_closed);
+    gen_close(s->live);
+    s->live = NULL;
+    rank_ranker_unref(s->stage1);
+    s->stage1 = NULL;
+    uv_mutex_destroy(&s->model_mu);
+    s->done = NULL;   /* on_async_closed frees s */
+    return rc;
 fail_reader:
-    idx_reader_close(s->reader);
+    gen_close(s->live);
 fail_model:
     rank_ranker_unref(s->stage1);
 fail_mu:
@@ -1583,22 +1981,30 @@ fail_mu:
 }
 
 int shard_port(const shard_t *s) { return rpc_server_port(s->rpc); }
-const idx_index_info *shard_info(const shard_t *s) { return idx_reader_info(s->reader); }
+const idx_index_info *shard_info(const shard_t *s) { return idx_reader_info(s->live->reader); }
 uint64_t shard_requests(const shard_t *s) { return s->requests; }
 uint64_t shard_errors(const shard_t *s) { return s->errors; }
 
-static void on_rpc_stopped(void *ud)
+static void on_async_closed(uv_handle_t *h)
 {
-    shard_t *s = ud;
-    /* Every search has been answered, so no worker holds a searcher. */
-    pool_destroy(&s->pool);
-    idx_reader_close(s->reader);
-    rank_ranker_unref(s->stage1);
-    uv_mutex_destroy(&s->model_mu);
+    shard_t *s = h->data;
     void (*done)(void *) = s->done;
     void *dud = s->done_ud;
     free(s);
     if (done) done(dud);
+}
+
+static void on_rpc_stopped(void *ud)
+{
+    shard_t *s = ud;
+    /* Every call has been answered (a stage's too: its load is over), so no
+     * job holds a generation and no worker a searcher. */
+    gen_drop(s, s->staged);
+    gen_drop(s, s->prev);
+    gen_drop(s, s->live);
+    rank_ranker_unref(s->stage1);
+    uv_mutex_destroy(&s->model_mu);
+    uv_close((uv_handle_t *)&s->load_done, on_async_closed);
 }
 
 void shard_stop(shard_t *s, void (*done)(void *ud), void *ud)

@@ -20,6 +20,9 @@
 
 typedef struct shard shard_t;   /* opaque */
 
+/* Longest index generation name (a directory path; Admin/Generation). */
+#define SHARD_MAX_GEN_NAME 1024
+
 /* Open cfg->index_dir, create the searcher pool and start serving on
  * cfg->listen (rpc_init() must have been called). cfg is copied. Returns 0,
  * an index error (-ENOENT, FN_EFORMAT, FN_EVERSION), FN_EINVAL (cannot

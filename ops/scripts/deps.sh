@@ -35,7 +35,8 @@ PKGS=(build-essential pkg-config meson ninja-build
       valgrind time python3 python3-grpcio python3-protobuf python3-numpy python3-xapian wamerican wbritish
       python3-xgboost python3-sklearn
       fasttext clang libclang-rt-14-dev wordnet-base   # funnel embed; the libFuzzer harnesses
-      libmicrohttpd-dev prometheus openssl)            # metrics over HTTP, promtool in a test, the dev CA of --tls
+      libmicrohttpd-dev prometheus openssl             # metrics over HTTP, promtool in a test, the dev CA of --tls
+      python3-yaml python3-jsonschema)                 # tests/ops/test_k8s_manifests.py (ops/k8s)
 [ "${1:-}" = --bench ] && PKGS+=(sphinxsearch python3-pymysql gnuplot-nox python3-hnswlib python3-faiss)
 
 timeout=${FUNNEL_APT_TIMEOUT:-600}

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Index generations on a running cluster (issue 13, docs/operations.md "Index
+# generations"): 2 shards x 2 replicas serve generation g1 while `funnel bench`
+# runs; a rebuilt g2 is published through the quality gate, rolled back and
+# published again under that load with 0 failed and 0 partial answers; a
+# damaged candidate (half the corpus) is refused with a report and discarded;
+# an unfinished build (no index.json) is refused; a replica restarted on an
+# older generation gets the live one loaded by the coordinator; searches
+# naming an unknown generation are INVALID_ARGUMENT.
+source "$(dirname "$0")/lib.sh"
+D=$DATA/cranfield
+
+G1=$(build_index g1 2) || exit 1
+G2=$(build_index g2 2) || exit 1
+head -n 700 "$D/corpus.jsonl" >"$T/half.jsonl"
+"$FUNNEL" index build --input "$T/half.jsonl" --shards 2 --out "$T/g3" >/dev/null 2>&1 || fail "build g3"
+# an unfinished build: shard directories without the index.json a finished one writes last
+mkdir -p "$T/g4" && cp -r "$G2/shard-000" "$G2/shard-001" "$T/g4/"
+
+R=$T/run
+A=$("$FUNNEL" cluster up --index "$G1" --dir "$R" --replicas 2 2>"$T/up.err") || { cat "$T/up.err"; fail "cluster up"; }
+Q=$T/q.tsv
+head -n 60 "$D/queries.tsv" >"$Q"
+
+# the gate refuses the damaged candidate, names why, and g1 stays live
+"$FUNNEL" index publish --dir "$R" --index "$T/g3" --gate-queries "$D/queries.tsv" --qrels "$D/qrels.trec" \
+    >"$T/g3.out" 2>&1 && { cat "$T/g3.out"; fail "publish of a half-empty generation passed the gate"; }
+grep -q "quality gate: REFUSED" "$T/g3.out" || { cat "$T/g3.out"; fail "no refusal in the report"; }
+grep -q "below 0.900" "$T/g3.out" || { cat "$T/g3.out"; fail "the report does not name the missing documents"; }
+grep -q "NDCG@10 0\.[0-9]* -> 0\.[0-9]*, a drop" "$T/g3.out" || { cat "$T/g3.out"; fail "the report does not name the NDCG drop"; }
+"$FUNNEL" index generations --dir "$R" >"$T/gens" || fail "generations"
+grep -qx "live: $G1" "$T/gens" || { cat "$T/gens"; fail "live is not g1 after a refusal"; }
+grep -qx "staged: none" "$T/gens" || { cat "$T/gens"; fail "the refused candidate is still staged"; }
+ok "damaged candidate refused: $(grep REFUSED "$T/g3.out" | cut -c1-150)"
+
+"$FUNNEL" index publish --dir "$R" --index "$T/g4" >"$T/g4.out" 2>&1 && fail "an unfinished build was published"
+grep -q "not a finished build" "$T/g4.out" || { cat "$T/g4.out"; fail "unfinished build: message"; }
+ok "unfinished build refused"
+
+# publish, rollback, publish under load: nothing fails, nothing is partial
+"$FUNNEL" bench --server "$A" --queries "$Q" --rate 150 --duration 8 --deadline-ms 2000 --json \
+    >"$T/bench.json" 2>"$T/bench.err" </dev/null &
+BP=$!
+sleep 1.5
+"$FUNNEL" index publish --dir "$R" --index "$G2" --gate-queries "$D/queries.tsv" --qrels "$D/qrels.trec" \
+    >"$T/g2.out" 2>&1 || { cat "$T/g2.out"; fail "publish g2 through the gate"; }
+grep -q "quality gate: passed" "$T/g2.out" || { cat "$T/g2.out"; fail "gate did not pass g2"; }
+sleep 1
+"$FUNNEL" index rollback --dir "$R" >"$T/rb.out" 2>&1 || { cat "$T/rb.out"; fail "rollback"; }
+grep -qx "live: $G1" "$T/rb.out" || { cat "$T/rb.out"; fail "rollback: live is not g1"; }
+sleep 1
+"$FUNNEL" index publish --dir "$R" --index "$G2" >"$T/g2b.out" 2>&1 || { cat "$T/g2b.out"; fail "publish g2 again"; }
+grep -qx "previous: $G1" "$T/g2b.out" || { cat "$T/g2b.out"; fail "previous is not g1"; }
+wait $BP || { cat "$T/bench.err"; fail "bench during the swaps"; }
+got=$(json_get "$T/bench.json" '(r["requests"] > 600, r["errors"], r["partial"])')
+[ "$got" = "(True, 0, 0)" ] || { cat "$T/bench.json"; fail "during publish/rollback: (requests > 600, errors, partial) = $got"; }
+ok "publish, rollback, publish under 150 qps: $(json_get "$T/bench.json" 'r["requests"]') requests, 0 failed, 0 partial"
+grep -A1 -x -- "--index" "$R/shard-1-r0.cmd" | grep -qx "$G2/shard-001" || fail "shard command lines do not name g2"
+
+# the answers name the generation they read, and are the same documents
+"$FUNNEL" search --server "$A" --json --k 10 --syntax plain "boundary layer transition" >"$T/s.json" || fail "search"
+[ "$(json_get "$T/s.json" 'r.get("generation")')" = "$G2" ] || { cat "$T/s.json" | head -c 600; fail "response generation"; }
+
+# a replica restarted on the old generation: the coordinator loads g2 there
+sed -i "s#$G2/shard-001#$G1/shard-001#" "$R/shard-1-r0.cmd"
+kill -9 "$(cat "$R/shard-1-r0.pid")"
+sleep 0.3
+"$FUNNEL" cluster restart --dir "$R" shard-1-r0 >/dev/null 2>"$T/restart.err" || { cat "$T/restart.err"; fail "restart"; }
+"$FUNNEL" bench --server "$A" --queries "$Q" --rate 100 --duration 3 --deadline-ms 2000 --json >"$T/b2.json" 2>"$T/b2.err" \
+    || { cat "$T/b2.err"; fail "bench after the restart"; }
+got=$(json_get "$T/b2.json" '(r["errors"], r["partial"])')
+[ "$got" = "(0, 0)" ] || { cat "$T/b2.json"; fail "after a restart on an old generation: (errors, partial) = $got"; }
+grep -q "generation $G2 loaded on" "$R/coordinator.log" || { tail -5 "$R/coordinator.log"; fail "no repair logged"; }
+grep -q "generation $G2 live" "$R/shard-1-r0.log" || { tail -5 "$R/shard-1-r0.log"; fail "the restarted replica did not make g2 live"; }
+ok "a replica restarted on g1 got g2 loaded; 0 failed, 0 partial"
+
+# an unknown generation is the request's fault
+if "$FUNNEL" search --server "$A" --generation /no/such "heat" >"$T/u.out" 2>&1; then fail "unknown generation answered"; fi
+grep -q "INVALID_ARGUMENT" "$T/u.out" && grep -q "generation" "$T/u.out" || { cat "$T/u.out"; fail "unknown generation: message"; }
+ok "unknown generation: INVALID_ARGUMENT"
+
+"$FUNNEL" cluster down --dir "$R" >/dev/null 2>&1 || fail "down"
+echo "PASS"
