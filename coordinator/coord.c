@@ -124,6 +124,7 @@ struct coord {
     uv_loop_t *loop;
     coord_opts o;
     rank_ranker *stage2;         /* the stage-2 model (loop thread; NULL = none) */
+    rank_ranker *stage2_cand;    /* a staged candidate (PushModel STAGE; the gate's), or NULL */
     spell_dict_t *spell;         /* spelling dictionary (read-only once loaded; NULL = none) */
     syn_dict_t *syn;             /* WordNet synonyms (NULL = none) */
     intent_model_t *intent;      /* query intent (NULL = none) */
@@ -2340,6 +2341,11 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
         reply(c, call, GRPC_STATUS_INVALID_ARGUMENT, eb.msg, NULL);
         return;
     }
+    if (req->candidate_model && !c->stage2_cand) {
+        coord_metrics_request(c, 0, GRPC_STATUS_INVALID_ARGUMENT, (uv_hrtime() - t0) / 1000);
+        reply(c, call, GRPC_STATUS_INVALID_ARGUMENT, "candidate_model: no stage-2 model is staged", NULL);
+        return;
+    }
     /* a named generation must be one the cluster holds: live, previous or
      * staged (the quality gate's shadow queries name the candidate) */
     if (req->generation && *req->generation &&
@@ -2471,11 +2477,12 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     }
     s->cov_target = req->coverage_target > 0 && req->coverage_target < 1 ? req->coverage_target : 1;
     s->sreq.request_id = (char *)s->request_id;
-    /* an experiment's arm replaces the stage-2 model (experiment.h); skip_models
-     * and features requests stay out of experiments */
-    if (!req->skip_models && !s->mode && !req->n_vector)
+    /* an experiment's arm replaces the stage-2 model (experiment.h); skip_models,
+     * features, vector and candidate-model requests stay out of experiments */
+    if (!req->skip_models && !s->mode && !req->n_vector && !req->candidate_model)
         coord_exp_assign(c->exps, req->user, req->session_id, req->query, &s->xp);
     rank_ranker *s2m = s->xp.arm ? (s->xp.arm->model[0] ? s->xp.arm->model[0] : s->xp.arm->model[1]) : c->stage2;
+    if (req->candidate_model) s2m = c->stage2_cand;   /* checked staged when the request came */
     int stage2 = s2m && !req->skip_models && !s->mode;
     /* RM3 expansion re-ranks the window when no model does (a model reads
      * prf_rm3 as a feature instead) */
@@ -3052,6 +3059,36 @@ static void handle_push(rpc_call_t *call, const ProtobufCMessage *msg, void *ud)
         rpc_call_reply(call, GRPC_STATUS_INVALID_ARGUMENT, "stage: want 1 or 2", NULL);
         return;
     }
+    if (req->mode != FUNNEL__V1__PUSH_MODEL_REQUEST__MODE__REPLACE) {
+        Funnel__V1__PushModelResponse r = FUNNEL__V1__PUSH_MODEL_RESPONSE__INIT;
+        if (req->stage != 2) {
+            rpc_call_reply(call, GRPC_STATUS_INVALID_ARGUMENT, "mode: only a stage-2 model can be staged", NULL);
+            return;
+        }
+        if (req->mode == FUNNEL__V1__PUSH_MODEL_REQUEST__MODE__ACTIVATE) {
+            if (!c->stage2_cand) {
+                rpc_call_reply(call, GRPC_STATUS_FAILED_PRECONDITION, "activate: no stage-2 model is staged", NULL);
+                return;
+            }
+            rank_ranker *old = c->stage2;
+            c->stage2 = c->stage2_cand;   /* searches in flight keep the one they hold */
+            c->stage2_cand = NULL;
+            rank_ranker_unref(old);
+            FN_INFO("stage-2 model now %s (staged, activated)", rank_ranker_describe(c->stage2));
+            r.model = (char *)rank_ranker_describe(c->stage2);
+        } else if (req->mode == FUNNEL__V1__PUSH_MODEL_REQUEST__MODE__DISCARD) {
+            rank_ranker_unref(c->stage2_cand);
+            c->stage2_cand = NULL;
+            r.model = (char *)(c->stage2 ? rank_ranker_describe(c->stage2) : "none");
+        } else if (req->mode != FUNNEL__V1__PUSH_MODEL_REQUEST__MODE__STAGE || !req->model.len) {
+            rpc_call_reply(call, GRPC_STATUS_INVALID_ARGUMENT, "mode: STAGE needs a model; unknown mode", NULL);
+            return;
+        }
+        if (req->mode != FUNNEL__V1__PUSH_MODEL_REQUEST__MODE__STAGE) {
+            rpc_call_reply(call, GRPC_STATUS_OK, NULL, &r.base);
+            return;
+        }
+    }
     const char *name = req->name && *req->name ? req->name : "pushed model";
     rank_ranker *rk = NULL;
     fn_errbuf eb = {{0}};
@@ -3069,6 +3106,15 @@ static void handle_push(rpc_call_t *call, const ProtobufCMessage *msg, void *ud)
             rpc_call_reply(call, GRPC_STATUS_INVALID_ARGUMENT, fn_errmsg(&eb, rc), NULL);
             return;
         }
+    }
+    if (req->stage == 2 && req->mode == FUNNEL__V1__PUSH_MODEL_REQUEST__MODE__STAGE) {
+        rank_ranker_unref(c->stage2_cand);
+        c->stage2_cand = rk;
+        FN_INFO("stage-2 model %s staged (searches with candidate_model use it)", rank_ranker_describe(rk));
+        Funnel__V1__PushModelResponse r = FUNNEL__V1__PUSH_MODEL_RESPONSE__INIT;
+        r.model = (char *)rank_ranker_describe(rk);
+        rpc_call_reply(call, GRPC_STATUS_OK, NULL, &r.base);
+        return;
     }
     if (req->stage == 2) {
         rank_ranker *old = c->stage2;
@@ -3560,6 +3606,7 @@ static void on_timer(uv_timer_t *t)
 static void free_coord(coord_t *c)
 {
     rank_ranker_unref(c->stage2);
+    rank_ranker_unref(c->stage2_cand);
     spell_dict_destroy(c->spell);
     syn_dict_destroy(c->syn);
     intent_model_free(c->intent);

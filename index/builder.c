@@ -215,6 +215,7 @@ typedef struct run_reader {
 
 typedef struct shard {
     char dir[4096];
+    uint64_t file_hash, file_bytes;   /* the sealed data.mdb's checksum (index.json's manifest) */
     MDB_env *env;
     MDB_txn *txn;
     MDB_dbi meta, terms, postings, docs, ids, norms, source, positions, skips, vocab, tvec, vectors, attrs, docsig;
@@ -2141,6 +2142,8 @@ static int finish_shard(builder *b, uint32_t si)
     if ((rc = idx_file_hash(path, &hash, &bytes, b->eb)) ||
         (rc = idx_checksum_write(s->dir, hash, bytes, b->eb)))
         return rc;
+    s->file_hash = hash;
+    s->file_bytes = bytes;
     b->st.index_bytes += bytes;
     return 0;
 }
@@ -2157,6 +2160,44 @@ static int write_index_json(builder *b)
                           "analyzer", b->andesc, "codec", b->codec->name,
                           "block_size", IDX_BLOCK_SIZE, "skipped", (json_int_t)b->st.skipped);
     if (!j) return -ENOMEM;
+    /* The generation's manifest (docs/operations.md "Index generations"):
+     * what it was built from and how, and every shard file's checksum, so
+     * a publish or an audit can tell two generations apart. */
+    struct stat cst;
+    int have_cst = strcmp(b->o->input, "-") != 0 && stat(b->o->input, &cst) == 0;
+    char sums[64];
+    json_t *corpus = json_pack("{s:s, s:I, s:I}", "path", b->o->input,
+                               "bytes", (json_int_t)(have_cst ? cst.st_size : 0),
+                               "mtime", (json_int_t)(have_cst ? cst.st_mtime : 0));
+    json_t *settings = json_pack("{s:s, s:s, s:I, s:s, s:i, s:i, s:i, s:s}",
+                                 "on_error", b->o->on_error == IDX_ON_ERROR_FAIL ? "fail" : "skip",
+                                 "codec", b->codec->name, "mem_budget", (json_int_t)b->o->mem_budget,
+                                 "vec_metric", b->o->vec_metric ? b->o->vec_metric : "cosine",
+                                 "vec_dim", (int)b->o->vec_dim, "ann_M", (int)(b->o->ann_M ? b->o->ann_M : 16),
+                                 "ann_efc", (int)(b->o->ann_efc ? b->o->ann_efc : 200),
+                                 "filter_model", b->o->filter_model ? b->o->filter_model : "");
+    json_t *files = json_object();
+    int bad = !corpus || !settings || !files;
+    for (uint32_t i = 0; i < b->nsh && !bad; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "shard-%03" PRIu32, i);
+        snprintf(sums, sizeof sums, "xxh3-64 %016" PRIx64, b->sh[i].file_hash);
+        bad = json_object_set_new(files, name, json_pack("{s:s, s:I}", "data_mdb", sums,
+                                                         "bytes", (json_int_t)b->sh[i].file_bytes)) != 0;
+    }
+    if (bad) {
+        json_decref(corpus);
+        json_decref(settings);
+        json_decref(files);
+        json_decref(j);
+        return -ENOMEM;
+    }
+    /* set_new takes each reference, also when it fails */
+    if (json_object_set_new(j, "corpus", corpus) | json_object_set_new(j, "settings", settings) |
+        json_object_set_new(j, "checksums", files)) {
+        json_decref(j);
+        return -ENOMEM;
+    }
     errno = 0;
     int rc = json_dump_file(j, tmp, JSON_INDENT(2) | JSON_SORT_KEYS);
     int err = errno;   /* fopen's, fwrite's or fclose's */

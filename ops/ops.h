@@ -28,6 +28,24 @@ enum { OPS_EXIT_OK = 0, OPS_EXIT_FAIL = 1, OPS_EXIT_USAGE = 2 };
 int ops_cmd_index(int argc, char **argv);
 /* `funnel index publish|rollback|generations` (ops_generation.c), dispatched by ops_cmd_index */
 int ops_cmd_generation(int argc, char **argv);
+
+/* The quality gate (ops_generation.c; docs/operations.md "Quality gate"):
+ * thresholds a candidate must meet against the live side. */
+typedef struct ops_gate_opts {
+    double max_ndcg_drop;        /* NDCG@10 may fall by at most this (with qrels) */
+    double min_overlap;          /* mean top-10 overlap (always without qrels; with them if given) */
+    double min_docs_ratio;       /* candidate documents / live documents */
+    double max_latency_ratio;    /* candidate p95 <= this x live p95 + latency_slack_ms */
+    double latency_slack_ms;     /* (sub-millisecond p95s jitter by more than any ratio) */
+    int overlap_given;
+    int64_t deadline_ms;         /* per query */
+} ops_gate_opts;
+struct rpc_client;
+/* Run queries (queries.tsv) against the live side (generation live, "" =
+ * the cluster's) and the candidate (generation cand, and/or the staged
+ * stage-2 model), print the report; 0 passed, 1 refused, -1 could not run. */
+int ops_gate_run(struct rpc_client *c, const char *live, const char *cand, int cand_model, const char *queries,
+                 const char *qrels, const ops_gate_opts *go);
 int ops_cmd_cluster(int argc, char **argv);
 int ops_cmd_search(int argc, char **argv);
 int ops_cmd_get(int argc, char **argv);      /* funnel get: documents by id (ops_get.c) */

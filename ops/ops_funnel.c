@@ -199,13 +199,21 @@ static const char push_usage[] =
     "to every shard replica. Searches in flight finish with the model they started\n"
     "with. --none removes the stage's model (the stage then keeps the order it is\n"
     "given). Prints the model now in use. Exit status: 0 ok, 1 refused or not every\n"
-    "replica took it (the message says which), 2 usage.\n";
+    "replica took it (the message says which), 2 usage.\n"
+    "\n"
+    "Quality gate (stage 2): --gate-queries Q [--qrels R] stages the model beside the\n"
+    "live one, runs Q with each (the candidate only for these shadow queries), prints\n"
+    "the report and activates the model only if it passes; else it is discarded and\n"
+    "the exit status is 1. Thresholds: --max-ndcg-drop D (0.02), --min-overlap O\n"
+    "(0.5 without --qrels, else only if given), --max-latency-ratio L (3: p95 <= L x\n"
+    "the live p95 + 10 ms; a live side without a model pays no stage-2 cost).\n";
 
-int ops_model_push(const char *server, int stage, const char *path, int64_t deadline_ms, char *desc,
-                   size_t cap, fn_errbuf *eb)
+static int model_push_mode(const char *server, int stage, const char *path, int mode, int64_t deadline_ms,
+                           char *desc, size_t cap, fn_errbuf *eb)
 {
     Funnel__V1__PushModelRequest req = FUNNEL__V1__PUSH_MODEL_REQUEST__INIT;
     req.stage = (uint32_t)stage;
+    req.mode = (Funnel__V1__PushModelRequest__Mode)mode;
     char *text = NULL;
     size_t len = 0;
     if (path) {
@@ -260,18 +268,77 @@ int ops_model_push(const char *server, int stage, const char *path, int64_t dead
     return 0;
 }
 
+int ops_model_push(const char *server, int stage, const char *path, int64_t deadline_ms, char *desc,
+                   size_t cap, fn_errbuf *eb)
+{
+    return model_push_mode(server, stage, path, FUNNEL__V1__PUSH_MODEL_REQUEST__MODE__REPLACE, deadline_ms, desc,
+                           cap, eb);
+}
+
+/* --gate-queries: stage the stage-2 model, gate it against the live one,
+ * then activate or discard it. 0 pushed, 1 refused or failed. */
+static int model_push_gated(const char *server, const char *model, const char *queries, const char *qrels,
+                            const ops_gate_opts *go, int64_t deadline)
+{
+    fn_errbuf eb = {{0}};
+    char desc[512] = "";
+    int rc = model_push_mode(server, 2, model, FUNNEL__V1__PUSH_MODEL_REQUEST__MODE__STAGE, deadline, desc,
+                             sizeof desc, &eb);
+    if (rc) {
+        fprintf(stderr, "funnel model push: stage: %s\n", fn_errmsg(&eb, rc));
+        return OPS_EXIT_FAIL;
+    }
+    printf("stage 2 model staged: %s\n", desc);
+    rpc_client_t *c = rpc_client_create(server);
+    int g = c ? ops_gate_run(c, "", "", 1, queries, qrels, go) : -1;
+    rpc_client_destroy(c);
+    int mode = g == 0 ? FUNNEL__V1__PUSH_MODEL_REQUEST__MODE__ACTIVATE : FUNNEL__V1__PUSH_MODEL_REQUEST__MODE__DISCARD;
+    rc = model_push_mode(server, 2, NULL, mode, deadline, desc, sizeof desc, &eb);
+    if (rc) {
+        fprintf(stderr, "funnel model push: %s: %s\n", g == 0 ? "activate" : "discard", fn_errmsg(&eb, rc));
+        return OPS_EXIT_FAIL;
+    }
+    if (g != 0) {
+        printf("candidate discarded; stage 2 model stays: %s\n", desc);
+        return OPS_EXIT_FAIL;
+    }
+    printf("stage 2 model: %s\n", desc);
+    return OPS_EXIT_OK;
+}
+
 int ops_model_push_cmd(int argc, char **argv)
 {
     static const struct option lo[] = {
         {"server", required_argument, 0, 's'}, {"stage", required_argument, 0, 'S'},
         {"model", required_argument, 0, 'm'},  {"none", no_argument, 0, 'n'},
-        {"deadline-ms", required_argument, 0, 'd'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    const char *server = NULL, *model = NULL;
+        {"deadline-ms", required_argument, 0, 'd'}, {"help", no_argument, 0, 'h'},
+        {"gate-queries", required_argument, 0, 'q'}, {"qrels", required_argument, 0, 'r'},
+        {"max-ndcg-drop", required_argument, 0, 'N'}, {"min-overlap", required_argument, 0, 'O'},
+        {"max-latency-ratio", required_argument, 0, 'L'}, {0, 0, 0, 0}};
+    const char *server = NULL, *model = NULL, *queries = NULL, *qrels = NULL;
     long stage = 0, deadline = 30000;
     int none = 0, c;
+    /* a live side without a stage-2 model measures no stage-2 cost at all:
+     * the latency guard is against a pathological model, not any model */
+    ops_gate_opts go = { 0.02, 0.5, 0, 3.0, 10.0, 0, 10000 };
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        double v = 0;
+        if (c == 'N' || c == 'O' || c == 'L') {
+            char *end;
+            v = strtod(optarg, &end);
+            if (!*optarg || *end || !isfinite(v) || v < 0) {
+                fprintf(stderr, "funnel model push: --%s: not a valid number: '%s'\n",
+                        c == 'N' ? "max-ndcg-drop" : c == 'O' ? "min-overlap" : "max-latency-ratio", optarg);
+                return OPS_EXIT_USAGE;
+            }
+        }
         switch (c) {
+        case 'q': queries = optarg; break;
+        case 'r': qrels = optarg; break;
+        case 'N': go.max_ndcg_drop = v; break;
+        case 'O': go.min_overlap = v; go.overlap_given = 1; break;
+        case 'L': go.max_latency_ratio = v; break;
         case 's': server = optarg; break;
         case 'S': stage = strtol(optarg, NULL, 10); break;
         case 'm': model = optarg; break;
@@ -286,7 +353,20 @@ int ops_model_push_cmd(int argc, char **argv)
         fputs(push_usage, stderr);
         return OPS_EXIT_USAGE;
     }
+    if (queries && (stage != 2 || !model)) {
+        fprintf(stderr, "funnel model push: --gate-queries gates a stage-2 --model (stage 1 runs on the shards)\n");
+        return OPS_EXIT_USAGE;
+    }
+    if (qrels && !queries) {
+        fprintf(stderr, "funnel model push: --qrels needs --gate-queries\n");
+        return OPS_EXIT_USAGE;
+    }
     rpc_init();
+    if (queries) {
+        int grc = model_push_gated(server, model, queries, qrels, &go, deadline);
+        rpc_shutdown();
+        return grc;
+    }
     fn_errbuf eb = {{0}};
     char desc[512] = "";
     int rc = ops_model_push(server, (int)stage, model, deadline, desc, sizeof desc, &eb);

@@ -60,11 +60,7 @@ static const char gen_usage[] =
     "Exit status: 0 ok (published, rolled back), 1 failed or refused by the gate,\n"
     "2 usage error.\n";
 
-typedef struct gate_opts {
-    double max_ndcg_drop, min_overlap, min_docs_ratio, max_latency_ratio;
-    int overlap_given;
-    int64_t deadline_ms;
-} gate_opts;
+typedef ops_gate_opts gate_opts;
 
 /* The coordinator's address: --coordinator, or RUN/coordinator.addr. */
 static int coord_addr(const char *run, const char *coord, char *out, size_t cap)
@@ -102,6 +98,7 @@ static void print_state(const Funnel__V1__GenerationResponse *r)
 
 typedef struct side {
     const char *gen;
+    int cand_model;               /* re-rank with the staged stage-2 model */
     ops_run *run;
     double *lat_ms;
     size_t n, errors, partial;
@@ -138,6 +135,7 @@ static void gate_search(rpc_client_t *c, side *sd, const ops_query *q, int64_t d
     rq.query = q->text;
     rq.k = 10;
     rq.generation = (char *)sd->gen;
+    rq.candidate_model = sd->cand_model;
     rq.no_hedge = 1;   /* the latency of the generation, not of a hedge */
     rq.plain_text = 1; /* queries.tsv holds words, as `funnel search --batch` reads them */
     Funnel__V1__SearchResponse *r = NULL;
@@ -163,30 +161,43 @@ static void gate_search(rpc_client_t *c, side *sd, const ops_query *q, int64_t d
     protobuf_c_message_free_unpacked(&r->base, NULL);
 }
 
-/* Run the gate: 0 passed, 1 refused (the report says why), -1 could not run. */
-static int gate_run(rpc_client_t *c, const char *live, const char *cand, const char *queries, const char *qrels_path,
-                    const gate_opts *go)
+/* NDCG over the gate's queries only: ops_eval_compute averages over every
+ * judged query of the qrels, and the gate may run a subset. */
+typedef struct gate_acc { const ops_query *q; size_t nq; ops_eval_result r; } gate_acc;
+
+static void gate_cb(void *ud, const char *qid, const double v[OPS_EVAL_NMETRICS])
+{
+    gate_acc *a = ud;
+    size_t i = 0;
+    while (i < a->nq && strcmp(a->q[i].qid, qid) != 0) i++;
+    if (i == a->nq) return;
+    a->r.queries++;
+    for (int m = 0; m < OPS_EVAL_NMETRICS; m++) a->r.v[m] += v[m];
+}
+
+int ops_gate_run(struct rpc_client *c, const char *live, const char *cand, int cand_model, const char *queries,
+                 const char *qrels_path, const ops_gate_opts *go)
 {
     ops_query *q = NULL;
     size_t nq = 0;
     fn_errbuf eb = {{0}};
     int rc = ops_queries_load(queries, &q, &nq, &eb);
     if (rc) {
-        fprintf(stderr, "funnel index publish: --gate-queries: %s\n", fn_errmsg(&eb, rc));
+        fprintf(stderr, "funnel: --gate-queries: %s\n", fn_errmsg(&eb, rc));
         return -1;
     }
     ops_qrels *qr = NULL;
     if (qrels_path && (rc = ops_eval_load_qrels(qrels_path, &qr, &eb))) {
-        fprintf(stderr, "funnel index publish: --qrels: %s\n", fn_errmsg(&eb, rc));
+        fprintf(stderr, "funnel: --qrels: %s\n", fn_errmsg(&eb, rc));
         ops_queries_free(q, nq);
         return -1;
     }
-    side sd[2] = { { .gen = live }, { .gen = cand } };
+    side sd[2] = { { .gen = live }, { .gen = cand, .cand_model = cand_model } };
     int ret = -1;
     for (int i = 0; i < 2; i++) {
         sd[i].lat_ms = calloc(nq ? nq : 1, sizeof(double));
         if (!sd[i].lat_ms || ops_eval_run_new(&sd[i].run)) {
-            fprintf(stderr, "funnel index publish: out of memory\n");
+            fprintf(stderr, "funnel: out of memory\n");
             goto out;
         }
     }
@@ -212,11 +223,16 @@ static int gate_run(rpc_client_t *c, const char *live, const char *cand, const c
     overlap = nover ? overlap / (double)nover : 1;
     ops_eval_result ev[2] = { { 0 }, { 0 } };
     if (qr)
-        for (int i = 0; i < 2; i++)
-            if (ops_eval_compute(qr, sd[i].run, &ev[i], NULL, NULL)) {
-                fprintf(stderr, "funnel index publish: out of memory\n");
+        for (int i = 0; i < 2; i++) {
+            gate_acc acc = { q, nq, { 0, { 0 } } };
+            ops_eval_result all;
+            if (ops_eval_compute(qr, sd[i].run, &all, gate_cb, &acc)) {
+                fprintf(stderr, "funnel: out of memory\n");
                 goto out;
             }
+            for (int m = 0; m < OPS_EVAL_NMETRICS && acc.r.queries; m++) acc.r.v[m] /= (double)acc.r.queries;
+            ev[i] = acc.r;
+        }
     double p50[2], p95[2];
     for (int i = 0; i < 2; i++) {
         p95[i] = pct(sd[i].lat_ms, sd[i].n, 95);
@@ -239,8 +255,9 @@ static int gate_run(rpc_client_t *c, const char *live, const char *cand, const c
     if (docs_ratio < go->min_docs_ratio)
         REFUSE("; %llu documents against %llu live (%.3f, below %.3f)", (unsigned long long)sd[1].docs_total,
                (unsigned long long)sd[0].docs_total, docs_ratio, go->min_docs_ratio);
-    if (p95[1] > go->max_latency_ratio * p95[0] + 5.0)
-        REFUSE("; p95 %.2f ms against %.2f ms live (over %.2fx + 5 ms)", p95[1], p95[0], go->max_latency_ratio);
+    if (p95[1] > go->max_latency_ratio * p95[0] + go->latency_slack_ms)
+        REFUSE("; p95 %.2f ms against %.2f ms live (over %.2fx + %.0f ms)", p95[1], p95[0], go->max_latency_ratio,
+               go->latency_slack_ms);
 #undef REFUSE
     char ndcg_s[2][32];
     for (int i = 0; i < 2; i++) snprintf(ndcg_s[i], sizeof ndcg_s[i], qr ? "%.4f" : "-", ev[i].v[OPS_EVAL_NDCG10]);
@@ -318,7 +335,7 @@ int ops_cmd_generation(int argc, char **argv)
         {"max-latency-ratio", required_argument, 0, 'L'}, {"deadline-ms", required_argument, 0, 't'},
         {"help", no_argument, 0, 'h'},               {0, 0, 0, 0}};
     const char *run = NULL, *coord = NULL, *gen = NULL, *queries = NULL, *qrels = NULL;
-    gate_opts go = { 0.02, 0.5, 0.9, 1.5, 0, 10000 };
+    gate_opts go = { 0.02, 0.5, 0.9, 1.5, 5.0, 0, 10000 };
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -434,7 +451,7 @@ int ops_cmd_generation(int argc, char **argv)
         goto out;
     }
     if (queries) {
-        int g = gate_run(cl, live, gen, queries, qrels, &go);
+        int g = ops_gate_run(cl, live, gen, 0, queries, qrels, &go);
         if (g != 0) {
             Funnel__V1__GenerationResponse *d = NULL;
             if (gen_call(cl, FUNNEL__V1__GENERATION_REQUEST__OP__DISCARD, gen, admin_ms, &d, &st) == GRPC_STATUS_OK) {

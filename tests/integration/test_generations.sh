@@ -6,7 +6,9 @@
 # damaged candidate (half the corpus) is refused with a report and discarded;
 # an unfinished build (no index.json) is refused; a replica restarted on an
 # older generation gets the live one loaded by the coordinator; searches
-# naming an unknown generation are INVALID_ARGUMENT.
+# naming an unknown generation are INVALID_ARGUMENT. Models pass the same gate:
+# a stage-2 model trained on shuffled labels is refused and discarded, one
+# trained on the real labels is activated.
 source "$(dirname "$0")/lib.sh"
 D=$DATA/cranfield
 
@@ -78,6 +80,35 @@ ok "a replica restarted on g1 got g2 loaded; 0 failed, 0 partial"
 if "$FUNNEL" search --server "$A" --generation /no/such "heat" >"$T/u.out" 2>&1; then fail "unknown generation answered"; fi
 grep -q "INVALID_ARGUMENT" "$T/u.out" && grep -q "generation" "$T/u.out" || { cat "$T/u.out"; fail "unknown generation: message"; }
 ok "unknown generation: INVALID_ARGUMENT"
+
+# the model gate: train on 120 queries' features, gate on the other 105
+head -n 120 "$D/queries.tsv" >"$T/train.tsv"
+tail -n +121 "$D/queries.tsv" >"$T/test.tsv"
+"$FUNNEL" features --server "$A" --queries "$T/train.tsv" --qrels "$D/qrels.trec" --stage 2 --window 100 \
+    --out "$T/s2.svm" 2>"$T/f.err" || { cat "$T/f.err"; fail "features"; }
+"$PY" - "$T/s2.svm" "$T/shuf.svm" <<'EOF2'
+import random, sys
+random.seed(7)
+lines = open(sys.argv[1]).read().split('\n')
+head = [l for l in lines if l.startswith('#')]
+rows = [l for l in lines if l and not l.startswith('#')]
+labels = [r.split(' ', 1)[0] for r in rows]
+random.shuffle(labels)
+open(sys.argv[2], 'w').write('\n'.join(head + [a + ' ' + r.split(' ', 1)[1] for a, r in zip(labels, rows)]) + '\n')
+EOF2
+for m in s2 shuf; do
+    "$FUNNEL" train --data "$T/$m.svm" --objective lambdarank --trees 30 --depth 3 --out "$T/$m.model" >/dev/null 2>&1 \
+        || fail "train $m"
+done
+"$FUNNEL" model push --server "$A" --stage 2 --model "$T/shuf.model" --gate-queries "$T/test.tsv" \
+    --qrels "$D/qrels.trec" >"$T/shuf.out" 2>&1 && { cat "$T/shuf.out"; fail "the shuffled-label model passed the gate"; }
+grep -q "quality gate: REFUSED: NDCG@10" "$T/shuf.out" || { cat "$T/shuf.out"; fail "shuffled model: report"; }
+grep -q "stage 2 model stays: none" "$T/shuf.out" || { cat "$T/shuf.out"; fail "shuffled model: not discarded"; }
+"$FUNNEL" model push --server "$A" --stage 2 --model "$T/s2.model" --gate-queries "$T/test.tsv" \
+    --qrels "$D/qrels.trec" >"$T/good.out" 2>&1 || { cat "$T/good.out"; fail "the real model was refused"; }
+grep -q "quality gate: passed" "$T/good.out" && grep -q "stage 2 model: s2.model" "$T/good.out" \
+    || { cat "$T/good.out"; fail "real model: not activated"; }
+ok "model gate: $(grep REFUSED "$T/shuf.out" | cut -c1-80); real labels: $(grep 'candidate ' "$T/good.out" | tr -s ' ' | cut -c1-60)"
 
 "$FUNNEL" cluster down --dir "$R" >/dev/null 2>&1 || fail "down"
 echo "PASS"
