@@ -19,6 +19,7 @@
  */
 #include "builder.h"
 #include "builder_int.h"
+#include "buckets.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -262,6 +263,8 @@ typedef struct builder {
     char builddir[4096];
     shard *sh;
     uint32_t nsh;
+    idx_bucket_map map;         /* bucket -> shard (buckets.h) */
+    char maptext[IDX_BUCKETS_TEXT_MAX];   /* its text form (meta and index.json "buckets") */
     size_t budget;
     uint32_t threads;           /* analyzing threads, the main one included */
     uint64_t lines_read;        /* by the main thread, ahead of st.lines (consumed) */
@@ -1136,7 +1139,7 @@ int idx_corpus_line_check(const char *line, size_t len, char *why, size_t whylen
     anctx c;
     memset(&c, 0, sizeof c);
     c.o = &o;
-    batch *bt = calloc(1, sizeof *bt); /* ~100 KB: not on the stack */
+    batch *bt = calloc(1, sizeof *bt); /* tens of KB: not on the stack */
     if (!bt) return -ENOMEM;
     fn_errbuf eb;
     int rc = idx_analyzer_create(&o.analyzer, &c.an, &eb);
@@ -1154,12 +1157,12 @@ int idx_corpus_line_check(const char *line, size_t len, char *why, size_t whylen
     if (rc == 0 && d->kind == BD_BLANK) {
         set_why(why, whylen, "blank line");
     } else if (rc == 0 && d->kind == BD_BAD) {
-        const char *r = (const char *)bt->out + d->reason;
-        if (d->reason >= bt->outlen || !memchr(r, '\0', bt->outlen - d->reason) || !d->code) {
+        if (d->reason >= bt->outlen || !memchr(bt->out + d->reason, '\0', bt->outlen - d->reason) ||
+            !d->code) {
             set_why(why, whylen, "bad line without a reason");
             rc = FN_EFORMAT;
         } else {
-            set_why(why, whylen, r);
+            set_why(why, whylen, (const char *)bt->out + d->reason);
             rc = d->code;
         }
     } else if (rc == 0) {
@@ -1225,7 +1228,7 @@ static int index_doc(builder *b, const batch *bt, const bdoc *d, uint64_t lineno
     const char *o = (const char *)bt->out;
     const char *id = o + d->id;
     size_t idlen = d->idlen;
-    uint32_t si = (uint32_t)(d->key % b->nsh);
+    uint32_t si = b->map.shard[idx_bucket_of(d->key)];
     shard *s = &b->sh[si];
     int rc;
     if (s->ndocs == UINT32_MAX) return fn_seterr(b->eb, FN_ELIMIT, "%s: shard %" PRIu32 " is full", b->fname, si);
@@ -2105,6 +2108,7 @@ static int finish_shard(builder *b, uint32_t si)
     if ((rc = put_meta(s, "schema", "%d", IDX_SCHEMA_VERSION)) ||
         (rc = put_meta(s, "shard", "%" PRIu32, si)) ||
         (rc = put_meta(s, "shards", "%" PRIu32, b->nsh)) ||
+        (rc = put_meta(s, "buckets", "%s", b->maptext)) ||
         (rc = put_meta(s, "docs", "%" PRIu32, s->ndocs)) ||
         (rc = put_meta(s, "docs_total", "%" PRIu64, total)) ||
         (rc = put_meta(s, "sumlen_title", "%" PRIu64, b->sumlen[0])) ||
@@ -2177,6 +2181,13 @@ static int write_index_json(builder *b)
                                  "ann_efc", (int)(b->o->ann_efc ? b->o->ann_efc : 200),
                                  "filter_model", b->o->filter_model ? b->o->filter_model : "");
     json_t *files = json_object();
+    if (json_object_set_new(j, "buckets", json_string(b->maptext))) {
+        json_decref(corpus);
+        json_decref(settings);
+        json_decref(files);
+        json_decref(j);
+        return -ENOMEM;
+    }
     int bad = !corpus || !settings || !files;
     for (uint32_t i = 0; i < b->nsh && !bad; i++) {
         char name[32];
@@ -2279,6 +2290,14 @@ int idx_build(const idx_build_opts *opts, idx_build_stats *stats, fn_errbuf *eb)
     b.o = opts;
     b.eb = eb;
     b.nsh = opts->shards;
+    if (opts->shards > IDX_MAX_SHARDS)
+        return fn_seterr(eb, FN_EINVAL, "shards: at most %u (one bucket each)", IDX_MAX_SHARDS);
+    if (opts->buckets && opts->buckets->shards != opts->shards)
+        return fn_seterr(eb, FN_EINVAL, "the bucket map has %u shards, the build %u", opts->buckets->shards,
+                         opts->shards);
+    if (opts->buckets) b.map = *opts->buckets;
+    else idx_buckets_default(&b.map, opts->shards);
+    idx_buckets_format(&b.map, b.maptext, sizeof b.maptext);
     b.fname = strcmp(opts->input, "-") == 0 ? "<stdin>" : opts->input;
     b.budget = opts->mem_budget ? opts->mem_budget : (256u << 20);
     b.threads = opts->threads;

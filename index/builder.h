@@ -2,7 +2,7 @@
  *
  * Streaming and bounded in memory: documents are read in batches of lines,
  * parsed and analyzed by opts.threads threads, then taken in input order,
- * partitioned by xxh64(id) % shards, inverted in memory per shard until
+ * partitioned by bucket (buckets.h: xxh64(id) % 4096, mapped to shards), inverted in memory per shard until
  * mem_budget is reached, then spilled as sorted runs to temporary files in
  * IDXDIR/.build/; the runs are merged into each shard's LMDB postings, and a
  * final pass merges the shards' vocabularies to write the global document
@@ -51,7 +51,10 @@ typedef struct idx_build_stats {
 typedef struct idx_build_opts {
     const char *input;              /* path of the JSON Lines corpus ("-" = stdin) */
     const char *out_dir;            /* IDXDIR; created; must not already hold an index */
-    uint32_t shards;                /* >= 1 */
+    uint32_t shards;                /* 1..IDX_MAX_SHARDS */
+    /* Which shard holds each bucket of documents (buckets.h); NULL = the
+     * default map for `shards`. Its shard count must be `shards`. */
+    const struct idx_bucket_map *buckets;
     enum idx_on_error on_error;
     idx_analyzer_opts analyzer;     /* zeroed = defaults */
     const char *codec;              /* NULL = the default (idx_codec_all()[0], "bp128") */

@@ -1,4 +1,4 @@
-/* format.h - the on-disk layout of a Funnel index (schema version 8).
+/* format.h - the on-disk layout of a Funnel index (schema version 9).
  *
  * An index directory IDXDIR holds one LMDB environment per shard:
  *
@@ -7,7 +7,9 @@
  *   IDXDIR/shard-NNN/checksum  "funnel-checksum 1\nxxh3-64 <16 hex>\nbytes <size>\n": the
  *                              whole data.mdb as the build sealed it (verified at open)
  *
- * A document goes to shard  xxh64(id, seed 0) % N  and gets the next shard-local
+ * A document goes to the shard its bucket  xxh64(id, seed 0) % 4096  is mapped to
+ * (buckets.h; meta and index.json "buckets" record the map, schema 9; a fresh
+ * build maps contiguous ranges, bucket b to shard b * N / 4096) and gets the next shard-local
  * document number (0, 1, 2, ... in corpus order). Every shard stores the GLOBAL
  * statistics (document count, per-term document frequency, average field
  * lengths) so that a BM25 score does not depend on how the corpus was split.
@@ -137,7 +139,7 @@
 
 #include "dupsig.h"
 
-#define IDX_SCHEMA_VERSION 8
+#define IDX_SCHEMA_VERSION 9
 #define IDX_MAX_TERM_BYTES 255
 #define IDX_MAX_DBS 16
 /* Address space, not disk: LMDB maps this much but only writes what it uses. */

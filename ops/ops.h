@@ -184,6 +184,9 @@ int ops_addr_valid(const char *addr);
 
 /** Shard count from IDXDIR/index.json ("shards"). 0, FN_EFORMAT, -errno. */
 int ops_index_shards(const char *idxdir, uint32_t *shards, fn_errbuf *eb);
+/** The bucket map of IDXDIR (index.json "buckets", buckets.h). 0, -ENOENT, FN_EFORMAT, FN_EPARSE. */
+struct idx_bucket_map;
+int ops_bucket_map_of(const char *idxdir, struct idx_bucket_map *m, fn_errbuf *eb);
 
 /** Write "shard N ADDR" lines (one per shard, N from 0) atomically. 0 or -errno. */
 int ops_topology_write(const char *path, const char *const *addrs, uint32_t n);

@@ -38,6 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buckets.h"
 #include "rpc_client.h"
 #include "rpc_security.h"
 
@@ -161,6 +162,32 @@ int ops_index_shards(const char *idxdir, uint32_t *shards, fn_errbuf *eb)
         rc = fn_seterr(eb, FN_EFORMAT, "%s: \"shards\" is missing or not a positive integer", path);
     else
         *shards = (uint32_t)json_integer_value(s);
+    json_decref(root);
+    return rc;
+}
+
+int ops_bucket_map_of(const char *idxdir, idx_bucket_map *m, fn_errbuf *eb)
+{
+    char path[PATH_MAX];
+    sfmt(path, sizeof path, "%s/index.json", idxdir);
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    if (!root) {
+        if (access(path, F_OK) != 0)
+            return fn_seterr(eb, -ENOENT, "%s: no index here (missing index.json)", idxdir);
+        return fn_seterr(eb, FN_EFORMAT, "%s:%d: %s", path, je.line, je.text);
+    }
+    json_t *b = json_object_get(root, "buckets");
+    int rc;
+    if (!json_is_string(b)) {
+        rc = fn_seterr(eb, FN_EFORMAT, "%s: no \"buckets\" (an index of schema 9 or later has them)", path);
+    } else if ((rc = idx_buckets_parse(json_string_value(b), m, eb)) == 0) {
+        uint32_t n = 0;
+        json_t *s = json_object_get(root, "shards");
+        if (json_is_integer(s)) n = (uint32_t)json_integer_value(s);
+        if (n != m->shards)
+            rc = fn_seterr(eb, FN_EFORMAT, "%s: \"buckets\" maps %u shards, \"shards\" says %u", path, m->shards, n);
+    }
     json_decref(root);
     return rc;
 }

@@ -10,8 +10,11 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <dirent.h>
+#include <errno.h>
 
 #include "builder.h"
+#include "buckets.h"
 #include "cfilter.h"
 #include "codec.h"
 #include "fn_io.h"
@@ -24,7 +27,7 @@ static const char index_usage[] =
     "                          [--stemmer english|none|ALGO] [--stopwords english|none|FILE]\n"
     "                          [--codec bp128|varint|streamvbyte]\n"
     "                          [--dim D] [--metric cosine|dot|l2] [--M 16] [--efc 200]\n"
-    "                          [--filter-model MODEL]\n"
+    "                          [--filter-model MODEL] [--shard-index I] [--buckets-from GEN]\n"
     "\n"
     "Builds an index of N shards from a JSON Lines corpus (one document a line:\n"
     "\"id\" required and unique, \"title\", \"body\", other fields stored).\n"
@@ -47,6 +50,13 @@ static const char index_usage[] =
     "  --filter-model F  score every document with this content-filter model\n"
     "                    (funnel filter train) and store the score; the model's\n"
     "                    name and thresholds go into the index's meta\n"
+    "  --shard-index I   keep only shard I of the N (one pod of a Kubernetes Indexed\n"
+    "                    Job each): the whole index is built privately, since every\n"
+    "                    shard stores global statistics, and IDXDIR gets shard I and\n"
+    "                    index.json\n"
+    "  --buckets-from G  partition as generation G does (its index.json \"buckets\":\n"
+    "                    after `cluster add-shard` moved buckets); default: the\n"
+    "                    contiguous map of N shards\n"
     "Exit status: 0 ok, 1 build failed, 2 usage error.\n"
     "\n"
     "usage: funnel index verify IDXDIR|SHARDDIR\n"
@@ -137,6 +147,36 @@ static double filter_cb(void *ud, const char *title, size_t tlen, const char *bo
     return cfilter_score_sig(ud, title, tlen, body, blen, &sig);
 }
 
+/* --shard-index: move shard I of the private build in tmp to out, then
+ * index.json (last: a directory with index.json is a finished build), and
+ * remove the rest. */
+static int keep_one_shard(const char *tmp, const char *out, uint32_t si, uint32_t n, fn_errbuf *eb)
+{
+    char from[PATH_MAX + 32], to[PATH_MAX + 32];
+    snprintf(from, sizeof from, "%s/shard-%03u", tmp, si);
+    snprintf(to, sizeof to, "%s/shard-%03u", out, si);
+    if (rename(from, to)) return fn_seterr(eb, -errno, "rename %s -> %s: %s", from, to, strerror(errno));
+    snprintf(from, sizeof from, "%s/index.json", tmp);
+    snprintf(to, sizeof to, "%s/index.json", out);
+    if (rename(from, to)) return fn_seterr(eb, -errno, "rename %s -> %s: %s", from, to, strerror(errno));
+    for (uint32_t s = 0; s < n; s++) {
+        if (s == si) continue;
+        snprintf(from, sizeof from, "%s/shard-%03u", tmp, s);
+        DIR *d = opendir(from);
+        struct dirent *de;
+        while (d && (de = readdir(d))) {
+            if (de->d_name[0] == '.') continue;
+            char f[PATH_MAX + 300];
+            snprintf(f, sizeof f, "%s/%s", from, de->d_name);
+            unlink(f);
+        }
+        if (d) closedir(d);
+        rmdir(from);
+    }
+    rmdir(tmp);
+    return 0;
+}
+
 static int index_build(int argc, char **argv)
 {
     static const struct option lo[] = {
@@ -148,12 +188,14 @@ static int index_build(int argc, char **argv)
         {"dim", required_argument, 0, 'D'},     {"metric", required_argument, 0, 'X'},
         {"M", required_argument, 0, 'M'},       {"efc", required_argument, 0, 'E'},
         {"filter-model", required_argument, 0, 'F'},
+        {"shard-index", required_argument, 0, 'I'}, {"buckets-from", required_argument, 0, 'B'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     idx_build_opts o;
     memset(&o, 0, sizeof o);
     uint32_t mem_mb = 0;
-    const char *filter_path = NULL;
+    const char *filter_path = NULL, *buckets_from = NULL;
+    uint32_t shard_index = UINT32_MAX;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -214,6 +256,13 @@ static int index_build(int argc, char **argv)
             }
             break;
         case 'F': filter_path = optarg; break;
+        case 'I':
+            if (parse_u32(optarg, &shard_index) || shard_index >= IDX_MAX_SHARDS) {
+                fprintf(stderr, "funnel index build: --shard-index must be 0..shards-1\n");
+                return OPS_EXIT_USAGE;
+            }
+            break;
+        case 'B': buckets_from = optarg; break;
         case 'S': o.analyzer.stemmer = optarg; break;
         case 'W': o.analyzer.stopwords = optarg; break;
         case 'C':
@@ -235,6 +284,26 @@ static int index_build(int argc, char **argv)
                 optind != argc ? " (and no positional arguments)" : "");
         fputs(index_usage, stderr);
         return OPS_EXIT_USAGE;
+    }
+    if (shard_index != UINT32_MAX && shard_index >= o.shards) {
+        fprintf(stderr, "funnel index build: --shard-index %u: the index has %u shards (0..%u)\n", shard_index,
+                o.shards, o.shards - 1);
+        return OPS_EXIT_USAGE;
+    }
+    idx_bucket_map bmap;
+    if (buckets_from) {   /* the partitioning of an existing generation (after add-shard) */
+        fn_errbuf beb = {{0}};
+        int brc = ops_bucket_map_of(buckets_from, &bmap, &beb);
+        if (brc) {
+            fprintf(stderr, "funnel index build: --buckets-from: %s\n", fn_errmsg(&beb, brc));
+            return OPS_EXIT_FAIL;
+        }
+        if (bmap.shards != o.shards) {
+            fprintf(stderr, "funnel index build: --buckets-from %s maps %u shards, --shards is %u\n", buckets_from,
+                    bmap.shards, o.shards);
+            return OPS_EXIT_USAGE;
+        }
+        o.buckets = &bmap;
     }
     o.mem_budget = (size_t)mem_mb << 20;
     cfilter_model_t *fm = NULL;
@@ -282,10 +351,35 @@ static int index_build(int argc, char **argv)
     o.warning = on_warning;
     o.ud = &ps;
 
+    /* --shard-index I: one shard of a generation (a Kubernetes Indexed Job
+     * pod). The whole index is built privately and only shard I is kept:
+     * every shard stores the global statistics, which need every document;
+     * the cost is the whole build on each pod. */
+    const char *final_out = o.out_dir;
+    char tmpdir[PATH_MAX];
+    if (shard_index != UINT32_MAX) {
+        char sd[PATH_MAX + 32];
+        snprintf(sd, sizeof sd, "%s/shard-%03u", final_out, shard_index);
+        struct stat sst;
+        if (stat(sd, &sst) == 0) {
+            fprintf(stderr, "funnel index build: %s exists already (a finished shard is never rebuilt in place)\n", sd);
+            cfilter_model_free(fm);
+            return OPS_EXIT_FAIL;
+        }
+        if (ops_mkdirs(final_out)) {
+            fprintf(stderr, "funnel index build: cannot create %s: %s\n", final_out, strerror(errno));
+            cfilter_model_free(fm);
+            return OPS_EXIT_FAIL;
+        }
+        snprintf(tmpdir, sizeof tmpdir, "%s/.shard-%03u.build", final_out, shard_index);
+        o.out_dir = tmpdir;
+    }
     idx_build_stats stats;
     memset(&stats, 0, sizeof stats);
     fn_errbuf eb = {{0}};
     int rc = idx_build(&o, &stats, &eb);
+    if (rc == 0 && shard_index != UINT32_MAX && (rc = keep_one_shard(tmpdir, final_out, shard_index, o.shards, &eb)) == 0)
+        o.out_dir = final_out;
     cfilter_model_free(fm);
     if (ps.line_dirty) fputc('\n', stderr);
     if (rc != 0) {

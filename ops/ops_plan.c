@@ -18,7 +18,9 @@
  *      L_{N/S}(q_S), the merge latency per shard measured apart from its CPU.
  *      The index must also fit in memory when the costs give its size.
  *   2. replicas R per shard (one replica per machine): CPU per query on a
- *      shard, c(d) = shard_fixed_us + selection_us_per_doc * d; a replica
+ *      shard, c(d) = shard_fixed_us + selection_us_per_doc * d (+ the
+ *      shard_window term: us_per_doc * the shard's share of the selection
+ *      window, which shrinks as 1/S with overprovision); a replica
  *      serves cores * util / c(d) queries a second; R = max(2, ceil(Q / that)).
  *   3. coordinators: CPU per query coordinator_us_per_query +
  *      stage2_us_per_query + merge_us_per_shard * S; at least 2.
@@ -82,6 +84,8 @@ typedef struct plan_costs {
     double merge_us_per_shard;
     double merge_latency_us_per_shard;   /* added to a search's latency per shard (default: merge_us_per_shard) */
     double index_bytes_per_doc;     /* 0: not given */
+    int have_window;                /* shard_window given */
+    double win_k, win_ovp, win_us;  /* shard_window: selection_k, overprovision, us_per_doc */
     double lat_docs;                /* shard_latency.docs_per_shard */
     double lat_fixed_ms;            /* shard_latency.fixed_ms */
     double lat_samples;             /* 0: not given */
@@ -186,6 +190,18 @@ static int load_costs(const char *path, plan_costs *c, char *err, size_t cap)
     if (c->shard_fixed_us + c->selection_us_per_doc <= 0) {
         cerr(err, cap, path, "%s", "shard_fixed_us and selection_us_per_doc are both 0: no shard cost");
         goto out;
+    }
+    json_t *sw = json_object_get(root, "shard_window");
+    if (sw && !json_is_null(sw)) {
+        if (!json_is_object(sw)) {
+            cerr(err, cap, path, "%s", "\"shard_window\" must be an object: selection_k, overprovision, us_per_doc");
+            goto out;
+        }
+        if (num_field(sw, "selection_k", "shard_window.", 1, 1e7, 0, &c->win_k, path, err, cap) ||
+            num_field(sw, "overprovision", "shard_window.", 1, 100, 0, &c->win_ovp, path, err, cap) ||
+            num_field(sw, "us_per_doc", "shard_window.", 0, 1e6, 0, &c->win_us, path, err, cap))
+            goto out;
+        c->have_window = 1;
     }
     json_t *cl = json_object_get(root, "coordinator_latency_ms");
     if (!json_is_object(cl)) {
@@ -315,6 +331,16 @@ static double tail_theta(const plan_costs *c)   /* ms per unit of z beyond the l
     return (c->x[n - 1] - c->x[n - 2]) / (zq(c->q[n - 1]) - zq(c->q[n - 2]));
 }
 
+/* A shard's share of the selection window with S shards (coordinator/coord.c
+ * per_shard): k with one shard, else min(k, ceil(k * overprovision / S)). */
+static double window_share(const plan_costs *c, double S)
+{
+    if (!c->have_window) return 0;
+    if (S <= 1) return c->win_k;
+    double w = ceil(c->win_k * c->win_ovp / S);
+    return w < c->win_k ? w : c->win_k;
+}
+
 typedef struct plan_step {     /* the fan-out arithmetic of one shard count */
     double S, d, one_minus_q, z, l_d0, l_d, merge_ms, p99;
 } plan_step;
@@ -362,7 +388,7 @@ typedef struct plan_result {
     plan_step best, prev;           /* prev: S - 1 (when S > 1) */
     int have_prev;
     double s_latency, s_memory, d_memory_max;
-    double c_shard, replica_qps, replicas_exact, R, util_r, util_down;
+    double w_share, c_shard, replica_qps, replicas_exact, R, util_r, util_down;
     double c_coord, coords_exact, coords, shard_machines, machines, busy_cores, util_all;
     double cores;
 } plan_result;
@@ -410,7 +436,8 @@ static int plan_compute(const plan_costs *c, const plan_args *a, plan_result *r,
         r->have_prev = 1;
     }
     /* replicas */
-    r->c_shard = c->shard_fixed_us + c->selection_us_per_doc * r->best.d;
+    r->w_share = window_share(c, S);
+    r->c_shard = c->shard_fixed_us + c->selection_us_per_doc * r->best.d + c->win_us * r->w_share;
     r->replica_qps = r->cores * a->util * 1e6 / r->c_shard;
     r->replicas_exact = a->qps / r->replica_qps;
     r->R = ceil(r->replicas_exact - 1e-9);
@@ -442,8 +469,16 @@ static void print_text(const plan_costs *c, const plan_args *a, const char *path
            c->memory_gib > 0 ? ", " : "", c->memory_gib > 0 ? g(c->memory_gib) : "",
            c->memory_gib > 0 ? " GiB" : "", g(r->cores), g(a->util));
     printf("\ninputs (measured)\n");
-    printf("  shard CPU per search      c(d) = shard_fixed_us + selection_us_per_doc * d = %s + %s * d us\n",
-           g(c->shard_fixed_us), g(c->selection_us_per_doc));
+    if (c->have_window)
+        printf("  shard CPU per search      c(d, S) = shard_fixed_us + selection_us_per_doc * d + window_us_per_doc * w(S)"
+               " = %s + %s * d + %s * w(S) us,\n"
+               "                            w(S) = a shard's share of the selection window = min(%s, ceil(%s * %s / S))"
+               " (%s with 1 shard)\n",
+               g(c->shard_fixed_us), g(c->selection_us_per_doc), g(c->win_us), g(c->win_k), g(c->win_k),
+               g(c->win_ovp), g(c->win_k));
+    else
+        printf("  shard CPU per search      c(d) = shard_fixed_us + selection_us_per_doc * d = %s + %s * d us\n",
+               g(c->shard_fixed_us), g(c->selection_us_per_doc));
     printf("  coordinator CPU per search = coordinator_us_per_query + stage2_us_per_query + merge_us_per_shard * S"
            " = %s + %s + %s * S us\n",
            g(c->coordinator_us_per_query), g(c->stage2_us_per_query), g(c->merge_us_per_shard));
@@ -497,8 +532,13 @@ static void print_text(const plan_costs *c, const plan_args *a, const char *path
            g(b->S), g(b->d), g(b->p99));
 
     printf("\n2. replicas per shard: throughput (one shard replica per machine)\n");
-    printf("  c(d) = %s + %s * %s = %s us CPU per search per shard\n", g(c->shard_fixed_us),
-           g(c->selection_us_per_doc), g(b->d), g(r->c_shard));
+    if (c->have_window)
+        printf("  w(%s) = %s; c(d, S) = %s + %s * %s + %s * %s = %s us CPU per search per shard\n", g(b->S),
+               g(r->w_share), g(c->shard_fixed_us), g(c->selection_us_per_doc), g(b->d), g(c->win_us),
+               g(r->w_share), g(r->c_shard));
+    else
+        printf("  c(d) = %s + %s * %s = %s us CPU per search per shard\n", g(c->shard_fixed_us),
+               g(c->selection_us_per_doc), g(b->d), g(r->c_shard));
     printf("  replica capacity = cores * U * 10^6 / c(d) = %s * %s * 10^6 / %s = %s searches/s\n", g(r->cores),
            g(a->util), g(r->c_shard), g(r->replica_qps));
     printf("  R = max(2, ceil(Q / capacity)) = max(2, ceil(%s / %s)) = max(2, ceil(%s)) = %s replicas"
@@ -533,7 +573,7 @@ static int print_json(const plan_costs *c, const plan_args *a, const char *path,
     json_t *o = json_pack(
         "{s:f, s:f, s:f, s:s, s:f, s:f,"
         " s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f,"
-        " s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}",
+        " s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}",
         "docs", a->docs, "qps", a->qps, "p99_ms", a->p99_ms, "costs", path, "cores", r->cores, "util", a->util,
         "shards", b->S, "shards_for_latency", r->s_latency, "shards_for_memory", r->s_memory, "docs_per_shard",
         b->d, "fanout_quantile", 1 - b->one_minus_q, "fanout_one_minus_q", b->one_minus_q,
@@ -542,7 +582,7 @@ static int print_json(const plan_costs *c, const plan_args *a, const char *path,
         "replicas_exact", r->replicas_exact, "replicas", r->R, "utilisation", r->util_r,
         "utilisation_one_replica_down", r->util_down, "coordinator_cpu_us", r->c_coord, "coordinators_exact",
         r->coords_exact, "coordinators", r->coords, "shard_machines", r->shard_machines, "machines", r->machines,
-        "busy_cores", r->busy_cores, "utilisation_all", r->util_all);
+        "busy_cores", r->busy_cores, "utilisation_all", r->util_all, "window_share", r->w_share);
     if (!o) {
         fprintf(stderr, "funnel plan: out of memory\n");
         return OPS_EXIT_FAIL;

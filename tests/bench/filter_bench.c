@@ -80,7 +80,7 @@ int main(int argc, char **argv)
             return 2;
         }
     /* each document's verdicts, by this shard's document number: corpus
-     * order among the documents routed here (xxh64(id) % shards) */
+     * order among the documents routed here (their bucket's shard, buckets.h) */
     uint8_t *pass = calloc(in->docs ? in->docs : 1, 1);
     size_t npass[MAXF] = { 0 };
     FILE *cf = ndiff ? fopen(corpus, "r") : fopen("/dev/null", "r");   /* --diff-queries 0: speed only */
@@ -94,7 +94,8 @@ int main(int argc, char **argv)
         json_t *o = json_loads(line, 0, &je);
         if (!o) continue;
         json_t *id = json_object_get(o, "id");
-        if (json_is_string(id) && XXH64(json_string_value(id), json_string_length(id), 0) % in->shards == in->shard) {
+        if (json_is_string(id) &&
+            (XXH64(json_string_value(id), json_string_length(id), 0) % 4096) * in->shards / 4096 == in->shard) {
             if (doc >= in->docs) { fprintf(stderr, "corpus has more documents than the shard\n"); return 1; }
             for (size_t f = 0; f < nf; f++)
                 if (filter_ref_match(ft[f], o)) {

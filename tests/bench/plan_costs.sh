@@ -4,29 +4,34 @@
 # (default: ops/configs/plan-costs.json in the source tree).
 #
 # Corpus: the synthetic corpus of ../shared/tools/gen_corpus.py (seed 1), its first SIZES documents
-# (default "20000 100000"; a prefix of a larger corpus is the smaller corpus, same bytes), and its
+# (default "20000 100000 250000"; a prefix of a larger corpus is the smaller corpus, same bytes), and its
 # queries. For each size a 1-shard index and a cluster (`funnel cluster up`, 1 replica) serving
 # the funnel with models: a stage-1 GBDT (50 trees, depth 4) and a stage-2 LambdaMART
 # (S2_TREES=300 trees, depth 6), both trained once on pseudo-judgments (the BM25F top 10 of the
 # first 300 queries, graded 3/2/1 by rank, as tests/bench/funnel_cost.sh does; they size the
-# models, they say nothing about relevance). The largest size is also served as 2 shards.
+# models, they say nothing about relevance).
 # Per cluster:
-#   latency     `funnel bench --concurrency 1 --duration LAT_S` (default 20 s); the coordinator's
+#   latency     `funnel bench --concurrency 1 --duration LAT_S` (default 40 s); the coordinator's
 #               access log gives, per search, the slowest shard call (here: the only one) and
 #               the search's latency: the shard latency distribution and the coordinator's own
 #               time (latency - slowest shard).
-#   CPU         `funnel bench --concurrency 4 --duration CPU_S` (default 15 s); utime+stime of
+#   CPU         `funnel bench --concurrency 4 --duration CPU_S` (default 20 s); utime+stime of
 #               the shard and coordinator processes (/proc/PID/stat) over the run divided by the
 #               searches in the access log: CPU microseconds per search, independent of other
 #               load on the machine (wall-clock throughput is not: the machine is shared).
 #   stages      funnel_coordinator_stage_duration_seconds (_sum/_count over the latency run)
 #               from RUN/coordinator.metrics: the stage-2 time per search.
+# The largest size is also served as 2 and 3 shards.
 # Fits (least squares): shard CPU per search = shard_fixed_us + selection_us_per_doc * docs per
-# shard over the points (the 2-shard cluster is a point at half the documents); shard p50
-# latency likewise, whose intercept is the latency's fixed part. merge_us_per_shard = coordinator
-# CPU with 2 shards - with 1 (>= 0), merge_latency_us_per_shard the same difference of the
-# coordinator's own p50 latency (>= 0); coordinator_us_per_query = coordinator CPU with 1 shard -
-# stage 2 - one merge. The shard latency quantiles are the largest 1-shard cluster's, each kept
+# shard + shard_window.us_per_doc * the shard's share of the selection window (1000 with 1
+# shard, ceil(1000 * 1.5 / S) with S: the coordinator's defaults), over the points (2 and 3
+# shards are points at 1/2 and 1/3 of the documents and of the window; a negative coefficient
+# falls back to the fit without the window term); the shard p50 latency of the 1-shard points
+# likewise against documents, whose intercept is the latency's fixed part.
+# merge_us_per_shard = coordinator CPU with 3 shards - with 2 (both get 750 candidates: the
+# difference is one more shard call; >= 0), merge_latency_us_per_shard the same difference of
+# the coordinator's own p50 latency; coordinator_us_per_query = coordinator CPU with 2 shards -
+# stage 2 - two shard calls. The shard latency quantiles are the largest 1-shard cluster's, each kept
 # when at least 5 samples lie beyond it.
 # Corpus cached in $FUNNEL_BENCH_DIR (default /tmp/funnel-bench): corpus-1000000.jsonl when it is
 # there, else corpus-<largest>.jsonl (generated). Run it on an idle machine: see docs/evaluation.md
@@ -35,9 +40,9 @@ set -euo pipefail
 B=$(cd "${1:-build}" && pwd)
 HERE=$(cd "$(dirname "$0")" && pwd)
 OUT=${2:-$HERE/../../ops/configs/plan-costs.json}
-SIZES=${SIZES:-"20000 100000"}
-LAT_S=${LAT_S:-20}
-CPU_S=${CPU_S:-15}
+SIZES=${SIZES:-"20000 100000 250000"}
+LAT_S=${LAT_S:-40}
+CPU_S=${CPU_S:-20}
 S2_TREES=${S2_TREES:-300}
 LARGEST=$(printf '%s\n' $SIZES | sort -n | tail -n 1)
 W=${FUNNEL_BENCH_DIR:-/tmp/funnel-bench}
@@ -163,8 +168,10 @@ for d in $SIZES; do
   [ -d "$T/idx-$d-1" ] || build "$d" 1
   measure "$d" 1
 done
-build "$LARGEST" 2
-measure "$LARGEST" 2
+for s in 2 3; do
+  build "$LARGEST" "$s"
+  measure "$LARGEST" "$s"
+done
 
 # ---- fit and write ----
 MEASURED_BY="tests/bench/plan_costs.sh BUILD (SIZES=\"$SIZES\" LAT_S=$LAT_S CPU_S=$CPU_S S2_TREES=$S2_TREES)"
@@ -180,21 +187,34 @@ def fit(xs, ys):   # least squares y = a + b x
 def quant(v, q):   # the empirical quantile, linear between order statistics
     v = sorted(v); h = (len(v) - 1) * q; i = int(math.floor(h))
     return v[i] if i + 1 >= len(v) else v[i] + (h - i) * (v[i + 1] - v[i])
+import numpy as np
+SEL_K, OVP = 1000, 1.5          # the coordinator's defaults (coordinator/validate.h)
+def share(s):                   # a shard's part of the selection window (coord.c per_shard)
+    return SEL_K if s <= 1 else min(SEL_K, math.ceil(SEL_K * OVP / s))
 xs = [p["docs_per_shard"] for p in pts]
-a, b = fit(xs, [p["shard_cpu_us_per_query"] for p in pts])
-if a < 0: a, b = 0.0, sum(p["shard_cpu_us_per_query"] for p in pts) / sum(xs)
+ys = [p["shard_cpu_us_per_query"] for p in pts]
+# shard CPU = fixed + per_doc * docs + per_window_doc * its share of the selection window
+A = np.array([[1.0, p["docs_per_shard"], share(p["shards"])] for p in pts])
+(a, b, e), *_ = np.linalg.lstsq(A, np.array(ys), rcond=None)
+if min(a, b, e) < 0:            # noise: the two-term fit
+    e = 0.0
+    a, b = fit(xs, ys)
+    if a < 0: a, b = 0.0, sum(ys) / sum(xs)
 one = {p["docs"]: p for p in pts if p["shards"] == 1}
 two = [p for p in pts if p["shards"] == 2][0]
+three = [p for p in pts if p["shards"] == 3][0]
 big = one[largest]
-la, lb = fit(xs, [quant(p["shard_ms"], 0.5) for p in pts])
+la, lb = fit([p["docs_per_shard"] for p in one.values()], [quant(p["shard_ms"], 0.5) for p in one.values()])
 samples = big["shard_ms"]
 qs = [q for q in (0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9995, 0.9999) if len(samples) * (1 - q) >= 5]
 quantiles = {str(q): round(quant(samples, q), 4) for q in qs}
 fixed = min(max(0.0, la), quant(samples, qs[0]))
-merge = max(0.0, two["coordinator_cpu_us_per_query"] - big["coordinator_cpu_us_per_query"])
-merge_lat = max(0.0, quant(two["coordinator_own_ms"], 0.5) - quant(big["coordinator_own_ms"], 0.5)) * 1000
-stage2 = big["stage2_us_per_query"]
-coord = max(0.0, big["coordinator_cpu_us_per_query"] - stage2 - merge)
+# 2 and 3 shards send the coordinator the same candidates (ceil(500 * 1.5 / S) * S = 750 of the
+# stage-1 window): the difference is the cost of one more shard call
+merge = max(0.0, three["coordinator_cpu_us_per_query"] - two["coordinator_cpu_us_per_query"])
+merge_lat = max(0.0, quant(three["coordinator_own_ms"], 0.5) - quant(two["coordinator_own_ms"], 0.5)) * 1000
+stage2 = two["stage2_us_per_query"]
+coord = max(0.0, two["coordinator_cpu_us_per_query"] - stage2 - 2 * merge)
 cpu = open("/proc/cpuinfo").read()
 model = next((l.split(":", 1)[1].strip() for l in cpu.splitlines() if l.startswith("model name")), "")
 mem = int(next(l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal"))) / 1048576
@@ -204,9 +224,10 @@ res = {
               "load_average_at_end": round(os.getloadavg()[0], 2)},
   "measured_by": by,
   "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-  "corpus": f"gen_corpus.py --seed 1 (first SIZES documents of corpus-{n_corpus}.jsonl), 1 and 2 shards",
+  "corpus": f"gen_corpus.py --seed 1 (first SIZES documents of corpus-{n_corpus}.jsonl), 1 shard each, the largest also 2 and 3",
   "shard_fixed_us": round(a, 2),
   "selection_us_per_doc": round(b, 6),
+  "shard_window": {"selection_k": SEL_K, "overprovision": OVP, "us_per_doc": round(e, 4)},
   "coordinator_us_per_query": round(coord, 2),
   "stage2_us_per_query": round(stage2, 2),
   "merge_us_per_shard": round(merge, 2),

@@ -152,3 +152,31 @@ Test(validate, page_and_serving_fields_of_text_requests)
     r.coverage_target = 0.9f;
     cr_assert_eq(coord_validate_search(&r, &lim, &k, &eb), 0, "%s", eb.msg);
 }
+
+/* the experiments' units (coordinator/experiment.h): user and session_id */
+Test(validate, experiment_ids)
+{
+    Funnel__V1__SearchRequest r = FUNNEL__V1__SEARCH_REQUEST__INIT;
+    r.query = "fish";
+    uint32_t k;
+    fn_errbuf eb = {{0}};
+    r.user = "u-7";
+    r.session_id = "s\xc3\xa9" "ance-12";
+    cr_assert_eq(coord_validate_search(&r, &lim, &k, &eb), 0, "%s", eb.msg);
+    char long_id[COORD_MAX_REQUEST_ID + 2];
+    memset(long_id, 's', sizeof long_id - 1);
+    long_id[sizeof long_id - 1] = '\0';
+    static const struct { const char *user, *session, *want; } bad[] = {
+        {"u1", "a\tb", "session_id: a control character at byte 1"},
+        {"u1", "ab\x7f", "session_id: a control character at byte 2"},
+        {"u\n1", "s", "user: a control character at byte 1"},
+        {"u1", "\xc0\xaf", "session_id: not valid UTF-8"},
+        {"u1", NULL, "session_id: 129 bytes, over the limit of 128 bytes"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        r.user = (char *)bad[i].user;
+        r.session_id = bad[i].session ? (char *)bad[i].session : long_id;
+        cr_assert_eq(coord_validate_search(&r, &lim, &k, &eb), FN_EINVAL, "case %zu", i);
+        cr_assert_str_eq(eb.msg, bad[i].want);
+    }
+}

@@ -130,7 +130,8 @@ static uint32_t *shard_docs(uint32_t shard, uint32_t shards, size_t *n)
     *n = 0;
     for (size_t i = 0; i < ndocs; i++) {
         json_t *id = json_object_get(docs[i], "id");
-        if (XXH64(json_string_value(id), json_string_length(id), 0) % shards == shard) m[(*n)++] = (uint32_t)i;
+        if ((XXH64(json_string_value(id), json_string_length(id), 0) % 4096) * shards / 4096 == shard)   /* buckets.h */
+            m[(*n)++] = (uint32_t)i;
     }
     return m;
 }

@@ -145,6 +145,8 @@ static json_t *plan_json(const char *docs, const char *qps, const char *p99)
     return o;
 }
 
+static void damaged_replace_in(const char *good, const char *from, const char *to, const char *want);
+
 #define NEAR(a, b, tol) cr_assert(fabs((a) - (b)) <= (tol), "%s = %.9g, want %.9g", #a, (double)(a), (double)(b))
 
 Test(plan, arithmetic_matches_the_hand_computed_plan)
@@ -212,6 +214,34 @@ Test(plan, merge_latency_apart_from_merge_cpu)
     NEAR(jnum(o, "planned_p99_ms"), 45.618, 1e-3);
     NEAR(jnum(o, "coordinator_cpu_us"), 2350, 1e-9);
     json_decref(o);
+}
+
+Test(plan, shard_window_share_shrinks_with_shards)
+{
+    /* shard_window {selection_k 1000, overprovision 1.5, us_per_doc 2}: with S = 7 a shard
+     * selects w = min(1000, ceil(1000 * 1.5 / 7)) = ceil(214.29) = 215 documents, so
+     * c = 1000 + 0.01 * 1428572 + 2 * 215 = 15715.72 us; capacity = 2 * 10^6 / 15715.72 = 127.26/s;
+     * R = ceil(1000 / 127.26) = ceil(7.858) = 8. With --docs 1000 one shard: w = 1000,
+     * c = 1000 + 10 + 2000 = 3010 us. */
+    char good[4096], with[4300];
+    snprintf(good, sizeof good, COSTS_FMT, "64");
+    char *at = strstr(good, "\"index_bytes_per_doc\"");
+    snprintf(with, sizeof with, "%.*s\"shard_window\": {\"selection_k\": 1000, \"overprovision\": 1.5, "
+             "\"us_per_doc\": 2}, %s", (int)(at - good), good, at);
+    write_costs(with);
+    json_t *o = plan_json("10000000", "1000", "50");
+    NEAR(jnum(o, "shards"), 7, 0);
+    NEAR(jnum(o, "window_share"), 215, 0);
+    NEAR(jnum(o, "shard_cpu_us"), 15715.72, 1e-6);
+    NEAR(jnum(o, "replicas_exact"), 1000 * 15715.72 / 2e6, 1e-9);
+    NEAR(jnum(o, "replicas"), 8, 0);
+    json_decref(o);
+    o = plan_json("1000", "1", "50");
+    NEAR(jnum(o, "shards"), 1, 0);
+    NEAR(jnum(o, "window_share"), 1000, 0);
+    NEAR(jnum(o, "shard_cpu_us"), 3010, 1e-9);
+    json_decref(o);
+    damaged_replace_in(with, "\"overprovision\": 1.5", "\"overprovision\": 0.5", "\"shard_window.overprovision\" is 0.5");
 }
 
 Test(plan, at_least_two_replicas_and_two_coordinators)
@@ -290,14 +320,20 @@ static void damaged(const char *text, const char *want)
     cr_assert_eq(out_text[0], '\0');
 }
 
-static void damaged_replace(const char *from, const char *to, const char *want)
+static void damaged_replace_in(const char *good, const char *from, const char *to, const char *want)
 {
-    char good[4096], bad[4096];
-    snprintf(good, sizeof good, COSTS_FMT, "64");
-    char *at = strstr(good, from);
+    char bad[4096];
+    const char *at = strstr(good, from);
     cr_assert_not_null(at, "%s not in the costs", from);
     snprintf(bad, sizeof bad, "%.*s%s%s", (int)(at - good), good, to, at + strlen(from));
     damaged(bad, want);
+}
+
+static void damaged_replace(const char *from, const char *to, const char *want)
+{
+    char good[4096];
+    snprintf(good, sizeof good, COSTS_FMT, "64");
+    damaged_replace_in(good, from, to, want);
 }
 
 Test(plan, damaged_costs_file_is_a_clear_error)
