@@ -42,6 +42,7 @@
 #include "experiment.h"
 #include "funnel.pb-c.h"
 #include "health.pb-c.h"
+#include "buckets.h"
 #include "merge.h"
 #include "fusion.h"
 #include <xxhash.h>
@@ -2798,9 +2799,11 @@ static void handle_get(rpc_call_t *call, const ProtobufCMessage *msg, void *ud)
     if (!a->oom) {
         memset(g->legs, 0, nsh * sizeof *g->legs);
         memset(cnt, 0, nsh * sizeof *cnt);
-        /* routing as the builder's: xxh64(id, seed 0) % shards */
+        /* routing as a fresh build's (buckets.h: the default map of nsh shards) */
+        idx_bucket_map bm;
+        idx_buckets_default(&bm, nsh);
         for (size_t i = 0; i < req->n_ids; i++) {
-            g->shard_of[i] = (uint32_t)(XXH64(req->ids[i], strlen(req->ids[i]), 0) % nsh);
+            g->shard_of[i] = bm.shard[idx_bucket_of(XXH64(req->ids[i], strlen(req->ids[i]), 0))];
             cnt[g->shard_of[i]]++;
         }
         for (uint32_t sh = 0; sh < nsh && !a->oom; sh++) {
