@@ -99,7 +99,24 @@ typedef struct backend {
     fn_mcounter *m_calls[17];    /* by gRPC status (made on first use) */
     fn_mgauge *m_up;
     char m_labels[COORD_MAX_ADDR + 48];   /* shard="N",replica="ADDR" */
+    unsigned views;              /* views that list it; 0: retired (no probes, not in Status) */
+    char addr_own[COORD_MAX_ADDR];   /* the address (addr points here) */
 } backend;
+
+/* A topology in use (docs/operations.md "Scale-out"): the replicas of each
+ * shard. New searches fan out over the live view; a search keeps the view
+ * it started with (a reference), so a shard or replica added meanwhile
+ * never changes a search in flight. Views share backends by address and
+ * shard, so breaker and latency state carry over. A backend no view lists
+ * is retired but kept until the coordinator stops: calls and probes in
+ * flight may still name it. Loop thread only. */
+typedef struct view {
+    unsigned refs;
+    uint32_t nshards, nbackends;
+    backend **b;                 /* shard-major: shard s's replica r is b[first[s] + r] */
+    uint32_t *first, *nrep, *rr; /* per shard: first index, replicas, round-robin position */
+    idx_bucket_map map;          /* which shard holds a document id (Get; buckets.h) */
+} view;
 
 /* The response's stages (build_response), then the slowest shard call and
  * the whole request. */
@@ -112,6 +129,7 @@ static const char *const stage_metric_names[N_STAGE_METRICS] = {
  * may be NULL (no registry): the fn_m* calls then do nothing. */
 typedef struct coord_metrics {
     fn_metrics *reg;
+    uint32_t nshards;            /* shards with per-shard series made so far */
     fn_mcounter *req[3][17];     /* method (search, get, other) x status */
     fn_mhist *req_dur[2];        /* search, get */
     fn_mhist *stage[N_STAGE_METRICS];
@@ -136,10 +154,9 @@ struct coord {
     size_t nfnames;                /* breaker fields with their defaults filled in */
     rpc_server_t *srv;
     rpc_method methods[5];
-    backend *backends;           /* all replicas, shard-major */
-    uint32_t *first;             /* first[s] = index of shard s's first replica */
-    uint32_t *rr;                /* round-robin position per shard */
-    uint32_t nbackends;
+    view *view;                  /* the live topology (new searches) */
+    backend **all;               /* every backend ever made (views point into it) */
+    uint32_t nall, capall;
     int64_t down_probe_ms;       /* min(down_probe_interval_ms, health_interval_ms) */
     uv_timer_t timer;
     uint64_t start_ms;
@@ -158,6 +175,7 @@ struct coord {
      * before (rollback) and a staged candidate; NULL = none ("" on the wire:
      * the shards' own, before the first publish). Loop thread only. */
     char *gen_live, *gen_prev, *gen_staged;
+    view *view_prev, *view_staged; /* their topologies (the live one's is `view`); NULL = none */
     struct gen_op *gop;          /* the cluster-wide verb running, or NULL */
 };
 
@@ -218,6 +236,7 @@ typedef struct search {
     const char *request_id;      /* the client's, or one made up here (echoed, logged) */
     char rid[48];
     const char *gen;             /* the index generation every shard call names ("" = the shards' own) */
+    view *v;                     /* the topology it fans out over (a reference) */
     /* the exact merge, done once (before feedback, or by build_response) */
     int merged;
     const Funnel__V1__ShardHit **mh;   /* merged entries, best stage-1 score first */
@@ -282,6 +301,102 @@ typedef struct search {
 
 static void maybe_finish_stop(coord_t *c);
 
+/* ---- topology views ---- */
+
+static view *view_ref(view *v)
+{
+    if (v) v->refs++;
+    return v;
+}
+
+static void view_unref(view *v)
+{
+    if (!v || --v->refs) return;
+    for (uint32_t i = 0; i < v->nbackends; i++) v->b[i]->views--;
+    free(v->b);
+    free(v->first);
+    free(v->nrep);
+    free(v->rr);
+    free(v);
+}
+
+/* The backend for (addr, shard): an existing one (live or retired) or a new
+ * one with its channel. NULL: out of memory or no channel. */
+static backend *backend_get(coord_t *c, const char *addr, uint32_t shard, uint32_t replica)
+{
+    for (uint32_t i = 0; i < c->nall; i++)
+        if (c->all[i]->shard == shard && strcmp(c->all[i]->addr, addr) == 0) return c->all[i];
+    if (c->nall == c->capall) {
+        uint32_t nc = c->capall ? 2 * c->capall : 16;
+        backend **na = realloc(c->all, nc * sizeof *na);
+        if (!na) return NULL;
+        c->all = na;
+        c->capall = nc;
+    }
+    backend *b = calloc(1, sizeof *b);
+    if (!b) return NULL;
+    snprintf(b->addr_own, sizeof b->addr_own, "%s", addr);
+    b->addr = b->addr_own;
+    b->shard = shard;
+    b->replica = replica;
+    b->state = BR_CLOSED;   /* innocent until a probe or calls say otherwise */
+    b->since_ms = uv_now(c->loop);
+    if (!(b->ch = rpc_channel_create(b->addr))) {
+        free(b);
+        return NULL;
+    }
+    char esc[COORD_MAX_ADDR + 16];
+    snprintf(b->m_labels, sizeof b->m_labels, "shard=\"%u\",replica=\"%s\"", shard,
+             fn_metrics_label_escape(b->addr, esc, sizeof esc));
+    c->all[c->nall++] = b;
+    return b;
+}
+
+/* A view of topology t (and bucket map m; NULL = the default map of its
+ * shards), one reference. NULL with eb set on failure. */
+static view *view_new(coord_t *c, const coord_topology *t, const idx_bucket_map *m, fn_errbuf *eb)
+{
+    view *v = calloc(1, sizeof *v);
+    uint32_t n = t->nshards, nb = 0;
+    for (uint32_t s = 0; s < n; s++) nb += t->shards[s].nreplicas;
+    if (v) {
+        v->b = calloc(nb ? nb : 1, sizeof *v->b);
+        v->first = calloc(n + 1, sizeof *v->first);
+        v->nrep = calloc(n + 1, sizeof *v->nrep);
+        v->rr = calloc(n + 1, sizeof *v->rr);
+    }
+    if (!v || !v->b || !v->first || !v->nrep || !v->rr) {
+        if (v) {
+            free(v->b);
+            free(v->first);
+            free(v->nrep);
+            free(v->rr);
+        }
+        free(v);
+        fn_seterr(eb, -ENOMEM, "out of memory");
+        return NULL;
+    }
+    v->refs = 1;
+    v->nshards = n;
+    if (m) v->map = *m;
+    else idx_buckets_default(&v->map, n);
+    for (uint32_t s = 0; s < n; s++) {
+        v->first[s] = v->nbackends;
+        v->nrep[s] = t->shards[s].nreplicas;
+        for (uint32_t r = 0; r < t->shards[s].nreplicas; r++) {
+            backend *b = backend_get(c, t->shards[s].replicas[r], s, r);
+            if (!b) {
+                fn_seterr(eb, FN_EINVAL, "cannot create a channel to %s", t->shards[s].replicas[r]);
+                view_unref(v);
+                return NULL;
+            }
+            b->views++;
+            v->b[v->nbackends++] = b;
+        }
+    }
+    return v;
+}
+
 /* ---- metrics (fn_metrics.h) ---- */
 
 static fn_mcounter *backend_calls(coord_t *c, backend *b, grpc_status_code code)
@@ -296,26 +411,49 @@ static fn_mcounter *backend_calls(coord_t *c, backend *b, grpc_status_code code)
     return b->m_calls[st];
 }
 
+/* Per-shard series for shards [m->nshards, n): made when a topology with
+ * more shards arrives (the arrays hold COORD_MAX_SHARDS). */
+static void coord_metrics_shards(coord_t *c, uint32_t n)
+{
+    coord_metrics *m = &c->m;
+    if (!m->reg || !m->shard_dur) return;
+    const double *lb = fn_metrics_latency_buckets;
+    size_t nb = fn_metrics_latency_nbuckets;
+    for (uint32_t i = m->nshards; i < n && i < COORD_MAX_SHARDS; i++) {
+        char l[32];
+        snprintf(l, sizeof l, "shard=\"%u\"", i);
+        m->shard_dur[i] = fn_metrics_histogram(m->reg, "funnel_coordinator_shard_call_duration_seconds",
+                                               "Latency of answered shard search calls.", l, lb, nb);
+        m->hedges[i] = fn_metrics_counter(m->reg, "funnel_coordinator_hedges_total",
+                                          "Shard calls also sent to a second replica.", l);
+        m->hedge_wins[i] = fn_metrics_counter(m->reg, "funnel_coordinator_hedge_wins_total",
+                                              "Hedge calls that answered first.", l);
+        m->retries[i] = fn_metrics_counter(m->reg, "funnel_coordinator_retries_total",
+                                           "Failed shard calls retried on another replica.", l);
+        m->nshards = i + 1;
+    }
+}
+
 static void coord_metrics_shard_call(coord_t *c, backend *b, grpc_status_code code, uint64_t us)
 {
     if (!c->m.reg) return;
     fn_mcounter_inc(backend_calls(c, b, code));
-    if (code == GRPC_STATUS_OK) fn_mhist_observe(c->m.shard_dur[b->shard], (double)us / 1e6);
+    if (code == GRPC_STATUS_OK && b->shard < c->m.nshards) fn_mhist_observe(c->m.shard_dur[b->shard], (double)us / 1e6);
 }
 
 static void coord_metrics_hedge(coord_t *c, uint32_t shard)
 {
-    if (c->m.reg) fn_mcounter_inc(c->m.hedges[shard]);
+    if (c->m.reg && shard < c->m.nshards) fn_mcounter_inc(c->m.hedges[shard]);
 }
 
 static void coord_metrics_hedge_win(coord_t *c, uint32_t shard)
 {
-    if (c->m.reg) fn_mcounter_inc(c->m.hedge_wins[shard]);
+    if (c->m.reg && shard < c->m.nshards) fn_mcounter_inc(c->m.hedge_wins[shard]);
 }
 
 static void coord_metrics_retry(coord_t *c, uint32_t shard)
 {
-    if (c->m.reg) fn_mcounter_inc(c->m.retries[shard]);
+    if (c->m.reg && shard < c->m.nshards) fn_mcounter_inc(c->m.retries[shard]);
 }
 
 static void coord_metrics_retry_denied(coord_t *c)
@@ -353,18 +491,11 @@ static int coord_metrics_init(coord_t *c)
     fn_metrics *r = c->o.metrics;
     coord_metrics *m = &c->m;
     m->reg = r;
-    uint32_t n = c->o.topo->nshards;
-    for (uint32_t i = 0; i < c->nbackends; i++) {
-        backend *b = &c->backends[i];
-        char esc[COORD_MAX_ADDR + 16];
-        snprintf(b->m_labels, sizeof b->m_labels, "shard=\"%u\",replica=\"%s\"", b->shard,
-                 fn_metrics_label_escape(b->addr, esc, sizeof esc));
-    }
     if (!r) return 0;
-    m->shard_dur = calloc(n, sizeof *m->shard_dur);
-    m->hedges = calloc(n, sizeof *m->hedges);
-    m->hedge_wins = calloc(n, sizeof *m->hedge_wins);
-    m->retries = calloc(n, sizeof *m->retries);
+    m->shard_dur = calloc(COORD_MAX_SHARDS, sizeof *m->shard_dur);
+    m->hedges = calloc(COORD_MAX_SHARDS, sizeof *m->hedges);
+    m->hedge_wins = calloc(COORD_MAX_SHARDS, sizeof *m->hedge_wins);
+    m->retries = calloc(COORD_MAX_SHARDS, sizeof *m->retries);
     if (!m->shard_dur || !m->hedges || !m->hedge_wins || !m->retries) return -ENOMEM;
     const double *lb = fn_metrics_latency_buckets;
     size_t nb = fn_metrics_latency_nbuckets;
@@ -378,20 +509,9 @@ static int coord_metrics_init(coord_t *c)
         m->stage[i] = fn_metrics_histogram(r, "funnel_coordinator_stage_duration_seconds",
                                            "Time a search spent in each coordinator stage.", l, lb, nb);
     }
-    for (uint32_t i = 0; i < n; i++) {
-        char l[32];
-        snprintf(l, sizeof l, "shard=\"%u\"", i);
-        m->shard_dur[i] = fn_metrics_histogram(r, "funnel_coordinator_shard_call_duration_seconds",
-                                               "Latency of answered shard search calls.", l, lb, nb);
-        m->hedges[i] = fn_metrics_counter(r, "funnel_coordinator_hedges_total",
-                                          "Shard calls also sent to a second replica.", l);
-        m->hedge_wins[i] = fn_metrics_counter(r, "funnel_coordinator_hedge_wins_total",
-                                              "Hedge calls that answered first.", l);
-        m->retries[i] = fn_metrics_counter(r, "funnel_coordinator_retries_total",
-                                           "Failed shard calls retried on another replica.", l);
-    }
-    for (uint32_t i = 0; i < c->nbackends; i++) {
-        backend *b = &c->backends[i];
+    coord_metrics_shards(c, c->view->nshards);
+    for (uint32_t i = 0; i < c->nall; i++) {
+        backend *b = c->all[i];
         b->m_up = fn_metrics_gauge(r, "funnel_coordinator_replica_up",
                                    "1 when the replica's breaker is closed (it is called).", b->m_labels);
         fn_mgauge_set(b->m_up, 1);
@@ -571,15 +691,14 @@ static void br_call_done(coord_t *c, backend *b, int trial, grpc_status_code cod
  * itself even while other replicas are fine; then the closed one with the
  * best adaptive score (replicas.h: latency x cubed calls in flight), ties
  * round robin. */
-static backend *pick_replica(coord_t *c, uint32_t shard, const backend *not, int *trial)
+static backend *pick_replica(coord_t *c, view *v, uint32_t shard, const backend *not, int *trial)
 {
-    const coord_shard_conf *sc = &c->o.topo->shards[shard];
-    backend *base = &c->backends[c->first[shard]], *closed = NULL;
-    uint32_t n = sc->nreplicas, start = c->rr[shard]++ % n;
+    backend **base = &v->b[v->first[shard]], *closed = NULL;
+    uint32_t n = v->nrep[shard], start = v->rr[shard]++ % n;
     uint64_t now = uv_now(c->loop);
     *trial = 0;
     for (uint32_t i = 0; i < n; i++) {
-        backend *b = &base[(start + i) % n];
+        backend *b = base[(start + i) % n];
         if (b == not) continue;
         if (b->state == BR_OPEN && c->o.health_interval_ms == 0 && now >= b->hold_until_ms)
             br_half_open(c, b, now, "is due for a try (no probes)");
@@ -591,24 +710,25 @@ static backend *pick_replica(coord_t *c, uint32_t shard, const backend *not, int
     }
     if (closed)
         for (uint32_t i = 0; i < n; i++)
-            if (&base[i] != closed && &base[i] != not && base[i].state == BR_CLOSED)
-                rep_passed_over(&base[i].rs, closed->rs.ewma_us);
+            if (base[i] != closed && base[i] != not && base[i]->state == BR_CLOSED)
+                rep_passed_over(&base[i]->rs, closed->rs.ewma_us);
     return closed;
 }
 
 /* Why a shard was not called, for its `failures` entry. */
 static void explain_skip(coord_t *c, shard_slot *sl)
 {
-    const coord_shard_conf *sc = &c->o.topo->shards[sl->shard];
-    backend *base = &c->backends[c->first[sl->shard]];
+    const view *v = sl->s->v;
+    backend *const *base = &v->b[v->first[sl->shard]];
+    uint32_t nrep = v->nrep[sl->shard];
     uint64_t now = uv_now(c->loop);
     int trials = 0;
-    for (uint32_t r = 0; r < sc->nreplicas; r++) trials += base[r].state == BR_HALF_OPEN;
+    for (uint32_t r = 0; r < nrep; r++) trials += base[r]->state == BR_HALF_OPEN;
     size_t cap = sizeof sl->msg;
     int w = snprintf(sl->msg, cap, "not called: every replica is marked down%s (",
                      trials ? " or busy with its trial call" : "");
-    for (uint32_t r = 0; r < sc->nreplicas; r++) {
-        backend *b = &base[r];
+    for (uint32_t r = 0; r < nrep; r++) {
+        backend *b = base[r];
         b->skipped++;
         if (w < 0 || (size_t)w >= cap) continue;   /* truncated: a message for people */
         if (b->state == BR_HALF_OPEN)
@@ -713,12 +833,12 @@ static uint64_t replica_quantile(const backend *b, double pct)
  * take. The best, not the shard's mix: with one replica slow, the mix's p95
  * would be the slow one's latency and a hedge after it would come too late
  * to help. 0 = not known yet. */
-static uint64_t best_quantile(const coord_t *c, uint32_t shard, double pct)
+static uint64_t best_quantile(const view *v, uint32_t shard, double pct)
 {
-    const backend *base = &c->backends[c->first[shard]];
+    backend *const *base = &v->b[v->first[shard]];
     uint64_t best = 0;
-    for (uint32_t r = 0; r < c->o.topo->shards[shard].nreplicas; r++) {
-        uint64_t q = replica_quantile(&base[r], pct);
+    for (uint32_t r = 0; r < v->nrep[shard]; r++) {
+        uint64_t q = replica_quantile(base[r], pct);
         if (q && (!best || q < best)) best = q;
     }
     return best;
@@ -727,10 +847,10 @@ static uint64_t best_quantile(const coord_t *c, uint32_t shard, double pct)
 /* When a call to shard i is slow enough to ask another replica: the best
  * replica's recent p95 (hedge-percentile), at least hedge-min-ms; 0 = not
  * known yet (16 calls). */
-static uint64_t hedge_after_us(const coord_t *c, uint32_t shard)
+static uint64_t hedge_after_us(const coord_t *c, const view *v, uint32_t shard)
 {
     if (c->o.hedge_percentile <= 0) return 0;
-    uint64_t us = best_quantile(c, shard, c->o.hedge_percentile);
+    uint64_t us = best_quantile(v, shard, c->o.hedge_percentile);
     if (!us) return 0;
     uint64_t min = (uint64_t)c->o.hedge_min_ms * 1000;
     return us > min ? us : min;
@@ -738,9 +858,9 @@ static uint64_t hedge_after_us(const coord_t *c, uint32_t shard)
 
 /* A straggler under a coverage target is left out after twice the best
  * replica's p95. */
-static uint64_t cutoff_us(const coord_t *c, uint32_t shard)
+static uint64_t cutoff_us(const coord_t *c, const view *v, uint32_t shard)
 {
-    uint64_t us = 2 * best_quantile(c, shard, 95);
+    uint64_t us = 2 * best_quantile(v, shard, 95);
     uint64_t min = (uint64_t)(c->o.hedge_min_ms > 0 ? c->o.hedge_min_ms : 1) * 2000;
     return us > min ? us : min;
 }
@@ -749,7 +869,7 @@ static int may_hedge(const search *s, const shard_slot *sl)
 {
     const coord_t *c = s->c;
     return sl->nlive == 1 && !sl->hedged && !s->req->no_hedge && !c->stopping &&
-           c->o.topo->shards[sl->shard].nreplicas > 1 && hedge_after_us(c, sl->shard) > 0;
+           s->v->nrep[sl->shard] > 1 && hedge_after_us(c, s->v, sl->shard) > 0;
 }
 
 static void on_htimer(uv_timer_t *t);
@@ -764,11 +884,11 @@ static void arm_htimer(search *s)
         const shard_slot *sl = &s->slots[i];
         if (!sl->nlive) continue;
         if (may_hedge(s, sl)) {
-            uint64_t t = sl->sent_ns + hedge_after_us(c, sl->shard) * 1000;
+            uint64_t t = sl->sent_ns + hedge_after_us(c, s->v, sl->shard) * 1000;
             if (t < next) next = t;
         }
         if (s->cov_target < 1) {
-            uint64_t t = sl->sent_ns + cutoff_us(c, sl->shard) * 1000;
+            uint64_t t = sl->sent_ns + cutoff_us(c, s->v, sl->shard) * 1000;
             if (t < next) next = t;
         }
     }
@@ -792,10 +912,10 @@ static void on_htimer(uv_timer_t *t)
     uint64_t now_ms = uv_now(c->loop);
     for (uint32_t i = 0; i < s->nslots; i++) {
         shard_slot *sl = &s->slots[i];
-        if (!may_hedge(s, sl) || now < sl->sent_ns + hedge_after_us(c, sl->shard) * 1000) continue;
+        if (!may_hedge(s, sl) || now < sl->sent_ns + hedge_after_us(c, s->v, sl->shard) * 1000) continue;
         if (ms_until(s->deadline) < 1) continue;
         int trial;
-        backend *alt = pick_replica(c, sl->shard, sl->live[0]->b, &trial);
+        backend *alt = pick_replica(c, s->v, sl->shard, sl->live[0]->b, &trial);
         sl->hedged = 1;          /* one hedge per slot, granted or not */
         if (!alt) continue;
         if (!budget_take(&c->budget, now_ms)) {
@@ -818,7 +938,7 @@ static void on_htimer(uv_timer_t *t)
             ok += !sl->nlive && sl->resp != NULL;
             if (sl->nlive) {
                 live++;
-                late += now >= sl->sent_ns + cutoff_us(c, sl->shard) * 1000;
+                late += now >= sl->sent_ns + cutoff_us(c, s->v, sl->shard) * 1000;
             }
         }
         if (live && late == live && ok >= (uint32_t)ceil(s->cov_target * s->nslots - 1e-9)) {
@@ -898,11 +1018,11 @@ static void on_shard_done(void *ud, grpc_status_code code, const char *details,
         sl->resp = (Funnel__V1__ShardSearchResponse *)resp;
         if (at->hedge) c->hedge_wins++, coord_metrics_hedge_win(c, sl->shard);
         orphan_live(sl);
-        if (sl->resp->shards && (sl->resp->shards != c->o.topo->nshards ||
+        if (sl->resp->shards && (sl->resp->shards != s->v->nshards ||
                                  sl->resp->shard != sl->shard) && !b->warned_mismatch) {
             b->warned_mismatch = 1;
             FN_WARN("%s is configured as shard %u of %u but says it is shard %u of %u",
-                    b->addr, sl->shard, c->o.topo->nshards, sl->resp->shard, sl->resp->shards);
+                    b->addr, sl->shard, s->v->nshards, sl->resp->shard, sl->resp->shards);
         }
         slot_done(sl);
         return;
@@ -920,7 +1040,7 @@ static void on_shard_done(void *ud, grpc_status_code code, const char *details,
      * and the retry budget allows (a sick cluster is not buried in retries). */
     if (retryable(code) && sl->tries < 3 && !c->stopping && ms_until(s->deadline) >= 1) {
         int t;
-        backend *alt = pick_replica(c, sl->shard, b, &t);
+        backend *alt = pick_replica(c, s->v, sl->shard, b, &t);
         if (alt && !budget_take(&c->budget, uv_now(c->loop))) {
             coord_metrics_retry_denied(c);
             note_attempt(sl, alt->addr, "not retried: the retry budget is spent");
@@ -1699,6 +1819,7 @@ static void free_search_now(search *s)
     /* the shard replies were unpacked into mem: one pass frees them */
     int big = fn_arena_held(&s->mem) > (4u << 20);
     rank_ranker_unref(s->model);
+    view_unref(s->v);
     fn_arena_free(&s->mem);
     free(s);
     /* a large search's memory goes back to the system, not just to malloc */
@@ -2380,7 +2501,7 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
             return;
         }
     }
-    uint32_t n = c->o.topo->nshards;
+    uint32_t n = c->view->nshards;
     search *s = calloc(1, sizeof *s + n * sizeof s->slots[0]);
     if (!s) {
         if (c->o.max_inflight) adm_release(&c->adm, 0, 0, uv_now(c->loop));
@@ -2389,6 +2510,7 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     }
     s->admitted = c->o.max_inflight > 0;
     s->c = c;
+    s->v = view_ref(c->view);   /* its topology for good: a scale-out meanwhile changes nothing here */
     s->call = call;
     s->req = req;
     fn_arena_init(&s->mem);
@@ -2620,6 +2742,7 @@ typedef struct get_leg {
 
 struct get_req {
     coord_t *c;
+    view *v;                     /* the topology it was routed over (a reference) */
     rpc_call_t *call;
     uint64_t t0;                 /* arrival (uv_hrtime), for the metrics */
     const Funnel__V1__GetRequest *req;
@@ -2677,7 +2800,7 @@ static void on_get_leg_done(void *ud, grpc_status_code code, const char *details
         if (code != GRPC_STATUS_OK) b->failures++;
         if (retryable(code) && l->tries < 2 && !c->stopping && ms_until(g->deadline) >= 1) {
             int t;
-            backend *alt = pick_replica(c, l->shard, b, &t);
+            backend *alt = pick_replica(c, g->v, l->shard, b, &t);
             if (alt && start_get_leg(l, alt, t) == 0) return;
         }
     }
@@ -2687,6 +2810,7 @@ static void on_get_leg_done(void *ud, grpc_status_code code, const char *details
 static void get_free(get_req *g)
 {
     coord_t *c = g->c;
+    view_unref(g->v);
     fn_arena_free(&g->mem);
     free(g);
     c->inflight_req--;
@@ -2698,7 +2822,7 @@ static void get_finish(get_req *g)
 {
     coord_t *c = g->c;
     const Funnel__V1__GetRequest *req = g->req;
-    uint32_t nsh = c->o.topo->nshards;
+    uint32_t nsh = g->v->nshards;
     fn_arena *a = &g->mem;
     size_t nlegs = 0, nfailed = 0;
     const get_leg *refused = NULL, *failed = NULL;
@@ -2780,13 +2904,14 @@ static void handle_get(rpc_call_t *call, const ProtobufCMessage *msg, void *ud)
         reply_get(c, call, t0, GRPC_STATUS_INVALID_ARGUMENT, eb.msg, NULL);
         return;
     }
-    uint32_t nsh = c->o.topo->nshards;
+    uint32_t nsh = c->view->nshards;
     get_req *g = calloc(1, sizeof *g);
     if (!g) {
         reply_get(c, call, t0, GRPC_STATUS_RESOURCE_EXHAUSTED, "coordinator out of memory", NULL);
         return;
     }
     g->c = c;
+    g->v = view_ref(c->view);
     g->t0 = t0;
     g->call = call;
     g->req = req;
@@ -2799,11 +2924,9 @@ static void handle_get(rpc_call_t *call, const ProtobufCMessage *msg, void *ud)
     if (!a->oom) {
         memset(g->legs, 0, nsh * sizeof *g->legs);
         memset(cnt, 0, nsh * sizeof *cnt);
-        /* routing as a fresh build's (buckets.h: the default map of nsh shards) */
-        idx_bucket_map bm;
-        idx_buckets_default(&bm, nsh);
+        /* routing by the live generation's bucket map (buckets.h) */
         for (size_t i = 0; i < req->n_ids; i++) {
-            g->shard_of[i] = bm.shard[idx_bucket_of(XXH64(req->ids[i], strlen(req->ids[i]), 0))];
+            g->shard_of[i] = g->v->map.shard[idx_bucket_of(XXH64(req->ids[i], strlen(req->ids[i]), 0))];
             cnt[g->shard_of[i]]++;
         }
         for (uint32_t sh = 0; sh < nsh && !a->oom; sh++) {
@@ -2829,6 +2952,7 @@ static void handle_get(rpc_call_t *call, const ProtobufCMessage *msg, void *ud)
     }
     if (a->oom) {
         fn_arena_free(&g->mem);
+        view_unref(g->v);
         free(g);
         reply_get(c, call, t0, GRPC_STATUS_RESOURCE_EXHAUSTED, "coordinator out of memory", NULL);
         return;
@@ -2848,7 +2972,7 @@ static void handle_get(rpc_call_t *call, const ProtobufCMessage *msg, void *ud)
             continue;
         }
         int trial;
-        backend *b = pick_replica(c, sh, NULL, &trial);
+        backend *b = pick_replica(c, g->v, sh, NULL, &trial);
         if (!b) {
             l->code = GRPC_STATUS_UNAVAILABLE;
             snprintf(l->msg, sizeof l->msg, "every replica is marked down");
@@ -2877,7 +3001,7 @@ static void fan_out(search *s, int64_t shard_us, int64_t left_us)
         shard_slot *sl = &s->slots[i];
         sl->s = s;
         sl->shard = i;
-        sl->b = &c->backends[c->first[i]];   /* named in failures if none is called */
+        sl->b = s->v->b[s->v->first[i]];   /* named in failures if none is called */
         if (shard_us <= 0) {
             sl->code = GRPC_STATUS_DEADLINE_EXCEEDED;
             snprintf(sl->msg, sizeof sl->msg,
@@ -2886,7 +3010,7 @@ static void fan_out(search *s, int64_t shard_us, int64_t left_us)
             continue;
         }
         int trial;
-        backend *b = pick_replica(c, i, NULL, &trial);
+        backend *b = pick_replica(c, s->v, i, NULL, &trial);
         if (!b) {   /* fail fast: waiting for a replica known to be down helps no one */
             sl->code = GRPC_STATUS_UNAVAILABLE;
             explain_skip(c, sl);
@@ -3138,13 +3262,13 @@ static void handle_push(rpc_call_t *call, const ProtobufCMessage *msg, void *ud)
     }
     p->c = c;
     p->call = call;
-    p->total = c->nbackends;
+    p->total = c->view->nbackends;
     snprintf(p->desc, sizeof p->desc, "%s", rk ? rank_ranker_describe(rk) : "none");
     rank_ranker_unref(rk);
     c->inflight_req++;
     p->pending = 1;   /* no finish while still sending */
-    for (uint32_t i = 0; i < c->nbackends; i++) {
-        backend *b = &c->backends[i];
+    for (uint32_t i = 0; i < c->view->nbackends; i++) {
+        backend *b = c->view->b[i];
         push_leg *leg = malloc(sizeof *leg);
         int rc = leg ? 0 : -1;
         if (leg) {
@@ -3181,6 +3305,8 @@ typedef struct gen_op {
     uint64_t docs;               /* the generation's documents (first replicas' answers) */
     char live[GEN_MAX_NAME + 1]; /* STAGE: the live generation the replicas report */
     int live_seen, live_differs;
+    view *target;                /* the topology the verb goes to (a reference) */
+    int new_topology;            /* STAGE with a topology: it becomes the staged one */
     char failed[1200];
 } gen_op;
 
@@ -3207,7 +3333,7 @@ static void gen_reply_state(coord_t *c, rpc_call_t *call, const gen_op *g)
         r.loaded = &lp;
         r.n_loaded = 1;
     }
-    r.replicas = g ? (uint32_t)g->ok : c->nbackends;
+    r.replicas = g ? (uint32_t)g->ok : c->view->nbackends;
     rpc_call_reply(call, GRPC_STATUS_OK, NULL, &r.base);
 }
 
@@ -3236,32 +3362,59 @@ static void gen_finish(gen_op *g)
              * from now on its searches name the one the shards serve, so the
              * switch below is one pointer change between two searches */
             if (!c->gen_live && g->live_seen) gen_set(&c->gen_live, g->live);
-            if (!c->gen_live || strcmp(c->gen_live, g->name) != 0) gen_set(&c->gen_staged, g->name);
-            FN_INFO("generation %s staged on all %zu shard replicas (%llu documents)", g->name, g->ok,
-                    (unsigned long long)g->docs);
+            if (g->new_topology || !c->gen_live || strcmp(c->gen_live, g->name) != 0) {
+                gen_set(&c->gen_staged, g->name);
+                view_unref(c->view_staged);
+                c->view_staged = view_ref(g->target);
+            }
+            FN_INFO("generation %s staged on all %zu shard replicas (%llu documents)%s", g->name, g->ok,
+                    (unsigned long long)g->docs, g->new_topology ? " with a new topology" : "");
             break;
-        case FUNNEL__V1__GENERATION_REQUEST__OP__ACTIVATE:
-            if (!c->gen_live || strcmp(c->gen_live, g->name) != 0) {
+        case FUNNEL__V1__GENERATION_REQUEST__OP__ACTIVATE: {
+            /* the staged candidate first (it may carry the live name with a
+             * new topology: add-replica), then the previous one (rollback) */
+            int staged = c->gen_staged && strcmp(c->gen_staged, g->name) == 0;
+            int prev = !staged && c->gen_prev && strcmp(c->gen_prev, g->name) == 0;
+            if (staged || prev) {
+                /* the references move: live -> previous, the activated one -> live */
                 char *old = c->gen_live;
+                view *oldv = c->view;
                 c->gen_live = NULL;
                 gen_set(&c->gen_live, g->name);
+                view *nv = staged ? c->view_staged : c->view_prev;
+                if (staged) {
+                    c->view_staged = NULL;
+                    gen_set(&c->gen_staged, NULL);
+                    view_unref(c->view_prev);
+                }
+                c->view = nv ? nv : view_ref(oldv);
                 free(c->gen_prev);
                 c->gen_prev = old;
+                c->view_prev = oldv;
+                coord_metrics_shards(c, c->view->nshards);
             }
-            if (c->gen_staged && strcmp(c->gen_staged, g->name) == 0) gen_set(&c->gen_staged, NULL);
-            if (c->gen_prev && c->gen_staged && strcmp(c->gen_prev, c->gen_staged) == 0) gen_set(&c->gen_staged, NULL);
-            FN_INFO("generation %s live (%llu documents); previous %s", g->name, (unsigned long long)g->docs,
-                    c->gen_prev ? c->gen_prev : "none");
+            FN_INFO("generation %s live (%llu documents, %u shards); previous %s", g->name,
+                    (unsigned long long)g->docs, c->view->nshards, c->gen_prev ? c->gen_prev : "none");
             break;
+        }
         default:   /* DISCARD */
-            if (c->gen_staged && strcmp(c->gen_staged, g->name) == 0) gen_set(&c->gen_staged, NULL);
-            if (c->gen_prev && strcmp(c->gen_prev, g->name) == 0) gen_set(&c->gen_prev, NULL);
+            if (c->gen_staged && strcmp(c->gen_staged, g->name) == 0) {
+                gen_set(&c->gen_staged, NULL);
+                view_unref(c->view_staged);
+                c->view_staged = NULL;
+            }
+            if (c->gen_prev && strcmp(c->gen_prev, g->name) == 0) {
+                gen_set(&c->gen_prev, NULL);
+                view_unref(c->view_prev);
+                c->view_prev = NULL;
+            }
             FN_INFO("generation %s discarded", g->name);
             break;
         }
         gen_reply_state(c, g->call, g);
     }
     c->gop = NULL;
+    view_unref(g->target);
     free(g);
     c->inflight_req--;
     maybe_finish_stop(c);
@@ -3277,7 +3430,11 @@ static void on_gen_done(void *ud, grpc_status_code code, const char *details, Pr
         g->ok++;
         for (size_t i = 0; i < r->n_loaded; i++)
             if (leg->b->replica == 0 && strcmp(r->loaded[i]->generation, g->name) == 0) g->docs += r->loaded[i]->docs;
-        if (g->op == FUNNEL__V1__GENERATION_REQUEST__OP__STAGE) {
+        /* the live generation, as the replicas of the live topology report it
+         * (a shard being added serves the new generation already) */
+        int in_live = 0;
+        for (uint32_t i = 0; i < g->c->view->nbackends && !in_live; i++) in_live = g->c->view->b[i] == leg->b;
+        if (g->op == FUNNEL__V1__GENERATION_REQUEST__OP__STAGE && in_live) {
             if (!g->live_seen) {
                 snprintf(g->live, sizeof g->live, "%s", r->live);
                 g->live_seen = 1;
@@ -3296,18 +3453,19 @@ static void on_gen_done(void *ud, grpc_status_code code, const char *details, Pr
     if (--g->pending == 0) gen_finish(g);
 }
 
-/* Send g's verb to every replica of every shard. */
+/* Send g's verb to every replica of every shard of its target topology. */
 static void gen_fan_out(gen_op *g)
 {
     coord_t *c = g->c;
     Funnel__V1__GenerationRequest rq = FUNNEL__V1__GENERATION_REQUEST__INIT;
     rq.op = g->op;
     rq.generation = g->name;
-    g->total = c->nbackends;
+    rq.shards = g->target->nshards;   /* a topology with more shards: the generation has as many */
+    g->total = g->target->nbackends;
     c->inflight_req++;
     g->pending = 1;   /* no finish while still sending */
-    for (uint32_t i = 0; i < c->nbackends; i++) {
-        backend *b = &c->backends[i];
+    for (uint32_t i = 0; i < g->target->nbackends; i++) {
+        backend *b = g->target->b[i];
         gen_leg *leg = malloc(sizeof *leg);
         int rc = leg ? 0 : -1;
         if (leg) {
@@ -3389,6 +3547,37 @@ static void handle_generation(rpc_call_t *call, const ProtobufCMessage *msg, voi
     g->call = call;
     g->op = op;
     snprintf(g->name, sizeof g->name, "%s", name);
+    /* the topology the verb is for: a new one (STAGE with topology), the
+     * staged or previous one's (ACTIVATE), else the live one */
+    if (op == FUNNEL__V1__GENERATION_REQUEST__OP__STAGE && req->topology && *req->topology) {
+        coord_topology t = {0};
+        idx_bucket_map bm;
+        fn_errbuf eb = {{0}};
+        int rc = coord_topology_parse(req->topology, strlen(req->topology), "topology", &t, &eb);
+        if (rc == 0 && req->buckets && *req->buckets) {
+            rc = idx_buckets_parse(req->buckets, &bm, &eb);
+            if (rc == 0 && bm.shards != t.nshards)
+                rc = fn_seterr(&eb, FN_EINVAL, "buckets: the map has %u shards, the topology %u", bm.shards, t.nshards);
+        }
+        if (rc == 0 && !(g->target = view_new(c, &t, req->buckets && *req->buckets ? &bm : NULL, &eb))) rc = FN_EINVAL;
+        coord_topology_free(&t);
+        if (rc) {
+            free(g);
+            rpc_call_reply(call, rc == -ENOMEM ? GRPC_STATUS_RESOURCE_EXHAUSTED : GRPC_STATUS_INVALID_ARGUMENT,
+                           eb.msg, NULL);
+            return;
+        }
+        g->new_topology = 1;
+        coord_metrics_shards(c, g->target->nshards);
+    } else if (op == FUNNEL__V1__GENERATION_REQUEST__OP__ACTIVATE && c->gen_staged && strcmp(name, c->gen_staged) == 0 &&
+               c->view_staged) {
+        g->target = view_ref(c->view_staged);
+    } else if (op == FUNNEL__V1__GENERATION_REQUEST__OP__ACTIVATE && c->gen_prev && strcmp(name, c->gen_prev) == 0 &&
+               c->view_prev) {
+        g->target = view_ref(c->view_prev);
+    } else {
+        g->target = view_ref(c->view);
+    }
     c->gop = g;
     gen_fan_out(g);
 }
@@ -3412,6 +3601,7 @@ static void on_fix_done(void *ud, grpc_status_code code, const char *details, Pr
         Funnel__V1__GenerationRequest rq = FUNNEL__V1__GENERATION_REQUEST__INIT;
         rq.op = FUNNEL__V1__GENERATION_REQUEST__OP__ACTIVATE;
         rq.generation = f->name;
+        rq.shards = c->view->nshards;
         if (rpc_async_unary(c->srv, f->b->ch, RPC_METHOD_ADMIN_GENERATION, &rq.base,
                             &funnel__v1__generation_response__descriptor, deadline_after_ms(GEN_CALL_MS),
                             on_fix_done, f) == 0) {
@@ -3443,6 +3633,11 @@ static void gen_repair(coord_t *c, backend *b, const char *gen)
     Funnel__V1__GenerationRequest rq = FUNNEL__V1__GENERATION_REQUEST__INIT;
     rq.op = FUNNEL__V1__GENERATION_REQUEST__OP__STAGE;
     rq.generation = f->name;
+    /* the generation's shard count: its topology's (it may differ from
+     * what the replica serves, after an add-shard) */
+    const view *gv = live ? c->view
+                     : c->gen_prev && strcmp(gen, c->gen_prev) == 0 ? c->view_prev : c->view_staged;
+    rq.shards = gv ? gv->nshards : 0;
     if (rpc_async_unary(c->srv, b->ch, RPC_METHOD_ADMIN_GENERATION, &rq.base, &funnel__v1__generation_response__descriptor,
                         deadline_after_ms(GEN_CALL_MS), on_fix_done, f) != 0) {
         free(f);
@@ -3465,22 +3660,24 @@ static void handle_status(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     r.uptime_ms = uv_now(c->loop) - c->start_ms;
     r.requests = c->requests;
     r.errors = c->errors;
-    r.shards = c->o.topo->nshards;
+    r.shards = c->view->nshards;
     r.stage2_model = (char *)(c->stage2 ? rank_ranker_describe(c->stage2) : "");
     r.generation = c->gen_live ? c->gen_live : (char *)"";
-    Funnel__V1__ProcessStatus *ps = calloc(c->nbackends, sizeof *ps);
-    Funnel__V1__ProcessStatus **pp = calloc(c->nbackends, sizeof *pp);
-    char (*detail)[512] = calloc(c->nbackends, sizeof *detail);
+    const view *v = c->view;
+    Funnel__V1__ProcessStatus *ps = calloc(v->nbackends, sizeof *ps);
+    Funnel__V1__ProcessStatus **pp = calloc(v->nbackends, sizeof *pp);
+    char (*detail)[512] = calloc(v->nbackends, sizeof *detail);
     if (!ps || !pp || !detail) {
         reply(c, call, GRPC_STATUS_RESOURCE_EXHAUSTED, "coordinator out of memory", NULL);
         goto out;
     }
     uint64_t now = uv_now(c->loop);
-    for (uint32_t i = 0; i < c->nbackends; i++) {
-        backend *b = &c->backends[i];
+    for (uint32_t i = 0; i < v->nbackends; i++) {
+        backend *b = v->b[i];
         funnel__v1__process_status__init(&ps[i]);
         ps[i].role = (char *)"shard";
         ps[i].address = (char *)b->addr;
+        ps[i].shard = b->shard;
         ps[i].healthy = b->state == BR_CLOSED && b->ok_seen;
         char *d = detail[i];
         size_t cap = sizeof detail[i];
@@ -3512,7 +3709,7 @@ static void handle_status(rpc_call_t *call, const ProtobufCMessage *msg, void *u
         ps[i].detail = d;
         pp[i] = &ps[i];
     }
-    r.n_backends = c->nbackends;
+    r.n_backends = v->nbackends;
     r.backends = pp;
     /* Admin calls are not searches: they count in neither requests nor errors. */
     rpc_call_reply(call, GRPC_STATUS_OK, NULL, &r.base);
@@ -3582,9 +3779,9 @@ static void on_timer(uv_timer_t *t)
     static const Grpc__Health__V1__HealthCheckRequest req_init = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
     Grpc__Health__V1__HealthCheckRequest req = req_init;
     uint64_t now = uv_now(c->loop);
-    for (uint32_t i = 0; i < c->nbackends; i++) {
-        backend *b = &c->backends[i];
-        if (b->probe_inflight) continue;
+    for (uint32_t i = 0; i < c->nall; i++) {
+        backend *b = c->all[i];
+        if (b->probe_inflight || !b->views) continue;   /* retired: no view calls it */
         int64_t every = b->state == BR_CLOSED ? c->o.health_interval_ms : c->down_probe_ms;
         if (b->probed && now - b->probe_ms < (uint64_t)every) continue;
         probe_ctx *p = malloc(sizeof *p);
@@ -3617,11 +3814,14 @@ static void free_coord(coord_t *c)
     idx_analyzer_destroy(c->an_raw);
     coord_implog_close(c->implog);
     coord_exps_free(c->exps);
-    for (uint32_t i = 0; i < c->nbackends; i++)
-        if (c->backends[i].ch) grpc_channel_destroy(c->backends[i].ch);
-    free(c->backends);
-    free(c->first);
-    free(c->rr);
+    view_unref(c->view);
+    view_unref(c->view_prev);
+    view_unref(c->view_staged);
+    for (uint32_t i = 0; i < c->nall; i++) {
+        if (c->all[i]->ch) grpc_channel_destroy(c->all[i]->ch);
+        free(c->all[i]);
+    }
+    free(c->all);
     coord_metrics_free(&c->m);
     free(c->gen_live);
     free(c->gen_prev);
@@ -3790,30 +3990,9 @@ int coord_start(uv_loop_t *loop, const coord_opts *o, coord_t **out, fn_errbuf *
     c->down_probe_ms = co->down_probe_interval_ms;
     if (co->health_interval_ms > 0 && co->health_interval_ms < c->down_probe_ms)
         c->down_probe_ms = co->health_interval_ms;
-    for (uint32_t s = 0; s < t->nshards; s++) c->nbackends += t->shards[s].nreplicas;
-    c->backends = calloc(c->nbackends, sizeof *c->backends);
-    c->first = calloc(t->nshards, sizeof *c->first);
-    c->rr = calloc(t->nshards, sizeof *c->rr);
-    if (!c->backends || !c->first || !c->rr) {
-        rc = fn_seterr(eb, -ENOMEM, "out of memory");
+    if (!(c->view = view_new(c, t, NULL, eb))) {
+        rc = eb && eb->msg[0] && strstr(eb->msg, "channel") ? FN_EINVAL : -ENOMEM;
         goto fail_alloc;
-    }
-    uint32_t bi = 0;
-    for (uint32_t s = 0; s < t->nshards; s++) {
-        c->first[s] = bi;
-        for (uint32_t r = 0; r < t->shards[s].nreplicas; r++, bi++) {
-            backend *b = &c->backends[bi];
-            b->addr = t->shards[s].replicas[r];
-            b->shard = s;
-            b->replica = r;
-            b->state = BR_CLOSED;   /* innocent until a probe or calls say otherwise */
-            b->since_ms = c->start_ms;
-            b->ch = rpc_channel_create(b->addr);
-            if (!b->ch) {
-                rc = fn_seterr(eb, FN_EINVAL, "cannot create a channel to %s", b->addr);
-                goto fail_alloc;
-            }
-        }
     }
     /* retries and hedges: ratio of the first calls, floor 10 a second */
     budget_init(&c->budget, c->o.retry_budget, 10, 100, uv_now(loop));

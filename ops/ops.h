@@ -28,6 +28,9 @@ enum { OPS_EXIT_OK = 0, OPS_EXIT_FAIL = 1, OPS_EXIT_USAGE = 2 };
 int ops_cmd_index(int argc, char **argv);
 /* `funnel index publish|rollback|generations` (ops_generation.c), dispatched by ops_cmd_index */
 int ops_cmd_generation(int argc, char **argv);
+/* RUN/shard-*.cmd: each --index becomes GEN/shard-NNN (the same shard), so
+ * `funnel cluster restart` brings a shard back on the live generation. */
+void ops_rewrite_shard_cmds(const char *run, const char *gen);
 
 /* The quality gate (ops_generation.c; docs/operations.md "Quality gate"):
  * thresholds a candidate must meet against the live side. */

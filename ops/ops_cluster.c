@@ -39,6 +39,8 @@
 #include <unistd.h>
 
 #include "buckets.h"
+#include "builder.h"
+#include "funnel.pb-c.h"
 #include "rpc_client.h"
 #include "rpc_security.h"
 
@@ -54,6 +56,8 @@ static const char cluster_usage[] =
     "       funnel cluster status --dir RUNDIR\n"
     "       funnel cluster down --dir RUNDIR\n"
     "       funnel cluster restart --dir RUNDIR NAME [--timeout-s S]\n"
+    "       funnel cluster add-shard --dir RUNDIR [--input CORPUS] [--out GEN]\n"
+    "       funnel cluster add-replica --dir RUNDIR --shard S\n"
     "\n"
     "up      starts R funnel-shard processes (replicas, default 1) per IDXDIR/shard-NNN\n"
     "        and one funnel-coordinator on free 127.0.0.1 ports, waits until all answer\n"
@@ -79,7 +83,16 @@ static const char cluster_usage[] =
     "down    SIGTERM every process, SIGKILL after 10 s; exit 0 even if already down.\n"
     "restart starts the dead process NAME (e.g. shard-0-r1) again with the same\n"
     "        arguments on the same address, and waits until it is SERVING; a process\n"
-    "        that is alive is left alone (exit 1).\n";
+    "        that is alive is left alone (exit 1).\n"
+    "add-shard   while the cluster serves: builds generation GEN (default LIVE.sN+1)\n"
+    "        with one shard more from the live generation's corpus (its index.json;\n"
+    "        --input to override) and settings, 4096/(N+1) buckets moved to the new\n"
+    "        shard; starts its replicas (as many as shard 0 has); the coordinator loads\n"
+    "        GEN on every replica and switches generation and topology at once\n"
+    "        (searches in flight finish on the old ones); RUNDIR/topology.conf and the\n"
+    "        shards' command lines follow. `funnel index rollback` goes back.\n"
+    "add-replica starts one more replica of shard S on the live generation and adds\n"
+    "        it to the coordinator's topology without a restart.\n";
 
 typedef struct proc {
     const char *role;           /* "shard" | "coordinator" */
@@ -1244,6 +1257,404 @@ static int cluster_restart(int argc, char **argv)
     return OPS_EXIT_OK;
 }
 
+/* ------------------------------------------------- add-shard / add-replica ---- */
+
+/* The value after flag in a NULL-terminated argv, or -1. */
+static int arg_at(char **av, const char *flag)
+{
+    for (int i = 1; av[i]; i++)
+        if (strcmp(av[i - 1], flag) == 0) return i;
+    return -1;
+}
+
+/* A new shard process p from template argv tmpl (a sibling's NAME.cmd):
+ * the index directory sd, p's own files, a free port. Started and its
+ * address read (no gRPC here: forks come before rpc_init). 0 or -1 (why). */
+static int start_like(proc *p, char **tmpl, const char *sd, double deadline, char *why, size_t cap)
+{
+    size_t n = 0;
+    while (tmpl[n]) n++;
+    char **av = calloc(n + 1, sizeof *av);
+    if (!av) return sfmt(why, cap, "out of memory"), -1;
+    memcpy(av, tmpl, n * sizeof *av);
+    int ix = arg_at(av, "--index"), il = arg_at(av, "--listen"), ia = arg_at(av, "--addr-file"),
+        im = arg_at(av, "--metrics-file");
+    if (ix < 0 || il < 0 || ia < 0) {
+        free(av);
+        return sfmt(why, cap, "the shard command line has no --index, --listen or --addr-file"), -1;
+    }
+    av[ix] = (char *)sd;
+    av[il] = "127.0.0.1:0";
+    av[ia] = p->addr_file;
+    if (im >= 0) av[im] = p->metrics_file;
+    unlink(p->addr_file);
+    unlink(p->metrics_file);
+    pid_t pid = spawn(NULL, 0, av, p->log_file, 0);
+    if (pid < 0) {
+        sfmt(why, cap, "cannot start %s: %s", av[0], strerror((int)-pid));
+        free(av);
+        return -1;
+    }
+    p->pid = pid;
+    write_pid(p);
+    int rc = wait_addr(p, deadline, why, cap);
+    if (rc == 0) write_cmd(p, NULL, 0, av);
+    free(av);
+    return rc;
+}
+
+/* RUNDIR's shard processes, a template command line (the first shard's) and
+ * the live generation (the parent of its --index). 0 or -1 (message printed). */
+static int scale_load(const char *cmdname, const char *dir_arg, char *rundir, proc **ps, size_t *n, char ***tmpl,
+                      char *gen)
+{
+    if (!realpath(dir_arg, rundir) || load_procs(rundir, ps, n) != 0 || *n < 2) {
+        fprintf(stderr, "funnel cluster %s: no cluster in %s\n", cmdname, dir_arg);
+        return -1;
+    }
+    const proc *first = NULL;
+    for (size_t i = 0; i < *n && !first; i++)
+        if ((*ps)[i].shard >= 0) first = &(*ps)[i];
+    int rc = first ? read_cmd(first->cmd_file, tmpl) : -ENOENT;
+    int ix = rc == 0 ? arg_at(*tmpl, "--index") : -1;
+    char sd[PATH_MAX];
+    if (ix < 0 || !realpath((*tmpl)[ix], sd)) {
+        fprintf(stderr, "funnel cluster %s: %s: no shard command line with an existing --index\n", cmdname,
+                first ? first->cmd_file : rundir);
+        return -1;
+    }
+    char *slash = strrchr(sd, '/');
+    if (slash) *slash = '\0';
+    snprintf(gen, PATH_MAX, "%s", sd);
+    return 0;
+}
+
+/* The coordinator: stage gen with the topology (and bucket map) and
+ * activate it. 0 or -1 (message printed; a staged candidate is discarded). */
+static int scale_switch(const char *cmdname, const char *rundir, const char *gen, const char *topo,
+                        const char *buckets)
+{
+    char path[PATH_MAX + 32], addr[300];
+    sfmt(path, sizeof path, "%s/coordinator.addr", rundir);
+    if (ops_read_small(path, addr, sizeof addr) != 0) {
+        fprintf(stderr, "funnel cluster %s: %s: no coordinator address\n", cmdname, path);
+        return -1;
+    }
+    rpc_client_t *c = rpc_client_create(addr);
+    if (!c) return -1;
+    Funnel__V1__GenerationRequest rq = FUNNEL__V1__GENERATION_REQUEST__INIT;
+    rq.op = FUNNEL__V1__GENERATION_REQUEST__OP__STAGE;
+    rq.generation = (char *)gen;
+    rq.topology = (char *)topo;
+    rq.buckets = (char *)(buckets ? buckets : "");
+    ProtobufCMessage *m = NULL;
+    rpc_status st;
+    int ret = -1;
+    if (rpc_client_call(c, RPC_METHOD_ADMIN_GENERATION, &rq.base, &funnel__v1__generation_response__descriptor,
+                        120000, &m, &st) != GRPC_STATUS_OK) {
+        fprintf(stderr, "funnel cluster %s: stage: %s: %s\n", cmdname, rpc_status_name(st.code), st.message);
+        goto out;
+    }
+    protobuf_c_message_free_unpacked(m, NULL);
+    rq.op = FUNNEL__V1__GENERATION_REQUEST__OP__ACTIVATE;
+    rq.topology = rq.buckets = (char *)"";
+    if (rpc_client_call(c, RPC_METHOD_ADMIN_GENERATION, &rq.base, &funnel__v1__generation_response__descriptor,
+                        120000, &m, &st) != GRPC_STATUS_OK) {
+        fprintf(stderr, "funnel cluster %s: activate: %s: %s\n", cmdname, rpc_status_name(st.code), st.message);
+        rq.op = FUNNEL__V1__GENERATION_REQUEST__OP__DISCARD;
+        if (rpc_client_call(c, RPC_METHOD_ADMIN_GENERATION, &rq.base, &funnel__v1__generation_response__descriptor,
+                            120000, &m, &st) == GRPC_STATUS_OK)
+            protobuf_c_message_free_unpacked(m, NULL);
+        goto out;
+    }
+    protobuf_c_message_free_unpacked(m, NULL);
+    ret = 0;
+out:
+    rpc_client_destroy(c);
+    return ret;
+}
+
+static void stop_new(proc *np, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (np[i].pid > 0) kill(np[i].pid, SIGTERM);
+        unlink(np[i].pid_file);
+        unlink(np[i].cmd_file);
+        unlink(np[i].addr_file);
+    }
+}
+
+/* analyzer description "stemmer=X;stopwords=Y;..." -> the value of key */
+static const char *desc_value(const char *desc, const char *key, char *out, size_t cap)
+{
+    size_t kl = strlen(key);
+    for (const char *p = desc; p && *p; p = strchr(p, ';') ? strchr(p, ';') + 1 : NULL) {
+        if (strncmp(p, key, kl) == 0 && p[kl] == '=') {
+            size_t n = strcspn(p + kl + 1, ";");
+            snprintf(out, cap, "%.*s", (int)n, p + kl + 1);
+            return out;
+        }
+    }
+    return NULL;
+}
+
+static int cluster_add_shard(int argc, char **argv)
+{
+    static const struct option lo[] = {{"dir", required_argument, 0, 'd'}, {"input", required_argument, 0, 'i'},
+                                       {"out", required_argument, 0, 'o'}, {"timeout-s", required_argument, 0, 't'},
+                                       {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    const char *dir_arg = NULL, *input = NULL, *out_arg = NULL;
+    double timeout_s = UP_TIMEOUT_S;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        switch (c) {
+        case 'd': dir_arg = optarg; break;
+        case 'i': input = optarg; break;
+        case 'o': out_arg = optarg; break;
+        case 't': timeout_s = atof(optarg); break;
+        case 'h': fputs(cluster_usage, stdout); return OPS_EXIT_OK;
+        default: fputs(cluster_usage, stderr); return OPS_EXIT_USAGE;
+        }
+    }
+    if (!dir_arg || optind != argc || timeout_s <= 0) {
+        fprintf(stderr, "funnel cluster add-shard: --dir RUNDIR is required\n");
+        return OPS_EXIT_USAGE;
+    }
+    char rundir[PATH_MAX], live[PATH_MAX], why[512] = "";
+    proc *ps = NULL;
+    size_t n = 0;
+    char **tmpl = NULL;
+    int ret = OPS_EXIT_FAIL;
+    proc np[MAX_REPLICAS];
+    size_t nnew = 0;
+    if (scale_load("add-shard", dir_arg, rundir, &ps, &n, &tmpl, live)) goto out;
+    /* the live generation's partitioning and how it was built */
+    idx_bucket_map map, nmap;
+    fn_errbuf eb = {{0}};
+    int rc = ops_bucket_map_of(live, &map, &eb);
+    if (rc) {
+        fprintf(stderr, "funnel cluster add-shard: %s\n", fn_errmsg(&eb, rc));
+        goto out;
+    }
+    uint32_t moved, N = map.shards;
+    if (idx_buckets_add_shard(&map, &nmap, &moved)) {
+        fprintf(stderr, "funnel cluster add-shard: %u shards is the most buckets allow\n", N);
+        goto out;
+    }
+    char ij[PATH_MAX + 16];
+    sfmt(ij, sizeof ij, "%s/index.json", live);
+    json_error_t je;
+    json_t *man = json_load_file(ij, 0, &je);
+    const char *corpus = input ? input : json_string_value(json_object_get(json_object_get(man, "corpus"), "path"));
+    json_t *set = json_object_get(man, "settings");
+    const char *fmodel = json_string_value(json_object_get(set, "filter_model"));
+    if (!man || !corpus || (fmodel && *fmodel)) {
+        fprintf(stderr, "funnel cluster add-shard: %s: %s\n", ij,
+                !man ? je.text : !corpus ? "no corpus path in the manifest (give --input)"
+                : "built with a content-filter model: rebuild with funnel index build --buckets-from and publish");
+        json_decref(man);
+        goto out;
+    }
+    char gen[PATH_MAX + 32];
+    if (out_arg) sfmt(gen, sizeof gen, "%s", out_arg);
+    else sfmt(gen, sizeof gen, "%s.s%u", live, N + 1);
+    /* the new generation: the same corpus, settings and analyzer, N + 1
+     * shards and the moved buckets (scores do not depend on the split) */
+    char stem[64] = "english", stop[PATH_MAX] = "english", codec[32] = "bp128", metric[16] = "cosine";
+    const char *an = json_string_value(json_object_get(man, "analyzer"));
+    if (an) {
+        desc_value(an, "stemmer", stem, sizeof stem);
+        desc_value(an, "stopwords", stop, sizeof stop);
+    }
+    if (json_is_string(json_object_get(set, "codec"))) sfmt(codec, sizeof codec, "%s", json_string_value(json_object_get(set, "codec")));
+    if (json_is_string(json_object_get(set, "vec_metric"))) sfmt(metric, sizeof metric, "%s", json_string_value(json_object_get(set, "vec_metric")));
+    idx_build_opts o;
+    memset(&o, 0, sizeof o);
+    o.input = corpus;
+    o.out_dir = gen;
+    o.shards = N + 1;
+    o.buckets = &nmap;
+    o.analyzer.stemmer = stem;
+    o.analyzer.stopwords = stop;
+    o.codec = codec;
+    o.vec_metric = metric;
+    o.vec_dim = (uint32_t)json_integer_value(json_object_get(set, "vec_dim"));
+    o.ann_M = (uint32_t)json_integer_value(json_object_get(set, "ann_M"));
+    o.ann_efc = (uint32_t)json_integer_value(json_object_get(set, "ann_efc"));
+    o.mem_budget = (size_t)json_integer_value(json_object_get(set, "mem_budget"));
+    double t0 = now_s();
+    idx_build_stats bst;
+    rc = idx_build(&o, &bst, &eb);
+    json_decref(man);
+    if (rc) {
+        fprintf(stderr, "funnel cluster add-shard: building %s: %s\n", gen, fn_errmsg(&eb, rc));
+        goto out;
+    }
+    printf("built %s: %u shards, %llu documents, %u of %u buckets moved to shard %u, %.1f s\n", gen, N + 1,
+           (unsigned long long)bst.docs, moved, IDX_BUCKETS, N, now_s() - t0);
+    /* the new shard's processes, as many replicas as shard 0 has */
+    size_t R = 0;
+    int plain = 0;
+    for (size_t i = 0; i < n; i++)
+        if (ps[i].shard == 0) {
+            R++;
+            plain = ps[i].replica < 0;
+        }
+    double deadline = now_s() + timeout_s;
+    char sd[PATH_MAX + 64];
+    sfmt(sd, sizeof sd, "%s/shard-%03u", gen, N);
+    for (size_t r = 0; r < R && r < MAX_REPLICAS; r++) {
+        proc_paths(&np[nnew], rundir, "shard", (int)N, plain ? -1 : (int)r);
+        nnew++;
+        if (start_like(&np[nnew - 1], tmpl, sd, deadline, why, sizeof why)) {
+            fprintf(stderr, "funnel cluster add-shard: %s: %s\n", np[nnew - 1].name, why);
+            goto fail;
+        }
+    }
+    /* the topology with the new shard */
+    char tpath[PATH_MAX + 32], ttext[65536];
+    sfmt(tpath, sizeof tpath, "%s/topology.conf", rundir);
+    if (ops_read_small(tpath, ttext, sizeof ttext - 4096) != 0) {
+        fprintf(stderr, "funnel cluster add-shard: cannot read %s\n", tpath);
+        goto fail;
+    }
+    size_t tl = strlen(ttext);
+    tl += (size_t)snprintf(ttext + tl, sizeof ttext - tl, "\nshard %u", N);
+    for (size_t i = 0; i < nnew; i++) tl += (size_t)snprintf(ttext + tl, sizeof ttext - tl, " %s", np[i].addr);
+    snprintf(ttext + tl, sizeof ttext - tl, "\n");
+    char btext[IDX_BUCKETS_TEXT_MAX];
+    idx_buckets_format(&nmap, btext, sizeof btext);
+    rpc_init();
+    int tls;
+    if (cluster_client_security(rundir, &tls, &eb) != 0) {
+        fprintf(stderr, "funnel cluster add-shard: %s\n", eb.msg);
+        rpc_shutdown();
+        goto fail;
+    }
+    for (size_t i = 0; i < nnew; i++)
+        if (wait_healthy(&np[i], deadline, why, sizeof why)) {
+            fprintf(stderr, "funnel cluster add-shard: %s: %s\n", np[i].name, why);
+            rpc_shutdown();
+            goto fail;
+        }
+    rc = scale_switch("add-shard", rundir, gen, ttext, btext);
+    rpc_shutdown();
+    if (rc) goto fail;
+    ops_write_atomic(tpath, ttext);
+    ops_rewrite_shard_cmds(rundir, gen);
+    printf("shard %u added (%zu replica%s): %u shards serve %s\n", N, nnew, nnew == 1 ? "" : "s", N + 1, gen);
+    ret = OPS_EXIT_OK;
+    goto out;
+fail:
+    stop_new(np, nnew);
+out:
+    free(tmpl);
+    free(ps);
+    return ret;
+}
+
+static int cluster_add_replica(int argc, char **argv)
+{
+    static const struct option lo[] = {{"dir", required_argument, 0, 'd'}, {"shard", required_argument, 0, 's'},
+                                       {"timeout-s", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+    const char *dir_arg = NULL;
+    long shard = -1;
+    double timeout_s = UP_TIMEOUT_S;
+    int c;
+    char *end;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        switch (c) {
+        case 'd': dir_arg = optarg; break;
+        case 's':
+            shard = strtol(optarg, &end, 10);
+            if (*end || shard < 0) shard = -2;
+            break;
+        case 't': timeout_s = atof(optarg); break;
+        case 'h': fputs(cluster_usage, stdout); return OPS_EXIT_OK;
+        default: fputs(cluster_usage, stderr); return OPS_EXIT_USAGE;
+        }
+    }
+    if (!dir_arg || shard < 0 || optind != argc || timeout_s <= 0) {
+        fprintf(stderr, "funnel cluster add-replica: --dir RUNDIR and --shard S (a number) are required\n");
+        return OPS_EXIT_USAGE;
+    }
+    char rundir[PATH_MAX], live[PATH_MAX], why[512] = "";
+    proc *ps = NULL;
+    size_t n = 0;
+    char **tmpl = NULL;
+    int ret = OPS_EXIT_FAIL;
+    proc np;
+    int started = 0;
+    if (scale_load("add-replica", dir_arg, rundir, &ps, &n, &tmpl, live)) goto out;
+    int next = 0, have = 0;
+    for (size_t i = 0; i < n; i++)
+        if (ps[i].shard == shard) {
+            have++;
+            if (ps[i].replica + 1 > next) next = ps[i].replica + 1;
+        }
+    if (!have) {
+        fprintf(stderr, "funnel cluster add-replica: the cluster has no shard %ld\n", shard);
+        goto out;
+    }
+    if (next < 1) next = 1;   /* shard-S (plain) is replica 0 */
+    if (have >= MAX_REPLICAS || next >= MAX_REPLICAS) {
+        fprintf(stderr, "funnel cluster add-replica: shard %ld has the most replicas (%d)\n", shard, MAX_REPLICAS);
+        goto out;
+    }
+    char sd[PATH_MAX + 64];
+    sfmt(sd, sizeof sd, "%s/shard-%03ld", live, shard);
+    proc_paths(&np, rundir, "shard", (int)shard, next);
+    started = 1;
+    double deadline = now_s() + timeout_s;
+    if (start_like(&np, tmpl, sd, deadline, why, sizeof why)) {
+        fprintf(stderr, "funnel cluster add-replica: %s: %s\n", np.name, why);
+        goto fail;
+    }
+    /* the topology with the replica: shard S's line gets its address */
+    char tpath[PATH_MAX + 32], ttext[65536], ntext[65536 + 300];
+    sfmt(tpath, sizeof tpath, "%s/topology.conf", rundir);
+    if (ops_read_small(tpath, ttext, sizeof ttext) != 0) {
+        fprintf(stderr, "funnel cluster add-replica: cannot read %s\n", tpath);
+        goto fail;
+    }
+    size_t o = 0;
+    int found = 0;
+    for (char *line = ttext, *nl; line; line = nl ? nl + 1 : NULL) {
+        nl = strchr(line, '\n');
+        if (nl) *nl = '\0';
+        long k = -1;
+        int is = sscanf(line, "shard %ld", &k) == 1 && k == shard;
+        o += (size_t)snprintf(ntext + o, sizeof ntext - o, "%s%s%s\n", line, is ? " " : "", is ? np.addr : "");
+        found |= is;
+        if (o >= sizeof ntext) break;
+    }
+    if (!found || o >= sizeof ntext) {
+        fprintf(stderr, "funnel cluster add-replica: %s has no line for shard %ld\n", tpath, shard);
+        goto fail;
+    }
+    rpc_init();
+    fn_errbuf eb = {{0}};
+    int tls;
+    int rc = cluster_client_security(rundir, &tls, &eb) != 0 ? -1 : wait_healthy(&np, deadline, why, sizeof why);
+    if (rc) fprintf(stderr, "funnel cluster add-replica: %s: %s\n", np.name, eb.msg[0] ? eb.msg : why);
+    else rc = scale_switch("add-replica", rundir, live, ntext, NULL);
+    rpc_shutdown();
+    if (rc) goto fail;
+    ops_write_atomic(tpath, ntext);
+    printf("%s added: shard %ld has %d replicas, serving %s\n", np.name, shard, have + 1, live);
+    ret = OPS_EXIT_OK;
+    goto out;
+fail:
+    if (started) stop_new(&np, 1);
+out:
+    free(tmpl);
+    free(ps);
+    return ret;
+}
+
 int ops_cmd_cluster(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -1254,6 +1665,8 @@ int ops_cmd_cluster(int argc, char **argv)
     if (strcmp(argv[1], "status") == 0) return cluster_status(argc - 1, argv + 1);
     if (strcmp(argv[1], "down") == 0) return cluster_down(argc - 1, argv + 1);
     if (strcmp(argv[1], "restart") == 0) return cluster_restart(argc - 1, argv + 1);
+    if (strcmp(argv[1], "add-shard") == 0) return cluster_add_shard(argc - 1, argv + 1);
+    if (strcmp(argv[1], "add-replica") == 0) return cluster_add_replica(argc - 1, argv + 1);
     fprintf(stderr, "funnel cluster: unknown sub-command '%s'\n", argv[1]);
     fputs(cluster_usage, stderr);
     return OPS_EXIT_USAGE;

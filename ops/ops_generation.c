@@ -288,7 +288,7 @@ out:
 
 /* RUN/shard-*.cmd: the --index argument's generation becomes gen, so that
  * `funnel cluster restart` brings a shard back on the live generation. */
-static void rewrite_cmds(const char *run, const char *gen)
+void ops_rewrite_shard_cmds(const char *run, const char *gen)
 {
     DIR *d = opendir(run);
     if (!d) return;
@@ -322,6 +322,35 @@ static void rewrite_cmds(const char *run, const char *gen)
             fprintf(stderr, "funnel index publish: warning: cannot rewrite %s\n", path);
     }
     closedir(d);
+}
+
+/* RUN/topology.conf: the coordinator's live topology (Admin/Status), after
+ * a publish or rollback that changed it (add-shard), so that a coordinator
+ * restarted from RUN serves what it served. */
+static void write_topology(rpc_client_t *cl, const char *run)
+{
+    Funnel__V1__StatusRequest rq = FUNNEL__V1__STATUS_REQUEST__INIT;
+    Funnel__V1__StatusResponse *r = NULL;
+    rpc_status st;
+    if (rpc_client_call(cl, RPC_METHOD_ADMIN_STATUS, &rq.base, &funnel__v1__status_response__descriptor, 10000,
+                        (ProtobufCMessage **)&r, &st) != GRPC_STATUS_OK)
+        return;
+    size_t cap = 128 + r->n_backends * 300, o = 0;
+    char *t = malloc(cap);
+    if (t) {
+        o += (size_t)snprintf(t + o, cap - o, "# written by funnel index (the coordinator's live topology)\n");
+        for (uint32_t s = 0; s < r->shards; s++) {
+            o += (size_t)snprintf(t + o, cap - o, "shard %u", s);
+            for (size_t i = 0; i < r->n_backends; i++)
+                if (r->backends[i]->shard == s) o += (size_t)snprintf(t + o, cap - o, " %.256s", r->backends[i]->address);
+            o += (size_t)snprintf(t + o, cap - o, "\n");
+        }
+        char path[PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/topology.conf", run);
+        if (o < cap) ops_write_atomic(path, t);
+        free(t);
+    }
+    protobuf_c_message_free_unpacked(&r->base, NULL);
 }
 
 int ops_cmd_generation(int argc, char **argv)
@@ -429,7 +458,10 @@ int ops_cmd_generation(int argc, char **argv)
         }
         printf("rolled back on %u shard replicas\n", r->replicas);
         print_state(r);
-        if (run) rewrite_cmds(run, r->live);
+        if (run) {
+            ops_rewrite_shard_cmds(run, r->live);
+            write_topology(cl, run);
+        }
         ret = OPS_EXIT_OK;
         goto out;
     }
@@ -472,7 +504,10 @@ int ops_cmd_generation(int argc, char **argv)
     }
     printf("published %s on %u shard replicas in %.3f s\n", gen, r->replicas, (now_ms() - t0) / 1e3);
     print_state(r);
-    if (run) rewrite_cmds(run, gen);
+    if (run) {
+        ops_rewrite_shard_cmds(run, gen);
+        write_topology(cl, run);
+    }
     ret = OPS_EXIT_OK;
 out:
     if (r) protobuf_c_message_free_unpacked(&r->base, NULL);

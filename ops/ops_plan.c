@@ -429,7 +429,11 @@ static int plan_compute(const plan_costs *c, const plan_args *a, plan_result *r,
         return 1;
     }
     double S = r->s_latency > r->s_memory ? r->s_latency : r->s_memory;
-    if (S > smax) S = smax;
+    if (S > smax) {
+        sfmt(err, cap, "the index needs %s shards to fit in memory, more than the %s planned at most",
+             g(r->s_memory), g(smax));
+        return 1;
+    }
     fanout(c, a, S, &r->best);
     if (r->s_latency > 1) {
         fanout(c, a, r->s_latency - 1, &r->prev);
@@ -516,8 +520,8 @@ static void print_text(const plan_costs *c, const plan_args *a, const char *path
         printf("    L_d0(q_S) = %s ms\n", g(s->l_d0));
         printf("    L_d(q_S) = %s + (%s - %s) * %s / %s = %s ms\n", g(c->lat_fixed_ms), g(s->l_d0),
                g(c->lat_fixed_ms), g(s->d), g(c->lat_docs), g(s->l_d));
-        printf("    p99(%s) = %s + %s * %s / 1000 + %s = %s ms %s %s ms\n", g(s->S), g(c->coord_p99_ms),
-               g(c->merge_latency_us_per_shard), g(s->S), g(s->l_d), g(s->p99), s->p99 <= a->p99_ms ? "<=" : ">",
+        printf("    p99(%s) = %s + %s * %s / 1000 + %s = %.3f ms %s %s ms\n", g(s->S), g(c->coord_p99_ms),
+               g(c->merge_latency_us_per_shard), g(s->S), g(s->l_d), s->p99, s->p99 <= a->p99_ms ? "<=" : ">",
                g(a->p99_ms));
     }
     printf("  shards for latency = %s\n", g(r->s_latency));
@@ -528,8 +532,8 @@ static void print_text(const plan_costs *c, const plan_args *a, const char *path
                g(a->docs), g(r->d_memory_max), g(r->s_memory));
     else
         printf("  shards for memory: not planned (the costs give no index_bytes_per_doc or machine.memory_gib)\n");
-    printf("  S = max(%s, %s) = %s shards of d = %s docs; planned p99 = %s ms\n", g(r->s_latency), g(r->s_memory),
-           g(b->S), g(b->d), g(b->p99));
+    printf("  S = max(%s, %s) = %s shards of d = %s docs; planned p99 = %.3f ms\n", g(r->s_latency),
+           g(r->s_memory), g(b->S), g(b->d), b->p99);
 
     printf("\n2. replicas per shard: throughput (one shard replica per machine)\n");
     if (c->have_window)
@@ -541,9 +545,9 @@ static void print_text(const plan_costs *c, const plan_args *a, const char *path
                g(c->selection_us_per_doc), g(b->d), g(r->c_shard));
     printf("  replica capacity = cores * U * 10^6 / c(d) = %s * %s * 10^6 / %s = %s searches/s\n", g(r->cores),
            g(a->util), g(r->c_shard), g(r->replica_qps));
-    printf("  R = max(2, ceil(Q / capacity)) = max(2, ceil(%s / %s)) = max(2, ceil(%s)) = %s replicas"
+    printf("  R = max(2, ceil(Q / capacity)) = max(2, ceil(%s / %s)) = max(2, ceil(%.3f)) = %s replicas"
            " (at least 2 for availability)\n",
-           g(a->qps), g(r->replica_qps), g(r->replicas_exact), g(r->R));
+           g(a->qps), g(r->replica_qps), r->replicas_exact, g(r->R));
     printf("  utilisation = Q * c(d) / (R * cores * 10^6) = %s * %s / (%s * %s * 10^6) = %s;"
            " one replica down: %s\n",
            g(a->qps), g(r->c_shard), g(r->R), g(r->cores), g(r->util_r), g(r->util_down));
@@ -551,8 +555,8 @@ static void print_text(const plan_costs *c, const plan_args *a, const char *path
     printf("\n3. coordinators\n");
     printf("  coordinator CPU per search = %s + %s + %s * %s = %s us\n", g(c->coordinator_us_per_query),
            g(c->stage2_us_per_query), g(c->merge_us_per_shard), g(b->S), g(r->c_coord));
-    printf("  coordinators = max(2, ceil(Q * %s / (cores * U * 10^6))) = max(2, ceil(%s)) = %s\n", g(r->c_coord),
-           g(r->coords_exact), g(r->coords));
+    printf("  coordinators = max(2, ceil(Q * %s / (cores * U * 10^6))) = max(2, ceil(%.3f)) = %s\n", g(r->c_coord),
+           r->coords_exact, g(r->coords));
 
     printf("\n4. machines (%s cores each)\n", g(r->cores));
     printf("  shard machines = S * R = %s * %s = %s\n", g(b->S), g(r->R), g(r->shard_machines));
@@ -562,40 +566,45 @@ static void print_text(const plan_costs *c, const plan_args *a, const char *path
            g(a->qps), g(b->S), g(r->c_shard), g(r->c_coord), g(r->busy_cores), g(r->machines * r->cores),
            g(r->util_all));
     printf("\nplan: %s shards x %s replicas = %s shard machines + %s coordinators = %s machines;"
-           " %s docs per shard; p99 %s ms (target %s)\n",
-           g(b->S), g(r->R), g(r->shard_machines), g(r->coords), g(r->machines), g(b->d), g(b->p99),
+           " %s docs per shard; p99 %.3f ms (target %s)\n",
+           g(b->S), g(r->R), g(r->shard_machines), g(r->coords), g(r->machines), g(b->d), b->p99,
            g(a->p99_ms));
 }
 
 static int print_json(const plan_costs *c, const plan_args *a, const char *path, const plan_result *r)
 {
     const plan_step *b = &r->best;
-    json_t *o = json_pack(
-        "{s:f, s:f, s:f, s:s, s:f, s:f,"
-        " s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f,"
-        " s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}",
-        "docs", a->docs, "qps", a->qps, "p99_ms", a->p99_ms, "costs", path, "cores", r->cores, "util", a->util,
-        "shards", b->S, "shards_for_latency", r->s_latency, "shards_for_memory", r->s_memory, "docs_per_shard",
-        b->d, "fanout_quantile", 1 - b->one_minus_q, "fanout_one_minus_q", b->one_minus_q,
-        "shard_latency_d0_ms", b->l_d0, "shard_latency_ms", b->l_d, "merge_ms", b->merge_ms, "planned_p99_ms",
-        b->p99, "tail_theta_ms", tail_theta(c), "shard_cpu_us", r->c_shard, "replica_qps", r->replica_qps,
-        "replicas_exact", r->replicas_exact, "replicas", r->R, "utilisation", r->util_r,
-        "utilisation_one_replica_down", r->util_down, "coordinator_cpu_us", r->c_coord, "coordinators_exact",
-        r->coords_exact, "coordinators", r->coords, "shard_machines", r->shard_machines, "machines", r->machines,
-        "busy_cores", r->busy_cores, "utilisation_all", r->util_all, "window_share", r->w_share);
-    if (!o) {
-        fprintf(stderr, "funnel plan: out of memory\n");
-        return OPS_EXIT_FAIL;
-    }
-    char *t = json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(12));
+    json_t *o = json_object();
+    if (!o) goto oom;
+    struct { const char *k; double v; int integer; } f[] = {
+        {"docs", a->docs, 1}, {"qps", a->qps, 0}, {"p99_ms", a->p99_ms, 0}, {"cores", r->cores, 0},
+        {"util", a->util, 0}, {"shards", b->S, 1}, {"shards_for_latency", r->s_latency, 1},
+        {"shards_for_memory", r->s_memory, 1}, {"docs_per_shard", b->d, 1},
+        {"fanout_quantile", 1 - b->one_minus_q, 0}, {"fanout_one_minus_q", b->one_minus_q, 0},
+        {"shard_latency_d0_ms", b->l_d0, 0}, {"shard_latency_ms", b->l_d, 0}, {"merge_ms", b->merge_ms, 0},
+        {"planned_p99_ms", b->p99, 0}, {"tail_theta_ms", tail_theta(c), 0}, {"window_share", r->w_share, 1},
+        {"shard_cpu_us", r->c_shard, 0}, {"replica_qps", r->replica_qps, 0},
+        {"replicas_exact", r->replicas_exact, 0}, {"replicas", r->R, 1}, {"utilisation", r->util_r, 0},
+        {"utilisation_one_replica_down", r->util_down, 0}, {"coordinator_cpu_us", r->c_coord, 0},
+        {"coordinators_exact", r->coords_exact, 0}, {"coordinators", r->coords, 1},
+        {"shard_machines", r->shard_machines, 1}, {"machines", r->machines, 1},
+        {"busy_cores", r->busy_cores, 0}, {"utilisation_all", r->util_all, 0},
+    };
+    if (json_object_set_new(o, "costs", json_string(path)) != 0) goto oom;
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        if (json_object_set_new(o, f[i].k, f[i].integer ? json_integer((json_int_t)f[i].v) : json_real(f[i].v)) != 0)
+            goto oom;
+    char *t = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12));
     json_decref(o);
-    if (!t) {
-        fprintf(stderr, "funnel plan: out of memory\n");
-        return OPS_EXIT_FAIL;
-    }
+    o = NULL;
+    if (!t) goto oom;
     printf("%s\n", t);
     free(t);
     return OPS_EXIT_OK;
+oom:
+    json_decref(o);
+    fprintf(stderr, "funnel plan: out of memory\n");
+    return OPS_EXIT_FAIL;
 }
 
 /* --------------------------------------------------------------- main ---- */

@@ -69,6 +69,7 @@ typedef struct gen_load {
     char name[SHARD_MAX_GEN_NAME + 1];
     char dir[SHARD_MAX_GEN_NAME + 16];
     shard_gen *g;                 /* the result, NULL on failure */
+    uint32_t shards;              /* the shard count it must have (add-shard: more than the live one's) */
     int rc;
     char msg[512];
 } gen_load;
@@ -1745,10 +1746,10 @@ static void on_load_done(uv_async_t *h)   /* loop thread */
         return;
     }
     const idx_index_info *in = idx_reader_info(g->reader), *live = idx_reader_info(s->live->reader);
-    if (in->shard != live->shard || in->shards != live->shards) {
+    if (in->shard != live->shard || in->shards != l->shards) {
         gen_fail(s, l->call, SM_GENERATION, l->t0, GRPC_STATUS_FAILED_PRECONDITION,
-                 "generation %s: %s is shard %u of %u, this process serves shard %u of %u", l->name, l->dir,
-                 (unsigned)in->shard, (unsigned)in->shards, (unsigned)live->shard, (unsigned)live->shards);
+                 "generation %s: %s is shard %u of %u, this process serves shard %u (of %u)", l->name, l->dir,
+                 (unsigned)in->shard, (unsigned)in->shards, (unsigned)live->shard, (unsigned)l->shards);
         gen_close(g);
         free(l);
         return;
@@ -1822,6 +1823,8 @@ static void handle_generation(rpc_call_t *call, const ProtobufCMessage *m, void 
         }
         l->call = call;
         l->t0 = t0;
+        /* the shard number stays; the count may grow (cluster add-shard) */
+        l->shards = req->shards ? req->shards : idx_reader_info(s->live->reader)->shards;
         snprintf(l->name, sizeof l->name, "%s", name);
         snprintf(l->dir, sizeof l->dir, "%s/shard-%03u", name, (unsigned)idx_reader_info(s->live->reader)->shard);
         s->loading = l;
