@@ -4,7 +4,8 @@
  * kept armed per registered method plus one generic request for unknown
  * methods (without it they hang until the deadline: field guide pitfall 1).
  * Every tag is a struct whose first member is a uvg_tag, so the bridge can
- * dispatch it on the loop thread.
+ * dispatch it on the loop thread (a health watcher has two tags, found back
+ * with offsetof).
  */
 #include "rpc_server.h"
 

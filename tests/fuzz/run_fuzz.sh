@@ -11,6 +11,8 @@
 #                (coordinator/coord_config.c, blend.c)
 #   rankmodel    the ranking model text format (rank/model.c)
 #   analyzer     the text analyzer: folding, tokens, stopwords, stemming (index/analyzer.c)
+#   corpusline   one JSON Lines corpus document through the index builder's
+#                line parser (index/builder.c analyze_line, via builder_int.h)
 # Builds tests/fuzz/fuzz_HARNESS.c with the sources it needs (listed below)
 # and the common files under clang -fsanitize=fuzzer,address,undefined,
 # and runs it for SECONDS on a copy of tests/fuzz/corpus/HARNESS (the seeds
@@ -23,11 +25,13 @@
 # Work files go to a temporary directory, removed unless something crashed.
 # FUZZ_CFLAGS adds compiler flags (e.g. -DFUZZ_RANKMODEL_MAX_FEATURES=0).
 set -u
-usage="usage: run_fuzz.sh SRC_DIR SECONDS [qparse|fparse|searchreq|topology|coordconfig|rankmodel|analyzer]"
+usage="usage: run_fuzz.sh SRC_DIR SECONDS [qparse|fparse|searchreq|topology|coordconfig|rankmodel|analyzer|corpusline]"
 src=${1:?$usage}
 secs=${2:?$usage}
 name=${3:-qparse}
 proto=0
+libs=()      # extra libraries a harness needs
+nowarn=()    # warnings a harness's sources cannot avoid under clang
 case "$name" in
     qparse) parser=(query/parse.c) ;;
     fparse) parser=(query/filter.c) ;;
@@ -42,6 +46,14 @@ case "$name" in
         parser=(coordinator/coord_config.c coordinator/blend.c common/fn_config.c common/fn_log.c) ;;
     rankmodel) parser=(rank/model.c rank/score.c) ;;
     analyzer) parser=(index/analyzer.c index/stopwords.c common/fn_query.c) ;;
+    corpusline)
+        # builder.c needs most of the index library (idx_grow lives in
+        # search.c) and the query and common code that calls: take the whole
+        # directories, so that a new index source needs no edit here
+        parser=($(cd "$src" && echo index/*.c index/ann/*.c query/*.c)
+                common/fn_query.c common/fn_log.c common/fn_io.c common/fn_config.c)
+        libs=(-lzstd -lstreamvbyte -lz)
+        nowarn=(-Wno-unknown-attributes) ;;   # gcc's noipa in the codecs
     *) echo "run_fuzz.sh: unknown harness $name"; echo "$usage"; exit 1 ;;
 esac
 src=$(cd "$src" && pwd)
@@ -82,9 +94,9 @@ flags=(-std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1
        -I "$src/index" -I "$work")
 # shellcheck disable=SC2206  # split on purpose: several flags
 extra=(${FUZZ_CFLAGS:-})
-if ! "$cc" "${flags[@]}" "${extra[@]}" -o "$work/fuzz_$name" "$src/tests/fuzz/fuzz_$name.c" \
+if ! "$cc" "${flags[@]}" "${nowarn[@]}" "${extra[@]}" -o "$work/fuzz_$name" "$src/tests/fuzz/fuzz_$name.c" \
         "${parser[@]/#/$src/}" "${gen[@]}" "$src/common/fn_arena.c" "$src/common/fn_error.c" \
-        -lprotobuf-c -ljansson -lxxhash -lutf8proc -lstemmer -llmdb -lpthread -lm; then
+        -lprotobuf-c -ljansson -lxxhash -lutf8proc -lstemmer -llmdb "${libs[@]}" -lpthread -lm; then
     echo "run_fuzz.sh: build failed"
     exit 1
 fi
