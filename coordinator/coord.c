@@ -153,7 +153,7 @@ struct coord {
     const char *fnames[64];      /* the registry's names: every column */
     size_t nfnames;                /* breaker fields with their defaults filled in */
     rpc_server_t *srv;
-    rpc_method methods[5];
+    rpc_method methods[6];
     view *view;                  /* the live topology (new searches) */
     backend **all;               /* every backend ever made (views point into it) */
     uint32_t nall, capall;
@@ -177,6 +177,7 @@ struct coord {
     char *gen_live, *gen_prev, *gen_staged;
     view *view_prev, *view_staged; /* their topologies (the live one's is `view`); NULL = none */
     struct gen_op *gop;          /* the cluster-wide verb running, or NULL */
+    uint64_t upd_clock;          /* the last live update's version (microseconds, or one past) */
 };
 
 struct search;
@@ -3649,6 +3650,167 @@ static void gen_repair(coord_t *c, backend *b, const char *gen)
     c->inflight_req++;
 }
 
+/* ---- Search/Update: live updates, routed to every replica of the owning shard ---- */
+
+#define UPDATE_MAX_DOCS 1000
+
+typedef struct upd_req {
+    coord_t *c;
+    rpc_call_t *call;
+    view *v;                     /* the topology it was routed over (a reference) */
+    Funnel__V1__UpdateRequest *per;   /* per shard: its operations (pointers into ops) */
+    Funnel__V1__DocUpdate *ops;  /* the request's operations with their versions */
+    size_t pending, legs;
+    uint32_t applied, stale;
+    uint64_t version;
+    grpc_status_code worst;      /* the first failure's status (OK: none) */
+    char failed[1000];
+} upd_req;
+
+typedef struct upd_leg { upd_req *u; backend *b; uint32_t shard; } upd_leg;
+
+static void upd_finish(upd_req *u)
+{
+    coord_t *c = u->c;
+    if (u->worst == GRPC_STATUS_OK) {
+        Funnel__V1__UpdateResponse r = FUNNEL__V1__UPDATE_RESPONSE__INIT;
+        r.applied = u->applied;
+        r.stale = u->stale;
+        r.version = u->version;
+        rpc_call_reply(u->call, GRPC_STATUS_OK, NULL, &r.base);
+    } else {
+        /* not acknowledged: the client retries the whole request (last
+         * writer wins makes the repeat harmless) */
+        char msg[1100];
+        snprintf(msg, sizeof msg, "%s%s", u->worst == GRPC_STATUS_INVALID_ARGUMENT ? "" :
+                 "not stored on every replica (retry the request): ", u->failed);
+        rpc_call_reply(u->call, u->worst, msg, NULL);
+    }
+    for (uint32_t s = 0; s < u->v->nshards; s++) free(u->per[s].docs);
+    free(u->per);
+    free(u->ops);
+    view_unref(u->v);
+    free(u);
+    c->inflight_req--;
+    maybe_finish_stop(c);
+}
+
+static void on_upd_done(void *ud, grpc_status_code code, const char *details, ProtobufCMessage *resp)
+{
+    upd_leg *leg = ud;
+    upd_req *u = leg->u;
+    u->c->inflight_out--;
+    if (code == GRPC_STATUS_OK) {
+        const Funnel__V1__UpdateResponse *r = (const Funnel__V1__UpdateResponse *)resp;
+        if (leg->b == u->v->b[u->v->first[leg->shard]]) {   /* the counts of one replica per shard */
+            u->applied += r->applied;
+            u->stale += r->stale;
+        }
+        protobuf_c_message_free_unpacked(resp, NULL);
+    } else {
+        if (u->worst == GRPC_STATUS_OK || code == GRPC_STATUS_INVALID_ARGUMENT) u->worst = code;
+        size_t used = strlen(u->failed);
+        snprintf(u->failed + used, sizeof u->failed - used, "%sshard %u %s: %s %s", used ? "; " : "", leg->shard,
+                 leg->b->addr, rpc_status_name(code), details ? details : "");
+    }
+    free(leg);
+    if (--u->pending == 0) upd_finish(u);
+}
+
+static void handle_update(rpc_call_t *call, const ProtobufCMessage *msg, void *ud)
+{
+    coord_t *c = ud;
+    const Funnel__V1__UpdateRequest *req = (const Funnel__V1__UpdateRequest *)msg;
+    if (c->stopping) {
+        rpc_call_reply(call, GRPC_STATUS_UNAVAILABLE, "coordinator is shutting down", NULL);
+        return;
+    }
+    char why[300] = "";
+    if (req->n_docs == 0 || req->n_docs > UPDATE_MAX_DOCS)
+        snprintf(why, sizeof why, "docs: %zu, want 1..%d", req->n_docs, UPDATE_MAX_DOCS);
+    for (size_t i = 0; i < req->n_docs && !why[0]; i++) {
+        const Funnel__V1__DocUpdate *d = req->docs[i];
+        size_t l = strlen(d->id);
+        if (l == 0 || l > 511) snprintf(why, sizeof why, "docs[%zu].id: %zu bytes, want 1..511", i, l);
+        else if (d->remove && d->doc && *d->doc) snprintf(why, sizeof why, "docs[%zu]: a delete carries no doc", i);
+        else if (!d->remove && (!d->doc || !*d->doc)) snprintf(why, sizeof why, "docs[%zu]: a put needs doc (a JSON object)", i);
+    }
+    if (why[0]) {
+        rpc_call_reply(call, GRPC_STATUS_INVALID_ARGUMENT, why, NULL);
+        return;
+    }
+    upd_req *u = calloc(1, sizeof *u);
+    view *v = c->view;
+    if (u) u->per = calloc(v->nshards, sizeof *u->per);
+    Funnel__V1__DocUpdate *ops = u && u->per ? calloc(req->n_docs, sizeof *ops) : NULL;
+    uint32_t *cnt = ops ? calloc(v->nshards, sizeof *cnt) : NULL;
+    int oom = !cnt;
+    for (uint32_t s = 0; s < v->nshards && !oom; s++) funnel__v1__update_request__init(&u->per[s]);
+    /* versions: the coordinator's clock in microseconds, strictly rising */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t now_us = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+    uint32_t *shard_of = oom ? NULL : calloc(req->n_docs, sizeof *shard_of);
+    oom |= !shard_of;
+    for (size_t i = 0; i < req->n_docs && !oom; i++) {
+        shard_of[i] = v->map.shard[idx_bucket_of(XXH64(req->docs[i]->id, strlen(req->docs[i]->id), 0))];
+        cnt[shard_of[i]]++;
+        ops[i] = *req->docs[i];   /* borrows the request's strings */
+        c->upd_clock = now_us > c->upd_clock ? now_us : c->upd_clock + 1;
+        ops[i].version = c->upd_clock;
+    }
+    for (uint32_t s = 0; s < v->nshards && !oom; s++)
+        if (cnt[s] && !(u->per[s].docs = calloc(cnt[s], sizeof *u->per[s].docs))) oom = 1;
+    for (size_t i = 0; i < req->n_docs && !oom; i++) {
+        Funnel__V1__UpdateRequest *p = &u->per[shard_of[i]];
+        p->docs[p->n_docs++] = &ops[i];
+    }
+    free(cnt);
+    free(shard_of);
+    if (oom) {
+        if (u && u->per)
+            for (uint32_t s = 0; s < v->nshards; s++) free(u->per[s].docs);
+        if (u) free(u->per);
+        free(u);
+        free(ops);
+        rpc_call_reply(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "coordinator out of memory", NULL);
+        return;
+    }
+    u->c = c;
+    u->call = call;
+    u->v = view_ref(v);
+    u->ops = ops;
+    u->version = c->upd_clock;
+    c->inflight_req++;
+    u->pending = 1;   /* no finish while still sending */
+    /* every replica of the owning shard stores it before the acknowledgement */
+    for (uint32_t s = 0; s < v->nshards; s++) {
+        if (!u->per[s].n_docs) continue;
+        for (uint32_t r = 0; r < v->nrep[s]; r++) {
+            backend *b = v->b[v->first[s] + r];
+            upd_leg *leg = malloc(sizeof *leg);
+            int rc = leg ? 0 : -1;
+            if (leg) {
+                *leg = (upd_leg){ u, b, s };
+                rc = rpc_async_unary(c->srv, b->ch, RPC_METHOD_SHARD_UPDATE, &u->per[s].base,
+                                     &funnel__v1__update_response__descriptor, deadline_after_ms(30000),
+                                     on_upd_done, leg);
+            }
+            if (rc == 0) {
+                c->inflight_out++;
+                u->pending++;
+            } else {
+                free(leg);
+                if (u->worst == GRPC_STATUS_OK) u->worst = GRPC_STATUS_UNAVAILABLE;
+                size_t used = strlen(u->failed);
+                snprintf(u->failed + used, sizeof u->failed - used, "%sshard %u %s: could not start the call",
+                         used ? "; " : "", s, b->addr);
+            }
+        }
+    }
+    if (--u->pending == 0) upd_finish(u);
+}
+
 static void handle_status(rpc_call_t *call, const ProtobufCMessage *msg, void *ud)
 {
     coord_t *c = ud;
@@ -4013,7 +4175,8 @@ int coord_start(uv_loop_t *loop, const coord_opts *o, coord_t **out, fn_errbuf *
     c->methods[3] = (rpc_method){ RPC_METHOD_GET, &funnel__v1__get_request__descriptor, handle_get, c };
     c->methods[4] = (rpc_method){ RPC_METHOD_ADMIN_GENERATION, &funnel__v1__generation_request__descriptor,
                                   handle_generation, c };
-    rpc_server_opts so = { o->listen, c->methods, 5, 0 };
+    c->methods[5] = (rpc_method){ RPC_METHOD_UPDATE, &funnel__v1__update_request__descriptor, handle_update, c };
+    rpc_server_opts so = { o->listen, c->methods, 6, 0 };
     rc = rpc_server_start(loop, &so, &c->srv, eb);
     if (rc != 0) goto fail_alloc;
     rc = uv_timer_init(loop, &c->timer);

@@ -17,11 +17,17 @@ typedef struct knn_args {
     int deadline_hit;
 } knn_args;
 
+static int excluded(const idx_searcher_t *s, uint32_t doc)
+{
+    return s->knn_excl && s->knn_excl(s->knn_excl_ud, s->r->keys[doc]);
+}
+
 static int allowed(void *ud, uint32_t row)
 {
     const idx_searcher_t *s = ud;
     uint32_t doc = s->r->vec_docs[row];
-    return (int)((s->knn_allow[doc / 64] >> (doc % 64)) & 1);
+    if (excluded(s, doc)) return 0;
+    return !s->knn_allow || (int)((s->knn_allow[doc / 64] >> (doc % 64)) & 1);
 }
 
 /* the filter's bitmap (attrs.h idx_filter_bits), by row */
@@ -62,7 +68,9 @@ static int run_knn(idx_searcher_t *s, void *ud)
     if (idx_grow((void **)&s->knn_hits, &s->knn_cap, want, sizeof *s->knn_hits))
         return fn_seterr(s->eb, -ENOMEM, "out of memory");
     s->knn_allow = q->allow;
-    ann_filter f = { NULL, q->allow ? allowed : NULL, s };
+    s->knn_excl = q->exclude;
+    s->knn_excl_ud = q->exclude_ud;
+    ann_filter f = { NULL, q->allow || q->exclude ? allowed : NULL, s };
     size_t got = 0;
     unsigned flags = 0;
     int rc, exact = q->exact;
@@ -72,7 +80,7 @@ static int run_knn(idx_searcher_t *s, void *ud)
         if ((rc = idx_filter_bits(s->flt, &f.bits, &npass))) return fn_seterr(s->eb, rc, "out of memory");
         /* the graph's ids are rows: the filter's bits are documents */
         f.bits = NULL;
-        f.allow = q->allow ? allowed_both : allowed_filter;
+        f.allow = q->allow || q->exclude ? allowed_both : allowed_filter;
         if (npass == 0) return 0;
         if (npass <= n / 32) exact = 1;
     }
@@ -145,6 +153,8 @@ int idx_knn(idx_searcher_t *s, const idx_knn_query *q, idx_knn_hit *hits, size_t
     knn_args a = { q, hits, 0, 0 };
     int rc = idx_searcher_run(s, run_knn_guarded, &a);
     s->knn_allow = NULL;
+    s->knn_excl = NULL;
+    s->knn_excl_ud = NULL;
     if (rc) return rc;
     *n = a.n;
     if (deadline_hit) *deadline_hit = a.deadline_hit;

@@ -30,6 +30,9 @@ typedef struct idx_knn_query {
      * step over the rest */
     const struct fn_fnode *filter;
     uint64_t deadline_ns;       /* CLOCK_MONOTONIC ns (0 = none): stop there, say so */
+    /* documents left out by key, as idx_query.exclude (NULL = none) */
+    int (*exclude)(const void *ud, uint64_t key);
+    const void *exclude_ud;
 } idx_knn_query;
 
 /* score: larger is better whatever the metric - the cosine, the dot product,

@@ -838,6 +838,19 @@ static int open_txn(idx_reader_t *r, fn_errbuf *eb)
         (rc = meta_get(txn, r->meta, "codec", in->codec, sizeof in->codec)) ||
         (rc = meta_u64(txn, r->meta, "block_size", &v)))
         goto fail;
+    what = "meta buckets";
+    {
+        char *bt = malloc(IDX_BUCKETS_TEXT_MAX);
+        if (!bt) {
+            rc = -ENOMEM;
+            goto fail;
+        }
+        fn_errbuf beb;
+        rc = meta_get(txn, r->meta, "buckets", bt, IDX_BUCKETS_TEXT_MAX);
+        if (rc == 0 && (idx_buckets_parse(bt, &r->bmap, &beb) || r->bmap.shards != in->shards)) rc = FN_EFORMAT;
+        free(bt);
+        if (rc) goto fail;
+    }
     what = "meta filter_model";
     in->filter_threshold = in->filter_strict = NAN;
     in->filter_model[0] = '\0';
@@ -1146,6 +1159,7 @@ void idx_reader_close(idx_reader_t *r)
 
 const idx_index_info *idx_reader_info(const idx_reader_t *r) { return &r->info; }
 const char *idx_reader_dir(const idx_reader_t *r) { return r->dir; }
+uint32_t idx_reader_shard_of(const idx_reader_t *r, uint64_t key) { return r->bmap.shard[idx_bucket_of(key)]; }
 
 int idx_reader_check(const idx_reader_t *r, fn_errbuf *eb)
 {

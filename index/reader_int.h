@@ -20,6 +20,7 @@
 #include "codec.h"
 #include "format.h"
 #include "search.h"
+#include "buckets.h"
 #include "ann/hnsw.h"
 
 struct idx_reader {
@@ -29,6 +30,7 @@ struct idx_reader {
         docsig;
     idx_bm25_params bm;           /* the settings of the skips' block maxima (meta blockmax_bm25) */
     idx_index_info info;
+    idx_bucket_map bmap;          /* meta "buckets" (buckets.h): which shard holds a document id */
     const idx_codec_t *codec;
     uint32_t block_size;
     uint32_t *len[IDX_NFIELDS];   /* copies of the norms (checked at open) */

@@ -1187,6 +1187,7 @@ static int run_query(idx_searcher_t *s, void *ud)
         matches++;
         /* below the bar: out, without reading its key */
         if (have_bar && score < bar.score) goto next;
+        if (q->exclude && q->exclude(q->exclude_ud, r->keys[d])) goto next;
         /* a candidate's key (the tie-break) is read later, many at once
          * (keys_fill), unless its score ties the bar's */
         hent e = { score, 0, d, 0 };

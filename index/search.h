@@ -88,6 +88,9 @@ int idx_reader_open_ex(const char *dir, unsigned flags, idx_reader_t **out, fn_e
 void idx_reader_close(idx_reader_t *r);
 const idx_index_info *idx_reader_info(const idx_reader_t *r);
 const char *idx_reader_dir(const idx_reader_t *r);
+/* The shard that holds the document of this key (xxh64 of its id) by the
+ * index's bucket map (buckets.h). */
+uint32_t idx_reader_shard_of(const idx_reader_t *r, uint64_t key);
 
 /* Has data.mdb changed on disk (size or modification time) since it was
  * opened? A sealed index never changes, so any change means damage: 0 or
@@ -202,6 +205,12 @@ typedef struct idx_query {
     int no_record;          /* do not keep the candidates' term frequencies and position offsets
                              * for idx_features_compute (it then reads the postings again: same
                              * values, more time); for a search whose hits get no features */
+    /* Documents to leave out whatever they score (live updates: ids deleted
+     * or replaced since the build, shard/updates.h): asked with the key
+     * (xxh64 of the id) of every document that would enter the top k, from
+     * any thread; NULL = none. matches still counts the ones left out. */
+    int (*exclude)(const void *ud, uint64_t key);
+    const void *exclude_ud;
 } idx_query;
 
 int idx_searcher_create(idx_reader_t *r, idx_searcher_t **out, fn_errbuf *eb);

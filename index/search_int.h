@@ -98,6 +98,8 @@ struct idx_searcher {
     ann_hit *knn_hits; size_t knn_cap;
     struct idx_knn_hit *knn_sorted; size_t knn_sortcap;
     const uint64_t *knn_allow;
+    int (*knn_excl)(const void *ud, uint64_t key);   /* idx_knn_query.exclude, while it runs */
+    const void *knn_excl_ud;
     struct idx_filter *flt;               /* the last query's filter, compiled (attrs.h) */
     /* the last idx_search's query vector (vec_sim), qvdim 0: none */
     float *qvec; size_t qveccap; uint32_t qvdim;

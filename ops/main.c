@@ -17,6 +17,7 @@ static const char usage[] =
     "  cluster down   stop the cluster\n"
     "  search         run one query, or a batch of queries into a TREC run file\n"
     "  get            documents by id: their stored fields\n"
+    "  doc            put | delete: live updates of a running cluster's documents\n"
     "  bench          load a cluster: open loop (--rate) or closed loop (--concurrency), qps and latency\n"
     "  plan           capacity plan: shards, replicas, machines for N docs, Q qps, a p99 (measured costs)\n"
     "  eval           score a TREC run against qrels (ndcg@10 map mrr p@10 r@100 r@1000)\n"
@@ -70,6 +71,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "cluster") == 0) return ops_cmd_cluster(argc - 1, argv + 1);
     if (strcmp(cmd, "search") == 0) return ops_cmd_search(argc - 1, argv + 1);
     if (strcmp(cmd, "get") == 0) return ops_cmd_get(argc - 1, argv + 1);
+    if (strcmp(cmd, "doc") == 0) return ops_cmd_doc(argc - 1, argv + 1);
     if (strcmp(cmd, "bench") == 0) return ops_cmd_bench(argc - 1, argv + 1);
     if (strcmp(cmd, "plan") == 0) return ops_cmd_plan(argc - 1, argv + 1);
     if (strcmp(cmd, "eval") == 0) return ops_cmd_eval(argc - 1, argv + 1);

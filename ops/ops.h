@@ -52,6 +52,7 @@ int ops_gate_run(struct rpc_client *c, const char *live, const char *cand, int c
 int ops_cmd_cluster(int argc, char **argv);
 int ops_cmd_search(int argc, char **argv);
 int ops_cmd_get(int argc, char **argv);      /* funnel get: documents by id (ops_get.c) */
+int ops_cmd_doc(int argc, char **argv);      /* funnel doc put|delete: live updates (ops_doc.c) */
 int ops_cmd_eval(int argc, char **argv);
 /* learning to rank (ops_rank.c, docs/ltr.md) */
 int ops_cmd_train(int argc, char **argv);

@@ -846,15 +846,38 @@ static int cluster_up(int argc, char **argv)
     double deadline = now_s() + timeout_s;
     char *shard_av[MAX_ARGS];      /* kept for NAME.cmd */
 
+    /* a new cluster starts with no live updates: an earlier cluster's stores
+     * in RUNDIR would hide documents of this index */
+    {
+        char ud[PATH_MAX + 16];
+        sfmt(ud, sizeof ud, "%s/updates", rundir);
+        DIR *d = opendir(ud);
+        struct dirent *de;
+        while (d && (de = readdir(d))) {
+            if (de->d_name[0] == '.') continue;
+            char f[PATH_MAX + 600];
+            sfmt(f, sizeof f, "%s/%s/data.mdb", ud, de->d_name);
+            unlink(f);
+            sfmt(f, sizeof f, "%s/%s/lock.mdb", ud, de->d_name);
+            unlink(f);
+            sfmt(f, sizeof f, "%s/%s", ud, de->d_name);
+            rmdir(f);
+        }
+        if (d) closedir(d);
+        ops_mkdirs(ud);
+    }
+
     /* 1. shards: every replica serves the same directory */
     for (size_t i = 0; i < nsp; i++) {
         char sd[PATH_MAX + 32];
         sfmt(sd, sizeof sd, "%s/shard-%03d", idxdir, ps[i].shard);
+        char ud[PATH_MAX + 96];
+        sfmt(ud, sizeof ud, "%s/updates/%s", rundir, ps[i].name);
         char *av[MAX_ARGS] = {shard_bin, "--index", sd, "--listen", "127.0.0.1:0",
                               "--addr-file", ps[i].addr_file,
                               "--metrics-listen", "127.0.0.1:0", "--metrics-file", ps[i].metrics_file,
-                              NULL};
-        int na = 11;
+                              "--updates-dir", ud, NULL};
+        int na = 13;
         if (shard_conf) { av[na++] = "--config"; av[na++] = (char *)shard_conf; }
         if (m1) { av[na++] = "--stage1-model"; av[na++] = (char *)m1; }
         if (tls) {
@@ -884,9 +907,12 @@ static int cluster_up(int argc, char **argv)
         sfmt(sd, sizeof sd, "%s/shard-%03d", idxdir, ps[i].shard);
         char *av[MAX_ARGS];
         memcpy(av, shard_av, sizeof av);
+        char ud[PATH_MAX + 96];
+        sfmt(ud, sizeof ud, "%s/updates/%s", rundir, ps[i].name);
         av[2] = sd;
         av[6] = ps[i].addr_file;
         av[10] = ps[i].metrics_file;
+        av[12] = ud;
         write_cmd(&ps[i], wrap, nwrap, av);
     }
 
@@ -1287,6 +1313,15 @@ static int start_like(proc *p, char **tmpl, const char *sd, double deadline, cha
     av[il] = "127.0.0.1:0";
     av[ia] = p->addr_file;
     if (im >= 0) av[im] = p->metrics_file;
+    /* its own live-updates store, beside its siblings' */
+    int iu = arg_at(av, "--updates-dir");
+    char ud[PATH_MAX + 96];
+    if (iu >= 0) {
+        const char *slash = strrchr(p->pid_file, '/');
+        sfmt(ud, sizeof ud, "%.*s/updates/%s", slash ? (int)(slash - p->pid_file) : 1, slash ? p->pid_file : ".",
+             p->name);
+        av[iu] = ud;
+    }
     unlink(p->addr_file);
     unlink(p->metrics_file);
     pid_t pid = spawn(NULL, 0, av, p->log_file, 0);

@@ -50,6 +50,8 @@ const char *rpc_status_name(grpc_status_code code);
 #define RPC_METHOD_SHARD_FETCH "/funnel.v1.Shard/Fetch"
 #define RPC_METHOD_SHARD_GET    "/funnel.v1.Shard/Get"
 #define RPC_METHOD_GET          "/funnel.v1.Search/Get"
+#define RPC_METHOD_UPDATE       "/funnel.v1.Search/Update"
+#define RPC_METHOD_SHARD_UPDATE "/funnel.v1.Shard/Update"
 #define RPC_METHOD_ADMIN_STATUS  "/funnel.v1.Admin/Status"
 #define RPC_METHOD_ADMIN_PUSH_MODEL "/funnel.v1.Admin/PushModel"
 #define RPC_METHOD_ADMIN_GENERATION "/funnel.v1.Admin/Generation"

@@ -26,13 +26,16 @@
 #include "stage1.h"
 #include "stored.h"
 #include "rpc_client.h"   /* method paths */
+#include "updates.h"
+#include "builder_int.h"      /* idx_corpus_line_check: a put is checked as a corpus line */
+#include <xxhash.h>
 #include <jansson.h>
 #include "rpc_server.h"
 
 /* The methods the request metrics are kept by (sm_names: their label). */
-enum { SM_SEARCH, SM_RESCORE, SM_FETCH, SM_GET, SM_STATUS, SM_PUSH, SM_GENERATION, SM_NMETHODS };
+enum { SM_SEARCH, SM_RESCORE, SM_FETCH, SM_GET, SM_STATUS, SM_PUSH, SM_GENERATION, SM_UPDATE, SM_NMETHODS };
 static const char *const sm_names[SM_NMETHODS] = { "search", "rescore", "fetch", "get", "status", "push",
-                                                   "generation" };
+                                                   "generation", "update" };
 #define SM_NSTATUS 17   /* gRPC status codes 0..16 */
 
 /* A fixed pool of searchers (one per worker thread); a running search
@@ -83,6 +86,7 @@ struct shard {
     uv_thread_t loader;
     uv_async_t load_done;         /* the loader thread's completion, to the loop */
     gen_load *loading;            /* the load running, or NULL */
+    shard_updates *updates;       /* live updates (updates.h; NULL: none taken) */
     rpc_server_t *rpc;
     uint64_t requests, errors;
     uint64_t started_ms;
@@ -693,6 +697,10 @@ static void search_run(search_job *j, idx_searcher_t *se)
     };
     rq.q.vec = j->vector;   /* the vec_sim feature (NULL: none) */
     rq.q.vdim = (uint32_t)j->n_vector;
+    if (s->updates) {       /* ids put or deleted since the build: their old documents are gone */
+        rq.q.exclude = su_excludes;
+        rq.q.exclude_ud = s->updates;
+    }
     rank_ranker *model = model_get(s);
     shard_funnel_out fo;
     fn_errbuf eb = {{0}};
@@ -749,6 +757,10 @@ static int knn_fill(search_job *j, idx_searcher_t *se, fn_errbuf *eb)
     fn_arena *a = &j->mem;
     idx_knn_query q = { .vec = j->vector, .dim = (uint32_t)j->n_vector, .k = j->knn_k, .ef = j->ef,
                         .exact = j->knn_exact, .deadline_ns = deadline_ns(j->deadline), .filter = j->filter };
+    if (j->s->updates) {
+        q.exclude = su_excludes;
+        q.exclude_ud = j->s->updates;
+    }
     idx_knn_hit *kh = fn_arena_alloc(a, j->knn_k * sizeof *kh);
     idx_hit *ih = fn_arena_calloc(a, j->knn_k, sizeof *ih);
     if (!kh || !ih) return fn_seterr(eb, -ENOMEM, "out of memory");
@@ -1438,8 +1450,31 @@ static void get_work(uv_work_t *w)   /* worker thread (or the loop, inline) */
         funnel__v1__get_doc__init(&d[i]);
         d[i].id = j->ids[i];
         d[i].shard = info->shard;
-        d[i].found = j->docs[i] != IDX_DOC_ABSENT;
         j->resp.docs[j->resp.n_docs++] = &d[i];
+        /* a live update is the document now (put: its JSON; deleted: none) */
+        if (s->updates) {
+            char *json = NULL;
+            size_t jl = 0;
+            int st = su_get(s->updates, j->ids[i], strlen(j->ids[i]), &json, &jl, NULL, &eb);
+            if (st < 0) {
+                rc = st;
+                break;
+            }
+            if (st) {
+                d[i].found = st == 1;
+                if (st == 1) {
+                    idx_stored_field *f;
+                    size_t nf;
+                    rc = idx_source_fields(json, jl, (const char *const *)j->fields, j->nfields, &j->mem, &f, &nf,
+                                           NULL, NULL, &eb);
+                    if (!rc && stored_msgs(&j->mem, f, nf, &d[i].fields)) rc = fn_seterr(&eb, -ENOMEM, "out of memory");
+                    if (!rc) d[i].n_fields = nf;
+                }
+                free(json);
+                continue;
+            }
+        }
+        d[i].found = j->docs[i] != IDX_DOC_ABSENT;
         if (d[i].found) {
             found[nfound] = j->docs[i];
             j->which[nfound++] = i;
@@ -1608,6 +1643,142 @@ static void handle_rescore(rpc_call_t *call, const ProtobufCMessage *m, void *ud
         reply_now(s, call, GRPC_STATUS_INTERNAL, uv_strerror(rc), NULL);
         gen_unref(s, j->g);
         fn_arena_free(&j->mem);
+        free(j);
+    }
+}
+
+/* ---- Shard/Update: live updates (updates.h) ----------------------------------- */
+
+#define UPDATE_MAX_DOCS 1000
+
+typedef struct update_job {
+    uv_work_t work;
+    shard_t *s;
+    shard_gen *g;                 /* the live generation: who owns an id */
+    rpc_call_t *call;
+    uint64_t t0;
+    const Funnel__V1__UpdateRequest *req;   /* the call's, alive until the reply */
+    grpc_status_code code;
+    char msg[600];
+    uint32_t applied, stale;
+    uint64_t version;
+} update_job;
+
+static void update_work(uv_work_t *w)   /* worker thread */
+{
+    update_job *j = w->data;
+    const Funnel__V1__UpdateRequest *req = j->req;
+    size_t n = req->n_docs;
+    su_op *ops = calloc(n, sizeof *ops);
+    uint8_t *applied = calloc(n, 1);
+    if (!ops || !applied) {
+        j->code = GRPC_STATUS_RESOURCE_EXHAUSTED;
+        snprintf(j->msg, sizeof j->msg, "out of memory");
+        goto out;
+    }
+    const idx_index_info *in = idx_reader_info(j->g->reader);
+    for (size_t i = 0; i < n; i++) {
+        const Funnel__V1__DocUpdate *du = req->docs[i];
+        size_t idl = strlen(du->id);
+        char why[300] = "";
+        /* the same checks as a build's: a shard called directly is no weaker */
+        if (idl == 0 || idl > 511) snprintf(why, sizeof why, "id: %zu bytes, want 1..511", idl);
+        else if (!du->version) snprintf(why, sizeof why, "version: 0 (the coordinator's clock is required)");
+        else if (idx_reader_shard_of(j->g->reader, XXH64(du->id, idl, 0)) != in->shard)
+            snprintf(why, sizeof why, "id '%.100s' belongs to shard %u (bucket map), this is shard %u", du->id,
+                     idx_reader_shard_of(j->g->reader, XXH64(du->id, idl, 0)), in->shard);
+        else if (du->remove && du->doc && *du->doc) snprintf(why, sizeof why, "a delete carries no document");
+        else if (!du->remove) {
+            char r[256] = "";
+            json_error_t je;
+            json_t *o = json_loads(du->doc ? du->doc : "", 0, &je);
+            json_t *jid = o ? json_object_get(o, "id") : NULL;
+            int crc = idx_corpus_line_check(du->doc ? du->doc : "", strlen(du->doc ? du->doc : ""), r, sizeof r);
+            if (crc == -ENOMEM) snprintf(why, sizeof why, "out of memory");
+            else if (crc) snprintf(why, sizeof why, "doc: %s", r);
+            else if (!json_is_string(jid) || strcmp(json_string_value(jid), du->id) != 0)
+                snprintf(why, sizeof why, "doc: its \"id\" is not '%.100s'", du->id);
+            json_decref(o);
+        }
+        if (why[0]) {
+            j->code = GRPC_STATUS_INVALID_ARGUMENT;
+            snprintf(j->msg, sizeof j->msg, "docs[%zu]: %s", i, why);
+            goto out;
+        }
+        ops[i] = (su_op){ du->id, idl, du->version, du->remove, du->doc, du->doc ? strlen(du->doc) : 0 };
+        if (du->version > j->version) j->version = du->version;
+    }
+    fn_errbuf eb = {{0}};
+    int rc = su_apply(j->s->updates, ops, n, applied, &eb);
+    if (rc) {
+        j->code = rc == -ENOMEM ? GRPC_STATUS_RESOURCE_EXHAUSTED : GRPC_STATUS_INTERNAL;
+        snprintf(j->msg, sizeof j->msg, "%s", fn_errmsg(&eb, rc));
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) applied[i] ? j->applied++ : j->stale++;
+    j->code = GRPC_STATUS_OK;
+out:
+    free(ops);
+    free(applied);
+}
+
+static void update_done(uv_work_t *w, int status)   /* loop thread */
+{
+    update_job *j = w->data;
+    shard_t *s = j->s;
+    if (status != 0) {
+        j->code = GRPC_STATUS_CANCELLED;
+        snprintf(j->msg, sizeof j->msg, "update cancelled: %s", uv_strerror(status));
+    }
+    if (j->code != GRPC_STATUS_OK) {
+        s->errors++;
+        if (j->code != GRPC_STATUS_INVALID_ARGUMENT) FN_WARN("update failed: %s", j->msg);
+        reply_job(s, SM_UPDATE, j->t0, j->call, j->code, j->msg, NULL);
+    } else {
+        Funnel__V1__UpdateResponse r = FUNNEL__V1__UPDATE_RESPONSE__INIT;
+        r.applied = j->applied;
+        r.stale = j->stale;
+        r.version = j->version;
+        reply_job(s, SM_UPDATE, j->t0, j->call, GRPC_STATUS_OK, NULL, &r.base);
+    }
+    gen_unref(s, j->g);
+    free(j);
+}
+
+static void handle_update(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
+{
+    shard_t *s = ud;
+    sm_begin(s, SM_UPDATE);
+    const Funnel__V1__UpdateRequest *req = (const Funnel__V1__UpdateRequest *)m;
+    if (refuse_if_broken(s, call)) return;
+    if (!s->updates) {
+        s->errors++;
+        reply_now(s, call, GRPC_STATUS_FAILED_PRECONDITION,
+                  "this shard takes no live updates (start it with --updates-dir DIR)", NULL);
+        return;
+    }
+    if (req->n_docs == 0 || req->n_docs > UPDATE_MAX_DOCS) {
+        reject(s, call, "docs: %zu, want 1..%d", req->n_docs, UPDATE_MAX_DOCS);
+        return;
+    }
+    update_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        s->errors++;
+        reply_now(s, call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+        return;
+    }
+    j->s = s;
+    j->g = gen_ref(s->live);
+    j->call = call;
+    j->t0 = s->cur_t0;
+    j->req = req;
+    j->work.data = j;
+    /* checks and the synchronous commit on a worker: the loop keeps serving */
+    int rc = uv_queue_work(s->loop, &j->work, update_work, update_done);
+    if (rc) {
+        s->errors++;
+        reply_now(s, call, GRPC_STATUS_INTERNAL, uv_strerror(rc), NULL);
+        gen_unref(s, j->g);
         free(j);
     }
 }
@@ -1940,6 +2111,13 @@ int shard_start(uv_loop_t *loop, const shard_config *cfg, shard_t **out, fn_errb
     char *slash = strrchr(gname, '/');
     if (slash && slash != gname) *slash = 0;
     if ((rc = gen_open(cfg, gname, cfg->index_dir, &s->live, eb)) != 0) goto fail_model;
+    if (cfg->updates_dir[0] && (rc = su_open(cfg->updates_dir, &s->updates, eb)) != 0) {
+        gen_close(s->live);
+        goto fail_model;
+    }
+    if (s->updates)
+        FN_INFO("live updates in %s: %llu ids hidden or replaced since the build", cfg->updates_dir,
+                (unsigned long long)su_count(s->updates));
     if ((rc = uv_async_init(loop, &s->load_done, on_load_done)) != 0) {
         rc = fn_seterr(eb, -ENOMEM, "uv_async_init: %s", uv_strerror(rc));
         goto fail_reader;
@@ -1956,6 +2134,7 @@ int shard_start(uv_loop_t *loop, const shard_config *cfg, shard_t **out, fn_errb
         {RPC_METHOD_ADMIN_STATUS, &funnel__v1__status_request__descriptor, handle_status, s},
         {RPC_METHOD_ADMIN_PUSH_MODEL, &funnel__v1__push_model_request__descriptor, handle_push, s},
         {RPC_METHOD_ADMIN_GENERATION, &funnel__v1__generation_request__descriptor, handle_generation, s},
+        {RPC_METHOD_SHARD_UPDATE, &funnel__v1__update_request__descriptor, handle_update, s},
     };
     rpc_server_opts o = {.addr = cfg->listen, .methods = methods, .nmethods = sizeof methods / sizeof methods[0]};
     if ((rc = rpc_server_start(loop, &o, &s->rpc, eb)) != 0) goto fail_pool;
@@ -1968,6 +2147,8 @@ fail_pool:
     uv_close((uv_handle_t *)&s->load_done, on_async_closed);
     gen_close(s->live);
     s->live = NULL;
+    su_close(s->updates);
+    s->updates = NULL;
     rank_ranker_unref(s->stage1);
     s->stage1 = NULL;
     uv_mutex_destroy(&s->model_mu);
@@ -1975,6 +2156,7 @@ fail_pool:
     return rc;
 fail_reader:
     gen_close(s->live);
+    su_close(s->updates);
 fail_model:
     rank_ranker_unref(s->stage1);
 fail_mu:
@@ -2005,6 +2187,7 @@ static void on_rpc_stopped(void *ud)
     gen_drop(s, s->staged);
     gen_drop(s, s->prev);
     gen_drop(s, s->live);
+    su_close(s->updates);
     rank_ranker_unref(s->stage1);
     uv_mutex_destroy(&s->model_mu);
     uv_close((uv_handle_t *)&s->load_done, on_async_closed);

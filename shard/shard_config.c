@@ -99,6 +99,7 @@ int shard_config_set(shard_config *c, const char *key, const char *v, fn_errbuf 
         { "tls-key", offsetof(shard_config, tls_key), sizeof c->tls_key },
         { "admin-token-file", offsetof(shard_config, admin_token_file), sizeof c->admin_token_file },
         { "metrics-file", offsetof(shard_config, metrics_file), sizeof c->metrics_file },
+        { "updates-dir", offsetof(shard_config, updates_dir), sizeof c->updates_dir },
     };
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         if (fn_config_key_is(key, strs[i].key))
@@ -213,6 +214,8 @@ const char *shard_config_usage(void)
            "  --max-message-bytes N  largest request message accepted (default 4194304)\n"
            "  --metrics-listen HOST:PORT  serve Prometheus GET /metrics there (default: off)\n"
            "  --metrics-file PATH  write the metrics endpoint's \"HOST:PORT\\n\" there (atomically)\n"
+           "  --updates-dir DIR    take live updates (Shard/Update), durable in DIR (an LMDB\n"
+           "                       store of this process); none: Update is refused\n"
            "  --config FILE      key=value file with the same keys (flags override it);\n"
            "                     also bm25.k1, bm25.b_title, bm25.b_body, bm25.w_title, bm25.w_body\n"
            "  --log-level L      debug|info|warn|error (default info)\n"

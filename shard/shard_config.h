@@ -22,6 +22,7 @@ struct fn_metrics;
 
 typedef struct shard_config {
     char index_dir[4096];       /* --index: IDXDIR/shard-NNN (required) */
+    char updates_dir[4096];     /* --updates-dir: the live updates' store (shard/updates.h); "" = none */
     char listen[256];           /* --listen */
     char addr_file[4096];       /* --addr-file ("" = none) */
     char config_file[4096];     /* --config ("" = none) */
