@@ -3702,6 +3702,9 @@ static void on_upd_done(void *ud, grpc_status_code code, const char *details, Pr
     u->c->inflight_out--;
     if (code == GRPC_STATUS_OK) {
         const Funnel__V1__UpdateResponse *r = (const Funnel__V1__UpdateResponse *)resp;
+        /* it answers: a replica marked down gets its trial call now rather
+         * than at the next probe (a Get right after the write goes there) */
+        if (leg->b->state == BR_OPEN) br_half_open(u->c, leg->b, uv_now(u->c->loop), "answered an update");
         if (leg->b == u->v->b[u->v->first[leg->shard]]) {   /* the counts of one replica per shard */
             u->applied += r->applied;
             u->stale += r->stale;
@@ -3733,6 +3736,7 @@ static void handle_update(rpc_call_t *call, const ProtobufCMessage *msg, void *u
         size_t l = strlen(d->id);
         if (l == 0 || l > 511) snprintf(why, sizeof why, "docs[%zu].id: %zu bytes, want 1..511", i, l);
         else if (d->remove && d->doc && *d->doc) snprintf(why, sizeof why, "docs[%zu]: a delete carries no doc", i);
+        else if (d->prune) snprintf(why, sizeof why, "docs[%zu]: prune is a merge's, sent to the shards", i);
         else if (!d->remove && (!d->doc || !*d->doc)) snprintf(why, sizeof why, "docs[%zu]: a put needs doc (a JSON object)", i);
     }
     if (why[0]) {

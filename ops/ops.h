@@ -31,6 +31,8 @@ int ops_cmd_generation(int argc, char **argv);
 /* RUN/shard-*.cmd: each --index becomes GEN/shard-NNN (the same shard), so
  * `funnel cluster restart` brings a shard back on the live generation. */
 void ops_rewrite_shard_cmds(const char *run, const char *gen);
+/* `funnel index merge --dir RUN`: live updates into a new generation, published (ops_cluster.c) */
+int ops_index_merge(int argc, char **argv);
 
 /* The quality gate (ops_generation.c; docs/operations.md "Quality gate"):
  * thresholds a candidate must meet against the live side. */

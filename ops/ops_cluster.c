@@ -40,6 +40,9 @@
 
 #include "buckets.h"
 #include "builder.h"
+#include "stored.h"
+#include "updates.h"
+#include <xxhash.h>
 #include "funnel.pb-c.h"
 #include "rpc_client.h"
 #include "rpc_security.h"
@@ -1433,6 +1436,38 @@ static const char *desc_value(const char *desc, const char *key, char *out, size
     return NULL;
 }
 
+/* Build gen from corpus with the settings and analyzer of the generation
+ * whose manifest (index.json) is man, into nshards shards by map. */
+static int build_like(json_t *man, const char *corpus, const char *gen, uint32_t nshards, const idx_bucket_map *map,
+                      int fail_on_bad, idx_build_stats *bst, fn_errbuf *eb)
+{
+    json_t *set = json_object_get(man, "settings");
+    char stem[64] = "english", stop[PATH_MAX] = "english", codec[32] = "bp128", metric[16] = "cosine";
+    const char *an = json_string_value(json_object_get(man, "analyzer"));
+    if (an) {
+        desc_value(an, "stemmer", stem, sizeof stem);
+        desc_value(an, "stopwords", stop, sizeof stop);
+    }
+    if (json_is_string(json_object_get(set, "codec"))) sfmt(codec, sizeof codec, "%s", json_string_value(json_object_get(set, "codec")));
+    if (json_is_string(json_object_get(set, "vec_metric"))) sfmt(metric, sizeof metric, "%s", json_string_value(json_object_get(set, "vec_metric")));
+    idx_build_opts o;
+    memset(&o, 0, sizeof o);
+    o.input = corpus;
+    o.out_dir = gen;
+    o.shards = nshards;
+    o.buckets = map;
+    o.analyzer.stemmer = stem;
+    o.analyzer.stopwords = stop;
+    o.codec = codec;
+    o.vec_metric = metric;
+    o.vec_dim = (uint32_t)json_integer_value(json_object_get(set, "vec_dim"));
+    o.ann_M = (uint32_t)json_integer_value(json_object_get(set, "ann_M"));
+    o.ann_efc = (uint32_t)json_integer_value(json_object_get(set, "ann_efc"));
+    o.mem_budget = (size_t)json_integer_value(json_object_get(set, "mem_budget"));
+    o.on_error = fail_on_bad ? IDX_ON_ERROR_FAIL : IDX_ON_ERROR_SKIP;
+    return idx_build(&o, bst, eb);
+}
+
 static int cluster_add_shard(int argc, char **argv)
 {
     static const struct option lo[] = {{"dir", required_argument, 0, 'd'}, {"input", required_argument, 0, 'i'},
@@ -1496,31 +1531,9 @@ static int cluster_add_shard(int argc, char **argv)
     else sfmt(gen, sizeof gen, "%s.s%u", live, N + 1);
     /* the new generation: the same corpus, settings and analyzer, N + 1
      * shards and the moved buckets (scores do not depend on the split) */
-    char stem[64] = "english", stop[PATH_MAX] = "english", codec[32] = "bp128", metric[16] = "cosine";
-    const char *an = json_string_value(json_object_get(man, "analyzer"));
-    if (an) {
-        desc_value(an, "stemmer", stem, sizeof stem);
-        desc_value(an, "stopwords", stop, sizeof stop);
-    }
-    if (json_is_string(json_object_get(set, "codec"))) sfmt(codec, sizeof codec, "%s", json_string_value(json_object_get(set, "codec")));
-    if (json_is_string(json_object_get(set, "vec_metric"))) sfmt(metric, sizeof metric, "%s", json_string_value(json_object_get(set, "vec_metric")));
-    idx_build_opts o;
-    memset(&o, 0, sizeof o);
-    o.input = corpus;
-    o.out_dir = gen;
-    o.shards = N + 1;
-    o.buckets = &nmap;
-    o.analyzer.stemmer = stem;
-    o.analyzer.stopwords = stop;
-    o.codec = codec;
-    o.vec_metric = metric;
-    o.vec_dim = (uint32_t)json_integer_value(json_object_get(set, "vec_dim"));
-    o.ann_M = (uint32_t)json_integer_value(json_object_get(set, "ann_M"));
-    o.ann_efc = (uint32_t)json_integer_value(json_object_get(set, "ann_efc"));
-    o.mem_budget = (size_t)json_integer_value(json_object_get(set, "mem_budget"));
     double t0 = now_s();
     idx_build_stats bst;
-    rc = idx_build(&o, &bst, &eb);
+    rc = build_like(man, corpus, gen, N + 1, &nmap, 0, &bst, &eb);
     json_decref(man);
     if (rc) {
         fprintf(stderr, "funnel cluster add-shard: building %s: %s\n", gen, fn_errmsg(&eb, rc));
@@ -1685,6 +1698,279 @@ static int cluster_add_replica(int argc, char **argv)
 fail:
     if (started) stop_new(&np, 1);
 out:
+    free(tmpl);
+    free(ps);
+    return ret;
+}
+
+/* ---------------------------------------------------------------- merge ---- */
+
+/* One shard's export: the store's snapshot (the keys it hides, the live
+ * documents, what to prune after the publish) and the generation's
+ * documents it does not hide, all to out. */
+typedef struct mg_shard {
+    FILE *out;
+    uint64_t *keys;              /* sorted: every id in the store */
+    size_t nkeys, capkeys;
+    Funnel__V1__DocUpdate *prune;   /* (id, version) of every entry */
+    char **ids;
+    size_t nprune, cap;
+    uint64_t puts, dels, kept;
+    fn_errbuf *eb;
+} mg_shard;
+
+static int mg_entry(void *ud, const char *id, size_t idlen, uint64_t version, int live, const char *json, size_t jl)
+{
+    mg_shard *m = ud;
+    if (m->nkeys == m->capkeys) {
+        size_t nc = m->capkeys ? 2 * m->capkeys : 1024;
+        uint64_t *nk = realloc(m->keys, nc * sizeof *nk);
+        Funnel__V1__DocUpdate *np = realloc(m->prune, nc * sizeof *np);
+        char **ni = realloc(m->ids, nc * sizeof *ni);
+        if (nk) m->keys = nk;
+        if (np) m->prune = np;
+        if (ni) m->ids = ni;
+        if (!nk || !np || !ni) return fn_seterr(m->eb, -ENOMEM, "out of memory");
+        m->capkeys = nc;
+    }
+    char *idc = malloc(idlen + 1);
+    if (!idc) return fn_seterr(m->eb, -ENOMEM, "out of memory");
+    memcpy(idc, id, idlen);
+    idc[idlen] = 0;
+    m->keys[m->nkeys++] = XXH64(id, idlen, 0);
+    funnel__v1__doc_update__init(&m->prune[m->nprune]);
+    m->prune[m->nprune].id = idc;
+    m->prune[m->nprune].version = version;
+    m->prune[m->nprune].prune = 1;
+    m->ids[m->nprune++] = idc;
+    if (live) {
+        m->puts++;
+        if (fwrite(json, 1, jl, m->out) != jl || fputc('\n', m->out) == EOF)
+            return fn_seterr(m->eb, -EIO, "writing the merged corpus: %s", strerror(errno));
+    } else {
+        m->dels++;
+    }
+    return 0;
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int mg_source(void *ud, size_t i, const char *json, size_t len)
+{
+    (void)i;
+    mg_shard *m = ud;
+    json_error_t je;
+    json_t *o = json_loadb(json, len, 0, &je);
+    json_t *jid = o ? json_object_get(o, "id") : NULL;
+    int rc = 0;
+    if (!json_is_string(jid)) {
+        rc = fn_seterr(m->eb, FN_EFORMAT, "a stored document without an id");
+    } else {
+        uint64_t k = XXH64(json_string_value(jid), json_string_length(jid), 0);
+        if (!bsearch(&k, m->keys, m->nkeys, sizeof k, u64_cmp)) {   /* not put again, not deleted */
+            m->kept++;
+            if (fwrite(json, 1, len, m->out) != len || fputc('\n', m->out) == EOF)
+                rc = fn_seterr(m->eb, -EIO, "writing the merged corpus: %s", strerror(errno));
+        }
+    }
+    json_decref(o);
+    return rc;
+}
+
+int ops_index_merge(int argc, char **argv)
+{
+    static const struct option lo[] = {{"dir", required_argument, 0, 'd'}, {"out", required_argument, 0, 'o'},
+                                       {"gate-queries", required_argument, 0, 'q'}, {"qrels", required_argument, 0, 'r'},
+                                       {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    const char *dir_arg = NULL, *out_arg = NULL, *gq = NULL, *gr = NULL;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        switch (c) {
+        case 'd': dir_arg = optarg; break;
+        case 'o': out_arg = optarg; break;
+        case 'q': gq = optarg; break;
+        case 'r': gr = optarg; break;
+        case 'h':
+            printf("usage: funnel index merge --dir RUN [--out GEN] [--gate-queries Q [--qrels R]]\n"
+                   "builds the live generation's documents with every live update (puts in, deleted\n"
+                   "and replaced ones out) into generation GEN (default LIVE-PARENT/gen-UNIXTIME),\n"
+                   "publishes it (through the gate when asked) and drops the updates it holds\n"
+                   "from the shards' stores. Queries are served throughout.\n");
+            return OPS_EXIT_OK;
+        default: return OPS_EXIT_USAGE;
+        }
+    }
+    if (!dir_arg || optind != argc || (gr && !gq)) {
+        fprintf(stderr, "funnel index merge: --dir RUN is required (--qrels needs --gate-queries)\n");
+        return OPS_EXIT_USAGE;
+    }
+    char rundir[PATH_MAX], live[PATH_MAX];
+    proc *ps = NULL;
+    size_t n = 0;
+    char **tmpl = NULL;
+    int ret = OPS_EXIT_FAIL;
+    mg_shard *ms = NULL;
+    uint32_t N = 0;
+    char corpus[PATH_MAX + 64] = "";
+    json_t *man = NULL;
+    if (scale_load("merge", dir_arg, rundir, &ps, &n, &tmpl, live)) goto out;
+    fn_errbuf eb = {{0}};
+    idx_bucket_map map;
+    int rc = ops_bucket_map_of(live, &map, &eb);
+    if (rc) {
+        fprintf(stderr, "funnel index merge: %s\n", fn_errmsg(&eb, rc));
+        goto out;
+    }
+    N = map.shards;
+    char ij[PATH_MAX + 16];
+    sfmt(ij, sizeof ij, "%s/index.json", live);
+    json_error_t je;
+    if (!(man = json_load_file(ij, 0, &je))) {
+        fprintf(stderr, "funnel index merge: %s: %s\n", ij, je.text);
+        goto out;
+    }
+    sfmt(corpus, sizeof corpus, "%s/merge-%d.jsonl", rundir, (int)getpid());
+    FILE *out = fopen(corpus, "w");
+    if (!out || !(ms = calloc(N, sizeof *ms))) {
+        fprintf(stderr, "funnel index merge: %s: %s\n", corpus, strerror(errno));
+        if (out) fclose(out);
+        goto out;
+    }
+    double t0 = now_s();
+    uint64_t puts = 0, dels = 0, kept = 0;
+    for (uint32_t s = 0; s < N && !rc; s++) {
+        mg_shard *m = &ms[s];
+        m->out = out;
+        m->eb = &eb;
+        /* the store of the shard's first replica (every replica acknowledged the same writes) */
+        const proc *p = NULL;
+        for (size_t i = 0; i < n; i++)
+            if (ps[i].shard == (int)s && (!p || ps[i].replica < p->replica)) p = &ps[i];
+        char ud[PATH_MAX + 96], sd[PATH_MAX + 32];
+        sfmt(ud, sizeof ud, "%s/updates/%s", rundir, p ? p->name : "none");
+        sfmt(sd, sizeof sd, "%s/shard-%03u", live, s);
+        shard_updates *u = NULL;
+        struct stat st;
+        if (stat(ud, &st) == 0 && (rc = su_open(ud, &u, &eb))) break;
+        if (u) {
+            rc = su_snapshot(u, mg_entry, m, &eb);
+            su_close(u);
+            if (rc) break;
+        }
+        qsort(m->keys, m->nkeys, sizeof *m->keys, u64_cmp);
+        idx_reader_t *r = NULL;
+        idx_searcher_t *se = NULL;
+        if ((rc = idx_reader_open_ex(sd, IDX_OPEN_QUICK, &r, &eb)) || (rc = idx_searcher_create(r, &se, &eb))) {
+            if (r) idx_reader_close(r);
+            break;
+        }
+        uint64_t nd = idx_reader_info(r)->docs;
+        uint32_t docs[512];
+        for (uint64_t d = 0; d < nd && !rc; d += 512) {
+            size_t k = nd - d < 512 ? (size_t)(nd - d) : 512;
+            for (size_t i = 0; i < k; i++) docs[i] = (uint32_t)(d + i);
+            rc = idx_docs_sources(se, docs, k, mg_source, m, &eb);
+            idx_searcher_release(se);
+        }
+        idx_searcher_destroy(se);
+        idx_reader_close(r);
+        puts += m->puts;
+        dels += m->dels;
+        kept += m->kept;
+    }
+    if (fclose(out) && !rc) rc = fn_seterr(&eb, -EIO, "%s: %s", corpus, strerror(errno));
+    if (rc) {
+        fprintf(stderr, "funnel index merge: exporting: %s\n", fn_errmsg(&eb, rc));
+        goto out;
+    }
+    char gen[PATH_MAX + 64];
+    if (out_arg) {
+        sfmt(gen, sizeof gen, "%s", out_arg);
+    } else {
+        char parent[PATH_MAX];
+        sfmt(parent, sizeof parent, "%s", live);
+        char *sl = strrchr(parent, '/');
+        if (sl && sl != parent) *sl = 0;
+        sfmt(gen, sizeof gen, "%s/gen-%lld", parent, (long long)time(NULL));
+    }
+    idx_build_stats bst;
+    if ((rc = build_like(man, corpus, gen, N, &map, 1, &bst, &eb))) {
+        fprintf(stderr, "funnel index merge: building %s: %s\n", gen, fn_errmsg(&eb, rc));
+        goto out;
+    }
+    printf("merged %llu documents (%llu of the live generation, %llu put; %llu deleted or replaced) into %s "
+           "in %.1f s\n", (unsigned long long)bst.docs, (unsigned long long)kept, (unsigned long long)puts,
+           (unsigned long long)dels, gen, now_s() - t0);
+    /* publish (the gate's report is printed by it) */
+    char *pav[16] = { "publish", "--dir", rundir, "--index", gen };
+    int na = 5;
+    if (gq) { pav[na++] = "--gate-queries"; pav[na++] = (char *)gq; }
+    if (gr) { pav[na++] = "--qrels"; pav[na++] = (char *)gr; }
+    pav[na] = NULL;
+    if (ops_cmd_generation(na, pav) != OPS_EXIT_OK) {
+        fprintf(stderr, "funnel index merge: %s not published; the stores keep every update\n", gen);
+        goto out;
+    }
+    /* drop from every replica's store what the live generation now holds */
+    char tpath[PATH_MAX + 32], ttext[65536];
+    sfmt(tpath, sizeof tpath, "%s/topology.conf", rundir);
+    if (ops_read_small(tpath, ttext, sizeof ttext) != 0) {
+        fprintf(stderr, "funnel index merge: cannot read %s (the stores were not pruned)\n", tpath);
+        goto out;
+    }
+    rpc_init();
+    int tls;
+    cluster_client_security(rundir, &tls, &eb);
+    size_t dropped = 0, kept_store = 0, failed = 0;
+    for (char *line = ttext, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+        nl = strchr(line, '\n');
+        if (nl) *nl = 0;
+        unsigned sh;
+        int off = 0;
+        if (sscanf(line, "shard %u%n", &sh, &off) != 1 || sh >= N) continue;
+        for (char *tok = strtok(line + off, " \t"); tok; tok = strtok(NULL, " \t")) {
+            rpc_client_t *cl = rpc_client_create(tok);
+            for (size_t at = 0; cl && at < ms[sh].nprune; at += 1000) {
+                size_t k = ms[sh].nprune - at < 1000 ? ms[sh].nprune - at : 1000;
+                Funnel__V1__DocUpdate *pp[1000];
+                for (size_t i = 0; i < k; i++) pp[i] = &ms[sh].prune[at + i];
+                Funnel__V1__UpdateRequest rq = FUNNEL__V1__UPDATE_REQUEST__INIT;
+                rq.docs = pp;
+                rq.n_docs = k;
+                Funnel__V1__UpdateResponse *r = NULL;
+                rpc_status st;
+                if (rpc_client_call(cl, RPC_METHOD_SHARD_UPDATE, &rq.base, &funnel__v1__update_response__descriptor,
+                                    30000, (ProtobufCMessage **)&r, &st) != GRPC_STATUS_OK) {
+                    fprintf(stderr, "funnel index merge: prune on %s: %s: %s\n", tok, rpc_status_name(st.code), st.message);
+                    failed++;
+                    break;
+                }
+                dropped += r->applied;
+                kept_store += r->stale;
+                protobuf_c_message_free_unpacked(&r->base, NULL);
+            }
+            rpc_client_destroy(cl);
+        }
+    }
+    rpc_shutdown();
+    printf("stores pruned: %zu entries dropped, %zu written again since the export (kept)%s\n", dropped, kept_store,
+           failed ? "; some replicas failed (their entries keep hiding what the generation also holds)" : "");
+    ret = failed ? OPS_EXIT_FAIL : OPS_EXIT_OK;
+out:
+    if (corpus[0]) unlink(corpus);
+    for (uint32_t s = 0; ms && s < N; s++) {
+        for (size_t i = 0; i < ms[s].nprune; i++) free(ms[s].ids[i]);
+        free(ms[s].ids);
+        free(ms[s].prune);
+        free(ms[s].keys);
+    }
+    free(ms);
+    json_decref(man);
     free(tmpl);
     free(ps);
     return ret;

@@ -71,7 +71,8 @@ static const char index_usage[] =
     "Exit status: 0 everything checks out, 1 damaged (or not an index), 2 usage error.\n"
     "\n"
     "funnel index publish | rollback | generations: swap a running cluster's index\n"
-    "generation (funnel index publish --help).\n";
+    "generation (funnel index publish --help). funnel index merge --dir RUN: live\n"
+    "updates into a new generation, published (funnel index merge --help).\n";
 
 typedef struct progress_state {
     int tty;
@@ -452,6 +453,7 @@ int ops_cmd_index(int argc, char **argv)
     if (strcmp(argv[1], "verify") == 0) return index_verify(argc - 1, argv + 1);
     if (strcmp(argv[1], "publish") == 0 || strcmp(argv[1], "rollback") == 0 || strcmp(argv[1], "generations") == 0)
         return ops_cmd_generation(argc - 1, argv + 1);
+    if (strcmp(argv[1], "merge") == 0) return ops_index_merge(argc - 1, argv + 1);
     if (strcmp(argv[1], "build") != 0) {
         fprintf(stderr, "funnel index: unknown sub-command '%s'\n", argv[1]);
         fputs(index_usage, stderr);

@@ -1677,6 +1677,29 @@ static void update_work(uv_work_t *w)   /* worker thread */
         goto out;
     }
     const idx_index_info *in = idx_reader_info(j->g->reader);
+    size_t nprune = 0;
+    for (size_t i = 0; i < n; i++) nprune += req->docs[i]->prune;
+    if (nprune && nprune != n) {
+        j->code = GRPC_STATUS_INVALID_ARGUMENT;
+        snprintf(j->msg, sizeof j->msg, "docs: prune operations come alone (%zu of %zu)", nprune, n);
+        goto out;
+    }
+    if (nprune) {   /* after a merge: drop what the live generation holds now */
+        for (size_t i = 0; i < n; i++)
+            ops[i] = (su_op){ req->docs[i]->id, strlen(req->docs[i]->id), req->docs[i]->version, 0, NULL, 0 };
+        size_t dropped = 0;
+        fn_errbuf peb = {{0}};
+        int prc = su_prune(j->s->updates, ops, n, &dropped, &peb);
+        if (prc) {
+            j->code = prc == -ENOMEM ? GRPC_STATUS_RESOURCE_EXHAUSTED : GRPC_STATUS_INTERNAL;
+            snprintf(j->msg, sizeof j->msg, "%s", fn_errmsg(&peb, prc));
+            goto out;
+        }
+        j->applied = (uint32_t)dropped;
+        j->stale = (uint32_t)(n - dropped);
+        j->code = GRPC_STATUS_OK;
+        goto out;
+    }
     for (size_t i = 0; i < n; i++) {
         const Funnel__V1__DocUpdate *du = req->docs[i];
         size_t idl = strlen(du->id);

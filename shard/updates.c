@@ -279,5 +279,105 @@ int su_get(shard_updates *u, const char *id, size_t idlen, char **json, size_t *
     return ret;
 }
 
+int su_snapshot(shard_updates *u, su_entry_cb cb, void *ud, fn_errbuf *eb)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(u->env, NULL, MDB_RDONLY, &txn);
+    if (rc) return lmdb_err(eb, "begin", rc);
+    MDB_cursor *cur;
+    if ((rc = mdb_cursor_open(txn, u->docs, &cur))) {
+        mdb_txn_abort(txn);
+        return lmdb_err(eb, "cursor", rc);
+    }
+    MDB_val key, val;
+    int ret = 0, mrc;
+    for (mrc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); mrc == 0 && !ret;
+         mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        if (val.mv_size < REC_HEAD) {
+            ret = fn_seterr(eb, FN_ECORRUPT, "updates store: a record of %zu bytes", val.mv_size);
+            break;
+        }
+        const uint8_t *p = val.mv_data;
+        uint64_t ver;
+        memcpy(&ver, p, 8);
+        ret = cb(ud, key.mv_data, key.mv_size, ver, p[8], (const char *)p + REC_HEAD, val.mv_size - REC_HEAD);
+    }
+    if (!ret && mrc != MDB_NOTFOUND) ret = lmdb_err(eb, "reading", mrc);
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    return ret;
+}
+
+int su_prune(shard_updates *u, const su_op *ops, size_t n, size_t *dropped, fn_errbuf *eb)
+{
+    *dropped = 0;
+    uv_mutex_lock(&u->mu);
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(u->env, NULL, 0, &txn);
+    if (rc) {
+        uv_mutex_unlock(&u->mu);
+        return lmdb_err(eb, "begin", rc);
+    }
+    size_t gone = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        MDB_val key = { ops[i].idlen, (void *)ops[i].id }, old;
+        int g = mdb_get(txn, u->docs, &key, &old);
+        if (g == MDB_NOTFOUND) continue;
+        if (g) {
+            rc = g;
+            break;
+        }
+        uint64_t ov = 0;
+        if (old.mv_size >= 8) memcpy(&ov, old.mv_data, 8);
+        if (ov > ops[i].version) continue;   /* written again since the merge's export */
+        if ((rc = mdb_del(txn, u->docs, &key, NULL))) break;
+        gone++;
+    }
+    /* the ids still hidden: a new set from what is left */
+    keyset *k = NULL;
+    MDB_cursor *cur = NULL;
+    MDB_val key, val;
+    size_t left = 0;
+    if (!rc) rc = mdb_cursor_open(txn, u->docs, &cur);
+    for (int m = rc ? MDB_NOTFOUND : mdb_cursor_get(cur, &key, &val, MDB_FIRST); !rc && m == 0;
+         m = mdb_cursor_get(cur, &key, &val, MDB_NEXT))
+        left++;
+    size_t cap = 1024;
+    while (cap < 2 * (left + 1)) cap *= 2;
+    if (!rc && !(k = keyset_new(cap))) rc = ENOMEM;
+    int zero = 0;
+    for (int m = rc ? MDB_NOTFOUND : mdb_cursor_get(cur, &key, &val, MDB_FIRST); !rc && m == 0;
+         m = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        uint64_t h = XXH64(key.mv_data, key.mv_size, 0);
+        if (h) keyset_put(k, h);
+        else zero = 1;
+    }
+    if (cur) mdb_cursor_close(cur);
+    if (!rc) {
+        keyset **no = realloc(u->old, (u->nold + 1) * sizeof *no);
+        if (no) u->old = no;
+        else rc = ENOMEM;
+    }
+    if (rc) {
+        mdb_txn_abort(txn);
+        free(k);
+        uv_mutex_unlock(&u->mu);
+        return lmdb_err(eb, "prune", rc);
+    }
+    if ((rc = mdb_txn_commit(txn))) {   /* freed the txn: nothing changed */
+        free(k);
+        uv_mutex_unlock(&u->mu);
+        return lmdb_err(eb, "prune", rc);
+    }
+    u->old[u->nold++] = atomic_load(&u->set);   /* a search may still read it */
+    atomic_store_explicit(&u->set, k, memory_order_release);
+    atomic_store_explicit(&u->has_zero, zero, memory_order_release);
+    u->nkeys = left;
+    atomic_store(&u->count, left);
+    uv_mutex_unlock(&u->mu);
+    *dropped = gone;
+    return 0;
+}
+
 uint64_t su_count(const shard_updates *u) { return atomic_load(&((shard_updates *)u)->count); }
 uint64_t su_max_version(const shard_updates *u) { return atomic_load(&((shard_updates *)u)->maxver); }

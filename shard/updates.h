@@ -53,6 +53,18 @@ int su_excludes(const void *u, uint64_t key);
 int su_get(shard_updates *u, const char *id, size_t idlen, char **json, size_t *len, uint64_t *version,
            fn_errbuf *eb);
 
+/* Every entry, from one snapshot (a merge's export): cb(ud, id, idlen,
+ * version, live, json, jsonlen) in id order; non-zero from cb stops and is
+ * returned. Any thread, any process (LMDB readers). */
+typedef int (*su_entry_cb)(void *ud, const char *id, size_t idlen, uint64_t version, int live, const char *json,
+                           size_t jsonlen);
+int su_snapshot(shard_updates *u, su_entry_cb cb, void *ud, fn_errbuf *eb);
+
+/* After a merge built them into the live generation: drop the entry of each
+ * ops[i].id whose stored version is at most ops[i].version (a newer write
+ * stays), and hide only what is left. *dropped = entries removed. */
+int su_prune(shard_updates *u, const su_op *ops, size_t n, size_t *dropped, fn_errbuf *eb);
+
 /* Entries in the store (live and deleted), and the highest version. */
 uint64_t su_count(const shard_updates *u);
 uint64_t su_max_version(const shard_updates *u);

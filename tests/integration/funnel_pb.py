@@ -29,12 +29,17 @@ _NAMES = {
     "StatusRequest": "funnel.v1.StatusRequest", "StatusResponse": "funnel.v1.StatusResponse",
     "HealthCheckRequest": "grpc.health.v1.HealthCheckRequest",
     "HealthCheckResponse": "grpc.health.v1.HealthCheckResponse",
+    "UpdateRequest": "funnel.v1.UpdateRequest", "UpdateResponse": "funnel.v1.UpdateResponse",
+    "DocUpdate": "funnel.v1.DocUpdate",
+    "GetRequest": "funnel.v1.GetRequest", "GetResponse": "funnel.v1.GetResponse",
 }
 SEARCH = "/funnel.v1.Search/Search"
 SHARD_SEARCH = "/funnel.v1.Shard/Search"
 SHARD_RESCORE = "/funnel.v1.Shard/Rescore"
 STATUS = "/funnel.v1.Admin/Status"
 HEALTH = "/grpc.health.v1.Health/Check"
+UPDATE = "/funnel.v1.Search/Update"
+GET = "/funnel.v1.Search/Get"
 
 
 def load(proto_dir):
