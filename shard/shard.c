@@ -117,6 +117,7 @@ struct shard {
         fn_mgauge *queue_depth, *docs, *damaged;
         fn_mcounter *deadline_dropped;
         fn_mgauge *model;         /* the loaded model's model_info series, or NULL */
+        fn_mgauge *updates;       /* entries in the live updates' store */
     } m;
     /* The method and arrival time (uv_hrtime) of the call whose handler is
      * running: handlers run one at a time on the loop thread, so replies made
@@ -222,6 +223,12 @@ static void sm_init(shard_t *s)
     const idx_index_info *in = idx_reader_info(s->live->reader);
     fn_mgauge_set(s->m.docs, (double)in->docs);
     fn_mgauge_set(s->m.damaged, s->broken);
+    if (s->updates) {
+        s->m.updates = fn_metrics_gauge(r, "funnel_shard_live_updates",
+                                        "Ids put or deleted since the live generation was built (a merge empties it).",
+                                        NULL);
+        fn_mgauge_set(s->m.updates, (double)su_count(s->updates));
+    }
     char codec[80], l[256];
     fn_metrics_label_escape(in->codec, codec, sizeof codec);
     snprintf(l, sizeof l, "schema=\"%u\",shard=\"%u\",shards=\"%u\",codec=\"%s\"", (unsigned)in->schema,
@@ -1764,6 +1771,7 @@ static void update_done(uv_work_t *w, int status)   /* loop thread */
         r.version = j->version;
         reply_job(s, SM_UPDATE, j->t0, j->call, GRPC_STATUS_OK, NULL, &r.base);
     }
+    if (s->updates) fn_mgauge_set(s->m.updates, (double)su_count(s->updates));
     gen_unref(s, j->g);
     free(j);
 }
