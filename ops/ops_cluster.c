@@ -161,19 +161,26 @@ static void proc_name(const proc *p, char *buf, size_t cap)
 
 /* ------------------------------------------------------------ helpers ---- */
 
+/* IDXDIR/index.json (its path into path[PATH_MAX]): the manifest, or NULL
+ * with the reason in eb (*rc: -ENOENT or FN_EFORMAT). */
+static json_t *load_manifest(const char *idxdir, char *path, int *rc, fn_errbuf *eb)
+{
+    sfmt(path, PATH_MAX, "%s/index.json", idxdir);
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    if (root) return root;
+    if (access(path, F_OK) != 0) *rc = fn_seterr(eb, -ENOENT, "%s: no index here (missing index.json)", idxdir);
+    else *rc = fn_seterr(eb, FN_EFORMAT, "%s:%d: %s", path, je.line, je.text);
+    return NULL;
+}
+
 int ops_index_shards(const char *idxdir, uint32_t *shards, fn_errbuf *eb)
 {
     char path[PATH_MAX];
-    sfmt(path, sizeof path, "%s/index.json", idxdir);
-    json_error_t je;
-    json_t *root = json_load_file(path, 0, &je);
-    if (!root) {
-        if (access(path, F_OK) != 0)
-            return fn_seterr(eb, -ENOENT, "%s: no index here (missing index.json)", idxdir);
-        return fn_seterr(eb, FN_EFORMAT, "%s:%d: %s", path, je.line, je.text);
-    }
-    json_t *s = json_object_get(root, "shards");
     int rc = 0;
+    json_t *root = load_manifest(idxdir, path, &rc, eb);
+    if (!root) return rc;
+    json_t *s = json_object_get(root, "shards");
     if (!json_is_integer(s) || json_integer_value(s) < 1 || json_integer_value(s) > 100000)
         rc = fn_seterr(eb, FN_EFORMAT, "%s: \"shards\" is missing or not a positive integer", path);
     else
@@ -185,16 +192,10 @@ int ops_index_shards(const char *idxdir, uint32_t *shards, fn_errbuf *eb)
 int ops_bucket_map_of(const char *idxdir, idx_bucket_map *m, fn_errbuf *eb)
 {
     char path[PATH_MAX];
-    sfmt(path, sizeof path, "%s/index.json", idxdir);
-    json_error_t je;
-    json_t *root = json_load_file(path, 0, &je);
-    if (!root) {
-        if (access(path, F_OK) != 0)
-            return fn_seterr(eb, -ENOENT, "%s: no index here (missing index.json)", idxdir);
-        return fn_seterr(eb, FN_EFORMAT, "%s:%d: %s", path, je.line, je.text);
-    }
+    int rc = 0;
+    json_t *root = load_manifest(idxdir, path, &rc, eb);
+    if (!root) return rc;
     json_t *b = json_object_get(root, "buckets");
-    int rc;
     if (!json_is_string(b)) {
         rc = fn_seterr(eb, FN_EFORMAT, "%s: no \"buckets\" (an index of schema 9 or later has them)", path);
     } else if ((rc = idx_buckets_parse(json_string_value(b), m, eb)) == 0) {
