@@ -1786,29 +1786,56 @@ int ops_index_merge(int argc, char **argv)
 {
     static const struct option lo[] = {{"dir", required_argument, 0, 'd'}, {"out", required_argument, 0, 'o'},
                                        {"gate-queries", required_argument, 0, 'q'}, {"qrels", required_argument, 0, 'r'},
+                                       {"every", required_argument, 0, 'e'},
                                        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *dir_arg = NULL, *out_arg = NULL, *gq = NULL, *gr = NULL;
+    double every = 0;
     int c;
+    char *end;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (c) {
         case 'd': dir_arg = optarg; break;
         case 'o': out_arg = optarg; break;
+        case 'e':
+            every = strtod(optarg, &end);
+            if (*end || !(every >= 1) || every > 86400) {
+                fprintf(stderr, "funnel index merge: --every: want 1..86400 seconds\n");
+                return OPS_EXIT_USAGE;
+            }
+            break;
         case 'q': gq = optarg; break;
         case 'r': gr = optarg; break;
         case 'h':
-            printf("usage: funnel index merge --dir RUN [--out GEN] [--gate-queries Q [--qrels R]]\n"
+            printf("usage: funnel index merge --dir RUN [--out GEN] [--gate-queries Q [--qrels R]] [--every S]\n"
                    "builds the live generation's documents with every live update (puts in, deleted\n"
                    "and replaced ones out) into generation GEN (default LIVE-PARENT/gen-UNIXTIME),\n"
                    "publishes it (through the gate when asked) and drops the updates it holds\n"
-                   "from the shards' stores. Queries are served throughout.\n");
+                   "from the shards' stores. Queries are served throughout. Nothing to merge: exit 0.\n"
+                   "--every S: again and again, S seconds apart, until stopped (a failed merge is\n"
+                   "reported and tried again at the next turn).\n");
             return OPS_EXIT_OK;
         default: return OPS_EXIT_USAGE;
         }
     }
-    if (!dir_arg || optind != argc || (gr && !gq)) {
-        fprintf(stderr, "funnel index merge: --dir RUN is required (--qrels needs --gate-queries)\n");
+    if (!dir_arg || optind != argc || (gr && !gq) || (every && out_arg)) {
+        fprintf(stderr, "funnel index merge: --dir RUN is required (--qrels needs --gate-queries; "
+                "--every names each generation itself)\n");
         return OPS_EXIT_USAGE;
+    }
+    if (every) {   /* the periodic merge: this command again, without --every */
+        char *av[12] = { "merge", "--dir", (char *)dir_arg };
+        int na = 3;
+        if (gq) { av[na++] = "--gate-queries"; av[na++] = (char *)gq; }
+        if (gr) { av[na++] = "--qrels"; av[na++] = (char *)gr; }
+        av[na] = NULL;
+        for (;;) {
+            int r = ops_index_merge(na, av);
+            if (r != OPS_EXIT_OK) fprintf(stderr, "funnel index merge: this turn failed; the next in %.0f s\n", every);
+            fflush(stdout);
+            struct timespec ts = { (time_t)every, (long)((every - (time_t)every) * 1e9) };
+            nanosleep(&ts, NULL);
+        }
     }
     char rundir[PATH_MAX], live[PATH_MAX];
     proc *ps = NULL;
@@ -1887,6 +1914,11 @@ int ops_index_merge(int argc, char **argv)
     if (fclose(out) && !rc) rc = fn_seterr(&eb, -EIO, "%s: %s", corpus, strerror(errno));
     if (rc) {
         fprintf(stderr, "funnel index merge: exporting: %s\n", fn_errmsg(&eb, rc));
+        goto out;
+    }
+    if (puts + dels == 0) {
+        printf("nothing to merge: no live updates since %s was built\n", live);
+        ret = OPS_EXIT_OK;
         goto out;
     }
     char gen[PATH_MAX + 64];
