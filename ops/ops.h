@@ -44,6 +44,7 @@ typedef struct ops_gate_opts {
     double latency_slack_ms;     /* (sub-millisecond p95s jitter by more than any ratio) */
     int overlap_given;
     int64_t deadline_ms;         /* per query */
+    double qps;                  /* the shadow searches' pace (0 = unpaced) */
 } ops_gate_opts;
 struct rpc_client;
 /* Run queries (queries.tsv) against the live side (generation live, "" =

@@ -206,7 +206,8 @@ static const char push_usage[] =
     "the report and activates the model only if it passes; else it is discarded and\n"
     "the exit status is 1. Thresholds: --max-ndcg-drop D (0.02), --min-overlap O\n"
     "(0.5 without --qrels, else only if given), --max-latency-ratio L (3: p95 <= L x\n"
-    "the live p95 + 10 ms; a live side without a model pays no stage-2 cost).\n";
+    "the live p95 + 10 ms; a live side without a model pays no stage-2 cost),\n"
+    "--gate-qps Q (50 searches a second; 0 = unpaced).\n";
 
 static int model_push_mode(const char *server, int stage, const char *path, int mode, int64_t deadline_ms,
                            char *desc, size_t cap, fn_errbuf *eb)
@@ -314,22 +315,23 @@ int ops_model_push_cmd(int argc, char **argv)
         {"deadline-ms", required_argument, 0, 'd'}, {"help", no_argument, 0, 'h'},
         {"gate-queries", required_argument, 0, 'q'}, {"qrels", required_argument, 0, 'r'},
         {"max-ndcg-drop", required_argument, 0, 'N'}, {"min-overlap", required_argument, 0, 'O'},
-        {"max-latency-ratio", required_argument, 0, 'L'}, {0, 0, 0, 0}};
+        {"max-latency-ratio", required_argument, 0, 'L'}, {"gate-qps", required_argument, 0, 'Q'}, {0, 0, 0, 0}};
     const char *server = NULL, *model = NULL, *queries = NULL, *qrels = NULL;
     long stage = 0, deadline = 30000;
     int none = 0, c;
     /* a live side without a stage-2 model measures no stage-2 cost at all:
      * the latency guard is against a pathological model, not any model */
-    ops_gate_opts go = { 0.02, 0.5, 0, 3.0, 10.0, 0, 10000 };
+    ops_gate_opts go = { 0.02, 0.5, 0, 3.0, 10.0, 0, 10000, 50 };
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         double v = 0;
-        if (c == 'N' || c == 'O' || c == 'L') {
+        if (c == 'N' || c == 'O' || c == 'L' || c == 'Q') {
             char *end;
             v = strtod(optarg, &end);
             if (!*optarg || *end || !isfinite(v) || v < 0) {
                 fprintf(stderr, "funnel model push: --%s: not a valid number: '%s'\n",
-                        c == 'N' ? "max-ndcg-drop" : c == 'O' ? "min-overlap" : "max-latency-ratio", optarg);
+                        c == 'N' ? "max-ndcg-drop" : c == 'O' ? "min-overlap" : c == 'Q' ? "gate-qps" : "max-latency-ratio",
+                        optarg);
                 return OPS_EXIT_USAGE;
             }
         }
@@ -339,6 +341,7 @@ int ops_model_push_cmd(int argc, char **argv)
         case 'N': go.max_ndcg_drop = v; break;
         case 'O': go.min_overlap = v; go.overlap_given = 1; break;
         case 'L': go.max_latency_ratio = v; break;
+        case 'Q': go.qps = v; break;
         case 's': server = optarg; break;
         case 'S': stage = strtol(optarg, NULL, 10); break;
         case 'm': model = optarg; break;

@@ -55,6 +55,8 @@ static const char gen_usage[] =
     "  --max-latency-ratio L  refuse if the candidate's p95 exceeds L x the live one's\n"
     "                         plus 5 ms (default 1.5)\n"
     "  --deadline-ms MS       per gate query and per admin call step (default 10000)\n"
+    "  --gate-qps Q           the shadow queries' pace, searches a second (default 50;\n"
+    "                         0 = as fast as they answer)\n"
     "rollback makes the previous generation live again (still loaded: instant).\n"
     "generations lists the live, previous and staged generations.\n"
     "Exit status: 0 ok (published, rolled back), 1 failed or refused by the gate,\n"
@@ -204,8 +206,18 @@ int ops_gate_run(struct rpc_client *c, const char *live, const char *cand, int c
     static char ids[2][10][512];
     double overlap = 0;
     size_t nover = 0;
+    double next = now_ms();
     for (size_t i = 0; i < nq; i++) {
         size_t n[2];
+        /* paced: the shadow queries are extra load on a cluster serving users */
+        if (go->qps > 0) {
+            double wait = next - now_ms();
+            if (wait > 0) {
+                struct timespec ts = { (time_t)(wait / 1e3), (long)(fmod(wait, 1e3) * 1e6) };
+                nanosleep(&ts, NULL);
+            }
+            next += 2e3 / go->qps;   /* two searches a query */
+        }
         /* alternate which side goes first: the second finds warmer caches */
         int first = (int)(i & 1);
         gate_search(c, &sd[first], &q[i], go->deadline_ms, ids[first], &n[first]);
@@ -362,20 +374,21 @@ int ops_cmd_generation(int argc, char **argv)
         {"qrels", required_argument, 0, 'r'},        {"max-ndcg-drop", required_argument, 0, 'N'},
         {"min-overlap", required_argument, 0, 'O'},  {"min-docs-ratio", required_argument, 0, 'D'},
         {"max-latency-ratio", required_argument, 0, 'L'}, {"deadline-ms", required_argument, 0, 't'},
+        {"gate-qps", required_argument, 0, 'Q'},
         {"help", no_argument, 0, 'h'},               {0, 0, 0, 0}};
     const char *run = NULL, *coord = NULL, *gen = NULL, *queries = NULL, *qrels = NULL;
-    gate_opts go = { 0.02, 0.5, 0.9, 1.5, 5.0, 0, 10000 };
+    gate_opts go = { 0.02, 0.5, 0.9, 1.5, 5.0, 0, 10000, 50 };
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         char *end = NULL;
         double v = 0;
-        if (strchr("NODLt", c)) {
+        if (strchr("NODLtQ", c)) {
             v = strtod(optarg, &end);
             if (!*optarg || *end || !isfinite(v) || v < 0 || (c == 't' && (v < 1 || v > 3.6e6))) {
                 fprintf(stderr, "funnel index %s: --%s: not a valid number: '%s'\n", verb,
                         c == 'N' ? "max-ndcg-drop" : c == 'O' ? "min-overlap" : c == 'D' ? "min-docs-ratio"
-                        : c == 'L' ? "max-latency-ratio" : "deadline-ms", optarg);
+                        : c == 'L' ? "max-latency-ratio" : c == 'Q' ? "gate-qps" : "deadline-ms", optarg);
                 return OPS_EXIT_USAGE;
             }
         }
@@ -390,6 +403,7 @@ int ops_cmd_generation(int argc, char **argv)
         case 'D': go.min_docs_ratio = v; break;
         case 'L': go.max_latency_ratio = v; break;
         case 't': go.deadline_ms = (int64_t)v; break;
+        case 'Q': go.qps = v; break;
         case 'h': fputs(gen_usage, stdout); return OPS_EXIT_OK;
         default: fputs(gen_usage, stderr); return OPS_EXIT_USAGE;
         }

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 
 #include "fn_arena.h"
 #include "fn_log.h"
@@ -1925,6 +1927,9 @@ static void load_main(void *arg)   /* the loader thread: open and check the whol
 {
     shard_t *s = arg;
     gen_load *l = s->loading;
+    /* below the searches: the checksum of a large file must not take the
+     * cores searches are served on (Linux: a thread's own nice value) */
+    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
     fn_errbuf eb = {{0}};
     l->rc = gen_open(&s->cfg, l->name, l->dir, &l->g, &eb);
     if (l->rc) snprintf(l->msg, sizeof l->msg, "%s", fn_errmsg(&eb, l->rc));

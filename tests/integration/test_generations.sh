@@ -25,7 +25,7 @@ Q=$T/q.tsv
 head -n 60 "$D/queries.tsv" >"$Q"
 
 # the gate refuses the damaged candidate, names why, and g1 stays live
-"$FUNNEL" index publish --dir "$R" --index "$T/g3" --gate-queries "$D/queries.tsv" --qrels "$D/qrels.trec" \
+"$FUNNEL" index publish --dir "$R" --index "$T/g3" --gate-queries "$D/queries.tsv" --qrels "$D/qrels.trec" --gate-qps 0 \
     >"$T/g3.out" 2>&1 && { cat "$T/g3.out"; fail "publish of a half-empty generation passed the gate"; }
 grep -q "quality gate: REFUSED" "$T/g3.out" || { cat "$T/g3.out"; fail "no refusal in the report"; }
 grep -q "below 0.900" "$T/g3.out" || { cat "$T/g3.out"; fail "the report does not name the missing documents"; }
@@ -44,7 +44,7 @@ ok "unfinished build refused"
     >"$T/bench.json" 2>"$T/bench.err" </dev/null &
 BP=$!
 sleep 1.5
-"$FUNNEL" index publish --dir "$R" --index "$G2" --gate-queries "$D/queries.tsv" --qrels "$D/qrels.trec" \
+"$FUNNEL" index publish --dir "$R" --index "$G2" --gate-queries "$D/queries.tsv" --qrels "$D/qrels.trec" --gate-qps 0 \
     >"$T/g2.out" 2>&1 || { cat "$T/g2.out"; fail "publish g2 through the gate"; }
 grep -q "quality gate: passed" "$T/g2.out" || { cat "$T/g2.out"; fail "gate did not pass g2"; }
 sleep 1
@@ -100,11 +100,11 @@ for m in s2 shuf; do
     "$FUNNEL" train --data "$T/$m.svm" --objective lambdarank --trees 30 --depth 3 --out "$T/$m.model" >/dev/null 2>&1 \
         || fail "train $m"
 done
-"$FUNNEL" model push --server "$A" --stage 2 --model "$T/shuf.model" --gate-queries "$T/test.tsv" \
+"$FUNNEL" model push --server "$A" --stage 2 --model "$T/shuf.model" --gate-queries "$T/test.tsv" --gate-qps 0 \
     --qrels "$D/qrels.trec" >"$T/shuf.out" 2>&1 && { cat "$T/shuf.out"; fail "the shuffled-label model passed the gate"; }
 grep -q "quality gate: REFUSED: NDCG@10" "$T/shuf.out" || { cat "$T/shuf.out"; fail "shuffled model: report"; }
 grep -q "stage 2 model stays: none" "$T/shuf.out" || { cat "$T/shuf.out"; fail "shuffled model: not discarded"; }
-"$FUNNEL" model push --server "$A" --stage 2 --model "$T/s2.model" --gate-queries "$T/test.tsv" \
+"$FUNNEL" model push --server "$A" --stage 2 --model "$T/s2.model" --gate-queries "$T/test.tsv" --gate-qps 0 \
     --qrels "$D/qrels.trec" >"$T/good.out" 2>&1 || { cat "$T/good.out"; fail "the real model was refused"; }
 grep -q "quality gate: passed" "$T/good.out" && grep -q "stage 2 model: s2.model" "$T/good.out" \
     || { cat "$T/good.out"; fail "real model: not activated"; }
