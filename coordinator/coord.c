@@ -3307,11 +3307,14 @@ typedef struct gen_op {
     char live[GEN_MAX_NAME + 1]; /* STAGE: the live generation the replicas report */
     int live_seen, live_differs;
     view *target;                /* the topology the verb goes to (a reference) */
+    uint32_t next;               /* STAGE: the next replica to ask (one at a time) */
     int new_topology;            /* STAGE with a topology: it becomes the staged one */
     char failed[1200];
 } gen_op;
 
 typedef struct gen_leg { gen_op *g; backend *b; } gen_leg;
+
+static int gen_send(gen_op *g, backend *b);
 
 static void gen_set(char **slot, const char *v)
 {
@@ -3451,40 +3454,55 @@ static void on_gen_done(void *ud, grpc_status_code code, const char *details, Pr
                  rpc_status_name(code), details ? details : "");
     }
     free(leg);
+    /* STAGE goes to one replica at a time: loading a generation costs a
+     * shard a few hundred ms of CPU, and all at once on a loaded machine
+     * queue the searches of every shard together */
+    while (g->op == FUNNEL__V1__GENERATION_REQUEST__OP__STAGE && g->next < g->target->nbackends)
+        if (gen_send(g, g->target->b[g->next++]) == 0) return;   /* this call's pending moves to the next */
     if (--g->pending == 0) gen_finish(g);
 }
 
-/* Send g's verb to every replica of every shard of its target topology. */
-static void gen_fan_out(gen_op *g)
+/* One replica's call of g's verb (pending counted by the caller). 0, or -1
+ * with the replica named in g->failed. */
+static int gen_send(gen_op *g, backend *b)
 {
     coord_t *c = g->c;
     Funnel__V1__GenerationRequest rq = FUNNEL__V1__GENERATION_REQUEST__INIT;
     rq.op = g->op;
     rq.generation = g->name;
     rq.shards = g->target->nshards;   /* a topology with more shards: the generation has as many */
+    gen_leg *leg = malloc(sizeof *leg);
+    int rc = leg ? 0 : -1;
+    if (leg) {
+        leg->g = g;
+        leg->b = b;
+        rc = rpc_async_unary(c->srv, b->ch, RPC_METHOD_ADMIN_GENERATION, &rq.base,
+                             &funnel__v1__generation_response__descriptor, deadline_after_ms(GEN_CALL_MS),
+                             on_gen_done, leg);
+    }
+    if (rc == 0) {
+        c->inflight_out++;
+        return 0;
+    }
+    free(leg);
+    size_t used = strlen(g->failed);
+    snprintf(g->failed + used, sizeof g->failed - used, "%s%s: could not start the call", used ? "; " : "", b->addr);
+    return -1;
+}
+
+/* Send g's verb to every replica of every shard of its target topology
+ * (STAGE: one after the other, on_gen_done sends the next). */
+static void gen_fan_out(gen_op *g)
+{
+    coord_t *c = g->c;
     g->total = g->target->nbackends;
     c->inflight_req++;
     g->pending = 1;   /* no finish while still sending */
-    for (uint32_t i = 0; i < g->target->nbackends; i++) {
-        backend *b = g->target->b[i];
-        gen_leg *leg = malloc(sizeof *leg);
-        int rc = leg ? 0 : -1;
-        if (leg) {
-            leg->g = g;
-            leg->b = b;
-            rc = rpc_async_unary(c->srv, b->ch, RPC_METHOD_ADMIN_GENERATION, &rq.base,
-                                 &funnel__v1__generation_response__descriptor, deadline_after_ms(GEN_CALL_MS),
-                                 on_gen_done, leg);
-        }
-        if (rc == 0) {
-            c->inflight_out++;
-            g->pending++;
-        } else {
-            free(leg);
-            size_t used = strlen(g->failed);
-            snprintf(g->failed + used, sizeof g->failed - used, "%s%s: could not start the call", used ? "; " : "",
-                     b->addr);
-        }
+    int one = g->op == FUNNEL__V1__GENERATION_REQUEST__OP__STAGE;
+    while (g->next < g->target->nbackends) {
+        int rc = gen_send(g, g->target->b[g->next++]);
+        if (rc == 0) g->pending++;
+        if (rc == 0 && one) break;
     }
     if (--g->pending == 0) gen_finish(g);
 }

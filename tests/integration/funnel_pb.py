@@ -32,6 +32,7 @@ _NAMES = {
     "UpdateRequest": "funnel.v1.UpdateRequest", "UpdateResponse": "funnel.v1.UpdateResponse",
     "DocUpdate": "funnel.v1.DocUpdate",
     "GetRequest": "funnel.v1.GetRequest", "GetResponse": "funnel.v1.GetResponse",
+    "GenerationRequest": "funnel.v1.GenerationRequest", "GenerationResponse": "funnel.v1.GenerationResponse",
 }
 SEARCH = "/funnel.v1.Search/Search"
 SHARD_SEARCH = "/funnel.v1.Shard/Search"
