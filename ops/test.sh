@@ -43,7 +43,9 @@ suite build
 # LSan is left on; UBSan aborts on the first report so that it fails the test.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-suite build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+# -O1: the sanitizers find the same faults and the suite runs about twice as fast
+# (it must stay under 20 minutes on CI with the plain suite and valgrind)
+suite build-asan -Db_sanitize=address,undefined -Db_lundef=false -Ddebug=true -Doptimization=1
 unset ASAN_OPTIONS UBSAN_OPTIONS
 
 echo "== valgrind: servers in one integration run"

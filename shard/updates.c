@@ -34,6 +34,8 @@ struct shard_updates {
 };
 
 #define REC_HEAD 9               /* u64le version | u8 live */
+#define SU_MAP_START ((size_t)256 << 20)
+#define SU_MAP_MAX ((size_t)64 << 30)
 
 static keyset *keyset_new(size_t cap)
 {
@@ -119,7 +121,9 @@ int su_open(const char *dir, shard_updates **out, fn_errbuf *eb)
     }
     atomic_store(&u->set, k);
     int rc;
-    if ((rc = mdb_env_create(&u->env)) || (rc = mdb_env_set_mapsize(u->env, (size_t)64 << 30)) ||
+    /* a modest map that grows when full (su_apply): a 64 GiB map up front
+     * is more address space than valgrind grants a process */
+    if ((rc = mdb_env_create(&u->env)) || (rc = mdb_env_set_mapsize(u->env, SU_MAP_START)) ||
         (rc = mdb_env_set_maxdbs(u->env, 2)) || (rc = mdb_env_open(u->env, dir, MDB_NOTLS, 0644))) {
         rc = lmdb_err(eb, dir, rc);
         goto fail;
@@ -184,7 +188,31 @@ void su_close(shard_updates *u)
     free(u);
 }
 
+static int su_apply_once(shard_updates *u, const su_op *ops, size_t n, uint8_t *applied, int *mrc, fn_errbuf *eb);
+
+/* The map is full: twice as large (no transaction of ours is open; the
+ * writer's mutex is held). 0, or MDB_MAP_FULL at the ceiling. */
+static int grow(shard_updates *u)
+{
+    MDB_envinfo in;
+    mdb_env_info(u->env, &in);
+    if (in.me_mapsize >= SU_MAP_MAX) return MDB_MAP_FULL;
+    return mdb_env_set_mapsize(u->env, 2 * in.me_mapsize);
+}
+
 int su_apply(shard_updates *u, const su_op *ops, size_t n, uint8_t *applied, fn_errbuf *eb)
+{
+    for (;;) {
+        int mrc = 0, rc = su_apply_once(u, ops, n, applied, &mrc, eb);
+        if (!rc || mrc != MDB_MAP_FULL) return rc;
+        uv_mutex_lock(&u->mu);
+        int g = grow(u);
+        uv_mutex_unlock(&u->mu);
+        if (g) return rc;
+    }
+}
+
+static int su_apply_once(shard_updates *u, const su_op *ops, size_t n, uint8_t *applied, int *mrc, fn_errbuf *eb)
 {
     uv_mutex_lock(&u->mu);
     MDB_txn *txn;
@@ -221,11 +249,13 @@ int su_apply(shard_updates *u, const su_op *ops, size_t n, uint8_t *applied, fn_
         mdb_txn_abort(txn);
         uv_mutex_unlock(&u->mu);
         memset(applied, 0, n);
+        *mrc = rc;
         return lmdb_err(eb, "write", rc);
     }
     if ((rc = mdb_txn_commit(txn))) {   /* synchronous: on disk when it returns */
         uv_mutex_unlock(&u->mu);
         memset(applied, 0, n);
+        *mrc = rc;
         return lmdb_err(eb, "commit", rc);
     }
     /* hidden from searches before the caller acknowledges */

@@ -5,12 +5,13 @@
 # The by-hand run is 30 min with a 5% bound (docs/operations.md).
 source "$(dirname "$0")/lib.sh"
 # under ASan freed memory fills its quarantine (256 MiB) first: growth is
-# printed but only errors and deaths fail a sanitizer run
-maxg=20
-case ${FUNNEL_SANITIZE:-none} in none|'') ;; *) maxg=100000 ;; esac
-FUNNEL="$FUNNEL" FUNNEL_DATA="$DATA" bash "$HERE/../bench/soak.sh" --duration 40 --interval 2 \
+# printed but only errors and deaths fail a sanitizer run, which is therefore
+# 10 s (the suite's 20-minute budget), the plain run the 40 s that judge RSS
+maxg=20 secs=40
+case ${FUNNEL_SANITIZE:-none} in none|'') ;; *) maxg=100000 secs=10 ;; esac
+FUNNEL="$FUNNEL" FUNNEL_DATA="$DATA" bash "$HERE/../bench/soak.sh" --duration $secs --interval 2 \
     --max-growth $maxg --shards 3 --out "$T/soak" >"$T/soak.out" 2>&1
 rc=$?
 cat "$T/soak.out"
 [ $rc -eq 0 ] || fail "soak: exit $rc"
-ok "40 s soak: every process within $maxg% RSS growth after warm-up, no bench errors"
+ok "$secs s soak: every process within $maxg% RSS growth after warm-up, no bench errors"

@@ -153,3 +153,31 @@ Test(updates, the_hidden_set_grows_under_readers)
     su_close(u);
     tu_rmtree(dir);
 }
+
+/* the map starts small and grows: 40 MB of documents in a 256 MiB start */
+Test(updates, the_map_grows_when_full)
+{
+    char dir[256];
+    tu_mkdtemp(dir, sizeof dir, "/tmp/funnel-updates-XXXXXX");
+    shard_updates *u;
+    fn_errbuf eb;
+    cr_assert_eq(su_open(dir, &u, &eb), 0, "%s", eb.msg);
+    size_t big = 4u << 20;
+    char *json = malloc(big + 64);
+    cr_assert_not_null(json);
+    for (int i = 0; i < 100; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "big-%d", i);
+        int n = snprintf(json, 64, "{\"id\":\"%s\",\"body\":\"", id);
+        memset(json + n, 'a' + i % 26, big);
+        memcpy(json + n + big, "\"}", 3);
+        su_op op = put(id, (uint64_t)i + 1, json);
+        uint8_t ok;
+        cr_assert_eq(su_apply(u, &op, 1, &ok, &eb), 0, "write %d: %s", i, eb.msg);
+        cr_assert(ok);
+    }
+    free(json);
+    cr_assert_eq(su_count(u), 100);
+    su_close(u);
+    tu_rmtree(dir);
+}
