@@ -201,7 +201,7 @@ Test(search, ties_are_ordered_by_key)
     /* the 12 tied documents: the 4 smallest keys, ascending */
     uint64_t keys[12];
     for (int i = 0; i < 12; i++) {
-        char id[8];
+        char id[16];
         snprintf(id, sizeof id, "x%d", i);
         keys[i] = XXH64(id, strlen(id), 0);
     }

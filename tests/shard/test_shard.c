@@ -497,7 +497,7 @@ static cfilter_model_t *tiny_model(void)
     static const char *ham[] = { "boundary layer flow", "shock wave interaction", "heat transfer in a tube",
                                  "supersonic wing lift", "buckling of thin shells", "laminar jet mixing" };
     cfilter_doc d[48];
-    char ids[48][8];
+    char ids[48][16];
     for (int i = 0; i < 48; i++) {
         snprintf(ids[i], sizeof ids[i], "t%d", i);
         const char *b = i % 2 ? spam[(i / 2) % 6] : ham[(i / 2) % 6];
