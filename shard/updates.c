@@ -44,15 +44,16 @@ static keyset *keyset_new(size_t cap)
     return k;
 }
 
-static void keyset_put(keyset *k, uint64_t key)
+/* Insert key; 1 if it was not there. */
+static int keyset_put(keyset *k, uint64_t key)
 {
     size_t m = k->cap - 1, i = (size_t)(key * 0x9E3779B97F4A7C15ull) & m;
     for (;;) {
         uint64_t v = atomic_load_explicit(&k->slot[i], memory_order_relaxed);
-        if (v == key) return;
+        if (v == key) return 0;
         if (v == 0) {
             atomic_store_explicit(&k->slot[i], key, memory_order_release);
-            return;
+            return 1;
         }
         i = (i + 1) & m;
     }
@@ -83,8 +84,7 @@ static int set_add(shard_updates *u, uint64_t key)
         atomic_store_explicit(&u->set, nk, memory_order_release);
         k = nk;
     }
-    keyset_put(k, key);
-    u->nkeys++;
+    u->nkeys += (size_t)keyset_put(k, key);   /* an id written again is one key */
     return 0;
 }
 
