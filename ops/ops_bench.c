@@ -37,7 +37,7 @@
 static const char bench_usage[] =
     "usage: funnel bench --server ADDR --queries Q (--rate R | --concurrency C) --duration S\n"
     "                    [--warmup S] [--deadline-ms D] [--k 10] [--syntax language|plain]\n"
-    "                    [--seed N] [--json]\n"
+    "                    [--seed N] [--json] [--timeline F]\n"
     "\n"
     "Sends the queries of Q (qid<TAB>text[<TAB>vector] lines) to the coordinator at\n"
     "ADDR in file order, cycling, and reports throughput, outcomes and latency.\n"
@@ -56,6 +56,9 @@ static const char bench_usage[] =
     "                   query sets); language: the query language\n"
     "  --seed N         start the cycle at a query chosen by N (default 0: the first)\n"
     "  --json           one JSON object on stdout\n"
+    "  --timeline F     (open loop) one line per measured request to F: the second it\n"
+    "                   was due (from the start of the measured part), its latency in\n"
+    "                   ms and its status: where in time the slow ones were\n"
     "Outcomes: OK (partial or not) or the gRPC status (DEADLINE_EXCEEDED, ...),\n"
     "counted by status; latency percentiles cover every request.\n"
     "Exit status: 0 the run completed (errors are data), 1 the server could not be\n"
@@ -70,6 +73,7 @@ typedef struct bench_args {
     int syntax_language;
     uint64_t seed;
     int json;
+    const char *timeline;    /* open loop: per-request lines to this file */
 } bench_args;
 
 /* One thread's counts: written by that thread only. */
@@ -89,6 +93,11 @@ typedef struct bench_run {
     pthread_mutex_t msg_lock;            /* the first message of each error status */
     atomic_int have_msg[NCODES];         /* first_msg[c] is set (checked without the lock) */
     char *first_msg[NCODES];
+    /* --timeline: slot k's latency (us, +1; 0 = not sent) and status; each
+     * slot is taken by one sender, so no lock */
+    uint32_t *tl_us;
+    uint8_t *tl_code;
+    uint64_t tl_n;
 } bench_run;
 
 typedef struct bench_worker {
@@ -130,6 +139,11 @@ static grpc_status_code send_one(bench_run *r, uint64_t slot, int64_t due, int m
     int partial = code == GRPC_STATUS_OK && resp && ((Funnel__V1__SearchResponse *)resp)->partial;
     if (resp) protobuf_c_message_free_unpacked(resp, NULL);
     if (!measured || !st) return code;
+    if (r->tl_us && slot < r->tl_n) {
+        int64_t us = (done - due + 500) / 1000;
+        r->tl_us[slot] = us >= UINT32_MAX - 1 ? UINT32_MAX : (uint32_t)us + 1;
+        r->tl_code[slot] = (uint8_t)((unsigned)code < NCODES - 1 ? (unsigned)code : NCODES - 1);
+    }
     st->requests++;
     bench_hist_record(&st->hist, (done - due + 500) / 1000);
     if (code == GRPC_STATUS_OK) {
@@ -297,6 +311,26 @@ oom:
 
 /* ---------------------------------------------------------------- run ---- */
 
+/* --timeline: "due_s<TAB>latency_ms<TAB>STATUS" for each measured slot sent. */
+static int write_timeline(const bench_run *r)
+{
+    FILE *f = fopen(r->a->timeline, "w");
+    if (!f) {
+        fprintf(stderr, "funnel bench: --timeline %s: %s\n", r->a->timeline, strerror(errno));
+        return -1;
+    }
+    for (uint64_t k = 0; k < r->tl_n; k++) {
+        if (!r->tl_us[k]) continue;
+        fprintf(f, "%.4f\t%.3f\t%s\n", (double)(slot_due(r, k) - r->t_measure) / 1e9, (double)(r->tl_us[k] - 1) / 1e3,
+                code_name(r->tl_code[k]));
+    }
+    if (fclose(f) != 0) {
+        fprintf(stderr, "funnel bench: --timeline %s: %s\n", r->a->timeline, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 static uint64_t mix64(uint64_t z)
 {
     z += 0x9e3779b97f4a7c15ull;
@@ -351,6 +385,15 @@ static int bench_run_all(const bench_args *a)
         double slots = ceil(a->rate * (a->warmup + a->duration)) + 1;
         if (need > slots) need = slots;
         nt = need > BENCH_MAX_POOL ? BENCH_MAX_POOL : (uint32_t)need;
+        if (a->timeline) {
+            r.tl_n = (uint64_t)slots + 1;
+            r.tl_us = calloc(r.tl_n, sizeof *r.tl_us);
+            r.tl_code = calloc(r.tl_n, sizeof *r.tl_code);
+            if (!r.tl_us || !r.tl_code) {
+                fprintf(stderr, "funnel bench: --timeline: out of memory for %llu slots\n", (unsigned long long)r.tl_n);
+                goto out;
+            }
+        }
     } else {
         nt = a->concurrency;
     }
@@ -407,6 +450,7 @@ static int bench_run_all(const bench_args *a)
     uint64_t due = a->rate > 0 ? slots_due(&r) : 0;
     uint64_t unsent = due > tot->requests ? due - tot->requests : 0;
     ret = report(&r, tot, started, unsent, elapsed);
+    if (r.tl_us && write_timeline(&r) != 0) ret = OPS_EXIT_FAIL;
     if (tot->requests && tot->by_code[GRPC_STATUS_UNAVAILABLE] == tot->requests) {
         fprintf(stderr, "funnel bench: %s: every request was UNAVAILABLE\n", a->server);
         ret = OPS_EXIT_FAIL;
@@ -417,6 +461,8 @@ out:
     free(w);
     free(th);
     for (unsigned c = 0; c < NCODES; c++) free(r.first_msg[c]);
+    free(r.tl_us);
+    free(r.tl_code);
     pthread_mutex_destroy(&r.msg_lock);
     if (r.client) rpc_client_destroy(r.client);
     rpc_shutdown();
@@ -455,6 +501,7 @@ int ops_cmd_bench(int argc, char **argv)
         {"deadline-ms", required_argument, 0, 'D'}, {"k", required_argument, 0, 'k'},
         {"syntax", required_argument, 0, 'Y'},      {"seed", required_argument, 0, 'S'},
         {"json", no_argument, 0, 'j'},              {"help", no_argument, 0, 'h'},
+        {"timeline", required_argument, 0, 'T'},
         {0, 0, 0, 0}};
     bench_args a = {.deadline_ms = 1000, .k = 10, .duration = -1};
     uint64_t u;
@@ -519,6 +566,7 @@ int ops_cmd_bench(int argc, char **argv)
             }
             break;
         case 'j': a.json = 1; break;
+        case 'T': a.timeline = optarg; break;
         case 'h': fputs(bench_usage, stdout); return OPS_EXIT_OK;
         default: fputs(bench_usage, stderr); return OPS_EXIT_USAGE;
         }
@@ -531,6 +579,10 @@ int ops_cmd_bench(int argc, char **argv)
     }
     if ((a.rate > 0) == (a.concurrency > 0)) {
         fprintf(stderr, "funnel bench: give exactly one of --rate (open loop) and --concurrency (closed loop)\n");
+        return OPS_EXIT_USAGE;
+    }
+    if (a.timeline && !(a.rate > 0)) {
+        fprintf(stderr, "funnel bench: --timeline needs --rate (the open loop's schedule)\n");
         return OPS_EXIT_USAGE;
     }
     if (optind != argc) {

@@ -100,9 +100,12 @@ struct shard {
     int broken;
     char broken_reason[512];
     /* The stage-1 model: workers take a reference under the mutex, a push
-     * swaps it; a search keeps the model it started with. */
+     * swaps it; a search keeps the model it started with. stage1_cand is
+     * a staged candidate (PushModel STAGE: the quality gate's), used only by
+     * searches with candidate_model; NULL = none staged here. */
     uv_mutex_t model_mu;
     rank_ranker *stage1;
+    rank_ranker *stage1_cand;
     const char *fnames[64];       /* the registry's names (shard columns) */
     unsigned char fcheap[64];     /* which of them stage 1 may use */
     size_t nfnames;
@@ -145,6 +148,7 @@ typedef struct search_job {
     int all_terms, exact_matches, plain_text;
     const fn_fnode *filter;     /* the request's filter, parsed into mem (NULL: none) */
     int features, skip_stage1;
+    rank_ranker *cand;            /* candidate_model: the staged stage-1 model it scores with (a reference) */
     uint32_t feature_hits, field_hits;
     int no_fields;
     int page_signals;             /* each hit's vertical, filter score and dupsig (format.h docsig) */
@@ -344,16 +348,22 @@ static int gen_open(const shard_config *cfg, const char *name, const char *dir, 
     if (!g) return fn_seterr(eb, -ENOMEM, "out of memory");
     snprintf(g->name, sizeof g->name, "%s", name);
     snprintf(g->dir, sizeof g->dir, "%s", dir);
+    uint64_t t0 = uv_hrtime();
     int rc = idx_reader_open_ex(dir, cfg->verify_quick ? IDX_OPEN_QUICK : 0, &g->reader, eb);
     if (rc) {
         free(g);
         return rc;
     }
-    if ((rc = pool_init(&g->pool, g->reader, cfg->threads ? cfg->threads : 1, eb)) != 0) {
+    uint64_t t1 = uv_hrtime();
+    size_t nsearchers = cfg->threads ? cfg->threads : 1;
+    if ((rc = pool_init(&g->pool, g->reader, nsearchers, eb)) != 0) {
         idx_reader_close(g->reader);
         free(g);
         return rc;
     }
+    /* what a generation's load costs, for the operator sizing a publish */
+    FN_INFO("generation %s opened in %.3f s (index checked and opened %.3f s, %zu searchers %.3f s)", name,
+            (double)(uv_hrtime() - t0) / 1e9, (double)(t1 - t0) / 1e9, nsearchers, (double)(uv_hrtime() - t1) / 1e9);
     g->refs = 1;   /* the table's */
     *out = g;
     return 0;
@@ -710,7 +720,9 @@ static void search_run(search_job *j, idx_searcher_t *se)
         rq.q.exclude = su_excludes;
         rq.q.exclude_ud = s->updates;
     }
-    rank_ranker *model = model_get(s);
+    /* a candidate_model search scores with the staged model it took when it
+     * came (never the live one: the quality gate compares the two) */
+    rank_ranker *model = j->cand ? rank_ranker_ref(j->cand) : model_get(s);
     shard_funnel_out fo;
     fn_errbuf eb = {{0}};
     int rc = 0;
@@ -838,6 +850,7 @@ static void gen_unref(shard_t *s, shard_gen *g);
 static void job_free(search_job *j)
 {
     if (j->g) gen_unref(j->s, j->g);
+    rank_ranker_unref(j->cand);
     /* a large request's memory goes back to the system, not just to malloc */
     int big = fn_arena_held(&j->mem) > (1u << 20);
     fn_arena_free(&j->mem);
@@ -1007,6 +1020,20 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
         reject(s, call, "selection_k: %u is more than max-k %u", (unsigned)selk, (unsigned)s->cfg.max_k);
         return;
     }
+    /* the staged stage-1 model, taken now: a replica without one says so
+     * (the coordinator asks another replica) and never scores with the live one */
+    rank_ranker *cand = NULL;
+    if (req->candidate_model) {
+        uv_mutex_lock(&s->model_mu);
+        cand = rank_ranker_ref(s->stage1_cand);
+        uv_mutex_unlock(&s->model_mu);
+        if (!cand) {
+            s->errors++;
+            reply_now(s, call, GRPC_STATUS_FAILED_PRECONDITION,
+                      "candidate_model: no stage-1 model is staged on this replica (PushModel STAGE)", NULL);
+            return;
+        }
+    }
 
     search_job *j = calloc(1, sizeof *j);
     char *q = xstrdup(req->query);
@@ -1016,12 +1043,14 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
         free(j);
         free(q);
         free(ut);
+        rank_ranker_unref(cand);
         s->errors++;
         reply_now(s, call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
         return;
     }
     j->s = s;
     j->g = gen_ref(g);
+    j->cand = cand;
     j->call = call;
     j->t0 = s->cur_t0;
     j->deadline = rpc_call_deadline(call);
@@ -1086,7 +1115,7 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
      * than it does. A model only ranks what the selection keeps (stage 1
      * without one selects k). */
     uv_mutex_lock(&s->model_mu);
-    int model = s->stage1 != NULL;
+    int model = j->cand || s->stage1 != NULL;
     uv_mutex_unlock(&s->model_mu);
     uint32_t eff = req->skip_stage1 || !model ? j->k : selk;
     if (eff <= s->cfg.inline_max_k && !j->features && !j->explain && !j->feedback_docs && !j->n_vector) {
@@ -1841,7 +1870,7 @@ static void handle_status(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
     rank_ranker_unref(model);
 }
 
-/* ---- Admin/PushModel: replace the stage-1 model ------------------------------ */
+/* ---- Admin/PushModel: replace, stage, activate or discard the stage-1 model --- */
 
 static void handle_push(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
 {
@@ -1852,9 +1881,49 @@ static void handle_push(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
         reply_now(s, call, GRPC_STATUS_INVALID_ARGUMENT, "stage: a shard runs stage 1 only", NULL);
         return;
     }
+    fn_errbuf eb = {{0}};
+    if (rank_push_check_mode((int)req->mode, req->model.len, &eb)) {
+        reply_now(s, call, GRPC_STATUS_INVALID_ARGUMENT, eb.msg, NULL);
+        return;
+    }
     const char *name = req->name && *req->name ? req->name : "pushed model";
     Funnel__V1__PushModelResponse r = FUNNEL__V1__PUSH_MODEL_RESPONSE__INIT;
-    if (req->model.len == 0) {
+    char desc[256];
+    if (req->mode == FUNNEL__V1__PUSH_MODEL_REQUEST__MODE__ACTIVATE ||
+        req->mode == FUNNEL__V1__PUSH_MODEL_REQUEST__MODE__DISCARD) {
+        int activate = req->mode == FUNNEL__V1__PUSH_MODEL_REQUEST__MODE__ACTIVATE;
+        uv_mutex_lock(&s->model_mu);
+        rank_ranker *cand = s->stage1_cand, *old = NULL;
+        if (activate && cand) {
+            old = s->stage1;   /* searches in flight keep the one they hold */
+            s->stage1 = cand;
+            s->stage1_cand = NULL;
+        } else if (!activate) {
+            old = cand;
+            s->stage1_cand = NULL;
+        }
+        snprintf(desc, sizeof desc, "%s", s->stage1 ? rank_ranker_describe(s->stage1) : "none");
+        uv_mutex_unlock(&s->model_mu);
+        rank_ranker_unref(old);
+        if (activate && !cand) {
+            reply_now(s, call, GRPC_STATUS_FAILED_PRECONDITION,
+                      "activate: no stage-1 model is staged on this replica", NULL);
+            return;
+        }
+        if (activate) {
+            rank_ranker *live = model_get(s);
+            sm_model(s, live);
+            rank_ranker_unref(live);
+            FN_INFO("stage-1 model now %s (staged, activated)", desc);
+        } else if (cand) {
+            FN_INFO("staged stage-1 model discarded; %s stays", desc);
+        }
+        r.model = desc;
+        r.replicas = 1;
+        reply_now(s, call, GRPC_STATUS_OK, NULL, &r.base);
+        return;
+    }
+    if (req->model.len == 0) {   /* REPLACE with nothing: remove (STAGE needs a model: checked) */
         model_set(s, NULL);
         sm_model(s, NULL);
         FN_INFO("stage-1 model removed (push): selection order from now on");
@@ -1863,7 +1932,6 @@ static void handle_push(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
         return;
     }
     rank_ranker *rk;
-    fn_errbuf eb = {{0}};
     int rc = rank_ranker_parse((const char *)req->model.data, req->model.len, name, s->fnames,
                                s->fcheap, s->nfnames, &rk, &eb);
     if (rc) {
@@ -1871,10 +1939,20 @@ static void handle_push(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
         reply_now(s, call, GRPC_STATUS_INVALID_ARGUMENT, fn_errmsg(&eb, rc), NULL);
         return;
     }
-    model_set(s, rk);
-    sm_model(s, rk);
-    FN_INFO("stage-1 model now %s (push)", rank_ranker_describe(rk));
-    r.model = (char *)rank_ranker_describe(rk);
+    snprintf(desc, sizeof desc, "%s", rank_ranker_describe(rk));
+    if (req->mode == FUNNEL__V1__PUSH_MODEL_REQUEST__MODE__STAGE) {
+        uv_mutex_lock(&s->model_mu);
+        rank_ranker *old = s->stage1_cand;   /* a later STAGE replaces the candidate */
+        s->stage1_cand = rk;
+        uv_mutex_unlock(&s->model_mu);
+        rank_ranker_unref(old);
+        FN_INFO("stage-1 model %s staged (searches with candidate_model use it)", desc);
+    } else {
+        model_set(s, rk);
+        sm_model(s, rk);
+        FN_INFO("stage-1 model now %s (push)", desc);
+    }
+    r.model = desc;
     r.replicas = 1;
     reply_now(s, call, GRPC_STATUS_OK, NULL, &r.base);
 }
@@ -2187,6 +2265,8 @@ fail_pool:
     s->updates = NULL;
     rank_ranker_unref(s->stage1);
     s->stage1 = NULL;
+    rank_ranker_unref(s->stage1_cand);
+    s->stage1_cand = NULL;
     uv_mutex_destroy(&s->model_mu);
     s->done = NULL;   /* on_async_closed frees s */
     return rc;
@@ -2225,6 +2305,7 @@ static void on_rpc_stopped(void *ud)
     gen_drop(s, s->live);
     su_close(s->updates);
     rank_ranker_unref(s->stage1);
+    rank_ranker_unref(s->stage1_cand);
     uv_mutex_destroy(&s->model_mu);
     uv_close((uv_handle_t *)&s->load_done, on_async_closed);
 }

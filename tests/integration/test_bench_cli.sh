@@ -27,6 +27,7 @@ usage --concurrency --server 127.0.0.1:1 --queries "$Q" --duration 1 --concurren
 usage --duration --server 127.0.0.1:1 --queries "$Q" --duration 90000 --concurrency 1
 usage --deadline-ms --server 127.0.0.1:1 --queries "$Q" --duration 1 --concurrency 1 --deadline-ms 0
 usage --syntax --server 127.0.0.1:1 --queries "$Q" --duration 1 --concurrency 1 --syntax fancy
+usage --timeline --server 127.0.0.1:1 --queries "$Q" --duration 1 --concurrency 1 --timeline "$T/x.tl"
 "$FUNNEL" bench --help | grep -q -- '--concurrency' || fail "bench --help"
 "$FUNNEL" --help | grep -q '^  bench ' || fail "bench is not in funnel --help"
 ok "usage errors exit 2 and name the flag"
@@ -77,6 +78,23 @@ ok "$msg"
 "$FUNNEL" bench --server "$A" --queries "$Q" --rate 50 --duration 2 --json >"$T/o.json" 2>"$T/o.err" \
     || { cat "$T/o.err"; fail "open loop"; }
 msg=$(check "$T/o.json" open 2 50 2>&1) || { echo "$msg"; cat "$T/o.json"; fail "open loop report"; }
+ok "$msg"
+# --timeline: a line per measured request, due times in [0, 2) s and in order
+"$FUNNEL" bench --server "$A" --queries "$Q" --rate 50 --duration 1 --timeline "$T/o.tl" --json >"$T/o2.json" \
+    2>"$T/o2.err" || { cat "$T/o2.err"; fail "open loop with --timeline"; }
+msg=$(/usr/bin/python3 - "$T/o2.json" "$T/o.tl" <<'EOF2'
+import json, sys
+r = json.load(open(sys.argv[1]))
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[2])]
+assert len(rows) == r["requests"], "timeline: %d lines, the report %d requests" % (len(rows), r["requests"])
+due = [float(x[0]) for x in rows]
+lat = sorted(float(x[1]) for x in rows)
+assert all(0 <= d < 1.0 for d in due) and due == sorted(due), "timeline: due times out of [0, 1) s or order"
+assert sum(x[2] == "OK" for x in rows) == r["ok"], "timeline: OK lines differ from the report's ok"
+assert abs(lat[-1] - r["max_ms"]) <= 0.01 * r["max_ms"] + 0.01, "timeline max %g, report %g" % (lat[-1], r["max_ms"])
+print("timeline: %d lines, due %.3f..%.3f s, max %.2f ms (report %.2f)" % (len(rows), due[0], due[-1], lat[-1], r["max_ms"]))
+EOF2
+) || { echo "$msg"; head -n 5 "$T/o.tl"; fail "--timeline file"; }
 ok "$msg"
 # the plain-text report, with a warm-up
 "$FUNNEL" bench --server "$A" --queries "$Q" --concurrency 1 --duration 0.5 --warmup 0.2 >"$T/t.out" 2>"$T/t.err" \
