@@ -134,6 +134,28 @@ int fn_write_checksummed(const char *path, fn_sbuf *b, fn_errbuf *eb)
     return rc;
 }
 
+int fn_check_checksummed(char *p, size_t n, const char *name, const char *what, size_t *len, fn_errbuf *eb)
+{
+    static const char kw[] = "checksum ";
+    const size_t cl = sizeof kw - 1 + 16 + 1;
+    if (n < cl || p[n - 1] != '\n' || memcmp(p + n - cl, kw, sizeof kw - 1) != 0 || (n > cl && p[n - cl - 1] != '\n'))
+        return fn_seterr(eb, FN_ECORRUPT, "%s: no checksum line at the end (truncated or not %s)", name, what);
+    char hex[17];
+    memcpy(hex, p + n - 17, 16);
+    hex[16] = 0;
+    char *end;
+    unsigned long long want = strtoull(hex, &end, 16);
+    if (*end || strspn(hex, "0123456789abcdef") != 16) return fn_seterr(eb, FN_ECORRUPT, "%s: damaged checksum line", name);
+    unsigned long long have = (unsigned long long)XXH64(p, n - cl, 0);
+    if (have != want)
+        return fn_seterr(eb, FN_ECORRUPT, "%s: checksum mismatch (file %016llx, data %016llx): damaged", name, want,
+                         have);
+    if (memchr(p, 0, n - cl)) return fn_seterr(eb, FN_EFORMAT, "%s: NUL byte in %s", name, what);
+    p[n - cl] = 0;
+    *len = n - cl;
+    return 0;
+}
+
 int fn_read_checksummed(const char *path, size_t max, const char *what, char **buf, size_t *len, fn_errbuf *eb)
 {
     char *p;
@@ -142,36 +164,10 @@ int fn_read_checksummed(const char *path, size_t max, const char *what, char **b
     *len = 0;
     int rc = fn_read_file(path, max, &p, &n, eb);
     if (rc) return rc == FN_ELIMIT ? fn_seterr(eb, FN_EFORMAT, "%s: too large for %s", path, what) : rc;
-    static const char kw[] = "checksum ";
-    const size_t cl = sizeof kw - 1 + 16 + 1;
-    if (n < cl || p[n - 1] != '\n' || memcmp(p + n - cl, kw, sizeof kw - 1) != 0 || (n > cl && p[n - cl - 1] != '\n')) {
-        rc = fn_seterr(eb, FN_ECORRUPT, "%s: no checksum line at the end (truncated or not %s)", path, what);
-        goto fail;
+    if ((rc = fn_check_checksummed(p, n, path, what, len, eb))) {
+        free(p);
+        return rc;
     }
-    char hex[17];
-    memcpy(hex, p + n - 17, 16);
-    hex[16] = 0;
-    char *end;
-    unsigned long long want = strtoull(hex, &end, 16);
-    if (*end || strspn(hex, "0123456789abcdef") != 16) {
-        rc = fn_seterr(eb, FN_ECORRUPT, "%s: damaged checksum line", path);
-        goto fail;
-    }
-    unsigned long long have = (unsigned long long)XXH64(p, n - cl, 0);
-    if (have != want) {
-        rc = fn_seterr(eb, FN_ECORRUPT, "%s: checksum mismatch (file %016llx, data %016llx): damaged", path, want,
-                       have);
-        goto fail;
-    }
-    if (memchr(p, 0, n - cl)) {
-        rc = fn_seterr(eb, FN_EFORMAT, "%s: NUL byte in %s", path, what);
-        goto fail;
-    }
-    p[n - cl] = 0;
     *buf = p;
-    *len = n - cl;
     return 0;
-fail:
-    free(p);
-    return rc;
 }

@@ -51,6 +51,11 @@ int fn_write_checksummed(const char *path, fn_sbuf *b, fn_errbuf *eb);
  * ("an intent model"). */
 int fn_read_checksummed(const char *path, size_t max, const char *what, char **buf, size_t *len, fn_errbuf *eb);
 
+/* The same check on n bytes in memory at p (a pushed model; name stands
+ * for PATH in the messages): 0 with p NUL-terminated in place after the *len
+ * checked bytes (the checksum line cut off), or the errors above. */
+int fn_check_checksummed(char *p, size_t n, const char *name, const char *what, size_t *len, fn_errbuf *eb);
+
 /* "797.4 MiB", "12 B": a byte count for people (binary units). */
 void fn_format_bytes(uint64_t bytes, char *buf, size_t cap);
 

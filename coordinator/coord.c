@@ -144,9 +144,13 @@ struct coord {
     coord_opts o;
     rank_ranker *stage2;         /* the stage-2 model (loop thread; NULL = none) */
     rank_ranker *stage2_cand;    /* a staged candidate (PushModel STAGE; the gate's), or NULL */
+    char stage1_staged[256];     /* the stage-1 candidate every shard replica took (PushModel STAGE
+                                  * stage 1): its description; "" = none */
     spell_dict_t *spell;         /* spelling dictionary (read-only once loaded; NULL = none) */
     syn_dict_t *syn;             /* WordNet synonyms (NULL = none) */
     intent_model_t *intent;      /* query intent (NULL = none) */
+    intent_model_t *intent_cand; /* a staged intent model (PushModel STAGE stage 3), or NULL */
+    char intent_desc[512], intent_cand_desc[512];   /* their descriptions (PushModelResponse.model) */
     idx_analyzer_t *an, *an_raw; /* the index's analyzer, and it without stemming (synonyms) */
     coord_implog *implog;        /* the impression log, or NULL */
     coord_exps *exps;            /* online experiments (experiment.h), or NULL */
@@ -1721,18 +1725,21 @@ stages:;
  * order). 0 or -ENOMEM. */
 static int intent_step(coord_t *c, search *s)
 {
-    if (!c->intent || fn_query_is_blank(s->qtext)) return 0;
+    /* a candidate_model search uses the staged intent model when there is one */
+    intent_model_t *im = s->req->candidate_model && c->intent_cand ? c->intent_cand : c->intent;
+    if (!im || fn_query_is_blank(s->qtext)) return 0;
     const char *const *names;
     size_t n;
-    intent_model_verticals(c->intent, &names, &n);
+    intent_model_verticals(im, &names, &n);
     double *sc = ar_alloc(&s->mem, (n ? n : 1) * sizeof *sc);
     s->intent = ar_alloc(&s->mem, (n ? n : 1) * sizeof *s->intent);
     Funnel__V1__IntentScore *m = ar_alloc(&s->mem, (n ? n : 1) * sizeof *m);
     if (!sc || !s->intent || !m) return -ENOMEM;
-    if (intent_predict(c->intent, s->qtext, strlen(s->qtext), sc, n) < 0) return 0;
+    if (intent_predict(im, s->qtext, strlen(s->qtext), sc, n) < 0) return 0;
     for (size_t i = 0; i < n; i++) {
         funnel__v1__intent_score__init(&m[i]);
-        m[i].vertical = (char *)names[i];
+        /* copied: a push may replace the model before this search ends */
+        if (!(m[i].vertical = ar_strdup(&s->mem, names[i]))) return -ENOMEM;
         m[i].score = sc[i];
         size_t j = i;   /* insertion by score, stable */
         while (j > 0 && s->intent[j - 1]->score < sc[i]) {
@@ -2464,9 +2471,10 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
         reply(c, call, GRPC_STATUS_INVALID_ARGUMENT, eb.msg, NULL);
         return;
     }
-    if (req->candidate_model && !c->stage2_cand) {
+    if (req->candidate_model && !c->stage2_cand && !c->stage1_staged[0] && !c->intent_cand) {
         coord_metrics_request(c, 0, GRPC_STATUS_INVALID_ARGUMENT, (uv_hrtime() - t0) / 1000);
-        reply(c, call, GRPC_STATUS_INVALID_ARGUMENT, "candidate_model: no stage-2 model is staged", NULL);
+        reply(c, call, GRPC_STATUS_INVALID_ARGUMENT,
+              "candidate_model: no model is staged (stage 1, 2 or 3 (intent); PushModel STAGE)", NULL);
         return;
     }
     /* a named generation must be one the cluster holds: live, previous or
@@ -2601,12 +2609,15 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     }
     s->cov_target = req->coverage_target > 0 && req->coverage_target < 1 ? req->coverage_target : 1;
     s->sreq.request_id = (char *)s->request_id;
+    /* the shards score with their staged stage-1 model (each replica took it
+     * at STAGE; one that lost it answers FAILED_PRECONDITION, never the live one) */
+    s->sreq.candidate_model = req->candidate_model && c->stage1_staged[0];
     /* an experiment's arm replaces the stage-2 model (experiment.h); skip_models,
      * features, vector and candidate-model requests stay out of experiments */
     if (!req->skip_models && !s->mode && !req->n_vector && !req->candidate_model)
         coord_exp_assign(c->exps, req->user, req->session_id, req->query, &s->xp);
     rank_ranker *s2m = s->xp.arm ? (s->xp.arm->model[0] ? s->xp.arm->model[0] : s->xp.arm->model[1]) : c->stage2;
-    if (req->candidate_model) s2m = c->stage2_cand;   /* checked staged when the request came */
+    if (req->candidate_model && c->stage2_cand) s2m = c->stage2_cand;   /* else the live one */
     int stage2 = s2m && !req->skip_models && !s->mode;
     /* RM3 expansion re-ranks the window when no model does (a model reads
      * prf_rm3 as a feature instead) */
@@ -3126,9 +3137,103 @@ static void deepen_step(search *s)
 
 /* ---- Admin/PushModel ---- */
 
+/* The intent model's blend rules: every rule's vertical must be one of the
+ * model's (a rule for another could never fire). At start and for a push. */
+static int intent_rules_check(const coord_t *c, const intent_model_t *m, fn_errbuf *eb)
+{
+    const coord_page_opts *po = &c->o.page;
+    for (size_t r = 0; r < po->nrules; r++) {
+        const char *const *vn;
+        size_t nv, i;
+        intent_model_verticals(m, &vn, &nv);
+        for (i = 0; i < nv && strcmp(vn[i], po->rules[r].vertical); i++) ;
+        if (i == nv) {
+            char list[512];
+            size_t at = 0;
+            list[0] = '\0';
+            for (size_t j = 0; j < nv && at < sizeof list; j++)
+                at += (size_t)snprintf(list + at, sizeof list - at, "%s%s", j ? ", " : "", vn[j]);
+            return fn_seterr(eb, FN_EINVAL, "blend-rule #%u %s: vertical '%s' is not one of the intent model's (%s)",
+                             po->rules[r].ord, po->rules[r].name, po->rules[r].vertical, list);
+        }
+    }
+    return 0;
+}
+
+/* "NAME (intent, N verticals: a, b, ...; B buckets)" into buf. */
+static void intent_describe(const char *name, const intent_model_t *m, char *buf, size_t cap)
+{
+    if (!m) {
+        snprintf(buf, cap, "none");
+        return;
+    }
+    const char *const *vn;
+    size_t nv;
+    intent_model_verticals(m, &vn, &nv);
+    size_t at = (size_t)snprintf(buf, cap, "%s (intent, %zu verticals: ", name, nv);
+    for (size_t j = 0; j < nv && at < cap; j++)
+        at += (size_t)snprintf(buf + at, cap - at, "%s%s", j ? ", " : "", vn[j]);
+    if (at < cap) snprintf(buf + at, cap - at, "; %u buckets)", (unsigned)intent_model_buckets(m));
+}
+
+/* Stage 3: the coordinator's query-intent model (mode checked). A search
+ * predicts on the loop thread when it arrives and copies the scores and
+ * names it keeps, so a model can be freed as soon as it is replaced. */
+static void push_intent(coord_t *c, rpc_call_t *call, const Funnel__V1__PushModelRequest *req, const char *name)
+{
+    Funnel__V1__PushModelResponse r = FUNNEL__V1__PUSH_MODEL_RESPONSE__INIT;
+    fn_errbuf eb = {{0}};
+    intent_model_t *m = NULL;
+    int mode = (int)req->mode;
+    if (req->model.len) {
+        int rc = intent_model_parse((const char *)req->model.data, req->model.len, name, &m, &eb);
+        if (rc == 0) rc = intent_rules_check(c, m, &eb);
+        if (rc) {
+            intent_model_free(m);
+            FN_WARN("intent model push refused: %s", fn_errmsg(&eb, rc));
+            rpc_call_reply(call, rc == -ENOMEM ? GRPC_STATUS_RESOURCE_EXHAUSTED : GRPC_STATUS_INVALID_ARGUMENT,
+                           fn_errmsg(&eb, rc), NULL);
+            return;
+        }
+    }
+    if (mode == RANK_PUSH_ACTIVATE && !c->intent_cand) {
+        rpc_call_reply(call, GRPC_STATUS_FAILED_PRECONDITION, "activate: no intent model is staged", NULL);
+        return;
+    }
+    if (mode == RANK_PUSH_STAGE) {
+        intent_model_free(c->intent_cand);
+        c->intent_cand = m;
+        intent_describe(name, m, c->intent_cand_desc, sizeof c->intent_cand_desc);
+        FN_INFO("intent model %s staged (searches with candidate_model use it)", c->intent_cand_desc);
+        r.model = c->intent_cand_desc;
+    } else if (mode == RANK_PUSH_DISCARD) {
+        intent_model_free(c->intent_cand);
+        c->intent_cand = NULL;
+        r.model = c->intent ? c->intent_desc : (char *)"none";
+    } else {
+        intent_model_t *old = c->intent;
+        if (mode == RANK_PUSH_ACTIVATE) {
+            c->intent = c->intent_cand;
+            c->intent_cand = NULL;
+            memcpy(c->intent_desc, c->intent_cand_desc, sizeof c->intent_desc);
+        } else {
+            c->intent = m;
+            intent_describe(name, m, c->intent_desc, sizeof c->intent_desc);
+        }
+        intent_model_free(old);
+        if (!c->intent && c->o.page.nrules)
+            FN_WARN("intent model removed: none of the %zu blend rules can fire", c->o.page.nrules);
+        FN_INFO("intent model now %s (%s)", c->intent ? c->intent_desc : "none",
+                mode == RANK_PUSH_ACTIVATE ? "staged, activated" : "push");
+        r.model = c->intent ? c->intent_desc : (char *)"none";
+    }
+    rpc_call_reply(call, GRPC_STATUS_OK, NULL, &r.base);
+}
+
 typedef struct push_ctx {
     coord_t *c;
     rpc_call_t *call;
+    int mode;
     size_t pending, ok, total;
     char failed[700];
     char desc[256];
@@ -3137,16 +3242,26 @@ typedef struct push_ctx {
 static void push_finish(push_ctx *p)
 {
     coord_t *c = p->c;
+    static const char *const verb[] = { "pushed to", "staged on", "activated on", "discarded on" };
+    const char *v = verb[p->mode];
+    /* searches ask the shards for the candidate only while every replica
+     * holds it; after an activation or a discard none is staged */
+    if (p->mode == RANK_PUSH_STAGE && p->ok == p->total)
+        snprintf(c->stage1_staged, sizeof c->stage1_staged, "%s", p->desc);
+    else if (p->mode != RANK_PUSH_REPLACE)
+        c->stage1_staged[0] = '\0';
     if (p->ok == p->total) {
         Funnel__V1__PushModelResponse r = FUNNEL__V1__PUSH_MODEL_RESPONSE__INIT;
-        r.model = p->desc;
+        r.model = p->desc[0] ? p->desc : (char *)"none";
         r.replicas = (uint32_t)p->ok;
-        FN_INFO("stage-1 model %s pushed to all %zu shard replicas", p->desc, p->total);
+        FN_INFO("stage-1 model %s %s all %zu shard replicas", r.model, v, p->total);
         rpc_call_reply(p->call, GRPC_STATUS_OK, NULL, &r.base);
     } else {
         char msg[1000];
-        snprintf(msg, sizeof msg, "stage-1 model reached %zu of %zu shard replicas (those keep it); "
-                 "not: %s", p->ok, p->total, p->failed);
+        snprintf(msg, sizeof msg, "stage-1 model %s %zu of %zu shard replicas (%s); not: %s", v, p->ok, p->total,
+                 p->mode == RANK_PUSH_STAGE ? "not usable by candidate_model searches: discard it and stage again"
+                                            : "those keep it",
+                 p->failed);
         FN_WARN("%s", msg);
         rpc_call_reply(p->call, GRPC_STATUS_UNAVAILABLE, msg, NULL);
     }
@@ -3165,6 +3280,9 @@ static void on_push_done(void *ud, grpc_status_code code, const char *details, P
     c->inflight_out--;
     if (code == GRPC_STATUS_OK) {
         p->ok++;
+        /* ACTIVATE, DISCARD: the model now live, as the replicas say */
+        const Funnel__V1__PushModelResponse *r = (const Funnel__V1__PushModelResponse *)resp;
+        if (!p->desc[0] && r->model) snprintf(p->desc, sizeof p->desc, "%s", r->model);
         protobuf_c_message_free_unpacked(resp, NULL);
     } else {
         size_t used = strlen(p->failed);
@@ -3183,43 +3301,18 @@ static void handle_push(rpc_call_t *call, const ProtobufCMessage *msg, void *ud)
         rpc_call_reply(call, GRPC_STATUS_UNAVAILABLE, "coordinator is shutting down", NULL);
         return;
     }
-    if (req->stage != 1 && req->stage != 2) {
-        rpc_call_reply(call, GRPC_STATUS_INVALID_ARGUMENT, "stage: want 1 or 2", NULL);
+    fn_errbuf eb = {{0}};
+    if (coord_validate_push(req, &eb)) {
+        rpc_call_reply(call, GRPC_STATUS_INVALID_ARGUMENT, eb.msg, NULL);
         return;
     }
-    if (req->mode != FUNNEL__V1__PUSH_MODEL_REQUEST__MODE__REPLACE) {
-        Funnel__V1__PushModelResponse r = FUNNEL__V1__PUSH_MODEL_RESPONSE__INIT;
-        if (req->stage != 2) {
-            rpc_call_reply(call, GRPC_STATUS_INVALID_ARGUMENT, "mode: only a stage-2 model can be staged", NULL);
-            return;
-        }
-        if (req->mode == FUNNEL__V1__PUSH_MODEL_REQUEST__MODE__ACTIVATE) {
-            if (!c->stage2_cand) {
-                rpc_call_reply(call, GRPC_STATUS_FAILED_PRECONDITION, "activate: no stage-2 model is staged", NULL);
-                return;
-            }
-            rank_ranker *old = c->stage2;
-            c->stage2 = c->stage2_cand;   /* searches in flight keep the one they hold */
-            c->stage2_cand = NULL;
-            rank_ranker_unref(old);
-            FN_INFO("stage-2 model now %s (staged, activated)", rank_ranker_describe(c->stage2));
-            r.model = (char *)rank_ranker_describe(c->stage2);
-        } else if (req->mode == FUNNEL__V1__PUSH_MODEL_REQUEST__MODE__DISCARD) {
-            rank_ranker_unref(c->stage2_cand);
-            c->stage2_cand = NULL;
-            r.model = (char *)(c->stage2 ? rank_ranker_describe(c->stage2) : "none");
-        } else if (req->mode != FUNNEL__V1__PUSH_MODEL_REQUEST__MODE__STAGE || !req->model.len) {
-            rpc_call_reply(call, GRPC_STATUS_INVALID_ARGUMENT, "mode: STAGE needs a model; unknown mode", NULL);
-            return;
-        }
-        if (req->mode != FUNNEL__V1__PUSH_MODEL_REQUEST__MODE__STAGE) {
-            rpc_call_reply(call, GRPC_STATUS_OK, NULL, &r.base);
-            return;
-        }
-    }
+    const int mode = (int)req->mode;
     const char *name = req->name && *req->name ? req->name : "pushed model";
+    if (req->stage == 3) {
+        push_intent(c, call, req, name);
+        return;
+    }
     rank_ranker *rk = NULL;
-    fn_errbuf eb = {{0}};
     if (req->model.len) {
         /* a stage-1 model may use the cheap features only: checked here, so a
          * model the shards would refuse reaches none of them */
@@ -3235,26 +3328,43 @@ static void handle_push(rpc_call_t *call, const ProtobufCMessage *msg, void *ud)
             return;
         }
     }
-    if (req->stage == 2 && req->mode == FUNNEL__V1__PUSH_MODEL_REQUEST__MODE__STAGE) {
-        rank_ranker_unref(c->stage2_cand);
-        c->stage2_cand = rk;
-        FN_INFO("stage-2 model %s staged (searches with candidate_model use it)", rank_ranker_describe(rk));
-        Funnel__V1__PushModelResponse r = FUNNEL__V1__PUSH_MODEL_RESPONSE__INIT;
-        r.model = (char *)rank_ranker_describe(rk);
-        rpc_call_reply(call, GRPC_STATUS_OK, NULL, &r.base);
-        return;
-    }
     if (req->stage == 2) {
-        rank_ranker *old = c->stage2;
-        c->stage2 = rk;   /* loop thread: searches finishing from now on use it */
-        rank_ranker_unref(old);
-        FN_INFO("stage-2 model now %s (push)", rk ? rank_ranker_describe(rk) : "none");
         Funnel__V1__PushModelResponse r = FUNNEL__V1__PUSH_MODEL_RESPONSE__INIT;
-        r.model = (char *)(rk ? rank_ranker_describe(rk) : "none");
+        if (mode == RANK_PUSH_STAGE) {
+            rank_ranker_unref(c->stage2_cand);
+            c->stage2_cand = rk;
+            FN_INFO("stage-2 model %s staged (searches with candidate_model use it)", rank_ranker_describe(rk));
+            r.model = (char *)rank_ranker_describe(rk);
+        } else if (mode == RANK_PUSH_DISCARD) {
+            rank_ranker_unref(c->stage2_cand);
+            c->stage2_cand = NULL;
+            r.model = (char *)(c->stage2 ? rank_ranker_describe(c->stage2) : "none");
+        } else {
+            if (mode == RANK_PUSH_ACTIVATE) {
+                if (!c->stage2_cand) {
+                    rpc_call_reply(call, GRPC_STATUS_FAILED_PRECONDITION, "activate: no stage-2 model is staged",
+                                   NULL);
+                    return;
+                }
+                rk = c->stage2_cand;
+                c->stage2_cand = NULL;
+            }
+            rank_ranker *old = c->stage2;
+            c->stage2 = rk;   /* loop thread: searches finishing from now on use it; in flight keep theirs */
+            rank_ranker_unref(old);
+            FN_INFO("stage-2 model now %s (%s)", rk ? rank_ranker_describe(rk) : "none",
+                    mode == RANK_PUSH_ACTIVATE ? "staged, activated" : "push");
+            r.model = (char *)(rk ? rank_ranker_describe(rk) : "none");
+        }
         rpc_call_reply(call, GRPC_STATUS_OK, NULL, &r.base);
         return;
     }
     /* stage 1: on to every replica of every shard */
+    if (mode == RANK_PUSH_ACTIVATE && !c->stage1_staged[0]) {
+        rpc_call_reply(call, GRPC_STATUS_FAILED_PRECONDITION,
+                       "activate: no stage-1 model is staged (a STAGE must reach every shard replica first)", NULL);
+        return;
+    }
     push_ctx *p = calloc(1, sizeof *p);
     if (!p) {
         rank_ranker_unref(rk);
@@ -3263,9 +3373,14 @@ static void handle_push(rpc_call_t *call, const ProtobufCMessage *msg, void *ud)
     }
     p->c = c;
     p->call = call;
+    p->mode = mode;
     p->total = c->view->nbackends;
-    snprintf(p->desc, sizeof p->desc, "%s", rk ? rank_ranker_describe(rk) : "none");
+    if (mode == RANK_PUSH_REPLACE || mode == RANK_PUSH_STAGE)
+        snprintf(p->desc, sizeof p->desc, "%s", rk ? rank_ranker_describe(rk) : "none");
+    /* ACTIVATE, DISCARD: the replicas' answers say what is live */
     rank_ranker_unref(rk);
+    /* a new candidate: no search asks for one until every replica holds it */
+    if (mode == RANK_PUSH_STAGE) c->stage1_staged[0] = '\0';
     c->inflight_req++;
     p->pending = 1;   /* no finish while still sending */
     for (uint32_t i = 0; i < c->view->nbackends; i++) {
@@ -3994,6 +4109,7 @@ static void free_coord(coord_t *c)
     spell_dict_destroy(c->spell);
     syn_dict_destroy(c->syn);
     intent_model_free(c->intent);
+    intent_model_free(c->intent_cand);
     idx_analyzer_destroy(c->an);
     idx_analyzer_destroy(c->an_raw);
     coord_implog_close(c->implog);
@@ -4135,27 +4251,16 @@ int coord_start(uv_loop_t *loop, const coord_opts *o, coord_t **out, fn_errbuf *
             goto fail_alloc;
         if (co->intent_model && *co->intent_model && (rc = intent_model_load(co->intent_model, &c->intent, eb)))
             goto fail_alloc;
+        if (c->intent) {
+            const char *base = strrchr(co->intent_model, '/');
+            intent_describe(base ? base + 1 : co->intent_model, c->intent, c->intent_desc, sizeof c->intent_desc);
+        }
     }
     /* a slot rule for a vertical the intent model does not know could
      * never fire: refuse it at start rather than ignore it per query */
     if (co->page.nrules && !c->intent)
         FN_WARN("%zu blend rules but no intent model (intent-model): no rule can fire", co->page.nrules);
-    for (size_t r = 0; c->intent && r < co->page.nrules; r++) {
-        const char *const *vn;
-        size_t nv, i;
-        intent_model_verticals(c->intent, &vn, &nv);
-        for (i = 0; i < nv && strcmp(vn[i], co->page.rules[r].vertical); i++) ;
-        if (i == nv) {
-            char list[512];
-            size_t at = 0;
-            list[0] = '\0';
-            for (size_t j = 0; j < nv && at < sizeof list; j++)
-                at += (size_t)snprintf(list + at, sizeof list - at, "%s%s", j ? ", " : "", vn[j]);
-            rc = fn_seterr(eb, FN_EINVAL, "blend-rule #%u %s: vertical '%s' is not one of the intent model's (%s)",
-                           co->page.rules[r].ord, co->page.rules[r].name, co->page.rules[r].vertical, list);
-            goto fail_alloc;
-        }
-    }
+    if (c->intent && (rc = intent_rules_check(c, c->intent, eb))) goto fail_alloc;
     co->intent_model = NULL;
     co->synonyms = co->analyzer = NULL;
     if (!(co->spell_min_score < 0)) co->spell_min_score = SPELL_DEFAULT_MIN_SCORE;

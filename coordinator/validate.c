@@ -9,6 +9,7 @@
 #include "fn_arena.h"
 #include "filter.h"
 #include "parse.h"
+#include "stage.h"
 #include "stored.h"
 
 int coord_validate_vector(const Funnel__V1__SearchRequest *req, const coord_limits *lim, fn_errbuf *eb)
@@ -145,4 +146,11 @@ int coord_validate_get(const Funnel__V1__GetRequest *req, fn_errbuf *eb)
         if (!fn_utf8_valid(req->ids[i], len)) return fn_seterr(eb, FN_EINVAL, "ids[%zu]: not valid UTF-8", i);
     }
     return idx_fields_check("fields", (const char *const *)req->fields, req->n_fields, eb);
+}
+
+int coord_validate_push(const Funnel__V1__PushModelRequest *req, fn_errbuf *eb)
+{
+    if (req->stage < 1 || req->stage > 3)
+        return fn_seterr(eb, FN_EINVAL, "stage: %u is not 1, 2 or 3 (intent)", (unsigned)req->stage);
+    return rank_push_check_mode((int)req->mode, req->model.len, eb);
 }

@@ -45,4 +45,11 @@ int coord_validate_vector(const Funnel__V1__SearchRequest *req, const coord_limi
  * field names (idx_fields_check). 0 or FN_EINVAL with the message in eb. */
 int coord_validate_get(const Funnel__V1__GetRequest *req, fn_errbuf *eb);
 
+/** An Admin/PushModel request, before its model is parsed: stage 1, 2 or 3
+ * (the intent model): "stage: 4 is not 1, 2 or 3 (intent)"; the mode and the
+ * model's presence (rank_push_check_mode: "mode: 7 is not ...", "model:
+ * STAGE needs a model ...", "model: ACTIVATE takes no model ..."). 0 or
+ * FN_EINVAL with the message in eb. */
+int coord_validate_push(const Funnel__V1__PushModelRequest *req, fn_errbuf *eb);
+
 #endif

@@ -191,23 +191,26 @@ int ops_cmd_features(int argc, char **argv)
 /* ---- funnel model push ---- */
 
 static const char push_usage[] =
-    "usage: funnel model push --server ADDR --stage 1|2 (--model M | --none) [--deadline-ms N]\n"
+    "usage: funnel model push --server ADDR --stage 1|2|3|intent (--model M | --none) [--deadline-ms N]\n"
+    "                         [--gate-queries Q [--qrels R]] [gate thresholds]\n"
     "\n"
     "Replaces the stage's model in a running cluster with no failed query: ADDR is\n"
     "the coordinator, which checks the model (every feature must be one it knows;\n"
     "a stage-1 model may use the cheap features only) and, for stage 1, pushes it on\n"
-    "to every shard replica. Searches in flight finish with the model they started\n"
-    "with. --none removes the stage's model (the stage then keeps the order it is\n"
-    "given). Prints the model now in use. Exit status: 0 ok, 1 refused or not every\n"
-    "replica took it (the message says which), 2 usage.\n"
+    "to every shard replica. Stage 3 (or 'intent') is the coordinator's query-intent\n"
+    "model (the file `funnel intent train` writes). Searches in flight finish with the\n"
+    "model they started with. --none removes the stage's model (the stage then keeps\n"
+    "the order it is given). Prints the model now in use. Exit status: 0 ok, 1 refused\n"
+    "or not every replica took it (the message says which), 2 usage.\n"
     "\n"
-    "Quality gate (stage 2): --gate-queries Q [--qrels R] stages the model beside the\n"
-    "live one, runs Q with each (the candidate only for these shadow queries), prints\n"
-    "the report and activates the model only if it passes; else it is discarded and\n"
-    "the exit status is 1. Thresholds: --max-ndcg-drop D (0.02), --min-overlap O\n"
-    "(0.5 without --qrels, else only if given), --max-latency-ratio L (3: p95 <= L x\n"
-    "the live p95 + 10 ms; a live side without a model pays no stage-2 cost),\n"
-    "--gate-qps Q (50 searches a second; 0 = unpaced).\n";
+    "Quality gate (every stage): --gate-queries Q [--qrels R] stages the model beside\n"
+    "the live one (stage 1: on every shard replica), runs Q with each (the candidate\n"
+    "only for these shadow queries), prints the report and activates the model only\n"
+    "if it passes; else it is discarded and the exit status is 1. Thresholds:\n"
+    "--max-ndcg-drop D (0.02), --min-overlap O (0.5 without --qrels, else only if\n"
+    "given), --max-latency-ratio L (3: p95 <= L x the live p95 + 10 ms; a live side\n"
+    "without a model pays no stage-2 cost), --gate-qps Q (50 searches a second;\n"
+    "0 = unpaced).\n";
 
 static int model_push_mode(const char *server, int stage, const char *path, int mode, int64_t deadline_ms,
                            char *desc, size_t cap, fn_errbuf *eb)
@@ -261,7 +264,7 @@ static int model_push_mode(const char *server, int stage, const char *path, int 
     if (code != GRPC_STATUS_OK) return fn_seterr(eb, FN_ERPC, "%s: %s", rpc_status_name(code), st.message);
     const Funnel__V1__PushModelResponse *r = (const Funnel__V1__PushModelResponse *)m;
     if (desc) snprintf(desc, cap, "%s%s", r->model, "");
-    if (desc && stage == 1 && r->replicas) {
+    if (desc && stage == 1 && r->replicas && mode != FUNNEL__V1__PUSH_MODEL_REQUEST__MODE__DISCARD) {
         size_t used = strlen(desc);
         snprintf(desc + used, cap - used, " on %u shard replicas", r->replicas);
     }
@@ -276,34 +279,46 @@ int ops_model_push(const char *server, int stage, const char *path, int64_t dead
                            cap, eb);
 }
 
-/* --gate-queries: stage the stage-2 model, gate it against the live one,
- * then activate or discard it. 0 pushed, 1 refused or failed. */
-static int model_push_gated(const char *server, const char *model, const char *queries, const char *qrels,
-                            const ops_gate_opts *go, int64_t deadline)
+static const char *stage_name(int stage) { return stage == 3 ? "intent" : stage == 1 ? "stage 1" : "stage 2"; }
+
+/* --gate-queries: stage the model (stage 1: on every shard replica), gate it
+ * against the live one, then activate or discard it. 0 pushed, 1 refused or
+ * failed. */
+static int model_push_gated(const char *server, int stage, const char *model, const char *queries,
+                            const char *qrels, const ops_gate_opts *go, int64_t deadline)
 {
     fn_errbuf eb = {{0}};
     char desc[512] = "";
-    int rc = model_push_mode(server, 2, model, FUNNEL__V1__PUSH_MODEL_REQUEST__MODE__STAGE, deadline, desc,
+    const char *sn = stage_name(stage);
+    int rc = model_push_mode(server, stage, model, FUNNEL__V1__PUSH_MODEL_REQUEST__MODE__STAGE, deadline, desc,
                              sizeof desc, &eb);
     if (rc) {
         fprintf(stderr, "funnel model push: stage: %s\n", fn_errmsg(&eb, rc));
+        if (stage == 1) {   /* the replicas that took it drop it again */
+            fn_errbuf deb = {{0}};
+            char d2[512];
+            int drc = model_push_mode(server, stage, NULL, FUNNEL__V1__PUSH_MODEL_REQUEST__MODE__DISCARD, deadline,
+                                      d2, sizeof d2, &deb);
+            if (drc) fprintf(stderr, "funnel model push: discard: %s\n", fn_errmsg(&deb, drc));
+        }
         return OPS_EXIT_FAIL;
     }
-    printf("stage 2 model staged: %s\n", desc);
+    printf("%s model staged: %s\n", sn, desc);
+    fflush(stdout);
     rpc_client_t *c = rpc_client_create(server);
     int g = c ? ops_gate_run(c, "", "", 1, queries, qrels, go) : -1;
     rpc_client_destroy(c);
     int mode = g == 0 ? FUNNEL__V1__PUSH_MODEL_REQUEST__MODE__ACTIVATE : FUNNEL__V1__PUSH_MODEL_REQUEST__MODE__DISCARD;
-    rc = model_push_mode(server, 2, NULL, mode, deadline, desc, sizeof desc, &eb);
+    rc = model_push_mode(server, stage, NULL, mode, deadline, desc, sizeof desc, &eb);
     if (rc) {
         fprintf(stderr, "funnel model push: %s: %s\n", g == 0 ? "activate" : "discard", fn_errmsg(&eb, rc));
         return OPS_EXIT_FAIL;
     }
     if (g != 0) {
-        printf("candidate discarded; stage 2 model stays: %s\n", desc);
+        printf("candidate discarded; %s model stays: %s\n", sn, desc);
         return OPS_EXIT_FAIL;
     }
-    printf("stage 2 model: %s\n", desc);
+    printf("%s model: %s\n", sn, desc);
     return OPS_EXIT_OK;
 }
 
@@ -343,7 +358,7 @@ int ops_model_push_cmd(int argc, char **argv)
         case 'L': go.max_latency_ratio = v; break;
         case 'Q': go.qps = v; break;
         case 's': server = optarg; break;
-        case 'S': stage = strtol(optarg, NULL, 10); break;
+        case 'S': stage = strcmp(optarg, "intent") == 0 ? 3 : strtol(optarg, NULL, 10); break;
         case 'm': model = optarg; break;
         case 'n': none = 1; break;
         case 'd': deadline = strtol(optarg, NULL, 10); break;
@@ -351,13 +366,13 @@ int ops_model_push_cmd(int argc, char **argv)
         default: fputs(push_usage, stderr); return OPS_EXIT_USAGE;
         }
     }
-    if (!server || (stage != 1 && stage != 2) || (!model == !none) || deadline <= 0 || optind != argc) {
-        fprintf(stderr, "funnel model push: --server, --stage 1|2 and one of --model M / --none are required\n");
+    if (!server || stage < 1 || stage > 3 || (!model == !none) || deadline <= 0 || optind != argc) {
+        fprintf(stderr, "funnel model push: --server, --stage 1|2|3|intent and one of --model M / --none are required\n");
         fputs(push_usage, stderr);
         return OPS_EXIT_USAGE;
     }
-    if (queries && (stage != 2 || !model)) {
-        fprintf(stderr, "funnel model push: --gate-queries gates a stage-2 --model (stage 1 runs on the shards)\n");
+    if (queries && !model) {
+        fprintf(stderr, "funnel model push: --gate-queries gates a --model (not a removal)\n");
         return OPS_EXIT_USAGE;
     }
     if (qrels && !queries) {
@@ -366,7 +381,7 @@ int ops_model_push_cmd(int argc, char **argv)
     }
     rpc_init();
     if (queries) {
-        int grc = model_push_gated(server, model, queries, qrels, &go, deadline);
+        int grc = model_push_gated(server, (int)stage, model, queries, qrels, &go, deadline);
         rpc_shutdown();
         return grc;
     }
@@ -378,6 +393,6 @@ int ops_model_push_cmd(int argc, char **argv)
         fprintf(stderr, "funnel model push: %s\n", fn_errmsg(&eb, rc));
         return OPS_EXIT_FAIL;
     }
-    printf("stage %ld model: %s\n", stage, desc);
+    printf("%s model: %s\n", stage_name((int)stage), desc);
     return OPS_EXIT_OK;
 }

@@ -877,7 +877,7 @@ fail:
 static const char model_usage[] =
     "usage: funnel model import-xgboost m.json --out MODEL\n"
     "       funnel model info MODEL\n"
-    "       funnel model push --server ADDR --stage 1|2 (--model MODEL | --none)\n"
+    "       funnel model push --server ADDR --stage 1|2|3|intent (--model MODEL | --none) [--gate-queries Q]\n"
     "\n"
     "import-xgboost converts an XGBoost JSON model (Booster.save_model(\"m.json\"),\n"
     "gbtree; rank:*, binary:logistic, reg:logistic, reg:squarederror) into the\n"

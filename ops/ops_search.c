@@ -79,6 +79,8 @@ static const char search_usage[] =
     "  --no-blend       no vertical blocks: the ranked list only\n"
     "  --generation GEN search this index generation (live, previous or staged;\n"
     "                   funnel index generations): shadow queries before a publish\n"
+    "  --candidate-model  use the staged models (funnel model push's gate: stage 1\n"
+    "                   on the shards, stage 2, intent) where one is staged\n"
     "  --exact-total    count every match (slower); otherwise the footer's count\n"
     "                   may be a lower bound, printed as \"at least N matches\"\n"
     "Vectors (an index built with \"embedding\"s): --vector alone asks for the\n"
@@ -125,6 +127,7 @@ typedef struct search_args {
     uint32_t host_cap; /* --host-cap (0 = the server's) */
     int keep_duplicates, no_blend;
     const char *generation;       /* --generation: a staged or previous index generation */
+    int candidate_model;          /* --candidate-model: the staged models (PushModel STAGE) */
 } search_args;
 
 /* The result page's settings of a request (one query or a batch). */
@@ -135,6 +138,7 @@ static void page_args(Funnel__V1__SearchRequest *req, const search_args *a)
     req->keep_duplicates = a->keep_duplicates;
     req->no_blend = a->no_blend;
     req->generation = (char *)a->generation;
+    req->candidate_model = a->candidate_model;
 }
 
 /* --json: a hit's result-page fields only when they apply. */
@@ -580,7 +584,7 @@ int ops_cmd_search(int argc, char **argv)
         {"fields", required_argument, 0, 'I'},   {"snippets", no_argument, 0, 'N'},
         {"safe-search", required_argument, 0, 'Z'}, {"host-cap", required_argument, 0, 'C'},
         {"keep-duplicates", no_argument, 0, 'D'}, {"no-blend", no_argument, 0, 'B'},
-        {"generation", required_argument, 0, 'G'},
+        {"generation", required_argument, 0, 'G'}, {"candidate-model", no_argument, 0, 'g'},
         {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
     search_args a = {.syntax = -1, .k = 10, .concurrency = 4, .tag = "funnel", .deadline_ms = DEFAULT_DEADLINE_MS};
     uint32_t v;
@@ -703,6 +707,7 @@ int ops_cmd_search(int argc, char **argv)
         case 'D': a.keep_duplicates = 1; break;
         case 'B': a.no_blend = 1; break;
         case 'G': a.generation = optarg; break;
+        case 'g': a.candidate_model = 1; break;
         case 'O': a.vector_only = 1; break;
         case 'h': fputs(search_usage, stdout); return OPS_EXIT_OK;
         default: fputs(search_usage, stderr); return OPS_EXIT_USAGE;

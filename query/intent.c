@@ -408,3 +408,21 @@ int intent_model_load(const char *path, intent_model_t **out, fn_errbuf *eb)
     free(buf);
     return rc;
 }
+
+int intent_model_parse(const char *data, size_t len, const char *name, intent_model_t **out, fn_errbuf *eb)
+{
+    *out = NULL;
+    if (len > INTENT__MAX_FILE) return fn_seterr(eb, FN_EFORMAT, "%s: too large for an intent model", name);
+    char *buf = malloc(len + 1);
+    if (!buf) return fn_seterr(eb, -ENOMEM, "%s: out of memory", name);
+    memcpy(buf, data, len);
+    buf[len] = 0;
+    size_t n;
+    int rc = fn_check_checksummed(buf, len, name, "an intent model", &n, eb);
+    if (rc == 0) {
+        lp l = { .p = buf, .end = buf + n, .lineno = 0, .path = name, .eb = eb };
+        rc = parse_body(&l, out);
+    }
+    free(buf);
+    return rc;
+}

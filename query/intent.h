@@ -92,6 +92,13 @@ int intent_model_save(const intent_model_t *m, const char *path, fn_errbuf *eb);
  */
 int intent_model_load(const char *path, intent_model_t **out, fn_errbuf *eb);
 
+/**
+ * @brief The same from a file's bytes in memory (a pushed model; data need
+ * not be NUL-terminated); name stands for PATH in the messages.
+ * @return as intent_model_load, without -errno
+ */
+int intent_model_parse(const char *data, size_t len, const char *name, intent_model_t **out, fn_errbuf *eb);
+
 void intent_model_free(intent_model_t *m);
 
 /* ---- using a model ---- */

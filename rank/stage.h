@@ -61,6 +61,19 @@ int rank_ranker_parse(const char *text, size_t len, const char *label, const cha
 rank_ranker *rank_ranker_ref(rank_ranker *r);     /* NULL-safe; thread-safe */
 void rank_ranker_unref(rank_ranker *r);           /* NULL-safe; frees at zero */
 
+/* Admin/PushModel's modes (funnel.proto PushModelRequest.Mode, the same
+ * values): REPLACE makes the model live at once (no model: remove the
+ * stage's); STAGE keeps it beside the live one as the candidate; ACTIVATE
+ * makes the candidate live; DISCARD drops it. */
+enum { RANK_PUSH_REPLACE = 0, RANK_PUSH_STAGE = 1, RANK_PUSH_ACTIVATE = 2, RANK_PUSH_DISCARD = 3 };
+
+/* The checks every server makes on a push's mode and model size, before
+ * the model is parsed: FN_EINVAL "mode: 7 is not 0 (replace), 1 (stage),
+ * 2 (activate) or 3 (discard)", "model: STAGE needs a model (there is no
+ * staged removal)", "model: ACTIVATE takes no model (it makes the staged
+ * one live)" (DISCARD alike); 0 otherwise. */
+int rank_push_check_mode(int mode, size_t model_len, fn_errbuf *eb);
+
 /* "NAME (kind, T trees, F features, xxh64 H)", for logs and Admin/Status. */
 const char *rank_ranker_describe(const rank_ranker *r);
 const rank_model_t *rank_ranker_model(const rank_ranker *r);

@@ -180,3 +180,35 @@ Test(validate, experiment_ids)
         cr_assert_str_eq(eb.msg, bad[i].want);
     }
 }
+
+/* Admin/PushModel (issue 13, the model gate): stage 1..3, the mode, and a
+ * model with exactly the modes that take one. */
+Test(validate, push_model)
+{
+    static const struct { uint32_t stage; int mode; size_t len; const char *want; } c[] = {
+        {1, 0, 10, NULL}, {1, 0, 0, NULL}, {2, 1, 10, NULL}, {3, 1, 10, NULL}, {3, 0, 0, NULL},
+        {1, 2, 0, NULL}, {3, 3, 0, NULL},
+        {0, 0, 10, "stage: 0 is not 1, 2 or 3 (intent)"},
+        {4, 1, 10, "stage: 4 is not 1, 2 or 3 (intent)"},
+        {1, 7, 10, "mode: 7 is not 0 (replace), 1 (stage), 2 (activate) or 3 (discard)"},
+        {2, 1, 0, "model: STAGE needs a model (there is no staged removal)"},
+        {1, 2, 5, "model: ACTIVATE takes no model (it makes the staged one live)"},
+        {3, 3, 5, "model: DISCARD takes no model (it drops the staged one)"},
+    };
+    static uint8_t bytes[16];
+    for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+        Funnel__V1__PushModelRequest r = FUNNEL__V1__PUSH_MODEL_REQUEST__INIT;
+        r.stage = c[i].stage;
+        r.mode = (Funnel__V1__PushModelRequest__Mode)c[i].mode;
+        r.model.data = bytes;
+        r.model.len = c[i].len;
+        fn_errbuf eb = {{0}};
+        int rc = coord_validate_push(&r, &eb);
+        if (!c[i].want) {
+            cr_assert_eq(rc, 0, "case %zu: %s", i, eb.msg);
+            continue;
+        }
+        cr_assert_eq(rc, FN_EINVAL, "case %zu accepted", i);
+        cr_assert_str_eq(eb.msg, c[i].want, "case %zu", i);
+    }
+}

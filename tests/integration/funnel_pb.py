@@ -33,6 +33,7 @@ _NAMES = {
     "DocUpdate": "funnel.v1.DocUpdate",
     "GetRequest": "funnel.v1.GetRequest", "GetResponse": "funnel.v1.GetResponse",
     "GenerationRequest": "funnel.v1.GenerationRequest", "GenerationResponse": "funnel.v1.GenerationResponse",
+    "PushModelRequest": "funnel.v1.PushModelRequest", "PushModelResponse": "funnel.v1.PushModelResponse",
 }
 SEARCH = "/funnel.v1.Search/Search"
 SHARD_SEARCH = "/funnel.v1.Shard/Search"
@@ -41,6 +42,7 @@ STATUS = "/funnel.v1.Admin/Status"
 HEALTH = "/grpc.health.v1.Health/Check"
 UPDATE = "/funnel.v1.Search/Update"
 GET = "/funnel.v1.Search/Get"
+PUSH_MODEL = "/funnel.v1.Admin/PushModel"
 
 
 def load(proto_dir):

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Every pushed model passes the quality gate (issue 13, docs/operations.md
+# "Quality gate"), on cranfield with 2 shards x 2 replicas:
+#   stage 1   a model trained on shuffled labels is staged on every shard
+#             replica, refused with a report (NDCG drop) and discarded; one
+#             trained on the real labels passes and is live on every replica;
+#             a replica restarted while a model is staged does not hold it and
+#             says so (FAILED_PRECONDITION), never scoring with the live model;
+#             bad pushes are INVALID_ARGUMENT naming the field.
+#   intent    (stage 3) see the second half.
+source "$(dirname "$0")/lib.sh"
+"$PY" -c 'import grpc, google.protobuf' 2>/dev/null || { echo "SKIP: needs python3-grpcio"; exit 77; }
+command -v protoc-c >/dev/null || { echo "SKIP: needs protoc-c"; exit 77; }
+D=$DATA/cranfield
+
+G=$(build_index g1 2) || exit 1
+R=$T/run
+A=$("$FUNNEL" cluster up --index "$G" --dir "$R" --replicas 2 2>"$T/up.err") || { cat "$T/up.err"; fail "cluster up"; }
+
+# train on 120 queries' stage-1 features, gate on the other 105
+head -n 120 "$D/queries.tsv" >"$T/train.tsv"
+tail -n +121 "$D/queries.tsv" >"$T/test.tsv"
+"$FUNNEL" features --server "$A" --queries "$T/train.tsv" --qrels "$D/qrels.trec" --stage 1 --window 100 \
+    --out "$T/s1.svm" 2>"$T/f.err" || { cat "$T/f.err"; fail "features"; }
+"$PY" - "$T/s1.svm" "$T/shuf.svm" <<'EOF'
+import random, sys
+random.seed(7)
+lines = open(sys.argv[1]).read().split('\n')
+head = [l for l in lines if l.startswith('#')]
+rows = [l for l in lines if l and not l.startswith('#')]
+labels = [r.split(' ', 1)[0] for r in rows]
+random.shuffle(labels)
+open(sys.argv[2], 'w').write('\n'.join(head + [a + ' ' + r.split(' ', 1)[1] for a, r in zip(labels, rows)]) + '\n')
+EOF
+for m in s1 shuf; do
+    "$FUNNEL" train --data "$T/$m.svm" --objective logistic --out "$T/$m.model" >/dev/null 2>&1 || fail "train $m"
+done
+
+# validation: the field is named
+"$FUNNEL" model push --server "$A" --stage 4 --model "$T/s1.model" >"$T/v.out" 2>&1 && fail "stage 4 taken"
+"$PY" - "$A" "$HERE" >"$T/v2.out" 2>&1 <<'EOF' || { cat "$T/v2.out"; fail "validation"; }
+import sys
+sys.path.insert(0, sys.argv[2])
+import grpc, funnel_pb as pb
+pb.load(sys.argv[2] + '/../../proto')
+ch = grpc.insecure_channel(sys.argv[1])
+def push(**kw):
+    try:
+        pb.call(ch, pb.PUSH_MODEL, pb.M.PushModelRequest(**kw), pb.M.PushModelResponse, 10)
+        return "OK"
+    except grpc.RpcError as e:
+        return "%s %s" % (e.code().name, e.details())
+want = [
+    (dict(stage=4), "INVALID_ARGUMENT stage: 4 is not 1, 2 or 3 (intent)"),
+    (dict(stage=1, mode=1), "INVALID_ARGUMENT model: STAGE needs a model"),
+    (dict(stage=1, mode=2, model=b"x"), "INVALID_ARGUMENT model: ACTIVATE takes no model"),
+    (dict(stage=1, mode=2), "FAILED_PRECONDITION activate: no stage-1 model is staged"),
+    (dict(stage=3, mode=2), "FAILED_PRECONDITION activate: no intent model is staged"),
+    (dict(stage=3, model=b"funnel-intent 1\n"), "INVALID_ARGUMENT pushed model: no checksum line"),
+]
+for kw, w in want:
+    got = push(**kw)
+    if not got.startswith(w):
+        print("push %r: %s, want %s" % (kw, got, w)); sys.exit(1)
+print("validated %d bad pushes" % len(want))
+EOF
+ok "bad pushes: $(cat "$T/v2.out")"
+
+# the shuffled-label model: staged on 4 replicas, refused, discarded everywhere
+"$FUNNEL" model push --server "$A" --stage 1 --model "$T/shuf.model" --gate-queries "$T/test.tsv" --gate-qps 0 \
+    --qrels "$D/qrels.trec" >"$T/shuf.out" 2>&1 && { cat "$T/shuf.out"; fail "the shuffled-label model passed the gate"; }
+grep -q "stage 1 model staged: shuf.model .* on 4 shard replicas" "$T/shuf.out" || { cat "$T/shuf.out"; fail "shuffled: not staged on 4"; }
+grep -q "quality gate: REFUSED: NDCG@10" "$T/shuf.out" || { cat "$T/shuf.out"; fail "shuffled model: report"; }
+grep -q "stage 1 model stays: none" "$T/shuf.out" || { cat "$T/shuf.out"; fail "shuffled model: not discarded"; }
+"$FUNNEL" search --server "$A" --candidate-model --syntax plain "boundary layer" >"$T/c.out" 2>&1 \
+    && { cat "$T/c.out"; fail "a candidate search after the discard"; }
+grep -q "INVALID_ARGUMENT.*no model is staged" "$T/c.out" || { cat "$T/c.out"; fail "candidate search: message"; }
+for r in "$R"/shard-*-r*.log; do
+    grep -q "staged stage-1 model discarded" "$r" || { tail -5 "$r"; fail "$r: no discard"; }
+done
+ok "stage 1, shuffled labels: $(grep 'REFUSED' "$T/shuf.out" | cut -c1-90)"
+S1_SHUF=$(grep -E '^  (live|candidate) ' "$T/shuf.out" | tr -s ' ' | cut -d' ' -f2,4 | tr '\n' ' ')
+
+# a replica restarted while a model is staged: it does not hold it and says so
+"$FUNNEL" model push --server "$A" --stage 1 --model "$T/s1.model" >/dev/null 2>&1 || fail "push s1 live"
+"$FUNNEL" model push --server "$A" --stage 1 --none >/dev/null 2>&1 || fail "remove s1"
+"$PY" - "$A" "$HERE" "$T/s1.model" >"$T/st.out" 2>&1 <<'EOF' || { cat "$T/st.out"; fail "stage"; }
+import sys
+sys.path.insert(0, sys.argv[2])
+import grpc, funnel_pb as pb
+pb.load(sys.argv[2] + '/../../proto')
+ch = grpc.insecure_channel(sys.argv[1])
+r = pb.call(ch, pb.PUSH_MODEL, pb.M.PushModelRequest(stage=1, mode=1, model=open(sys.argv[3], 'rb').read(),
+            name='s1.model'), pb.M.PushModelResponse, 10)
+print(r.replicas)
+EOF
+[ "$(cat "$T/st.out")" = 4 ] || { cat "$T/st.out"; fail "staged on $(cat "$T/st.out") replicas"; }
+for rep in r0 r1; do
+    kill -9 "$(cat "$R/shard-1-$rep.pid")"
+done
+sleep 0.3
+for rep in r0 r1; do
+    "$FUNNEL" cluster restart --dir "$R" shard-1-$rep >/dev/null 2>"$T/restart.err" \
+        || { cat "$T/restart.err"; fail "restart"; }
+done
+"$FUNNEL" search --server "$A" --candidate-model --json --syntax plain "boundary layer" >"$T/c2.json" 2>&1 \
+    || { cat "$T/c2.json"; fail "candidate search with shard 1 restarted"; }
+grep -q "no stage-1 model is staged on this replica" "$T/c2.json" || { head -c 1500 "$T/c2.json"; fail "no clear error"; }
+[ "$(json_get "$T/c2.json" 'r.get("partial")')" = True ] || { head -c 800 "$T/c2.json"; fail "not partial"; }
+ok "a replica restarted after the STAGE: $(grep -o 'no stage-1 model is staged on this replica[^"]*' "$T/c2.json" | head -1), answer partial"
+"$FUNNEL" model push --server "$A" --stage 1 --none >/dev/null 2>&1 || fail "remove s1"
+
+# the real labels: passes and is live on every replica
+"$FUNNEL" model push --server "$A" --stage 1 --model "$T/s1.model" --gate-queries "$T/test.tsv" --gate-qps 0 \
+    --qrels "$D/qrels.trec" >"$T/good.out" 2>&1 || { cat "$T/good.out"; fail "the real model was refused"; }
+grep -q "quality gate: passed" "$T/good.out" && grep -q "stage 1 model: s1.model .* on 4 shard replicas" "$T/good.out" \
+    || { cat "$T/good.out"; fail "real model: not activated"; }
+for r in "$R"/shard-*-r*.log; do
+    grep -q "stage-1 model now s1.model.*(staged, activated)" "$r" || { tail -5 "$r"; fail "$r: not activated"; }
+done
+S1_GOOD=$(grep -E '^  (live|candidate) ' "$T/good.out" | tr -s ' ' | cut -d' ' -f2,4 | tr '\n' ' ')
+ok "stage 1 gate: shuffled labels ndcg@10 $S1_SHUF$(grep -o 'overlap: [0-9.]*' "$T/shuf.out");" \
+   "real labels $S1_GOOD$(grep -o 'overlap: [0-9.]*' "$T/good.out")"
+"$FUNNEL" cluster down --dir "$R" >/dev/null 2>&1 || fail "down"
+
+echo "PASS"
