@@ -3258,7 +3258,8 @@ static void push_finish(push_ctx *p)
         rpc_call_reply(p->call, GRPC_STATUS_OK, NULL, &r.base);
     } else {
         char msg[1000];
-        snprintf(msg, sizeof msg, "stage-1 model %s %zu of %zu shard replicas (%s); not: %s", v, p->ok, p->total,
+        snprintf(msg, sizeof msg, "stage-1 model %s %zu of %zu shard replicas (%s); not: %s",
+                 p->mode == RANK_PUSH_REPLACE ? "reached" : v, p->ok, p->total,
                  p->mode == RANK_PUSH_STAGE ? "not usable by candidate_model searches: discard it and stage again"
                                             : "those keep it",
                  p->failed);

@@ -129,9 +129,10 @@ static double now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-/* One gate query on one side; the hits' ids into *ids (up to 10). */
+/* One gate query on one side; the hits' ids into *ids (up to 10), the most
+ * probable intent vertical into intent[64] ("" = none). */
 static void gate_search(rpc_client_t *c, side *sd, const ops_query *q, int64_t deadline_ms, char ids[10][512],
-                        size_t *nids)
+                        size_t *nids, char intent[64])
 {
     Funnel__V1__SearchRequest rq = FUNNEL__V1__SEARCH_REQUEST__INIT;
     rq.query = q->text;
@@ -147,6 +148,7 @@ static void gate_search(rpc_client_t *c, side *sd, const ops_query *q, int64_t d
                                             deadline_ms, (ProtobufCMessage **)&r, &st);
     sd->lat_ms[sd->n++] = now_ms() - t0;
     *nids = 0;
+    intent[0] = '\0';
     if (code != GRPC_STATUS_OK) {
         if (!sd->errors++)
             snprintf(sd->first_error, sizeof sd->first_error, "query %.40s: %s %.200s", q->qid, rpc_status_name(code),
@@ -154,6 +156,7 @@ static void gate_search(rpc_client_t *c, side *sd, const ops_query *q, int64_t d
         return;
     }
     if (r->partial) sd->partial++;
+    if (r->n_intent && r->intent[0]->vertical) snprintf(intent, 64, "%s", r->intent[0]->vertical);
     if (r->coverage && r->coverage->docs_total > sd->docs_total) sd->docs_total = r->coverage->docs_total;
     for (size_t i = 0; i < r->n_hits && i < 10; i++) {
         snprintf(ids[*nids], 512, "%s", r->hits[i]->id);
@@ -204,8 +207,9 @@ int ops_gate_run(struct rpc_client *c, const char *live, const char *cand, int c
         }
     }
     static char ids[2][10][512];
+    char intent[2][64];
     double overlap = 0;
-    size_t nover = 0;
+    size_t nover = 0, nintent = 0, intent_same = 0;
     double next = now_ms();
     for (size_t i = 0; i < nq; i++) {
         size_t n[2];
@@ -220,8 +224,13 @@ int ops_gate_run(struct rpc_client *c, const char *live, const char *cand, int c
         }
         /* alternate which side goes first: the second finds warmer caches */
         int first = (int)(i & 1);
-        gate_search(c, &sd[first], &q[i], go->deadline_ms, ids[first], &n[first]);
-        gate_search(c, &sd[!first], &q[i], go->deadline_ms, ids[!first], &n[!first]);
+        gate_search(c, &sd[first], &q[i], go->deadline_ms, ids[first], &n[first], intent[first]);
+        gate_search(c, &sd[!first], &q[i], go->deadline_ms, ids[!first], &n[!first], intent[!first]);
+        /* the query-intent model's answer (a pushed intent model is gated by the pages) */
+        if (intent[0][0] || intent[1][0]) {
+            nintent++;
+            intent_same += strcmp(intent[0], intent[1]) == 0;
+        }
         size_t common = 0;
         for (size_t a = 0; a < n[0]; a++)
             for (size_t b = 0; b < n[1]; b++)
@@ -280,6 +289,9 @@ int ops_gate_run(struct rpc_client *c, const char *live, const char *cand, int c
                (unsigned long long)sd[i].docs_total, ndcg_s[i], p50[i], p95[i], sd[i].errors, sd[i].partial);
     if (qr) printf("  judged queries: %zu\n", ev[1].queries);
     printf("  top-10 overlap: %.3f; documents: %.3f of live\n", overlap, docs_ratio);
+    if (nintent)
+        printf("  top intent vertical: the same for %.3f of %zu queries\n", (double)intent_same / (double)nintent,
+               nintent);
     if (sd[0].errors) printf("  note: %zu live queries failed (first: %s)\n", sd[0].errors, sd[0].first_error);
     if (wl) {
         printf("quality gate: REFUSED: %s\n", why + 2);

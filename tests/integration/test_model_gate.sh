@@ -7,7 +7,11 @@
 #             a replica restarted while a model is staged does not hold it and
 #             says so (FAILED_PRECONDITION), never scoring with the live model;
 #             bad pushes are INVALID_ARGUMENT naming the field.
-#   intent    (stage 3) see the second half.
+#   intent    (stage 3, on a gen_corpus.py corpus with verticals and blend
+#             rules) a model trained on shuffled intent labels is refused
+#             (NDCG drop against judgments that follow the labels), one
+#             retrained on the real labels is activated; a damaged file is
+#             refused by its checksum.
 source "$(dirname "$0")/lib.sh"
 "$PY" -c 'import grpc, google.protobuf' 2>/dev/null || { echo "SKIP: needs python3-grpcio"; exit 77; }
 command -v protoc-c >/dev/null || { echo "SKIP: needs protoc-c"; exit 77; }
@@ -103,12 +107,22 @@ for rep in r0 r1; do
     "$FUNNEL" cluster restart --dir "$R" shard-1-$rep >/dev/null 2>"$T/restart.err" \
         || { cat "$T/restart.err"; fail "restart"; }
 done
-"$FUNNEL" search --server "$A" --candidate-model --json --syntax plain "boundary layer" >"$T/c2.json" 2>&1 \
-    || { cat "$T/c2.json"; fail "candidate search with shard 1 restarted"; }
-grep -q "no stage-1 model is staged on this replica" "$T/c2.json" || { head -c 1500 "$T/c2.json"; fail "no clear error"; }
+# (until the coordinator reaches the restarted replicas: before, UNAVAILABLE)
+for i in $(seq 20); do
+    "$FUNNEL" search --server "$A" --candidate-model --json --syntax plain "boundary layer" >"$T/c2.json" 2>&1 \
+        || { cat "$T/c2.json"; fail "candidate search with shard 1 restarted"; }
+    grep -q "no stage-1 model is staged on this replica" "$T/c2.json" && break
+    sleep 0.25
+done
+grep -q "no stage-1 model is staged on this replica" "$T/c2.json" \
+    || { grep -A12 '"failures"' "$T/c2.json"; fail "no clear error"; }
 [ "$(json_get "$T/c2.json" 'r.get("partial")')" = True ] || { head -c 800 "$T/c2.json"; fail "not partial"; }
 ok "a replica restarted after the STAGE: $(grep -o 'no stage-1 model is staged on this replica[^"]*' "$T/c2.json" | head -1), answer partial"
-"$FUNNEL" model push --server "$A" --stage 1 --none >/dev/null 2>&1 || fail "remove s1"
+# (the restarted replicas' channels may still be reconnecting: a few tries)
+for i in 1 2 3 4 5 6; do
+    "$FUNNEL" model push --server "$A" --stage 1 --none >"$T/rm.out" 2>&1 && break
+    sleep 0.5
+done || { cat "$T/rm.out"; fail "remove s1"; }
 
 # the real labels: passes and is live on every replica
 "$FUNNEL" model push --server "$A" --stage 1 --model "$T/s1.model" --gate-queries "$T/test.tsv" --gate-qps 0 \
@@ -122,5 +136,77 @@ S1_GOOD=$(grep -E '^  (live|candidate) ' "$T/good.out" | tr -s ' ' | cut -d' ' -
 ok "stage 1 gate: shuffled labels ndcg@10 $S1_SHUF$(grep -o 'overlap: [0-9.]*' "$T/shuf.out");" \
    "real labels $S1_GOOD$(grep -o 'overlap: [0-9.]*' "$T/good.out")"
 "$FUNNEL" cluster down --dir "$R" >/dev/null 2>&1 || fail "down"
+
+# ---- intent (stage 3): a gen_corpus.py corpus with verticals, blend rules that
+# place blocks of a vertical's hits at the top when the intent model says so.
+# Every query gets an intent label (3 web : 1 news : 1 image), and judgments
+# that follow it: the documents of the query's vertical among its top 100
+# (unblended) are the relevant ones. The live model is trained on the labels, a
+# candidate trained again on them (another C) passes, one trained on the labels
+# shuffled over the queries fires the wrong blocks and is refused (NDCG drop).
+C=$T/c.jsonl IQ=$T/iq.tsv
+"$PY" "$DATA/../tools/gen_corpus.py" --docs 3000 --seed 11 --out "$C" --queries 80 --queries-out "$IQ" \
+    >/dev/null 2>&1 || fail "gen_corpus"
+"$FUNNEL" index build --input "$C" --shards 2 --out "$T/ci" >"$T/ci.log" 2>&1 || { cat "$T/ci.log"; fail "build"; }
+"$PY" - "$IQ" "$T/labels.tsv" "$T/shuffled.tsv" <<'EOF'
+import random, sys
+qids = [l.split('\t')[0] for l in open(sys.argv[1]) if l.strip()]
+lab = [("web", "web", "web", "news", "image")[i % 5] for i in range(len(qids))]
+open(sys.argv[2], 'w').write(''.join('%s\t%s\n' % x for x in zip(qids, lab)))
+random.seed(7)
+random.shuffle(lab)
+open(sys.argv[3], 'w').write(''.join('%s\t%s\n' % x for x in zip(qids, lab)))
+EOF
+"$FUNNEL" intent train --queries "$IQ" --labels "$T/labels.tsv" --out "$T/ci/intent.model" >"$T/it.log" 2>&1 \
+    || { cat "$T/it.log"; fail "intent train"; }
+for m in labels shuffled; do
+    "$FUNNEL" intent train --queries "$IQ" --labels "$T/$m.tsv" --c 2 --out "$T/$m.intent" >"$T/it.$m.log" 2>&1 \
+        || { cat "$T/it.$m.log"; fail "intent train $m"; }
+done
+printf '%s\n' 'safe-search = off' \
+    'blend-rule = news vertical=news position=1 size=4 min-intent=0.4 depth=200' \
+    'blend-rule = image vertical=image position=5 size=4 min-intent=0.4 depth=200' >"$T/rules.conf"
+R2=$T/run2
+A2=$("$FUNNEL" cluster up --index "$T/ci" --dir "$R2" --coordinator-config "$T/rules.conf" 2>"$T/up2.err") \
+    || { cat "$T/up2.err"; fail "cluster up (intent)"; }
+"$PY" - "$A2" "$HERE" "$IQ" "$T/labels.tsv" >"$T/iqrels.trec" 2>"$T/iqrels.err" <<'EOF' || { cat "$T/iqrels.err"; fail "qrels"; }
+import sys
+sys.path.insert(0, sys.argv[2])
+import grpc, funnel_pb as pb
+pb.load(sys.argv[2] + '/../../proto')
+ch = grpc.insecure_channel(sys.argv[1])
+label = dict(l.rstrip('\n').split('\t') for l in open(sys.argv[4]))
+for line in open(sys.argv[3]):
+    qid, text = line.rstrip('\n').split('\t')[:2]
+    r = pb.call(ch, pb.SEARCH, pb.M.SearchRequest(query=text, plain_text=True, k=100, no_blend=True),
+                pb.M.SearchResponse, 10)
+    for h in r.hits:
+        if h.vertical == label[qid]:
+            print("%s 0 %s 1" % (qid, h.id))
+EOF
+[ -s "$T/iqrels.trec" ] || fail "no judgments"
+"$FUNNEL" model push --server "$A2" --stage intent --model "$T/shuffled.intent" --gate-queries "$IQ" --gate-qps 0 \
+    --qrels "$T/iqrels.trec" >"$T/imoved.out" 2>&1 && { cat "$T/imoved.out"; fail "the shuffled-label intent model passed the gate"; }
+grep -q "intent model staged: shuffled.intent (intent, 3 verticals" "$T/imoved.out" || { cat "$T/imoved.out"; fail "not staged"; }
+grep -q "quality gate: REFUSED: NDCG@10" "$T/imoved.out" || { cat "$T/imoved.out"; fail "shuffled: report"; }
+grep -q "candidate discarded; intent model stays: intent.model" "$T/imoved.out" \
+    || { cat "$T/imoved.out"; fail "moved: not discarded"; }
+"$FUNNEL" model push --server "$A2" --stage 3 --model "$T/labels.intent" --gate-queries "$IQ" --gate-qps 0 \
+    --qrels "$T/iqrels.trec" >"$T/igood.out" 2>&1 || { cat "$T/igood.out"; fail "the retrained intent model was refused"; }
+grep -q "quality gate: passed" "$T/igood.out" && grep -q "^intent model: labels.intent (intent" "$T/igood.out" \
+    || { cat "$T/igood.out"; fail "retrained intent model: not activated"; }
+grep -q "intent model now labels.intent .*(staged, activated)" "$R2/coordinator.log" || fail "coordinator: not activated"
+# the live model answers: a search's intent scores come from it
+"$FUNNEL" search --server "$A2" --json --syntax plain "$(head -n1 "$IQ" | cut -f2)" >"$T/is.json" || fail "search"
+grep -q '"intent"' "$T/is.json" || { head -c 600 "$T/is.json"; fail "no intent scores after the push"; }
+# a damaged file is refused by its checksum, naming the push
+sed '3s/^verticals 3$/verticals 2/' "$T/labels.intent" >"$T/bad.intent"
+"$FUNNEL" model push --server "$A2" --stage intent --model "$T/bad.intent" >"$T/ibad.out" 2>&1 && fail "damaged intent model taken"
+grep -q "INVALID_ARGUMENT: bad.intent: checksum mismatch" "$T/ibad.out" || { cat "$T/ibad.out"; fail "damaged: message"; }
+ok "intent gate: shuffled labels $(grep -o 'overlap: [0-9.]*' "$T/imoved.out") ($(grep REFUSED "$T/imoved.out" | cut -c1-70));" \
+   "retrained $(grep -E '^  (live|candidate) ' "$T/igood.out" | tr -s ' ' | cut -d' ' -f2,4 | tr '\n' ' ')$(grep -o 'overlap: [0-9.]*' "$T/igood.out"), passed;" \
+   "top intent the same: $(grep -o 'the same for [0-9.]*' "$T/imoved.out" | cut -c14-) shuffled, $(grep -o 'the same for [0-9.]*' "$T/igood.out" | cut -c14-) retrained;" \
+   "a damaged file: $(cut -c1-90 "$T/ibad.out")"
+"$FUNNEL" cluster down --dir "$R2" >/dev/null 2>&1 || fail "down"
 
 echo "PASS"

@@ -458,3 +458,39 @@ Test(intent, cli_exit_codes)
     cr_assert_eq(run(missing), OPS_EXIT_FAIL);
     cr_assert_eq(run(help), OPS_EXIT_OK);
 }
+
+/* A pushed model (Admin/PushModel stage 3): the file's bytes in memory parse
+ * to the same model; a flipped byte or a cut is an error naming the push. */
+Test(intent, parse_from_memory_as_a_push)
+{
+    char dir[64], path[512];
+    tu_mkdtemp(dir, sizeof dir, "/tmp/test_intent_XXXXXX");
+    snprintf(path, sizeof path, "%s/m.intent", dir);
+    intent_model_t *m = train_synth(400, 1024), *l = NULL;
+    fn_errbuf eb = { { 0 } };
+    cr_assert_eq(intent_model_save(m, path, &eb), 0, "%s", eb.msg);
+    size_t n;
+    char *buf = tu_read_file(path, &n);
+    cr_assert_not_null(buf);
+    cr_assert_eq(intent_model_parse(buf, n, "pushed.intent", &l, &eb), 0, "%s", eb.msg);
+    const char *const *a;
+    size_t na;
+    intent_model_verticals(m, &a, &na);
+    double s1[INTENT_MAX_VERTICALS], s2[INTENT_MAX_VERTICALS];
+    const char *q = "news today";
+    cr_assert_eq(intent_predict(m, q, strlen(q), s1, na), intent_predict(l, q, strlen(q), s2, na));
+    cr_assert_eq(memcmp(s1, s2, na * sizeof *s1), 0);
+    intent_model_free(l);
+    l = NULL;
+    buf[n / 2] ^= 0x01;
+    cr_assert_eq(intent_model_parse(buf, n, "pushed.intent", &l, &eb), FN_ECORRUPT);
+    cr_assert(strstr(eb.msg, "pushed.intent: checksum mismatch"), "%s", eb.msg);
+    cr_assert_null(l);
+    buf[n / 2] ^= 0x01;
+    cr_assert_eq(intent_model_parse(buf, n - 5, "pushed.intent", &l, &eb), FN_ECORRUPT);
+    cr_assert(strstr(eb.msg, "pushed.intent: no checksum line"), "%s", eb.msg);
+    cr_assert_eq(intent_model_parse("", 0, "empty", &l, &eb), FN_ECORRUPT);
+    free(buf);
+    intent_model_free(m);
+    tu_rmtree(dir);
+}
