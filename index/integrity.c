@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -19,7 +20,19 @@
 
 #define HASH_CHUNK (1u << 20)
 
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 int idx_file_hash(const char *path, uint64_t *hash, uint64_t *bytes, fn_errbuf *eb)
+{
+    return idx_file_hash_paced(path, 0, hash, bytes, eb);
+}
+
+int idx_file_hash_paced(const char *path, uint64_t bytes_per_sec, uint64_t *hash, uint64_t *bytes, fn_errbuf *eb)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return fn_seterr(eb, -errno, "%s: %s", path, strerror(errno));
@@ -29,7 +42,20 @@ int idx_file_hash(const char *path, uint64_t *hash, uint64_t *bytes, fn_errbuf *
     if (!buf || !st) { rc = fn_seterr(eb, -ENOMEM, "out of memory"); goto out; }
     XXH3_64bits_reset(st);
     uint64_t off = 0;
+    int64_t t0 = mono_ns();
     for (;;) {
+        if (bytes_per_sec) {
+            /* a read of 1 MiB, then a pause: the file's pages and the
+             * hashing pass through the caches a little at a time, so the
+             * searches beside it keep their working set */
+            int64_t due = t0 + (int64_t)((double)off * 1e9 / (double)bytes_per_sec), now = mono_ns();
+            if (due > now) {
+                struct timespec ts = { .tv_sec = (time_t)((due - now) / 1000000000LL),
+                                       .tv_nsec = (long)((due - now) % 1000000000LL) };
+                while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+                }
+            }
+        }
         ssize_t n = pread(fd, buf, HASH_CHUNK, (off_t)off);
         if (n < 0) {
             if (errno == EINTR) continue;
@@ -101,12 +127,17 @@ int idx_checksum_read(const char *shard_dir, uint64_t *hash, uint64_t *bytes, fn
 
 int idx_verify_file(const char *shard_dir, fn_errbuf *eb)
 {
+    return idx_verify_file_paced(shard_dir, 0, eb);
+}
+
+int idx_verify_file_paced(const char *shard_dir, uint64_t bytes_per_sec, fn_errbuf *eb)
+{
     uint64_t want, want_bytes, got, got_bytes;
     int rc = idx_checksum_read(shard_dir, &want, &want_bytes, eb);
     if (rc) return rc;
     char path[4200];
     snprintf(path, sizeof path, "%s/data.mdb", shard_dir);
-    if ((rc = idx_file_hash(path, &got, &got_bytes, eb))) return rc;
+    if ((rc = idx_file_hash_paced(path, bytes_per_sec, &got, &got_bytes, eb))) return rc;
     if (got_bytes != want_bytes)
         return fn_seterr(eb, FN_ECORRUPT, "%s: %" PRIu64 " bytes, but the build wrote %" PRIu64
                          ": the file was truncated or changed after the build", path, got_bytes, want_bytes);

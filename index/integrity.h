@@ -22,6 +22,10 @@
 /* XXH3-64 of a whole file, read with pread (never mapped, so a short file
  * cannot fault). *bytes is its size. Returns 0 or -errno with the path. */
 int idx_file_hash(const char *path, uint64_t *hash, uint64_t *bytes, fn_errbuf *eb);
+/* The same read at most bytes_per_sec a second on average (0: as fast as it
+ * goes), sleeping between 1 MiB reads: a shard checking a new generation
+ * while it serves (shard --load-rate-mb). */
+int idx_file_hash_paced(const char *path, uint64_t bytes_per_sec, uint64_t *hash, uint64_t *bytes, fn_errbuf *eb);
 
 /* Write / read SHARDDIR/checksum (written atomically: temporary + rename). */
 int idx_checksum_write(const char *shard_dir, uint64_t hash, uint64_t bytes, fn_errbuf *eb);
@@ -31,6 +35,7 @@ int idx_checksum_read(const char *shard_dir, uint64_t *hash, uint64_t *bytes, fn
  * ("...: data.mdb does not match its checksum: damaged"), FN_EFORMAT (no or
  * bad checksum file) or -errno, with the message in eb. */
 int idx_verify_file(const char *shard_dir, fn_errbuf *eb);
+int idx_verify_file_paced(const char *shard_dir, uint64_t bytes_per_sec, fn_errbuf *eb);
 
 /* The checksum of the meta database: every entry but "meta_sum", in key
  * order (format.h). */

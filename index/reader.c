@@ -999,7 +999,7 @@ int idx_reader_open_ex(const char *dir, unsigned flags, idx_reader_t **out, fn_e
     if (strlen(dir) >= sizeof ((idx_reader_t *)0)->dir)
         return fn_seterr(eb, FN_EINVAL, "%s: path too long", dir);
     int rc;
-    if (!(flags & IDX_OPEN_QUICK) && (rc = idx_verify_file(dir, eb)) != 0) {
+    if (!(flags & (IDX_OPEN_QUICK | IDX_OPEN_CHECKED)) && (rc = idx_verify_file(dir, eb)) != 0) {
         /* a schema-1 index has no checksum file: say which version it is */
         if (rc == FN_EFORMAT) {
             fn_errbuf veb;

@@ -83,6 +83,9 @@ typedef struct idx_index_info {
  * against their checksums. Returns 0, -ENOENT, FN_ECORRUPT (damaged: the
  * message says where), FN_EFORMAT, FN_EVERSION (message in eb). */
 #define IDX_OPEN_QUICK 1u
+/* data.mdb was checked against its checksum by the caller just now
+ * (idx_verify_file_paced): the rest of a full open (the ANN file whole) */
+#define IDX_OPEN_CHECKED 2u
 int idx_reader_open(const char *dir, idx_reader_t **out, fn_errbuf *eb);
 int idx_reader_open_ex(const char *dir, unsigned flags, idx_reader_t **out, fn_errbuf *eb);
 void idx_reader_close(idx_reader_t *r);

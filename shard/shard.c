@@ -339,9 +339,11 @@ static void pool_put(searcher_pool *p, idx_searcher_t *se)
 /* ---- generations ------------------------------------------------------------ */
 
 /* Open the shard directory dir as generation name (any thread: the loader's
- * or, at start, the loop's). Returns 0 or an index error with the message
- * in eb. */
-static int gen_open(const shard_config *cfg, const char *name, const char *dir, shard_gen **out, fn_errbuf *eb)
+ * or, at start, the loop's). paced: beside live searches, so the whole-file
+ * check reads at --load-rate-mb. Returns 0 or an index error with the
+ * message in eb. */
+static int gen_open(const shard_config *cfg, const char *name, const char *dir, int paced, shard_gen **out,
+                    fn_errbuf *eb)
 {
     *out = NULL;
     shard_gen *g = calloc(1, sizeof *g);
@@ -349,7 +351,15 @@ static int gen_open(const shard_config *cfg, const char *name, const char *dir, 
     snprintf(g->name, sizeof g->name, "%s", name);
     snprintf(g->dir, sizeof g->dir, "%s", dir);
     uint64_t t0 = uv_hrtime();
-    int rc = idx_reader_open_ex(dir, cfg->verify_quick ? IDX_OPEN_QUICK : 0, &g->reader, eb);
+    unsigned flags = cfg->verify_quick ? IDX_OPEN_QUICK : 0;
+    int rc = 0;
+    if (!flags && paced && cfg->load_rate_mb) {
+        /* (an index without a checksum file: the plain open says which version it is) */
+        rc = idx_verify_file_paced(dir, (uint64_t)cfg->load_rate_mb << 20, eb);
+        if (rc == 0) flags = IDX_OPEN_CHECKED;
+        else if (rc == FN_EFORMAT) rc = 0;
+    }
+    if (!rc) rc = idx_reader_open_ex(dir, flags, &g->reader, eb);
     if (rc) {
         free(g);
         return rc;
@@ -2009,7 +2019,7 @@ static void load_main(void *arg)   /* the loader thread: open and check the whol
      * cores searches are served on (Linux: a thread's own nice value) */
     setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
     fn_errbuf eb = {{0}};
-    l->rc = gen_open(&s->cfg, l->name, l->dir, &l->g, &eb);
+    l->rc = gen_open(&s->cfg, l->name, l->dir, 1, &l->g, &eb);
     if (l->rc) snprintf(l->msg, sizeof l->msg, "%s", fn_errmsg(&eb, l->rc));
     uv_async_send(&s->load_done);
 }
@@ -2224,7 +2234,7 @@ int shard_start(uv_loop_t *loop, const shard_config *cfg, shard_t **out, fn_errb
     free(rp);
     char *slash = strrchr(gname, '/');
     if (slash && slash != gname) *slash = 0;
-    if ((rc = gen_open(cfg, gname, cfg->index_dir, &s->live, eb)) != 0) goto fail_model;
+    if ((rc = gen_open(cfg, gname, cfg->index_dir, 0, &s->live, eb)) != 0) goto fail_model;
     if (cfg->updates_dir[0] && (rc = su_open(cfg->updates_dir, &s->updates, eb)) != 0) {
         gen_close(s->live);
         goto fail_model;

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "builder.h"
@@ -314,6 +315,42 @@ Test(verify, undamaged_index_verifies_ok)
     cr_assert_eq(idx_verify(sh, on_report, &o, &eb), 0, "%s", eb.msg);
     cr_assert(strncmp(o.verify_line, "shard-000: ok (", 15) == 0, "%s", o.verify_line);
     cr_assert(strstr(o.verify_line, "checksum ok)"), "%s", o.verify_line);
+}
+
+/* The paced check (a shard staging a generation while it serves): the same
+ * hash as the unpaced one, no sooner than the rate allows (the pauses are
+ * sleeps: a lower bound, whatever the machine), and the same verdicts. */
+Test(verify, paced_check_hashes_alike_at_the_rate)
+{
+    char idx[600], sh[700], p[800];
+    common_init("paced", 1, idx, sizeof idx, sh, sizeof sh);
+    data_path(sh, p, sizeof p);
+    fn_errbuf eb = { { 0 } };
+    uint64_t h0, b0, h1, b1;
+    cr_assert_eq(idx_file_hash(p, &h0, &b0, &eb), 0, "%s", eb.msg);
+    uint64_t rate = b0 * 4;   /* the whole file in 0.25 s */
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    cr_assert_eq(idx_file_hash_paced(p, rate, &h1, &b1, &eb), 0, "%s", eb.msg);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    cr_assert_eq(h1, h0);
+    cr_assert_eq(b1, b0);
+    /* the last full MiB is due at (b0 - b0 % 1 MiB) / rate at the earliest */
+    double least = (double)(b0 - b0 % (1u << 20)) / (double)rate;
+    cr_assert(secs >= least * 0.99, "%" PRIu64 " bytes at %" PRIu64 " B/s took %.3f s, under %.3f s", b0, rate, secs,
+              least);
+    cr_assert_eq(idx_verify_file_paced(sh, rate * 4, &eb), 0, "%s", eb.msg);
+    /* a changed byte: the paced check finds it as the unpaced one does */
+    int fd = open(p, O_RDWR);
+    cr_assert(fd >= 0);
+    uint8_t c;
+    cr_assert_eq(pread(fd, &c, 1, (off_t)(b0 / 2)), 1);
+    c ^= 0x5a;
+    cr_assert_eq(pwrite(fd, &c, 1, (off_t)(b0 / 2)), 1);
+    close(fd);
+    cr_assert_eq(idx_verify_file_paced(sh, rate * 4, &eb), FN_ECORRUPT);
+    cr_assert(strstr(eb.msg, "does not match its checksum"), "%s", eb.msg);
 }
 
 Test(verify, truncated_file)
