@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <grpc/support/time.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +68,14 @@ typedef struct shard_gen {
     int broken;                   /* a read found it damaged (non-live: only its searches fail) */
 } shard_gen;
 
+/* A recent live search, replayed on a generation being staged (its warm-up):
+ * plain text searches only, texts up to 255 bytes. */
+typedef struct warm_query {
+    char text[256];
+    uint32_t k, selection_k;
+    uint8_t plain_text, all_terms;
+} warm_query;
+
 /* A generation being loaded by the loader thread (one at a time). */
 typedef struct gen_load {
     rpc_call_t *call;
@@ -77,6 +86,8 @@ typedef struct gen_load {
     uint32_t shards;              /* the shard count it must have (add-shard: more than the live one's) */
     int rc;
     char msg[512];
+    warm_query *warm;             /* the live searches to replay on it (a copy), nwarm of them */
+    size_t nwarm;
 } gen_load;
 
 struct shard {
@@ -88,6 +99,11 @@ struct shard {
     uv_thread_t loader;
     uv_async_t load_done;         /* the loader thread's completion, to the loop */
     gen_load *loading;            /* the load running, or NULL */
+    atomic_int load_abort;        /* set on stop: the loader's warm-up ends early */
+    /* The last cfg.warm_queries live text searches, a ring (loop thread):
+     * what a staged generation is warmed with. */
+    warm_query *warm;
+    size_t warm_n, warm_next;
     shard_updates *updates;       /* live updates (updates.h; NULL: none taken) */
     rpc_server_t *rpc;
     uint64_t requests, errors;
@@ -950,6 +966,24 @@ static void reject(shard_t *s, rpc_call_t *call, const char *fmt, ...)
     reply_now(s, call, GRPC_STATUS_INVALID_ARGUMENT, msg, NULL);
 }
 
+/* Keep a live text search for the warm-up of the next staged generation. */
+static void warm_note(shard_t *s, const Funnel__V1__ShardSearchRequest *req, const shard_gen *g, uint32_t selk)
+{
+    size_t len;
+    if (!s->warm || g != s->live || req->n_vector || req->candidate_model || !req->query ||
+        (len = strlen(req->query)) == 0 || len >= sizeof s->warm->text ||
+        (req->filter && !fn_query_is_blank(req->filter)))
+        return;
+    warm_query *w = &s->warm[s->warm_next];
+    memcpy(w->text, req->query, len + 1);
+    w->k = req->k;
+    w->selection_k = selk;
+    w->plain_text = req->plain_text != 0;
+    w->all_terms = req->all_terms != 0;
+    s->warm_next = (s->warm_next + 1) % s->cfg.warm_queries;
+    if (s->warm_n < s->cfg.warm_queries) s->warm_n++;
+}
+
 static void handle_search(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
 {
     shard_t *s = ud;
@@ -1045,6 +1079,7 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
         }
     }
 
+    warm_note(s, req, g, selk);
     search_job *j = calloc(1, sizeof *j);
     char *q = xstrdup(req->query);
     char *ut = req->user_terms && *req->user_terms ? xstrdup(req->user_terms) : NULL;
@@ -2011,6 +2046,54 @@ static void gen_fail(shard_t *s, rpc_call_t *call, int meth, uint64_t t0, grpc_s
     reply_job(s, meth, t0, call, code, msg, NULL);
 }
 
+/* Replay recent live searches on g before it is staged (loader thread; g
+ * is nobody else's yet, so its searchers are free): the first searches on
+ * a new generation otherwise pay for its cold pages (the map's page tables,
+ * the hot postings not yet in the CPU caches) and for each searcher's
+ * first-touch scratch memory, and right after a switch they all do at once.
+ * Paced: a pause of 9x each search's time, so the warm-up takes a tenth of
+ * one core at most beside the live searches. */
+static void gen_warm(shard_t *s, shard_gen *g, const warm_query *w, size_t n)
+{
+    if (!n || !g->pool.n) return;
+    uint64_t t0 = uv_hrtime(), busy = 0;
+    rank_ranker *model = model_get(s);
+    fn_arena mem;
+    fn_arena_init(&mem);
+    size_t runs = 0, failed = 0;
+    /* every query once; every searcher at least once (its scratch) */
+    size_t total = n > g->pool.n ? n : g->pool.n;
+    for (size_t i = 0; i < total && !atomic_load(&s->load_abort); i++) {
+        const warm_query *q = &w[i % n];
+        idx_searcher_t *se = g->pool.free[i % g->pool.n];
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        shard_funnel_req rq = {
+            .q = {.text = q->text, .k = q->selection_k, .max_terms = s->cfg.max_query_terms,
+                  .deadline_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec + 1000000000ull,
+                  .bm25 = &s->cfg.bm25, .sel = &s->cfg.sel, .all_terms = q->all_terms, .plain_text = q->plain_text},
+            .k = q->k,
+        };
+        shard_funnel_out fo;
+        fn_errbuf eb = {{0}};
+        uint64_t a = uv_hrtime();
+        failed += shard_funnel_run(se, &rq, model, &mem, &fo, &eb) != 0;
+        idx_searcher_release(se);
+        fn_arena_reset(&mem);
+        uint64_t took = uv_hrtime() - a;
+        busy += took;
+        runs++;
+        uint64_t pause = 9 * took;
+        struct timespec ts = { .tv_sec = (time_t)(pause / 1000000000ull), .tv_nsec = (long)(pause % 1000000000ull) };
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+        }
+    }
+    fn_arena_free(&mem);
+    rank_ranker_unref(model);
+    FN_INFO("generation %s warmed with %zu recent searches (%zu failed) in %.3f s (%.3f s searching)", g->name, runs,
+            failed, (double)(uv_hrtime() - t0) / 1e9, (double)busy / 1e9);
+}
+
 static void load_main(void *arg)   /* the loader thread: open and check the whole shard file */
 {
     shard_t *s = arg;
@@ -2021,6 +2104,9 @@ static void load_main(void *arg)   /* the loader thread: open and check the whol
     fn_errbuf eb = {{0}};
     l->rc = gen_open(&s->cfg, l->name, l->dir, 1, &l->g, &eb);
     if (l->rc) snprintf(l->msg, sizeof l->msg, "%s", fn_errmsg(&eb, l->rc));
+    else gen_warm(s, l->g, l->warm, l->nwarm);
+    free(l->warm);
+    l->warm = NULL;
     uv_async_send(&s->load_done);
 }
 
@@ -2122,12 +2208,17 @@ static void handle_generation(rpc_call_t *call, const ProtobufCMessage *m, void 
         l->shards = req->shards ? req->shards : idx_reader_info(s->live->reader)->shards;
         snprintf(l->name, sizeof l->name, "%s", name);
         snprintf(l->dir, sizeof l->dir, "%s/shard-%03u", name, (unsigned)idx_reader_info(s->live->reader)->shard);
+        if (s->warm_n && (l->warm = malloc(s->warm_n * sizeof *l->warm))) {   /* (none: no warm-up) */
+            memcpy(l->warm, s->warm, s->warm_n * sizeof *l->warm);
+            l->nwarm = s->warm_n;
+        }
         s->loading = l;
         /* its own thread, not the search pool: checking a large shard file
          * must not take a searcher's worker under load */
         int rc = uv_thread_create(&s->loader, load_main, s);
         if (rc) {
             s->loading = NULL;
+            free(l->warm);
             free(l);
             gen_fail(s, call, SM_GENERATION, t0, GRPC_STATUS_RESOURCE_EXHAUSTED, "cannot start a thread: %s",
                      uv_strerror(rc));
@@ -2211,7 +2302,10 @@ int shard_start(uv_loop_t *loop, const shard_config *cfg, shard_t **out, fn_errb
     s->cfg = *cfg;
     s->started_ms = mono_ms();
 
+    /* (no memory for it: no warm-up) */
+    s->warm = cfg->warm_queries ? calloc(cfg->warm_queries, sizeof *s->warm) : NULL;
     if (uv_mutex_init(&s->model_mu) != 0) {
+        free(s->warm);
         free(s);
         return fn_seterr(eb, -ENOMEM, "cannot create a mutex");
     }
@@ -2287,6 +2381,7 @@ fail_model:
     rank_ranker_unref(s->stage1);
 fail_mu:
     uv_mutex_destroy(&s->model_mu);
+    free(s->warm);
     free(s);
     return rc;
 }
@@ -2301,6 +2396,7 @@ static void on_async_closed(uv_handle_t *h)
     shard_t *s = h->data;
     void (*done)(void *) = s->done;
     void *dud = s->done_ud;
+    free(s->warm);
     free(s);
     if (done) done(dud);
 }
@@ -2324,6 +2420,7 @@ void shard_stop(shard_t *s, void (*done)(void *ud), void *ud)
 {
     if (s->stopping) return;
     s->stopping = 1;
+    atomic_store(&s->load_abort, 1);
     s->done = done;
     s->done_ud = ud;
     rpc_server_set_serving(s->rpc, 0);

@@ -24,6 +24,7 @@ void shard_config_defaults(shard_config *c)
     c->inline_max_k = SHARD_DEFAULT_INLINE_MAX_K;
     c->slow_search_ms = SHARD_DEFAULT_SLOW_SEARCH_MS;
     c->load_rate_mb = SHARD_DEFAULT_LOAD_RATE_MB;
+    c->warm_queries = SHARD_DEFAULT_WARM_QUERIES;
     c->tls_require_client_cert = -1;
     c->max_message_bytes = SHARD_DEFAULT_MAX_MESSAGE_BYTES;
     c->log_level = FN_LOG_INFO;
@@ -72,6 +73,7 @@ int shard_config_set(shard_config *c, const char *key, const char *v, fn_errbuf 
         { "inline-max-k", 0, 1000000, offsetof(shard_config, inline_max_k) },
         { "slow-search-ms", 0, 3600000, offsetof(shard_config, slow_search_ms) },
         { "load-rate-mb", 0, 1000000, offsetof(shard_config, load_rate_mb) },
+        { "warm-queries", 0, 4096, offsetof(shard_config, warm_queries) },
         { "log-requests", 0, 1, offsetof(shard_config, log_requests) },
     };
     for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++) {
@@ -208,6 +210,9 @@ const char *shard_config_usage(void)
            "  --load-rate-mb N   a generation staged while serving (Admin/Generation STAGE) has its\n"
            "                     data.mdb hashed at N MiB/s at most, so that searches keep their caches\n"
            "                     (default 256; 0 = as fast as it goes; the start's check is not paced)\n"
+           "  --warm-queries N   the last N live text searches are replayed on a staged generation\n"
+           "                     (each searcher at least once, paced) before it is reported staged, so\n"
+           "                     the switch to it meets warm pages (default 64; 0 = no warm-up)\n"
            "  --stage1-model FILE  the stage-1 model (rank/ model file over cheap features; default none)\n"
            "  --selection.w_popularity W, --selection.w_freshness W, --selection.half_life_days D,\n"
            "  --selection.w_user W  static signals and personalisation in the selection score (default 0)\n"

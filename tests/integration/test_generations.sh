@@ -47,6 +47,11 @@ sleep 1.5
 "$FUNNEL" index publish --dir "$R" --index "$G2" --gate-queries "$D/queries.tsv" --qrels "$D/qrels.trec" --gate-qps 0 \
     >"$T/g2.out" 2>&1 || { cat "$T/g2.out"; fail "publish g2 through the gate"; }
 grep -q "quality gate: passed" "$T/g2.out" || { cat "$T/g2.out"; fail "gate did not pass g2"; }
+# every replica warmed g2 with its recent live searches before it answered STAGE
+for l in "$R"/shard-*.log; do
+    grep -q "generation $G2 warmed with [1-9][0-9]* recent searches (0 failed)" "$l" \
+        || { grep generation "$l"; fail "$(basename "$l"): g2 was not warmed with live searches"; }
+done
 sleep 1
 "$FUNNEL" index rollback --dir "$R" >"$T/rb.out" 2>&1 || { cat "$T/rb.out"; fail "rollback"; }
 grep -qx "live: $G1" "$T/rb.out" || { cat "$T/rb.out"; fail "rollback: live is not g1"; }
