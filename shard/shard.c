@@ -2101,6 +2101,13 @@ static void load_main(void *arg)   /* the loader thread: open and check the whol
     /* below the searches: the checksum of a large file must not take the
      * cores searches are served on (Linux: a thread's own nice value) */
     setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
+    /* and below their reads: a generation read from disk (a page cache that
+     * dropped it) must not queue ahead of a search's page faults on the live
+     * one (the idle I/O class: honoured by the mq-deadline and bfq
+     * schedulers; no glibc wrapper, and failing it only costs that) */
+    enum { IOPRIO_WHO_PROCESS_ = 1, IOPRIO_CLASS_IDLE_ = 3, IOPRIO_CLASS_SHIFT_ = 13 };
+    if (syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS_, (int)syscall(SYS_gettid), IOPRIO_CLASS_IDLE_ << IOPRIO_CLASS_SHIFT_) != 0)
+        FN_DEBUG("loader: ioprio_set: %s", strerror(errno));
     fn_errbuf eb = {{0}};
     l->rc = gen_open(&s->cfg, l->name, l->dir, 1, &l->g, &eb);
     if (l->rc) snprintf(l->msg, sizeof l->msg, "%s", fn_errmsg(&eb, l->rc));

@@ -6,7 +6,7 @@
 # from `funnel bench --json` in this run:
 #   capacity  closed loop, concurrency 8, 10 s, on g1
 #   rounds    R rounds (default 3) of three windows of open-loop load at 70% of capacity, W s
-#             each (default 20): before (no change), publish (g2 published through the gate 5 s
+#             each (default 35: a publish stages for about 12 s and gates for 10): before (no change), publish (g2 published through the gate 5 s
 #             in), rollback (back to g1 5 s in). Round r > 1 publishes g2 under a new name (a
 #             hard-linked copy of its files, so every round loads a generation the shards do not
 #             hold) and so also unloads the previous round's. Per round: failed requests and the
@@ -27,7 +27,7 @@
 set -euo pipefail
 B=$(cd "${1:-build}" && pwd)
 N=${2:-1000000}
-W=${W:-20}
+W=${W:-35}
 F=$B/ops/funnel
 HERE=$(cd "$(dirname "$0")" && pwd)
 SHARED=${SHARED:-$HERE/../../../shared}
