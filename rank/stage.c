@@ -161,22 +161,6 @@ void rank_ranker_unref(rank_ranker *r)
 
 const char *rank_ranker_describe(const rank_ranker *r) { return r ? r->desc : "none"; }
 
-int rank_push_check_mode(int mode, size_t model_len, fn_errbuf *eb)
-{
-    switch (mode) {
-    case RANK_PUSH_REPLACE: return 0;
-    case RANK_PUSH_STAGE:
-        return model_len ? 0 : fn_seterr(eb, FN_EINVAL, "model: STAGE needs a model (there is no staged removal)");
-    case RANK_PUSH_ACTIVATE:
-    case RANK_PUSH_DISCARD:
-        if (!model_len) return 0;
-        return fn_seterr(eb, FN_EINVAL, "model: %s", mode == RANK_PUSH_ACTIVATE
-                                                        ? "ACTIVATE takes no model (it makes the staged one live)"
-                                                        : "DISCARD takes no model (it drops the staged one)");
-    default:
-        return fn_seterr(eb, FN_EINVAL, "mode: %d is not 0 (replace), 1 (stage), 2 (activate) or 3 (discard)", mode);
-    }
-}
 int rank_ranker_uses(const rank_ranker *r, size_t col)
 {
     for (size_t j = 0; r && j < r->nf; j++)

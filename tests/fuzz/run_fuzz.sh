@@ -40,7 +40,7 @@ case "$name" in
         # validate.c's callees; index/stored.c only for idx_fields_check (the
         # rest of the index it calls is stubbed: fuzz_index_stubs.c)
         parser=(coordinator/validate.c common/fn_query.c query/parse.c query/filter.c index/stored.c
-                tests/fuzz/fuzz_index_stubs.c) ;;
+                rank/push.c tests/fuzz/fuzz_index_stubs.c) ;;
     topology) parser=(coordinator/topology.c) ;;
     coordconfig) proto=1   # coord_config.h includes funnel.pb-c.h (validate.h, prf.h)
         parser=(coordinator/coord_config.c coordinator/blend.c common/fn_config.c common/fn_log.c) ;;
