@@ -62,6 +62,22 @@ json_get() {
 
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
+# shuffle_labels IN OUT: a copy of the SVMlight file IN with its labels
+# shuffled among its rows (seed 7), comment lines kept: the training data of a
+# deliberately bad model for the quality gate
+shuffle_labels() {
+    "$PY" - "$1" "$2" <<'EOF'
+import random, sys
+random.seed(7)
+lines = open(sys.argv[1]).read().split('\n')
+head = [l for l in lines if l.startswith('#')]
+rows = [l for l in lines if l and not l.startswith('#')]
+labels = [r.split(' ', 1)[0] for r in rows]
+random.shuffle(labels)
+open(sys.argv[2], 'w').write('\n'.join(head + [a + ' ' + r.split(' ', 1)[1] for a, r in zip(labels, rows)]) + '\n')
+EOF
+}
+
 # pid_running PID: alive and not a zombie (after `down`, init may reap late)
 pid_running() {
     [ -r "/proc/$1/stat" ] || return 1

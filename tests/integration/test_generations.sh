@@ -91,16 +91,7 @@ head -n 120 "$D/queries.tsv" >"$T/train.tsv"
 tail -n +121 "$D/queries.tsv" >"$T/test.tsv"
 "$FUNNEL" features --server "$A" --queries "$T/train.tsv" --qrels "$D/qrels.trec" --stage 2 --window 100 \
     --out "$T/s2.svm" 2>"$T/f.err" || { cat "$T/f.err"; fail "features"; }
-"$PY" - "$T/s2.svm" "$T/shuf.svm" <<'EOF2'
-import random, sys
-random.seed(7)
-lines = open(sys.argv[1]).read().split('\n')
-head = [l for l in lines if l.startswith('#')]
-rows = [l for l in lines if l and not l.startswith('#')]
-labels = [r.split(' ', 1)[0] for r in rows]
-random.shuffle(labels)
-open(sys.argv[2], 'w').write('\n'.join(head + [a + ' ' + r.split(' ', 1)[1] for a, r in zip(labels, rows)]) + '\n')
-EOF2
+shuffle_labels "$T/s2.svm" "$T/shuf.svm" || fail "shuffle labels"
 for m in s2 shuf; do
     "$FUNNEL" train --data "$T/$m.svm" --objective lambdarank --trees 30 --depth 3 --out "$T/$m.model" >/dev/null 2>&1 \
         || fail "train $m"
