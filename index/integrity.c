@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -29,32 +31,70 @@ static int64_t mono_ns(void)
 
 int idx_file_hash(const char *path, uint64_t *hash, uint64_t *bytes, fn_errbuf *eb)
 {
-    return idx_file_hash_paced(path, 0, hash, bytes, eb);
+    return idx_file_hash_paced(path, NULL, hash, bytes, eb);
 }
 
-int idx_file_hash_paced(const char *path, uint64_t bytes_per_sec, uint64_t *hash, uint64_t *bytes, fn_errbuf *eb)
+/* Bytes of [off, off + len) of the mapping map (page-aligned, of a file of
+ * size bytes) that are not in the page cache; 0 when mincore cannot tell. */
+static uint64_t cold_in(const uint8_t *map, uint64_t size, uint64_t off, uint64_t len, unsigned char *vec,
+                        long page)
+{
+    if (!map || off >= size) return 0;
+    if (len > size - off) len = size - off;
+    if (mincore((void *)(map + off), len, vec) != 0) return 0;
+    uint64_t pages = (len + (uint64_t)page - 1) / (uint64_t)page, cold = 0;
+    for (uint64_t i = 0; i < pages; i++)
+        if (!(vec[i] & 1)) cold += (uint64_t)page;
+    return cold > len ? len : cold;
+}
+
+int idx_file_hash_paced(const char *path, idx_pace *pace, uint64_t *hash, uint64_t *bytes, fn_errbuf *eb)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return fn_seterr(eb, -errno, "%s: %s", path, strerror(errno));
     int rc = 0;
     uint8_t *buf = malloc(HASH_CHUNK);
     XXH3_state_t *st = XXH3_createState();
-    if (!buf || !st) { rc = fn_seterr(eb, -ENOMEM, "out of memory"); goto out; }
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0 || page > (long)HASH_CHUNK) page = 4096;
+    unsigned char *vec = malloc(HASH_CHUNK / (size_t)page + 1);
+    const uint8_t *map = NULL;
+    uint64_t size = 0;
+    if (!buf || !st || !vec) { rc = fn_seterr(eb, -ENOMEM, "out of memory"); goto out; }
     XXH3_64bits_reset(st);
+    uint64_t warm = pace ? pace->warm_bps : 0, cold = pace ? (pace->cold_bps ? pace->cold_bps : warm) : 0;
+    if (pace) pace->cold_bytes = 0;
+    struct stat sb;
+    if (warm && cold != warm && fstat(fd, &sb) == 0 && sb.st_size > 0) {
+        /* mapped only for mincore, never read through: a file cut short
+         * meanwhile cannot fault here (the reads are preads) */
+        size = (uint64_t)sb.st_size;
+        void *m = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0);
+        map = m == MAP_FAILED ? NULL : m;
+        /* no readahead: it would fetch the next MiB from the disk in the
+         * background, and mincore would then count it as warm */
+        if (map) (void)posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
+    }
     uint64_t off = 0;
+    double due_ns = 0;   /* the time the bytes read so far may take, at their rates */
     int64_t t0 = mono_ns();
     for (;;) {
-        if (bytes_per_sec) {
+        if (warm) {
             /* a read of 1 MiB, then a pause: the file's pages and the
              * hashing pass through the caches a little at a time, so the
-             * searches beside it keep their working set */
-            int64_t due = t0 + (int64_t)((double)off * 1e9 / (double)bytes_per_sec), now = mono_ns();
+             * searches beside it keep their working set; a pause as long as
+             * this MiB's pages take at their rate (cold or warm) */
+            uint64_t c = cold_in(map, size, off, HASH_CHUNK, vec, page);
+            if (pace) pace->cold_bytes += c;
+            int64_t now = mono_ns(), due = t0 + (int64_t)due_ns;
             if (due > now) {
                 struct timespec ts = { .tv_sec = (time_t)((due - now) / 1000000000LL),
                                        .tv_nsec = (long)((due - now) % 1000000000LL) };
                 while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
                 }
             }
+            due_ns += (double)c * 1e9 / (double)cold + (double)(HASH_CHUNK - (c < HASH_CHUNK ? c : HASH_CHUNK)) * 1e9 /
+                                                             (double)warm;
         }
         ssize_t n = pread(fd, buf, HASH_CHUNK, (off_t)off);
         if (n < 0) {
@@ -69,7 +109,9 @@ int idx_file_hash_paced(const char *path, uint64_t bytes_per_sec, uint64_t *hash
     *hash = XXH3_64bits_digest(st);
     *bytes = off;
 out:
+    if (map) munmap((void *)map, (size_t)size);
     XXH3_freeState(st);
+    free(vec);
     free(buf);
     close(fd);
     return rc;
@@ -127,17 +169,17 @@ int idx_checksum_read(const char *shard_dir, uint64_t *hash, uint64_t *bytes, fn
 
 int idx_verify_file(const char *shard_dir, fn_errbuf *eb)
 {
-    return idx_verify_file_paced(shard_dir, 0, eb);
+    return idx_verify_file_paced(shard_dir, NULL, eb);
 }
 
-int idx_verify_file_paced(const char *shard_dir, uint64_t bytes_per_sec, fn_errbuf *eb)
+int idx_verify_file_paced(const char *shard_dir, idx_pace *pace, fn_errbuf *eb)
 {
     uint64_t want, want_bytes, got, got_bytes;
     int rc = idx_checksum_read(shard_dir, &want, &want_bytes, eb);
     if (rc) return rc;
     char path[4200];
     snprintf(path, sizeof path, "%s/data.mdb", shard_dir);
-    if ((rc = idx_file_hash_paced(path, bytes_per_sec, &got, &got_bytes, eb))) return rc;
+    if ((rc = idx_file_hash_paced(path, pace, &got, &got_bytes, eb))) return rc;
     if (got_bytes != want_bytes)
         return fn_seterr(eb, FN_ECORRUPT, "%s: %" PRIu64 " bytes, but the build wrote %" PRIu64
                          ": the file was truncated or changed after the build", path, got_bytes, want_bytes);

@@ -22,10 +22,21 @@
 /* XXH3-64 of a whole file, read with pread (never mapped, so a short file
  * cannot fault). *bytes is its size. Returns 0 or -errno with the path. */
 int idx_file_hash(const char *path, uint64_t *hash, uint64_t *bytes, fn_errbuf *eb);
-/* The same read at most bytes_per_sec a second on average (0: as fast as it
- * goes), sleeping between 1 MiB reads: a shard checking a new generation
- * while it serves (shard --load-rate-mb). */
-int idx_file_hash_paced(const char *path, uint64_t bytes_per_sec, uint64_t *hash, uint64_t *bytes, fn_errbuf *eb);
+/* How fast a paced hash reads, for a shard checking a new generation while it
+ * serves (shard --load-rate-mb, --load-cold-rate-mb): 1 MiB reads with sleeps
+ * between them, warm_bps bytes a second on average for pages already in the
+ * page cache and cold_bps for pages the read must fetch from the disk (found
+ * with mincore(2) before each read). A disk read costs the host far more than
+ * a copy from the page cache (on a VM, the block device's emulation and the
+ * page-cache insertion: kernel CPU beside the searches), so cold pages go
+ * slower. 0 = as fast as it goes; cold_bps 0 = warm_bps. cold_bytes: set to
+ * the bytes that were not in the page cache. */
+typedef struct idx_pace {
+    uint64_t warm_bps, cold_bps;
+    uint64_t cold_bytes;   /* out */
+} idx_pace;
+/* pace NULL: unpaced, as idx_file_hash */
+int idx_file_hash_paced(const char *path, idx_pace *pace, uint64_t *hash, uint64_t *bytes, fn_errbuf *eb);
 
 /* Write / read SHARDDIR/checksum (written atomically: temporary + rename). */
 int idx_checksum_write(const char *shard_dir, uint64_t hash, uint64_t bytes, fn_errbuf *eb);
@@ -35,7 +46,7 @@ int idx_checksum_read(const char *shard_dir, uint64_t *hash, uint64_t *bytes, fn
  * ("...: data.mdb does not match its checksum: damaged"), FN_EFORMAT (no or
  * bad checksum file) or -errno, with the message in eb. */
 int idx_verify_file(const char *shard_dir, fn_errbuf *eb);
-int idx_verify_file_paced(const char *shard_dir, uint64_t bytes_per_sec, fn_errbuf *eb);
+int idx_verify_file_paced(const char *shard_dir, idx_pace *pace, fn_errbuf *eb);
 
 /* The checksum of the meta database: every entry but "meta_sum", in key
  * order (format.h). */

@@ -2,6 +2,7 @@
 #include "shard.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -369,9 +370,10 @@ static int gen_open(const shard_config *cfg, const char *name, const char *dir, 
     uint64_t t0 = uv_hrtime();
     unsigned flags = cfg->verify_quick ? IDX_OPEN_QUICK : 0;
     int rc = 0;
+    idx_pace pc = { .warm_bps = (uint64_t)cfg->load_rate_mb << 20, .cold_bps = (uint64_t)cfg->load_cold_rate_mb << 20 };
     if (!flags && paced && cfg->load_rate_mb) {
         /* (an index without a checksum file: the plain open says which version it is) */
-        rc = idx_verify_file_paced(dir, (uint64_t)cfg->load_rate_mb << 20, eb);
+        rc = idx_verify_file_paced(dir, &pc, eb);
         if (rc == 0) flags = IDX_OPEN_CHECKED;
         else if (rc == FN_EFORMAT) rc = 0;
     }
@@ -388,8 +390,9 @@ static int gen_open(const shard_config *cfg, const char *name, const char *dir, 
         return rc;
     }
     /* what a generation's load costs, for the operator sizing a publish */
-    FN_INFO("generation %s opened in %.3f s (index checked and opened %.3f s, %zu searchers %.3f s)", name,
-            (double)(uv_hrtime() - t0) / 1e9, (double)(t1 - t0) / 1e9, nsearchers, (double)(uv_hrtime() - t1) / 1e9);
+    FN_INFO("generation %s opened in %.3f s (index checked and opened %.3f s, %" PRIu64 " MiB of it read from "
+            "the disk; %zu searchers %.3f s)", name, (double)(uv_hrtime() - t0) / 1e9, (double)(t1 - t0) / 1e9,
+            pc.cold_bytes >> 20, nsearchers, (double)(uv_hrtime() - t1) / 1e9);
     g->refs = 1;   /* the table's */
     *out = g;
     return 0;

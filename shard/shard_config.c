@@ -24,6 +24,7 @@ void shard_config_defaults(shard_config *c)
     c->inline_max_k = SHARD_DEFAULT_INLINE_MAX_K;
     c->slow_search_ms = SHARD_DEFAULT_SLOW_SEARCH_MS;
     c->load_rate_mb = SHARD_DEFAULT_LOAD_RATE_MB;
+    c->load_cold_rate_mb = SHARD_DEFAULT_LOAD_COLD_RATE_MB;
     c->warm_queries = SHARD_DEFAULT_WARM_QUERIES;
     c->tls_require_client_cert = -1;
     c->max_message_bytes = SHARD_DEFAULT_MAX_MESSAGE_BYTES;
@@ -73,6 +74,7 @@ int shard_config_set(shard_config *c, const char *key, const char *v, fn_errbuf 
         { "inline-max-k", 0, 1000000, offsetof(shard_config, inline_max_k) },
         { "slow-search-ms", 0, 3600000, offsetof(shard_config, slow_search_ms) },
         { "load-rate-mb", 0, 1000000, offsetof(shard_config, load_rate_mb) },
+        { "load-cold-rate-mb", 0, 1000000, offsetof(shard_config, load_cold_rate_mb) },
         { "warm-queries", 0, 4096, offsetof(shard_config, warm_queries) },
         { "log-requests", 0, 1, offsetof(shard_config, log_requests) },
     };
@@ -210,6 +212,9 @@ const char *shard_config_usage(void)
            "  --load-rate-mb N   a generation staged while serving (Admin/Generation STAGE) has its\n"
            "                     data.mdb hashed at N MiB/s at most, so that searches keep their caches\n"
            "                     (default 256; 0 = as fast as it goes; the start's check is not paced)\n"
+           "  --load-cold-rate-mb N  the same for the pages of it that are not in the page cache and\n"
+           "                     must come from the disk, which costs far more CPU beside the searches\n"
+           "                     (default 32; 0 = --load-rate-mb)\n"
            "  --warm-queries N   the last N live text searches are replayed on a staged generation\n"
            "                     (each searcher at least once, paced) before it is reported staged, so\n"
            "                     the switch to it meets warm pages (default 64; 0 = no warm-up)\n"

@@ -29,4 +29,20 @@ char *tu_read_file(const char *path, size_t *len);
 /** The shared test collections: $FUNNEL_DATA, or ../shared/data. */
 const char *tu_data_dir(void);
 
+/** TU_SANITIZED: 1 in the ASan + UBSan build (gcc and clang define
+ * __SANITIZE_ADDRESS__ / the address_sanitizer feature there), else 0. The
+ * few cases that are long for their size (a large differential, hundreds of
+ * damaged copies) do fewer rounds there: the same code paths, a third of the
+ * repetitions, so that the suite stays under 20 minutes on CI. */
+#if defined(__SANITIZE_ADDRESS__)
+#define TU_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TU_SANITIZED 1
+#endif
+#endif
+#ifndef TU_SANITIZED
+#define TU_SANITIZED 0
+#endif
+
 #endif

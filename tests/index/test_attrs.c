@@ -328,7 +328,9 @@ Test(attrs, ranges_and_bitmaps_on_a_large_shard)
         "-published_at:1500010000..1500990000", "popularity<=0", "popularity:0..0.01", "published_at<0", "published_at:-500000..1500001000",
     };
     differential_of("big", 1, 10, 0, bf, sizeof bf / sizeof *bf);
-    differential_of("big", 1, 300, 0, bf, sizeof bf / sizeof *bf);
+    /* (k = 300 too, but not under the sanitizers: the same paths at k = 10
+     * take them 15 s) */
+    if (!TU_SANITIZED) differential_of("big", 1, 300, 0, bf, sizeof bf / sizeof *bf);
     free_corpus();
 }
 
