@@ -4,17 +4,24 @@
 # Two generations of the same synthetic corpus (../shared/tools/gen_corpus.py, DOCS documents,
 # default 1,000,000; 3 shards), built one after the other, g2 while g1 serves. Every figure is
 # from `funnel bench --json` in this run:
-#   capacity  closed loop, concurrency 8, 10 s, on g1
-#   rounds    R rounds (default 3) of three windows of open-loop load at 70% of capacity, W s
-#             each (default 35: a publish stages for about 12 s and gates for 10): before (no change), publish (g2 published through the gate 5 s
-#             in), rollback (back to g1 5 s in). Round r > 1 publishes g2 under a new name (a
-#             hard-linked copy of its files, so every round loads a generation the shards do not
-#             hold) and so also unloads the previous round's. Per round: failed requests and the
+#   capacity  closed loop, concurrency 8, three runs of 10 s on g1: their median; and again
+#             (one run) at the start of each round, whose load is 70% of that: this VM's speed
+#             wanders (505-848 qps within an hour), and a load set from a fast minute is
+#             overload in a slow one
+#   rounds    R rounds (default 3) of three windows of open-loop load at 70% of capacity: before
+#             (no change, W s, default 35), publish (g2 published through the gate 5 s in; WP s,
+#             default 110: a cold publish stages for about 65 s and gates for 10), rollback (back
+#             to g1 5 s in, W s). COLD=1 (the default) evicts g2's files from the page cache
+#             (posix_fadvise DONTNEED) before each publish, so that every round reads the new
+#             generation from the disk, the costly case (COLD=0: as the last round left them,
+#             warm). Round r > 1 publishes g2 under a new name (a copy of
+#             its files kept in $CACHE, hard links with COLD=0, so every round loads a generation the
+#             shards do not hold) and so also unloads the previous round's. Per round: failed requests and the
 #             p99 of each window; then each swap's p99 over its round's before-window p99, the
 #             median of those over the rounds, and the pooled ratio (the p99 of every publish
 #             window's requests over that of every before window's; target <= 1.5). Rounds,
-#             because this machine's own noise (a VM whose kernel pages out memory untouched for
-#             a minute: DAMON) moves a single window's p99 by 2x with nothing happening.
+#             because this VM's own noise moves a single window's p99 by 2-3x with nothing
+#             happening (6.3 to 19 ms in one run): the pooled ratio is the robust figure.
 #   kill      a build of g3 killed with SIGKILL mid-build: the live generation's files are
 #             unchanged (their checksums), it still serves, and publishing g3 is refused
 # W=10 for shorter windows; R=1 for one round. The corpus, g1 and g2 are kept in $CACHE
@@ -28,6 +35,10 @@ set -euo pipefail
 B=$(cd "${1:-build}" && pwd)
 N=${2:-1000000}
 W=${W:-35}
+WP=${WP:-110}
+COLD=${COLD:-1}
+R=${R:-3}
+GATE_QPS=${GATE_QPS:-20}
 F=$B/ops/funnel
 HERE=$(cd "$(dirname "$0")" && pwd)
 SHARED=${SHARED:-$HERE/../../../shared}
@@ -58,19 +69,38 @@ G2=$CACHE/publish-g2-$N
 echo "g1: built in $(build "$G1") s"
 A=$("$F" cluster up --index "$G1" --dir "$T/run" 2>"$T/up.err")
 "$F" bench --server "$A" --queries "$Q" --concurrency 2 --duration 3 --json >/dev/null   # warm-up
-"$F" bench --server "$A" --queries "$Q" --concurrency 8 --duration 10 --json >"$T/cap.json"
-CAP=$(j "$T/cap.json" "r['qps']")
-RATE=$(j "$T/cap.json" "int(r['qps'] * 0.7)")
-echo "capacity: $CAP qps (closed loop, concurrency 8); load: $RATE qps (70%)"
+# capacity: the median of three runs (one run can land in a fast or a slow minute of this VM)
+for i in 1 2 3; do
+    "$F" bench --server "$A" --queries "$Q" --concurrency 8 --duration 10 --json >"$T/cap$i.json"
+done
+CAP=$(/usr/bin/python3 -c "import json,statistics,sys; print(statistics.median(json.load(open(f))['qps'] for f in sys.argv[1:]))" "$T"/cap[123].json)
+RATE=$(/usr/bin/python3 -c "print(int($CAP * 0.7))")
+echo "capacity: $CAP qps (closed loop, concurrency 8; median of $(for i in 1 2 3; do j "$T/cap$i.json" "r['qps']"; done | tr '\n' ' ')); load: $RATE qps (70%)"
 # g2 is built while g1 serves (no load then: the build's two cores are not the serving figure)
-echo "g2: built in $(build "$G2") s beside the live g1"
+g2s=$(build "$G2")
+echo "g2: built in $g2s s beside the live g1"
+case "$g2s" in *reused*) ;; *) rm -rf "$G2"-copy* ;; esac   # copies of an older g2
+# COLD=1: rounds > 1 publish copies of g2 made here once (no load yet) and kept in $CACHE (not hard links: the
+# previous round's g2, still open on the shards for a rollback, would keep the pages of a shared
+# inode in memory; not made during the rounds: after writing 2 GB this VM's virtual disk writes back
+# for minutes, and a window then shed requests with nothing happening)
+if [ "$COLD" = 1 ]; then
+    made=0
+    for r in $(seq 2 "$R"); do
+        [ -f "$G2-copy$r/index.json" ] && continue
+        rm -rf "$G2-copy$r" "$G2-copy$r.tmp"
+        cp -r "$G2" "$G2-copy$r.tmp" && mv "$G2-copy$r.tmp" "$G2-copy$r"
+        made=1
+    done
+    if [ "$made" = 1 ]; then sync -f "$G2/index.json"; echo "g2 copied for rounds 2-$R; settling ${SETTLE:-180} s"; sleep "${SETTLE:-180}"; fi
+fi
 head -n 200 "$Q" >"$T/gate.tsv"
 
 TL=$CACHE/publish-last
 rm -rf "$TL"; mkdir -p "$TL"
-window() {   # window NAME ACTION...: W s of load; ACTION runs 5 s in
-    local name=$1; shift
-    "$F" bench --server "$A" --queries "$Q" --rate "$RATE" --duration "$W" --deadline-ms 2000 --json \
+window() {   # window SECONDS NAME ACTION...: SECONDS of load; ACTION runs 5 s in
+    local secs=$1 name=$2; shift 2
+    "$F" bench --server "$A" --queries "$Q" --rate "$RATE" --duration "$secs" --deadline-ms 2000 --json \
         --timeline "$TL/$name.tl" >"$T/$name.json" 2>"$T/$name.err" </dev/null &
     local bp=$!
     sleep 5
@@ -82,15 +112,30 @@ window() {   # window NAME ACTION...: W s of load; ACTION runs 5 s in
         "$(j "$T/$name.json" "r['partial']")" "$(j "$T/$name.json" "r['p50_ms']")" \
         "$(j "$T/$name.json" "r['p99_ms']")" "$(j "$T/$name.json" "r['max_ms']")"
 }
-R=${R:-3}
-GATE_QPS=${GATE_QPS:-20}
 for r in $(seq 1 "$R"); do
     G=$G2
-    if [ "$r" -gt 1 ]; then G=$T/g2-round$r; cp -al "$G2" "$G"; fi
-    window "before$r"
-    window "publish$r" "$F" index publish --dir "$T/run" --index "$G" --gate-queries "$T/gate.tsv" --gate-qps "$GATE_QPS"
+    if [ "$r" -gt 1 ] && [ "$COLD" = 1 ]; then G=$G2-copy$r; fi
+    if [ "$r" -gt 1 ] && [ "$COLD" != 1 ]; then G=$T/g2-round$r; cp -al "$G2" "$G"; fi
+    if [ "$COLD" = 1 ]; then
+        /usr/bin/python3 - "$G"/shard-*/data.mdb <<'EOF'
+import os, sys
+for p in sys.argv[1:]:
+    fd = os.open(p, os.O_RDONLY)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    os.close(fd)
+EOF
+        echo "    g2's files evicted from the page cache: $(fincore --bytes --noheadings --output RES "$G"/shard-*/data.mdb 2>/dev/null | tr '\n' ' ')bytes resident"
+    fi
+    if [ "$r" -gt 1 ] || [ -n "${ROUND_CAP:-}" ]; then
+        "$F" bench --server "$A" --queries "$Q" --concurrency 8 --duration 10 --json >"$T/rcap$r.json"
+        RATE=$(j "$T/rcap$r.json" "int(r['qps'] * 0.7)")
+        echo "round $r: capacity $(j "$T/rcap$r.json" "r['qps']") qps; load $RATE qps"
+    fi
+    window "$W" "before$r"
+    window "$WP" "publish$r" "$F" index publish --dir "$T/run" --index "$G" --gate-queries "$T/gate.tsv" --gate-qps "$GATE_QPS"
     grep -E "staged|quality gate|published" "$T/publish$r.action" | sed 's/^/    /'
-    window "rollback$r" "$F" index rollback --dir "$T/run"
+    grep -h "generation $G opened in" "$T"/run/shard-*.log | sed 's/^.*INFO /    /'
+    window "$W" "rollback$r" "$F" index rollback --dir "$T/run"
 done
 /usr/bin/python3 - "$TL" "$R" <<'EOF'
 import json, statistics, sys
