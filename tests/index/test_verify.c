@@ -317,6 +317,17 @@ Test(verify, undamaged_index_verifies_ok)
     cr_assert(strstr(o.verify_line, "checksum ok)"), "%s", o.verify_line);
 }
 
+/* idx_file_hash_paced of p (asserted to succeed), timed: its seconds */
+static double hash_timed(const char *p, idx_pace *pc, uint64_t *h, uint64_t *b)
+{
+    fn_errbuf eb = { { 0 } };
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    cr_assert_eq(idx_file_hash_paced(p, pc, h, b, &eb), 0, "%s", eb.msg);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+}
+
 /* The paced check (a shard staging a generation while it serves): the same
  * hash as the unpaced one, no sooner than the rate allows (the pauses are
  * sleeps: a lower bound, whatever the machine), and the same verdicts. */
@@ -329,12 +340,8 @@ Test(verify, paced_check_hashes_alike_at_the_rate)
     uint64_t h0, b0, h1, b1;
     cr_assert_eq(idx_file_hash(p, &h0, &b0, &eb), 0, "%s", eb.msg);
     uint64_t rate = b0 * 4;   /* the whole file in 0.25 s */
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     idx_pace pc = { .warm_bps = rate };
-    cr_assert_eq(idx_file_hash_paced(p, &pc, &h1, &b1, &eb), 0, "%s", eb.msg);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    double secs = hash_timed(p, &pc, &h1, &b1);
     cr_assert_eq(h1, h0);
     cr_assert_eq(b1, b0);
     /* the last full MiB is due at (b0 - b0 % 1 MiB) / rate at the earliest */
@@ -373,11 +380,7 @@ Test(verify, paced_check_reads_cold_pages_slower)
     cr_assert_eq(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
     close(fd);
     idx_pace pc = { .warm_bps = b0 * 1000, .cold_bps = b0 * 4 };   /* warm: 1 ms; cold: 0.25 s */
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    cr_assert_eq(idx_file_hash_paced(p, &pc, &h1, &b1, &eb), 0, "%s", eb.msg);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double cold_s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    double cold_s = hash_timed(p, &pc, &h1, &b1);
     cr_assert(h1 == h0 && b1 == b0);
     if (pc.cold_bytes == 0) cr_skip_test("the page cache kept %s (a file system without write-back)", p);
     cr_log_info("cold: %" PRIu64 " of %" PRIu64 " bytes in %.3f s", pc.cold_bytes, b0, cold_s);
@@ -386,12 +389,10 @@ Test(verify, paced_check_reads_cold_pages_slower)
     double least = (double)(pc.cold_bytes > (1u << 20) ? pc.cold_bytes - (1u << 20) : 0) / (double)pc.cold_bps;
     cr_assert(cold_s >= least * 0.99, "cold read in %.3f s, under %.3f s", cold_s, least);
     /* now in the page cache: nothing cold, and at the warm rate */
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    cr_assert_eq(idx_file_hash_paced(p, &pc, &h1, &b1, &eb), 0, "%s", eb.msg);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double warm_s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    double warm_s = hash_timed(p, &pc, &h1, &b1);
     cr_assert(h1 == h0 && pc.cold_bytes == 0, "%" PRIu64 " bytes cold on the second read", pc.cold_bytes);
-    cr_assert(warm_s < least, "warm read %.3f s, not faster than the cold pace %.3f s", warm_s, least);
+    /* (only when the cold pace was long enough to tell: a few MiB were cold) */
+    if (least > 0.1) cr_assert(warm_s < least, "warm read %.3f s, not faster than the cold pace %.3f s", warm_s, least);
 }
 
 Test(verify, truncated_file)

@@ -10,7 +10,7 @@ down. Against a running cluster (RUNDIR from `funnel cluster up`):
      shard): each must get a bounded reply or a clean refusal within 100 ms;
      the normal client's p99 must stay within 2x (plus 2 ms of scheduler
      noise on a 2-core machine) of step 2's;
-  4. a second after the burst, every process's RSS is within 10% of step 1.
+  4. a second after the burst, every process's RSS is within 10% (or 4 MiB) of step 1.
 
   5. the limits refuse no real query: every query of the judged collections
      (cranfield, npl, cisi: up to 335 words, 116 distinct terms) is answered.
@@ -201,7 +201,11 @@ for n, p in procs.items():
     print("  %-11s RSS %6d -> %6d KiB (anon %6d -> %6d KiB)" % (n, r0, r1, a0, a1))
     if sanitized:
         continue
-    check(r1 <= r0 * 1.10, "%s: RSS back within 10%% of its level before the burst" % n)
+    # 10%, or 4 MiB of a small process: glibc keeps about 3 MiB in the worker
+    # threads' arenas after the burst's large replies (29.0 -> 32.0 MiB seen on
+    # an idle shard), while one leaked reply of the burst is up to 16 MiB
+    lim = max(r0 * 1.10, r0 + 4096)
+    check(r1 <= lim, "%s: RSS back within 10%% (or 4 MiB) of its level before the burst" % n)
 if sanitized:
     print("RSS not checked: a sanitizer build (%s) keeps freed memory" % os.environ["FUNNEL_SANITIZE"])
 if len(sys.argv) > 5:
