@@ -93,8 +93,7 @@ int idx_file_hash_paced(const char *path, idx_pace *pace, uint64_t *hash, uint64
                 while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
                 }
             }
-            due_ns += (double)c * 1e9 / (double)cold + (double)(HASH_CHUNK - (c < HASH_CHUNK ? c : HASH_CHUNK)) * 1e9 /
-                                                             (double)warm;
+            due_ns += (double)c * 1e9 / (double)cold + (double)(HASH_CHUNK - c) * 1e9 / (double)warm;   /* c <= 1 MiB */
         }
         ssize_t n = pread(fd, buf, HASH_CHUNK, (off_t)off);
         if (n < 0) {

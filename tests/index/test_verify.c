@@ -328,17 +328,26 @@ static double hash_timed(const char *p, idx_pace *pc, uint64_t *h, uint64_t *b)
     return (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 }
 
+/* A 1-shard cranfield index NAME for the paced checks: its shard dir in
+ * sh, its data.mdb in p, and the unpaced hash and size of that file. */
+static void paced_init(const char *name, char *sh, size_t capsh, char *p, size_t capp, uint64_t *h0, uint64_t *b0)
+{
+    char idx[600];
+    common_init(name, 1, idx, sizeof idx, sh, capsh);
+    data_path(sh, p, capp);
+    fn_errbuf eb = { { 0 } };
+    cr_assert_eq(idx_file_hash(p, h0, b0, &eb), 0, "%s", eb.msg);
+}
+
 /* The paced check (a shard staging a generation while it serves): the same
  * hash as the unpaced one, no sooner than the rate allows (the pauses are
  * sleeps: a lower bound, whatever the machine), and the same verdicts. */
 Test(verify, paced_check_hashes_alike_at_the_rate)
 {
-    char idx[600], sh[700], p[800];
-    common_init("paced", 1, idx, sizeof idx, sh, sizeof sh);
-    data_path(sh, p, sizeof p);
-    fn_errbuf eb = { { 0 } };
+    char sh[700], p[800];
     uint64_t h0, b0, h1, b1;
-    cr_assert_eq(idx_file_hash(p, &h0, &b0, &eb), 0, "%s", eb.msg);
+    paced_init("paced", sh, sizeof sh, p, sizeof p, &h0, &b0);
+    fn_errbuf eb = { { 0 } };
     uint64_t rate = b0 * 4;   /* the whole file in 0.25 s */
     idx_pace pc = { .warm_bps = rate };
     double secs = hash_timed(p, &pc, &h1, &b1);
@@ -364,15 +373,14 @@ Test(verify, paced_check_hashes_alike_at_the_rate)
 
 /* Pages not in the page cache are read at the cold rate (mincore before each
  * read): the same hash, the cold bytes counted, and a file read cold takes at
- * least its size at that rate while the same file warm goes at the warm rate. */
+ * least its size at that rate (a lower bound: the pauses are sleeps); read
+ * again, warm, none of it counts as cold, so all of it is paced at the warm
+ * rate (no upper bound on time is asserted: tests do not race the clock). */
 Test(verify, paced_check_reads_cold_pages_slower)
 {
-    char idx[600], sh[700], p[800];
-    common_init("cold", 1, idx, sizeof idx, sh, sizeof sh);
-    data_path(sh, p, sizeof p);
-    fn_errbuf eb = { { 0 } };
+    char sh[700], p[800];
     uint64_t h0, b0, h1, b1;
-    cr_assert_eq(idx_file_hash(p, &h0, &b0, &eb), 0, "%s", eb.msg);
+    paced_init("cold", sh, sizeof sh, p, sizeof p, &h0, &b0);
     /* out of the page cache: written back first (a dirty page stays) */
     int fd = open(p, O_RDONLY);
     cr_assert(fd >= 0);
@@ -390,9 +398,8 @@ Test(verify, paced_check_reads_cold_pages_slower)
     cr_assert(cold_s >= least * 0.99, "cold read in %.3f s, under %.3f s", cold_s, least);
     /* now in the page cache: nothing cold, and at the warm rate */
     double warm_s = hash_timed(p, &pc, &h1, &b1);
-    cr_assert(h1 == h0 && pc.cold_bytes == 0, "%" PRIu64 " bytes cold on the second read", pc.cold_bytes);
-    /* (only when the cold pace was long enough to tell: a few MiB were cold) */
-    if (least > 0.1) cr_assert(warm_s < least, "warm read %.3f s, not faster than the cold pace %.3f s", warm_s, least);
+    cr_assert(h1 == h0 && b1 == b0 && pc.cold_bytes == 0, "%" PRIu64 " bytes cold on the second read", pc.cold_bytes);
+    cr_log_info("warm: 0 bytes cold, %.3f s", warm_s);
 }
 
 Test(verify, truncated_file)
