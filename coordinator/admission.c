@@ -30,7 +30,19 @@ double adm_queue_us(const adm_t *a)
     return q > 0 ? q : 0;
 }
 
-int adm_admit(adm_t *a, int64_t left_us, uint64_t now_ms, uint32_t *retry_ms)
+/* The retry hint: a slot frees in about 1/rate; the queue drains in its
+ * queueing time. At least floor_ms, at most 1 s. */
+static uint32_t retry_hint(const adm_t *a, double floor_ms)
+{
+    double r = a->rate > 0 ? 1000.0 / a->rate * 2 : 10;
+    double qms = adm_queue_us(a) / 1000;
+    if (r < qms) r = qms;
+    if (r < floor_ms) r = floor_ms;
+    return r < 1 ? 1 : r > 1000 ? 1000 : (uint32_t)ceil(r);
+}
+
+/* Would a user's search be shed now? */
+static int user_shed(adm_t *a, int64_t left_us, uint64_t now_ms)
 {
     if (a->inflight == 0) {      /* idle until now: the rate window starts here */
         a->win_start_ms = now_ms;
@@ -38,21 +50,44 @@ int adm_admit(adm_t *a, int64_t left_us, uint64_t now_ms, uint32_t *retry_ms)
     }
     double exp_us = adm_expected_us(a);
     int busy = (double)a->inflight >= a->min_limit;
-    if ((double)a->inflight + 1 > a->max_limit ||
-        (busy && a->base_us > 0 && adm_queue_us(a) > a->target_us) ||
-        (busy && left_us > 0 && exp_us > 0.9 * (double)left_us)) {
-        /* a slot frees in about 1/rate; the queue drains in its queueing time */
-        double r = a->rate > 0 ? 1000.0 / a->rate * 2 : 10;
-        double qms = adm_queue_us(a) / 1000;
-        if (r < qms) r = qms;
-        *retry_ms = r < 1 ? 1 : r > 1000 ? 1000 : (uint32_t)ceil(r);
+    return (double)a->inflight + 1 > a->max_limit ||
+           (busy && a->base_us > 0 && adm_queue_us(a) > a->target_us) ||
+           (busy && left_us > 0 && exp_us > 0.9 * (double)left_us);
+}
+
+int adm_admit(adm_t *a, int64_t left_us, uint64_t now_ms, uint32_t *retry_ms)
+{
+    if (user_shed(a, left_us, now_ms)) {
+        *retry_ms = retry_hint(a, 0);
         a->shed++;
         a->base_shed++;
+        a->user_shed_ms = now_ms ? now_ms : 1;
         return 0;
     }
     a->inflight++;
     a->admitted++;
     return 1;
+}
+
+int adm_admit_background(adm_t *a, int64_t left_us, uint64_t now_ms, uint32_t *retry_ms)
+{
+    if (user_shed(a, left_us, now_ms) || a->bg_inflight >= ADM_BG_MAX_INFLIGHT ||
+        (a->user_shed_ms && now_ms - a->user_shed_ms < ADM_BASE_MS) ||
+        (a->inflight > 0 && a->base_us > 0 && adm_queue_us(a) > a->target_us / 4)) {
+        *retry_ms = retry_hint(a, 100);
+        a->bg_shed++;
+        return 0;
+    }
+    a->inflight++;
+    a->bg_inflight++;
+    a->admitted++;
+    return 1;
+}
+
+void adm_release_background(adm_t *a, double latency_us, int measured, uint64_t now_ms)
+{
+    if (a->bg_inflight) a->bg_inflight--;
+    adm_release(a, latency_us, measured, now_ms);
 }
 
 void adm_release(adm_t *a, double latency_us, int measured, uint64_t now_ms)

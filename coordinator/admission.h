@@ -35,6 +35,7 @@
 
 #define ADM_WINDOW_MS 100       /* the completion rate is measured over these */
 #define ADM_BASE_MS   1000      /* the base latency: the least of such a window */
+#define ADM_BG_MAX_INFLIGHT 4   /* background searches in flight at most */
 
 typedef struct adm_t {
     double limit;               /* searches in flight the target allows at today's rate (reported) */
@@ -49,6 +50,9 @@ typedef struct adm_t {
     uint64_t win_start_ms, win_done;
     uint64_t base_start_ms, base_shed;   /* the base window and its sheds */
     uint64_t admitted, shed;
+    uint32_t bg_inflight;       /* background searches among inflight */
+    uint64_t user_shed_ms;      /* when a user's search was last shed (0: never) */
+    uint64_t bg_shed;           /* background searches refused (not in shed) */
 } adm_t;
 
 /* min_limit: fewer in flight never sheds on latency (and the reported
@@ -64,6 +68,18 @@ int adm_admit(adm_t *a, int64_t left_us, uint64_t now_ms, uint32_t *retry_ms);
 /* An admitted search ended after latency_us; measured: every shard
  * answered it (only those inform the latency estimates). */
 void adm_release(adm_t *a, double latency_us, int measured, uint64_t now_ms);
+
+/* Background searches (SearchRequest.background: the quality gate's shadow
+ * queries) are shed before users' ones. One is admitted only when a user's
+ * search would be, no user's search was shed in the last ADM_BASE_MS, fewer
+ * than ADM_BG_MAX_INFLIGHT background searches are in flight, and, with
+ * anything else in flight, the queueing part is under a quarter of the
+ * target: it runs in the capacity users leave, and stops while a queue
+ * builds, long before users are shed. The retry hint is at least 100 ms.
+ * Refusals count in bg_shed, not in shed, and do not freeze the base. The
+ * same 1/0 contract as adm_admit; end one with adm_release_background. */
+int adm_admit_background(adm_t *a, int64_t left_us, uint64_t now_ms, uint32_t *retry_ms);
+void adm_release_background(adm_t *a, double latency_us, int measured, uint64_t now_ms);
 
 /* The time a search admitted now should expect, and its queueing part (us). */
 double adm_expected_us(const adm_t *a);

@@ -135,7 +135,7 @@ typedef struct coord_metrics {
     fn_mhist *stage[N_STAGE_METRICS];
     fn_mhist **shard_dur;        /* per shard */
     fn_mcounter **hedges, **hedge_wins, **retries;   /* per shard */
-    fn_mcounter *partial, *retries_denied, *shed, *shrunk;
+    fn_mcounter *partial, *retries_denied, *shed, *bg_shed, *shrunk;
     fn_mgauge *inflight, *limit;
 } coord_metrics;
 
@@ -220,7 +220,7 @@ typedef struct search {
     rpc_call_t *call;
     uint32_t outstanding;        /* shard attempts whose callback has not run */
     int finished;                /* replied: freed once outstanding is 0 and the timer closed */
-    int admitted;                /* holds an admission slot (admission.h) */
+    int admitted;                /* holds an admission slot (admission.h): 1 a user's, 2 a background one */
     int timer_on;                /* htimer initialised (closed before the free) */
     uv_timer_t htimer;           /* hedges and the coverage target's cut-off */
     uint32_t hedged;             /* hedge calls made */
@@ -528,6 +528,9 @@ static int coord_metrics_init(coord_t *c)
                                            "Retries and hedges refused by the retry budget.", NULL);
     m->shed = fn_metrics_counter(r, "funnel_coordinator_shed_total",
                                  "Searches refused at once under overload (RESOURCE_EXHAUSTED).", NULL);
+    m->bg_shed = fn_metrics_counter(r, "funnel_coordinator_background_shed_total",
+                                    "Background searches (the quality gate's shadow queries) refused while "
+                                    "queues were building (RESOURCE_EXHAUSTED).", NULL);
     m->shrunk = fn_metrics_counter(r, "funnel_coordinator_windows_shrunk_total",
                                    "Searches whose funnel windows were shrunk under load.", NULL);
     m->inflight = fn_metrics_gauge(r, "funnel_coordinator_inflight_requests",
@@ -2253,7 +2256,9 @@ static void search_end(search *s, grpc_status_code code, const char *details,
     uint64_t us = (uv_hrtime() - s->t0_ns) / 1000;
     if (s->admitted) {
         /* a search that waited for a failed shard says nothing about queues */
-        adm_release(&c->adm, (double)us, code == GRPC_STATUS_OK && resp && !resp->partial, uv_now(c->loop));
+        (s->admitted == 2 ? adm_release_background : adm_release)(&c->adm, (double)us,
+                                                                  code == GRPC_STATUS_OK && resp && !resp->partial,
+                                                                  uv_now(c->loop));
         s->admitted = 0;
     }
     coord_metrics_request(c, 0, code, us);
@@ -2279,6 +2284,7 @@ static void search_end(search *s, grpc_status_code code, const char *details,
                                                  s->req->query ? strlen(s->req->query) : 0));
     json_object_set_new(o, "k", json_integer(s->k));
     json_object_set_new(o, "page", json_integer(s->req->page));
+    if (s->req->background) json_object_set_new(o, "background", json_true());
     if (resp) {
         json_object_set_new(o, "hits", json_integer((json_int_t)resp->n_hits));
         if (resp->coverage) {
@@ -2325,6 +2331,7 @@ static void log_shed(coord_t *c, const Funnel__V1__SearchRequest *req, const cha
     json_object_set_new(o, "status", json_string("RESOURCE_EXHAUSTED"));
     json_object_set_new(o, "latency_ms", json_real((double)us / 1000.0));
     json_object_set_new(o, "shed", json_true());
+    if (req->background) json_object_set_new(o, "background", json_true());
     json_object_set_new(o, "error", json_string(msg));
     json_line(o);
 }
@@ -2494,15 +2501,18 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     if (c->o.max_inflight) {
         uint32_t retry_ms;
         int64_t left = rpc_call_ms_left(call);
-        if (!adm_admit(&c->adm, left == INT64_MAX ? 0 : left * 1000, uv_now(c->loop), &retry_ms)) {
-            char msg[200];
-            snprintf(msg, sizeof msg, "overloaded: %u searches in flight, an expected wait of %.0f ms in "
+        int64_t left_us = left == INT64_MAX ? 0 : left * 1000;
+        if (req->background ? !adm_admit_background(&c->adm, left_us, uv_now(c->loop), &retry_ms)
+                            : !adm_admit(&c->adm, left_us, uv_now(c->loop), &retry_ms)) {
+            char msg[240];
+            snprintf(msg, sizeof msg, "%s: %u searches in flight, an expected wait of %.0f ms in "
                      "queues (load shedding: target-latency-ms %" PRId64 ", max-inflight %u); retry after %u ms",
+                     req->background ? "background search shed (users first)" : "overloaded",
                      c->adm.inflight, adm_queue_us(&c->adm) / 1000,
                      c->o.target_latency_ms ? c->o.target_latency_ms : COORD_DEFAULT_TARGET_LATENCY_MS,
                      c->o.max_inflight, retry_ms);
             c->shed++;
-            fn_mcounter_inc(c->m.shed);
+            fn_mcounter_inc(req->background ? c->m.bg_shed : c->m.shed);
             log_shed(c, req, msg, (uv_hrtime() - t0) / 1000);
             coord_metrics_request(c, 0, GRPC_STATUS_RESOURCE_EXHAUSTED, (uv_hrtime() - t0) / 1000);
             rpc_call_reply_pushback(call, GRPC_STATUS_RESOURCE_EXHAUSTED, msg, retry_ms);
@@ -2513,11 +2523,12 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     uint32_t n = c->view->nshards;
     search *s = calloc(1, sizeof *s + n * sizeof s->slots[0]);
     if (!s) {
-        if (c->o.max_inflight) adm_release(&c->adm, 0, 0, uv_now(c->loop));
+        if (c->o.max_inflight)
+            (req->background ? adm_release_background : adm_release)(&c->adm, 0, 0, uv_now(c->loop));
         reply(c, call, GRPC_STATUS_RESOURCE_EXHAUSTED, "coordinator out of memory", NULL);
         return;
     }
-    s->admitted = c->o.max_inflight > 0;
+    s->admitted = c->o.max_inflight > 0 ? 1 + (req->background != 0) : 0;
     s->c = c;
     s->v = view_ref(c->view);   /* its topology for good: a scale-out meanwhile changes nothing here */
     s->call = call;

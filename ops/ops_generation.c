@@ -56,7 +56,9 @@ static const char gen_usage[] =
     "                         plus 5 ms (default 1.5)\n"
     "  --deadline-ms MS       per gate query and per admin call step (default 10000)\n"
     "  --gate-qps Q           the shadow queries' pace, searches a second (default 50;\n"
-    "                         0 = as fast as they answer)\n"
+    "                         0 = as fast as they answer). They are background\n"
+    "                         searches: a busy coordinator sheds them first, and the\n"
+    "                         gate retries and halves its pace\n"
     "rollback makes the previous generation live again (still loaded: instant).\n"
     "generations lists the live, previous and staged generations.\n"
     "Exit status: 0 ok (published, rolled back), 1 failed or refused by the gate,\n"
@@ -129,10 +131,29 @@ static double now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+static void sleep_ms(double ms)
+{
+    if (ms <= 0) return;
+    struct timespec ts = { (time_t)(ms / 1e3), (long)(fmod(ms, 1e3) * 1e6) };
+    nanosleep(&ts, NULL);
+}
+
+/* The shadow searches are background work (SearchRequest.background): a
+ * coordinator near its capacity sheds them before users' searches. A shed
+ * one is retried after the coordinator's hint until its deadline has
+ * passed since the first try (then it counts as failed), and the pace
+ * halves, to recover by a tenth of the asked pace with every query that
+ * was not shed. */
+typedef struct gate_pace {
+    double asked, qps, lowest;   /* searches a second (0: unpaced) */
+    size_t shed, gave_up;
+} gate_pace;
+
 /* One gate query on one side; the hits' ids into *ids (up to 10), the most
- * probable intent vertical into intent[64] ("" = none). */
-static void gate_search(rpc_client_t *c, side *sd, const ops_query *q, int64_t deadline_ms, char ids[10][512],
-                        size_t *nids, char intent[64])
+ * probable intent vertical into intent[64] ("" = none). 1 if the
+ * coordinator shed it at least once. */
+static int gate_search(rpc_client_t *c, side *sd, const ops_query *q, int64_t deadline_ms, gate_pace *pace,
+                       char ids[10][512], size_t *nids, char intent[64])
 {
     Funnel__V1__SearchRequest rq = FUNNEL__V1__SEARCH_REQUEST__INIT;
     rq.query = q->text;
@@ -141,11 +162,30 @@ static void gate_search(rpc_client_t *c, side *sd, const ops_query *q, int64_t d
     rq.candidate_model = sd->cand_model;
     rq.no_hedge = 1;   /* the latency of the generation, not of a hedge */
     rq.plain_text = 1; /* queries.tsv holds words, as `funnel search --batch` reads them */
+    rq.background = 1; /* users first */
     Funnel__V1__SearchResponse *r = NULL;
     rpc_status st;
-    double t0 = now_ms();
-    grpc_status_code code = rpc_client_call(c, RPC_METHOD_SEARCH, &rq.base, &funnel__v1__search_response__descriptor,
-                                            deadline_ms, (ProtobufCMessage **)&r, &st);
+    double first = now_ms(), t0;
+    grpc_status_code code;
+    int shed = 0;
+    for (;;) {
+        t0 = now_ms();
+        code = rpc_client_call(c, RPC_METHOD_SEARCH, &rq.base, &funnel__v1__search_response__descriptor, deadline_ms,
+                               (ProtobufCMessage **)&r, &st);
+        if (code != GRPC_STATUS_RESOURCE_EXHAUSTED || st.retry_ms < 0) break;   /* not shed */
+        shed = 1;
+        pace->shed++;
+        if (pace->asked > 0) {
+            pace->qps = pace->qps / 2 < 1 ? 1 : pace->qps / 2;
+            if (pace->qps < pace->lowest) pace->lowest = pace->qps;
+        }
+        double wait = st.retry_ms < 50 ? 50 : (double)st.retry_ms;
+        if (now_ms() + wait - first > (double)deadline_ms) {
+            pace->gave_up++;
+            break;
+        }
+        sleep_ms(wait);
+    }
     sd->lat_ms[sd->n++] = now_ms() - t0;
     *nids = 0;
     intent[0] = '\0';
@@ -153,7 +193,7 @@ static void gate_search(rpc_client_t *c, side *sd, const ops_query *q, int64_t d
         if (!sd->errors++)
             snprintf(sd->first_error, sizeof sd->first_error, "query %.40s: %s %.200s", q->qid, rpc_status_name(code),
                      st.message);
-        return;
+        return shed;
     }
     if (r->partial) sd->partial++;
     if (r->n_intent && r->intent[0]->vertical) snprintf(intent, 64, "%s", r->intent[0]->vertical);
@@ -164,6 +204,7 @@ static void gate_search(rpc_client_t *c, side *sd, const ops_query *q, int64_t d
         ops_eval_run_add(sd->run, q->qid, r->hits[i]->id, r->hits[i]->score);
     }
     protobuf_c_message_free_unpacked(&r->base, NULL);
+    return shed;
 }
 
 /* NDCG over the gate's queries only: ops_eval_compute averages over every
@@ -211,21 +252,22 @@ int ops_gate_run(struct rpc_client *c, const char *live, const char *cand, int c
     double overlap = 0;
     size_t nover = 0, nintent = 0, intent_same = 0;
     double next = now_ms();
+    gate_pace pace = { go->qps, go->qps, go->qps, 0, 0 };
     for (size_t i = 0; i < nq; i++) {
         size_t n[2];
         /* paced: the shadow queries are extra load on a cluster serving users */
-        if (go->qps > 0) {
-            double wait = next - now_ms();
-            if (wait > 0) {
-                struct timespec ts = { (time_t)(wait / 1e3), (long)(fmod(wait, 1e3) * 1e6) };
-                nanosleep(&ts, NULL);
-            }
-            next += 2e3 / go->qps;   /* two searches a query */
+        if (pace.asked > 0) {
+            double t = now_ms();
+            if (next < t - 1e3) next = t - 1e3;   /* time lost to retries is not made up in a burst */
+            sleep_ms(next - t);
+            next += 2e3 / pace.qps;   /* two searches a query */
         }
         /* alternate which side goes first: the second finds warmer caches */
         int first = (int)(i & 1);
-        gate_search(c, &sd[first], &q[i], go->deadline_ms, ids[first], &n[first], intent[first]);
-        gate_search(c, &sd[!first], &q[i], go->deadline_ms, ids[!first], &n[!first], intent[!first]);
+        int shed = gate_search(c, &sd[first], &q[i], go->deadline_ms, &pace, ids[first], &n[first], intent[first]);
+        shed |= gate_search(c, &sd[!first], &q[i], go->deadline_ms, &pace, ids[!first], &n[!first], intent[!first]);
+        if (!shed && pace.qps < pace.asked)
+            pace.qps = pace.qps + pace.asked / 10 > pace.asked ? pace.asked : pace.qps + pace.asked / 10;
         /* the query-intent model's answer (a pushed intent model is gated by the pages) */
         if (intent[0][0] || intent[1][0]) {
             nintent++;
@@ -268,6 +310,9 @@ int ops_gate_run(struct rpc_client *c, const char *live, const char *cand, int c
     /* a query the live generation refuses too says nothing about the candidate */
     if (sd[1].errors > sd[0].errors)
         REFUSE("; %zu candidate queries failed, %zu live (first: %s)", sd[1].errors, sd[0].errors, sd[1].first_error);
+    if (pace.gave_up)
+        REFUSE("; the coordinator shed %zu shadow searches until their deadline: too busy to gate a change now, "
+               "try again later", pace.gave_up);
     if (sd[1].partial) REFUSE("; %zu candidate answers were partial", sd[1].partial);
     if (qr && ev[1].v[OPS_EVAL_NDCG10] < ev[0].v[OPS_EVAL_NDCG10] - go->max_ndcg_drop)
         REFUSE("; NDCG@10 %.4f -> %.4f, a drop over %.4f", ev[0].v[OPS_EVAL_NDCG10], ev[1].v[OPS_EVAL_NDCG10],
@@ -292,6 +337,12 @@ int ops_gate_run(struct rpc_client *c, const char *live, const char *cand, int c
     if (nintent)
         printf("  top intent vertical: the same for %.3f of %zu queries\n", (double)intent_same / (double)nintent,
                nintent);
+    if (pace.shed) {
+        printf("  shadow searches shed by the coordinator (users first): %zu, retried", pace.shed);
+        if (pace.asked > 0) printf("; the pace fell to %.1f searches a second (asked %.1f)", pace.lowest, pace.asked);
+        if (pace.gave_up) printf("; %zu still shed at their deadline, counted as failed", pace.gave_up);
+        printf("\n");
+    }
     if (sd[0].errors) printf("  note: %zu live queries failed (first: %s)\n", sd[0].errors, sd[0].first_error);
     if (wl) {
         printf("quality gate: REFUSED: %s\n", why + 2);

@@ -58,6 +58,24 @@ static void set_status(rpc_status *st, grpc_status_code code, const char *fmt, c
     snprintf(st->message, sizeof st->message, fmt, arg);
 }
 
+/* grpc-retry-pushback-ms of a trailer (rpc_call_reply_pushback), -1 if none */
+static int64_t pushback_ms(const grpc_metadata_array *md)
+{
+    for (size_t i = 0; i < md->count; i++) {
+        if (!grpc_slice_str_cmp(md->metadata[i].key, "grpc-retry-pushback-ms")) {
+            char buf[24];
+            size_t n = GRPC_SLICE_LENGTH(md->metadata[i].value);
+            if (n == 0 || n >= sizeof buf) return -1;
+            memcpy(buf, GRPC_SLICE_START_PTR(md->metadata[i].value), n);
+            buf[n] = '\0';
+            char *end;
+            long long v = strtoll(buf, &end, 10);
+            return *end || v < 0 ? -1 : (int64_t)v;
+        }
+    }
+    return -1;
+}
+
 grpc_status_code rpc_client_call(rpc_client_t *c, const char *method,
                                  const ProtobufCMessage *req,
                                  const ProtobufCMessageDescriptor *resp_desc,
@@ -68,6 +86,7 @@ grpc_status_code rpc_client_call(rpc_client_t *c, const char *method,
     if (!st) st = &local;
     *resp = NULL;
     memset(st, 0, sizeof *st);
+    st->retry_ms = -1;
     if (deadline_ms <= 0) deadline_ms = 30000;
 
     grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
@@ -137,6 +156,7 @@ grpc_status_code rpc_client_call(rpc_client_t *c, const char *method,
         } else if (st->message[0] == '\0') {
             set_status(st, status, "%s", status_code_name(status));
         }
+        st->retry_ms = pushback_ms(&trailing_md);
     }
 
     grpc_metadata_array_destroy(&initial_md);

@@ -18,6 +18,7 @@ typedef struct rpc_client rpc_client_t;   /* opaque */
 typedef struct rpc_status {
     grpc_status_code code;   /* GRPC_STATUS_OK on success */
     char message[512];       /* status details from the server, or the local failure */
+    int64_t retry_ms;        /* the server's grpc-retry-pushback-ms trailer (load shedding); -1: none */
 } rpc_status;
 
 void rpc_init(void);

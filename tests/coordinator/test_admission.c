@@ -158,3 +158,67 @@ Test(admission, stalled_shard_is_not_overload)
                   "expected %.0f us", t, a.inflight, adm_expected_us(&a));
     }
 }
+
+/* Background searches (the quality gate's shadow queries) run in the
+ * capacity users leave and stop while a queue builds, long before a user's
+ * search is shed. */
+Test(admission, background_is_shed_before_users)
+{
+    adm_t a;
+    adm_init(&a, 64, 512, 100, 0);
+    uint32_t r;
+    uint64_t now = 0;
+    /* 2 s of 2 ms searches, one at a time: the base is 2 ms, no queue */
+    for (int i = 0; i < 2000; i++, now++) {
+        cr_assert(adm_admit(&a, 0, now, &r));
+        adm_release(&a, 2000, 1, now);
+    }
+    cr_assert_float_eq(a.base_us, 2000, 1);
+    cr_assert(adm_admit_background(&a, 0, now, &r), "no queue: a background search runs");
+    adm_release_background(&a, 2000, 1, now);
+    cr_assert_eq(a.bg_inflight, 0);
+    /* searches now take 40 ms with 10 in flight (under min-inflight 64): a
+     * 38 ms queue, over a quarter of the 100 ms target */
+    for (int i = 0; i < 10; i++) cr_assert(adm_admit(&a, 0, now, &r));
+    for (int i = 0; i < 60; i++, now++) {
+        adm_release(&a, 40000, 1, now);
+        cr_assert(adm_admit(&a, 0, now, &r), "a user's search is admitted at a %.0f us queue", adm_queue_us(&a));
+    }
+    cr_assert_gt(adm_queue_us(&a), 25000);
+    uint64_t shed = a.shed;
+    cr_assert_not(adm_admit_background(&a, 0, now, &r), "background admitted at a %.0f us queue", adm_queue_us(&a));
+    cr_assert_geq(r, 100, "a background retry hint of %u ms", r);
+    cr_assert_eq(a.shed, shed, "a background refusal counts as a user's shed");
+    cr_assert_eq(a.bg_shed, 1);
+    /* the queue drains: background runs again, at most ADM_BG_MAX_INFLIGHT at once */
+    for (int i = 0; i < 60; i++, now++) {
+        adm_release(&a, 2000, 1, now);
+        cr_assert(adm_admit(&a, 0, now, &r));
+    }
+    cr_assert_lt(adm_queue_us(&a), 25000);
+    for (int i = 0; i < ADM_BG_MAX_INFLIGHT; i++) cr_assert(adm_admit_background(&a, 0, now, &r));
+    cr_assert_not(adm_admit_background(&a, 0, now, &r), "more than %d background searches in flight",
+                  ADM_BG_MAX_INFLIGHT);
+    adm_release_background(&a, 2000, 1, now);
+    cr_assert(adm_admit_background(&a, 0, now, &r));
+}
+
+/* When a user's search was shed, background waits a second, and the hard
+ * ceiling holds for it too. */
+Test(admission, background_waits_after_users_are_shed)
+{
+    adm_t a;
+    adm_init(&a, 1, 2, 100, 0);
+    uint32_t r;
+    cr_assert(adm_admit(&a, 0, 10, &r));
+    cr_assert(adm_admit(&a, 0, 10, &r));
+    cr_assert_not(adm_admit_background(&a, 0, 10, &r), "over the ceiling");
+    cr_assert_not(adm_admit(&a, 0, 10, &r));   /* a user's search shed at 10 ms */
+    adm_release(&a, 1000, 1, 11);
+    adm_release(&a, 1000, 1, 11);
+    cr_assert_eq(a.inflight, 0);
+    cr_assert_not(adm_admit_background(&a, 0, 500, &r), "background 490 ms after a user's search was shed");
+    cr_assert(adm_admit(&a, 0, 500, &r), "users are not held back");
+    adm_release(&a, 1000, 1, 501);
+    cr_assert(adm_admit_background(&a, 0, 1011, &r), "background a second after");
+}

@@ -47,6 +47,9 @@ sleep 1.5
 "$FUNNEL" index publish --dir "$R" --index "$G2" --gate-queries "$D/queries.tsv" --qrels "$D/qrels.trec" --gate-qps 0 \
     >"$T/g2.out" 2>&1 || { cat "$T/g2.out"; fail "publish g2 through the gate"; }
 grep -q "quality gate: passed" "$T/g2.out" || { cat "$T/g2.out"; fail "gate did not pass g2"; }
+# the gate's shadow searches are background searches (users first: docs/operations.md)
+grep -q '"query":"[^"]*","k":10,"page":0,"background":true' "$R/coordinator.log" \
+    || fail "the gate's shadow searches are not logged as background searches"
 # every replica warmed g2 with its recent live searches before it answered STAGE
 for l in "$R"/shard-*.log; do
     grep -q "generation $G2 warmed with [1-9][0-9]* recent searches (0 failed)" "$l" \
