@@ -133,7 +133,7 @@ EOF
     fi
     window "$W" "before$r"
     window "$WP" "publish$r" "$F" index publish --dir "$T/run" --index "$G" --gate-queries "$T/gate.tsv" --gate-qps "$GATE_QPS"
-    grep -E "staged|quality gate|published" "$T/publish$r.action" | sed 's/^/    /'
+    grep -E "staged|quality gate|published|shed by" "$T/publish$r.action" | sed 's/^/    /'
     grep -h "generation $G opened in" "$T"/run/shard-*.log | sed 's/^.*INFO /    /'
     window "$W" "rollback$r" "$F" index rollback --dir "$T/run"
 done
