@@ -101,10 +101,6 @@ struct shard {
     uv_async_t load_done;         /* the loader thread's completion, to the loop */
     gen_load *loading;            /* the load running, or NULL */
     atomic_int load_abort;        /* set on stop: the loader's warm-up ends early */
-    /* Searches queued on the worker pool or running there (the loop adds,
-     * the loop subtracts; the loader reads it): a staged generation's
-     * check waits while searches queue (shard_busy). */
-    atomic_int pool_pending;
     /* The last cfg.warm_queries live text searches, a ring (loop thread):
      * what a staged generation is warmed with. */
     warm_query *warm;
@@ -359,22 +355,12 @@ static void pool_put(searcher_pool *p, idx_searcher_t *se)
 
 /* ---- generations ------------------------------------------------------------ */
 
-/* Searches are queueing: more on the worker pool than one (the loader's
- * paced check waits, idx_pace.busy). */
-#define SHARD_LOAD_BUSY_PENDING 2
-static int shard_busy(void *ud)
-{
-    shard_t *s = ud;
-    return atomic_load_explicit(&s->pool_pending, memory_order_relaxed) >= SHARD_LOAD_BUSY_PENDING;
-}
-
 /* Open the shard directory dir as generation name (any thread: the loader's
- * or, at start, the loop's). paced_for: a shard serving live searches (the
- * loader's), so the whole-file check reads at --load-rate-mb and waits
- * while that shard's searches queue; NULL at start. Returns 0 or an index
- * error with the message in eb. */
-static int gen_open(const shard_config *cfg, const char *name, const char *dir, shard_t *paced_for,
-                    shard_gen **out, fn_errbuf *eb)
+ * or, at start, the loop's). paced: beside live searches, so the whole-file
+ * check reads at --load-rate-mb. Returns 0 or an index error with the
+ * message in eb. */
+static int gen_open(const shard_config *cfg, const char *name, const char *dir, int paced, shard_gen **out,
+                    fn_errbuf *eb)
 {
     *out = NULL;
     shard_gen *g = calloc(1, sizeof *g);
@@ -384,9 +370,8 @@ static int gen_open(const shard_config *cfg, const char *name, const char *dir, 
     uint64_t t0 = uv_hrtime();
     unsigned flags = cfg->verify_quick ? IDX_OPEN_QUICK : 0;
     int rc = 0;
-    idx_pace pc = { .warm_bps = (uint64_t)cfg->load_rate_mb << 20, .cold_bps = (uint64_t)cfg->load_cold_rate_mb << 20,
-                    .busy = shard_busy, .busy_ud = paced_for };
-    if (!flags && paced_for && cfg->load_rate_mb) {
+    idx_pace pc = { .warm_bps = (uint64_t)cfg->load_rate_mb << 20, .cold_bps = (uint64_t)cfg->load_cold_rate_mb << 20 };
+    if (!flags && paced && cfg->load_rate_mb) {
         /* (an index without a checksum file: the plain open says which version it is) */
         rc = idx_verify_file_paced(dir, &pc, eb);
         if (rc == 0) flags = IDX_OPEN_CHECKED;
@@ -405,10 +390,9 @@ static int gen_open(const shard_config *cfg, const char *name, const char *dir, 
         return rc;
     }
     /* what a generation's load costs, for the operator sizing a publish */
-    char cold[120] = "";   /* only a paced check knows what came from the disk */
+    char cold[64] = "";   /* only a paced check knows what came from the disk */
     if (flags & IDX_OPEN_CHECKED)
-        snprintf(cold, sizeof cold, ", %" PRIu64 " MiB of it read from the disk, %.3f s of it waiting for searches",
-                 pc.cold_bytes >> 20, (double)pc.yield_ns / 1e9);
+        snprintf(cold, sizeof cold, ", %" PRIu64 " MiB of it read from the disk", pc.cold_bytes >> 20);
     FN_INFO("generation %s opened in %.3f s (index checked and opened %.3f s%s; %zu searchers %.3f s)", name,
             (double)(uv_hrtime() - t0) / 1e9, (double)(t1 - t0) / 1e9, cold, nsearchers,
             (double)(uv_hrtime() - t1) / 1e9);
@@ -962,10 +946,7 @@ static void search_done(uv_work_t *w, int status)   /* loop thread */
         j->code = GRPC_STATUS_CANCELLED;
         snprintf(j->msg, sizeof j->msg, "search cancelled: %s", uv_strerror(status));
     }
-    if (j->queued) {
-        fn_mgauge_add(s->m.queue_depth, -1);
-        atomic_fetch_sub_explicit(&s->pool_pending, 1, memory_order_relaxed);
-    }
+    if (j->queued) fn_mgauge_add(s->m.queue_depth, -1);
     if (j->damaged) mark_broken(s, j->g, j->msg);
     log_search(s, j);
     if (j->code != GRPC_STATUS_OK) {
@@ -1204,7 +1185,6 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
         return;
     }
     j->queued = 1;
-    atomic_fetch_add_explicit(&s->pool_pending, 1, memory_order_relaxed);
     fn_mgauge_add(s->m.queue_depth, 1);
 }
 
@@ -2135,7 +2115,7 @@ static void load_main(void *arg)   /* the loader thread: open and check the whol
     if (syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS_, (int)syscall(SYS_gettid), IOPRIO_CLASS_IDLE_ << IOPRIO_CLASS_SHIFT_) != 0)
         FN_DEBUG("loader: ioprio_set: %s", strerror(errno));
     fn_errbuf eb = {{0}};
-    l->rc = gen_open(&s->cfg, l->name, l->dir, s, &l->g, &eb);
+    l->rc = gen_open(&s->cfg, l->name, l->dir, 1, &l->g, &eb);
     if (l->rc) snprintf(l->msg, sizeof l->msg, "%s", fn_errmsg(&eb, l->rc));
     else gen_warm(s, l->g, l->warm, l->nwarm);
     free(l->warm);
@@ -2361,7 +2341,7 @@ int shard_start(uv_loop_t *loop, const shard_config *cfg, shard_t **out, fn_errb
     free(rp);
     char *slash = strrchr(gname, '/');
     if (slash && slash != gname) *slash = 0;
-    if ((rc = gen_open(cfg, gname, cfg->index_dir, NULL, &s->live, eb)) != 0) goto fail_model;
+    if ((rc = gen_open(cfg, gname, cfg->index_dir, 0, &s->live, eb)) != 0) goto fail_model;
     if (cfg->updates_dir[0] && (rc = su_open(cfg->updates_dir, &s->updates, eb)) != 0) {
         gen_close(s->live);
         goto fail_model;
