@@ -63,7 +63,7 @@ int idx_file_hash_paced(const char *path, idx_pace *pace, uint64_t *hash, uint64
     if (!buf || !st || !vec) { rc = fn_seterr(eb, -ENOMEM, "out of memory"); goto out; }
     XXH3_64bits_reset(st);
     uint64_t warm = pace ? pace->warm_bps : 0, cold = pace ? (pace->cold_bps ? pace->cold_bps : warm) : 0;
-    if (pace) pace->cold_bytes = 0;
+    if (pace) pace->cold_bytes = pace->yield_ns = 0;
     struct stat sb;
     if (warm && cold != warm && fstat(fd, &sb) == 0 && sb.st_size > 0) {
         /* mapped only for mincore, never read through: a file cut short
@@ -93,7 +93,20 @@ int idx_file_hash_paced(const char *path, idx_pace *pace, uint64_t *hash, uint64
                 while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
                 }
             }
-            due_ns += (double)c * 1e9 / (double)cold + (double)(HASH_CHUNK - c) * 1e9 / (double)warm;   /* c <= 1 MiB */
+            double chunk_ns = (double)c * 1e9 / (double)cold + (double)(HASH_CHUNK - c) * 1e9 / (double)warm;   /* c <= 1 MiB */
+            due_ns += chunk_ns;
+            /* the searches first: wait while they queue, within the budget;
+             * the time waited moves the schedule (no burst to catch up) */
+            if (pace && pace->busy) {
+                int64_t y0 = mono_ns(), budget = (int64_t)(chunk_ns * IDX_PACE_MAX_YIELD);
+                while (mono_ns() - y0 < budget && pace->busy(pace->busy_ud)) {
+                    struct timespec ys = { 0, IDX_PACE_YIELD_MS * 1000000L };
+                    nanosleep(&ys, NULL);
+                }
+                int64_t waited = mono_ns() - y0;
+                pace->yield_ns += (uint64_t)waited;
+                due_ns += (double)waited;
+            }
         }
         ssize_t n = pread(fd, buf, HASH_CHUNK, (off_t)off);
         if (n < 0) {

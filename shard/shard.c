@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 
@@ -355,10 +356,41 @@ static void pool_put(searcher_pool *p, idx_searcher_t *se)
 
 /* ---- generations ------------------------------------------------------------ */
 
+/* The machine's CPU pressure (PSI, /proc/pressure/cpu: "some ... total=US",
+ * the microseconds in which some runnable task waited for a CPU): busy when
+ * that share of the time since the last look is over the threshold. The
+ * loader's paced check yields to the searches while it is (idx_pace.busy).
+ * Without PSI (no file: an old kernel, psi=0) never busy. */
+typedef struct cpu_pressure {
+    int fd;
+    double threshold;   /* a share, 0..1 */
+    uint64_t last_us;
+    uint64_t last_ns;   /* 0: no look yet */
+} cpu_pressure;
+
+static int cpu_pressure_busy(void *ud)
+{
+    cpu_pressure *p = ud;
+    char buf[256];
+    if (p->fd < 0 || lseek(p->fd, 0, SEEK_SET) != 0) return 0;
+    ssize_t n = read(p->fd, buf, sizeof buf - 1);
+    if (n <= 0) return 0;
+    buf[n] = '\0';
+    const char *t = strstr(buf, "total=");   /* the first line: "some" */
+    if (strncmp(buf, "some ", 5) != 0 || !t) return 0;
+    uint64_t us = strtoull(t + 6, NULL, 10), now = uv_hrtime();
+    int busy = p->last_ns && now > p->last_ns && us >= p->last_us &&
+               (double)(us - p->last_us) * 1e3 > p->threshold * (double)(now - p->last_ns);
+    p->last_us = us;
+    p->last_ns = now;
+    return busy;
+}
+
 /* Open the shard directory dir as generation name (any thread: the loader's
  * or, at start, the loop's). paced: beside live searches, so the whole-file
- * check reads at --load-rate-mb. Returns 0 or an index error with the
- * message in eb. */
+ * check reads at --load-rate-mb and --load-cold-rate-mb and yields while
+ * the CPU is contended (--load-yield-pressure). Returns 0 or an index error
+ * with the message in eb. */
 static int gen_open(const shard_config *cfg, const char *name, const char *dir, int paced, shard_gen **out,
                     fn_errbuf *eb)
 {
@@ -371,6 +403,12 @@ static int gen_open(const shard_config *cfg, const char *name, const char *dir, 
     unsigned flags = cfg->verify_quick ? IDX_OPEN_QUICK : 0;
     int rc = 0;
     idx_pace pc = { .warm_bps = (uint64_t)cfg->load_rate_mb << 20, .cold_bps = (uint64_t)cfg->load_cold_rate_mb << 20 };
+    cpu_pressure cp = { .fd = -1, .threshold = cfg->load_yield_pressure / 100.0 };
+    if (!flags && paced && cfg->load_rate_mb && cfg->load_yield_pressure &&
+        (cp.fd = open("/proc/pressure/cpu", O_RDONLY | O_CLOEXEC)) >= 0) {
+        pc.busy = cpu_pressure_busy;
+        pc.busy_ud = &cp;
+    }
     if (!flags && paced && cfg->load_rate_mb) {
         /* (an index without a checksum file: the plain open says which version it is) */
         rc = idx_verify_file_paced(dir, &pc, eb);
@@ -378,6 +416,7 @@ static int gen_open(const shard_config *cfg, const char *name, const char *dir, 
         else if (rc == FN_EFORMAT) rc = 0;
     }
     if (!rc) rc = idx_reader_open_ex(dir, flags, &g->reader, eb);
+    if (cp.fd >= 0) close(cp.fd);
     if (rc) {
         free(g);
         return rc;
@@ -390,9 +429,10 @@ static int gen_open(const shard_config *cfg, const char *name, const char *dir, 
         return rc;
     }
     /* what a generation's load costs, for the operator sizing a publish */
-    char cold[64] = "";   /* only a paced check knows what came from the disk */
+    char cold[120] = "";   /* only a paced check knows what came from the disk */
     if (flags & IDX_OPEN_CHECKED)
-        snprintf(cold, sizeof cold, ", %" PRIu64 " MiB of it read from the disk", pc.cold_bytes >> 20);
+        snprintf(cold, sizeof cold, ", %" PRIu64 " MiB of it read from the disk, %.3f s of it yielding to a busy CPU",
+                 pc.cold_bytes >> 20, (double)pc.yield_ns / 1e9);
     FN_INFO("generation %s opened in %.3f s (index checked and opened %.3f s%s; %zu searchers %.3f s)", name,
             (double)(uv_hrtime() - t0) / 1e9, (double)(t1 - t0) / 1e9, cold, nsearchers,
             (double)(uv_hrtime() - t1) / 1e9);

@@ -25,6 +25,7 @@ void shard_config_defaults(shard_config *c)
     c->slow_search_ms = SHARD_DEFAULT_SLOW_SEARCH_MS;
     c->load_rate_mb = SHARD_DEFAULT_LOAD_RATE_MB;
     c->load_cold_rate_mb = SHARD_DEFAULT_LOAD_COLD_RATE_MB;
+    c->load_yield_pressure = SHARD_DEFAULT_LOAD_YIELD_PRESSURE;
     c->warm_queries = SHARD_DEFAULT_WARM_QUERIES;
     c->tls_require_client_cert = -1;
     c->max_message_bytes = SHARD_DEFAULT_MAX_MESSAGE_BYTES;
@@ -75,6 +76,7 @@ int shard_config_set(shard_config *c, const char *key, const char *v, fn_errbuf 
         { "slow-search-ms", 0, 3600000, offsetof(shard_config, slow_search_ms) },
         { "load-rate-mb", 0, 1000000, offsetof(shard_config, load_rate_mb) },
         { "load-cold-rate-mb", 0, 1000000, offsetof(shard_config, load_cold_rate_mb) },
+        { "load-yield-pressure", 0, 100, offsetof(shard_config, load_yield_pressure) },
         { "warm-queries", 0, 4096, offsetof(shard_config, warm_queries) },
         { "log-requests", 0, 1, offsetof(shard_config, log_requests) },
     };
@@ -215,6 +217,9 @@ const char *shard_config_usage(void)
            "  --load-cold-rate-mb N  the same for the pages of it that are not in the page cache and\n"
            "                     must come from the disk, which costs far more CPU beside the searches\n"
            "                     (default 32; 0 = --load-rate-mb)\n"
+           "  --load-yield-pressure P  before each 1 MiB of that check, wait while the machine's CPU\n"
+           "                     pressure (PSI: the share of time a runnable task waited for a CPU)\n"
+           "                     is over P%, at most 3x that MiB's paced time (default 10; 0 = never)\n"
            "  --warm-queries N   the last N live text searches are replayed on a staged generation\n"
            "                     (each searcher at least once, paced) before it is reported staged, so\n"
            "                     the switch to it meets warm pages (default 64; 0 = no warm-up)\n"

@@ -20,6 +20,7 @@ struct fn_metrics;
 #define SHARD_DEFAULT_SLOW_SEARCH_MS   1000
 #define SHARD_DEFAULT_LOAD_RATE_MB     256
 #define SHARD_DEFAULT_LOAD_COLD_RATE_MB 32
+#define SHARD_DEFAULT_LOAD_YIELD_PRESSURE 10
 #define SHARD_DEFAULT_WARM_QUERIES     64
 #define SHARD_DEFAULT_MAX_MESSAGE_BYTES (4u << 20)
 
@@ -46,6 +47,7 @@ typedef struct shard_config {
     uint32_t warm_queries;      /* --warm-queries: recent searches replayed on a staged generation (0 = none) */
     uint32_t load_rate_mb;      /* --load-rate-mb: MiB/s a staged generation's data.mdb is hashed at (0 = unpaced) */
     uint32_t load_cold_rate_mb; /* --load-cold-rate-mb: the same for pages not in the page cache (0 = load_rate_mb) */
+    uint32_t load_yield_pressure; /* --load-yield-pressure: that check waits while CPU pressure is over this % (0 = never) */
     int log_level;              /* enum fn_log_level */
     idx_bm25_params bm25;       /* bm25.k1, bm25.b_title, ... */
     idx_select_params sel;      /* selection.w_popularity, ... (docs/ranking.md) */

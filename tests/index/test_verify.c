@@ -402,6 +402,48 @@ Test(verify, paced_check_reads_cold_pages_slower)
     cr_log_info("warm: 0 bytes cold, %.3f s", warm_s);
 }
 
+/* A host whose searches queue (idx_pace.busy): the paced check waits for
+ * them, at most IDX_PACE_MAX_YIELD times each read's paced time, so it
+ * slows down but always finishes, with the same hash. */
+static int always_busy(void *ud)
+{
+    (*(int *)ud)++;
+    return 1;
+}
+
+static int never_busy(void *ud)
+{
+    (*(int *)ud)++;
+    return 0;
+}
+
+Test(verify, paced_check_waits_for_a_busy_host)
+{
+    char sh[700], p[800];
+    uint64_t h0, b0, h1, b1;
+    paced_init("busy", sh, sizeof sh, p, sizeof p, &h0, &b0);
+    uint64_t rate = b0 * 8;   /* the whole file in 0.125 s */
+    int calls = 0;
+    idx_pace pc = { .warm_bps = rate, .busy = always_busy, .busy_ud = &calls };
+    double secs = hash_timed(p, &pc, &h1, &b1);
+    cr_assert(h1 == h0 && b1 == b0);
+    uint64_t full = b0 / (1u << 20);   /* full MiB reads: each waited its whole budget */
+    double budget = (double)IDX_PACE_MAX_YIELD * (double)(full << 20) / (double)rate;
+    cr_assert_geq((double)pc.yield_ns / 1e9, budget * 0.99, "waited %.3f s for a busy host, under %.3f s",
+                  (double)pc.yield_ns / 1e9, budget);
+    cr_assert_geq(secs, (double)pc.yield_ns / 1e9, "took %.3f s, less than it waited", secs);
+    cr_assert_geq(calls, (int)full + 1, "busy asked %d times for %" PRIu64 " full MiB", calls, full);
+    cr_log_info("busy host: %" PRIu64 " bytes in %.3f s, %.3f s waiting", b0, secs, (double)pc.yield_ns / 1e9);
+    /* an idle host: asked before every read, never waited for */
+    int idle_calls = 0;
+    idx_pace idle = { .warm_bps = rate, .busy = never_busy, .busy_ud = &idle_calls };
+    hash_timed(p, &idle, &h1, &b1);
+    cr_assert(h1 == h0 && b1 == b0);
+    int reads = (int)((b0 + (1u << 20) - 1) >> 20) + 1;   /* the last one finds the end */
+    cr_assert_eq(idle_calls, reads, "an idle host was asked %d times for %d reads", idle_calls, reads);
+    cr_assert_gt(calls, reads, "a busy host was asked only %d times", calls);
+}
+
 Test(verify, truncated_file)
 {
     char idx[600], sh[700], d[1200], p[1300];

@@ -123,7 +123,10 @@ Test(shard_config, bad_values_rejected)
     cr_assert_eq(shard_config_set(&c, "bm25.k1", "nan", &eb), FN_EINVAL);
     cr_assert_eq(shard_config_set(&c, "log-level", "loud", &eb), FN_EINVAL);
     cr_assert_eq(shard_config_set(&c, "listen", "7000", &eb), FN_EINVAL);
+    cr_assert_eq(shard_config_set(&c, "load-yield-pressure", "101", &eb), FN_EINVAL);
+    cr_assert(strstr(eb.msg, "load-yield-pressure: want 0..100") != NULL, "%s", eb.msg);
     cr_assert_eq(c.threads, 4, "unchanged after errors");
+    cr_assert_eq(c.load_yield_pressure, SHARD_DEFAULT_LOAD_YIELD_PRESSURE);
 
     char *argv[] = {"funnel-shard", "--index", "/x", "--threads", NULL};
     cr_assert_eq(shard_config_from_args(&c, 4, argv, &eb), FN_EINVAL);
@@ -166,6 +169,7 @@ Test(shard_config, example_file_has_every_key_and_the_defaults)
     c.max_query_bytes = c.max_query_words = c.max_query_terms = c.max_explain_hits = 7;
     c.max_reply_bytes = 7;
     c.verify_quick = 1;
+    c.load_yield_pressure = 77;
     c.sel.w_popularity = c.sel.w_freshness = c.sel.half_life_days = c.sel.w_user = 0.123;
     fn_errbuf eb = {{0}};
     cr_assert_eq(shard_config_load_file(&c, ex, &eb), 0, "%s", eb.msg);
@@ -173,6 +177,7 @@ Test(shard_config, example_file_has_every_key_and_the_defaults)
     cr_assert(strchr(c.listen, ':') != NULL);
     cr_assert_eq(c.threads, d.threads);
     cr_assert_eq(c.max_k, d.max_k);
+    cr_assert_eq(c.load_yield_pressure, d.load_yield_pressure);
     cr_assert_eq(c.log_level, d.log_level);
     cr_assert_eq(c.max_query_bytes, d.max_query_bytes);
     cr_assert_eq(c.max_query_words, d.max_query_words);
