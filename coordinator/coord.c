@@ -3422,7 +3422,10 @@ static void handle_push(rpc_call_t *call, const ProtobufCMessage *msg, void *ud)
 /* ---- Admin/Generation: index generations across the cluster ---- */
 
 #define GEN_MAX_NAME 1024        /* as the shards' SHARD_MAX_GEN_NAME */
-#define GEN_CALL_MS 120000       /* a stage checks whole shard files: minutes for a large index */
+#define GEN_CALL_MS 120000       /* activate, rollback, discard, list */
+/* a stage checks whole shard files, paced, and yields to a busy CPU (up to
+ * 4x slower: --load-yield-pressure): minutes for a large index */
+#define GEN_STAGE_MS 3600000
 
 typedef struct gen_op {
     coord_t *c;
@@ -3604,7 +3607,9 @@ static int gen_send(gen_op *g, backend *b)
         leg->g = g;
         leg->b = b;
         rc = rpc_async_unary(c->srv, b->ch, RPC_METHOD_ADMIN_GENERATION, &rq.base,
-                             &funnel__v1__generation_response__descriptor, deadline_after_ms(GEN_CALL_MS),
+                             &funnel__v1__generation_response__descriptor,
+                             deadline_after_ms(g->op == FUNNEL__V1__GENERATION_REQUEST__OP__STAGE ? GEN_STAGE_MS
+                                                                                                : GEN_CALL_MS),
                              on_gen_done, leg);
     }
     if (rc == 0) {
@@ -3785,7 +3790,7 @@ static void gen_repair(coord_t *c, backend *b, const char *gen)
                      : c->gen_prev && strcmp(gen, c->gen_prev) == 0 ? c->view_prev : c->view_staged;
     rq.shards = gv ? gv->nshards : 0;
     if (rpc_async_unary(c->srv, b->ch, RPC_METHOD_ADMIN_GENERATION, &rq.base, &funnel__v1__generation_response__descriptor,
-                        deadline_after_ms(GEN_CALL_MS), on_fix_done, f) != 0) {
+                        deadline_after_ms(GEN_STAGE_MS), on_fix_done, f) != 0) {
         free(f);
         return;
     }

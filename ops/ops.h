@@ -36,6 +36,11 @@ int ops_index_merge(int argc, char **argv);
 
 /* The quality gate (ops_generation.c; docs/operations.md "Quality gate"):
  * thresholds a candidate must meet against the live side. */
+/* The deadline of an Admin/Generation STAGE (publish, add-shard, add-replica):
+ * the shards check whole files, one replica at a time, paced and yielding
+ * to a busy CPU - minutes for a large index (a 1M-document cold generation
+ * of 3 shards: 66 s idle, 98-120 s at 70% load). */
+#define OPS_STAGE_MS 3600000
 typedef struct ops_gate_opts {
     double max_ndcg_drop;        /* NDCG@10 may fall by at most this (with qrels) */
     double min_overlap;          /* mean top-10 overlap (always without qrels; with them if given) */

@@ -1390,7 +1390,7 @@ static int scale_switch(const char *cmdname, const char *rundir, const char *gen
     rpc_status st;
     int ret = -1;
     if (rpc_client_call(c, RPC_METHOD_ADMIN_GENERATION, &rq.base, &funnel__v1__generation_response__descriptor,
-                        120000, &m, &st) != GRPC_STATUS_OK) {
+                        OPS_STAGE_MS, &m, &st) != GRPC_STATUS_OK) {
         fprintf(stderr, "funnel cluster %s: stage: %s: %s\n", cmdname, rpc_status_name(st.code), st.message);
         goto out;
     }

@@ -517,8 +517,8 @@ int ops_cmd_generation(int argc, char **argv)
         fprintf(stderr, "funnel index %s: out of memory\n", verb);
         goto out;
     }
-    /* loading checks whole shard files: minutes for a large index */
     int64_t admin_ms = go.deadline_ms > 120000 ? go.deadline_ms : 120000;
+    int64_t stage_ms = go.deadline_ms > OPS_STAGE_MS ? go.deadline_ms : OPS_STAGE_MS;
     if (strcmp(verb, "generations") == 0) {
         if (gen_call(cl, FUNNEL__V1__GENERATION_REQUEST__OP__LIST, NULL, go.deadline_ms, &r, &st) != GRPC_STATUS_OK) {
             fprintf(stderr, "funnel index generations: %s: %s\n", rpc_status_name(st.code), st.message);
@@ -544,7 +544,7 @@ int ops_cmd_generation(int argc, char **argv)
     }
     /* publish */
     double t0 = now_ms();
-    if (gen_call(cl, FUNNEL__V1__GENERATION_REQUEST__OP__STAGE, gen, admin_ms, &r, &st) != GRPC_STATUS_OK) {
+    if (gen_call(cl, FUNNEL__V1__GENERATION_REQUEST__OP__STAGE, gen, stage_ms, &r, &st) != GRPC_STATUS_OK) {
         fprintf(stderr, "funnel index publish: stage: %s: %s\n", rpc_status_name(st.code), st.message);
         goto out;
     }

@@ -12,13 +12,13 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 
 #include "fn_arena.h"
 #include "fn_log.h"
 #include "fn_metrics.h"
+#include "fn_pressure.h"
 #include "filter.h"
 #include "fn_query.h"
 #include "funnel.pb-c.h"
@@ -356,36 +356,6 @@ static void pool_put(searcher_pool *p, idx_searcher_t *se)
 
 /* ---- generations ------------------------------------------------------------ */
 
-/* The machine's CPU pressure (PSI, /proc/pressure/cpu: "some ... total=US",
- * the microseconds in which some runnable task waited for a CPU): busy when
- * that share of the time since the last look is over the threshold. The
- * loader's paced check yields to the searches while it is (idx_pace.busy).
- * Without PSI (no file: an old kernel, psi=0) never busy. */
-typedef struct cpu_pressure {
-    int fd;
-    double threshold;   /* a share, 0..1 */
-    uint64_t last_us;
-    uint64_t last_ns;   /* 0: no look yet */
-} cpu_pressure;
-
-static int cpu_pressure_busy(void *ud)
-{
-    cpu_pressure *p = ud;
-    char buf[256];
-    if (p->fd < 0 || lseek(p->fd, 0, SEEK_SET) != 0) return 0;
-    ssize_t n = read(p->fd, buf, sizeof buf - 1);
-    if (n <= 0) return 0;
-    buf[n] = '\0';
-    const char *t = strstr(buf, "total=");   /* the first line: "some" */
-    if (strncmp(buf, "some ", 5) != 0 || !t) return 0;
-    uint64_t us = strtoull(t + 6, NULL, 10), now = uv_hrtime();
-    int busy = p->last_ns && now > p->last_ns && us >= p->last_us &&
-               (double)(us - p->last_us) * 1e3 > p->threshold * (double)(now - p->last_ns);
-    p->last_us = us;
-    p->last_ns = now;
-    return busy;
-}
-
 /* Open the shard directory dir as generation name (any thread: the loader's
  * or, at start, the loop's). paced: beside live searches, so the whole-file
  * check reads at --load-rate-mb and --load-cold-rate-mb and yields while
@@ -403,10 +373,11 @@ static int gen_open(const shard_config *cfg, const char *name, const char *dir, 
     unsigned flags = cfg->verify_quick ? IDX_OPEN_QUICK : 0;
     int rc = 0;
     idx_pace pc = { .warm_bps = (uint64_t)cfg->load_rate_mb << 20, .cold_bps = (uint64_t)cfg->load_cold_rate_mb << 20 };
-    cpu_pressure cp = { .fd = -1, .threshold = cfg->load_yield_pressure / 100.0 };
+    /* yield to the searches while the CPU is contended (fn_pressure.h) */
+    fn_pressure cp = { .fd = -1 };
     if (!flags && paced && cfg->load_rate_mb && cfg->load_yield_pressure &&
-        (cp.fd = open("/proc/pressure/cpu", O_RDONLY | O_CLOEXEC)) >= 0) {
-        pc.busy = cpu_pressure_busy;
+        fn_pressure_open(&cp, FN_PRESSURE_CPU, cfg->load_yield_pressure) == 0) {
+        pc.busy = fn_pressure_busy;
         pc.busy_ud = &cp;
     }
     if (!flags && paced && cfg->load_rate_mb) {
@@ -416,7 +387,7 @@ static int gen_open(const shard_config *cfg, const char *name, const char *dir, 
         else if (rc == FN_EFORMAT) rc = 0;
     }
     if (!rc) rc = idx_reader_open_ex(dir, flags, &g->reader, eb);
-    if (cp.fd >= 0) close(cp.fd);
+    fn_pressure_close(&cp);
     if (rc) {
         free(g);
         return rc;
