@@ -95,8 +95,9 @@ int idx_file_hash_paced(const char *path, idx_pace *pace, uint64_t *hash, uint64
             }
             double chunk_ns = (double)c * 1e9 / (double)cold + (double)(HASH_CHUNK - c) * 1e9 / (double)warm;   /* c <= 1 MiB */
             due_ns += chunk_ns;
-            /* the searches first: wait while they queue, within the budget;
-             * the time waited moves the schedule (no burst to catch up) */
+            /* the host's own work first: wait while it is busy (a shard:
+             * CPU pressure), within the budget; the time waited moves the
+             * schedule (no burst to catch up) */
             if (pace && pace->busy) {
                 int64_t y0 = mono_ns(), budget = (int64_t)(chunk_ns * IDX_PACE_MAX_YIELD);
                 while (mono_ns() - y0 < budget && pace->busy(pace->busy_ud)) {

@@ -33,8 +33,8 @@ int idx_file_hash(const char *path, uint64_t *hash, uint64_t *bytes, fn_errbuf *
  * the bytes that were not in the page cache. */
 typedef struct idx_pace {
     uint64_t warm_bps, cold_bps;
-    /* Optional: busy(busy_ud) != 0 while the host's own work is queueing (a
-     * shard: searches waiting for a worker). Before each read the hash then
+    /* Optional: busy(busy_ud) != 0 while the host's own work needs the CPU
+     * (a shard: CPU pressure, fn_pressure.h). Before each read the hash then
      * waits, in steps of IDX_PACE_YIELD_MS, for at most IDX_PACE_MAX_YIELD
      * times that read's paced time: it uses the moments the searches leave,
      * and a busy host slows it down at most (1 + IDX_PACE_MAX_YIELD) times,

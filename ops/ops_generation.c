@@ -176,7 +176,8 @@ static int gate_search(rpc_client_t *c, side *sd, const ops_query *q, int64_t de
         shed = 1;
         pace->shed++;
         if (pace->asked > 0) {
-            pace->qps = pace->qps / 2 < 1 ? 1 : pace->qps / 2;
+            double floor = pace->asked < 1 ? pace->asked : 1;   /* never faster than asked */
+            pace->qps = pace->qps / 2 < floor ? floor : pace->qps / 2;
             if (pace->qps < pace->lowest) pace->lowest = pace->qps;
         }
         double wait = st.retry_ms < 50 ? 50 : (double)st.retry_ms;

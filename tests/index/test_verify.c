@@ -402,8 +402,8 @@ Test(verify, paced_check_reads_cold_pages_slower)
     cr_log_info("warm: 0 bytes cold, %.3f s", warm_s);
 }
 
-/* A host whose searches queue (idx_pace.busy): the paced check waits for
- * them, at most IDX_PACE_MAX_YIELD times each read's paced time, so it
+/* A busy host (idx_pace.busy: a shard's CPU pressure): the paced check waits for
+ * it, at most IDX_PACE_MAX_YIELD times each read's paced time, so it
  * slows down but always finishes, with the same hash. */
 static int always_busy(void *ud)
 {
