@@ -181,6 +181,8 @@ void ops_queries_free(ops_query *q, size_t n);
 int ops_mkdirs(const char *dir);
 
 int ops_read_small(const char *path, char *buf, size_t cap);
+/* Sleep ms milliseconds (nothing for ms <= 0; a signal may end it early). */
+void ops_sleep_ms(double ms);
 /* The client side of TLS and the admin token for every command (ops_util.c):
  * takes --tls-ca F, --tls-cert F, --tls-key F and --token-file F (also
  * "--flag=F") out of argv wherever they are (up to a "--"), falls back to

@@ -130,12 +130,6 @@ static void sfmt(char *buf, size_t cap, const char *fmt, ...)
     va_end(ap);
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static void proc_paths(proc *p, const char *rundir, const char *role, int shard, int replica)
 {
     memset(p, 0, sizeof *p);
@@ -375,7 +369,7 @@ static void stop_all(proc *ps, size_t n, double grace_s)
             else ps[i].pid = 0;
         }
         if (!left || now_s() >= until) break;
-        sleep_ms(50);
+        ops_sleep_ms(50);
     }
     for (size_t i = 0; i < n; i++)
         if (ps[i].pid > 0) {
@@ -386,7 +380,7 @@ static void stop_all(proc *ps, size_t n, double grace_s)
             kill(ps[i].pid, SIGKILL);
             for (int k = 0; k < 40 && ops_pid_alive(ps[i].pid, NULL); k++) {
                 waitpid(ps[i].pid, NULL, WNOHANG);
-                sleep_ms(25);
+                ops_sleep_ms(25);
             }
         }
     for (size_t i = 0; i < n; i++) {
@@ -617,7 +611,7 @@ static int wait_addr(proc *p, double deadline, char *why, size_t cap)
             sfmt(why, cap, "no address in %s before the timeout", p->addr_file);
             return -1;
         }
-        sleep_ms(20);
+        ops_sleep_ms(20);
     }
 }
 
@@ -639,7 +633,7 @@ static int wait_healthy(proc *p, double deadline, char *why, size_t cap)
             sfmt(why, cap, "not SERVING at %s", p->addr);
             break;
         }
-        sleep_ms(50);
+        ops_sleep_ms(50);
     }
     rpc_client_destroy(c);
     return rc;

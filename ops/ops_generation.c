@@ -131,13 +131,6 @@ static double now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static void sleep_ms(double ms)
-{
-    if (ms <= 0) return;
-    struct timespec ts = { (time_t)(ms / 1e3), (long)(fmod(ms, 1e3) * 1e6) };
-    nanosleep(&ts, NULL);
-}
-
 /* The shadow searches are background work (SearchRequest.background): a
  * coordinator near its capacity sheds them before users' searches. A shed
  * one is retried after the coordinator's hint until its deadline has
@@ -185,7 +178,7 @@ static int gate_search(rpc_client_t *c, side *sd, const ops_query *q, int64_t de
             pace->gave_up++;
             break;
         }
-        sleep_ms(wait);
+        ops_sleep_ms(wait);
     }
     sd->lat_ms[sd->n++] = now_ms() - t0;
     *nids = 0;
@@ -260,7 +253,7 @@ int ops_gate_run(struct rpc_client *c, const char *live, const char *cand, int c
         if (pace.asked > 0) {
             double t = now_ms();
             if (next < t - 1e3) next = t - 1e3;   /* time lost to retries is not made up in a burst */
-            sleep_ms(next - t);
+            ops_sleep_ms(next - t);
             next += 2e3 / pace.qps;   /* two searches a query */
         }
         /* alternate which side goes first: the second finds warmer caches */

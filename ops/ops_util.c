@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -306,4 +307,11 @@ int ops_client_security(int *argc, char **argv, fn_errbuf *eb)
     }
     if (rc == 0) rc = rpc_admin_token_load(val[3], eb);
     return rc;
+}
+
+void ops_sleep_ms(double ms)
+{
+    if (ms <= 0) return;
+    struct timespec ts = { (time_t)(ms / 1e3), (long)(fmod(ms, 1e3) * 1e6) };
+    nanosleep(&ts, NULL);
 }
