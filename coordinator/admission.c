@@ -48,10 +48,14 @@ static int user_shed(adm_t *a, int64_t left_us, uint64_t now_ms)
         a->win_start_ms = now_ms;
         a->win_done = 0;
     }
-    double exp_us = adm_expected_us(a);
+    double exp_us = adm_expected_us(a), q = adm_queue_us(a);
     int busy = (double)a->inflight >= a->min_limit;
-    return (double)a->inflight + 1 > a->max_limit ||
-           (busy && a->base_us > 0 && adm_queue_us(a) > a->target_us) ||
+    int over = busy && a->base_us > 0 && q > a->target_us;
+    if (over && !a->over) a->over_since_ms = now_ms;
+    a->over = over;
+    if (over) a->base_shed++;   /* a queue in its grace is no base either */
+    int standing = over && (now_ms - a->over_since_ms >= a->grace_ms || q > ADM_HARD_X * a->target_us);
+    return (double)a->inflight + 1 > a->max_limit || standing ||
            (busy && left_us > 0 && exp_us > 0.9 * (double)left_us);
 }
 
@@ -64,6 +68,7 @@ int adm_admit(adm_t *a, int64_t left_us, uint64_t now_ms, uint32_t *retry_ms)
         a->user_shed_ms = now_ms ? now_ms : 1;
         return 0;
     }
+    if (a->over) a->graced++;
     a->inflight++;
     a->admitted++;
     return 1;

@@ -20,8 +20,13 @@
  * base). With at least min-inflight searches in flight (fewer is no
  * overload, whatever the latency: a closed-loop client of a slow cluster)
  * a search is refused when
- *   - the queueing part is over the target (target-latency-ms): a slow
- *     corpus or a slow machine (valgrind) is not an overload, a queue is;
+ *   - the queueing part is over the target (target-latency-ms) and has
+ *     been for the grace (shed-grace-ms), or is over ADM_HARD_X times the
+ *     target: a slow corpus or a slow machine (valgrind) is not an
+ *     overload, a standing queue is. A burst (a second in which the VM or
+ *     a publish slowed everything) queues and drains within the grace;
+ *     shedding it would fail searches that were going to be answered
+ *     well within their deadlines (CoDel: a good queue and a bad one);
  *   - or the expected time is over 90% of its own deadline;
  * and whatever the estimates, when max-inflight are in flight (memory).
  * A stall shorter than the target (a replica killed, a busy machine) does
@@ -36,6 +41,7 @@
 #define ADM_WINDOW_MS 100       /* the completion rate is measured over these */
 #define ADM_BASE_MS   1000      /* the base latency: the least of such a window */
 #define ADM_BG_MAX_INFLIGHT 4   /* background searches in flight at most */
+#define ADM_HARD_X    3         /* a queue over this many targets is shed with no grace */
 
 typedef struct adm_t {
     double limit;               /* searches in flight the target allows at today's rate (reported) */
@@ -48,16 +54,21 @@ typedef struct adm_t {
     double base_us;             /* the base latency (0: none yet) */
     double win_min_us;          /* least latency in the current base window */
     uint64_t win_start_ms, win_done;
-    uint64_t base_start_ms, base_shed;   /* the base window and its sheds */
+    uint64_t base_start_ms, base_shed;   /* the base window and its sheds (or queues over the target) */
     uint64_t admitted, shed;
     uint32_t bg_inflight;       /* background searches among inflight */
     uint64_t user_shed_ms;      /* when a user's search was last shed (0: never) */
     uint64_t bg_shed;           /* background searches refused (not in shed) */
+    uint64_t grace_ms;          /* a queue over the target stands this long before it sheds */
+    int over;                   /* the queueing part is over the target ... */
+    uint64_t over_since_ms;     /* ... since then */
+    uint64_t graced;            /* users' searches admitted over the target in the grace */
 } adm_t;
 
 /* min_limit: fewer in flight never sheds on latency (and the reported
  * limit's floor); max_limit: the hard ceiling on searches in flight;
- * target_ms: the queueing allowed (0 = 100). */
+ * target_ms: the queueing allowed (0 = 100). The grace starts at 0 (a queue
+ * over the target sheds at once); set grace_ms after this. */
 void adm_init(adm_t *a, double min_limit, double max_limit, double target_ms, uint64_t now_ms);
 
 /* 1: admitted (call adm_release when it ends). 0: shed; *retry_ms gets a

@@ -135,7 +135,7 @@ typedef struct coord_metrics {
     fn_mhist *stage[N_STAGE_METRICS];
     fn_mhist **shard_dur;        /* per shard */
     fn_mcounter **hedges, **hedge_wins, **retries;   /* per shard */
-    fn_mcounter *partial, *retries_denied, *shed, *bg_shed, *shrunk;
+    fn_mcounter *partial, *retries_denied, *shed, *bg_shed, *graced, *shrunk;
     fn_mgauge *inflight, *limit;
 } coord_metrics;
 
@@ -531,6 +531,9 @@ static int coord_metrics_init(coord_t *c)
     m->bg_shed = fn_metrics_counter(r, "funnel_coordinator_background_shed_total",
                                     "Background searches (the quality gate's shadow queries) refused while "
                                     "queues were building (RESOURCE_EXHAUSTED).", NULL);
+    m->graced = fn_metrics_counter(r, "funnel_coordinator_shed_graced_total",
+                                   "Searches admitted while the wait in queues was over the target, "
+                                   "within --shed-grace-ms (a burst, not yet a standing queue).", NULL);
     m->shrunk = fn_metrics_counter(r, "funnel_coordinator_windows_shrunk_total",
                                    "Searches whose funnel windows were shrunk under load.", NULL);
     m->inflight = fn_metrics_gauge(r, "funnel_coordinator_inflight_requests",
@@ -2519,6 +2522,7 @@ static void handle_search(rpc_call_t *call, const ProtobufCMessage *msg, void *u
             c->errors++;
             return;
         }
+        if (c->adm.over && !req->background) fn_mcounter_inc(c->m.graced);
     }
     uint32_t n = c->view->nshards;
     search *s = calloc(1, sizeof *s + n * sizeof s->slots[0]);
@@ -4306,6 +4310,7 @@ int coord_start(uv_loop_t *loop, const coord_opts *o, coord_t **out, fn_errbuf *
              c->o.max_inflight ? c->o.max_inflight : 1,
              (double)(c->o.target_latency_ms ? c->o.target_latency_ms : COORD_DEFAULT_TARGET_LATENCY_MS),
              uv_now(loop));
+    c->adm.grace_ms = c->o.shed_grace_ms > 0 ? (uint64_t)c->o.shed_grace_ms : 0;
     if (coord_metrics_init(c) != 0) {
         rc = fn_seterr(eb, -ENOMEM, "out of memory");
         goto fail_alloc;

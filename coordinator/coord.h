@@ -75,6 +75,7 @@ typedef struct coord_opts {
     uint32_t max_inflight;          /* load shedding: the adaptive limit's ceiling (0 = no shedding) */
     uint32_t min_inflight;          /* ... and its floor (0 = 64) */
     int64_t target_latency_ms;      /* load shedding: the queueing allowed (0 = 100) */
+    int64_t shed_grace_ms;          /* ... and how long a queue over it stands before it sheds (0 = at once) */
     int64_t slow_query_ms;          /* log a slow-query line above this (0 = never) */
     int access_log;                 /* one JSON line per request on stderr */
 } coord_opts;

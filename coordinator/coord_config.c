@@ -55,6 +55,7 @@ void coord_config_defaults(coord_config *c)
     c->max_inflight = COORD_DEFAULT_MAX_INFLIGHT;
     c->min_inflight = COORD_DEFAULT_MIN_INFLIGHT;
     c->target_latency_ms = COORD_DEFAULT_TARGET_LATENCY_MS;
+    c->shed_grace_ms = COORD_DEFAULT_SHED_GRACE_MS;
     c->slow_query_ms = COORD_DEFAULT_SLOW_QUERY_MS;
     c->access_log = 1;
     c->log_level = FN_LOG_INFO;
@@ -108,6 +109,7 @@ static const struct num_key {
     { "max-inflight", offsetof(coord_config, max_inflight), 0, 100000 },
     { "min-inflight", offsetof(coord_config, min_inflight), 1, 100000 },
     { "target-latency-ms", offsetof(coord_config, target_latency_ms), 1, 600000 },
+    { "shed-grace-ms", offsetof(coord_config, shed_grace_ms), 0, 600000 },
     { "slow-query-ms", offsetof(coord_config, slow_query_ms), 0, 3600000 },
     { "access-log", offsetof(coord_config, access_log), 0, 1 },
 };
@@ -337,6 +339,9 @@ const char *coord_config_usage(void)
 "  --min-inflight N       fewer searches in flight are never shed on latency (default 64)\n"
 "  --target-latency-ms N  the queueing allowed: the expected time less the least a\n"
 "                         search took in the last quiet second (default 100)\n"
+"  --shed-grace-ms N      a queue over the target is shed once it has stood this long,\n"
+"                         or at once past 3 times the target: a burst drains instead\n"
+"                         (default 2000; 0 = shed at once)\n"
 "  --slow-query-ms N      a slow-query log line for searches slower than this (default 1000; 0 = never)\n"
 "  --access-log 0|1       a JSON access-log line per request on stderr (default 1)\n"
 "  --tls-cert PEM, --tls-key PEM  serve TLS, and present this certificate to shards (mTLS)\n"

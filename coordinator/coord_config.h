@@ -31,6 +31,7 @@
 #define COORD_DEFAULT_MAX_INFLIGHT       512
 #define COORD_DEFAULT_MIN_INFLIGHT       64
 #define COORD_DEFAULT_TARGET_LATENCY_MS  100
+#define COORD_DEFAULT_SHED_GRACE_MS      2000
 #define COORD_DEFAULT_SLOW_QUERY_MS      1000
 
 typedef struct coord_config {
@@ -99,6 +100,7 @@ typedef struct coord_config {
     int64_t max_inflight;         /* --max-inflight: load shedding's ceiling (0 = never shed) */
     int64_t min_inflight;         /* --min-inflight: ... and its floor */
     int64_t target_latency_ms;    /* --target-latency-ms: the queueing the limit allows */
+    int64_t shed_grace_ms;        /* --shed-grace-ms: how long a queue over it stands before it sheds */
     int64_t slow_query_ms;        /* --slow-query-ms: a slow-query log line above this (0 = never) */
     int64_t access_log;           /* --access-log 0|1: a JSON line per request on stderr */
     int log_level;                /* enum fn_log_level */

@@ -210,7 +210,7 @@ int main(int argc, char **argv)
         .hedge_percentile = cfg.hedge_percentile > 0 ? cfg.hedge_percentile : -1,
         .hedge_min_ms = cfg.hedge_min_ms,
         .retry_budget = cfg.retry_budget > 0 ? cfg.retry_budget : -1, .max_inflight = (uint32_t)cfg.max_inflight,
-        .min_inflight = (uint32_t)cfg.min_inflight, .target_latency_ms = cfg.target_latency_ms, .slow_query_ms = cfg.slow_query_ms,
+        .min_inflight = (uint32_t)cfg.min_inflight, .target_latency_ms = cfg.target_latency_ms, .shed_grace_ms = cfg.shed_grace_ms, .slow_query_ms = cfg.slow_query_ms,
         .access_log = (int)cfg.access_log,
     };
     if (coord_start(&loop, &co, &a.coord, &eb) != 0) {

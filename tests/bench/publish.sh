@@ -98,8 +98,14 @@ head -n 200 "$Q" >"$T/gate.tsv"
 
 TL=$CACHE/publish-last
 rm -rf "$TL"; mkdir -p "$TL"
+cmetric() {  # cmetric NAME: the coordinator's counter NAME now (its /metrics endpoint)
+    curl -s --max-time 5 "http://$(cat "$T"/run/coordinator*.metrics | head -1)/metrics" 2>/dev/null \
+        | awk -v m="$1" '$1 == m { v = $2 } END { printf "%d\n", v + 0 }'
+}
 window() {   # window SECONDS NAME ACTION...: SECONDS of load; ACTION runs 5 s in
     local secs=$1 name=$2; shift 2
+    local g0 s0
+    g0=$(cmetric funnel_coordinator_shed_graced_total) s0=$(cmetric funnel_coordinator_shed_total)
     "$F" bench --server "$A" --queries "$Q" --rate "$RATE" --duration "$secs" --deadline-ms 2000 --json \
         --timeline "$TL/$name.tl" >"$T/$name.json" 2>"$T/$name.err" </dev/null &
     local bp=$!
@@ -111,6 +117,9 @@ window() {   # window SECONDS NAME ACTION...: SECONDS of load; ACTION runs 5 s i
         "$(j "$T/$name.json" "r['requests']")" "$(j "$T/$name.json" "r['errors']")" \
         "$(j "$T/$name.json" "r['partial']")" "$(j "$T/$name.json" "r['p50_ms']")" \
         "$(j "$T/$name.json" "r['p99_ms']")" "$(j "$T/$name.json" "r['max_ms']")"
+    # searches admitted in a burst's grace (--shed-grace-ms): a coordinator with 0 would have shed them
+    echo "            coordinator: shed $(( $(cmetric funnel_coordinator_shed_total) - s0 )), admitted in a" \
+         "queue's grace $(( $(cmetric funnel_coordinator_shed_graced_total) - g0 ))"
 }
 for r in $(seq 1 "$R"); do
     G=$G2

@@ -222,3 +222,56 @@ Test(admission, background_waits_after_users_are_shed)
     adm_release(&a, 1000, 1, 501);
     cr_assert(adm_admit_background(&a, 0, 1011, &r), "background a second after");
 }
+
+/* A burst: the server slows to 650 a second for 0.6 s under 800 arriving,
+ * a queue of about 140 ms builds and drains. With the grace nothing is
+ * shed; shed at once (grace 0), the same burst refuses searches. */
+static uint64_t burst(uint64_t grace_ms, double *wait, adm_t *a)
+{
+    adm_init(a, 64, 100000, 100, 0);
+    a->grace_ms = grace_ms;
+    uint64_t shed, total = 0;
+    simulate(a, 800, 1000, 3, 2e6, &shed, wait, 0);       /* a quiet start: the base latency */
+    cr_assert_eq(shed, 0);
+    simulate(a, 800, 650, 0.6, 2e6, &shed, wait, 3000);
+    total += shed;
+    double w;
+    simulate(a, 800, 1000, 5, 2e6, &shed, &w, 3600);
+    total += shed;
+    if (w > *wait) *wait = w;
+    return total;
+}
+
+Test(admission, a_burst_drains_in_the_grace)
+{
+    adm_t a;
+    double wait;
+    uint64_t shed = burst(0, &wait, &a);
+    cr_assert_gt(shed, 0, "the burst never went over the target (wait %.0f us): it tests nothing", wait);
+    cr_assert_gt(wait, 100000, "the burst's longest wait %.0f us", wait);
+    shed = burst(2000, &wait, &a);
+    cr_assert_eq(shed, 0, "shed %llu in a burst of %.0f ms queues", (unsigned long long)shed, wait / 1000);
+    cr_assert_gt(a.graced, 0);
+    cr_assert_lt(wait, 300000);
+    cr_assert_float_eq(a.base_us, 1000, 1, "the burst moved the base: %.0f", a.base_us);
+    cr_assert_not(a.over, "still over the target 5 s after the burst");
+}
+
+/* A standing overload (1.3x capacity for 20 s) with the grace: shed once the
+ * queue has stood 2 s or passed 3 targets; goodput stays at capacity, no
+ * admitted search waits much past 3 targets, and the base stays put. */
+Test(admission, a_standing_queue_is_shed_after_the_grace)
+{
+    adm_t a;
+    adm_init(&a, 64, 100000, 100, 0);
+    a.grace_ms = 2000;
+    uint64_t shed;
+    double wait;
+    simulate(&a, 800, 1000, 3, 2e6, &shed, &wait, 0);
+    cr_assert_eq(shed, 0);
+    uint64_t got = simulate(&a, 1300, 1000, 20, 2e6, &shed, &wait, 3000);
+    cr_assert_gt(shed, 20 * 300 * 0.8, "shed %llu of 6000 over capacity", (unsigned long long)shed);
+    cr_assert_geq((double)got, 0.95 * 20 * 1000, "admitted %llu", (unsigned long long)got);
+    cr_assert_leq(wait, 3 * 100000 + 50000, "an admitted search waited %.0f us (target 100 ms)", wait);
+    cr_assert_float_eq(a.base_us, 1000, 1, "the base moved under a standing queue: %.0f", a.base_us);
+}
