@@ -7,16 +7,9 @@
 #include <unistd.h>
 
 #include "fn_pressure.h"
+#include "testutil.h"
 
 static char path[64];
-
-static void write_psi(const char *text)
-{
-    FILE *f = fopen(path, "w");
-    cr_assert(f);
-    fputs(text, f);
-    fclose(f);
-}
 
 static void setup(void)
 {
@@ -38,25 +31,25 @@ static void sleep_ms(long ms)
 
 Test(fn_pressure, share_of_the_interval)
 {
-    write_psi("some avg10=0.00 avg60=0.00 avg300=0.00 total=1000\n"
+    tu_write_file(path, "some avg10=0.00 avg60=0.00 avg300=0.00 total=1000\n"
               "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n");
     fn_pressure p;
     cr_assert_eq(fn_pressure_open(&p, path, 10), 0);
     cr_assert_eq(fn_pressure_share(&p), -1, "the first look has no interval");
     sleep_ms(50);
     /* the file is read again at every look: 1 us more of stall in >= 50 ms */
-    write_psi("some avg10=0.00 avg60=0.00 avg300=0.00 total=1001\nfull total=0\n");
+    tu_write_file(path, "some avg10=0.00 avg60=0.00 avg300=0.00 total=1001\nfull total=0\n");
     double s = fn_pressure_share(&p);
     cr_assert(s >= 0 && s < 0.001, "share %f", s);
     cr_assert_not(fn_pressure_busy(&p), "no stall since the last look: not busy");
     /* 10 s of stall in a few ms: capped at the whole interval, busy */
-    write_psi("some avg10=50.00 avg60=0.00 avg300=0.00 total=10001001\nfull total=0\n");
+    tu_write_file(path, "some avg10=50.00 avg60=0.00 avg300=0.00 total=10001001\nfull total=0\n");
     s = fn_pressure_share(&p);
     cr_assert_float_eq(s, 1.0, 1e-9, "share %f", s);
-    write_psi("some avg10=50.00 avg60=0.00 avg300=0.00 total=20001001\nfull total=0\n");
+    tu_write_file(path, "some avg10=50.00 avg60=0.00 avg300=0.00 total=20001001\nfull total=0\n");
     cr_assert(fn_pressure_busy(&p));
     /* a total that went backwards (a counter reset) says nothing */
-    write_psi("some avg10=0.00 avg60=0.00 avg300=0.00 total=5\n");
+    tu_write_file(path, "some avg10=0.00 avg60=0.00 avg300=0.00 total=5\n");
     cr_assert_eq(fn_pressure_share(&p), -1);
     fn_pressure_close(&p);
     cr_assert_eq(p.fd, -1);
@@ -68,11 +61,11 @@ Test(fn_pressure, malformed_or_missing_is_never_busy)
     const char *bad[] = { "", "full avg10=0 total=5\n", "some avg10=0.00\n", "some total=\n",
                           "some avg10=0 total=12x\n", "some avg10=0 total=-3\n" };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        write_psi("some avg10=0 total=1\n");
+        tu_write_file(path, "some avg10=0 total=1\n");
         fn_pressure p;
         cr_assert_eq(fn_pressure_open(&p, path, 0), 0);
         cr_assert_eq(fn_pressure_share(&p), -1);
-        write_psi(bad[i]);
+        tu_write_file(path, bad[i]);
         cr_assert_eq(fn_pressure_share(&p), -1, "'%s' gave a share", bad[i]);
         cr_assert_not(fn_pressure_busy(&p), "'%s' is busy", bad[i]);
         fn_pressure_close(&p);
