@@ -110,13 +110,19 @@ window() {   # window SECONDS NAME ACTION...: SECONDS of load; ACTION runs 5 s i
         --timeline "$TL/$name.tl" >"$T/$name.json" 2>"$T/$name.err" </dev/null &
     local bp=$!
     sleep 5
-    if [ $# -gt 0 ]; then "$@" >"$T/$name.action" 2>&1 || { cat "$T/$name.action"; echo "FAIL: $name"; }; fi
+    local a0=$(date +%s.%N) a1=
+    if [ $# -gt 0 ]; then
+        "$@" >"$T/$name.action" 2>&1 || { cat "$T/$name.action"; echo "FAIL: $name"; }
+        a1=$(date +%s.%N)
+    fi
     wait $bp
     cp "$T/$name.json" "$TL/"
     printf "%-11s requests %6s  failed %s  partial %s  p50 %6.2f ms  p99 %7.2f ms  max %7.2f ms\n" "$name" \
         "$(j "$T/$name.json" "r['requests']")" "$(j "$T/$name.json" "r['errors']")" \
         "$(j "$T/$name.json" "r['partial']")" "$(j "$T/$name.json" "r['p50_ms']")" \
         "$(j "$T/$name.json" "r['p99_ms']")" "$(j "$T/$name.json" "r['max_ms']")"
+    # when the action ran in the window's timeline (its seconds from the load's start)
+    [ -n "$a1" ] && printf "            %s: from 5.0 s to %.1f s of the window\n" "$2 $3" "$(echo "5 + $a1 - $a0" | bc)"
     # searches admitted in a burst's grace (--shed-grace-ms): a coordinator with 0 would have shed them
     echo "            coordinator: shed $(( $(cmetric funnel_coordinator_shed_total) - s0 )), admitted in a" \
          "queue's grace $(( $(cmetric funnel_coordinator_shed_graced_total) - g0 ))"
