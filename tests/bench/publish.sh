@@ -24,6 +24,8 @@
 #             happening (6.3 to 19 ms in one run): the pooled ratio is the robust figure.
 #   kill      a build of g3 killed with SIGKILL mid-build: the live generation's files are
 #             unchanged (their checksums), it still serves, and publishing g3 is refused
+# Each window also prints when its action ran (seconds of its timeline) and the coordinator's
+# sheds and the searches it admitted in a queue's grace (--shed-grace-ms: a burst let drain).
 # W=10 for shorter windows; R=1 for one round. The corpus, g1 and g2 are kept in $CACHE
 # (default /tmp/funnel-bench); REUSE=1 serves the ones built there by an earlier run.
 # The publish runs as an operator would: staging (each shard hashes the new files at
