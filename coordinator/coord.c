@@ -3982,6 +3982,10 @@ static void handle_status(rpc_call_t *call, const ProtobufCMessage *msg, void *u
     r.errors = c->errors;
     r.shards = c->view->nshards;
     r.stage2_model = (char *)(c->stage2 ? rank_ranker_describe(c->stage2) : "");
+    r.stage1_staged = c->stage1_staged;
+    r.stage2_staged = (char *)(c->stage2_cand ? rank_ranker_describe(c->stage2_cand) : "");
+    r.intent_model = c->intent ? c->intent_desc : (char *)"";
+    r.intent_staged = c->intent_cand ? c->intent_cand_desc : (char *)"";
     r.generation = c->gen_live ? c->gen_live : (char *)"";
     const view *v = c->view;
     Funnel__V1__ProcessStatus *ps = calloc(v->nbackends, sizeof *ps);

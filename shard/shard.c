@@ -1928,8 +1928,13 @@ static void handle_status(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
     r.generation = s->live->name;
     rank_ranker *model = model_get(s);
     r.stage1_model = (char *)(model ? rank_ranker_describe(model) : "");
+    uv_mutex_lock(&s->model_mu);
+    rank_ranker *cand = rank_ranker_ref(s->stage1_cand);
+    uv_mutex_unlock(&s->model_mu);
+    r.stage1_staged = (char *)(cand ? rank_ranker_describe(cand) : "");
     reply_now(s, call, GRPC_STATUS_OK, NULL, &r.base);
     rank_ranker_unref(model);
+    rank_ranker_unref(cand);
 }
 
 /* ---- Admin/PushModel: replace, stage, activate or discard the stage-1 model --- */

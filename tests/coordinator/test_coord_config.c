@@ -100,6 +100,25 @@ Test(coord_config, breaker_flags)
     cr_assert_str_eq(eb.msg, "breaker-max-backoff-ms: 30000 is less than breaker-backoff-ms 50000");
 }
 
+Test(coord_config, load_shedding_flags)
+{
+    coord_config c;
+    char *argv[] = {"funnel-coordinator", "--topology=/t", NULL};
+    fn_errbuf eb = {{0}};
+    cr_assert_eq(coord_config_from_args(&c, 2, argv, &eb), 0, "%s", eb.msg);
+    cr_assert_eq(c.max_inflight, 512);
+    cr_assert_eq(c.min_inflight, 64);
+    cr_assert_eq(c.target_latency_ms, 100);
+    cr_assert_eq(c.shed_grace_ms, 2000, "a burst drains for 2 s by default");
+    char *set[] = {"funnel-coordinator", "--topology=/t", "--shed-grace-ms", "0", "--target-latency-ms=50", NULL};
+    cr_assert_eq(coord_config_from_args(&c, 5, set, &eb), 0, "%s", eb.msg);
+    cr_assert_eq(c.shed_grace_ms, 0, "0: shed at once");
+    cr_assert_eq(c.target_latency_ms, 50);
+    char *bad[] = {"funnel-coordinator", "--topology=/t", "--shed-grace-ms", "-1", NULL};
+    cr_assert_eq(coord_config_from_args(&c, 4, bad, &eb), FN_EINVAL);
+    cr_assert(strstr(eb.msg, "shed-grace-ms"), "%s", eb.msg);
+}
+
 Test(coord_config, topology_required_unless_help)
 {
     coord_config c;

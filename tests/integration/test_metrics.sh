@@ -103,6 +103,10 @@ co = ser["coordinator"]
 if has(co, "funnel_coordinator_requests_total"):
     check(total(co, "funnel_coordinator_requests_total", method="search") == N,
           "coordinator: funnel_coordinator_requests_total{method=search} == %d" % N)
+# a light load: nothing shed, nothing admitted in a queue's grace (--shed-grace-ms)
+for name in ["funnel_coordinator_shed_total", "funnel_coordinator_shed_graced_total",
+             "funnel_coordinator_background_shed_total"]:
+    check(has(co, name) and total(co, name) == 0, "coordinator: %s 0" % name)
 docs = 0
 for s in shards:
     m, i = ser[s], s.split("-")[1]

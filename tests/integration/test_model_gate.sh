@@ -90,6 +90,20 @@ r = pb.call(ch, pb.PUSH_MODEL, pb.M.PushModelRequest(stage=1, mode=1, model=open
 print(r.replicas)
 EOF
 [ "$(cat "$T/st.out")" = 4 ] || { cat "$T/st.out"; fail "staged on $(cat "$T/st.out") replicas"; }
+# Admin/Status ADDR -> "stage1_model|stage1_staged|stage2_staged|intent_staged"
+status() {
+    "$PY" - "$1" "$HERE" <<'EOF'
+import sys
+sys.path.insert(0, sys.argv[2])
+import grpc, funnel_pb as pb
+pb.load(sys.argv[2] + '/../../proto')
+r = pb.call(grpc.insecure_channel(sys.argv[1]), pb.STATUS, pb.M.StatusRequest(), pb.M.StatusResponse, 10)
+print("|".join([r.stage1_model, r.stage1_staged, r.stage2_staged, r.intent_staged]))
+EOF
+}
+SC=$(status "$A") S1=$(status "$(cat "$R/shard-1-r0.addr")")
+case "$SC" in "|s1.model"*"||") ;; *) fail "coordinator Status: staged models '$SC', want stage 1 s1.model only";; esac
+case "$S1" in "|s1.model"*"||") ;; *) fail "shard 1 r0 Status: '$S1', want s1.model staged";; esac
 for rep in r0 r1; do
     kill -9 "$(cat "$R/shard-1-$rep.pid")"
 done
@@ -107,6 +121,10 @@ for i in $(seq 20); do
 done
 grep -q "no stage-1 model is staged on this replica" "$T/c2.json" \
     || { grep -A12 '"failures"' "$T/c2.json"; fail "no clear error"; }
+S1R=$(status "$(cat "$R/shard-1-r0.addr")") S0=$(status "$(cat "$R/shard-0-r0.addr")")
+[ "$S1R" = "|||" ] || fail "restarted shard 1 r0 Status: '$S1R', want nothing staged"
+case "$S0" in "|s1.model"*"||") ;; *) fail "shard 0 r0 Status: '$S0', want s1.model still staged";; esac
+ok "Admin/Status names the staged model: coordinator '$SC', shard 0 '$S0', restarted shard 1 '$S1R'"
 [ "$(json_get "$T/c2.json" 'r.get("partial")')" = True ] || { head -c 800 "$T/c2.json"; fail "not partial"; }
 ok "a replica restarted after the STAGE: $(grep -o 'no stage-1 model is staged on this replica[^"]*' "$T/c2.json" | head -1), answer partial"
 # (the restarted replicas' channels may still be reconnecting: a few tries)
