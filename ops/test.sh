@@ -10,17 +10,27 @@ cd "$(dirname "$0")/.."
 bash ops/scripts/deps.sh || { echo "0 passed, 1 failed"; exit 1; }
 
 passed=0; failed=0; skipped=0
+failures=$(mktemp)   # what failed and the end of its output, printed again last
+trap 'rm -f "$failures"' EXIT
 count() {   # count results of a meson build dir's last test run
   local log=$1/meson-logs/testlog.json
-  [ -f "$log" ] || { failed=$((failed + 1)); return; }
-  read -r p f s < <(/usr/bin/python3 - "$log" <<'PY'
+  [ -f "$log" ] || { failed=$((failed + 1)); echo "$1: no test log (the build failed)" >>"$failures"; return; }
+  read -r p f s < <(/usr/bin/python3 - "$log" "$1" "$failures" <<'PY'
 import json, sys
 p = f = s = 0
-for line in open(sys.argv[1]):
-    r = json.loads(line).get("result")
-    if r in ("OK", "EXPECTEDFAIL"): p += 1
-    elif r == "SKIP": s += 1
-    else: f += 1
+with open(sys.argv[3], "a") as out:
+    for line in open(sys.argv[1]):
+        t = json.loads(line)
+        r = t.get("result")
+        if r in ("OK", "EXPECTEDFAIL"): p += 1
+        elif r == "SKIP": s += 1
+        else:
+            f += 1
+            # CI keeps only the end of the output: name the test and show why there
+            tail = ((t.get("stdout") or "") + (t.get("stderr") or "")).rstrip().splitlines()[-25:]
+            out.write("%s: %s %s after %.1f s; its last lines:\n" % (sys.argv[2], t.get("name"), r,
+                                                                    float(t.get("duration") or 0)))
+            out.write("".join("    | %s\n" % l for l in tail))
 print(p, f, s)
 PY
 )
@@ -49,7 +59,9 @@ suite build-asan -Db_sanitize=address,undefined -Db_lundef=false -Ddebug=true -D
 unset ASAN_OPTIONS UBSAN_OPTIONS
 
 echo "== valgrind: servers in one integration run"
-if bash tests/valgrind/run.sh build; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+if bash tests/valgrind/run.sh build; then passed=$((passed + 1))
+else failed=$((failed + 1)); echo "valgrind: servers in one integration run (above)" >>"$failures"; fi
 
+if [ -s "$failures" ]; then echo "== what failed"; cat "$failures"; fi
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
