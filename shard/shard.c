@@ -70,6 +70,17 @@ typedef struct shard_gen {
     int broken;                   /* a read found it damaged (non-live: only its searches fail) */
 } shard_gen;
 
+/* A generation closing on a thread of its own (gen_unref): its searchers'
+ * memory, the reader's per-term arrays and the munmap of a mapping that has
+ * served for minutes cost the loop tens to hundreds of ms, at the moment every
+ * shard switches. Joined once done (the next close reaps it) or at stop. */
+typedef struct gen_closer {
+    uv_thread_t tid;
+    shard_gen *g;
+    atomic_int done;
+    struct gen_closer *next;
+} gen_closer;
+
 /* A recent live search, replayed on a generation being staged (its warm-up):
  * plain text searches only, texts up to 255 bytes. */
 typedef struct warm_query {
@@ -100,6 +111,7 @@ struct shard {
     shard_gen *live, *prev, *staged;
     uv_thread_t loader;
     uv_async_t load_done;         /* the loader thread's completion, to the loop */
+    gen_closer *closers;          /* generations closing off the loop (loop thread's list) */
     gen_load *loading;            /* the load running, or NULL */
     atomic_int load_abort;        /* set on stop: the loader's warm-up ends early */
     /* The last cfg.warm_queries live text searches, a ring (loop thread):
@@ -419,6 +431,33 @@ static void gen_close(shard_gen *g)
     free(g);
 }
 
+static void gen_closer_main(void *arg)
+{
+    gen_closer *c = arg;
+    uint64_t t0 = uv_hrtime();
+    char name[sizeof c->g->name];
+    snprintf(name, sizeof name, "%s", c->g->name);
+    gen_close(c->g);
+    FN_INFO("generation %s closed in %.3f s, off the loop (its last search is done)", name,
+            (double)(uv_hrtime() - t0) / 1e9);
+    atomic_store(&c->done, 1);
+}
+
+/* Join the closers that are done (all of them with wait: at stop). */
+static void gen_reap(shard_t *s, int wait)
+{
+    for (gen_closer **pp = &s->closers; *pp;) {
+        gen_closer *c = *pp;
+        if (!wait && !atomic_load(&c->done)) {
+            pp = &c->next;
+            continue;
+        }
+        uv_thread_join(&c->tid);
+        *pp = c->next;
+        free(c);
+    }
+}
+
 static shard_gen *gen_ref(shard_gen *g)
 {
     g->refs++;
@@ -427,11 +466,23 @@ static shard_gen *gen_ref(shard_gen *g)
 
 static void gen_unref(shard_t *s, shard_gen *g)
 {
-    (void)s;
-    if (g && --g->refs == 0) {
-        FN_INFO("generation %s closed (its last search is done)", g->name);
-        gen_close(g);
+    if (!g || --g->refs > 0) return;
+    gen_reap(s, 0);
+    gen_closer *c = s->stopping ? NULL : calloc(1, sizeof *c);
+    if (c) {
+        c->g = g;
+        if (uv_thread_create(&c->tid, gen_closer_main, c) == 0) {
+            c->next = s->closers;
+            s->closers = c;
+            return;
+        }
+        free(c);
     }
+    /* stopping (the loop serves no one now), or no thread to be had */
+    uint64_t t0 = uv_hrtime();
+    FN_INFO("generation %s closing (its last search is done)", g->name);
+    gen_close(g);
+    FN_INFO("generation closed in %.3f s", (double)(uv_hrtime() - t0) / 1e9);
 }
 
 /* Take g out of the table (its slot is cleared by the caller). */
@@ -2438,6 +2489,7 @@ static void on_rpc_stopped(void *ud)
     gen_drop(s, s->staged);
     gen_drop(s, s->prev);
     gen_drop(s, s->live);
+    gen_reap(s, 1);
     su_close(s->updates);
     rank_ranker_unref(s->stage1);
     rank_ranker_unref(s->stage1_cand);

@@ -54,6 +54,9 @@ grep -q '"query":"[^"]*","k":10,"page":0,"background":true' "$R/coordinator.log"
 for l in "$R"/shard-*.log; do
     grep -q "generation $G2 warmed with [1-9][0-9]* recent searches (0 failed)" "$l" \
         || { grep generation "$l"; fail "$(basename "$l"): g2 was not warmed with live searches"; }
+    # the discarded candidate was closed on a thread of its own, not on the loop that answers searches
+    grep -q "generation $T/g3 closed in [0-9.]* s, off the loop" "$l" \
+        || { grep generation "$l"; fail "$(basename "$l"): g3 was not closed off the loop"; }
 done
 sleep 1
 "$FUNNEL" index rollback --dir "$R" >"$T/rb.out" 2>&1 || { cat "$T/rb.out"; fail "rollback"; }
