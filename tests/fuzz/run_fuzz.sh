@@ -117,6 +117,10 @@ if [ "$rc" != 0 ] || [ -n "$(ls -A "$work/crashes")" ]; then
     keep=1
     echo "run_fuzz.sh: FAILED (libFuzzer exit $rc); inputs and log kept in $work/crashes and $work/fuzz.log"
     ls -l "$work/crashes"
+    # CI keeps only the output: the inputs themselves, to replay with fuzz_NAME_seeds
+    for f in "$work"/crashes/*; do
+        [ -f "$f" ] && echo "run_fuzz.sh: $(basename "$f") in base64: $(head -c 4096 "$f" | base64 -w0)"
+    done
     exit 1
 fi
 echo "run_fuzz.sh: no crash in ${secs}s"
