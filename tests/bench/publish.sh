@@ -154,6 +154,8 @@ EOF
     grep -h "generation $G opened in" "$T"/run/shard-*.log | sed 's/^.*INFO /    /'
     window "$W" "rollback$r" "$F" index rollback --dir "$T/run"
 done
+# what unloading cost (each close runs off the shard's loop: shard/shard.c gen_unref)
+grep -h "closed in" "$T"/run/shard-*.log | sed 's/^.*INFO /    /'
 /usr/bin/python3 - "$TL" "$R" <<'EOF'
 import json, statistics, sys
 d, R = sys.argv[1], int(sys.argv[2])
