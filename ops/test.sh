@@ -27,10 +27,12 @@ with open(sys.argv[3], "a") as out:
         else:
             f += 1
             # CI keeps only the end of the output: name the test and show why there
-            tail = ((t.get("stdout") or "") + (t.get("stderr") or "")).rstrip().splitlines()[-25:]
-            out.write("%s: %s %s after %.1f s; its last lines:\n" % (sys.argv[2], t.get("name"), r,
-                                                                    float(t.get("duration") or 0)))
-            out.write("".join("    | %s\n" % l for l in tail))
+            # (its FAIL lines, then its last lines; a test's end may be its servers' logs)
+            lines = ((t.get("stdout") or "") + (t.get("stderr") or "")).rstrip().splitlines()
+            fails = [l for l in lines if "FAIL" in l][:15]
+            out.write("%s: %s %s after %.1f s; its FAIL lines, then its last lines:\n"
+                      % (sys.argv[2], t.get("name"), r, float(t.get("duration") or 0)))
+            out.write("".join("    | %s\n" % l[:240] for l in fails + ["..."] + lines[-12:]))
 print(p, f, s)
 PY
 )

@@ -434,6 +434,8 @@ static void gen_close(shard_gen *g)
 static void gen_closer_main(void *arg)
 {
     gen_closer *c = arg;
+    /* below the searches, as the loader is: freeing is never urgent */
+    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
     uint64_t t0 = uv_hrtime();
     char name[sizeof c->g->name];
     snprintf(name, sizeof name, "%s", c->g->name);
