@@ -227,3 +227,22 @@ void fn_mem_release(void)
     malloc_trim(0);
 #endif
 }
+
+void fn_mem_release_all(void)
+{
+    fn_arena_chunk *drop = NULL;
+    pthread_mutex_lock(&stash.mu);
+    for (size_t i = 0; i < stash.n; i++) {
+        stash.c[i]->next = drop;
+        drop = stash.c[i];
+    }
+    stash.n = 0;
+    stash.bytes = 0;
+    pthread_mutex_unlock(&stash.mu);
+    while (drop) {
+        fn_arena_chunk *n = drop->next;
+        free(drop);
+        drop = n;
+    }
+    fn_mem_release();
+}

@@ -61,5 +61,10 @@ void fn_mem_server_tune(void);
 /* Return free heap memory to the system (malloc_trim). Costs a walk over
  * the heap: call after an unusually large request, not after every one. */
 void fn_mem_release(void);
+/* Free every chunk the stash keeps (below), then fn_mem_release: for a
+ * server that has had no large request for a while. The stash otherwise
+ * gives a chunk back only after STASH_AGE arena frees, so a server left idle
+ * after a burst of large requests would keep up to 16 MiB. */
+void fn_mem_release_all(void);
 
 #endif

@@ -163,6 +163,7 @@ struct coord {
     uint32_t nall, capall;
     int64_t down_probe_ms;       /* min(down_probe_interval_ms, health_interval_ms) */
     uv_timer_t timer;
+    uv_timer_t trim;             /* a large search's memory back to the system, again later */
     uint64_t start_ms;
     uint64_t requests, errors;
     retry_budget budget;         /* retries and hedges together */
@@ -1828,16 +1829,28 @@ static const char *analyze_note(const search *s, fn_arena *a)
     return ar_strdup(a, buf);
 }
 
+static void on_trim(uv_timer_t *t)   /* 250 ms without a large request */
+{
+    (void)t;
+    fn_mem_release_all();
+}
+
 static void free_search_now(search *s)
 {
     /* the shard replies were unpacked into mem: one pass frees them */
     int big = fn_arena_held(&s->mem) > (4u << 20);
+    coord_t *c = s->c;
     rank_ranker_unref(s->model);
     view_unref(s->v);
     fn_arena_free(&s->mem);
     free(s);
-    /* a large search's memory goes back to the system, not just to malloc */
-    if (big) fn_mem_release();
+    /* a large search's memory goes back to the system, not just to malloc;
+     * and once more after its reply's buffers are freed (gRPC frees them
+     * when the write completes, which may be after this) */
+    if (big) {
+        fn_mem_release();
+        if (!c->stopping) uv_timer_start(&c->trim, on_trim, 250, 0);
+    }
 }
 
 static void on_htimer_closed(uv_handle_t *h)
@@ -4163,11 +4176,17 @@ static void on_timer_closed(uv_handle_t *h)
     if (done) done(ud);
 }
 
+static void on_trim_closed(uv_handle_t *h)   /* then the timer, whose close frees c */
+{
+    coord_t *c = h->data;
+    uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+}
+
 static void on_server_stopped(void *ud)
 {
     coord_t *c = ud;
     c->srv = NULL;
-    uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+    uv_close((uv_handle_t *)&c->trim, on_trim_closed);
 }
 
 /* The server goes last: its completion queue carries our outgoing calls. */
@@ -4339,6 +4358,8 @@ int coord_start(uv_loop_t *loop, const coord_opts *o, coord_t **out, fn_errbuf *
         abort();
     }
     c->timer.data = c;
+    uv_timer_init(loop, &c->trim);   /* (cannot fail on Linux) */
+    c->trim.data = c;
     if (o->health_interval_ms > 0)
         uv_timer_start(&c->timer, on_timer, 0, (uint64_t)c->down_probe_ms);
     rpc_server_set_serving(c->srv, 1);

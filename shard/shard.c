@@ -111,6 +111,7 @@ struct shard {
     shard_gen *live, *prev, *staged;
     uv_thread_t loader;
     uv_async_t load_done;         /* the loader thread's completion, to the loop */
+    uv_timer_t trim;              /* a large request's memory back to the system, again later */
     gen_closer *closers;          /* generations closing off the loop (loop thread's list) */
     gen_load *loading;            /* the load running, or NULL */
     atomic_int load_abort;        /* set on stop: the loader's warm-up ends early */
@@ -943,6 +944,12 @@ static int refuse_if_broken(shard_t *s, rpc_call_t *call)
 
 static void gen_unref(shard_t *s, shard_gen *g);
 
+static void on_trim(uv_timer_t *t)   /* 250 ms without a large request */
+{
+    (void)t;
+    fn_mem_release_all();
+}
+
 static void job_free(search_job *j)
 {
     if (j->g) gen_unref(j->s, j->g);
@@ -952,8 +959,14 @@ static void job_free(search_job *j)
     fn_arena_free(&j->mem);
     free(j->query);
     free(j->user_terms);
+    shard_t *s = j->s;
     free(j);
-    if (big) fn_mem_release();
+    if (big) {
+        fn_mem_release();
+        /* and once more after its reply's buffers are freed: gRPC frees them
+         * when the write completes, which may be after this */
+        if (!s->stopping) uv_timer_start(&s->trim, on_trim, 250, 0);
+    }
 }
 
 /* What a search leaves in the log, each line naming the coordinator's
@@ -2374,6 +2387,7 @@ static void handle_generation(rpc_call_t *call, const ProtobufCMessage *m, void 
 /* ---- start / stop ------------------------------------------------------------ */
 
 static void on_async_closed(uv_handle_t *h);
+static void on_trim_closed(uv_handle_t *h);
 
 int shard_start(uv_loop_t *loop, const shard_config *cfg, shard_t **out, fn_errbuf *eb)
 {
@@ -2423,6 +2437,8 @@ int shard_start(uv_loop_t *loop, const shard_config *cfg, shard_t **out, fn_errb
         goto fail_reader;
     }
     s->load_done.data = s;
+    uv_timer_init(loop, &s->trim);   /* (cannot fail on Linux) */
+    s->trim.data = s;
 
     rpc_method methods[] = {
         {RPC_METHOD_SHARD_SEARCH, &funnel__v1__shard_search_request__descriptor,
@@ -2443,8 +2459,8 @@ int shard_start(uv_loop_t *loop, const shard_config *cfg, shard_t **out, fn_errb
     return 0;
 
 fail_pool:
-    /* the async handle is closed by the loop; s must outlive it */
-    uv_close((uv_handle_t *)&s->load_done, on_async_closed);
+    /* the handles are closed by the loop; s must outlive them */
+    uv_close((uv_handle_t *)&s->trim, on_trim_closed);
     gen_close(s->live);
     s->live = NULL;
     su_close(s->updates);
@@ -2483,6 +2499,13 @@ static void on_async_closed(uv_handle_t *h)
     if (done) done(dud);
 }
 
+/* The timer first, then the async handle, whose close frees s. */
+static void on_trim_closed(uv_handle_t *h)
+{
+    shard_t *s = h->data;
+    uv_close((uv_handle_t *)&s->load_done, on_async_closed);
+}
+
 static void on_rpc_stopped(void *ud)
 {
     shard_t *s = ud;
@@ -2496,7 +2519,7 @@ static void on_rpc_stopped(void *ud)
     rank_ranker_unref(s->stage1);
     rank_ranker_unref(s->stage1_cand);
     uv_mutex_destroy(&s->model_mu);
-    uv_close((uv_handle_t *)&s->load_done, on_async_closed);
+    uv_close((uv_handle_t *)&s->trim, on_trim_closed);
 }
 
 void shard_stop(shard_t *s, void (*done)(void *ud), void *ud)

@@ -91,3 +91,25 @@ Test(fn_arena, the_stash_reuses_chunks_and_gives_them_back)
     fn_arena_free(&a);
     cr_assert_eq(fn_arena_stashed(), 0);
 }
+
+/* A server left idle after large requests gives the stash back at once
+ * (fn_mem_release_all, its timer 250 ms after the last large request). */
+Test(fn_arena, release_all_empties_the_stash)
+{
+    fn_arena a = FN_ARENA_INIT;
+    for (int i = 0; i < 3; i++) {
+        char *p = fn_arena_alloc(&a, (size_t)(200 + 300 * i) << 10);
+        cr_assert_not_null(p);
+        memset(p, 1, 200u << 10);
+        fn_arena_free(&a);   /* one chunk each: kept */
+    }
+    cr_assert_geq(fn_arena_stashed(), 1200u << 10, "stashed %zu", fn_arena_stashed());
+    fn_mem_release_all();
+    cr_assert_eq(fn_arena_stashed(), 0, "%zu bytes left", fn_arena_stashed());
+    /* and the stash works as before afterwards */
+    char *q = fn_arena_alloc(&a, 300u << 10);
+    cr_assert_not_null(q);
+    fn_arena_free(&a);
+    cr_assert_geq(fn_arena_stashed(), 300u << 10);
+    fn_mem_release_all();
+}

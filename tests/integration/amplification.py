@@ -201,9 +201,11 @@ for n, p in procs.items():
     print("  %-11s RSS %6d -> %6d KiB (anon %6d -> %6d KiB)" % (n, r0, r1, a0, a1))
     if sanitized:
         continue
-    # 10%, or 4 MiB of a small process: glibc keeps about 3 MiB in the worker
-    # threads' arenas after the burst's large replies (29.0 -> 32.0 MiB seen on
-    # an idle shard), while one leaked reply of the burst is up to 16 MiB
+    # 10%, or 4 MiB of a small process, while one leaked reply of the burst is
+    # up to 16 MiB. 250 ms after the last large request a server frees its
+    # arena stash and trims (fn_mem_release_all): before that timer, a burst
+    # that ended after the normal client left 3-4 MiB on every process
+    # whenever the machine was busy (no later traffic aged the stash out)
     lim = max(r0 * 1.10, r0 + 4096)
     check(r1 <= lim, "%s: RSS back within 10%% (or 4 MiB) of its level before the burst" % n)
 if sanitized:
