@@ -1845,8 +1845,9 @@ static void free_search_now(search *s)
     fn_arena_free(&s->mem);
     free(s);
     /* a large search's memory goes back to the system, not just to malloc;
-     * and once more after its reply's buffers are freed (gRPC frees them
-     * when the write completes, which may be after this) */
+     * and 250 ms after the last large one, the arena stash too (its chunks
+     * otherwise wait for 256 later requests: an idle coordinator would keep
+     * them) and the reply buffers gRPC freed when their writes completed */
     if (big) {
         fn_mem_release();
         if (!c->stopping) uv_timer_start(&c->trim, on_trim, 250, 0);

@@ -963,8 +963,10 @@ static void job_free(search_job *j)
     free(j);
     if (big) {
         fn_mem_release();
-        /* and once more after its reply's buffers are freed: gRPC frees them
-         * when the write completes, which may be after this */
+        /* and 250 ms after the last large one, the arena stash too (its
+         * chunks otherwise wait for 256 later requests: an idle shard would
+         * keep them) and the reply buffers gRPC freed when their writes
+         * completed */
         if (!s->stopping) uv_timer_start(&s->trim, on_trim, 250, 0);
     }
 }
