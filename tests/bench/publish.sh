@@ -28,6 +28,7 @@
 # sheds and the searches it admitted in a queue's grace (--shed-grace-ms: a burst let drain).
 # W=10 for shorter windows; R=1 for one round. The corpus, g1 and g2 are kept in $CACHE
 # (default /tmp/funnel-bench); REUSE=1 serves the ones built there by an earlier run.
+# SHARD_CONFIG=F adds --shard-config F to `funnel cluster up` (e.g. a larger warm-queries).
 # The publish runs as an operator would: staging (each shard hashes the new files at
 # --load-rate-mb and replays its recent searches on them, on a loader thread at the lowest
 # priority, one replica at a time), the gate's 200 shadow queries paced at GATE_QPS searches a
@@ -69,7 +70,8 @@ build() {   # build DIR: the 3-shard index, seconds to stdout (REUSE=1: a finish
 G1=$CACHE/publish-g1-$N
 G2=$CACHE/publish-g2-$N
 echo "g1: built in $(build "$G1") s"
-A=$("$F" cluster up --index "$G1" --dir "$T/run" 2>"$T/up.err")
+# SHARD_CONFIG=F: every shard reads F too (e.g. a larger warm-queries)
+A=$("$F" cluster up --index "$G1" --dir "$T/run" ${SHARD_CONFIG:+--shard-config "$SHARD_CONFIG"} 2>"$T/up.err")
 "$F" bench --server "$A" --queries "$Q" --concurrency 2 --duration 3 --json >/dev/null   # warm-up
 # capacity: the median of three runs (one run can land in a fast or a slow minute of this VM)
 for i in 1 2 3; do
