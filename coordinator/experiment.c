@@ -334,6 +334,12 @@ long coord_team_draft(fn_arena *a, const uint32_t *ra, size_t na, const uint32_t
         while (ia < na && seen[ra[ia]]) ia++;
         while (ib < nb && seen[rb[ib]]) ib++;
         if (ia == na || ib == nb) break;
+        if (ra[ia] == rb[ib]) {
+            seen[ra[ia]] = 1;
+            out[n] = ra[ia];
+            team[n++] = COORD_TEAM_AB;
+            continue;
+        }
         int take_a = ca < cb || (ca == cb && (splitmix64(&st) >> 63));
         uint32_t it = take_a ? ra[ia] : rb[ib];
         seen[it] = 1;
@@ -361,7 +367,12 @@ long coord_team_draft(fn_arena *a, const uint32_t *ra, size_t na, const uint32_t
 
 const char *coord_team_name(int team)
 {
-    return team == COORD_TEAM_A ? "A" : team == COORD_TEAM_B ? "B" : "";
+    switch (team) {
+    case COORD_TEAM_A: return "A";
+    case COORD_TEAM_B: return "B";
+    case COORD_TEAM_AB: return "AB";
+    default: return "";
+    }
 }
 
 int coord_exp_stage2(fn_arena *a, const coord_exp_pick *pick, const Funnel__V1__ShardHit *const *hits,
@@ -389,7 +400,7 @@ int coord_exp_stage2(fn_arena *a, const coord_exp_pick *pick, const Funnel__V1__
         for (size_t p = 0; p < got; p++) by_e[k][s[k].order[p]] = s[k].score[p];
     long n = coord_team_draft(a, s[0].order, got, s[1].order, got, (uint32_t)got, pick->seed, out->order, t);
     if (n < 0) return (int)n;
-    for (long p = 0; p < n; p++) out->score[p] = by_e[t[p] == COORD_TEAM_A ? 0 : 1][out->order[p]];
+    for (long p = 0; p < n; p++) out->score[p] = by_e[t[p] == COORD_TEAM_B ? 1 : 0][out->order[p]];
     int r = s[0].rows ? 0 : 1;
     out->rows = s[r].rows;
     out->ncols = s[r].ncols;

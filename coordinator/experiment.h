@@ -33,7 +33,8 @@
 #define COORD_EXP_MAX_ID     128      /* = COORD_MAX_REQUEST_ID: user and session ids */
 
 enum { COORD_EXP_UNIT_ANY, COORD_EXP_UNIT_USER, COORD_EXP_UNIT_SESSION };
-enum { COORD_TEAM_NONE = 0, COORD_TEAM_A = 1, COORD_TEAM_B = 2 };
+/* COORD_TEAM_AB: both rankers' next pick (neutral: credited to neither) */
+enum { COORD_TEAM_NONE = 0, COORD_TEAM_A = 1, COORD_TEAM_B = 2, COORD_TEAM_AB = 3 };
 
 typedef struct coord_exp_arm {
     char name[COORD_EXP_MAX_NAME + 1];
@@ -89,25 +90,28 @@ void coord_exp_assign(const coord_exps *x, const char *user, const char *session
 
 /** Team-draft interleaving (Radlinski, Kurup, Joachims, CIKM 2008) of the
  *  rankings a[0, na) and b[0, nb) (item numbers, each once per list) into
- *  out (room for na + nb) with team[i] = COORD_TEAM_A or _B per output
- *  item; coins from seed. While both lists have an item not yet taken, the
- *  team with fewer picks (a coin flip on equal counts) adds its best item
- *  not yet taken; then the longer list's rest follows, credited to it.
- *  Returns the number of items written (the union). max_item: items are
+ *  out (room for na + nb) with team[i] = COORD_TEAM_A, _B or _AB per output
+ *  item; coins from seed. While both lists have an item not yet taken: when
+ *  both lists' best item not yet taken is the same, it is added as _AB, no
+ *  coin and no pick counted (both rankers agree there, so a click on it says
+ *  nothing about which is better; crediting it by a coin only adds noise);
+ *  otherwise the team with fewer picks (a coin flip on equal counts) adds its
+ *  best item not yet taken. Then the longer list's rest follows, credited to
+ *  it. Returns the number of items written (the union). max_item: items are
  *  < max_item (a seen-bitmap of that size is allocated in a). -ENOMEM. */
 long coord_team_draft(fn_arena *a, const uint32_t *ra, size_t na, const uint32_t *rb, size_t nb,
                       uint32_t max_item, uint64_t seed, uint32_t *out, uint8_t *team);
 
 /** Stage 2 of a request in an arm: the arm's model (or none), or for an
  *  interleaving arm both rankers' orders team-drafted into out (score: the
- *  contributing ranker's; rows: A's, else B's). *team (per final position,
+ *  contributing ranker's, A's for an _AB item; rows: A's, else B's). *team (per final position,
  *  NULL when the arm does not interleave) is allocated in a. Arguments as
  *  coord_stage2's. */
 int coord_exp_stage2(fn_arena *a, const coord_exp_pick *pick, const Funnel__V1__ShardHit *const *hits,
                      size_t got, size_t window, const double *prf, Funnel__V1__IntentScore *const *intent,
                      size_t nintent, int want_rows, coord_stage2_out *out, uint8_t **team);
 
-/** "A", "B" or "" (a Hit's team, the impression log's "team"). */
+/** "A", "B", "AB" or "" (a Hit's team, the impression log's "team"). */
 const char *coord_team_name(int team);
 
 #endif

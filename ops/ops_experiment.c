@@ -193,8 +193,8 @@ static int imp_line(log_state *st, json_t *o, const char *path, size_t ln, fn_er
         else if (i && json_integer_value(jp) != (json_int_t)im->first_pos + (json_int_t)i)
             rc = BAD("%s:%zu: hits[%zu]: position %lld after %lld (positions must be contiguous, top first)", path,
                      ln, i, (long long)json_integer_value(jp), (long long)(im->first_pos + i - 1));
-        else if (opt_str(h, "team", &team) || (*team && strcmp(team, "A") && strcmp(team, "B")))
-            rc = BAD("%s:%zu: hits[%zu]: \"team\" is not \"A\" or \"B\"", path, ln, i);
+        else if (opt_str(h, "team", &team) || (*team && strcmp(team, "A") && strcmp(team, "B") && strcmp(team, "AB")))
+            rc = BAD("%s:%zu: hits[%zu]: \"team\" is not \"A\", \"B\" or \"AB\"", path, ln, i);
         if (rc) break;
         if (!i) im->first_pos = (uint32_t)json_integer_value(jp);
         const char *id = json_string_value(jid);
@@ -207,7 +207,7 @@ static int imp_line(log_state *st, json_t *o, const char *path, size_t ln, fn_er
         size_t k = im->hit0 + i;
         if (!(st->hid[k] = strdup(id))) rc = -ENOMEM;
         else {
-            st->team[k] = *team;
+            st->team[k] = strcmp(team, "AB") ? *team : 'N';
             st->clicked[k] = 0;
             st->dwell[k] = NAN;
             im->nhits++;
@@ -325,6 +325,7 @@ int ops_experiment_report(const char *const *imps, size_t nimps, const char *con
         for (size_t j = im->hit0; j < im->hit0 + im->nhits; j++) {
             if (!st.clicked[j]) continue;
             g->clicks++;
+            g->neutral_clicks += st.team[j] == 'N';
             any = 1;
             /* a click without a dwell is satisfied only when any click is */
             if (min_dwell <= 0 || (!isnan(st.dwell[j]) && st.dwell[j] >= min_dwell)) sat = 1;
@@ -377,7 +378,8 @@ static const char experiment_usage[] =
     "  of dwell >= --min-dwell seconds (default 10), with its interval.\n"
     "An interleaving arm (hits with a \"team\"), per impression: A wins when more of\n"
     "team A's hits were clicked than of team B's, B wins the other way, else a tie\n"
-    "(no click included); A's win rate over the non-tied impressions, its interval,\n"
+    "(no click included; a click on a neutral hit, team \"AB\", counts for neither:\n"
+    "both rankers would have put it there); A's win rate over the non-tied impressions, its interval,\n"
     "and the verdict: \"A better\" / \"B better\" when the interval lies above /\n"
     "below 0.5, else \"no significant difference\".\n"
     "--json prints one JSON object instead.\n"
@@ -464,6 +466,7 @@ static int report_cmd(int argc, char **argv)
                 json_object_set_new(o, "wins_a", json_integer((json_int_t)a->wins_a));
                 json_object_set_new(o, "wins_b", json_integer((json_int_t)a->wins_b));
                 json_object_set_new(o, "ties", json_integer((json_int_t)a->ties));
+                json_object_set_new(o, "neutral_clicks", json_integer((json_int_t)a->neutral_clicks));
                 json_object_set_new(o, "win_rate_a", nt ? json_real((double)a->wins_a / (double)nt) : json_null());
                 json_object_set_new(o, "win_rate_a_ci", ci_json(wlo, whi));
                 json_object_set_new(o, "verdict", json_string(verdict));
@@ -477,10 +480,11 @@ static int report_cmd(int argc, char **argv)
                a->clicked / n, clo, chi, a->successful / n, slo, shi);
         if (a->interleave) {
             uint64_t nt = a->wins_a + a->wins_b;
-            printf("interleaving %s/%s: A wins %llu, B wins %llu, ties %llu (of %llu impressions); "
-                   "A's win rate %.4f [%.4f, %.4f] over %llu non-tied; verdict: %s\n",
+            printf("interleaving %s/%s: A wins %llu, B wins %llu, ties %llu (of %llu impressions; "
+                   "%llu clicks on neutral hits); A's win rate %.4f [%.4f, %.4f] over %llu non-tied; verdict: %s\n",
                    e, m, (unsigned long long)a->wins_a, (unsigned long long)a->wins_b,
                    (unsigned long long)a->ties, (unsigned long long)a->impressions,
+                   (unsigned long long)a->neutral_clicks,
                    nt ? (double)a->wins_a / (double)nt : 0.5, wlo, whi, (unsigned long long)nt, verdict);
         }
     }

@@ -20,6 +20,7 @@ typedef struct ops_exp_arm {
     uint64_t successful;        /* ... with a click of dwell >= min_dwell */
     int interleave;             /* some hit of the arm's impressions has a team */
     uint64_t wins_a, wins_b, ties;
+    uint64_t neutral_clicks;    /* clicked hits of team "AB" (both rankers' next): credited to neither */
 } ops_exp_arm;
 
 typedef struct ops_exp_report {
@@ -33,7 +34,8 @@ void ops_wilson(uint64_t k, uint64_t n, double z, double *lo, double *hi);
 
 /** Team-draft credit of one impression: +1 A wins (more clicked hits of
  *  team A than of B), -1 B wins, 0 a tie (equal, no click included).
- *  team[i]: 'A', 'B' or 0 (no team: not counted); clicked[i] 0/1. */
+ *  team[i]: 'A', 'B', 'N' (neutral, the log's "AB": both rankers' next
+ *  pick) or 0 (no team); 'N' and 0 are not counted. clicked[i] 0/1. */
 int ops_interleave_credit(const char *team, const uint8_t *clicked, size_t n);
 
 /** "A better", "B better" or "no significant difference" at the interval

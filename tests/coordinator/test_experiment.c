@@ -25,18 +25,25 @@ static long draft(const uint32_t *a, size_t na, const uint32_t *b, size_t nb, ui
 }
 
 /* the rules every team draft keeps: an item once; each team's picks in its
- * ranker's order, each the best of that ranker's not yet shown */
+ * ranker's order, each the best of that ranker's not yet shown; an item both
+ * rankers would take next is neutral (AB), and a neutral item is exactly that */
 static void check_draft(const uint32_t *a, size_t na, const uint32_t *b, size_t nb, const uint32_t *out,
                         const uint8_t *team, long n)
 {
     uint8_t seen[64] = {0};
     for (long i = 0; i < n; i++) {
         cr_assert(!seen[out[i]], "item %u twice", out[i]);
-        const uint32_t *r = team[i] == COORD_TEAM_A ? a : b;
-        size_t nr = team[i] == COORD_TEAM_A ? na : nb;
-        size_t j = 0;
-        while (j < nr && seen[r[j]]) j++;
-        cr_assert(j < nr && r[j] == out[i], "position %ld: team %d did not take its best left", i, team[i]);
+        size_t ja = 0, jb = 0;
+        while (ja < na && seen[a[ja]]) ja++;
+        while (jb < nb && seen[b[jb]]) jb++;
+        int both = ja < na && jb < nb && a[ja] == b[jb];
+        cr_assert_eq(team[i] == COORD_TEAM_AB, both, "position %ld: team %d, both rankers' next %s", i, team[i],
+                     both ? "agree" : "differ");
+        if (team[i] == COORD_TEAM_A || team[i] == COORD_TEAM_AB)
+            cr_assert(ja < na && a[ja] == out[i], "position %ld: A did not take its best left", i);
+        if (team[i] == COORD_TEAM_B || team[i] == COORD_TEAM_AB)
+            cr_assert(jb < nb && b[jb] == out[i], "position %ld: B did not take its best left", i);
+        cr_assert(team[i] >= COORD_TEAM_A && team[i] <= COORD_TEAM_AB, "position %ld: team %d", i, team[i]);
         seen[out[i]] = 1;
     }
 }
@@ -53,10 +60,19 @@ Test(team_draft, alternates_on_the_same_documents)
         long n = draft(a, 20, b, 20, seed, out, team);
         cr_assert_eq(n, 20);
         check_draft(a, 20, b, 20, out, team, n);
-        /* each round one pick of each team, in a coin-flip order */
-        for (long i = 0; i < n; i += 2) {
-            cr_assert_neq(team[i], team[i + 1], "seed %llu: round %ld gave one team both", (unsigned long long)seed,
-                          i / 2);
+        /* each round one pick of each team, in a coin-flip order (the
+         * neutral items, both rankers' next, are outside the rounds) */
+        uint8_t picks[40];
+        long np = 0, nab = 0;
+        for (long i = 0; i < n; i++) {
+            if (team[i] == COORD_TEAM_AB) nab++;
+            else picks[np++] = team[i];
+        }
+        cr_assert_eq(team[0], COORD_TEAM_AB, "both rank 0 first");
+        cr_assert(np >= n / 2, "seed %llu: %ld neutral items of %ld", (unsigned long long)seed, nab, n);
+        for (long i = 0; i + 1 < np; i += 2) {
+            cr_assert_neq(picks[i], picks[i + 1], "seed %llu: round %ld gave one team both",
+                          (unsigned long long)seed, i / 2);
         }
     }
 }
@@ -80,22 +96,32 @@ Test(team_draft, deterministic_given_a_seed_and_both_coins_happen)
 
 Test(team_draft, overlaps)
 {
-    /* the same top document: whoever picks first takes it, the other team
-     * takes its next */
+    /* the same top document: neutral, with no coin; then a round on 2 / 5:
+     * whoever picks first takes its own, the other its own */
     uint32_t a[4] = {1, 2, 3, 4}, b[4] = {1, 5, 2, 6}, out[8];
     uint8_t team[8];
+    int a_first = 0;
     for (uint64_t seed = 0; seed < 50; seed++) {
         long n = draft(a, 4, b, 4, seed, out, team);
         cr_assert_eq(n, 6);   /* the union */
         check_draft(a, 4, b, 4, out, team, n);
-        cr_assert_eq(out[0], 1);
-        cr_assert_eq(out[1], team[0] == COORD_TEAM_A ? 5 : 2);
+        cr_assert(out[0] == 1 && team[0] == COORD_TEAM_AB);
+        cr_assert_eq(out[1], team[1] == COORD_TEAM_A ? 2 : 5);
+        cr_assert_eq(out[2], team[1] == COORD_TEAM_A ? 5 : 2);
+        a_first += team[1] == COORD_TEAM_A;
     }
-    /* identical lists: the page is that list, credited alternately */
+    cr_assert(a_first > 10 && a_first < 40, "A first in %d of 50 rounds on 2 / 5", a_first);
+    /* identical lists: the page is that list, all of it neutral */
     uint32_t c[5] = {4, 3, 2, 1, 0};
     long n = draft(c, 5, c, 5, 7, out, team);
     cr_assert_eq(n, 5);
-    for (long i = 0; i < n; i++) cr_assert_eq(out[i], c[i]);
+    for (long i = 0; i < n; i++) cr_assert(out[i] == c[i] && team[i] == COORD_TEAM_AB);
+    /* agreement later on: b takes 3 in its round, then both lists' next is 2 */
+    uint32_t d[3] = {3, 2, 7}, e[3] = {9, 3, 2};
+    for (uint64_t seed = 0; seed < 20; seed++) {
+        n = draft(d, 3, e, 3, seed, out, team);
+        check_draft(d, 3, e, 3, out, team, n);
+    }
 }
 
 Test(team_draft, short_and_empty_lists)
@@ -125,6 +151,7 @@ Test(team_draft, team_names)
 {
     cr_assert_str_eq(coord_team_name(COORD_TEAM_A), "A");
     cr_assert_str_eq(coord_team_name(COORD_TEAM_B), "B");
+    cr_assert_str_eq(coord_team_name(COORD_TEAM_AB), "AB");
     cr_assert_str_eq(coord_team_name(COORD_TEAM_NONE), "");
 }
 

@@ -4,8 +4,10 @@
   experiment_pages.py pages ADDR PROTO_DIR QUERIES K EXPERIMENT ARM
       every query searched K times, with session ids s1..sK (so K team-draft
       coin sequences a query), through the live coordinator; checks each
-      response: it names EXPERIMENT/ARM, every hit has team A or B, every even
-      prefix of the page has as many A as B hits (team draft), team B's hits
+      response: it names EXPERIMENT/ARM, every hit has team A, B or AB (AB:
+      neutral, both rankers' next), every even prefix of the page's A and B
+      hits has as many of each (team draft), some pages have a neutral hit
+      and some an A or B hit first, team B's hits
       come in the BM25 order (a skip_models request's), team A's in the
       stage-2 model's (a request without a session: the default ranker,
       which the test's coordinator sets to the same model), and a request
@@ -42,7 +44,7 @@ if mode == "sample":
         pages.setdefault(o["request_id"].split("/")[0], []).append(o)
     qids = sorted(pages)
     rng = random.Random(seed)
-    swap = {"A": "B", "B": "A"}
+    swap = {"A": "B", "B": "A", "AB": "AB"}
     with open(out, "w") as f:
         for e in range(n + nswap):
             for j in range(sessions):
@@ -86,6 +88,7 @@ def check(q):
         if r.experiment or r.arm or any(h.team for h in r.hits):
             errs.append("%s: a request without an id is in %s/%s" % (qid, r.experiment, r.arm))
     pages = set()
+    firsts = []   # the first hit's team of each page
     for s in range(0, k + 1):
         # s0: the interleaved list itself (no duplicate folding, which can take
         # a hit out of the page after interleaving), not logged for the sample
@@ -94,11 +97,14 @@ def check(q):
         if (r.experiment, r.arm) != (want_exp, want_arm):
             errs.append("%s s%d: arm %s/%s" % (qid, s, r.experiment, r.arm))
             continue
-        teams = "".join(h.team for h in r.hits)
+        tl = [h.team for h in r.hits]
         if s:
             pages.add(tuple(h.id for h in r.hits))
-        if len(teams) != len(r.hits) or set(teams) - set("AB"):
-            errs.append("%s s%d: teams %r" % (qid, s, teams))
+        if set(tl) - {"A", "B", "AB"}:
+            errs.append("%s s%d: teams %r" % (qid, s, tl))
+        if tl:
+            firsts.append(tl[0])
+        teams = "".join(t for t in tl if t != "AB")
         for m in range(2, len(teams) + 1 if s == 0 else 0, 2):
             if teams[:m].count("A") != teams[:m].count("B"):
                 errs.append("%s s%d: teams %s: not a team draft" % (qid, s, teams))
@@ -107,19 +113,25 @@ def check(q):
         if len(set(ids)) != len(ids):
             errs.append("%s s%d: a document twice" % (qid, s))
         for t, ref in (("A", model), ("B", bm25)):
-            ranks = [ref.index(h.id) if h.id in ref else 10 ** 6 for h in r.hits if h.team == t]
+            ranks = [ref.index(h.id) if h.id in ref else 10 ** 6 for h in r.hits if h.team in (t, "AB")]
             if ranks != sorted(ranks):
                 errs.append("%s s%d: team %s's hits are not in its ranker's order" % (qid, s, t))
-        # team draft: each team's k-th pick is the best of its ranker's not yet shown
+        # team draft: each team's k-th pick is the best of its ranker's not
+        # yet shown; a hit is neutral (AB) exactly when it is both rankers'
         shown = set()
         for h in r.hits if s == 0 else []:
-            ref = model if h.team == "A" else bm25
-            best = next((d for d in ref if d not in shown), None)
+            best_a = next((d for d in model if d not in shown), None)
+            best_b = next((d for d in bm25 if d not in shown), None)
+            if (h.team == "AB") != (best_a == best_b):
+                errs.append("%s s%d: %s is team %s, the rankers' next are %s and %s" %
+                            (qid, s, h.id, h.team, best_a, best_b))
+                break
+            best = best_a if h.team != "B" else best_b
             if best != h.id:
                 errs.append("%s s%d: team %s picked %s, not its best left %s" % (qid, s, h.team, h.id, best))
                 break
             shown.add(h.id)
-    return errs, len(pages)
+    return errs, len(pages), firsts
 
 
 with ThreadPoolExecutor(4) as ex:
@@ -128,5 +140,13 @@ errs = [e for r in res for e in r[0]]
 for e in errs[:10]:
     print("FAIL:", e)
 distinct = sum(r[1] for r in res)
-print("%d queries x %d sessions: %d distinct pages, %d errors" % (len(qs), k, distinct, len(errs)))
+firsts = [t for r in res for t in r[2]]
+nab = firsts.count("AB")
+# both kinds of top: where the rankers agree on the first hit (neutral) and
+# where they do not (a coin's team)
+if not nab or nab == len(firsts):
+    errs.append("the first hit is neutral on %d of %d pages: want some of each" % (nab, len(firsts)))
+    print("FAIL:", errs[-1])
+print("%d queries x %d sessions: %d distinct pages, %d errors; first hit neutral (AB) on %d of %d pages" %
+      (len(qs), k, distinct, len(errs), nab, len(firsts)))
 sys.exit(1 if errs else 0)

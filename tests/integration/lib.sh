@@ -33,6 +33,8 @@ cleanup() {
         fi
         "$FUNNEL" cluster down --dir "$r" >/dev/null 2>&1
     done
+    # FUNNEL_KEEP_T=DIR keeps a copy of the test's files (to study a run)
+    [ -n "${FUNNEL_KEEP_T:-}" ] && cp -r "$T" "$FUNNEL_KEEP_T"
     rm -rf "$T"
     exit $rc
 }

@@ -11,19 +11,22 @@
 #    the experiment's cluster);
 #  - a 1-shard cluster whose coordinator has one experiment, 100% of the
 #    traffic in an arm that team-draft interleaves that model (A) with BM25
-#    (B), serves every held-out query to K sessions (experiment_pages.py
-#    pages: the responses name the arm, teams alternate, each team's hits
-#    follow its ranker); its impression log records the interleaved pages
-#    with teams;
-#  - 100 simulated experiments of 1000 sessions (a random held-out query, one
+#    (B), serves every held-out query to K = 32 sessions (experiment_pages.py
+#    pages: the responses name the arm, the A and B picks alternate, a hit
+#    both rankers would take next is neutral, "AB", each team's hits follow
+#    its ranker); its impression log records the interleaved pages with
+#    teams;
+#  - 100 simulated experiments of 1500 sessions (a random held-out query, one
 #    of its logged pages) with `funnel clicks simulate` (cascade users) and
-#    `funnel experiment report`: the verdict is "A better" in >= 95 of 100
-#    (K pages a query are enough: the clicks, not the coins, are the noise).
+#    `funnel experiment report`: the verdict is "A better" in >= 95 of 100.
+#    K must be large: the coins are part of the noise. With 4 pages a query
+#    and the coin-credited shared top of the plain team draft, the 4 coin
+#    sequences' luck was fixed across all 100 experiments: 80 of 100 at 500
+#    sessions with one draw, 21 of 100 with 32 pages (docs/evaluation.md).
 #    The first 500 sessions of each are reported too (acceptance 6's size,
 #    >= 95 of 100 asked): the model wins more of their sessions in >= 95 of
-#    100 (asserted; 100 seen), while a 95% interval excludes a tie in only
-#    about 75-80 of 100 out of sample (reported; "B better" at most once:
-#    docs/evaluation.md "Online experiments");
+#    100 (asserted; 100 seen), while a 95% interval excludes a tie in about
+#    72 of 100 (reported; "B better" at most once);
 #  - the same pages with the teams' labels swapped give "B better" as often
 #    (20 experiments: the report is not biased toward A), and the report's
 #    usage errors.
@@ -32,8 +35,8 @@ source "$(dirname "$0")/lib.sh"
 command -v protoc-c >/dev/null || { echo "SKIP: needs protoc-c"; exit 77; }
 Q=$DATA/cranfield/queries.tsv
 QR=$DATA/cranfield/qrels.trec
-K=${EXP_PAGES:-4}         # interleaved pages a query (team-draft coin sequences)
-NEXP=100 SESS=1000
+K=${EXP_PAGES:-32}        # interleaved pages a query (team-draft coin sequences)
+NEXP=100 SESS=${EXP_SESSIONS:-1500}
 t0=$(now_ms)
 
 "$FUNNEL" experiment report --impressions x >/dev/null 2>&1; [ $? -eq 2 ] || fail "no --clicks: exit 2"
@@ -111,7 +114,7 @@ grep -E "$FIRST" "$T/x.clicks" >"$T/h.clicks"
     || fail "experiment report (500 sessions)"
 # verdicts R SESSIONS -> "A B NONE SWAPPED-B" (the swapped experiments' "B better")
 verdicts() {
-    [ "$(grep -c "^interleaving cranil-[0-9]*/il: A wins [0-9]*, B wins [0-9]*, ties [0-9]* (of $2 impressions)" "$1")" \
+    [ "$(grep -c "^interleaving cranil-[0-9]*/il: A wins [0-9]*, B wins [0-9]*, ties [0-9]* (of $2 impressions; [0-9]* clicks on neutral hits)" "$1")" \
         -eq $NEXP ] || { head "$1"; fail "not $NEXP interleaving lines of $2 impressions"; }
     echo "$(grep -c '^interleaving cranil-.*verdict: A better$' "$1")" \
          "$(grep -c '^interleaving cranil-.*verdict: B better$' "$1")" \

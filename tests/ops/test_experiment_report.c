@@ -40,6 +40,10 @@ Test(credit, rules)
     cr_assert_eq(ops_interleave_credit("ABAB", c3, 4), 0, "no click: a tie");
     cr_assert_eq(ops_interleave_credit("ABBA", c4, 4), -1, "B 2, A 1");
     cr_assert_eq(ops_interleave_credit("\0\0\0A", c4, 4), 1, "hits without a team do not count");
+    const uint8_t c5[3] = {1, 1, 0}, c6[3] = {1, 0, 1};
+    cr_assert_eq(ops_interleave_credit("NAB", c5, 3), 1, "neutral hits (\"AB\") do not count: A wins by its one");
+    cr_assert_eq(ops_interleave_credit("NAB", c6, 3), -1);
+    cr_assert_eq(ops_interleave_credit("NNB", c5, 3), 0, "only neutral clicks: a tie");
     cr_assert_str_eq(ops_interleave_verdict(55, 45, OPS_EXP_Z95), "no significant difference");   /* [0.452, 0.644] */
     cr_assert_str_eq(ops_interleave_verdict(60, 40, OPS_EXP_Z95), "A better");   /* [0.502, 0.691] */
     cr_assert_str_eq(ops_interleave_verdict(70, 30, OPS_EXP_Z95), "A better");
@@ -76,6 +80,9 @@ Test(report, counts_and_credit)
         "{\"id\":\"a\",\"position\":2,\"team\":\"A\"}]}\n"
         "{\"request_id\":\"1/4\",\"experiment\":\"e\",\"arm\":\"il\",\"hits\":[{\"id\":\"a\",\"position\":1,\"team\":\"A\"},"
         "{\"id\":\"b\",\"position\":2,\"team\":\"B\"}]}\n"
+        /* both rankers' first pick: neutral */
+        "{\"request_id\":\"1/5\",\"experiment\":\"e\",\"arm\":\"il\",\"hits\":[{\"id\":\"n\",\"position\":1,\"team\":\"AB\"},"
+        "{\"id\":\"a\",\"position\":2,\"team\":\"A\"},{\"id\":\"b\",\"position\":3,\"team\":\"B\"}]}\n"
         "{\"request_id\":\"2/1\",\"experiment\":\"e\",\"arm\":\"ctl\",\"hits\":[{\"id\":\"x\",\"position\":11}]}\n");
     char *clk = tmpfile_with(
         "{\"request_id\":\"1/1\",\"id\":\"b\",\"position\":2,\"dwell\":30}\n"
@@ -87,25 +94,29 @@ Test(report, counts_and_credit)
         "{\"request_id\":\"1/3\",\"id\":\"a\",\"position\":2,\"dwell\":2}\n"
         "{\"request_id\":\"1/3\",\"id\":\"a\",\"position\":2,\"dwell\":15}\n"
         /* 1/4: no click: a tie. 2/1: a click without a dwell: not successful */
-        "{\"request_id\":\"2/1\",\"id\":\"x\",\"position\":11}\n");
+        "{\"request_id\":\"2/1\",\"id\":\"x\",\"position\":11}\n"
+        /* 1/5: the neutral n (successful) and A's a: A wins, by a alone */
+        "{\"request_id\":\"1/5\",\"id\":\"n\",\"position\":1,\"dwell\":12}\n"
+        "{\"request_id\":\"1/5\",\"id\":\"a\",\"position\":2,\"dwell\":3}\n");
     const char *imps[] = {imp}, *clicks[] = {clk};
     ops_exp_report r;
     fn_errbuf eb = {{0}};
     cr_assert_eq(ops_experiment_report(imps, 1, clicks, 1, 10, &r, &eb), 0, "%s", eb.msg);
-    cr_assert_eq(r.impressions, 5);
-    cr_assert_eq(r.clicks, 6);
+    cr_assert_eq(r.impressions, 6);
+    cr_assert_eq(r.clicks, 8);
     cr_assert_eq(r.narms, 3);
     cr_assert_str_eq(r.arms[0].experiment, "", "sorted: no experiment first");
     const ops_exp_arm *il = arm_of(&r, "e", "il"), *ctl = arm_of(&r, "e", "ctl"), *none = arm_of(&r, "", "");
     cr_assert(il && ctl && none);
     cr_assert(il->interleave && !ctl->interleave && !none->interleave);
-    cr_assert_eq(il->impressions, 3);
-    cr_assert_eq(il->clicks, 4);
-    cr_assert_eq(il->clicked, 2);
-    cr_assert_eq(il->successful, 2);
-    cr_assert_eq(il->wins_a, 1);
+    cr_assert_eq(il->impressions, 4);
+    cr_assert_eq(il->clicks, 6);
+    cr_assert_eq(il->clicked, 3);
+    cr_assert_eq(il->successful, 3);
+    cr_assert_eq(il->wins_a, 2);
     cr_assert_eq(il->wins_b, 1);
     cr_assert_eq(il->ties, 1);
+    cr_assert_eq(il->neutral_clicks, 1);
     cr_assert_eq(ctl->clicked, 1);
     cr_assert_eq(ctl->successful, 0, "a click without a dwell is not a successful session");
     cr_assert_eq(none->successful, 1);
@@ -133,7 +144,7 @@ Test(report, bad_lines)
          "request \"1\" showed \"a\" at position 1, not \"b\""},
         {"{\"request_id\":\"1\",\"hits\":[{\"id\":\"a\",\"position\":1}]}\n", "{\"request_id\":\"1\",\"id\":\"a\",\"position\":2}\n",
          "request \"1\" showed positions 1-1, not 2"},
-        {"{\"request_id\":\"1\",\"hits\":[{\"id\":\"a\",\"position\":1,\"team\":\"C\"}]}\n", "", "hits[0]: \"team\" is not \"A\" or \"B\""},
+        {"{\"request_id\":\"1\",\"hits\":[{\"id\":\"a\",\"position\":1,\"team\":\"C\"}]}\n", "", "hits[0]: \"team\" is not \"A\", \"B\" or \"AB\""},
         {"{\"request_id\":\"1\",\"experiment\":\"e\",\"hits\":[]}\n", "", "\"experiment\" and \"arm\" come together"},
         {"{\"request_id\":\"1\",\"hits\":[]}\n{\"request_id\":\"1\",\"hits\":[]}\n", "", "request_id \"1\" repeats"},
         {"{\"request_id\":\"1\",\"hits\":[{\"id\":\"a\",\"position\":1},{\"id\":\"b\",\"position\":3}]}\n", "",
