@@ -64,6 +64,15 @@ static fn_arena_chunk *stash_take(size_t size)
     return got;
 }
 
+static void free_chunks(fn_arena_chunk *c)
+{
+    while (c) {
+        fn_arena_chunk *n = c->next;
+        free(c);
+        c = n;
+    }
+}
+
 /* Chunks of one arena: to the stash while it has room, else freed; then
  * the chunks nobody took in STASH_AGE frees are freed. */
 static void stash_put(fn_arena_chunk *c)
@@ -94,11 +103,7 @@ static void stash_put(fn_arena_chunk *c)
         drop = old;
     }
     pthread_mutex_unlock(&stash.mu);
-    while (drop) {
-        fn_arena_chunk *n = drop->next;
-        free(drop);
-        drop = n;
-    }
+    free_chunks(drop);
 }
 
 size_t fn_arena_stashed(void)
@@ -239,10 +244,6 @@ void fn_mem_release_all(void)
     stash.n = 0;
     stash.bytes = 0;
     pthread_mutex_unlock(&stash.mu);
-    while (drop) {
-        fn_arena_chunk *n = drop->next;
-        free(drop);
-        drop = n;
-    }
+    free_chunks(drop);
     fn_mem_release();
 }

@@ -1844,14 +1844,13 @@ static void free_search_now(search *s)
     view_unref(s->v);
     fn_arena_free(&s->mem);
     free(s);
-    /* a large search's memory goes back to the system, not just to malloc;
-     * and 250 ms after the last large one, the arena stash too (its chunks
-     * otherwise wait for 256 later requests: an idle coordinator would keep
-     * them) and the reply buffers gRPC freed when their writes completed */
-    if (big) {
-        fn_mem_release();
-        if (!c->stopping) uv_timer_start(&c->trim, on_trim, 250, 0);
-    }
+    /* 250 ms after the last large search, its memory goes back to the
+     * system: the arena stash (its chunks otherwise wait for 256 later
+     * requests: an idle coordinator would keep them), then malloc_trim, which
+     * also returns the reply buffers gRPC freed when their writes completed.
+     * Not at once: malloc_trim walks the heap on the loop, and a run of large
+     * searches would hand pages back only to fault them in again. */
+    if (big && !c->stopping) uv_timer_start(&c->trim, on_trim, 250, 0);
 }
 
 static void on_htimer_closed(uv_handle_t *h)

@@ -954,21 +954,19 @@ static void job_free(search_job *j)
 {
     if (j->g) gen_unref(j->s, j->g);
     rank_ranker_unref(j->cand);
-    /* a large request's memory goes back to the system, not just to malloc */
     int big = fn_arena_held(&j->mem) > (1u << 20);
     fn_arena_free(&j->mem);
     free(j->query);
     free(j->user_terms);
     shard_t *s = j->s;
     free(j);
-    if (big) {
-        fn_mem_release();
-        /* and 250 ms after the last large one, the arena stash too (its
-         * chunks otherwise wait for 256 later requests: an idle shard would
-         * keep them) and the reply buffers gRPC freed when their writes
-         * completed */
-        if (!s->stopping) uv_timer_start(&s->trim, on_trim, 250, 0);
-    }
+    /* 250 ms after the last large request, its memory goes back to the
+     * system: the arena stash (its chunks otherwise wait for 256 later
+     * requests: an idle shard would keep them), then malloc_trim, which also
+     * returns the reply buffers gRPC freed when their writes completed. Not
+     * at once: malloc_trim walks the heap on the loop, and a run of large
+     * requests would hand pages back only to fault them in again. */
+    if (big && !s->stopping) uv_timer_start(&s->trim, on_trim, 250, 0);
 }
 
 /* What a search leaves in the log, each line naming the coordinator's
