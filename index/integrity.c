@@ -48,6 +48,39 @@ static uint64_t cold_in(const uint8_t *map, uint64_t size, uint64_t off, uint64_
     return cold > len ? len : cold;
 }
 
+/* Before 1 MiB at off of a paced pass (hash or populate): a pause as long as
+ * this MiB's pages take at their rate (cold or warm: mincore on map, which
+ * may be NULL), then, while the host is busy, a wait within the budget; the
+ * time waited moves the schedule (no burst to catch up). */
+static void pace_chunk(idx_pace *pace, uint64_t warm, uint64_t cold, const uint8_t *map, uint64_t size,
+                       uint64_t off, unsigned char *vec, long page, int64_t t0, double *due_ns)
+{
+    /* the file's pages and the work on them pass through the caches a
+     * little at a time, so the searches beside it keep their working set */
+    uint64_t c = cold_in(map, size, off, HASH_CHUNK, vec, page);
+    if (pace) pace->cold_bytes += c;
+    int64_t now = mono_ns(), due = t0 + (int64_t)*due_ns;
+    if (due > now) {
+        struct timespec ts = { .tv_sec = (time_t)((due - now) / 1000000000LL),
+                               .tv_nsec = (long)((due - now) % 1000000000LL) };
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+        }
+    }
+    double chunk_ns = (double)c * 1e9 / (double)cold + (double)(HASH_CHUNK - c) * 1e9 / (double)warm;   /* c <= 1 MiB */
+    *due_ns += chunk_ns;
+    /* the host's own work first: wait while it is busy (a shard: CPU pressure) */
+    if (pace && pace->busy) {
+        int64_t y0 = mono_ns(), budget = (int64_t)(chunk_ns * IDX_PACE_MAX_YIELD);
+        while (mono_ns() - y0 < budget && pace->busy(pace->busy_ud)) {
+            struct timespec ys = { 0, IDX_PACE_YIELD_MS * 1000000L };
+            nanosleep(&ys, NULL);
+        }
+        int64_t waited = mono_ns() - y0;
+        pace->yield_ns += (uint64_t)waited;
+        *due_ns += (double)waited;
+    }
+}
+
 int idx_file_hash_paced(const char *path, idx_pace *pace, uint64_t *hash, uint64_t *bytes, fn_errbuf *eb)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -79,36 +112,7 @@ int idx_file_hash_paced(const char *path, idx_pace *pace, uint64_t *hash, uint64
     double due_ns = 0;   /* the time the bytes read so far may take, at their rates */
     int64_t t0 = mono_ns();
     for (;;) {
-        if (warm) {
-            /* a read of 1 MiB, then a pause: the file's pages and the
-             * hashing pass through the caches a little at a time, so the
-             * searches beside it keep their working set; a pause as long as
-             * this MiB's pages take at their rate (cold or warm) */
-            uint64_t c = cold_in(map, size, off, HASH_CHUNK, vec, page);
-            if (pace) pace->cold_bytes += c;
-            int64_t now = mono_ns(), due = t0 + (int64_t)due_ns;
-            if (due > now) {
-                struct timespec ts = { .tv_sec = (time_t)((due - now) / 1000000000LL),
-                                       .tv_nsec = (long)((due - now) % 1000000000LL) };
-                while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-                }
-            }
-            double chunk_ns = (double)c * 1e9 / (double)cold + (double)(HASH_CHUNK - c) * 1e9 / (double)warm;   /* c <= 1 MiB */
-            due_ns += chunk_ns;
-            /* the host's own work first: wait while it is busy (a shard:
-             * CPU pressure), within the budget; the time waited moves the
-             * schedule (no burst to catch up) */
-            if (pace && pace->busy) {
-                int64_t y0 = mono_ns(), budget = (int64_t)(chunk_ns * IDX_PACE_MAX_YIELD);
-                while (mono_ns() - y0 < budget && pace->busy(pace->busy_ud)) {
-                    struct timespec ys = { 0, IDX_PACE_YIELD_MS * 1000000L };
-                    nanosleep(&ys, NULL);
-                }
-                int64_t waited = mono_ns() - y0;
-                pace->yield_ns += (uint64_t)waited;
-                due_ns += (double)waited;
-            }
-        }
+        if (warm) pace_chunk(pace, warm, cold, map, size, off, vec, page, t0, &due_ns);
         ssize_t n = pread(fd, buf, HASH_CHUNK, (off_t)off);
         if (n < 0) {
             if (errno == EINTR) continue;
@@ -127,6 +131,41 @@ out:
     free(vec);
     free(buf);
     close(fd);
+    return rc;
+}
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22   /* Linux 5.14 (uapi asm-generic/mman-common.h) */
+#endif
+
+int idx_map_populate(const void *map, uint64_t len, idx_pace *pace, uint64_t *mapped)
+{
+    *mapped = 0;
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0 || page > (long)HASH_CHUNK) page = 4096;
+    unsigned char *vec = malloc(HASH_CHUNK / (size_t)page + 1);
+    if (!vec) return -ENOMEM;
+    uint64_t warm = pace ? pace->warm_bps : 0, cold = pace ? (pace->cold_bps ? pace->cold_bps : warm) : 0;
+    if (pace) pace->cold_bytes = pace->yield_ns = 0;
+    const uint8_t *m = map;
+    double due_ns = 0;
+    int64_t t0 = mono_ns();
+    int rc = 0;
+    for (uint64_t off = 0; off < len; off += HASH_CHUNK) {
+        if (warm) pace_chunk(pace, warm, cold, m, len, off, vec, page, t0, &due_ns);
+        uint64_t n = len - off < HASH_CHUNK ? len - off : HASH_CHUNK;
+        /* EINVAL: a kernel before 5.14; EFAULT: past the end of the file
+         * (it was cut short: a read there would be a SIGBUS) */
+        int r, tries = 0;
+        do r = madvise((void *)(m + off), (size_t)n, MADV_POPULATE_READ);
+        while (r != 0 && (errno == EINTR || errno == EAGAIN) && ++tries < 100);
+        if (r != 0) {
+            rc = -errno;
+            break;
+        }
+        *mapped += n;
+    }
+    free(vec);
     return rc;
 }
 

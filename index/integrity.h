@@ -49,6 +49,19 @@ typedef struct idx_pace {
 /* pace NULL: unpaced, as idx_file_hash */
 int idx_file_hash_paced(const char *path, idx_pace *pace, uint64_t *hash, uint64_t *bytes, fn_errbuf *eb);
 
+/* Map the pages of [map, map + len) (a file's read-only shared mapping,
+ * page-aligned, len within the file) into this process's page tables
+ * (madvise MADV_POPULATE_READ), 1 MiB at a time at pace's rates (NULL: at
+ * once), reading from the disk what is not in the page cache. Why: the
+ * pages a paced check read into the page cache are mapped by nobody until
+ * searches touch them, and a kernel that proactively reclaims idle unmapped
+ * file pages (DAMON's pageout, as on the VMs this was measured on) drops
+ * them within minutes, so the first searches after a switch waited for the
+ * disk; mapped pages are left to the kernel's ordinary LRU. *mapped: bytes
+ * populated. 0, or -errno (-EINVAL: the kernel lacks MADV_POPULATE_READ,
+ * Linux < 5.14; -EFAULT: past the end of the file). */
+int idx_map_populate(const void *map, uint64_t len, idx_pace *pace, uint64_t *mapped);
+
 /* Write / read SHARDDIR/checksum (written atomically: temporary + rename). */
 int idx_checksum_write(const char *shard_dir, uint64_t hash, uint64_t bytes, fn_errbuf *eb);
 int idx_checksum_read(const char *shard_dir, uint64_t *hash, uint64_t *bytes, fn_errbuf *eb);

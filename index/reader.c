@@ -1157,6 +1157,17 @@ void idx_reader_close(idx_reader_t *r)
     free(r);
 }
 
+int idx_reader_populate(idx_reader_t *r, idx_pace *pace, uint64_t *mapped, fn_errbuf *eb)
+{
+    uint64_t len = (uint64_t)r->size < r->mapsize ? (uint64_t)r->size : r->mapsize;
+    int rc = idx_map_populate(r->map, len, pace, mapped);
+    if (rc == -EFAULT)
+        return fn_seterr(eb, FN_ECORRUPT, "%s/data.mdb: mapping it failed after %" PRIu64 " of %" PRIu64
+                         " bytes: the file was cut short", r->dir, *mapped, len);
+    if (rc) return fn_seterr(eb, rc, "%s/data.mdb: mapping it: %s", r->dir, strerror(-rc));
+    return 0;
+}
+
 const idx_index_info *idx_reader_info(const idx_reader_t *r) { return &r->info; }
 const char *idx_reader_dir(const idx_reader_t *r) { return r->dir; }
 uint32_t idx_reader_shard_of(const idx_reader_t *r, uint64_t key) { return r->bmap.shard[idx_bucket_of(key)]; }

@@ -95,6 +95,14 @@ const char *idx_reader_dir(const idx_reader_t *r);
  * index's bucket map (buckets.h). */
 uint32_t idx_reader_shard_of(const idx_reader_t *r, uint64_t key);
 
+/* Map all of data.mdb into this process's page tables now, paced as pace
+ * says (integrity.h idx_map_populate: why), so that a generation about to
+ * be switched to serves from mapped pages. *mapped: the bytes done. 0,
+ * FN_ECORRUPT (the file was cut short) or -errno with the message in eb
+ * (-EINVAL: the kernel cannot, Linux < 5.14). */
+struct idx_pace;
+int idx_reader_populate(idx_reader_t *r, struct idx_pace *pace, uint64_t *mapped, fn_errbuf *eb);
+
 /* Has data.mdb changed on disk (size or modification time) since it was
  * opened? A sealed index never changes, so any change means damage: 0 or
  * FN_ECORRUPT with the reason. Costs one fstat; idx_search calls it. */

@@ -27,6 +27,7 @@ void shard_config_defaults(shard_config *c)
     c->load_cold_rate_mb = SHARD_DEFAULT_LOAD_COLD_RATE_MB;
     c->load_yield_pressure = SHARD_DEFAULT_LOAD_YIELD_PRESSURE;
     c->warm_queries = SHARD_DEFAULT_WARM_QUERIES;
+    c->preload = SHARD_DEFAULT_PRELOAD;
     c->tls_require_client_cert = -1;
     c->max_message_bytes = SHARD_DEFAULT_MAX_MESSAGE_BYTES;
     c->log_level = FN_LOG_INFO;
@@ -78,6 +79,7 @@ int shard_config_set(shard_config *c, const char *key, const char *v, fn_errbuf 
         { "load-cold-rate-mb", 0, 1000000, offsetof(shard_config, load_cold_rate_mb) },
         { "load-yield-pressure", 0, 100, offsetof(shard_config, load_yield_pressure) },
         { "warm-queries", 0, 4096, offsetof(shard_config, warm_queries) },
+        { "preload", 0, 1, offsetof(shard_config, preload) },
         { "log-requests", 0, 1, offsetof(shard_config, log_requests) },
     };
     for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++) {
@@ -223,6 +225,10 @@ const char *shard_config_usage(void)
            "  --warm-queries N   the last N live text searches are replayed on a staged generation\n"
            "                     (each searcher at least once, paced) before it is reported staged, so\n"
            "                     the switch to it meets warm pages (default 64; 0 = no warm-up)\n"
+           "  --preload 0|1      after that check, map all of the staged data.mdb into the shard's\n"
+           "                     page tables at the same rates (MADV_POPULATE_READ), so that a kernel\n"
+           "                     that reclaims idle unmapped file pages cannot drop what the check\n"
+           "                     read before the switch (default 1)\n"
            "  --stage1-model FILE  the stage-1 model (rank/ model file over cheap features; default none)\n"
            "  --selection.w_popularity W, --selection.w_freshness W, --selection.half_life_days D,\n"
            "  --selection.w_user W  static signals and personalisation in the selection score (default 0)\n"

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -442,6 +443,57 @@ Test(verify, paced_check_waits_for_a_busy_host)
     int reads = (int)((b0 + (1u << 20) - 1) >> 20) + 1;   /* the last one finds the end */
     cr_assert_eq(idle_calls, reads, "an idle host was asked %d times for %d reads", idle_calls, reads);
     cr_assert_gt(calls, reads, "a busy host was asked only %d times", calls);
+}
+
+/* The resident pages of a mapping, by mincore: what a populate must leave. */
+static uint64_t resident_bytes(const char *map, uint64_t len)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    uint64_t pages = (len + (uint64_t)page - 1) / (uint64_t)page, res = 0;
+    unsigned char *vec = malloc(pages);
+    cr_assert(vec);
+    cr_assert_eq(mincore((void *)map, len, vec), 0, "mincore: %s", strerror(errno));
+    for (uint64_t i = 0; i < pages; i++) res += vec[i] & 1;
+    free(vec);
+    return res * (uint64_t)page;
+}
+
+/* A staged generation is mapped whole before the switch (shard --preload):
+ * idx_reader_populate walks all of data.mdb, paced, reads what the page
+ * cache lost at the cold rate, and leaves every page resident; a file cut
+ * short under the open reader is damage (FN_ECORRUPT, "cut short"), never
+ * a SIGBUS. */
+Test(verify, populate_maps_the_whole_file_and_reports_a_cut)
+{
+    char sh[700], p[800];
+    uint64_t h0, b0;
+    paced_init("populate", sh, sizeof sh, p, sizeof p, &h0, &b0);
+    idx_reader_t *r = NULL;
+    fn_errbuf eb = { { 0 } };
+    cr_assert_eq(idx_reader_open(sh, &r, &eb), 0, "%s", eb.msg);
+    int fd = open(p, O_RDONLY);
+    cr_assert(fd >= 0);
+    cr_assert_eq(fsync(fd), 0);
+    cr_assert_eq(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);   /* mapped pages stay */
+    close(fd);
+    idx_pace pc = { .warm_bps = b0 * 8, .cold_bps = b0 * 4 };
+    uint64_t mapped = 0;
+    if (idx_reader_populate(r, &pc, &mapped, &eb) == -EINVAL)
+        cr_skip_test("this kernel has no MADV_POPULATE_READ (Linux < 5.14): %s", eb.msg);
+    cr_assert_eq(mapped, b0, "mapped %" PRIu64 " of %" PRIu64 " bytes: %s", mapped, b0, eb.msg);
+    cr_assert_leq(pc.cold_bytes, b0);
+    cr_log_info("populate: %" PRIu64 " bytes mapped, %" PRIu64 " of them cold", mapped, pc.cold_bytes);
+    cr_assert_eq(resident_bytes(r->map, b0), (b0 + 4095) / 4096 * 4096, "not every page is resident");
+    /* searches still answer on the populated map */
+    cr_assert_eq(idx_reader_check(r, &eb), 0, "%s", eb.msg);
+    /* cut short under the reader: the pages past the new end are gone */
+    cr_assert_eq(truncate(p, (off_t)(b0 / 2)), 0);
+    mapped = 0;
+    int rc = idx_reader_populate(r, NULL, &mapped, &eb);
+    cr_assert_eq(rc, FN_ECORRUPT, "populate of a cut file: %d %s", rc, eb.msg);
+    cr_assert(strstr(eb.msg, "cut short"), "%s", eb.msg);
+    cr_assert_lt(mapped, b0);
+    idx_reader_close(r);
 }
 
 Test(verify, truncated_file)
