@@ -66,5 +66,12 @@ void fn_mem_release(void);
  * gives a chunk back only after STASH_AGE arena frees, so a server left idle
  * after a burst of large requests would keep up to 16 MiB. */
 void fn_mem_release_all(void);
+/* How long a server waits after its last large request before it calls
+ * fn_mem_release_all (a timer on its loop, restarted by each large one).
+ * Requests a few hundred ms apart are still a run: handing their pages back
+ * between them made each fault all of its memory in again (3,400 page faults,
+ * most of a 100-140 ms coordinator search at k=10000 with explain on the dev
+ * VM, whose page faults are dear). */
+#define FN_MEM_IDLE_MS 500
 
 #endif

@@ -1829,7 +1829,7 @@ static const char *analyze_note(const search *s, fn_arena *a)
     return ar_strdup(a, buf);
 }
 
-static void on_trim(uv_timer_t *t)   /* 250 ms without a large request */
+static void on_trim(uv_timer_t *t)   /* FN_MEM_IDLE_MS without a large request */
 {
     (void)t;
     fn_mem_release_all();
@@ -1844,13 +1844,13 @@ static void free_search_now(search *s)
     view_unref(s->v);
     fn_arena_free(&s->mem);
     free(s);
-    /* 250 ms after the last large search, its memory goes back to the
+    /* FN_MEM_IDLE_MS after the last large search, its memory goes back to the
      * system: the arena stash (its chunks otherwise wait for 256 later
      * requests: an idle coordinator would keep them), then malloc_trim, which
      * also returns the reply buffers gRPC freed when their writes completed.
      * Not at once: malloc_trim walks the heap on the loop, and a run of large
      * searches would hand pages back only to fault them in again. */
-    if (big && !c->stopping) uv_timer_start(&c->trim, on_trim, 250, 0);
+    if (big && !c->stopping) uv_timer_start(&c->trim, on_trim, FN_MEM_IDLE_MS, 0);
 }
 
 static void on_htimer_closed(uv_handle_t *h)

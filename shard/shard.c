@@ -402,10 +402,12 @@ static int gen_open(const shard_config *cfg, const char *name, const char *dir, 
     if (!rc) rc = idx_reader_open_ex(dir, flags, &g->reader, eb);
     uint64_t cold_check = pc.cold_bytes, yield_check = pc.yield_ns, mapped = 0;
     double map_s = 0;
-    if (!rc && (flags & IDX_OPEN_CHECKED) && cfg->preload) {
-        /* the pages the check read, mapped before the switch (idx_map_populate: why) */
+    if (!rc && !(flags & IDX_OPEN_QUICK) && cfg->preload) {
+        /* the pages the check read, mapped before the switch (at start: before
+         * the first search), so that nothing reclaims them as unmapped
+         * (idx_map_populate: why); paced beside live searches only */
         uint64_t m0 = uv_hrtime();
-        rc = idx_reader_populate(g->reader, &pc, &mapped, eb);
+        rc = idx_reader_populate(g->reader, (flags & IDX_OPEN_CHECKED) ? &pc : NULL, &mapped, eb);
         map_s = (double)(uv_hrtime() - m0) / 1e9;
         if (rc == -EINVAL) {   /* the kernel cannot: serve as before */
             FN_WARN("generation %s: %s; not preloaded", name, fn_errmsg(eb, rc));
@@ -427,12 +429,16 @@ static int gen_open(const shard_config *cfg, const char *name, const char *dir, 
     }
     /* what a generation's load costs, for the operator sizing a publish */
     char cold[240] = "";   /* only a paced check knows what came from the disk */
-    if (flags & IDX_OPEN_CHECKED) {
-        int n = snprintf(cold, sizeof cold, ", %" PRIu64 " MiB of it read from the disk, %.3f s of it yielding to a busy CPU",
-                         cold_check >> 20, (double)yield_check / 1e9);
-        if (mapped && n > 0 && (size_t)n < sizeof cold)
+    int n = 0;
+    if (flags & IDX_OPEN_CHECKED)
+        n = snprintf(cold, sizeof cold, ", %" PRIu64 " MiB of it read from the disk, %.3f s of it yielding to a busy CPU",
+                     cold_check >> 20, (double)yield_check / 1e9);
+    if (mapped && n >= 0 && (size_t)n < sizeof cold) {
+        if (flags & IDX_OPEN_CHECKED)
             snprintf(cold + n, sizeof cold - (size_t)n, "; %" PRIu64 " MiB mapped in %.3f s, %" PRIu64
                      " MiB of it from the disk again", mapped >> 20, map_s, pc.cold_bytes >> 20);
+        else
+            snprintf(cold + n, sizeof cold - (size_t)n, "; %" PRIu64 " MiB mapped in %.3f s", mapped >> 20, map_s);
     }
     FN_INFO("generation %s opened in %.3f s (index checked and opened %.3f s%s; %zu searchers %.3f s)", name,
             (double)(uv_hrtime() - t0) / 1e9, (double)(t1 - t0) / 1e9, cold, nsearchers,
@@ -961,7 +967,7 @@ static int refuse_if_broken(shard_t *s, rpc_call_t *call)
 
 static void gen_unref(shard_t *s, shard_gen *g);
 
-static void on_trim(uv_timer_t *t)   /* 250 ms without a large request */
+static void on_trim(uv_timer_t *t)   /* FN_MEM_IDLE_MS without a large request */
 {
     (void)t;
     fn_mem_release_all();
@@ -977,13 +983,13 @@ static void job_free(search_job *j)
     free(j->user_terms);
     shard_t *s = j->s;
     free(j);
-    /* 250 ms after the last large request, its memory goes back to the
+    /* FN_MEM_IDLE_MS after the last large request, its memory goes back to the
      * system: the arena stash (its chunks otherwise wait for 256 later
      * requests: an idle shard would keep them), then malloc_trim, which also
      * returns the reply buffers gRPC freed when their writes completed. Not
      * at once: malloc_trim walks the heap on the loop, and a run of large
      * requests would hand pages back only to fault them in again. */
-    if (big && !s->stopping) uv_timer_start(&s->trim, on_trim, 250, 0);
+    if (big && !s->stopping) uv_timer_start(&s->trim, on_trim, FN_MEM_IDLE_MS, 0);
 }
 
 /* What a search leaves in the log, each line naming the coordinator's

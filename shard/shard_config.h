@@ -46,7 +46,7 @@ typedef struct shard_config {
     uint32_t log_requests;      /* --log-requests 0|1: a JSON line per search (request id, k, hits, time) */
     int verify_quick;           /* --verify-on-open quick: skip the whole-file hash */
     uint32_t warm_queries;      /* --warm-queries: recent searches replayed on a staged generation (0 = none) */
-    uint32_t preload;           /* --preload 0|1: a staged generation's data.mdb mapped into the page tables */
+    uint32_t preload;           /* --preload 0|1: data.mdb mapped into the page tables after a full check */
     uint32_t load_rate_mb;      /* --load-rate-mb: MiB/s a staged generation's data.mdb is hashed at (0 = unpaced) */
     uint32_t load_cold_rate_mb; /* --load-cold-rate-mb: the same for pages not in the page cache (0 = load_rate_mb) */
     uint32_t load_yield_pressure; /* --load-yield-pressure: that check waits while CPU pressure is over this % (0 = never) */

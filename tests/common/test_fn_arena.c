@@ -1,5 +1,6 @@
 /* test_fn_arena.c - the per-request arena (common/fn_arena.c). */
 #include <criterion/criterion.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -78,7 +79,16 @@ Test(fn_arena, the_stash_reuses_chunks_and_gives_them_back)
     char *r = fn_arena_alloc(&a, 100u << 10);
     cr_assert_neq(r, p);
     fn_arena_free(&a);
-    /* nobody takes them: gone after 256 more frees */
+    /* 300 more frees at once (busy small traffic): still kept for the
+     * next large request within FN_MEM_IDLE_MS */
+    for (int i = 0; i < 300; i++) {
+        fn_arena e = FN_ARENA_INIT;
+        fn_arena_alloc(&e, 100);
+        fn_arena_free(&e);
+    }
+    cr_assert_geq(fn_arena_stashed(), base + (400u << 10), "kept within the idle time");
+    /* nobody takes them: gone after 256 more frees once FN_MEM_IDLE_MS has passed */
+    usleep((FN_MEM_IDLE_MS + 50) * 1000);
     for (int i = 0; i < 300; i++) {
         fn_arena e = FN_ARENA_INIT;
         fn_arena_alloc(&e, 100);
