@@ -92,11 +92,12 @@ static void stash_put(fn_arena_chunk *c)
 {
     fn_arena_chunk *drop = NULL;
     pthread_mutex_lock(&stash.mu);
-    uint64_t now = ++stash.clock, now_ms = mono_ms();
+    uint64_t now = ++stash.clock, now_ms = 0;   /* the time: read only when a chunk needs it */
     while (c) {
         fn_arena_chunk *n = c->next;
         if (c->size >= STASH_MIN_CHUNK && c->size <= STASH_MAX_CHUNK && stash.n < STASH_SLOTS &&
             stash.bytes + c->size <= STASH_BYTES) {
+            if (!now_ms) now_ms = mono_ms();
             stash.c[stash.n] = c;
             stash.at_ms[stash.n] = now_ms;
             stash.at[stash.n++] = now;
@@ -108,7 +109,9 @@ static void stash_put(fn_arena_chunk *c)
         c = n;
     }
     for (size_t i = 0; i < stash.n;) {
-        if (now - stash.at[i] <= STASH_AGE || now_ms - stash.at_ms[i] <= FN_MEM_IDLE_MS) { i++; continue; }
+        if (now - stash.at[i] <= STASH_AGE) { i++; continue; }
+        if (!now_ms) now_ms = mono_ms();
+        if (now_ms - stash.at_ms[i] <= FN_MEM_IDLE_MS) { i++; continue; }
         fn_arena_chunk *old = stash.c[i];
         stash.bytes -= old->size;
         stash.c[i] = stash.c[--stash.n];

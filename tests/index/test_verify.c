@@ -483,8 +483,9 @@ Test(verify, populate_maps_the_whole_file_and_reports_a_cut)
     cr_assert_eq(mapped, b0, "mapped %" PRIu64 " of %" PRIu64 " bytes: %s", mapped, b0, eb.msg);
     cr_assert_leq(pc.cold_bytes, b0);
     cr_log_info("populate: %" PRIu64 " bytes mapped, %" PRIu64 " of them cold", mapped, pc.cold_bytes);
-    cr_assert_eq(resident_bytes(r->map, b0), (b0 + 4095) / 4096 * 4096, "not every page is resident");
-    /* searches still answer on the populated map */
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    cr_assert_eq(resident_bytes(r->map, b0), (b0 + page - 1) / page * page, "not every page is resident");
+    /* the populate changed nothing the reader checks (size, modification time) */
     cr_assert_eq(idx_reader_check(r, &eb), 0, "%s", eb.msg);
     /* cut short under the reader: the pages past the new end are gone */
     cr_assert_eq(truncate(p, (off_t)(b0 / 2)), 0);
