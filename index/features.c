@@ -177,10 +177,19 @@ static int compute(idx_searcher_t *s, void *ud)
      * expressions as in the loop they came from, so the same bits): the
      * idfs, mu x p per field; and a table of the language model's term for
      * a field without the term, which depends on the field's length only.
-     * The table is filled as lengths come up (NaN = not yet). */
+     * The table is filled as lengths come up (NaN = not yet); it covers
+     * the lengths below the candidates' longest (at most LMEMO), and only
+     * when there are more candidates than lengths to fill: a 200-term
+     * query over explain's 100 hits would fill 3 MiB to save 40,000 logs. */
     enum { LMEMO = 1024 };
-    size_t nqa = nq ? nq : 1;
-    double *pt = malloc(nqa * (4 + 2 * LMEMO) * sizeof *pt);
+    size_t nqa = nq ? nq : 1, lmemo = 0;
+    for (size_t i = 0; i < n && lmemo < LMEMO; i++) {
+        uint32_t d = a->hits[i].doc;
+        for (int f = 0; f < IDX_NFIELDS; f++)
+            if (r->len[f][d] >= lmemo) lmemo = r->len[f][d] < LMEMO ? (size_t)r->len[f][d] + 1 : LMEMO;
+    }
+    if (lmemo > n) lmemo = 0;
+    double *pt = malloc(nqa * (4 + 2 * lmemo) * sizeof *pt);
     if (!pt) return -ENOMEM;
     double *idf_dfr = pt, *idf_tfidf = pt + nqa, *mupc = pt + 2 * nqa, *memo = pt + 4 * nqa;
     for (size_t t = 0; t < nq; t++) {
@@ -192,7 +201,7 @@ static int compute(idx_searcher_t *s, void *ud)
             mupc[2 * t + f] = mu[f] * pc;
         }
     }
-    for (size_t j = 0; j < nq * 2 * LMEMO; j++) memo[j] = NAN;
+    for (size_t j = 0; j < nq * 2 * lmemo; j++) memo[j] = NAN;
     /* ln(tf) for the usual small frequencies, computed here (not folded
      * by the compiler, whose ln may round differently from libm's) */
     enum { NLOG = 64 };
@@ -234,7 +243,7 @@ static int compute(idx_searcher_t *s, void *ud)
                 /* language model over every query term the index knows */
                 if (x == 0) {
                     uint32_t l = r->len[f][d];
-                    double *m = l < LMEMO ? &memo[(2 * t + f) * LMEMO + l] : NULL;
+                    double *m = l < lmemo ? &memo[(2 * t + f) * lmemo + l] : NULL;
                     if (!m || isnan(*m)) {
                         double lm = log((x + mupc[2 * t + f]) / lenmu[f]);
                         if (m) *m = lm;
