@@ -5,7 +5,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -140,6 +142,18 @@ void fn_arena_init(fn_arena *a)
     a->oom = 0;
 }
 
+void fn_mem_populate(void *p, size_t n)
+{
+#if defined(MADV_POPULATE_WRITE)
+    if (n < (128u << 10)) return;   /* the heap's: mostly mapped already */
+    uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t b = ((uintptr_t)p + pg - 1) & ~(pg - 1), e = ((uintptr_t)p + n) & ~(pg - 1);
+    if (e > b) (void)madvise((void *)b, e - b, MADV_POPULATE_WRITE);
+#else
+    (void)p; (void)n;
+#endif
+}
+
 static fn_arena_chunk *chunk_new(fn_arena *a, size_t size)
 {
     if (size > SIZE_MAX - sizeof(fn_arena_chunk)) return NULL;
@@ -147,6 +161,7 @@ static fn_arena_chunk *chunk_new(fn_arena *a, size_t size)
     if (!c) {
         if (!(c = malloc(sizeof *c + size))) return NULL;
         c->size = size;
+        fn_mem_populate(c, sizeof *c + size);
     }
     c->used = 0;
     a->held += c->size;

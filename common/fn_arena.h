@@ -58,6 +58,14 @@ size_t fn_arena_stashed(void);
  * large free, and big freed buffers then stay in the heap for good), and free
  * memory at the top of the heap is returned early. */
 void fn_mem_server_tune(void);
+/* Map the pages of [p, p + n) now, in one call, when the range is as large
+ * as a fresh mmap (128 KiB): memory about to be written whole. Faulting them
+ * in one at a time cost up to 15 us each on the dev VM (a paravirtualised
+ * guest, whose traps are dear): a cold k=10000 explain search, 3,400 pages
+ * on the coordinator and 1,000 on each shard, took 100-136 ms, 70-93 ms
+ * with its arena chunks mapped this way. Best effort: before Linux 5.14
+ * (MADV_POPULATE_WRITE) the pages fault in as they did. */
+void fn_mem_populate(void *p, size_t n);
 /* Return free heap memory to the system (malloc_trim). Costs a walk over
  * the heap: call after an unusually large request, not after every one. */
 void fn_mem_release(void);
@@ -68,10 +76,13 @@ void fn_mem_release(void);
 void fn_mem_release_all(void);
 /* How long a server waits after its last large request before it calls
  * fn_mem_release_all (a timer on its loop, restarted by each large one).
- * Requests a few hundred ms apart are still a run: handing their pages back
- * between them made each fault all of its memory in again (3,400 page faults,
- * most of a 100-140 ms coordinator search at k=10000 with explain on the dev
- * VM, whose page faults are dear). */
-#define FN_MEM_IDLE_MS 500
+ * Requests a second or two apart are still a run (a crawler paging deep, a
+ * features job): handing their pages back between them made each fault all
+ * of its memory in again (3,400 page faults on the coordinator at k=10000
+ * with explain: 100-120 ms instead of 55-65 on the dev VM, whose page faults
+ * are dear). 500 ms was too short for the amplification test's own sequence
+ * (large requests 0.6-1.8 s apart). The cost: up to the stash's 16 MiB and
+ * the freed heap kept 2 s longer after a burst. */
+#define FN_MEM_IDLE_MS 2000
 
 #endif

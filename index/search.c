@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "analyzer.h"
+#include "fn_arena.h"
 #include "codec.h"
 #include "format.h"
 #include "integrity.h"
@@ -154,6 +155,8 @@ int idx_grow(void **p, size_t *cap, size_t need, size_t elem)
     while (nc < need) nc *= 2;
     void *n = realloc(*p, nc * elem);
     if (!n) return -ENOMEM;
+    /* the new part is about to be written: map it in one call */
+    fn_mem_populate((char *)n + *cap * elem, (nc - *cap) * elem);
     *p = n;
     *cap = nc;
     return 0;

@@ -608,7 +608,9 @@ def main():
                     for name, pid, methods in servers for i in range(100)]
             for f in futs:
                 f.result()
-        time.sleep(0.5)
+        # the servers hand a storm's memory back FN_MEM_IDLE_MS (2 s,
+        # common/fn_arena.h) after their last large request: RSS is read after it
+        time.sleep(2.5)
 
     # Two storms; the second is judged against the first: the first brings
     # the allocators' per-thread arenas to their high-water mark (the burst's
