@@ -53,7 +53,9 @@ static const char gen_usage[] =
     "  --min-docs-ratio F     refuse if the candidate holds fewer than F x the live\n"
     "                         generation's documents (default 0.9)\n"
     "  --max-latency-ratio L  refuse if the candidate's p95 exceeds L x the live one's\n"
-    "                         plus 5 ms (default 1.5)\n"
+    "                         plus the slack (default 1.5); over it, the slowest 5%\n"
+    "                         of either side run 3 times more on both (the fastest kept)\n"
+    "  --latency-slack-ms MS  that slack (default 5)\n"
     "  --deadline-ms MS       per gate query and per admin call step (default 10000)\n"
     "  --gate-qps Q           the shadow queries' pace, searches a second (default 50;\n"
     "                         0 = as fast as they answer). They are background\n"
@@ -144,9 +146,10 @@ typedef struct gate_pace {
 
 /* One gate query on one side; the hits' ids into *ids (up to 10), the most
  * probable intent vertical into intent[64] ("" = none). 1 if the
- * coordinator shed it at least once. */
+ * coordinator shed it at least once. With ids NULL it only measures: the
+ * latency into *ms (-1 if the search failed), nothing recorded on sd. */
 static int gate_search(rpc_client_t *c, side *sd, const ops_query *q, int64_t deadline_ms, gate_pace *pace,
-                       char ids[10][512], size_t *nids, char intent[64])
+                       char ids[10][512], size_t *nids, char intent[64], double *ms)
 {
     Funnel__V1__SearchRequest rq = FUNNEL__V1__SEARCH_REQUEST__INIT;
     rq.query = q->text;
@@ -179,6 +182,11 @@ static int gate_search(rpc_client_t *c, side *sd, const ops_query *q, int64_t de
             break;
         }
         ops_sleep_ms(wait);
+    }
+    if (!ids) {
+        *ms = code == GRPC_STATUS_OK ? now_ms() - t0 : -1;
+        if (r) protobuf_c_message_free_unpacked(&r->base, NULL);
+        return shed;
     }
     sd->lat_ms[sd->n++] = now_ms() - t0;
     *nids = 0;
@@ -213,6 +221,55 @@ static void gate_cb(void *ud, const char *qid, const double v[OPS_EVAL_NMETRICS]
     if (i == a->nq) return;
     a->r.queries++;
     for (int m = 0; m < OPS_EVAL_NMETRICS; m++) a->r.v[m] += v[m];
+}
+
+/* The latency check's second look. A p95 over a few hundred shadow queries
+ * on a loaded cluster is its slowest 5%, and a moment of load that lands on
+ * one side's call of a pair decides it: under publish run 20's load the gate
+ * refused an identical candidate (p95 38.57 ms against 22.28). When the
+ * first pass is over the limit, the queries in either side's slowest 5% run
+ * again GATE_RETRIES times on both sides (paired, alternating, paced as the
+ * first pass), and each side keeps its fastest time for them: a candidate
+ * slow on those queries is slow every time, a moment of load is not there
+ * every time. first95 gets the first pass's p95s, *nretried the queries run
+ * again (0: the first pass was within the limit). 0, or -ENOMEM. */
+#define GATE_RETRIES 3
+static int tail_measure(rpc_client_t *c, side *sd, const ops_query *q, size_t nq, const ops_gate_opts *go,
+                        gate_pace *pace, double first95[2], size_t *nretried)
+{
+    *nretried = 0;
+    if (sd[0].n != nq || sd[1].n != nq || !nq) return 0;   /* one pair a query, or no pairs to look at */
+    double *tmp = malloc(nq * sizeof *tmp);
+    if (!tmp) return -ENOMEM;
+    double cut[2];
+    for (int s = 0; s < 2; s++) {
+        memcpy(tmp, sd[s].lat_ms, nq * sizeof *tmp);
+        first95[s] = pct(tmp, nq, 95);   /* sorts tmp, not the pairs */
+        cut[s] = first95[s];
+    }
+    free(tmp);
+    if (first95[1] <= go->max_latency_ratio * first95[0] + go->latency_slack_ms) return 0;
+    double next = now_ms();
+    for (size_t i = 0; i < nq; i++) {
+        if (sd[0].lat_ms[i] < cut[0] && sd[1].lat_ms[i] < cut[1]) continue;
+        (*nretried)++;
+        for (int t = 0; t < GATE_RETRIES; t++) {
+            if (pace->asked > 0) {
+                double now = now_ms();
+                if (next < now - 1e3) next = now - 1e3;
+                ops_sleep_ms(next - now);
+                next += 2e3 / pace->qps;
+            }
+            int first = (int)((i + (size_t)t) & 1);
+            for (int k = 0; k < 2; k++) {
+                int s = k ? !first : first;
+                double ms;
+                gate_search(c, &sd[s], &q[i], go->deadline_ms, pace, NULL, NULL, NULL, &ms);
+                if (ms >= 0 && ms < sd[s].lat_ms[i]) sd[s].lat_ms[i] = ms;
+            }
+        }
+    }
+    return 0;
 }
 
 int ops_gate_run(struct rpc_client *c, const char *live, const char *cand, int cand_model, const char *queries,
@@ -258,8 +315,10 @@ int ops_gate_run(struct rpc_client *c, const char *live, const char *cand, int c
         }
         /* alternate which side goes first: the second finds warmer caches */
         int first = (int)(i & 1);
-        int shed = gate_search(c, &sd[first], &q[i], go->deadline_ms, &pace, ids[first], &n[first], intent[first]);
-        shed |= gate_search(c, &sd[!first], &q[i], go->deadline_ms, &pace, ids[!first], &n[!first], intent[!first]);
+        int shed = gate_search(c, &sd[first], &q[i], go->deadline_ms, &pace, ids[first], &n[first], intent[first],
+                               NULL);
+        shed |= gate_search(c, &sd[!first], &q[i], go->deadline_ms, &pace, ids[!first], &n[!first], intent[!first],
+                            NULL);
         if (!shed && pace.qps < pace.asked)
             pace.qps = pace.qps + pace.asked / 10 > pace.asked ? pace.asked : pace.qps + pace.asked / 10;
         /* the query-intent model's answer (a pushed intent model is gated by the pages) */
@@ -290,7 +349,12 @@ int ops_gate_run(struct rpc_client *c, const char *live, const char *cand, int c
             for (int m = 0; m < OPS_EVAL_NMETRICS && acc.r.queries; m++) acc.r.v[m] /= (double)acc.r.queries;
             ev[i] = acc.r;
         }
-    double p50[2], p95[2];
+    double p50[2], p95[2], first95[2] = { 0, 0 };
+    size_t nretried = 0;
+    if (tail_measure(c, sd, q, nq, go, &pace, first95, &nretried)) {
+        fprintf(stderr, "funnel: out of memory\n");
+        goto out;
+    }
     for (int i = 0; i < 2; i++) {
         p95[i] = pct(sd[i].lat_ms, sd[i].n, 95);
         p50[i] = pct(sd[i].lat_ms, sd[i].n, 50);
@@ -316,8 +380,8 @@ int ops_gate_run(struct rpc_client *c, const char *live, const char *cand, int c
         REFUSE("; %llu documents against %llu live (%.3f, below %.3f)", (unsigned long long)sd[1].docs_total,
                (unsigned long long)sd[0].docs_total, docs_ratio, go->min_docs_ratio);
     if (p95[1] > go->max_latency_ratio * p95[0] + go->latency_slack_ms)
-        REFUSE("; p95 %.2f ms against %.2f ms live (over %.2fx + %.0f ms)", p95[1], p95[0], go->max_latency_ratio,
-               go->latency_slack_ms);
+        REFUSE("; p95 %.2f ms against %.2f ms live (over %.2fx + %.0f ms%s)", p95[1], p95[0], go->max_latency_ratio,
+               go->latency_slack_ms, nretried ? ", its slowest queries measured again" : "");
 #undef REFUSE
     char ndcg_s[2][32];
     for (int i = 0; i < 2; i++) snprintf(ndcg_s[i], sizeof ndcg_s[i], qr ? "%.4f" : "-", ev[i].v[OPS_EVAL_NDCG10]);
@@ -327,6 +391,10 @@ int ops_gate_run(struct rpc_client *c, const char *live, const char *cand, int c
         printf("  %-10s %10llu %10s %9.2f %9.2f %8zu %8zu\n", i ? "candidate" : "live",
                (unsigned long long)sd[i].docs_total, ndcg_s[i], p50[i], p95[i], sd[i].errors, sd[i].partial);
     if (qr) printf("  judged queries: %zu\n", ev[1].queries);
+    if (nretried)
+        printf("  latency: the first pass's p95 %.2f ms against %.2f ms live was over the limit; the %zu slowest "
+               "queries of either side measured again, %d times each on both sides (the fastest kept)\n",
+               first95[1], first95[0], nretried, GATE_RETRIES);
     printf("  top-10 overlap: %.3f; documents: %.3f of live\n", overlap, docs_ratio);
     if (nintent)
         printf("  top intent vertical: the same for %.3f of %zu queries\n", (double)intent_same / (double)nintent,
@@ -431,7 +499,7 @@ int ops_cmd_generation(int argc, char **argv)
         {"qrels", required_argument, 0, 'r'},        {"max-ndcg-drop", required_argument, 0, 'N'},
         {"min-overlap", required_argument, 0, 'O'},  {"min-docs-ratio", required_argument, 0, 'D'},
         {"max-latency-ratio", required_argument, 0, 'L'}, {"deadline-ms", required_argument, 0, 't'},
-        {"gate-qps", required_argument, 0, 'Q'},
+        {"gate-qps", required_argument, 0, 'Q'},     {"latency-slack-ms", required_argument, 0, 'S'},
         {"help", no_argument, 0, 'h'},               {0, 0, 0, 0}};
     const char *run = NULL, *coord = NULL, *gen = NULL, *queries = NULL, *qrels = NULL;
     gate_opts go = { 0.02, 0.5, 0.9, 1.5, 5.0, 0, 10000, 50 };
@@ -440,12 +508,13 @@ int ops_cmd_generation(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         char *end = NULL;
         double v = 0;
-        if (strchr("NODLtQ", c)) {
+        if (strchr("NODLtQS", c)) {
             v = strtod(optarg, &end);
             if (!*optarg || *end || !isfinite(v) || v < 0 || (c == 't' && (v < 1 || v > 3.6e6))) {
                 fprintf(stderr, "funnel index %s: --%s: not a valid number: '%s'\n", verb,
                         c == 'N' ? "max-ndcg-drop" : c == 'O' ? "min-overlap" : c == 'D' ? "min-docs-ratio"
-                        : c == 'L' ? "max-latency-ratio" : c == 'Q' ? "gate-qps" : "deadline-ms", optarg);
+                        : c == 'L' ? "max-latency-ratio" : c == 'Q' ? "gate-qps" : c == 'S' ? "latency-slack-ms"
+                        : "deadline-ms", optarg);
                 return OPS_EXIT_USAGE;
             }
         }
@@ -459,6 +528,7 @@ int ops_cmd_generation(int argc, char **argv)
         case 'O': go.min_overlap = v; go.overlap_given = 1; break;
         case 'D': go.min_docs_ratio = v; break;
         case 'L': go.max_latency_ratio = v; break;
+        case 'S': go.latency_slack_ms = v; break;
         case 't': go.deadline_ms = (int64_t)v; break;
         case 'Q': go.qps = v; break;
         case 'h': fputs(gen_usage, stdout); return OPS_EXIT_OK;

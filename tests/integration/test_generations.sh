@@ -39,6 +39,20 @@ ok "damaged candidate refused: $(grep REFUSED "$T/g3.out" | cut -c1-150)"
 grep -q "not a finished build" "$T/g4.out" || { cat "$T/g4.out"; fail "unfinished build: message"; }
 ok "unfinished build refused"
 
+# the latency check's second look: with no room at all (0 x live + 0 ms) the
+# first pass is over, the slowest queries of either side run again, and a
+# candidate still over is refused, the report saying so
+"$FUNNEL" index publish --dir "$R" --index "$G2" --gate-queries "$Q" --gate-qps 0 --max-latency-ratio 0 \
+    --latency-slack-ms 0 >"$T/lat.out" 2>&1 && { cat "$T/lat.out"; fail "a candidate over the latency limit passed"; }
+grep -q "REFUSED: p95 .* (over 0.00x + 0 ms, its slowest queries measured again)" "$T/lat.out" \
+    || { cat "$T/lat.out"; fail "the latency refusal does not say its slowest queries were measured again"; }
+n=$(sed -n 's/.*the \([0-9]*\) slowest queries of either side measured again, 3 times each.*/\1/p' "$T/lat.out")
+[ -n "$n" ] && [ "$n" -ge 3 ] && [ "$n" -le 12 ] \
+    || { cat "$T/lat.out"; fail "queries measured again: '$n', want 3-12 of 60 (either side's slowest 5%)"; }
+"$FUNNEL" index generations --dir "$R" >"$T/gens" || fail "generations"
+grep -qx "live: $G1" "$T/gens" || { cat "$T/gens"; fail "live is not g1 after a latency refusal"; }
+ok "latency over the limit: $n queries measured again, still refused"
+
 # publish, rollback, publish under load: nothing fails, nothing is partial
 "$FUNNEL" bench --server "$A" --queries "$Q" --rate 150 --duration 8 --deadline-ms 2000 --json \
     >"$T/bench.json" 2>"$T/bench.err" </dev/null &
