@@ -103,7 +103,7 @@ Test(fn_arena, the_stash_reuses_chunks_and_gives_them_back)
 }
 
 /* A server left idle after large requests gives the stash back at once
- * (fn_mem_release_all, its timer 250 ms after the last large request). */
+ * (fn_mem_release_all, its timer FN_MEM_IDLE_MS after the last large request). */
 Test(fn_arena, release_all_empties_the_stash)
 {
     fn_arena a = FN_ARENA_INIT;
