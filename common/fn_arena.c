@@ -15,6 +15,7 @@
 #define ARENA_ALIGN 16
 #define ARENA_FIRST (4u << 10)
 #define ARENA_MAX_CHUNK (1u << 20)
+#define MMAP_MIN (128u << 10)   /* glibc maps allocations this large (fn_mem_server_tune) */
 
 struct fn_arena_chunk {
     fn_arena_chunk *next;    /* older chunk */
@@ -145,7 +146,7 @@ void fn_arena_init(fn_arena *a)
 void fn_mem_populate(void *p, size_t n)
 {
 #if defined(MADV_POPULATE_WRITE)
-    if (n < (128u << 10)) return;   /* the heap's: mostly mapped already */
+    if (n < MMAP_MIN) return;   /* the heap's: mostly mapped already */
     uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
     uintptr_t b = ((uintptr_t)p + pg - 1) & ~(pg - 1), e = ((uintptr_t)p + n) & ~(pg - 1);
     if (e > b) (void)madvise((void *)b, e - b, MADV_POPULATE_WRITE);
@@ -254,8 +255,8 @@ void fn_arena_free(fn_arena *a)
 void fn_mem_server_tune(void)
 {
 #if defined(__GLIBC__)
-    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-    mallopt(M_TRIM_THRESHOLD, 128 * 1024);
+    mallopt(M_MMAP_THRESHOLD, MMAP_MIN);
+    mallopt(M_TRIM_THRESHOLD, MMAP_MIN);
 #endif
 }
 

@@ -144,6 +144,18 @@ typedef struct gate_pace {
     size_t shed, gave_up;
 } gate_pace;
 
+/* Wait for the pair of searches due at *next (paced: the shadow queries are
+ * extra load on a cluster serving users); time lost to retries is not made
+ * up in a burst. */
+static void pace_wait(const gate_pace *pace, double *next)
+{
+    if (pace->asked <= 0) return;
+    double t = now_ms();
+    if (*next < t - 1e3) *next = t - 1e3;
+    ops_sleep_ms(*next - t);
+    *next += 2e3 / pace->qps;   /* two searches a query */
+}
+
 /* One gate query on one side; the hits' ids into *ids (up to 10), the most
  * probable intent vertical into intent[64] ("" = none). 1 if the
  * coordinator shed it at least once. With ids NULL it only measures: the
@@ -254,12 +266,7 @@ static int tail_measure(rpc_client_t *c, side *sd, const ops_query *q, size_t nq
         if (sd[0].lat_ms[i] < cut[0] && sd[1].lat_ms[i] < cut[1]) continue;
         (*nretried)++;
         for (int t = 0; t < GATE_RETRIES; t++) {
-            if (pace->asked > 0) {
-                double now = now_ms();
-                if (next < now - 1e3) next = now - 1e3;
-                ops_sleep_ms(next - now);
-                next += 2e3 / pace->qps;
-            }
+            pace_wait(pace, &next);
             int first = (int)((i + (size_t)t) & 1);
             for (int k = 0; k < 2; k++) {
                 int s = k ? !first : first;
@@ -306,13 +313,7 @@ int ops_gate_run(struct rpc_client *c, const char *live, const char *cand, int c
     gate_pace pace = { go->qps, go->qps, go->qps, 0, 0 };
     for (size_t i = 0; i < nq; i++) {
         size_t n[2];
-        /* paced: the shadow queries are extra load on a cluster serving users */
-        if (pace.asked > 0) {
-            double t = now_ms();
-            if (next < t - 1e3) next = t - 1e3;   /* time lost to retries is not made up in a burst */
-            ops_sleep_ms(next - t);
-            next += 2e3 / pace.qps;   /* two searches a query */
-        }
+        pace_wait(&pace, &next);
         /* alternate which side goes first: the second finds warmer caches */
         int first = (int)(i & 1);
         int shed = gate_search(c, &sd[first], &q[i], go->deadline_ms, &pace, ids[first], &n[first], intent[first],

@@ -163,7 +163,7 @@ for _ in range(2):
         search(coord, q, 100, explain=True)
 for q in queries[:64]:
     search(coord, q, 10000)
-time.sleep(2.5)   # past FN_MEM_IDLE_MS: the baseline is what the servers keep, not a request's
+time.sleep(pb.MEM_IDLE_WAIT_S)   # past FN_MEM_IDLE_MS: the baseline is what the servers keep, not a request's
 rss0 = {n: pb.rss_kb(p) for n, p in procs.items()}
 
 SECS = 4.0
@@ -207,7 +207,7 @@ check(u99 <= RATIO * b99 + SLACK, "p99 during the burst %.2f ms <= %g x %.2f ms 
 
 # the servers hand a burst's memory back FN_MEM_IDLE_MS (2 s, common/fn_arena.h)
 # after their last large request
-time.sleep(2.5)
+time.sleep(pb.MEM_IDLE_WAIT_S)
 # A sanitizer's allocator keeps freed memory in quarantine on purpose: RSS
 # says nothing about the servers' own memory there (shown, not checked).
 for n, p in procs.items():

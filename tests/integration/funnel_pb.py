@@ -85,6 +85,11 @@ def health(channel, timeout=2.0):
         return e.code().name
 
 
+# A server hands a burst's memory back FN_MEM_IDLE_MS (2 s, common/fn_arena.h)
+# after its last large request: a test that reads RSS waits this long first.
+MEM_IDLE_WAIT_S = 2.5
+
+
 def rss_kb(pid):
     """(VmRSS, RssAnon) of a process in KiB, from /proc."""
     vals = {}

@@ -610,7 +610,7 @@ def main():
                 f.result()
         # the servers hand a storm's memory back FN_MEM_IDLE_MS (2 s,
         # common/fn_arena.h) after their last large request: RSS is read after it
-        time.sleep(2.5)
+        time.sleep(pb.MEM_IDLE_WAIT_S)
 
     # Two storms; the second is judged against the first: the first brings
     # the allocators' per-thread arenas to their high-water mark (the burst's
