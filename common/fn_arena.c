@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -260,24 +261,68 @@ void fn_mem_server_tune(void)
 #endif
 }
 
-void fn_mem_release(void)
+/* Free heap memory back to the system: a walk over the heap, so only when
+ * it is worth it (above). */
+static void fn_mem_release(void)
 {
 #if defined(__GLIBC__)
     malloc_trim(0);
 #endif
 }
 
-void fn_mem_release_all(void)
+/* Free the stashed chunks idle for over `idle_ms` (0: all of them). */
+static void stash_drop_idle(uint64_t idle_ms)
 {
     fn_arena_chunk *drop = NULL;
+    uint64_t now_ms = mono_ms();
     pthread_mutex_lock(&stash.mu);
-    for (size_t i = 0; i < stash.n; i++) {
-        stash.c[i]->next = drop;
-        drop = stash.c[i];
+    for (size_t i = 0; i < stash.n;) {
+        if (idle_ms && now_ms - stash.at_ms[i] <= idle_ms) { i++; continue; }
+        fn_arena_chunk *old = stash.c[i];
+        stash.bytes -= old->size;
+        stash.c[i] = stash.c[--stash.n];
+        stash.at[i] = stash.at[stash.n];
+        stash.at_ms[i] = stash.at_ms[stash.n];
+        old->next = drop;
+        drop = old;
     }
-    stash.n = 0;
-    stash.bytes = 0;
     pthread_mutex_unlock(&stash.mu);
     free_chunks(drop);
+}
+
+/* The process's resident memory that is not a file's pages (statm's
+ * resident - shared), in KiB; 0 when unknown. A shard's map of its index
+ * grows the file part as searches touch it: that is not ours to give back. */
+static uint64_t anon_kib(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long long size, res, shared;
+    int n = f ? fscanf(f, "%llu %llu %llu", &size, &res, &shared) : 0;
+    if (f) fclose(f);
+    if (n != 3 || res < shared) return 0;
+    return (res - shared) * (uint64_t)(sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static uint64_t anon_after_trim;   /* anon_kib() after the last malloc_trim (loop thread only) */
+
+void fn_mem_release_all(void)
+{
+    stash_drop_idle(0);
     fn_mem_release();
+    anon_after_trim = anon_kib();
+}
+
+int fn_mem_idle(int after_large)
+{
+    if (after_large) {
+        fn_mem_release_all();
+        return 1;
+    }
+    stash_drop_idle(FN_MEM_IDLE_MS);
+    uint64_t now = anon_kib();
+    if (now && now < anon_after_trim) anon_after_trim = now;   /* freed on its own since */
+    if (!now || now <= anon_after_trim + FN_MEM_SWEEP_KIB) return 0;
+    fn_mem_release();
+    anon_after_trim = anon_kib();
+    return 1;
 }

@@ -66,10 +66,7 @@ void fn_mem_server_tune(void);
  * with its arena chunks mapped this way. Best effort: before Linux 5.14
  * (MADV_POPULATE_WRITE) the pages fault in as they did. */
 void fn_mem_populate(void *p, size_t n);
-/* Return free heap memory to the system (malloc_trim). Costs a walk over
- * the heap: call after an unusually large request, not after every one. */
-void fn_mem_release(void);
-/* Free every chunk the stash keeps (below), then fn_mem_release: for a
+/* Free every chunk the stash keeps (below), then malloc_trim: for a
  * server that has had no large request for a while. The stash otherwise
  * gives a chunk back only after STASH_AGE arena frees, so a server left idle
  * after a burst of large requests would keep up to 16 MiB. */
@@ -84,5 +81,16 @@ void fn_mem_release_all(void);
  * (large requests 0.6-1.8 s apart). The cost: up to the stash's 16 MiB and
  * the freed heap kept 2 s longer after a burst. */
 #define FN_MEM_IDLE_MS 2000
+/* A server's memory timer: call every FN_MEM_IDLE_MS, the countdown
+ * restarted by each large request (after_large: there was one, and
+ * FN_MEM_IDLE_MS have passed since: fn_mem_release_all). Otherwise a sweep:
+ * the stashed chunks idle for FN_MEM_IDLE_MS are freed, and the heap is
+ * trimmed when the process's anonymous resident memory has grown by
+ * FN_MEM_SWEEP_KIB since the last trim. That catches what no large request
+ * announced: gRPC's read buffers of refused over-limit messages (a storm of
+ * them left 15-19 MiB in glibc's per-thread heaps), a burst of small ones.
+ * Returns 1 when it trimmed. Loop thread only. */
+int fn_mem_idle(int after_large);
+#define FN_MEM_SWEEP_KIB (4u << 10)
 
 #endif

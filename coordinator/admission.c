@@ -54,7 +54,11 @@ static int user_shed(adm_t *a, int64_t left_us, uint64_t now_ms)
     if (over && !a->over) a->over_since_ms = now_ms;
     a->over = over;
     if (over) a->base_shed++;   /* a queue in its grace is no base either */
-    int standing = over && (now_ms - a->over_since_ms >= a->grace_ms || q > ADM_HARD_X * a->target_us);
+    int hard = over && q > ADM_HARD_X * a->target_us;
+    if (hard && !a->hard) a->hard_since_ms = now_ms;
+    a->hard = hard;
+    int standing = over && (now_ms - a->over_since_ms >= a->grace_ms ||
+                            (hard && now_ms - a->hard_since_ms >= a->grace_ms / ADM_HARD_GRACE_DIV));
     return (double)a->inflight + 1 > a->max_limit || standing ||
            (busy && left_us > 0 && exp_us > 0.9 * (double)left_us);
 }

@@ -21,12 +21,17 @@
  * overload, whatever the latency: a closed-loop client of a slow cluster)
  * a search is refused when
  *   - the queueing part is over the target (target-latency-ms) and has
- *     been for the grace (shed-grace-ms), or is over ADM_HARD_X times the
- *     target: a slow corpus or a slow machine (valgrind) is not an
- *     overload, a standing queue is. A burst (a second in which the VM or
- *     a publish slowed everything) queues and drains within the grace;
- *     shedding it would fail searches that were going to be answered
- *     well within their deadlines (CoDel: a good queue and a bad one);
+ *     been for the grace (shed-grace-ms), or has been over ADM_HARD_X times
+ *     the target for a short grace (an eighth): a slow corpus or a slow
+ *     machine (valgrind) is not an overload, a standing queue is. A burst
+ *     (a second in which the VM or a publish slowed everything) queues and
+ *     drains within the grace; shedding it would fail searches that were
+ *     going to be answered well within their deadlines (CoDel: a good queue
+ *     and a bad one). The short grace is for the client that catches up
+ *     after the VM paused: its searches arrive at once, and in flight over
+ *     the rate (Little) counts a queue of the whole pause, over 3 targets
+ *     after 0.3 s, that the cluster drains at its capacity in a fraction of
+ *     that (publish runs 21 and 23 shed 18-90 searches so at 70% load);
  *   - or the expected time is over 90% of its own deadline;
  * and whatever the estimates, when max-inflight are in flight (memory).
  * A stall shorter than the target (a replica killed, a busy machine) does
@@ -41,7 +46,8 @@
 #define ADM_WINDOW_MS 100       /* the completion rate is measured over these */
 #define ADM_BASE_MS   1000      /* the base latency: the least of such a window */
 #define ADM_BG_MAX_INFLIGHT 4   /* background searches in flight at most */
-#define ADM_HARD_X    3         /* a queue over this many targets is shed with no grace */
+#define ADM_HARD_X    3         /* a queue over this many targets is shed after ... */
+#define ADM_HARD_GRACE_DIV 8    /* ... the grace / this (2 s: 250 ms) */
 
 typedef struct adm_t {
     double limit;               /* searches in flight the target allows at today's rate (reported) */
@@ -62,6 +68,8 @@ typedef struct adm_t {
     uint64_t grace_ms;          /* a queue over the target stands this long before it sheds */
     int over;                   /* the queueing part is over the target ... */
     uint64_t over_since_ms;     /* ... since then */
+    int hard;                   /* over ADM_HARD_X targets ... */
+    uint64_t hard_since_ms;     /* ... since then */
     uint64_t graced;            /* users' searches admitted over the target in the grace */
 } adm_t;
 

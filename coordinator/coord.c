@@ -163,7 +163,8 @@ struct coord {
     uint32_t nall, capall;
     int64_t down_probe_ms;       /* min(down_probe_interval_ms, health_interval_ms) */
     uv_timer_t timer;
-    uv_timer_t trim;             /* a large search's memory back to the system, again later */
+    uv_timer_t trim;             /* every FN_MEM_IDLE_MS: memory back to the system (fn_mem_idle) */
+    int trim_large;              /* a large search since the timer last ran */
     uint64_t start_ms;
     uint64_t requests, errors;
     retry_budget budget;         /* retries and hedges together */
@@ -1829,10 +1830,11 @@ static const char *analyze_note(const search *s, fn_arena *a)
     return ar_strdup(a, buf);
 }
 
-static void on_trim(uv_timer_t *t)   /* FN_MEM_IDLE_MS without a large request */
+static void on_trim(uv_timer_t *t)   /* every FN_MEM_IDLE_MS, or that long after a large search */
 {
-    (void)t;
-    fn_mem_release_all();
+    coord_t *c = t->data;
+    fn_mem_idle(c->trim_large);
+    c->trim_large = 0;
 }
 
 static void free_search_now(search *s)
@@ -1849,8 +1851,12 @@ static void free_search_now(search *s)
      * requests: an idle coordinator would keep them), then malloc_trim, which
      * also returns the reply buffers gRPC freed when their writes completed.
      * Not at once: malloc_trim walks the heap on the loop, and a run of large
-     * searches would hand pages back only to fault them in again. */
-    if (big && !c->stopping) uv_timer_start(&c->trim, on_trim, FN_MEM_IDLE_MS, 0);
+     * searches would hand pages back only to fault them in again (the
+     * timer's countdown starts over). */
+    if (big && !c->stopping) {
+        c->trim_large = 1;
+        uv_timer_again(&c->trim);
+    }
 }
 
 static void on_htimer_closed(uv_handle_t *h)
@@ -4360,6 +4366,7 @@ int coord_start(uv_loop_t *loop, const coord_opts *o, coord_t **out, fn_errbuf *
     c->timer.data = c;
     uv_timer_init(loop, &c->trim);   /* (cannot fail on Linux) */
     c->trim.data = c;
+    uv_timer_start(&c->trim, on_trim, FN_MEM_IDLE_MS, FN_MEM_IDLE_MS);
     if (o->health_interval_ms > 0)
         uv_timer_start(&c->timer, on_timer, 0, (uint64_t)c->down_probe_ms);
     rpc_server_set_serving(c->srv, 1);

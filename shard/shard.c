@@ -111,7 +111,8 @@ struct shard {
     shard_gen *live, *prev, *staged;
     uv_thread_t loader;
     uv_async_t load_done;         /* the loader thread's completion, to the loop */
-    uv_timer_t trim;              /* a large request's memory back to the system, again later */
+    uv_timer_t trim;              /* every FN_MEM_IDLE_MS: memory back to the system (fn_mem_idle) */
+    int trim_large;               /* a large request since the timer last ran */
     gen_closer *closers;          /* generations closing off the loop (loop thread's list) */
     gen_load *loading;            /* the load running, or NULL */
     atomic_int load_abort;        /* set on stop: the loader's warm-up ends early */
@@ -967,10 +968,11 @@ static int refuse_if_broken(shard_t *s, rpc_call_t *call)
 
 static void gen_unref(shard_t *s, shard_gen *g);
 
-static void on_trim(uv_timer_t *t)   /* FN_MEM_IDLE_MS without a large request */
+static void on_trim(uv_timer_t *t)   /* every FN_MEM_IDLE_MS, or that long after a large request */
 {
-    (void)t;
-    fn_mem_release_all();
+    shard_t *s = t->data;
+    fn_mem_idle(s->trim_large);
+    s->trim_large = 0;
 }
 
 static void job_free(search_job *j)
@@ -988,8 +990,12 @@ static void job_free(search_job *j)
      * requests: an idle shard would keep them), then malloc_trim, which also
      * returns the reply buffers gRPC freed when their writes completed. Not
      * at once: malloc_trim walks the heap on the loop, and a run of large
-     * requests would hand pages back only to fault them in again. */
-    if (big && !s->stopping) uv_timer_start(&s->trim, on_trim, FN_MEM_IDLE_MS, 0);
+     * requests would hand pages back only to fault them in again (the
+     * timer's countdown starts over). */
+    if (big && !s->stopping) {
+        s->trim_large = 1;
+        uv_timer_again(&s->trim);
+    }
 }
 
 /* What a search leaves in the log, each line naming the coordinator's
@@ -2462,6 +2468,7 @@ int shard_start(uv_loop_t *loop, const shard_config *cfg, shard_t **out, fn_errb
     s->load_done.data = s;
     uv_timer_init(loop, &s->trim);   /* (cannot fail on Linux) */
     s->trim.data = s;
+    uv_timer_start(&s->trim, on_trim, FN_MEM_IDLE_MS, FN_MEM_IDLE_MS);
 
     rpc_method methods[] = {
         {RPC_METHOD_SHARD_SEARCH, &funnel__v1__shard_search_request__descriptor,

@@ -48,6 +48,8 @@ SHARED=${SHARED:-$HERE/../../../shared}
 CACHE=${CACHE:-/tmp/funnel-bench}
 T=$(mktemp -d /tmp/funnel-publish.XXXXXX)
 cleanup() {
+    [ -n "${SP:-}" ] && kill "$SP" 2>/dev/null || true
+    [ -d "$T/run" ] && cp "$T"/run/*.log "$CACHE/publish-last/" 2>/dev/null || true
     [ -d "$T/run" ] && "$F" cluster down --dir "$T/run" >/dev/null 2>&1
     rm -rf "$T"
 }
@@ -102,6 +104,9 @@ head -n 200 "$Q" >"$T/gate.tsv"
 
 TL=$CACHE/publish-last
 rm -rf "$TL"; mkdir -p "$TL"
+# SAMPLE=1: the servers' and the machine's CPU, faults and reads every 0.1 s ($TL/procs.log), for
+# tests/bench/stalls.py to line up with the timelines (each window's start is in $TL/starts)
+if [ "${SAMPLE:-0}" = 1 ]; then /usr/bin/python3 "$HERE/sample_procs.py" "$TL/procs.log" 0.1 & SP=$!; fi
 cmetric() {  # cmetric NAME: the coordinator's counter NAME now (its /metrics endpoint)
     curl -s --max-time 5 "http://$(cat "$T"/run/coordinator*.metrics | head -1)/metrics" 2>/dev/null \
         | awk -v m="$1" '$1 == m { v = $2 } END { printf "%d\n", v + 0 }'
@@ -110,6 +115,7 @@ window() {   # window SECONDS NAME ACTION...: SECONDS of load; ACTION runs 5 s i
     local secs=$1 name=$2; shift 2
     local g0 s0
     g0=$(cmetric funnel_coordinator_shed_graced_total) s0=$(cmetric funnel_coordinator_shed_total)
+    echo "$name $(date +%s.%N)" >>"$TL/starts"
     "$F" bench --server "$A" --queries "$Q" --rate "$RATE" --duration "$secs" --deadline-ms 2000 --json \
         --timeline "$TL/$name.tl" >"$T/$name.json" 2>"$T/$name.err" </dev/null &
     local bp=$!
@@ -118,6 +124,7 @@ window() {   # window SECONDS NAME ACTION...: SECONDS of load; ACTION runs 5 s i
     if [ $# -gt 0 ]; then
         "$@" >"$T/$name.action" 2>&1 || { cat "$T/$name.action"; echo "FAIL: $name"; }
         a1=$(date +%s.%N)
+        echo "$name.action $a0 $a1" >>"$TL/starts"
     fi
     wait $bp
     cp "$T/$name.json" "$TL/"

@@ -2,6 +2,8 @@
 #include <criterion/criterion.h>
 #include <unistd.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fn_arena.h"
@@ -122,4 +124,62 @@ Test(fn_arena, release_all_empties_the_stash)
     fn_arena_free(&a);
     cr_assert_geq(fn_arena_stashed(), 300u << 10);
     fn_mem_release_all();
+}
+
+static long anon_kib(void)   /* resident - shared, as fn_mem_idle reads it */
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long size, res, shared;
+    int n = f ? fscanf(f, "%ld %ld %ld", &size, &res, &shared) : 0;
+    if (f) fclose(f);
+    return n == 3 ? (res - shared) * (sysconf(_SC_PAGESIZE) / 1024) : -1;
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define ASAN 1   /* its own allocator: malloc_trim has nothing to give back */
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ASAN 1
+#endif
+#endif
+
+/* The memory timer's sweep (fn_mem_idle(0)) trims memory no large request
+ * announced: 24 MiB of heap blocks freed behind a live one (as gRPC's read
+ * buffers of a refused message are) go back once, and a sweep with nothing
+ * new to give does not walk the heap again; stashed chunks idle for
+ * FN_MEM_IDLE_MS are freed, fresher ones kept. */
+Test(fn_arena, the_sweep_gives_back_what_no_large_request_announced)
+{
+    fn_mem_server_tune();
+    fn_mem_release_all();
+    enum { N = 384, SZ = 64 << 10 };
+    static char *blk[N];
+    for (int i = 0; i < N; i++) {
+        blk[i] = malloc(SZ);
+        cr_assert_not_null(blk[i]);
+        memset(blk[i], 7, SZ);
+    }
+    char *pin = malloc(SZ);   /* the heap's top stays in use: no trim on free */
+    cr_assert_not_null(pin);
+    memset(pin, 1, 64);
+    for (int i = 0; i < N; i++) free(blk[i]);
+    long before = anon_kib();
+    cr_assert_eq(fn_mem_idle(0), 1, "24 MiB freed in the heap: the sweep trims");
+    long after = anon_kib();
+#ifndef ASAN
+    cr_assert_lt(after, before - (16 << 10), "anonymous RSS %ld -> %ld KiB", before, after);
+#endif
+    cr_assert_eq(fn_mem_idle(0), 0, "nothing new: no second trim (%ld KiB)", anon_kib());
+    free(pin);
+
+    fn_arena a = FN_ARENA_INIT;
+    char *p = fn_arena_alloc(&a, 300u << 10);
+    cr_assert_not_null(p);
+    fn_arena_free(&a);
+    cr_assert_geq(fn_arena_stashed(), 300u << 10);
+    fn_mem_idle(0);
+    cr_assert_geq(fn_arena_stashed(), 300u << 10, "a fresh chunk stays stashed");
+    usleep((FN_MEM_IDLE_MS + 100) * 1000);
+    fn_mem_idle(0);
+    cr_assert_eq(fn_arena_stashed(), 0, "idle for FN_MEM_IDLE_MS: %zu bytes left", fn_arena_stashed());
 }

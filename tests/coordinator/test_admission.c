@@ -258,8 +258,10 @@ Test(admission, a_burst_drains_in_the_grace)
 }
 
 /* A standing overload (1.3x capacity for 20 s) with the grace: shed once the
- * queue has stood 2 s or passed 3 targets; goodput stays at capacity, no
- * admitted search waits much past 3 targets, and the base stays put. */
+ * queue has stood 2 s or stood over 3 targets for 250 ms (the grace / 8);
+ * goodput stays at capacity, no admitted search waits much past 3 targets
+ * and what the queue grows in those 250 ms (0.3 x 250 ms), and the base
+ * stays put. */
 Test(admission, a_standing_queue_is_shed_after_the_grace)
 {
     adm_t a;
@@ -272,6 +274,49 @@ Test(admission, a_standing_queue_is_shed_after_the_grace)
     uint64_t got = simulate(&a, 1300, 1000, 20, 2e6, &shed, &wait, 3000);
     cr_assert_gt(shed, 20 * 300 * 0.8, "shed %llu of 6000 over capacity", (unsigned long long)shed);
     cr_assert_geq((double)got, 0.95 * 20 * 1000, "admitted %llu", (unsigned long long)got);
-    cr_assert_leq(wait, 3 * 100000 + 50000, "an admitted search waited %.0f us (target 100 ms)", wait);
+    cr_assert_leq(wait, 3 * 100000 + 0.3 * 250000 + 50000, "an admitted search waited %.0f us (target 100 ms)", wait);
     cr_assert_float_eq(a.base_us, 1000, 1, "the base moved under a standing queue: %.0f", a.base_us);
+}
+
+/* The VM pauses for `pause_ms` (the server and the client both stop) under
+ * 700 a second against a capacity of 1000; the client then sends what fell
+ * due meanwhile at once and load goes on. Returns those shed. */
+static uint64_t vm_pause(uint64_t grace_ms, double pause_ms, double *wait, adm_t *a)
+{
+    adm_init(a, 64, 100000, 100, 0);
+    a->grace_ms = grace_ms;
+    uint64_t shed, total = 0;
+    simulate(a, 700, 1000, 3, 2e6, &shed, wait, 0);       /* a quiet start: the base latency */
+    cr_assert_eq(shed, 0);
+    uint64_t t = 3000 + (uint64_t)pause_ms;
+    for (int i = 0; i < (int)(0.7 * pause_ms); i++) {     /* the catch-up: all at once */
+        uint32_t r;
+        if (adm_admit(a, 2000000, t, &r)) q[tail++ % QMAX] = (double)t * 1000;
+        else total++;
+    }
+    double w;
+    simulate(a, 700, 1000, 5, 2e6, &shed, &w, t);
+    total += shed;
+    *wait = w;
+    return total;
+}
+
+/* A client catching up after a 400 ms pause of the VM: in flight over the
+ * rate says 400 ms of queue, over 3 targets, yet the cluster drains it at
+ * its capacity (the longest wait about 280 ms). Shed at once before the
+ * short grace for a queue over 3 targets; admitted now. A longer pause
+ * (1.5 s: a queue that needs seconds to drain) is still shed. */
+Test(admission, a_paused_vm_catching_up_is_not_shed)
+{
+    adm_t a;
+    double wait;
+    uint64_t shed = vm_pause(0, 400, &wait, &a);
+    cr_assert_gt(shed, 0, "shed at once (grace 0), the pause refused nothing: it tests nothing");
+    shed = vm_pause(2000, 400, &wait, &a);
+    cr_assert_eq(shed, 0, "shed %llu after a 400 ms pause (longest wait %.0f ms)", (unsigned long long)shed,
+                 wait / 1000);
+    cr_assert_gt(wait, 3 * 100000 * 0.8, "the catch-up's longest wait %.0f ms: near 3 targets", wait / 1000);
+    shed = vm_pause(2000, 1500, &wait, &a);
+    cr_assert_gt(shed, 0, "a 1.5 s pause: over 3 targets past the short grace");
+    cr_assert_lt(wait, 1.5e6, "an admitted search waited %.0f ms", wait / 1000);
 }
