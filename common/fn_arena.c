@@ -304,6 +304,7 @@ static uint64_t anon_kib(void)
 }
 
 static uint64_t anon_after_trim;   /* anon_kib() after the last malloc_trim (loop thread only) */
+static uint64_t requests_seen;     /* the count fn_mem_idle last saw */
 
 void fn_mem_release_all(void)
 {
@@ -312,13 +313,16 @@ void fn_mem_release_all(void)
     anon_after_trim = anon_kib();
 }
 
-int fn_mem_idle(int after_large)
+int fn_mem_idle(int after_large, uint64_t requests)
 {
+    int quiet = requests == requests_seen;
+    requests_seen = requests;
     if (after_large) {
         fn_mem_release_all();
         return 1;
     }
     stash_drop_idle(FN_MEM_IDLE_MS);
+    if (!quiet) return 0;
     uint64_t now = anon_kib();
     if (now && now < anon_after_trim) anon_after_trim = now;   /* freed on its own since */
     if (!now || now <= anon_after_trim + FN_MEM_SWEEP_KIB) return 0;

@@ -1833,7 +1833,7 @@ static const char *analyze_note(const search *s, fn_arena *a)
 static void on_trim(uv_timer_t *t)   /* every FN_MEM_IDLE_MS, or that long after a large search */
 {
     coord_t *c = t->data;
-    fn_mem_idle(c->trim_large);
+    fn_mem_idle(c->trim_large, c->requests);
     c->trim_large = 0;
 }
 

@@ -971,7 +971,7 @@ static void gen_unref(shard_t *s, shard_gen *g);
 static void on_trim(uv_timer_t *t)   /* every FN_MEM_IDLE_MS, or that long after a large request */
 {
     shard_t *s = t->data;
-    fn_mem_idle(s->trim_large);
+    fn_mem_idle(s->trim_large, s->requests);
     s->trim_large = 0;
 }
 
