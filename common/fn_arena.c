@@ -90,6 +90,18 @@ static void free_chunks(fn_arena_chunk *c)
     }
 }
 
+/* Take slot i out of the stash onto *drop (the lock held). */
+static void stash_evict(size_t i, fn_arena_chunk **drop)
+{
+    fn_arena_chunk *old = stash.c[i];
+    stash.bytes -= old->size;
+    stash.c[i] = stash.c[--stash.n];
+    stash.at[i] = stash.at[stash.n];
+    stash.at_ms[i] = stash.at_ms[stash.n];
+    old->next = *drop;
+    *drop = old;
+}
+
 /* Chunks of one arena: to the stash while it has room, else freed; then
  * the chunks nobody took in STASH_AGE frees are freed. */
 static void stash_put(fn_arena_chunk *c)
@@ -116,13 +128,7 @@ static void stash_put(fn_arena_chunk *c)
         if (now - stash.at[i] <= STASH_AGE) { i++; continue; }
         if (!now_ms) now_ms = mono_ms();
         if (now_ms - stash.at_ms[i] <= FN_MEM_IDLE_MS) { i++; continue; }
-        fn_arena_chunk *old = stash.c[i];
-        stash.bytes -= old->size;
-        stash.c[i] = stash.c[--stash.n];
-        stash.at[i] = stash.at[stash.n];
-        stash.at_ms[i] = stash.at_ms[stash.n];
-        old->next = drop;
-        drop = old;
+        stash_evict(i, &drop);
     }
     pthread_mutex_unlock(&stash.mu);
     free_chunks(drop);
@@ -278,13 +284,7 @@ static void stash_drop_idle(uint64_t idle_ms)
     pthread_mutex_lock(&stash.mu);
     for (size_t i = 0; i < stash.n;) {
         if (idle_ms && now_ms - stash.at_ms[i] <= idle_ms) { i++; continue; }
-        fn_arena_chunk *old = stash.c[i];
-        stash.bytes -= old->size;
-        stash.c[i] = stash.c[--stash.n];
-        stash.at[i] = stash.at[stash.n];
-        stash.at_ms[i] = stash.at_ms[stash.n];
-        old->next = drop;
-        drop = old;
+        stash_evict(i, &drop);
     }
     pthread_mutex_unlock(&stash.mu);
     free_chunks(drop);

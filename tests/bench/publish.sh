@@ -33,7 +33,9 @@
 # --load-rate-mb and replays its recent searches on them, on a loader thread at the lowest
 # priority, one replica at a time), the gate's 200 shadow queries paced at GATE_QPS searches a
 # second (default 20), the switch. Each window's timeline (funnel bench --timeline) is kept
-# in $CACHE/publish-last/.
+# in $CACHE/publish-last/, with the servers' logs. SAMPLE=1 also samples the machine's and each
+# server's CPU and page faults every 0.1 s there; `tests/bench/stalls.py $CACHE/publish-last`
+# then lists each window's slow or failing seconds beside them and the servers' log lines.
 set -euo pipefail
 B=$(cd "${1:-build}" && pwd)
 N=${2:-1000000}
