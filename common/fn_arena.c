@@ -2,6 +2,7 @@
 #include "fn_arena.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -303,8 +304,9 @@ static uint64_t anon_kib(void)
     return (res - shared) * (uint64_t)(sysconf(_SC_PAGESIZE) / 1024);
 }
 
-static uint64_t anon_after_trim;   /* anon_kib() after the last malloc_trim (loop thread only) */
-static uint64_t requests_seen;     /* the count fn_mem_idle last saw */
+/* (atomic: one server loop per process calls these, but nothing stops two) */
+static _Atomic uint64_t anon_after_trim;   /* anon_kib() after the last malloc_trim */
+static _Atomic uint64_t requests_seen;     /* the count fn_mem_idle last saw */
 
 void fn_mem_release_all(void)
 {
@@ -315,7 +317,7 @@ void fn_mem_release_all(void)
 
 int fn_mem_idle(int after_large, uint64_t requests)
 {
-    int quiet = requests == requests_seen;
+    int quiet = requests - requests_seen <= FN_MEM_QUIET_REQUESTS;
     requests_seen = requests;
     if (after_large) {
         fn_mem_release_all();

@@ -85,10 +85,11 @@ void fn_mem_release_all(void);
 /* A server's memory timer: call every FN_MEM_IDLE_MS, the countdown
  * restarted by each large request (after_large: there was one, and
  * FN_MEM_IDLE_MS have passed since: fn_mem_release_all). Otherwise a sweep:
- * the stashed chunks idle for FN_MEM_IDLE_MS are freed, and, when no
- * request was served since the last call (`requests`: the server's count),
- * the heap is trimmed if the process's anonymous resident memory has grown
- * by FN_MEM_SWEEP_KIB since the last trim. That catches what no large
+ * the stashed chunks idle for FN_MEM_IDLE_MS are freed, and, when the
+ * server was quiet since the last call (at most FN_MEM_QUIET_REQUESTS
+ * requests; `requests`: the server's count), the heap is trimmed if the
+ * process's anonymous resident memory has grown by FN_MEM_SWEEP_KIB since
+ * the last trim. That catches what no large
  * request announced: gRPC's read buffers of refused over-limit messages (a
  * storm of them left 15-19 MiB in glibc's per-thread heaps). Not under
  * load: the heap's level then is what the load needs, and a trim every
@@ -96,5 +97,6 @@ void fn_mem_release_all(void);
  * Returns 1 when it trimmed. Loop thread only. */
 int fn_mem_idle(int after_large, uint64_t requests);
 #define FN_MEM_SWEEP_KIB (4u << 10)
+#define FN_MEM_QUIET_REQUESTS 16   /* in a tick (2 s): 8 a second is quiet */
 
 #endif
