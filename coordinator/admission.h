@@ -31,7 +31,8 @@
  *     after the VM paused: its searches arrive at once, and in flight over
  *     the rate (Little) counts a queue of the whole pause, over 3 targets
  *     after 0.3 s, that the cluster drains at its capacity in a fraction of
- *     that (publish runs 21 and 23 shed 18-90 searches so at 70% load);
+ *     that (publish run 23 shed 42 searches so at 70% load: 24 at a window's
+ *     start, 18 in a window with nothing happening);
  *   - or the expected time is over 90% of its own deadline;
  * and whatever the estimates, when max-inflight are in flight (memory).
  * A stall shorter than the target (a replica killed, a busy machine) does
