@@ -912,7 +912,13 @@ static void arm_htimer(search *s)
         s->timer_on = 1;
         c->search_timers++;
     }
-    uint64_t ms = next > now ? (next - now + 999999) / 1000000 : 0;
+    /* at least 1 ms: a cut-off already past whose coverage is not met yet
+     * (the answered shards too few) re-armed at 0 from on_htimer, and libuv
+     * 1.44 runs a timer due again within the same pass, before any I/O: the
+     * loop spun there forever (a coordinator at 100% CPU that never answered
+     * again, found after a gate's coverage-target test) */
+    uint64_t ms = next > now ? (next - now + 999999) / 1000000 : 1;
+    if (ms == 0) ms = 1;
     uv_timer_start(&s->htimer, on_htimer, ms, 0);
 }
 
