@@ -918,7 +918,6 @@ static void arm_htimer(search *s)
      * loop spun there forever (a coordinator at 100% CPU that never answered
      * again, found after a gate's coverage-target test) */
     uint64_t ms = next > now ? (next - now + 999999) / 1000000 : 1;
-    if (ms == 0) ms = 1;
     uv_timer_start(&s->htimer, on_htimer, ms, 0);
 }
 
