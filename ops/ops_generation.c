@@ -118,10 +118,16 @@ static int cmp_dbl(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* The p-th percentile of the searches that answered; a failed one is
+ * recorded as -1 (its time is the coordinator's refusal, not the
+ * generation's latency). Sorts v. */
 static double pct(double *v, size_t n, double p)
 {
-    if (!n) return 0;
     qsort(v, n, sizeof *v, cmp_dbl);
+    size_t k = 0;
+    while (k < n && v[k] < 0) k++;
+    v += k, n -= k;
+    if (!n) return 0;
     size_t i = (size_t)ceil(p / 100.0 * (double)n);
     return v[i ? i - 1 : 0];
 }
@@ -200,7 +206,7 @@ static int gate_search(rpc_client_t *c, side *sd, const ops_query *q, int64_t de
         if (r) protobuf_c_message_free_unpacked(&r->base, NULL);
         return shed;
     }
-    sd->lat_ms[sd->n++] = now_ms() - t0;
+    sd->lat_ms[sd->n++] = code == GRPC_STATUS_OK ? now_ms() - t0 : -1;
     *nids = 0;
     intent[0] = '\0';
     if (code != GRPC_STATUS_OK) {
@@ -243,7 +249,9 @@ static void gate_cb(void *ud, const char *qid, const double v[OPS_EVAL_NMETRICS]
  * again GATE_RETRIES times on both sides (paired, alternating, paced as the
  * first pass), and each side keeps its fastest time for them: a candidate
  * slow on those queries is slow every time, a moment of load is not there
- * every time. first95 gets the first pass's p95s, *nretried the queries run
+ * every time. A pair with a failed search is not run again: it has no
+ * latency to compare (pct leaves failed searches out). first95 gets the
+ * first pass's p95s, *nretried the queries run
  * again (0: the first pass was within the limit). 0, or -ENOMEM. */
 #define GATE_RETRIES 3
 static int tail_measure(rpc_client_t *c, side *sd, const ops_query *q, size_t nq, const ops_gate_opts *go,
@@ -264,6 +272,7 @@ static int tail_measure(rpc_client_t *c, side *sd, const ops_query *q, size_t nq
     double next = now_ms();
     for (size_t i = 0; i < nq; i++) {
         if (sd[0].lat_ms[i] < cut[0] && sd[1].lat_ms[i] < cut[1]) continue;
+        if (sd[0].lat_ms[i] < 0 || sd[1].lat_ms[i] < 0) continue;   /* a failed pair has no latency to compare */
         (*nretried)++;
         for (int t = 0; t < GATE_RETRIES; t++) {
             pace_wait(pace, &next);
