@@ -33,6 +33,7 @@
 #include <grpc/support/time.h>
 
 #include "fn_arena.h"
+#include "fn_memtimer.h"
 #include "fn_log.h"
 #include "feature_registry.h"
 #include "stage.h"
@@ -163,8 +164,7 @@ struct coord {
     uint32_t nall, capall;
     int64_t down_probe_ms;       /* min(down_probe_interval_ms, health_interval_ms) */
     uv_timer_t timer;
-    uv_timer_t trim;             /* every FN_MEM_IDLE_MS: memory back to the system (fn_mem_idle) */
-    int trim_large;              /* a large search since the timer last ran */
+    fn_mem_timer trim;           /* memory back to the system (fn_memtimer.h) */
     uint64_t start_ms;
     uint64_t requests, errors;
     retry_budget budget;         /* retries and hedges together */
@@ -822,12 +822,16 @@ static int relax_cb(void *ud, const char *term, size_t len, uint32_t pos)
 
 static void note_attempt(shard_slot *sl, const char *addr, const char *details);
 
+static int coverage_check(search *s, uint64_t now);
+
 static void slot_done(shard_slot *sl)
 {
     search *s = sl->s;
     if (--s->pending == 0) {
         if (s->timer_on) uv_timer_stop(&s->htimer);
         finish_search(s);
+    } else if (s->cov_target < 1) {
+        coverage_check(s, uv_hrtime());   /* this answer may be the one the target waited for */
     }
 }
 
@@ -887,8 +891,11 @@ static int may_hedge(const search *s, const shard_slot *sl)
 
 static void on_htimer(uv_timer_t *t);
 
-/* Arm the search's timer for its next hedge or cut-off, if any. */
-static void arm_htimer(search *s)
+/* Arm the search's timer for its next hedge or cut-off, if any. checked:
+ * the coverage target was just checked at this time (on_htimer), so a
+ * cut-off already past needs no timer: nothing changes until a shard
+ * answers, and slot_done checks again then. */
+static void arm_htimer(search *s, int checked)
 {
     coord_t *c = s->c;
     if (s->finished || s->pending == 0) return;
@@ -902,7 +909,7 @@ static void arm_htimer(search *s)
         }
         if (s->cov_target < 1) {
             uint64_t t = sl->sent_ns + cutoff_us(c, s->v, sl->shard) * 1000;
-            if (t < next) next = t;
+            if (t < next && !(checked && t <= now)) next = t;
         }
     }
     if (next == UINT64_MAX) return;
@@ -912,11 +919,12 @@ static void arm_htimer(search *s)
         s->timer_on = 1;
         c->search_timers++;
     }
-    /* at least 1 ms: a cut-off already past whose coverage is not met yet
-     * (the answered shards too few) re-armed at 0 from on_htimer, and libuv
-     * 1.44 runs a timer due again within the same pass, before any I/O: the
-     * loop spun there forever (a coordinator at 100% CPU that never answered
-     * again, found after a gate's coverage-target test) */
+    /* at least 1 ms: libuv 1.44 runs a timer due again within the same
+     * pass, before any I/O. A cut-off already past, its coverage not met
+     * yet, once re-armed at 0 from on_htimer and the loop spun there
+     * forever (a coordinator at 100% CPU that never answered again, found
+     * after a gate's coverage-target test); a past cut-off is now left to
+     * slot_done, and this floor stays for anything else due */
     uint64_t ms = next > now ? (next - now + 999999) / 1000000 : 1;
     uv_timer_start(&s->htimer, on_htimer, ms, 0);
 }
@@ -931,10 +939,10 @@ static void on_htimer(uv_timer_t *t)
     for (uint32_t i = 0; i < s->nslots; i++) {
         shard_slot *sl = &s->slots[i];
         if (!may_hedge(s, sl) || now < sl->sent_ns + hedge_after_us(c, s->v, sl->shard) * 1000) continue;
+        sl->hedged = 1;          /* one hedge per slot, granted or not (a hedge left due re-arms the timer at once) */
         if (ms_until(s->deadline) < 1) continue;
         int trial;
         backend *alt = pick_replica(c, s->v, sl->shard, sl->live[0]->b, &trial);
-        sl->hedged = 1;          /* one hedge per slot, granted or not */
         if (!alt) continue;
         if (!budget_take(&c->budget, now_ms)) {
             coord_metrics_retry_denied(c);
@@ -947,47 +955,57 @@ static void on_htimer(uv_timer_t *t)
             coord_metrics_hedge(c, sl->shard);
         }
     }
-    if (s->cov_target < 1) {
-        /* enough shards answered and every one still out is a straggler:
-         * answer without them */
-        uint32_t ok = 0, live = 0, late = 0;
-        for (uint32_t i = 0; i < s->nslots; i++) {
-            const shard_slot *sl = &s->slots[i];
-            ok += !sl->nlive && sl->resp != NULL;
-            if (sl->nlive) {
-                live++;
-                late += now >= sl->sent_ns + cutoff_us(c, s->v, sl->shard) * 1000;
-            }
-        }
-        if (live && late == live && ok >= (uint32_t)ceil(s->cov_target * s->nslots - 1e-9)) {
-            for (uint32_t i = 0; i < s->nslots; i++) {
-                shard_slot *sl = &s->slots[i];
-                if (!sl->nlive) continue;
-                orphan_live(sl);
-                sl->code = GRPC_STATUS_DEADLINE_EXCEEDED;
-                sl->left_out = 1;
-                char why[160];
-                snprintf(why, sizeof why, "left out after %.1f ms: the coverage target %.2f was met "
-                         "and this shard was slower than twice its p95", (double)(now - sl->sent_ns) / 1e6,
-                         s->cov_target);
-                note_attempt(sl, sl->b->addr, why);
-            }
-            if (s->ndegraded < 4) {
-                char *d = fn_arena_alloc(&s->mem, 96);
-                if (d) {
-                    snprintf(d, 96, "coverage target %.2f: %u slow shard%s left out", s->cov_target, live,
-                             live == 1 ? "" : "s");
-                    s->degraded[s->ndegraded++] = d;
-                }
-            }
-            s->pending -= live;
-            if (s->pending == 0) {
-                finish_search(s);
-                return;
-            }
+    if (s->cov_target < 1 && coverage_check(s, now)) return;
+    arm_htimer(s, 1);
+}
+
+/* Under a coverage target: enough shards answered and every one still out
+ * is a straggler past its cut-off - answer without them. Checked when the
+ * search's timer fires and when a shard answers. 1 if the search finished. */
+static int coverage_check(search *s, uint64_t now)
+{
+    coord_t *c = s->c;
+    if (s->finished || s->pending == 0) return 0;
+    /* enough shards answered and every one still out is a straggler:
+     * answer without them */
+    uint32_t ok = 0, live = 0, late = 0;
+    for (uint32_t i = 0; i < s->nslots; i++) {
+        const shard_slot *sl = &s->slots[i];
+        ok += !sl->nlive && sl->resp != NULL;
+        if (sl->nlive) {
+            live++;
+            late += now >= sl->sent_ns + cutoff_us(c, s->v, sl->shard) * 1000;
         }
     }
-    arm_htimer(s);
+    if (live && late == live && ok >= (uint32_t)ceil(s->cov_target * s->nslots - 1e-9)) {
+        for (uint32_t i = 0; i < s->nslots; i++) {
+            shard_slot *sl = &s->slots[i];
+            if (!sl->nlive) continue;
+            orphan_live(sl);
+            sl->code = GRPC_STATUS_DEADLINE_EXCEEDED;
+            sl->left_out = 1;
+            char why[160];
+            snprintf(why, sizeof why, "left out after %.1f ms: the coverage target %.2f was met "
+                     "and this shard was slower than twice its p95", (double)(now - sl->sent_ns) / 1e6,
+                     s->cov_target);
+            note_attempt(sl, sl->b->addr, why);
+        }
+        if (s->ndegraded < 4) {
+            char *d = fn_arena_alloc(&s->mem, 96);
+            if (d) {
+                snprintf(d, 96, "coverage target %.2f: %u slow shard%s left out", s->cov_target, live,
+                         live == 1 ? "" : "s");
+                s->degraded[s->ndegraded++] = d;
+            }
+        }
+        s->pending -= live;
+        if (s->pending == 0) {
+            if (s->timer_on) uv_timer_stop(&s->htimer);
+            finish_search(s);
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* Append "ADDR: details" (after "; then " for a retry) to sl->msg. */
@@ -1066,7 +1084,10 @@ static void on_shard_done(void *ud, grpc_status_code code, const char *details,
         }
         if (alt) {
             coord_metrics_retry(c, sl->shard);
-            if (start_shard_call(sl, alt, t, 0) == 0) return;
+            if (start_shard_call(sl, alt, t, 0) == 0) {
+                arm_htimer(s, 0);   /* the retry's own cut-off */
+                return;
+            }
             note_attempt(sl, alt->addr, "could not start the call");
             sl->code = GRPC_STATUS_INTERNAL;
         }
@@ -1835,13 +1856,6 @@ static const char *analyze_note(const search *s, fn_arena *a)
     return ar_strdup(a, buf);
 }
 
-static void on_trim(uv_timer_t *t)   /* every FN_MEM_IDLE_MS, or that long after a large search */
-{
-    coord_t *c = t->data;
-    fn_mem_idle(c->trim_large, c->requests);
-    c->trim_large = 0;
-}
-
 static void free_search_now(search *s)
 {
     /* the shard replies were unpacked into mem: one pass frees them */
@@ -1854,14 +1868,8 @@ static void free_search_now(search *s)
     /* FN_MEM_IDLE_MS after the last large search, its memory goes back to the
      * system: the arena stash (its chunks otherwise wait for 256 later
      * requests: an idle coordinator would keep them), then malloc_trim, which
-     * also returns the reply buffers gRPC freed when their writes completed.
-     * Not at once: malloc_trim walks the heap on the loop, and a run of large
-     * searches would hand pages back only to fault them in again (the
-     * timer's countdown starts over). */
-    if (big && !c->stopping) {
-        c->trim_large = 1;
-        uv_timer_again(&c->trim);
-    }
+     * also returns the reply buffers gRPC freed when their writes completed. */
+    if (big && !c->stopping) fn_mem_timer_large(&c->trim);
 }
 
 static void on_htimer_closed(uv_handle_t *h)
@@ -3075,7 +3083,7 @@ static void fan_out(search *s, int64_t shard_us, int64_t left_us)
         }
     }
     if (--s->pending == 0) finish_search(s);
-    else arm_htimer(s);
+    else arm_htimer(s, 0);
 }
 
 /* Relaxation (docs/query-language.md "Relaxation"): an all_terms query whose
@@ -4197,7 +4205,7 @@ static void on_server_stopped(void *ud)
 {
     coord_t *c = ud;
     c->srv = NULL;
-    uv_close((uv_handle_t *)&c->trim, on_trim_closed);
+    fn_mem_timer_close(&c->trim, on_trim_closed);
 }
 
 /* The server goes last: its completion queue carries our outgoing calls. */
@@ -4369,9 +4377,7 @@ int coord_start(uv_loop_t *loop, const coord_opts *o, coord_t **out, fn_errbuf *
         abort();
     }
     c->timer.data = c;
-    uv_timer_init(loop, &c->trim);   /* (cannot fail on Linux) */
-    c->trim.data = c;
-    uv_timer_start(&c->trim, on_trim, FN_MEM_IDLE_MS, FN_MEM_IDLE_MS);
+    fn_mem_timer_start(&c->trim, loop, &c->requests, c);
     if (o->health_interval_ms > 0)
         uv_timer_start(&c->timer, on_timer, 0, (uint64_t)c->down_probe_ms);
     rpc_server_set_serving(c->srv, 1);

@@ -8,6 +8,8 @@ fields funnel search does not set, or the gRPC trailers:
                        failure saying the shard was left out and a `degraded` line, within
                        1.5 s while that shard is 1 s late (the test makes it so); one without a
                        coverage target waits for every shard.
+  coverage-late ADDR   3 searches with coverage_target 0.5 while shard 0 is 300 ms late and shard 1
+                       1 s (both past their cut-offs): each partial, answered at shard 0's answer.
   trace ADDR RID       a search with request_id RID (no hedge): slowest_shard names a shard, slowest_stage a stage.
 """
 import sys
@@ -84,6 +86,18 @@ def main():
         except grpc.RpcError as e:
             assert e.code() == grpc.StatusCode.INVALID_ARGUMENT and "coverage_target" in e.details(), e
             print("coverage_target 1.5 ->", e.code().name, e.details())
+    elif mode == "coverage-late":
+        # shard 0 300 ms late, shard 1 1 s: both past their cut-offs before either answers
+        for i in range(3):
+            t0 = time.monotonic()
+            r = search(ch, query="boundary layer %d" % i, k=10, coverage_target=0.5)
+            dt = time.monotonic() - t0
+            print("coverage_target 0.5, every shard past its cut-off: %.3f s, %d/%d shards, degraded %s" % (
+                dt, r.coverage.shards_answered, r.coverage.shards_asked, list(r.degraded)))
+            assert r.partial and r.coverage.shards_answered == 1, r.coverage
+            assert any("coverage target" in d for d in r.degraded), r.degraded
+            assert any("left out" in f.message for f in r.failures), [f.message for f in r.failures]
+            assert 0.25 <= dt < 0.95, "%.3f s: not at shard 0's answer (0.3 s), before shard 1's (1 s)" % dt
     elif mode == "trace":
         rid = sys.argv[4]
         # no hedge: the test counts one shard_search line per shard (a hedge to a

@@ -16,7 +16,19 @@ FP=${4:?faultproxy binary}
 # the proxies and coordinators started here, stopped before lib.sh's cleanup
 # (every daemon also has stdout on /dev/null: one holding the test's stdout
 # would keep meson waiting after the script ended)
-stop_mine() { for p in "$T"/c/*.pid "$T"/px*.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null; done; }
+# (SIGTERM, then SIGKILL for what still runs 5 s later: a coordinator whose loop
+# spun - the coverage-target hang fixed in 2d7ce89 - never handled the SIGTERM)
+stop_mine() {
+    local p left
+    for p in "$T"/c/*.pid "$T"/px*.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null; done
+    for _ in $(seq 50); do
+        left=0
+        for p in "$T"/c/*.pid "$T"/px*.pid; do [ -f "$p" ] && kill -0 "$(cat "$p")" 2>/dev/null && left=1; done
+        [ $left = 0 ] && return
+        sleep 0.1
+    done
+    for p in "$T"/c/*.pid "$T"/px*.pid; do [ -f "$p" ] && kill -9 "$(cat "$p")" 2>/dev/null; done
+}
 trap 'rc=$?; stop_mine; (exit $rc); cleanup' EXIT
 "$PY" -c 'import grpc, google.protobuf' 2>/dev/null || { echo "SKIP: no python3-grpcio"; exit 77; }
 PROTO=$HERE/../../proto
@@ -108,12 +120,15 @@ ok "hedges on shard 0: $hs sent, $hw won (the slow replica is tried again now an
 echo "delay_ms=0" >"$T/ctl"
 
 # ---- coverage target: shard 1's only path is 1 s late ----
+# (shard 0 behind a proxy too, without delay until the late-first-answer case)
 S1=$(cat "$R/shard-1-r0.addr") S1B=$(cat "$R/shard-1-r1.addr")
 "$FP" --listen 127.0.0.1:0 --addr-file "$T/px2.addr" --target "$S1" --control "$T/ctl2" >/dev/null 2>"$T/px2.err" &
 echo $! >"$T/px2.pid"
-for _ in $(seq 50); do [ -s "$T/px2.addr" ] && break; sleep 0.1; done
 R0=$(cat "$R/shard-0-r0.addr")
-printf 'shard 0 %s\nshard 1 %s\n' "$R0" "$(cat "$T/px2.addr")" >"$T/topo2.conf"
+"$FP" --listen 127.0.0.1:0 --addr-file "$T/px3.addr" --target "$R0" --control "$T/ctl3" >/dev/null 2>"$T/px3.err" &
+echo $! >"$T/px3.pid"
+for _ in $(seq 50); do [ -s "$T/px2.addr" ] && [ -s "$T/px3.addr" ] && break; sleep 0.1; done
+printf 'shard 0 %s\nshard 1 %s\n' "$(cat "$T/px3.addr")" "$(cat "$T/px2.addr")" >"$T/topo2.conf"
 # no health probes: 500 ms each way is over the probe deadline (500 ms), and a probe that
 # failed before the search (under ASan on a busy host: the client's start) marked the replica
 # down, so the search never called it and there was nothing for the coverage target to leave out
@@ -126,6 +141,14 @@ CC=$(cat "$T/c/cov.addr")
 echo "delay_ms=500" >"$T/ctl2"; sleep 0.3
 "$PY" "$HERE/serving_client.py" "$PROTO" coverage "$CC" >"$T/cov.out" 2>&1 || { cat "$T/cov.out"; fail "coverage target"; }
 while read -r l; do ok "$l"; done <"$T/cov.out"
+# every shard past its cut-off before the first answer (shard 0 300 ms late, shard 1
+# 1 s): the target is met by shard 0's answer, not by a timer (a timer re-armed at
+# 0 ms for the passed cut-offs once spun the coordinator's loop forever)
+echo "delay_ms=150" >"$T/ctl3"; sleep 0.3
+"$PY" "$HERE/serving_client.py" "$PROTO" coverage-late "$CC" >"$T/cov2.out" 2>&1 \
+    || { cat "$T/cov2.out"; fail "coverage target met by the first shard's late answer"; }
+while read -r l; do ok "$l"; done <"$T/cov2.out"
+echo "delay_ms=0" >"$T/ctl3"
 
 # ---- load shedding: more at once than --max-inflight (shard 1 still 1 s late) ----
 CS=$(TOPO=$T/topo2.conf start_coord shed --max-inflight 4)
