@@ -304,9 +304,9 @@ static uint64_t anon_kib(void)
     return (res - shared) * (uint64_t)(sysconf(_SC_PAGESIZE) / 1024);
 }
 
-/* (atomic: one server loop per process calls these, but nothing stops two) */
+/* (atomic: one server loop per process calls these, but nothing stops two;
+ * the resident memory it tracks is the process's) */
 static _Atomic uint64_t anon_after_trim;   /* anon_kib() after the last malloc_trim */
-static _Atomic uint64_t requests_seen;     /* the count fn_mem_idle last saw */
 
 void fn_mem_release_all(void)
 {
@@ -315,10 +315,9 @@ void fn_mem_release_all(void)
     anon_after_trim = anon_kib();
 }
 
-int fn_mem_idle(int after_large, uint64_t requests)
+int fn_mem_idle(int after_large, uint64_t requests_since)
 {
-    int quiet = requests - requests_seen <= FN_MEM_QUIET_REQUESTS;
-    requests_seen = requests;
+    int quiet = requests_since <= FN_MEM_QUIET_REQUESTS;
     if (after_large) {
         fn_mem_release_all();
         return 1;

@@ -82,12 +82,12 @@ void fn_mem_release_all(void);
  * (large requests 0.6-1.8 s apart). The cost: up to the stash's 16 MiB and
  * the freed heap kept 2 s longer after a burst. */
 #define FN_MEM_IDLE_MS 2000
-/* A server's memory timer: call every FN_MEM_IDLE_MS, the countdown
- * restarted by each large request (after_large: there was one, and
- * FN_MEM_IDLE_MS have passed since: fn_mem_release_all). Otherwise a sweep:
- * the stashed chunks idle for FN_MEM_IDLE_MS are freed, and, when the
- * server was quiet since the last call (at most FN_MEM_QUIET_REQUESTS
- * requests; `requests`: the server's count), the heap is trimmed if the
+/* A server's memory timer's tick (fn_memtimer.h): every FN_MEM_IDLE_MS, the
+ * countdown restarted by each large request (after_large: there was one,
+ * and FN_MEM_IDLE_MS have passed since: fn_mem_release_all). Otherwise a
+ * sweep: the stashed chunks idle for FN_MEM_IDLE_MS are freed, and, when
+ * the server was quiet since the last tick (requests_since, its requests
+ * since then, at most FN_MEM_QUIET_REQUESTS), the heap is trimmed if the
  * process's anonymous resident memory has grown by FN_MEM_SWEEP_KIB since
  * the last trim. That catches what no large
  * request announced: gRPC's read buffers of refused over-limit messages (a
@@ -95,7 +95,7 @@ void fn_mem_release_all(void);
  * load: the heap's level then is what the load needs, and a trim every
  * 2 s at 300 searches a second only had the pages faulted in again.
  * Returns 1 when it trimmed. Loop thread only. */
-int fn_mem_idle(int after_large, uint64_t requests);
+int fn_mem_idle(int after_large, uint64_t requests_since);
 #define FN_MEM_SWEEP_KIB (4u << 10)
 #define FN_MEM_QUIET_REQUESTS 16   /* in a tick (2 s): 8 a second is quiet */
 

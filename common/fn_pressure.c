@@ -1,4 +1,5 @@
 /* fn_pressure.c - CPU pressure from Linux PSI (fn_pressure.h). */
+#define _GNU_SOURCE   /* SCHED_IDLE */
 #include "fn_pressure.h"
 
 #include <errno.h>
@@ -7,6 +8,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sched.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 
 static uint64_t mono_ns(void)
 {
@@ -68,4 +72,12 @@ int fn_pressure_busy(void *ud)
 {
     fn_pressure *p = ud;
     return fn_pressure_share(p) > p->threshold;
+}
+
+int fn_thread_background(void)
+{
+    struct sched_param sp = { .sched_priority = 0 };
+    if (sched_setscheduler(0, SCHED_IDLE, &sp) == 0) return 1;   /* 0: the calling thread */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19) == 0) return 0;
+    return -errno;
 }

@@ -38,4 +38,13 @@ double fn_pressure_share(fn_pressure *p);
  * threshold. */
 int fn_pressure_busy(void *ud);
 
+/* Put the calling thread below every other thread on the machine, for
+ * work that is never urgent (a generation's load and warm-up, its close):
+ * SCHED_IDLE, which a normal thread waking preempts at once - under nice 19
+ * it preempts only once its lead in virtual runtime exceeds the scheduler's
+ * wakeup granularity, milliseconds of a search's time on a busy 2-core
+ * machine - else nice 19. 1 under SCHED_IDLE, 0 under nice 19, or -errno
+ * when neither took. Linux: the thread's own policy and nice value. */
+int fn_thread_background(void);
+
 #endif

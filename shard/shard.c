@@ -16,6 +16,7 @@
 #include <sys/syscall.h>
 
 #include "fn_arena.h"
+#include "fn_memtimer.h"
 #include "fn_log.h"
 #include "fn_metrics.h"
 #include "fn_pressure.h"
@@ -111,8 +112,7 @@ struct shard {
     shard_gen *live, *prev, *staged;
     uv_thread_t loader;
     uv_async_t load_done;         /* the loader thread's completion, to the loop */
-    uv_timer_t trim;              /* every FN_MEM_IDLE_MS: memory back to the system (fn_mem_idle) */
-    int trim_large;               /* a large request since the timer last ran */
+    fn_mem_timer trim;            /* memory back to the system (fn_memtimer.h) */
     gen_closer *closers;          /* generations closing off the loop (loop thread's list) */
     gen_load *loading;            /* the load running, or NULL */
     atomic_int load_abort;        /* set on stop: the loader's warm-up ends early */
@@ -460,7 +460,7 @@ static void gen_closer_main(void *arg)
 {
     gen_closer *c = arg;
     /* below the searches, as the loader is: freeing is never urgent */
-    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
+    fn_thread_background();
     uint64_t t0 = uv_hrtime();
     char name[sizeof c->g->name];
     snprintf(name, sizeof name, "%s", c->g->name);
@@ -968,13 +968,6 @@ static int refuse_if_broken(shard_t *s, rpc_call_t *call)
 
 static void gen_unref(shard_t *s, shard_gen *g);
 
-static void on_trim(uv_timer_t *t)   /* every FN_MEM_IDLE_MS, or that long after a large request */
-{
-    shard_t *s = t->data;
-    fn_mem_idle(s->trim_large, s->requests);
-    s->trim_large = 0;
-}
-
 static void job_free(search_job *j)
 {
     if (j->g) gen_unref(j->s, j->g);
@@ -988,14 +981,8 @@ static void job_free(search_job *j)
     /* FN_MEM_IDLE_MS after the last large request, its memory goes back to the
      * system: the arena stash (its chunks otherwise wait for 256 later
      * requests: an idle shard would keep them), then malloc_trim, which also
-     * returns the reply buffers gRPC freed when their writes completed. Not
-     * at once: malloc_trim walks the heap on the loop, and a run of large
-     * requests would hand pages back only to fault them in again (the
-     * timer's countdown starts over). */
-    if (big && !s->stopping) {
-        s->trim_large = 1;
-        uv_timer_again(&s->trim);
-    }
+     * returns the reply buffers gRPC freed when their writes completed. */
+    if (big && !s->stopping) fn_mem_timer_large(&s->trim);
 }
 
 /* What a search leaves in the log, each line naming the coordinator's
@@ -2215,9 +2202,10 @@ static void load_main(void *arg)   /* the loader thread: open and check the whol
 {
     shard_t *s = arg;
     gen_load *l = s->loading;
-    /* below the searches: the checksum of a large file must not take the
-     * cores searches are served on (Linux: a thread's own nice value) */
-    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
+    /* below the searches: the checksum of a large file and the warm-up
+     * must not take the cores searches are served on, nor keep a waking
+     * search waiting (SCHED_IDLE: fn_pressure.h) */
+    fn_thread_background();
     /* and below their reads: a generation read from disk (a page cache that
      * dropped it) must not queue ahead of a search's page faults on the live
      * one (the idle I/O class: honoured by the mq-deadline and bfq
@@ -2466,9 +2454,7 @@ int shard_start(uv_loop_t *loop, const shard_config *cfg, shard_t **out, fn_errb
         goto fail_reader;
     }
     s->load_done.data = s;
-    uv_timer_init(loop, &s->trim);   /* (cannot fail on Linux) */
-    s->trim.data = s;
-    uv_timer_start(&s->trim, on_trim, FN_MEM_IDLE_MS, FN_MEM_IDLE_MS);
+    fn_mem_timer_start(&s->trim, loop, &s->requests, s);
 
     rpc_method methods[] = {
         {RPC_METHOD_SHARD_SEARCH, &funnel__v1__shard_search_request__descriptor,
@@ -2490,7 +2476,7 @@ int shard_start(uv_loop_t *loop, const shard_config *cfg, shard_t **out, fn_errb
 
 fail_pool:
     /* the handles are closed by the loop; s must outlive them */
-    uv_close((uv_handle_t *)&s->trim, on_trim_closed);
+    fn_mem_timer_close(&s->trim, on_trim_closed);
     gen_close(s->live);
     s->live = NULL;
     su_close(s->updates);
@@ -2549,7 +2535,7 @@ static void on_rpc_stopped(void *ud)
     rank_ranker_unref(s->stage1);
     rank_ranker_unref(s->stage1_cand);
     uv_mutex_destroy(&s->model_mu);
-    uv_close((uv_handle_t *)&s->trim, on_trim_closed);
+    fn_mem_timer_close(&s->trim, on_trim_closed);
 }
 
 void shard_stop(shard_t *s, void (*done)(void *ud), void *ud)

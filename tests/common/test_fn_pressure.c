@@ -1,6 +1,9 @@
 /* test_fn_pressure.c - CPU pressure from a PSI file (common/fn_pressure.h),
  * on a file the test writes, and on the kernel's when it has one. */
+#define _GNU_SOURCE   /* SCHED_IDLE */
 #include <criterion/criterion.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -87,4 +90,25 @@ Test(fn_pressure, the_kernels_file)
         cr_assert(s >= 0 && s <= 1, "share %f", s);
     }
     fn_pressure_close(&p);
+}
+
+/* fn_thread_background: the calling thread, and only it, goes under
+ * SCHED_IDLE (an unprivileged thread may always lower its own policy). */
+static void *bg_main(void *arg)
+{
+    int *r = arg;
+    r[0] = fn_thread_background();
+    r[1] = sched_getscheduler(0);
+    return NULL;
+}
+
+Test(fn_pressure, a_background_thread_is_idle_class_alone)
+{
+    int r[2] = { -100, -100 };
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, bg_main, r), 0);
+    cr_assert_eq(pthread_join(t, NULL), 0);
+    cr_assert_eq(r[0], 1, "fn_thread_background: %d", r[0]);
+    cr_assert_eq(r[1], SCHED_IDLE, "the thread's policy: %d", r[1]);
+    cr_assert_eq(sched_getscheduler(0), SCHED_OTHER, "the caller's thread is unchanged");
 }
