@@ -37,6 +37,7 @@ Q=$DATA/cranfield/queries.tsv
 QR=$DATA/cranfield/qrels.trec
 K=${EXP_PAGES:-32}        # interleaved pages a query (team-draft coin sequences)
 NEXP=100 SESS=${EXP_SESSIONS:-1500}
+CLICKS=${EXP_CLICK_MODEL:-cascade}   # the simulated users (funnel clicks simulate --model)
 t0=$(now_ms)
 
 "$FUNNEL" experiment report --impressions x >/dev/null 2>&1; [ $? -eq 2 ] || fail "no --clicks: exit 2"
@@ -104,7 +105,7 @@ NSW=20    # and 20 with the teams' labels swapped: B is then the model
 "$PY" "$HERE/experiment_pages.py" sample "$T/il.jsonl" "$T/x.jsonl" $NEXP $SESS 1 $NSW >"$T/sample.out" || fail "sample"
 # every session a held-out (even) query
 ! grep -q '"request_id":"[0-9]*[13579]/' "$T/x.jsonl" || fail "a session of a training query"
-"$FUNNEL" clicks simulate --impressions "$T/x.jsonl" --qrels "$T/held.qrels" --model cascade --seed 1 \
+"$FUNNEL" clicks simulate --impressions "$T/x.jsonl" --qrels "$T/held.qrels" --model "$CLICKS" --seed 1 \
     --out "$T/x.clicks" >"$T/x.sim" || fail "clicks simulate"
 "$FUNNEL" experiment report --impressions "$T/x.jsonl" --clicks "$T/x.clicks" >"$T/x.report" || fail "experiment report"
 FIRST='"request_id":"[0-9]+/e[0-9]+n([0-9]{1,2}|[0-4][0-9]{2})"'
