@@ -1,7 +1,10 @@
 /* fn_memtimer.h - a server's memory timer: fn_mem_idle (fn_arena.h) on its
  * loop every FN_MEM_IDLE_MS, its countdown started over by each large
  * request, so that the memory of a run of large requests goes back to the
- * system FN_MEM_IDLE_MS after the last of them, not between them.
+ * system FN_MEM_IDLE_MS after the last of them, not between them: the arena
+ * stash (its chunks otherwise wait for 256 later requests, and an idle
+ * server would keep them), then malloc_trim, which also returns the reply
+ * buffers gRPC freed when their writes completed.
  *
  * The coordinator and the shard embed one each. Loop thread only.
  */

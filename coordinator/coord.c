@@ -830,7 +830,7 @@ static void slot_done(shard_slot *sl)
     if (--s->pending == 0) {
         if (s->timer_on) uv_timer_stop(&s->htimer);
         finish_search(s);
-    } else if (s->cov_target < 1) {
+    } else {
         coverage_check(s, uv_hrtime());   /* this answer may be the one the target waited for */
     }
 }
@@ -955,7 +955,7 @@ static void on_htimer(uv_timer_t *t)
             coord_metrics_hedge(c, sl->shard);
         }
     }
-    if (s->cov_target < 1 && coverage_check(s, now)) return;
+    if (coverage_check(s, now)) return;
     arm_htimer(s, 1);
 }
 
@@ -965,9 +965,7 @@ static void on_htimer(uv_timer_t *t)
 static int coverage_check(search *s, uint64_t now)
 {
     coord_t *c = s->c;
-    if (s->finished || s->pending == 0) return 0;
-    /* enough shards answered and every one still out is a straggler:
-     * answer without them */
+    if (s->cov_target >= 1 || s->finished || s->pending == 0) return 0;
     uint32_t ok = 0, live = 0, late = 0;
     for (uint32_t i = 0; i < s->nslots; i++) {
         const shard_slot *sl = &s->slots[i];
@@ -1865,10 +1863,7 @@ static void free_search_now(search *s)
     view_unref(s->v);
     fn_arena_free(&s->mem);
     free(s);
-    /* FN_MEM_IDLE_MS after the last large search, its memory goes back to the
-     * system: the arena stash (its chunks otherwise wait for 256 later
-     * requests: an idle coordinator would keep them), then malloc_trim, which
-     * also returns the reply buffers gRPC freed when their writes completed. */
+    /* its memory back to the system after the run of large ones (fn_memtimer.h) */
     if (big && !c->stopping) fn_mem_timer_large(&c->trim);
 }
 

@@ -271,8 +271,8 @@ static int tail_measure(rpc_client_t *c, side *sd, const ops_query *q, size_t nq
     if (first95[1] <= go->max_latency_ratio * first95[0] + go->latency_slack_ms) return 0;
     double next = now_ms();
     for (size_t i = 0; i < nq; i++) {
-        if (sd[0].lat_ms[i] < cut[0] && sd[1].lat_ms[i] < cut[1]) continue;
         if (sd[0].lat_ms[i] < 0 || sd[1].lat_ms[i] < 0) continue;   /* a failed pair has no latency to compare */
+        if (sd[0].lat_ms[i] < cut[0] && sd[1].lat_ms[i] < cut[1]) continue;
         (*nretried)++;
         for (int t = 0; t < GATE_RETRIES; t++) {
             pace_wait(pace, &next);

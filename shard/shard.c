@@ -12,7 +12,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <sys/resource.h>
 #include <sys/syscall.h>
 
 #include "fn_arena.h"
@@ -978,10 +977,7 @@ static void job_free(search_job *j)
     free(j->user_terms);
     shard_t *s = j->s;
     free(j);
-    /* FN_MEM_IDLE_MS after the last large request, its memory goes back to the
-     * system: the arena stash (its chunks otherwise wait for 256 later
-     * requests: an idle shard would keep them), then malloc_trim, which also
-     * returns the reply buffers gRPC freed when their writes completed. */
+    /* its memory back to the system after the run of large ones (fn_memtimer.h) */
     if (big && !s->stopping) fn_mem_timer_large(&s->trim);
 }
 
