@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 int fn_read_lines(const char *path, fn_line_fn fn, void *ud, fn_errbuf *eb)
@@ -122,6 +123,7 @@ int fn_write_checksummed(const char *path, fn_sbuf *b, fn_errbuf *eb)
     } else {
         int bad = fwrite(b->p, 1, b->len, f) != b->len;
         bad |= fflush(f) != 0;
+        bad |= fsync(fileno(f)) != 0;   /* the bytes on disk before the name points at them */
         int e = errno;
         bad |= fclose(f) != 0;
         if (bad) rc = fn_seterr(eb, -(e ? e : EIO), "%s: cannot write: %s", tmp, strerror(e ? e : EIO));

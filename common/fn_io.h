@@ -38,7 +38,7 @@ int fn_sbuf_printf(fn_sbuf *b, const char *fmt, ...) __attribute__((format(print
 /* Checksummed text files (the intent and content-filter models): the last
  * line is "checksum HEX16\n", the XXH64 (seed 0) of every byte before it.
  * fn_write_checksummed appends that line to b's text and writes it to path
- * atomically (path.tmp, then rename); b is freed either way. */
+ * atomically (path.tmp, fsync'd, then renamed); b is freed either way. */
 int fn_write_checksummed(const char *path, fn_sbuf *b, fn_errbuf *eb);
 
 /* Read path (at most max bytes) and check its last line against the bytes

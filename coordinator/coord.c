@@ -34,6 +34,7 @@
 
 #include "fn_arena.h"
 #include "fn_memtimer.h"
+#include "fn_modelstate.h"
 #include "fn_log.h"
 #include "feature_registry.h"
 #include "stage.h"
@@ -140,6 +141,32 @@ typedef struct coord_metrics {
     fn_mgauge *inflight, *limit;
 } coord_metrics;
 
+/* A staged model's bytes as pushed (malloc'd; NULL = none), for --model-state */
+typedef struct staged_src {
+    char *p;
+    size_t len;
+    char name[256];
+} staged_src;
+
+static void staged_clear(staged_src *z)
+{
+    free(z->p);
+    *z = (staged_src){ 0 };
+}
+
+/* copy a STAGE's bytes; -ENOMEM */
+static int staged_set(staged_src *z, const void *p, size_t len, const char *name)
+{
+    char *b = malloc(len ? len : 1);
+    if (!b) return -ENOMEM;
+    memcpy(b, p, len);
+    free(z->p);
+    z->p = b;
+    z->len = len;
+    snprintf(z->name, sizeof z->name, "%s", name);
+    return 0;
+}
+
 struct coord {
     uv_loop_t *loop;
     coord_opts o;
@@ -151,6 +178,11 @@ struct coord {
     syn_dict_t *syn;             /* WordNet synonyms (NULL = none) */
     intent_model_t *intent;      /* query intent (NULL = none) */
     intent_model_t *intent_cand; /* a staged intent model (PushModel STAGE stage 3), or NULL */
+    /* --model-state DIR (fn_modelstate.h): what is live is written there
+     * before it goes live, so the staged candidates' bytes are kept for
+     * their ACTIVATE; model_state NULL = off */
+    char *model_state;
+    staged_src stage2_src, intent_src;
     char intent_desc[512], intent_cand_desc[512];   /* their descriptions (PushModelResponse.model) */
     idx_analyzer_t *an, *an_raw; /* the index's analyzer, and it without stemming (synonyms) */
     coord_implog *implog;        /* the impression log, or NULL */
@@ -3218,6 +3250,23 @@ static void intent_describe(const char *name, const intent_model_t *m, char *buf
     if (at < cap) snprintf(buf + at, cap - at, "; %u buckets)", (unsigned)intent_model_buckets(m));
 }
 
+/* --model-state: write what is about to go live (len 0: none) before it
+ * does. 0, or a reply already sent (INTERNAL naming the file and the
+ * reason: the push is refused, the old model stays live). */
+static int state_keep(coord_t *c, rpc_call_t *call, const char *stage, const char *name, const void *p,
+                      size_t len)
+{
+    if (!c->model_state) return 0;
+    fn_errbuf eb = {{0}};
+    int rc = fn_modelstate_save(c->model_state, stage, name, p, len, &eb);
+    if (rc == 0) return 0;
+    char msg[700];
+    snprintf(msg, sizeof msg, "model state: %s (the model is not live: the one before stays)", fn_errmsg(&eb, rc));
+    FN_ERROR("%s", msg);
+    rpc_call_reply(call, GRPC_STATUS_INTERNAL, msg, NULL);
+    return -1;
+}
+
 /* Stage 3: the coordinator's query-intent model (mode checked). A search
  * predicts on the loop thread when it arrives and copies the scores and
  * names it keeps, so a model can be freed as soon as it is replaced. */
@@ -3243,6 +3292,11 @@ static void push_intent(coord_t *c, rpc_call_t *call, const Funnel__V1__PushMode
         return;
     }
     if (mode == RANK_PUSH_STAGE) {
+        if (c->model_state && staged_set(&c->intent_src, req->model.data, req->model.len, name)) {
+            intent_model_free(m);
+            rpc_call_reply(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "coordinator out of memory", NULL);
+            return;
+        }
         intent_model_free(c->intent_cand);
         c->intent_cand = m;
         intent_describe(name, m, c->intent_cand_desc, sizeof c->intent_cand_desc);
@@ -3251,12 +3305,21 @@ static void push_intent(coord_t *c, rpc_call_t *call, const Funnel__V1__PushMode
     } else if (mode == RANK_PUSH_DISCARD) {
         intent_model_free(c->intent_cand);
         c->intent_cand = NULL;
+        staged_clear(&c->intent_src);
         r.model = c->intent ? c->intent_desc : (char *)"none";
     } else {
+        int kept = mode == RANK_PUSH_ACTIVATE
+                       ? state_keep(c, call, "intent", c->intent_src.name, c->intent_src.p, c->intent_src.len)
+                       : state_keep(c, call, "intent", name, req->model.data, req->model.len);
+        if (kept) {
+            intent_model_free(m);
+            return;
+        }
         intent_model_t *old = c->intent;
         if (mode == RANK_PUSH_ACTIVATE) {
             c->intent = c->intent_cand;
             c->intent_cand = NULL;
+            staged_clear(&c->intent_src);
             memcpy(c->intent_desc, c->intent_cand_desc, sizeof c->intent_desc);
         } else {
             c->intent = m;
@@ -3374,6 +3437,11 @@ static void handle_push(rpc_call_t *call, const ProtobufCMessage *msg, void *ud)
     if (req->stage == 2) {
         Funnel__V1__PushModelResponse r = FUNNEL__V1__PUSH_MODEL_RESPONSE__INIT;
         if (mode == RANK_PUSH_STAGE) {
+            if (c->model_state && staged_set(&c->stage2_src, req->model.data, req->model.len, name)) {
+                rank_ranker_unref(rk);
+                rpc_call_reply(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "coordinator out of memory", NULL);
+                return;
+            }
             rank_ranker_unref(c->stage2_cand);
             c->stage2_cand = rk;
             FN_INFO("stage-2 model %s staged (searches with candidate_model use it)", rank_ranker_describe(rk));
@@ -3381,6 +3449,7 @@ static void handle_push(rpc_call_t *call, const ProtobufCMessage *msg, void *ud)
         } else if (mode == RANK_PUSH_DISCARD) {
             rank_ranker_unref(c->stage2_cand);
             c->stage2_cand = NULL;
+            staged_clear(&c->stage2_src);
             r.model = (char *)(c->stage2 ? rank_ranker_describe(c->stage2) : "none");
         } else {
             if (mode == RANK_PUSH_ACTIVATE) {
@@ -3389,8 +3458,13 @@ static void handle_push(rpc_call_t *call, const ProtobufCMessage *msg, void *ud)
                                    NULL);
                     return;
                 }
+                if (state_keep(c, call, "stage2", c->stage2_src.name, c->stage2_src.p, c->stage2_src.len)) return;
                 rk = c->stage2_cand;
                 c->stage2_cand = NULL;
+                staged_clear(&c->stage2_src);
+            } else if (state_keep(c, call, "stage2", name, req->model.data, req->model.len)) {
+                rank_ranker_unref(rk);
+                return;
             }
             rank_ranker *old = c->stage2;
             c->stage2 = rk;   /* loop thread: searches finishing from now on use it; in flight keep theirs */
@@ -4154,6 +4228,15 @@ static void on_timer(uv_timer_t *t)
 
 /* ---- start / stop ---- */
 
+/* a model state file that does not parse: name it and the way out */
+static void state_blame(const fn_modelstate *st, int rc, fn_errbuf *eb)
+{
+    char m[sizeof eb->msg];
+    snprintf(m, sizeof m, "%s", fn_errmsg(eb, rc));
+    fn_seterr(eb, rc, "%s: %s (the last pushed model; move the file away to start with the configured one)",
+              st->path, m);
+}
+
 static void free_coord(coord_t *c)
 {
     rank_ranker_unref(c->stage2);
@@ -4162,6 +4245,9 @@ static void free_coord(coord_t *c)
     syn_dict_destroy(c->syn);
     intent_model_free(c->intent);
     intent_model_free(c->intent_cand);
+    staged_clear(&c->stage2_src);
+    staged_clear(&c->intent_src);
+    free(c->model_state);
     idx_analyzer_destroy(c->an);
     idx_analyzer_destroy(c->an_raw);
     coord_implog_close(c->implog);
@@ -4250,8 +4336,28 @@ int coord_start(uv_loop_t *loop, const coord_opts *o, coord_t **out, fn_errbuf *
     const idx_feature_def *reg = idx_features(&nreg);
     c->nfnames = nreg < 64 ? nreg : 64;
     for (size_t i = 0; i < c->nfnames; i++) c->fnames[i] = reg[i].name;
-    if (co->stage2_model && *co->stage2_model &&
-        (rc = rank_ranker_load(co->stage2_model, c->fnames, NULL, c->nfnames, &c->stage2, eb))) {
+    if (co->model_state && *co->model_state && !(c->model_state = strdup(co->model_state))) {
+        free(c);
+        return fn_seterr(eb, -ENOMEM, "out of memory");
+    }
+    fn_modelstate st;
+    rc = c->model_state ? fn_modelstate_load(c->model_state, "stage2", &st, eb) : 1;
+    if (rc == 0) {   /* the last push wins over --stage2-model */
+        if (st.len) rc = rank_ranker_parse(st.model, st.len, st.name, c->fnames, NULL, c->nfnames, &c->stage2, eb);
+        if (rc == 0)
+            FN_INFO("stage-2 model %s from %s (the last push; --stage2-model %s not used)",
+                    c->stage2 ? rank_ranker_describe(c->stage2) : "none", st.path,
+                    co->stage2_model && *co->stage2_model ? co->stage2_model : "(none)");
+        else
+            state_blame(&st, rc, eb);
+        fn_modelstate_free(&st);
+    } else if (rc == 1) {
+        rc = co->stage2_model && *co->stage2_model
+                 ? rank_ranker_load(co->stage2_model, c->fnames, NULL, c->nfnames, &c->stage2, eb)
+                 : 0;
+    }
+    if (rc) {
+        free(c->model_state);
         free(c);
         return rc;
     }
@@ -4307,11 +4413,29 @@ int coord_start(uv_loop_t *loop, const coord_opts *o, coord_t **out, fn_errbuf *
         if ((rc = idx_analyzer_create(&ao, &c->an_raw, eb))) goto fail_alloc;
         if (co->synonyms && *co->synonyms && (rc = syn_dict_load(co->synonyms, co->synonym_senses, &c->syn, eb)))
             goto fail_alloc;
-        if (co->intent_model && *co->intent_model && (rc = intent_model_load(co->intent_model, &c->intent, eb)))
+        rc = c->model_state ? fn_modelstate_load(c->model_state, "intent", &st, eb) : 1;
+        if (rc == 0) {   /* the last push wins over --intent-model */
+            if (st.len) rc = intent_model_parse(st.model, st.len, st.name, &c->intent, eb);
+            if (rc == 0) {
+                intent_describe(st.name, c->intent, c->intent_desc, sizeof c->intent_desc);
+                FN_INFO("intent model %s from %s (the last push; --intent-model %s not used)",
+                        c->intent ? c->intent_desc : "none", st.path,
+                        co->intent_model && *co->intent_model ? co->intent_model : "(none)");
+            } else {
+                state_blame(&st, rc, eb);
+            }
+            fn_modelstate_free(&st);
+            if (rc) goto fail_alloc;
+        } else if (rc < 0) {
             goto fail_alloc;
-        if (c->intent) {
-            const char *base = strrchr(co->intent_model, '/');
-            intent_describe(base ? base + 1 : co->intent_model, c->intent, c->intent_desc, sizeof c->intent_desc);
+        } else {
+            rc = 0;
+            if (co->intent_model && *co->intent_model && (rc = intent_model_load(co->intent_model, &c->intent, eb)))
+                goto fail_alloc;
+            if (c->intent) {
+                const char *base = strrchr(co->intent_model, '/');
+                intent_describe(base ? base + 1 : co->intent_model, c->intent, c->intent_desc, sizeof c->intent_desc);
+            }
         }
     }
     /* a slot rule for a vertical the intent model does not know could

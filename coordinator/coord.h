@@ -49,6 +49,7 @@ typedef struct coord_opts {
     uint32_t selection_k, stage1_k, stage2_k;
     double overprovision;           /* 0 = COORD_DEFAULT_OVERPROVISION */
     const char *stage2_model;       /* a model file, or NULL: merge order */
+    const char *model_state;        /* --model-state DIR (fn_modelstate.h): the last push wins, or NULL */
     const char *experiments;        /* online experiments' config (experiment.h), or NULL */
     const char *spell_dict;         /* spelling dictionary (query/spell.h), or NULL: no correction */
     const char *spell_wordlist;     /* words never corrected, or NULL */

@@ -158,6 +158,8 @@ int coord_config_set(coord_config *c, const char *key, const char *v, fn_errbuf 
         return set_str(c->spell_wordlist, sizeof c->spell_wordlist, "spell-wordlist", v, eb);
     if (fn_config_key_is(key, "stage2-model"))
         return set_str(c->stage2_model, sizeof c->stage2_model, "stage2-model", v, eb);
+    if (fn_config_key_is(key, "model-state"))
+        return set_str(c->model_state, sizeof c->model_state, "model-state", v, eb);
     if (fn_config_key_is(key, "experiments"))
         return set_str(c->experiments, sizeof c->experiments, "experiments", v, eb);
     /* TLS, the admin token and the metrics endpoint (rpc_security.h, fn_metrics.h) */
@@ -277,6 +279,9 @@ const char *coord_config_usage(void)
 "  --stage2-k N             the window the stage-2 model re-ranks (default 500)\n"
 "  --overprovision X        a shard's share of a window is ceil(window x X / shards) (default 1.5)\n"
 "  --stage2-model FILE      the stage-2 model (default none: merge order)\n"
+"  --model-state DIR        keep the live stage-2 and intent models there: a push is written\n"
+"                           before it goes live, a restart serves the last push, not the\n"
+"                           FILE options (default none: a restart forgets pushes)\n"
 "  --experiments FILE       online experiments: arms (stage-2 models, none, interleaving) by\n"
 "                           user/session id (docs/engagement.md \"Online experiments\"; default none)\n"
 "  --spell-dict FILE        spelling dictionary (funnel spell build): words found in no\n"

@@ -51,6 +51,7 @@ typedef struct coord_config {
     int64_t stage2_k;             /* --stage2-k: the window stage 2 re-ranks */
     double overprovision;         /* --overprovision: a shard's share x this, >= 1 */
     char stage2_model[4096];      /* --stage2-model FILE ("" = none) */
+    char model_state[4096];       /* --model-state DIR (fn_modelstate.h; "" = none) */
     char experiments[4096];       /* --experiments FILE: online experiments (experiment.h; "" = none) */
     char spell_dict[4096];        /* --spell-dict FILE: spelling dictionary ("" = no correction) */
     char spell_wordlist[4096];    /* --spell-wordlist FILE: words never corrected ("" = none) */

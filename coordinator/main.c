@@ -192,7 +192,7 @@ int main(int argc, char **argv)
         .breaker_max_backoff_ms = cfg.breaker_max_backoff_ms,
         .selection_k = (uint32_t)cfg.selection_k, .stage1_k = (uint32_t)cfg.stage1_k,
         .stage2_k = (uint32_t)cfg.stage2_k, .overprovision = cfg.overprovision,
-        .stage2_model = cfg.stage2_model, .experiments = cfg.experiments,
+        .stage2_model = cfg.stage2_model, .model_state = cfg.model_state, .experiments = cfg.experiments,
         .spell_dict = cfg.spell_dict, .spell_wordlist = cfg.spell_wordlist, .spell_min_score = cfg.spell_min_score,
         .spell_stemmer = cfg.spell_stemmer,
         .synonyms = cfg.synonyms, .synonym_weight = cfg.synonym_weight,

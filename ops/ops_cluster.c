@@ -9,6 +9,9 @@
  *   NAME.cmd      the exact argv, one a line, with --listen at the bound port
  *                 (what `restart` runs, so the topology stays valid)
  *   NAME.metrics  the metrics endpoint's "HOST:PORT" (written by the daemon)
+ *   updates/NAME  a shard's live-updates store (--updates-dir)
+ *   models/NAME   its pushed live models (--model-state, fn_modelstate.h):
+ *                 `restart` keeps them, `up` starts without
  * and the cluster:
  *   topology.conf    "shard N ADDR [ADDR...]" lines read by the coordinator
  *   cluster.json     summary: index, pids, addresses, logs
@@ -39,6 +42,7 @@
 #include <unistd.h>
 
 #include "buckets.h"
+#include "fn_modelstate.h"
 #include "builder.h"
 #include "stored.h"
 #include "updates.h"
@@ -863,19 +867,36 @@ static int cluster_up(int argc, char **argv)
         }
         if (d) closedir(d);
         ops_mkdirs(ud);
+        /* nor pushed models: it serves the models of this command line */
+        sfmt(ud, sizeof ud, "%s/models", rundir);
+        d = opendir(ud);
+        while (d && (de = readdir(d))) {
+            if (de->d_name[0] == '.') continue;
+            static const char *const stages[] = { "stage1", "stage2", "intent" };
+            char f[PATH_MAX + 600];
+            for (int k = 0; k < 3; k++) {
+                sfmt(f, sizeof f, "%s/%s/%s.model", ud, de->d_name, stages[k]);
+                unlink(f);
+            }
+            sfmt(f, sizeof f, "%s/%s", ud, de->d_name);
+            rmdir(f);
+        }
+        if (d) closedir(d);
+        ops_mkdirs(ud);
     }
 
     /* 1. shards: every replica serves the same directory */
     for (size_t i = 0; i < nsp; i++) {
         char sd[PATH_MAX + 32];
         sfmt(sd, sizeof sd, "%s/shard-%03d", idxdir, ps[i].shard);
-        char ud[PATH_MAX + 96];
+        char ud[PATH_MAX + 96], md[PATH_MAX + 96];
         sfmt(ud, sizeof ud, "%s/updates/%s", rundir, ps[i].name);
+        sfmt(md, sizeof md, "%s/models/%s", rundir, ps[i].name);
         char *av[MAX_ARGS] = {shard_bin, "--index", sd, "--listen", "127.0.0.1:0",
                               "--addr-file", ps[i].addr_file,
                               "--metrics-listen", "127.0.0.1:0", "--metrics-file", ps[i].metrics_file,
-                              "--updates-dir", ud, NULL};
-        int na = 13;
+                              "--updates-dir", ud, "--model-state", md, NULL};
+        int na = 15;
         if (shard_conf) { av[na++] = "--config"; av[na++] = (char *)shard_conf; }
         if (m1) { av[na++] = "--stage1-model"; av[na++] = (char *)m1; }
         if (tls) {
@@ -905,12 +926,14 @@ static int cluster_up(int argc, char **argv)
         sfmt(sd, sizeof sd, "%s/shard-%03d", idxdir, ps[i].shard);
         char *av[MAX_ARGS];
         memcpy(av, shard_av, sizeof av);
-        char ud[PATH_MAX + 96];
+        char ud[PATH_MAX + 96], md[PATH_MAX + 96];
         sfmt(ud, sizeof ud, "%s/updates/%s", rundir, ps[i].name);
+        sfmt(md, sizeof md, "%s/models/%s", rundir, ps[i].name);
         av[2] = sd;
         av[6] = ps[i].addr_file;
         av[10] = ps[i].metrics_file;
         av[12] = ud;
+        av[14] = md;
         write_cmd(&ps[i], wrap, nwrap, av);
     }
 
@@ -930,11 +953,13 @@ static int cluster_up(int argc, char **argv)
         goto fail;
     }
     {
+        char md[PATH_MAX + 96];
+        sfmt(md, sizeof md, "%s/models/%s", rundir, coord->name);
         char *av[MAX_ARGS] = {coord_bin, "--topology", topo, "--listen", "127.0.0.1:0",
                               "--addr-file", coord->addr_file,
                               "--metrics-listen", "127.0.0.1:0", "--metrics-file", coord->metrics_file,
-                              NULL};
-        int na = 11;
+                              "--model-state", md, NULL};
+        int na = 13;
         if (coord_conf) { av[na++] = "--config"; av[na++] = (char *)coord_conf; }
         if (m2) { av[na++] = "--stage2-model"; av[na++] = (char *)m2; }
         if (tls) {
@@ -1319,6 +1344,31 @@ static int start_like(proc *p, char **tmpl, const char *sd, double deadline, cha
         sfmt(ud, sizeof ud, "%.*s/updates/%s", slash ? (int)(slash - p->pid_file) : 1, slash ? p->pid_file : ".",
              p->name);
         av[iu] = ud;
+    }
+    /* its own model state, starting from the template's last stage-1 push
+     * (pushes reach every replica of every shard: the new one joins them) */
+    int is = arg_at(av, "--model-state");
+    char md[PATH_MAX + 96];
+    if (is >= 0) {
+        const char *slash = strrchr(p->pid_file, '/');
+        sfmt(md, sizeof md, "%.*s/models/%s", slash ? (int)(slash - p->pid_file) : 1, slash ? p->pid_file : ".",
+             p->name);
+        fn_modelstate st;
+        fn_errbuf eb = {{0}};
+        int got = fn_modelstate_load(tmpl[is], "stage1", &st, &eb);
+        if (got == 0) {
+            got = fn_modelstate_save(md, "stage1", st.name, st.model, st.len, &eb);
+            fn_modelstate_free(&st);
+        } else if (got == 1) {   /* none pushed: no older process's file either */
+            char f[PATH_MAX + 128];
+            sfmt(f, sizeof f, "%s/stage1.model", md);
+            unlink(f);
+        }
+        if (got < 0) {
+            free(av);
+            return sfmt(why, cap, "the template's pushed stage-1 model: %s", eb.msg), -1;
+        }
+        av[is] = md;
     }
     unlink(p->addr_file);
     unlink(p->metrics_file);

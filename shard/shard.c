@@ -16,6 +16,7 @@
 
 #include "fn_arena.h"
 #include "fn_memtimer.h"
+#include "fn_modelstate.h"
 #include "fn_log.h"
 #include "fn_metrics.h"
 #include "fn_pressure.h"
@@ -137,6 +138,11 @@ struct shard {
     uv_mutex_t model_mu;
     rank_ranker *stage1;
     rank_ranker *stage1_cand;
+    /* --model-state: the staged candidate's bytes as pushed (loop thread;
+     * NULL = none), written to the state directory at its ACTIVATE */
+    char *cand_src;
+    size_t cand_src_len;
+    char cand_src_name[256];
     const char *fnames[64];       /* the registry's names (shard columns) */
     unsigned char fcheap[64];     /* which of them stage 1 may use */
     size_t nfnames;
@@ -2017,6 +2023,22 @@ static void handle_status(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
 
 /* ---- Admin/PushModel: replace, stage, activate or discard the stage-1 model --- */
 
+/* --model-state: write what is about to go live (len 0: none) before it
+ * does. 0, or the call answered INTERNAL naming the file and the reason
+ * (the push refused, the old model live). */
+static int state_keep(shard_t *s, rpc_call_t *call, const char *name, const void *p, size_t len)
+{
+    if (!s->cfg.model_state[0]) return 0;
+    fn_errbuf eb = {{0}};
+    int rc = fn_modelstate_save(s->cfg.model_state, "stage1", name, p, len, &eb);
+    if (rc == 0) return 0;
+    char msg[700];
+    snprintf(msg, sizeof msg, "model state: %s (the model is not live: the one before stays)", fn_errmsg(&eb, rc));
+    FN_ERROR("%s", msg);
+    reply_now(s, call, GRPC_STATUS_INTERNAL, msg, NULL);
+    return -1;
+}
+
 static void handle_push(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
 {
     shard_t *s = ud;
@@ -2037,6 +2059,13 @@ static void handle_push(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
     if (req->mode == FUNNEL__V1__PUSH_MODEL_REQUEST__MODE__ACTIVATE ||
         req->mode == FUNNEL__V1__PUSH_MODEL_REQUEST__MODE__DISCARD) {
         int activate = req->mode == FUNNEL__V1__PUSH_MODEL_REQUEST__MODE__ACTIVATE;
+        /* the candidate on disk before it is live (nothing staged: refused below) */
+        if (activate && s->stage1_cand && state_keep(s, call, s->cand_src_name, s->cand_src, s->cand_src_len))
+            return;
+        if (s->cand_src) {   /* activated or discarded: no candidate from here on */
+            free(s->cand_src);
+            s->cand_src = NULL;
+        }
         uv_mutex_lock(&s->model_mu);
         rank_ranker *cand = s->stage1_cand, *old = NULL;
         if (activate && cand) {
@@ -2069,6 +2098,7 @@ static void handle_push(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
         return;
     }
     if (req->model.len == 0) {   /* REPLACE with nothing: remove (STAGE needs a model: checked) */
+        if (state_keep(s, call, name, NULL, 0)) return;
         model_set(s, NULL);
         sm_model(s, NULL);
         FN_INFO("stage-1 model removed (push): selection order from now on");
@@ -2086,6 +2116,19 @@ static void handle_push(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
     }
     snprintf(desc, sizeof desc, "%s", rank_ranker_describe(rk));
     if (req->mode == FUNNEL__V1__PUSH_MODEL_REQUEST__MODE__STAGE) {
+        if (s->cfg.model_state[0]) {
+            char *b = malloc(req->model.len);
+            if (!b) {
+                rank_ranker_unref(rk);
+                reply_now(s, call, GRPC_STATUS_RESOURCE_EXHAUSTED, "shard out of memory", NULL);
+                return;
+            }
+            memcpy(b, req->model.data, req->model.len);
+            free(s->cand_src);
+            s->cand_src = b;
+            s->cand_src_len = req->model.len;
+            snprintf(s->cand_src_name, sizeof s->cand_src_name, "%s", name);
+        }
         uv_mutex_lock(&s->model_mu);
         rank_ranker *old = s->stage1_cand;   /* a later STAGE replaces the candidate */
         s->stage1_cand = rk;
@@ -2093,6 +2136,10 @@ static void handle_push(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
         rank_ranker_unref(old);
         FN_INFO("stage-1 model %s staged (searches with candidate_model use it)", desc);
     } else {
+        if (state_keep(s, call, name, req->model.data, req->model.len)) {
+            rank_ranker_unref(rk);
+            return;
+        }
         model_set(s, rk);
         sm_model(s, rk);
         FN_INFO("stage-1 model now %s (push)", desc);
@@ -2426,9 +2473,28 @@ int shard_start(uv_loop_t *loop, const shard_config *cfg, shard_t **out, fn_errb
         s->fcheap[i] = reg[i].cost == IDX_FEAT_CHEAP;
     }
     int rc = 0;
-    if (cfg->stage1_model[0] &&
-        (rc = rank_ranker_load(cfg->stage1_model, s->fnames, s->fcheap, s->nfnames, &s->stage1, eb)))
-        goto fail_mu;
+    fn_modelstate st;
+    rc = cfg->model_state[0] ? fn_modelstate_load(cfg->model_state, "stage1", &st, eb) : 1;
+    if (rc == 0) {   /* the last push wins over --stage1-model */
+        if (st.len)
+            rc = rank_ranker_parse(st.model, st.len, st.name, s->fnames, s->fcheap, s->nfnames, &s->stage1, eb);
+        if (rc == 0) {
+            FN_INFO("stage-1 model %s from %s (the last push; --stage1-model %s not used)",
+                    s->stage1 ? rank_ranker_describe(s->stage1) : "none", st.path,
+                    cfg->stage1_model[0] ? cfg->stage1_model : "(none)");
+        } else {
+            char m[sizeof eb->msg];
+            snprintf(m, sizeof m, "%s", fn_errmsg(eb, rc));
+            fn_seterr(eb, rc, "%s: %s (the last pushed model; move the file away to start with the configured one)",
+                      st.path, m);
+        }
+        fn_modelstate_free(&st);
+    } else if (rc == 1) {
+        rc = cfg->stage1_model[0]
+                 ? rank_ranker_load(cfg->stage1_model, s->fnames, s->fcheap, s->nfnames, &s->stage1, eb)
+                 : 0;
+    }
+    if (rc) goto fail_mu;
     /* the live generation's name: the directory above the shard's (the
      * index directory, as `funnel index publish` names generations) */
     char gname[SHARD_MAX_GEN_NAME + 1];
@@ -2507,6 +2573,7 @@ static void on_async_closed(uv_handle_t *h)
     void (*done)(void *) = s->done;
     void *dud = s->done_ud;
     free(s->warm);
+    free(s->cand_src);
     free(s);
     if (done) done(dud);
 }

@@ -103,6 +103,7 @@ int shard_config_set(shard_config *c, const char *key, const char *v, fn_errbuf 
         return 0;
     }
     if (fn_config_key_is(key, "stage1-model")) return set_str(c->stage1_model, sizeof c->stage1_model, key, v, eb);
+    if (fn_config_key_is(key, "model-state")) return set_str(c->model_state, sizeof c->model_state, key, v, eb);
     static const struct { const char *key; size_t off, cap; } strs[] = {
         { "tls-ca", offsetof(shard_config, tls_ca), sizeof c->tls_ca },
         { "tls-cert", offsetof(shard_config, tls_cert), sizeof c->tls_cert },
@@ -230,6 +231,9 @@ const char *shard_config_usage(void)
            "                     (MADV_POPULATE_READ), so that a kernel that reclaims idle unmapped\n"
            "                     file pages cannot drop what the check read (default 1)\n"
            "  --stage1-model FILE  the stage-1 model (rank/ model file over cheap features; default none)\n"
+           "  --model-state DIR  keep the live stage-1 model there: a push is written before it goes\n"
+           "                     live, a restart serves the last push, not --stage1-model (default\n"
+           "                     none: a restart forgets pushes)\n"
            "  --selection.w_popularity W, --selection.w_freshness W, --selection.half_life_days D,\n"
            "  --selection.w_user W  static signals and personalisation in the selection score (default 0)\n"
            "  --tls-cert PEM, --tls-key PEM  serve TLS with this certificate and key (default: plaintext)\n"

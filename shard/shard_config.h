@@ -54,6 +54,7 @@ typedef struct shard_config {
     idx_bm25_params bm25;       /* bm25.k1, bm25.b_title, ... */
     idx_select_params sel;      /* selection.w_popularity, ... (docs/ranking.md) */
     char stage1_model[4096];    /* --stage1-model FILE ("" = none: selection order) */
+    char model_state[4096];     /* --model-state DIR (fn_modelstate.h; "" = none) */
     /* Security and limits of the RPC layer (rpc/rpc_security.h; docs/operations.md). */
     char tls_ca[4096];          /* --tls-ca PEM: verifies clients' certificates ("" = none) */
     char tls_cert[4096];        /* --tls-cert PEM: the server certificate ("" = plaintext) */
