@@ -126,6 +126,14 @@ bad:
     return way_out(eb, rc);
 }
 
+int fn_modelstate_blame(const fn_modelstate *st, int rc, fn_errbuf *eb)
+{
+    char m[sizeof eb->msg];
+    snprintf(m, sizeof m, "%s", fn_errmsg(eb, rc));
+    fn_seterr(eb, rc, "%s: %s", st->path, m);
+    return way_out(eb, rc);
+}
+
 void fn_modelstate_free(fn_modelstate *st)
 {
     free(st->buf);

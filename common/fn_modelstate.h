@@ -47,6 +47,11 @@ int fn_modelstate_save(const char *dir, const char *stage, const char *name, con
  * and the reason in eb. */
 int fn_modelstate_load(const char *dir, const char *stage, fn_modelstate *st, fn_errbuf *eb);
 
+/* The daemon could not use st's model (rc, eb from its parser): eb becomes
+ * "PATH: reason (the last pushed model; move the file away to start with the
+ * configured one)", as the errors of fn_modelstate_load read. Returns rc. */
+int fn_modelstate_blame(const fn_modelstate *st, int rc, fn_errbuf *eb);
+
 void fn_modelstate_free(fn_modelstate *st);
 
 #endif

@@ -4228,15 +4228,6 @@ static void on_timer(uv_timer_t *t)
 
 /* ---- start / stop ---- */
 
-/* a model state file that does not parse: name it and the way out */
-static void state_blame(const fn_modelstate *st, int rc, fn_errbuf *eb)
-{
-    char m[sizeof eb->msg];
-    snprintf(m, sizeof m, "%s", fn_errmsg(eb, rc));
-    fn_seterr(eb, rc, "%s: %s (the last pushed model; move the file away to start with the configured one)",
-              st->path, m);
-}
-
 static void free_coord(coord_t *c)
 {
     rank_ranker_unref(c->stage2);
@@ -4349,7 +4340,7 @@ int coord_start(uv_loop_t *loop, const coord_opts *o, coord_t **out, fn_errbuf *
                     c->stage2 ? rank_ranker_describe(c->stage2) : "none", st.path,
                     co->stage2_model && *co->stage2_model ? co->stage2_model : "(none)");
         else
-            state_blame(&st, rc, eb);
+            fn_modelstate_blame(&st, rc, eb);
         fn_modelstate_free(&st);
     } else if (rc == 1) {
         rc = co->stage2_model && *co->stage2_model
@@ -4422,7 +4413,7 @@ int coord_start(uv_loop_t *loop, const coord_opts *o, coord_t **out, fn_errbuf *
                         c->intent ? c->intent_desc : "none", st.path,
                         co->intent_model && *co->intent_model ? co->intent_model : "(none)");
             } else {
-                state_blame(&st, rc, eb);
+                fn_modelstate_blame(&st, rc, eb);
             }
             fn_modelstate_free(&st);
             if (rc) goto fail_alloc;

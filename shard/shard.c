@@ -2483,10 +2483,7 @@ int shard_start(uv_loop_t *loop, const shard_config *cfg, shard_t **out, fn_errb
                     s->stage1 ? rank_ranker_describe(s->stage1) : "none", st.path,
                     cfg->stage1_model[0] ? cfg->stage1_model : "(none)");
         } else {
-            char m[sizeof eb->msg];
-            snprintf(m, sizeof m, "%s", fn_errmsg(eb, rc));
-            fn_seterr(eb, rc, "%s: %s (the last pushed model; move the file away to start with the configured one)",
-                      st.path, m);
+            fn_modelstate_blame(&st, rc, eb);
         }
         fn_modelstate_free(&st);
     } else if (rc == 1) {

@@ -158,3 +158,19 @@ Test(fn_modelstate, a_failed_save_keeps_the_old_file)
     cr_assert_eq(fn_modelstate_save(dir, "stage1", "x", "a\0b", 3, &eb), FN_EINVAL);
     cr_assert(strstr(eb.msg, "NUL"), "%s", eb.msg);
 }
+
+/* a file that reads back but whose model the daemon refuses: the same
+ * message shape as a damaged file's (the path, the reason, the way out) */
+Test(fn_modelstate, blame_names_the_file_and_the_way_out)
+{
+    fn_errbuf eb = {{0}};
+    cr_assert_eq(fn_modelstate_save(dir, "stage2", "m", "not a model", 11, &eb), 0, "%s", eb.msg);
+    fn_modelstate st;
+    cr_assert_eq(fn_modelstate_load(dir, "stage2", &st, &eb), 0, "%s", eb.msg);
+    int rc = fn_seterr(&eb, FN_EPARSE, "m: want \"funnel-model 1\"");
+    cr_assert_eq(fn_modelstate_blame(&st, rc, &eb), FN_EPARSE);
+    char want[256];
+    snprintf(want, sizeof want, "%s/stage2.model: m: want \"funnel-model 1\" (the last pushed model; move the file away", dir);
+    cr_assert(strncmp(eb.msg, want, strlen(want)) == 0, "%s", eb.msg);
+    fn_modelstate_free(&st);
+}
