@@ -1316,6 +1316,14 @@ static int arg_at(char **av, const char *flag)
     return -1;
 }
 
+/* RUNDIR/SUB/NAME for process p (RUNDIR: where its pid file is) into out */
+static char *run_subdir(const proc *p, const char *sub, char *out, size_t cap)
+{
+    const char *slash = strrchr(p->pid_file, '/');
+    sfmt(out, cap, "%.*s/%s/%s", slash ? (int)(slash - p->pid_file) : 1, slash ? p->pid_file : ".", sub, p->name);
+    return out;
+}
+
 /* A new shard process p from template argv tmpl (a sibling's NAME.cmd):
  * the index directory sd, p's own files, a free port. Started and its
  * address read (no gRPC here: forks come before rpc_init). 0 or -1 (why). */
@@ -1339,20 +1347,13 @@ static int start_like(proc *p, char **tmpl, const char *sd, double deadline, cha
     /* its own live-updates store, beside its siblings' */
     int iu = arg_at(av, "--updates-dir");
     char ud[PATH_MAX + 96];
-    if (iu >= 0) {
-        const char *slash = strrchr(p->pid_file, '/');
-        sfmt(ud, sizeof ud, "%.*s/updates/%s", slash ? (int)(slash - p->pid_file) : 1, slash ? p->pid_file : ".",
-             p->name);
-        av[iu] = ud;
-    }
+    if (iu >= 0) av[iu] = run_subdir(p, "updates", ud, sizeof ud);
     /* its own model state, starting from the template's last stage-1 push
      * (pushes reach every replica of every shard: the new one joins them) */
     int is = arg_at(av, "--model-state");
     char md[PATH_MAX + 96];
     if (is >= 0) {
-        const char *slash = strrchr(p->pid_file, '/');
-        sfmt(md, sizeof md, "%.*s/models/%s", slash ? (int)(slash - p->pid_file) : 1, slash ? p->pid_file : ".",
-             p->name);
+        run_subdir(p, "models", md, sizeof md);
         fn_modelstate st;
         fn_errbuf eb = {{0}};
         int got = fn_modelstate_load(tmpl[is], "stage1", &st, &eb);
