@@ -64,6 +64,26 @@ json_get() {
 
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
+# cran_models_cluster STAGE...: the pushed-model tests' cluster and data.
+# Sets D (cranfield), G (its index, 2 shards), R (the run dir) and A (the
+# coordinator of 2 x 2 replicas); splits the queries into T/train.tsv (the
+# first 120: models train on them) and T/test.tsv (the other 105: the gate's);
+# writes T/sS.svm, the training queries' stage-S features (window 100), for
+# each STAGE given.
+cran_models_cluster() {
+    D=$DATA/cranfield
+    G=$(build_index g1 2) || exit 1
+    R=$T/run
+    A=$("$FUNNEL" cluster up --index "$G" --dir "$R" --replicas 2 2>"$T/up.err") || { cat "$T/up.err"; fail "cluster up"; }
+    head -n 120 "$D/queries.tsv" >"$T/train.tsv"
+    tail -n +121 "$D/queries.tsv" >"$T/test.tsv"
+    local s
+    for s in "$@"; do
+        "$FUNNEL" features --server "$A" --queries "$T/train.tsv" --qrels "$D/qrels.trec" --stage "$s" --window 100 \
+            --out "$T/s$s.svm" 2>"$T/f$s.err" || { cat "$T/f$s.err"; fail "features --stage $s"; }
+    done
+}
+
 # shuffle_labels IN OUT: a copy of the SVMlight file IN with its labels
 # shuffled among its rows (seed 7), comment lines kept: the training data of a
 # deliberately bad model for the quality gate

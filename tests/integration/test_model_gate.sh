@@ -15,17 +15,8 @@
 source "$(dirname "$0")/lib.sh"
 "$PY" -c 'import grpc, google.protobuf' 2>/dev/null || { echo "SKIP: needs python3-grpcio"; exit 77; }
 command -v protoc-c >/dev/null || { echo "SKIP: needs protoc-c"; exit 77; }
-D=$DATA/cranfield
-
-G=$(build_index g1 2) || exit 1
-R=$T/run
-A=$("$FUNNEL" cluster up --index "$G" --dir "$R" --replicas 2 2>"$T/up.err") || { cat "$T/up.err"; fail "cluster up"; }
-
 # train on 120 queries' stage-1 features, gate on the other 105
-head -n 120 "$D/queries.tsv" >"$T/train.tsv"
-tail -n +121 "$D/queries.tsv" >"$T/test.tsv"
-"$FUNNEL" features --server "$A" --queries "$T/train.tsv" --qrels "$D/qrels.trec" --stage 1 --window 100 \
-    --out "$T/s1.svm" 2>"$T/f.err" || { cat "$T/f.err"; fail "features"; }
+cran_models_cluster 1
 shuffle_labels "$T/s1.svm" "$T/shuf.svm" || fail "shuffle labels"
 for m in s1 shuf; do
     "$FUNNEL" train --data "$T/$m.svm" --objective logistic --out "$T/$m.model" >/dev/null 2>&1 || fail "train $m"

@@ -18,17 +18,7 @@
 source "$(dirname "$0")/lib.sh"
 "$PY" -c 'import grpc, google.protobuf' 2>/dev/null || { echo "SKIP: needs python3-grpcio"; exit 77; }
 command -v protoc-c >/dev/null || { echo "SKIP: needs protoc-c"; exit 77; }
-D=$DATA/cranfield
-
-G=$(build_index g1 2) || exit 1
-R=$T/run
-A=$("$FUNNEL" cluster up --index "$G" --dir "$R" --replicas 2 2>"$T/up.err") || { cat "$T/up.err"; fail "cluster up"; }
-head -n 120 "$D/queries.tsv" >"$T/train.tsv"
-tail -n +121 "$D/queries.tsv" >"$T/test.tsv"
-"$FUNNEL" features --server "$A" --queries "$T/train.tsv" --qrels "$D/qrels.trec" --stage 1 --window 100 \
-    --out "$T/s1.svm" 2>"$T/f1.err" || { cat "$T/f1.err"; fail "features 1"; }
-"$FUNNEL" features --server "$A" --queries "$T/train.tsv" --qrels "$D/qrels.trec" --stage 2 --window 100 \
-    --out "$T/s2.svm" 2>"$T/f2.err" || { cat "$T/f2.err"; fail "features 2"; }
+cran_models_cluster 1 2
 "$FUNNEL" train --data "$T/s1.svm" --objective logistic --out "$T/s1.model" >/dev/null 2>&1 || fail "train s1"
 "$FUNNEL" train --data "$T/s2.svm" --objective lambdarank --trees 20 --out "$T/s2.model" >/dev/null 2>&1 || fail "train s2"
 awk -F'\t' '{print $1 "\t" (NR % 3 ? "web" : "news")}' "$D/queries.tsv" >"$T/labels.tsv"
