@@ -2,6 +2,7 @@
 #include "fn_io.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,22 @@
 #include <sys/types.h>
 #include <unistd.h>
 #include <xxhash.h>
+
+int fn_mkdirs(const char *dir, unsigned mode)
+{
+    char tmp[PATH_MAX];
+    size_t n = strlen(dir);
+    if (n >= sizeof tmp) return -ENAMETOOLONG;
+    memcpy(tmp, dir, n + 1);
+    for (char *p = tmp + 1;; p++) {
+        if (*p != '/' && *p != '\0') continue;
+        char c = *p;
+        *p = '\0';
+        if (mkdir(tmp, (mode_t)mode) != 0 && errno != EEXIST) return -errno;
+        if (!c) return 0;
+        *p = c;
+    }
+}
 
 int fn_read_lines(const char *path, fn_line_fn fn, void *ud, fn_errbuf *eb)
 {

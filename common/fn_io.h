@@ -56,6 +56,10 @@ int fn_read_checksummed(const char *path, size_t max, const char *what, char **b
  * checked bytes (the checksum line cut off), or the errors above. */
 int fn_check_checksummed(char *p, size_t n, const char *name, const char *what, size_t *len, fn_errbuf *eb);
 
+/* mkdir -p: dir and its missing parents with mode (existing ones kept as
+ * they are). 0 or -errno (-ENAMETOOLONG past PATH_MAX). */
+int fn_mkdirs(const char *dir, unsigned mode);
+
 /* "797.4 MiB", "12 B": a byte count for people (binary units). */
 void fn_format_bytes(uint64_t bytes, char *buf, size_t cap);
 

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fn_io.h"
@@ -32,21 +31,6 @@ static int sync_path(const char *p, fn_errbuf *eb)
     return rc;
 }
 
-/* mkdir -p: a state directory under one systemd makes (StateDirectory) */
-static int mkdirs(const char *dir, fn_errbuf *eb)
-{
-    char p[4096];
-    if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p) return fn_seterr(eb, FN_EINVAL, "%s: path too long", dir);
-    for (char *q = p + 1;; q++) {
-        if (*q != '/' && *q != '\0') continue;
-        char c = *q;
-        *q = '\0';
-        if (mkdir(p, 0750) != 0 && errno != EEXIST) return fn_seterr(eb, -errno, "%s: %s", p, strerror(errno));
-        if (!c) return 0;
-        *q = c;
-    }
-}
-
 int fn_modelstate_save(const char *dir, const char *stage, const char *name, const void *model, size_t len,
                        fn_errbuf *eb)
 {
@@ -55,7 +39,8 @@ int fn_modelstate_save(const char *dir, const char *stage, const char *name, con
     if (rc) return rc;
     if (len > FN_MODELSTATE_MAX) return fn_seterr(eb, FN_EINVAL, "%s: a model of %zu bytes is too large", path, len);
     if (len && memchr(model, 0, len)) return fn_seterr(eb, FN_EINVAL, "%s: the model has a NUL byte", path);
-    if ((rc = mkdirs(dir, eb))) return rc;
+    /* (its parents too: e.g. under the one systemd's StateDirectory makes) */
+    if ((rc = fn_mkdirs(dir, 0750))) return fn_seterr(eb, rc, "%s: cannot make it: %s", dir, strerror(-rc));
     char nm[256];
     snprintf(nm, sizeof nm, "%s", name && *name ? name : "pushed model");
     for (char *p = nm; *p; p++)
@@ -132,6 +117,24 @@ int fn_modelstate_blame(const fn_modelstate *st, int rc, fn_errbuf *eb)
     snprintf(m, sizeof m, "%s", fn_errmsg(eb, rc));
     fn_seterr(eb, rc, "%s: %s", st->path, m);
     return way_out(eb, rc);
+}
+
+int fn_model_src_set(fn_model_src *z, const void *p, size_t len, const char *name)
+{
+    char *b = malloc(len ? len : 1);
+    if (!b) return -ENOMEM;
+    memcpy(b, p, len);
+    free(z->p);
+    z->p = b;
+    z->len = len;
+    snprintf(z->name, sizeof z->name, "%s", name);
+    return 0;
+}
+
+void fn_model_src_clear(fn_model_src *z)
+{
+    free(z->p);
+    *z = (fn_model_src){ 0 };
 }
 
 void fn_modelstate_free(fn_modelstate *st)

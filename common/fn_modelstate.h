@@ -54,4 +54,16 @@ int fn_modelstate_blame(const fn_modelstate *st, int rc, fn_errbuf *eb);
 
 void fn_modelstate_free(fn_modelstate *st);
 
+/* A staged candidate's bytes as pushed (PushModel STAGE), kept so that its
+ * ACTIVATE can save them: p malloc'd (NULL = none), name the push's. */
+typedef struct fn_model_src {
+    char *p;
+    size_t len;
+    char name[256];
+} fn_model_src;
+
+/* Copy len bytes at p (replacing what z held). 0 or -ENOMEM (z unchanged). */
+int fn_model_src_set(fn_model_src *z, const void *p, size_t len, const char *name);
+void fn_model_src_clear(fn_model_src *z);
+
 #endif

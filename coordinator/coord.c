@@ -141,32 +141,6 @@ typedef struct coord_metrics {
     fn_mgauge *inflight, *limit;
 } coord_metrics;
 
-/* A staged model's bytes as pushed (malloc'd; NULL = none), for --model-state */
-typedef struct staged_src {
-    char *p;
-    size_t len;
-    char name[256];
-} staged_src;
-
-static void staged_clear(staged_src *z)
-{
-    free(z->p);
-    *z = (staged_src){ 0 };
-}
-
-/* copy a STAGE's bytes; -ENOMEM */
-static int staged_set(staged_src *z, const void *p, size_t len, const char *name)
-{
-    char *b = malloc(len ? len : 1);
-    if (!b) return -ENOMEM;
-    memcpy(b, p, len);
-    free(z->p);
-    z->p = b;
-    z->len = len;
-    snprintf(z->name, sizeof z->name, "%s", name);
-    return 0;
-}
-
 struct coord {
     uv_loop_t *loop;
     coord_opts o;
@@ -182,7 +156,7 @@ struct coord {
      * before it goes live, so the staged candidates' bytes are kept for
      * their ACTIVATE; model_state NULL = off */
     char *model_state;
-    staged_src stage2_src, intent_src;
+    fn_model_src stage2_src, intent_src;
     char intent_desc[512], intent_cand_desc[512];   /* their descriptions (PushModelResponse.model) */
     idx_analyzer_t *an, *an_raw; /* the index's analyzer, and it without stemming (synonyms) */
     coord_implog *implog;        /* the impression log, or NULL */
@@ -3292,7 +3266,7 @@ static void push_intent(coord_t *c, rpc_call_t *call, const Funnel__V1__PushMode
         return;
     }
     if (mode == RANK_PUSH_STAGE) {
-        if (c->model_state && staged_set(&c->intent_src, req->model.data, req->model.len, name)) {
+        if (c->model_state && fn_model_src_set(&c->intent_src, req->model.data, req->model.len, name)) {
             intent_model_free(m);
             rpc_call_reply(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "coordinator out of memory", NULL);
             return;
@@ -3305,7 +3279,7 @@ static void push_intent(coord_t *c, rpc_call_t *call, const Funnel__V1__PushMode
     } else if (mode == RANK_PUSH_DISCARD) {
         intent_model_free(c->intent_cand);
         c->intent_cand = NULL;
-        staged_clear(&c->intent_src);
+        fn_model_src_clear(&c->intent_src);
         r.model = c->intent ? c->intent_desc : (char *)"none";
     } else {
         int kept = mode == RANK_PUSH_ACTIVATE
@@ -3319,7 +3293,7 @@ static void push_intent(coord_t *c, rpc_call_t *call, const Funnel__V1__PushMode
         if (mode == RANK_PUSH_ACTIVATE) {
             c->intent = c->intent_cand;
             c->intent_cand = NULL;
-            staged_clear(&c->intent_src);
+            fn_model_src_clear(&c->intent_src);
             memcpy(c->intent_desc, c->intent_cand_desc, sizeof c->intent_desc);
         } else {
             c->intent = m;
@@ -3437,7 +3411,7 @@ static void handle_push(rpc_call_t *call, const ProtobufCMessage *msg, void *ud)
     if (req->stage == 2) {
         Funnel__V1__PushModelResponse r = FUNNEL__V1__PUSH_MODEL_RESPONSE__INIT;
         if (mode == RANK_PUSH_STAGE) {
-            if (c->model_state && staged_set(&c->stage2_src, req->model.data, req->model.len, name)) {
+            if (c->model_state && fn_model_src_set(&c->stage2_src, req->model.data, req->model.len, name)) {
                 rank_ranker_unref(rk);
                 rpc_call_reply(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "coordinator out of memory", NULL);
                 return;
@@ -3449,7 +3423,7 @@ static void handle_push(rpc_call_t *call, const ProtobufCMessage *msg, void *ud)
         } else if (mode == RANK_PUSH_DISCARD) {
             rank_ranker_unref(c->stage2_cand);
             c->stage2_cand = NULL;
-            staged_clear(&c->stage2_src);
+            fn_model_src_clear(&c->stage2_src);
             r.model = (char *)(c->stage2 ? rank_ranker_describe(c->stage2) : "none");
         } else {
             if (mode == RANK_PUSH_ACTIVATE) {
@@ -3461,7 +3435,7 @@ static void handle_push(rpc_call_t *call, const ProtobufCMessage *msg, void *ud)
                 if (state_keep(c, call, "stage2", c->stage2_src.name, c->stage2_src.p, c->stage2_src.len)) return;
                 rk = c->stage2_cand;
                 c->stage2_cand = NULL;
-                staged_clear(&c->stage2_src);
+                fn_model_src_clear(&c->stage2_src);
             } else if (state_keep(c, call, "stage2", name, req->model.data, req->model.len)) {
                 rank_ranker_unref(rk);
                 return;
@@ -4236,8 +4210,8 @@ static void free_coord(coord_t *c)
     syn_dict_destroy(c->syn);
     intent_model_free(c->intent);
     intent_model_free(c->intent_cand);
-    staged_clear(&c->stage2_src);
-    staged_clear(&c->intent_src);
+    fn_model_src_clear(&c->stage2_src);
+    fn_model_src_clear(&c->intent_src);
     free(c->model_state);
     idx_analyzer_destroy(c->an);
     idx_analyzer_destroy(c->an_raw);

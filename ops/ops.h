@@ -179,6 +179,9 @@ void ops_queries_free(ops_query *q, size_t n);
 /** Read a small text file, trailing whitespace trimmed. 0, -errno or FN_ELIMIT. */
 /* mkdir -p dir. 0 or -errno. */
 int ops_mkdirs(const char *dir);
+/* Remove a directory of files only, of our own making (a temporary one, a
+ * RUNDIR store); what cannot be removed is left. */
+void ops_rm_flat_dir(const char *dir);
 
 int ops_read_small(const char *path, char *buf, size_t cap);
 /* Sleep ms milliseconds (nothing for ms <= 0; a signal may end it early). */

@@ -848,38 +848,20 @@ static int cluster_up(int argc, char **argv)
     double deadline = now_s() + timeout_s;
     char *shard_av[MAX_ARGS];      /* kept for NAME.cmd */
 
-    /* a new cluster starts with no live updates: an earlier cluster's stores
-     * in RUNDIR would hide documents of this index */
-    {
+    /* a new cluster starts with no live updates (an earlier cluster's stores
+     * in RUNDIR would hide documents of this index) and no pushed models (it
+     * serves the models of this command line): RUNDIR/updates/NAME and
+     * RUNDIR/models/NAME are emptied */
+    for (int k = 0; k < 2; k++) {
         char ud[PATH_MAX + 16];
-        sfmt(ud, sizeof ud, "%s/updates", rundir);
+        sfmt(ud, sizeof ud, "%s/%s", rundir, k ? "models" : "updates");
         DIR *d = opendir(ud);
         struct dirent *de;
         while (d && (de = readdir(d))) {
             if (de->d_name[0] == '.') continue;
             char f[PATH_MAX + 600];
-            sfmt(f, sizeof f, "%s/%s/data.mdb", ud, de->d_name);
-            unlink(f);
-            sfmt(f, sizeof f, "%s/%s/lock.mdb", ud, de->d_name);
-            unlink(f);
             sfmt(f, sizeof f, "%s/%s", ud, de->d_name);
-            rmdir(f);
-        }
-        if (d) closedir(d);
-        ops_mkdirs(ud);
-        /* nor pushed models: it serves the models of this command line */
-        sfmt(ud, sizeof ud, "%s/models", rundir);
-        d = opendir(ud);
-        while (d && (de = readdir(d))) {
-            if (de->d_name[0] == '.') continue;
-            static const char *const stages[] = { "stage1", "stage2", "intent" };
-            char f[PATH_MAX + 600];
-            for (int k = 0; k < 3; k++) {
-                sfmt(f, sizeof f, "%s/%s/%s.model", ud, de->d_name, stages[k]);
-                unlink(f);
-            }
-            sfmt(f, sizeof f, "%s/%s", ud, de->d_name);
-            rmdir(f);
+            ops_rm_flat_dir(f);
         }
         if (d) closedir(d);
         ops_mkdirs(ud);

@@ -229,23 +229,6 @@ static int child_failed(fn_errbuf *eb, const char *what, int st, const char *log
                      st > 128 ? st - 128 : st, tail[0] ? ": " : "", tail);
 }
 
-/* Remove a flat directory of our own making (our temporary directories hold
- * files only). */
-static void rm_flat_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        char p[PATH_MAX];
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-            if (snprintf(p, sizeof p, "%s/%s", dir, e->d_name) < (int)sizeof p) unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(dir);
-}
-
 /* ---- input lines ---- */
 
 /* How bad lines are handled: skip_bad 0 makes the first one the error
@@ -801,7 +784,7 @@ static int embed_train(const train_opts *o, fn_errbuf *eb)
         rc = fn_seterr(eb, rc, "%s: %s", p, fn_strerror(rc));
         goto fail_tmp;
     }
-    rm_flat_dir(tmpl);
+    ops_rm_flat_dir(tmpl);
     idx_analyzer_destroy(c.an);
     printf("trained %s dim %lu on %zu documents (%zu without words, %zu bad lines skipped), %zu tokens, "
            "%lu words, fasttext %.2f s, total %.2f s -> %s\n",
@@ -809,7 +792,7 @@ static int embed_train(const train_opts *o, fn_errbuf *eb)
     return 0;
 
 fail_tmp:
-    rm_flat_dir(tmpl);
+    ops_rm_flat_dir(tmpl);
 fail_out:
     if (created) rmdir(o->out);
 fail_analyzer:
@@ -990,7 +973,7 @@ static int embed_apply(const apply_opts *o, fn_errbuf *eb)
         goto fail_vocab;
     }
     rc = vocab_vectors(&c.v, ft, m.model, tmpl, eb);
-    rm_flat_dir(tmpl);
+    ops_rm_flat_dir(tmpl);
     if (rc) goto fail_vocab;
     double t2 = now_s();
 

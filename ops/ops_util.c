@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -256,17 +257,22 @@ int ops_addr_valid(const char *addr)
 /* Make dir (and parents). 0 or -errno. */
 int ops_mkdirs(const char *dir)
 {
-    char tmp[PATH_MAX];
-    if (strlen(dir) >= sizeof tmp) return -ENAMETOOLONG;
-    memcpy(tmp, dir, strlen(dir) + 1);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -errno;
-            *p = '/';
+    return fn_mkdirs(dir, 0755);
+}
+
+void ops_rm_flat_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        char p[PATH_MAX];
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+            if (snprintf(p, sizeof p, "%s/%s", dir, e->d_name) < (int)sizeof p) unlink(p);
         }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -errno;
-    return 0;
+        closedir(d);
+    }
+    rmdir(dir);
 }
 
 int ops_client_security(int *argc, char **argv, fn_errbuf *eb)

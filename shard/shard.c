@@ -140,9 +140,7 @@ struct shard {
     rank_ranker *stage1_cand;
     /* --model-state: the staged candidate's bytes as pushed (loop thread;
      * NULL = none), written to the state directory at its ACTIVATE */
-    char *cand_src;
-    size_t cand_src_len;
-    char cand_src_name[256];
+    fn_model_src cand_src;
     const char *fnames[64];       /* the registry's names (shard columns) */
     unsigned char fcheap[64];     /* which of them stage 1 may use */
     size_t nfnames;
@@ -2060,12 +2058,9 @@ static void handle_push(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
         req->mode == FUNNEL__V1__PUSH_MODEL_REQUEST__MODE__DISCARD) {
         int activate = req->mode == FUNNEL__V1__PUSH_MODEL_REQUEST__MODE__ACTIVATE;
         /* the candidate on disk before it is live (nothing staged: refused below) */
-        if (activate && s->stage1_cand && state_keep(s, call, s->cand_src_name, s->cand_src, s->cand_src_len))
+        if (activate && s->stage1_cand && state_keep(s, call, s->cand_src.name, s->cand_src.p, s->cand_src.len))
             return;
-        if (s->cand_src) {   /* activated or discarded: no candidate from here on */
-            free(s->cand_src);
-            s->cand_src = NULL;
-        }
+        fn_model_src_clear(&s->cand_src);   /* activated or discarded: no candidate from here on */
         uv_mutex_lock(&s->model_mu);
         rank_ranker *cand = s->stage1_cand, *old = NULL;
         if (activate && cand) {
@@ -2116,18 +2111,10 @@ static void handle_push(rpc_call_t *call, const ProtobufCMessage *m, void *ud)
     }
     snprintf(desc, sizeof desc, "%s", rank_ranker_describe(rk));
     if (req->mode == FUNNEL__V1__PUSH_MODEL_REQUEST__MODE__STAGE) {
-        if (s->cfg.model_state[0]) {
-            char *b = malloc(req->model.len);
-            if (!b) {
-                rank_ranker_unref(rk);
-                reply_now(s, call, GRPC_STATUS_RESOURCE_EXHAUSTED, "shard out of memory", NULL);
-                return;
-            }
-            memcpy(b, req->model.data, req->model.len);
-            free(s->cand_src);
-            s->cand_src = b;
-            s->cand_src_len = req->model.len;
-            snprintf(s->cand_src_name, sizeof s->cand_src_name, "%s", name);
+        if (s->cfg.model_state[0] && fn_model_src_set(&s->cand_src, req->model.data, req->model.len, name)) {
+            rank_ranker_unref(rk);
+            reply_now(s, call, GRPC_STATUS_RESOURCE_EXHAUSTED, "shard out of memory", NULL);
+            return;
         }
         uv_mutex_lock(&s->model_mu);
         rank_ranker *old = s->stage1_cand;   /* a later STAGE replaces the candidate */
@@ -2570,7 +2557,7 @@ static void on_async_closed(uv_handle_t *h)
     void (*done)(void *) = s->done;
     void *dud = s->done_ud;
     free(s->warm);
-    free(s->cand_src);
+    fn_model_src_clear(&s->cand_src);
     free(s);
     if (done) done(dud);
 }
