@@ -16,7 +16,7 @@ sent as controls (proto3: unknown fields are ignored -> OK).
 
 Exit 0 when every hostile call got INVALID_ARGUMENT or RESOURCE_EXHAUSTED,
 both processes live, and RSS after a second storm <= RSS after the first x 1.10
-+ 8 MiB, read after the servers' memory timer trimmed; otherwise 1, printing each offending method, status and payload (hex).
++ 24 MiB, read after the servers' memory timer trimmed; otherwise 1, printing each offending method, status and payload (hex).
 """
 import argparse
 import collections
@@ -646,14 +646,17 @@ def main():
             print("FAIL: %s (pid %d) died" % (name, pid))
             rc = 1
             continue
-        # + 8 MiB: the freed 64 KiB read slices of the storms' over-limit 16 MiB
+        # + 24 MiB: the freed 64 KiB read slices of the storms' over-limit 16 MiB
         # messages stay in glibc's per-thread heaps until a malloc_trim; once
         # only a large search was followed by one, and +14.6 and +18.8 MiB were
         # seen with no leak (valgrind and LeakSanitizer clean). Now the servers'
         # memory timer trims a quiet server whose anonymous RSS grew
-        # (fn_mem_idle), and the RSS is read after it. A leaked payload of the
-        # storm (4-16 MiB, hundreds of calls) is far over.
-        lim = base[name] * 1.10 + 8
+        # (fn_mem_idle), and the RSS is read after it; even so the shard's
+        # second storm has ended +12.9 MiB over its first (28.2 -> 41.1, CI
+        # gate of acf84a3, seed 31721; the same seed then gave +1.5, +0.5 and
+        # +8.8: which threads the burst lands on, not the requests). A leaked
+        # payload of the storm (4-16 MiB, hundreds of calls) is far over 24.
+        lim = base[name] * 1.10 + 24
         verdict = "ok" if after[name] <= lim else "not judged" if a.rss_report_only else "FAIL"
         print("%s: %s RSS after the first storm %.1f MiB, after the second %.1f MiB (limit %.1f MiB)"
               % (verdict, name, base[name], after[name], lim))
